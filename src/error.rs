@@ -1,0 +1,61 @@
+//! The top-level error and its exit code.
+//!
+//! Owns the mapping from what went wrong to the documented exit codes (0 ok, 1 internal or I/O
+//! failure, 2 bad usage, policy or input, 3 refused by the budget, 4 audit found a problem).
+//! Library modules keep their own error enums; this one only gathers them.
+
+use crate::input::InputError;
+use crate::mechanism::MechanismError;
+use crate::output::OutputError;
+use crate::policy::PolicyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Mechanism(#[from] MechanismError),
+    #[error("cannot write to standard output")]
+    Stdout(#[source] std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Policy(PolicyError::Read { source, .. })
+                if source.kind() != std::io::ErrorKind::NotFound =>
+            {
+                1
+            }
+            Error::Policy(_) => 2,
+            Error::Input(e) if e.is_io() => 1,
+            Error::Input(_) => 2,
+            Error::Output(OutputError::Exists(_)) => 2,
+            Error::Output(OutputError::Io { .. }) => 1,
+            Error::Mechanism(_) => 1,
+            Error::Stdout(_) => 1,
+        }
+    }
+
+    /// The message with its chain of causes, on one line: `a: b: c`.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        // `transparent` variants share their inner error's message; skip the duplicate.
+        if let Some(s) = source
+            && s.to_string() == out
+        {
+            source = s.source();
+        }
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+}

@@ -1,0 +1,162 @@
+//! The release policy as the file states it (`policies/*.toml`).
+//!
+//! Owns parsing only: every struct mirrors the TOML layout and rejects unknown fields, so a typo is
+//! an error rather than a silently ignored setting. Nothing here decides whether the values make
+//! sense; [`crate::plan::validate`] does that and is the only way to a [`crate::plan::Plan`].
+//! Commands must never use these raw types directly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading or parsing a policy file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy `{path}` is not valid TOML for a safestat policy: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("policy `{path}` is invalid:{}", format_problems(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+fn format_problems(problems: &[String]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+/// The whole policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub release: ReleaseSection,
+    pub dataset: DatasetSection,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSection>,
+    #[serde(default)]
+    pub categories: BTreeMap<String, Vec<String>>,
+    /// Per column, the declared category that undeclared values are mapped to.
+    #[serde(default)]
+    pub catch_all: BTreeMap<String, String>,
+    #[serde(default)]
+    pub defaults: DefaultsSection,
+    #[serde(default, rename = "table")]
+    pub tables: Vec<TableSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSection {
+    pub id: String,
+    pub title: Option<String>,
+    /// Total cost shared among the tables that give a `weight` instead of a `cost`.
+    pub cost: Option<CostSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    pub name: String,
+    pub privacy_unit: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub aggregated: bool,
+    pub count_column: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSection {
+    pub mechanism: Option<String>,
+    pub suppress_below: Option<i64>,
+    pub confidence: Option<f64>,
+}
+
+/// A privacy cost as written: exactly one of `epsilon` (pure DP) or `rho` (zCDP).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostSection {
+    pub epsilon: Option<f64>,
+    pub rho: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSection {
+    pub name: String,
+    pub input: String,
+    pub statistic: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+    pub column: Option<String>,
+    pub clamp: Option<[i64; 2]>,
+    pub max_cells_per_unit: Option<u32>,
+    pub max_rows_per_unit: Option<u32>,
+    pub max_rows_per_cell: Option<u32>,
+    pub cost: Option<CostSection>,
+    pub weight: Option<f64>,
+    pub mechanism: Option<String>,
+    pub suppress_below: Option<i64>,
+    pub confidence: Option<f64>,
+}
+
+impl PolicyFile {
+    /// Parses policy text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<PolicyFile, PolicyError> {
+        toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_is_an_error_naming_it() {
+        let text = r#"
+            [release]
+            id = "x"
+            [dataset]
+            name = "d"
+            privacy_unit = "id"
+            [[table]]
+            name = "t"
+            input = "i"
+            statistic = "count_rows"
+            max_rows_per_unti = 4
+        "#;
+        let err = PolicyFile::parse(text, Path::new("p.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("max_rows_per_unti"), "{msg}");
+        assert!(msg.contains("p.toml"), "{msg}");
+    }
+
+    #[test]
+    fn minimal_policy_parses() {
+        let text = r#"
+            [release]
+            id = "x"
+            [dataset]
+            name = "d"
+            privacy_unit = "id"
+        "#;
+        let p = PolicyFile::parse(text, Path::new("p.toml")).unwrap();
+        assert_eq!(p.release.id, "x");
+        assert!(p.tables.is_empty());
+    }
+}

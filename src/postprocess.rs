@@ -1,0 +1,72 @@
+//! Post-processing of noisy cells: clamping and small-cell suppression.
+//!
+//! Owns every decision taken after the noise. It takes noisy values only, by construction: its
+//! functions never receive the exact cells, so a suppression decision cannot depend on a true
+//! count (which would break differential privacy). Post-processing a DP output stays DP.
+
+/// A published cell: its value, or `None` when suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    pub value: Option<i64>,
+}
+
+impl Cell {
+    pub fn status(&self) -> &'static str {
+        if self.value.is_some() {
+            "published"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// Clamps negative noisy values to zero when the statistic cannot be negative, then suppresses
+/// every cell whose (clamped) noisy value is below `suppress_below`. Returns the cells and how
+/// many were suppressed.
+pub fn finish_cells(
+    noisy: Vec<i64>,
+    non_negative: bool,
+    suppress_below: i64,
+) -> (Vec<Cell>, usize) {
+    let mut suppressed = 0;
+    let cells = noisy
+        .into_iter()
+        .map(|v| {
+            let v = if non_negative { v.max(0) } else { v };
+            if v < suppress_below {
+                suppressed += 1;
+                Cell { value: None }
+            } else {
+                Cell { value: Some(v) }
+            }
+        })
+        .collect();
+    (cells, suppressed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suppresses_below_threshold_and_clamps_negatives() {
+        let (cells, n) = finish_cells(vec![-3, 0, 9, 10, 250], true, 10);
+        let values: Vec<_> = cells.iter().map(|c| c.value).collect();
+        assert_eq!(values, [None, None, None, Some(10), Some(250)]);
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn zero_threshold_publishes_everything_and_keeps_zeros() {
+        let (cells, n) = finish_cells(vec![-3, 0, 4], true, 0);
+        let values: Vec<_> = cells.iter().map(|c| c.value).collect();
+        assert_eq!(values, [Some(0), Some(0), Some(4)]);
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn signed_sums_are_not_clamped() {
+        let (cells, _) = finish_cells(vec![-30], false, i64::MIN);
+        assert_eq!(cells[0].value, Some(-30));
+    }
+}
