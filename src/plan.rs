@@ -447,6 +447,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     if tables.is_empty() {
         problem("[[table]]", "the policy declares no tables".to_string());
     }
+    let used_inputs: HashSet<String> = tables.iter().map(|t| t.input.clone()).collect();
     let total_weight: f64 = tables
         .iter()
         .filter_map(|t| t.weight)
@@ -480,6 +481,14 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             (default_mechanism, default_suppress, default_confidence),
         ) {
             table_specs.push(spec);
+        }
+    }
+    for input in &input_specs {
+        if !used_inputs.contains(&input.name) {
+            problem(
+                &format!("[inputs.{}]", input.name),
+                "no table reads this input; remove it or add a table".to_string(),
+            );
         }
     }
     if release_cost.is_some()

@@ -1,0 +1,781 @@
+//! End-to-end tests: run the real `safestat` executable in a fresh temporary folder and check
+//! its exit code, its messages and the files it writes (or must not write).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_safestat");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A scratch folder the executable runs in.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+        self
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        Run(out)
+    }
+
+    /// Files and folders directly in the scratch folder.
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap()
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    #[track_caller]
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    fn stderr_has(&self, parts: &[&str]) -> &Self {
+        let err = self.stderr();
+        for p in parts {
+            assert!(err.contains(p), "stderr lacks {p:?}:\n{err}");
+        }
+        self
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    hex::encode(Sha256::digest(fs::read(path).unwrap()))
+}
+
+fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(String::from)
+                .zip(r.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A small microdata policy; tests replace parts of it to break it.
+const POLICY: &str = r#"
+[release]
+id = "small"
+
+[dataset]
+name = "people"
+privacy_unit = "pid"
+
+[inputs.people]
+path = "people.csv"
+
+[categories]
+kind = ["a", "b", "c"]
+
+[defaults]
+suppress_below = 0
+
+[[table]]
+name = "by_kind"
+input = "people"
+statistic = "count_rows"
+by = ["kind"]
+max_rows_per_unit = 2
+cost = { rho = 0.5 }
+
+[[table]]
+name = "amount_by_kind"
+input = "people"
+statistic = "sum"
+column = "amount"
+clamp = [0, 100]
+max_rows_per_unit = 2
+by = ["kind"]
+cost = { epsilon = 1.0 }
+"#;
+
+const PEOPLE: &str = "pid,kind,amount\n1,a,5\n2,b,7\n2,c,9\n3,a,1000\n";
+
+fn small() -> Scratch {
+    let s = Scratch::new();
+    s.write("policy.toml", POLICY).write("people.csv", PEOPLE);
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sample release
+
+#[test]
+fn sample_release_publishes_every_declared_cell_with_a_manifest() {
+    let s = Scratch::new();
+    let policy = format!("{ROOT}/policies/disung-2024.toml");
+    let run = s.run(&["release", &policy]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("released `disung-2024`"),
+        "{}",
+        run.stdout()
+    );
+    let out = s.path("releases/disung-2024");
+    let m = manifest(&out);
+    assert_eq!(m["release"]["id"], "disung-2024");
+    assert_eq!(m["tool"]["opendp_version"], "0.16.0");
+    assert!(m["rng"]["noise"].as_str().unwrap().contains("OpenSSL"));
+    assert_eq!(m["policy"]["sha256"], sha256(Path::new(&policy)));
+    for input in m["inputs"].as_array().unwrap() {
+        let p = Path::new(ROOT)
+            .join("policies")
+            .join(input["path"].as_str().unwrap());
+        assert_eq!(input["sha256"], sha256(&p));
+    }
+    // Every output is listed with its hash, and the folder holds nothing else.
+    let mut listed: Vec<String> = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let name = o["path"].as_str().unwrap();
+            assert_eq!(o["sha256"], sha256(&out.join(name)), "{name}");
+            name.to_string()
+        })
+        .collect();
+    listed.push("manifest.json".into());
+    listed.sort();
+    let mut present: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    present.sort();
+    assert_eq!(listed, present);
+
+    let tables = m["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 8);
+    let expected_cells = HashMap::from([
+        ("victims_by_gender_age", 14),
+        ("victims_by_gender", 2),
+        ("victims_by_age", 7),
+        ("victims_by_region", 17),
+        ("victims_by_region_age", 119),
+        ("reports_by_type", 9),
+        ("services_by_region", 17),
+        ("breakdown_by_gender_age", 14),
+    ]);
+    for t in tables {
+        let name = t["name"].as_str().unwrap();
+        let rows = read_csv(&out.join(format!("{name}.csv")));
+        assert_eq!(rows.len(), expected_cells[name], "{name}");
+        assert_eq!(t["cells"], expected_cells[name]);
+        let mut suppressed = 0;
+        for row in &rows {
+            match row["status"].as_str() {
+                "published" => {
+                    let v: i64 = row["value"].parse().unwrap();
+                    assert!(v >= 10, "{name}: published {v} below the threshold");
+                }
+                "suppressed" => {
+                    assert_eq!(row["value"], "", "{name}: a suppressed cell shows a value");
+                    suppressed += 1;
+                }
+                other => panic!("{name}: status {other}"),
+            }
+            assert_eq!(row["moe95"], t["margin_of_error"].to_string());
+        }
+        assert_eq!(t["suppression"]["cells_suppressed"], suppressed);
+        let declared = name.starts_with("breakdown");
+        assert_eq!(
+            t["contribution_bounds"]["status"],
+            if declared { "declared" } else { "enforced" }
+        );
+        // The cost opendp reports never exceeds the declared one.
+        let cost = &t["privacy_cost"];
+        let key = if cost["measure"] == "zcdp" {
+            "rho"
+        } else {
+            "epsilon"
+        };
+        assert!(cost[key].as_f64().unwrap() <= cost["declared"][key].as_f64().unwrap());
+    }
+    let gender_age = read_csv(&out.join("victims_by_gender_age.csv"));
+    assert_eq!(gender_age[0]["gender"], "female");
+    assert_eq!(gender_age[0]["age_group"], "under_10");
+    assert_eq!(gender_age[13]["gender"], "male");
+    assert_eq!(gender_age[13]["age_group"], "unknown");
+    assert_eq!(m["total_cost"]["measure"], "zcdp");
+    // No temporary folder is left beside the release.
+    assert_eq!(fs::read_dir(s.path("releases")).unwrap().count(), 1);
+}
+
+#[test]
+fn check_validates_the_sample_and_writes_nothing() {
+    let s = Scratch::new();
+    let run = s.run(&["check", &format!("{ROOT}/policies/disung-2024.toml")]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("is valid"), "{}", run.stdout());
+    assert!(run.stdout().contains("16833 rows"), "{}", run.stdout());
+    assert!(s.entries().is_empty());
+}
+
+#[test]
+fn plan_reads_no_data() {
+    // The inputs do not exist: `plan` must still work, since it reads no data.
+    let s = Scratch::new();
+    s.write("policy.toml", POLICY);
+    let run = s.run(&["plan", "policy.toml"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("by_kind") && out.contains("discrete gaussian"),
+        "{out}"
+    );
+    assert!(
+        out.contains("amount_by_kind") && out.contains("discrete laplace"),
+        "{out}"
+    );
+    assert!(
+        out.contains("L1=200"),
+        "sum sensitivity is 2 rows x 100: {out}"
+    );
+    assert!(out.contains("total cost: rho=1"), "0.5 + 1^2/2: {out}");
+}
+
+#[test]
+fn json_output_on_request() {
+    let s = small();
+    s.run(&["release", "policy.toml", "--out", "rel", "--json"])
+        .expect_code(0);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.path("rel/by_kind.json")).unwrap()).unwrap();
+    assert_eq!(
+        doc["columns"],
+        serde_json::json!(["kind", "value", "status", "moe95"])
+    );
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        manifest(&s.path("rel"))["tables"][0]["files"],
+        serde_json::json!(["by_kind.csv", "by_kind.json"])
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Scratch::new();
+    s.run(&["release"]).expect_code(2);
+    s.run(&["frobnicate"]).expect_code(2);
+    s.run(&["--help"]).expect_code(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contribution bounding, observed end to end.
+//
+// With rho = 1e9 the discrete Gaussian's sigma is sensitivity / 44,721 (at most 600 / 44,721 =
+// 0.0134 here), so a cell's noise is 0 except with probability below 2 * exp(-1 / (2 sigma^2)) <
+// 2 * exp(-2,700): the exact bounded cells show through, with a false-failure probability that is
+// zero for every practical purpose.
+
+fn near_exact_policy(extra: &str) -> String {
+    format!(
+        r#"
+[release]
+id = "bounding"
+[dataset]
+name = "d"
+privacy_unit = "pid"
+[inputs.rows]
+path = "rows.csv"
+[categories]
+cell = [{cells}]
+[defaults]
+suppress_below = 0
+{extra}
+"#,
+        cells = (0..50)
+            .map(|i| format!("\"c{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[test]
+fn a_unit_with_fifty_rows_contributes_only_k_random_rows() {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,cell,x\n");
+    for i in 0..50 {
+        rows += &format!("heavy,c{i},1000\n");
+    }
+    rows += "light,c0,3\n";
+    s.write("rows.csv", &rows);
+    s.write(
+        "policy.toml",
+        &near_exact_policy(
+            r#"
+[[table]]
+name = "rows"
+input = "rows"
+statistic = "count_rows"
+by = ["cell"]
+max_rows_per_unit = 4
+max_rows_per_cell = 1
+cost = { rho = 1e9 }
+
+[[table]]
+name = "units"
+input = "rows"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 2
+cost = { rho = 1e9 }
+
+[[table]]
+name = "sums"
+input = "rows"
+statistic = "sum"
+column = "x"
+clamp = [0, 200]
+max_rows_per_unit = 3
+by = ["cell"]
+cost = { rho = 1e9 }
+"#,
+        ),
+    );
+    let mut first_four_every_time = true;
+    for run in 0..8 {
+        let out = format!("r{run}");
+        s.run(&["release", "policy.toml", "--out", &out])
+            .expect_code(0);
+        let value = |table: &str| -> Vec<i64> {
+            read_csv(&s.path(&format!("{out}/{table}.csv")))
+                .iter()
+                .map(|r| r["value"].parse().unwrap())
+                .collect()
+        };
+        let rows = value("rows");
+        // heavy keeps 4 of its 50 rows, light its 1.
+        assert_eq!(rows.iter().sum::<i64>(), 5, "{rows:?}");
+        let kept: Vec<usize> = (1..50).filter(|&c| rows[c] > 0).collect();
+        if !kept.iter().all(|&c| c < 4) {
+            first_four_every_time = false;
+        }
+        let units = value("units");
+        assert_eq!(
+            units.iter().sum::<i64>(),
+            3,
+            "two cells for heavy, one for light: {units:?}"
+        );
+        let sums = value("sums");
+        // 3 rows of 1000 clamped to 200, plus light's 3.
+        assert_eq!(sums.iter().sum::<i64>(), 603, "{sums:?}");
+    }
+    // Kept rows are random, not the first k: the chance that 8 uniform draws of 4 out of 50
+    // rows all fall in rows 0-3 is below 1e-40.
+    assert!(
+        !first_four_every_time,
+        "the first rows were kept every time"
+    );
+}
+
+#[test]
+fn aggregated_input_is_summed_per_cell_and_marked_declared() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc1,7\nc3,40\n");
+    s.write(
+        "policy.toml",
+        &near_exact_policy(
+            r#"
+[inputs.agg]
+path = "agg.csv"
+aggregated = true
+count_column = "n"
+
+[[table]]
+name = "agg"
+input = "agg"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 1
+cost = { rho = 1e9 }
+"#,
+        )
+        .replace("[inputs.rows]\npath = \"rows.csv\"\n", ""),
+    );
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(0);
+    let rows = read_csv(&s.path("rel/agg.csv"));
+    assert_eq!(
+        (
+            rows[1]["value"].as_str(),
+            rows[3]["value"].as_str(),
+            rows[0]["value"].as_str()
+        ),
+        ("12", "40", "0")
+    );
+    let m = manifest(&s.path("rel"));
+    assert_eq!(m["tables"][0]["contribution_bounds"]["status"], "declared");
+    assert_eq!(m["inputs"][0]["kind"], "aggregated");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Noise: the published spread matches the manifest's noise scale.
+
+/// Dvoretzky-Kiefer-Wolfowitz: for n samples of any distribution (discrete included),
+/// P(sup |F_n - F| > t) <= 2 exp(-2 n t^2). n = 4,000 and t = 0.045 give a false-failure
+/// probability of 2 exp(-16.2) < 2e-7 per table, 4e-7 for this test. A scale 30% off moves the
+/// CDF by more than 0.06 at one standard deviation and fails.
+fn assert_noise_matches(samples: &mut [i64], pmf: impl Fn(i64) -> f64) {
+    samples.sort_unstable();
+    let n = samples.len() as f64;
+    let (lo, hi) = (samples[0], samples[samples.len() - 1]);
+    let mut cdf: f64 = (-100_000..lo).map(&pmf).sum();
+    let (mut idx, mut worst) = (0, 0.0f64);
+    for x in lo..=hi {
+        cdf += pmf(x);
+        while idx < samples.len() && samples[idx] <= x {
+            idx += 1;
+        }
+        worst = worst.max((idx as f64 / n - cdf).abs());
+    }
+    assert!(
+        worst < 0.045,
+        "published noise differs from the manifest's distribution by {worst}"
+    );
+}
+
+#[test]
+fn published_noise_matches_the_manifest_scale() {
+    // 4,000 cells of true value 10,000 (from an aggregated input): each published value minus
+    // 10,000 is one noise draw. Clamping and suppression cannot touch values this far from 0.
+    let (a, b) = (80, 50);
+    let s = Scratch::new();
+    let mut agg = String::from("x,y,n\n");
+    for i in 0..a {
+        for j in 0..b {
+            agg += &format!("x{i},y{j},10000\n");
+        }
+    }
+    let cats = |p: &str, k: usize| {
+        (0..k)
+            .map(|i| format!("\"{p}{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    s.write("agg.csv", &agg);
+    s.write(
+        "policy.toml",
+        &format!(
+            r#"
+[release]
+id = "noise"
+[dataset]
+name = "d"
+privacy_unit = "pid"
+[inputs.agg]
+path = "agg.csv"
+aggregated = true
+count_column = "n"
+[categories]
+x = [{}]
+y = [{}]
+[[table]]
+name = "gauss"
+input = "agg"
+statistic = "count_rows"
+max_rows_per_unit = 3
+by = ["x", "y"]
+cost = {{ rho = 0.02 }}
+[[table]]
+name = "lap"
+input = "agg"
+statistic = "count_units"
+max_cells_per_unit = 2
+by = ["x", "y"]
+cost = {{ epsilon = 0.3 }}
+"#,
+            cats("x", a),
+            cats("y", b)
+        ),
+    );
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(0);
+    let m = manifest(&s.path("rel"));
+    let noise = |table: &str| -> Vec<i64> {
+        read_csv(&s.path(&format!("rel/{table}.csv")))
+            .iter()
+            .map(|r| r["value"].parse::<i64>().unwrap() - 10_000)
+            .collect()
+    };
+
+    let sigma = m["tables"][0]["noise_scale"].as_f64().unwrap();
+    // L2 sensitivity 3 (all 3 rows may fall in one cell), rho 0.02: sigma = 3 / sqrt(0.04) = 15
+    assert!((sigma - 15.0).abs() < 1e-6, "{sigma}");
+    let z: f64 = (-10_000i64..=10_000)
+        .map(|y| (-((y * y) as f64) / (2.0 * sigma * sigma)).exp())
+        .sum();
+    assert_noise_matches(&mut noise("gauss"), |x| {
+        (-((x * x) as f64) / (2.0 * sigma * sigma)).exp() / z
+    });
+
+    let scale = m["tables"][1]["noise_scale"].as_f64().unwrap();
+    assert!((scale - 2.0 / 0.3).abs() < 1e-6, "{scale}");
+    let q = (-1.0 / scale).exp();
+    assert_noise_matches(&mut noise("lap"), |x| {
+        (1.0 - q) / (1.0 + q) * q.powi(x.abs() as i32)
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: a clear message naming file, line and field; exit 2; no output folder.
+
+#[track_caller]
+fn expect_refused(s: &Scratch, parts: &[&str]) {
+    let before = s.entries();
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(2)
+        .stderr_has(parts);
+    assert_eq!(s.entries(), before, "a refused release left files behind");
+    assert!(!s.path("rel").exists());
+}
+
+#[test]
+fn missing_input_file() {
+    let s = Scratch::new();
+    s.write("policy.toml", POLICY);
+    expect_refused(&s, &["cannot open input", "people.csv"]);
+}
+
+#[test]
+fn missing_policy_file() {
+    let s = Scratch::new();
+    s.run(&["release", "nope.toml"])
+        .expect_code(2)
+        .stderr_has(&["cannot read policy `nope.toml`"]);
+}
+
+#[test]
+fn csv_without_a_needed_column() {
+    let s = small();
+    s.write("people.csv", "pid,kind\n1,a\n");
+    expect_refused(
+        &s,
+        &["people.csv", "no column `amount`", "table `amount_by_kind`"],
+    );
+}
+
+#[test]
+fn row_with_the_wrong_number_of_fields() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5\n2,b\n");
+    expect_refused(&s, &["people.csv:3", "2 fields", "header has 3"]);
+}
+
+#[test]
+fn non_integer_value() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5\n2,b,7.5\n");
+    expect_refused(
+        &s,
+        &["people.csv:3", "field `amount`", "`7.5` is not an integer"],
+    );
+}
+
+#[test]
+fn undeclared_category() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5\n2,zebra,7\n");
+    expect_refused(
+        &s,
+        &[
+            "people.csv:3",
+            "field `kind`",
+            "`zebra` is not a declared category",
+        ],
+    );
+}
+
+#[test]
+fn undeclared_category_mapped_to_a_catch_all_is_accepted() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5\n2,zebra,7\n");
+    s.write(
+        "policy.toml",
+        &POLICY.replace("[defaults]", "[catch_all]\nkind = \"c\"\n\n[defaults]"),
+    );
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(0);
+    let rows = read_csv(&s.path("rel/by_kind.csv"));
+    assert_eq!(
+        rows.iter().map(|r| r["kind"].as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+}
+
+#[test]
+fn empty_privacy_unit() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5\n,b,7\n");
+    expect_refused(
+        &s,
+        &["people.csv:3", "field `pid`", "privacy unit is empty"],
+    );
+}
+
+#[test]
+fn unknown_policy_field() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &POLICY.replace("max_rows_per_unit = 2\ncost", "max_row_per_unit = 2\ncost"),
+    );
+    expect_refused(&s, &["policy.toml", "max_row_per_unit"]);
+}
+
+#[test]
+fn negative_or_zero_cost() {
+    let s = small();
+    s.write("policy.toml", &POLICY.replace("rho = 0.5", "rho = -0.5"));
+    expect_refused(&s, &["table `by_kind`, field `cost`", "`-0.5`"]);
+    s.write(
+        "policy.toml",
+        &POLICY.replace("epsilon = 1.0", "epsilon = 0.0"),
+    );
+    expect_refused(&s, &["table `amount_by_kind`, field `cost`", "positive"]);
+}
+
+#[test]
+fn clamp_lower_above_upper() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &POLICY.replace("clamp = [0, 100]", "clamp = [100, 0]"),
+    );
+    expect_refused(
+        &s,
+        &[
+            "table `amount_by_kind`, field `clamp`",
+            "lower bound `100` is greater than upper bound `0`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_input_or_column() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &POLICY.replace(
+            "input = \"people\"\nstatistic = \"sum\"",
+            "input = \"persons\"\nstatistic = \"sum\"",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "table `amount_by_kind`, field `input`",
+            "unknown input `persons`",
+        ],
+    );
+    s.write(
+        "policy.toml",
+        &POLICY.replace("column = \"amount\"", "column = \"amont\""),
+    );
+    expect_refused(&s, &["people.csv", "no column `amont`"]);
+    s.write(
+        "policy.toml",
+        &POLICY.replace(
+            "by = [\"kind\"]\nmax_rows_per_unit = 2\ncost",
+            "by = [\"knd\"]\nmax_rows_per_unit = 2\ncost",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "table `by_kind`, field `by`",
+            "column `knd` has no declared categories",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_table_names() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &POLICY.replace("name = \"amount_by_kind\"", "name = \"by_kind\""),
+    );
+    expect_refused(&s, &["table `by_kind`, field `name`", "used twice"]);
+}
+
+#[test]
+fn existing_output_folder_is_refused_and_left_untouched() {
+    let s = small();
+    s.write("rel/keep.txt", "mine");
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(2)
+        .stderr_has(&["`rel` already exists"]);
+    assert_eq!(fs::read_to_string(s.path("rel/keep.txt")).unwrap(), "mine");
+    assert_eq!(fs::read_dir(s.path("rel")).unwrap().count(), 1);
+}
+
+#[test]
+fn unwritable_output_location_is_an_io_error_with_no_debris() {
+    let s = small();
+    s.write("blocker", "a file where a folder should be");
+    s.run(&["release", "policy.toml", "--out", "blocker/rel"])
+        .expect_code(1)
+        .stderr_has(&["cannot write the release"]);
+    assert_eq!(
+        fs::read_to_string(s.path("blocker")).unwrap(),
+        "a file where a folder should be"
+    );
+}
