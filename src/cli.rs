@@ -37,5 +37,32 @@ pub enum Command {
         /// Also write each table as JSON (`<table>.json`).
         #[arg(long)]
         json: bool,
+        /// The budget ledger [default: the policy's `ledger`, else ledger/<dataset>.jsonl]
+        #[arg(long, env = "SAFESTAT_LEDGER")]
+        ledger: Option<PathBuf>,
+        /// Publish a new version of an existing release id: fresh noise and a fresh charge.
+        #[arg(long)]
+        new_version: bool,
+    },
+    /// Show spent and remaining budget per dataset.
+    Budget {
+        /// A ledger file [default: every ledger/*.jsonl]
+        #[arg(long, env = "SAFESTAT_LEDGER")]
+        ledger: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the ledger's hash chain and totals, and release folders against it; exit 4 on any
+    /// problem.
+    Audit {
+        /// A ledger file [default: every ledger/*.jsonl]
+        #[arg(long, env = "SAFESTAT_LEDGER")]
+        ledger: Option<PathBuf>,
+        /// Release folders to check against the ledger.
+        release_dirs: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -5,6 +5,7 @@
 //! Library modules keep their own error enums; this one only gathers them.
 
 use crate::input::InputError;
+use crate::ledger::LedgerError;
 use crate::mechanism::MechanismError;
 use crate::output::OutputError;
 use crate::policy::PolicyError;
@@ -19,6 +20,12 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error(transparent)]
     Mechanism(#[from] MechanismError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("audit: {0}")]
+    AuditFailed(String),
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
@@ -37,6 +44,11 @@ impl Error {
             Error::Output(OutputError::Exists(_)) => 2,
             Error::Output(OutputError::Io { .. }) => 1,
             Error::Mechanism(_) => 1,
+            Error::Ledger(LedgerError::Io { .. }) => 1,
+            Error::Ledger(LedgerError::OverBudget { .. }) => 3,
+            Error::Ledger(_) => 2,
+            Error::Usage(_) => 2,
+            Error::AuditFailed(_) => 4,
             Error::Stdout(_) => 1,
         }
     }

@@ -5,16 +5,19 @@
 //! [`mechanism`] (opendp noise and costs) -> [`postprocess`] (clamp, suppress on noisy values) ->
 //! [`output`] (tables and manifest, written atomically). [`commands`] wires them per subcommand.
 
+pub mod audit;
 pub mod bounding;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod input;
+pub mod ledger;
 pub mod mechanism;
 pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod postprocess;
+pub mod release;
 pub mod synth;
 
 use std::ffi::OsString;

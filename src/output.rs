@@ -120,8 +120,24 @@ pub struct Manifest {
     pub inputs: Vec<InputEntry>,
     pub tables: Vec<TableEntry>,
     pub total_cost: TotalCost,
+    pub ledger: ManifestLedger,
     /// Every file of the release folder except this manifest.
     pub outputs: Vec<FileHash>,
+}
+
+/// The ledger charge that paid for this release; `charge_sha256` is the hash of that exact line,
+/// so an edit of the charge is detectable even when it is the ledger's last line.
+#[derive(Debug, Serialize)]
+pub struct ManifestLedger {
+    pub path: String,
+    pub accounting: &'static str,
+    pub budget: crate::ledger::Budget,
+    pub charge_seq: u64,
+    pub charge_sha256: String,
+    /// This release's cost in the ledger's unit, and the dataset's total after it.
+    pub unit: &'static str,
+    pub charged: f64,
+    pub total_after: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,7 +160,8 @@ pub struct RngInfo {
     pub contribution_bounding: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileHash {
     pub path: String,
     pub sha256: String,

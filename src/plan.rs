@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::ledger::{Accounting, Budget};
 use crate::policy::{CostSection, PolicyError, PolicyFile, TableSection};
 
 /// Largest number of cells one table may declare (its categories' product). Keeps a typo in a
@@ -27,6 +28,11 @@ pub struct Plan {
     pub title: Option<String>,
     pub dataset: String,
     pub privacy_unit: String,
+    /// The dataset's budget as the policy states it, and how costs add up under it.
+    pub budget: Budget,
+    pub accounting: Accounting,
+    /// The policy's `ledger`, resolved against the policy file's folder.
+    pub ledger: Option<PathBuf>,
     pub inputs: Vec<InputSpec>,
     pub dimensions: Vec<Dimension>,
     pub tables: Vec<TableSpec>,
@@ -111,7 +117,7 @@ pub enum Mechanism {
 }
 
 /// A privacy cost: epsilon under pure DP, or rho under zero-concentrated DP.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cost {
     Epsilon(f64),
@@ -311,7 +317,24 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let crate::policy::DatasetSection {
         name: dataset,
         privacy_unit,
+        budget,
+        ledger,
     } = dataset;
+    let accounting = match budget.map(|b| b.accounting()) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(msg)) => {
+            problem("[dataset] field `budget`", msg);
+            None
+        }
+        None => {
+            problem(
+                "[dataset] field `budget`",
+                "every dataset needs a total privacy budget, e.g. `budget = { rho = 1.0 }`"
+                    .to_string(),
+            );
+            None
+        }
+    };
     if !is_safe_name(&dataset) {
         problem(
             "[dataset] field `name`",
@@ -491,6 +514,16 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             );
         }
     }
+    if let Some(Accounting::Pure { .. }) = accounting {
+        for t in &table_specs {
+            if let Cost::Rho(_) = t.cost {
+                problem(
+                    &format!("table `{}`, field `cost`", t.name),
+                    "the dataset's budget is pure DP (epsilon): every table's cost must be in epsilon".to_string(),
+                );
+            }
+        }
+    }
     if release_cost.is_some()
         && table_specs
             .iter()
@@ -508,6 +541,9 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             problems,
         });
     }
+    let (Some(budget), Some(accounting)) = (budget, accounting) else {
+        unreachable!("a missing or invalid budget is a problem reported above");
+    };
     Ok(Plan {
         policy_path: path.to_path_buf(),
         policy_sha256: String::new(),
@@ -515,6 +551,9 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         title,
         dataset,
         privacy_unit,
+        budget,
+        accounting,
+        ledger: ledger.map(|l| base.join(l)),
         inputs: input_specs,
         dimensions,
         tables: table_specs,
@@ -922,6 +961,7 @@ mod tests {
         [dataset]
         name = "d"
         privacy_unit = "id"
+        budget = { rho = 2.0 }
         [inputs.m]
         path = "m.csv"
         [categories]

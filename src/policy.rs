@@ -65,6 +65,10 @@ pub struct ReleaseSection {
 pub struct DatasetSection {
     pub name: String,
     pub privacy_unit: String,
+    /// The dataset's total privacy budget across every release.
+    pub budget: Option<crate::ledger::Budget>,
+    /// The ledger file (default `ledger/<name>.jsonl` under the current folder).
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +138,7 @@ mod tests {
             [dataset]
             name = "d"
             privacy_unit = "id"
+            budget = { rho = 1.0 }
             [[table]]
             name = "t"
             input = "i"

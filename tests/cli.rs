@@ -118,6 +118,7 @@ id = "small"
 [dataset]
 name = "people"
 privacy_unit = "pid"
+budget = { rho = 100.0 }
 
 [inputs.people]
 path = "people.csv"
@@ -333,6 +334,7 @@ id = "bounding"
 [dataset]
 name = "d"
 privacy_unit = "pid"
+budget = {{ rho = 1e12 }}
 [inputs.rows]
 path = "rows.csv"
 [categories]
@@ -393,7 +395,7 @@ cost = { rho = 1e9 }
     let mut first_four_every_time = true;
     for run in 0..8 {
         let out = format!("r{run}");
-        s.run(&["release", "policy.toml", "--out", &out])
+        s.run(&["release", "policy.toml", "--out", &out, "--new-version"])
             .expect_code(0);
         let value = |table: &str| -> Vec<i64> {
             read_csv(&s.path(&format!("{out}/{table}.csv")))
@@ -520,6 +522,7 @@ id = "noise"
 [dataset]
 name = "d"
 privacy_unit = "pid"
+budget = {{ rho = 1.0 }}
 [inputs.agg]
 path = "agg.csv"
 aggregated = true
@@ -777,5 +780,562 @@ fn unwritable_output_location_is_an_io_error_with_no_debris() {
     assert_eq!(
         fs::read_to_string(s.path("blocker")).unwrap(),
         "a file where a folder should be"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The budget ledger, idempotent re-runs and audit.
+
+/// A one-input policy with release id `id`, dataset budget `budget` (TOML inline table) and the
+/// given tables (TOML).
+fn ledger_policy(id: &str, budget: &str, tables: &str) -> String {
+    format!(
+        r#"
+[release]
+id = "{id}"
+[dataset]
+name = "people"
+privacy_unit = "pid"
+budget = {budget}
+[inputs.people]
+path = "people.csv"
+[categories]
+kind = ["a", "b", "c"]
+{tables}
+"#
+    )
+}
+
+const GAUSS_TABLE: &str = r#"
+[[table]]
+name = "by_kind"
+input = "people"
+statistic = "count_units"
+by = ["kind"]
+max_cells_per_unit = 1
+cost = { rho = 0.125 }
+"#;
+
+const LAPLACE_TABLE: &str = r#"
+[[table]]
+name = "amount"
+input = "people"
+statistic = "sum"
+column = "amount"
+clamp = [0, 100]
+max_rows_per_unit = 2
+by = ["kind"]
+cost = { epsilon = 0.5 }
+"#;
+
+fn budget_json(s: &Scratch) -> serde_json::Value {
+    let run = s.run(&["budget", "--json", "--ledger", "ledger/people.jsonl"]);
+    run.expect_code(0);
+    serde_json::from_str::<serde_json::Value>(&run.stdout()).unwrap()[0].clone()
+}
+
+fn ledger_lines(s: &Scratch) -> Vec<String> {
+    fs::read_to_string(s.path("ledger/people.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn write_ledger(s: &Scratch, lines: &[String]) {
+    fs::write(
+        s.path("ledger/people.jsonl"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+#[track_caller]
+fn assert_close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-9, "{a} != {b}");
+}
+
+#[test]
+fn overspend_is_refused_before_any_noise_or_output() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 0.3 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    let before = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(3)
+        .stderr_has(&[
+            "over budget",
+            "spent rho=0.25",
+            "needs rho=0.125",
+            "only rho=0.05 remains",
+        ]);
+    assert_eq!(
+        fs::read(s.path("ledger/people.jsonl")).unwrap(),
+        before,
+        "a refused release changed the ledger"
+    );
+    assert!(!s.path("releases/r.v3").exists());
+    assert_eq!(fs::read_dir(s.path("releases")).unwrap().count(), 2);
+}
+
+#[test]
+fn concurrent_releases_never_overspend() {
+    // Budget 0.375 fits exactly three releases of 0.125 (binary-exact numbers, so the test does
+    // not depend on float rounding).
+    let s = small();
+    for i in 0..8 {
+        s.write(
+            &format!("p{i}.toml"),
+            &ledger_policy(&format!("r{i}"), "{ rho = 0.375 }", GAUSS_TABLE),
+        );
+    }
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(BIN)
+                .args(["release", &format!("p{i}.toml")])
+                .current_dir(s.dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 3, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 3).count(), 5, "{codes:?}");
+    let b = budget_json(&s);
+    assert_close(b["spent"].as_f64().unwrap(), 0.375);
+    assert_eq!(b["releases"].as_array().unwrap().len(), 3);
+    assert_eq!(fs::read_dir(s.path("releases")).unwrap().count(), 3);
+    let dirs: Vec<String> = fs::read_dir(s.path("releases"))
+        .unwrap()
+        .map(|e| format!("releases/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    let mut args = vec!["audit"];
+    args.extend(dirs.iter().map(String::as_str));
+    s.run(&args).expect_code(0);
+}
+
+#[test]
+fn rerun_is_a_no_op_that_charges_nothing() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let csv = fs::read(s.path("releases/r/by_kind.csv")).unwrap();
+    let manifest = fs::read(s.path("releases/r/manifest.json")).unwrap();
+    let ledger = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    for _ in 0..2 {
+        let run = s.run(&["release", "policy.toml"]);
+        run.expect_code(0);
+        assert!(
+            run.stdout().contains("already released"),
+            "{}",
+            run.stdout()
+        );
+    }
+    assert_eq!(fs::read(s.path("releases/r/by_kind.csv")).unwrap(), csv);
+    assert_eq!(
+        fs::read(s.path("releases/r/manifest.json")).unwrap(),
+        manifest
+    );
+    assert_eq!(fs::read(s.path("ledger/people.jsonl")).unwrap(), ledger);
+}
+
+#[test]
+fn deleted_or_altered_release_is_not_redrawn_without_new_version() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let ledger = fs::read(s.path("ledger/people.jsonl")).unwrap();
+
+    fs::write(
+        s.path("releases/r/by_kind.csv"),
+        "kind,value,status,moe95\na,1000,published,1\n",
+    )
+    .unwrap();
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["by_kind.csv` was altered", "--new-version"]);
+
+    fs::remove_dir_all(s.path("releases/r")).unwrap();
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["already published", "--new-version"]);
+    assert!(!s.path("releases/r").exists());
+    assert_eq!(
+        fs::read(s.path("ledger/people.jsonl")).unwrap(),
+        ledger,
+        "a refused re-run charged"
+    );
+
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    assert!(s.path("releases/r.v2/manifest.json").exists());
+    assert_eq!(manifest(&s.path("releases/r.v2"))["release"]["version"], 2);
+    assert_close(budget_json(&s)["spent"].as_f64().unwrap(), 0.25);
+}
+
+#[test]
+fn changed_policy_or_input_under_the_same_id_needs_new_version() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.write("people.csv", &format!("{PEOPLE}4,b,3\n"));
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["different inputs", "--new-version"]);
+    s.write("people.csv", PEOPLE);
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", &GAUSS_TABLE.replace("0.125", "0.25")),
+    );
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["different policy", "--new-version"]);
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    let b = budget_json(&s);
+    assert_close(b["spent"].as_f64().unwrap(), 0.375);
+    assert_eq!(b["releases"][1]["version"], 2);
+}
+
+#[test]
+fn the_budget_cannot_change_under_an_existing_ledger() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.write(
+        "policy.toml",
+        &ledger_policy("r2", "{ rho = 5.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["budget", "fixed by its first charge"]);
+}
+
+#[test]
+fn pure_budget_refuses_zcdp_tables() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ epsilon = 3.0 }", GAUSS_TABLE),
+    );
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["table `by_kind`, field `cost`", "pure DP"]);
+}
+
+#[test]
+fn budget_and_audit_match_hand_computed_totals_under_each_accounting() {
+    // Pure DP: two releases of epsilon 0.5 against 3.0: spent 1.0, remaining 2.0.
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ epsilon = 3.0 }", LAPLACE_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    let b = budget_json(&s);
+    assert_eq!(
+        (b["accounting"].as_str(), b["unit"].as_str()),
+        (Some("pure_dp"), Some("epsilon"))
+    );
+    assert_close(b["spent"].as_f64().unwrap(), 1.0);
+    assert_close(b["remaining"].as_f64().unwrap(), 2.0);
+    let text = s
+        .run(&["budget", "--ledger", "ledger/people.jsonl"])
+        .stdout();
+    assert!(
+        text.contains("spent       epsilon=1\n") && text.contains("remaining   epsilon=2\n"),
+        "{text}"
+    );
+    let audit = s.run(&["audit", "--json", "releases/r", "releases/r.v2"]);
+    audit.expect_code(0);
+    let a: serde_json::Value = serde_json::from_str(&audit.stdout()).unwrap();
+    assert_eq!(a["ok"], true);
+    assert_close(a["ledgers"][0]["spent"].as_f64().unwrap(), 1.0);
+
+    // zCDP: a Gaussian table (rho 0.125) and a Laplace table (epsilon 0.5, so rho 0.5^2/2 =
+    // 0.125) cost 0.25 per release; two releases against 1.0: spent 0.5, remaining 0.5.
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy(
+            "r",
+            "{ rho = 1.0 }",
+            &format!("{GAUSS_TABLE}{LAPLACE_TABLE}"),
+        ),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    let b = budget_json(&s);
+    assert_eq!(b["accounting"], "zcdp");
+    assert_close(b["spent"].as_f64().unwrap(), 0.5);
+    assert_close(b["remaining"].as_f64().unwrap(), 0.5);
+    assert_close(b["releases"][0]["cost"].as_f64().unwrap(), 0.25);
+    s.run(&["audit", "releases/r", "releases/r.v2"])
+        .expect_code(0);
+
+    // (epsilon, delta) = (4, 1e-7) via zCDP: one release of rho 0.125. Hand computation: the
+    // classic conversion epsilon = rho + 2 sqrt(rho ln(1/delta)) = 2.9635 is an upper bound on
+    // opendp's (tighter) one, and a release of rho 0.125 + 0.125 still fits, since the largest
+    // rho that fits is above 0.223 (the classic bound's answer).
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ epsilon = 4.0, delta = 1e-7 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let b = budget_json(&s);
+    assert_eq!(b["accounting"], "approx_dp_via_zcdp");
+    assert_close(b["spent"].as_f64().unwrap(), 0.125);
+    let eps = b["spent_epsilon_at_delta"].as_f64().unwrap();
+    let classic = 0.125 + 2.0 * (0.125 * 1e7f64.ln()).sqrt();
+    assert!(eps <= classic && eps > 0.8 * classic, "{eps} vs {classic}");
+    let remaining = b["remaining"].as_f64().unwrap();
+    assert!(
+        remaining > 0.223 - 0.125 && remaining < 0.35 - 0.125,
+        "{remaining}"
+    );
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    s.run(&["audit", "releases/r", "releases/r.v2"])
+        .expect_code(0);
+    // A third (total rho 0.375) no longer converts within (4, 1e-7): opendp gives 0.266.
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(3);
+}
+
+fn two_releases() -> Scratch {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    s.run(&["audit", "releases/r", "releases/r.v2"])
+        .expect_code(0);
+    s
+}
+
+fn audit_problems(s: &Scratch, dirs: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["audit", "--json"];
+    args.extend(dirs);
+    let run = s.run(&args);
+    run.expect_code(4);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(report["ok"], false);
+    report["problems"].as_array().unwrap().clone()
+}
+
+#[test]
+fn audit_detects_an_edited_cost() {
+    let s = two_releases();
+    let mut lines = ledger_lines(&s);
+    lines[0] = lines[0].replace("\"cost\":0.125", "\"cost\":0.0125");
+    assert!(lines[0].contains("0.0125"));
+    write_ledger(&s, &lines);
+    let problems = audit_problems(&s, &[]);
+    // Line 2 no longer chains to the edited line 1, and line 1's totals no longer add up.
+    assert!(problems.iter().any(|p| p["line"] == 2 && p["message"].as_str().unwrap().contains("line 1 was edited")), "{problems:?}");
+    assert!(problems.iter().any(|p| p["line"] == 1), "{problems:?}");
+    // The release refuses to charge against a ledger that fails verification.
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(2)
+        .stderr_has(&["failed verification"]);
+}
+
+#[test]
+fn audit_detects_a_deleted_line() {
+    let s = two_releases();
+    let mut lines = ledger_lines(&s);
+    lines.remove(1);
+    write_ledger(&s, &lines);
+    let problems = audit_problems(&s, &["releases/r"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["line"] == 2 && p["message"].as_str().unwrap().contains("deleted")),
+        "{problems:?}"
+    );
+    // The deleted line was r's publication: the folder is no longer backed by the ledger.
+    assert!(
+        problems.iter().any(|p| p["scope"] == "release"
+            && p["message"]
+                .as_str()
+                .unwrap()
+                .contains("no `published` entry")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn audit_detects_swapped_lines() {
+    let s = two_releases();
+    let mut lines = ledger_lines(&s);
+    lines.swap(2, 3);
+    write_ledger(&s, &lines);
+    let problems = audit_problems(&s, &[]);
+    assert!(problems.iter().any(|p| p["line"] == 3 && p["message"].as_str().unwrap().contains("sequence number 4")), "{problems:?}");
+    assert!(problems.iter().any(|p| p["line"] == 4), "{problems:?}");
+}
+
+#[test]
+fn audit_detects_an_inserted_line() {
+    let s = two_releases();
+    let mut lines = ledger_lines(&s);
+    let forged = lines[2].clone();
+    lines.insert(2, forged);
+    write_ledger(&s, &lines);
+    // The copy of line 3 chains correctly; the original after it no longer does.
+    let problems = audit_problems(&s, &[]);
+    assert!(
+        problems.iter().any(|p| p["line"] == 4
+            && p["message"]
+                .as_str()
+                .unwrap()
+                .contains("sequence number 3 where 4")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn audit_detects_an_edited_published_csv_and_unlisted_files() {
+    let s = two_releases();
+    let path = s.path("releases/r/by_kind.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text + "c,1,published,1\n").unwrap();
+    s.write("releases/r.v2/notes.txt", "who put this here");
+    let problems = audit_problems(&s, &["releases/r", "releases/r.v2"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == "by_kind.csv" && p["path"] == "releases/r"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == "notes.txt" && p["message"] == "not listed in the manifest"),
+        "{problems:?}"
+    );
+    let text = s.run(&["audit", "releases/r"]).stdout();
+    assert!(text.contains("PROBLEM releases/r/by_kind.csv"), "{text}");
+}
+
+#[test]
+fn torn_last_line_is_reported_then_repaired_by_the_next_release() {
+    let s = two_releases();
+    let mut bytes = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    bytes.extend_from_slice(br#"{"seq":5,"time":"2026-"#);
+    fs::write(s.path("ledger/people.jsonl"), &bytes).unwrap();
+    let problems = audit_problems(&s, &[]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["line"] == 5 && p["message"].as_str().unwrap().contains("torn")),
+        "{problems:?}"
+    );
+
+    s.write(
+        "p2.toml",
+        &ledger_policy("other", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "p2.toml"])
+        .expect_code(0)
+        .stderr_has(&["repaired ledger", "torn last line"]);
+    let lines = ledger_lines(&s);
+    assert!(lines[4].contains("\"kind\":\"repair\""), "{}", lines[4]);
+    s.run(&["audit", "releases/r", "releases/r.v2", "releases/other"])
+        .expect_code(0);
+    // The torn line drew no noise and is not counted: 3 releases of 0.125.
+    assert_close(budget_json(&s)["spent"].as_f64().unwrap(), 0.375);
+}
+
+#[test]
+fn an_interrupted_release_keeps_its_charge_and_is_not_redrawn() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    // Simulate a crash after the outputs were written but before `published` was appended.
+    let lines = ledger_lines(&s);
+    write_ledger(&s, &lines[..1]);
+    let run = s.run(&["audit"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("charged but never published"),
+        "{}",
+        run.stdout()
+    );
+    let run = s.run(&["release", "policy.toml"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("recorded its publication"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(ledger_lines(&s).len(), 2);
+    s.run(&["audit", "releases/r"]).expect_code(0);
+
+    // A crash before the outputs were in place: the charge stays, nothing is drawn again.
+    write_ledger(&s, &ledger_lines(&s)[..1]);
+    fs::remove_dir_all(s.path("releases/r")).unwrap();
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["never published", "--new-version"]);
+    assert_close(budget_json(&s)["spent"].as_f64().unwrap(), 0.125);
+}
+
+#[test]
+fn audit_of_a_folder_no_ledger_paid_for() {
+    let s = two_releases();
+    s.write(
+        "other.toml",
+        &ledger_policy("x", "{ rho = 1.0 }", GAUSS_TABLE)
+            .replace("name = \"people\"", "name = \"others\""),
+    );
+    s.run(&["release", "other.toml"]).expect_code(0);
+    // Both ledgers (ledger/people.jsonl, ledger/others.jsonl) are found by default.
+    s.run(&["audit", "releases/x", "releases/r"]).expect_code(0);
+    let run = s.run(&[
+        "audit",
+        "--json",
+        "--ledger",
+        "ledger/people.jsonl",
+        "releases/x",
+    ]);
+    run.expect_code(4);
+    assert!(
+        run.stdout()
+            .contains("no ledger given holds dataset `others`"),
+        "{}",
+        run.stdout()
     );
 }
