@@ -26,6 +26,9 @@ pub enum Command {
     Plan {
         /// The release policy (TOML).
         policy: PathBuf,
+        /// The budget ledger to report against [default: as for `release`]
+        #[arg(long, env = "SAFESTAT_LEDGER")]
+        ledger: Option<PathBuf>,
     },
     /// Compute, protect and write the release: one CSV per table and a manifest.
     Release {

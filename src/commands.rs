@@ -18,7 +18,7 @@ use crate::plan::{self, InputKind, Mechanism, Plan, Statistic, TableSpec};
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Check { policy } => check(&policy),
-        Command::Plan { policy } => plan_command(&policy),
+        Command::Plan { policy, ledger } => plan_command(&policy, ledger),
         Command::Release {
             policy,
             out,
@@ -178,7 +178,7 @@ fn check(policy: &Path) -> Result<(), Error> {
     print(&r)
 }
 
-fn plan_command(policy: &Path) -> Result<(), Error> {
+fn plan_command(policy: &Path, ledger: Option<std::path::PathBuf>) -> Result<(), Error> {
     let plan = plan::load(policy)?;
     let mechs = calibrate(&plan)?;
     let mut r = String::new();
@@ -228,6 +228,32 @@ fn plan_command(policy: &Path) -> Result<(), Error> {
         r,
         "total cost: {} (composed by opendp)",
         mechanism::compose(&refs)?
+    );
+    // What this release would charge against the dataset's budget.
+    let acc = plan.accounting;
+    let charged = mechs
+        .iter()
+        .map(|m| acc.table_charge(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cost = acc.compose(charged)?;
+    let ledger_file = crate::release::ledger_path(ledger, &plan);
+    let ledger = crate::ledger::Ledger::read(&ledger_file)?;
+    let spent = ledger.spent(&acc)?;
+    let capacity = acc.capacity()?;
+    let enough = acc.fits(acc.compose(vec![spent, cost])?)?;
+    let _ = writeln!(
+        r,
+        "budget: {}; this release charges {}; ledger `{}`: spent {}, remaining {}{}",
+        acc.describe(),
+        acc.amount(cost),
+        ledger_file.display(),
+        acc.amount(spent),
+        acc.amount((capacity - spent).max(0.0)),
+        if enough {
+            ""
+        } else {
+            "; NOT ENOUGH: `release` would be refused"
+        }
     );
     let _ = writeln!(
         r,

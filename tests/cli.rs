@@ -866,6 +866,14 @@ fn overspend_is_refused_before_any_noise_or_output() {
     s.run(&["release", "policy.toml", "--new-version"])
         .expect_code(0);
     let before = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    let plan = s.run(&["plan", "policy.toml"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout()
+            .contains("spent rho=0.25, remaining rho=0.05; NOT ENOUGH"),
+        "{}",
+        plan.stdout()
+    );
     s.run(&["release", "policy.toml", "--new-version"])
         .expect_code(3)
         .stderr_has(&[
