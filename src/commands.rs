@@ -241,6 +241,13 @@ fn plan_command(policy: &Path, ledger: Option<std::path::PathBuf>) -> Result<(),
     let spent = ledger.spent(&acc)?;
     let capacity = acc.capacity()?;
     let enough = acc.fits(acc.compose(vec![spent, cost])?)?;
+    if !ledger.verify().is_empty() {
+        let _ = writeln!(
+            r,
+            "WARNING: ledger `{}` fails verification, so the figures below cannot be trusted and `release` would refuse; run `safestat audit`",
+            ledger_file.display()
+        );
+    }
     let _ = writeln!(
         r,
         "budget: {}; this release charges {}; ledger `{}`: spent {}, remaining {}{}",

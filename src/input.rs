@@ -152,7 +152,18 @@ pub fn read_input(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputRe
             hasher: Sha256::new(),
         });
     let csv_err = |e: csv::Error| csv_error(path, e);
-    let headers = reader.byte_headers().map_err(csv_err)?.clone();
+    let mut headers = reader.byte_headers().map_err(csv_err)?.clone();
+    // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the name.
+    if headers
+        .get(0)
+        .is_some_and(|h| h.starts_with(b"\xEF\xBB\xBF"))
+    {
+        headers = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| if i == 0 { &h[3..] } else { h })
+            .collect();
+    }
 
     let mut columns: HashMap<&[u8], usize> = HashMap::new();
     for (i, h) in headers.iter().enumerate() {

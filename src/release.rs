@@ -172,7 +172,7 @@ fn decide(
                     })
                 }
                 _ => refuse(format!(
-                    "release `{id}` version {version} was charged (ledger line {line}) but never published, so its run was interrupted; its budget stays spent. Drawing again needs `--new-version` (a fresh charge)"
+                    "release `{id}` version {version} was charged (ledger line {line}) but its publication is not recorded: another run is still writing it, or that run was interrupted (its budget stays spent). Wait and run again; to draw a new version instead, use `--new-version` (a fresh charge)"
                 )),
             }
         }

@@ -664,6 +664,13 @@ fn undeclared_category_mapped_to_a_catch_all_is_accepted() {
 }
 
 #[test]
+fn byte_order_mark_before_the_header_is_ignored() {
+    let s = small();
+    s.write("people.csv", &format!("\u{feff}{PEOPLE}"));
+    s.run(&["check", "policy.toml"]).expect_code(0);
+}
+
+#[test]
 fn empty_privacy_unit() {
     let s = small();
     s.write("people.csv", "pid,kind,amount\n1,a,5\n,b,7\n");
@@ -1317,7 +1324,7 @@ fn an_interrupted_release_keeps_its_charge_and_is_not_redrawn() {
     fs::remove_dir_all(s.path("releases/r")).unwrap();
     s.run(&["release", "policy.toml"])
         .expect_code(2)
-        .stderr_has(&["never published", "--new-version"]);
+        .stderr_has(&["publication is not recorded", "--new-version"]);
     assert_close(budget_json(&s)["spent"].as_f64().unwrap(), 0.125);
 }
 
