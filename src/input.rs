@@ -8,14 +8,16 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
+use hashbrown::HashTable;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::bounding::Accumulator;
+use crate::bounding::{Accumulator, cell_priority};
 use crate::plan::{Dimension, InputKind, Plan, Statistic};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,34 +79,12 @@ pub struct InputResult {
     pub units: Option<u64>,
 }
 
-/// Wraps a reader and hashes every byte that passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// SHA-256 of a whole file, hex encoded.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut reader = HashingReader {
-        inner: File::open(path)?,
-        hasher: Sha256::new(),
-    };
-    std::io::copy(&mut reader, &mut std::io::sink())?;
-    Ok(hex::encode(reader.hasher.finalize()))
-}
-
 /// Looks up a category value's code, applying the dimension's catch-all.
 struct CategoryIndex {
     codes: HashMap<Box<[u8]>, u32>,
     catch_all: Option<u32>,
+    name: String,
+    declared: String,
 }
 
 impl CategoryIndex {
@@ -117,42 +97,266 @@ impl CategoryIndex {
                 .map(|(i, c)| (c.as_bytes().into(), i as u32))
                 .collect(),
             catch_all: dim.catch_all,
+            name: dim.name.clone(),
+            declared: dim.categories.join(", "),
         }
     }
 
     fn code(&self, value: &[u8]) -> Option<u32> {
         self.codes.get(value).copied().or(self.catch_all)
     }
+
+    fn undeclared(&self, value: &[u8]) -> String {
+        format!(
+            "value `{}` is not a declared category of `{}` (declared: {}); declare it, fix the data, or map undeclared values with [catch_all]",
+            String::from_utf8_lossy(value),
+            self.name,
+            self.declared
+        )
+    }
 }
 
 /// How one table reads a row: which columns make its cell, and what it adds.
-struct TableReader {
-    /// (column index in the record, category index, radix) per dimension, first dimension
-    /// slowest.
-    dims: Vec<(usize, usize, u32)>,
+struct TableLayout {
+    /// (position in [`Layout::dims`], radix) per dimension, first dimension slowest.
+    dims: Vec<(usize, u32)>,
     /// Column index and clamp of a summed column.
     sum: Option<(usize, i64, i64)>,
-    acc: Accumulator,
+    statistic: Statistic,
+    cells: usize,
+}
+
+/// Where everything is in this input's rows; shared read-only by the chunk readers.
+struct Layout {
+    headers: csv::ByteRecord,
+    /// Every dimension the tables use, once: (dimension index in the plan, column, lookup).
+    dims: Vec<(usize, usize, CategoryIndex)>,
+    tables: Vec<TableLayout>,
+    unit_column: Option<usize>,
+    count_column: Option<usize>,
+}
+
+impl Layout {
+    fn new(
+        plan: &Plan,
+        input: usize,
+        tables: &[usize],
+        headers: csv::ByteRecord,
+        path: &Path,
+    ) -> Result<Layout, InputError> {
+        let mut columns: HashMap<&[u8], usize> = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if columns.insert(h, i).is_some() {
+                return Err(InputError::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    column: String::from_utf8_lossy(h).into_owned(),
+                });
+            }
+        }
+        let column = |name: &str, needed_by: &str| -> Result<usize, InputError> {
+            columns
+                .get(name.as_bytes())
+                .copied()
+                .ok_or_else(|| InputError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name.to_string(),
+                    needed_by: needed_by.to_string(),
+                    available: headers
+                        .iter()
+                        .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        };
+        let mut dims: Vec<(usize, usize, CategoryIndex)> = Vec::new();
+        let mut table_layouts = Vec::new();
+        for &t in tables {
+            let table = &plan.tables[t];
+            let needed_by = format!("table `{}`", table.name);
+            let mut tdims = Vec::new();
+            for &d in &table.dims {
+                let pos = match dims.iter().position(|&(dd, _, _)| dd == d) {
+                    Some(p) => p,
+                    None => {
+                        let col = column(&plan.dimensions[d].name, &needed_by)?;
+                        dims.push((d, col, CategoryIndex::new(&plan.dimensions[d])));
+                        dims.len() - 1
+                    }
+                };
+                tdims.push((pos, plan.dimensions[d].categories.len() as u32));
+            }
+            let sum = match &table.statistic {
+                Statistic::Sum {
+                    column: c, lo, hi, ..
+                } => Some((column(c, &needed_by)?, *lo, *hi)),
+                _ => None,
+            };
+            table_layouts.push(TableLayout {
+                dims: tdims,
+                sum,
+                statistic: table.statistic.clone(),
+                cells: plan.table_cells(table),
+            });
+        }
+        let (unit_column, count_column) = match &plan.inputs[input].kind {
+            InputKind::Microdata => (Some(column(&plan.privacy_unit, "the privacy unit")?), None),
+            InputKind::Aggregated { count_column } => {
+                (None, Some(column(count_column, "the count")?))
+            }
+        };
+        Ok(Layout {
+            headers,
+            dims,
+            tables: table_layouts,
+            unit_column,
+            count_column,
+        })
+    }
+}
+
+/// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub threads: usize,
+    pub min_chunk_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            min_chunk_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A failure inside a chunk, located by absolute byte offset (turned into a line number only
+/// when reported, since a chunk does not know how many lines precede it).
+enum ChunkError {
+    Io(std::io::Error),
+    At {
+        byte: u64,
+        field: Option<usize>,
+        message: String,
+    },
+}
+
+/// What one chunk of rows produced.
+struct Chunk {
+    /// The chunk's units: key bytes and local id, keyed by the shared keyed hash.
+    units: HashTable<(Box<[u8]>, u32)>,
+    accs: Vec<Accumulator>,
+    aggregated: Vec<Vec<i64>>,
+    rows: u64,
 }
 
 /// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
-/// `plan.tables`, all reading this input).
+/// `plan.tables`, all reading this input), using every core.
 pub fn read_input(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResult, InputError> {
-    let spec = &plan.inputs[input];
-    let path = spec.path.as_path();
-    let file = File::open(path).map_err(|source| InputError::Open {
+    read_input_with(plan, input, tables, ReadOptions::default())
+}
+
+/// [`read_input`] with explicit chunking (tests use tiny chunks to split units across them).
+pub fn read_input_with(
+    plan: &Plan,
+    input: usize,
+    tables: &[usize],
+    options: ReadOptions,
+) -> Result<InputResult, InputError> {
+    let path = plan.inputs[input].path.as_path();
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(|source| InputError::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    let len = file.metadata().map_err(io_err)?.len();
+    let (headers, header_end) = read_header(&mut file, path)?;
+    let layout = Layout::new(plan, input, tables, headers, path)?;
+    let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
+
+    let mut seed = StdRng::from_entropy();
+    let hasher = RandomState::new();
+    let salts: Vec<u64> = layout.tables.iter().map(|_| seed.r#gen()).collect();
+    let (hashed, results) = std::thread::scope(|s| {
+        let digest = s.spawn(|| hash_file(path));
+        let workers: Vec<_> = chunks
+            .iter()
+            .map(|&(start, end)| {
+                let (layout, hasher, salts) = (&layout, &hasher, &salts);
+                s.spawn(move || read_chunk(path, start, end, layout, hasher, salts))
+            })
+            .collect();
+        let results: Vec<Result<Chunk, ChunkError>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("chunk reader panicked"))
+            .collect();
+        (digest.join().expect("hasher panicked"), results)
+    });
+    let (sha256, has_quote) = hashed.map_err(io_err)?;
+    if has_quote && chunks.len() > 1 {
+        // A quoted field may hold a newline, so a chunk may have started mid-record: read the
+        // file again in one piece.
+        return read_input_with(
+            plan,
+            input,
+            tables,
+            ReadOptions {
+                threads: 1,
+                ..options
+            },
+        );
+    }
+    let mut merged: Option<Chunk> = None;
+    for result in results {
+        let chunk = result.map_err(|e| locate(path, &layout, e))?;
+        match &mut merged {
+            None => merged = Some(chunk),
+            Some(base) => merge(base, chunk, &hasher),
+        }
+    }
+    let chunk = merged.expect("at least one chunk");
+    let exact = match layout.count_column {
+        Some(_) => chunk.aggregated,
+        None => chunk.accs.into_iter().map(Accumulator::finish).collect(),
+    };
+    Ok(InputResult {
+        exact,
+        sha256,
+        rows: chunk.rows,
+        units: layout.unit_column.map(|_| chunk.units.len() as u64),
+    })
+}
+
+/// Reads the header line (everything up to the first newline) and returns the column names and
+/// the byte offset where the rows start.
+fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, u64), InputError> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    let end = loop {
+        let n = file.read(&mut buf).map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&buf[..=i]);
+            break line.len() as u64;
+        }
+        line.extend_from_slice(&buf[..n]);
+        if n == 0 {
+            break line.len() as u64;
+        }
+    };
     let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
         .trim(csv::Trim::All)
-        .buffer_capacity(1 << 16)
-        .from_reader(HashingReader {
-            inner: file,
-            hasher: Sha256::new(),
-        });
-    let csv_err = |e: csv::Error| csv_error(path, e);
-    let mut headers = reader.byte_headers().map_err(csv_err)?.clone();
+        .from_reader(line.as_slice());
+    let mut headers = csv::ByteRecord::new();
+    reader
+        .read_byte_record(&mut headers)
+        .map_err(|e| csv_error(path, e))?;
     // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the name.
     if headers
         .get(0)
@@ -164,180 +368,267 @@ pub fn read_input(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputRe
             .map(|(i, h)| if i == 0 { &h[3..] } else { h })
             .collect();
     }
+    Ok((headers, end))
+}
 
-    let mut columns: HashMap<&[u8], usize> = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if columns.insert(h, i).is_some() {
-            return Err(InputError::DuplicateColumn {
-                path: path.to_path_buf(),
-                column: String::from_utf8_lossy(h).into_owned(),
-            });
-        }
-    }
-    let column = |name: &str, needed_by: &str| -> Result<usize, InputError> {
-        columns
-            .get(name.as_bytes())
-            .copied()
-            .ok_or_else(|| InputError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-                needed_by: needed_by.to_string(),
-                available: headers
-                    .iter()
-                    .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    };
-
-    // Every dimension used by a table of this input, interned once.
-    let mut dim_columns: Vec<(usize, usize)> = Vec::new(); // (dimension, column)
-    let mut indexes: Vec<CategoryIndex> = Vec::new();
-    let mut readers = Vec::new();
-    for &t in tables {
-        let table = &plan.tables[t];
-        let needed_by = format!("table `{}`", table.name);
-        let mut dims = Vec::new();
-        for &d in &table.dims {
-            let pos = match dim_columns.iter().position(|&(dd, _)| dd == d) {
-                Some(p) => p,
-                None => {
-                    dim_columns.push((d, column(&plan.dimensions[d].name, &needed_by)?));
-                    indexes.push(CategoryIndex::new(&plan.dimensions[d]));
-                    dim_columns.len() - 1
-                }
-            };
-            dims.push((pos, d, plan.dimensions[d].categories.len() as u32));
-        }
-        let sum = match &table.statistic {
-            Statistic::Sum {
-                column: c, lo, hi, ..
-            } => Some((column(c, &needed_by)?, *lo, *hi)),
-            _ => None,
+/// Splits the rows `[start, len)` into at most `options.threads` chunks of at least
+/// `options.min_chunk_bytes`, each beginning just after a newline.
+fn chunk_bounds(
+    file: &mut File,
+    start: u64,
+    len: u64,
+    options: ReadOptions,
+) -> std::io::Result<Vec<(u64, u64)>> {
+    let body = len.saturating_sub(start);
+    let n = (body / options.min_chunk_bytes.max(1)).clamp(1, options.threads.max(1) as u64);
+    let mut bounds = vec![start];
+    let mut buf = [0u8; 1 << 16];
+    for i in 1..n {
+        let mut at = (start + body * i / n).max(*bounds.last().expect("non-empty"));
+        file.seek(SeekFrom::Start(at))?;
+        let cut = loop {
+            let got = file.read(&mut buf)?;
+            if got == 0 {
+                break len;
+            }
+            if let Some(p) = buf[..got].iter().position(|&b| b == b'\n') {
+                break at + p as u64 + 1;
+            }
+            at += got as u64;
         };
-        readers.push(TableReader {
-            dims,
-            sum,
-            acc: Accumulator::new(&table.statistic, plan.table_cells(table)),
-        });
+        bounds.push(cut);
     }
-    let unit_column = match &spec.kind {
-        InputKind::Microdata => Some(column(&plan.privacy_unit, "the privacy unit")?),
-        InputKind::Aggregated { .. } => None,
-    };
-    let count_column = match &spec.kind {
-        InputKind::Aggregated { count_column } => Some(column(count_column, "the count")?),
-        InputKind::Microdata => None,
-    };
+    bounds.push(len);
+    bounds.dedup();
+    Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
+}
 
+/// SHA-256 of the whole file, and whether it holds a quote character (which may hide a newline
+/// inside a field).
+fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut quote = false;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        quote = quote || buf[..n].contains(&b'"');
+    }
+    Ok((hex::encode(hasher.finalize()), quote))
+}
+
+fn read_chunk(
+    path: &Path,
+    start: u64,
+    end: u64,
+    layout: &Layout,
+    hasher: &RandomState,
+    salts: &[u64],
+) -> Result<Chunk, ChunkError> {
+    let mut file = File::open(path).map_err(ChunkError::Io)?;
+    file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .buffer_capacity(1 << 17)
+        .from_reader(file.take(end - start));
     let mut rng = StdRng::from_entropy();
-    let mut units: HashMap<Box<[u8]>, u32> = HashMap::new();
-    let mut cells_aggregated: Vec<Vec<i64>> = readers
+    let mut units: HashTable<(Box<[u8]>, u32)> = HashTable::new();
+    let mut accs: Vec<Accumulator> = layout
+        .tables
         .iter()
-        .map(|r| match count_column {
-            Some(_) => vec![0; r.acc_cells()],
-            None => Vec::new(),
-        })
+        .zip(salts)
+        .map(|(t, &salt)| Accumulator::new(&t.statistic, t.cells, salt))
         .collect();
-    let mut codes = vec![0u32; dim_columns.len()];
+    let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
+        Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
+        None => Vec::new(),
+    };
+    let width = layout.headers.len();
+    let mut codes = vec![0u32; layout.dims.len()];
     let mut record = csv::ByteRecord::new();
     let mut rows: u64 = 0;
-    while reader.read_byte_record(&mut record).map_err(csv_err)? {
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let byte = start + e.position().map_or(0, |p| p.byte());
+                return Err(match e.into_kind() {
+                    csv::ErrorKind::Io(e) => ChunkError::Io(e),
+                    kind => ChunkError::At {
+                        byte,
+                        field: None,
+                        message: format!("{kind:?}"),
+                    },
+                });
+            }
+        }
         rows += 1;
-        let line = record.position().map_or(0, |p| p.line());
-        let field_err = |col: usize, message: String| InputError::Value {
-            path: path.to_path_buf(),
-            line,
-            field: String::from_utf8_lossy(&headers[col]).into_owned(),
+        let byte = start + record.position().map_or(0, |p| p.byte());
+        let at = |field: usize, message: String| ChunkError::At {
+            byte,
+            field: Some(field),
             message,
         };
-        for (k, &(d, col)) in dim_columns.iter().enumerate() {
-            let value = &record[col];
-            codes[k] = indexes[k].code(value).ok_or_else(|| {
-                let dim = &plan.dimensions[d];
-                field_err(
-                    col,
-                    format!(
-                        "value `{}` is not a declared category of `{}` (declared: {}); declare it, fix the data, or map undeclared values with [catch_all]",
-                        String::from_utf8_lossy(value),
-                        dim.name,
-                        dim.categories.join(", ")
-                    ),
-                )
-            })?;
+        if record.len() != width {
+            return Err(ChunkError::At {
+                byte,
+                field: None,
+                message: format!(
+                    "the row has {} fields but the header has {width}",
+                    record.len()
+                ),
+            });
         }
-        let unit = match unit_column {
+        for (k, (_, col, index)) in layout.dims.iter().enumerate() {
+            let value = &record[*col];
+            codes[k] = index
+                .code(value)
+                .ok_or_else(|| at(*col, index.undeclared(value)))?;
+        }
+        let unit = match layout.unit_column {
             Some(col) => {
                 let id = &record[col];
                 if id.is_empty() {
-                    return Err(field_err(col, "the privacy unit is empty".to_string()));
+                    return Err(at(col, "the privacy unit is empty".to_string()));
                 }
+                let hash = hasher.hash_one(id);
                 let next = units.len() as u32;
-                Some(match units.get(id) {
-                    Some(&u) => u,
+                let local = match units.find(hash, |(k, _)| **k == *id) {
+                    Some(&(_, u)) => u,
                     None => {
-                        units.insert(id.into(), next);
+                        units
+                            .insert_unique(hash, (id.into(), next), |(k, _)| hasher.hash_one(&**k));
                         next
                     }
-                })
+                };
+                Some((local, hash))
             }
             None => None,
         };
-        let count = match count_column {
+        let count = match layout.count_column {
             Some(col) => {
-                let n = parse_i64(&record[col]).map_err(|m| field_err(col, m))?;
+                let n = parse_i64(&record[col]).map_err(|m| at(col, m))?;
                 if n < 0 {
-                    return Err(field_err(col, format!("count `{n}` is negative")));
+                    return Err(at(col, format!("count `{n}` is negative")));
                 }
                 Some((col, n))
             }
             None => None,
         };
-        for (r, tr) in readers.iter_mut().enumerate() {
+        let row_prio: u64 = rng.r#gen();
+        for (t, table) in layout.tables.iter().enumerate() {
             let mut cell: u32 = 0;
-            for &(pos, _, radix) in &tr.dims {
+            for &(pos, radix) in &table.dims {
                 cell = cell * radix + codes[pos];
             }
-            let value = match tr.sum {
+            let value = match table.sum {
                 Some((col, lo, hi)) => parse_i64(&record[col])
-                    .map_err(|m| field_err(col, m))?
+                    .map_err(|m| at(col, m))?
                     .clamp(lo, hi),
                 None => 1,
             };
             match (unit, count) {
-                (Some(u), _) => tr.acc.observe(u, cell, value, &mut rng),
+                (Some((u, hash)), _) => {
+                    let acc = &mut accs[t];
+                    let prio = if acc.keyed_by_cell() {
+                        cell_priority(hash, acc.salt(), cell)
+                    } else {
+                        row_prio
+                    };
+                    acc.observe(u, prio, cell, value);
+                }
                 (None, Some((col, n))) => {
-                    let slot = &mut cells_aggregated[r][cell as usize];
+                    let slot = &mut aggregated[t][cell as usize];
                     *slot = slot
                         .checked_add(n)
-                        .ok_or_else(|| field_err(col, "the cell's total overflows".into()))?;
+                        .ok_or_else(|| at(col, "the cell's total overflows".into()))?;
                 }
                 (None, None) => unreachable!("an input is either microdata or aggregated"),
             }
         }
     }
-    let sha256 = hex::encode(reader.into_inner().hasher.finalize());
-    let exact = match count_column {
-        Some(_) => cells_aggregated,
-        None => readers
-            .into_iter()
-            .map(|r| r.acc.finish(&mut rng))
-            .collect(),
-    };
-    Ok(InputResult {
-        exact,
-        sha256,
+    Ok(Chunk {
+        units,
+        accs,
+        aggregated,
         rows,
-        units: unit_column.map(|_| units.len() as u64),
     })
 }
 
-impl TableReader {
-    fn acc_cells(&self) -> usize {
-        match &self.acc {
-            Accumulator::Units { cells, .. } | Accumulator::Rows { cells, .. } => *cells,
+/// Merges a later chunk into `base`: units are matched by their key bytes, and each table's
+/// bounded sample is merged exactly (see [`Accumulator::merge_from`]).
+fn merge(base: &mut Chunk, other: Chunk, hasher: &RandomState) {
+    let mut map = vec![0u32; other.units.len()];
+    for (key, local) in other.units {
+        let hash = hasher.hash_one(&*key);
+        let next = base.units.len() as u32;
+        let global = match base.units.find(hash, |(k, _)| *k == key) {
+            Some(&(_, g)) => g,
+            None => {
+                base.units
+                    .insert_unique(hash, (key, next), |(k, _)| hasher.hash_one(&**k));
+                next
+            }
+        };
+        map[local as usize] = global;
+    }
+    for (acc, o) in base.accs.iter_mut().zip(&other.accs) {
+        acc.merge_from(o, &map);
+    }
+    for (cells, o) in base.aggregated.iter_mut().zip(other.aggregated) {
+        for (c, v) in cells.iter_mut().zip(o) {
+            *c = c.saturating_add(v);
         }
     }
+    base.rows += other.rows;
+}
+
+/// Turns a chunk's failure into an error naming file, line and field.
+fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
+    let (byte, field, message) = match e {
+        ChunkError::Io(source) => {
+            return InputError::Io {
+                path: path.to_path_buf(),
+                source,
+            };
+        }
+        ChunkError::At {
+            byte,
+            field,
+            message,
+        } => (byte, field, message),
+    };
+    let line = line_of(path, byte);
+    let Some(col) = field else {
+        return InputError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+    };
+    InputError::Value {
+        path: path.to_path_buf(),
+        line,
+        field: String::from_utf8_lossy(&layout.headers[col]).into_owned(),
+        message,
+    }
+}
+
+/// The 1-based line holding byte `byte` of the file.
+fn line_of(path: &Path, byte: u64) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    let mut prefix = Vec::new();
+    if file.take(byte).read_to_end(&mut prefix).is_err() {
+        return 0;
+    }
+    prefix.iter().filter(|&&b| b == b'\n').count() as u64 + 1
 }
 
 fn parse_i64(bytes: &[u8]) -> Result<i64, String> {
@@ -368,5 +659,155 @@ fn csv_error(path: &Path, e: csv::Error) -> InputError {
         path: path.to_path_buf(),
         line,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::validate;
+    use crate::policy::PolicyFile;
+
+    /// A plan over `data` (written to a temporary `in.csv`) with a `count_rows` table (k = 4),
+    /// a `count_units` table (c = 2) and a `sum` table, all by `cell` in `c0..c49, x`.
+    fn plan_for(data: &str) -> (tempfile::TempDir, Plan) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.csv"), data).unwrap();
+        let cells: Vec<String> = (0..50)
+            .map(|i| format!("\"c{i}\""))
+            .chain(["\"x\"".into()])
+            .collect();
+        let text = format!(
+            r#"
+            [release]
+            id = "t"
+            [dataset]
+            name = "d"
+            privacy_unit = "id"
+            budget = {{ rho = 1.0 }}
+            [inputs.in]
+            path = "in.csv"
+            [categories]
+            cell = [{}]
+            [[table]]
+            name = "rows"
+            input = "in"
+            statistic = "count_rows"
+            by = ["cell"]
+            max_rows_per_unit = 4
+            cost = {{ rho = 0.1 }}
+            [[table]]
+            name = "units"
+            input = "in"
+            statistic = "count_units"
+            by = ["cell"]
+            max_cells_per_unit = 2
+            cost = {{ rho = 0.1 }}
+            [[table]]
+            name = "sums"
+            input = "in"
+            statistic = "sum"
+            column = "v"
+            clamp = [0, 10]
+            max_rows_per_unit = 4
+            by = ["cell"]
+            cost = {{ rho = 0.1 }}
+            "#,
+            cells.join(", ")
+        );
+        let path = dir.path().join("p.toml");
+        let plan = validate(PolicyFile::parse(&text, &path).unwrap(), &path).unwrap();
+        (dir, plan)
+    }
+
+    fn tiny_chunks() -> ReadOptions {
+        ReadOptions {
+            threads: 16,
+            min_chunk_bytes: 32,
+        }
+    }
+
+    #[test]
+    fn a_unit_split_across_chunks_is_bounded_once() {
+        // `heavy` has 50 rows, one per cell c0..c49, interleaved with 200 one-row units in `x`,
+        // so its rows fall in every one of the 16 chunks.
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..50 {
+            data += &format!("heavy,c{i},100\n");
+            for j in 0..4 {
+                data += &format!("u{i}_{j},x,3\n");
+            }
+        }
+        let (_dir, plan) = plan_for(&data);
+        for _ in 0..20 {
+            let r = read_input_with(&plan, 0, &[0, 1, 2], tiny_chunks()).unwrap();
+            assert_eq!(r.rows, 250);
+            assert_eq!(r.units, Some(201));
+            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i64>();
+            assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
+            assert_eq!(
+                (r.exact[0][50], r.exact[1][50], r.exact[2][50]),
+                (200, 200, 600)
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_and_single_reads_agree_when_no_bound_binds() {
+        // No unit exceeds its bounds, so the exact cells are deterministic.
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..300 {
+            data += &format!("p{},c{},{}\n", i % 97, i % 50, i % 13);
+        }
+        let (_dir, plan) = plan_for(&data);
+        let single = read_input_with(
+            &plan,
+            0,
+            &[0, 2],
+            ReadOptions {
+                threads: 1,
+                min_chunk_bytes: 1 << 30,
+            },
+        )
+        .unwrap();
+        let chunked = read_input_with(&plan, 0, &[0, 2], tiny_chunks()).unwrap();
+        assert_eq!(single.exact, chunked.exact);
+        assert_eq!(single.sha256, chunked.sha256);
+        assert_eq!(single.sha256, hash_file(&plan.inputs[0].path).unwrap().0);
+    }
+
+    #[test]
+    fn errors_in_a_later_chunk_name_the_right_line() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..200 {
+            data += &format!("p{i},c1,1\n");
+        }
+        data += "p9,zebra,1\n"; // line 202
+        let (_dir, plan) = plan_for(&data);
+        let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("in.csv:202: field `cell`: value `zebra` is not a declared category of `cell` (declared: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49, x); declare it, fix the data, or map undeclared values with [catch_all]"), "{err}");
+        let data = data.replace("p9,zebra,1\n", "p9,c1\n");
+        let (_dir, plan) = plan_for(&data);
+        let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("in.csv:202: the row has 2 fields but the header has 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn quoted_newlines_fall_back_to_one_chunk() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..200 {
+            data += &format!("\"p{i}\nsecond line\",c{},1\n", i % 50);
+        }
+        let (_dir, plan) = plan_for(&data);
+        let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
+        assert_eq!(r.rows, 200);
+        assert_eq!(r.exact[0].iter().sum::<i64>(), 200);
     }
 }

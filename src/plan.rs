@@ -703,6 +703,16 @@ fn validate_table(
             fail(field, "must be at least 1".to_string());
             None
         }
+        Some(v) if v > crate::bounding::MAX_SLOTS => {
+            fail(
+                field,
+                format!(
+                    "`{v}` is above the limit of {}: every unit reserves that many slots in memory",
+                    crate::bounding::MAX_SLOTS
+                ),
+            );
+            None
+        }
         Some(v) => Some(v),
         None => {
             fail(field, format!("`{field}` is required for this statistic"));
