@@ -10,11 +10,16 @@
 //! merge exactly: which contributions survive never depends on the file's order or on how it was
 //! split, and so never on other units' rows. The exact cells this module produces must never leave
 //! memory: they go straight to the mechanisms.
+//!
+//! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash and, for
+//! every table, its kept slots (a `count_units` cell in half a word; a kept row in a priority word,
+//! half a word for its cell, and a word for its value when summed). One record per unit keeps a
+//! row's updates for all tables within a few cache lines.
 
 use crate::plan::Statistic;
 
 /// Largest `max_rows_per_unit` or `max_cells_per_unit`: every unit reserves this many slots per
-/// table, so memory is units x slots x (12 or 20) bytes.
+/// table.
 pub const MAX_SLOTS: u32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +30,49 @@ enum Kind {
     Rows { per_cell: u32, has_values: bool },
 }
 
-/// Per-table accumulator: fixed-size slots per unit in flat arrays.
+/// One table's place in the unit records.
 #[derive(Debug, Clone)]
-pub struct Accumulator {
+struct TableSlots {
     kind: Kind,
     slots: usize,
     cells: usize,
     /// Salt mixed into `count_units` priorities, so tables choose independently.
     salt: u64,
-    len: Vec<u32>,
-    prio: Vec<u64>,
-    cell: Vec<u32>,
-    value: Vec<i64>,
+    /// First word of this table in a unit record.
+    offset: usize,
+}
+
+impl TableSlots {
+    /// Words this table takes in a unit record.
+    fn words(&self) -> usize {
+        let cell_words = self.slots.div_ceil(2);
+        match self.kind {
+            Kind::Units => cell_words,
+            Kind::Rows { has_values, .. } => {
+                self.slots + cell_words + if has_values { self.slots } else { 0 }
+            }
+        }
+    }
+
+    fn cell_base(&self) -> usize {
+        match self.kind {
+            Kind::Units => self.offset,
+            Kind::Rows { has_values, .. } => {
+                self.offset + self.slots + if has_values { self.slots } else { 0 }
+            }
+        }
+    }
+}
+
+/// Slot `i` of a packed half-word array: 0 when empty, else `cell + 1`.
+fn half(rec: &[u64], base: usize, i: usize) -> u32 {
+    (rec[base + i / 2] >> (32 * (i % 2))) as u32
+}
+
+fn set_half(rec: &mut [u64], base: usize, i: usize, v: u32) {
+    let shift = 32 * (i % 2);
+    let w = &mut rec[base + i / 2];
+    *w = (*w & !(0xFFFF_FFFFu64 << shift)) | (u64::from(v) << shift);
 }
 
 /// A `count_units` priority for (unit, cell): a bijective mix of the unit's keyed hash, the
@@ -49,167 +85,191 @@ pub fn cell_priority(unit_hash: u64, salt: u64, cell: u32) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Accumulator {
-    pub fn new(statistic: &Statistic, cells: usize, salt: u64) -> Accumulator {
-        let (kind, slots) = match *statistic {
-            Statistic::CountUnits { max_cells_per_unit } => (Kind::Units, max_cells_per_unit),
-            Statistic::CountRows {
-                max_rows_per_unit,
-                max_rows_per_cell,
-            } => (
-                Kind::Rows {
-                    per_cell: max_rows_per_cell,
-                    has_values: false,
-                },
-                max_rows_per_unit,
-            ),
-            Statistic::Sum {
-                max_rows_per_unit,
-                max_rows_per_cell,
-                ..
-            } => (
-                Kind::Rows {
-                    per_cell: max_rows_per_cell,
-                    has_values: true,
-                },
-                max_rows_per_unit,
-            ),
-        };
-        Accumulator {
-            kind,
-            slots: slots as usize,
-            cells,
-            salt,
-            len: Vec::new(),
-            prio: Vec::new(),
-            cell: Vec::new(),
-            value: Vec::new(),
-        }
-    }
+/// The bounded contributions of every unit of one input, for all the tables reading it.
+#[derive(Debug, Clone)]
+pub struct Bounder {
+    tables: Vec<TableSlots>,
+    /// Words per unit record: the unit's hash, then each table's slots.
+    stride: usize,
+    words: Vec<u64>,
+}
 
-    pub fn cells(&self) -> usize {
-        self.cells
-    }
-
-    /// Whether this table's priority comes from [`cell_priority`] (else from the row's random
-    /// priority).
-    pub fn keyed_by_cell(&self) -> bool {
-        self.kind == Kind::Units
-    }
-
-    pub fn salt(&self) -> u64 {
-        self.salt
-    }
-
-    fn ensure_unit(&mut self, unit: usize) {
-        if self.len.len() <= unit {
-            let n = (unit + 1).max(self.len.len() * 3 / 2);
-            self.len.resize(n, 0);
-            self.prio.resize(n * self.slots, 0);
-            self.cell.resize(n * self.slots, 0);
-            if let Kind::Rows {
-                has_values: true, ..
-            } = self.kind
-            {
-                self.value.resize(n * self.slots, 0);
-            }
-        }
-    }
-
-    /// Records that `unit` contributed `value` (1 for counts, the clamped value for sums) to
-    /// `cell` with priority `prio` (a row's random priority, or [`cell_priority`] for
-    /// `count_units`).
-    pub fn observe(&mut self, unit: u32, prio: u64, cell: u32, value: i64) {
-        let unit = unit as usize;
-        self.ensure_unit(unit);
-        let base = unit * self.slots;
-        let n = self.len[unit] as usize;
-        let kept = base..base + n;
-        if self.kind == Kind::Units && self.cell[kept.clone()].contains(&cell) {
-            return;
-        }
-        let slot = if n < self.slots {
-            self.len[unit] += 1;
-            base + n
-        } else {
-            // Replace the highest priority kept, if this one is lower.
-            let (worst, &worst_prio) = self.prio[kept]
-                .iter()
-                .enumerate()
-                .max_by_key(|&(_, p)| p)
-                .expect("slots >= 1");
-            if prio >= worst_prio {
-                return;
-            }
-            base + worst
-        };
-        self.prio[slot] = prio;
-        self.cell[slot] = cell;
-        if !self.value.is_empty() {
-            self.value[slot] = value;
-        }
-    }
-
-    /// Adds another accumulator's units (from another chunk of the same input) into this one;
-    /// `map[u]` is this accumulator's id for the other's unit `u`. Exact: the result is what one
-    /// pass over both chunks would have kept.
-    pub fn merge_from(&mut self, other: &Accumulator, map: &[u32]) {
-        for (u, &n) in other.len.iter().enumerate().take(map.len()) {
-            let base = u * other.slots;
-            for s in base..base + n as usize {
-                let v = if other.value.is_empty() {
-                    1
-                } else {
-                    other.value[s]
+impl Bounder {
+    /// One table per `(statistic, cells, salt)`.
+    pub fn new(tables: &[(Statistic, usize, u64)]) -> Bounder {
+        let mut offset = 1;
+        let tables = tables
+            .iter()
+            .map(|(statistic, cells, salt)| {
+                let (kind, slots) = match *statistic {
+                    Statistic::CountUnits { max_cells_per_unit } => {
+                        (Kind::Units, max_cells_per_unit)
+                    }
+                    Statistic::CountRows {
+                        max_rows_per_unit,
+                        max_rows_per_cell,
+                    } => (
+                        Kind::Rows {
+                            per_cell: max_rows_per_cell,
+                            has_values: false,
+                        },
+                        max_rows_per_unit,
+                    ),
+                    Statistic::Sum {
+                        max_rows_per_unit,
+                        max_rows_per_cell,
+                        ..
+                    } => (
+                        Kind::Rows {
+                            per_cell: max_rows_per_cell,
+                            has_values: true,
+                        },
+                        max_rows_per_unit,
+                    ),
                 };
-                self.observe(map[u], other.prio[s], other.cell[s], v);
+                let t = TableSlots {
+                    kind,
+                    slots: slots as usize,
+                    cells: *cells,
+                    salt: *salt,
+                    offset,
+                };
+                offset += t.words();
+                t
+            })
+            .collect();
+        Bounder {
+            tables,
+            stride: offset,
+            words: Vec::new(),
+        }
+    }
+
+    /// Bytes one unit takes (its record).
+    pub fn bytes_per_unit(&self) -> usize {
+        self.stride * 8
+    }
+
+    pub fn units(&self) -> usize {
+        self.words.len() / self.stride
+    }
+
+    /// Reserves room for `units` more units (address space only until used).
+    pub fn reserve(&mut self, units: usize) {
+        self.words.reserve(units.saturating_mul(self.stride));
+    }
+
+    /// Adds a unit with keyed hash `hash`; returns its id.
+    pub fn add_unit(&mut self, hash: u64) -> u32 {
+        let id = self.units() as u32;
+        self.words.push(hash);
+        self.words.resize(self.words.len() + self.stride - 1, 0);
+        id
+    }
+
+    pub fn unit_hash(&self, unit: u32) -> u64 {
+        self.words[unit as usize * self.stride]
+    }
+
+    /// Records one row of `unit`: for table `t`, a contribution of `values[t]` (1 for counts) to
+    /// `cells[t]`. `row_prio` is the row's random priority.
+    pub fn observe_row(&mut self, unit: u32, row_prio: u64, cells: &[u32], values: &[i64]) {
+        let start = unit as usize * self.stride;
+        let rec = &mut self.words[start..start + self.stride];
+        for (t, table) in self.tables.iter().enumerate() {
+            match table.kind {
+                Kind::Units => observe_cell(rec, table, cells[t]),
+                Kind::Rows { .. } => observe_row(rec, table, row_prio, cells[t], values[t]),
             }
         }
     }
 
-    /// Applies the per-cell cap and adds every unit's kept contributions into exact cells.
-    pub fn finish(self) -> Vec<i64> {
-        let mut out = vec![0i64; self.cells];
-        let mut kept: Vec<(u64, u32, i64)> = Vec::with_capacity(self.slots);
-        let mut per_cell: Vec<(u32, u32)> = Vec::new();
-        for (u, &n) in self.len.iter().enumerate() {
-            let range = u * self.slots..u * self.slots + n as usize;
-            match self.kind {
-                Kind::Units => {
-                    for s in range {
-                        out[self.cell[s] as usize] += 1;
+    /// Merges unit `src` of `other` (the same tables, another chunk of the input) into unit
+    /// `dst` of this one. Exact: the result is what one pass over both chunks would have kept.
+    pub fn merge_unit(&mut self, dst: u32, other: &Bounder, src: u32) {
+        let start = dst as usize * self.stride;
+        let rec = &mut self.words[start..start + self.stride];
+        let ostart = src as usize * other.stride;
+        let orec = &other.words[ostart..ostart + other.stride];
+        for table in &self.tables {
+            let base = table.cell_base();
+            for i in 0..table.slots {
+                let code = half(orec, base, i);
+                if code == 0 {
+                    break;
+                }
+                match table.kind {
+                    Kind::Units => observe_cell(rec, table, code - 1),
+                    Kind::Rows { has_values, .. } => {
+                        let prio = orec[table.offset + i];
+                        let value = if has_values {
+                            orec[table.offset + table.slots + i] as i64
+                        } else {
+                            1
+                        };
+                        observe_row(rec, table, prio, code - 1, value);
                     }
                 }
-                Kind::Rows { per_cell: m, .. } => {
-                    let value = |s: usize| {
-                        if self.value.is_empty() {
-                            1
-                        } else {
-                            self.value[s]
-                        }
-                    };
-                    if (m as usize) >= n as usize {
-                        for s in range {
-                            out[self.cell[s] as usize] += value(s);
-                        }
-                        continue;
-                    }
-                    // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
-                    kept.clear();
-                    kept.extend(range.map(|s| (self.prio[s], self.cell[s], value(s))));
-                    kept.sort_unstable_by_key(|&(p, _, _)| p);
-                    per_cell.clear();
-                    for &(_, c, v) in &kept {
-                        let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
-                            Some(slot) => slot,
-                            None => {
-                                per_cell.push((c, 0));
-                                per_cell.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// Applies the per-cell caps and adds every unit's kept contributions into exact cells, one
+    /// vector per table.
+    pub fn finish(self) -> Vec<Vec<i64>> {
+        let mut out: Vec<Vec<i64>> = self.tables.iter().map(|t| vec![0i64; t.cells]).collect();
+        let mut kept: Vec<(u64, u32, i64)> = Vec::new();
+        let mut per_cell: Vec<(u32, u32)> = Vec::new();
+        for rec in self.words.chunks_exact(self.stride) {
+            for (table, out) in self.tables.iter().zip(out.iter_mut()) {
+                let base = table.cell_base();
+                match table.kind {
+                    Kind::Units => {
+                        for i in 0..table.slots {
+                            match half(rec, base, i) {
+                                0 => break,
+                                code => out[code as usize - 1] += 1,
                             }
-                        };
-                        if slot.1 < m {
-                            slot.1 += 1;
-                            out[c as usize] += v;
+                        }
+                    }
+                    Kind::Rows {
+                        per_cell: m,
+                        has_values,
+                    } => {
+                        kept.clear();
+                        for i in 0..table.slots {
+                            let code = half(rec, base, i);
+                            if code == 0 {
+                                break;
+                            }
+                            let v = if has_values {
+                                rec[table.offset + table.slots + i] as i64
+                            } else {
+                                1
+                            };
+                            kept.push((rec[table.offset + i], code - 1, v));
+                        }
+                        if kept.len() <= m as usize {
+                            for &(_, c, v) in &kept {
+                                out[c as usize] += v;
+                            }
+                            continue;
+                        }
+                        // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
+                        kept.sort_unstable_by_key(|&(p, _, _)| p);
+                        per_cell.clear();
+                        for &(_, c, v) in &kept {
+                            let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
+                                Some(slot) => slot,
+                                None => {
+                                    per_cell.push((c, 0));
+                                    per_cell.last_mut().expect("just pushed")
+                                }
+                            };
+                            if slot.1 < m {
+                                slot.1 += 1;
+                                out[c as usize] += v;
+                            }
                         }
                     }
                 }
@@ -217,6 +277,62 @@ impl Accumulator {
         }
         out
     }
+}
+
+/// `count_units`: keep `cell` if it is new and among the unit's `c` lowest-priority cells.
+fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
+    let code = cell + 1;
+    let base = table.cell_base();
+    let mut n = 0;
+    while n < table.slots {
+        match half(rec, base, n) {
+            0 => break,
+            c if c == code => return,
+            _ => n += 1,
+        }
+    }
+    if n < table.slots {
+        set_half(rec, base, n, code);
+        return;
+    }
+    let hash = rec[0];
+    let (mut worst, mut worst_prio) = (0, 0u64);
+    for i in 0..table.slots {
+        let p = cell_priority(hash, table.salt, half(rec, base, i) - 1);
+        if i == 0 || p > worst_prio {
+            (worst, worst_prio) = (i, p);
+        }
+    }
+    if cell_priority(hash, table.salt, cell) < worst_prio {
+        set_half(rec, base, worst, code);
+    }
+}
+
+/// `count_rows` / `sum`: keep the row if it is among the unit's `k` lowest priorities.
+fn observe_row(rec: &mut [u64], table: &TableSlots, prio: u64, cell: u32, value: i64) {
+    let base = table.cell_base();
+    let Kind::Rows { has_values, .. } = table.kind else {
+        unreachable!("row tables only");
+    };
+    let slot = match (0..table.slots).find(|&i| half(rec, base, i) == 0) {
+        Some(i) => i,
+        None => {
+            let (worst, &worst_prio) = rec[table.offset..table.offset + table.slots]
+                .iter()
+                .enumerate()
+                .max_by_key(|&(_, p)| p)
+                .expect("slots >= 1");
+            if prio >= worst_prio {
+                return;
+            }
+            worst
+        }
+    };
+    rec[table.offset + slot] = prio;
+    if has_values {
+        rec[table.offset + table.slots + slot] = value as u64;
+    }
+    set_half(rec, base, slot, cell + 1);
 }
 
 #[cfg(test)]
@@ -238,15 +354,25 @@ mod tests {
         }
     }
 
+    /// A single-table bounder and a helper to feed it.
+    fn one(stat: Statistic, cells: usize) -> Bounder {
+        Bounder::new(&[(stat, cells, 99)])
+    }
+
+    fn feed(b: &mut Bounder, unit: u32, prio: u64, cell: u32, value: i64) {
+        b.observe_row(unit, prio, &[cell], &[value]);
+    }
+
     #[test]
     fn a_unit_with_fifty_rows_keeps_exactly_k() {
         let mut rng = StdRng::from_entropy();
-        let mut acc = Accumulator::new(&rows(4, 4), 50, 0);
+        let mut b = one(rows(4, 4), 50);
+        let (u, v) = (b.add_unit(1), b.add_unit(2));
         for cell in 0..50 {
-            acc.observe(0, rng.r#gen(), cell, 1);
+            feed(&mut b, u, rng.r#gen(), cell, 1);
         }
-        acc.observe(1, rng.r#gen(), 7, 1);
-        let cells = acc.finish();
+        feed(&mut b, v, rng.r#gen(), 7, 1);
+        let cells = b.finish().remove(0);
         assert_eq!(cells.iter().sum::<i64>(), 5);
         assert!(cells.iter().all(|&c| c <= 2));
     }
@@ -254,90 +380,92 @@ mod tests {
     #[test]
     fn per_cell_cap_applies_after_the_row_cap() {
         let mut rng = StdRng::from_entropy();
-        let mut acc = Accumulator::new(&rows(4, 1), 3, 0);
+        let mut b = one(rows(4, 1), 3);
+        let u = b.add_unit(1);
         for _ in 0..10 {
-            acc.observe(0, rng.r#gen(), 0, 1);
+            feed(&mut b, u, rng.r#gen(), 0, 1);
         }
-        acc.observe(0, rng.r#gen(), 1, 1);
-        let cells = acc.finish();
+        feed(&mut b, u, rng.r#gen(), 1, 1);
+        let cells = b.finish().remove(0);
         assert!(cells[0] <= 1 && cells[1] <= 1 && cells[2] == 0, "{cells:?}");
     }
 
     #[test]
     fn count_units_counts_each_unit_once_per_cell_and_at_most_c_cells() {
-        let mut acc = Accumulator::new(&units(2), 5, 99);
+        let mut b = one(units(2), 5);
+        let (u, v) = (b.add_unit(12345), b.add_unit(777));
         for cell in [0, 0, 1, 2, 3, 4, 0] {
-            acc.observe(0, cell_priority(12345, 99, cell), cell, 1);
+            feed(&mut b, u, 0, cell, 1);
         }
-        acc.observe(1, cell_priority(777, 99, 3), 3, 1);
-        acc.observe(1, cell_priority(777, 99, 3), 3, 1);
-        let cells = acc.finish();
+        feed(&mut b, v, 0, 3, 1);
+        feed(&mut b, v, 0, 3, 1);
+        let cells = b.finish().remove(0);
         assert_eq!(cells.iter().sum::<i64>(), 3);
         assert!(cells.iter().all(|&c| c <= 2));
     }
 
     #[test]
-    fn sums_keep_their_values() {
-        let mut acc = Accumulator::new(
-            &Statistic::Sum {
-                column: "x".into(),
-                lo: 0,
-                hi: 100,
-                max_rows_per_unit: 2,
-                max_rows_per_cell: 2,
-            },
-            2,
-            0,
-        );
-        acc.observe(0, 5, 0, 40);
-        acc.observe(0, 1, 1, 30);
-        acc.observe(0, 9, 1, 100); // highest priority: dropped
-        assert_eq!(acc.finish(), [40, 30]);
+    fn sums_keep_their_values_and_tables_share_a_record() {
+        let sum = Statistic::Sum {
+            column: "x".into(),
+            lo: -100,
+            hi: 100,
+            max_rows_per_unit: 2,
+            max_rows_per_cell: 2,
+        };
+        let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)]);
+        assert_eq!(b.bytes_per_unit(), 8 * (1 + (2 + 2 + 1) + 1 + (3 + 2)));
+        let u = b.add_unit(5);
+        b.observe_row(u, 5, &[0, 2, 1], &[40, 1, 1]);
+        b.observe_row(u, 1, &[1, 2, 1], &[-30, 1, 1]);
+        b.observe_row(u, 9, &[1, 2, 0], &[100, 1, 1]); // highest priority: dropped by the sum
+        let out = b.finish();
+        assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2]]);
     }
 
-    /// Splitting a unit's rows between two accumulators and merging gives exactly what one pass
+    /// Splitting a unit's rows between two bounders and merging gives exactly what one pass
     /// keeps, whatever the split (a unit whose rows fall in two chunks).
     #[test]
     fn merging_chunks_is_exact() {
         let mut rng = StdRng::from_entropy();
-        for stat in [rows(4, 4), rows(5, 2), units(3)] {
-            for _ in 0..200 {
-                let obs: Vec<(u32, u64, u32)> = (0..rng.gen_range(1..40))
-                    .map(|_| {
-                        let unit = rng.gen_range(0..3);
-                        let cell = rng.gen_range(0..6);
-                        let prio = if let Statistic::CountUnits { .. } = stat {
-                            cell_priority(u64::from(unit) * 1000, 7, cell)
-                        } else {
-                            rng.r#gen()
-                        };
-                        (unit, prio, cell)
-                    })
-                    .collect();
-                let mut whole = Accumulator::new(&stat, 6, 7);
-                for &(u, p, c) in &obs {
-                    whole.observe(u, p, c, 1);
-                }
-                let split = rng.gen_range(0..=obs.len());
-                let (mut a, mut b) = (Accumulator::new(&stat, 6, 7), Accumulator::new(&stat, 6, 7));
-                for &(u, p, c) in &obs[..split] {
-                    a.observe(u, p, c, 1);
-                }
-                // Chunk b numbers units in its own order.
-                let mut local: Vec<u32> = Vec::new();
-                for &(u, p, c) in &obs[split..] {
-                    let id = match local.iter().position(|&g| g == u) {
-                        Some(i) => i,
-                        None => {
-                            local.push(u);
-                            local.len() - 1
-                        }
-                    };
-                    b.observe(id as u32, p, c, 1);
-                }
-                a.merge_from(&b, &local);
-                assert_eq!(a.finish(), whole.finish(), "{stat:?}");
+        let tables = [(rows(4, 4), 6, 1), (rows(5, 2), 6, 2), (units(3), 6, 3)];
+        for _ in 0..500 {
+            let obs: Vec<(u32, u64, u32)> = (0..rng.gen_range(1..40))
+                .map(|_| (rng.gen_range(0..3), rng.r#gen(), rng.gen_range(0..6)))
+                .collect();
+            let hash = |u: u32| u64::from(u) * 0x1234_5678_9ABC;
+            let mut whole = Bounder::new(&tables);
+            for u in 0..3 {
+                whole.add_unit(hash(u));
             }
+            for &(u, p, c) in &obs {
+                whole.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
+            }
+            let split = rng.gen_range(0..=obs.len());
+            let mut a = Bounder::new(&tables);
+            for u in 0..3 {
+                a.add_unit(hash(u));
+            }
+            for &(u, p, c) in &obs[..split] {
+                a.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
+            }
+            // Chunk b numbers units in its own order.
+            let mut b = Bounder::new(&tables);
+            let mut local: Vec<u32> = Vec::new();
+            for &(u, p, c) in &obs[split..] {
+                let id = match local.iter().position(|&g| g == u) {
+                    Some(i) => i as u32,
+                    None => {
+                        local.push(u);
+                        b.add_unit(hash(u))
+                    }
+                };
+                b.observe_row(id, p, &[c, c, c], &[1, 1, 1]);
+            }
+            for (src, &dst) in local.iter().enumerate() {
+                a.merge_unit(dst, &b, src as u32);
+            }
+            assert_eq!(a.finish(), whole.finish());
         }
     }
 
@@ -352,11 +480,12 @@ mod tests {
         let (n_rows, k, trials) = (50u32, 4u32, 20_000u32);
         let mut kept = vec![0u32; n_rows as usize];
         for _ in 0..trials {
-            let mut acc = Accumulator::new(&rows(k, k), n_rows as usize, 0);
+            let mut b = one(rows(k, k), n_rows as usize);
+            let u = b.add_unit(0);
             for row in 0..n_rows {
-                acc.observe(0, rng.r#gen(), row, 1);
+                feed(&mut b, u, rng.r#gen(), row, 1);
             }
-            for (row, c) in acc.finish().into_iter().enumerate() {
+            for (row, c) in b.finish().remove(0).into_iter().enumerate() {
                 kept[row] += c as u32;
             }
         }
@@ -379,14 +508,13 @@ mod tests {
         let mut rng = StdRng::from_entropy();
         let trials = 20_000u32;
         let mut kept = [0u32; 10];
-        let salt: u64 = rng.r#gen();
         for _ in 0..trials {
-            let unit_hash: u64 = rng.r#gen();
-            let mut acc = Accumulator::new(&units(3), 10, salt);
+            let mut b = Bounder::new(&[(units(3), 10, rng.r#gen())]);
+            let u = b.add_unit(rng.r#gen());
             for cell in [0, 0, 0, 0].into_iter().chain(0..10) {
-                acc.observe(0, cell_priority(unit_hash, salt, cell), cell, 1);
+                feed(&mut b, u, 0, cell, 1);
             }
-            for (cell, c) in acc.finish().into_iter().enumerate() {
+            for (cell, c) in b.finish().remove(0).into_iter().enumerate() {
                 kept[cell] += c as u32;
             }
         }

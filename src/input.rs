@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::bounding::{Accumulator, cell_priority};
+use crate::bounding::Bounder;
 use crate::plan::{Dimension, InputKind, Plan, Statistic};
 
 #[derive(Debug, thiserror::Error)]
@@ -222,9 +222,15 @@ pub struct ReadOptions {
 }
 
 impl Default for ReadOptions {
+    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines).
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ReadOptions {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: std::env::var("SAFESTAT_THREADS")
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|&t| t > 0)
+                .unwrap_or(cores),
             min_chunk_bytes: 4 << 20,
         }
     }
@@ -241,11 +247,64 @@ enum ChunkError {
     },
 }
 
+/// The units of one chunk: their keys in one arena, found through a table of (keyed hash, id).
+struct Units {
+    table: HashTable<(u64, u32)>,
+    keys: Vec<u8>,
+    /// End of each unit's key in `keys`.
+    ends: Vec<usize>,
+}
+
+impl Units {
+    fn with_capacity(units: usize) -> Units {
+        Units {
+            table: HashTable::with_capacity(units),
+            keys: Vec::new(),
+            ends: Vec::with_capacity(units),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn key(&self, unit: u32) -> &[u8] {
+        let u = unit as usize;
+        let start = if u == 0 { 0 } else { self.ends[u - 1] };
+        &self.keys[start..self.ends[u]]
+    }
+
+    /// The id of the unit with key `id` and keyed hash `hash`, adding it (to `bounder` too) if new.
+    fn intern(&mut self, id: &[u8], hash: u64, bounder: &mut Bounder) -> u32 {
+        let found = {
+            let (keys, ends) = (&self.keys, &self.ends);
+            self.table
+                .find(hash, |&(h, u)| {
+                    h == hash && {
+                        let u = u as usize;
+                        let start = if u == 0 { 0 } else { ends[u - 1] };
+                        &keys[start..ends[u]] == id
+                    }
+                })
+                .map(|&(_, u)| u)
+        };
+        match found {
+            Some(u) => u,
+            None => {
+                let u = bounder.add_unit(hash);
+                self.keys.extend_from_slice(id);
+                self.ends.push(self.keys.len());
+                self.table.insert_unique(hash, (hash, u), |&(h, _)| h);
+                u
+            }
+        }
+    }
+}
+
 /// What one chunk of rows produced.
 struct Chunk {
-    /// The chunk's units: key bytes and local id, keyed by the shared keyed hash.
-    units: HashTable<(Box<[u8]>, u32)>,
-    accs: Vec<Accumulator>,
+    units: Units,
+    bounder: Bounder,
     aggregated: Vec<Vec<i64>>,
     rows: u64,
 }
@@ -314,13 +373,13 @@ pub fn read_input_with(
         let chunk = result.map_err(|e| locate(path, &layout, e))?;
         match &mut merged {
             None => merged = Some(chunk),
-            Some(base) => merge(base, chunk, &hasher),
+            Some(base) => merge(base, chunk),
         }
     }
     let chunk = merged.expect("at least one chunk");
     let exact = match layout.count_column {
         Some(_) => chunk.aggregated,
-        None => chunk.accs.into_iter().map(Accumulator::finish).collect(),
+        None => chunk.bounder.finish(),
     };
     Ok(InputResult {
         exact,
@@ -438,17 +497,29 @@ fn read_chunk(
         .buffer_capacity(1 << 17)
         .from_reader(file.take(end - start));
     let mut rng = StdRng::from_entropy();
-    let mut units: HashTable<(Box<[u8]>, u32)> = HashTable::new();
-    let mut accs: Vec<Accumulator> = layout
-        .tables
-        .iter()
-        .zip(salts)
-        .map(|(t, &salt)| Accumulator::new(&t.statistic, t.cells, salt))
-        .collect();
+    // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
+    // the table its rehashes (only the table's control bytes are written until units arrive).
+    let expected_units = if layout.unit_column.is_some() {
+        ((end - start) / 40) as usize
+    } else {
+        0
+    };
+    let mut units = Units::with_capacity(expected_units);
+    let mut bounder = Bounder::new(
+        &layout
+            .tables
+            .iter()
+            .zip(salts)
+            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
+            .collect::<Vec<_>>(),
+    );
+    bounder.reserve(expected_units);
     let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
         Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
         None => Vec::new(),
     };
+    let mut cells = vec![0u32; layout.tables.len()];
+    let mut values = vec![0i64; layout.tables.len()];
     let width = layout.headers.len();
     let mut codes = vec![0u32; layout.dims.len()];
     let mut record = csv::ByteRecord::new();
@@ -498,89 +569,57 @@ fn read_chunk(
                 if id.is_empty() {
                     return Err(at(col, "the privacy unit is empty".to_string()));
                 }
-                let hash = hasher.hash_one(id);
-                let next = units.len() as u32;
-                let local = match units.find(hash, |(k, _)| **k == *id) {
-                    Some(&(_, u)) => u,
-                    None => {
-                        units
-                            .insert_unique(hash, (id.into(), next), |(k, _)| hasher.hash_one(&**k));
-                        next
-                    }
-                };
-                Some((local, hash))
+                Some(units.intern(id, hasher.hash_one(id), &mut bounder))
             }
             None => None,
         };
-        let count = match layout.count_column {
-            Some(col) => {
-                let n = parse_i64(&record[col]).map_err(|m| at(col, m))?;
-                if n < 0 {
-                    return Err(at(col, format!("count `{n}` is negative")));
-                }
-                Some((col, n))
-            }
-            None => None,
-        };
-        let row_prio: u64 = rng.r#gen();
         for (t, table) in layout.tables.iter().enumerate() {
             let mut cell: u32 = 0;
             for &(pos, radix) in &table.dims {
                 cell = cell * radix + codes[pos];
             }
-            let value = match table.sum {
+            cells[t] = cell;
+            values[t] = match table.sum {
                 Some((col, lo, hi)) => parse_i64(&record[col])
                     .map_err(|m| at(col, m))?
                     .clamp(lo, hi),
                 None => 1,
             };
-            match (unit, count) {
-                (Some((u, hash)), _) => {
-                    let acc = &mut accs[t];
-                    let prio = if acc.keyed_by_cell() {
-                        cell_priority(hash, acc.salt(), cell)
-                    } else {
-                        row_prio
-                    };
-                    acc.observe(u, prio, cell, value);
+        }
+        match (unit, layout.count_column) {
+            (Some(u), _) => bounder.observe_row(u, rng.r#gen(), &cells, &values),
+            (None, Some(col)) => {
+                let n = parse_i64(&record[col]).map_err(|m| at(col, m))?;
+                if n < 0 {
+                    return Err(at(col, format!("count `{n}` is negative")));
                 }
-                (None, Some((col, n))) => {
+                for (t, &cell) in cells.iter().enumerate() {
                     let slot = &mut aggregated[t][cell as usize];
                     *slot = slot
                         .checked_add(n)
                         .ok_or_else(|| at(col, "the cell's total overflows".into()))?;
                 }
-                (None, None) => unreachable!("an input is either microdata or aggregated"),
             }
+            (None, None) => unreachable!("an input is either microdata or aggregated"),
         }
     }
     Ok(Chunk {
         units,
-        accs,
+        bounder,
         aggregated,
         rows,
     })
 }
 
-/// Merges a later chunk into `base`: units are matched by their key bytes, and each table's
-/// bounded sample is merged exactly (see [`Accumulator::merge_from`]).
-fn merge(base: &mut Chunk, other: Chunk, hasher: &RandomState) {
-    let mut map = vec![0u32; other.units.len()];
-    for (key, local) in other.units {
-        let hash = hasher.hash_one(&*key);
-        let next = base.units.len() as u32;
-        let global = match base.units.find(hash, |(k, _)| *k == key) {
-            Some(&(_, g)) => g,
-            None => {
-                base.units
-                    .insert_unique(hash, (key, next), |(k, _)| hasher.hash_one(&**k));
-                next
-            }
-        };
-        map[local as usize] = global;
-    }
-    for (acc, o) in base.accs.iter_mut().zip(&other.accs) {
-        acc.merge_from(o, &map);
+/// Merges a later chunk into `base`: units are matched by their key bytes, and each unit's
+/// bounded sample is merged exactly (see [`Bounder::merge_unit`]).
+fn merge(base: &mut Chunk, other: Chunk) {
+    for u in 0..other.units.len() as u32 {
+        let hash = other.bounder.unit_hash(u);
+        let dst = base
+            .units
+            .intern(other.units.key(u), hash, &mut base.bounder);
+        base.bounder.merge_unit(dst, &other.bounder, u);
     }
     for (cells, o) in base.aggregated.iter_mut().zip(other.aggregated) {
         for (c, v) in cells.iter_mut().zip(o) {
