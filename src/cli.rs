@@ -20,6 +20,8 @@ pub enum Command {
     Check {
         /// The release policy (TOML).
         policy: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Show each table's mechanism, sensitivity, noise scale, privacy cost and margin of error;
     /// reads no data.
@@ -46,6 +48,8 @@ pub enum Command {
         /// Publish a new version of an existing release id: fresh noise and a fresh charge.
         #[arg(long)]
         new_version: bool,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Show spent and remaining budget per dataset.
     Budget {
@@ -68,4 +72,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How inputs are read.
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Memory the privacy units' state may take before the input is spilled to temporary files
+    /// by unit, in MiB [default: half the machine's memory]
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<u64>,
+}
+
+impl ReadArgs {
+    pub fn options(&self) -> crate::input::ReadOptions {
+        let mut options = crate::input::ReadOptions::default();
+        if let Some(mib) = self.memory_limit {
+            options.memory_limit = mib.saturating_mul(1 << 20);
+        }
+        options
+    }
 }

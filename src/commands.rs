@@ -11,13 +11,13 @@ use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use crate::input::{InputResult, read_input};
+use crate::input::{InputResult, ReadOptions, read_input_with};
 use crate::mechanism::{self, NoiseMechanism};
 use crate::plan::{self, InputKind, Mechanism, Plan, Statistic, TableSpec};
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Check { policy } => check(&policy),
+        Command::Check { policy, read } => check(&policy, &read.options()),
         Command::Plan { policy, ledger } => plan_command(&policy, ledger),
         Command::Release {
             policy,
@@ -25,7 +25,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             json,
             ledger,
             new_version,
-        } => crate::release::release(&policy, out, json, ledger, new_version),
+            read,
+        } => crate::release::release(&policy, out, json, ledger, new_version, &read.options()),
         Command::Budget { ledger, json } => crate::audit::budget(ledger, json),
         Command::Audit {
             ledger,
@@ -70,7 +71,7 @@ impl InputData {
 }
 
 /// Reads every input once, computing the exact cells of all the tables that use it.
-pub(crate) fn read_all(plan: &Plan) -> Result<InputData, Error> {
+pub(crate) fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, Error> {
     let mut results = Vec::new();
     let mut slot = vec![(0, 0); plan.tables.len()];
     for input in 0..plan.inputs.len() {
@@ -80,7 +81,7 @@ pub(crate) fn read_all(plan: &Plan) -> Result<InputData, Error> {
         for (pos, &t) in tables.iter().enumerate() {
             slot[t] = (input, pos);
         }
-        results.push(read_input(plan, input, &tables)?);
+        results.push(read_input_with(plan, input, &tables, *options)?);
     }
     Ok(InputData { results, slot })
 }
@@ -119,10 +120,10 @@ fn describe_statistic(table: &TableSpec) -> String {
     }
 }
 
-fn check(policy: &Path) -> Result<(), Error> {
+fn check(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     let plan = plan::load(policy)?;
     calibrate(&plan)?;
-    let results = read_all(&plan)?.results;
+    let results = read_all(&plan, options)?.results;
     let mut r = String::new();
     let _ = writeln!(
         r,

@@ -219,6 +219,20 @@ impl Layout {
 pub struct ReadOptions {
     pub threads: usize,
     pub min_chunk_bytes: u64,
+    /// Bytes the units' state may take before the input is spilled to disk by unit.
+    pub memory_limit: u64,
+}
+
+/// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
+pub fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 impl Default for ReadOptions {
@@ -232,6 +246,7 @@ impl Default for ReadOptions {
                 .filter(|&t| t > 0)
                 .unwrap_or(cores),
             min_chunk_bytes: 4 << 20,
+            memory_limit: default_memory_limit(),
         }
     }
 }
@@ -240,6 +255,8 @@ impl Default for ReadOptions {
 /// when reported, since a chunk does not know how many lines precede it).
 enum ChunkError {
     Io(std::io::Error),
+    /// The chunk's units outgrew its share of the memory limit: spill instead.
+    OverMemory,
     At {
         byte: u64,
         field: Option<usize>,
@@ -301,6 +318,13 @@ impl Units {
     }
 }
 
+/// Exact cells per table, with the row and unit counts.
+struct Counted {
+    exact: Vec<Vec<i64>>,
+    rows: u64,
+    units: u64,
+}
+
 /// What one chunk of rows produced.
 struct Chunk {
     units: Units,
@@ -339,13 +363,14 @@ pub fn read_input_with(
     let mut seed = StdRng::from_entropy();
     let hasher = RandomState::new();
     let salts: Vec<u64> = layout.tables.iter().map(|_| seed.r#gen()).collect();
+    let share = options.memory_limit / chunks.len() as u64;
     let (hashed, results) = std::thread::scope(|s| {
         let digest = s.spawn(|| hash_file(path));
         let workers: Vec<_> = chunks
             .iter()
             .map(|&(start, end)| {
                 let (layout, hasher, salts) = (&layout, &hasher, &salts);
-                s.spawn(move || read_chunk(path, start, end, layout, hasher, salts))
+                s.spawn(move || read_chunk(path, start, end, layout, hasher, salts, share))
             })
             .collect();
         let results: Vec<Result<Chunk, ChunkError>> = workers
@@ -368,24 +393,50 @@ pub fn read_input_with(
             },
         );
     }
-    let mut merged: Option<Chunk> = None;
-    for result in results {
-        let chunk = result.map_err(|e| locate(path, &layout, e))?;
-        match &mut merged {
-            None => merged = Some(chunk),
-            Some(base) => merge(base, chunk),
+    let counted = if results
+        .iter()
+        .any(|r| matches!(r, Err(ChunkError::OverMemory)))
+    {
+        eprintln!(
+            "safestat: {}: the privacy units need more than the memory limit of {} MiB; spilling to temporary files by unit",
+            path.display(),
+            options.memory_limit >> 20
+        );
+        let body = (header_end, len);
+        read_spilled(
+            path,
+            body.0,
+            body.1,
+            &layout,
+            &hasher,
+            &salts,
+            options.memory_limit,
+        )
+        .map_err(|e| locate(path, &layout, e))?
+    } else {
+        let mut merged: Option<Chunk> = None;
+        for result in results {
+            let chunk = result.map_err(|e| locate(path, &layout, e))?;
+            match &mut merged {
+                None => merged = Some(chunk),
+                Some(base) => merge(base, chunk),
+            }
         }
-    }
-    let chunk = merged.expect("at least one chunk");
-    let exact = match layout.count_column {
-        Some(_) => chunk.aggregated,
-        None => chunk.bounder.finish(),
+        let chunk = merged.expect("at least one chunk");
+        Counted {
+            units: chunk.units.len() as u64,
+            rows: chunk.rows,
+            exact: match layout.count_column {
+                Some(_) => chunk.aggregated,
+                None => chunk.bounder.finish(),
+            },
+        }
     };
     Ok(InputResult {
-        exact,
+        exact: counted.exact,
         sha256,
-        rows: chunk.rows,
-        units: layout.unit_column.map(|_| chunk.units.len() as u64),
+        rows: counted.rows,
+        units: layout.unit_column.map(|_| counted.units),
     })
 }
 
@@ -480,14 +531,29 @@ fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
     Ok((hex::encode(hasher.finalize()), quote))
 }
 
-fn read_chunk(
+/// One validated row, as the scanner hands it to a sink.
+struct Row<'a> {
+    /// The privacy unit's key (microdata).
+    unit: Option<&'a [u8]>,
+    /// Per table: the row's cell, and what it adds (1 for counts, the clamped value for sums).
+    cells: &'a [u32],
+    values: &'a [i64],
+    /// The row's count (aggregated input).
+    count: Option<i64>,
+    /// Where to point an error about this row: its byte offset and the count column.
+    byte: u64,
+    count_column: usize,
+}
+
+/// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
+/// how many rows there were. The one place a row's values are parsed and checked.
+fn scan_rows(
     path: &Path,
     start: u64,
     end: u64,
     layout: &Layout,
-    hasher: &RandomState,
-    salts: &[u64],
-) -> Result<Chunk, ChunkError> {
+    mut sink: impl FnMut(Row) -> Result<(), ChunkError>,
+) -> Result<u64, ChunkError> {
     let mut file = File::open(path).map_err(ChunkError::Io)?;
     file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
     let mut reader = csv::ReaderBuilder::new()
@@ -496,32 +562,10 @@ fn read_chunk(
         .trim(csv::Trim::All)
         .buffer_capacity(1 << 17)
         .from_reader(file.take(end - start));
-    let mut rng = StdRng::from_entropy();
-    // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
-    // the table its rehashes (only the table's control bytes are written until units arrive).
-    let expected_units = if layout.unit_column.is_some() {
-        ((end - start) / 40) as usize
-    } else {
-        0
-    };
-    let mut units = Units::with_capacity(expected_units);
-    let mut bounder = Bounder::new(
-        &layout
-            .tables
-            .iter()
-            .zip(salts)
-            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
-            .collect::<Vec<_>>(),
-    );
-    bounder.reserve(expected_units);
-    let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
-        Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
-        None => Vec::new(),
-    };
-    let mut cells = vec![0u32; layout.tables.len()];
-    let mut values = vec![0i64; layout.tables.len()];
     let width = layout.headers.len();
     let mut codes = vec![0u32; layout.dims.len()];
+    let mut cells = vec![0u32; layout.tables.len()];
+    let mut values = vec![0i64; layout.tables.len()];
     let mut record = csv::ByteRecord::new();
     let mut rows: u64 = 0;
     loop {
@@ -569,7 +613,7 @@ fn read_chunk(
                 if id.is_empty() {
                     return Err(at(col, "the privacy unit is empty".to_string()));
                 }
-                Some(units.intern(id, hasher.hash_one(id), &mut bounder))
+                Some(id)
             }
             None => None,
         };
@@ -586,28 +630,200 @@ fn read_chunk(
                 None => 1,
             };
         }
-        match (unit, layout.count_column) {
-            (Some(u), _) => bounder.observe_row(u, rng.r#gen(), &cells, &values),
-            (None, Some(col)) => {
+        let count = match layout.count_column {
+            Some(col) => {
                 let n = parse_i64(&record[col]).map_err(|m| at(col, m))?;
                 if n < 0 {
                     return Err(at(col, format!("count `{n}` is negative")));
                 }
-                for (t, &cell) in cells.iter().enumerate() {
-                    let slot = &mut aggregated[t][cell as usize];
-                    *slot = slot
-                        .checked_add(n)
-                        .ok_or_else(|| at(col, "the cell's total overflows".into()))?;
-                }
+                Some(n)
             }
-            (None, None) => unreachable!("an input is either microdata or aggregated"),
-        }
+            None => None,
+        };
+        sink(Row {
+            unit,
+            cells: &cells,
+            values: &values,
+            count,
+            byte,
+            count_column: layout.count_column.unwrap_or(0),
+        })?;
     }
+    Ok(rows)
+}
+
+fn new_bounder(layout: &Layout, salts: &[u64]) -> Bounder {
+    Bounder::new(
+        &layout
+            .tables
+            .iter()
+            .zip(salts)
+            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Bytes the units held so far take: their records, keys and table entries.
+fn units_footprint(units: &Units, bounder: &Bounder) -> u64 {
+    (units.len() * (bounder.bytes_per_unit() + 8 + 20) + units.keys.len()) as u64
+}
+
+/// Reads one chunk in memory. Gives up with [`ChunkError::OverMemory`] once its units need more
+/// than `memory_limit` bytes.
+fn read_chunk(
+    path: &Path,
+    start: u64,
+    end: u64,
+    layout: &Layout,
+    hasher: &RandomState,
+    salts: &[u64],
+    memory_limit: u64,
+) -> Result<Chunk, ChunkError> {
+    let mut rng = StdRng::from_entropy();
+    // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
+    // the table its rehashes (only the table's control bytes are written until units arrive).
+    let expected_units = match layout.unit_column {
+        Some(_) => (((end - start) / 40) as usize).min((memory_limit / 64) as usize),
+        None => 0,
+    };
+    let mut units = Units::with_capacity(expected_units);
+    let mut bounder = new_bounder(layout, salts);
+    bounder.reserve(expected_units);
+    let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
+        Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
+        None => Vec::new(),
+    };
+    let rows = scan_rows(path, start, end, layout, |row| {
+        if let Some(id) = row.unit {
+            let known = units.len();
+            let u = units.intern(id, hasher.hash_one(id), &mut bounder);
+            if units.len() > known && units_footprint(&units, &bounder) > memory_limit {
+                return Err(ChunkError::OverMemory);
+            }
+            bounder.observe_row(u, rng.r#gen(), row.cells, row.values);
+        } else if let Some(n) = row.count {
+            for (t, &cell) in row.cells.iter().enumerate() {
+                let slot = &mut aggregated[t][cell as usize];
+                *slot = slot.checked_add(n).ok_or_else(|| ChunkError::At {
+                    byte: row.byte,
+                    field: Some(row.count_column),
+                    message: "the cell's total overflows".into(),
+                })?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(Chunk {
         units,
         bounder,
         aggregated,
         rows,
+    })
+}
+
+/// The spill path, for inputs whose units do not fit in `memory_limit`: one pass writes every
+/// row (unit key, keyed hash, random priority, cells, values) to one of `partitions` temporary
+/// files chosen by the unit's hash; then each partition is bounded in memory on its own. A unit's
+/// rows all land in one partition, so the exact cells are the sum over partitions, with the same
+/// distribution as the in-memory path. The files are private to this user and removed when done.
+fn read_spilled(
+    path: &Path,
+    start: u64,
+    end: u64,
+    layout: &Layout,
+    hasher: &RandomState,
+    salts: &[u64],
+    memory_limit: u64,
+) -> Result<Counted, ChunkError> {
+    use std::io::{BufReader, BufWriter, Write};
+    // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
+    // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
+    let estimate = (end - start) * 5 + 1;
+    let partitions = estimate.div_ceil(memory_limit.max(1)).clamp(2, 256) as usize;
+    let dir = tempfile::Builder::new()
+        .prefix("safestat-spill-")
+        .tempdir()
+        .map_err(ChunkError::Io)?;
+    let mut files: Vec<BufWriter<File>> = (0..partitions)
+        .map(|p| {
+            File::create(dir.path().join(format!("{p}.bin")))
+                .map(|f| BufWriter::with_capacity(1 << 16, f))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(ChunkError::Io)?;
+    let mut rng = StdRng::from_entropy();
+    let rows = scan_rows(path, start, end, layout, |row| {
+        let id = row.unit.expect("only microdata spills");
+        let hash = hasher.hash_one(id);
+        let f = &mut files[(hash % partitions as u64) as usize];
+        let mut put = |bytes: &[u8]| f.write_all(bytes).map_err(ChunkError::Io);
+        put(&(id.len() as u32).to_le_bytes())?;
+        put(id)?;
+        put(&hash.to_le_bytes())?;
+        put(&rng.r#gen::<u64>().to_le_bytes())?;
+        for (&c, &v) in row.cells.iter().zip(row.values) {
+            put(&c.to_le_bytes())?;
+            put(&v.to_le_bytes())?;
+        }
+        Ok(())
+    })?;
+    for f in &mut files {
+        f.flush().map_err(ChunkError::Io)?;
+    }
+    drop(files);
+
+    let tables = layout.tables.len();
+    let mut total: Option<Vec<Vec<i64>>> = None;
+    let mut unit_count = 0;
+    let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
+    for p in 0..partitions {
+        let mut r = BufReader::with_capacity(
+            1 << 16,
+            File::open(dir.path().join(format!("{p}.bin"))).map_err(ChunkError::Io)?,
+        );
+        let mut units = Units::with_capacity(0);
+        let mut bounder = new_bounder(layout, salts);
+        let mut id = Vec::new();
+        let mut word = [0u8; 8];
+        let mut half = [0u8; 4];
+        loop {
+            match r.read_exact(&mut half) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(ChunkError::Io(e)),
+            }
+            id.resize(u32::from_le_bytes(half) as usize, 0);
+            r.read_exact(&mut id).map_err(ChunkError::Io)?;
+            r.read_exact(&mut word).map_err(ChunkError::Io)?;
+            let hash = u64::from_le_bytes(word);
+            r.read_exact(&mut word).map_err(ChunkError::Io)?;
+            let prio = u64::from_le_bytes(word);
+            for t in 0..tables {
+                r.read_exact(&mut half).map_err(ChunkError::Io)?;
+                cells[t] = u32::from_le_bytes(half);
+                r.read_exact(&mut word).map_err(ChunkError::Io)?;
+                values[t] = i64::from_le_bytes(word);
+            }
+            let u = units.intern(&id, hash, &mut bounder);
+            bounder.observe_row(u, prio, &cells, &values);
+        }
+        unit_count += units.len();
+        let part = bounder.finish();
+        match &mut total {
+            None => total = Some(part),
+            Some(total) => {
+                for (t, p) in total.iter_mut().zip(part) {
+                    for (a, b) in t.iter_mut().zip(p) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Counted {
+        exact: total.unwrap_or_default(),
+        rows,
+        units: unit_count as u64,
     })
 }
 
@@ -643,6 +859,7 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
             field,
             message,
         } => (byte, field, message),
+        ChunkError::OverMemory => unreachable!("over-memory chunks are spilled, never reported"),
     };
     let line = line_of(path, byte);
     let Some(col) = field else {
@@ -763,6 +980,23 @@ mod tests {
         ReadOptions {
             threads: 16,
             min_chunk_bytes: 32,
+            memory_limit: u64::MAX,
+        }
+    }
+
+    /// Spills at once: even one unit is over the limit.
+    fn spilling() -> ReadOptions {
+        ReadOptions {
+            memory_limit: 1,
+            ..tiny_chunks()
+        }
+    }
+
+    fn in_memory() -> ReadOptions {
+        ReadOptions {
+            threads: 1,
+            min_chunk_bytes: 1 << 30,
+            memory_limit: u64::MAX,
         }
     }
 
@@ -799,16 +1033,7 @@ mod tests {
             data += &format!("p{},c{},{}\n", i % 97, i % 50, i % 13);
         }
         let (_dir, plan) = plan_for(&data);
-        let single = read_input_with(
-            &plan,
-            0,
-            &[0, 2],
-            ReadOptions {
-                threads: 1,
-                min_chunk_bytes: 1 << 30,
-            },
-        )
-        .unwrap();
+        let single = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
         let chunked = read_input_with(&plan, 0, &[0, 2], tiny_chunks()).unwrap();
         assert_eq!(single.exact, chunked.exact);
         assert_eq!(single.sha256, chunked.sha256);
@@ -834,6 +1059,57 @@ mod tests {
             .to_string();
         assert!(
             err.ends_with("in.csv:202: the row has 2 fields but the header has 3"),
+            "{err}"
+        );
+    }
+
+    /// The spill path's exact cells equal the in-memory path's (compared before any noise, in
+    /// this test only). With no bound binding, both are deterministic.
+    #[test]
+    fn spilling_gives_the_in_memory_exact_cells() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..3000 {
+            data += &format!("p{},c{},{}\n", i % 997, i % 50, i % 13);
+        }
+        let (_dir, plan) = plan_for(&data);
+        let memory = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
+        let spilled = read_input_with(&plan, 0, &[0, 2], spilling()).unwrap();
+        assert_eq!(memory.exact, spilled.exact);
+        assert_eq!((memory.rows, memory.units), (spilled.rows, spilled.units));
+        assert_eq!(memory.sha256, spilled.sha256);
+    }
+
+    #[test]
+    fn spilling_still_bounds_each_unit() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..50 {
+            data += &format!("heavy,c{i},100\n");
+            for j in 0..4 {
+                data += &format!("u{i}_{j},x,3\n");
+            }
+        }
+        let (_dir, plan) = plan_for(&data);
+        for _ in 0..10 {
+            let r = read_input_with(&plan, 0, &[0, 1, 2], spilling()).unwrap();
+            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i64>();
+            assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
+            assert_eq!((r.exact[0][50], r.units), (200, Some(201)));
+        }
+    }
+
+    #[test]
+    fn spilling_reports_bad_rows_like_the_in_memory_path() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..200 {
+            data += &format!("p{i},c1,1\n");
+        }
+        data += "p9,c1,x\n";
+        let (_dir, plan) = plan_for(&data);
+        let err = read_input_with(&plan, 0, &[2], spilling())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("in.csv:202: field `v`: `x` is not an integer"),
             "{err}"
         );
     }

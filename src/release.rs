@@ -185,6 +185,7 @@ pub fn release(
     json: bool,
     ledger_flag: Option<PathBuf>,
     new_version: bool,
+    read_options: &crate::input::ReadOptions,
 ) -> Result<(), Error> {
     let plan = plan::load(policy)?;
     let acc = plan.accounting;
@@ -205,7 +206,7 @@ pub fn release(
     let cost = acc.compose(charges.iter().map(|c| c.charged).collect())?;
     // Read (and hash) the inputs before taking the lock: no noise yet, and the hashes decide
     // whether this is a re-run.
-    let mut data = read_all(&plan)?;
+    let mut data = read_all(&plan, read_options)?;
     let inputs: BTreeMap<String, String> = plan
         .inputs
         .iter()

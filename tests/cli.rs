@@ -293,6 +293,21 @@ fn plan_reads_no_data() {
 }
 
 #[test]
+fn a_memory_limit_spills_to_disk_and_still_releases() {
+    let s = Scratch::new();
+    let policy = format!("{ROOT}/policies/disung-2024.toml");
+    let run = s.run(&["release", &policy, "--memory-limit", "1"]);
+    run.expect_code(0)
+        .stderr_has(&["spilling to temporary files"]);
+    assert_eq!(
+        read_csv(&s.path("releases/disung-2024/victims_by_region_age.csv")).len(),
+        119
+    );
+    s.run(&["check", &policy, "--memory-limit", "0"])
+        .expect_code(0);
+}
+
+#[test]
 fn json_output_on_request() {
     let s = small();
     s.run(&["release", "policy.toml", "--out", "rel", "--json"])
