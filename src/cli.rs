@@ -81,6 +81,9 @@ pub struct ReadArgs {
     /// by unit, in MiB [default: half the machine's memory]
     #[arg(long, value_name = "MIB")]
     pub memory_limit: Option<u64>,
+    /// No progress display (it only ever appears on a terminal, after a second of reading).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 impl ReadArgs {
@@ -89,6 +92,7 @@ impl ReadArgs {
         if let Some(mib) = self.memory_limit {
             options.memory_limit = mib.saturating_mul(1 << 20);
         }
+        options.progress = !self.quiet;
         options
     }
 }

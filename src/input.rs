@@ -221,6 +221,49 @@ pub struct ReadOptions {
     pub min_chunk_bytes: u64,
     /// Bytes the units' state may take before the input is spilled to disk by unit.
     pub memory_limit: u64,
+    /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
+    pub progress: bool,
+}
+
+/// Rows and bytes read so far, shared by the chunk readers and the progress display.
+#[derive(Default)]
+struct Counters {
+    rows: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicBool,
+}
+
+/// Draws progress on stderr until `counters.done`, starting only after a second so short reads
+/// stay silent; indicatif draws nothing when stderr is not a terminal.
+fn show_progress(counters: &Counters, total: u64, name: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    while !counters.done.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position(counters.bytes.load(Relaxed).min(total));
+            b.set_message(format!("{name}: {} rows", counters.rows.load(Relaxed)));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
 }
 
 /// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -247,6 +290,7 @@ impl Default for ReadOptions {
                 .unwrap_or(cores),
             min_chunk_bytes: 4 << 20,
             memory_limit: default_memory_limit(),
+            progress: true,
         }
     }
 }
@@ -364,20 +408,31 @@ pub fn read_input_with(
     let hasher = RandomState::new();
     let salts: Vec<u64> = layout.tables.iter().map(|_| seed.r#gen()).collect();
     let share = options.memory_limit / chunks.len() as u64;
+    let counters = Counters::default();
+    let name = plan.inputs[input].name.as_str();
     let (hashed, results) = std::thread::scope(|s| {
+        if options.progress {
+            s.spawn(|| show_progress(&counters, len, name));
+        }
         let digest = s.spawn(|| hash_file(path));
         let workers: Vec<_> = chunks
             .iter()
             .map(|&(start, end)| {
-                let (layout, hasher, salts) = (&layout, &hasher, &salts);
-                s.spawn(move || read_chunk(path, start, end, layout, hasher, salts, share))
+                let (layout, hasher, salts, counters) = (&layout, &hasher, &salts, &counters);
+                s.spawn(move || {
+                    read_chunk(path, start, end, layout, hasher, salts, share, counters)
+                })
             })
             .collect();
         let results: Vec<Result<Chunk, ChunkError>> = workers
             .into_iter()
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
-        (digest.join().expect("hasher panicked"), results)
+        let digest = digest.join().expect("hasher panicked");
+        counters
+            .done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        (digest, results)
     });
     let (sha256, has_quote) = hashed.map_err(io_err)?;
     if has_quote && chunks.len() > 1 {
@@ -403,15 +458,26 @@ pub fn read_input_with(
             options.memory_limit >> 20
         );
         let body = (header_end, len);
-        read_spilled(
-            path,
-            body.0,
-            body.1,
-            &layout,
-            &hasher,
-            &salts,
-            options.memory_limit,
-        )
+        let counters = Counters::default();
+        std::thread::scope(|s| {
+            if options.progress {
+                s.spawn(|| show_progress(&counters, len, name));
+            }
+            let result = read_spilled(
+                path,
+                body.0,
+                body.1,
+                &layout,
+                &hasher,
+                &salts,
+                options.memory_limit,
+                &counters,
+            );
+            counters
+                .done
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
         .map_err(|e| locate(path, &layout, e))?
     } else {
         let mut merged: Option<Chunk> = None;
@@ -552,8 +618,11 @@ fn scan_rows(
     start: u64,
     end: u64,
     layout: &Layout,
+    counters: &Counters,
     mut sink: impl FnMut(Row) -> Result<(), ChunkError>,
 ) -> Result<u64, ChunkError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut reported = start;
     let mut file = File::open(path).map_err(ChunkError::Io)?;
     file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
     let mut reader = csv::ReaderBuilder::new()
@@ -586,6 +655,11 @@ fn scan_rows(
         }
         rows += 1;
         let byte = start + record.position().map_or(0, |p| p.byte());
+        if rows % 65_536 == 0 {
+            counters.rows.fetch_add(65_536, Relaxed);
+            counters.bytes.fetch_add(byte - reported, Relaxed);
+            reported = byte;
+        }
         let at = |field: usize, message: String| ChunkError::At {
             byte,
             field: Some(field),
@@ -678,6 +752,7 @@ fn read_chunk(
     hasher: &RandomState,
     salts: &[u64],
     memory_limit: u64,
+    counters: &Counters,
 ) -> Result<Chunk, ChunkError> {
     let mut rng = StdRng::from_entropy();
     // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
@@ -693,7 +768,7 @@ fn read_chunk(
         Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
         None => Vec::new(),
     };
-    let rows = scan_rows(path, start, end, layout, |row| {
+    let rows = scan_rows(path, start, end, layout, counters, |row| {
         if let Some(id) = row.unit {
             let known = units.len();
             let u = units.intern(id, hasher.hash_one(id), &mut bounder);
@@ -734,6 +809,7 @@ fn read_spilled(
     hasher: &RandomState,
     salts: &[u64],
     memory_limit: u64,
+    counters: &Counters,
 ) -> Result<Counted, ChunkError> {
     use std::io::{BufReader, BufWriter, Write};
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
@@ -752,7 +828,7 @@ fn read_spilled(
         .collect::<Result<_, _>>()
         .map_err(ChunkError::Io)?;
     let mut rng = StdRng::from_entropy();
-    let rows = scan_rows(path, start, end, layout, |row| {
+    let rows = scan_rows(path, start, end, layout, counters, |row| {
         let id = row.unit.expect("only microdata spills");
         let hash = hasher.hash_one(id);
         let f = &mut files[(hash % partitions as u64) as usize];
@@ -981,6 +1057,7 @@ mod tests {
             threads: 16,
             min_chunk_bytes: 32,
             memory_limit: u64::MAX,
+            progress: false,
         }
     }
 
@@ -997,6 +1074,7 @@ mod tests {
             threads: 1,
             min_chunk_bytes: 1 << 30,
             memory_limit: u64::MAX,
+            progress: false,
         }
     }
 

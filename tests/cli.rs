@@ -266,7 +266,15 @@ fn check_validates_the_sample_and_writes_nothing() {
     run.expect_code(0);
     assert!(run.stdout().contains("is valid"), "{}", run.stdout());
     assert!(run.stdout().contains("16833 rows"), "{}", run.stdout());
+    // Progress is for terminals only: a job's log gets nothing on stderr.
+    assert_eq!(run.stderr(), "");
     assert!(s.entries().is_empty());
+    s.run(&[
+        "check",
+        &format!("{ROOT}/policies/disung-2024.toml"),
+        "--quiet",
+    ])
+    .expect_code(0);
 }
 
 #[test]
