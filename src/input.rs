@@ -233,15 +233,16 @@ struct Counters {
     done: std::sync::atomic::AtomicBool,
 }
 
-/// Draws progress on stderr until `counters.done`, starting only after a second so short reads
-/// stay silent; indicatif draws nothing when stderr is not a terminal.
+/// Draws progress on stderr until `counters.done` (unpark the thread after setting it), starting
+/// only after a second so short reads stay silent; indicatif draws nothing when stderr is not a
+/// terminal.
 fn show_progress(counters: &Counters, total: u64, name: &str) {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::{Duration, Instant};
     let start = Instant::now();
     let mut bar: Option<indicatif::ProgressBar> = None;
     while !counters.done.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::park_timeout(Duration::from_millis(100));
         if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
             let b = indicatif::ProgressBar::with_draw_target(
                 Some(total),
@@ -362,6 +363,18 @@ impl Units {
     }
 }
 
+/// What every reader of one input shares.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    path: &'a Path,
+    layout: &'a Layout,
+    /// The keyed hash of unit keys (one key for the whole input, so chunks agree).
+    hasher: &'a RandomState,
+    /// Per table, the salt of its `count_units` priorities.
+    salts: &'a [u64],
+    counters: &'a Counters,
+}
+
 /// Exact cells per table, with the row and unit counts.
 struct Counted {
     exact: Vec<Vec<i64>>,
@@ -410,19 +423,21 @@ pub fn read_input_with(
     let share = options.memory_limit / chunks.len() as u64;
     let counters = Counters::default();
     let name = plan.inputs[input].name.as_str();
+    let pass = Pass {
+        path,
+        layout: &layout,
+        hasher: &hasher,
+        salts: &salts,
+        counters: &counters,
+    };
     let (hashed, results) = std::thread::scope(|s| {
-        if options.progress {
-            s.spawn(|| show_progress(&counters, len, name));
-        }
+        let progress = options
+            .progress
+            .then(|| s.spawn(|| show_progress(&counters, len, name)));
         let digest = s.spawn(|| hash_file(path));
         let workers: Vec<_> = chunks
             .iter()
-            .map(|&(start, end)| {
-                let (layout, hasher, salts, counters) = (&layout, &hasher, &salts, &counters);
-                s.spawn(move || {
-                    read_chunk(path, start, end, layout, hasher, salts, share, counters)
-                })
-            })
+            .map(|&(start, end)| s.spawn(move || read_chunk(pass, start, end, share)))
             .collect();
         let results: Vec<Result<Chunk, ChunkError>> = workers
             .into_iter()
@@ -432,6 +447,9 @@ pub fn read_input_with(
         counters
             .done
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = progress {
+            p.thread().unpark();
+        }
         (digest, results)
     });
     let (sha256, has_quote) = hashed.map_err(io_err)?;
@@ -457,25 +475,22 @@ pub fn read_input_with(
             path.display(),
             options.memory_limit >> 20
         );
-        let body = (header_end, len);
         let counters = Counters::default();
+        let pass = Pass {
+            counters: &counters,
+            ..pass
+        };
         std::thread::scope(|s| {
-            if options.progress {
-                s.spawn(|| show_progress(&counters, len, name));
-            }
-            let result = read_spilled(
-                path,
-                body.0,
-                body.1,
-                &layout,
-                &hasher,
-                &salts,
-                options.memory_limit,
-                &counters,
-            );
+            let progress = options
+                .progress
+                .then(|| s.spawn(|| show_progress(&counters, len, name)));
+            let result = read_spilled(pass, header_end, len, options.memory_limit);
             counters
                 .done
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(p) = progress {
+                p.thread().unpark();
+            }
             result
         })
         .map_err(|e| locate(path, &layout, e))?
@@ -655,7 +670,7 @@ fn scan_rows(
         }
         rows += 1;
         let byte = start + record.position().map_or(0, |p| p.byte());
-        if rows % 65_536 == 0 {
+        if rows.is_multiple_of(65_536) {
             counters.rows.fetch_add(65_536, Relaxed);
             counters.bytes.fetch_add(byte - reported, Relaxed);
             reported = byte;
@@ -744,16 +759,14 @@ fn units_footprint(units: &Units, bounder: &Bounder) -> u64 {
 
 /// Reads one chunk in memory. Gives up with [`ChunkError::OverMemory`] once its units need more
 /// than `memory_limit` bytes.
-fn read_chunk(
-    path: &Path,
-    start: u64,
-    end: u64,
-    layout: &Layout,
-    hasher: &RandomState,
-    salts: &[u64],
-    memory_limit: u64,
-    counters: &Counters,
-) -> Result<Chunk, ChunkError> {
+fn read_chunk(pass: Pass, start: u64, end: u64, memory_limit: u64) -> Result<Chunk, ChunkError> {
+    let Pass {
+        path,
+        layout,
+        hasher,
+        salts,
+        counters,
+    } = pass;
     let mut rng = StdRng::from_entropy();
     // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
     // the table its rehashes (only the table's control bytes are written until units arrive).
@@ -802,16 +815,19 @@ fn read_chunk(
 /// rows all land in one partition, so the exact cells are the sum over partitions, with the same
 /// distribution as the in-memory path. The files are private to this user and removed when done.
 fn read_spilled(
-    path: &Path,
+    pass: Pass,
     start: u64,
     end: u64,
-    layout: &Layout,
-    hasher: &RandomState,
-    salts: &[u64],
     memory_limit: u64,
-    counters: &Counters,
 ) -> Result<Counted, ChunkError> {
     use std::io::{BufReader, BufWriter, Write};
+    let Pass {
+        path,
+        layout,
+        hasher,
+        salts,
+        counters,
+    } = pass;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
     // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
     let estimate = (end - start) * 5 + 1;
