@@ -3,6 +3,7 @@
 #   RUNS=5         repetitions per measurement (medians are reported)
 #   OPENDP=0       skip the OpenDP Polars comparison (it is installed from PyPI into bench/.venv)
 #   OPENDP_RUNS=3  repetitions of the OpenDP Polars job (minutes per run at 10M rows)
+#   SPILL_MIB=64   the --memory-limit of the spilling run (below what the units need, so it spills)
 # Generated data, policies and raw timings go to bench/out/ (never committed); the summary table is
 # printed and written to bench/out/results.md.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 OPENDP=${OPENDP:-1}
 OPENDP_RUNS=${OPENDP_RUNS:-3}
+SPILL_MIB=${SPILL_MIB:-64}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000000 10000000)
 command -v /usr/bin/time >/dev/null || { echo "bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
@@ -49,6 +51,11 @@ for rows in "${SIZES[@]}"; do
   measure "safestat check" "$rows" "$bin/safestat" check "$out/policy-$rows.toml"
   measure "safestat release" "$rows" "$bin/safestat" release "$out/policy-$rows.toml" \
     --out "$out/work/release" --ledger "$out/work/ledger.jsonl"
+  SAFESTAT_THREADS=1 measure "safestat release, 1 thread" "$rows" "$bin/safestat" release \
+    "$out/policy-$rows.toml" --out "$out/work/release" --ledger "$out/work/ledger.jsonl"
+  measure "safestat release, --memory-limit $SPILL_MIB (spills)" "$rows" "$bin/safestat" release \
+    "$out/policy-$rows.toml" --out "$out/work/release" --ledger "$out/work/ledger.jsonl" \
+    --memory-limit "$SPILL_MIB"
   if [ "$OPENDP" = 1 ]; then
     RUNS=$OPENDP_RUNS measure "OpenDP Polars" "$rows" \
       bench/.venv/bin/python bench/opendp_polars.py "$file"

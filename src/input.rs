@@ -43,6 +43,8 @@ pub enum InputError {
         needed_by: String,
         available: String,
     },
+    #[error("input `{path}` changed while it was being read; run again once it is complete")]
+    Changed { path: PathBuf },
     #[error("{path}: the header names column `{column}` twice")]
     DuplicateColumn { path: PathBuf, column: String },
     #[error("{path}:{line}: {message}")]
@@ -412,7 +414,8 @@ pub fn read_input_with(
         path: path.to_path_buf(),
         source,
     })?;
-    let len = file.metadata().map_err(io_err)?.len();
+    let before = file.metadata().map_err(io_err)?;
+    let len = before.len();
     let (headers, header_end) = read_header(&mut file, path)?;
     let layout = Layout::new(plan, input, tables, headers, path)?;
     let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
@@ -453,6 +456,14 @@ pub fn read_input_with(
         (digest, results)
     });
     let (sha256, has_quote) = hashed.map_err(io_err)?;
+    // The hash and the counts come from separate reads: they describe the same bytes only if the
+    // file did not change in between.
+    let after = std::fs::metadata(path).map_err(io_err)?;
+    if after.len() != len || after.modified().ok() != before.modified().ok() {
+        return Err(InputError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
     if has_quote && chunks.len() > 1 {
         // A quoted field may hold a newline, so a chunk may have started mid-record: read the
         // file again in one piece.
