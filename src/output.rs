@@ -238,10 +238,7 @@ impl CostEntry {
         source: CostSource,
         computed_by: &'static str,
     ) -> Self {
-        let (measure, epsilon, rho) = match mapped {
-            Cost::Epsilon(e) => ("pure_dp", Some(e), None),
-            Cost::Rho(r) => ("zcdp", None, Some(r)),
-        };
+        let (measure, epsilon, rho) = mapped.parts();
         CostEntry {
             measure,
             epsilon,

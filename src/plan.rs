@@ -140,6 +140,17 @@ impl fmt::Display for Mechanism {
     }
 }
 
+impl Cost {
+    /// `(measure, epsilon, rho)` as the manifest writes them: `pure_dp` or `zcdp`, and the
+    /// amount under its own name.
+    pub fn parts(self) -> (&'static str, Option<f64>, Option<f64>) {
+        match self {
+            Cost::Epsilon(e) => ("pure_dp", Some(e), None),
+            Cost::Rho(r) => ("zcdp", None, Some(r)),
+        }
+    }
+}
+
 impl fmt::Display for Cost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -489,10 +489,7 @@ pub fn release(
 }
 
 fn total_cost(total: Cost) -> TotalCost {
-    let (measure, epsilon, rho) = match total {
-        Cost::Epsilon(e) => ("pure_dp", Some(e), None),
-        Cost::Rho(r) => ("zcdp", None, Some(r)),
-    };
+    let (measure, epsilon, rho) = total.parts();
     TotalCost {
         measure,
         epsilon,

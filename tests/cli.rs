@@ -494,23 +494,11 @@ cost = { rho = 1e9 }
 // ---------------------------------------------------------------------------------------------
 // Noise: the published spread matches the manifest's noise scale.
 
-/// Dvoretzky-Kiefer-Wolfowitz: for n samples of any distribution (discrete included),
-/// P(sup |F_n - F| > t) <= 2 exp(-2 n t^2). n = 4,000 and t = 0.045 give a false-failure
-/// probability of 2 exp(-16.2) < 2e-7 per table, 4e-7 for this test. A scale 30% off moves the
-/// CDF by more than 0.06 at one standard deviation and fails.
+/// Dvoretzky-Kiefer-Wolfowitz (see `cdf_distance`): n = 4,000 samples and t = 0.045 give a
+/// false-failure probability of 2 exp(-16.2) < 2e-7 per table, 4e-7 for this test. A scale 30%
+/// off moves the CDF by more than 0.06 at one standard deviation and fails.
 fn assert_noise_matches(samples: &mut [i64], pmf: impl Fn(i64) -> f64) {
-    samples.sort_unstable();
-    let n = samples.len() as f64;
-    let (lo, hi) = (samples[0], samples[samples.len() - 1]);
-    let mut cdf: f64 = (-100_000..lo).map(&pmf).sum();
-    let (mut idx, mut worst) = (0, 0.0f64);
-    for x in lo..=hi {
-        cdf += pmf(x);
-        while idx < samples.len() && samples[idx] <= x {
-            idx += 1;
-        }
-        worst = worst.max((idx as f64 / n - cdf).abs());
-    }
+    let worst = safestat::mechanism::cdf_distance(samples, pmf);
     assert!(
         worst < 0.045,
         "published noise differs from the manifest's distribution by {worst}"
