@@ -1,9 +1,10 @@
-//! The subcommands: `check`, `plan` and `release`, each wiring the data-flow modules together.
+//! Command dispatch, and the two commands that spend nothing: `check` and `plan`.
 //!
-//! Owns the order of operations (validate, read, charge, draw noise, post-process, write) and the
-//! reports printed on standard output. Must never print an exact cell: reports show the policy,
-//! the mechanisms and the noisy results only (`check` also shows row and unit counts to the data
-//! officer, which are never written into a release).
+//! Owns the dispatch from the parsed command line, the helpers the commands share (calibrating
+//! every table, reading every input once, printing to stdout) and the `check` and `plan` reports.
+//! Must never print an exact cell: reports show the policy and the mechanisms (`check` also shows
+//! row and unit counts to the data officer, which are never written into a release), and must
+//! never spend budget or draw noise (that is `release`'s alone).
 
 use std::fmt::Write as _;
 use std::io::Write as _;

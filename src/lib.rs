@@ -3,7 +3,10 @@
 //! The data flow, one module per step: [`policy`] (the file) -> [`plan`] (validated) ->
 //! [`input`] (stream the data) -> [`bounding`] (bound each unit's contributions) ->
 //! [`mechanism`] (opendp noise and costs) -> [`postprocess`] (clamp, suppress on noisy values) ->
-//! [`output`] (tables and manifest, written atomically). [`commands`] wires them per subcommand.
+//! [`output`] (tables and manifest, written atomically). [`ledger`] keeps each dataset's budget.
+//! [`release`] is the one command that charges the ledger and draws noise; [`audit`] holds
+//! `budget` and `audit`; [`commands`] dispatches and holds `check` and `plan`. [`synth`] makes the
+//! synthetic sample and benchmark data.
 
 pub mod audit;
 pub mod bounding;
