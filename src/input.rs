@@ -375,6 +375,8 @@ struct Pass<'a> {
     /// Per table, the salt of its `count_units` priorities.
     salts: &'a [u64],
     counters: &'a Counters,
+    /// How many hash ranges each chunk splits its units into (one per core).
+    ranges: usize,
 }
 
 /// Exact cells per table, with the row and unit counts.
@@ -384,12 +386,24 @@ struct Counted {
     units: u64,
 }
 
-/// What one chunk of rows produced.
-struct Chunk {
+/// The units of one hash range, and their bounded contributions.
+struct Part {
     units: Units,
     bounder: Bounder,
+}
+
+/// What one chunk of rows produced: its units split into hash ranges ([`part_of`]), so that the
+/// chunks' ranges can be merged and finished one range per core.
+struct Chunk {
+    parts: Vec<Part>,
     aggregated: Vec<Vec<i64>>,
     rows: u64,
+}
+
+/// The hash range of a unit. Bits 40.. are used: hashbrown takes the bucket from the low bits and
+/// its tag from the top seven, which a range must not fix.
+fn part_of(hash: u64, parts: usize) -> usize {
+    ((hash >> 40) % parts as u64) as usize
 }
 
 /// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
@@ -432,6 +446,7 @@ pub fn read_input_with(
         hasher: &hasher,
         salts: &salts,
         counters: &counters,
+        ranges: options.threads.max(1),
     };
     let (hashed, results) = std::thread::scope(|s| {
         let progress = options
@@ -506,23 +521,11 @@ pub fn read_input_with(
         })
         .map_err(|e| locate(path, &layout, e))?
     } else {
-        let mut merged: Option<Chunk> = None;
-        for result in results {
-            let chunk = result.map_err(|e| locate(path, &layout, e))?;
-            match &mut merged {
-                None => merged = Some(chunk),
-                Some(base) => merge(base, chunk),
-            }
-        }
-        let chunk = merged.expect("at least one chunk");
-        Counted {
-            units: chunk.units.len() as u64,
-            rows: chunk.rows,
-            exact: match layout.count_column {
-                Some(_) => chunk.aggregated,
-                None => chunk.bounder.finish(),
-            },
-        }
+        let chunks = results
+            .into_iter()
+            .map(|r| r.map_err(|e| locate(path, &layout, e)))
+            .collect::<Result<Vec<Chunk>, _>>()?;
+        combine(chunks, layout.count_column.is_some())
     };
     Ok(InputResult {
         exact: counted.exact,
@@ -763,9 +766,9 @@ fn new_bounder(layout: &Layout, salts: &[u64]) -> Bounder {
     )
 }
 
-/// Bytes the units held so far take: their records, keys and table entries.
-fn units_footprint(units: &Units, bounder: &Bounder) -> u64 {
-    (units.len() * (bounder.bytes_per_unit() + 8 + 20) + units.keys.len()) as u64
+/// Bytes one more unit with key `id` takes: its record, its key and its table entry.
+fn unit_footprint(bounder: &Bounder, id: &[u8]) -> u64 {
+    (bounder.bytes_per_unit() + 8 + 20 + id.len()) as u64
 }
 
 /// Reads one chunk in memory. Gives up with [`ChunkError::OverMemory`] once its units need more
@@ -777,6 +780,7 @@ fn read_chunk(pass: Pass, start: u64, end: u64, memory_limit: u64) -> Result<Chu
         hasher,
         salts,
         counters,
+        ranges,
     } = pass;
     let mut rng = StdRng::from_entropy();
     // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
@@ -785,19 +789,32 @@ fn read_chunk(pass: Pass, start: u64, end: u64, memory_limit: u64) -> Result<Chu
         Some(_) => (((end - start) / 40) as usize).min((memory_limit / 64) as usize),
         None => 0,
     };
-    let mut units = Units::with_capacity(expected_units);
-    let mut bounder = new_bounder(layout, salts);
-    bounder.reserve(expected_units);
+    let mut parts: Vec<Part> = (0..ranges)
+        .map(|_| {
+            let mut bounder = new_bounder(layout, salts);
+            bounder.reserve(expected_units / ranges);
+            Part {
+                units: Units::with_capacity(expected_units / ranges),
+                bounder,
+            }
+        })
+        .collect();
+    let mut footprint: u64 = 0;
     let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
         Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
         None => Vec::new(),
     };
     let rows = scan_rows(path, start, end, layout, counters, |row| {
         if let Some(id) = row.unit {
+            let hash = hasher.hash_one(id);
+            let Part { units, bounder } = &mut parts[part_of(hash, ranges)];
             let known = units.len();
-            let u = units.intern(id, hasher.hash_one(id), &mut bounder);
-            if units.len() > known && units_footprint(&units, &bounder) > memory_limit {
-                return Err(ChunkError::OverMemory);
+            let u = units.intern(id, hash, bounder);
+            if units.len() > known {
+                footprint += unit_footprint(bounder, id);
+                if footprint > memory_limit {
+                    return Err(ChunkError::OverMemory);
+                }
             }
             bounder.observe_row(u, rng.r#gen(), row.cells, row.values);
         } else if let Some(n) = row.count {
@@ -813,8 +830,7 @@ fn read_chunk(pass: Pass, start: u64, end: u64, memory_limit: u64) -> Result<Chu
         Ok(())
     })?;
     Ok(Chunk {
-        units,
-        bounder,
+        parts,
         aggregated,
         rows,
     })
@@ -838,6 +854,7 @@ fn read_spilled(
         hasher,
         salts,
         counters,
+        ..
     } = pass;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
     // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
@@ -930,9 +947,79 @@ fn read_spilled(
     })
 }
 
-/// Merges a later chunk into `base`: units are matched by their key bytes, and each unit's
-/// bounded sample is merged exactly (see [`Bounder::merge_unit`]).
-fn merge(base: &mut Chunk, other: Chunk) {
+/// Combines the chunks: each hash range is merged across chunks and finished on its own thread
+/// (units never span ranges, so the exact cells are the sum over ranges), and aggregated counts
+/// are added up.
+fn combine(chunks: Vec<Chunk>, aggregated: bool) -> Counted {
+    let rows = chunks.iter().map(|c| c.rows).sum();
+    let mut totals: Vec<Vec<i64>> = Vec::new();
+    let mut by_range: Vec<Vec<Part>> = Vec::new();
+    for chunk in chunks {
+        for (cells, add) in totals.iter_mut().zip(&chunk.aggregated) {
+            for (c, v) in cells.iter_mut().zip(add) {
+                *c = c.saturating_add(*v);
+            }
+        }
+        if totals.is_empty() {
+            totals = chunk.aggregated;
+        }
+        by_range.resize_with(chunk.parts.len(), Vec::new);
+        for (range, part) in by_range.iter_mut().zip(chunk.parts) {
+            range.push(part);
+        }
+    }
+    if aggregated {
+        return Counted {
+            exact: totals,
+            rows,
+            units: 0,
+        };
+    }
+    let finished: Vec<(Vec<Vec<i64>>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = by_range
+            .into_iter()
+            .map(|parts| {
+                s.spawn(move || {
+                    let mut parts = parts.into_iter();
+                    let mut base = parts.next().expect("every chunk has every range");
+                    for other in parts {
+                        merge(&mut base, &other);
+                    }
+                    let units = base.units.len();
+                    (base.bounder.finish(), units)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("merging thread panicked"))
+            .collect()
+    });
+    let mut exact: Option<Vec<Vec<i64>>> = None;
+    let mut units = 0;
+    for (cells, n) in finished {
+        units += n;
+        match &mut exact {
+            None => exact = Some(cells),
+            Some(total) => {
+                for (t, c) in total.iter_mut().zip(cells) {
+                    for (a, b) in t.iter_mut().zip(c) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+    }
+    Counted {
+        exact: exact.expect("at least one range"),
+        rows,
+        units: units as u64,
+    }
+}
+
+/// Merges one hash range of a later chunk into `base`: units are matched by their key bytes, and
+/// each unit's bounded sample is merged exactly (see [`Bounder::merge_unit`]).
+fn merge(base: &mut Part, other: &Part) {
     for u in 0..other.units.len() as u32 {
         let hash = other.bounder.unit_hash(u);
         let dst = base
@@ -940,12 +1027,6 @@ fn merge(base: &mut Chunk, other: Chunk) {
             .intern(other.units.key(u), hash, &mut base.bounder);
         base.bounder.merge_unit(dst, &other.bounder, u);
     }
-    for (cells, o) in base.aggregated.iter_mut().zip(other.aggregated) {
-        for (c, v) in cells.iter_mut().zip(o) {
-            *c = c.saturating_add(v);
-        }
-    }
-    base.rows += other.rows;
 }
 
 /// Turns a chunk's failure into an error naming file, line and field.
