@@ -287,18 +287,10 @@ pub fn release(
     let out_dir = out.unwrap_or_else(|| default_out_dir(&plan.release_id, version));
     output::ensure_absent(&out_dir)?;
 
-    // The budget check and the charge, under the lock.
-    let mut costs: Vec<f64> = locked
-        .ledger
-        .charges()
-        .map(|(_, e)| match &e.body {
-            Body::Charge { cost, .. } => *cost,
-            _ => unreachable!("charges() yields charges"),
-        })
-        .collect();
-    let spent = acc.compose(costs.clone())?;
-    costs.push(cost);
-    let total_after = acc.compose(costs)?;
+    // The budget check and the charge, under the lock. Composing (spent, cost) is exactly the
+    // in-order composition of every charge that `Ledger::verify` recomputes.
+    let spent = locked.ledger.spent(&acc)?;
+    let total_after = acc.compose(vec![spent, cost])?;
     if !acc.fits(total_after)? {
         let remaining = (acc.capacity()? - spent).max(0.0);
         return Err(LedgerError::OverBudget {
