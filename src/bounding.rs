@@ -16,7 +16,7 @@
 //! half a word for its cell, and a word for its value when summed). One record per unit keeps a
 //! row's updates for all tables within a few cache lines.
 
-use crate::plan::Statistic;
+use crate::plan::{Bound, Statistic};
 
 /// Largest `max_rows_per_unit` or `max_cells_per_unit`: every unit reserves this many slots per
 /// table.
@@ -101,30 +101,14 @@ impl Bounder {
         let tables = tables
             .iter()
             .map(|(statistic, cells, salt)| {
-                let (kind, slots) = match *statistic {
-                    Statistic::CountUnits { max_cells_per_unit } => {
-                        (Kind::Units, max_cells_per_unit)
-                    }
-                    Statistic::CountRows {
-                        max_rows_per_unit,
-                        max_rows_per_cell,
-                    } => (
+                let (kind, slots) = match statistic.bound() {
+                    Bound::Cells(c) => (Kind::Units, c),
+                    Bound::Rows { per_unit, per_cell } => (
                         Kind::Rows {
-                            per_cell: max_rows_per_cell,
-                            has_values: false,
+                            per_cell,
+                            has_values: matches!(statistic, Statistic::Sum { .. }),
                         },
-                        max_rows_per_unit,
-                    ),
-                    Statistic::Sum {
-                        max_rows_per_unit,
-                        max_rows_per_cell,
-                        ..
-                    } => (
-                        Kind::Rows {
-                            per_cell: max_rows_per_cell,
-                            has_values: true,
-                        },
-                        max_rows_per_unit,
+                        per_unit,
                     ),
                 };
                 let t = TableSlots {

@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::input::{InputResult, ReadOptions, read_input_with};
 use crate::mechanism::{self, NoiseMechanism};
-use crate::plan::{self, InputKind, Mechanism, Plan, Statistic, TableSpec};
+use crate::plan::{self, Bound, InputKind, Mechanism, Plan, Statistic, TableSpec};
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
@@ -88,30 +88,14 @@ pub(crate) fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, 
 }
 
 fn describe_bounds(plan: &Plan, table: &TableSpec) -> String {
-    let how = if plan.bounds_enforced(table) {
-        "enforced"
-    } else {
-        "declared"
-    };
-    let b = match &table.statistic {
-        Statistic::CountUnits { max_cells_per_unit } => format!("{max_cells_per_unit} cell/unit"),
-        Statistic::CountRows {
-            max_rows_per_unit,
-            max_rows_per_cell,
+    let b = match table.statistic.bound() {
+        Bound::Cells(c) => format!("{c} cell/unit"),
+        Bound::Rows { per_unit, per_cell } if per_cell < per_unit => {
+            format!("{per_unit} rows/unit, {per_cell}/cell")
         }
-        | Statistic::Sum {
-            max_rows_per_unit,
-            max_rows_per_cell,
-            ..
-        } => {
-            if max_rows_per_cell < max_rows_per_unit {
-                format!("{max_rows_per_unit} rows/unit, {max_rows_per_cell}/cell")
-            } else {
-                format!("{max_rows_per_unit} rows/unit")
-            }
-        }
+        Bound::Rows { per_unit, .. } => format!("{per_unit} rows/unit"),
     };
-    format!("{b} ({how})")
+    format!("{b} ({})", plan.bounds_status(table))
 }
 
 fn describe_statistic(table: &TableSpec) -> String {

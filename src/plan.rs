@@ -167,7 +167,32 @@ pub fn short_number(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// A statistic's contribution bounds: cells per unit, or rows per unit and per cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Cells(u32),
+    Rows { per_unit: u32, per_cell: u32 },
+}
+
 impl Statistic {
+    pub fn bound(&self) -> Bound {
+        match *self {
+            Statistic::CountUnits { max_cells_per_unit } => Bound::Cells(max_cells_per_unit),
+            Statistic::CountRows {
+                max_rows_per_unit,
+                max_rows_per_cell,
+            }
+            | Statistic::Sum {
+                max_rows_per_unit,
+                max_rows_per_cell,
+                ..
+            } => Bound::Rows {
+                per_unit: max_rows_per_unit,
+                per_cell: max_rows_per_cell,
+            },
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Statistic::CountUnits { .. } => "count_units",
@@ -259,6 +284,15 @@ impl Plan {
 
     pub fn bounds_enforced(&self, table: &TableSpec) -> bool {
         self.inputs[table.input].kind == InputKind::Microdata
+    }
+
+    /// `enforced` (microdata: safestat bounds each unit) or `declared` (aggregated input).
+    pub fn bounds_status(&self, table: &TableSpec) -> &'static str {
+        if self.bounds_enforced(table) {
+            "enforced"
+        } else {
+            "declared"
+        }
     }
 }
 

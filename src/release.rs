@@ -18,7 +18,7 @@ use crate::output::{
     self, Bounds, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger, ManifestRelease,
     PublishedTable, RngInfo, SensitivityEntry, Suppression, TableEntry, ToolInfo, TotalCost,
 };
-use crate::plan::{self, Cost, InputKind, Mechanism, Plan, Statistic, TableSpec};
+use crate::plan::{self, Bound, Cost, InputKind, Mechanism, Plan, Statistic, TableSpec};
 use crate::postprocess::finish_cells;
 
 /// Where contribution bounding's random choices come from.
@@ -506,31 +506,19 @@ fn table_entry(
         Statistic::Sum { column, lo, hi, .. } => (Some(column.clone()), Some([*lo, *hi])),
         _ => (None, None),
     };
-    let status = if plan.bounds_enforced(t) {
-        "enforced"
-    } else {
-        "declared"
-    };
-    let contribution_bounds = match t.statistic {
-        Statistic::CountUnits { max_cells_per_unit } => Bounds {
+    let status = plan.bounds_status(t);
+    let contribution_bounds = match t.statistic.bound() {
+        Bound::Cells(c) => Bounds {
             status,
-            max_cells_per_unit: Some(max_cells_per_unit),
+            max_cells_per_unit: Some(c),
             max_rows_per_unit: None,
             max_rows_per_cell: None,
         },
-        Statistic::CountRows {
-            max_rows_per_unit,
-            max_rows_per_cell,
-        }
-        | Statistic::Sum {
-            max_rows_per_unit,
-            max_rows_per_cell,
-            ..
-        } => Bounds {
+        Bound::Rows { per_unit, per_cell } => Bounds {
             status,
             max_cells_per_unit: None,
-            max_rows_per_unit: Some(max_rows_per_unit),
-            max_rows_per_cell: Some(max_rows_per_cell),
+            max_rows_per_unit: Some(per_unit),
+            max_rows_per_cell: Some(per_cell),
         },
     };
     let (norm, computed_by) = match (t.mechanism, cost) {

@@ -682,6 +682,80 @@ fn byte_order_mark_before_the_header_is_ignored() {
 }
 
 #[test]
+fn duplicate_header_column() {
+    let s = small();
+    s.write("people.csv", "pid,kind,kind,amount\n1,a,a,5\n");
+    expect_refused(&s, &["people.csv", "names column `kind` twice"]);
+}
+
+#[test]
+fn empty_input_file() {
+    let s = small();
+    s.write("people.csv", "");
+    expect_refused(&s, &["people.csv", "no column `kind`"]);
+}
+
+#[test]
+fn negative_count_in_an_aggregated_input() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc2,-3\n");
+    s.write(
+        "policy.toml",
+        &near_exact_policy(
+            r#"
+[inputs.agg]
+path = "agg.csv"
+aggregated = true
+count_column = "n"
+
+[[table]]
+name = "agg"
+input = "agg"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 1
+cost = { rho = 1.0 }
+"#,
+        )
+        .replace("[inputs.rows]\npath = \"rows.csv\"\n", ""),
+    );
+    expect_refused(&s, &["agg.csv:3", "field `n`", "count `-3` is negative"]);
+}
+
+#[test]
+fn bounds_above_the_slot_limit_or_sum_on_aggregated_input() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &POLICY.replace(
+            "max_rows_per_unit = 2\ncost",
+            "max_rows_per_unit = 5000\ncost",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "table `by_kind`, field `max_rows_per_unit`",
+            "above the limit of 1000",
+        ],
+    );
+    s.write(
+        "policy.toml",
+        &POLICY.replace(
+            "[inputs.people]\npath = \"people.csv\"",
+            "[inputs.people]\npath = \"people.csv\"\naggregated = true\ncount_column = \"amount\"",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "table `amount_by_kind`, field `statistic`",
+            "`sum` needs microdata",
+        ],
+    );
+}
+
+#[test]
 fn empty_privacy_unit() {
     let s = small();
     s.write("people.csv", "pid,kind,amount\n1,a,5\n,b,7\n");
@@ -1057,6 +1131,27 @@ fn the_budget_cannot_change_under_an_existing_ledger() {
     s.run(&["release", "policy.toml"])
         .expect_code(2)
         .stderr_has(&["budget", "fixed by its first charge"]);
+}
+
+#[test]
+fn a_ledger_of_another_dataset_is_refused() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.write(
+        "other.toml",
+        &ledger_policy("x", "{ rho = 1.0 }", GAUSS_TABLE)
+            .replace("name = \"people\"", "name = \"others\""),
+    );
+    let before = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    s.run(&["release", "other.toml", "--ledger", "ledger/people.jsonl"])
+        .expect_code(2)
+        .stderr_has(&["belongs to dataset `people`, not `others`"]);
+    assert_eq!(fs::read(s.path("ledger/people.jsonl")).unwrap(), before);
+    assert!(!s.path("releases/x").exists());
 }
 
 #[test]
