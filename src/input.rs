@@ -407,12 +407,8 @@ fn part_of(hash: u64, parts: usize) -> usize {
 }
 
 /// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
-/// `plan.tables`, all reading this input), using every core.
-pub fn read_input(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResult, InputError> {
-    read_input_with(plan, input, tables, ReadOptions::default())
-}
-
-/// [`read_input`] with explicit chunking (tests use tiny chunks to split units across them).
+/// `plan.tables`, all reading this input), in parallel chunks and spilling to disk as `options`
+/// say (tests use tiny chunks to split units across them).
 pub fn read_input_with(
     plan: &Plan,
     input: usize,

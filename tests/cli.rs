@@ -451,14 +451,11 @@ cost = { rho = 1e9 }
     );
 }
 
-#[test]
-fn aggregated_input_is_summed_per_cell_and_marked_declared() {
-    let s = Scratch::new();
-    s.write("agg.csv", "cell,n\nc1,5\nc1,7\nc3,40\n");
-    s.write(
-        "policy.toml",
-        &near_exact_policy(
-            r#"
+/// A policy with one `count_units` table by `cell` over the aggregated input `agg.csv` (counts in
+/// `n`), at cost `rho`.
+fn aggregated_policy(rho: &str) -> String {
+    near_exact_policy(&format!(
+        r#"
 [inputs.agg]
 path = "agg.csv"
 aggregated = true
@@ -470,11 +467,17 @@ input = "agg"
 statistic = "count_units"
 by = ["cell"]
 max_cells_per_unit = 1
-cost = { rho = 1e9 }
-"#,
-        )
-        .replace("[inputs.rows]\npath = \"rows.csv\"\n", ""),
-    );
+cost = {{ rho = {rho} }}
+"#
+    ))
+    .replace("[inputs.rows]\npath = \"rows.csv\"\n", "")
+}
+
+#[test]
+fn aggregated_input_is_summed_per_cell_and_marked_declared() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc1,7\nc3,40\n");
+    s.write("policy.toml", &aggregated_policy("1e9"));
     s.run(&["release", "policy.toml", "--out", "rel"])
         .expect_code(0);
     let rows = read_csv(&s.path("rel/agg.csv"));
@@ -699,26 +702,7 @@ fn empty_input_file() {
 fn negative_count_in_an_aggregated_input() {
     let s = Scratch::new();
     s.write("agg.csv", "cell,n\nc1,5\nc2,-3\n");
-    s.write(
-        "policy.toml",
-        &near_exact_policy(
-            r#"
-[inputs.agg]
-path = "agg.csv"
-aggregated = true
-count_column = "n"
-
-[[table]]
-name = "agg"
-input = "agg"
-statistic = "count_units"
-by = ["cell"]
-max_cells_per_unit = 1
-cost = { rho = 1.0 }
-"#,
-        )
-        .replace("[inputs.rows]\npath = \"rows.csv\"\n", ""),
-    );
+    s.write("policy.toml", &aggregated_policy("1.0"));
     expect_refused(&s, &["agg.csv:3", "field `n`", "count `-3` is negative"]);
 }
 
