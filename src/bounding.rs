@@ -11,10 +11,11 @@
 //! split, and so never on other units' rows. The exact cells this module produces must never leave
 //! memory: they go straight to the mechanisms.
 //!
-//! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash and, for
-//! every table, its kept slots (a `count_units` cell in half a word; a kept row in a priority word,
-//! half a word for its cell, and a word for its value when summed). One record per unit keeps a
-//! row's updates for all tables within a few cache lines.
+//! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash, the
+//! caller's words for it (the reader keeps the unit's key there) and, for every table, its kept
+//! slots (a `count_units` cell in half a word; a kept row in a priority word, half a word for its
+//! cell, and a word for its value when summed). One record per unit keeps a row's lookup and its
+//! updates for all tables within a few cache lines.
 
 use crate::plan::{Bound, Statistic};
 
@@ -89,15 +90,18 @@ pub fn cell_priority(unit_hash: u64, salt: u64, cell: u32) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Bounder {
     tables: Vec<TableSlots>,
-    /// Words per unit record: the unit's hash, then each table's slots.
+    /// Words per unit record: the unit's hash, the caller's words, then each table's slots.
     stride: usize,
+    /// The caller's words per unit.
+    head: usize,
     words: Vec<u64>,
 }
 
 impl Bounder {
-    /// One table per `(statistic, cells, salt)`.
-    pub fn new(tables: &[(Statistic, usize, u64)]) -> Bounder {
-        let mut offset = 1;
+    /// One table per `(statistic, cells, salt)`; every unit record also keeps `head` words for
+    /// the caller (see [`Bounder::add_unit`]).
+    pub fn new(tables: &[(Statistic, usize, u64)], head: usize) -> Bounder {
+        let mut offset = 1 + head;
         let tables = tables
             .iter()
             .map(|(statistic, cells, salt)| {
@@ -125,6 +129,7 @@ impl Bounder {
         Bounder {
             tables,
             stride: offset,
+            head,
             words: Vec::new(),
         }
     }
@@ -143,16 +148,37 @@ impl Bounder {
         self.words.reserve(units.saturating_mul(self.stride));
     }
 
-    /// Adds a unit with keyed hash `hash`; returns its id.
-    pub fn add_unit(&mut self, hash: u64) -> u32 {
+    /// Adds a unit with keyed hash `hash` and the caller's words `head` (as many as given to
+    /// [`Bounder::new`]); returns its id.
+    pub fn add_unit(&mut self, hash: u64, head: &[u64]) -> u32 {
+        debug_assert_eq!(head.len(), self.head);
         let id = self.units() as u32;
         self.words.push(hash);
-        self.words.resize(self.words.len() + self.stride - 1, 0);
+        self.words.extend_from_slice(head);
+        self.words
+            .resize(self.words.len() + self.stride - 1 - self.head, 0);
         id
     }
 
     pub fn unit_hash(&self, unit: u32) -> u64 {
         self.words[unit as usize * self.stride]
+    }
+
+    /// The caller's words of `unit`.
+    pub fn head(&self, unit: u32) -> &[u64] {
+        let start = unit as usize * self.stride + 1;
+        &self.words[start..start + self.head]
+    }
+
+    /// Starts loading `unit`'s record into the cache, so that a later lookup or update of it does
+    /// not wait on memory.
+    pub fn prefetch(&self, unit: u32) {
+        let start = unit as usize * self.stride;
+        if let Some(rec) = self.words.get(start..start + self.stride) {
+            for line in rec.chunks(8) {
+                prefetch(line.as_ptr());
+            }
+        }
     }
 
     /// Records one row of `unit`: for table `t`, a contribution of `values[t]` (1 for counts) to
@@ -164,36 +190,6 @@ impl Bounder {
             match table.kind {
                 Kind::Units => observe_cell(rec, table, cells[t]),
                 Kind::Rows { .. } => observe_row(rec, table, row_prio, cells[t], values[t]),
-            }
-        }
-    }
-
-    /// Merges unit `src` of `other` (the same tables, another chunk of the input) into unit
-    /// `dst` of this one. Exact: the result is what one pass over both chunks would have kept.
-    pub fn merge_unit(&mut self, dst: u32, other: &Bounder, src: u32) {
-        let start = dst as usize * self.stride;
-        let rec = &mut self.words[start..start + self.stride];
-        let ostart = src as usize * other.stride;
-        let orec = &other.words[ostart..ostart + other.stride];
-        for table in &self.tables {
-            let base = table.cell_base();
-            for i in 0..table.slots {
-                let code = half(orec, base, i);
-                if code == 0 {
-                    break;
-                }
-                match table.kind {
-                    Kind::Units => observe_cell(rec, table, code - 1),
-                    Kind::Rows { has_values, .. } => {
-                        let prio = orec[table.offset + i];
-                        let value = if has_values {
-                            orec[table.offset + table.slots + i] as i64
-                        } else {
-                            1
-                        };
-                        observe_row(rec, table, prio, code - 1, value);
-                    }
-                }
             }
         }
     }
@@ -261,6 +257,19 @@ impl Bounder {
         }
         out
     }
+}
+
+/// Asks the CPU to start loading the cache line holding `p`. Only a hint: it never faults and
+/// never changes a result, so its only effect is on speed.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing into the program and cannot fault, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// `count_units`: keep `cell` if it is new and among the unit's `c` lowest-priority cells.
@@ -340,7 +349,7 @@ mod tests {
 
     /// A single-table bounder and a helper to feed it.
     fn one(stat: Statistic, cells: usize) -> Bounder {
-        Bounder::new(&[(stat, cells, 99)])
+        Bounder::new(&[(stat, cells, 99)], 0)
     }
 
     fn feed(b: &mut Bounder, unit: u32, prio: u64, cell: u32, value: i64) {
@@ -351,7 +360,7 @@ mod tests {
     fn a_unit_with_fifty_rows_keeps_exactly_k() {
         let mut rng = StdRng::from_entropy();
         let mut b = one(rows(4, 4), 50);
-        let (u, v) = (b.add_unit(1), b.add_unit(2));
+        let (u, v) = (b.add_unit(1, &[]), b.add_unit(2, &[]));
         for cell in 0..50 {
             feed(&mut b, u, rng.r#gen(), cell, 1);
         }
@@ -365,7 +374,7 @@ mod tests {
     fn per_cell_cap_applies_after_the_row_cap() {
         let mut rng = StdRng::from_entropy();
         let mut b = one(rows(4, 1), 3);
-        let u = b.add_unit(1);
+        let u = b.add_unit(1, &[]);
         for _ in 0..10 {
             feed(&mut b, u, rng.r#gen(), 0, 1);
         }
@@ -377,7 +386,7 @@ mod tests {
     #[test]
     fn count_units_counts_each_unit_once_per_cell_and_at_most_c_cells() {
         let mut b = one(units(2), 5);
-        let (u, v) = (b.add_unit(12345), b.add_unit(777));
+        let (u, v) = (b.add_unit(12345, &[]), b.add_unit(777, &[]));
         for cell in [0, 0, 1, 2, 3, 4, 0] {
             feed(&mut b, u, 0, cell, 1);
         }
@@ -397,59 +406,42 @@ mod tests {
             max_rows_per_unit: 2,
             max_rows_per_cell: 2,
         };
-        let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)]);
-        assert_eq!(b.bytes_per_unit(), 8 * (1 + (2 + 2 + 1) + 1 + (3 + 2)));
-        let u = b.add_unit(5);
+        let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)], 2);
+        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + (2 + 2 + 1) + 1 + (3 + 2)));
+        let u = b.add_unit(5, &[17, 19]);
         b.observe_row(u, 5, &[0, 2, 1], &[40, 1, 1]);
         b.observe_row(u, 1, &[1, 2, 1], &[-30, 1, 1]);
         b.observe_row(u, 9, &[1, 2, 0], &[100, 1, 1]); // highest priority: dropped by the sum
+        assert_eq!((b.unit_hash(u), b.head(u)), (5, &[17, 19][..]));
         let out = b.finish();
         assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2]]);
     }
 
-    /// Splitting a unit's rows between two bounders and merging gives exactly what one pass
-    /// keeps, whatever the split (a unit whose rows fall in two chunks).
+    /// A unit's rows reach its record in whatever order the readers deliver them (its own
+    /// chunk's rows and other chunks' rows interleaved), so what is kept must not depend on the
+    /// order: any permutation of the same rows gives the same exact cells.
     #[test]
-    fn merging_chunks_is_exact() {
+    fn what_is_kept_does_not_depend_on_row_order() {
+        use rand::seq::SliceRandom;
         let mut rng = StdRng::from_entropy();
         let tables = [(rows(4, 4), 6, 1), (rows(5, 2), 6, 2), (units(3), 6, 3)];
+        let bounded = |obs: &[(u32, u64, u32)]| {
+            let mut b = Bounder::new(&tables, 1);
+            for u in 0..3u64 {
+                b.add_unit(u * 0x1234_5678_9ABC, &[u]);
+            }
+            for &(u, p, c) in obs {
+                b.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
+            }
+            b.finish()
+        };
         for _ in 0..500 {
-            let obs: Vec<(u32, u64, u32)> = (0..rng.gen_range(1..40))
+            let mut obs: Vec<(u32, u64, u32)> = (0..rng.gen_range(1..40))
                 .map(|_| (rng.gen_range(0..3), rng.r#gen(), rng.gen_range(0..6)))
                 .collect();
-            let hash = |u: u32| u64::from(u) * 0x1234_5678_9ABC;
-            let mut whole = Bounder::new(&tables);
-            for u in 0..3 {
-                whole.add_unit(hash(u));
-            }
-            for &(u, p, c) in &obs {
-                whole.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
-            }
-            let split = rng.gen_range(0..=obs.len());
-            let mut a = Bounder::new(&tables);
-            for u in 0..3 {
-                a.add_unit(hash(u));
-            }
-            for &(u, p, c) in &obs[..split] {
-                a.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
-            }
-            // Chunk b numbers units in its own order.
-            let mut b = Bounder::new(&tables);
-            let mut local: Vec<u32> = Vec::new();
-            for &(u, p, c) in &obs[split..] {
-                let id = match local.iter().position(|&g| g == u) {
-                    Some(i) => i as u32,
-                    None => {
-                        local.push(u);
-                        b.add_unit(hash(u))
-                    }
-                };
-                b.observe_row(id, p, &[c, c, c], &[1, 1, 1]);
-            }
-            for (src, &dst) in local.iter().enumerate() {
-                a.merge_unit(dst, &b, src as u32);
-            }
-            assert_eq!(a.finish(), whole.finish());
+            let first = bounded(&obs);
+            obs.shuffle(&mut rng);
+            assert_eq!(bounded(&obs), first);
         }
     }
 
@@ -465,7 +457,7 @@ mod tests {
         let mut kept = vec![0u32; n_rows as usize];
         for _ in 0..trials {
             let mut b = one(rows(k, k), n_rows as usize);
-            let u = b.add_unit(0);
+            let u = b.add_unit(0, &[]);
             for row in 0..n_rows {
                 feed(&mut b, u, rng.r#gen(), row, 1);
             }
@@ -493,8 +485,8 @@ mod tests {
         let trials = 20_000u32;
         let mut kept = [0u32; 10];
         for _ in 0..trials {
-            let mut b = Bounder::new(&[(units(3), 10, rng.r#gen())]);
-            let u = b.add_unit(rng.r#gen());
+            let mut b = Bounder::new(&[(units(3), 10, rng.r#gen())], 0);
+            let u = b.add_unit(rng.r#gen(), &[]);
             for cell in [0, 0, 0, 0].into_iter().chain(0..10) {
                 feed(&mut b, u, 0, cell, 1);
             }

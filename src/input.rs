@@ -8,16 +8,17 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use hashbrown::HashTable;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::bounding::Bounder;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use crate::bounding::{Bounder, prefetch};
 use crate::plan::{Dimension, InputKind, Plan, Statistic};
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +305,8 @@ enum ChunkError {
     Io(std::io::Error),
     /// The chunk's units outgrew its share of the memory limit: spill instead.
     OverMemory,
+    /// Another reader failed first (it reports why).
+    Aborted,
     At {
         byte: u64,
         field: Option<usize>,
@@ -311,57 +314,212 @@ enum ChunkError {
     },
 }
 
-/// The units of one chunk: their keys in one arena, found through a table of (keyed hash, id).
+/// Bytes of a unit's key kept in its record; longer keys live in [`Units::long_keys`].
+const INLINE_KEY: usize = 16;
+/// Words at the head of a unit's record that hold its key: the length (with [`LONG_KEY`] set for
+/// a long key), then the bytes themselves or, for a long key, its offset in [`Units::long_keys`].
+const KEY_WORDS: usize = 1 + INLINE_KEY / 8;
+const LONG_KEY: u64 = 1 << 63;
+
+/// A unit's key as its record holds it (a long key's offset is filled in when it is stored).
+fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
+    let mut words = [0u64; KEY_WORDS];
+    if id.len() > INLINE_KEY {
+        words[0] = LONG_KEY | id.len() as u64;
+        return words;
+    }
+    words[0] = id.len() as u64;
+    for (word, bytes) in words[1..].iter_mut().zip(id.chunks(8)) {
+        let mut b = [0u8; 8];
+        b[..bytes.len()].copy_from_slice(bytes);
+        *word = u64::from_le_bytes(b);
+    }
+    words
+}
+
+/// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
+/// head, found through an open-addressing table. A lookup touches the table slot and the record
+/// it then updates, and nothing else (for keys of up to [`INLINE_KEY`] bytes).
 struct Units {
-    table: HashTable<(u64, u32)>,
-    keys: Vec<u8>,
-    /// End of each unit's key in `keys`.
-    ends: Vec<usize>,
+    /// Linear probing, at most half full: 0 is empty, else the unit's hash's top 32 bits above
+    /// its id + 1.
+    slots: Vec<u64>,
+    long_keys: Vec<u8>,
+    bounder: Bounder,
+    /// Bytes the units may take (records, table, long keys) before the reader gives up.
+    limit: u64,
 }
 
 impl Units {
-    fn with_capacity(units: usize) -> Units {
+    fn new(layout: &Layout, salts: &[u64], expected: usize, limit: u64) -> Units {
+        let tables: Vec<_> = layout
+            .tables
+            .iter()
+            .zip(salts)
+            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
+            .collect();
+        let mut bounder = Bounder::new(&tables, KEY_WORDS);
+        bounder.reserve(expected);
         Units {
-            table: HashTable::with_capacity(units),
-            keys: Vec::new(),
-            ends: Vec::with_capacity(units),
+            slots: vec![0; (expected * 2).next_power_of_two().max(16)],
+            long_keys: Vec::new(),
+            bounder,
+            limit,
         }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.bounder.units()
     }
 
-    fn key(&self, unit: u32) -> &[u8] {
-        let u = unit as usize;
-        let start = if u == 0 { 0 } else { self.ends[u - 1] };
-        &self.keys[start..self.ends[u]]
+    fn footprint(&self) -> u64 {
+        (self.len() * self.bounder.bytes_per_unit() + self.slots.len() * 8 + self.long_keys.len())
+            as u64
     }
 
-    /// The id of the unit with key `id` and keyed hash `hash`, adding it (to `bounder` too) if new.
-    fn intern(&mut self, id: &[u8], hash: u64, bounder: &mut Bounder) -> u32 {
-        let found = {
-            let (keys, ends) = (&self.keys, &self.ends);
-            self.table
-                .find(hash, |&(h, u)| {
-                    h == hash && {
-                        let u = u as usize;
-                        let start = if u == 0 { 0 } else { ends[u - 1] };
-                        &keys[start..ends[u]] == id
-                    }
-                })
-                .map(|&(_, u)| u)
-        };
-        match found {
-            Some(u) => u,
-            None => {
-                let u = bounder.add_unit(hash);
-                self.keys.extend_from_slice(id);
-                self.ends.push(self.keys.len());
-                self.table.insert_unique(hash, (hash, u), |&(h, _)| h);
-                u
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.slots.len() - 1)
+    }
+
+    fn slot(hash: u64, unit: u32) -> u64 {
+        (hash >> 32) << 32 | (u64::from(unit) + 1)
+    }
+
+    /// Whether `unit` has key `id` (whose [`key_words`] are `key`).
+    fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], id: &[u8]) -> bool {
+        let head = self.bounder.head(unit);
+        if key[0] & LONG_KEY == 0 {
+            return head == key;
+        }
+        let start = head[1] as usize;
+        head[0] == key[0] && &self.long_keys[start..start + id.len()] == id
+    }
+
+    /// The id of the unit with key `id` and keyed hash `hash`, adding it if new; fails with
+    /// [`ChunkError::OverMemory`] when a new unit would take the units over their limit.
+    fn intern(&mut self, id: &[u8], hash: u64) -> Result<u32, ChunkError> {
+        let key = key_words(id);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(hash);
+        while self.slots[i] != 0 {
+            let (tag, unit) = (self.slots[i] >> 32, self.slots[i] as u32 - 1);
+            if tag == hash >> 32 && self.has_key(unit, &key, id) {
+                return Ok(unit);
+            }
+            i = (i + 1) & mask;
+        }
+        if self.footprint() + self.bounder.bytes_per_unit() as u64 > self.limit {
+            return Err(ChunkError::OverMemory);
+        }
+        let mut head = key;
+        if id.len() > INLINE_KEY {
+            head[1] = self.long_keys.len() as u64;
+            self.long_keys.extend_from_slice(id);
+        }
+        let unit = self.bounder.add_unit(hash, &head);
+        self.slots[i] = Units::slot(hash, unit);
+        if self.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        Ok(unit)
+    }
+
+    fn grow(&mut self) {
+        self.slots = vec![0; self.slots.len() * 2];
+        let mask = self.slots.len() - 1;
+        for unit in 0..self.len() as u32 {
+            let hash = self.bounder.unit_hash(unit);
+            let mut i = self.home(hash);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = Units::slot(hash, unit);
+        }
+    }
+
+    /// Counts a batch of rows into their units' records. The rows are taken a window at a time,
+    /// first asking for every row's table slot and then for every found record, so that their
+    /// cache misses overlap instead of following one another.
+    fn absorb(&mut self, batch: &Batch) -> Result<(), ChunkError> {
+        const WINDOW: usize = 32;
+        let t = batch.tables;
+        for start in (0..batch.len()).step_by(WINDOW) {
+            let rows = start..(start + WINDOW).min(batch.len());
+            for &hash in &batch.hashes[rows.clone()] {
+                prefetch(&self.slots[self.home(hash)]);
+            }
+            for &hash in &batch.hashes[rows.clone()] {
+                if let Some(unit) = (self.slots[self.home(hash)] as u32).checked_sub(1) {
+                    self.bounder.prefetch(unit);
+                }
+            }
+            for r in rows {
+                let unit = self.intern(batch.key(r), batch.hashes[r])?;
+                let (cells, values) = (r * t..(r + 1) * t, r * t..(r + 1) * t);
+                self.bounder.observe_row(
+                    unit,
+                    batch.prios[r],
+                    &batch.cells[cells],
+                    &batch.values[values],
+                );
             }
         }
+        Ok(())
+    }
+}
+
+/// Rows of microdata on their way to the reader that owns their units, column by column.
+struct Batch {
+    tables: usize,
+    hashes: Vec<u64>,
+    /// Each row's random priority (see [`crate::bounding`]).
+    prios: Vec<u64>,
+    keys: Vec<u8>,
+    /// End of each row's unit key in `keys`.
+    key_ends: Vec<usize>,
+    /// Per row, one cell and one value per table.
+    cells: Vec<u32>,
+    values: Vec<i64>,
+}
+
+impl Batch {
+    fn new(tables: usize) -> Batch {
+        Batch {
+            tables,
+            hashes: Vec::new(),
+            prios: Vec::new(),
+            keys: Vec::new(),
+            key_ends: Vec::new(),
+            cells: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    fn push(&mut self, id: &[u8], hash: u64, prio: u64, cells: &[u32], values: &[i64]) {
+        self.hashes.push(hash);
+        self.prios.push(prio);
+        self.keys.extend_from_slice(id);
+        self.key_ends.push(self.keys.len());
+        self.cells.extend_from_slice(cells);
+        self.values.extend_from_slice(values);
+    }
+
+    fn key(&self, row: usize) -> &[u8] {
+        let start = if row == 0 { 0 } else { self.key_ends[row - 1] };
+        &self.keys[start..self.key_ends[row]]
+    }
+
+    fn clear(&mut self) {
+        self.hashes.clear();
+        self.prios.clear();
+        self.keys.clear();
+        self.key_ends.clear();
+        self.cells.clear();
+        self.values.clear();
     }
 }
 
@@ -370,13 +528,11 @@ impl Units {
 struct Pass<'a> {
     path: &'a Path,
     layout: &'a Layout,
-    /// The keyed hash of unit keys (one key for the whole input, so chunks agree).
-    hasher: &'a RandomState,
+    /// The keyed hash of unit keys (one key for the whole input, so readers agree).
+    hasher: &'a foldhash::quality::RandomState,
     /// Per table, the salt of its `count_units` priorities.
     salts: &'a [u64],
     counters: &'a Counters,
-    /// How many hash ranges each chunk splits its units into (one per core).
-    ranges: usize,
 }
 
 /// Exact cells per table, with the row and unit counts.
@@ -386,24 +542,28 @@ struct Counted {
     units: u64,
 }
 
-/// The units of one hash range, and their bounded contributions.
-struct Part {
-    units: Units,
-    bounder: Bounder,
+impl Counted {
+    /// Adds another reader's (or partition's) counts: its units are not this one's, so the exact
+    /// cells add up.
+    fn add(total: Option<Counted>, other: Counted) -> Option<Counted> {
+        let Some(mut total) = total else {
+            return Some(other);
+        };
+        for (cells, add) in total.exact.iter_mut().zip(&other.exact) {
+            for (c, v) in cells.iter_mut().zip(add) {
+                *c = c.saturating_add(*v);
+            }
+        }
+        total.rows += other.rows;
+        total.units += other.units;
+        Some(total)
+    }
 }
 
-/// What one chunk of rows produced: its units split into hash ranges ([`part_of`]), so that the
-/// chunks' ranges can be merged and finished one range per core.
-struct Chunk {
-    parts: Vec<Part>,
-    aggregated: Vec<Vec<i64>>,
-    rows: u64,
-}
-
-/// The hash range of a unit. Bits 40.. are used: hashbrown takes the bucket from the low bits and
-/// its tag from the top seven, which a range must not fix.
-fn part_of(hash: u64, parts: usize) -> usize {
-    ((hash >> 40) % parts as u64) as usize
+/// Which of `n` readers (or spill partitions) owns the unit with keyed hash `hash`. Bits 40.. are
+/// used: the unit table takes the slot from the low bits and the tag from the top 32.
+fn range_of(hash: u64, n: usize) -> usize {
+    ((hash >> 40) % n as u64) as usize
 }
 
 /// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
@@ -431,9 +591,13 @@ pub fn read_input_with(
     let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
 
     let mut seed = StdRng::from_entropy();
-    let hasher = RandomState::new();
+    let hasher = foldhash::quality::RandomState::default();
     let salts: Vec<u64> = layout.tables.iter().map(|_| seed.r#gen()).collect();
-    let share = options.memory_limit / chunks.len() as u64;
+    let readers = chunks.len();
+    let share = options.memory_limit / readers as u64;
+    // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
+    // for that up front spares most rehashes (only the pages a unit touches are ever written).
+    let expected_units = ((len - header_end) / 64 / readers as u64).min(share / 64) as usize;
     let counters = Counters::default();
     let name = plan.inputs[input].name.as_str();
     let pass = Pass {
@@ -442,7 +606,6 @@ pub fn read_input_with(
         hasher: &hasher,
         salts: &salts,
         counters: &counters,
-        ranges: options.threads.max(1),
     };
     let (hashed, results) = std::thread::scope(|s| {
         let progress = options
@@ -451,9 +614,12 @@ pub fn read_input_with(
         let digest = s.spawn(|| hash_file(path));
         let workers: Vec<_> = chunks
             .iter()
-            .map(|&(start, end)| s.spawn(move || read_chunk(pass, start, end, share)))
+            .zip(links(readers))
+            .map(|(&(start, end), links)| {
+                s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
+            })
             .collect();
-        let results: Vec<Result<Chunk, ChunkError>> = workers
+        let results: Vec<Result<Counted, ChunkError>> = workers
             .into_iter()
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
@@ -517,11 +683,17 @@ pub fn read_input_with(
         })
         .map_err(|e| locate(path, &layout, e))?
     } else {
-        let chunks = results
-            .into_iter()
-            .map(|r| r.map_err(|e| locate(path, &layout, e)))
-            .collect::<Result<Vec<Chunk>, _>>()?;
-        combine(chunks, layout.count_column.is_some())
+        // The first failure in file order; a reader that stopped because another failed has
+        // none of its own to report.
+        let mut total = None;
+        for result in results {
+            match result {
+                Ok(counted) => total = Counted::add(total, counted),
+                Err(ChunkError::Aborted) => {}
+                Err(e) => return Err(locate(path, &layout, e)),
+            }
+        }
+        total.expect("a reader stops early only when another fails")
     };
     Ok(InputResult {
         exact: counted.exact,
@@ -653,7 +825,6 @@ fn scan_rows(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
         .buffer_capacity(1 << 17)
         .from_reader(file.take(end - start));
     let width = layout.headers.len();
@@ -701,14 +872,14 @@ fn scan_rows(
             });
         }
         for (k, (_, col, index)) in layout.dims.iter().enumerate() {
-            let value = &record[*col];
+            let value = record[*col].trim_ascii();
             codes[k] = index
                 .code(value)
                 .ok_or_else(|| at(*col, index.undeclared(value)))?;
         }
         let unit = match layout.unit_column {
             Some(col) => {
-                let id = &record[col];
+                let id = record[col].trim_ascii();
                 if id.is_empty() {
                     return Err(at(col, "the privacy unit is empty".to_string()));
                 }
@@ -723,7 +894,7 @@ fn scan_rows(
             }
             cells[t] = cell;
             values[t] = match table.sum {
-                Some((col, lo, hi)) => parse_i64(&record[col])
+                Some((col, lo, hi)) => parse_i64(record[col].trim_ascii())
                     .map_err(|m| at(col, m))?
                     .clamp(lo, hi),
                 None => 1,
@@ -731,7 +902,7 @@ fn scan_rows(
         }
         let count = match layout.count_column {
             Some(col) => {
-                let n = parse_i64(&record[col]).map_err(|m| at(col, m))?;
+                let n = parse_i64(record[col].trim_ascii()).map_err(|m| at(col, m))?;
                 if n < 0 {
                     return Err(at(col, format!("count `{n}` is negative")));
                 }
@@ -751,84 +922,144 @@ fn scan_rows(
     Ok(rows)
 }
 
-fn new_bounder(layout: &Layout, salts: &[u64]) -> Bounder {
-    Bounder::new(
-        &layout
-            .tables
-            .iter()
-            .zip(salts)
-            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
-            .collect::<Vec<_>>(),
-    )
+/// Rows a reader collects for another reader's units before handing them over.
+const HANDOVER_ROWS: usize = 4096;
+/// Rows a reader collects for its own units before counting them.
+const LOCAL_ROWS: usize = 256;
+
+/// One reader's links to the others: its inbox, and an outbox to every other reader (`None` at
+/// its own place).
+struct Links {
+    me: usize,
+    inbox: Receiver<Batch>,
+    outboxes: Vec<Option<Sender<Batch>>>,
 }
 
-/// Bytes one more unit with key `id` takes: its record, its key and its table entry.
-fn unit_footprint(bounder: &Bounder, id: &[u8]) -> u64 {
-    (bounder.bytes_per_unit() + 8 + 20 + id.len()) as u64
+/// Links for `n` readers, each able to send to every other.
+fn links(n: usize) -> Vec<Links> {
+    let (senders, inboxes): (Vec<_>, Vec<_>) = (0..n).map(|_| channel::<Batch>()).unzip();
+    inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(me, inbox)| Links {
+            me,
+            inbox,
+            outboxes: senders
+                .iter()
+                .enumerate()
+                .map(|(o, s)| (o != me).then(|| s.clone()))
+                .collect(),
+        })
+        .collect()
 }
 
-/// Reads one chunk in memory. Gives up with [`ChunkError::OverMemory`] once its units need more
-/// than `memory_limit` bytes.
-fn read_chunk(pass: Pass, start: u64, end: u64, memory_limit: u64) -> Result<Chunk, ChunkError> {
+/// Reads the rows in `[start, end)`. Every reader owns the units in one hash range
+/// ([`range_of`]): it counts its own units' rows and hands the others' over, in batches, to their
+/// owners, counting what it is handed in between. So each unit is bounded by exactly one reader,
+/// with no merging afterwards, and a reader's table holds only its own units. Gives up with
+/// [`ChunkError::OverMemory`] once its units need more than `memory_limit` bytes. When another
+/// reader has failed it goes on only checking its rows, so that the error reported is the
+/// first in the file whatever the timing.
+fn read_chunk(
+    pass: Pass,
+    start: u64,
+    end: u64,
+    links: Links,
+    expected_units: usize,
+    memory_limit: u64,
+) -> Result<Counted, ChunkError> {
     let Pass {
         path,
         layout,
         hasher,
         salts,
         counters,
-        ranges,
     } = pass;
+    let Links {
+        me,
+        inbox,
+        outboxes,
+    } = links;
+    let tables = layout.tables.len();
+    if layout.unit_column.is_none() {
+        drop(outboxes);
+        return read_aggregated(pass, start, end);
+    }
     let mut rng = StdRng::from_entropy();
-    // At most one unit per row, and rows take ~40 bytes or more: sizing for that up front spares
-    // the table its rehashes (only the table's control bytes are written until units arrive).
-    let expected_units = match layout.unit_column {
-        Some(_) => (((end - start) / 40) as usize).min((memory_limit / 64) as usize),
-        None => 0,
-    };
-    let mut parts: Vec<Part> = (0..ranges)
-        .map(|_| {
-            let mut bounder = new_bounder(layout, salts);
-            bounder.reserve(expected_units / ranges);
-            Part {
-                units: Units::with_capacity(expected_units / ranges),
-                bounder,
-            }
-        })
-        .collect();
-    let mut footprint: u64 = 0;
-    let mut aggregated: Vec<Vec<i64>> = match layout.count_column {
-        Some(_) => layout.tables.iter().map(|t| vec![0; t.cells]).collect(),
-        None => Vec::new(),
+    let mut units = Units::new(layout, salts, expected_units, memory_limit);
+    let mut local = Batch::new(tables);
+    let mut outgoing: Vec<Batch> = outboxes.iter().map(|_| Batch::new(tables)).collect();
+    let mut aborted = false;
+    let send = |to: usize, batch: Batch| {
+        let outbox = outboxes[to].as_ref().expect("never sent to itself");
+        outbox.send(batch).is_ok()
     };
     let rows = scan_rows(path, start, end, layout, counters, |row| {
-        if let Some(id) = row.unit {
-            let hash = hasher.hash_one(id);
-            let Part { units, bounder } = &mut parts[part_of(hash, ranges)];
-            let known = units.len();
-            let u = units.intern(id, hash, bounder);
-            if units.len() > known {
-                footprint += unit_footprint(bounder, id);
-                if footprint > memory_limit {
-                    return Err(ChunkError::OverMemory);
+        if aborted {
+            return Ok(());
+        }
+        let id = row.unit.expect("microdata rows have a unit");
+        let hash = hasher.hash_one(id);
+        let owner = range_of(hash, outgoing.len());
+        if owner == me {
+            local.push(id, hash, rng.r#gen(), row.cells, row.values);
+            if local.len() == LOCAL_ROWS {
+                units.absorb(&local)?;
+                local.clear();
+                for batch in inbox.try_iter() {
+                    units.absorb(&batch)?;
                 }
             }
-            bounder.observe_row(u, rng.r#gen(), row.cells, row.values);
-        } else if let Some(n) = row.count {
-            for (t, &cell) in row.cells.iter().enumerate() {
-                let slot = &mut aggregated[t][cell as usize];
-                *slot = slot.checked_add(n).ok_or_else(|| ChunkError::At {
-                    byte: row.byte,
-                    field: Some(row.count_column),
-                    message: "the cell's total overflows".into(),
-                })?;
+        } else {
+            let batch = &mut outgoing[owner];
+            batch.push(id, hash, rng.r#gen(), row.cells, row.values);
+            if batch.len() == HANDOVER_ROWS {
+                aborted = !send(owner, std::mem::replace(batch, Batch::new(tables)));
             }
         }
         Ok(())
     })?;
-    Ok(Chunk {
-        parts,
-        aggregated,
+    if aborted {
+        return Err(ChunkError::Aborted);
+    }
+    units.absorb(&local)?;
+    for (owner, batch) in outgoing.into_iter().enumerate() {
+        if owner != me && batch.len() > 0 && !send(owner, batch) {
+            return Err(ChunkError::Aborted);
+        }
+    }
+    drop(outboxes);
+    // Every other reader drops its outboxes when done, which ends this.
+    for batch in inbox.iter() {
+        units.absorb(&batch)?;
+    }
+    Ok(Counted {
+        units: units.len() as u64,
+        exact: units.bounder.finish(),
         rows,
+    })
+}
+
+/// Reads the rows in `[start, end)` of an aggregated input, adding up each cell's counts.
+fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkError> {
+    let layout = pass.layout;
+    let mut exact: Vec<Vec<i64>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
+    let rows = scan_rows(pass.path, start, end, layout, pass.counters, |row| {
+        let n = row.count.expect("aggregated rows have a count");
+        for (t, &cell) in row.cells.iter().enumerate() {
+            let slot = &mut exact[t][cell as usize];
+            *slot = slot.checked_add(n).ok_or_else(|| ChunkError::At {
+                byte: row.byte,
+                field: Some(row.count_column),
+                message: "the cell's total overflows".into(),
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(Counted {
+        exact,
+        rows,
+        units: 0,
     })
 }
 
@@ -850,7 +1081,6 @@ fn read_spilled(
         hasher,
         salts,
         counters,
-        ..
     } = pass;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
     // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
@@ -871,7 +1101,7 @@ fn read_spilled(
     let rows = scan_rows(path, start, end, layout, counters, |row| {
         let id = row.unit.expect("only microdata spills");
         let hash = hasher.hash_one(id);
-        let f = &mut files[(hash % partitions as u64) as usize];
+        let f = &mut files[range_of(hash, partitions)];
         let mut put = |bytes: &[u8]| f.write_all(bytes).map_err(ChunkError::Io);
         put(&(id.len() as u32).to_le_bytes())?;
         put(id)?;
@@ -889,16 +1119,15 @@ fn read_spilled(
     drop(files);
 
     let tables = layout.tables.len();
-    let mut total: Option<Vec<Vec<i64>>> = None;
-    let mut unit_count = 0;
+    let mut total: Option<Counted> = None;
     let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
+    let mut batch = Batch::new(tables);
     for p in 0..partitions {
         let mut r = BufReader::with_capacity(
             1 << 16,
             File::open(dir.path().join(format!("{p}.bin"))).map_err(ChunkError::Io)?,
         );
-        let mut units = Units::with_capacity(0);
-        let mut bounder = new_bounder(layout, salts);
+        let mut units = Units::new(layout, salts, 0, u64::MAX);
         let mut id = Vec::new();
         let mut word = [0u8; 8];
         let mut half = [0u8; 4];
@@ -920,109 +1149,24 @@ fn read_spilled(
                 r.read_exact(&mut word).map_err(ChunkError::Io)?;
                 values[t] = i64::from_le_bytes(word);
             }
-            let u = units.intern(&id, hash, &mut bounder);
-            bounder.observe_row(u, prio, &cells, &values);
-        }
-        unit_count += units.len();
-        let part = bounder.finish();
-        match &mut total {
-            None => total = Some(part),
-            Some(total) => {
-                for (t, p) in total.iter_mut().zip(part) {
-                    for (a, b) in t.iter_mut().zip(p) {
-                        *a += b;
-                    }
-                }
+            batch.push(&id, hash, prio, &cells, &values);
+            if batch.len() == HANDOVER_ROWS {
+                units.absorb(&batch)?;
+                batch.clear();
             }
         }
-    }
-    Ok(Counted {
-        exact: total.unwrap_or_default(),
-        rows,
-        units: unit_count as u64,
-    })
-}
-
-/// Combines the chunks: each hash range is merged across chunks and finished on its own thread
-/// (units never span ranges, so the exact cells are the sum over ranges), and aggregated counts
-/// are added up.
-fn combine(chunks: Vec<Chunk>, aggregated: bool) -> Counted {
-    let rows = chunks.iter().map(|c| c.rows).sum();
-    let mut totals: Vec<Vec<i64>> = Vec::new();
-    let mut by_range: Vec<Vec<Part>> = Vec::new();
-    for chunk in chunks {
-        for (cells, add) in totals.iter_mut().zip(&chunk.aggregated) {
-            for (c, v) in cells.iter_mut().zip(add) {
-                *c = c.saturating_add(*v);
-            }
-        }
-        if totals.is_empty() {
-            totals = chunk.aggregated;
-        }
-        by_range.resize_with(chunk.parts.len(), Vec::new);
-        for (range, part) in by_range.iter_mut().zip(chunk.parts) {
-            range.push(part);
-        }
-    }
-    if aggregated {
-        return Counted {
-            exact: totals,
-            rows,
-            units: 0,
+        units.absorb(&batch)?;
+        batch.clear();
+        let part = Counted {
+            units: units.len() as u64,
+            exact: units.bounder.finish(),
+            rows: 0,
         };
+        total = Counted::add(total, part);
     }
-    let finished: Vec<(Vec<Vec<i64>>, usize)> = std::thread::scope(|s| {
-        let handles: Vec<_> = by_range
-            .into_iter()
-            .map(|parts| {
-                s.spawn(move || {
-                    let mut parts = parts.into_iter();
-                    let mut base = parts.next().expect("every chunk has every range");
-                    for other in parts {
-                        merge(&mut base, &other);
-                    }
-                    let units = base.units.len();
-                    (base.bounder.finish(), units)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("merging thread panicked"))
-            .collect()
-    });
-    let mut exact: Option<Vec<Vec<i64>>> = None;
-    let mut units = 0;
-    for (cells, n) in finished {
-        units += n;
-        match &mut exact {
-            None => exact = Some(cells),
-            Some(total) => {
-                for (t, c) in total.iter_mut().zip(cells) {
-                    for (a, b) in t.iter_mut().zip(c) {
-                        *a += b;
-                    }
-                }
-            }
-        }
-    }
-    Counted {
-        exact: exact.expect("at least one range"),
-        rows,
-        units: units as u64,
-    }
-}
-
-/// Merges one hash range of a later chunk into `base`: units are matched by their key bytes, and
-/// each unit's bounded sample is merged exactly (see [`Bounder::merge_unit`]).
-fn merge(base: &mut Part, other: &Part) {
-    for u in 0..other.units.len() as u32 {
-        let hash = other.bounder.unit_hash(u);
-        let dst = base
-            .units
-            .intern(other.units.key(u), hash, &mut base.bounder);
-        base.bounder.merge_unit(dst, &other.bounder, u);
-    }
+    let mut total = total.expect("at least two partitions");
+    total.rows = rows;
+    Ok(total)
 }
 
 /// Turns a chunk's failure into an error naming file, line and field.
@@ -1039,7 +1183,9 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
             field,
             message,
         } => (byte, field, message),
-        ChunkError::OverMemory => unreachable!("over-memory chunks are spilled, never reported"),
+        ChunkError::OverMemory | ChunkError::Aborted => {
+            unreachable!("over-memory chunks are spilled, aborted ones report nothing")
+        }
     };
     let line = line_of(path, byte);
     let Some(col) = field else {
@@ -1294,6 +1440,73 @@ mod tests {
             err.ends_with("in.csv:202: field `v`: `x` is not an integer"),
             "{err}"
         );
+    }
+
+    /// Keys of every length around the inline limit, keys that share their first 16 bytes, and
+    /// keys that are prefixes of one another stay distinct units, also when every key has the
+    /// same hash (so every lookup walks past the others' slots) and as the table grows from its
+    /// smallest size.
+    #[test]
+    fn units_tell_keys_apart_at_every_length() {
+        let (_dir, plan) = plan_for("id,cell,v\n");
+        let file = File::open(&plan.inputs[0].path).unwrap();
+        let layout =
+            Layout::new(&plan, 0, &[0], read_header_of(file), &plan.inputs[0].path).unwrap();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for len in 0..40 {
+            keys.push(vec![b'a'; len]);
+            let mut other = vec![b'a'; len + 1];
+            other[len] = b'b';
+            keys.push(other);
+        }
+        for hash in [|_: &[u8]| 7u64, |k: &[u8]| k.len() as u64 * 0x9E37_79B9] {
+            let mut units = Units::new(&layout, &[1], 0, u64::MAX);
+            let ids: Vec<u32> = keys
+                .iter()
+                .map(|k| units.intern(k, hash(k)).ok().unwrap())
+                .collect();
+            assert_eq!(units.len(), keys.len());
+            for (k, &id) in keys.iter().zip(&ids) {
+                assert_eq!(units.intern(k, hash(k)).ok(), Some(id));
+            }
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), keys.len());
+        }
+    }
+
+    fn read_header_of(mut file: File) -> csv::ByteRecord {
+        read_header(&mut file, Path::new("in.csv")).unwrap().0
+    }
+
+    /// The first reader's rows turn bad near the end of its chunk, the second's from its first
+    /// row: the second fails at once and the first, whose hand-overs to it then fail, must still
+    /// find and report its own bad row, the first in the file.
+    #[test]
+    fn the_first_bad_row_in_the_file_is_reported() {
+        let mut data = String::from("id,cell,v\n");
+        for i in 0..30_000 {
+            match i {
+                14_000 => data += "p14000,c1,oops\n", // line 14,002
+                i if i >= 15_000 => data += &format!("p{i:05},zebra,1\n"),
+                _ => data += &format!("p{i:05},c1,1\n"),
+            }
+        }
+        let (_dir, plan) = plan_for(&data);
+        let two = ReadOptions {
+            threads: 2,
+            ..tiny_chunks()
+        };
+        for _ in 0..5 {
+            let err = read_input_with(&plan, 0, &[0, 2], two)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.ends_with("in.csv:14002: field `v`: `oops` is not an integer"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
