@@ -6,16 +6,17 @@
 //! cryptographically secure generator and a unit keeps its `k` lowest-priority rows (a uniform
 //! k-subset of its rows); for `count_units`, each distinct (unit, cell) gets a keyed-hash priority
 //! (duplicates agree) and the unit keeps its `c` lowest cells (a uniform c-subset of its cells).
-//! Bottom-k of a union is bottom-k of the parts' bottom-k, so chunks of a file read in parallel
-//! merge exactly: which contributions survive never depends on the file's order or on how it was
-//! split, and so never on other units' rows. The exact cells this module produces must never leave
+//! What a unit keeps depends only on its own rows and their priorities, never on the order in
+//! which they arrive (the parallel readers deliver a unit's rows in any order), and so never on
+//! other units' rows. The exact cells this module produces must never leave
 //! memory: they go straight to the mechanisms.
 //!
 //! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash, the
-//! caller's words for it (the reader keeps the unit's key there) and, for every table, its kept
-//! slots (a `count_units` cell in half a word; a kept row in a priority word, half a word for its
-//! cell, and a word for its value when summed). One record per unit keeps a row's lookup and its
-//! updates for all tables within a few cache lines.
+//! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
+//! kept cell in half a word, a kept row's priority in a word (shared by the rows tables with the
+//! same `k`, which keep the same rows), a kept value in half a word when the clamp fits in 32
+//! bits and a word otherwise. One record per unit keeps a row's lookup and its updates for all
+//! tables within a few cache lines.
 
 use crate::plan::{Bound, Statistic};
 
@@ -28,7 +29,18 @@ enum Kind {
     /// `count_units`: keep `slots` distinct cells per unit.
     Units,
     /// `count_rows` / `sum`: keep `slots` rows per unit, at most `per_cell` of them in one cell.
-    Rows { per_cell: u32, has_values: bool },
+    Rows { per_cell: u32 },
+}
+
+/// Where a `sum` table keeps its rows' values.
+#[derive(Debug, Clone, Copy)]
+enum Values {
+    /// Not a sum: every kept row adds 1.
+    Ones,
+    /// Half-words from this half-word on (the clamp fits in an `i32`).
+    Narrow(usize),
+    /// Words from this word on.
+    Wide(usize),
 }
 
 /// One table's place in the unit records.
@@ -39,40 +51,32 @@ struct TableSlots {
     cells: usize,
     /// Salt mixed into `count_units` priorities, so tables choose independently.
     salt: u64,
-    /// First word of this table in a unit record.
-    offset: usize,
+    /// First half-word (counted from the record's start) of the kept cells, each `cell + 1`, 0
+    /// when empty.
+    cell_at: usize,
+    /// Rows tables: first word of the kept rows' priorities.
+    prio_at: usize,
+    values: Values,
 }
 
-impl TableSlots {
-    /// Words this table takes in a unit record.
-    fn words(&self) -> usize {
-        let cell_words = self.slots.div_ceil(2);
-        match self.kind {
-            Kind::Units => cell_words,
-            Kind::Rows { has_values, .. } => {
-                self.slots + cell_words + if has_values { self.slots } else { 0 }
-            }
-        }
-    }
-
-    fn cell_base(&self) -> usize {
-        match self.kind {
-            Kind::Units => self.offset,
-            Kind::Rows { has_values, .. } => {
-                self.offset + self.slots + if has_values { self.slots } else { 0 }
-            }
-        }
-    }
+/// The rows tables with the same `k`. They see the same rows with the same priorities, so they
+/// keep the same rows in the same slots: they share one set of priority words and one decision
+/// per row.
+#[derive(Debug, Clone)]
+struct Group {
+    slots: usize,
+    prio_at: usize,
+    tables: Vec<usize>,
 }
 
-/// Slot `i` of a packed half-word array: 0 when empty, else `cell + 1`.
-fn half(rec: &[u64], base: usize, i: usize) -> u32 {
-    (rec[base + i / 2] >> (32 * (i % 2))) as u32
+/// Half-word `h` of a record, counted from its start.
+fn half(rec: &[u64], h: usize) -> u32 {
+    (rec[h / 2] >> (32 * (h % 2))) as u32
 }
 
-fn set_half(rec: &mut [u64], base: usize, i: usize, v: u32) {
-    let shift = 32 * (i % 2);
-    let w = &mut rec[base + i / 2];
+fn set_half(rec: &mut [u64], h: usize, v: u32) {
+    let shift = 32 * (h % 2);
+    let w = &mut rec[h / 2];
     *w = (*w & !(0xFFFF_FFFFu64 << shift)) | (u64::from(v) << shift);
 }
 
@@ -90,7 +94,11 @@ pub fn cell_priority(unit_hash: u64, salt: u64, cell: u32) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Bounder {
     tables: Vec<TableSlots>,
-    /// Words per unit record: the unit's hash, the caller's words, then each table's slots.
+    /// The `count_units` tables.
+    units_tables: Vec<usize>,
+    groups: Vec<Group>,
+    /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
+    /// values, then half-words: every table's cells and narrow values.
     stride: usize,
     /// The caller's words per unit.
     head: usize,
@@ -101,34 +109,81 @@ impl Bounder {
     /// One table per `(statistic, cells, salt)`; every unit record also keeps `head` words for
     /// the caller (see [`Bounder::add_unit`]).
     pub fn new(tables: &[(Statistic, usize, u64)], head: usize) -> Bounder {
-        let mut offset = 1 + head;
-        let tables = tables
+        let mut tables: Vec<TableSlots> = tables
             .iter()
             .map(|(statistic, cells, salt)| {
                 let (kind, slots) = match statistic.bound() {
                     Bound::Cells(c) => (Kind::Units, c),
-                    Bound::Rows { per_unit, per_cell } => (
-                        Kind::Rows {
-                            per_cell,
-                            has_values: matches!(statistic, Statistic::Sum { .. }),
-                        },
-                        per_unit,
-                    ),
+                    Bound::Rows { per_unit, per_cell } => (Kind::Rows { per_cell }, per_unit),
                 };
-                let t = TableSlots {
+                let values = match statistic {
+                    Statistic::Sum { lo, hi, .. }
+                        if i32::try_from(*lo).is_ok() && i32::try_from(*hi).is_ok() =>
+                    {
+                        Values::Narrow(0)
+                    }
+                    Statistic::Sum { .. } => Values::Wide(0),
+                    _ => Values::Ones,
+                };
+                TableSlots {
                     kind,
                     slots: slots as usize,
                     cells: *cells,
                     salt: *salt,
-                    offset,
-                };
-                offset += t.words();
-                t
+                    cell_at: 0,
+                    prio_at: 0,
+                    values,
+                }
             })
+            .collect();
+        // Words: hash, head, then priorities per group, then wide values.
+        let mut word = 1 + head;
+        let mut groups: Vec<Group> = Vec::new();
+        for (t, table) in tables.iter_mut().enumerate() {
+            if table.kind == Kind::Units {
+                continue;
+            }
+            let group = match groups.iter_mut().find(|g| g.slots == table.slots) {
+                Some(g) => g,
+                None => {
+                    groups.push(Group {
+                        slots: table.slots,
+                        prio_at: word,
+                        tables: Vec::new(),
+                    });
+                    word += table.slots;
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.tables.push(t);
+            table.prio_at = group.prio_at;
+        }
+        for table in &mut tables {
+            if let Values::Wide(at) = &mut table.values {
+                *at = word;
+                word += table.slots;
+            }
+        }
+        // Half-words: every table's cells, then narrow values.
+        let mut h = 2 * word;
+        for table in &mut tables {
+            table.cell_at = h;
+            h += table.slots;
+        }
+        for table in &mut tables {
+            if let Values::Narrow(at) = &mut table.values {
+                *at = h;
+                h += table.slots;
+            }
+        }
+        let units_tables = (0..tables.len())
+            .filter(|&t| tables[t].kind == Kind::Units)
             .collect();
         Bounder {
             tables,
-            stride: offset,
+            units_tables,
+            groups,
+            stride: h.div_ceil(2),
             head,
             words: Vec::new(),
         }
@@ -186,10 +241,36 @@ impl Bounder {
     pub fn observe_row(&mut self, unit: u32, row_prio: u64, cells: &[u32], values: &[i64]) {
         let start = unit as usize * self.stride;
         let rec = &mut self.words[start..start + self.stride];
-        for (t, table) in self.tables.iter().enumerate() {
-            match table.kind {
-                Kind::Units => observe_cell(rec, table, cells[t]),
-                Kind::Rows { .. } => observe_row(rec, table, row_prio, cells[t], values[t]),
+        for &t in &self.units_tables {
+            observe_cell(rec, &self.tables[t], cells[t]);
+        }
+        for group in &self.groups {
+            // The group's tables fill and replace their slots together.
+            let first = &self.tables[group.tables[0]];
+            let slot = match (0..group.slots).find(|&i| half(rec, first.cell_at + i) == 0) {
+                Some(i) => i,
+                None => {
+                    let prios = &rec[group.prio_at..group.prio_at + group.slots];
+                    let (worst, &worst_prio) = prios
+                        .iter()
+                        .enumerate()
+                        .max_by_key(|&(_, p)| p)
+                        .expect("slots >= 1");
+                    if row_prio >= worst_prio {
+                        continue;
+                    }
+                    worst
+                }
+            };
+            rec[group.prio_at + slot] = row_prio;
+            for &t in &group.tables {
+                let table = &self.tables[t];
+                set_half(rec, table.cell_at + slot, cells[t] + 1);
+                match table.values {
+                    Values::Ones => {}
+                    Values::Narrow(at) => set_half(rec, at + slot, values[t] as i32 as u32),
+                    Values::Wide(at) => rec[at + slot] = values[t] as u64,
+                }
             }
         }
     }
@@ -202,55 +283,48 @@ impl Bounder {
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
             for (table, out) in self.tables.iter().zip(out.iter_mut()) {
-                let base = table.cell_base();
-                match table.kind {
-                    Kind::Units => {
-                        for i in 0..table.slots {
-                            match half(rec, base, i) {
-                                0 => break,
-                                code => out[code as usize - 1] += 1,
-                            }
+                let Kind::Rows { per_cell: m } = table.kind else {
+                    for i in 0..table.slots {
+                        match half(rec, table.cell_at + i) {
+                            0 => break,
+                            code => out[code as usize - 1] += 1,
                         }
                     }
-                    Kind::Rows {
-                        per_cell: m,
-                        has_values,
-                    } => {
-                        kept.clear();
-                        for i in 0..table.slots {
-                            let code = half(rec, base, i);
-                            if code == 0 {
-                                break;
-                            }
-                            let v = if has_values {
-                                rec[table.offset + table.slots + i] as i64
-                            } else {
-                                1
-                            };
-                            kept.push((rec[table.offset + i], code - 1, v));
+                    continue;
+                };
+                kept.clear();
+                for i in 0..table.slots {
+                    let code = half(rec, table.cell_at + i);
+                    if code == 0 {
+                        break;
+                    }
+                    let v = match table.values {
+                        Values::Ones => 1,
+                        Values::Narrow(at) => i64::from(half(rec, at + i) as i32),
+                        Values::Wide(at) => rec[at + i] as i64,
+                    };
+                    kept.push((rec[table.prio_at + i], code - 1, v));
+                }
+                if kept.len() <= m as usize {
+                    for &(_, c, v) in &kept {
+                        out[c as usize] += v;
+                    }
+                    continue;
+                }
+                // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
+                kept.sort_unstable_by_key(|&(p, _, _)| p);
+                per_cell.clear();
+                for &(_, c, v) in &kept {
+                    let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
+                        Some(slot) => slot,
+                        None => {
+                            per_cell.push((c, 0));
+                            per_cell.last_mut().expect("just pushed")
                         }
-                        if kept.len() <= m as usize {
-                            for &(_, c, v) in &kept {
-                                out[c as usize] += v;
-                            }
-                            continue;
-                        }
-                        // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
-                        kept.sort_unstable_by_key(|&(p, _, _)| p);
-                        per_cell.clear();
-                        for &(_, c, v) in &kept {
-                            let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
-                                Some(slot) => slot,
-                                None => {
-                                    per_cell.push((c, 0));
-                                    per_cell.last_mut().expect("just pushed")
-                                }
-                            };
-                            if slot.1 < m {
-                                slot.1 += 1;
-                                out[c as usize] += v;
-                            }
-                        }
+                    };
+                    if slot.1 < m {
+                        slot.1 += 1;
+                        out[c as usize] += v;
                     }
                 }
             }
@@ -275,57 +349,30 @@ pub fn prefetch<T>(p: *const T) {
 /// `count_units`: keep `cell` if it is new and among the unit's `c` lowest-priority cells.
 fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
     let code = cell + 1;
-    let base = table.cell_base();
+    let at = table.cell_at;
     let mut n = 0;
     while n < table.slots {
-        match half(rec, base, n) {
+        match half(rec, at + n) {
             0 => break,
             c if c == code => return,
             _ => n += 1,
         }
     }
     if n < table.slots {
-        set_half(rec, base, n, code);
+        set_half(rec, at + n, code);
         return;
     }
     let hash = rec[0];
     let (mut worst, mut worst_prio) = (0, 0u64);
     for i in 0..table.slots {
-        let p = cell_priority(hash, table.salt, half(rec, base, i) - 1);
+        let p = cell_priority(hash, table.salt, half(rec, at + i) - 1);
         if i == 0 || p > worst_prio {
             (worst, worst_prio) = (i, p);
         }
     }
     if cell_priority(hash, table.salt, cell) < worst_prio {
-        set_half(rec, base, worst, code);
+        set_half(rec, at + worst, code);
     }
-}
-
-/// `count_rows` / `sum`: keep the row if it is among the unit's `k` lowest priorities.
-fn observe_row(rec: &mut [u64], table: &TableSlots, prio: u64, cell: u32, value: i64) {
-    let base = table.cell_base();
-    let Kind::Rows { has_values, .. } = table.kind else {
-        unreachable!("row tables only");
-    };
-    let slot = match (0..table.slots).find(|&i| half(rec, base, i) == 0) {
-        Some(i) => i,
-        None => {
-            let (worst, &worst_prio) = rec[table.offset..table.offset + table.slots]
-                .iter()
-                .enumerate()
-                .max_by_key(|&(_, p)| p)
-                .expect("slots >= 1");
-            if prio >= worst_prio {
-                return;
-            }
-            worst
-        }
-    };
-    rec[table.offset + slot] = prio;
-    if has_values {
-        rec[table.offset + table.slots + slot] = value as u64;
-    }
-    set_half(rec, base, slot, cell + 1);
 }
 
 #[cfg(test)]
@@ -407,7 +454,9 @@ mod tests {
             max_rows_per_cell: 2,
         };
         let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)], 2);
-        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + (2 + 2 + 1) + 1 + (3 + 2)));
+        // Hash, head, priorities for k = 2 and k = 3, then 8 half-words: cells 2 + 1 + 3, and the
+        // sum's 2 narrow values.
+        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + 2 + 3 + 4));
         let u = b.add_unit(5, &[17, 19]);
         b.observe_row(u, 5, &[0, 2, 1], &[40, 1, 1]);
         b.observe_row(u, 1, &[1, 2, 1], &[-30, 1, 1]);
@@ -415,6 +464,50 @@ mod tests {
         assert_eq!((b.unit_hash(u), b.head(u)), (5, &[17, 19][..]));
         let out = b.finish();
         assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2]]);
+    }
+
+    /// Values whose clamp does not fit in 32 bits are kept whole, negative ones included.
+    #[test]
+    fn wide_sums_keep_their_values() {
+        let sum = Statistic::Sum {
+            column: "x".into(),
+            lo: -(1 << 40),
+            hi: 1 << 40,
+            max_rows_per_unit: 3,
+            max_rows_per_cell: 3,
+        };
+        let mut b = one(sum, 2);
+        let u = b.add_unit(3, &[]);
+        feed(&mut b, u, 1, 0, -(1 << 40));
+        feed(&mut b, u, 2, 1, (1 << 35) + 7);
+        feed(&mut b, u, 3, 1, 5);
+        assert_eq!(b.finish().remove(0), [-(1 << 40), (1 << 35) + 12]);
+    }
+
+    /// Rows tables with the same `k` share their priorities and so keep the same rows: a count
+    /// and a sum over the same 50 rows agree on which 4 they kept.
+    #[test]
+    fn rows_tables_with_the_same_k_keep_the_same_rows() {
+        let mut rng = StdRng::from_entropy();
+        let sum = Statistic::Sum {
+            column: "x".into(),
+            lo: 0,
+            hi: 1000,
+            max_rows_per_unit: 4,
+            max_rows_per_cell: 4,
+        };
+        for _ in 0..100 {
+            let mut b = Bounder::new(&[(rows(4, 4), 50, 1), (sum.clone(), 50, 2)], 0);
+            let u = b.add_unit(1, &[]);
+            for cell in 0..50 {
+                b.observe_row(u, rng.r#gen(), &[cell, cell], &[1, i64::from(cell) + 1]);
+            }
+            let out = b.finish();
+            assert_eq!(out[0].iter().sum::<i64>(), 4);
+            for cell in 0..50 {
+                assert_eq!(out[1][cell], out[0][cell] * (cell as i64 + 1));
+            }
+        }
     }
 
     /// A unit's rows reach its record in whatever order the readers deliver them (its own

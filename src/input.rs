@@ -44,6 +44,10 @@ pub enum InputError {
         needed_by: String,
         available: String,
     },
+    #[error(
+        "{path}: too many privacy units for one spill partition (at most 4,294,967,295); split the input"
+    )]
+    TooManyUnits { path: PathBuf },
     #[error("input `{path}` changed while it was being read; run again once it is complete")]
     Changed { path: PathBuf },
     #[error("{path}: the header names column `{column}` twice")]
@@ -84,7 +88,7 @@ pub struct InputResult {
 
 /// Looks up a category value's code, applying the dimension's catch-all.
 struct CategoryIndex {
-    codes: HashMap<Box<[u8]>, u32>,
+    codes: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
     catch_all: Option<u32>,
     name: String,
     declared: String,
@@ -320,6 +324,8 @@ const INLINE_KEY: usize = 16;
 /// a long key), then the bytes themselves or, for a long key, its offset in [`Units::long_keys`].
 const KEY_WORDS: usize = 1 + INLINE_KEY / 8;
 const LONG_KEY: u64 = 1 << 63;
+/// An empty slot of [`Units::slots`].
+const EMPTY: u64 = u64::MAX;
 
 /// A unit's key as its record holds it (a long key's offset is filled in when it is stored).
 fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
@@ -341,8 +347,9 @@ fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
 /// head, found through an open-addressing table. A lookup touches the table slot and the record
 /// it then updates, and nothing else (for keys of up to [`INLINE_KEY`] bytes).
 struct Units {
-    /// Linear probing, at most half full: 0 is empty, else the unit's hash's top 32 bits above
-    /// its id + 1.
+    /// Linear probing, at most half full: [`EMPTY`], or the unit's hash's top 32 bits above its
+    /// id. (Filled with a non-zero value so that its pages are written, never first mapped to
+    /// the kernel's zero page and then copied on the first insert with a TLB flush on every core.)
     slots: Vec<u64>,
     long_keys: Vec<u8>,
     bounder: Bounder,
@@ -361,7 +368,7 @@ impl Units {
         let mut bounder = Bounder::new(&tables, KEY_WORDS);
         bounder.reserve(expected);
         Units {
-            slots: vec![0; (expected * 2).next_power_of_two().max(16)],
+            slots: vec![EMPTY; (expected * 2).next_power_of_two().max(16)],
             long_keys: Vec::new(),
             bounder,
             limit,
@@ -382,12 +389,12 @@ impl Units {
     }
 
     fn slot(hash: u64, unit: u32) -> u64 {
-        (hash >> 32) << 32 | (u64::from(unit) + 1)
+        (hash >> 32) << 32 | u64::from(unit)
     }
 
     /// Whether `unit` has key `id` (whose [`key_words`] are `key`).
     fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], id: &[u8]) -> bool {
-        let head = self.bounder.head(unit);
+        let head: &[u64; KEY_WORDS] = self.bounder.head(unit).try_into().expect("key words");
         if key[0] & LONG_KEY == 0 {
             return head == key;
         }
@@ -401,14 +408,17 @@ impl Units {
         let key = key_words(id);
         let mask = self.slots.len() - 1;
         let mut i = self.home(hash);
-        while self.slots[i] != 0 {
-            let (tag, unit) = (self.slots[i] >> 32, self.slots[i] as u32 - 1);
+        while self.slots[i] != EMPTY {
+            let (tag, unit) = (self.slots[i] >> 32, self.slots[i] as u32);
             if tag == hash >> 32 && self.has_key(unit, &key, id) {
                 return Ok(unit);
             }
             i = (i + 1) & mask;
         }
-        if self.footprint() + self.bounder.bytes_per_unit() as u64 > self.limit {
+        // Ids are u32, and id u32::MAX under the top tag would look like an empty slot.
+        if self.footprint() + self.bounder.bytes_per_unit() as u64 > self.limit
+            || self.len() >= u32::MAX as usize
+        {
             return Err(ChunkError::OverMemory);
         }
         let mut head = key;
@@ -425,12 +435,12 @@ impl Units {
     }
 
     fn grow(&mut self) {
-        self.slots = vec![0; self.slots.len() * 2];
+        self.slots = vec![EMPTY; self.slots.len() * 2];
         let mask = self.slots.len() - 1;
         for unit in 0..self.len() as u32 {
             let hash = self.bounder.unit_hash(unit);
             let mut i = self.home(hash);
-            while self.slots[i] != 0 {
+            while self.slots[i] != EMPTY {
                 i = (i + 1) & mask;
             }
             self.slots[i] = Units::slot(hash, unit);
@@ -449,8 +459,9 @@ impl Units {
                 prefetch(&self.slots[self.home(hash)]);
             }
             for &hash in &batch.hashes[rows.clone()] {
-                if let Some(unit) = (self.slots[self.home(hash)] as u32).checked_sub(1) {
-                    self.bounder.prefetch(unit);
+                let slot = self.slots[self.home(hash)];
+                if slot != EMPTY {
+                    self.bounder.prefetch(slot as u32);
                 }
             }
             for r in rows {
@@ -483,15 +494,16 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(tables: usize) -> Batch {
+    /// An empty batch with room for `rows` rows (and keys of up to 16 bytes).
+    fn new(tables: usize, rows: usize) -> Batch {
         Batch {
             tables,
-            hashes: Vec::new(),
-            prios: Vec::new(),
-            keys: Vec::new(),
-            key_ends: Vec::new(),
-            cells: Vec::new(),
-            values: Vec::new(),
+            hashes: Vec::with_capacity(rows),
+            prios: Vec::with_capacity(rows),
+            keys: Vec::with_capacity(rows * 16),
+            key_ends: Vec::with_capacity(rows),
+            cells: Vec::with_capacity(rows * tables),
+            values: Vec::with_capacity(rows * tables),
         }
     }
 
@@ -987,8 +999,11 @@ fn read_chunk(
     }
     let mut rng = StdRng::from_entropy();
     let mut units = Units::new(layout, salts, expected_units, memory_limit);
-    let mut local = Batch::new(tables);
-    let mut outgoing: Vec<Batch> = outboxes.iter().map(|_| Batch::new(tables)).collect();
+    let mut local = Batch::new(tables, LOCAL_ROWS);
+    let mut outgoing: Vec<Batch> = outboxes
+        .iter()
+        .map(|_| Batch::new(tables, HANDOVER_ROWS))
+        .collect();
     let mut aborted = false;
     let send = |to: usize, batch: Batch| {
         let outbox = outboxes[to].as_ref().expect("never sent to itself");
@@ -1014,7 +1029,10 @@ fn read_chunk(
             let batch = &mut outgoing[owner];
             batch.push(id, hash, rng.r#gen(), row.cells, row.values);
             if batch.len() == HANDOVER_ROWS {
-                aborted = !send(owner, std::mem::replace(batch, Batch::new(tables)));
+                aborted = !send(
+                    owner,
+                    std::mem::replace(batch, Batch::new(tables, HANDOVER_ROWS)),
+                );
             }
         }
         Ok(())
@@ -1121,7 +1139,7 @@ fn read_spilled(
     let tables = layout.tables.len();
     let mut total: Option<Counted> = None;
     let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
-    let mut batch = Batch::new(tables);
+    let mut batch = Batch::new(tables, HANDOVER_ROWS);
     for p in 0..partitions {
         let mut r = BufReader::with_capacity(
             1 << 16,
@@ -1183,9 +1201,13 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
             field,
             message,
         } => (byte, field, message),
-        ChunkError::OverMemory | ChunkError::Aborted => {
-            unreachable!("over-memory chunks are spilled, aborted ones report nothing")
+        // Only a spilled partition can report this (readers' are spilled instead).
+        ChunkError::OverMemory => {
+            return InputError::TooManyUnits {
+                path: path.to_path_buf(),
+            };
         }
+        ChunkError::Aborted => unreachable!("aborted readers report nothing"),
     };
     let line = line_of(path, byte);
     let Some(col) = field else {
