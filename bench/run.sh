@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rerunnable benchmark for BENCHMARKS.md. Usage: bench/run.sh [ROWS...]  (default: 1000000 10000000)
 #   RUNS=5         repetitions per measurement (medians are reported)
-#   OPENDP=0       skip the OpenDP Polars comparison (it is installed from PyPI into bench/.venv)
+#   OPENDP=0       skip the OpenDP Polars comparison and the Polars read_csv floor (both installed
+#                  from PyPI into bench/.venv)
 #   OPENDP_RUNS=3  repetitions of the OpenDP Polars job (minutes per run at 10M rows)
 #   SPILL_MIB=64   the --memory-limit of the spilling run (below what the units need, so it spills)
 # Generated data, policies and raw timings go to bench/out/ (never committed); the summary table is
@@ -22,6 +23,7 @@ out=bench/out
 mkdir -p "$out"
 raw="$out/raw.tsv"
 : > "$raw"
+: > "$out/polars_read.txt"
 
 if [ "$OPENDP" = 1 ] && [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
@@ -57,6 +59,7 @@ for rows in "${SIZES[@]}"; do
     "$out/policy-$rows.toml" --out "$out/work/release" --ledger "$out/work/ledger.jsonl" \
     --memory-limit "$SPILL_MIB"
   if [ "$OPENDP" = 1 ]; then
+    bench/.venv/bin/python bench/polars_read.py "$file" "$RUNS" >> "$out/polars_read.txt"
     RUNS=$OPENDP_RUNS measure "OpenDP Polars" "$rows" \
       bench/.venv/bin/python bench/opendp_polars.py "$file"
   fi
@@ -64,4 +67,4 @@ done
 
 for i in $(seq "$RUNS"); do "$bin/safestat-bench" noise 1000000; done > "$out/noise.txt"
 
-python3 bench/summarise.py "$raw" "$out/noise.txt" | tee "$out/results.md"
+python3 bench/summarise.py "$raw" "$out/noise.txt" "$out/polars_read.txt" | tee "$out/results.md"
