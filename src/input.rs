@@ -1034,7 +1034,7 @@ fn read_chunk(
     let mut local = Batch::new(tables, LOCAL_ROWS);
     let mut outgoing: Vec<Batch> = outboxes
         .iter()
-        .map(|_| Batch::new(tables, HANDOVER_ROWS))
+        .map(|o| Batch::new(tables, if o.is_some() { HANDOVER_ROWS } else { 0 }))
         .collect();
     let mut aborted = false;
     let send = |to: usize, batch: Batch| {
@@ -1382,10 +1382,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_unit_split_across_chunks_is_bounded_once() {
-        // `heavy` has 50 rows, one per cell c0..c49, interleaved with 200 one-row units in `x`,
-        // so its rows fall in every one of the 16 chunks.
+    /// `heavy` has 50 rows, one per cell c0..c49, interleaved with 200 one-row units in `x`, so
+    /// its rows fall in every one of 16 chunks.
+    fn one_heavy_unit() -> String {
         let mut data = String::from("id,cell,v\n");
         for i in 0..50 {
             data += &format!("heavy,c{i},100\n");
@@ -1393,7 +1392,12 @@ mod tests {
                 data += &format!("u{i}_{j},x,3\n");
             }
         }
-        let (_dir, plan) = plan_for(&data);
+        data
+    }
+
+    #[test]
+    fn a_unit_split_across_chunks_is_bounded_once() {
+        let (_dir, plan) = plan_for(&one_heavy_unit());
         for _ in 0..20 {
             let r = read_input_with(&plan, 0, &[0, 1, 2], tiny_chunks()).unwrap();
             assert_eq!(r.rows, 250);
@@ -1463,14 +1467,7 @@ mod tests {
 
     #[test]
     fn spilling_still_bounds_each_unit() {
-        let mut data = String::from("id,cell,v\n");
-        for i in 0..50 {
-            data += &format!("heavy,c{i},100\n");
-            for j in 0..4 {
-                data += &format!("u{i}_{j},x,3\n");
-            }
-        }
-        let (_dir, plan) = plan_for(&data);
+        let (_dir, plan) = plan_for(&one_heavy_unit());
         for _ in 0..10 {
             let r = read_input_with(&plan, 0, &[0, 1, 2], spilling()).unwrap();
             let heavy = |t: usize| r.exact[t][..50].iter().sum::<i64>();
