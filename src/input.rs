@@ -20,6 +20,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 use crate::bounding::{Bounder, prefetch};
 use crate::plan::{Dimension, InputKind, Plan, Statistic};
+use crate::records::{Quoted, RecordError, Records, Unquoted};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -87,16 +88,32 @@ pub struct InputResult {
 }
 
 /// Looks up a category value's code, applying the dimension's catch-all. Runs for every
-/// dimension of every row, so values of up to [`INLINE_KEY`] bytes are found as three integers
-/// ([`key_words`]) in a small open-addressing table, with no string comparison.
+/// dimension of every row, so values of up to [`CATEGORY_KEY`] bytes are found as five integers
+/// ([`category_words`]) in a small open-addressing table, with no string hashing or comparison.
 struct CategoryIndex {
-    /// At most a quarter full; `None` is empty.
-    short: Vec<Option<([u64; KEY_WORDS], u32)>>,
-    /// Values longer than [`INLINE_KEY`] bytes.
+    /// At most a quarter full, a power of two long; `None` is empty.
+    short: Vec<Option<([u64; 5], u32)>>,
+    /// Values longer than [`CATEGORY_KEY`] bytes.
     long: HashMap<Box<[u8]>, u32>,
     catch_all: Option<u32>,
     name: String,
     declared: String,
+}
+
+/// The longest category value [`CategoryIndex`] finds as integers.
+const CATEGORY_KEY: usize = 32;
+
+/// A category value of up to [`CATEGORY_KEY`] bytes as its length and four words: [`key_words`]
+/// up to 16 bytes, four (possibly overlapping) unaligned loads beyond. One-to-one, since the
+/// length is part of it.
+fn category_words(value: &[u8]) -> [u64; 5] {
+    let n = value.len();
+    if n <= INLINE_KEY {
+        let [len, a, b] = key_words(value);
+        return [len, a, b, 0, 0];
+    }
+    let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    [n as u64, word(0), word(8), word(n - 16), word(n - 8)]
 }
 
 impl CategoryIndex {
@@ -111,36 +128,43 @@ impl CategoryIndex {
         };
         for (code, c) in dim.categories.iter().enumerate() {
             let (value, code) = (c.as_bytes(), code as u32);
-            if value.len() > INLINE_KEY {
+            if value.len() > CATEGORY_KEY {
                 index.long.insert(value.into(), code);
                 continue;
             }
-            let key = key_words(value);
+            let key = category_words(value);
             let mut i = index.home(&key);
             while index.short[i].is_some() {
-                i = (i + 1) % size;
+                i = (i + 1) & (size - 1);
             }
             index.short[i] = Some((key, code));
         }
         index
     }
 
-    fn home(&self, key: &[u64; KEY_WORDS]) -> usize {
-        let mixed = (key[0] ^ key[1] ^ key[2].rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 40) as usize % self.short.len()
+    fn home(&self, key: &[u64; 5]) -> usize {
+        let mixed = (key[0] ^ key[1] ^ key[2].rotate_left(29) ^ key[4].rotate_left(43))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 40) as usize & (self.short.len() - 1)
     }
 
     fn code(&self, value: &[u8]) -> Option<u32> {
-        if value.len() > INLINE_KEY {
+        if value.len() > CATEGORY_KEY {
             return self.long.get(value).copied().or(self.catch_all);
         }
-        let key = key_words(value);
+        let key = category_words(value);
         let mut i = self.home(&key);
         while let Some((k, code)) = &self.short[i] {
-            if *k == key {
+            // Word by word, from registers: comparing the arrays whole goes through the stack.
+            if k[0] == key[0]
+                && k[1] == key[1]
+                && k[2] == key[2]
+                && k[3] == key[3]
+                && k[4] == key[4]
+            {
                 return Some(*code);
             }
-            i = (i + 1) % self.short.len();
+            i = (i + 1) & (self.short.len() - 1);
         }
         self.catch_all
     }
@@ -343,6 +367,8 @@ enum ChunkError {
     OverMemory,
     /// Another reader failed first (it reports why).
     Aborted,
+    /// The input holds a `"`: it must be read again, in one piece, by the csv crate.
+    Quoted,
     At {
         byte: u64,
         field: Option<usize>,
@@ -359,20 +385,28 @@ const LONG_KEY: u64 = 1 << 63;
 /// An empty slot of [`Units::slots`].
 const EMPTY: u64 = u64::MAX;
 
-/// A unit's key as its record holds it (a long key's offset is filled in when it is stored).
+/// A unit's key as its record holds it (a long key's offset is filled in when it is stored): its
+/// length, then its bytes packed into two words. A key of up to 16 bytes is read with a few
+/// (possibly overlapping) unaligned loads, never a variable-length copy; with the length in the
+/// first word, the packing is one-to-one.
 fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
-    let mut words = [0u64; KEY_WORDS];
-    if id.len() > INLINE_KEY {
-        words[0] = LONG_KEY | id.len() as u64;
-        return words;
+    let n = id.len();
+    let word = |at: usize| u64::from_le_bytes(id[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            id[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    match n {
+        0 => [0, 0, 0],
+        1..=3 => {
+            let bytes = u64::from(id[0]) | u64::from(id[n / 2]) << 8 | u64::from(id[n - 1]) << 16;
+            [n as u64, bytes, 0]
+        }
+        4..=8 => [n as u64, half(0) | half(n - 4) << 32, 0],
+        9..=INLINE_KEY => [n as u64, word(0), word(n - 8)],
+        _ => [LONG_KEY | n as u64, 0, 0],
     }
-    words[0] = id.len() as u64;
-    for (word, bytes) in words[1..].iter_mut().zip(id.chunks(8)) {
-        let mut b = [0u8; 8];
-        b[..bytes.len()].copy_from_slice(bytes);
-        *word = u64::from_le_bytes(b);
-    }
-    words
 }
 
 /// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
@@ -577,6 +611,8 @@ struct Pass<'a> {
     /// Per table, the salt of its `count_units` priorities.
     salts: &'a [u64],
     counters: &'a Counters,
+    /// Whether rows are split by the csv crate (the input may quote fields) or by [`Unquoted`].
+    quoted: bool,
 }
 
 /// Exact cells per table, with the row and unit counts.
@@ -605,9 +641,10 @@ impl Counted {
 }
 
 /// Which of `n` readers (or spill partitions) owns the unit with keyed hash `hash`. Bits 40.. are
-/// used: the unit table takes the slot from the low bits and the tag from the top 32.
+/// used (scaled to `0..n` by a multiply, not a division): the unit table takes the slot from the
+/// low bits and the tag from the top 32.
 fn range_of(hash: u64, n: usize) -> usize {
-    ((hash >> 40) % n as u64) as usize
+    (((hash >> 40) * n as u64) >> 24) as usize
 }
 
 /// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
@@ -619,6 +656,27 @@ pub fn read_input_with(
     tables: &[usize],
     options: ReadOptions,
 ) -> Result<InputResult, InputError> {
+    read_pass(plan, input, tables, options, false)
+}
+
+/// One pass over the input: split by [`Unquoted`] in parallel chunks, or, once a `"` has been
+/// seen (`quoted`), by the csv crate in one piece, since a quoted field may hold a newline and a
+/// chunk could then begin mid-record.
+fn read_pass(
+    plan: &Plan,
+    input: usize,
+    tables: &[usize],
+    options: ReadOptions,
+    quoted: bool,
+) -> Result<InputResult, InputError> {
+    let options = if quoted {
+        ReadOptions {
+            threads: 1,
+            ..options
+        }
+    } else {
+        options
+    };
     let path = plan.inputs[input].path.as_path();
     let io_err = |source| InputError::Io {
         path: path.to_path_buf(),
@@ -650,6 +708,7 @@ pub fn read_input_with(
         hasher: &hasher,
         salts: &salts,
         counters: &counters,
+        quoted,
     };
     let (hashed, results) = std::thread::scope(|s| {
         let progress = options
@@ -685,18 +744,8 @@ pub fn read_input_with(
             path: path.to_path_buf(),
         });
     }
-    if has_quote && chunks.len() > 1 {
-        // A quoted field may hold a newline, so a chunk may have started mid-record: read the
-        // file again in one piece.
-        return read_input_with(
-            plan,
-            input,
-            tables,
-            ReadOptions {
-                threads: 1,
-                ..options
-            },
-        );
+    if has_quote && !quoted {
+        return read_pass(plan, input, tables, options, true);
     }
     let counted = if results
         .iter()
@@ -853,48 +902,53 @@ struct Row<'a> {
 }
 
 /// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
-/// how many rows there were. The one place a row's values are parsed and checked.
+/// how many rows there were. The one place a row's values are parsed and checked. Splits with
+/// [`Unquoted`] unless `quoted`; it fails with [`ChunkError::Quoted`] at the first `"`.
 fn scan_rows(
-    path: &Path,
+    pass: Pass,
     start: u64,
     end: u64,
-    layout: &Layout,
-    counters: &Counters,
+    sink: impl FnMut(Row) -> Result<(), ChunkError>,
+) -> Result<u64, ChunkError> {
+    let mut file = File::open(pass.path).map_err(ChunkError::Io)?;
+    file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
+    let source = file.take(end - start);
+    if pass.quoted {
+        scan_records(Quoted::new(source), start, pass, sink)
+    } else {
+        scan_records(Unquoted::new(source), start, pass, sink)
+    }
+}
+
+fn scan_records(
+    mut records: impl Records,
+    start: u64,
+    pass: Pass,
     mut sink: impl FnMut(Row) -> Result<(), ChunkError>,
 ) -> Result<u64, ChunkError> {
     use std::sync::atomic::Ordering::Relaxed;
+    let (layout, counters) = (pass.layout, pass.counters);
     let mut reported = start;
-    let mut file = File::open(path).map_err(ChunkError::Io)?;
-    file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 17)
-        .from_reader(file.take(end - start));
     let width = layout.headers.len();
     let mut codes = vec![0u32; layout.dims.len()];
     let mut cells = vec![0u32; layout.tables.len()];
     let mut values = vec![0i64; layout.tables.len()];
-    let mut record = csv::ByteRecord::new();
     let mut rows: u64 = 0;
     loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let byte = start + e.position().map_or(0, |p| p.byte());
-                return Err(match e.into_kind() {
-                    csv::ErrorKind::Io(e) => ChunkError::Io(e),
-                    kind => ChunkError::At {
-                        byte,
-                        field: None,
-                        message: format!("{kind:?}"),
-                    },
+        let byte = match records.next_record() {
+            Ok(Some(offset)) => start + offset,
+            Ok(None) => break,
+            Err(RecordError::Io(e)) => return Err(ChunkError::Io(e)),
+            Err(RecordError::Quote(_)) => return Err(ChunkError::Quoted),
+            Err(RecordError::Malformed { byte, message }) => {
+                return Err(ChunkError::At {
+                    byte: start + byte,
+                    field: None,
+                    message,
                 });
             }
-        }
+        };
         rows += 1;
-        let byte = start + record.position().map_or(0, |p| p.byte());
         if rows.is_multiple_of(65_536) {
             counters.rows.fetch_add(65_536, Relaxed);
             counters.bytes.fetch_add(byte - reported, Relaxed);
@@ -905,25 +959,26 @@ fn scan_rows(
             field: Some(field),
             message,
         };
-        if record.len() != width {
+        if records.fields() != width {
             return Err(ChunkError::At {
                 byte,
                 field: None,
                 message: format!(
                     "the row has {} fields but the header has {width}",
-                    record.len()
+                    records.fields()
                 ),
             });
         }
+        let field = |col: usize| records.field(col).trim_ascii();
         for (k, (_, col, index)) in layout.dims.iter().enumerate() {
-            let value = record[*col].trim_ascii();
+            let value = field(*col);
             codes[k] = index
                 .code(value)
                 .ok_or_else(|| at(*col, index.undeclared(value)))?;
         }
         let unit = match layout.unit_column {
             Some(col) => {
-                let id = record[col].trim_ascii();
+                let id = field(col);
                 if id.is_empty() {
                     return Err(at(col, "the privacy unit is empty".to_string()));
                 }
@@ -938,15 +993,13 @@ fn scan_rows(
             }
             cells[t] = cell;
             values[t] = match table.sum {
-                Some((col, lo, hi)) => parse_i64(record[col].trim_ascii())
-                    .map_err(|m| at(col, m))?
-                    .clamp(lo, hi),
+                Some((col, lo, hi)) => parse_i64(field(col)).map_err(|m| at(col, m))?.clamp(lo, hi),
                 None => 1,
             };
         }
         let count = match layout.count_column {
             Some(col) => {
-                let n = parse_i64(record[col].trim_ascii()).map_err(|m| at(col, m))?;
+                let n = parse_i64(field(col)).map_err(|m| at(col, m))?;
                 if n < 0 {
                     return Err(at(col, format!("count `{n}` is negative")));
                 }
@@ -1013,11 +1066,10 @@ fn read_chunk(
     memory_limit: u64,
 ) -> Result<Counted, ChunkError> {
     let Pass {
-        path,
         layout,
         hasher,
         salts,
-        counters,
+        ..
     } = pass;
     let Links {
         me,
@@ -1041,7 +1093,7 @@ fn read_chunk(
         let outbox = outboxes[to].as_ref().expect("never sent to itself");
         outbox.send(batch).is_ok()
     };
-    let rows = scan_rows(path, start, end, layout, counters, |row| {
+    let rows = scan_rows(pass, start, end, |row| {
         if aborted {
             return Ok(());
         }
@@ -1094,7 +1146,7 @@ fn read_chunk(
 fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkError> {
     let layout = pass.layout;
     let mut exact: Vec<Vec<i64>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
-    let rows = scan_rows(pass.path, start, end, layout, pass.counters, |row| {
+    let rows = scan_rows(pass, start, end, |row| {
         let n = row.count.expect("aggregated rows have a count");
         for (t, &cell) in row.cells.iter().enumerate() {
             let slot = &mut exact[t][cell as usize];
@@ -1126,11 +1178,10 @@ fn read_spilled(
 ) -> Result<Counted, ChunkError> {
     use std::io::{BufReader, BufWriter, Write};
     let Pass {
-        path,
         layout,
         hasher,
         salts,
-        counters,
+        ..
     } = pass;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
     // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
@@ -1148,7 +1199,7 @@ fn read_spilled(
         .collect::<Result<_, _>>()
         .map_err(ChunkError::Io)?;
     let mut rng = StdRng::from_entropy();
-    let rows = scan_rows(path, start, end, layout, counters, |row| {
+    let rows = scan_rows(pass, start, end, |row| {
         let id = row.unit.expect("only microdata spills");
         let hash = hasher.hash_one(id);
         let f = &mut files[range_of(hash, partitions)];
@@ -1240,6 +1291,12 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
             };
         }
         ChunkError::Aborted => unreachable!("aborted readers report nothing"),
+        // The hash found no `"` in the file, yet a reader did: the file changed under it.
+        ChunkError::Quoted => {
+            return InputError::Changed {
+                path: path.to_path_buf(),
+            };
+        }
     };
     let line = line_of(path, byte);
     let Some(col) = field else {
@@ -1257,14 +1314,28 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
     }
 }
 
-/// The 1-based line holding byte `byte` of the file.
+/// The 1-based line of the record at byte `byte` of the file. The csv crate places a record
+/// before the line ends and blank lines that precede it (so a CRLF file's records start at the
+/// previous line's `\n`): those are passed over.
 fn line_of(path: &Path, byte: u64) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
-    let mut prefix = Vec::new();
-    if file.take(byte).read_to_end(&mut prefix).is_err() {
+    let Ok(mut file) = File::open(path) else {
         return 0;
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut at, mut line) = (0u64, 1u64);
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) | Err(_) => return line,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if at >= byte && !matches!(b, b'\n' | b'\r') {
+                return line;
+            }
+            line += u64::from(b == b'\n');
+            at += 1;
+        }
     }
-    prefix.iter().filter(|&&b| b == b'\n').count() as u64 + 1
 }
 
 fn parse_i64(bytes: &[u8]) -> Result<i64, String> {
@@ -1594,5 +1665,42 @@ mod tests {
         let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
         assert_eq!(r.rows, 200);
         assert_eq!(r.exact[0].iter().sum::<i64>(), 200);
+    }
+
+    /// Windows line ends and blank lines before the bad row: the line named is the row's own,
+    /// whether the rows are split by [`Unquoted`] or (with a quote in the file) by the csv crate.
+    #[test]
+    fn crlf_and_blank_lines_name_the_right_line() {
+        for first in ["p0", "\"p0\""] {
+            let mut data = String::from("id,cell,v\r\n");
+            for i in 0..100 {
+                data += &format!("{},c1,1\r\n", if i == 0 { first } else { "p1" });
+            }
+            data += "\r\n\n\r\np9,zebra,1\r\n"; // line 105
+            let (_dir, plan) = plan_for(&data);
+            for options in [tiny_chunks(), in_memory(), spilling()] {
+                let err = read_input_with(&plan, 0, &[0], options)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains("in.csv:105: field `cell`"), "{first}: {err}");
+            }
+        }
+    }
+
+    /// Unquoted and quoted inputs with the same rows give the same counts, on every path.
+    #[test]
+    fn a_quote_anywhere_gives_the_same_counts() {
+        let mut plain = String::from("id,cell,v\n");
+        for i in 0..300 {
+            plain += &format!("p{},c{},{}\r\n", i % 97, i % 50, i % 13);
+        }
+        let quoted = plain.replace("p42,", "\"p42\",");
+        let (_a, plain) = plan_for(&plain);
+        let (_b, quoted) = plan_for(&quoted);
+        for options in [tiny_chunks(), in_memory(), spilling()] {
+            let a = read_input_with(&plain, 0, &[0, 2], options).unwrap();
+            let b = read_input_with(&quoted, 0, &[0, 2], options).unwrap();
+            assert_eq!((a.exact, a.rows, a.units), (b.exact, b.rows, b.units));
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod postprocess;
+pub mod records;
 pub mod release;
 pub mod synth;
 
