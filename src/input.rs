@@ -458,25 +458,31 @@ impl Units {
         (hash >> 32) << 32 | u64::from(unit)
     }
 
-    /// Whether `unit` has key `id` (whose [`key_words`] are `key`).
-    fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], id: &[u8]) -> bool {
+    /// Whether `unit` has the key whose [`key_words`] are `key` (and, for a long key, whose
+    /// bytes are `long`).
+    fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], long: &[u8]) -> bool {
         let head: &[u64; KEY_WORDS] = self.bounder.head(unit).try_into().expect("key words");
         if key[0] & LONG_KEY == 0 {
             return head == key;
         }
         let start = head[1] as usize;
-        head[0] == key[0] && &self.long_keys[start..start + id.len()] == id
+        head[0] == key[0] && &self.long_keys[start..start + long.len()] == long
     }
 
-    /// The id of the unit with key `id` and keyed hash `hash`, adding it if new; fails with
-    /// [`ChunkError::OverMemory`] when a new unit would take the units over their limit.
-    fn intern(&mut self, id: &[u8], hash: u64) -> Result<u32, ChunkError> {
-        let key = key_words(id);
+    /// The id of the unit with key `key` ([`key_words`], and the bytes `long` of a long key) and
+    /// keyed hash `hash`, adding it if new; fails with [`ChunkError::OverMemory`] when a new unit
+    /// would take the units over their limit.
+    fn intern(
+        &mut self,
+        key: &[u64; KEY_WORDS],
+        long: &[u8],
+        hash: u64,
+    ) -> Result<u32, ChunkError> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(hash);
         while self.slots[i] != EMPTY {
             let (tag, unit) = (self.slots[i] >> 32, self.slots[i] as u32);
-            if tag == hash >> 32 && self.has_key(unit, &key, id) {
+            if tag == hash >> 32 && self.has_key(unit, key, long) {
                 return Ok(unit);
             }
             i = (i + 1) & mask;
@@ -487,10 +493,10 @@ impl Units {
         {
             return Err(ChunkError::OverMemory);
         }
-        let mut head = key;
-        if id.len() > INLINE_KEY {
+        let mut head = *key;
+        if key[0] & LONG_KEY != 0 {
             head[1] = self.long_keys.len() as u64;
-            self.long_keys.extend_from_slice(id);
+            self.long_keys.extend_from_slice(long);
         }
         let unit = self.bounder.add_unit(hash, &head);
         self.slots[i] = Units::slot(hash, unit);
@@ -531,7 +537,8 @@ impl Units {
                 }
             }
             for r in rows {
-                let unit = self.intern(batch.key(r), batch.hashes[r])?;
+                let (key, long) = batch.key(r);
+                let unit = self.intern(key, long, batch.hashes[r])?;
                 let (cells, values) = (r * t..(r + 1) * t, r * t..(r + 1) * t);
                 self.bounder.observe_row(
                     unit,
@@ -551,9 +558,9 @@ struct Batch {
     hashes: Vec<u64>,
     /// Each row's random priority (see [`crate::bounding`]).
     prios: Vec<u64>,
-    keys: Vec<u8>,
-    /// End of each row's unit key in `keys`.
-    key_ends: Vec<usize>,
+    /// Each row's unit key as [`key_words`]; a long key's second word is its offset in `long`.
+    keys: Vec<[u64; KEY_WORDS]>,
+    long: Vec<u8>,
     /// Per row, one cell and one value per table.
     cells: Vec<u32>,
     values: Vec<i64>,
@@ -566,8 +573,8 @@ impl Batch {
             tables,
             hashes: Vec::with_capacity(rows),
             prios: Vec::with_capacity(rows),
-            keys: Vec::with_capacity(rows * 16),
-            key_ends: Vec::with_capacity(rows),
+            keys: Vec::with_capacity(rows),
+            long: Vec::new(),
             cells: Vec::with_capacity(rows * tables),
             values: Vec::with_capacity(rows * tables),
         }
@@ -580,22 +587,34 @@ impl Batch {
     fn push(&mut self, id: &[u8], hash: u64, prio: u64, cells: &[u32], values: &[i64]) {
         self.hashes.push(hash);
         self.prios.push(prio);
-        self.keys.extend_from_slice(id);
-        self.key_ends.push(self.keys.len());
+        let mut key = key_words(id);
+        if key[0] & LONG_KEY != 0 {
+            key[1] = self.long.len() as u64;
+            self.long.extend_from_slice(id);
+        }
+        self.keys.push(key);
         self.cells.extend_from_slice(cells);
         self.values.extend_from_slice(values);
     }
 
-    fn key(&self, row: usize) -> &[u8] {
-        let start = if row == 0 { 0 } else { self.key_ends[row - 1] };
-        &self.keys[start..self.key_ends[row]]
+    /// Row `row`'s unit key as [`key_words`], and its bytes if it is a long key (else empty).
+    fn key(&self, row: usize) -> (&[u64; KEY_WORDS], &[u8]) {
+        let key = &self.keys[row];
+        if key[0] & LONG_KEY == 0 {
+            return (key, &[]);
+        }
+        let start = key[1] as usize;
+        (
+            key,
+            &self.long[start..start + (key[0] & !LONG_KEY) as usize],
+        )
     }
 
     fn clear(&mut self) {
         self.hashes.clear();
         self.prios.clear();
         self.keys.clear();
-        self.key_ends.clear();
+        self.long.clear();
         self.cells.clear();
         self.values.clear();
     }
@@ -1338,11 +1357,30 @@ fn line_of(path: &Path, byte: u64) -> u64 {
     }
 }
 
+/// An integer as Rust's `i64::from_str` reads it (an optional sign, then ASCII digits, within
+/// range), straight from the bytes.
 fn parse_i64(bytes: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| format!("`{}` is not an integer", String::from_utf8_lossy(bytes)))
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    // Negatives are accumulated below zero so that i64::MIN parses.
+    let mut n: Option<i64> = (!digits.is_empty()).then_some(0);
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        n = n
+            .filter(|_| d <= 9)
+            .and_then(|n| n.checked_mul(10))
+            .and_then(|n| {
+                if negative {
+                    n.checked_sub(i64::from(d))
+                } else {
+                    n.checked_add(i64::from(d))
+                }
+            });
+    }
+    n.ok_or_else(|| format!("`{}` is not an integer", String::from_utf8_lossy(bytes)))
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> InputError {
@@ -1484,14 +1522,17 @@ mod tests {
 
     #[test]
     fn chunked_and_single_reads_agree_when_no_bound_binds() {
-        // No unit exceeds its bounds, so the exact cells are deterministic.
+        // No unit exceeds its bounds, so the exact cells are deterministic. Ids of 2 to 40
+        // bytes: inline and long keys, handed between readers.
         let mut data = String::from("id,cell,v\n");
         for i in 0..300 {
-            data += &format!("p{},c{},{}\n", i % 97, i % 50, i % 13);
+            let unit = i % 97;
+            data += &format!("p{unit}{},c{},{}\n", "x".repeat(unit % 39), i % 50, i % 13);
         }
         let (_dir, plan) = plan_for(&data);
         let single = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
         let chunked = read_input_with(&plan, 0, &[0, 2], tiny_chunks()).unwrap();
+        assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
         assert_eq!(single.exact, chunked.exact);
         assert_eq!(single.sha256, chunked.sha256);
         assert_eq!(single.sha256, hash_file(&plan.inputs[0].path).unwrap().0);
@@ -1609,11 +1650,11 @@ mod tests {
             let mut units = Units::new(&layout, &[1], 0, u64::MAX);
             let ids: Vec<u32> = keys
                 .iter()
-                .map(|k| units.intern(k, hash(k)).ok().unwrap())
+                .map(|k| units.intern(&key_words(k), k, hash(k)).ok().unwrap())
                 .collect();
             assert_eq!(units.len(), keys.len());
             for (k, &id) in keys.iter().zip(&ids) {
-                assert_eq!(units.intern(k, hash(k)).ok(), Some(id));
+                assert_eq!(units.intern(&key_words(k), k, hash(k)).ok(), Some(id));
             }
             let mut distinct = ids.clone();
             distinct.sort_unstable();
@@ -1701,6 +1742,57 @@ mod tests {
             let a = read_input_with(&plain, 0, &[0, 2], options).unwrap();
             let b = read_input_with(&quoted, 0, &[0, 2], options).unwrap();
             assert_eq!((a.exact, a.rows, a.units), (b.exact, b.rows, b.units));
+        }
+    }
+
+    #[test]
+    fn integers_parse_as_rust_parses_them() {
+        let mut cases: Vec<String> = [
+            "",
+            "-",
+            "+",
+            "0",
+            "-0",
+            "+0",
+            "007",
+            "-007",
+            "12a",
+            "1 2",
+            "--1",
+            "+-1",
+            "-+1",
+            "0x10",
+            "1e3",
+            "1.0",
+            "\u{661}",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "+9223372036854775807",
+            "99999999999999999999",
+            "/",
+            ":",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        let mut rng = StdRng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..22);
+            cases.push(
+                (0..len)
+                    .map(|_| ['0', '1', '9', '-', '+', '/', ':', ' ', 'x'][rng.gen_range(0..9)])
+                    .collect(),
+            );
+            cases.push(rng.r#gen::<i64>().to_string());
+        }
+        for case in &cases {
+            assert_eq!(
+                parse_i64(case.as_bytes()).ok(),
+                case.parse::<i64>().ok(),
+                "`{case}`"
+            );
         }
     }
 }
