@@ -103,17 +103,17 @@ struct CategoryIndex {
 /// The longest category value [`CategoryIndex`] finds as integers.
 const CATEGORY_KEY: usize = 32;
 
-/// A category value of up to [`CATEGORY_KEY`] bytes as its length and four words: [`key_words`]
-/// up to 16 bytes, four (possibly overlapping) unaligned loads beyond. One-to-one, since the
-/// length is part of it.
+/// A category value of up to [`CATEGORY_KEY`] bytes as five words, one-to-one: up to
+/// [`INLINE_KEY`] bytes its [`key_words`] and zeros; beyond that four (possibly overlapping)
+/// unaligned loads and the length (never zero).
 fn category_words(value: &[u8]) -> [u64; 5] {
     let n = value.len();
     if n <= INLINE_KEY {
-        let [len, a, b] = key_words(value);
-        return [len, a, b, 0, 0];
+        let [a, b] = key_words(value);
+        return [a, b, 0, 0, 0];
     }
     let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
-    [n as u64, word(0), word(8), word(n - 16), word(n - 8)]
+    [word(0), word(8), word(n - 16), word(n - 8), n as u64]
 }
 
 impl CategoryIndex {
@@ -377,18 +377,19 @@ enum ChunkError {
 }
 
 /// Bytes of a unit's key kept in its record; longer keys live in [`Units::long_keys`].
-const INLINE_KEY: usize = 16;
-/// Words at the head of a unit's record that hold its key: the length (with [`LONG_KEY`] set for
-/// a long key), then the bytes themselves or, for a long key, its offset in [`Units::long_keys`].
-const KEY_WORDS: usize = 1 + INLINE_KEY / 8;
+const INLINE_KEY: usize = 15;
+/// Words at the head of a unit's record that hold its key ([`key_words`]).
+const KEY_WORDS: usize = 2;
+/// Set in the second key word of a long key.
 const LONG_KEY: u64 = 1 << 63;
 /// An empty slot of [`Units::slots`].
 const EMPTY: u64 = u64::MAX;
 
-/// A unit's key as its record holds it (a long key's offset is filled in when it is stored): its
-/// length, then its bytes packed into two words. A key of up to 16 bytes is read with a few
-/// (possibly overlapping) unaligned loads, never a variable-length copy; with the length in the
-/// first word, the packing is one-to-one.
+/// A unit's key as its record holds it. A key of up to [`INLINE_KEY`] bytes: its bytes in the
+/// first 15 bytes of the two words and its length in the last, so the packing is one-to-one. The
+/// bytes are read with a few (possibly overlapping) unaligned loads, never a variable-length
+/// copy. A longer key: its offset in an arena (filled in when it is stored), then [`LONG_KEY`]
+/// and its length.
 fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
     let n = id.len();
     let word = |at: usize| u64::from_le_bytes(id[at..at + 8].try_into().expect("8 bytes"));
@@ -397,15 +398,17 @@ fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
             id[at..at + 4].try_into().expect("4 bytes"),
         ))
     };
+    let length = (n as u64) << 56;
     match n {
-        0 => [0, 0, 0],
-        1..=3 => {
-            let bytes = u64::from(id[0]) | u64::from(id[n / 2]) << 8 | u64::from(id[n - 1]) << 16;
-            [n as u64, bytes, 0]
-        }
-        4..=8 => [n as u64, half(0) | half(n - 4) << 32, 0],
-        9..=INLINE_KEY => [n as u64, word(0), word(n - 8)],
-        _ => [LONG_KEY | n as u64, 0, 0],
+        0 => [0, 0],
+        1..=3 => [
+            u64::from(id[0]) | u64::from(id[n / 2]) << 8 | u64::from(id[n - 1]) << 16,
+            length,
+        ],
+        4..=8 => [half(0) | half(n - 4) << 32, length],
+        // The second load overlaps the first by 16 - n bytes, shifted out.
+        9..=INLINE_KEY => [word(0), word(n - 8) >> (8 * (16 - n)) | length],
+        _ => [0, LONG_KEY | n as u64],
     }
 }
 
@@ -462,11 +465,11 @@ impl Units {
     /// bytes are `long`).
     fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], long: &[u8]) -> bool {
         let head: &[u64; KEY_WORDS] = self.bounder.head(unit).try_into().expect("key words");
-        if key[0] & LONG_KEY == 0 {
+        if key[1] & LONG_KEY == 0 {
             return head == key;
         }
-        let start = head[1] as usize;
-        head[0] == key[0] && &self.long_keys[start..start + long.len()] == long
+        let start = head[0] as usize;
+        head[1] == key[1] && &self.long_keys[start..start + long.len()] == long
     }
 
     /// The id of the unit with key `key` ([`key_words`], and the bytes `long` of a long key) and
@@ -494,8 +497,8 @@ impl Units {
             return Err(ChunkError::OverMemory);
         }
         let mut head = *key;
-        if key[0] & LONG_KEY != 0 {
-            head[1] = self.long_keys.len() as u64;
+        if key[1] & LONG_KEY != 0 {
+            head[0] = self.long_keys.len() as u64;
             self.long_keys.extend_from_slice(long);
         }
         let unit = self.bounder.add_unit(hash, &head);
@@ -558,7 +561,7 @@ struct Batch {
     hashes: Vec<u64>,
     /// Each row's random priority (see [`crate::bounding`]).
     prios: Vec<u64>,
-    /// Each row's unit key as [`key_words`]; a long key's second word is its offset in `long`.
+    /// Each row's unit key as [`key_words`]; a long key's first word is its offset in `long`.
     keys: Vec<[u64; KEY_WORDS]>,
     long: Vec<u8>,
     /// Per row, one cell and one value per table.
@@ -567,7 +570,7 @@ struct Batch {
 }
 
 impl Batch {
-    /// An empty batch with room for `rows` rows (and keys of up to 16 bytes).
+    /// An empty batch with room for `rows` rows.
     fn new(tables: usize, rows: usize) -> Batch {
         Batch {
             tables,
@@ -588,8 +591,8 @@ impl Batch {
         self.hashes.push(hash);
         self.prios.push(prio);
         let mut key = key_words(id);
-        if key[0] & LONG_KEY != 0 {
-            key[1] = self.long.len() as u64;
+        if key[1] & LONG_KEY != 0 {
+            key[0] = self.long.len() as u64;
             self.long.extend_from_slice(id);
         }
         self.keys.push(key);
@@ -600,13 +603,13 @@ impl Batch {
     /// Row `row`'s unit key as [`key_words`], and its bytes if it is a long key (else empty).
     fn key(&self, row: usize) -> (&[u64; KEY_WORDS], &[u8]) {
         let key = &self.keys[row];
-        if key[0] & LONG_KEY == 0 {
+        if key[1] & LONG_KEY == 0 {
             return (key, &[]);
         }
-        let start = key[1] as usize;
+        let start = key[0] as usize;
         (
             key,
-            &self.long[start..start + (key[0] & !LONG_KEY) as usize],
+            &self.long[start..start + (key[1] & !LONG_KEY) as usize],
         )
     }
 
@@ -1627,6 +1630,43 @@ mod tests {
         assert_eq!(index.code(&[b'x'; 41]), None);
         dim.catch_all = Some(3);
         assert_eq!(CategoryIndex::new(&dim).code(b"zebra"), Some(3));
+    }
+
+    /// Every key of up to [`INLINE_KEY`] bytes over a two-byte alphabet (so a byte that is
+    /// dropped, or confused with padding, shows), and random keys of up to [`CATEGORY_KEY`]
+    /// bytes with each of their bytes changed in turn, get words of their own.
+    #[test]
+    fn key_words_are_one_to_one() {
+        let mut seen: HashMap<[u64; KEY_WORDS], Vec<u8>> = HashMap::new();
+        for n in 0..=INLINE_KEY {
+            for bits in 0..1u32 << n {
+                let key: Vec<u8> = (0..n).map(|i| (bits >> i & 1) as u8).collect();
+                if let Some(other) = seen.insert(key_words(&key), key.clone()) {
+                    panic!("{key:?} and {other:?} share their words");
+                }
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let n = rng.gen_range(0..=CATEGORY_KEY);
+            let key: Vec<u8> = (0..n).map(|_| rng.r#gen()).collect();
+            for i in 0..n {
+                let mut other = key.clone();
+                other[i] ^= 1 << rng.gen_range(0..8);
+                assert_ne!(
+                    category_words(&key),
+                    category_words(&other),
+                    "{key:?} at {i}"
+                );
+                if n <= INLINE_KEY {
+                    assert_ne!(key_words(&key), key_words(&other), "{key:?} at {i}");
+                }
+            }
+            let shorter = &key[..n.saturating_sub(1)];
+            if n > 0 {
+                assert_ne!(category_words(&key), category_words(shorter));
+            }
+        }
     }
 
     /// Keys of every length around the inline limit, keys that share their first 16 bytes, and
