@@ -13,9 +13,9 @@
 //!
 //! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash, the
 //! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
-//! kept cell in half a word, a kept row's priority in a word (shared by the rows tables with the
-//! same `k`, which keep the same rows), a kept value in half a word when the clamp fits in 32
-//! bits and a word otherwise. One record per unit keeps a row's lookup and its updates for all
+//! kept cell in a quarter of a word (half a word for tables of more than 65,535 cells), a kept
+//! row's priority in a word (shared by the rows tables with the same `k`, which keep the same
+//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise. One record per unit keeps a row's lookup and its updates for all
 //! tables within a few cache lines.
 
 use crate::plan::{Bound, Statistic};
@@ -51,9 +51,11 @@ struct TableSlots {
     cells: usize,
     /// Salt mixed into `count_units` priorities, so tables choose independently.
     salt: u64,
-    /// First half-word (counted from the record's start) of the kept cells, each `cell + 1`, 0
-    /// when empty.
+    /// The kept cells, each `cell + 1` (0 when empty): in quarter-words (16 bits) from this
+    /// quarter-word (counted from the record's start) on when `cell + 1` fits, else in
+    /// half-words from this half-word on.
     cell_at: usize,
+    narrow_cells: bool,
     /// Rows tables: first word of the kept rows' priorities.
     prio_at: usize,
     values: Values,
@@ -67,6 +69,36 @@ struct Group {
     slots: usize,
     prio_at: usize,
     tables: Vec<usize>,
+}
+
+impl TableSlots {
+    /// Kept cell `i` (`cell + 1`, or 0 when empty).
+    fn cell(&self, rec: &[u64], i: usize) -> u32 {
+        if self.narrow_cells {
+            quarter(rec, self.cell_at + i)
+        } else {
+            half(rec, self.cell_at + i)
+        }
+    }
+
+    fn set_cell(&self, rec: &mut [u64], i: usize, code: u32) {
+        if self.narrow_cells {
+            set_quarter(rec, self.cell_at + i, code as u16);
+        } else {
+            set_half(rec, self.cell_at + i, code);
+        }
+    }
+}
+
+/// Quarter-word `q` of a record, counted from its start.
+fn quarter(rec: &[u64], q: usize) -> u32 {
+    u32::from((rec[q / 4] >> (16 * (q % 4))) as u16)
+}
+
+fn set_quarter(rec: &mut [u64], q: usize, v: u16) {
+    let shift = 16 * (q % 4);
+    let w = &mut rec[q / 4];
+    *w = (*w & !(0xFFFFu64 << shift)) | (u64::from(v) << shift);
 }
 
 /// Half-word `h` of a record, counted from its start.
@@ -98,7 +130,8 @@ pub struct Bounder {
     units_tables: Vec<usize>,
     groups: Vec<Group>,
     /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
-    /// values, then half-words: every table's cells and narrow values.
+    /// values, then half-words (narrow values, cells of very large tables), then quarter-words
+    /// (the other tables' cells).
     stride: usize,
     /// The caller's words per unit.
     head: usize,
@@ -131,6 +164,7 @@ impl Bounder {
                     cells: *cells,
                     salt: *salt,
                     cell_at: 0,
+                    narrow_cells: *cells <= usize::from(u16::MAX),
                     prio_at: 0,
                     values,
                 }
@@ -164,17 +198,23 @@ impl Bounder {
                 word += table.slots;
             }
         }
-        // Half-words: every table's cells, then narrow values.
+        // Half-words: narrow values, then the cells of tables with more than 65,535 cells; then
+        // quarter-words: the other tables' cells.
         let mut h = 2 * word;
-        for table in &mut tables {
-            table.cell_at = h;
-            h += table.slots;
-        }
         for table in &mut tables {
             if let Values::Narrow(at) = &mut table.values {
                 *at = h;
                 h += table.slots;
             }
+        }
+        for table in tables.iter_mut().filter(|t| !t.narrow_cells) {
+            table.cell_at = h;
+            h += table.slots;
+        }
+        let mut q = 2 * h;
+        for table in tables.iter_mut().filter(|t| t.narrow_cells) {
+            table.cell_at = q;
+            q += table.slots;
         }
         let units_tables = (0..tables.len())
             .filter(|&t| tables[t].kind == Kind::Units)
@@ -183,7 +223,7 @@ impl Bounder {
             tables,
             units_tables,
             groups,
-            stride: h.div_ceil(2),
+            stride: q.div_ceil(4),
             head,
             words: Vec::new(),
         }
@@ -247,7 +287,7 @@ impl Bounder {
         for group in &self.groups {
             // The group's tables fill and replace their slots together.
             let first = &self.tables[group.tables[0]];
-            let slot = match (0..group.slots).find(|&i| half(rec, first.cell_at + i) == 0) {
+            let slot = match (0..group.slots).find(|&i| first.cell(rec, i) == 0) {
                 Some(i) => i,
                 None => {
                     let prios = &rec[group.prio_at..group.prio_at + group.slots];
@@ -265,7 +305,7 @@ impl Bounder {
             rec[group.prio_at + slot] = row_prio;
             for &t in &group.tables {
                 let table = &self.tables[t];
-                set_half(rec, table.cell_at + slot, cells[t] + 1);
+                table.set_cell(rec, slot, cells[t] + 1);
                 match table.values {
                     Values::Ones => {}
                     Values::Narrow(at) => set_half(rec, at + slot, values[t] as i32 as u32),
@@ -285,7 +325,7 @@ impl Bounder {
             for (table, out) in self.tables.iter().zip(out.iter_mut()) {
                 let Kind::Rows { per_cell: m } = table.kind else {
                     for i in 0..table.slots {
-                        match half(rec, table.cell_at + i) {
+                        match table.cell(rec, i) {
                             0 => break,
                             code => out[code as usize - 1] += 1,
                         }
@@ -294,7 +334,7 @@ impl Bounder {
                 };
                 kept.clear();
                 for i in 0..table.slots {
-                    let code = half(rec, table.cell_at + i);
+                    let code = table.cell(rec, i);
                     if code == 0 {
                         break;
                     }
@@ -349,29 +389,28 @@ pub fn prefetch<T>(p: *const T) {
 /// `count_units`: keep `cell` if it is new and among the unit's `c` lowest-priority cells.
 fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
     let code = cell + 1;
-    let at = table.cell_at;
     let mut n = 0;
     while n < table.slots {
-        match half(rec, at + n) {
+        match table.cell(rec, n) {
             0 => break,
             c if c == code => return,
             _ => n += 1,
         }
     }
     if n < table.slots {
-        set_half(rec, at + n, code);
+        table.set_cell(rec, n, code);
         return;
     }
     let hash = rec[0];
     let (mut worst, mut worst_prio) = (0, 0u64);
     for i in 0..table.slots {
-        let p = cell_priority(hash, table.salt, half(rec, at + i) - 1);
+        let p = cell_priority(hash, table.salt, table.cell(rec, i) - 1);
         if i == 0 || p > worst_prio {
             (worst, worst_prio) = (i, p);
         }
     }
     if cell_priority(hash, table.salt, cell) < worst_prio {
-        set_half(rec, at + worst, code);
+        table.set_cell(rec, worst, code);
     }
 }
 
@@ -454,9 +493,9 @@ mod tests {
             max_rows_per_cell: 2,
         };
         let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)], 2);
-        // Hash, head, priorities for k = 2 and k = 3, then 8 half-words: cells 2 + 1 + 3, and the
-        // sum's 2 narrow values.
-        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + 2 + 3 + 4));
+        // Hash, head, priorities for k = 2 and k = 3, the sum's 2 narrow values in half-words,
+        // then cells 2 + 1 + 3 in quarter-words.
+        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + 2 + 3 + 1 + 2));
         let u = b.add_unit(5, &[17, 19]);
         b.observe_row(u, 5, &[0, 2, 1], &[40, 1, 1]);
         b.observe_row(u, 1, &[1, 2, 1], &[-30, 1, 1]);
@@ -482,6 +521,37 @@ mod tests {
         feed(&mut b, u, 2, 1, (1 << 35) + 7);
         feed(&mut b, u, 3, 1, 5);
         assert_eq!(b.finish().remove(0), [-(1 << 40), (1 << 35) + 12]);
+    }
+
+    /// Tables of more than 65,535 cells keep their cells in half-words, beside tables that keep
+    /// theirs in quarter-words: the highest cells of each are counted where they belong.
+    #[test]
+    fn cells_of_small_and_very_large_tables() {
+        let big = 100_000;
+        let tables = [
+            (units(2), big, 1),
+            (units(1), 65_535, 2),
+            (rows(3, 3), 65_536, 3),
+            (rows(3, 3), 7, 4),
+        ];
+        let mut b = Bounder::new(&tables, 0);
+        let (u, v) = (b.add_unit(1, &[]), b.add_unit(2, &[]));
+        b.observe_row(u, 1, &[big as u32 - 1, 65_534, 65_535, 6], &[1; 4]);
+        b.observe_row(u, 2, &[big as u32 - 2, 65_534, 0, 6], &[1; 4]);
+        b.observe_row(v, 3, &[0, 0, 65_535, 5], &[1; 4]);
+        let out = b.finish();
+        let nonzero = |t: usize| -> Vec<(usize, i64)> {
+            out[t]
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|&(_, c)| c != 0)
+                .collect()
+        };
+        assert_eq!(nonzero(0), [(0, 1), (big - 2, 1), (big - 1, 1)]);
+        assert_eq!(nonzero(1), [(0, 1), (65_534, 1)]);
+        assert_eq!(nonzero(2), [(0, 1), (65_535, 2)]);
+        assert_eq!(nonzero(3), [(5, 1), (6, 2)]);
     }
 
     /// Rows tables with the same `k` share their priorities and so keep the same rows: a count
