@@ -97,10 +97,14 @@ pub struct Unquoted<R> {
     /// The current record's start in `buf`, and where each of its fields ends, relative to it.
     start: usize,
     ends: Vec<u32>,
+    /// The buffer grows to hold a long record up to this many bytes.
+    max_record: usize,
 }
 
 /// Bytes read at a time; a longer record grows the buffer.
 const BUFFER: usize = 1 << 18;
+/// The longest record [`Unquoted`] reads (field ends are kept as `u32` offsets into it).
+const MAX_RECORD: usize = 1 << 31;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -124,6 +128,7 @@ impl<R: Read> Unquoted<R> {
             at_end: false,
             start: 0,
             ends: Vec::with_capacity(16),
+            max_record: MAX_RECORD,
         }
     }
 
@@ -137,6 +142,12 @@ impl<R: Read> Unquoted<R> {
         self.filled -= self.next;
         self.next = 0;
         if self.filled == self.buf.len() {
+            if self.buf.len() >= self.max_record {
+                return Err(RecordError::Malformed {
+                    byte: self.base,
+                    message: format!("a row is longer than {} bytes", self.max_record),
+                });
+            }
             self.buf.resize(self.buf.len() * 2, 0);
         }
         let read = loop {
@@ -300,6 +311,19 @@ mod tests {
         assert_eq!(got, reference(data.as_bytes()));
         assert_eq!(got[1].1[0].len(), long.len());
         assert_eq!(got[2], (data.len() as u64 - 2, vec![b"c".to_vec()]));
+    }
+
+    #[test]
+    fn refuses_a_record_longer_than_its_limit() {
+        let data = format!("a,b\n{}\n", "x".repeat(BUFFER + 1));
+        let mut records = Unquoted::new(data.as_bytes());
+        records.max_record = BUFFER;
+        assert_eq!(records.next_record().unwrap(), Some(0));
+        let err = records.next_record().unwrap_err();
+        assert!(
+            matches!(&err, RecordError::Malformed { byte: 4, message } if message == &format!("a row is longer than {BUFFER} bytes")),
+            "{err:?}"
+        );
     }
 
     #[test]
