@@ -412,6 +412,22 @@ fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
     }
 }
 
+fn is_long(key: &[u64; KEY_WORDS]) -> bool {
+    key[1] & LONG_KEY != 0
+}
+
+/// Stores the bytes of long key `key` at the end of `arena`, and their offset in its first word.
+fn store_long(key: &mut [u64; KEY_WORDS], arena: &mut Vec<u8>, bytes: &[u8]) {
+    key[0] = arena.len() as u64;
+    arena.extend_from_slice(bytes);
+}
+
+/// The bytes of long key `key`, stored in `arena` by [`store_long`].
+fn stored_long<'a>(key: &[u64; KEY_WORDS], arena: &'a [u8]) -> &'a [u8] {
+    let start = key[0] as usize;
+    &arena[start..start + (key[1] & !LONG_KEY) as usize]
+}
+
 /// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
 /// head, found through an open-addressing table. A lookup touches the table slot and the record
 /// it then updates, and nothing else (for keys of up to [`INLINE_KEY`] bytes).
@@ -465,11 +481,10 @@ impl Units {
     /// bytes are `long`).
     fn has_key(&self, unit: u32, key: &[u64; KEY_WORDS], long: &[u8]) -> bool {
         let head: &[u64; KEY_WORDS] = self.bounder.head(unit).try_into().expect("key words");
-        if key[1] & LONG_KEY == 0 {
+        if !is_long(key) {
             return head == key;
         }
-        let start = head[0] as usize;
-        head[1] == key[1] && &self.long_keys[start..start + long.len()] == long
+        head[1] == key[1] && stored_long(head, &self.long_keys) == long
     }
 
     /// The id of the unit with key `key` ([`key_words`], and the bytes `long` of a long key) and
@@ -497,9 +512,8 @@ impl Units {
             return Err(ChunkError::OverMemory);
         }
         let mut head = *key;
-        if key[1] & LONG_KEY != 0 {
-            head[0] = self.long_keys.len() as u64;
-            self.long_keys.extend_from_slice(long);
+        if is_long(key) {
+            store_long(&mut head, &mut self.long_keys, long);
         }
         let unit = self.bounder.add_unit(hash, &head);
         self.slots[i] = Units::slot(hash, unit);
@@ -591,9 +605,8 @@ impl Batch {
         self.hashes.push(hash);
         self.prios.push(prio);
         let mut key = key_words(id);
-        if key[1] & LONG_KEY != 0 {
-            key[0] = self.long.len() as u64;
-            self.long.extend_from_slice(id);
+        if is_long(&key) {
+            store_long(&mut key, &mut self.long, id);
         }
         self.keys.push(key);
         self.cells.extend_from_slice(cells);
@@ -603,14 +616,10 @@ impl Batch {
     /// Row `row`'s unit key as [`key_words`], and its bytes if it is a long key (else empty).
     fn key(&self, row: usize) -> (&[u64; KEY_WORDS], &[u8]) {
         let key = &self.keys[row];
-        if key[1] & LONG_KEY == 0 {
+        if !is_long(key) {
             return (key, &[]);
         }
-        let start = key[0] as usize;
-        (
-            key,
-            &self.long[start..start + (key[1] & !LONG_KEY) as usize],
-        )
+        (key, stored_long(key, &self.long))
     }
 
     fn clear(&mut self) {
