@@ -5,7 +5,6 @@
 //! [`crate::ledger::Ledger::verify`]), and each release folder against the ledger entries that
 //! paid for and published it, file by file. Read-only: must never write to a ledger or a folder.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -13,9 +12,11 @@ use serde::Serialize;
 
 use crate::commands::print;
 use crate::error::Error;
-use crate::ledger::{Body, Budget, Ledger, LedgerError, sha256_hex};
+use crate::hash::sha256_hex;
+use crate::ledger::{Body, Budget, Ledger, LedgerError};
+use crate::output;
 use crate::plan::short_number;
-use crate::release::folder_intact;
+use crate::release::recorded_roots;
 
 /// The ledgers to read: the one given, else every `ledger/*.jsonl`.
 fn ledger_files(flag: Option<PathBuf>) -> Result<Vec<PathBuf>, Error> {
@@ -252,6 +253,17 @@ pub fn audit(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), 
         reports.push(budget_report(&ledger)?);
         ledgers.push(ledger);
     }
+    for ledger in &ledgers {
+        for (dir, message) in missing_witnessed_charges(ledger, dirs) {
+            problems.push(Problem {
+                scope: "ledger",
+                path: ledger.path.display().to_string(),
+                line: None,
+                file: None,
+                message: format!("release folder `{}`: {message}", dir.display()),
+            });
+        }
+    }
     for dir in dirs {
         for (file, message) in check_release_dir(dir, &ledgers) {
             problems.push(Problem {
@@ -329,11 +341,36 @@ pub fn audit(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), 
     }
 }
 
+/// Release folders that name a charge their ledger lacks (lines cut from its end, or a ledger
+/// replaced): looked for beside every folder the ledger records and beside `dirs`.
+fn missing_witnessed_charges(ledger: &Ledger, dirs: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    let Some((dataset, _)) = ledger.identity() else {
+        return Vec::new();
+    };
+    let mut roots = recorded_roots(ledger);
+    roots.extend(
+        dirs.iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf)),
+    );
+    output::release_folders(&roots, dataset)
+        .into_iter()
+        .filter(|(_, m)| !ledger.has_charge(m.ledger.charge_seq, &m.ledger.charge_sha256))
+        .map(|(dir, m)| {
+            (
+                dir,
+                format!(
+                    "release `{}` version {} was paid at ledger line {} (its manifest names that line's hash), but the ledger lacks that line: lines were cut from its end or the ledger was replaced",
+                    m.release.id, m.release.version, m.ledger.charge_seq
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Checks one release folder against the ledgers; returns (file, message) per problem.
 fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();
-    let manifest_path = dir.join("manifest.json");
-    let bytes = match std::fs::read(&manifest_path) {
+    let bytes = match std::fs::read(dir.join("manifest.json")) {
         Ok(b) => b,
         Err(e) => {
             out.push((
@@ -343,16 +380,17 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
             return out;
         }
     };
-    let m: serde_json::Value = match serde_json::from_slice(&bytes) {
+    let m: output::PublishedManifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
-            out.push((Some("manifest.json".into()), format!("not valid JSON: {e}")));
+            out.push((
+                Some("manifest.json".into()),
+                format!("not a safestat manifest: {e}"),
+            ));
             return out;
         }
     };
-    let id = m["release"]["id"].as_str().unwrap_or_default();
-    let version = m["release"]["version"].as_u64().unwrap_or(0) as u32;
-    let dataset = m["dataset"].as_str().unwrap_or_default();
+    let (id, version, dataset) = (&m.release.id, m.release.version, &m.dataset);
     let Some(ledger) = ledgers
         .iter()
         .find(|l| l.identity().is_some_and(|(d, _)| d == dataset))
@@ -367,8 +405,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         return out;
     };
     let Body::Charge {
-        policy_sha256,
-        inputs,
+        plan_sha256,
         tables,
         cost,
         ..
@@ -377,53 +414,30 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         unreachable!("charges() yields charges");
     };
     let charge_sha = sha256_hex(&ledger.lines[line - 1].0);
-    if m["ledger"]["charge_sha256"].as_str() != Some(charge_sha.as_str()) {
+    let mut differs = |what: &str| {
         out.push((
             Some("manifest.json".into()),
-            format!("its ledger charge hash does not match ledger line {line} (the charge or the manifest was edited)"),
-        ));
+            format!("{what} differs from ledger line {line}"),
+        ))
+    };
+    if m.ledger.charge_seq != charge.seq || m.ledger.charge_sha256 != charge_sha {
+        differs(
+            "its ledger charge (sequence number or line hash; the charge or the manifest was edited)",
+        );
     }
-    if m["policy"]["sha256"].as_str() != Some(policy_sha256.as_str()) {
-        out.push((
-            Some("manifest.json".into()),
-            format!("policy hash differs from ledger line {line}"),
-        ));
+    if m.policy.plan_sha256 != *plan_sha256 {
+        differs("the plan's hash");
     }
-    let manifest_inputs: BTreeMap<String, String> = m["inputs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|i| {
-                    (
-                        i["name"].as_str().unwrap_or_default().to_string(),
-                        i["sha256"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if &manifest_inputs != inputs {
-        out.push((
-            Some("manifest.json".into()),
-            format!("input hashes differ from ledger line {line}"),
-        ));
+    if m.ledger.charged != *cost {
+        differs("the release cost");
     }
-    if m["ledger"]["charged"].as_f64() != Some(*cost) {
-        out.push((
-            Some("manifest.json".into()),
-            format!("release cost differs from ledger line {line}"),
-        ));
-    }
-    let manifest_tables: Vec<&str> = m["tables"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
-    let charged_tables: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-    if manifest_tables != charged_tables {
-        out.push((
-            Some("manifest.json".into()),
-            format!("tables differ from those charged at ledger line {line}"),
-        ));
+    if !m
+        .tables
+        .iter()
+        .map(|t| &t.name)
+        .eq(tables.iter().map(|t| &t.name))
+    {
+        differs("the list of tables");
     }
     // The publication: the manifest and every output as the ledger recorded them.
     let published = ledger.entries().find_map(|e| match &e.body {
@@ -438,7 +452,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
     match published {
         None => out.push((
             None,
-            format!("ledger line {line} charged this release but no `published` entry records it"),
+            format!("ledger line {line} charged this release but no `published` entry records it (the next release of this dataset records it)"),
         )),
         Some((manifest_sha, outputs)) => {
             if *manifest_sha != sha256_hex(&bytes) {
@@ -459,28 +473,11 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
             }
         }
     }
-    if let Err(why) = folder_intact(dir, None) {
-        out.push((None, format!("does not match its own manifest: {why}")));
+    if let Err((file, why)) = output::read_published(dir) {
+        out.push((file, format!("does not match its own manifest: {why}")));
     }
-    // Files nobody listed.
-    let listed: Vec<String> = m["outputs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["path"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut extra: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "manifest.json" && !listed.contains(n))
-            .collect();
-        extra.sort();
-        for n in extra {
-            out.push((Some(n), "not listed in the manifest".into()));
-        }
+    for n in output::unlisted_files(dir, &m) {
+        out.push((Some(n), "not listed in the manifest".into()));
     }
     out
 }

@@ -4,8 +4,10 @@
 //! Owns the per-unit state and the random choice of which contributions to keep. The choice is a
 //! *bottom-k sample by random priority*: every row gets an independent priority from a
 //! cryptographically secure generator and a unit keeps its `k` lowest-priority rows (a uniform
-//! k-subset of its rows); for `count_units`, each distinct (unit, cell) gets a keyed-hash priority
-//! (duplicates agree) and the unit keeps its `c` lowest cells (a uniform c-subset of its cells).
+//! k-subset of its rows); for `count_units`, each distinct (unit, cell) gets a priority from a
+//! keyed pseudo-random function (SipHash-1-3 under a fresh 128-bit key per table and read, drawn
+//! from the same generator; duplicates agree) and the unit keeps its `c` lowest cells (a uniform
+//! c-subset of its cells).
 //! What a unit keeps depends only on its own rows and their priorities, never on the order in
 //! which they arrive (the parallel readers deliver a unit's rows in any order), and so never on
 //! other units' rows. The exact cells this module produces must never leave
@@ -49,8 +51,8 @@ struct TableSlots {
     kind: Kind,
     slots: usize,
     cells: usize,
-    /// Salt mixed into `count_units` priorities, so tables choose independently.
-    salt: u64,
+    /// Secret key of the `count_units` priorities, so tables choose independently.
+    key: [u64; 2],
     /// The kept cells, each `cell + 1` (0 when empty): in quarter-words (16 bits) from this
     /// quarter-word (counted from the record's start) on when `cell + 1` fits, else in
     /// half-words from this half-word on.
@@ -112,14 +114,15 @@ fn set_half(rec: &mut [u64], h: usize, v: u32) {
     *w = (*w & !(0xFFFF_FFFFu64 << shift)) | (u64::from(v) << shift);
 }
 
-/// A `count_units` priority for (unit, cell): a bijective mix of the unit's keyed hash, the
-/// table's salt and the cell, so the same (unit, cell) always gets the same priority.
-pub fn cell_priority(unit_hash: u64, salt: u64, cell: u32) -> u64 {
-    // splitmix64's finaliser: a bijection with full avalanche.
-    let mut z = unit_hash ^ salt.wrapping_add(u64::from(cell).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A `count_units` priority for (unit, cell): SipHash-1-3 of the unit's hash and the cell under
+/// the table's secret `key` (a pseudo-random function), so the same (unit, cell) always gets the
+/// same priority and distinct cells of a unit get independent-looking ones.
+pub fn cell_priority(unit_hash: u64, key: [u64; 2], cell: u32) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
+    h.write_u64(unit_hash);
+    h.write_u32(cell);
+    h.finish()
 }
 
 /// The bounded contributions of every unit of one input, for all the tables reading it.
@@ -139,12 +142,13 @@ pub struct Bounder {
 }
 
 impl Bounder {
-    /// One table per `(statistic, cells, salt)`; every unit record also keeps `head` words for
-    /// the caller (see [`Bounder::add_unit`]).
-    pub fn new(tables: &[(Statistic, usize, u64)], head: usize) -> Bounder {
+    /// One table per `(statistic, cells, key)` (`key`: the secret of its `count_units`
+    /// priorities); every unit record also keeps `head` words for the caller (see
+    /// [`Bounder::add_unit`]).
+    pub fn new(tables: &[(Statistic, usize, [u64; 2])], head: usize) -> Bounder {
         let mut tables: Vec<TableSlots> = tables
             .iter()
-            .map(|(statistic, cells, salt)| {
+            .map(|(statistic, cells, key)| {
                 let (kind, slots) = match statistic.bound() {
                     Bound::Cells(c) => (Kind::Units, c),
                     Bound::Rows { per_unit, per_cell } => (Kind::Rows { per_cell }, per_unit),
@@ -162,7 +166,7 @@ impl Bounder {
                     kind,
                     slots: slots as usize,
                     cells: *cells,
-                    salt: *salt,
+                    key: *key,
                     cell_at: 0,
                     narrow_cells: *cells <= usize::from(u16::MAX),
                     prio_at: 0,
@@ -316,10 +320,10 @@ impl Bounder {
     }
 
     /// Applies the per-cell caps and adds every unit's kept contributions into exact cells, one
-    /// vector per table.
-    pub fn finish(self) -> Vec<Vec<i64>> {
-        let mut out: Vec<Vec<i64>> = self.tables.iter().map(|t| vec![0i64; t.cells]).collect();
-        let mut kept: Vec<(u64, u32, i64)> = Vec::new();
+    /// vector per table. Cells are `i128`: a sum of up to 2^64 clamped `i64` values cannot wrap.
+    pub fn finish(self) -> Vec<Vec<i128>> {
+        let mut out: Vec<Vec<i128>> = self.tables.iter().map(|t| vec![0; t.cells]).collect();
+        let mut kept: Vec<(u64, u32, i128)> = Vec::new();
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
             for (table, out) in self.tables.iter().zip(out.iter_mut()) {
@@ -340,8 +344,8 @@ impl Bounder {
                     }
                     let v = match table.values {
                         Values::Ones => 1,
-                        Values::Narrow(at) => i64::from(half(rec, at + i) as i32),
-                        Values::Wide(at) => rec[at + i] as i64,
+                        Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
+                        Values::Wide(at) => i128::from(rec[at + i] as i64),
                     };
                     kept.push((rec[table.prio_at + i], code - 1, v));
                 }
@@ -404,12 +408,12 @@ fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
     let hash = rec[0];
     let (mut worst, mut worst_prio) = (0, 0u64);
     for i in 0..table.slots {
-        let p = cell_priority(hash, table.salt, table.cell(rec, i) - 1);
+        let p = cell_priority(hash, table.key, table.cell(rec, i) - 1);
         if i == 0 || p > worst_prio {
             (worst, worst_prio) = (i, p);
         }
     }
-    if cell_priority(hash, table.salt, cell) < worst_prio {
+    if cell_priority(hash, table.key, cell) < worst_prio {
         table.set_cell(rec, worst, code);
     }
 }
@@ -435,7 +439,7 @@ mod tests {
 
     /// A single-table bounder and a helper to feed it.
     fn one(stat: Statistic, cells: usize) -> Bounder {
-        Bounder::new(&[(stat, cells, 99)], 0)
+        Bounder::new(&[(stat, cells, [99, 98])], 0)
     }
 
     fn feed(b: &mut Bounder, unit: u32, prio: u64, cell: u32, value: i64) {
@@ -452,7 +456,7 @@ mod tests {
         }
         feed(&mut b, v, rng.r#gen(), 7, 1);
         let cells = b.finish().remove(0);
-        assert_eq!(cells.iter().sum::<i64>(), 5);
+        assert_eq!(cells.iter().sum::<i128>(), 5);
         assert!(cells.iter().all(|&c| c <= 2));
     }
 
@@ -479,7 +483,7 @@ mod tests {
         feed(&mut b, v, 0, 3, 1);
         feed(&mut b, v, 0, 3, 1);
         let cells = b.finish().remove(0);
-        assert_eq!(cells.iter().sum::<i64>(), 3);
+        assert_eq!(cells.iter().sum::<i128>(), 3);
         assert!(cells.iter().all(|&c| c <= 2));
     }
 
@@ -492,7 +496,14 @@ mod tests {
             max_rows_per_unit: 2,
             max_rows_per_cell: 2,
         };
-        let mut b = Bounder::new(&[(sum, 2, 1), (units(1), 3, 2), (rows(3, 3), 2, 3)], 2);
+        let mut b = Bounder::new(
+            &[
+                (sum, 2, [1, 0]),
+                (units(1), 3, [2, 0]),
+                (rows(3, 3), 2, [3, 0]),
+            ],
+            2,
+        );
         // Hash, head, priorities for k = 2 and k = 3, the sum's 2 narrow values in half-words,
         // then cells 2 + 1 + 3 in quarter-words.
         assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + 2 + 3 + 1 + 2));
@@ -529,10 +540,10 @@ mod tests {
     fn cells_of_small_and_very_large_tables() {
         let big = 100_000;
         let tables = [
-            (units(2), big, 1),
-            (units(1), 65_535, 2),
-            (rows(3, 3), 65_536, 3),
-            (rows(3, 3), 7, 4),
+            (units(2), big, [1, 0]),
+            (units(1), 65_535, [2, 0]),
+            (rows(3, 3), 65_536, [3, 0]),
+            (rows(3, 3), 7, [4, 0]),
         ];
         let mut b = Bounder::new(&tables, 0);
         let (u, v) = (b.add_unit(1, &[]), b.add_unit(2, &[]));
@@ -540,7 +551,7 @@ mod tests {
         b.observe_row(u, 2, &[big as u32 - 2, 65_534, 0, 6], &[1; 4]);
         b.observe_row(v, 3, &[0, 0, 65_535, 5], &[1; 4]);
         let out = b.finish();
-        let nonzero = |t: usize| -> Vec<(usize, i64)> {
+        let nonzero = |t: usize| -> Vec<(usize, i128)> {
             out[t]
                 .iter()
                 .copied()
@@ -567,15 +578,15 @@ mod tests {
             max_rows_per_cell: 4,
         };
         for _ in 0..100 {
-            let mut b = Bounder::new(&[(rows(4, 4), 50, 1), (sum.clone(), 50, 2)], 0);
+            let mut b = Bounder::new(&[(rows(4, 4), 50, [1, 0]), (sum.clone(), 50, [2, 0])], 0);
             let u = b.add_unit(1, &[]);
             for cell in 0..50 {
                 b.observe_row(u, rng.r#gen(), &[cell, cell], &[1, i64::from(cell) + 1]);
             }
             let out = b.finish();
-            assert_eq!(out[0].iter().sum::<i64>(), 4);
+            assert_eq!(out[0].iter().sum::<i128>(), 4);
             for (cell, (&count, &sum)) in out[0].iter().zip(&out[1]).enumerate() {
-                assert_eq!(sum, count * (cell as i64 + 1));
+                assert_eq!(sum, count * (cell as i128 + 1));
             }
         }
     }
@@ -587,7 +598,11 @@ mod tests {
     fn what_is_kept_does_not_depend_on_row_order() {
         use rand::seq::SliceRandom;
         let mut rng = StdRng::from_entropy();
-        let tables = [(rows(4, 4), 6, 1), (rows(5, 2), 6, 2), (units(3), 6, 3)];
+        let tables = [
+            (rows(4, 4), 6, [1, 0]),
+            (rows(5, 2), 6, [2, 0]),
+            (units(3), 6, [3, 0]),
+        ];
         let bounded = |obs: &[(u32, u64, u32)]| {
             let mut b = Bounder::new(&tables, 1);
             for u in 0..3u64 {

@@ -64,10 +64,11 @@ pub(crate) struct InputData {
 }
 
 impl InputData {
-    /// Moves table `t`'s exact cells out, so they are dropped as soon as the noise is added.
+    /// Moves table `t`'s exact cells out, in the noise's domain, so they are dropped as soon as
+    /// the noise is added.
     pub fn take_exact(&mut self, t: usize) -> Vec<i64> {
         let (input, pos) = self.slot[t];
-        std::mem::take(&mut self.results[input].exact[pos])
+        crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
     }
 }
 
@@ -128,7 +129,7 @@ fn check(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
                 res.units.unwrap_or(0),
                 plan.privacy_unit
             ),
-            InputKind::Aggregated { count_column } => {
+            InputKind::Aggregated { count_column, .. } => {
                 format!("aggregated, counts in `{count_column}`")
             }
         };

@@ -79,7 +79,8 @@ impl InputError {
 #[derive(Debug)]
 pub struct InputResult {
     /// Exact cells per table, in the order of the `tables` argument. Never written anywhere.
-    pub exact: Vec<Vec<i64>>,
+    /// Wider than the noise's `i64` so that no sum can wrap (see [`saturate`]).
+    pub exact: Vec<Vec<i128>>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
@@ -98,6 +99,7 @@ struct CategoryIndex {
     catch_all: Option<u32>,
     name: String,
     declared: String,
+    labels: Vec<String>,
 }
 
 /// The longest category value [`CategoryIndex`] finds as integers.
@@ -125,6 +127,7 @@ impl CategoryIndex {
             catch_all: dim.catch_all,
             name: dim.name.clone(),
             declared: dim.categories.join(", "),
+            labels: dim.categories.clone(),
         };
         for (code, c) in dim.categories.iter().enumerate() {
             let (value, code) = (c.as_bytes(), code as u32);
@@ -169,6 +172,10 @@ impl CategoryIndex {
         self.catch_all
     }
 
+    fn label(&self, code: u32) -> &str {
+        &self.labels[code as usize]
+    }
+
     fn undeclared(&self, value: &[u8]) -> String {
         format!(
             "value `{}` is not a declared category of `{}` (declared: {}); declare it, fix the data, or map undeclared values with [catch_all]",
@@ -197,6 +204,12 @@ struct Layout {
     tables: Vec<TableLayout>,
     unit_column: Option<usize>,
     count_column: Option<usize>,
+    /// Aggregated input: the columns that tell its rows' cells apart (every column but the
+    /// count), each with its position in [`Layout::dims`] when it is a dimension (compared by
+    /// category, after the catch-all) and `None` otherwise (compared as written).
+    cell_key: Vec<(usize, Option<usize>)>,
+    /// Aggregated input: two rows for one cell add up instead of being an error.
+    add_duplicates: bool,
 }
 
 impl Layout {
@@ -261,11 +274,27 @@ impl Layout {
                 cells: plan.table_cells(table),
             });
         }
-        let (unit_column, count_column) = match &plan.inputs[input].kind {
-            InputKind::Microdata => (Some(column(&plan.privacy_unit, "the privacy unit")?), None),
-            InputKind::Aggregated { count_column } => {
-                (None, Some(column(count_column, "the count")?))
-            }
+        let (unit_column, count_column, add_duplicates) = match &plan.inputs[input].kind {
+            InputKind::Microdata => (
+                Some(column(&plan.privacy_unit, "the privacy unit")?),
+                None,
+                false,
+            ),
+            InputKind::Aggregated {
+                count_column,
+                add_duplicates,
+            } => (
+                None,
+                Some(column(count_column, "the count")?),
+                *add_duplicates,
+            ),
+        };
+        let cell_key = match count_column {
+            Some(count) => (0..headers.len())
+                .filter(|&c| c != count)
+                .map(|c| (c, dims.iter().position(|&(_, col, _)| col == c)))
+                .collect(),
+            None => Vec::new(),
         };
         Ok(Layout {
             headers,
@@ -273,6 +302,8 @@ impl Layout {
             tables: table_layouts,
             unit_column,
             count_column,
+            cell_key,
+            add_duplicates,
         })
     }
 }
@@ -443,12 +474,12 @@ struct Units {
 }
 
 impl Units {
-    fn new(layout: &Layout, salts: &[u64], expected: usize, limit: u64) -> Units {
+    fn new(layout: &Layout, keys: &[[u64; 2]], expected: usize, limit: u64) -> Units {
         let tables: Vec<_> = layout
             .tables
             .iter()
-            .zip(salts)
-            .map(|(t, &salt)| (t.statistic.clone(), t.cells, salt))
+            .zip(keys)
+            .map(|(t, &key)| (t.statistic.clone(), t.cells, key))
             .collect();
         let mut bounder = Bounder::new(&tables, KEY_WORDS);
         bounder.reserve(expected);
@@ -639,8 +670,8 @@ struct Pass<'a> {
     layout: &'a Layout,
     /// The keyed hash of unit keys (one key for the whole input, so readers agree).
     hasher: &'a foldhash::quality::RandomState,
-    /// Per table, the salt of its `count_units` priorities.
-    salts: &'a [u64],
+    /// Per table, the secret key of its `count_units` priorities.
+    keys: &'a [[u64; 2]],
     counters: &'a Counters,
     /// Whether rows are split by the csv crate (the input may quote fields) or by [`Unquoted`].
     quoted: bool,
@@ -648,7 +679,7 @@ struct Pass<'a> {
 
 /// Exact cells per table, with the row and unit counts.
 struct Counted {
-    exact: Vec<Vec<i64>>,
+    exact: Vec<Vec<i128>>,
     rows: u64,
     units: u64,
 }
@@ -662,13 +693,24 @@ impl Counted {
         };
         for (cells, add) in total.exact.iter_mut().zip(&other.exact) {
             for (c, v) in cells.iter_mut().zip(add) {
-                *c = c.saturating_add(*v);
+                *c += *v;
             }
         }
         total.rows += other.rows;
         total.units += other.units;
         Some(total)
     }
+}
+
+/// Exact cells in the noise's domain (`i64`), saturating at its ends. Clamping each cell is
+/// 1-Lipschitz in every coordinate, so it never raises the sensitivity: a unit that moves an
+/// `i128` cell by `d` moves the saturated cell by at most `d`. (Each cell is an `i128` sum of at
+/// most 2^64 values of at most 2^63, so the sum itself can never wrap.)
+pub fn saturate(cells: Vec<i128>) -> Vec<i64> {
+    cells
+        .into_iter()
+        .map(|c| c.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+        .collect()
 }
 
 /// Which of `n` readers (or spill partitions) owns the unit with keyed hash `hash`. Bits 40.. are
@@ -700,7 +742,10 @@ fn read_pass(
     options: ReadOptions,
     quoted: bool,
 ) -> Result<InputResult, InputError> {
-    let options = if quoted {
+    // One reader for a quoted file (below), and for a pre-counted one, whose duplicate cells are
+    // found across the whole file (it has at most one row per cell, so it is small).
+    let aggregated = matches!(plan.inputs[input].kind, InputKind::Aggregated { .. });
+    let options = if quoted || aggregated {
         ReadOptions {
             threads: 1,
             ..options
@@ -725,7 +770,7 @@ fn read_pass(
 
     let mut seed = StdRng::from_entropy();
     let hasher = foldhash::quality::RandomState::default();
-    let salts: Vec<u64> = layout.tables.iter().map(|_| seed.r#gen()).collect();
+    let keys: Vec<[u64; 2]> = layout.tables.iter().map(|_| seed.r#gen()).collect();
     let readers = chunks.len();
     let share = options.memory_limit / readers as u64;
     // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
@@ -737,7 +782,7 @@ fn read_pass(
         path,
         layout: &layout,
         hasher: &hasher,
-        salts: &salts,
+        keys: &keys,
         counters: &counters,
         quoted,
     };
@@ -897,6 +942,10 @@ fn chunk_bounds(
     }
     bounds.push(len);
     bounds.dedup();
+    if bounds.len() == 1 {
+        // No rows at all (a header-only file): still one (empty) chunk, so one reader.
+        return Ok(vec![(start, start)]);
+    }
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
 
@@ -927,9 +976,10 @@ struct Row<'a> {
     values: &'a [i64],
     /// The row's count (aggregated input).
     count: Option<i64>,
-    /// Where to point an error about this row: its byte offset and the count column.
+    /// Aggregated input: what tells this row's cell apart ([`Layout::cell_key`], encoded).
+    key: &'a [u8],
+    /// Where to point an error about this row: its byte offset.
     byte: u64,
-    count_column: usize,
 }
 
 /// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
@@ -964,6 +1014,7 @@ fn scan_records(
     let mut codes = vec![0u32; layout.dims.len()];
     let mut cells = vec![0u32; layout.tables.len()];
     let mut values = vec![0i64; layout.tables.len()];
+    let mut key = Vec::new();
     let mut rows: u64 = 0;
     loop {
         let byte = match records.next_record() {
@@ -1038,13 +1089,24 @@ fn scan_records(
             }
             None => None,
         };
+        key.clear();
+        for &(col, dim) in &layout.cell_key {
+            match dim {
+                Some(k) => key.extend_from_slice(&codes[k].to_le_bytes()),
+                None => {
+                    let f = field(col);
+                    key.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                    key.extend_from_slice(f);
+                }
+            }
+        }
         sink(Row {
             unit,
             cells: &cells,
             values: &values,
             count,
+            key: &key,
             byte,
-            count_column: layout.count_column.unwrap_or(0),
         })?;
     }
     Ok(rows)
@@ -1099,7 +1161,7 @@ fn read_chunk(
     let Pass {
         layout,
         hasher,
-        salts,
+        keys,
         ..
     } = pass;
     let Links {
@@ -1113,7 +1175,7 @@ fn read_chunk(
         return read_aggregated(pass, start, end);
     }
     let mut rng = StdRng::from_entropy();
-    let mut units = Units::new(layout, salts, expected_units, memory_limit);
+    let mut units = Units::new(layout, keys, expected_units, memory_limit);
     let mut local = Batch::new(tables, LOCAL_ROWS);
     let mut outgoing: Vec<Batch> = outboxes
         .iter()
@@ -1173,19 +1235,32 @@ fn read_chunk(
     })
 }
 
-/// Reads the rows in `[start, end)` of an aggregated input, adding up each cell's counts.
+/// Reads the rows in `[start, end)` of an aggregated input, adding up each cell's counts. Two
+/// rows for the same cell are an error unless the policy says they add up: a subtotal row, or a
+/// value folded into a declared cell by `[catch_all]`, would otherwise count its people twice
+/// and break the declared bound.
 fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkError> {
     let layout = pass.layout;
-    let mut exact: Vec<Vec<i64>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
+    let mut exact: Vec<Vec<i128>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
+    let mut first: HashMap<Vec<u8>, u64> = HashMap::new();
     let rows = scan_rows(pass, start, end, |row| {
         let n = row.count.expect("aggregated rows have a count");
+        if !layout.add_duplicates {
+            if let Some(&earlier) = first.get(row.key) {
+                return Err(ChunkError::At {
+                    byte: row.byte,
+                    field: None,
+                    message: format!(
+                        "a second row for the cell {} (first at line {}); a pre-counted input has one row per cell. If its rows are meant to add up, set `duplicates = \"add\"` on the input",
+                        describe_cell(layout, row.key),
+                        line_of(pass.path, earlier)
+                    ),
+                });
+            }
+            first.insert(row.key.to_vec(), row.byte);
+        }
         for (t, &cell) in row.cells.iter().enumerate() {
-            let slot = &mut exact[t][cell as usize];
-            *slot = slot.checked_add(n).ok_or_else(|| ChunkError::At {
-                byte: row.byte,
-                field: Some(row.count_column),
-                message: "the cell's total overflows".into(),
-            })?;
+            exact[t][cell as usize] += i128::from(n);
         }
         Ok(())
     })?;
@@ -1194,6 +1269,29 @@ fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkErr
         rows,
         units: 0,
     })
+}
+
+/// A cell key of an aggregated input in words: `gender = `female`, age_group = `unknown``.
+fn describe_cell(layout: &Layout, mut key: &[u8]) -> String {
+    let mut parts = Vec::new();
+    for &(col, dim) in &layout.cell_key {
+        let name = String::from_utf8_lossy(&layout.headers[col]);
+        let value = match dim {
+            Some(k) => {
+                let code = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
+                key = &key[4..];
+                layout.dims[k].2.label(code).to_string()
+            }
+            None => {
+                let len = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
+                let v = String::from_utf8_lossy(&key[4..4 + len]).into_owned();
+                key = &key[4 + len..];
+                v
+            }
+        };
+        parts.push(format!("{name} = `{value}`"));
+    }
+    parts.join(", ")
 }
 
 /// The spill path, for inputs whose units do not fit in `memory_limit`: one pass writes every
@@ -1211,7 +1309,7 @@ fn read_spilled(
     let Pass {
         layout,
         hasher,
-        salts,
+        keys,
         ..
     } = pass;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
@@ -1259,7 +1357,7 @@ fn read_spilled(
             1 << 16,
             File::open(dir.path().join(format!("{p}.bin"))).map_err(ChunkError::Io)?,
         );
-        let mut units = Units::new(layout, salts, 0, u64::MAX);
+        let mut units = Units::new(layout, keys, 0, u64::MAX);
         let mut id = Vec::new();
         let mut word = [0u8; 8];
         let mut half = [0u8; 4];
@@ -1523,7 +1621,7 @@ mod tests {
             let r = read_input_with(&plan, 0, &[0, 1, 2], tiny_chunks()).unwrap();
             assert_eq!(r.rows, 250);
             assert_eq!(r.units, Some(201));
-            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i64>();
+            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
             assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
             assert_eq!(
                 (r.exact[0][50], r.exact[1][50], r.exact[2][50]),
@@ -1594,7 +1692,7 @@ mod tests {
         let (_dir, plan) = plan_for(&one_heavy_unit());
         for _ in 0..10 {
             let r = read_input_with(&plan, 0, &[0, 1, 2], spilling()).unwrap();
-            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i64>();
+            let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
             assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
             assert_eq!((r.exact[0][50], r.units), (200, Some(201)));
         }
@@ -1696,7 +1794,7 @@ mod tests {
             keys.push(other);
         }
         for hash in [|_: &[u8]| 7u64, |k: &[u8]| k.len() as u64 * 0x9E37_79B9] {
-            let mut units = Units::new(&layout, &[1], 0, u64::MAX);
+            let mut units = Units::new(&layout, &[[1, 2]], 0, u64::MAX);
             let ids: Vec<u32> = keys
                 .iter()
                 .map(|k| units.intern(&key_words(k), k, hash(k)).ok().unwrap())
@@ -1754,7 +1852,7 @@ mod tests {
         let (_dir, plan) = plan_for(&data);
         let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
         assert_eq!(r.rows, 200);
-        assert_eq!(r.exact[0].iter().sum::<i64>(), 200);
+        assert_eq!(r.exact[0].iter().sum::<i128>(), 200);
     }
 
     /// Windows line ends and blank lines before the bad row: the line named is the row's own,

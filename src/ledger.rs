@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use opendp::combinators::{CompositionMeasure, ConcentratedMeasure};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::hash::sha256_hex;
 use crate::mechanism::NoiseMechanism;
 use crate::output::FileHash;
 use crate::plan::{Cost, short_number};
@@ -51,6 +51,16 @@ pub enum LedgerError {
         spent: String,
         requested: String,
         remaining: String,
+    },
+    #[error(
+        "ledger `{path}` lacks a charge that release folder `{folder}` proves: `{release_id}` version {version} was paid at ledger line {seq}, and that line is missing or differs. Lines were cut from the ledger's end, or it was replaced; its spent budget would be spent again. Nothing was charged: restore the ledger from a backup (`safestat audit` shows every folder it lacks)"
+    )]
+    Witness {
+        path: PathBuf,
+        folder: PathBuf,
+        release_id: String,
+        version: u32,
+        seq: u64,
     },
     #[error("{0}")]
     Accounting(String),
@@ -298,8 +308,16 @@ pub enum Body {
         dataset: String,
         release_id: String,
         version: u32,
+        /// SHA-256 of the policy file's bytes (for the record; not what identifies the release).
         policy_sha256: String,
+        /// SHA-256 of the plan's canonical meaning ([`crate::plan::Plan::identity`]): with the
+        /// input fingerprints, what identifies the release.
+        plan_sha256: String,
+        /// SHA-256 of each input's bytes (private: exact functions of the data).
         inputs: BTreeMap<String, String>,
+        /// 256 secret random bits, so that this line's SHA-256 (which the public manifest
+        /// carries) reveals nothing about the input fingerprints above.
+        nonce: String,
         accounting: String,
         budget: Budget,
         unit: String,
@@ -308,6 +326,7 @@ pub enum Body {
         cost: f64,
         /// The opendp composition of every charge's `cost` up to and including this one.
         total_after: f64,
+        /// The release folder, relative to the ledger file's folder (see [`Ledger::record`]).
         out_dir: String,
     },
     /// The release's outputs are in place.
@@ -316,6 +335,7 @@ pub enum Body {
         release_id: String,
         version: u32,
         charge_seq: u64,
+        /// Relative to the ledger file's folder, like a charge's.
         out_dir: String,
         manifest_sha256: String,
         outputs: Vec<FileHash>,
@@ -337,10 +357,6 @@ pub struct Ledger {
     pub lines: Vec<(Vec<u8>, Result<Entry, String>)>,
     /// Bytes after the last newline: a write that never completed.
     pub torn: Vec<u8>,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 impl Ledger {
@@ -379,6 +395,72 @@ impl Ledger {
                 source,
             }),
         }
+    }
+
+    /// The folder that paths recorded in this ledger are relative to: the ledger file's own.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// A path as this ledger records it: relative to [`Ledger::dir`] (absolute only when the two
+    /// share no root), so a ledger and its release folders can move together and a command
+    /// finds them from any working folder.
+    pub fn record(&self, path: &Path) -> String {
+        let full = |p: &Path| {
+            std::fs::canonicalize(p)
+                .or_else(|_| std::path::absolute(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        // The leaf may not exist yet; its folder does (or is made before a charge).
+        let (folder, leaf) = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(leaf)) if !parent.as_os_str().is_empty() => (full(parent), leaf),
+            (_, Some(leaf)) => (full(Path::new(".")), leaf),
+            _ => return full(path).display().to_string(),
+        };
+        let target = folder.join(leaf);
+        pathdiff::diff_paths(&target, full(&self.dir()))
+            .unwrap_or(target)
+            .display()
+            .to_string()
+    }
+
+    /// A recorded path, resolved: relative ones from [`Ledger::dir`] (its real location, since
+    /// [`Ledger::record`] measured from there, so `..` steps are undone exactly).
+    pub fn resolve(&self, recorded: &str) -> PathBuf {
+        let dir = self.dir();
+        let base = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let mut out = PathBuf::new();
+        for part in base.join(recorded).components() {
+            match part {
+                std::path::Component::ParentDir
+                    if matches!(
+                        out.components().next_back(),
+                        Some(std::path::Component::Normal(_))
+                    ) =>
+                {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    /// The line (1-based) and bytes of the entry with sequence number `seq`, if present.
+    pub fn line_bytes(&self, seq: u64) -> Option<&[u8]> {
+        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+        self.lines.get(i).map(|(b, _)| b.as_slice())
+    }
+
+    /// Whether a charge whose line is `seq` with SHA-256 `sha256` is in this ledger (what a
+    /// release folder's manifest claims).
+    pub fn has_charge(&self, seq: u64, sha256: &str) -> bool {
+        self.line_bytes(seq)
+            .is_some_and(|b| sha256_hex(b) == sha256)
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -569,8 +651,8 @@ impl Ledger {
         })
     }
 
-    /// Charges that no `published` entry follows: (line, release id, version).
-    pub fn unpublished(&self) -> Vec<(usize, String, u32)> {
+    /// Charges that no `published` entry follows, with their lines.
+    pub fn unpublished_charges(&self) -> impl Iterator<Item = (usize, &Entry)> {
         let published: Vec<u64> = self
             .entries()
             .filter_map(|e| match &e.body {
@@ -579,7 +661,12 @@ impl Ledger {
             })
             .collect();
         self.charges()
-            .filter(|(_, e)| !published.contains(&e.seq))
+            .filter(move |(_, e)| !published.contains(&e.seq))
+    }
+
+    /// Charges that no `published` entry follows: (line, release id, version).
+    pub fn unpublished(&self) -> Vec<(usize, String, u32)> {
+        self.unpublished_charges()
             .map(|(line, e)| match &e.body {
                 Body::Charge {
                     release_id,
@@ -597,27 +684,67 @@ impl Ledger {
 pub struct LockedLedger {
     file: File,
     pub ledger: Ledger,
+    /// This call created the file (a dataset's first ledger).
+    pub created: bool,
+}
+
+/// Creates `path`'s missing folders and fsyncs each folder that gained an entry, so that a new
+/// folder and a new file survive a power loss. Returns the folders it fsynced.
+fn create_durably(path: &Path) -> std::io::Result<(File, bool, Vec<PathBuf>)> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // The topmost missing folder: its parent is the first folder that gains an entry.
+    let mut missing = Vec::new();
+    let mut at = parent.clone();
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at.clone());
+        at = match at.parent() {
+            Some(p) => p.to_path_buf(),
+            None => break,
+        };
+    }
+    std::fs::create_dir_all(&parent)?;
+    let created = !path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let mut synced = Vec::new();
+    if created {
+        // The new file's folder, then every new folder's parent, bottom up.
+        let mut dirs = vec![parent];
+        dirs.extend(missing.iter().filter_map(|m| {
+            m.parent()
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .map(Path::to_path_buf)
+        }));
+        dirs.dedup();
+        for d in dirs {
+            File::open(&d)?.sync_all()?;
+            synced.push(d);
+        }
+    }
+    Ok((file, created, synced))
 }
 
 impl LockedLedger {
-    /// Opens (creating it and its folder if needed) and exclusively locks the ledger, then reads
-    /// it. Blocks while another process holds the lock.
+    /// Opens (creating it and its folder if needed, durably) and exclusively locks the ledger,
+    /// then reads it. Blocks while another process holds the lock.
     pub fn open(path: &Path) -> Result<LockedLedger, LedgerError> {
         let io = |source| LedgerError::Io {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io)?;
+        let (mut file, created, _) = create_durably(path).map_err(io)?;
         file.lock().map_err(io)?;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -625,6 +752,7 @@ impl LockedLedger {
         Ok(LockedLedger {
             file,
             ledger: Ledger::parse(path, &bytes),
+            created,
         })
     }
 
@@ -759,6 +887,27 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    /// Regression: a new ledger's folder entry was never fsynced, so a first charge could vanish
+    /// with its file on a power loss although the charge itself was fsynced.
+    #[test]
+    fn creating_a_ledger_fsyncs_every_folder_that_gained_an_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/ledger.jsonl");
+        let (_, created, synced) = create_durably(&path).unwrap();
+        assert!(created);
+        assert_eq!(
+            synced,
+            [
+                tmp.path().join("a/b"),
+                tmp.path().join("a"),
+                tmp.path().to_path_buf()
+            ]
+        );
+        // Opening it again creates nothing and syncs nothing.
+        let (_, created, synced) = create_durably(&path).unwrap();
+        assert!(!created && synced.is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod bounding;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod hash;
 pub mod input;
 pub mod ledger;
 pub mod mechanism;

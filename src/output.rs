@@ -9,8 +9,9 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::sha256_hex;
 
 use crate::plan::{Cost, CostSource, Mechanism};
 use crate::postprocess::Cell;
@@ -28,6 +29,9 @@ pub enum OutputError {
         source: std::io::Error,
     },
 }
+
+/// A release folder's files: (name, bytes).
+pub type Files = Vec<(String, Vec<u8>)>;
 
 /// One published table, ready to format.
 pub struct PublishedTable<'a> {
@@ -102,11 +106,13 @@ impl PublishedTable<'_> {
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
+/// private data) and marks declared bounds in each table's guarantee.
+pub const MANIFEST_FORMAT: u32 = 2;
 
-/// `manifest.json`: what was released and exactly how.
+/// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
+/// here may depend on the data except through the protection: no input digest, path, row or unit
+/// count; the ledger line it names carries a secret nonce, so that line's hash reveals nothing.
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub manifest_format: u32,
@@ -116,7 +122,7 @@ pub struct Manifest {
     pub created_at: String,
     pub tool: ToolInfo,
     pub rng: RngInfo,
-    pub policy: FileHash,
+    pub policy: PolicyEntry,
     pub inputs: Vec<InputEntry>,
     pub tables: Vec<TableEntry>,
     pub total_cost: TotalCost,
@@ -125,11 +131,11 @@ pub struct Manifest {
     pub outputs: Vec<FileHash>,
 }
 
-/// The ledger charge that paid for this release; `charge_sha256` is the hash of that exact line,
-/// so an edit of the charge is detectable even when it is the ledger's last line.
+/// The ledger charge that paid for this release; `charge_sha256` is the hash of that exact line
+/// (which holds a secret nonce), so an edit of the charge is detectable even when it is the
+/// ledger's last line, and a ledger that lost the line is caught by the folder that names it.
 #[derive(Debug, Serialize)]
 pub struct ManifestLedger {
-    pub path: String,
     pub accounting: &'static str,
     pub budget: crate::ledger::Budget,
     pub charge_seq: u64,
@@ -138,6 +144,183 @@ pub struct ManifestLedger {
     pub unit: &'static str,
     pub charged: f64,
     pub total_after: f64,
+}
+
+/// The policy, by file name (its folder is private) and by the two hashes that describe it.
+#[derive(Debug, Serialize)]
+pub struct PolicyEntry {
+    pub file: String,
+    /// SHA-256 of the policy file's bytes.
+    pub sha256: String,
+    /// SHA-256 of the plan's canonical meaning, what identifies the release.
+    pub plan_sha256: String,
+}
+
+/// What `audit` and the release transaction read back from a published `manifest.json`: the
+/// fields that tie it to its ledger charge and its files. Typed, so a renamed field fails here,
+/// not silently.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublishedManifest {
+    pub manifest_format: u32,
+    pub release: ReleaseRef,
+    pub dataset: String,
+    pub policy: PolicyRef,
+    pub tables: Vec<TableRef>,
+    pub ledger: LedgerRef,
+    pub outputs: Vec<FileHash>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReleaseRef {
+    pub id: String,
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicyRef {
+    pub plan_sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableRef {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LedgerRef {
+    pub charge_seq: u64,
+    pub charge_sha256: String,
+    pub charged: f64,
+}
+
+/// A release folder as published: its manifest's bytes, hash and content.
+pub struct Published {
+    pub manifest_sha256: String,
+    pub manifest: PublishedManifest,
+}
+
+/// Reads `dir/manifest.json` and checks that every file it lists is present with its hash and
+/// that nothing else is in the folder. The error says what is wrong, naming the file.
+pub fn read_published(dir: &Path) -> Result<Published, (Option<String>, String)> {
+    let path = dir.join("manifest.json");
+    let bytes = fs::read(&path).map_err(|e| {
+        (
+            Some("manifest.json".to_string()),
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
+    let manifest: PublishedManifest = serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            Some("manifest.json".to_string()),
+            format!("not a safestat manifest: {e}"),
+        )
+    })?;
+    for o in &manifest.outputs {
+        match fs::read(dir.join(&o.path)) {
+            Ok(b) if sha256_hex(&b) == o.sha256 => {}
+            Ok(_) => {
+                return Err((
+                    Some(o.path.clone()),
+                    "was altered (its hash differs from the manifest's)".into(),
+                ));
+            }
+            Err(_) => return Err((Some(o.path.clone()), "is missing".into())),
+        }
+    }
+    Ok(Published {
+        manifest_sha256: sha256_hex(&bytes),
+        manifest,
+    })
+}
+
+/// Files in `dir` that its manifest does not list.
+pub fn unlisted_files(dir: &Path, manifest: &PublishedManifest) -> Vec<String> {
+    let mut extra: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "manifest.json" && !manifest.outputs.iter().any(|o| o.path == *n))
+                .collect()
+        })
+        .unwrap_or_default();
+    extra.sort();
+    extra
+}
+
+/// The release folders directly under each of `roots` whose manifest names `dataset` (dot
+/// folders, the unfinished ones, are passed over), with what they publish.
+pub fn release_folders(roots: &[PathBuf], dataset: &str) -> Vec<(PathBuf, PublishedManifest)> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for root in roots {
+        let Ok(rd) = fs::read_dir(root) else {
+            continue;
+        };
+        for entry in rd.filter_map(|e| e.ok()) {
+            let dir = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden || !dir.is_dir() {
+                continue;
+            }
+            let key = fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+            if !seen.insert(key) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(dir.join("manifest.json")) else {
+                continue;
+            };
+            if let Ok(m) = serde_json::from_slice::<PublishedManifest>(&bytes)
+                && m.dataset == dataset
+            {
+                found.push((dir, m));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+/// The unfinished folders an interrupted [`write_folder_atomically`] of `dir` may have left.
+pub fn partial_folders(dir: &Path) -> Vec<PathBuf> {
+    let (parent, leaf) = parent_and_leaf(dir);
+    let prefix = format!(".{leaf}.partial-");
+    let mut found: Vec<PathBuf> = fs::read_dir(&parent)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn parent_and_leaf(dir: &Path) -> (PathBuf, String) {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let leaf = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "release".into());
+    (parent, leaf)
+}
+
+/// Renames a whole unfinished folder into place (an interrupted run's, completed by the next
+/// one) and fsyncs the parent.
+pub fn finish_partial(partial: &Path, dir: &Path) -> Result<(), OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, source }
+    };
+    ensure_absent(dir)?;
+    fs::rename(partial, dir).map_err(io(dir))?;
+    let (parent, _) = parent_and_leaf(dir);
+    File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&parent))
 }
 
 #[derive(Debug, Serialize)]
@@ -167,12 +350,13 @@ pub struct FileHash {
     pub sha256: String,
 }
 
+/// An input, by name and kind only: its path and its digest are private.
 #[derive(Debug, Serialize)]
 pub struct InputEntry {
     pub name: String,
-    pub path: String,
     pub kind: &'static str,
-    pub sha256: String,
+    /// `enforced` (microdata: safestat bounds each unit) or `declared` (pre-counted input).
+    pub contribution_bounds: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -185,7 +369,12 @@ pub struct TableEntry {
     pub clamp: Option<[i64; 2]>,
     pub dimensions: Vec<String>,
     pub cells: usize,
-    pub dp_protected: bool,
+    /// `differential_privacy` when safestat enforced the contribution bounds;
+    /// `differential_privacy_if_declared_bounds_hold` for pre-counted input, whose bounds the
+    /// policy only declares.
+    pub protection: &'static str,
+    /// The guarantee in words.
+    pub guarantee: String,
     pub contribution_bounds: Bounds,
     pub mechanism: Mechanism,
     pub sensitivity: SensitivityEntry,
@@ -290,15 +479,8 @@ pub fn write_folder_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Resul
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, source }
     };
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (parent, leaf) = parent_and_leaf(dir);
     fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let leaf = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "release".into());
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{leaf}.partial-"))
         .tempdir_in(&parent)

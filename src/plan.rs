@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::hash::sha256_hex;
 use crate::ledger::{Accounting, Budget};
 use crate::policy::{CostSection, PolicyError, PolicyFile, TableSection};
 
@@ -19,11 +19,18 @@ use crate::policy::{CostSection, PolicyError, PolicyFile, TableSection};
 /// category list from allocating gigabytes.
 pub const MAX_CELLS_PER_TABLE: u64 = 50_000_000;
 
+/// Largest change one unit may make to a cell of a sum (`max_rows_per_unit * max(|lo|, |hi|)`):
+/// 2^53, so that the sensitivity opendp calibrates to is an exact float.
+pub const MAX_UNIT_CONTRIBUTION: u128 = 1 << 53;
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub policy_path: PathBuf,
+    /// SHA-256 of the policy file's bytes (a comment changes it; see [`Plan::identity`]).
     pub policy_sha256: String,
+    /// SHA-256 of what the release means ([`Plan::identity`]): what identifies a release.
+    pub plan_sha256: String,
     pub release_id: String,
     pub title: Option<String>,
     pub dataset: String,
@@ -31,8 +38,12 @@ pub struct Plan {
     /// The dataset's budget as the policy states it, and how costs add up under it.
     pub budget: Budget,
     pub accounting: Accounting,
-    /// The policy's `ledger`, resolved against the policy file's folder.
-    pub ledger: Option<PathBuf>,
+    /// The dataset's ledger: the policy's `ledger`, else `ledger/<dataset>.jsonl`, resolved
+    /// against the policy file's folder (never the folder a command runs in).
+    pub ledger: PathBuf,
+    /// The folder of the dataset's release folders: the policy's `releases`, else `releases`,
+    /// resolved against the policy file's folder.
+    pub releases: PathBuf,
     pub inputs: Vec<InputSpec>,
     pub dimensions: Vec<Dimension>,
     pub tables: Vec<TableSpec>,
@@ -46,14 +57,22 @@ pub struct InputSpec {
     /// The path resolved against the policy file's folder.
     pub path: PathBuf,
     pub kind: InputKind,
+    /// The file's character encoding when it is not UTF-8 (decoded by `encoding_rs`).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Whether a quoted field may hold a line break.
+    pub multiline: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputKind {
     /// One row per record; the privacy unit column identifies whose record it is.
     Microdata,
-    /// Counts made elsewhere: one row per cell, the count in `count_column`.
-    Aggregated { count_column: String },
+    /// Counts made elsewhere: one row per cell, the count in `count_column`. Two rows for the
+    /// same cell are an error unless `add_duplicates`.
+    Aggregated {
+        count_column: String,
+        add_duplicates: bool,
+    },
 }
 
 /// A categorical column with its public, declared categories.
@@ -274,6 +293,98 @@ fn sqrt_upper(n: u128) -> f64 {
 }
 
 impl Plan {
+    /// What the release means, in a canonical form: everything that decides its outputs (the
+    /// release, the dataset and its budget, the inputs' kinds and how they are read, the
+    /// declared categories, every table's statistic, bounds, mechanism, cost and thresholds),
+    /// and nothing that does not (comments, layout, field order, the spelling of paths).
+    /// Together with the inputs' fingerprints it identifies a release: a re-run is the same
+    /// release exactly when both are unchanged.
+    pub fn identity(&self) -> serde_json::Value {
+        use serde_json::json;
+        // Destructured so that a new field of `Plan` must be placed here or explicitly left out.
+        let Plan {
+            policy_path: _,
+            policy_sha256: _,
+            plan_sha256: _,
+            release_id,
+            title,
+            dataset,
+            privacy_unit,
+            budget,
+            accounting: _,
+            ledger: _,
+            releases: _,
+            inputs,
+            dimensions,
+            tables,
+        } = self;
+        let inputs: Vec<_> = inputs
+            .iter()
+            .map(|i| {
+                let (count_column, add_duplicates) = match &i.kind {
+                    InputKind::Microdata => (None, false),
+                    InputKind::Aggregated {
+                        count_column,
+                        add_duplicates,
+                    } => (Some(count_column), *add_duplicates),
+                };
+                json!({
+                    "name": i.name,
+                    "count_column": count_column,
+                    "add_duplicates": add_duplicates,
+                    "encoding": i.encoding.map(|e| e.name()),
+                    "multiline": i.multiline,
+                })
+            })
+            .collect();
+        let dimensions: Vec<_> = dimensions
+            .iter()
+            .map(
+                |d| json!({ "name": d.name, "categories": d.categories, "catch_all": d.catch_all }),
+            )
+            .collect();
+        let tables: Vec<_> = tables
+            .iter()
+            .map(|t| {
+                let (column, clamp) = match &t.statistic {
+                    Statistic::Sum { column, lo, hi, .. } => (Some(column), Some([lo, hi])),
+                    _ => (None, None),
+                };
+                let (cells, rows, per_cell) = match t.statistic.bound() {
+                    Bound::Cells(c) => (Some(c), None, None),
+                    Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
+                };
+                json!({
+                    "name": t.name,
+                    "input": self.inputs[t.input].name,
+                    "statistic": t.statistic.name(),
+                    "column": column,
+                    "clamp": clamp,
+                    "max_cells_per_unit": cells,
+                    "max_rows_per_unit": rows,
+                    "max_rows_per_cell": per_cell,
+                    "by": t.dims.iter().map(|&d| &self.dimensions[d].name).collect::<Vec<_>>(),
+                    "mechanism": t.mechanism,
+                    "cost": t.cost,
+                    "cost_source": t.cost_source,
+                    "suppress_below": t.suppress_below,
+                    "confidence": t.confidence,
+                })
+            })
+            .collect();
+        json!({
+            "identity_format": 1,
+            "release_id": release_id,
+            "title": title,
+            "dataset": dataset,
+            "privacy_unit": privacy_unit,
+            "budget": budget,
+            "inputs": inputs,
+            "dimensions": dimensions,
+            "tables": tables,
+        })
+    }
+
     pub fn table_cells(&self, table: &TableSpec) -> usize {
         table
             .dims
@@ -308,7 +419,8 @@ pub fn load(path: &Path) -> Result<Plan, PolicyError> {
     })?;
     let file = PolicyFile::parse(&text, path)?;
     let mut plan = validate(file, path)?;
-    plan.policy_sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    plan.policy_sha256 = sha256_hex(text.as_bytes());
+    plan.plan_sha256 = sha256_hex(plan.identity().to_string().as_bytes());
     Ok(plan)
 }
 
@@ -364,7 +476,9 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         privacy_unit,
         budget,
         ledger,
+        releases,
     } = dataset;
+    let privacy_unit = nfc(privacy_unit);
     let accounting = match budget.map(|b| b.accounting()) {
         Some(Ok(a)) => Some(a),
         Some(Err(msg)) => {
@@ -404,6 +518,9 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             path: declared_path,
             aggregated,
             count_column,
+            encoding,
+            multiline,
+            duplicates,
         } = section;
         let at = format!("[inputs.{name}]");
         if declared_path.as_os_str().is_empty() {
@@ -412,8 +529,31 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
                 "must not be empty".to_string(),
             );
         }
-        let kind = match (aggregated, count_column) {
-            (true, Some(c)) if !c.trim().is_empty() => InputKind::Aggregated { count_column: c },
+        let add_duplicates = match duplicates.as_deref() {
+            None | Some("error") => false,
+            Some("add") => true,
+            Some(other) => {
+                problem(
+                    &format!("{at} field `duplicates`"),
+                    format!(
+                        "unknown value `{other}`; use `error` (two rows for one cell are refused) or `add` (their counts are added up){}",
+                        did_you_mean(other, ["error", "add"])
+                    ),
+                );
+                false
+            }
+        };
+        if duplicates.is_some() && !aggregated {
+            problem(
+                &format!("{at} field `duplicates`"),
+                "only applies to an aggregated input (`aggregated = true`)".to_string(),
+            );
+        }
+        let kind = match (aggregated, count_column.map(nfc)) {
+            (true, Some(c)) if !c.trim().is_empty() => InputKind::Aggregated {
+                count_column: c,
+                add_duplicates,
+            },
             (true, _) => {
                 problem(
                     &format!("{at} field `count_column`"),
@@ -422,6 +562,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
                 );
                 InputKind::Aggregated {
                     count_column: String::new(),
+                    add_duplicates,
                 }
             }
             (false, Some(c)) => {
@@ -433,17 +574,28 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             }
             (false, None) => InputKind::Microdata,
         };
+        let encoding = match encoding.as_deref().map(parse_encoding) {
+            None => None,
+            Some(Ok(e)) => e,
+            Some(Err(msg)) => {
+                problem(&format!("{at} field `encoding`"), msg);
+                None
+            }
+        };
         input_specs.push(InputSpec {
             name,
             path: base.join(&declared_path),
             declared_path,
             kind,
+            encoding,
+            multiline,
         });
     }
 
     // [categories] and [catch_all]
     let mut dimensions = Vec::new();
     for (name, cats) in categories {
+        let (name, cats): (String, Vec<String>) = (nfc(name), cats.into_iter().map(nfc).collect());
         let at = format!("[categories] field `{name}`");
         if cats.is_empty() {
             problem(&at, "declares no categories".to_string());
@@ -465,6 +617,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         });
     }
     for (column, target) in catch_all {
+        let (column, target) = (nfc(column), nfc(target));
         let at = format!("[catch_all] field `{column}`");
         match dimensions.iter_mut().find(|d| d.name == column) {
             None => problem(
@@ -589,16 +742,20 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let (Some(budget), Some(accounting)) = (budget, accounting) else {
         unreachable!("a missing or invalid budget is a problem reported above");
     };
+    let ledger = base
+        .join(ledger.unwrap_or_else(|| PathBuf::from("ledger").join(format!("{dataset}.jsonl"))));
     Ok(Plan {
         policy_path: path.to_path_buf(),
         policy_sha256: String::new(),
+        plan_sha256: String::new(),
         release_id,
         title,
         dataset,
         privacy_unit,
         budget,
         accounting,
-        ledger: ledger.map(|l| base.join(l)),
+        ledger,
+        releases: base.join(releases.unwrap_or_else(|| PathBuf::from("releases"))),
         inputs: input_specs,
         dimensions,
         tables: table_specs,
@@ -610,7 +767,59 @@ fn parse_mechanism(m: &str) -> Result<Mechanism, String> {
         "laplace" => Ok(Mechanism::Laplace),
         "gaussian" => Ok(Mechanism::Gaussian),
         other => Err(format!(
-            "unknown mechanism `{other}`; use `laplace` (discrete Laplace, pure DP) or `gaussian` (discrete Gaussian, zCDP)"
+            "unknown mechanism `{other}`; use `laplace` (discrete Laplace, pure DP) or `gaussian` (discrete Gaussian, zCDP){}",
+            did_you_mean(other, ["laplace", "gaussian"])
+        )),
+    }
+}
+
+/// A name or category in Unicode normalisation form C, so that text typed on a Mac (decomposed
+/// Hangul) and text from elsewhere compare equal.
+pub fn nfc(s: String) -> String {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
+        s
+    } else {
+        s.nfc().collect()
+    }
+}
+
+/// `; did you mean `x`?` for the candidate nearest to `given`, when one is near enough to be a
+/// likely typo (or differs only in case); empty otherwise.
+pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let given_lower = given.to_lowercase();
+    let best = candidates
+        .into_iter()
+        .map(|c| {
+            let d = if c.to_lowercase() == given_lower {
+                0.0
+            } else {
+                strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase())
+            };
+            (c, d)
+        })
+        .filter(|&(c, d)| c != given && (d == 0.0 || d >= 0.6))
+        .max_by(|a, b| {
+            let key = |d: f64| if d == 0.0 { 2.0 } else { d };
+            key(a.1).total_cmp(&key(b.1))
+        });
+    best.map_or_else(String::new, |(c, _)| format!("; did you mean `{c}`?"))
+}
+
+/// Encodings are named as the WHATWG Encoding Standard labels them (`euc-kr`, `windows-1252`,
+/// `shift_jis`, ...), plus `cp949`/`ms949`/`uhc` for Korean Windows (a superset that encoding_rs
+/// decodes as `EUC-KR`). `None` is UTF-8, the default.
+fn parse_encoding(label: &str) -> Result<Option<&'static encoding_rs::Encoding>, String> {
+    let lower = label.trim().to_ascii_lowercase();
+    let label = match lower.as_str() {
+        "cp949" | "ms949" | "uhc" | "x-windows-949" => "windows-949",
+        other => other,
+    };
+    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+        Some(e) if e == encoding_rs::UTF_8 => Ok(None),
+        Some(e) => Ok(Some(e)),
+        None => Err(format!(
+            "unknown encoding `{label}`; use a WHATWG label such as `utf-8`, `cp949` (Korean Excel), `euc-kr`, `windows-1252` or `shift_jis`"
         )),
     }
 }
@@ -668,6 +877,8 @@ fn validate_table(
         suppress_below,
         confidence,
     } = table;
+    let by: Vec<String> = by.into_iter().map(nfc).collect();
+    let column = column.map(nfc);
     let mut ok = true;
     let mut fail = |field: &str, msg: String| {
         ok = false;
@@ -691,8 +902,9 @@ fn validate_table(
             fail(
                 "input",
                 format!(
-                    "unknown input `{input}`; the policy declares {}",
-                    known.join(", ")
+                    "unknown input `{input}`; the policy declares {}{}",
+                    known.join(", "),
+                    did_you_mean(&input, inputs.iter().map(|i| i.name.as_str()))
                 ),
             );
             None
@@ -715,7 +927,7 @@ fn validate_table(
             );
             continue;
         }
-        if let Some(InputKind::Aggregated { count_column }) = input_kind
+        if let Some(InputKind::Aggregated { count_column, .. }) = input_kind
             && b == count_column
         {
             fail("by", format!("`{b}` is the input's count column"));
@@ -729,7 +941,8 @@ fn validate_table(
             None => fail(
                 "by",
                 format!(
-                    "column `{b}` has no declared categories; add `{b} = [...]` under [categories] (DP tables publish every declared cell, so the categories must be public)"
+                    "column `{b}` has no declared categories; add `{b} = [...]` under [categories] (DP tables publish every declared cell, so the categories must be public){}",
+                    did_you_mean(b, dimensions.iter().map(|d| d.name.as_str()))
                 ),
             ),
         }
@@ -882,6 +1095,18 @@ fn validate_table(
                 }
             };
             let rows = row_bounds(&mut fail);
+            if let (Some([lo, hi]), Some((k, _))) = (clamp, rows) {
+                let worst = u128::from(lo.unsigned_abs().max(hi.unsigned_abs())) * u128::from(k);
+                if worst > MAX_UNIT_CONTRIBUTION {
+                    fail(
+                        "clamp",
+                        format!(
+                            "one unit could move a cell by {worst} ({k} rows of up to {}), more than 2^53 = {MAX_UNIT_CONTRIBUTION}, the largest sensitivity a 64-bit float holds exactly; narrow the clamp or lower max_rows_per_unit",
+                            lo.unsigned_abs().max(hi.unsigned_abs())
+                        ),
+                    );
+                }
+            }
             match (column, clamp, rows) {
                 (Some(column), Some([lo, hi]), Some((k, m))) => Some(Statistic::Sum {
                     column,
@@ -896,7 +1121,10 @@ fn validate_table(
         other => {
             fail(
                 "statistic",
-                format!("unknown statistic `{other}`; use `count_units`, `count_rows` or `sum`"),
+                format!(
+                    "unknown statistic `{other}`; use `count_units`, `count_rows` or `sum`{}",
+                    did_you_mean(other, ["count_units", "count_rows", "sum"])
+                ),
             );
             None
         }

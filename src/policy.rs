@@ -67,8 +67,11 @@ pub struct DatasetSection {
     pub privacy_unit: String,
     /// The dataset's total privacy budget across every release.
     pub budget: Option<crate::ledger::Budget>,
-    /// The ledger file (default `ledger/<name>.jsonl` under the current folder).
+    /// The ledger file (default `ledger/<name>.jsonl` beside the policy file).
     pub ledger: Option<PathBuf>,
+    /// The folder that holds this dataset's release folders (default `releases` beside the
+    /// policy file).
+    pub releases: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +81,14 @@ pub struct InputSection {
     #[serde(default)]
     pub aggregated: bool,
     pub count_column: Option<String>,
+    /// The file's character encoding (default UTF-8), e.g. `cp949` for Korean Excel exports.
+    pub encoding: Option<String>,
+    /// Whether a quoted field may hold a line break (default: no, so that one stray quote
+    /// cannot swallow the rows after it).
+    #[serde(default)]
+    pub multiline: bool,
+    /// Aggregated input: what two rows for the same cell mean: `error` (default) or `add`.
+    pub duplicates: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -78,6 +78,15 @@ impl Run {
         self
     }
     #[track_caller]
+    fn stdout_has(&self, parts: &[&str]) -> &Self {
+        let out = self.stdout();
+        for p in parts {
+            assert!(out.contains(p), "stdout lacks {p:?}:\n{out}");
+        }
+        self
+    }
+
+    #[track_caller]
     fn stderr_has(&self, parts: &[&str]) -> &Self {
         let err = self.stderr();
         for p in parts {
@@ -86,6 +95,22 @@ impl Run {
         self
     }
 }
+
+/// A scratch folder holding a copy of the repository's `policies/` and `data/`, so the sample
+/// policy's ledger and release folders (beside the policy's folder) land in the scratch folder.
+fn sample() -> Scratch {
+    let s = Scratch::new();
+    for folder in ["policies", "data"] {
+        for entry in fs::read_dir(Path::new(ROOT).join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            fs::create_dir_all(s.path(folder)).unwrap();
+            fs::copy(entry.path(), s.path(folder).join(entry.file_name())).unwrap();
+        }
+    }
+    s
+}
+
+const SAMPLE_POLICY: &str = "policies/disung-2024.toml";
 
 fn sha256(path: &Path) -> String {
     hex::encode(Sha256::digest(fs::read(path).unwrap()))
@@ -161,9 +186,9 @@ fn small() -> Scratch {
 
 #[test]
 fn sample_release_publishes_every_declared_cell_with_a_manifest() {
-    let s = Scratch::new();
-    let policy = format!("{ROOT}/policies/disung-2024.toml");
-    let run = s.run(&["release", &policy]);
+    let s = sample();
+    let policy = s.path(SAMPLE_POLICY).display().to_string();
+    let run = s.run(&["release", SAMPLE_POLICY]);
     run.expect_code(0);
     assert!(
         run.stdout().contains("released `disung-2024`"),
@@ -176,12 +201,19 @@ fn sample_release_publishes_every_declared_cell_with_a_manifest() {
     assert_eq!(m["tool"]["opendp_version"], "0.16.0");
     assert!(m["rng"]["noise"].as_str().unwrap().contains("OpenSSL"));
     assert_eq!(m["policy"]["sha256"], sha256(Path::new(&policy)));
+    assert_eq!(m["policy"]["file"], "disung-2024.toml");
+    // The release folder is public: no input digest or path (exact functions of private data).
     for input in m["inputs"].as_array().unwrap() {
-        let p = Path::new(ROOT)
-            .join("policies")
-            .join(input["path"].as_str().unwrap());
-        assert_eq!(input["sha256"], sha256(&p));
+        let keys: Vec<&str> = input
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys, ["contribution_bounds", "kind", "name"], "{input}");
     }
+    // The ledger and the folder sit beside the policy's folder, as the policy says.
+    assert!(s.path("ledger/disung-victims.jsonl").exists());
     // Every output is listed with its hash, and the folder holds nothing else.
     let mut listed: Vec<String> = m["outputs"]
         .as_array()
@@ -261,20 +293,16 @@ fn sample_release_publishes_every_declared_cell_with_a_manifest() {
 
 #[test]
 fn check_validates_the_sample_and_writes_nothing() {
-    let s = Scratch::new();
-    let run = s.run(&["check", &format!("{ROOT}/policies/disung-2024.toml")]);
+    let s = sample();
+    let before = s.entries();
+    let run = s.run(&["check", SAMPLE_POLICY]);
     run.expect_code(0);
     assert!(run.stdout().contains("is valid"), "{}", run.stdout());
     assert!(run.stdout().contains("16833 rows"), "{}", run.stdout());
     // Progress is for terminals only: a job's log gets nothing on stderr.
     assert_eq!(run.stderr(), "");
-    assert!(s.entries().is_empty());
-    s.run(&[
-        "check",
-        &format!("{ROOT}/policies/disung-2024.toml"),
-        "--quiet",
-    ])
-    .expect_code(0);
+    assert_eq!(s.entries(), before);
+    s.run(&["check", SAMPLE_POLICY, "--quiet"]).expect_code(0);
 }
 
 #[test]
@@ -302,16 +330,16 @@ fn plan_reads_no_data() {
 
 #[test]
 fn a_memory_limit_spills_to_disk_and_still_releases() {
-    let s = Scratch::new();
-    let policy = format!("{ROOT}/policies/disung-2024.toml");
-    let run = s.run(&["release", &policy, "--memory-limit", "1"]);
+    let s = sample();
+    let policy = SAMPLE_POLICY;
+    let run = s.run(&["release", policy, "--memory-limit", "1"]);
     run.expect_code(0)
         .stderr_has(&["spilling to temporary files"]);
     assert_eq!(
         read_csv(&s.path("releases/disung-2024/victims_by_region_age.csv")).len(),
         119
     );
-    s.run(&["check", &policy, "--memory-limit", "0"])
+    s.run(&["check", policy, "--memory-limit", "0"])
         .expect_code(0);
 }
 
@@ -473,13 +501,46 @@ cost = {{ rho = {rho} }}
     .replace("[inputs.rows]\npath = \"rows.csv\"\n", "")
 }
 
+/// Replaces the one occurrence of `from` in `text`; a fixture edit that matched nothing (or
+/// twice) would test something else than it says.
+#[track_caller]
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "`{from}` must occur exactly once"
+    );
+    text.replacen(from, to, 1)
+}
+
 #[test]
 fn aggregated_input_is_summed_per_cell_and_marked_declared() {
     let s = Scratch::new();
     s.write("agg.csv", "cell,n\nc1,5\nc1,7\nc3,40\n");
+    // Two rows for one cell would count their people twice: refused unless declared.
     s.write("policy.toml", &aggregated_policy("1e9"));
+    expect_refused(
+        &s,
+        &[
+            "agg.csv:3",
+            "a second row for the cell cell = `c1` (first at line 2)",
+            "duplicates = \"add\"",
+        ],
+    );
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &aggregated_policy("1e9"),
+            "count_column = \"n\"\n",
+            "count_column = \"n\"\nduplicates = \"add\"\n",
+        ),
+    );
     s.run(&["release", "policy.toml", "--out", "rel"])
-        .expect_code(0);
+        .expect_code(0)
+        .stdout_has(&[
+            "`agg` reads pre-counted input",
+            "only if the declared bound holds",
+        ]);
     let rows = read_csv(&s.path("rel/agg.csv"));
     assert_eq!(
         (
@@ -491,7 +552,42 @@ fn aggregated_input_is_summed_per_cell_and_marked_declared() {
     );
     let m = manifest(&s.path("rel"));
     assert_eq!(m["tables"][0]["contribution_bounds"]["status"], "declared");
+    assert_eq!(
+        m["tables"][0]["protection"],
+        "differential_privacy_if_declared_bounds_hold"
+    );
+    assert!(
+        m["tables"][0]["guarantee"]
+            .as_str()
+            .unwrap()
+            .contains("only if the declared contribution bounds hold"),
+        "{m}"
+    );
     assert_eq!(m["inputs"][0]["kind"], "aggregated");
+    assert_eq!(m["inputs"][0]["contribution_bounds"], "declared");
+}
+
+/// Regression: a total row mapped into a declared cell by `[catch_all]` was added to that
+/// cell, counting its people twice against a declared bound of one cell per person.
+#[test]
+fn a_total_row_folded_into_a_cell_by_the_catch_all_is_refused() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc2,7\nc49,3\nTotal,15\n");
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &aggregated_policy("1e9"),
+            "[defaults]",
+            "[catch_all]\ncell = \"c49\"\n\n[defaults]",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "agg.csv:5",
+            "a second row for the cell cell = `c49` (first at line 4)",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1382,7 +1478,7 @@ fn torn_last_line_is_reported_then_repaired_by_the_next_release() {
 }
 
 #[test]
-fn an_interrupted_release_keeps_its_charge_and_is_not_redrawn() {
+fn an_interrupted_release_is_completed_by_the_next_run_and_never_paid_twice() {
     let s = small();
     s.write(
         "policy.toml",
@@ -1400,22 +1496,28 @@ fn an_interrupted_release_keeps_its_charge_and_is_not_redrawn() {
         run.stdout()
     );
     let run = s.run(&["release", "policy.toml"]);
-    run.expect_code(0);
+    run.expect_code(0)
+        .stderr_has(&["recorded the publication of `r` version 1"]);
     assert!(
-        run.stdout().contains("recorded its publication"),
+        run.stdout().contains("already released"),
         "{}",
         run.stdout()
     );
     assert_eq!(ledger_lines(&s).len(), 2);
     s.run(&["audit", "releases/r"]).expect_code(0);
 
-    // A crash before the outputs were in place: the charge stays, nothing is drawn again.
+    // A crash before the outputs were in place: the next run draws under the same charge, so
+    // nothing is paid twice.
     write_ledger(&s, &ledger_lines(&s)[..1]);
     fs::remove_dir_all(s.path("releases/r")).unwrap();
     s.run(&["release", "policy.toml"])
-        .expect_code(2)
-        .stderr_has(&["publication is not recorded", "--new-version"]);
+        .expect_code(0)
+        .stderr_has(&["resuming `r` version 1", "charging nothing again"]);
+    let lines = ledger_lines(&s);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("\"kind\":\"published\""), "{}", lines[1]);
     assert_close(budget_json(&s)["spent"].as_f64().unwrap(), 0.125);
+    s.run(&["audit", "releases/r"]).expect_code(0);
 }
 
 #[test]
