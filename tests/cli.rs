@@ -1546,3 +1546,192 @@ fn audit_of_a_folder_no_ledger_paid_for() {
         run.stdout()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Findings of the adversarial review: each test failed before its fix.
+
+/// Finding 1: the manifest carried the SHA-256 of every input, an exact function of the data
+/// (a brute force over the noisy ranges recovered a small breakdown's exact counts from it). The
+/// manifest now names inputs only; the charge line it points to carries a secret nonce.
+#[test]
+fn the_public_manifest_carries_no_digest_or_path_of_private_data() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let text = fs::read_to_string(s.path("releases/r/manifest.json")).unwrap();
+    let digest = sha256(&s.path("people.csv"));
+    assert!(!text.contains(&digest), "the input's digest is public");
+    assert!(!text.contains("people.csv"), "the input's path is public");
+    assert!(!text.contains(&s.path("").display().to_string()));
+    // The charge line the manifest names holds the (private) fingerprint and a 256-bit nonce,
+    // so its hash, which is public, is no function of the data alone.
+    let charge = &ledger_lines(&s)[0];
+    let entry: serde_json::Value = serde_json::from_str(charge).unwrap();
+    assert_eq!(entry["inputs"]["people"], digest.as_str());
+    assert_eq!(entry["nonce"].as_str().unwrap().len(), 64);
+    let m = manifest(&s.path("releases/r"));
+    assert_eq!(
+        m["ledger"]["charge_sha256"],
+        hex_sha256(charge.as_bytes()).as_str()
+    );
+    // Same data, same policy, another ledger: another charge hash.
+    let t = small();
+    t.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    t.run(&["release", "policy.toml"]).expect_code(0);
+    assert_ne!(
+        manifest(&t.path("releases/r"))["ledger"]["charge_sha256"],
+        m["ledger"]["charge_sha256"]
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Finding 3: sums were added in i64 without overflow checks, so a wide clamp let the cell wrap
+/// around (4,096 units of 2^52 summed to 2^64, published as about 0). Sums are exact in i128
+/// and saturate at the ends of i64, which keeps the sensitivity.
+#[test]
+fn a_sum_beyond_i64_saturates_instead_of_wrapping() {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,kind,amount\n");
+    for i in 0..4096 {
+        rows += &format!("{i},a,{}\n", 1u64 << 52);
+    }
+    s.write("people.csv", &rows);
+    let table = r#"
+[[table]]
+name = "amount"
+input = "people"
+statistic = "sum"
+column = "amount"
+clamp = [0, 4503599627370496]
+max_rows_per_unit = 1
+by = ["kind"]
+cost = { epsilon = 1e12 }
+"#;
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ epsilon = 1e12 }", table),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path("releases/r/amount.csv"));
+    // Laplace noise of scale 2^52 / 1e12 (about 4,500) cannot move i64::MAX below 2^62.
+    let a: i64 = rows[0]["value"].parse().unwrap();
+    assert!(a > 1 << 62, "the sum wrapped: {a}");
+    // A clamp whose worst case is no exact float is refused before anything is read.
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &ledger_policy("r", "{ epsilon = 1e12 }", table),
+            "max_rows_per_unit = 1",
+            "max_rows_per_unit = 4",
+        ),
+    );
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["field `clamp`", "more than 2^53"]);
+}
+
+/// Finding 12: a file with a header and no rows divided by zero (exit 101). Zero rows is valid
+/// data: it is released, noise only, with a warning in the summary.
+#[test]
+fn a_header_only_input_is_released_with_a_warning() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n");
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["0 rows"]);
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(0)
+        .stdout_has(&["warning: input `people` has no rows"]);
+    assert_eq!(read_csv(&s.path("rel/by_kind.csv")).len(), 3);
+}
+
+/// Finding 6: without `ledger =`, the ledger was `ledger/<dataset>.jsonl` under the folder the
+/// command ran in: the same policy run from a second folder got a fresh, full budget and drew a
+/// second version 1. Relative defaults now resolve from the policy file's folder.
+#[test]
+fn the_same_policy_run_from_another_folder_uses_the_same_ledger() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"])
+        .expect_code(0)
+        .stderr_has(&["starting a new budget ledger"]);
+    fs::create_dir(s.path("elsewhere")).unwrap();
+    let run = Command::new(BIN)
+        .args(["release", "../policy.toml"])
+        .current_dir(s.path("elsewhere"))
+        .output()
+        .unwrap();
+    let run = Run(run);
+    run.expect_code(0).stdout_has(&["already released"]);
+    assert!(
+        !run.stderr().contains("new budget ledger"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fs::read_dir(s.path("elsewhere")).unwrap().count(), 0);
+    assert_eq!(ledger_lines(&s).len(), 2);
+    // A ledger that does not know the dataset's existing release folders is never started
+    // silently in its place: the folders prove the budget it would forget.
+    fs::rename(s.path("ledger"), s.path("ledger.bak")).unwrap();
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(2)
+        .stderr_has(&["lacks a charge that release folder", "releases/r", "line 1"]);
+    assert!(!s.path("releases/r.v2").exists());
+}
+
+/// Finding 7: deleting the ledger's last lines gave the budget back and `audit --ledger` passed.
+/// The release folders witness their charges: `release` refuses and `audit` fails.
+#[test]
+fn a_ledger_whose_tail_was_cut_is_caught_by_the_folders_it_paid_for() {
+    let s = two_releases();
+    let lines = ledger_lines(&s);
+    write_ledger(&s, &lines[..2]);
+    let run = s.run(&["audit", "--json"]);
+    run.expect_code(4);
+    assert!(
+        run.stdout().contains("the ledger lacks that line"),
+        "{}",
+        run.stdout()
+    );
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(2)
+        .stderr_has(&["lacks a charge that release folder"]);
+    // Restored, everything holds again.
+    write_ledger(&s, &lines);
+    s.run(&["audit"]).expect_code(0);
+}
+
+/// Finding 8: a re-run compared the policy's bytes, so a comment forced `--new-version` and a
+/// second charge. A release is identified by the plan's meaning and the inputs' fingerprints.
+#[test]
+fn a_comment_or_reordering_in_the_policy_is_the_same_release() {
+    let s = small();
+    let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE);
+    s.write("policy.toml", &policy);
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let edited = format!(
+        "# reviewed by the data officer\n{}",
+        replace_once(
+            &policy,
+            "privacy_unit = \"pid\"\nbudget = { rho = 1.0 }",
+            "budget = { rho = 1.0 }   # for ever\nprivacy_unit = \"pid\"",
+        )
+    );
+    s.write("policy.toml", &edited);
+    s.run(&["release", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["already released"]);
+    assert_eq!(ledger_lines(&s).len(), 2);
+}
