@@ -675,6 +675,8 @@ struct Pass<'a> {
     counters: &'a Counters,
     /// Whether rows are split by the csv crate (the input may quote fields) or by [`Unquoted`].
     quoted: bool,
+    /// Whether a quoted field may hold a line break (the input's `multiline`).
+    multiline: bool,
 }
 
 /// Exact cells per table, with the row and unit counts.
@@ -785,6 +787,7 @@ fn read_pass(
         keys: &keys,
         counters: &counters,
         quoted,
+        multiline: plan.inputs[input].multiline,
     };
     let (hashed, results) = std::thread::scope(|s| {
         let progress = options
@@ -995,7 +998,7 @@ fn scan_rows(
     file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
     let source = file.take(end - start);
     if pass.quoted {
-        scan_records(Quoted::new(source), start, pass, sink)
+        scan_records(Quoted::new(source, pass.multiline), start, pass, sink)
     } else {
         scan_records(Unquoted::new(source), start, pass, sink)
     }
@@ -1022,6 +1025,19 @@ fn scan_records(
             Ok(None) => break,
             Err(RecordError::Io(e)) => return Err(ChunkError::Io(e)),
             Err(RecordError::Quote(_)) => return Err(ChunkError::Quoted),
+            Err(RecordError::LineBreakInField {
+                byte,
+                field,
+                breaks,
+            }) => {
+                return Err(ChunkError::At {
+                    byte: start + byte,
+                    field: Some(field),
+                    message: format!(
+                        "a quoted field opens with `\"` on this line and runs on across {breaks} line break(s) before it closes; one stray quote would swallow the rows after it. Fix the quote, or set `multiline = true` on the input if its fields really hold line breaks"
+                    ),
+                });
+            }
             Err(RecordError::Malformed { byte, message }) => {
                 return Err(ChunkError::At {
                     byte: start + byte,
@@ -1849,10 +1865,31 @@ mod tests {
         for i in 0..200 {
             data += &format!("\"p{i}\nsecond line\",c{},1\n", i % 50);
         }
-        let (_dir, plan) = plan_for(&data);
+        let (_dir, mut plan) = plan_for(&data);
+        plan.inputs[0].multiline = true;
         let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
         assert_eq!(r.rows, 200);
         assert_eq!(r.exact[0].iter().sum::<i128>(), 200);
+    }
+
+    /// Regression: a field opening with a stray `"` and closed by a legitimate quote lines
+    /// later turned the rows between into one record that passed every check (one unit's row
+    /// swallowed the next 498 units). A line break inside quotes is an error naming the line
+    /// where the quote opened, unless the input declares `multiline = true`.
+    #[test]
+    fn a_stray_quote_cannot_swallow_the_rows_after_it() {
+        let mut data = String::from("id,cell,v\np0,c0,1\n\"p1,c1,1\n");
+        for i in 2..500 {
+            data += &format!("p{i},c{},1\n", i % 50);
+        }
+        data += "p500\",c0,1\n";
+        let (_dir, plan) = plan_for(&data);
+        for options in [tiny_chunks(), in_memory(), spilling()] {
+            let err = read_input_with(&plan, 0, &[0], options).unwrap_err().to_string();
+            assert!(err.contains("in.csv:3: field `id`"), "{err}");
+            assert!(err.contains("across 499 line break(s)"), "{err}");
+            assert!(err.contains("multiline = true"), "{err}");
+        }
     }
 
     /// Windows line ends and blank lines before the bad row: the line named is the row's own,

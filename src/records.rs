@@ -30,16 +30,21 @@ pub enum RecordError {
         byte: u64,
         message: String,
     },
+    /// Field `field` of the record at `byte` holds `breaks` line breaks inside its quotes,
+    /// which the input does not allow (a stray `"` would swallow the rows after it).
+    LineBreakInField { byte: u64, field: usize, breaks: u64 },
 }
 
 /// The csv crate's reader, for inputs that may quote fields.
 pub struct Quoted<R> {
     reader: csv::Reader<R>,
     record: csv::ByteRecord,
+    /// Whether a quoted field may hold a line break.
+    multiline: bool,
 }
 
 impl<R: Read> Quoted<R> {
-    pub fn new(source: R) -> Quoted<R> {
+    pub fn new(source: R, multiline: bool) -> Quoted<R> {
         Quoted {
             reader: csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -47,6 +52,7 @@ impl<R: Read> Quoted<R> {
                 .buffer_capacity(1 << 17)
                 .from_reader(source),
             record: csv::ByteRecord::new(),
+            multiline,
         }
     }
 }
@@ -54,7 +60,26 @@ impl<R: Read> Quoted<R> {
 impl<R: Read> Records for Quoted<R> {
     fn next_record(&mut self) -> Result<Option<u64>, RecordError> {
         match self.reader.read_byte_record(&mut self.record) {
-            Ok(true) => Ok(Some(self.record.position().map_or(0, |p| p.byte()))),
+            Ok(true) => {
+                let byte = self.record.position().map_or(0, |p| p.byte());
+                if !self.multiline {
+                    // Only a quoted field can hold a line break: unquoted, it ends the record.
+                    let broken = self.record.iter().enumerate().find_map(|(field, f)| {
+                        let breaks = f.iter().filter(|&&b| b == b'\n').count()
+                            + f.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count()
+                            + usize::from(f.last() == Some(&b'\r'));
+                        (breaks > 0).then_some((field, breaks as u64))
+                    });
+                    if let Some((field, breaks)) = broken {
+                        return Err(RecordError::LineBreakInField {
+                            byte,
+                            field,
+                            breaks,
+                        });
+                    }
+                }
+                Ok(Some(byte))
+            }
             Ok(false) => Ok(None),
             Err(e) => {
                 let byte = e.position().map_or(0, |p| p.byte());
@@ -274,7 +299,7 @@ mod tests {
     /// The csv crate's records for `data`, with our offsets: theirs point at the blank lines
     /// and terminators before a record, so they are moved past them.
     fn reference(data: &[u8]) -> Split {
-        all(Quoted::new(data))
+        all(Quoted::new(data, true))
             .unwrap()
             .into_iter()
             .map(|(mut byte, fields)| {
