@@ -37,13 +37,15 @@ pub enum InputError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: the header has no column `{column}` (needed by {needed_by}); columns are: {available}"
+        "{path}: the header has no column `{column}` (needed by {needed_by}); columns are: {available}{suggestion}"
     )]
     MissingColumn {
         path: PathBuf,
         column: String,
         needed_by: String,
         available: String,
+        /// `; did you mean ...?` when a column's name is close.
+        suggestion: String,
     },
     #[error(
         "{path}: too many privacy units for one spill partition (at most 4,294,967,295); split the input"
@@ -59,6 +61,9 @@ pub enum InputError {
         line: u64,
         message: String,
     },
+    /// Every bad row found, grouped by kind (see `report_rows`).
+    #[error("{message}")]
+    BadRows { message: String },
     #[error("{path}:{line}: field `{field}`: {message}")]
     Value {
         path: PathBuf,
@@ -151,9 +156,32 @@ impl CategoryIndex {
         (mixed >> 40) as usize & (self.short.len() - 1)
     }
 
-    fn code(&self, value: &[u8]) -> Option<u32> {
+    /// The code of `value`: a declared category (compared after Unicode NFC normalisation),
+    /// else the catch-all. Bytes that are not UTF-8 are never a category, not even the
+    /// catch-all: they are text in another encoding, read wrongly.
+    fn lookup(&self, value: &[u8]) -> Result<u32, BadValue> {
+        if let Some(code) = self.exact(value) {
+            return Ok(code);
+        }
+        let text = std::str::from_utf8(value).map_err(|e| BadValue::NotUtf8 {
+            offset: e.valid_up_to(),
+            byte: value[e.valid_up_to()],
+        })?;
+        if !text.is_ascii() {
+            let normal = crate::plan::nfc(text.to_string());
+            if normal != text
+                && let Some(code) = self.exact(normal.as_bytes())
+            {
+                return Ok(code);
+            }
+        }
+        self.catch_all.ok_or(BadValue::Undeclared)
+    }
+
+    /// The code of a declared category written exactly as `value`.
+    fn exact(&self, value: &[u8]) -> Option<u32> {
         if value.len() > CATEGORY_KEY {
-            return self.long.get(value).copied().or(self.catch_all);
+            return self.long.get(value).copied();
         }
         let key = category_words(value);
         let mut i = self.home(&key);
@@ -169,7 +197,7 @@ impl CategoryIndex {
             }
             i = (i + 1) & (self.short.len() - 1);
         }
-        self.catch_all
+        None
     }
 
     fn label(&self, code: u32) -> &str {
@@ -177,12 +205,40 @@ impl CategoryIndex {
     }
 
     fn undeclared(&self, value: &[u8]) -> String {
+        let value = String::from_utf8_lossy(value);
         format!(
-            "value `{}` is not a declared category of `{}` (declared: {}); declare it, fix the data, or map undeclared values with [catch_all]",
-            String::from_utf8_lossy(value),
+            "value `{value}` is not a declared category of `{}` (declared: {}){}; declare it, fix the data, or map undeclared values with [catch_all]",
             self.name,
-            self.declared
+            self.declared,
+            crate::plan::did_you_mean(&value, self.labels.iter().map(String::as_str)),
         )
+    }
+}
+
+/// Why a value is no category.
+enum BadValue {
+    /// Not UTF-8: byte `offset` of the value (`byte`) starts no valid sequence.
+    NotUtf8 { offset: usize, byte: u8 },
+    /// Valid text, but neither declared nor mapped to a catch-all.
+    Undeclared,
+}
+
+impl BadValue {
+    /// The kind of problem, for grouping bad rows: per column, and per value when undeclared.
+    fn group(&self, col: usize, value: &[u8]) -> String {
+        match self {
+            BadValue::NotUtf8 { .. } => format!("utf8 {col}"),
+            BadValue::Undeclared => format!("undeclared {col} {}", hex::encode(value)),
+        }
+    }
+
+    fn message(&self, index: &CategoryIndex, value: &[u8]) -> String {
+        match self {
+            BadValue::NotUtf8 { offset, byte } => format!(
+                "the value is not UTF-8 text (byte {offset} of the value is 0x{byte:02X}); if the file is in a legacy encoding such as CP949 (Korean Excel) or EUC-KR, declare it on the input, e.g. `encoding = \"cp949\"`"
+            ),
+            BadValue::Undeclared => index.undeclared(value),
+        }
     }
 }
 
@@ -242,6 +298,10 @@ impl Layout {
                         .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
                         .collect::<Vec<_>>()
                         .join(", "),
+                    suggestion: crate::plan::did_you_mean(
+                        name,
+                        headers.iter().filter_map(|h| std::str::from_utf8(h).ok()),
+                    ),
                 })
         };
         let mut dims: Vec<(usize, usize, CategoryIndex)> = Vec::new();
@@ -400,11 +460,20 @@ enum ChunkError {
     Aborted,
     /// The input holds a `"`: it must be read again, in one piece, by the csv crate.
     Quoted,
+    /// A record the parser cannot read past: reported alone.
     At {
         byte: u64,
         field: Option<usize>,
         message: String,
     },
+    /// A sink's verdict on one row (a duplicate cell): collected with the other bad rows.
+    Row {
+        field: Option<usize>,
+        group: String,
+        message: String,
+    },
+    /// The bad rows this reader found (it read on past them, bounding nothing more).
+    Rows(Problems),
 }
 
 /// Bytes of a unit's key kept in its record; longer keys live in [`Units::long_keys`].
@@ -855,15 +924,34 @@ fn read_pass(
         })
         .map_err(|e| locate(path, &layout, e))?
     } else {
-        // The first failure in file order; a reader that stopped because another failed has
-        // none of its own to report.
+        // A record that stopped a parser is reported alone (the first in file order); else
+        // every reader's bad rows together. A reader that stopped bounding because another
+        // found bad rows has none of its own to report.
         let mut total = None;
+        let mut problems = Problems::default();
+        let mut stopped: Option<ChunkError> = None;
         for result in results {
             match result {
                 Ok(counted) => total = Counted::add(total, counted),
                 Err(ChunkError::Aborted) => {}
+                Err(ChunkError::Rows(p)) => problems.merge(p),
+                Err(e @ ChunkError::At { .. }) => {
+                    let byte = |e: &ChunkError| match e {
+                        ChunkError::At { byte, .. } => *byte,
+                        _ => u64::MAX,
+                    };
+                    if stopped.as_ref().is_none_or(|s| byte(&e) < byte(s)) {
+                        stopped = Some(e);
+                    }
+                }
                 Err(e) => return Err(locate(path, &layout, e)),
             }
+        }
+        if let Some(e) = stopped {
+            return Err(locate(path, &layout, e));
+        }
+        if !problems.is_empty() {
+            return Err(locate(path, &layout, ChunkError::Rows(problems)));
         }
         total.expect("a reader stops early only when another fails")
     };
@@ -913,7 +1001,22 @@ fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, u64), I
             .map(|(i, h)| if i == 0 { &h[3..] } else { h })
             .collect();
     }
-    Ok((headers, end))
+    // Names are compared in Unicode NFC, as the policy's are (decomposed Hangul from a Mac
+    // matches); bytes that are not UTF-8 are text in another encoding.
+    let mut names = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = std::str::from_utf8(h).map_err(|e| InputError::Malformed {
+            path: path.to_path_buf(),
+            line: 1,
+            message: format!(
+                "the header's column {} is not UTF-8 text (byte {} of its name); if the file is in a legacy encoding such as CP949 (Korean Excel) or EUC-KR, declare it on the input, e.g. `encoding = \"cp949\"`",
+                i + 1,
+                e.valid_up_to()
+            ),
+        })?;
+        names.push(crate::plan::nfc(name.to_string()));
+    }
+    Ok((csv::ByteRecord::from(names), end))
 }
 
 /// Splits the rows `[start, len)` into at most `options.threads` chunks of at least
@@ -983,6 +1086,9 @@ struct Row<'a> {
     key: &'a [u8],
     /// Where to point an error about this row: its byte offset.
     byte: u64,
+    /// No bad row was found before this one: bounding may go on (after a bad row it stops, and
+    /// the reading only checks the rest).
+    clean: bool,
 }
 
 /// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
@@ -993,7 +1099,7 @@ fn scan_rows(
     start: u64,
     end: u64,
     sink: impl FnMut(Row) -> Result<(), ChunkError>,
-) -> Result<u64, ChunkError> {
+) -> Result<(u64, Problems), ChunkError> {
     let mut file = File::open(pass.path).map_err(ChunkError::Io)?;
     file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
     let source = file.take(end - start);
@@ -1009,7 +1115,7 @@ fn scan_records(
     start: u64,
     pass: Pass,
     mut sink: impl FnMut(Row) -> Result<(), ChunkError>,
-) -> Result<u64, ChunkError> {
+) -> Result<(u64, Problems), ChunkError> {
     use std::sync::atomic::Ordering::Relaxed;
     let (layout, counters) = (pass.layout, pass.counters);
     let mut reported = start;
@@ -1019,6 +1125,7 @@ fn scan_records(
     let mut values = vec![0i64; layout.tables.len()];
     let mut key = Vec::new();
     let mut rows: u64 = 0;
+    let mut problems = Problems::default();
     loop {
         let byte = match records.next_record() {
             Ok(Some(offset)) => start + offset,
@@ -1052,37 +1159,42 @@ fn scan_records(
             counters.bytes.fetch_add(byte - reported, Relaxed);
             reported = byte;
         }
-        let at = |field: usize, message: String| ChunkError::At {
-            byte,
-            field: Some(field),
-            message,
-        };
         if records.fields() != width {
-            return Err(ChunkError::At {
-                byte,
-                field: None,
-                message: format!(
-                    "the row has {} fields but the header has {width}",
-                    records.fields()
-                ),
+            let n = records.fields();
+            problems.add(byte, None, format!("width {n}"), || {
+                format!("the row has {n} fields but the header has {width}")
             });
+            problems.end_row();
+            continue;
         }
         let field = |col: usize| records.field(col).trim_ascii();
         for (k, (_, col, index)) in layout.dims.iter().enumerate() {
             let value = field(*col);
-            codes[k] = index
-                .code(value)
-                .ok_or_else(|| at(*col, index.undeclared(value)))?;
+            match index.lookup(value) {
+                Ok(code) => codes[k] = code,
+                Err(bad) => problems.add(byte, Some(*col), bad.group(*col, value), || {
+                    bad.message(index, value)
+                }),
+            }
         }
         let unit = match layout.unit_column {
             Some(col) => {
                 let id = field(col);
                 if id.is_empty() {
-                    return Err(at(col, "the privacy unit is empty".to_string()));
+                    problems.add(byte, Some(col), "empty unit".into(), || {
+                        "the privacy unit is empty".to_string()
+                    });
                 }
                 Some(id)
             }
             None => None,
+        };
+        let mut integer = |col: usize| match parse_i64(field(col)) {
+            Ok(n) => Some(n),
+            Err(message) => {
+                problems.add(byte, Some(col), format!("integer {col}"), || message);
+                None
+            }
         };
         for (t, table) in layout.tables.iter().enumerate() {
             let mut cell: u32 = 0;
@@ -1091,20 +1203,25 @@ fn scan_records(
             }
             cells[t] = cell;
             values[t] = match table.sum {
-                Some((col, lo, hi)) => parse_i64(field(col)).map_err(|m| at(col, m))?.clamp(lo, hi),
+                Some((col, lo, hi)) => integer(col).map_or(0, |n| n.clamp(lo, hi)),
                 None => 1,
             };
         }
         let count = match layout.count_column {
             Some(col) => {
-                let n = parse_i64(field(col)).map_err(|m| at(col, m))?;
-                if n < 0 {
-                    return Err(at(col, format!("count `{n}` is negative")));
+                let n = integer(col);
+                if let Some(n) = n.filter(|&n| n < 0) {
+                    problems.add(byte, Some(col), format!("negative {col}"), || {
+                        format!("count `{n}` is negative")
+                    });
                 }
-                Some(n)
+                n
             }
             None => None,
         };
+        if problems.end_row() {
+            continue;
+        }
         key.clear();
         for &(col, dim) in &layout.cell_key {
             match dim {
@@ -1116,16 +1233,112 @@ fn scan_records(
                 }
             }
         }
-        sink(Row {
+        let row = Row {
             unit,
             cells: &cells,
             values: &values,
             count,
             key: &key,
             byte,
-        })?;
+            clean: problems.is_empty(),
+        };
+        match sink(row) {
+            Ok(()) => {}
+            Err(ChunkError::Row {
+                field,
+                group,
+                message,
+            }) => {
+                problems.add(byte, field, group, || message);
+                problems.end_row();
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(rows)
+    Ok((rows, problems))
+}
+
+/// Kinds of bad rows reported at once; rows of further kinds are only counted.
+const MAX_PROBLEM_KINDS: usize = 20;
+/// Kinds a reader tells apart before it only counts (bounds memory on a file full of errors).
+const MAX_TRACKED_KINDS: usize = 10_000;
+
+/// The bad rows a reader found, grouped by kind (a column and what is wrong with it, and for a
+/// category the value), each with its count and its first row. Reading goes on past a bad row,
+/// so that one run reports every kind of problem, not only the first.
+#[derive(Default)]
+struct Problems {
+    kinds: HashMap<String, ProblemKind>,
+    /// Rows with at least one problem.
+    rows: u64,
+    /// Problems of kinds beyond [`MAX_TRACKED_KINDS`].
+    untracked: u64,
+    /// The current row has a problem.
+    in_row: bool,
+}
+
+struct ProblemKind {
+    count: u64,
+    /// The first row with it: its byte offset, the field, the message.
+    byte: u64,
+    field: Option<usize>,
+    message: String,
+}
+
+impl Problems {
+    /// Records a problem of kind `group` in the row at `byte`; `message` is made only for the
+    /// first row of its kind.
+    fn add(&mut self, byte: u64, field: Option<usize>, group: String, message: impl FnOnce() -> String) {
+        self.in_row = true;
+        if let Some(kind) = self.kinds.get_mut(&group) {
+            kind.count += 1;
+            if byte < kind.byte {
+                (kind.byte, kind.field, kind.message) = (byte, field, message());
+            }
+        } else if self.kinds.len() < MAX_TRACKED_KINDS {
+            self.kinds.insert(
+                group,
+                ProblemKind {
+                    count: 1,
+                    byte,
+                    field,
+                    message: message(),
+                },
+            );
+        } else {
+            self.untracked += 1;
+        }
+    }
+
+    /// Ends a row; true when it had a problem.
+    fn end_row(&mut self) -> bool {
+        let bad = std::mem::take(&mut self.in_row);
+        self.rows += u64::from(bad);
+        bad
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Adds another reader's problems.
+    fn merge(&mut self, other: Problems) {
+        self.rows += other.rows;
+        self.untracked += other.untracked;
+        for (group, kind) in other.kinds {
+            match self.kinds.get_mut(&group) {
+                Some(mine) => {
+                    mine.count += kind.count;
+                    if kind.byte < mine.byte {
+                        (mine.byte, mine.field, mine.message) = (kind.byte, kind.field, kind.message);
+                    }
+                }
+                None => {
+                    self.kinds.insert(group, kind);
+                }
+            }
+        }
+    }
 }
 
 /// Rows a reader collects for another reader's units before handing them over.
@@ -1198,12 +1411,20 @@ fn read_chunk(
         .map(|o| Batch::new(tables, if o.is_some() { HANDOVER_ROWS } else { 0 }))
         .collect();
     let mut aborted = false;
+    let mut inbox = Some(inbox);
     let send = |to: usize, batch: Batch| {
         let outbox = outboxes[to].as_ref().expect("never sent to itself");
         outbox.send(batch).is_ok()
     };
-    let rows = scan_rows(pass, start, end, |row| {
+    let (rows, problems) = scan_rows(pass, start, end, |row| {
         if aborted {
+            return Ok(());
+        }
+        if !row.clean {
+            // A bad row: nothing will be released, so stop bounding (and stop taking the
+            // other readers' rows, which tells them to stop too); only check the rest.
+            aborted = true;
+            inbox = None;
             return Ok(());
         }
         let id = row.unit.expect("microdata rows have a unit");
@@ -1214,7 +1435,7 @@ fn read_chunk(
             if local.len() == LOCAL_ROWS {
                 units.absorb(&local)?;
                 local.clear();
-                for batch in inbox.try_iter() {
+                for batch in inbox.iter().flat_map(Receiver::try_iter) {
                     units.absorb(&batch)?;
                 }
             }
@@ -1230,6 +1451,9 @@ fn read_chunk(
         }
         Ok(())
     })?;
+    if !problems.is_empty() {
+        return Err(ChunkError::Rows(problems));
+    }
     if aborted {
         return Err(ChunkError::Aborted);
     }
@@ -1241,7 +1465,7 @@ fn read_chunk(
     }
     drop(outboxes);
     // Every other reader drops its outboxes when done, which ends this.
-    for batch in inbox.iter() {
+    for batch in inbox.expect("kept while no row was bad").iter() {
         units.absorb(&batch)?;
     }
     Ok(Counted {
@@ -1259,18 +1483,26 @@ fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkErr
     let layout = pass.layout;
     let mut exact: Vec<Vec<i128>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
     let mut first: HashMap<Vec<u8>, u64> = HashMap::new();
-    let rows = scan_rows(pass, start, end, |row| {
+    let mut duplicates = 0u64;
+    let (rows, problems) = scan_rows(pass, start, end, |row| {
         let n = row.count.expect("aggregated rows have a count");
         if !layout.add_duplicates {
             if let Some(&earlier) = first.get(row.key) {
-                return Err(ChunkError::At {
-                    byte: row.byte,
-                    field: None,
-                    message: format!(
+                duplicates += 1;
+                // Only the first duplicate is described (one pass over the file for its line).
+                let message = if duplicates > 1 {
+                    String::new()
+                } else {
+                    format!(
                         "a second row for the cell {} (first at line {}); a pre-counted input has one row per cell. If its rows are meant to add up, set `duplicates = \"add\"` on the input",
                         describe_cell(layout, row.key),
                         line_of(pass.path, earlier)
-                    ),
+                    )
+                };
+                return Err(ChunkError::Row {
+                    field: None,
+                    group: "duplicate cell".into(),
+                    message,
                 });
             }
             first.insert(row.key.to_vec(), row.byte);
@@ -1280,6 +1512,9 @@ fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkErr
         }
         Ok(())
     })?;
+    if !problems.is_empty() {
+        return Err(ChunkError::Rows(problems));
+    }
     Ok(Counted {
         exact,
         rows,
@@ -1344,7 +1579,10 @@ fn read_spilled(
         .collect::<Result<_, _>>()
         .map_err(ChunkError::Io)?;
     let mut rng = StdRng::from_entropy();
-    let rows = scan_rows(pass, start, end, |row| {
+    let (rows, problems) = scan_rows(pass, start, end, |row| {
+        if !row.clean {
+            return Ok(());
+        }
         let id = row.unit.expect("only microdata spills");
         let hash = hasher.hash_one(id);
         let f = &mut files[range_of(hash, partitions)];
@@ -1359,6 +1597,9 @@ fn read_spilled(
         }
         Ok(())
     })?;
+    if !problems.is_empty() {
+        return Err(ChunkError::Rows(problems));
+    }
     for f in &mut files {
         f.flush().map_err(ChunkError::Io)?;
     }
@@ -1435,6 +1676,8 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
                 path: path.to_path_buf(),
             };
         }
+        ChunkError::Rows(problems) => return report_rows(path, layout, problems),
+        ChunkError::Row { .. } => unreachable!("scan_records collects a sink's verdicts"),
         ChunkError::Aborted => unreachable!("aborted readers report nothing"),
         // The hash found no `"` in the file, yet a reader did: the file changed under it.
         ChunkError::Quoted => {
@@ -1459,28 +1702,115 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
     }
 }
 
-/// The 1-based line of the record at byte `byte` of the file. The csv crate places a record
-/// before the line ends and blank lines that precede it (so a CRLF file's records start at the
-/// previous line's `\n`): those are passed over.
-fn line_of(path: &Path, byte: u64) -> u64 {
-    let Ok(mut file) = File::open(path) else {
-        return 0;
+/// The bad rows as one error: the kinds in the order of their first row, at most
+/// [`MAX_PROBLEM_KINDS`], each at its first row with how many rows share it. A single bad row
+/// reads as it always did: `file:line: field `x`: what is wrong`.
+fn report_rows(path: &Path, layout: &Layout, problems: Problems) -> InputError {
+    let mut kinds: Vec<ProblemKind> = problems.kinds.into_values().collect();
+    kinds.sort_by_key(|k| k.byte);
+    let shown = &kinds[..kinds.len().min(MAX_PROBLEM_KINDS)];
+    let lines = lines_of(path, &shown.iter().map(|k| k.byte).collect::<Vec<_>>());
+    let at = |k: &ProblemKind, line: u64| match k.field {
+        Some(col) => format!(
+            "{}:{line}: field `{}`: {}",
+            path.display(),
+            String::from_utf8_lossy(&layout.headers[col]),
+            k.message
+        ),
+        None => format!("{}:{line}: {}", path.display(), k.message),
     };
-    let mut buf = vec![0u8; 1 << 16];
+    if problems.rows == 1 && kinds.len() == 1 {
+        return InputError::BadRows {
+            message: at(&kinds[0], lines[0]),
+        };
+    }
+    let mut message = format!(
+        "{}: {} rows are not valid, with {} kind(s) of problem{}:",
+        path.display(),
+        thousands(problems.rows),
+        kinds.len() + usize::from(problems.untracked > 0),
+        if kinds.len() > MAX_PROBLEM_KINDS {
+            format!("; the first {MAX_PROBLEM_KINDS} kinds are shown")
+        } else {
+            String::new()
+        }
+    );
+    for (k, &line) in shown.iter().zip(&lines) {
+        message.push_str("\n  - ");
+        message.push_str(&at(k, line));
+        if k.count > 1 {
+            message.push_str(&format!(
+                " ({} rows like this; the first is shown)",
+                thousands(k.count)
+            ));
+        }
+    }
+    if problems.untracked > 0 {
+        message.push_str(&format!(
+            "\n  - and {} more problems of other kinds",
+            thousands(problems.untracked)
+        ));
+    }
+    InputError::BadRows { message }
+}
+
+/// `3459` as `3,459`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The lines of several records at once (see [`line_of`]), in one pass over the file.
+fn lines_of(path: &Path, bytes: &[u64]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..bytes.len()).collect();
+    order.sort_by_key(|&i| bytes[i]);
+    let mut lines = vec![0; bytes.len()];
+    let Ok(file) = File::open(path) else {
+        return lines;
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let (mut at, mut line) = (0u64, 1u64);
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) | Err(_) => return line,
+    let mut next = order.iter().peekable();
+    let mut buf = [0u8; 1 << 16];
+    'read: loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         for &b in &buf[..n] {
-            if at >= byte && !matches!(b, b'\n' | b'\r') {
-                return line;
+            while let Some(&&i) = next.peek() {
+                if at >= bytes[i] && !matches!(b, b'\n' | b'\r') {
+                    lines[i] = line;
+                    next.next();
+                } else {
+                    break;
+                }
+            }
+            if next.peek().is_none() {
+                break 'read;
             }
             line += u64::from(b == b'\n');
             at += 1;
         }
     }
+    for &i in next {
+        lines[i] = line;
+    }
+    lines
+}
+
+/// The 1-based line of the record at byte `byte` of the file. The csv crate places a record
+/// before the line ends and blank lines that precede it (so a CRLF file's records start at the
+/// previous line's `\n`): those are passed over.
+fn line_of(path: &Path, byte: u64) -> u64 {
+    lines_of(path, &[byte])[0]
 }
 
 /// An integer as Rust's `i64::from_str` reads it (an optional sign, then ASCII digits, within
@@ -1744,15 +2074,37 @@ mod tests {
         };
         let index = CategoryIndex::new(&dim);
         for (code, c) in categories.iter().enumerate() {
-            assert_eq!(index.code(c.as_bytes()), Some(code as u32), "{c}");
+            assert_eq!(index.exact(c.as_bytes()), Some(code as u32), "{c}");
             let mut off = c.clone().into_bytes();
             *off.last_mut().unwrap() = b'y';
-            assert_eq!(index.code(&off), None);
+            assert_eq!(index.exact(&off), None);
         }
-        assert_eq!(index.code(b""), None);
-        assert_eq!(index.code(&[b'x'; 41]), None);
+        assert_eq!(index.exact(b""), None);
+        assert_eq!(index.exact(&[b'x'; 41]), None);
         dim.catch_all = Some(3);
-        assert_eq!(CategoryIndex::new(&dim).code(b"zebra"), Some(3));
+        let index = CategoryIndex::new(&dim);
+        assert!(matches!(index.lookup(b"zebra"), Ok(3)));
+        // Bytes that are not UTF-8 (here CP949 for `서울`) never fall to the catch-all.
+        assert!(matches!(
+            index.lookup(b"\xbc\xad\xbf\xef"),
+            Err(BadValue::NotUtf8 { offset: 0, .. })
+        ));
+    }
+
+    /// Regression: a Hangul category typed on a Mac (decomposed, NFD) did not match the same
+    /// category declared in composed form (NFC).
+    #[test]
+    fn decomposed_hangul_matches_its_composed_category() {
+        use unicode_normalization::UnicodeNormalization;
+        let dim = Dimension {
+            name: "region".into(),
+            categories: vec!["서울".into(), "부산".into()],
+            catch_all: None,
+        };
+        let index = CategoryIndex::new(&dim);
+        let decomposed: String = "부산".nfd().collect();
+        assert_ne!(decomposed.as_bytes(), "부산".as_bytes());
+        assert!(matches!(index.lookup(decomposed.as_bytes()), Ok(1)));
     }
 
     /// Every key of up to [`INLINE_KEY`] bytes over a two-byte alphabet (so a byte that is
@@ -1831,8 +2183,8 @@ mod tests {
     }
 
     /// The first reader's rows turn bad near the end of its chunk, the second's from its first
-    /// row: the second fails at once and the first, whose hand-overs to it then fail, must still
-    /// find and report its own bad row, the first in the file.
+    /// row: the second stops bounding at once and the first, whose hand-overs to it then fail,
+    /// must still find and report its own bad row, the first in the file, with the others.
     #[test]
     fn the_first_bad_row_in_the_file_is_reported() {
         let mut data = String::from("id,cell,v\n");
@@ -1852,8 +2204,19 @@ mod tests {
             let err = read_input_with(&plan, 0, &[0, 2], two)
                 .unwrap_err()
                 .to_string();
+            // Every kind of bad row is reported, in file order, with its count.
             assert!(
-                err.ends_with("in.csv:14002: field `v`: `oops` is not an integer"),
+                err.contains("15,001 rows are not valid, with 2 kind(s) of problem:\n  - "),
+                "{err}"
+            );
+            let first = err.lines().nth(1).unwrap();
+            assert!(
+                first.ends_with("in.csv:14002: field `v`: `oops` is not an integer"),
+                "{err}"
+            );
+            assert!(
+                err.contains("in.csv:15002: field `cell`: value `zebra`")
+                    && err.ends_with("(15,000 rows like this; the first is shown)"),
                 "{err}"
             );
         }

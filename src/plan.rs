@@ -785,24 +785,24 @@ pub fn nfc(s: String) -> String {
 }
 
 /// `; did you mean `x`?` for the candidate nearest to `given`, when one is near enough to be a
-/// likely typo (or differs only in case); empty otherwise.
+/// likely typo (the same but for case, or at least 70% alike by Damerau-Levenshtein distance);
+/// empty otherwise.
 pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let given_lower = given.to_lowercase();
     let best = candidates
         .into_iter()
+        .filter(|&c| c != given)
         .map(|c| {
-            let d = if c.to_lowercase() == given_lower {
-                0.0
+            let lower = c.to_lowercase();
+            let alike = if lower == given_lower {
+                2.0 // same but for case: the best possible match
             } else {
-                strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase())
+                strsim::normalized_damerau_levenshtein(&given_lower, &lower)
             };
-            (c, d)
+            (c, alike)
         })
-        .filter(|&(c, d)| c != given && (d == 0.0 || d >= 0.6))
-        .max_by(|a, b| {
-            let key = |d: f64| if d == 0.0 { 2.0 } else { d };
-            key(a.1).total_cmp(&key(b.1))
-        });
+        .filter(|&(_, alike)| alike >= 0.7)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
     best.map_or_else(String::new, |(c, _)| format!("; did you mean `{c}`?"))
 }
 
@@ -1328,6 +1328,17 @@ mod tests {
             err.contains("column `zz` has no declared categories"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn suggestions_are_near_misses_only() {
+        let names = ["region", "age_group", "gender"];
+        assert_eq!(did_you_mean("regoin", names), "; did you mean `region`?");
+        assert_eq!(did_you_mean("Region", names), "; did you mean `region`?");
+        assert_eq!(did_you_mean("agegroup", names), "; did you mean `age_group`?");
+        assert_eq!(did_you_mean("zebra", names), "");
+        assert_eq!(did_you_mean("zebra", ["x"]), "");
+        assert_eq!(did_you_mean("region", names), "");
     }
 
     #[test]

@@ -130,11 +130,28 @@ pub struct TableSection {
 impl PolicyFile {
     /// Parses policy text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<PolicyFile, PolicyError> {
-        toml::from_str(text).map_err(|e| PolicyError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        toml::from_str(text).map_err(|e| {
+            let message = e.to_string().trim_end().to_string();
+            let suggestion = suggest_field(&message);
+            PolicyError::Syntax {
+                path: path.to_path_buf(),
+                message: message + &suggestion,
+            }
         })
     }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`"): the
+/// expected field nearest to `x`, as `; did you mean ...?`.
+fn suggest_field(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return String::new();
+    };
+    let Some((given, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    crate::plan::did_you_mean(given, names)
 }
 
 #[cfg(test)]
@@ -160,6 +177,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("max_rows_per_unti"), "{msg}");
         assert!(msg.contains("p.toml"), "{msg}");
+        assert!(msg.ends_with("; did you mean `max_rows_per_unit`?"), "{msg}");
     }
 
     #[test]
