@@ -78,6 +78,65 @@ impl InputError {
     pub fn is_io(&self) -> bool {
         matches!(self, InputError::Io { .. })
     }
+
+    /// The same error about the file at `to`, where it named `from` (a decoded copy's errors
+    /// name the original; its lines are the original's).
+    fn renamed(self, from: &Path, to: &Path) -> InputError {
+        use InputError::*;
+        let fix = |p: PathBuf| if p == from { to.to_path_buf() } else { p };
+        match self {
+            Open { path, source } => Open {
+                path: fix(path),
+                source,
+            },
+            Io { path, source } => Io {
+                path: fix(path),
+                source,
+            },
+            MissingColumn {
+                path,
+                column,
+                needed_by,
+                available,
+                suggestion,
+            } => MissingColumn {
+                path: fix(path),
+                column,
+                needed_by,
+                available,
+                suggestion,
+            },
+            TooManyUnits { path } => TooManyUnits { path: fix(path) },
+            Changed { path } => Changed { path: fix(path) },
+            DuplicateColumn { path, column } => DuplicateColumn {
+                path: fix(path),
+                column,
+            },
+            Malformed {
+                path,
+                line,
+                message,
+            } => Malformed {
+                path: fix(path),
+                line,
+                message,
+            },
+            BadRows { message } => BadRows {
+                message: message.replace(&from.display().to_string(), &to.display().to_string()),
+            },
+            Value {
+                path,
+                line,
+                field,
+                message,
+            } => Value {
+                path: fix(path),
+                line,
+                field,
+                message,
+            },
+        }
+    }
 }
 
 /// What reading one input produced.
@@ -800,7 +859,97 @@ pub fn read_input_with(
     tables: &[usize],
     options: ReadOptions,
 ) -> Result<InputResult, InputError> {
-    read_pass(plan, input, tables, options, false)
+    let spec = &plan.inputs[input];
+    let Some(encoding) = spec.encoding else {
+        return read_pass(plan, input, tables, options, false);
+    };
+    // A legacy encoding is decoded to a private UTF-8 copy first (lines stay where they are, so
+    // errors name the original's lines); the fingerprint is the original's bytes'.
+    let (copy, sha256) = transcode(&spec.path, encoding)?;
+    let mut decoded = plan.clone();
+    decoded.inputs[input].path = copy.path().to_path_buf();
+    decoded.inputs[input].encoding = None;
+    let mut result = read_pass(&decoded, input, tables, options, false)
+        .map_err(|e| e.renamed(copy.path(), &spec.path))?;
+    result.sha256 = sha256;
+    Ok(result)
+}
+
+/// Decodes the file at `path` from `encoding` into a new private temporary file (UTF-8),
+/// returning it and the SHA-256 of the original bytes. A byte sequence that is not valid in
+/// `encoding` is an error naming its line and byte offset.
+fn transcode(
+    path: &Path,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<(tempfile::NamedTempFile, String), InputError> {
+    use std::io::Write;
+    let io = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut source = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let before = source.metadata().map_err(io)?;
+    let copy = tempfile::Builder::new()
+        .prefix("safestat-decoded-")
+        .tempfile()
+        .map_err(io)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, copy.as_file());
+    let mut decoder = encoding.new_decoder();
+    let mut hasher = Sha256::new();
+    let mut input = vec![0u8; 1 << 16];
+    let mut output = vec![
+        0u8;
+        decoder
+            .max_utf8_buffer_length(input.len())
+            .unwrap_or(1 << 20)
+    ];
+    let (mut consumed, mut line) = (0u64, 1u64);
+    loop {
+        let n = source.read(&mut input).map_err(io)?;
+        let last = n == 0;
+        hasher.update(&input[..n]);
+        let mut rest = &input[..n];
+        loop {
+            let (result, read, written) =
+                decoder.decode_to_utf8_without_replacement(rest, &mut output, last);
+            let done = &output[..written];
+            out.write_all(done).map_err(io)?;
+            line += done.iter().filter(|&&b| b == b'\n').count() as u64;
+            consumed += read as u64;
+            rest = &rest[read..];
+            match result {
+                encoding_rs::DecoderResult::InputEmpty => break,
+                encoding_rs::DecoderResult::OutputFull => {}
+                encoding_rs::DecoderResult::Malformed(bad, after) => {
+                    let at = consumed - u64::from(bad) - u64::from(after);
+                    return Err(InputError::Malformed {
+                        path: path.to_path_buf(),
+                        line,
+                        message: format!(
+                            "byte {at} of the file is not valid {} text (the input declares `encoding = \"{}\"`)",
+                            encoding.name(),
+                            encoding.name().to_ascii_lowercase()
+                        ),
+                    });
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    out.flush().map_err(io)?;
+    drop(out);
+    let after = std::fs::metadata(path).map_err(io)?;
+    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
+        return Err(InputError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((copy, hex::encode(hasher.finalize())))
 }
 
 /// One pass over the input: split by [`Unquoted`] in parallel chunks, or, once a `"` has been
@@ -1288,7 +1437,13 @@ struct ProblemKind {
 impl Problems {
     /// Records a problem of kind `group` in the row at `byte`; `message` is made only for the
     /// first row of its kind.
-    fn add(&mut self, byte: u64, field: Option<usize>, group: String, message: impl FnOnce() -> String) {
+    fn add(
+        &mut self,
+        byte: u64,
+        field: Option<usize>,
+        group: String,
+        message: impl FnOnce() -> String,
+    ) {
         self.in_row = true;
         if let Some(kind) = self.kinds.get_mut(&group) {
             kind.count += 1;
@@ -1330,7 +1485,8 @@ impl Problems {
                 Some(mine) => {
                     mine.count += kind.count;
                     if kind.byte < mine.byte {
-                        (mine.byte, mine.field, mine.message) = (kind.byte, kind.field, kind.message);
+                        (mine.byte, mine.field, mine.message) =
+                            (kind.byte, kind.field, kind.message);
                     }
                 }
                 None => {
@@ -2248,7 +2404,9 @@ mod tests {
         data += "p500\",c0,1\n";
         let (_dir, plan) = plan_for(&data);
         for options in [tiny_chunks(), in_memory(), spilling()] {
-            let err = read_input_with(&plan, 0, &[0], options).unwrap_err().to_string();
+            let err = read_input_with(&plan, 0, &[0], options)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("in.csv:3: field `id`"), "{err}");
             assert!(err.contains("across 499 line break(s)"), "{err}");
             assert!(err.contains("multiline = true"), "{err}");

@@ -1335,7 +1335,10 @@ mod tests {
         let names = ["region", "age_group", "gender"];
         assert_eq!(did_you_mean("regoin", names), "; did you mean `region`?");
         assert_eq!(did_you_mean("Region", names), "; did you mean `region`?");
-        assert_eq!(did_you_mean("agegroup", names), "; did you mean `age_group`?");
+        assert_eq!(
+            did_you_mean("agegroup", names),
+            "; did you mean `age_group`?"
+        );
         assert_eq!(did_you_mean("zebra", names), "");
         assert_eq!(did_you_mean("zebra", ["x"]), "");
         assert_eq!(did_you_mean("region", names), "");

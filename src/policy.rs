@@ -177,7 +177,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("max_rows_per_unti"), "{msg}");
         assert!(msg.contains("p.toml"), "{msg}");
-        assert!(msg.ends_with("; did you mean `max_rows_per_unit`?"), "{msg}");
+        assert!(
+            msg.ends_with("; did you mean `max_rows_per_unit`?"),
+            "{msg}"
+        );
     }
 
     #[test]

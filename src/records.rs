@@ -32,7 +32,11 @@ pub enum RecordError {
     },
     /// Field `field` of the record at `byte` holds `breaks` line breaks inside its quotes,
     /// which the input does not allow (a stray `"` would swallow the rows after it).
-    LineBreakInField { byte: u64, field: usize, breaks: u64 },
+    LineBreakInField {
+        byte: u64,
+        field: usize,
+        breaks: u64,
+    },
 }
 
 /// The csv crate's reader, for inputs that may quote fields.
@@ -66,7 +70,9 @@ impl<R: Read> Records for Quoted<R> {
                     // Only a quoted field can hold a line break: unquoted, it ends the record.
                     let broken = self.record.iter().enumerate().find_map(|(field, f)| {
                         let breaks = f.iter().filter(|&&b| b == b'\n').count()
-                            + f.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count()
+                            + f.windows(2)
+                                .filter(|w| w[0] == b'\r' && w[1] != b'\n')
+                                .count()
                             + usize::from(f.last() == Some(&b'\r'));
                         (breaks > 0).then_some((field, breaks as u64))
                     });

@@ -1874,3 +1874,136 @@ fn releases_killed_at_random_moments_are_completed_and_never_paid_twice() {
         .collect();
     assert!(left.is_empty(), "unfinished folders left: {left:?}");
 }
+
+/// A policy over `people.csv` (`pid,region,amount`) with Korean region names, a catch-all, and
+/// one near-exact count per region.
+fn korean_policy(input_extra: &str) -> String {
+    format!(
+        r#"
+[release]
+id = "k"
+[dataset]
+name = "people"
+privacy_unit = "pid"
+budget = {{ rho = 1e12 }}
+[inputs.people]
+path = "people.csv"
+{input_extra}
+[categories]
+region = ["서울", "부산", "기타"]
+[catch_all]
+region = "기타"
+[defaults]
+suppress_below = 0
+[[table]]
+name = "by_region"
+input = "people"
+statistic = "count_units"
+by = ["region"]
+max_cells_per_unit = 1
+cost = {{ rho = 1e9 }}
+"#
+    )
+}
+
+/// Finding 11: a CP949 file (Korean Excel) passed `check` with "every value valid" when a
+/// catch-all existed, and published everyone under it. Bytes that are not UTF-8 are never a
+/// category; `encoding = "cp949"` reads the file correctly.
+#[test]
+fn a_cp949_file_is_refused_unless_its_encoding_is_declared() {
+    let s = Scratch::new();
+    let text = "pid,region,amount\n1,서울,5\n2,부산,7\n3,서울,1\n4,제주,2\n";
+    let (cp949, _, lossy) = encoding_rs::EUC_KR.encode(text);
+    assert!(!lossy);
+    fs::write(s.path("people.csv"), &cp949).unwrap();
+    s.write("policy.toml", &korean_policy(""));
+    for command in ["check", "release"] {
+        s.run(&[command, "policy.toml"])
+            .expect_code(2)
+            .stderr_has(&[
+                "people.csv: 4 rows are not valid",
+                "people.csv:2: field `region`: the value is not UTF-8 text",
+                "encoding = \"cp949\"",
+            ]);
+    }
+    assert!(!s.path("releases").exists());
+    s.write("policy.toml", &korean_policy("encoding = \"cp949\""));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path("releases/k/by_region.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["region"].as_str(), r["value"].as_str()))
+        .collect();
+    assert_eq!(got, [("서울", "2"), ("부산", "1"), ("기타", "1")]);
+    // A byte sequence that is not CP949 either is named by line.
+    let mut bad = cp949.into_owned();
+    bad.extend_from_slice(b"5,\xff\xff,1\n");
+    fs::write(s.path("people.csv"), &bad).unwrap();
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["people.csv:6:", "is not valid EUC-KR text"]);
+}
+
+/// Finding 11: header names and categories typed on a Mac (decomposed Hangul) did not match the
+/// policy's composed ones.
+#[test]
+fn decomposed_hangul_in_the_file_matches_the_policy() {
+    use unicode_normalization::UnicodeNormalization;
+    let s = Scratch::new();
+    let composed = "pid,지역,amount\n1,서울,5\n2,부산,7\n";
+    let text: String = composed.nfd().collect();
+    assert_ne!(text.as_bytes(), composed.as_bytes());
+    s.write("people.csv", &text);
+    let policy = replace_once(&korean_policy(""), "[catch_all]\nregion = \"기타\"\n", "");
+    let policy = replace_once(&policy, "region = [", "\"지역\" = [");
+    s.write(
+        "policy.toml",
+        &replace_once(&policy, "by = [\"region\"]", "by = [\"지역\"]"),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path("releases/k/by_region.csv"));
+    assert_eq!(rows[0]["value"], "1");
+    assert_eq!(rows[1]["value"], "1");
+}
+
+/// Finding 13: reading stopped at the first bad row. Every kind of problem is reported at once,
+/// with counts and the first line of each, and near misses get a suggestion.
+#[test]
+fn every_kind_of_bad_row_is_reported_at_once_with_suggestions() {
+    let s = small();
+    let mut rows = String::from("pid,kind,amount\n");
+    for i in 0..3459 {
+        rows += &format!("{i},A,5\n");
+    }
+    rows += "x,b,7.5\nx,b,oops\ny,a\n";
+    s.write("people.csv", &rows);
+    expect_refused(
+        &s,
+        &[
+            "people.csv: 3,462 rows are not valid, with 3 kind(s) of problem:",
+            "people.csv:2: field `kind`: value `A` is not a declared category of `kind` (declared: a, b, c); did you mean `a`?",
+            "(3,459 rows like this; the first is shown)",
+            "people.csv:3461: field `amount`: `7.5` is not an integer",
+            "(2 rows like this; the first is shown)",
+            "people.csv:3463: the row has 2 fields but the header has 3",
+        ],
+    );
+    s.write("people.csv", "pid,knd,amount\n1,a,5\n");
+    expect_refused(&s, &["no column `kind`", "did you mean `knd`?"]);
+    s.write("people.csv", PEOPLE);
+    s.write(
+        "policy.toml",
+        &replace_once(
+            POLICY,
+            "statistic = \"count_rows\"",
+            "statistic = \"count_row\"",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "unknown statistic `count_row`",
+            "did you mean `count_rows`?",
+        ],
+    );
+}
