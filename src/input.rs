@@ -218,10 +218,18 @@ impl CategoryIndex {
     /// The code of `value`: a declared category (compared after Unicode NFC normalisation),
     /// else the catch-all. Bytes that are not UTF-8 are never a category, not even the
     /// catch-all: they are text in another encoding, read wrongly.
+    #[inline]
     fn lookup(&self, value: &[u8]) -> Result<u32, BadValue> {
-        if let Some(code) = self.exact(value) {
-            return Ok(code);
+        match self.exact(value) {
+            Some(code) => Ok(code),
+            None => self.lookup_undeclared(value),
         }
+    }
+
+    /// [`CategoryIndex::lookup`] for a value not declared as written (rare: off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn lookup_undeclared(&self, value: &[u8]) -> Result<u32, BadValue> {
         let text = std::str::from_utf8(value).map_err(|e| BadValue::NotUtf8 {
             offset: e.valid_up_to(),
             byte: value[e.valid_up_to()],
@@ -1437,6 +1445,7 @@ struct ProblemKind {
 impl Problems {
     /// Records a problem of kind `group` in the row at `byte`; `message` is made only for the
     /// first row of its kind.
+    #[cold]
     fn add(
         &mut self,
         byte: u64,

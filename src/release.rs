@@ -26,7 +26,7 @@ use crate::plan::{self, Bound, Cost, InputKind, Mechanism, Plan, Statistic, Tabl
 use crate::postprocess::finish_cells;
 
 /// Where contribution bounding's random choices come from.
-const BOUNDING_RNG: &str = "rand StdRng (ChaCha12) seeded from the operating system: row priorities, and the 128-bit keys of the SipHash-1-3 pseudo-random function that gives count_units cell priorities";
+const BOUNDING_RNG: &str = "rand StdRng (ChaCha12) seeded from the operating system: row priorities, and the secret 128-bit keys of the keyed mix (SplitMix64 finaliser) that gives count_units cell priorities";
 const COMPOSITION: &str = "opendp CompositionMeasure::compose (basic sequential composition); pure-DP tables cast to zCDP with make_pureDP_to_zCDP when any table is zCDP";
 
 /// The ledger to use: `--ledger` (or `SAFESTAT_LEDGER`), else the plan's (the policy's
