@@ -2007,3 +2007,62 @@ fn every_kind_of_bad_row_is_reported_at_once_with_suggestions() {
         ],
     );
 }
+
+/// Finding 12: no input of any kind may end safestat with an exit code other than the documented
+/// ones (a panic's 101 above all). 300 random files built from the bytes that trouble CSV readers
+/// (quotes, separators, line ends, BOMs, bytes that are not UTF-8, digits, signs, categories),
+/// read by `check` and `release`: each exits 0 or 2, and a refused release writes nothing.
+#[test]
+fn random_garbage_inputs_exit_only_with_documented_codes() {
+    use rand::Rng;
+    use rand::seq::SliceRandom;
+    let pieces: [&[u8]; 20] = [
+        b"\"",
+        b",",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\xef\xbb\xbf",
+        b"\xff",
+        b"\xc3",
+        b"a",
+        b"b",
+        b"c",
+        b"1",
+        b"-",
+        b"9223372036854775807",
+        b"pid",
+        b"kind",
+        b"amount",
+        b" ",
+        b"\"\"",
+        b"\xea\xb0\x80",
+    ];
+    let mut rng = rand::thread_rng();
+    let s = small();
+    for i in 0..300 {
+        let mut data: Vec<u8> = if rng.gen_bool(0.5) {
+            b"pid,kind,amount\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        for _ in 0..rng.gen_range(0..60) {
+            data.extend_from_slice(pieces.choose(&mut rng).unwrap());
+        }
+        fs::write(s.path("people.csv"), &data).unwrap();
+        let command = if i % 2 == 0 { "check" } else { "release" };
+        let run =
+            s.run(&[command, "policy.toml", "--out", "rel"][..if i % 2 == 0 { 2 } else { 4 }]);
+        let code = run.code();
+        assert!(
+            code == 0 || code == 2,
+            "exit {code} on {:?}:\n{}",
+            String::from_utf8_lossy(&data),
+            run.stderr()
+        );
+        if command == "release" && code == 2 {
+            assert!(!s.path("rel").exists());
+        }
+        let _ = fs::remove_dir_all(s.path("rel"));
+    }
+}
