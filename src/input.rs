@@ -883,6 +883,34 @@ pub fn read_input_with(
     Ok(result)
 }
 
+/// Opens an input and notes its size and modification time, for [`ensure_unchanged`].
+fn open_input(path: &Path) -> Result<(File, std::fs::Metadata), InputError> {
+    let file = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let before = file.metadata().map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((file, before))
+}
+
+/// Refuses an input whose size or modification time changed since `before`: what was read of
+/// it in separate passes (the counts, the fingerprint) would describe different bytes.
+fn ensure_unchanged(path: &Path, before: &std::fs::Metadata) -> Result<(), InputError> {
+    let after = std::fs::metadata(path).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
+        return Err(InputError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Decodes the file at `path` from `encoding` into a new private temporary file (UTF-8),
 /// returning it and the SHA-256 of the original bytes. A byte sequence that is not valid in
 /// `encoding` is an error naming its line and byte offset.
@@ -895,11 +923,7 @@ fn transcode(
         path: path.to_path_buf(),
         source,
     };
-    let mut source = File::open(path).map_err(|source| InputError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let before = source.metadata().map_err(io)?;
+    let (mut source, before) = open_input(path)?;
     let copy = tempfile::Builder::new()
         .prefix("safestat-decoded-")
         .tempfile()
@@ -951,12 +975,7 @@ fn transcode(
     }
     out.flush().map_err(io)?;
     drop(out);
-    let after = std::fs::metadata(path).map_err(io)?;
-    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
-        return Err(InputError::Changed {
-            path: path.to_path_buf(),
-        });
-    }
+    ensure_unchanged(path, &before)?;
     Ok((copy, hex::encode(hasher.finalize())))
 }
 
@@ -986,11 +1005,7 @@ fn read_pass(
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(|source| InputError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let before = file.metadata().map_err(io_err)?;
+    let (mut file, before) = open_input(path)?;
     let len = before.len();
     let (headers, header_end) = read_header(&mut file, path)?;
     let layout = Layout::new(plan, input, tables, headers, path)?;
@@ -1043,12 +1058,7 @@ fn read_pass(
     let (sha256, has_quote) = hashed.map_err(io_err)?;
     // The hash and the counts come from separate reads: they describe the same bytes only if the
     // file did not change in between.
-    let after = std::fs::metadata(path).map_err(io_err)?;
-    if after.len() != len || after.modified().ok() != before.modified().ok() {
-        return Err(InputError::Changed {
-            path: path.to_path_buf(),
-        });
-    }
+    ensure_unchanged(path, &before)?;
     if has_quote && !quoted {
         return read_pass(plan, input, tables, options, true);
     }
