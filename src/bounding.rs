@@ -20,11 +20,7 @@
 //! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise. One record per unit keeps a row's lookup and its updates for all
 //! tables within a few cache lines.
 
-use crate::plan::{Bound, Statistic};
-
-/// Largest `max_rows_per_unit` or `max_cells_per_unit`: every unit reserves this many slots per
-/// table.
-pub const MAX_SLOTS: u32 = 1000;
+use crate::policy::{Bound, Statistic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

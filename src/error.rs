@@ -6,9 +6,10 @@
 
 use crate::input::InputError;
 use crate::ledger::LedgerError;
-use crate::mechanism::MechanismError;
 use crate::output::OutputError;
 use crate::policy::PolicyError;
+use crate::privacy::AccountingError;
+use crate::protect::MechanismError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,8 @@ pub enum Error {
     Mechanism(#[from] MechanismError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Accounting(#[from] AccountingError),
     #[error("{0}")]
     Usage(String),
     #[error("audit: {0}")]
@@ -45,8 +48,9 @@ impl Error {
             Error::Output(OutputError::Io { .. }) => 1,
             Error::Mechanism(_) => 1,
             Error::Ledger(LedgerError::Io { .. }) => 1,
+            Error::Ledger(LedgerError::Output(OutputError::Io { .. })) => 1,
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
-            Error::Ledger(_) => 2,
+            Error::Ledger(_) | Error::Accounting(_) => 2,
             Error::Usage(_) => 2,
             Error::AuditFailed(_) => 4,
             Error::Stdout(_) => 1,

@@ -1,28 +1,24 @@
 //! safestat: a command-line publisher of privacy-safe statistics.
 //!
-//! The data flow, one module per step: [`policy`] (the file) -> [`plan`] (validated) ->
-//! [`input`] (stream the data) -> [`bounding`] (bound each unit's contributions) ->
-//! [`mechanism`] (opendp noise and costs) -> [`postprocess`] (clamp, suppress on noisy values) ->
-//! [`output`] (tables and manifest, written atomically). [`ledger`] keeps each dataset's budget.
-//! [`release`] is the one command that charges the ledger and draws noise; [`audit`] holds
-//! `budget` and `audit`; [`commands`] dispatches and holds `check` and `plan`. [`synth`] makes the
-//! synthetic sample and benchmark data.
+//! The folders follow the data flow (ARCHITECTURE.md): [`policy`] (the file, validated into a
+//! plan; reads no data) -> [`input`] (a source becomes exact cells, bounded by [`bounding`]) ->
+//! [`protect`] (opendp's noise, then post-processing of noisy values) -> [`output`] (tables and
+//! the manifest, written atomically). [`ledger`] keeps each dataset's budget and owns the release
+//! transaction; [`privacy`] is the field's vocabulary at the bottom; [`commands`] has one file per
+//! command. [`synth`] makes the synthetic sample and benchmark data.
 
-pub mod audit;
-pub mod bounding;
-pub mod cli;
-pub mod commands;
-pub mod error;
-pub mod hash;
-pub mod input;
-pub mod ledger;
-pub mod mechanism;
-pub mod output;
-pub mod plan;
-pub mod policy;
-pub mod postprocess;
-pub mod records;
-pub mod release;
+mod bounding;
+mod cli;
+mod commands;
+mod console;
+mod error;
+mod hash;
+mod input;
+mod ledger;
+mod output;
+mod policy;
+pub mod privacy;
+pub mod protect;
 pub mod synth;
 
 use std::ffi::OsString;

@@ -597,7 +597,7 @@ fn a_total_row_folded_into_a_cell_by_the_catch_all_is_refused() {
 /// false-failure probability of 2 exp(-16.2) < 2e-7 per table, 4e-7 for this test. A scale 30%
 /// off moves the CDF by more than 0.06 at one standard deviation and fails.
 fn assert_noise_matches(samples: &mut [i64], pmf: impl Fn(i64) -> f64) {
-    let worst = safestat::mechanism::cdf_distance(samples, pmf);
+    let worst = safestat::protect::dp::cdf_distance(samples, pmf);
     assert!(
         worst < 0.045,
         "published noise differs from the manifest's distribution by {worst}"

@@ -8,8 +8,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use safestat::mechanism::NoiseMechanism;
-use safestat::plan::{Cost, Mechanism, Sensitivity};
+use safestat::privacy::{Cost, Mechanism, Sensitivity};
+use safestat::protect::NoiseMechanism;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,4 +1,4 @@
-//! Noise mechanisms: thin wrappers around opendp's integer mechanisms.
+//! Differential privacy: thin wrappers around opendp's integer mechanisms.
 //!
 //! Owns the translation from (mechanism, sensitivity, cost) to an opendp `Measurement`, the
 //! check that opendp's own privacy map reports at most the declared cost, the margin of error from
@@ -8,7 +8,7 @@
 //!
 //! # Privacy guarantee
 //! For a table whose cells a single privacy unit can move by at most `d_in` (L1 for Laplace, L2
-//! for Gaussian; see [`crate::plan::Statistic::sensitivity`]), the measurement built here
+//! for Gaussian; see [`crate::policy::Statistic::sensitivity`]), the measurement built here
 //! satisfies the cost returned by [`NoiseMechanism::cost`]: `epsilon`-DP for the discrete Laplace
 //! mechanism, `rho`-zCDP for the discrete Gaussian mechanism (and for the discrete Laplace
 //! mechanism cast to zCDP with `make_pureDP_to_zCDP`, `rho = epsilon^2 / 2`).
@@ -28,7 +28,7 @@ use opendp::measurements::{make_gaussian, make_laplace};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
 use opendp::metrics::{L1Distance, L2Distance};
 
-use crate::plan::{Cost, Mechanism, Sensitivity};
+use crate::privacy::{Accounting, AccountingError, Cost, Mechanism, Sensitivity};
 
 /// The opendp version the costs and accuracies come from; must match the pin in `Cargo.toml`
 /// (a unit test checks it).
@@ -92,10 +92,7 @@ impl NoiseMechanism {
         sensitivity: Sensitivity,
         cost: Cost,
     ) -> Result<NoiseMechanism, MechanismError> {
-        let d_in = match mechanism {
-            Mechanism::Laplace => sensitivity.l1,
-            Mechanism::Gaussian => sensitivity.l2,
-        };
+        let d_in = sensitivity.in_norm(mechanism.norm());
         let (zcdp, mut scale) = match (mechanism, cost) {
             (Mechanism::Laplace, Cost::Epsilon(e)) => (false, d_in / e),
             (Mechanism::Laplace, Cost::Rho(r)) => (true, d_in / (2.0 * r).sqrt()),
@@ -157,6 +154,18 @@ impl NoiseMechanism {
                 .map_err(opendp_err("map the discrete Laplace cost")),
             _ => self.rho().map(Cost::Rho),
         }
+    }
+
+    /// What this table is charged under `accounting`, in its unit: opendp's map, cast to zCDP
+    /// when the accounting adds up rho.
+    pub fn charge(&self, accounting: &Accounting) -> Result<f64, AccountingError> {
+        let cost = self.cost().map_err(|e| AccountingError(e.to_string()))?;
+        let rho = match cost {
+            Cost::Rho(r) => r,
+            Cost::Epsilon(_) if matches!(accounting, Accounting::Pure { .. }) => 0.0,
+            Cost::Epsilon(_) => self.rho().map_err(|e| AccountingError(e.to_string()))?,
+        };
+        accounting.charge(cost, rho)
     }
 
     /// The cost in rho (zCDP), casting a pure-DP measurement with opendp's `make_pureDP_to_zCDP`.
@@ -228,16 +237,6 @@ impl NoiseMechanism {
     }
 }
 
-impl Cost {
-    /// True when `self` is measured like `budget` and is at most it.
-    pub fn fits_within(self, budget: Cost) -> bool {
-        match (self, budget) {
-            (Cost::Epsilon(a), Cost::Epsilon(b)) | (Cost::Rho(a), Cost::Rho(b)) => a <= b,
-            _ => false,
-        }
-    }
-}
-
 /// The total cost of a release whose tables are all evaluated on the same data, composed by
 /// opendp (`CompositionMeasure::compose`, the map of `make_composition`): in epsilon when every
 /// table is pure DP, otherwise in rho with pure-DP tables cast to zCDP first.
@@ -300,7 +299,7 @@ mod tests {
 
     #[test]
     fn opendp_version_matches_the_cargo_pin() {
-        let manifest = include_str!("../Cargo.toml");
+        let manifest = include_str!("../../Cargo.toml");
         assert!(manifest.contains(&format!("opendp = {{ version = \"={OPENDP_VERSION}\"")));
     }
 

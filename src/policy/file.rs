@@ -2,7 +2,7 @@
 //!
 //! Owns parsing only: every struct mirrors the TOML layout and rejects unknown fields, so a typo is
 //! an error rather than a silently ignored setting. Nothing here decides whether the values make
-//! sense; [`crate::plan::validate`] does that and is the only way to a [`crate::plan::Plan`].
+//! sense; [`super::validate`] does that and is the only way to a [`super::Plan`].
 //! Commands must never use these raw types directly.
 
 use std::collections::BTreeMap;
@@ -66,7 +66,7 @@ pub struct DatasetSection {
     pub name: String,
     pub privacy_unit: String,
     /// The dataset's total privacy budget across every release.
-    pub budget: Option<crate::ledger::Budget>,
+    pub budget: Option<crate::privacy::Budget>,
     /// The ledger file (default `ledger/<name>.jsonl` beside the policy file).
     pub ledger: Option<PathBuf>,
     /// The folder that holds this dataset's release folders (default `releases` beside the
@@ -151,7 +151,7 @@ fn suggest_field(message: &str) -> String {
         return String::new();
     };
     let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    crate::plan::did_you_mean(given, names)
+    super::names::did_you_mean(given, names)
 }
 
 #[cfg(test)]

@@ -23,8 +23,10 @@ pub trait Records {
 #[derive(Debug)]
 pub enum RecordError {
     Io(std::io::Error),
-    /// The input holds a `"` at this byte offset: only [`Quoted`] may read it.
-    Quote(u64),
+    /// The input holds a `"` at this byte offset: only [`Quoted`] may read it. (The caller
+    /// only needs to know that there is one; the offset shows, in the tests, that the splitter
+    /// stops exactly there.)
+    Quote(#[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))] u64),
     /// The csv crate found malformed CSV at this byte offset.
     Malformed {
         byte: u64,

@@ -1,0 +1,301 @@
+//! `safestat audit [--ledger FILE] [RELEASE_DIR...] [--json]`: verify everything an auditor
+//! cares about; exit 4 on any problem.
+//!
+//! Owns the checks an auditor relies on: the hash chain and every recomputed total (through
+//! [`Ledger::verify`]), the release folders that witness charges the ledger lacks, and each
+//! release folder against the ledger entries that paid for and published it, file by file, its
+//! manifest read back typed. Read-only: must never write to a ledger or a folder.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::budget::{BudgetReport, budget_report, ledger_files};
+use crate::console::print;
+use crate::error::Error;
+use crate::hash::sha256_hex;
+use crate::ledger::{ChargeAt, Ledger};
+use crate::output::{self, Manifest};
+use crate::privacy::short_number;
+
+/// One thing an audit found wrong.
+#[derive(Debug, Serialize)]
+struct Problem {
+    /// `ledger` or `release`.
+    scope: &'static str,
+    /// The ledger file or release folder.
+    path: String,
+    /// The ledger line, for ledger problems.
+    line: Option<usize>,
+    /// The file inside a release folder, where one is concerned.
+    file: Option<String>,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Unpublished {
+    ledger: String,
+    line: usize,
+    release_id: String,
+    version: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditReport {
+    ok: bool,
+    ledgers: Vec<BudgetReport>,
+    releases_checked: Vec<String>,
+    problems: Vec<Problem>,
+    /// Charges with no `published` entry: budget spent conservatively by an interrupted run.
+    /// Reported, not a failure.
+    unpublished_charges: Vec<Unpublished>,
+}
+
+/// `safestat audit`: exit 0 when everything holds, 4 otherwise.
+pub fn run(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), Error> {
+    let mut ledgers = Vec::new();
+    let mut report = AuditReport {
+        ok: false,
+        ledgers: Vec::new(),
+        releases_checked: dirs.iter().map(|d| d.display().to_string()).collect(),
+        problems: Vec::new(),
+        unpublished_charges: Vec::new(),
+    };
+    for path in ledger_files(flag)? {
+        let ledger = Ledger::read(&path)?;
+        check_ledger(&ledger, dirs, &mut report);
+        report.ledgers.push(budget_report(&ledger)?);
+        ledgers.push(ledger);
+    }
+    for dir in dirs {
+        for (file, message) in check_release_dir(dir, &ledgers) {
+            report.problems.push(Problem {
+                scope: "release",
+                path: dir.display().to_string(),
+                line: None,
+                file,
+                message,
+            });
+        }
+    }
+    report.ok = report.problems.is_empty();
+    if json {
+        let mut text = serde_json::to_string_pretty(&report).expect("serialising to memory");
+        text.push('\n');
+        print(&text)?;
+    } else {
+        print(&text(&report, &ledgers))?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(Error::AuditFailed(format!(
+            "{} problem(s) found",
+            report.problems.len()
+        )))
+    }
+}
+
+/// A ledger's own problems (chain, totals, budget, a torn line), the folders that prove charges
+/// it lacks, and its unpublished charges (notes, not problems).
+fn check_ledger(ledger: &Ledger, dirs: &[PathBuf], report: &mut AuditReport) {
+    let path = ledger.path.display().to_string();
+    for f in ledger.verify().into_iter().chain(ledger.torn_finding()) {
+        report.problems.push(Problem {
+            scope: "ledger",
+            path: path.clone(),
+            line: Some(f.line),
+            file: None,
+            message: f.message,
+        });
+    }
+    let beside_dirs: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect();
+    for missing in ledger.missing_witnessed_charges(&beside_dirs) {
+        report.problems.push(Problem {
+            scope: "ledger",
+            path: path.clone(),
+            line: None,
+            file: None,
+            message: format!(
+                "release folder `{}`: release `{}` version {} was paid at ledger line {} (its manifest names that line's hash), but the ledger lacks that line: lines were cut from its end or the ledger was replaced",
+                missing.folder.display(),
+                missing.release_id,
+                missing.version,
+                missing.seq
+            ),
+        });
+    }
+    for c in ledger.unpublished_charges() {
+        report.unpublished_charges.push(Unpublished {
+            ledger: path.clone(),
+            line: c.line,
+            release_id: c.charge.release_id.clone(),
+            version: c.charge.version,
+        });
+    }
+}
+
+/// The report for people.
+fn text(report: &AuditReport, ledgers: &[Ledger]) -> String {
+    let mut r = String::new();
+    for (l, ledger) in report.ledgers.iter().zip(ledgers) {
+        let _ = writeln!(
+            r,
+            "ledger {}: {} entries checked, {} releases, {}={} spent",
+            l.ledger,
+            ledger.lines.len(),
+            l.releases.len(),
+            l.unit.as_deref().unwrap_or("cost"),
+            short_number(l.spent)
+        );
+    }
+    for d in &report.releases_checked {
+        let _ = writeln!(r, "release folder {d} checked");
+    }
+    for u in &report.unpublished_charges {
+        let _ = writeln!(
+            r,
+            "note: {} line {}: `{}` version {} was charged but never published (an interrupted run; its budget stays spent)",
+            u.ledger, u.line, u.release_id, u.version
+        );
+    }
+    for p in &report.problems {
+        let at = match (p.line, &p.file) {
+            (Some(line), _) => format!("{} line {line}", p.path),
+            (None, Some(f)) => format!("{}/{f}", p.path),
+            (None, None) => p.path.clone(),
+        };
+        let _ = writeln!(r, "PROBLEM {at}: {}", p.message);
+    }
+    let _ = writeln!(
+        r,
+        "{}",
+        if report.ok {
+            "audit passed".to_string()
+        } else {
+            format!("audit FAILED: {} problem(s)", report.problems.len())
+        }
+    );
+    r
+}
+
+/// Checks one release folder against the ledgers; returns (file, message) per problem.
+fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let bytes = match std::fs::read(dir.join("manifest.json")) {
+        Ok(b) => b,
+        Err(e) => {
+            out.push((
+                Some("manifest.json".into()),
+                format!("cannot read the manifest: {e}"),
+            ));
+            return out;
+        }
+    };
+    let m: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            out.push((
+                Some("manifest.json".into()),
+                format!("not a safestat manifest: {e}"),
+            ));
+            return out;
+        }
+    };
+    let (id, version, dataset) = (&m.release.id, m.release.version, &m.dataset);
+    let Some(ledger) = ledgers
+        .iter()
+        .find(|l| l.identity().is_some_and(|(d, _)| d == dataset))
+    else {
+        out.push((None, format!("no ledger given holds dataset `{dataset}`")));
+        return out;
+    };
+    let Some(charge) = ledger
+        .charges()
+        .find(|c| c.charge.release_id == *id && c.charge.version == version)
+    else {
+        out.push((None, format!("the ledger has no charge for `{id}` version {version}: published without being paid for")));
+        return out;
+    };
+    out.extend(manifest_against_charge(&m, ledger, charge));
+    out.extend(files_against_publication(dir, &bytes, ledger, charge));
+    if let Err((file, why)) = output::read_published(dir) {
+        out.push((file, format!("does not match its own manifest: {why}")));
+    }
+    for n in output::unlisted_files(dir, &m) {
+        out.push((Some(n), "not listed in the manifest".into()));
+    }
+    out
+}
+
+/// The manifest says what its charge says: the charge line (sequence number and hash, which
+/// binds the release to the inputs' fingerprints), the plan, the cost and the tables.
+fn manifest_against_charge(
+    m: &Manifest,
+    ledger: &Ledger,
+    ChargeAt { line, seq, charge }: ChargeAt,
+) -> Vec<(Option<String>, String)> {
+    let charge_sha = sha256_hex(&ledger.lines[line - 1].0);
+    let mut differs = Vec::new();
+    if m.ledger.charge_seq != seq || m.ledger.charge_sha256 != charge_sha {
+        differs.push("its ledger charge (sequence number or line hash; the charge or the manifest was edited)");
+    }
+    if m.policy.plan_sha256 != charge.plan_sha256 {
+        differs.push("the plan's hash");
+    }
+    if m.ledger.charged != charge.cost {
+        differs.push("the release cost");
+    }
+    if !m
+        .tables
+        .iter()
+        .map(|t| &t.name)
+        .eq(charge.tables.iter().map(|t| &t.name))
+    {
+        differs.push("the list of tables");
+    }
+    differs
+        .into_iter()
+        .map(|what| {
+            (
+                Some("manifest.json".to_string()),
+                format!("{what} differs from ledger line {line}"),
+            )
+        })
+        .collect()
+}
+
+/// The manifest and every output are as the ledger's `published` entry recorded them.
+fn files_against_publication(
+    dir: &Path,
+    manifest_bytes: &[u8],
+    ledger: &Ledger,
+    charge: ChargeAt,
+) -> Vec<(Option<String>, String)> {
+    let Some(publication) = ledger.publication_of(charge.seq) else {
+        return vec![(
+            None,
+            format!(
+                "ledger line {} charged this release but no `published` entry records it (the next release of this dataset records it)",
+                charge.line
+            ),
+        )];
+    };
+    let mut out = Vec::new();
+    let altered = "altered since publication (hash differs from the ledger)";
+    if publication.manifest_sha256 != sha256_hex(manifest_bytes) {
+        out.push((Some("manifest.json".into()), altered.into()));
+    }
+    for o in &publication.outputs {
+        match std::fs::read(dir.join(&o.path)) {
+            Ok(b) if sha256_hex(&b) == o.sha256 => {}
+            Ok(_) => out.push((Some(o.path.clone()), altered.into())),
+            Err(_) => out.push((Some(o.path.clone()), "missing".into())),
+        }
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! `safestat budget [--ledger FILE] [--json]`: spent and remaining budget per dataset.
+//!
+//! Read-only. Exits 4 when a ledger fails verification (its figures cannot be trusted). Also
+//! owns what `audit` reports per ledger ([`BudgetReport`]) and which ledgers both read.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::console::print;
+use crate::error::Error;
+use crate::ledger::{Ledger, LedgerError};
+use crate::privacy::{Budget, short_number};
+
+/// The ledgers to read: the one given, else every `ledger/*.jsonl` under the current folder.
+pub(super) fn ledger_files(flag: Option<PathBuf>) -> Result<Vec<PathBuf>, Error> {
+    if let Some(f) = flag {
+        if !f.exists() {
+            return Err(Error::Usage(format!(
+                "ledger `{}` does not exist",
+                f.display()
+            )));
+        }
+        return Ok(vec![f]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir("ledger")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Usage(
+            "no ledger found in `ledger/`; give one with --ledger FILE (or SAFESTAT_LEDGER)".into(),
+        ));
+    }
+    Ok(files)
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ReleaseLine {
+    release_id: String,
+    version: u32,
+    line: usize,
+    cost: f64,
+    published: bool,
+}
+
+/// One ledger's figures, as `budget --json` and `audit --json` print them.
+#[derive(Debug, Serialize)]
+pub(super) struct BudgetReport {
+    pub ledger: String,
+    dataset: Option<String>,
+    accounting: Option<String>,
+    budget: Option<Budget>,
+    pub unit: Option<String>,
+    pub spent: f64,
+    /// For (epsilon, delta) accounting: the epsilon the spent rho amounts to at the budget's delta.
+    spent_epsilon_at_delta: Option<f64>,
+    /// The budget left in `unit` (for (epsilon, delta): the rho that still converts within it).
+    remaining: Option<f64>,
+    pub releases: Vec<ReleaseLine>,
+    verified: bool,
+}
+
+pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError> {
+    let verified = ledger.verify().is_empty() && ledger.torn_finding().is_none();
+    let releases = ledger
+        .charges()
+        .map(|c| ReleaseLine {
+            release_id: c.charge.release_id.clone(),
+            version: c.charge.version,
+            line: c.line,
+            cost: c.charge.cost,
+            published: ledger.publication_of(c.seq).is_some(),
+        })
+        .collect();
+    let mut report = BudgetReport {
+        ledger: ledger.path.display().to_string(),
+        dataset: None,
+        accounting: None,
+        budget: None,
+        unit: None,
+        spent: 0.0,
+        spent_epsilon_at_delta: None,
+        remaining: None,
+        releases,
+        verified,
+    };
+    if let Some((dataset, budget)) = ledger.identity() {
+        let acc = budget
+            .accounting()
+            .map_err(|e| LedgerError::Accounting(crate::privacy::AccountingError(e)))?;
+        let spent = ledger.spent(&acc)?;
+        report.dataset = Some(dataset.to_string());
+        report.accounting = Some(acc.name().to_string());
+        report.budget = Some(*budget);
+        report.unit = Some(acc.unit().to_string());
+        report.spent = spent;
+        report.spent_epsilon_at_delta = acc.approx_epsilon(spent)?;
+        report.remaining = Some((acc.capacity()? - spent).max(0.0));
+    }
+    Ok(report)
+}
+
+/// `safestat budget`: exits 4 when a ledger fails verification (its figures cannot be trusted).
+pub fn run(flag: Option<PathBuf>, json: bool) -> Result<(), Error> {
+    let mut reports = Vec::new();
+    for path in ledger_files(flag)? {
+        reports.push(budget_report(&Ledger::read(&path)?)?);
+    }
+    if json {
+        let mut text = serde_json::to_string_pretty(&reports).expect("serialising to memory");
+        text.push('\n');
+        print(&text)?;
+    } else {
+        print(&reports.iter().map(text).collect::<String>())?;
+    }
+    if reports.iter().all(|b| b.verified) {
+        Ok(())
+    } else {
+        Err(Error::AuditFailed(
+            "a ledger fails verification; its figures cannot be trusted (run `safestat audit`)"
+                .into(),
+        ))
+    }
+}
+
+/// One ledger's figures for people.
+fn text(b: &BudgetReport) -> String {
+    let mut r = String::new();
+    let Some(dataset) = &b.dataset else {
+        let _ = writeln!(r, "{}: no charges yet", b.ledger);
+        return r;
+    };
+    let unit = b.unit.as_deref().unwrap_or("");
+    let budget = b.budget.and_then(|x| x.accounting().ok());
+    let _ = writeln!(r, "dataset `{dataset}` (ledger {})", b.ledger);
+    let _ = writeln!(
+        r,
+        "  accounting  {}",
+        budget.map(|a| a.describe()).unwrap_or_default()
+    );
+    let mut spent = format!("{unit}={}", short_number(b.spent));
+    if let (Some(e), Some(d)) = (b.spent_epsilon_at_delta, b.budget.and_then(|x| x.delta)) {
+        let _ = write!(spent, " (epsilon={} at delta={d:e})", short_number(e));
+    }
+    let _ = writeln!(r, "  spent       {spent}");
+    let _ = writeln!(
+        r,
+        "  remaining   {unit}={}",
+        short_number(b.remaining.unwrap_or(0.0))
+    );
+    let _ = writeln!(r, "  releases    {}", b.releases.len());
+    for rel in &b.releases {
+        let _ = writeln!(
+            r,
+            "    {:<24} v{:<3} {unit}={:<12} {}",
+            rel.release_id,
+            rel.version,
+            short_number(rel.cost),
+            if rel.published {
+                "published"
+            } else {
+                "charged, never published"
+            }
+        );
+    }
+    if !b.verified {
+        let _ = writeln!(
+            r,
+            "  WARNING: this ledger fails verification; run `safestat audit`"
+        );
+    }
+    r
+}

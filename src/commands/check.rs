@@ -1,0 +1,74 @@
+//! `safestat check POLICY`: validate a policy and every value of every input it names.
+//!
+//! Spends nothing and draws nothing. Shows the officer the exact number of rows and units per
+//! input (never written into a release), and never an exact cell.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::describe;
+use crate::console::print;
+use crate::error::Error;
+use crate::input::{self, ReadOptions};
+use crate::policy::{self, InputKind};
+use crate::protect;
+
+/// `safestat check POLICY`: validates the policy and every value of every input.
+pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
+    let plan = policy::load(policy)?;
+    protect::calibrate(&plan)?;
+    let results = input::read_all(&plan, options)?.results;
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "policy `{}` is valid: release `{}`, dataset `{}`",
+        policy.display(),
+        plan.release_id,
+        plan.dataset
+    );
+    let _ = writeln!(
+        r,
+        "inputs (exact counts, for your eyes only; never published):"
+    );
+    for (spec, res) in plan.inputs.iter().zip(&results) {
+        let kind = match &spec.kind {
+            InputKind::Microdata => format!(
+                "microdata, {} distinct `{}`",
+                res.units.unwrap_or(0),
+                plan.privacy_unit
+            ),
+            InputKind::Aggregated { count_column, .. } => {
+                format!("aggregated, counts in `{count_column}`")
+            }
+        };
+        let _ = writeln!(
+            r,
+            "  {:<12} {}: {} rows, {kind}; every value valid",
+            spec.name,
+            spec.path.display(),
+            res.rows
+        );
+    }
+    let _ = writeln!(r, "tables:");
+    for t in &plan.tables {
+        let dims: Vec<&str> = t
+            .dims
+            .iter()
+            .map(|&d| plan.dimensions[d].name.as_str())
+            .collect();
+        let _ = writeln!(
+            r,
+            "  {:<28} {:<26} by [{}], {} cells, {}",
+            t.name,
+            describe::statistic(t),
+            dims.join(", "),
+            plan.table_cells(t),
+            describe::bounds(&plan, t)
+        );
+    }
+    let _ = writeln!(
+        r,
+        "nothing was spent; run `safestat plan` for costs and accuracy"
+    );
+    print(&r)
+}

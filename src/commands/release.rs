@@ -1,0 +1,445 @@
+//! `safestat release POLICY`: the one command that both begins a ledger transaction and applies
+//! a protection, and so the one path on which noise is drawn and budget is spent.
+//!
+//! Reads as the pipeline of ARCHITECTURE.md: load and validate the plan, calibrate the
+//! mechanisms (no data), read and bound the inputs, begin the ledger transaction (lock, verify,
+//! roll forward, decide, charge), and only then draw noise, post-process on noisy values, write
+//! the folder atomically and record the publication.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::console::{self, print};
+use crate::error::Error;
+use crate::hash::sha256_hex;
+use crate::input::{self, InputData, ReadOptions};
+use crate::ledger::TableCharge;
+use crate::ledger::transaction::{self, Begun, Charged, Request};
+use crate::output::{
+    self, Bounds, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger, ManifestRelease,
+    PolicyEntry, PublishedTable, RngInfo, SensitivityEntry, Suppression, TableEntry, ToolInfo,
+    TotalCost,
+};
+use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
+use crate::privacy::{Cost, Mechanism};
+use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
+use crate::protect::postprocess::finish_cells;
+use crate::protect::{self, NoiseMechanism, dp};
+
+/// What `release` was asked, as the command line says it.
+pub struct ReleaseArgs {
+    pub policy: PathBuf,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub ledger: Option<PathBuf>,
+    pub new_version: bool,
+    pub read: ReadOptions,
+}
+
+/// Where contribution bounding's random choices come from.
+const BOUNDING_RNG: &str = "rand StdRng (ChaCha12) seeded from the operating system: row priorities, and the secret 128-bit keys of the keyed mix (SplitMix64 finaliser) that gives count_units cell priorities";
+const COMPOSITION: &str = "opendp CompositionMeasure::compose (basic sequential composition); pure-DP tables cast to zCDP with make_pureDP_to_zCDP when any table is zCDP";
+
+/// `safestat release`: the pipeline. Nothing is drawn before the charge is on disk.
+pub fn run(args: ReleaseArgs) -> Result<(), Error> {
+    let plan = policy::load(&args.policy)?;
+    let mechanisms = protect::calibrate(&plan)?;
+    let (tables, cost) = charges(&plan, &mechanisms)?;
+    // Read (and fingerprint) the inputs before the ledger is locked: no noise yet, and the
+    // fingerprints decide whether this is a re-run.
+    let mut exact = input::read_all(&plan, &args.read)?;
+    let ledger_file = args.ledger.unwrap_or_else(|| plan.ledger.clone());
+    let request = Request {
+        plan: &plan,
+        inputs: exact.fingerprints(&plan),
+        tables,
+        cost,
+        new_version: args.new_version,
+        out: args.out.as_deref(),
+    };
+    let charged = match transaction::begin(&ledger_file, request)? {
+        Begun::AlreadyReleased {
+            version,
+            dir,
+            notes,
+        } => {
+            console::notes(&notes);
+            return print(&format!(
+                "already released: `{}` version {version} is in {} and matches the ledger; nothing drawn, nothing charged\n",
+                plan.release_id,
+                dir.display()
+            ));
+        }
+        Begun::Charged(charged) => charged,
+    };
+    console::notes(&charged.notes);
+    // Only now, with the charge on disk: noise, then post-processing on noisy values only.
+    let (mut files, summary) = draw_tables(&plan, &mechanisms, &mut exact, args.json)?;
+    drop(exact);
+    let manifest = build_manifest(
+        &plan,
+        &args.policy,
+        &mechanisms,
+        &charged,
+        &files,
+        summary.entries,
+    )?;
+    let outputs = manifest.outputs.clone();
+    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialising to memory");
+    manifest_bytes.push(b'\n');
+    let manifest_sha256 = sha256_hex(&manifest_bytes);
+    files.push(("manifest.json".to_string(), manifest_bytes));
+    output::write_folder_atomically(&charged.out_dir, &files)?;
+    let report = report(
+        &plan,
+        &mechanisms,
+        &charged,
+        &ledger_file,
+        &summary.text,
+        &summary.notes,
+    )?;
+    charged.publish(&plan, manifest_sha256, outputs)?;
+    print(&report)
+}
+
+/// Each table's cost (as opendp maps it, and in the ledger's unit) and the release's, composed.
+fn charges(plan: &Plan, mechanisms: &[NoiseMechanism]) -> Result<(Vec<TableCharge>, f64), Error> {
+    let acc = plan.accounting;
+    let tables = plan
+        .tables
+        .iter()
+        .zip(mechanisms)
+        .map(|(t, m)| {
+            Ok(TableCharge {
+                name: t.name.clone(),
+                cost: m.cost()?,
+                charged: m.charge(&acc)?,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let cost = acc.compose(tables.iter().map(|c| c.charged).collect())?;
+    Ok((tables, cost))
+}
+
+/// The summary printed once the release is written.
+fn report(
+    plan: &Plan,
+    mechanisms: &[NoiseMechanism],
+    charged: &Charged,
+    ledger_file: &Path,
+    table_lines: &str,
+    notes: &[String],
+) -> Result<String, Error> {
+    let acc = plan.accounting;
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "released `{}` version {} to {}",
+        plan.release_id,
+        charged.version,
+        charged.out_dir.display()
+    );
+    let _ = writeln!(
+        r,
+        "  {:<28} {:>6} {:>11}  {:<18} {:<22} {:>8}",
+        "table", "cells", "suppressed", "mechanism", "cost", "margin"
+    );
+    r.push_str(table_lines);
+    let total = dp::compose(&mechanisms.iter().collect::<Vec<_>>())?;
+    let paid = if charged.resumed {
+        format!(
+            "paid {} at ledger line {} by the interrupted run; charged nothing now",
+            acc.amount(charged.cost),
+            charged.seq
+        )
+    } else {
+        format!("charged {}", acc.amount(charged.cost))
+    };
+    let _ = writeln!(
+        r,
+        "total cost: {total} (composed by opendp); {paid} to `{}`, {} spent of {}",
+        ledger_file.display(),
+        acc.amount(charged.total_after),
+        acc.describe()
+    );
+    for note in notes {
+        let _ = writeln!(r, "{note}");
+    }
+    let _ = writeln!(
+        r,
+        "manifest: {}",
+        charged.out_dir.join("manifest.json").display()
+    );
+    Ok(r)
+}
+
+/// The summary lines, the manifest's table entries and notes for the officer.
+struct Summary {
+    text: String,
+    entries: Vec<TableEntry>,
+    notes: Vec<String>,
+}
+
+/// Draws every table's noise (the exact cells are dropped as soon as it is added), post-processes
+/// the noisy values and formats the files.
+fn draw_tables(
+    plan: &Plan,
+    mechs: &[NoiseMechanism],
+    data: &mut InputData,
+    json: bool,
+) -> Result<(output::Files, Summary), Error> {
+    let mut files: output::Files = Vec::new();
+    let mut summary = Summary {
+        text: String::new(),
+        entries: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (spec, result) in plan.inputs.iter().zip(&data.results) {
+        if result.rows == 0 {
+            summary.notes.push(format!(
+                "warning: input `{}` has no rows: its tables are noise only",
+                spec.name
+            ));
+        }
+    }
+    for (i, (t, m)) in plan.tables.iter().zip(mechs).enumerate() {
+        let exact = data.take_exact(i);
+        let noisy = m.invoke(&exact)?;
+        drop(exact);
+        let (cells, suppressed) =
+            finish_cells(noisy, t.statistic.is_non_negative(), t.suppress_below);
+        let moe = m.margin_of_error(t.confidence)?;
+        let table = PublishedTable {
+            name: &t.name,
+            dimensions: t
+                .dims
+                .iter()
+                .map(|&d| plan.dimensions[d].name.as_str())
+                .collect(),
+            categories: t
+                .dims
+                .iter()
+                .map(|&d| plan.dimensions[d].categories.as_slice())
+                .collect(),
+            cells: &cells,
+            margin_of_error: moe,
+            confidence: t.confidence,
+        };
+        let mut names = vec![format!("{}.csv", t.name)];
+        files.push((names[0].clone(), table.to_csv()));
+        if json {
+            names.push(format!("{}.json", t.name));
+            files.push((names[1].clone(), table.to_json()));
+        }
+        let cost = m.cost()?;
+        let _ = writeln!(
+            summary.text,
+            "  {:<28} {:>6} {:>11}  {:<18} {:<22} {:>8}",
+            t.name,
+            cells.len(),
+            suppressed,
+            t.mechanism.to_string(),
+            cost.to_string(),
+            format!("±{moe} ({}%)", t.confidence * 100.0)
+        );
+        if !plan.bounds_enforced(t) {
+            summary.notes.push(format!(
+                "note: `{}` reads pre-counted input: it is differentially private only if the declared bound holds (safestat cannot enforce it)",
+                t.name
+            ));
+        }
+        summary.entries.push(table_entry(
+            plan,
+            t,
+            m,
+            cost,
+            names,
+            cells.len(),
+            suppressed,
+            moe,
+        ));
+    }
+    Ok((files, summary))
+}
+
+fn build_manifest(
+    plan: &Plan,
+    policy: &Path,
+    mechs: &[NoiseMechanism],
+    paid: &Charged,
+    files: &[(String, Vec<u8>)],
+    tables: Vec<TableEntry>,
+) -> Result<Manifest, Error> {
+    let acc = plan.accounting;
+    let total = dp::compose(&mechs.iter().collect::<Vec<_>>())?;
+    Ok(Manifest {
+        manifest_format: output::MANIFEST_FORMAT,
+        release: ManifestRelease {
+            id: plan.release_id.clone(),
+            version: paid.version,
+            title: plan.title.clone(),
+        },
+        dataset: plan.dataset.clone(),
+        privacy_unit: plan.privacy_unit.clone(),
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        tool: ToolInfo {
+            name: "safestat".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            opendp_version: OPENDP_VERSION.into(),
+        },
+        rng: RngInfo {
+            noise: NOISE_RNG.into(),
+            contribution_bounding: BOUNDING_RNG.into(),
+        },
+        policy: PolicyEntry {
+            file: policy
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: plan.policy_sha256.clone(),
+            plan_sha256: plan.plan_sha256.clone(),
+        },
+        inputs: plan
+            .inputs
+            .iter()
+            .map(|spec| InputEntry {
+                name: spec.name.clone(),
+                kind: match spec.kind {
+                    InputKind::Microdata => "microdata",
+                    InputKind::Aggregated { .. } => "aggregated",
+                }
+                .into(),
+                contribution_bounds: match spec.kind {
+                    InputKind::Microdata => "enforced",
+                    InputKind::Aggregated { .. } => "declared",
+                }
+                .into(),
+            })
+            .collect(),
+        tables,
+        total_cost: total_cost(total),
+        ledger: ManifestLedger {
+            accounting: acc.name().into(),
+            budget: plan.budget,
+            charge_seq: paid.seq,
+            charge_sha256: paid.charge_sha256.clone(),
+            unit: acc.unit().into(),
+            charged: paid.cost,
+            total_after: paid.total_after,
+        },
+        outputs: files
+            .iter()
+            .map(|(name, bytes)| FileHash {
+                path: name.clone(),
+                sha256: sha256_hex(bytes),
+            })
+            .collect(),
+    })
+}
+
+fn total_cost(total: Cost) -> TotalCost {
+    let (measure, epsilon, rho) = total.parts();
+    TotalCost {
+        measure: measure.into(),
+        epsilon,
+        rho,
+        delta: 0.0,
+        composition: COMPOSITION.into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn table_entry(
+    plan: &Plan,
+    t: &TableSpec,
+    m: &NoiseMechanism,
+    cost: Cost,
+    files: Vec<String>,
+    cells: usize,
+    suppressed: usize,
+    moe: i64,
+) -> TableEntry {
+    let (column, clamp) = match &t.statistic {
+        Statistic::Sum { column, lo, hi, .. } => (Some(column.clone()), Some([*lo, *hi])),
+        _ => (None, None),
+    };
+    let status = plan.bounds_status(t).to_string();
+    let contribution_bounds = match t.statistic.bound() {
+        Bound::Cells(c) => Bounds {
+            status: status.clone(),
+            max_cells_per_unit: Some(c),
+            max_rows_per_unit: None,
+            max_rows_per_cell: None,
+        },
+        Bound::Rows { per_unit, per_cell } => Bounds {
+            status,
+            max_cells_per_unit: None,
+            max_rows_per_unit: Some(per_unit),
+            max_rows_per_cell: Some(per_cell),
+        },
+    };
+    let computed_by = match (t.mechanism, cost) {
+        (Mechanism::Laplace, Cost::Epsilon(_)) => "opendp make_laplace privacy map",
+        (Mechanism::Laplace, Cost::Rho(_)) => {
+            "opendp make_pureDP_to_zCDP(make_laplace) privacy map"
+        }
+        (Mechanism::Gaussian, _) => "opendp make_gaussian privacy map",
+    };
+    let (protection, guarantee) = if plan.bounds_enforced(t) {
+        (
+            "differential_privacy",
+            format!(
+                "{cost} differential privacy for every {}: safestat enforced the contribution bounds",
+                plan.privacy_unit
+            ),
+        )
+    } else {
+        (
+            "differential_privacy_if_declared_bounds_hold",
+            format!(
+                "{cost} differential privacy for every {} only if the declared contribution bounds hold: the input was counted elsewhere and safestat could not enforce them",
+                plan.privacy_unit
+            ),
+        )
+    };
+    let mut post_processing = Vec::new();
+    if t.statistic.is_non_negative() {
+        post_processing.push("negative noisy values clamped to 0".to_string());
+    }
+    TableEntry {
+        name: t.name.clone(),
+        files,
+        input: plan.inputs[t.input].name.clone(),
+        statistic: t.statistic.name().into(),
+        column,
+        clamp,
+        dimensions: t
+            .dims
+            .iter()
+            .map(|&d| plan.dimensions[d].name.clone())
+            .collect(),
+        cells,
+        protection: protection.into(),
+        guarantee,
+        contribution_bounds,
+        mechanism: t.mechanism,
+        sensitivity: SensitivityEntry {
+            norm: t.mechanism.norm().name().into(),
+            value: m.d_in,
+        },
+        noise_scale: m.scale,
+        privacy_cost: CostEntry::new(cost, t.cost, t.cost_source, computed_by),
+        confidence: t.confidence,
+        margin_of_error: moe,
+        post_processing,
+        suppression: Suppression {
+            rule: format!(
+                "a cell whose published (noisy) value is below {} is shown as suppressed",
+                t.suppress_below
+            ),
+            threshold: t.suppress_below,
+            decided_on: "noisy values".into(),
+            cells_suppressed: suppressed,
+        },
+    }
+}

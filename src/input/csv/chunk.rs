@@ -1,0 +1,184 @@
+//! One reader's work on its chunk of the file: count its own units' rows, hand the others' to
+//! their owners; and the reading of pre-counted (aggregated) input.
+
+use super::*;
+
+/// Rows a reader collects for another reader's units before handing them over.
+pub(super) const HANDOVER_ROWS: usize = 4096;
+/// Rows a reader collects for its own units before counting them.
+pub(super) const LOCAL_ROWS: usize = 256;
+/// One reader's links to the others: its inbox, and an outbox to every other reader (`None` at
+/// its own place).
+pub(super) struct Links {
+    pub(super) me: usize,
+    pub(super) inbox: Receiver<Batch>,
+    pub(super) outboxes: Vec<Option<Sender<Batch>>>,
+}
+
+/// Links for `n` readers, each able to send to every other.
+pub(super) fn links(n: usize) -> Vec<Links> {
+    let (senders, inboxes): (Vec<_>, Vec<_>) = (0..n).map(|_| channel::<Batch>()).unzip();
+    inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(me, inbox)| Links {
+            me,
+            inbox,
+            outboxes: senders
+                .iter()
+                .enumerate()
+                .map(|(o, s)| (o != me).then(|| s.clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Reads the rows in `[start, end)`. Every reader owns the units in one hash range
+/// ([`range_of`]): it counts its own units' rows and hands the others' over, in batches, to their
+/// owners, counting what it is handed in between. So each unit is bounded by exactly one reader,
+/// with no merging afterwards, and a reader's table holds only its own units. Gives up with
+/// [`ChunkError::OverMemory`] once its units need more than `memory_limit` bytes. When another
+/// reader has failed it goes on only checking its rows, so that the error reported is the
+/// first in the file whatever the timing.
+pub(super) fn read_chunk(
+    pass: Pass,
+    start: u64,
+    end: u64,
+    links: Links,
+    expected_units: usize,
+    memory_limit: u64,
+) -> Result<Counted, ChunkError> {
+    let Pass {
+        layout,
+        hasher,
+        keys,
+        ..
+    } = pass;
+    let Links {
+        me,
+        inbox,
+        outboxes,
+    } = links;
+    let tables = layout.tables.len();
+    if layout.unit_column.is_none() {
+        drop(outboxes);
+        return read_aggregated(pass, start, end);
+    }
+    let mut rng = StdRng::from_entropy();
+    let mut units = Units::new(layout, keys, expected_units, memory_limit);
+    let mut local = Batch::new(tables, LOCAL_ROWS);
+    let mut outgoing: Vec<Batch> = outboxes
+        .iter()
+        .map(|o| Batch::new(tables, if o.is_some() { HANDOVER_ROWS } else { 0 }))
+        .collect();
+    let mut aborted = false;
+    let mut inbox = Some(inbox);
+    let send = |to: usize, batch: Batch| {
+        let outbox = outboxes[to].as_ref().expect("never sent to itself");
+        outbox.send(batch).is_ok()
+    };
+    let (rows, problems) = scan_rows(pass, start, end, |row| {
+        if aborted {
+            return Ok(());
+        }
+        if !row.clean {
+            // A bad row: nothing will be released, so stop bounding (and stop taking the
+            // other readers' rows, which tells them to stop too); only check the rest.
+            aborted = true;
+            inbox = None;
+            return Ok(());
+        }
+        let id = row.unit.expect("microdata rows have a unit");
+        let hash = hasher.hash_one(id);
+        let owner = range_of(hash, outgoing.len());
+        if owner == me {
+            local.push(id, hash, rng.r#gen(), row.cells, row.values);
+            if local.len() == LOCAL_ROWS {
+                units.absorb(&local)?;
+                local.clear();
+                for batch in inbox.iter().flat_map(Receiver::try_iter) {
+                    units.absorb(&batch)?;
+                }
+            }
+        } else {
+            let batch = &mut outgoing[owner];
+            batch.push(id, hash, rng.r#gen(), row.cells, row.values);
+            if batch.len() == HANDOVER_ROWS {
+                aborted = !send(
+                    owner,
+                    std::mem::replace(batch, Batch::new(tables, HANDOVER_ROWS)),
+                );
+            }
+        }
+        Ok(())
+    })?;
+    if !problems.is_empty() {
+        return Err(ChunkError::Rows(problems));
+    }
+    if aborted {
+        return Err(ChunkError::Aborted);
+    }
+    units.absorb(&local)?;
+    for (owner, batch) in outgoing.into_iter().enumerate() {
+        if owner != me && batch.len() > 0 && !send(owner, batch) {
+            return Err(ChunkError::Aborted);
+        }
+    }
+    drop(outboxes);
+    // Every other reader drops its outboxes when done, which ends this.
+    for batch in inbox.expect("kept while no row was bad").iter() {
+        units.absorb(&batch)?;
+    }
+    Ok(Counted {
+        units: units.len() as u64,
+        exact: units.bounder.finish(),
+        rows,
+    })
+}
+
+/// Reads the rows in `[start, end)` of an aggregated input, adding up each cell's counts. Two
+/// rows for the same cell are an error unless the policy says they add up: a subtotal row, or a
+/// value folded into a declared cell by `[catch_all]`, would otherwise count its people twice
+/// and break the declared bound.
+pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkError> {
+    let layout = pass.layout;
+    let mut exact: Vec<Vec<i128>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
+    let mut first: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut duplicates = 0u64;
+    let (rows, problems) = scan_rows(pass, start, end, |row| {
+        let n = row.count.expect("aggregated rows have a count");
+        if !layout.add_duplicates {
+            if let Some(&earlier) = first.get(row.key) {
+                duplicates += 1;
+                // Only the first duplicate is described (one pass over the file for its line).
+                let message = if duplicates > 1 {
+                    String::new()
+                } else {
+                    format!(
+                        "a second row for the cell {} (first at line {}); a pre-counted input has one row per cell. If its rows are meant to add up, set `duplicates = \"add\"` on the input",
+                        describe_cell(layout, row.key),
+                        line_of(pass.path, earlier)
+                    )
+                };
+                return Err(ChunkError::Row {
+                    field: None,
+                    group: "duplicate cell".into(),
+                    message,
+                });
+            }
+            first.insert(row.key.to_vec(), row.byte);
+        }
+        for (t, &cell) in row.cells.iter().enumerate() {
+            exact[t][cell as usize] += i128::from(n);
+        }
+        Ok(())
+    })?;
+    if !problems.is_empty() {
+        return Err(ChunkError::Rows(problems));
+    }
+    Ok(Counted {
+        exact,
+        rows,
+        units: 0,
+    })
+}

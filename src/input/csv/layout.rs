@@ -1,0 +1,309 @@
+//! Where everything is in an input's rows: the columns each table reads, and category values
+//! found as small integer codes (after Unicode NFC, never from bytes that are not UTF-8).
+
+use super::*;
+
+/// Looks up a category value's code, applying the dimension's catch-all. Runs for every
+/// dimension of every row, so values of up to [`CATEGORY_KEY`] bytes are found as five integers
+/// ([`category_words`]) in a small open-addressing table, with no string hashing or comparison.
+pub(super) struct CategoryIndex {
+    /// At most a quarter full, a power of two long; `None` is empty.
+    pub(super) short: Vec<Option<([u64; 5], u32)>>,
+    /// Values longer than [`CATEGORY_KEY`] bytes.
+    pub(super) long: HashMap<Box<[u8]>, u32>,
+    pub(super) catch_all: Option<u32>,
+    pub(super) name: String,
+    pub(super) declared: String,
+    pub(super) labels: Vec<String>,
+}
+
+/// The longest category value [`CategoryIndex`] finds as integers.
+pub(super) const CATEGORY_KEY: usize = 32;
+/// A category value of up to [`CATEGORY_KEY`] bytes as five words, one-to-one: up to
+/// [`INLINE_KEY`] bytes its [`key_words`] and zeros; beyond that four (possibly overlapping)
+/// unaligned loads and the length (never zero).
+pub(super) fn category_words(value: &[u8]) -> [u64; 5] {
+    let n = value.len();
+    if n <= INLINE_KEY {
+        let [a, b] = key_words(value);
+        return [a, b, 0, 0, 0];
+    }
+    let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    [word(0), word(8), word(n - 16), word(n - 8), n as u64]
+}
+
+impl CategoryIndex {
+    pub(super) fn new(dim: &Dimension) -> CategoryIndex {
+        let size = (dim.categories.len() * 4).next_power_of_two().max(8);
+        let mut index = CategoryIndex {
+            short: vec![None; size],
+            long: HashMap::new(),
+            catch_all: dim.catch_all,
+            name: dim.name.clone(),
+            declared: dim.categories.join(", "),
+            labels: dim.categories.clone(),
+        };
+        for (code, c) in dim.categories.iter().enumerate() {
+            let (value, code) = (c.as_bytes(), code as u32);
+            if value.len() > CATEGORY_KEY {
+                index.long.insert(value.into(), code);
+                continue;
+            }
+            let key = category_words(value);
+            let mut i = index.home(&key);
+            while index.short[i].is_some() {
+                i = (i + 1) & (size - 1);
+            }
+            index.short[i] = Some((key, code));
+        }
+        index
+    }
+
+    pub(super) fn home(&self, key: &[u64; 5]) -> usize {
+        let mixed = (key[0] ^ key[1] ^ key[2].rotate_left(29) ^ key[4].rotate_left(43))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 40) as usize & (self.short.len() - 1)
+    }
+
+    /// The code of `value`: a declared category (compared after Unicode NFC normalisation),
+    /// else the catch-all. Bytes that are not UTF-8 are never a category, not even the
+    /// catch-all: they are text in another encoding, read wrongly.
+    #[inline]
+    pub(super) fn lookup(&self, value: &[u8]) -> Result<u32, BadValue> {
+        match self.exact(value) {
+            Some(code) => Ok(code),
+            None => self.lookup_undeclared(value),
+        }
+    }
+
+    /// [`CategoryIndex::lookup`] for a value not declared as written (rare: off the hot path).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn lookup_undeclared(&self, value: &[u8]) -> Result<u32, BadValue> {
+        let text = std::str::from_utf8(value).map_err(|e| BadValue::NotUtf8 {
+            offset: e.valid_up_to(),
+            byte: value[e.valid_up_to()],
+        })?;
+        if !text.is_ascii() {
+            let normal = crate::policy::nfc(text.to_string());
+            if normal != text
+                && let Some(code) = self.exact(normal.as_bytes())
+            {
+                return Ok(code);
+            }
+        }
+        self.catch_all.ok_or(BadValue::Undeclared)
+    }
+
+    /// The code of a declared category written exactly as `value`.
+    pub(super) fn exact(&self, value: &[u8]) -> Option<u32> {
+        if value.len() > CATEGORY_KEY {
+            return self.long.get(value).copied();
+        }
+        let key = category_words(value);
+        let mut i = self.home(&key);
+        while let Some((k, code)) = &self.short[i] {
+            // Word by word, from registers: comparing the arrays whole goes through the stack.
+            if k[0] == key[0]
+                && k[1] == key[1]
+                && k[2] == key[2]
+                && k[3] == key[3]
+                && k[4] == key[4]
+            {
+                return Some(*code);
+            }
+            i = (i + 1) & (self.short.len() - 1);
+        }
+        None
+    }
+
+    pub(super) fn label(&self, code: u32) -> &str {
+        &self.labels[code as usize]
+    }
+
+    pub(super) fn undeclared(&self, value: &[u8]) -> String {
+        let value = String::from_utf8_lossy(value);
+        format!(
+            "value `{value}` is not a declared category of `{}` (declared: {}){}; declare it, fix the data, or map undeclared values with [catch_all]",
+            self.name,
+            self.declared,
+            crate::policy::did_you_mean(&value, self.labels.iter().map(String::as_str)),
+        )
+    }
+}
+
+/// Why a value is no category.
+pub(super) enum BadValue {
+    /// Not UTF-8: byte `offset` of the value (`byte`) starts no valid sequence.
+    NotUtf8 { offset: usize, byte: u8 },
+    /// Valid text, but neither declared nor mapped to a catch-all.
+    Undeclared,
+}
+
+impl BadValue {
+    /// The kind of problem, for grouping bad rows: per column, and per value when undeclared.
+    pub(super) fn group(&self, col: usize, value: &[u8]) -> String {
+        match self {
+            BadValue::NotUtf8 { .. } => format!("utf8 {col}"),
+            BadValue::Undeclared => format!("undeclared {col} {}", hex::encode(value)),
+        }
+    }
+
+    pub(super) fn message(&self, index: &CategoryIndex, value: &[u8]) -> String {
+        match self {
+            BadValue::NotUtf8 { offset, byte } => format!(
+                "the value is not UTF-8 text (byte {offset} of the value is 0x{byte:02X}); if the file is in a legacy encoding such as CP949 (Korean Excel) or EUC-KR, declare it on the input, e.g. `encoding = \"cp949\"`"
+            ),
+            BadValue::Undeclared => index.undeclared(value),
+        }
+    }
+}
+
+/// How one table reads a row: which columns make its cell, and what it adds.
+pub(super) struct TableLayout {
+    /// (position in [`Layout::dims`], radix) per dimension, first dimension slowest.
+    pub(super) dims: Vec<(usize, u32)>,
+    /// Column index and clamp of a summed column.
+    pub(super) sum: Option<(usize, i64, i64)>,
+    pub(super) statistic: Statistic,
+    pub(super) cells: usize,
+}
+
+/// Where everything is in this input's rows; shared read-only by the chunk readers.
+pub(super) struct Layout {
+    pub(super) headers: csv::ByteRecord,
+    /// Every dimension the tables use, once: (dimension index in the plan, column, lookup).
+    pub(super) dims: Vec<(usize, usize, CategoryIndex)>,
+    pub(super) tables: Vec<TableLayout>,
+    pub(super) unit_column: Option<usize>,
+    pub(super) count_column: Option<usize>,
+    /// Aggregated input: the columns that tell its rows' cells apart (every column but the
+    /// count), each with its position in [`Layout::dims`] when it is a dimension (compared by
+    /// category, after the catch-all) and `None` otherwise (compared as written).
+    pub(super) cell_key: Vec<(usize, Option<usize>)>,
+    /// Aggregated input: two rows for one cell add up instead of being an error.
+    pub(super) add_duplicates: bool,
+}
+
+impl Layout {
+    pub(super) fn new(
+        plan: &Plan,
+        input: usize,
+        tables: &[usize],
+        headers: csv::ByteRecord,
+        path: &Path,
+    ) -> Result<Layout, InputError> {
+        let mut columns: HashMap<&[u8], usize> = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if columns.insert(h, i).is_some() {
+                return Err(InputError::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    column: String::from_utf8_lossy(h).into_owned(),
+                });
+            }
+        }
+        let column = |name: &str, needed_by: &str| -> Result<usize, InputError> {
+            columns
+                .get(name.as_bytes())
+                .copied()
+                .ok_or_else(|| InputError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name.to_string(),
+                    needed_by: needed_by.to_string(),
+                    available: headers
+                        .iter()
+                        .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    suggestion: crate::policy::did_you_mean(
+                        name,
+                        headers.iter().filter_map(|h| std::str::from_utf8(h).ok()),
+                    ),
+                })
+        };
+        let mut dims: Vec<(usize, usize, CategoryIndex)> = Vec::new();
+        let mut table_layouts = Vec::new();
+        for &t in tables {
+            let table = &plan.tables[t];
+            let needed_by = format!("table `{}`", table.name);
+            let mut tdims = Vec::new();
+            for &d in &table.dims {
+                let pos = match dims.iter().position(|&(dd, _, _)| dd == d) {
+                    Some(p) => p,
+                    None => {
+                        let col = column(&plan.dimensions[d].name, &needed_by)?;
+                        dims.push((d, col, CategoryIndex::new(&plan.dimensions[d])));
+                        dims.len() - 1
+                    }
+                };
+                tdims.push((pos, plan.dimensions[d].categories.len() as u32));
+            }
+            let sum = match &table.statistic {
+                Statistic::Sum {
+                    column: c, lo, hi, ..
+                } => Some((column(c, &needed_by)?, *lo, *hi)),
+                _ => None,
+            };
+            table_layouts.push(TableLayout {
+                dims: tdims,
+                sum,
+                statistic: table.statistic.clone(),
+                cells: plan.table_cells(table),
+            });
+        }
+        let (unit_column, count_column, add_duplicates) = match &plan.inputs[input].kind {
+            InputKind::Microdata => (
+                Some(column(&plan.privacy_unit, "the privacy unit")?),
+                None,
+                false,
+            ),
+            InputKind::Aggregated {
+                count_column,
+                add_duplicates,
+            } => (
+                None,
+                Some(column(count_column, "the count")?),
+                *add_duplicates,
+            ),
+        };
+        let cell_key = match count_column {
+            Some(count) => (0..headers.len())
+                .filter(|&c| c != count)
+                .map(|c| (c, dims.iter().position(|&(_, col, _)| col == c)))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Layout {
+            headers,
+            dims,
+            tables: table_layouts,
+            unit_column,
+            count_column,
+            cell_key,
+            add_duplicates,
+        })
+    }
+}
+
+/// A cell key of an aggregated input in words: `gender = `female`, age_group = `unknown``.
+pub(super) fn describe_cell(layout: &Layout, mut key: &[u8]) -> String {
+    let mut parts = Vec::new();
+    for &(col, dim) in &layout.cell_key {
+        let name = String::from_utf8_lossy(&layout.headers[col]);
+        let value = match dim {
+            Some(k) => {
+                let code = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
+                key = &key[4..];
+                layout.dims[k].2.label(code).to_string()
+            }
+            None => {
+                let len = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
+                let v = String::from_utf8_lossy(&key[4..4 + len]).into_owned();
+                key = &key[4 + len..];
+                v
+            }
+        };
+        parts.push(format!("{name} = `{value}`"));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,487 @@
+//! The CSV source: a file becomes exact, bounded cells per table, read once in parallel chunks
+//! (or in one piece when fields are quoted), checked row by row, spilling to disk by unit when the
+//! units outgrow the memory limit.
+//!
+//! Must never print, log or return a data value other than the offending one in an error
+//! message, and never the exact cells it produces.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use crate::bounding::{Bounder, prefetch};
+use crate::policy::{Dimension, InputKind, Plan, Statistic};
+use records::{Quoted, RecordError, Records, Unquoted};
+
+use super::{InputError, InputResult, ReadOptions, ensure_unchanged, open_input};
+
+mod chunk;
+mod keys;
+mod layout;
+mod progress;
+mod records;
+mod scan;
+mod spill;
+#[cfg(test)]
+mod tests;
+
+use chunk::*;
+use keys::*;
+use layout::*;
+use progress::*;
+use scan::*;
+use spill::*;
+use units::*;
+mod units;
+
+/// What every reader of one input shares.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    pub(super) path: &'a Path,
+    pub(super) layout: &'a Layout,
+    /// The keyed hash of unit keys (one key for the whole input, so readers agree).
+    pub(super) hasher: &'a foldhash::quality::RandomState,
+    /// Per table, the secret key of its `count_units` priorities.
+    pub(super) keys: &'a [[u64; 2]],
+    pub(super) counters: &'a Counters,
+    /// Whether rows are split by the csv crate (the input may quote fields) or by [`Unquoted`].
+    pub(super) quoted: bool,
+    /// Whether a quoted field may hold a line break (the input's `multiline`).
+    pub(super) multiline: bool,
+}
+
+/// Exact cells per table, with the row and unit counts.
+struct Counted {
+    pub(super) exact: Vec<Vec<i128>>,
+    pub(super) rows: u64,
+    pub(super) units: u64,
+}
+
+impl Counted {
+    /// Adds another reader's (or partition's) counts: its units are not this one's, so the exact
+    /// cells add up.
+    pub(super) fn add(total: Option<Counted>, other: Counted) -> Option<Counted> {
+        let Some(mut total) = total else {
+            return Some(other);
+        };
+        for (cells, add) in total.exact.iter_mut().zip(&other.exact) {
+            for (c, v) in cells.iter_mut().zip(add) {
+                *c += *v;
+            }
+        }
+        total.rows += other.rows;
+        total.units += other.units;
+        Some(total)
+    }
+}
+
+/// A failure inside a chunk, located by absolute byte offset (turned into a line number only
+/// when reported, since a chunk does not know how many lines precede it).
+enum ChunkError {
+    Io(std::io::Error),
+    /// The chunk's units outgrew its share of the memory limit: spill instead.
+    OverMemory,
+    /// Another reader failed first (it reports why).
+    Aborted,
+    /// The input holds a `"`: it must be read again, in one piece, by the csv crate.
+    Quoted,
+    /// A record the parser cannot read past: reported alone.
+    At {
+        byte: u64,
+        field: Option<usize>,
+        message: String,
+    },
+    /// A sink's verdict on one row (a duplicate cell): collected with the other bad rows.
+    Row {
+        field: Option<usize>,
+        group: String,
+        message: String,
+    },
+    /// The bad rows this reader found (it read on past them, bounding nothing more).
+    Rows(Problems),
+}
+
+/// One pass over the input: split by [`Unquoted`] in parallel chunks, or, once a `"` has been
+/// seen (`quoted`), by the csv crate in one piece, since a quoted field may hold a newline and a
+/// chunk could then begin mid-record.
+pub(super) fn read_pass(
+    plan: &Plan,
+    input: usize,
+    tables: &[usize],
+    options: ReadOptions,
+    quoted: bool,
+) -> Result<InputResult, InputError> {
+    // One reader for a quoted file (below), and for a pre-counted one, whose duplicate cells are
+    // found across the whole file (it has at most one row per cell, so it is small).
+    let aggregated = matches!(plan.inputs[input].kind, InputKind::Aggregated { .. });
+    let options = if quoted || aggregated {
+        ReadOptions {
+            threads: 1,
+            ..options
+        }
+    } else {
+        options
+    };
+    let path = plan.inputs[input].path.as_path();
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (mut file, before) = open_input(path)?;
+    let len = before.len();
+    let (headers, header_end) = read_header(&mut file, path)?;
+    let layout = Layout::new(plan, input, tables, headers, path)?;
+    let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
+
+    let mut seed = StdRng::from_entropy();
+    let hasher = foldhash::quality::RandomState::default();
+    let keys: Vec<[u64; 2]> = layout.tables.iter().map(|_| seed.r#gen()).collect();
+    let readers = chunks.len();
+    let share = options.memory_limit / readers as u64;
+    // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
+    // for that up front spares most rehashes (only the pages a unit touches are ever written).
+    let expected_units = ((len - header_end) / 64 / readers as u64).min(share / 64) as usize;
+    let counters = Counters::default();
+    let name = plan.inputs[input].name.as_str();
+    let pass = Pass {
+        path,
+        layout: &layout,
+        hasher: &hasher,
+        keys: &keys,
+        counters: &counters,
+        quoted,
+        multiline: plan.inputs[input].multiline,
+    };
+    let (hashed, results) = std::thread::scope(|s| {
+        let progress = options
+            .progress
+            .then(|| s.spawn(|| show_progress(&counters, len, name)));
+        let digest = s.spawn(|| hash_file(path));
+        let workers: Vec<_> = chunks
+            .iter()
+            .zip(links(readers))
+            .map(|(&(start, end), links)| {
+                s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
+            })
+            .collect();
+        let results: Vec<Result<Counted, ChunkError>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("chunk reader panicked"))
+            .collect();
+        let digest = digest.join().expect("hasher panicked");
+        counters
+            .done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = progress {
+            p.thread().unpark();
+        }
+        (digest, results)
+    });
+    let (sha256, has_quote) = hashed.map_err(io_err)?;
+    // The hash and the counts come from separate reads: they describe the same bytes only if the
+    // file did not change in between.
+    ensure_unchanged(path, &before)?;
+    if has_quote && !quoted {
+        return read_pass(plan, input, tables, options, true);
+    }
+    let counted = if results
+        .iter()
+        .any(|r| matches!(r, Err(ChunkError::OverMemory)))
+    {
+        eprintln!(
+            "safestat: {}: the privacy units need more than the memory limit of {} MiB; spilling to temporary files by unit",
+            path.display(),
+            options.memory_limit >> 20
+        );
+        let counters = Counters::default();
+        let pass = Pass {
+            counters: &counters,
+            ..pass
+        };
+        std::thread::scope(|s| {
+            let progress = options
+                .progress
+                .then(|| s.spawn(|| show_progress(&counters, len, name)));
+            let result = read_spilled(pass, header_end, len, options.memory_limit);
+            counters
+                .done
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(p) = progress {
+                p.thread().unpark();
+            }
+            result
+        })
+        .map_err(|e| locate(path, &layout, e))?
+    } else {
+        // A record that stopped a parser is reported alone (the first in file order); else
+        // every reader's bad rows together. A reader that stopped bounding because another
+        // found bad rows has none of its own to report.
+        let mut total = None;
+        let mut problems = Problems::default();
+        let mut stopped: Option<ChunkError> = None;
+        for result in results {
+            match result {
+                Ok(counted) => total = Counted::add(total, counted),
+                Err(ChunkError::Aborted) => {}
+                Err(ChunkError::Rows(p)) => problems.merge(p),
+                Err(e @ ChunkError::At { .. }) => {
+                    let byte = |e: &ChunkError| match e {
+                        ChunkError::At { byte, .. } => *byte,
+                        _ => u64::MAX,
+                    };
+                    if stopped.as_ref().is_none_or(|s| byte(&e) < byte(s)) {
+                        stopped = Some(e);
+                    }
+                }
+                Err(e) => return Err(locate(path, &layout, e)),
+            }
+        }
+        if let Some(e) = stopped {
+            return Err(locate(path, &layout, e));
+        }
+        if !problems.is_empty() {
+            return Err(locate(path, &layout, ChunkError::Rows(problems)));
+        }
+        total.expect("a reader stops early only when another fails")
+    };
+    Ok(InputResult {
+        exact: counted.exact,
+        sha256,
+        rows: counted.rows,
+        units: layout.unit_column.map(|_| counted.units),
+    })
+}
+
+/// Reads the header line (everything up to the first newline) and returns the column names and
+/// the byte offset where the rows start.
+fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, u64), InputError> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    let end = loop {
+        let n = file.read(&mut buf).map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&buf[..=i]);
+            break line.len() as u64;
+        }
+        line.extend_from_slice(&buf[..n]);
+        if n == 0 {
+            break line.len() as u64;
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(line.as_slice());
+    let mut headers = csv::ByteRecord::new();
+    reader
+        .read_byte_record(&mut headers)
+        .map_err(|e| csv_error(path, e))?;
+    // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the name.
+    if headers
+        .get(0)
+        .is_some_and(|h| h.starts_with(b"\xEF\xBB\xBF"))
+    {
+        headers = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| if i == 0 { &h[3..] } else { h })
+            .collect();
+    }
+    // Names are compared in Unicode NFC, as the policy's are (decomposed Hangul from a Mac
+    // matches); bytes that are not UTF-8 are text in another encoding.
+    let mut names = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = std::str::from_utf8(h).map_err(|e| InputError::Malformed {
+            path: path.to_path_buf(),
+            line: 1,
+            message: format!(
+                "the header's column {} is not UTF-8 text (byte {} of its name); if the file is in a legacy encoding such as CP949 (Korean Excel) or EUC-KR, declare it on the input, e.g. `encoding = \"cp949\"`",
+                i + 1,
+                e.valid_up_to()
+            ),
+        })?;
+        names.push(crate::policy::nfc(name.to_string()));
+    }
+    Ok((csv::ByteRecord::from(names), end))
+}
+
+/// Splits the rows `[start, len)` into at most `options.threads` chunks of at least
+/// `options.min_chunk_bytes`, each beginning just after a newline.
+fn chunk_bounds(
+    file: &mut File,
+    start: u64,
+    len: u64,
+    options: ReadOptions,
+) -> std::io::Result<Vec<(u64, u64)>> {
+    let body = len.saturating_sub(start);
+    let n = (body / options.min_chunk_bytes.max(1)).clamp(1, options.threads.max(1) as u64);
+    let mut bounds = vec![start];
+    let mut buf = [0u8; 1 << 16];
+    for i in 1..n {
+        let mut at = (start + body * i / n).max(*bounds.last().expect("non-empty"));
+        file.seek(SeekFrom::Start(at))?;
+        let cut = loop {
+            let got = file.read(&mut buf)?;
+            if got == 0 {
+                break len;
+            }
+            if let Some(p) = buf[..got].iter().position(|&b| b == b'\n') {
+                break at + p as u64 + 1;
+            }
+            at += got as u64;
+        };
+        bounds.push(cut);
+    }
+    bounds.push(len);
+    bounds.dedup();
+    if bounds.len() == 1 {
+        // No rows at all (a header-only file): still one (empty) chunk, so one reader.
+        return Ok(vec![(start, start)]);
+    }
+    Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
+}
+
+/// SHA-256 of the whole file, and whether it holds a quote character (which may hide a newline
+/// inside a field).
+fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut quote = false;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        quote = quote || buf[..n].contains(&b'"');
+    }
+    Ok((hex::encode(hasher.finalize()), quote))
+}
+
+/// Turns a chunk's failure into an error naming file, line and field.
+fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
+    let (byte, field, message) = match e {
+        ChunkError::Io(source) => {
+            return InputError::Io {
+                path: path.to_path_buf(),
+                source,
+            };
+        }
+        ChunkError::At {
+            byte,
+            field,
+            message,
+        } => (byte, field, message),
+        // Only a spilled partition can report this (readers' are spilled instead).
+        ChunkError::OverMemory => {
+            return InputError::TooManyUnits {
+                path: path.to_path_buf(),
+            };
+        }
+        ChunkError::Rows(problems) => return report_rows(path, layout, problems),
+        ChunkError::Row { .. } => unreachable!("scan_records collects a sink's verdicts"),
+        ChunkError::Aborted => unreachable!("aborted readers report nothing"),
+        // The hash found no `"` in the file, yet a reader did: the file changed under it.
+        ChunkError::Quoted => {
+            return InputError::Changed {
+                path: path.to_path_buf(),
+            };
+        }
+    };
+    let line = line_of(path, byte);
+    let Some(col) = field else {
+        return InputError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+    };
+    InputError::Value {
+        path: path.to_path_buf(),
+        line,
+        field: String::from_utf8_lossy(&layout.headers[col]).into_owned(),
+        message,
+    }
+}
+
+/// The lines of several records at once (see [`line_of`]), in one pass over the file.
+fn lines_of(path: &Path, bytes: &[u64]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..bytes.len()).collect();
+    order.sort_by_key(|&i| bytes[i]);
+    let mut lines = vec![0; bytes.len()];
+    let Ok(file) = File::open(path) else {
+        return lines;
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let (mut at, mut line) = (0u64, 1u64);
+    let mut next = order.iter().peekable();
+    let mut buf = [0u8; 1 << 16];
+    'read: loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            while let Some(&&i) = next.peek() {
+                if at >= bytes[i] && !matches!(b, b'\n' | b'\r') {
+                    lines[i] = line;
+                    next.next();
+                } else {
+                    break;
+                }
+            }
+            if next.peek().is_none() {
+                break 'read;
+            }
+            line += u64::from(b == b'\n');
+            at += 1;
+        }
+    }
+    for &i in next {
+        lines[i] = line;
+    }
+    lines
+}
+
+/// The 1-based line of the record at byte `byte` of the file. The csv crate places a record
+/// before the line ends and blank lines that precede it (so a CRLF file's records start at the
+/// previous line's `\n`): those are passed over.
+fn line_of(path: &Path, byte: u64) -> u64 {
+    lines_of(path, &[byte])[0]
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> InputError {
+    let line = e.position().map_or(0, |p| p.line());
+    let message = match e.kind() {
+        csv::ErrorKind::Io(_) => match e.into_kind() {
+            csv::ErrorKind::Io(source) => {
+                return InputError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                };
+            }
+            _ => unreachable!("matched above"),
+        },
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("the row has {len} fields but the header has {expected_len}"),
+        _ => e.to_string(),
+    };
+    InputError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}

@@ -1,0 +1,43 @@
+//! Progress on stderr for long reads, on a terminal only.
+
+/// Rows and bytes read so far, shared by the chunk readers and the progress display.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) rows: std::sync::atomic::AtomicU64,
+    pub(super) bytes: std::sync::atomic::AtomicU64,
+    pub(super) done: std::sync::atomic::AtomicBool,
+}
+
+/// Draws progress on stderr until `counters.done` (unpark the thread after setting it), starting
+/// only after a second so short reads stay silent; indicatif draws nothing when stderr is not a
+/// terminal.
+pub(super) fn show_progress(counters: &Counters, total: u64, name: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    while !counters.done.load(Relaxed) {
+        std::thread::park_timeout(Duration::from_millis(100));
+        if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position(counters.bytes.load(Relaxed).min(total));
+            b.set_message(format!("{name}: {} rows", counters.rows.load(Relaxed)));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}

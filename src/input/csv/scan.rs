@@ -1,0 +1,370 @@
+//! The one place a row's values are parsed and checked, and the bad rows collected, grouped by
+//! kind, for one report.
+
+use super::*;
+
+/// One validated row, as the scanner hands it to a sink.
+pub(super) struct Row<'a> {
+    /// The privacy unit's key (microdata).
+    pub(super) unit: Option<&'a [u8]>,
+    /// Per table: the row's cell, and what it adds (1 for counts, the clamped value for sums).
+    pub(super) cells: &'a [u32],
+    pub(super) values: &'a [i64],
+    /// The row's count (aggregated input).
+    pub(super) count: Option<i64>,
+    /// Aggregated input: what tells this row's cell apart ([`Layout::cell_key`], encoded).
+    pub(super) key: &'a [u8],
+    /// Where to point an error about this row: its byte offset.
+    pub(super) byte: u64,
+    /// No bad row was found before this one: bounding may go on (after a bad row it stops, and
+    /// the reading only checks the rest).
+    pub(super) clean: bool,
+}
+
+/// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
+/// how many rows there were. The one place a row's values are parsed and checked. Splits with
+/// [`Unquoted`] unless `quoted`; it fails with [`ChunkError::Quoted`] at the first `"`.
+pub(super) fn scan_rows(
+    pass: Pass,
+    start: u64,
+    end: u64,
+    sink: impl FnMut(Row) -> Result<(), ChunkError>,
+) -> Result<(u64, Problems), ChunkError> {
+    let mut file = File::open(pass.path).map_err(ChunkError::Io)?;
+    file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
+    let source = file.take(end - start);
+    if pass.quoted {
+        scan_records(Quoted::new(source, pass.multiline), start, pass, sink)
+    } else {
+        scan_records(Unquoted::new(source), start, pass, sink)
+    }
+}
+
+pub(super) fn scan_records(
+    mut records: impl Records,
+    start: u64,
+    pass: Pass,
+    mut sink: impl FnMut(Row) -> Result<(), ChunkError>,
+) -> Result<(u64, Problems), ChunkError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (layout, counters) = (pass.layout, pass.counters);
+    let mut reported = start;
+    let width = layout.headers.len();
+    let mut codes = vec![0u32; layout.dims.len()];
+    let mut cells = vec![0u32; layout.tables.len()];
+    let mut values = vec![0i64; layout.tables.len()];
+    let mut key = Vec::new();
+    let mut rows: u64 = 0;
+    let mut problems = Problems::default();
+    loop {
+        let byte = match records.next_record() {
+            Ok(Some(offset)) => start + offset,
+            Ok(None) => break,
+            Err(RecordError::Io(e)) => return Err(ChunkError::Io(e)),
+            Err(RecordError::Quote(_)) => return Err(ChunkError::Quoted),
+            Err(RecordError::LineBreakInField {
+                byte,
+                field,
+                breaks,
+            }) => {
+                return Err(ChunkError::At {
+                    byte: start + byte,
+                    field: Some(field),
+                    message: format!(
+                        "a quoted field opens with `\"` on this line and runs on across {breaks} line break(s) before it closes; one stray quote would swallow the rows after it. Fix the quote, or set `multiline = true` on the input if its fields really hold line breaks"
+                    ),
+                });
+            }
+            Err(RecordError::Malformed { byte, message }) => {
+                return Err(ChunkError::At {
+                    byte: start + byte,
+                    field: None,
+                    message,
+                });
+            }
+        };
+        rows += 1;
+        if rows.is_multiple_of(65_536) {
+            counters.rows.fetch_add(65_536, Relaxed);
+            counters.bytes.fetch_add(byte - reported, Relaxed);
+            reported = byte;
+        }
+        if records.fields() != width {
+            let n = records.fields();
+            problems.add(byte, None, format!("width {n}"), || {
+                format!("the row has {n} fields but the header has {width}")
+            });
+            problems.end_row();
+            continue;
+        }
+        let field = |col: usize| records.field(col).trim_ascii();
+        for (k, (_, col, index)) in layout.dims.iter().enumerate() {
+            let value = field(*col);
+            match index.lookup(value) {
+                Ok(code) => codes[k] = code,
+                Err(bad) => problems.add(byte, Some(*col), bad.group(*col, value), || {
+                    bad.message(index, value)
+                }),
+            }
+        }
+        let unit = match layout.unit_column {
+            Some(col) => {
+                let id = field(col);
+                if id.is_empty() {
+                    problems.add(byte, Some(col), "empty unit".into(), || {
+                        "the privacy unit is empty".to_string()
+                    });
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let mut integer = |col: usize| match parse_i64(field(col)) {
+            Ok(n) => Some(n),
+            Err(message) => {
+                problems.add(byte, Some(col), format!("integer {col}"), || message);
+                None
+            }
+        };
+        for (t, table) in layout.tables.iter().enumerate() {
+            let mut cell: u32 = 0;
+            for &(pos, radix) in &table.dims {
+                cell = cell * radix + codes[pos];
+            }
+            cells[t] = cell;
+            values[t] = match table.sum {
+                Some((col, lo, hi)) => integer(col).map_or(0, |n| n.clamp(lo, hi)),
+                None => 1,
+            };
+        }
+        let count = match layout.count_column {
+            Some(col) => {
+                let n = integer(col);
+                if let Some(n) = n.filter(|&n| n < 0) {
+                    problems.add(byte, Some(col), format!("negative {col}"), || {
+                        format!("count `{n}` is negative")
+                    });
+                }
+                n
+            }
+            None => None,
+        };
+        if problems.end_row() {
+            continue;
+        }
+        key.clear();
+        for &(col, dim) in &layout.cell_key {
+            match dim {
+                Some(k) => key.extend_from_slice(&codes[k].to_le_bytes()),
+                None => {
+                    let f = field(col);
+                    key.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                    key.extend_from_slice(f);
+                }
+            }
+        }
+        let row = Row {
+            unit,
+            cells: &cells,
+            values: &values,
+            count,
+            key: &key,
+            byte,
+            clean: problems.is_empty(),
+        };
+        match sink(row) {
+            Ok(()) => {}
+            Err(ChunkError::Row {
+                field,
+                group,
+                message,
+            }) => {
+                problems.add(byte, field, group, || message);
+                problems.end_row();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((rows, problems))
+}
+
+/// Kinds of bad rows reported at once; rows of further kinds are only counted.
+pub(super) const MAX_PROBLEM_KINDS: usize = 20;
+/// Kinds a reader tells apart before it only counts (bounds memory on a file full of errors).
+pub(super) const MAX_TRACKED_KINDS: usize = 10_000;
+/// The bad rows a reader found, grouped by kind (a column and what is wrong with it, and for a
+/// category the value), each with its count and its first row. Reading goes on past a bad row,
+/// so that one run reports every kind of problem, not only the first.
+#[derive(Default)]
+pub(super) struct Problems {
+    pub(super) kinds: HashMap<String, ProblemKind>,
+    /// Rows with at least one problem.
+    pub(super) rows: u64,
+    /// Problems of kinds beyond [`MAX_TRACKED_KINDS`].
+    pub(super) untracked: u64,
+    /// The current row has a problem.
+    pub(super) in_row: bool,
+}
+
+pub(super) struct ProblemKind {
+    pub(super) count: u64,
+    /// The first row with it: its byte offset, the field, the message.
+    pub(super) byte: u64,
+    pub(super) field: Option<usize>,
+    pub(super) message: String,
+}
+
+impl Problems {
+    /// Records a problem of kind `group` in the row at `byte`; `message` is made only for the
+    /// first row of its kind.
+    #[cold]
+    pub(super) fn add(
+        &mut self,
+        byte: u64,
+        field: Option<usize>,
+        group: String,
+        message: impl FnOnce() -> String,
+    ) {
+        self.in_row = true;
+        if let Some(kind) = self.kinds.get_mut(&group) {
+            kind.count += 1;
+            if byte < kind.byte {
+                (kind.byte, kind.field, kind.message) = (byte, field, message());
+            }
+        } else if self.kinds.len() < MAX_TRACKED_KINDS {
+            self.kinds.insert(
+                group,
+                ProblemKind {
+                    count: 1,
+                    byte,
+                    field,
+                    message: message(),
+                },
+            );
+        } else {
+            self.untracked += 1;
+        }
+    }
+
+    /// Ends a row; true when it had a problem.
+    pub(super) fn end_row(&mut self) -> bool {
+        let bad = std::mem::take(&mut self.in_row);
+        self.rows += u64::from(bad);
+        bad
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Adds another reader's problems.
+    pub(super) fn merge(&mut self, other: Problems) {
+        self.rows += other.rows;
+        self.untracked += other.untracked;
+        for (group, kind) in other.kinds {
+            match self.kinds.get_mut(&group) {
+                Some(mine) => {
+                    mine.count += kind.count;
+                    if kind.byte < mine.byte {
+                        (mine.byte, mine.field, mine.message) =
+                            (kind.byte, kind.field, kind.message);
+                    }
+                }
+                None => {
+                    self.kinds.insert(group, kind);
+                }
+            }
+        }
+    }
+}
+
+/// The bad rows as one error: the kinds in the order of their first row, at most
+/// [`MAX_PROBLEM_KINDS`], each at its first row with how many rows share it. A single bad row
+/// reads as it always did: `file:line: field `x`: what is wrong`.
+pub(super) fn report_rows(path: &Path, layout: &Layout, problems: Problems) -> InputError {
+    let mut kinds: Vec<ProblemKind> = problems.kinds.into_values().collect();
+    kinds.sort_by_key(|k| k.byte);
+    let shown = &kinds[..kinds.len().min(MAX_PROBLEM_KINDS)];
+    let lines = lines_of(path, &shown.iter().map(|k| k.byte).collect::<Vec<_>>());
+    let at = |k: &ProblemKind, line: u64| match k.field {
+        Some(col) => format!(
+            "{}:{line}: field `{}`: {}",
+            path.display(),
+            String::from_utf8_lossy(&layout.headers[col]),
+            k.message
+        ),
+        None => format!("{}:{line}: {}", path.display(), k.message),
+    };
+    if problems.rows == 1 && kinds.len() == 1 {
+        return InputError::BadRows {
+            message: at(&kinds[0], lines[0]),
+        };
+    }
+    let mut message = format!(
+        "{}: {} rows are not valid, with {} kind(s) of problem{}:",
+        path.display(),
+        thousands(problems.rows),
+        kinds.len() + usize::from(problems.untracked > 0),
+        if kinds.len() > MAX_PROBLEM_KINDS {
+            format!("; the first {MAX_PROBLEM_KINDS} kinds are shown")
+        } else {
+            String::new()
+        }
+    );
+    for (k, &line) in shown.iter().zip(&lines) {
+        message.push_str("\n  - ");
+        message.push_str(&at(k, line));
+        if k.count > 1 {
+            message.push_str(&format!(
+                " ({} rows like this; the first is shown)",
+                thousands(k.count)
+            ));
+        }
+    }
+    if problems.untracked > 0 {
+        message.push_str(&format!(
+            "\n  - and {} more problems of other kinds",
+            thousands(problems.untracked)
+        ));
+    }
+    InputError::BadRows { message }
+}
+
+/// `3459` as `3,459`.
+pub(super) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An integer as Rust's `i64::from_str` reads it (an optional sign, then ASCII digits, within
+/// range), straight from the bytes.
+pub(super) fn parse_i64(bytes: &[u8]) -> Result<i64, String> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    // Negatives are accumulated below zero so that i64::MIN parses.
+    let mut n: Option<i64> = (!digits.is_empty()).then_some(0);
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        n = n
+            .filter(|_| d <= 9)
+            .and_then(|n| n.checked_mul(10))
+            .and_then(|n| {
+                if negative {
+                    n.checked_sub(i64::from(d))
+                } else {
+                    n.checked_add(i64::from(d))
+                }
+            });
+    }
+    n.ok_or_else(|| format!("`{}` is not an integer", String::from_utf8_lossy(bytes)))
+}

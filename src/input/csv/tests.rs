@@ -1,0 +1,480 @@
+//! Tests of the CSV source: chunking, spilling, bad rows, keys and categories.
+
+use super::*;
+use crate::input::read_input_with;
+use crate::policy::{PolicyFile, validate};
+
+/// A plan over `data` (written to a temporary `in.csv`) with a `count_rows` table (k = 4),
+/// a `count_units` table (c = 2) and a `sum` table, all by `cell` in `c0..c49, x`.
+fn plan_for(data: &str) -> (tempfile::TempDir, Plan) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), data).unwrap();
+    let cells: Vec<String> = (0..50)
+        .map(|i| format!("\"c{i}\""))
+        .chain(["\"x\"".into()])
+        .collect();
+    let text = format!(
+        r#"
+        [release]
+        id = "t"
+        [dataset]
+        name = "d"
+        privacy_unit = "id"
+        budget = {{ rho = 1.0 }}
+        [inputs.in]
+        path = "in.csv"
+        [categories]
+        cell = [{}]
+        [[table]]
+        name = "rows"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 4
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "units"
+        input = "in"
+        statistic = "count_units"
+        by = ["cell"]
+        max_cells_per_unit = 2
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "sums"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        clamp = [0, 10]
+        max_rows_per_unit = 4
+        by = ["cell"]
+        cost = {{ rho = 0.1 }}
+        "#,
+        cells.join(", ")
+    );
+    let path = dir.path().join("p.toml");
+    let plan = validate(PolicyFile::parse(&text, &path).unwrap(), &path).unwrap();
+    (dir, plan)
+}
+
+fn tiny_chunks() -> ReadOptions {
+    ReadOptions {
+        threads: 16,
+        min_chunk_bytes: 32,
+        memory_limit: u64::MAX,
+        progress: false,
+    }
+}
+
+/// Spills at once: even one unit is over the limit.
+fn spilling() -> ReadOptions {
+    ReadOptions {
+        memory_limit: 1,
+        ..tiny_chunks()
+    }
+}
+
+fn in_memory() -> ReadOptions {
+    ReadOptions {
+        threads: 1,
+        min_chunk_bytes: 1 << 30,
+        memory_limit: u64::MAX,
+        progress: false,
+    }
+}
+
+/// `heavy` has 50 rows, one per cell c0..c49, interleaved with 200 one-row units in `x`, so
+/// its rows fall in every one of 16 chunks.
+fn one_heavy_unit() -> String {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..50 {
+        data += &format!("heavy,c{i},100\n");
+        for j in 0..4 {
+            data += &format!("u{i}_{j},x,3\n");
+        }
+    }
+    data
+}
+
+#[test]
+fn a_unit_split_across_chunks_is_bounded_once() {
+    let (_dir, plan) = plan_for(&one_heavy_unit());
+    for _ in 0..20 {
+        let r = read_input_with(&plan, 0, &[0, 1, 2], tiny_chunks()).unwrap();
+        assert_eq!(r.rows, 250);
+        assert_eq!(r.units, Some(201));
+        let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
+        assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
+        assert_eq!(
+            (r.exact[0][50], r.exact[1][50], r.exact[2][50]),
+            (200, 200, 600)
+        );
+    }
+}
+
+#[test]
+fn chunked_and_single_reads_agree_when_no_bound_binds() {
+    // No unit exceeds its bounds, so the exact cells are deterministic. Ids of 2 to 40
+    // bytes: inline and long keys, handed between readers.
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..300 {
+        let unit = i % 97;
+        data += &format!("p{unit}{},c{},{}\n", "x".repeat(unit % 39), i % 50, i % 13);
+    }
+    let (_dir, plan) = plan_for(&data);
+    let single = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
+    let chunked = read_input_with(&plan, 0, &[0, 2], tiny_chunks()).unwrap();
+    assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
+    assert_eq!(single.exact, chunked.exact);
+    assert_eq!(single.sha256, chunked.sha256);
+    assert_eq!(single.sha256, hash_file(&plan.inputs[0].path).unwrap().0);
+}
+
+#[test]
+fn errors_in_a_later_chunk_name_the_right_line() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..200 {
+        data += &format!("p{i},c1,1\n");
+    }
+    data += "p9,zebra,1\n"; // line 202
+    let (_dir, plan) = plan_for(&data);
+    let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+        .unwrap_err()
+        .to_string();
+    assert!(err.ends_with("in.csv:202: field `cell`: value `zebra` is not a declared category of `cell` (declared: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49, x); declare it, fix the data, or map undeclared values with [catch_all]"), "{err}");
+    let data = data.replace("p9,zebra,1\n", "p9,c1\n");
+    let (_dir, plan) = plan_for(&data);
+    let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("in.csv:202: the row has 2 fields but the header has 3"),
+        "{err}"
+    );
+}
+
+/// The spill path's exact cells equal the in-memory path's (compared before any noise, in
+/// this test only). With no bound binding, both are deterministic.
+#[test]
+fn spilling_gives_the_in_memory_exact_cells() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..3000 {
+        data += &format!("p{},c{},{}\n", i % 997, i % 50, i % 13);
+    }
+    let (_dir, plan) = plan_for(&data);
+    let memory = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
+    let spilled = read_input_with(&plan, 0, &[0, 2], spilling()).unwrap();
+    assert_eq!(memory.exact, spilled.exact);
+    assert_eq!((memory.rows, memory.units), (spilled.rows, spilled.units));
+    assert_eq!(memory.sha256, spilled.sha256);
+}
+
+#[test]
+fn spilling_still_bounds_each_unit() {
+    let (_dir, plan) = plan_for(&one_heavy_unit());
+    for _ in 0..10 {
+        let r = read_input_with(&plan, 0, &[0, 1, 2], spilling()).unwrap();
+        let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
+        assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
+        assert_eq!((r.exact[0][50], r.units), (200, Some(201)));
+    }
+}
+
+#[test]
+fn spilling_reports_bad_rows_like_the_in_memory_path() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..200 {
+        data += &format!("p{i},c1,1\n");
+    }
+    data += "p9,c1,x\n";
+    let (_dir, plan) = plan_for(&data);
+    let err = read_input_with(&plan, 0, &[2], spilling())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("in.csv:202: field `v`: `x` is not an integer"),
+        "{err}"
+    );
+}
+
+/// Category values of every length around the inline limit (found as integers up to 16
+/// bytes, through a map beyond), values that are prefixes of one another, and a value one
+/// byte off a declared one.
+#[test]
+fn category_codes_at_every_length() {
+    let categories: Vec<String> = (1..=40).map(|n| "x".repeat(n)).collect();
+    let mut dim = Dimension {
+        name: "d".into(),
+        categories: categories.clone(),
+        catch_all: None,
+    };
+    let index = CategoryIndex::new(&dim);
+    for (code, c) in categories.iter().enumerate() {
+        assert_eq!(index.exact(c.as_bytes()), Some(code as u32), "{c}");
+        let mut off = c.clone().into_bytes();
+        *off.last_mut().unwrap() = b'y';
+        assert_eq!(index.exact(&off), None);
+    }
+    assert_eq!(index.exact(b""), None);
+    assert_eq!(index.exact(&[b'x'; 41]), None);
+    dim.catch_all = Some(3);
+    let index = CategoryIndex::new(&dim);
+    assert!(matches!(index.lookup(b"zebra"), Ok(3)));
+    // Bytes that are not UTF-8 (here CP949 for `서울`) never fall to the catch-all.
+    assert!(matches!(
+        index.lookup(b"\xbc\xad\xbf\xef"),
+        Err(BadValue::NotUtf8 { offset: 0, .. })
+    ));
+}
+
+/// Regression: a Hangul category typed on a Mac (decomposed, NFD) did not match the same
+/// category declared in composed form (NFC).
+#[test]
+fn decomposed_hangul_matches_its_composed_category() {
+    use unicode_normalization::UnicodeNormalization;
+    let dim = Dimension {
+        name: "region".into(),
+        categories: vec!["서울".into(), "부산".into()],
+        catch_all: None,
+    };
+    let index = CategoryIndex::new(&dim);
+    let decomposed: String = "부산".nfd().collect();
+    assert_ne!(decomposed.as_bytes(), "부산".as_bytes());
+    assert!(matches!(index.lookup(decomposed.as_bytes()), Ok(1)));
+}
+
+/// Every key of up to [`INLINE_KEY`] bytes over a two-byte alphabet (so a byte that is
+/// dropped, or confused with padding, shows), and random keys of up to [`CATEGORY_KEY`]
+/// bytes with each of their bytes changed in turn, get words of their own.
+#[test]
+fn key_words_are_one_to_one() {
+    let mut seen: HashMap<[u64; KEY_WORDS], Vec<u8>> = HashMap::new();
+    for n in 0..=INLINE_KEY {
+        for bits in 0..1u32 << n {
+            let key: Vec<u8> = (0..n).map(|i| (bits >> i & 1) as u8).collect();
+            if let Some(other) = seen.insert(key_words(&key), key.clone()) {
+                panic!("{key:?} and {other:?} share their words");
+            }
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(3);
+    for _ in 0..2000 {
+        let n = rng.gen_range(0..=CATEGORY_KEY);
+        let key: Vec<u8> = (0..n).map(|_| rng.r#gen()).collect();
+        for i in 0..n {
+            let mut other = key.clone();
+            other[i] ^= 1 << rng.gen_range(0..8);
+            assert_ne!(
+                category_words(&key),
+                category_words(&other),
+                "{key:?} at {i}"
+            );
+            if n <= INLINE_KEY {
+                assert_ne!(key_words(&key), key_words(&other), "{key:?} at {i}");
+            }
+        }
+        let shorter = &key[..n.saturating_sub(1)];
+        if n > 0 {
+            assert_ne!(category_words(&key), category_words(shorter));
+        }
+    }
+}
+
+/// Keys of every length around the inline limit, keys that share their first 16 bytes, and
+/// keys that are prefixes of one another stay distinct units, also when every key has the
+/// same hash (so every lookup walks past the others' slots) and as the table grows from its
+/// smallest size.
+#[test]
+fn units_tell_keys_apart_at_every_length() {
+    let (_dir, plan) = plan_for("id,cell,v\n");
+    let file = File::open(&plan.inputs[0].path).unwrap();
+    let layout = Layout::new(&plan, 0, &[0], read_header_of(file), &plan.inputs[0].path).unwrap();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for len in 0..40 {
+        keys.push(vec![b'a'; len]);
+        let mut other = vec![b'a'; len + 1];
+        other[len] = b'b';
+        keys.push(other);
+    }
+    for hash in [|_: &[u8]| 7u64, |k: &[u8]| k.len() as u64 * 0x9E37_79B9] {
+        let mut units = Units::new(&layout, &[[1, 2]], 0, u64::MAX);
+        let ids: Vec<u32> = keys
+            .iter()
+            .map(|k| units.intern(&key_words(k), k, hash(k)).ok().unwrap())
+            .collect();
+        assert_eq!(units.len(), keys.len());
+        for (k, &id) in keys.iter().zip(&ids) {
+            assert_eq!(units.intern(&key_words(k), k, hash(k)).ok(), Some(id));
+        }
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), keys.len());
+    }
+}
+
+fn read_header_of(mut file: File) -> csv::ByteRecord {
+    read_header(&mut file, Path::new("in.csv")).unwrap().0
+}
+
+/// The first reader's rows turn bad near the end of its chunk, the second's from its first
+/// row: the second stops bounding at once and the first, whose hand-overs to it then fail,
+/// must still find and report its own bad row, the first in the file, with the others.
+#[test]
+fn the_first_bad_row_in_the_file_is_reported() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..30_000 {
+        match i {
+            14_000 => data += "p14000,c1,oops\n", // line 14,002
+            i if i >= 15_000 => data += &format!("p{i:05},zebra,1\n"),
+            _ => data += &format!("p{i:05},c1,1\n"),
+        }
+    }
+    let (_dir, plan) = plan_for(&data);
+    let two = ReadOptions {
+        threads: 2,
+        ..tiny_chunks()
+    };
+    for _ in 0..5 {
+        let err = read_input_with(&plan, 0, &[0, 2], two)
+            .unwrap_err()
+            .to_string();
+        // Every kind of bad row is reported, in file order, with its count.
+        assert!(
+            err.contains("15,001 rows are not valid, with 2 kind(s) of problem:\n  - "),
+            "{err}"
+        );
+        let first = err.lines().nth(1).unwrap();
+        assert!(
+            first.ends_with("in.csv:14002: field `v`: `oops` is not an integer"),
+            "{err}"
+        );
+        assert!(
+            err.contains("in.csv:15002: field `cell`: value `zebra`")
+                && err.ends_with("(15,000 rows like this; the first is shown)"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn quoted_newlines_fall_back_to_one_chunk() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..200 {
+        data += &format!("\"p{i}\nsecond line\",c{},1\n", i % 50);
+    }
+    let (_dir, mut plan) = plan_for(&data);
+    plan.inputs[0].multiline = true;
+    let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
+    assert_eq!(r.rows, 200);
+    assert_eq!(r.exact[0].iter().sum::<i128>(), 200);
+}
+
+/// Regression: a field opening with a stray `"` and closed by a legitimate quote lines
+/// later turned the rows between into one record that passed every check (one unit's row
+/// swallowed the next 498 units). A line break inside quotes is an error naming the line
+/// where the quote opened, unless the input declares `multiline = true`.
+#[test]
+fn a_stray_quote_cannot_swallow_the_rows_after_it() {
+    let mut data = String::from("id,cell,v\np0,c0,1\n\"p1,c1,1\n");
+    for i in 2..500 {
+        data += &format!("p{i},c{},1\n", i % 50);
+    }
+    data += "p500\",c0,1\n";
+    let (_dir, plan) = plan_for(&data);
+    for options in [tiny_chunks(), in_memory(), spilling()] {
+        let err = read_input_with(&plan, 0, &[0], options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in.csv:3: field `id`"), "{err}");
+        assert!(err.contains("across 499 line break(s)"), "{err}");
+        assert!(err.contains("multiline = true"), "{err}");
+    }
+}
+
+/// Windows line ends and blank lines before the bad row: the line named is the row's own,
+/// whether the rows are split by [`Unquoted`] or (with a quote in the file) by the csv crate.
+#[test]
+fn crlf_and_blank_lines_name_the_right_line() {
+    for first in ["p0", "\"p0\""] {
+        let mut data = String::from("id,cell,v\r\n");
+        for i in 0..100 {
+            data += &format!("{},c1,1\r\n", if i == 0 { first } else { "p1" });
+        }
+        data += "\r\n\n\r\np9,zebra,1\r\n"; // line 105
+        let (_dir, plan) = plan_for(&data);
+        for options in [tiny_chunks(), in_memory(), spilling()] {
+            let err = read_input_with(&plan, 0, &[0], options)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("in.csv:105: field `cell`"), "{first}: {err}");
+        }
+    }
+}
+
+/// Unquoted and quoted inputs with the same rows give the same counts, on every path.
+#[test]
+fn a_quote_anywhere_gives_the_same_counts() {
+    let mut plain = String::from("id,cell,v\n");
+    for i in 0..300 {
+        plain += &format!("p{},c{},{}\r\n", i % 97, i % 50, i % 13);
+    }
+    let quoted = plain.replace("p42,", "\"p42\",");
+    let (_a, plain) = plan_for(&plain);
+    let (_b, quoted) = plan_for(&quoted);
+    for options in [tiny_chunks(), in_memory(), spilling()] {
+        let a = read_input_with(&plain, 0, &[0, 2], options).unwrap();
+        let b = read_input_with(&quoted, 0, &[0, 2], options).unwrap();
+        assert_eq!((a.exact, a.rows, a.units), (b.exact, b.rows, b.units));
+    }
+}
+
+#[test]
+fn integers_parse_as_rust_parses_them() {
+    let mut cases: Vec<String> = [
+        "",
+        "-",
+        "+",
+        "0",
+        "-0",
+        "+0",
+        "007",
+        "-007",
+        "12a",
+        "1 2",
+        "--1",
+        "+-1",
+        "-+1",
+        "0x10",
+        "1e3",
+        "1.0",
+        "\u{661}",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "+9223372036854775807",
+        "99999999999999999999",
+        "/",
+        ":",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let mut rng = StdRng::seed_from_u64(5);
+    for _ in 0..20_000 {
+        let len = rng.gen_range(0..22);
+        cases.push(
+            (0..len)
+                .map(|_| ['0', '1', '9', '-', '+', '/', ':', ' ', 'x'][rng.gen_range(0..9)])
+                .collect(),
+        );
+        cases.push(rng.r#gen::<i64>().to_string());
+    }
+    for case in &cases {
+        assert_eq!(
+            parse_i64(case.as_bytes()).ok(),
+            case.parse::<i64>().ok(),
+            "`{case}`"
+        );
+    }
+}

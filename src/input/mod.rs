@@ -1,0 +1,293 @@
+//! Input: a source becomes exact, bounded cells per table, and a private fingerprint.
+//!
+//! Today's source is a CSV file ([`csv`]; a legacy encoding is decoded first, [`decode`]).
+//! Owns what every source must give: per table the exact cells, bounded as the plan says
+//! (see [`crate::bounding`]), and each input's fingerprint for the ledger. Errors name the file,
+//! the line and the field. Exact cells never leave memory: they go to the protection only.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::policy::Plan;
+
+mod csv;
+mod decode;
+
+use csv::read_pass;
+use decode::transcode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot open input `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read input `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the header has no column `{column}` (needed by {needed_by}); columns are: {available}{suggestion}"
+    )]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        needed_by: String,
+        available: String,
+        /// `; did you mean ...?` when a column's name is close.
+        suggestion: String,
+    },
+    #[error(
+        "{path}: too many privacy units for one spill partition (at most 4,294,967,295); split the input"
+    )]
+    TooManyUnits { path: PathBuf },
+    #[error("input `{path}` changed while it was being read; run again once it is complete")]
+    Changed { path: PathBuf },
+    #[error("{path}: the header names column `{column}` twice")]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    /// Every bad row found, grouped by kind (see `report_rows`).
+    #[error("{message}")]
+    BadRows { message: String },
+    #[error("{path}:{line}: field `{field}`: {message}")]
+    Value {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        message: String,
+    },
+}
+
+impl InputError {
+    /// True when the failure is the machine's (I/O), not the data's.
+    pub fn is_io(&self) -> bool {
+        matches!(self, InputError::Io { .. })
+    }
+
+    /// The same error about the file at `to`, where it named `from` (a decoded copy's errors
+    /// name the original; its lines are the original's).
+    fn renamed(self, from: &Path, to: &Path) -> InputError {
+        use InputError::*;
+        let fix = |p: PathBuf| if p == from { to.to_path_buf() } else { p };
+        match self {
+            Open { path, source } => Open {
+                path: fix(path),
+                source,
+            },
+            Io { path, source } => Io {
+                path: fix(path),
+                source,
+            },
+            MissingColumn {
+                path,
+                column,
+                needed_by,
+                available,
+                suggestion,
+            } => MissingColumn {
+                path: fix(path),
+                column,
+                needed_by,
+                available,
+                suggestion,
+            },
+            TooManyUnits { path } => TooManyUnits { path: fix(path) },
+            Changed { path } => Changed { path: fix(path) },
+            DuplicateColumn { path, column } => DuplicateColumn {
+                path: fix(path),
+                column,
+            },
+            Malformed {
+                path,
+                line,
+                message,
+            } => Malformed {
+                path: fix(path),
+                line,
+                message,
+            },
+            BadRows { message } => BadRows {
+                message: message.replace(&from.display().to_string(), &to.display().to_string()),
+            },
+            Value {
+                path,
+                line,
+                field,
+                message,
+            } => Value {
+                path: fix(path),
+                line,
+                field,
+                message,
+            },
+        }
+    }
+}
+
+/// What reading one input produced.
+#[derive(Debug)]
+pub struct InputResult {
+    /// Exact cells per table, in the order of the `tables` argument. Never written anywhere.
+    /// Wider than the noise's `i64` so that no sum can wrap (see [`saturate`]).
+    pub exact: Vec<Vec<i128>>,
+    pub sha256: String,
+    /// Rows read (exact; shown by `check` to the data officer only, never published).
+    pub rows: u64,
+    /// Distinct privacy units (microdata only; same caveat).
+    pub units: Option<u64>,
+}
+
+/// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub threads: usize,
+    pub min_chunk_bytes: u64,
+    /// Bytes the units' state may take before the input is spilled to disk by unit.
+    pub memory_limit: u64,
+    /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
+    pub progress: bool,
+}
+
+/// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
+pub fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kib| kib * 1024 / 2)
+}
+
+impl Default for ReadOptions {
+    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines).
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ReadOptions {
+            threads: std::env::var("SAFESTAT_THREADS")
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|&t| t > 0)
+                .unwrap_or(cores),
+            min_chunk_bytes: 4 << 20,
+            memory_limit: default_memory_limit(),
+            progress: true,
+        }
+    }
+}
+
+/// Exact cells in the noise's domain (`i64`), saturating at its ends. Clamping each cell is
+/// 1-Lipschitz in every coordinate, so it never raises the sensitivity: a unit that moves an
+/// `i128` cell by `d` moves the saturated cell by at most `d`. (Each cell is an `i128` sum of at
+/// most 2^64 values of at most 2^63, so the sum itself can never wrap.)
+pub fn saturate(cells: Vec<i128>) -> Vec<i64> {
+    cells
+        .into_iter()
+        .map(|c| c.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+        .collect()
+}
+
+/// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
+/// `plan.tables`, all reading this input), in parallel chunks and spilling to disk as `options`
+/// say (tests use tiny chunks to split units across them).
+pub fn read_input_with(
+    plan: &Plan,
+    input: usize,
+    tables: &[usize],
+    options: ReadOptions,
+) -> Result<InputResult, InputError> {
+    let spec = &plan.inputs[input];
+    let Some(encoding) = spec.encoding else {
+        return read_pass(plan, input, tables, options, false);
+    };
+    // A legacy encoding is decoded to a private UTF-8 copy first (lines stay where they are, so
+    // errors name the original's lines); the fingerprint is the original's bytes'.
+    let (copy, sha256) = transcode(&spec.path, encoding)?;
+    let mut decoded = plan.clone();
+    decoded.inputs[input].path = copy.path().to_path_buf();
+    decoded.inputs[input].encoding = None;
+    let mut result = read_pass(&decoded, input, tables, options, false)
+        .map_err(|e| e.renamed(copy.path(), &spec.path))?;
+    result.sha256 = sha256;
+    Ok(result)
+}
+
+/// Opens an input and notes its size and modification time, for [`ensure_unchanged`].
+pub(crate) fn open_input(path: &Path) -> Result<(File, std::fs::Metadata), InputError> {
+    let file = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let before = file.metadata().map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((file, before))
+}
+
+/// Refuses an input whose size or modification time changed since `before`: what was read of
+/// it in separate passes (the counts, the fingerprint) would describe different bytes.
+pub(crate) fn ensure_unchanged(path: &Path, before: &std::fs::Metadata) -> Result<(), InputError> {
+    let after = std::fs::metadata(path).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
+        return Err(InputError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Everything read from the inputs: per input its hash and exact cells, and where each table's
+/// exact cells are.
+pub struct InputData {
+    pub results: Vec<InputResult>,
+    /// Per table, `(input, position in that input's exact cells)`.
+    slot: Vec<(usize, usize)>,
+}
+
+impl InputData {
+    /// Each input's fingerprint (SHA-256 of its bytes), by name: private, for the ledger.
+    pub fn fingerprints(&self, plan: &Plan) -> std::collections::BTreeMap<String, String> {
+        plan.inputs
+            .iter()
+            .zip(&self.results)
+            .map(|(spec, r)| (spec.name.clone(), r.sha256.clone()))
+            .collect()
+    }
+
+    /// Moves table `t`'s exact cells out, in the noise's domain, so they are dropped as soon as
+    /// the noise is added.
+    pub fn take_exact(&mut self, t: usize) -> Vec<i64> {
+        let (input, pos) = self.slot[t];
+        crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
+    }
+}
+
+/// Reads every input once, computing the exact cells of all the tables that use it.
+pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
+    let mut results = Vec::new();
+    let mut slot = vec![(0, 0); plan.tables.len()];
+    for input in 0..plan.inputs.len() {
+        let tables: Vec<usize> = (0..plan.tables.len())
+            .filter(|&t| plan.tables[t].input == input)
+            .collect();
+        for (pos, &t) in tables.iter().enumerate() {
+            slot[t] = (input, pos);
+        }
+        results.push(read_input_with(plan, input, &tables, *options)?);
+    }
+    Ok(InputData { results, slot })
+}

@@ -1,0 +1,283 @@
+//! `manifest.json`: what was released and exactly how, written by `release` and read back, typed,
+//! by the release transaction and `audit`.
+//!
+//! The release folder is public: nothing here may depend on the data except through the
+//! protection (no input digest, path, row or unit count). The ledger line it names carries a
+//! secret nonce, so that line's hash reveals nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::sha256_hex;
+use crate::policy::CostSource;
+use crate::privacy::{Budget, Cost, Mechanism};
+
+/// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
+/// private data) and marks declared bounds in each table's guarantee.
+pub const MANIFEST_FORMAT: u32 = 2;
+
+/// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
+/// here may depend on the data except through the protection: no input digest, path, row or unit
+/// count; the ledger line it names carries a secret nonce, so that line's hash reveals nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub manifest_format: u32,
+    pub release: ManifestRelease,
+    pub dataset: String,
+    pub privacy_unit: String,
+    pub created_at: String,
+    pub tool: ToolInfo,
+    pub rng: RngInfo,
+    pub policy: PolicyEntry,
+    pub inputs: Vec<InputEntry>,
+    pub tables: Vec<TableEntry>,
+    pub total_cost: TotalCost,
+    pub ledger: ManifestLedger,
+    /// Every file of the release folder except this manifest.
+    pub outputs: Vec<FileHash>,
+}
+
+/// The ledger charge that paid for this release; `charge_sha256` is the hash of that exact line
+/// (which holds a secret nonce), so an edit of the charge is detectable even when it is the
+/// ledger's last line, and a ledger that lost the line is caught by the folder that names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestLedger {
+    pub accounting: String,
+    pub budget: Budget,
+    pub charge_seq: u64,
+    pub charge_sha256: String,
+    /// This release's cost in the ledger's unit, and the dataset's total after it.
+    pub unit: String,
+    pub charged: f64,
+    pub total_after: f64,
+}
+
+/// The policy, by file name (its folder is private) and by the two hashes that describe it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyEntry {
+    pub file: String,
+    /// SHA-256 of the policy file's bytes.
+    pub sha256: String,
+    /// SHA-256 of the plan's canonical meaning, what identifies the release.
+    pub plan_sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestRelease {
+    pub id: String,
+    pub version: u32,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub opendp_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RngInfo {
+    pub noise: String,
+    pub contribution_bounding: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHash {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// An input, by name and kind only: its path and its digest are private.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputEntry {
+    pub name: String,
+    pub kind: String,
+    /// `enforced` (microdata: safestat bounds each unit) or `declared` (pre-counted input).
+    pub contribution_bounds: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableEntry {
+    pub name: String,
+    pub files: Vec<String>,
+    pub input: String,
+    pub statistic: String,
+    pub column: Option<String>,
+    pub clamp: Option<[i64; 2]>,
+    pub dimensions: Vec<String>,
+    pub cells: usize,
+    /// `differential_privacy` when safestat enforced the contribution bounds;
+    /// `differential_privacy_if_declared_bounds_hold` for pre-counted input, whose bounds the
+    /// policy only declares.
+    pub protection: String,
+    /// The guarantee in words.
+    pub guarantee: String,
+    pub contribution_bounds: Bounds,
+    pub mechanism: Mechanism,
+    pub sensitivity: SensitivityEntry,
+    pub noise_scale: f64,
+    pub privacy_cost: CostEntry,
+    pub confidence: f64,
+    pub margin_of_error: i64,
+    pub post_processing: Vec<String>,
+    pub suppression: Suppression,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bounds {
+    /// `enforced` (safestat bounded each unit's rows) or `declared` (aggregated input: the
+    /// policy asserts the bound and safestat cannot check it).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cells_per_unit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_unit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_cell: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SensitivityEntry {
+    pub norm: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostEntry {
+    /// `pure_dp` (epsilon) or `zcdp` (rho).
+    pub measure: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    pub delta: f64,
+    /// The cost the policy asked for; `epsilon`/`rho` above is what opendp's map reports.
+    pub declared: Cost,
+    pub source: CostSource,
+    pub computed_by: String,
+}
+
+impl CostEntry {
+    pub fn new(mapped: Cost, declared: Cost, source: CostSource, computed_by: &str) -> Self {
+        let (measure, epsilon, rho) = mapped.parts();
+        CostEntry {
+            measure: measure.to_string(),
+            epsilon,
+            rho,
+            delta: 0.0,
+            declared,
+            source,
+            computed_by: computed_by.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotalCost {
+    pub measure: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    pub delta: f64,
+    pub composition: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Suppression {
+    pub rule: String,
+    pub threshold: i64,
+    pub decided_on: String,
+    pub cells_suppressed: usize,
+}
+
+/// A release folder as published: its manifest's bytes, hash and content.
+pub struct Published {
+    pub manifest_sha256: String,
+    pub manifest: Manifest,
+}
+
+/// Reads `dir/manifest.json` and checks that every file it lists is present with its hash and
+/// that nothing else is in the folder. The error says what is wrong, naming the file.
+pub fn read_published(dir: &Path) -> Result<Published, (Option<String>, String)> {
+    let path = dir.join("manifest.json");
+    let bytes = fs::read(&path).map_err(|e| {
+        (
+            Some("manifest.json".to_string()),
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            Some("manifest.json".to_string()),
+            format!("not a safestat manifest: {e}"),
+        )
+    })?;
+    for o in &manifest.outputs {
+        match fs::read(dir.join(&o.path)) {
+            Ok(b) if sha256_hex(&b) == o.sha256 => {}
+            Ok(_) => {
+                return Err((
+                    Some(o.path.clone()),
+                    "was altered (its hash differs from the manifest's)".into(),
+                ));
+            }
+            Err(_) => return Err((Some(o.path.clone()), "is missing".into())),
+        }
+    }
+    Ok(Published {
+        manifest_sha256: sha256_hex(&bytes),
+        manifest,
+    })
+}
+
+/// Files in `dir` that its manifest does not list.
+pub fn unlisted_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
+    let mut extra: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "manifest.json" && !manifest.outputs.iter().any(|o| o.path == *n))
+                .collect()
+        })
+        .unwrap_or_default();
+    extra.sort();
+    extra
+}
+
+/// The release folders directly under each of `roots` whose manifest names `dataset` (dot
+/// folders, the unfinished ones, are passed over), with what they publish.
+pub fn release_folders(roots: &[PathBuf], dataset: &str) -> Vec<(PathBuf, Manifest)> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for root in roots {
+        let Ok(rd) = fs::read_dir(root) else {
+            continue;
+        };
+        for entry in rd.filter_map(|e| e.ok()) {
+            let dir = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden || !dir.is_dir() {
+                continue;
+            }
+            let key = fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+            if !seen.insert(key) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(dir.join("manifest.json")) else {
+                continue;
+            };
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes)
+                && m.dataset == dataset
+            {
+                found.push((dir, m));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}

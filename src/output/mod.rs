@@ -1,0 +1,32 @@
+//! What leaves the building: the published tables ([`tables`]), the manifest, written and read
+//! back typed ([`manifest`]), and the atomic placement of a release folder ([`folder`]).
+//!
+//! Never receives an exact cell and never imports `input` (a check in `.ci/run` holds it to
+//! that): it formats noisy, post-processed values only.
+
+use std::path::PathBuf;
+
+mod folder;
+mod manifest;
+mod tables;
+
+pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
+pub use manifest::*;
+pub use tables::PublishedTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error(
+        "output folder `{0}` already exists; refusing to overwrite a release (choose another --out, or remove it if it was never published)"
+    )]
+    Exists(PathBuf),
+    #[error("cannot write the release to `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A release folder's files: (name, bytes).
+pub type Files = Vec<(String, Vec<u8>)>;

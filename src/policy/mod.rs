@@ -1,0 +1,21 @@
+//! What the officer asked for, turned into a validated [`Plan`]: the file as written ([`file`]),
+//! its validation (one function per section and per field kind), the statistics and the
+//! sensitivities their bounds imply, and how names are compared.
+//!
+//! Reads no data and spends nothing: it never imports `input`, `protect`, `output` or `ledger`
+//! (a check in `.ci/run` holds it to that).
+
+mod file;
+mod names;
+mod plan;
+mod statistic;
+mod table;
+mod validate;
+
+pub use file::PolicyError;
+pub use names::{did_you_mean, nfc};
+pub use plan::{CostSource, Dimension, InputKind, Plan, TableSpec};
+pub use statistic::{Bound, Statistic};
+pub use validate::load;
+#[cfg(test)]
+pub use {file::PolicyFile, validate::validate};

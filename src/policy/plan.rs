@@ -1,0 +1,210 @@
+//! The validated release plan: the only thing commands use (never the raw policy file).
+//!
+//! Owns [`Plan`] and its parts, and a plan's identity: what a release means, in a canonical form
+//! that comments and layout do not change.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::statistic::{Bound, Statistic};
+use crate::privacy::{Accounting, Budget, Cost, Mechanism};
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub policy_path: PathBuf,
+    /// SHA-256 of the policy file's bytes (a comment changes it; see [`Plan::identity`]).
+    pub policy_sha256: String,
+    /// SHA-256 of what the release means ([`Plan::identity`]): what identifies a release.
+    pub plan_sha256: String,
+    pub release_id: String,
+    pub title: Option<String>,
+    pub dataset: String,
+    pub privacy_unit: String,
+    /// The dataset's budget as the policy states it, and how costs add up under it.
+    pub budget: Budget,
+    pub accounting: Accounting,
+    /// The dataset's ledger: the policy's `ledger`, else `ledger/<dataset>.jsonl`, resolved
+    /// against the policy file's folder (never the folder a command runs in).
+    pub ledger: PathBuf,
+    /// The folder of the dataset's release folders: the policy's `releases`, else `releases`,
+    /// resolved against the policy file's folder.
+    pub releases: PathBuf,
+    pub inputs: Vec<InputSpec>,
+    pub dimensions: Vec<Dimension>,
+    pub tables: Vec<TableSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub name: String,
+    /// The path as the policy wrote it.
+    pub declared_path: PathBuf,
+    /// The path resolved against the policy file's folder.
+    pub path: PathBuf,
+    pub kind: InputKind,
+    /// The file's character encoding when it is not UTF-8 (decoded by `encoding_rs`).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Whether a quoted field may hold a line break.
+    pub multiline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKind {
+    /// One row per record; the privacy unit column identifies whose record it is.
+    Microdata,
+    /// Counts made elsewhere: one row per cell, the count in `count_column`. Two rows for the
+    /// same cell are an error unless `add_duplicates`.
+    Aggregated {
+        count_column: String,
+        add_duplicates: bool,
+    },
+}
+
+/// A categorical column with its public, declared categories.
+#[derive(Debug, Clone)]
+pub struct Dimension {
+    pub name: String,
+    pub categories: Vec<String>,
+    /// Index of the category that undeclared values are mapped to, if the policy names one.
+    pub catch_all: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: String,
+    /// Index into [`Plan::inputs`].
+    pub input: usize,
+    pub statistic: Statistic,
+    /// Indices into [`Plan::dimensions`], in the policy's `by` order.
+    pub dims: Vec<usize>,
+    pub mechanism: Mechanism,
+    pub cost: Cost,
+    /// Where the cost came from: the table's own `cost`, or its `weight` share of the release.
+    pub cost_source: CostSource,
+    pub suppress_below: i64,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    Declared,
+    Weight { weight: f64, total_weight: f64 },
+}
+
+impl Plan {
+    /// What the release means, in a canonical form: everything that decides its outputs (the
+    /// release, the dataset and its budget, the inputs' kinds and how they are read, the
+    /// declared categories, every table's statistic, bounds, mechanism, cost and thresholds),
+    /// and nothing that does not (comments, layout, field order, the spelling of paths).
+    /// Together with the inputs' fingerprints it identifies a release: a re-run is the same
+    /// release exactly when both are unchanged.
+    pub fn identity(&self) -> serde_json::Value {
+        use serde_json::json;
+        // Destructured so that a new field of `Plan` must be placed here or explicitly left out.
+        let Plan {
+            policy_path: _,
+            policy_sha256: _,
+            plan_sha256: _,
+            release_id,
+            title,
+            dataset,
+            privacy_unit,
+            budget,
+            accounting: _,
+            ledger: _,
+            releases: _,
+            inputs,
+            dimensions,
+            tables,
+        } = self;
+        let inputs: Vec<_> = inputs
+            .iter()
+            .map(|i| {
+                let (count_column, add_duplicates) = match &i.kind {
+                    InputKind::Microdata => (None, false),
+                    InputKind::Aggregated {
+                        count_column,
+                        add_duplicates,
+                    } => (Some(count_column), *add_duplicates),
+                };
+                json!({
+                    "name": i.name,
+                    "count_column": count_column,
+                    "add_duplicates": add_duplicates,
+                    "encoding": i.encoding.map(|e| e.name()),
+                    "multiline": i.multiline,
+                })
+            })
+            .collect();
+        let dimensions: Vec<_> = dimensions
+            .iter()
+            .map(
+                |d| json!({ "name": d.name, "categories": d.categories, "catch_all": d.catch_all }),
+            )
+            .collect();
+        let tables: Vec<_> = tables
+            .iter()
+            .map(|t| {
+                let (column, clamp) = match &t.statistic {
+                    Statistic::Sum { column, lo, hi, .. } => (Some(column), Some([lo, hi])),
+                    _ => (None, None),
+                };
+                let (cells, rows, per_cell) = match t.statistic.bound() {
+                    Bound::Cells(c) => (Some(c), None, None),
+                    Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
+                };
+                json!({
+                    "name": t.name,
+                    "input": self.inputs[t.input].name,
+                    "statistic": t.statistic.name(),
+                    "column": column,
+                    "clamp": clamp,
+                    "max_cells_per_unit": cells,
+                    "max_rows_per_unit": rows,
+                    "max_rows_per_cell": per_cell,
+                    "by": t.dims.iter().map(|&d| &self.dimensions[d].name).collect::<Vec<_>>(),
+                    "mechanism": t.mechanism,
+                    "cost": t.cost,
+                    "cost_source": t.cost_source,
+                    "suppress_below": t.suppress_below,
+                    "confidence": t.confidence,
+                })
+            })
+            .collect();
+        json!({
+            "identity_format": 1,
+            "release_id": release_id,
+            "title": title,
+            "dataset": dataset,
+            "privacy_unit": privacy_unit,
+            "budget": budget,
+            "inputs": inputs,
+            "dimensions": dimensions,
+            "tables": tables,
+        })
+    }
+
+    pub fn table_cells(&self, table: &TableSpec) -> usize {
+        table
+            .dims
+            .iter()
+            .map(|&d| self.dimensions[d].categories.len())
+            .product()
+    }
+
+    pub fn bounds_enforced(&self, table: &TableSpec) -> bool {
+        self.inputs[table.input].kind == InputKind::Microdata
+    }
+
+    /// `enforced` (microdata: safestat bounds each unit) or `declared` (aggregated input).
+    pub fn bounds_status(&self, table: &TableSpec) -> &'static str {
+        if self.bounds_enforced(table) {
+            "enforced"
+        } else {
+            "declared"
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Policy validation: [`PolicyFile`] (what the file says) becomes a [`Plan`] (what the commands
+//! use), one small function per section.
+//!
+//! Every field is destructured, so a new field cannot skip validation, and every problem is
+//! collected ([`Problems`]) before the policy is refused, so the officer sees them all at once.
+//! Reads no data and spends nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::file::{
+    CostSection, DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile,
+    ReleaseSection,
+};
+use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
+use super::plan::{CostSource, Dimension, InputKind, InputSpec, Plan, TableSpec};
+use super::table::{self, TableContext};
+use crate::hash::sha256_hex;
+use crate::privacy::{Accounting, Budget, Cost, Mechanism, positive_finite};
+
+/// Problems found in a policy, each prefixed by where it is.
+#[derive(Default)]
+pub(super) struct Problems(Vec<String>);
+
+impl Problems {
+    pub(super) fn add(&mut self, at: &str, message: String) {
+        self.0.push(format!("{at}: {message}"));
+    }
+}
+
+/// `[defaults]`, as the tables fall back on them.
+#[derive(Clone, Copy)]
+pub(super) struct Defaults {
+    pub mechanism: Option<Mechanism>,
+    pub suppress_below: Option<i64>,
+    pub confidence: Option<f64>,
+}
+
+/// Reads, parses and validates the policy at `path`.
+pub fn load(path: &Path) -> Result<Plan, PolicyError> {
+    let bytes = std::fs::read(path).map_err(|source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| PolicyError::Syntax {
+        path: path.to_path_buf(),
+        message: "the file is not UTF-8 text".to_string(),
+    })?;
+    let file = PolicyFile::parse(&text, path)?;
+    let mut plan = validate(file, path)?;
+    plan.policy_sha256 = sha256_hex(text.as_bytes());
+    plan.plan_sha256 = sha256_hex(plan.identity().to_string().as_bytes());
+    Ok(plan)
+}
+
+/// Checks every field of `file` and builds the [`Plan`]; collects all problems before failing.
+/// Relative paths resolve from `path`'s folder.
+pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
+    let PolicyFile {
+        release,
+        dataset,
+        inputs,
+        categories,
+        catch_all,
+        defaults,
+        tables,
+    } = file;
+    let mut problems = Problems::default();
+    let base = path.parent().unwrap_or(Path::new(""));
+    let release = release_section(release, &mut problems);
+    let dataset = dataset_section(dataset, base, &mut problems);
+    let inputs = input_sections(inputs, base, &mut problems);
+    let dimensions = category_sections(categories, catch_all, &mut problems);
+    let defaults = defaults_section(defaults, &mut problems);
+    let used_inputs: HashSet<String> = tables.iter().map(|t| t.input.clone()).collect();
+    let context = TableContext {
+        inputs: &inputs,
+        dimensions: &dimensions,
+        privacy_unit: &dataset.privacy_unit,
+        release_cost: release.cost,
+        defaults,
+    };
+    let tables = table::tables(tables, &context, &mut problems);
+    check_across_sections(
+        &inputs,
+        &used_inputs,
+        &tables,
+        dataset.accounting,
+        release.cost,
+        &mut problems,
+    );
+    if !problems.0.is_empty() {
+        return Err(PolicyError::Invalid {
+            path: path.to_path_buf(),
+            problems: problems.0,
+        });
+    }
+    let (Some(budget), Some(accounting)) = (dataset.budget, dataset.accounting) else {
+        unreachable!("a missing or invalid budget is a problem reported above");
+    };
+    Ok(Plan {
+        policy_path: path.to_path_buf(),
+        policy_sha256: String::new(),
+        plan_sha256: String::new(),
+        release_id: release.id,
+        title: release.title,
+        dataset: dataset.name,
+        privacy_unit: dataset.privacy_unit,
+        budget,
+        accounting,
+        ledger: dataset.ledger,
+        releases: dataset.releases,
+        inputs,
+        dimensions,
+        tables,
+    })
+}
+
+struct Release {
+    id: String,
+    title: Option<String>,
+    cost: Option<Cost>,
+}
+
+fn release_section(section: ReleaseSection, problems: &mut Problems) -> Release {
+    let ReleaseSection { id, title, cost } = section;
+    if !is_safe_name(&id) {
+        problems.add(
+            "[release] field `id`",
+            format!("`{id}` cannot name a release folder; {SAFE_NAME_RULE}"),
+        );
+    }
+    let cost = cost.and_then(|c| match cost_from_section(&c) {
+        Ok(c) => Some(c),
+        Err(msg) => {
+            problems.add("[release] field `cost`", msg);
+            None
+        }
+    });
+    Release { id, title, cost }
+}
+
+struct Dataset {
+    name: String,
+    privacy_unit: String,
+    budget: Option<Budget>,
+    accounting: Option<Accounting>,
+    ledger: PathBuf,
+    releases: PathBuf,
+}
+
+fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems) -> Dataset {
+    let DatasetSection {
+        name,
+        privacy_unit,
+        budget,
+        ledger,
+        releases,
+    } = section;
+    let privacy_unit = nfc(privacy_unit);
+    let accounting = match budget.map(|b| b.accounting()) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(msg)) => {
+            problems.add("[dataset] field `budget`", msg);
+            None
+        }
+        None => {
+            problems.add(
+                "[dataset] field `budget`",
+                "every dataset needs a total privacy budget, e.g. `budget = { rho = 1.0 }`"
+                    .to_string(),
+            );
+            None
+        }
+    };
+    if !is_safe_name(&name) {
+        problems.add(
+            "[dataset] field `name`",
+            format!("`{name}` is not a usable dataset name; {SAFE_NAME_RULE}"),
+        );
+    }
+    if privacy_unit.trim().is_empty() {
+        problems.add(
+            "[dataset] field `privacy_unit`",
+            "must name the column that identifies a person (or other privacy unit)".to_string(),
+        );
+    }
+    let ledger =
+        base.join(ledger.unwrap_or_else(|| PathBuf::from("ledger").join(format!("{name}.jsonl"))));
+    let releases = base.join(releases.unwrap_or_else(|| PathBuf::from("releases")));
+    Dataset {
+        name,
+        privacy_unit,
+        budget,
+        accounting,
+        ledger,
+        releases,
+    }
+}
+
+fn input_sections(
+    sections: BTreeMap<String, InputSection>,
+    base: &Path,
+    problems: &mut Problems,
+) -> Vec<InputSpec> {
+    if sections.is_empty() {
+        problems.add("[inputs]", "at least one input is needed".to_string());
+    }
+    sections
+        .into_iter()
+        .map(|(name, section)| input_section(name, section, base, problems))
+        .collect()
+}
+
+fn input_section(
+    name: String,
+    section: InputSection,
+    base: &Path,
+    problems: &mut Problems,
+) -> InputSpec {
+    let InputSection {
+        path: declared_path,
+        aggregated,
+        count_column,
+        encoding,
+        multiline,
+        duplicates,
+    } = section;
+    let at = |field: &str| format!("[inputs.{name}] field `{field}`");
+    if declared_path.as_os_str().is_empty() {
+        problems.add(&at("path"), "must not be empty".to_string());
+    }
+    let add_duplicates = match duplicates.as_deref() {
+        None | Some("error") => false,
+        Some("add") => true,
+        Some(other) => {
+            problems.add(
+                &at("duplicates"),
+                format!(
+                    "unknown value `{other}`; use `error` (two rows for one cell are refused) or `add` (their counts are added up){}",
+                    did_you_mean(other, ["error", "add"])
+                ),
+            );
+            false
+        }
+    };
+    if duplicates.is_some() && !aggregated {
+        problems.add(
+            &at("duplicates"),
+            "only applies to an aggregated input (`aggregated = true`)".to_string(),
+        );
+    }
+    let kind = match (aggregated, count_column.map(nfc)) {
+        (true, Some(c)) if !c.trim().is_empty() => InputKind::Aggregated {
+            count_column: c,
+            add_duplicates,
+        },
+        (true, _) => {
+            problems.add(
+                &at("count_column"),
+                "an aggregated input must name the column holding each cell's count".to_string(),
+            );
+            InputKind::Aggregated {
+                count_column: String::new(),
+                add_duplicates,
+            }
+        }
+        (false, Some(c)) => {
+            problems.add(
+                &at("count_column"),
+                format!("`{c}` is only meaningful with `aggregated = true`"),
+            );
+            InputKind::Microdata
+        }
+        (false, None) => InputKind::Microdata,
+    };
+    let encoding = match encoding.as_deref().map(parse_encoding) {
+        None => None,
+        Some(Ok(e)) => e,
+        Some(Err(msg)) => {
+            problems.add(&at("encoding"), msg);
+            None
+        }
+    };
+    InputSpec {
+        path: base.join(&declared_path),
+        name,
+        declared_path,
+        kind,
+        encoding,
+        multiline,
+    }
+}
+
+/// `[categories]` and `[catch_all]`: the public, declared categories of every dimension.
+fn category_sections(
+    categories: BTreeMap<String, Vec<String>>,
+    catch_all: BTreeMap<String, String>,
+    problems: &mut Problems,
+) -> Vec<Dimension> {
+    let mut dimensions: Vec<Dimension> = categories
+        .into_iter()
+        .map(|(name, cats)| dimension(nfc(name), cats.into_iter().map(nfc).collect(), problems))
+        .collect();
+    for (column, target) in catch_all {
+        let (column, target) = (nfc(column), nfc(target));
+        let at = format!("[catch_all] field `{column}`");
+        match dimensions.iter_mut().find(|d| d.name == column) {
+            None => problems.add(
+                &at,
+                format!("`{column}` has no declared categories in [categories]"),
+            ),
+            Some(d) => match d.categories.iter().position(|c| *c == target) {
+                Some(i) => d.catch_all = Some(i as u32),
+                None => problems.add(
+                    &at,
+                    format!("`{target}` is not one of the declared categories of `{column}`"),
+                ),
+            },
+        }
+    }
+    dimensions
+}
+
+fn dimension(name: String, categories: Vec<String>, problems: &mut Problems) -> Dimension {
+    let at = format!("[categories] field `{name}`");
+    if categories.is_empty() {
+        problems.add(&at, "declares no categories".to_string());
+    }
+    let mut seen = HashSet::new();
+    for c in &categories {
+        if c.trim().is_empty() {
+            problems.add(&at, "an empty category is not allowed".to_string());
+        } else if c.trim() != c {
+            problems.add(&at, format!("category `{c}` has surrounding spaces"));
+        } else if !seen.insert(c.as_str()) {
+            problems.add(&at, format!("category `{c}` is declared twice"));
+        }
+    }
+    Dimension {
+        name,
+        categories,
+        catch_all: None,
+    }
+}
+
+fn defaults_section(section: DefaultsSection, problems: &mut Problems) -> Defaults {
+    let DefaultsSection {
+        mechanism,
+        suppress_below,
+        confidence,
+    } = section;
+    let mechanism = mechanism.and_then(|m| match parse_mechanism(&m) {
+        Ok(m) => Some(m),
+        Err(msg) => {
+            problems.add("[defaults] field `mechanism`", msg);
+            None
+        }
+    });
+    if let Some(s) = suppress_below
+        && s < 0
+    {
+        problems.add(
+            "[defaults] field `suppress_below`",
+            format!("must be 0 or more, got `{s}`"),
+        );
+    }
+    if let Some(c) = confidence
+        && !(c > 0.0 && c < 1.0)
+    {
+        problems.add(
+            "[defaults] field `confidence`",
+            format!("must be strictly between 0 and 1, got `{c}`"),
+        );
+    }
+    Defaults {
+        mechanism,
+        suppress_below,
+        confidence,
+    }
+}
+
+/// What only the sections together can tell: unused inputs, a pure-DP budget charged in rho, and
+/// a release cost no table shares.
+fn check_across_sections(
+    inputs: &[InputSpec],
+    used_inputs: &HashSet<String>,
+    tables: &[TableSpec],
+    accounting: Option<Accounting>,
+    release_cost: Option<Cost>,
+    problems: &mut Problems,
+) {
+    for input in inputs {
+        if !used_inputs.contains(&input.name) {
+            problems.add(
+                &format!("[inputs.{}]", input.name),
+                "no table reads this input; remove it or add a table".to_string(),
+            );
+        }
+    }
+    if let Some(Accounting::Pure { .. }) = accounting {
+        for t in tables {
+            if let Cost::Rho(_) = t.cost {
+                problems.add(
+                    &format!("table `{}`, field `cost`", t.name),
+                    "the dataset's budget is pure DP (epsilon): every table's cost must be in epsilon".to_string(),
+                );
+            }
+        }
+    }
+    if release_cost.is_some() && tables.iter().all(|t| t.cost_source == CostSource::Declared) {
+        problems.add(
+            "[release] field `cost`",
+            "no table gives a `weight`, so the release cost would be unused".to_string(),
+        );
+    }
+}
+
+pub(super) fn parse_mechanism(m: &str) -> Result<Mechanism, String> {
+    match m {
+        "laplace" => Ok(Mechanism::Laplace),
+        "gaussian" => Ok(Mechanism::Gaussian),
+        other => Err(format!(
+            "unknown mechanism `{other}`; use `laplace` (discrete Laplace, pure DP) or `gaussian` (discrete Gaussian, zCDP){}",
+            did_you_mean(other, ["laplace", "gaussian"])
+        )),
+    }
+}
+
+pub(super) fn cost_from_section(c: &CostSection) -> Result<Cost, String> {
+    let CostSection { epsilon, rho } = *c;
+    match (epsilon, rho) {
+        (Some(e), None) => positive_finite("epsilon", e).map(Cost::Epsilon),
+        (None, Some(r)) => positive_finite("rho", r).map(Cost::Rho),
+        (Some(_), Some(_)) => {
+            Err("give either `epsilon` (pure DP) or `rho` (zCDP), not both".into())
+        }
+        (None, None) => Err("give `epsilon` (pure DP) or `rho` (zCDP)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [release]
+        id = "r1"
+        [dataset]
+        name = "d"
+        privacy_unit = "id"
+        budget = { rho = 2.0 }
+        [inputs.m]
+        path = "m.csv"
+        [categories]
+        g = ["a", "b"]
+        [[table]]
+        name = "t"
+        input = "m"
+        statistic = "count_rows"
+        by = ["g"]
+        max_rows_per_unit = 4
+        cost = { rho = 0.5 }
+    "#;
+
+    fn validate_str(text: &str) -> Result<Plan, String> {
+        let file = PolicyFile::parse(text, Path::new("p.toml")).map_err(|e| e.to_string())?;
+        validate(file, Path::new("dir/p.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sample_validates_and_resolves_paths_from_the_policy_folder() {
+        let plan = validate_str(SAMPLE).unwrap();
+        assert_eq!(plan.inputs[0].path, Path::new("dir/m.csv"));
+        assert_eq!(plan.tables[0].mechanism, Mechanism::Gaussian);
+        assert_eq!(plan.tables[0].suppress_below, 10);
+    }
+
+    #[test]
+    fn negative_cost_is_rejected_naming_table_and_field() {
+        let err = validate_str(&SAMPLE.replace("rho = 0.5", "rho = -0.5")).unwrap_err();
+        assert!(err.contains("table `t`, field `cost`"), "{err}");
+        assert!(err.contains("-0.5"), "{err}");
+    }
+
+    #[test]
+    fn zero_cost_is_rejected() {
+        let err = validate_str(&SAMPLE.replace("rho = 0.5", "epsilon = 0.0")).unwrap_err();
+        assert!(err.contains("field `cost`"), "{err}");
+    }
+
+    #[test]
+    fn gaussian_with_epsilon_is_rejected() {
+        let text = SAMPLE.replace("rho = 0.5 }", "epsilon = 1.0 }\nmechanism = \"gaussian\"");
+        let err = validate_str(&text).unwrap_err();
+        assert!(err.contains("cannot satisfy pure DP"), "{err}");
+    }
+
+    #[test]
+    fn weights_share_the_release_cost() {
+        let text = SAMPLE
+            .replace("id = \"r1\"", "id = \"r1\"\ncost = { rho = 0.3 }")
+            .replace("cost = { rho = 0.5 }", "weight = 2")
+            + r#"
+        [[table]]
+        name = "u"
+        input = "m"
+        statistic = "count_units"
+        max_cells_per_unit = 1
+        weight = 1
+        "#;
+        let plan = validate_str(&text).unwrap();
+        let Cost::Rho(a) = plan.tables[0].cost else {
+            panic!()
+        };
+        let Cost::Rho(b) = plan.tables[1].cost else {
+            panic!()
+        };
+        assert!(
+            (a - 0.2).abs() < 1e-12 && (b - 0.1).abs() < 1e-12,
+            "{a} {b}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = SAMPLE
+            .replace("input = \"m\"", "input = \"nope\"")
+            .replace("by = [\"g\"]", "by = [\"zz\"]");
+        let err = validate_str(&text).unwrap_err();
+        assert!(err.contains("unknown input `nope`"), "{err}");
+        assert!(
+            err.contains("column `zz` has no declared categories"),
+            "{err}"
+        );
+    }
+}
