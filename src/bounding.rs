@@ -147,6 +147,9 @@ impl Bounder {
     /// One table per `(statistic, cells, key)` (`key`: the secret of its `count_units`
     /// priorities); every unit record also keeps `head` words for the caller (see
     /// [`Bounder::add_unit`]).
+    // Long (about 85 lines) on purpose: it lays out one record's words, half-words and
+    // quarter-words in a single pass whose offsets depend on each other; read top to bottom it
+    // is the record's map.
     pub fn new(tables: &[(Statistic, usize, [u64; 2])], head: usize) -> Bounder {
         let mut tables: Vec<TableSlots> = tables
             .iter()

@@ -83,6 +83,8 @@ fn exact_list<T: Copy, R: Rng>(counts: &[(T, usize)], rng: &mut R) -> Vec<T> {
 }
 
 /// Writes both sample files.
+// Long (about 150 lines) on purpose: it is the recipe of the sample, one marginal after the
+// other, and re-creating `data/` byte for byte depends on the exact order of its random draws.
 pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) -> io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let n: usize = GENDERS.iter().map(|g| g.1).sum();

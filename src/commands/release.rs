@@ -363,21 +363,6 @@ fn table_entry(
         Statistic::Sum { column, lo, hi, .. } => (Some(column.clone()), Some([*lo, *hi])),
         _ => (None, None),
     };
-    let status = plan.bounds_status(t).to_string();
-    let contribution_bounds = match t.statistic.bound() {
-        Bound::Cells(c) => Bounds {
-            status: status.clone(),
-            max_cells_per_unit: Some(c),
-            max_rows_per_unit: None,
-            max_rows_per_cell: None,
-        },
-        Bound::Rows { per_unit, per_cell } => Bounds {
-            status,
-            max_cells_per_unit: None,
-            max_rows_per_unit: Some(per_unit),
-            max_rows_per_cell: Some(per_cell),
-        },
-    };
     let computed_by = match (t.mechanism, cost) {
         (Mechanism::Laplace, Cost::Epsilon(_)) => "opendp make_laplace privacy map",
         (Mechanism::Laplace, Cost::Rho(_)) => {
@@ -385,23 +370,7 @@ fn table_entry(
         }
         (Mechanism::Gaussian, _) => "opendp make_gaussian privacy map",
     };
-    let (protection, guarantee) = if plan.bounds_enforced(t) {
-        (
-            "differential_privacy",
-            format!(
-                "{cost} differential privacy for every {}: safestat enforced the contribution bounds",
-                plan.privacy_unit
-            ),
-        )
-    } else {
-        (
-            "differential_privacy_if_declared_bounds_hold",
-            format!(
-                "{cost} differential privacy for every {} only if the declared contribution bounds hold: the input was counted elsewhere and safestat could not enforce them",
-                plan.privacy_unit
-            ),
-        )
-    };
+    let (protection, guarantee) = guarantee(plan, t, cost);
     let mut post_processing = Vec::new();
     if t.statistic.is_non_negative() {
         post_processing.push("negative noisy values clamped to 0".to_string());
@@ -421,7 +390,7 @@ fn table_entry(
         cells,
         protection: protection.into(),
         guarantee,
-        contribution_bounds,
+        contribution_bounds: bounds_entry(plan, t),
         mechanism: t.mechanism,
         sensitivity: SensitivityEntry {
             norm: t.mechanism.norm().name().into(),
@@ -441,5 +410,47 @@ fn table_entry(
             decided_on: "noisy values".into(),
             cells_suppressed: suppressed,
         },
+    }
+}
+
+/// A table's contribution bounds, and whether safestat enforced them (`enforced`) or the policy
+/// only declares them (`declared`, pre-counted input).
+fn bounds_entry(plan: &Plan, t: &TableSpec) -> Bounds {
+    let status = plan.bounds_status(t).to_string();
+    match t.statistic.bound() {
+        Bound::Cells(c) => Bounds {
+            status,
+            max_cells_per_unit: Some(c),
+            max_rows_per_unit: None,
+            max_rows_per_cell: None,
+        },
+        Bound::Rows { per_unit, per_cell } => Bounds {
+            status,
+            max_cells_per_unit: None,
+            max_rows_per_unit: Some(per_unit),
+            max_rows_per_cell: Some(per_cell),
+        },
+    }
+}
+
+/// The table's protection and its guarantee in words: never called differentially private
+/// without saying when its bounds are only declared.
+fn guarantee(plan: &Plan, t: &TableSpec, cost: Cost) -> (&'static str, String) {
+    if plan.bounds_enforced(t) {
+        (
+            "differential_privacy",
+            format!(
+                "{cost} differential privacy for every {}: safestat enforced the contribution bounds",
+                plan.privacy_unit
+            ),
+        )
+    } else {
+        (
+            "differential_privacy_if_declared_bounds_hold",
+            format!(
+                "{cost} differential privacy for every {} only if the declared contribution bounds hold: the input was counted elsewhere and safestat could not enforce them",
+                plan.privacy_unit
+            ),
+        )
     }
 }

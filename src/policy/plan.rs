@@ -50,6 +50,26 @@ pub struct InputSpec {
     pub multiline: bool,
 }
 
+impl InputSpec {
+    /// An input's part of [`Plan::identity`]: how it is read, not where it is.
+    fn identity(&self) -> serde_json::Value {
+        let (count_column, add_duplicates) = match &self.kind {
+            InputKind::Microdata => (None, false),
+            InputKind::Aggregated {
+                count_column,
+                add_duplicates,
+            } => (Some(count_column), *add_duplicates),
+        };
+        serde_json::json!({
+            "name": self.name,
+            "count_column": count_column,
+            "add_duplicates": add_duplicates,
+            "encoding": self.encoding.map(|e| e.name()),
+            "multiline": self.multiline,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputKind {
     /// One row per record; the privacy unit column identifies whose record it is.
@@ -120,60 +140,14 @@ impl Plan {
             dimensions,
             tables,
         } = self;
-        let inputs: Vec<_> = inputs
-            .iter()
-            .map(|i| {
-                let (count_column, add_duplicates) = match &i.kind {
-                    InputKind::Microdata => (None, false),
-                    InputKind::Aggregated {
-                        count_column,
-                        add_duplicates,
-                    } => (Some(count_column), *add_duplicates),
-                };
-                json!({
-                    "name": i.name,
-                    "count_column": count_column,
-                    "add_duplicates": add_duplicates,
-                    "encoding": i.encoding.map(|e| e.name()),
-                    "multiline": i.multiline,
-                })
-            })
-            .collect();
+        let inputs: Vec<_> = inputs.iter().map(InputSpec::identity).collect();
         let dimensions: Vec<_> = dimensions
             .iter()
             .map(
                 |d| json!({ "name": d.name, "categories": d.categories, "catch_all": d.catch_all }),
             )
             .collect();
-        let tables: Vec<_> = tables
-            .iter()
-            .map(|t| {
-                let (column, clamp) = match &t.statistic {
-                    Statistic::Sum { column, lo, hi, .. } => (Some(column), Some([lo, hi])),
-                    _ => (None, None),
-                };
-                let (cells, rows, per_cell) = match t.statistic.bound() {
-                    Bound::Cells(c) => (Some(c), None, None),
-                    Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
-                };
-                json!({
-                    "name": t.name,
-                    "input": self.inputs[t.input].name,
-                    "statistic": t.statistic.name(),
-                    "column": column,
-                    "clamp": clamp,
-                    "max_cells_per_unit": cells,
-                    "max_rows_per_unit": rows,
-                    "max_rows_per_cell": per_cell,
-                    "by": t.dims.iter().map(|&d| &self.dimensions[d].name).collect::<Vec<_>>(),
-                    "mechanism": t.mechanism,
-                    "cost": t.cost,
-                    "cost_source": t.cost_source,
-                    "suppress_below": t.suppress_below,
-                    "confidence": t.confidence,
-                })
-            })
-            .collect();
+        let tables: Vec<_> = tables.iter().map(|t| self.table_identity(t)).collect();
         json!({
             "identity_format": 1,
             "release_id": release_id,
@@ -184,6 +158,34 @@ impl Plan {
             "inputs": inputs,
             "dimensions": dimensions,
             "tables": tables,
+        })
+    }
+
+    /// A table's part of [`Plan::identity`].
+    fn table_identity(&self, t: &TableSpec) -> serde_json::Value {
+        let (column, clamp) = match &t.statistic {
+            Statistic::Sum { column, lo, hi, .. } => (Some(column), Some([lo, hi])),
+            _ => (None, None),
+        };
+        let (cells, rows, per_cell) = match t.statistic.bound() {
+            Bound::Cells(c) => (Some(c), None, None),
+            Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
+        };
+        serde_json::json!({
+            "name": t.name,
+            "input": self.inputs[t.input].name,
+            "statistic": t.statistic.name(),
+            "column": column,
+            "clamp": clamp,
+            "max_cells_per_unit": cells,
+            "max_rows_per_unit": rows,
+            "max_rows_per_cell": per_cell,
+            "by": t.dims.iter().map(|&d| &self.dimensions[d].name).collect::<Vec<_>>(),
+            "mechanism": t.mechanism,
+            "cost": t.cost,
+            "cost_source": t.cost_source,
+            "suppress_below": t.suppress_below,
+            "confidence": t.confidence,
         })
     }
 

@@ -185,6 +185,56 @@ pub(super) struct Layout {
     pub(super) add_duplicates: bool,
 }
 
+/// The header's columns by name, refusing a name given twice.
+struct Columns<'a> {
+    by_name: HashMap<&'a [u8], usize>,
+    headers: &'a csv::ByteRecord,
+    path: &'a Path,
+}
+
+impl<'a> Columns<'a> {
+    fn new(headers: &'a csv::ByteRecord, path: &'a Path) -> Result<Columns<'a>, InputError> {
+        let mut by_name = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if by_name.insert(h, i).is_some() {
+                return Err(InputError::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    column: String::from_utf8_lossy(h).into_owned(),
+                });
+            }
+        }
+        Ok(Columns {
+            by_name,
+            headers,
+            path,
+        })
+    }
+
+    /// The column called `name`, or an error naming who needs it and the near misses.
+    fn get(&self, name: &str, needed_by: &str) -> Result<usize, InputError> {
+        self.by_name
+            .get(name.as_bytes())
+            .copied()
+            .ok_or_else(|| InputError::MissingColumn {
+                path: self.path.to_path_buf(),
+                column: name.to_string(),
+                needed_by: needed_by.to_string(),
+                available: self
+                    .headers
+                    .iter()
+                    .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                suggestion: crate::policy::did_you_mean(
+                    name,
+                    self.headers
+                        .iter()
+                        .filter_map(|h| std::str::from_utf8(h).ok()),
+                ),
+            })
+    }
+}
+
 impl Layout {
     pub(super) fn new(
         plan: &Plan,
@@ -193,67 +243,15 @@ impl Layout {
         headers: csv::ByteRecord,
         path: &Path,
     ) -> Result<Layout, InputError> {
-        let mut columns: HashMap<&[u8], usize> = HashMap::new();
-        for (i, h) in headers.iter().enumerate() {
-            if columns.insert(h, i).is_some() {
-                return Err(InputError::DuplicateColumn {
-                    path: path.to_path_buf(),
-                    column: String::from_utf8_lossy(h).into_owned(),
-                });
-            }
-        }
-        let column = |name: &str, needed_by: &str| -> Result<usize, InputError> {
-            columns
-                .get(name.as_bytes())
-                .copied()
-                .ok_or_else(|| InputError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: name.to_string(),
-                    needed_by: needed_by.to_string(),
-                    available: headers
-                        .iter()
-                        .map(|h| format!("`{}`", String::from_utf8_lossy(h)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    suggestion: crate::policy::did_you_mean(
-                        name,
-                        headers.iter().filter_map(|h| std::str::from_utf8(h).ok()),
-                    ),
-                })
-        };
+        let columns = Columns::new(&headers, path)?;
         let mut dims: Vec<(usize, usize, CategoryIndex)> = Vec::new();
-        let mut table_layouts = Vec::new();
-        for &t in tables {
-            let table = &plan.tables[t];
-            let needed_by = format!("table `{}`", table.name);
-            let mut tdims = Vec::new();
-            for &d in &table.dims {
-                let pos = match dims.iter().position(|&(dd, _, _)| dd == d) {
-                    Some(p) => p,
-                    None => {
-                        let col = column(&plan.dimensions[d].name, &needed_by)?;
-                        dims.push((d, col, CategoryIndex::new(&plan.dimensions[d])));
-                        dims.len() - 1
-                    }
-                };
-                tdims.push((pos, plan.dimensions[d].categories.len() as u32));
-            }
-            let sum = match &table.statistic {
-                Statistic::Sum {
-                    column: c, lo, hi, ..
-                } => Some((column(c, &needed_by)?, *lo, *hi)),
-                _ => None,
-            };
-            table_layouts.push(TableLayout {
-                dims: tdims,
-                sum,
-                statistic: table.statistic.clone(),
-                cells: plan.table_cells(table),
-            });
-        }
+        let table_layouts = tables
+            .iter()
+            .map(|&t| table_layout(plan, t, &columns, &mut dims))
+            .collect::<Result<Vec<_>, _>>()?;
         let (unit_column, count_column, add_duplicates) = match &plan.inputs[input].kind {
             InputKind::Microdata => (
-                Some(column(&plan.privacy_unit, "the privacy unit")?),
+                Some(columns.get(&plan.privacy_unit, "the privacy unit")?),
                 None,
                 false,
             ),
@@ -262,7 +260,7 @@ impl Layout {
                 add_duplicates,
             } => (
                 None,
-                Some(column(count_column, "the count")?),
+                Some(columns.get(count_column, "the count")?),
                 *add_duplicates,
             ),
         };
@@ -283,6 +281,42 @@ impl Layout {
             add_duplicates,
         })
     }
+}
+
+/// How table `t` reads a row; the dimensions it uses are added to `dims` (each once, shared by
+/// the tables that use it).
+fn table_layout(
+    plan: &Plan,
+    t: usize,
+    columns: &Columns,
+    dims: &mut Vec<(usize, usize, CategoryIndex)>,
+) -> Result<TableLayout, InputError> {
+    let table = &plan.tables[t];
+    let needed_by = format!("table `{}`", table.name);
+    let mut tdims = Vec::new();
+    for &d in &table.dims {
+        let pos = match dims.iter().position(|&(dd, _, _)| dd == d) {
+            Some(p) => p,
+            None => {
+                let col = columns.get(&plan.dimensions[d].name, &needed_by)?;
+                dims.push((d, col, CategoryIndex::new(&plan.dimensions[d])));
+                dims.len() - 1
+            }
+        };
+        tdims.push((pos, plan.dimensions[d].categories.len() as u32));
+    }
+    let sum = match &table.statistic {
+        Statistic::Sum {
+            column: c, lo, hi, ..
+        } => Some((columns.get(c, &needed_by)?, *lo, *hi)),
+        _ => None,
+    };
+    Ok(TableLayout {
+        dims: tdims,
+        sum,
+        statistic: table.statistic.clone(),
+        cells: plan.table_cells(table),
+    })
 }
 
 /// A cell key of an aggregated input in words: `gender = `female`, age_group = `unknown``.

@@ -144,11 +144,6 @@ pub(super) fn read_pass(
     let mut seed = StdRng::from_entropy();
     let hasher = foldhash::quality::RandomState::default();
     let keys: Vec<[u64; 2]> = layout.tables.iter().map(|_| seed.r#gen()).collect();
-    let readers = chunks.len();
-    let share = options.memory_limit / readers as u64;
-    // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
-    // for that up front spares most rehashes (only the pages a unit touches are ever written).
-    let expected_units = ((len - header_end) / 64 / readers as u64).min(share / 64) as usize;
     let counters = Counters::default();
     let name = plan.inputs[input].name.as_str();
     let pass = Pass {
@@ -160,30 +155,8 @@ pub(super) fn read_pass(
         quoted,
         multiline: plan.inputs[input].multiline,
     };
-    let (hashed, results) = std::thread::scope(|s| {
-        let progress = options
-            .progress
-            .then(|| s.spawn(|| show_progress(&counters, len, name)));
-        let digest = s.spawn(|| hash_file(path));
-        let workers: Vec<_> = chunks
-            .iter()
-            .zip(links(readers))
-            .map(|(&(start, end), links)| {
-                s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
-            })
-            .collect();
-        let results: Vec<Result<Counted, ChunkError>> = workers
-            .into_iter()
-            .map(|w| w.join().expect("chunk reader panicked"))
-            .collect();
-        let digest = digest.join().expect("hasher panicked");
-        counters
-            .done
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(p) = progress {
-            p.thread().unpark();
-        }
-        (digest, results)
+    let (hashed, results) = with_progress(options.progress, &counters, len, name, || {
+        read_chunks(pass, &chunks, len - header_end, options.memory_limit)
     });
     let (sha256, has_quote) = hashed.map_err(io_err)?;
     // The hash and the counts come from separate reads: they describe the same bytes only if the
@@ -206,51 +179,12 @@ pub(super) fn read_pass(
             counters: &counters,
             ..pass
         };
-        std::thread::scope(|s| {
-            let progress = options
-                .progress
-                .then(|| s.spawn(|| show_progress(&counters, len, name)));
-            let result = read_spilled(pass, header_end, len, options.memory_limit);
-            counters
-                .done
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            if let Some(p) = progress {
-                p.thread().unpark();
-            }
-            result
+        with_progress(options.progress, &counters, len, name, || {
+            read_spilled(pass, header_end, len, options.memory_limit)
         })
         .map_err(|e| locate(path, &layout, e))?
     } else {
-        // A record that stopped a parser is reported alone (the first in file order); else
-        // every reader's bad rows together. A reader that stopped bounding because another
-        // found bad rows has none of its own to report.
-        let mut total = None;
-        let mut problems = Problems::default();
-        let mut stopped: Option<ChunkError> = None;
-        for result in results {
-            match result {
-                Ok(counted) => total = Counted::add(total, counted),
-                Err(ChunkError::Aborted) => {}
-                Err(ChunkError::Rows(p)) => problems.merge(p),
-                Err(e @ ChunkError::At { .. }) => {
-                    let byte = |e: &ChunkError| match e {
-                        ChunkError::At { byte, .. } => *byte,
-                        _ => u64::MAX,
-                    };
-                    if stopped.as_ref().is_none_or(|s| byte(&e) < byte(s)) {
-                        stopped = Some(e);
-                    }
-                }
-                Err(e) => return Err(locate(path, &layout, e)),
-            }
-        }
-        if let Some(e) = stopped {
-            return Err(locate(path, &layout, e));
-        }
-        if !problems.is_empty() {
-            return Err(locate(path, &layout, ChunkError::Rows(problems)));
-        }
-        total.expect("a reader stops early only when another fails")
+        merge(results, path, &layout)?
     };
     Ok(InputResult {
         exact: counted.exact,
@@ -258,6 +192,72 @@ pub(super) fn read_pass(
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),
     })
+}
+
+/// Reads `chunks` in parallel, one reader each, while another thread fingerprints the whole file
+/// (and notes whether it holds a `"`).
+fn read_chunks(
+    pass: Pass,
+    chunks: &[(u64, u64)],
+    body: u64,
+    memory_limit: u64,
+) -> (
+    std::io::Result<(String, bool)>,
+    Vec<Result<Counted, ChunkError>>,
+) {
+    let readers = chunks.len();
+    let share = memory_limit / readers as u64;
+    // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
+    // for that up front spares most rehashes (only the pages a unit touches are ever written).
+    let expected_units = (body / 64 / readers as u64).min(share / 64) as usize;
+    std::thread::scope(|s| {
+        let digest = s.spawn(|| hash_file(pass.path));
+        let workers: Vec<_> = chunks
+            .iter()
+            .zip(links(readers))
+            .map(|(&(start, end), links)| {
+                s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
+            })
+            .collect();
+        let results: Vec<Result<Counted, ChunkError>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("chunk reader panicked"))
+            .collect();
+        (digest.join().expect("hasher panicked"), results)
+    })
+}
+
+/// The readers' results as one: a record that stopped a parser is reported alone (the first in
+/// file order); else every reader's bad rows together. A reader that stopped bounding because
+/// another found bad rows has none of its own to report.
+fn merge(
+    results: Vec<Result<Counted, ChunkError>>,
+    path: &Path,
+    layout: &Layout,
+) -> Result<Counted, InputError> {
+    let mut total = None;
+    let mut problems = Problems::default();
+    let mut stopped: Option<(u64, ChunkError)> = None;
+    for result in results {
+        match result {
+            Ok(counted) => total = Counted::add(total, counted),
+            Err(ChunkError::Aborted) => {}
+            Err(ChunkError::Rows(p)) => problems.merge(p),
+            Err(e @ ChunkError::At { byte, .. }) => {
+                if stopped.as_ref().is_none_or(|(first, _)| byte < *first) {
+                    stopped = Some((byte, e));
+                }
+            }
+            Err(e) => return Err(locate(path, layout, e)),
+        }
+    }
+    if let Some((_, e)) = stopped {
+        return Err(locate(path, layout, e));
+    }
+    if !problems.is_empty() {
+        return Err(locate(path, layout, ChunkError::Rows(problems)));
+    }
+    Ok(total.expect("a reader stops early only when another fails"))
 }
 
 /// Reads the header line (everything up to the first newline) and returns the column names and

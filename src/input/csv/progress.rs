@@ -11,7 +11,7 @@ pub(super) struct Counters {
 /// Draws progress on stderr until `counters.done` (unpark the thread after setting it), starting
 /// only after a second so short reads stay silent; indicatif draws nothing when stderr is not a
 /// terminal.
-pub(super) fn show_progress(counters: &Counters, total: u64, name: &str) {
+fn show_progress(counters: &Counters, total: u64, name: &str) {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::{Duration, Instant};
     let start = Instant::now();
@@ -40,4 +40,25 @@ pub(super) fn show_progress(counters: &Counters, total: u64, name: &str) {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+}
+
+/// Runs `work` on this thread while progress is drawn (when `show`) on another, until it is done.
+pub(super) fn with_progress<T>(
+    show: bool,
+    counters: &Counters,
+    total: u64,
+    name: &str,
+    work: impl FnOnce() -> T,
+) -> T {
+    std::thread::scope(|s| {
+        let progress = show.then(|| s.spawn(|| show_progress(counters, total, name)));
+        let result = work();
+        counters
+            .done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = progress {
+            p.thread().unpark();
+        }
+        result
+    })
 }

@@ -60,28 +60,7 @@ pub(super) fn scan_records(
         let byte = match records.next_record() {
             Ok(Some(offset)) => start + offset,
             Ok(None) => break,
-            Err(RecordError::Io(e)) => return Err(ChunkError::Io(e)),
-            Err(RecordError::Quote(_)) => return Err(ChunkError::Quoted),
-            Err(RecordError::LineBreakInField {
-                byte,
-                field,
-                breaks,
-            }) => {
-                return Err(ChunkError::At {
-                    byte: start + byte,
-                    field: Some(field),
-                    message: format!(
-                        "a quoted field opens with `\"` on this line and runs on across {breaks} line break(s) before it closes; one stray quote would swallow the rows after it. Fix the quote, or set `multiline = true` on the input if its fields really hold line breaks"
-                    ),
-                });
-            }
-            Err(RecordError::Malformed { byte, message }) => {
-                return Err(ChunkError::At {
-                    byte: start + byte,
-                    field: None,
-                    message,
-                });
-            }
+            Err(e) => return Err(stopped(e, start)),
         };
         rows += 1;
         if rows.is_multiple_of(65_536) {
@@ -98,71 +77,19 @@ pub(super) fn scan_records(
             continue;
         }
         let field = |col: usize| records.field(col).trim_ascii();
-        for (k, (_, col, index)) in layout.dims.iter().enumerate() {
-            let value = field(*col);
-            match index.lookup(value) {
-                Ok(code) => codes[k] = code,
-                Err(bad) => problems.add(byte, Some(*col), bad.group(*col, value), || {
-                    bad.message(index, value)
-                }),
-            }
-        }
-        let unit = match layout.unit_column {
-            Some(col) => {
-                let id = field(col);
-                if id.is_empty() {
-                    problems.add(byte, Some(col), "empty unit".into(), || {
-                        "the privacy unit is empty".to_string()
-                    });
-                }
-                Some(id)
-            }
-            None => None,
-        };
-        let mut integer = |col: usize| match parse_i64(field(col)) {
-            Ok(n) => Some(n),
-            Err(message) => {
-                problems.add(byte, Some(col), format!("integer {col}"), || message);
-                None
-            }
-        };
-        for (t, table) in layout.tables.iter().enumerate() {
-            let mut cell: u32 = 0;
-            for &(pos, radix) in &table.dims {
-                cell = cell * radix + codes[pos];
-            }
-            cells[t] = cell;
-            values[t] = match table.sum {
-                Some((col, lo, hi)) => integer(col).map_or(0, |n| n.clamp(lo, hi)),
-                None => 1,
-            };
-        }
-        let count = match layout.count_column {
-            Some(col) => {
-                let n = integer(col);
-                if let Some(n) = n.filter(|&n| n < 0) {
-                    problems.add(byte, Some(col), format!("negative {col}"), || {
-                        format!("count `{n}` is negative")
-                    });
-                }
-                n
-            }
-            None => None,
-        };
+        let unit = categories_and_unit(layout, &field, byte, &mut codes, &mut problems);
+        let count = cells_and_values(
+            layout,
+            &field,
+            byte,
+            &codes,
+            (&mut cells, &mut values),
+            &mut problems,
+        );
         if problems.end_row() {
             continue;
         }
-        key.clear();
-        for &(col, dim) in &layout.cell_key {
-            match dim {
-                Some(k) => key.extend_from_slice(&codes[k].to_le_bytes()),
-                None => {
-                    let f = field(col);
-                    key.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                    key.extend_from_slice(f);
-                }
-            }
-        }
+        encode_cell_key(layout, &codes, field, &mut key);
         let row = Row {
             unit,
             cells: &cells,
@@ -186,6 +113,120 @@ pub(super) fn scan_records(
         }
     }
     Ok((rows, problems))
+}
+
+/// The row's category codes (one per dimension in [`Layout::dims`]) and its privacy unit; bad
+/// values go to `problems`.
+#[inline]
+fn categories_and_unit<'a>(
+    layout: &Layout,
+    field: &impl Fn(usize) -> &'a [u8],
+    byte: u64,
+    codes: &mut [u32],
+    problems: &mut Problems,
+) -> Option<&'a [u8]> {
+    for (k, (_, col, index)) in layout.dims.iter().enumerate() {
+        let value = field(*col);
+        match index.lookup(value) {
+            Ok(code) => codes[k] = code,
+            Err(bad) => problems.add(byte, Some(*col), bad.group(*col, value), || {
+                bad.message(index, value)
+            }),
+        }
+    }
+    let col = layout.unit_column?;
+    let id = field(col);
+    if id.is_empty() {
+        problems.add(byte, Some(col), "empty unit".into(), || {
+            "the privacy unit is empty".to_string()
+        });
+    }
+    Some(id)
+}
+
+/// Per table the row's cell and what it adds (1, or the clamped summed value), and the row's
+/// count (pre-counted input); bad values go to `problems`.
+#[inline]
+fn cells_and_values<'a>(
+    layout: &Layout,
+    field: &impl Fn(usize) -> &'a [u8],
+    byte: u64,
+    codes: &[u32],
+    (cells, values): (&mut [u32], &mut [i64]),
+    problems: &mut Problems,
+) -> Option<i64> {
+    let mut integer = |col: usize| match parse_i64(field(col)) {
+        Ok(n) => Some(n),
+        Err(message) => {
+            problems.add(byte, Some(col), format!("integer {col}"), || message);
+            None
+        }
+    };
+    for (t, table) in layout.tables.iter().enumerate() {
+        let mut cell: u32 = 0;
+        for &(pos, radix) in &table.dims {
+            cell = cell * radix + codes[pos];
+        }
+        cells[t] = cell;
+        values[t] = match table.sum {
+            Some((col, lo, hi)) => integer(col).map_or(0, |n| n.clamp(lo, hi)),
+            None => 1,
+        };
+    }
+    let col = layout.count_column?;
+    let n = integer(col);
+    if let Some(n) = n.filter(|&n| n < 0) {
+        problems.add(byte, Some(col), format!("negative {col}"), || {
+            format!("count `{n}` is negative")
+        });
+    }
+    n
+}
+
+/// What stops a reader at a record (reported alone): a failed read, a quote (the file is read
+/// again by the csv crate), a line break inside quotes, malformed CSV.
+fn stopped(e: RecordError, start: u64) -> ChunkError {
+    match e {
+        RecordError::Io(e) => ChunkError::Io(e),
+        RecordError::Quote(_) => ChunkError::Quoted,
+        RecordError::LineBreakInField {
+            byte,
+            field,
+            breaks,
+        } => ChunkError::At {
+            byte: start + byte,
+            field: Some(field),
+            message: format!(
+                "a quoted field opens with `\"` on this line and runs on across {breaks} line break(s) before it closes; one stray quote would swallow the rows after it. Fix the quote, or set `multiline = true` on the input if its fields really hold line breaks"
+            ),
+        },
+        RecordError::Malformed { byte, message } => ChunkError::At {
+            byte: start + byte,
+            field: None,
+            message,
+        },
+    }
+}
+
+/// What tells a pre-counted row's cell apart ([`Layout::cell_key`]), as bytes in `key`: each
+/// dimension's code, and every other column as written (length-prefixed).
+fn encode_cell_key<'a>(
+    layout: &Layout,
+    codes: &[u32],
+    field: impl Fn(usize) -> &'a [u8],
+    key: &mut Vec<u8>,
+) {
+    key.clear();
+    for &(col, dim) in &layout.cell_key {
+        match dim {
+            Some(k) => key.extend_from_slice(&codes[k].to_le_bytes()),
+            None => {
+                let f = field(col);
+                key.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                key.extend_from_slice(f);
+            }
+        }
+    }
 }
 
 /// Kinds of bad rows reported at once; rows of further kinds are only counted.

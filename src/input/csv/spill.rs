@@ -14,7 +14,7 @@ pub(super) fn read_spilled(
     end: u64,
     memory_limit: u64,
 ) -> Result<Counted, ChunkError> {
-    use std::io::{BufReader, BufWriter, Write};
+    use std::io::{BufWriter, Write};
     let Pass {
         layout,
         hasher,
@@ -63,53 +63,55 @@ pub(super) fn read_spilled(
     }
     drop(files);
 
-    let tables = layout.tables.len();
     let mut total: Option<Counted> = None;
-    let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
-    let mut batch = Batch::new(tables, HANDOVER_ROWS);
     for p in 0..partitions {
-        let mut r = BufReader::with_capacity(
-            1 << 16,
-            File::open(dir.path().join(format!("{p}.bin"))).map_err(ChunkError::Io)?,
-        );
-        let mut units = Units::new(layout, keys, 0, u64::MAX);
-        let mut id = Vec::new();
-        let mut word = [0u8; 8];
-        let mut half = [0u8; 4];
-        loop {
-            match r.read_exact(&mut half) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(ChunkError::Io(e)),
-            }
-            id.resize(u32::from_le_bytes(half) as usize, 0);
-            r.read_exact(&mut id).map_err(ChunkError::Io)?;
-            r.read_exact(&mut word).map_err(ChunkError::Io)?;
-            let hash = u64::from_le_bytes(word);
-            r.read_exact(&mut word).map_err(ChunkError::Io)?;
-            let prio = u64::from_le_bytes(word);
-            for t in 0..tables {
-                r.read_exact(&mut half).map_err(ChunkError::Io)?;
-                cells[t] = u32::from_le_bytes(half);
-                r.read_exact(&mut word).map_err(ChunkError::Io)?;
-                values[t] = i64::from_le_bytes(word);
-            }
-            batch.push(&id, hash, prio, &cells, &values);
-            if batch.len() == HANDOVER_ROWS {
-                units.absorb(&batch)?;
-                batch.clear();
-            }
-        }
-        units.absorb(&batch)?;
-        batch.clear();
-        let part = Counted {
-            units: units.len() as u64,
-            exact: units.bounder.finish(),
-            rows: 0,
-        };
+        let part = bound_partition(&dir.path().join(format!("{p}.bin")), layout, keys)?;
         total = Counted::add(total, part);
     }
     let mut total = total.expect("at least two partitions");
     total.rows = rows;
     Ok(total)
+}
+
+/// Bounds the units of one spilled partition (all of whose rows are in it), in memory.
+fn bound_partition(path: &Path, layout: &Layout, keys: &[[u64; 2]]) -> Result<Counted, ChunkError> {
+    use std::io::BufReader;
+    let tables = layout.tables.len();
+    let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
+    let mut batch = Batch::new(tables, HANDOVER_ROWS);
+    let mut r = BufReader::with_capacity(1 << 16, File::open(path).map_err(ChunkError::Io)?);
+    let mut units = Units::new(layout, keys, 0, u64::MAX);
+    let mut id = Vec::new();
+    let mut word = [0u8; 8];
+    let mut half = [0u8; 4];
+    loop {
+        match r.read_exact(&mut half) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(ChunkError::Io(e)),
+        }
+        id.resize(u32::from_le_bytes(half) as usize, 0);
+        r.read_exact(&mut id).map_err(ChunkError::Io)?;
+        r.read_exact(&mut word).map_err(ChunkError::Io)?;
+        let hash = u64::from_le_bytes(word);
+        r.read_exact(&mut word).map_err(ChunkError::Io)?;
+        let prio = u64::from_le_bytes(word);
+        for t in 0..tables {
+            r.read_exact(&mut half).map_err(ChunkError::Io)?;
+            cells[t] = u32::from_le_bytes(half);
+            r.read_exact(&mut word).map_err(ChunkError::Io)?;
+            values[t] = i64::from_le_bytes(word);
+        }
+        batch.push(&id, hash, prio, &cells, &values);
+        if batch.len() == HANDOVER_ROWS {
+            units.absorb(&batch)?;
+            batch.clear();
+        }
+    }
+    units.absorb(&batch)?;
+    Ok(Counted {
+        units: units.len() as u64,
+        exact: units.bounder.finish(),
+        rows: 0,
+    })
 }
