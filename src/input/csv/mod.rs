@@ -194,6 +194,9 @@ pub(super) fn read_pass(
     })
 }
 
+/// What each reader of a pass ended with.
+type ReaderResults = Vec<Result<Counted, ChunkError>>;
+
 /// Reads `chunks` in parallel, one reader each, while another thread fingerprints the whole file
 /// (and notes whether it holds a `"`).
 fn read_chunks(
@@ -201,10 +204,7 @@ fn read_chunks(
     chunks: &[(u64, u64)],
     body: u64,
     memory_limit: u64,
-) -> (
-    std::io::Result<(String, bool)>,
-    Vec<Result<Counted, ChunkError>>,
-) {
+) -> (std::io::Result<(String, bool)>, ReaderResults) {
     let readers = chunks.len();
     let share = memory_limit / readers as u64;
     // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
@@ -230,11 +230,7 @@ fn read_chunks(
 /// The readers' results as one: a record that stopped a parser is reported alone (the first in
 /// file order); else every reader's bad rows together. A reader that stopped bounding because
 /// another found bad rows has none of its own to report.
-fn merge(
-    results: Vec<Result<Counted, ChunkError>>,
-    path: &Path,
-    layout: &Layout,
-) -> Result<Counted, InputError> {
+fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Counted, InputError> {
     let mut total = None;
     let mut problems = Problems::default();
     let mut stopped: Option<(u64, ChunkError)> = None;
