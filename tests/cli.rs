@@ -2066,3 +2066,18 @@ fn random_garbage_inputs_exit_only_with_documented_codes() {
         let _ = fs::remove_dir_all(s.path("rel"));
     }
 }
+
+/// Regression (found by the garbage test above): a line break inside a quoted field beyond the
+/// header's last column panicked while its column was named.
+#[test]
+fn a_quoted_line_break_beyond_the_header_is_an_error_not_a_panic() {
+    let s = small();
+    s.write("people.csv", "pid,kind,amount\n1,a,5,\"x\ny\"\n");
+    expect_refused(
+        &s,
+        &[
+            "people.csv:2: field `#4 (beyond the header's 3 columns)`",
+            "line break",
+        ],
+    );
+}

@@ -407,9 +407,24 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
     InputError::Value {
         path: path.to_path_buf(),
         line,
-        field: String::from_utf8_lossy(&layout.headers[col]).into_owned(),
+        field: column_name(layout, col),
         message,
     }
+}
+
+/// The header's name for column `col`, or its number when the row has more fields than the
+/// header (a quoted field can be reported in such a row).
+fn column_name(layout: &Layout, col: usize) -> String {
+    layout.headers.get(col).map_or_else(
+        || {
+            format!(
+                "#{} (beyond the header's {} columns)",
+                col + 1,
+                layout.headers.len()
+            )
+        },
+        |h| String::from_utf8_lossy(h).into_owned(),
+    )
 }
 
 /// The lines of several records at once (see [`line_of`]), in one pass over the file.

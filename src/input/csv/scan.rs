@@ -331,7 +331,7 @@ pub(super) fn report_rows(path: &Path, layout: &Layout, problems: Problems) -> I
         Some(col) => format!(
             "{}:{line}: field `{}`: {}",
             path.display(),
-            String::from_utf8_lossy(&layout.headers[col]),
+            column_name(layout, col),
             k.message
         ),
         None => format!("{}:{line}: {}", path.display(), k.message),
