@@ -1,0 +1,204 @@
+//! Contribution bounding as a release shows it: near-exact noise lets the bounded exact cells
+//! show through.
+
+use crate::common::*;
+
+#[test]
+fn a_unit_with_fifty_rows_contributes_only_k_random_rows() {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,cell,x\n");
+    for i in 0..50 {
+        rows += &format!("heavy,c{i},1000\n");
+    }
+    rows += "light,c0,3\n";
+    s.write("rows.csv", &rows);
+    s.write(
+        "policy.toml",
+        &near_exact_policy(
+            r#"
+[[table]]
+name = "rows"
+input = "rows"
+statistic = "count_rows"
+by = ["cell"]
+max_rows_per_unit = 4
+max_rows_per_cell = 1
+cost = { rho = 1e9 }
+
+[[table]]
+name = "units"
+input = "rows"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 2
+cost = { rho = 1e9 }
+
+[[table]]
+name = "sums"
+input = "rows"
+statistic = "sum"
+column = "x"
+clamp = [0, 200]
+max_rows_per_unit = 3
+by = ["cell"]
+cost = { rho = 1e9 }
+"#,
+        ),
+    );
+    let mut first_four_every_time = true;
+    for run in 0..8 {
+        let out = format!("r{run}");
+        s.run(&["release", "policy.toml", "--out", &out, "--new-version"])
+            .expect_code(0);
+        let value = |table: &str| -> Vec<i64> {
+            read_csv(&s.path(&format!("{out}/{table}.csv")))
+                .iter()
+                .map(|r| r["value"].parse().unwrap())
+                .collect()
+        };
+        let rows = value("rows");
+        // heavy keeps 4 of its 50 rows, light its 1.
+        assert_eq!(rows.iter().sum::<i64>(), 5, "{rows:?}");
+        let kept: Vec<usize> = (1..50).filter(|&c| rows[c] > 0).collect();
+        if !kept.iter().all(|&c| c < 4) {
+            first_four_every_time = false;
+        }
+        let units = value("units");
+        assert_eq!(
+            units.iter().sum::<i64>(),
+            3,
+            "two cells for heavy, one for light: {units:?}"
+        );
+        let sums = value("sums");
+        // 3 rows of 1000 clamped to 200, plus light's 3.
+        assert_eq!(sums.iter().sum::<i64>(), 603, "{sums:?}");
+    }
+    // Kept rows are random, not the first k: the chance that 8 uniform draws of 4 out of 50
+    // rows all fall in rows 0-3 is below 1e-40.
+    assert!(
+        !first_four_every_time,
+        "the first rows were kept every time"
+    );
+}
+
+#[test]
+fn aggregated_input_is_summed_per_cell_and_marked_declared() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc1,7\nc3,40\n");
+    // Two rows for one cell would count their people twice: refused unless declared.
+    s.write("policy.toml", &aggregated_policy("1e9"));
+    expect_refused(
+        &s,
+        &[
+            "agg.csv:3",
+            "a second row for the cell cell = `c1` (first at line 2)",
+            "duplicates = \"add\"",
+        ],
+    );
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &aggregated_policy("1e9"),
+            "count_column = \"n\"\n",
+            "count_column = \"n\"\nduplicates = \"add\"\n",
+        ),
+    );
+    s.run(&["release", "policy.toml", "--out", "rel"])
+        .expect_code(0)
+        .stdout_has(&[
+            "`agg` reads pre-counted input",
+            "only if the declared bound holds",
+        ]);
+    let rows = read_csv(&s.path("rel/agg.csv"));
+    assert_eq!(
+        (
+            rows[1]["value"].as_str(),
+            rows[3]["value"].as_str(),
+            rows[0]["value"].as_str()
+        ),
+        ("12", "40", "0")
+    );
+    let m = manifest(&s.path("rel"));
+    assert_eq!(m["tables"][0]["contribution_bounds"]["status"], "declared");
+    assert_eq!(
+        m["tables"][0]["protection"],
+        "differential_privacy_if_declared_bounds_hold"
+    );
+    assert!(
+        m["tables"][0]["guarantee"]
+            .as_str()
+            .unwrap()
+            .contains("only if the declared contribution bounds hold"),
+        "{m}"
+    );
+    assert_eq!(m["inputs"][0]["kind"], "aggregated");
+    assert_eq!(m["inputs"][0]["contribution_bounds"], "declared");
+}
+
+/// Regression: a total row mapped into a declared cell by `[catch_all]` was added to that
+/// cell, counting its people twice against a declared bound of one cell per person.
+#[test]
+fn a_total_row_folded_into_a_cell_by_the_catch_all_is_refused() {
+    let s = Scratch::new();
+    s.write("agg.csv", "cell,n\nc1,5\nc2,7\nc49,3\nTotal,15\n");
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &aggregated_policy("1e9"),
+            "[defaults]",
+            "[catch_all]\ncell = \"c49\"\n\n[defaults]",
+        ),
+    );
+    expect_refused(
+        &s,
+        &[
+            "agg.csv:5",
+            "a second row for the cell cell = `c49` (first at line 4)",
+        ],
+    );
+}
+
+/// Finding 3: sums were added in i64 without overflow checks, so a wide clamp let the cell wrap
+/// around (4,096 units of 2^52 summed to 2^64, published as about 0). Sums are exact in i128
+/// and saturate at the ends of i64, which keeps the sensitivity.
+#[test]
+fn a_sum_beyond_i64_saturates_instead_of_wrapping() {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,kind,amount\n");
+    for i in 0..4096 {
+        rows += &format!("{i},a,{}\n", 1u64 << 52);
+    }
+    s.write("people.csv", &rows);
+    let table = r#"
+[[table]]
+name = "amount"
+input = "people"
+statistic = "sum"
+column = "amount"
+clamp = [0, 4503599627370496]
+max_rows_per_unit = 1
+by = ["kind"]
+cost = { epsilon = 1e12 }
+"#;
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ epsilon = 1e12 }", table),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path("releases/r/amount.csv"));
+    // Laplace noise of scale 2^52 / 1e12 (about 4,500) cannot move i64::MAX below 2^62.
+    let a: i64 = rows[0]["value"].parse().unwrap();
+    assert!(a > 1 << 62, "the sum wrapped: {a}");
+    // A clamp whose worst case is no exact float is refused before anything is read.
+    s.write(
+        "policy.toml",
+        &replace_once(
+            &ledger_policy("r", "{ epsilon = 1e12 }", table),
+            "max_rows_per_unit = 1",
+            "max_rows_per_unit = 4",
+        ),
+    );
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["field `clamp`", "more than 2^53"]);
+}

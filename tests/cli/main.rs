@@ -1,0 +1,12 @@
+//! End-to-end tests, one binary: run the real `safestat` executable in a fresh temporary folder
+//! and check its exit code, its messages and the files it writes (or must not write). One file
+//! per concern; `common` holds what they share.
+
+mod audit;
+mod bad_input;
+mod bounding;
+mod common;
+mod crash;
+mod ledger;
+mod noise;
+mod release;
