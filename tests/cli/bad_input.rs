@@ -66,7 +66,7 @@ fn undeclared_category_mapped_to_a_catch_all_is_accepted() {
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "[defaults]",
             "[catch_all]\nkind = \"c\"\n\n[defaults]",
         ),
@@ -115,7 +115,7 @@ fn bounds_above_the_slot_limit_or_sum_on_aggregated_input() {
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "max_rows_per_unit = 2\ncost",
             "max_rows_per_unit = 5000\ncost",
         ),
@@ -130,7 +130,7 @@ fn bounds_above_the_slot_limit_or_sum_on_aggregated_input() {
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "[inputs.people]\npath = \"people.csv\"",
             "[inputs.people]\npath = \"people.csv\"\naggregated = true\ncount_column = \"amount\"",
         ),
@@ -160,7 +160,7 @@ fn unknown_policy_field() {
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "max_rows_per_unit = 2\ncost",
             "max_row_per_unit = 2\ncost",
         ),
@@ -173,12 +173,12 @@ fn negative_or_zero_cost() {
     let s = small();
     s.write(
         "policy.toml",
-        &replace_once(&POLICY, "rho = 0.5", "rho = -0.5"),
+        &replace_once(POLICY, "rho = 0.5", "rho = -0.5"),
     );
     expect_refused(&s, &["table `by_kind`, field `cost`", "`-0.5`"]);
     s.write(
         "policy.toml",
-        &replace_once(&POLICY, "epsilon = 1.0", "epsilon = 0.0"),
+        &replace_once(POLICY, "epsilon = 1.0", "epsilon = 0.0"),
     );
     expect_refused(&s, &["table `amount_by_kind`, field `cost`", "positive"]);
 }
@@ -188,7 +188,7 @@ fn clamp_lower_above_upper() {
     let s = small();
     s.write(
         "policy.toml",
-        &replace_once(&POLICY, "clamp = [0, 100]", "clamp = [100, 0]"),
+        &replace_once(POLICY, "clamp = [0, 100]", "clamp = [100, 0]"),
     );
     expect_refused(
         &s,
@@ -205,7 +205,7 @@ fn unknown_input_or_column() {
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "input = \"people\"\nstatistic = \"sum\"",
             "input = \"persons\"\nstatistic = \"sum\"",
         ),
@@ -219,13 +219,13 @@ fn unknown_input_or_column() {
     );
     s.write(
         "policy.toml",
-        &replace_once(&POLICY, "column = \"amount\"", "column = \"amont\""),
+        &replace_once(POLICY, "column = \"amount\"", "column = \"amont\""),
     );
     expect_refused(&s, &["people.csv", "no column `amont`"]);
     s.write(
         "policy.toml",
         &replace_once(
-            &POLICY,
+            POLICY,
             "by = [\"kind\"]\nmax_rows_per_unit = 2\ncost",
             "by = [\"knd\"]\nmax_rows_per_unit = 2\ncost",
         ),
@@ -244,7 +244,7 @@ fn duplicate_table_names() {
     let s = small();
     s.write(
         "policy.toml",
-        &replace_once(&POLICY, "name = \"amount_by_kind\"", "name = \"by_kind\""),
+        &replace_once(POLICY, "name = \"amount_by_kind\"", "name = \"by_kind\""),
     );
     expect_refused(&s, &["table `by_kind`, field `name`", "used twice"]);
 }
