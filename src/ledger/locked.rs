@@ -19,10 +19,7 @@ pub struct LockedLedger {
 /// Creates `path`'s missing folders and fsyncs each folder that gained an entry, so that a new
 /// folder and a new file survive a power loss. Returns the folders it fsynced.
 fn create_durably(path: &Path) -> std::io::Result<(File, bool, Vec<PathBuf>)> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = super::folder_of(path);
     // The topmost missing folder: its parent is the first folder that gains an entry.
     let mut missing = Vec::new();
     let mut at = parent.clone();

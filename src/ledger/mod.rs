@@ -221,10 +221,7 @@ impl Ledger {
 
     /// The folder that paths recorded in this ledger are relative to: the ledger file's own.
     pub fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        folder_of(&self.path)
     }
 
     /// A path as this ledger records it: relative to [`Ledger::dir`] (absolute only when the two
@@ -415,6 +412,14 @@ impl Ledger {
                 seq: m.ledger.charge_seq,
             })
             .collect()
+    }
+}
+
+/// The folder holding the file at `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

@@ -114,15 +114,20 @@ impl Accounting {
         }
     }
 
-    /// What a table whose cost opendp maps to `cost` (and to `rho` once cast to zCDP) is
-    /// charged in this accounting's unit.
-    pub fn charge(&self, cost: Cost, rho: f64) -> Result<f64, AccountingError> {
+    /// What a table whose cost opendp maps to `cost` is charged in this accounting's unit;
+    /// `as_rho` gives that cost cast to zCDP (called only when the accounting adds up rho).
+    pub fn charge(
+        &self,
+        cost: Cost,
+        as_rho: impl FnOnce() -> Result<f64, AccountingError>,
+    ) -> Result<f64, AccountingError> {
         match (self, cost) {
             (Accounting::Pure { .. }, Cost::Epsilon(e)) => Ok(e),
             (Accounting::Pure { .. }, Cost::Rho(_)) => Err(AccountingError(
                 "a pure-DP budget can only be charged pure-DP tables (cost in epsilon)".into(),
             )),
-            _ => Ok(rho),
+            (_, Cost::Rho(r)) => Ok(r),
+            (_, Cost::Epsilon(_)) => as_rho(),
         }
     }
 

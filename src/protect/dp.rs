@@ -160,12 +160,9 @@ impl NoiseMechanism {
     /// when the accounting adds up rho.
     pub fn charge(&self, accounting: &Accounting) -> Result<f64, AccountingError> {
         let cost = self.cost().map_err(|e| AccountingError(e.to_string()))?;
-        let rho = match cost {
-            Cost::Rho(r) => r,
-            Cost::Epsilon(_) if matches!(accounting, Accounting::Pure { .. }) => 0.0,
-            Cost::Epsilon(_) => self.rho().map_err(|e| AccountingError(e.to_string()))?,
-        };
-        accounting.charge(cost, rho)
+        accounting.charge(cost, || {
+            self.rho().map_err(|e| AccountingError(e.to_string()))
+        })
     }
 
     /// The cost in rho (zCDP), casting a pure-DP measurement with opendp's `make_pureDP_to_zCDP`.
