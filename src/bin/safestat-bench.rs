@@ -4,12 +4,19 @@
 //!   reused `ByteRecord`, nothing else: the floor any CSV-based release is compared against.
 //! - `safestat-bench noise CELLS`: opendp noise on a CELLS-cell table through safestat's
 //!   mechanism wrapper, for both mechanisms; prints cells per second.
+//! - `safestat-bench consistency REPS`: REPS releases of two groups of tables with a known
+//!   synthetic truth (the sample policy's five `count_units` tables, and a 17 x 7 x 2 x 9 group),
+//!   through opendp's noise and `protect::consistency::estimate`; prints the time of an estimate
+//!   and, per table, the root-mean-square error, the mean error and the share of cells within
+//!   their margin of error, of the noisy and of the estimated tables.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use rand::{Rng, SeedableRng};
 use safestat::privacy::{Cost, Mechanism, Sensitivity};
 use safestat::protect::NoiseMechanism;
+use safestat::protect::consistency::{self, Axes, Measured};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,9 +76,161 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        ["consistency", reps] => {
+            let Ok(reps) = reps.parse::<usize>() else {
+                eprintln!("safestat-bench: REPS must be a whole number");
+                return ExitCode::from(2);
+            };
+            consistency_bench(reps);
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS");
+            eprintln!(
+                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS"
+            );
             ExitCode::from(2)
+        }
+    }
+}
+
+/// A group of tables for the consistency benchmark: union dimension sizes, and per table its
+/// name, axes and rho.
+struct Scenario {
+    name: &'static str,
+    sizes: Vec<usize>,
+    tables: Vec<(&'static str, Vec<usize>, f64)>,
+    /// Mean union cell of the synthetic truth.
+    mean: f64,
+}
+
+fn consistency_bench(reps: usize) {
+    let scenarios = [
+        Scenario {
+            name: "sample policy (gender 2 x age 7 x region 17)",
+            sizes: vec![2, 7, 17],
+            tables: vec![
+                ("victims_by_gender_age", vec![0, 1], 0.05),
+                ("victims_by_gender", vec![0], 0.02),
+                ("victims_by_age", vec![1], 0.02),
+                ("victims_by_region", vec![2], 0.02),
+                ("victims_by_region_age", vec![2, 1], 0.05),
+            ],
+            mean: 42.0,
+        },
+        Scenario {
+            name: "region 17 x age 7 x gender 2 x type 9",
+            sizes: vec![17, 7, 2, 9],
+            tables: vec![
+                ("total", vec![], 0.02),
+                ("by_region", vec![0], 0.02),
+                ("by_age", vec![1], 0.02),
+                ("by_gender", vec![2], 0.02),
+                ("by_type", vec![3], 0.02),
+                ("by_region_age", vec![0, 1], 0.05),
+                ("by_gender_age", vec![2, 1], 0.05),
+                ("by_type_gender", vec![3, 2], 0.05),
+                ("by_region_age_gender_type", vec![0, 1, 2, 3], 0.1),
+            ],
+            mean: 12.0,
+        },
+    ];
+    for sc in &scenarios {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let union_cells: usize = sc.sizes.iter().product();
+        // A skewed truth: a third of the cells empty, the rest exponential around `mean`.
+        let truth: Vec<i64> = (0..union_cells)
+            .map(|_| {
+                if rng.gen_bool(1.0 / 3.0) {
+                    0
+                } else {
+                    (-(1.0 - rng.r#gen::<f64>()).ln() * sc.mean * 1.5).round() as i64
+                }
+            })
+            .collect();
+        let sens = Sensitivity { l1: 1.0, l2: 1.0 };
+        let mechs: Vec<NoiseMechanism> = sc
+            .tables
+            .iter()
+            .map(|(_, _, rho)| {
+                NoiseMechanism::calibrate(Mechanism::Gaussian, sens, Cost::Rho(*rho))
+                    .expect("calibration")
+            })
+            .collect();
+        let axes: Vec<Axes> = sc.tables.iter().map(|(_, a, _)| Axes(a.clone())).collect();
+        let exact: Vec<Vec<i64>> = axes
+            .iter()
+            .map(|a| consistency::marginal(&sc.sizes, a, &truth))
+            .collect();
+        let measured_var: Vec<(&Axes, f64)> = axes
+            .iter()
+            .zip(&mechs)
+            .map(|(a, m)| (a, m.variance()))
+            .collect();
+        let n = sc.tables.len();
+        let (mut sq_raw, mut sq_est, mut sum_est, mut cover_raw, mut cover_est) = (
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0usize; n],
+            vec![0usize; n],
+        );
+        let mut seconds = Vec::with_capacity(reps);
+        let mut widened = 0;
+        let mut moe_est = vec![0i64; n];
+        for _ in 0..reps {
+            let measured: Vec<Measured> = axes
+                .iter()
+                .zip(&mechs)
+                .zip(&exact)
+                .map(|((a, m), e)| Measured {
+                    axes: a.clone(),
+                    noisy: m.invoke(e).expect("noise"),
+                    variance: m.variance(),
+                })
+                .collect();
+            let start = Instant::now();
+            let est = consistency::estimate(&sc.sizes, &measured, true).expect("estimate");
+            seconds.push(start.elapsed().as_secs_f64());
+            if est.tolerance != consistency::Tolerance::Within(0) {
+                widened += 1;
+            }
+            for j in 0..n {
+                let raw_moe = mechs[j].margin_of_error(0.95).expect("moe");
+                let var = consistency::cell_variance(&sc.sizes, &measured_var, j);
+                moe_est[j] = consistency::margin_of_error(var, 0.95, est.shift[j]);
+                for (c, &e) in exact[j].iter().enumerate() {
+                    let r = (measured[j].noisy[c] - e) as f64;
+                    let s = (est.tables[j][c] - e) as f64;
+                    sq_raw[j] += r * r;
+                    sq_est[j] += s * s;
+                    sum_est[j] += s;
+                    cover_raw[j] += usize::from(r.abs() <= raw_moe as f64);
+                    cover_est[j] += usize::from(s.abs() <= moe_est[j] as f64);
+                }
+            }
+        }
+        seconds.sort_by(f64::total_cmp);
+        println!(
+            "consistency group=\"{}\" union_cells={union_cells} tables={n} reps={reps} median_seconds={:.4} max_seconds={:.4} not_controlled={widened}",
+            sc.name,
+            seconds[seconds.len() / 2],
+            seconds[seconds.len() - 1]
+        );
+        for j in 0..n {
+            let cells = (exact[j].len() * reps) as f64;
+            println!(
+                "  table={} cells={} rmse_raw={:.3} rmse_estimated={:.3} ratio={:.3} mean_error_estimated={:+.3} moe_raw={} moe_estimated={} within_moe_raw={:.4} within_moe_estimated={:.4}",
+                sc.tables[j].0,
+                exact[j].len(),
+                (sq_raw[j] / cells).sqrt(),
+                (sq_est[j] / cells).sqrt(),
+                (sq_est[j] / sq_raw[j]).sqrt(),
+                sum_est[j] / cells,
+                mechs[j].margin_of_error(0.95).expect("moe"),
+                moe_est[j],
+                cover_raw[j] as f64 / cells,
+                cover_est[j] as f64 / cells,
+            );
         }
     }
 }

@@ -16,12 +16,13 @@ use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::TableCharge;
 use crate::ledger::transaction::{self, Begun, Charged, Request};
 use crate::output::{
-    self, Bounds, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger, ManifestRelease,
-    PolicyEntry, PublishedTable, RngInfo, SensitivityEntry, Suppression, TableEntry, ToolInfo,
-    TotalCost,
+    self, Bounds, ConsistencyGroup, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger,
+    ManifestRelease, PolicyEntry, PublishedTable, RngInfo, SensitivityEntry, Suppression,
+    TableEntry, ToolInfo, TotalCost,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
+use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
 use crate::protect::postprocess::finish_cells;
 use crate::protect::{self, NoiseMechanism, dp};
@@ -83,6 +84,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         &charged,
         &files,
         summary.entries,
+        summary.groups,
     )?;
     let outputs = manifest.outputs.clone();
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialising to memory");
@@ -177,6 +179,7 @@ fn report(
 struct Summary {
     text: String,
     entries: Vec<TableEntry>,
+    groups: Vec<ConsistencyGroup>,
     notes: Vec<String>,
 }
 
@@ -192,6 +195,7 @@ fn draw_tables(
     let mut summary = Summary {
         text: String::new(),
         entries: Vec::new(),
+        groups: Vec::new(),
         notes: Vec::new(),
     };
     for (spec, result) in plan.inputs.iter().zip(&data.results) {
@@ -202,13 +206,31 @@ fn draw_tables(
             ));
         }
     }
-    for (i, (t, m)) in plan.tables.iter().zip(mechs).enumerate() {
+    // Every table's noise first (each table's exact cells dropped as soon as it is added), then
+    // the groups of tables that measure the same quantity estimated together, on noisy values.
+    let mut noisy = Vec::with_capacity(plan.tables.len());
+    for (i, m) in mechs.iter().enumerate() {
         let exact = data.take_exact(i);
-        let noisy = m.invoke(&exact)?;
-        drop(exact);
+        noisy.push(m.invoke(&exact)?);
+    }
+    let groups = consistency::groups(plan);
+    let applied = consistency::apply(plan, mechs, &groups, &mut noisy);
+    let mut estimated_moe: Vec<Option<(usize, i64)>> = vec![None; plan.tables.len()];
+    for (g, a) in applied.iter().enumerate() {
+        if let Ok((_, margins)) = &a.outcome {
+            for (&t, &moe) in a.group.tables.iter().zip(margins) {
+                estimated_moe[t] = Some((g, moe));
+            }
+        }
+    }
+    for (i, ((t, m), noisy)) in plan.tables.iter().zip(mechs).zip(noisy).enumerate() {
         let (cells, suppressed) =
             finish_cells(noisy, t.statistic.is_non_negative(), t.suppress_below);
-        let moe = m.margin_of_error(t.confidence)?;
+        let group = estimated_moe[i].map(|(g, _)| g);
+        let moe = match estimated_moe[i] {
+            Some((_, moe)) => moe,
+            None => m.margin_of_error(t.confidence)?,
+        };
         let table = PublishedTable {
             name: &t.name,
             dimensions: t
@@ -254,12 +276,77 @@ fn draw_tables(
             m,
             cost,
             names,
-            cells.len(),
-            suppressed,
+            (cells.len(), suppressed),
             moe,
+            group,
         ));
     }
+    for a in &applied {
+        let names: Vec<&str> = a
+            .group
+            .tables
+            .iter()
+            .map(|&t| plan.tables[t].name.as_str())
+            .collect();
+        summary.notes.push(match &a.outcome {
+            Ok((tolerance, _)) => format!(
+                "consistent: {} estimated together as one {}-cell table ({}; {:.2} s)",
+                names.join(", "),
+                a.group.union_cells.unwrap_or(0),
+                match tolerance {
+                    Tolerance::Within(0) => "controlled rounding".to_string(),
+                    Tolerance::Within(w) => format!("rounded within {}", w + 1),
+                    Tolerance::Cumulative => "cumulative rounding: the grand total within 1".to_string(),
+                },
+                a.elapsed.as_secs_f64()
+            ),
+            Err(reason) => format!(
+                "warning: {} measure the same quantity but are published as drawn, so their margins may disagree: {reason}",
+                names.join(", ")
+            ),
+        });
+        summary.groups.push(group_entry(plan, a));
+    }
     Ok((files, summary))
+}
+
+/// A group's manifest entry.
+fn group_entry(plan: &Plan, a: &consistency::Applied) -> ConsistencyGroup {
+    let (status, reason, rounding) = match &a.outcome {
+        Ok((tolerance, _)) => (
+            "estimated",
+            None,
+            Some(match tolerance {
+                Tolerance::Within(0) => "controlled: every published cell and the grand total are within 1 of their fitted values".to_string(),
+                Tolerance::Within(w) => format!(
+                    "no controlled rounding found within the node limit: every published cell is within {} of its fitted value",
+                    w + 1
+                ),
+                Tolerance::Cumulative => "cumulative rounding in union order: the grand total and every table of leading union dimensions are within 1 of their fitted values; each table's largest shift is in its margin of error".to_string(),
+            }),
+        ),
+        Err(reason) => ("published_as_drawn", Some(reason.clone()), None),
+    };
+    ConsistencyGroup {
+        tables: a
+            .group
+            .tables
+            .iter()
+            .map(|&t| plan.tables[t].name.clone())
+            .collect(),
+        dimensions: a
+            .group
+            .dims
+            .iter()
+            .map(|&d| plan.dimensions[d].name.clone())
+            .collect(),
+        union_cells: a.group.union_cells,
+        status: status.into(),
+        reason,
+        method: consistency::METHOD.into(),
+        solvers: consistency::SOLVERS.into(),
+        rounding,
+    }
 }
 
 fn build_manifest(
@@ -269,6 +356,7 @@ fn build_manifest(
     paid: &Charged,
     files: &[(String, Vec<u8>)],
     tables: Vec<TableEntry>,
+    consistency: Vec<ConsistencyGroup>,
 ) -> Result<Manifest, Error> {
     let acc = plan.accounting;
     let total = dp::compose(&mechs.iter().collect::<Vec<_>>())?;
@@ -318,6 +406,7 @@ fn build_manifest(
             .collect(),
         tables,
         total_cost: total_cost(total),
+        consistency,
         ledger: ManifestLedger {
             accounting: acc.name().into(),
             budget: plan.budget,
@@ -355,9 +444,9 @@ fn table_entry(
     m: &NoiseMechanism,
     cost: Cost,
     files: Vec<String>,
-    cells: usize,
-    suppressed: usize,
+    (cells, suppressed): (usize, usize),
     moe: i64,
+    group: Option<usize>,
 ) -> TableEntry {
     let (column, clamp) = match &t.statistic {
         Statistic::Sum { column, lo, hi, .. } => (Some(column.clone()), Some([*lo, *hi])),
@@ -372,9 +461,21 @@ fn table_entry(
     };
     let (protection, guarantee) = guarantee(plan, t, cost);
     let mut post_processing = Vec::new();
-    if t.statistic.is_non_negative() {
-        post_processing.push("negative noisy values clamped to 0".to_string());
-    }
+    let margin_of_error_method = match group {
+        Some(g) => {
+            post_processing.push(format!(
+                "estimated with the other tables of consistency group {g}: least squares, then controlled rounding"
+            ));
+            consistency::MOE_METHOD.to_string()
+        }
+        None => {
+            if t.statistic.is_non_negative() {
+                post_processing.push("negative noisy values clamped to 0".to_string());
+            }
+            "opendp's accuracy of the table's own noise (exact for the discrete mechanism)"
+                .to_string()
+        }
+    };
     TableEntry {
         name: t.name.clone(),
         files,
@@ -400,6 +501,8 @@ fn table_entry(
         privacy_cost: CostEntry::new(cost, t.cost, t.cost_source, computed_by),
         confidence: t.confidence,
         margin_of_error: moe,
+        margin_of_error_method,
+        consistency_group: group,
         post_processing,
         suppression: Suppression {
             rule: format!(

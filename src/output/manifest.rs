@@ -15,8 +15,9 @@ use crate::policy::CostSource;
 use crate::privacy::{Budget, Cost, Mechanism};
 
 /// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
-/// private data) and marks declared bounds in each table's guarantee.
-pub const MANIFEST_FORMAT: u32 = 2;
+/// private data) and marks declared bounds in each table's guarantee; 3 adds the groups of tables
+/// estimated together (`consistency`) and each table's `margin_of_error_method`.
+pub const MANIFEST_FORMAT: u32 = 3;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -34,6 +35,9 @@ pub struct Manifest {
     pub inputs: Vec<InputEntry>,
     pub tables: Vec<TableEntry>,
     pub total_cost: TotalCost,
+    /// The groups of tables that measure the same quantity, estimated together (format 3).
+    #[serde(default)]
+    pub consistency: Vec<ConsistencyGroup>,
     pub ledger: ManifestLedger,
     /// Every file of the release folder except this manifest.
     pub outputs: Vec<FileHash>,
@@ -123,8 +127,33 @@ pub struct TableEntry {
     pub privacy_cost: CostEntry,
     pub confidence: f64,
     pub margin_of_error: i64,
+    /// How the margin of error was obtained (format 3).
+    #[serde(default)]
+    pub margin_of_error_method: String,
+    /// The index in `consistency` of the group this table was estimated with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_group: Option<usize>,
     pub post_processing: Vec<String>,
     pub suppression: Suppression,
+}
+
+/// Tables of the same input, statistic and bounds, estimated as one integer union table (or
+/// published as drawn, with the reason).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyGroup {
+    pub tables: Vec<String>,
+    /// The union table's dimensions and cells.
+    pub dimensions: Vec<String>,
+    pub union_cells: Option<usize>,
+    /// `estimated`, or `published_as_drawn` (with `reason`).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub method: String,
+    pub solvers: String,
+    /// How closely the integer tables keep the fitted values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -97,6 +97,8 @@ pub struct DefaultsSection {
     pub mechanism: Option<String>,
     pub suppress_below: Option<i64>,
     pub confidence: Option<f64>,
+    /// Whether tables that measure the same quantity are estimated together (default true).
+    pub consistent: Option<bool>,
 }
 
 /// A privacy cost as written: exactly one of `epsilon` (pure DP) or `rho` (zCDP).
@@ -125,6 +127,8 @@ pub struct TableSection {
     pub mechanism: Option<String>,
     pub suppress_below: Option<i64>,
     pub confidence: Option<f64>,
+    /// `false` leaves this table out of consistent estimation: it is published as drawn.
+    pub consistent: Option<bool>,
 }
 
 impl PolicyFile {

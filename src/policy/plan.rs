@@ -105,6 +105,9 @@ pub struct TableSpec {
     pub cost_source: CostSource,
     pub suppress_below: i64,
     pub confidence: f64,
+    /// Whether the table may be estimated together with the tables that measure the same
+    /// quantity (`protect::consistency`); `false` publishes it as drawn.
+    pub consistent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -186,6 +189,7 @@ impl Plan {
             "cost_source": t.cost_source,
             "suppress_below": t.suppress_below,
             "confidence": t.confidence,
+            "consistent": t.consistent,
         })
     }
 

@@ -138,6 +138,7 @@ fn table(
         mechanism,
         suppress_below,
         confidence,
+        consistent,
     } = section;
     let by: Vec<String> = by.into_iter().map(nfc).collect();
     let column = column.map(nfc);
@@ -169,6 +170,7 @@ fn table(
                 cost_source,
                 suppress_below,
                 confidence,
+                consistent: consistent.or(context.defaults.consistent).unwrap_or(true),
             })
         }
         _ => None,

@@ -34,6 +34,7 @@ pub(super) struct Defaults {
     pub mechanism: Option<Mechanism>,
     pub suppress_below: Option<i64>,
     pub confidence: Option<f64>,
+    pub consistent: Option<bool>,
 }
 
 /// Reads, parses and validates the policy at `path`.
@@ -349,6 +350,7 @@ fn defaults_section(section: DefaultsSection, problems: &mut Problems) -> Defaul
         mechanism,
         suppress_below,
         confidence,
+        consistent,
     } = section;
     let mechanism = mechanism.and_then(|m| match parse_mechanism(&m) {
         Ok(m) => Some(m),
@@ -377,6 +379,7 @@ fn defaults_section(section: DefaultsSection, problems: &mut Problems) -> Defaul
         mechanism,
         suppress_below,
         confidence,
+        consistent,
     }
 }
 

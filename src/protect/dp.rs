@@ -220,6 +220,19 @@ impl NoiseMechanism {
         .map_err(opendp_err("draw noise"))
     }
 
+    /// The variance of one cell's noise, as consistent estimation weighs it: `sigma^2` for the
+    /// discrete Gaussian (an upper bound on its variance: Canonne, Kamath and Steinke 2020,
+    /// Corollary 9), and the discrete Laplace's exact `2a / (1 - a)^2` with `a = exp(-1/b)`.
+    pub fn variance(&self) -> f64 {
+        match self.mechanism {
+            Mechanism::Gaussian => self.scale * self.scale,
+            Mechanism::Laplace => {
+                let a = (-1.0 / self.scale).exp();
+                2.0 * a / ((1.0 - a) * (1.0 - a))
+            }
+        }
+    }
+
     /// The half-width `w` of a `confidence` interval: `P(|noise| <= w) >= confidence`, from
     /// opendp's accuracy functions (which return `a` with `P(|noise| >= a) <= 1 - confidence`;
     /// for integer noise, `w = ceil(a) - 1`).

@@ -1,6 +1,8 @@
 //! The only place exact values are transformed: noise from opendp's mechanisms ([`dp`]), then
-//! post-processing that reads noisy values only ([`postprocess`]).
+//! post-processing that reads noisy values only: tables of the same quantity estimated together
+//! ([`consistency`]), then clamping and suppression ([`postprocess`]).
 
+pub mod consistency;
 pub mod dp;
 pub mod postprocess;
 

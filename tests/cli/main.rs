@@ -6,6 +6,7 @@ mod audit;
 mod bad_input;
 mod bounding;
 mod common;
+mod consistency;
 mod crash;
 mod ledger;
 mod noise;

@@ -1,0 +1,455 @@
+//! Consistent estimation: the tables of a release that measure the same quantity, estimated
+//! together as one non-negative integer table from which each of them is summed, so that every
+//! margin adds up exactly across tables.
+//!
+//! A **group** is every table (two or more) with the same input, the same statistic (with its
+//! column and clamp) and the same contribution bounds that does not opt out (`consistent =
+//! false`). Its **union table** crosses all the dimensions its tables use; each table is a
+//! marginal of it. The estimate, all of it post-processing of noisy values:
+//!
+//! 1. [`gls`]: the union table that fits every noisy table best, each weighted by the inverse of
+//!    its noise variance (generalised least squares), non-negative when the statistic is.
+//!    Several tables that measure one total (the grand total, a gender's total) combine into an
+//!    estimate more accurate than any of them.
+//! 2. [`rounding`]: controlled rounding of that table to integers, keeping every published cell
+//!    and the grand total within 1 of its fitted value where such a rounding exists.
+//! 3. Each table of the group is summed from the integer union table: non-negative integers
+//!    whose margins agree across tables.
+//!
+//! Suppression and reliability decisions then read these estimates, never the exact cells.
+//! The margin of error of an estimated cell ([`margin_of_error`]) is the normal approximation of
+//! the unconstrained estimate's error ([`variance`]) plus the largest rounding shift of its table.
+//!
+//! A group whose union table has more than [`MAX_UNION_CELLS`] cells is published as drawn, and
+//! the summary and the manifest say so; so is a group the solver fails on.
+
+mod gls;
+mod layout;
+mod rounding;
+mod variance;
+
+use std::time::{Duration, Instant};
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+pub use layout::Axes;
+pub use rounding::{NODE_LIMIT, Tolerance};
+pub use variance::cell_variance;
+
+use super::NoiseMechanism;
+use crate::policy::{Plan, Statistic};
+
+/// The largest union table estimated. The 17 x 9 x 7 x 2 = 2,142-cell group of BENCHMARKS.md
+/// takes well under a second; a larger group is published as drawn, with a message.
+pub const MAX_UNION_CELLS: usize = 100_000;
+
+/// The largest absolute noisy value estimated: beyond it a double no longer holds the fractional
+/// parts that rounding needs.
+const MAX_VALUE: i64 = 1 << 48;
+
+/// What the manifest says about the method.
+pub const METHOD: &str = "generalised least squares (each noisy table weighted by the inverse of its noise variance) with non-negativity where the statistic cannot be negative, then controlled rounding to integers; every table of the group is summed from the one integer union table";
+/// The solvers, by crate.
+pub const SOLVERS: &str = "clarabel 0.11 (interior-point QP, default tolerances) for the least-squares fit; microlp 0.6 (branch and bound, node limit 2000 per tolerance) for the rounding";
+/// How an estimated table's margin of error is obtained.
+pub const MOE_METHOD: &str = "normal approximation of the least-squares estimate's error, with its variance in closed form from the noise variances (an upper bound for discrete Gaussian noise), plus the table's largest rounding shift; it does not count the non-negativity step, which moves a cell towards the non-negative truth";
+
+/// One noisy table of a group.
+pub struct Measured {
+    pub axes: Axes,
+    pub noisy: Vec<i64>,
+    /// The noise variance of each cell.
+    pub variance: f64,
+}
+
+/// A group's estimate: each table summed from the integer union table, and how closely the
+/// rounding kept the fitted values.
+pub struct Estimate {
+    pub tables: Vec<Vec<i64>>,
+    /// Per table, the largest distance of a published cell from its fitted value.
+    pub shift: Vec<f64>,
+    pub tolerance: Tolerance,
+}
+
+/// Estimates a group's tables together: a union table of dimensions with `sizes` categories,
+/// non-negative when `non_negative`. Reads noisy values only.
+pub fn estimate(
+    sizes: &[usize],
+    tables: &[Measured],
+    non_negative: bool,
+) -> Result<Estimate, String> {
+    if let Some(v) = tables
+        .iter()
+        .flat_map(|t| &t.noisy)
+        .find(|v| v.unsigned_abs() > MAX_VALUE as u64)
+    {
+        return Err(format!(
+            "a noisy value ({v}) is beyond 2^48, where rounding cannot be exact"
+        ));
+    }
+    let axes: Vec<&Axes> = tables.iter().map(|t| &t.axes).collect();
+    let layout = layout::Layout::new(sizes, &axes);
+    let y: Vec<Vec<f64>> = tables
+        .iter()
+        .map(|t| t.noisy.iter().map(|&v| v as f64).collect())
+        .collect();
+    let variance: Vec<f64> = tables.iter().map(|t| t.variance).collect();
+    let x = gls::fit(sizes, &axes, &y, &variance, non_negative)?;
+    let fitted: Vec<Vec<f64>> = (0..tables.len()).map(|j| layout.marginal(j, &x)).collect();
+    let rounded = rounding::round(&layout, &x, &fitted);
+    let mut out = Vec::with_capacity(tables.len());
+    let mut shift = Vec::with_capacity(tables.len());
+    for (j, fit) in fitted.iter().enumerate() {
+        let table: Vec<i64> = layout
+            .marginal_exact(j, &rounded.union)
+            .into_iter()
+            .map(|v| i64::try_from(v).map_err(|_| "an estimated cell overflows".to_string()))
+            .collect::<Result<_, _>>()?;
+        shift.push(
+            table
+                .iter()
+                .zip(fit)
+                .map(|(&v, &f)| (v as f64 - f).abs())
+                .fold(0.0, f64::max),
+        );
+        out.push(table);
+    }
+    Ok(Estimate {
+        tables: out,
+        shift,
+        tolerance: rounded.tolerance,
+    })
+}
+
+/// Table `axes` summed from an integer union table of dimensions with `sizes` categories.
+pub fn marginal(sizes: &[usize], axes: &Axes, union: &[i64]) -> Vec<i64> {
+    layout::Layout::new(sizes, &[axes])
+        .marginal_exact(0, union)
+        .into_iter()
+        .map(|v| v as i64)
+        .collect()
+}
+
+/// The half-width of a `confidence` interval for a cell of an estimated table: `z` times the
+/// closed-form standard deviation, plus the table's rounding shift, rounded up.
+pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
+    let z = Normal::new(0.0, 1.0)
+        .expect("the standard normal")
+        .inverse_cdf(0.5 + confidence / 2.0);
+    (z * variance.sqrt() + shift).ceil() as i64
+}
+
+/// Tables that measure the same quantity, as the plan declares them (no data needed).
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Indices into [`Plan::tables`], in policy order.
+    pub tables: Vec<usize>,
+    /// Indices into [`Plan::dimensions`]: the union table's dimensions, in order of first use.
+    pub dims: Vec<usize>,
+    /// The union table's cells (`None`: beyond `usize`).
+    pub union_cells: Option<usize>,
+}
+
+impl Group {
+    /// Whether the group is small enough to estimate.
+    pub fn fits(&self) -> bool {
+        self.union_cells.is_some_and(|c| c <= MAX_UNION_CELLS)
+    }
+
+    /// Each table's dimensions as positions in the union's.
+    pub fn axes(&self, plan: &Plan) -> Vec<Axes> {
+        self.tables
+            .iter()
+            .map(|&t| {
+                Axes(
+                    plan.tables[t]
+                        .dims
+                        .iter()
+                        .map(|d| self.dims.iter().position(|u| u == d).expect("a union dim"))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn sizes(&self, plan: &Plan) -> Vec<usize> {
+        self.dims
+            .iter()
+            .map(|&d| plan.dimensions[d].categories.len())
+            .collect()
+    }
+
+    /// Why a group is left as drawn, when it is.
+    pub fn too_large(&self) -> Option<String> {
+        (!self.fits()).then(|| {
+            format!(
+                "its union table has {} cells, more than the {MAX_UNION_CELLS} estimated in memory",
+                self.union_cells
+                    .map_or("more than 2^64".to_string(), |c| c.to_string())
+            )
+        })
+    }
+}
+
+/// The plan's groups: tables with the same input, statistic and bounds, two or more, in the
+/// order of their first table.
+pub fn groups(plan: &Plan) -> Vec<Group> {
+    let mut keyed: Vec<((usize, &Statistic), Group)> = Vec::new();
+    for (i, t) in plan.tables.iter().enumerate() {
+        if !t.consistent {
+            continue;
+        }
+        let key = (t.input, &t.statistic);
+        let g = match keyed.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g,
+            None => {
+                keyed.push((
+                    key,
+                    Group {
+                        tables: Vec::new(),
+                        dims: Vec::new(),
+                        union_cells: None,
+                    },
+                ));
+                &mut keyed.last_mut().expect("just pushed").1
+            }
+        };
+        g.tables.push(i);
+        for &d in &t.dims {
+            if !g.dims.contains(&d) {
+                g.dims.push(d);
+            }
+        }
+    }
+    keyed
+        .into_iter()
+        .map(|(_, mut g)| {
+            g.union_cells = g.dims.iter().try_fold(1usize, |acc, &d| {
+                acc.checked_mul(plan.dimensions[d].categories.len())
+            });
+            g
+        })
+        .filter(|g| g.tables.len() >= 2)
+        .collect()
+}
+
+/// Each table's margin of error once its group is estimated, assuming a controlled rounding
+/// (shift below 1): what `plan` shows before any data is read.
+pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[NoiseMechanism]) -> Vec<(usize, i64)> {
+    let axes = group.axes(plan);
+    let sizes = group.sizes(plan);
+    let measured: Vec<(&Axes, f64)> = axes
+        .iter()
+        .zip(&group.tables)
+        .map(|(a, &t)| (a, mechs[t].variance()))
+        .collect();
+    group
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| {
+            let var = cell_variance(&sizes, &measured, k);
+            (t, margin_of_error(var, plan.tables[t].confidence, 1.0))
+        })
+        .collect()
+}
+
+/// What happened to one group in a release.
+pub struct Applied {
+    pub group: Group,
+    /// The estimate's rounding tolerance and each table's margin of error, or why the group was
+    /// published as drawn.
+    pub outcome: Result<(Tolerance, Vec<i64>), String>,
+    pub elapsed: Duration,
+}
+
+/// Estimates every group that fits, replacing its tables' noisy values in `noisy` (one entry per
+/// plan table). Reads noisy values only.
+pub fn apply(
+    plan: &Plan,
+    mechs: &[NoiseMechanism],
+    groups: &[Group],
+    noisy: &mut [Vec<i64>],
+) -> Vec<Applied> {
+    groups
+        .iter()
+        .map(|g| {
+            let started = Instant::now();
+            let outcome = match g.too_large() {
+                Some(reason) => Err(reason),
+                None => estimate_group(plan, mechs, g, noisy),
+            };
+            Applied {
+                group: g.clone(),
+                outcome,
+                elapsed: started.elapsed(),
+            }
+        })
+        .collect()
+}
+
+fn estimate_group(
+    plan: &Plan,
+    mechs: &[NoiseMechanism],
+    g: &Group,
+    noisy: &mut [Vec<i64>],
+) -> Result<(Tolerance, Vec<i64>), String> {
+    let sizes = g.sizes(plan);
+    let measured: Vec<Measured> = g
+        .axes(plan)
+        .into_iter()
+        .zip(&g.tables)
+        .map(|(axes, &t)| Measured {
+            axes,
+            noisy: noisy[t].clone(),
+            variance: mechs[t].variance(),
+        })
+        .collect();
+    let non_negative = plan.tables[g.tables[0]].statistic.is_non_negative();
+    let est = estimate(&sizes, &measured, non_negative)?;
+    let variances: Vec<(&Axes, f64)> = measured.iter().map(|m| (&m.axes, m.variance)).collect();
+    let mut margins = Vec::with_capacity(g.tables.len());
+    for (k, (&t, table)) in g.tables.iter().zip(est.tables).enumerate() {
+        let var = cell_variance(&sizes, &variances, k);
+        margins.push(margin_of_error(
+            var,
+            plan.tables[t].confidence,
+            est.shift[k],
+        ));
+        noisy[t] = table;
+    }
+    Ok((est.tolerance, margins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// gender (2) x age (3) x region (4), measured as gender x age, region x age, gender, region.
+    fn group(noisy: [Vec<i64>; 4]) -> (Vec<usize>, Vec<Measured>) {
+        let axes = [vec![0, 1], vec![2, 1], vec![0], vec![2]];
+        let variance = [4.0, 4.0, 9.0, 9.0];
+        let tables = axes
+            .into_iter()
+            .zip(noisy)
+            .zip(variance)
+            .map(|((a, noisy), variance)| Measured {
+                axes: Axes(a),
+                noisy,
+                variance,
+            })
+            .collect();
+        (vec![2, 3, 4], tables)
+    }
+
+    fn sample() -> [Vec<i64>; 4] {
+        [
+            vec![30, 12, -3, 41, 7, 2],
+            vec![11, 5, 1, 20, 4, 0, 25, 9, -2, 17, 3, 1],
+            vec![33, 70],
+            vec![18, 22, 34, 19],
+        ]
+    }
+
+    #[test]
+    fn margins_add_up_exactly_and_cells_are_non_negative_integers() {
+        let (sizes, tables) = group(sample());
+        let est = estimate(&sizes, &tables, true).unwrap();
+        let [ga, ra, g, r] = &est.tables[..] else {
+            panic!("four tables")
+        };
+        assert!(est.tables.iter().flatten().all(|&v| v >= 0));
+        // gender = sum of gender x age over age; region = sum of region x age over age.
+        assert_eq!(g, &vec![ga[0] + ga[1] + ga[2], ga[3] + ga[4] + ga[5]]);
+        for (k, &v) in r.iter().enumerate() {
+            assert_eq!(v, ra[3 * k] + ra[3 * k + 1] + ra[3 * k + 2]);
+        }
+        // age from gender x age equals age from region x age, and the totals agree.
+        for a in 0..3 {
+            assert_eq!(
+                ga[a] + ga[3 + a],
+                (0..4).map(|k| ra[3 * k + a]).sum::<i64>()
+            );
+        }
+        assert_eq!(g.iter().sum::<i64>(), r.iter().sum::<i64>());
+        assert_eq!(est.tolerance, Tolerance::Within(0));
+        assert!(est.shift.iter().all(|&s| s < 1.0), "{:?}", est.shift);
+    }
+
+    #[test]
+    fn the_estimate_depends_on_the_noisy_values_only_and_is_deterministic() {
+        let (sizes, a) = group(sample());
+        let (_, b) = group(sample());
+        let first = estimate(&sizes, &a, true).unwrap().tables;
+        assert_eq!(first, estimate(&sizes, &b, true).unwrap().tables);
+        let mut changed = sample();
+        changed[2][0] += 40;
+        let (_, c) = group(changed);
+        assert_ne!(first, estimate(&sizes, &c, true).unwrap().tables);
+    }
+
+    #[test]
+    fn signed_statistics_may_stay_negative() {
+        let (sizes, tables) = group([
+            vec![-30, -12, -3, -41, -7, -2],
+            vec![-11, -5, -1, -20, -4, 0, -25, -9, -2, -17, -3, -1],
+            vec![-45, -50],
+            vec![-18, -22, -34, -19],
+        ]);
+        let est = estimate(&sizes, &tables, false).unwrap();
+        assert!(est.tables[2].iter().all(|&v| v < 0), "{:?}", est.tables[2]);
+    }
+
+    /// The closed-form variance against the fitted estimator itself: without the constraint the
+    /// fit is linear, `t = H y`, so a cell's variance is `sum_p H[c][p]^2 var_p`; column `p` of
+    /// `H` is the fit of the unit vector `e_p`.
+    #[test]
+    fn closed_form_variance_matches_the_least_squares_fit() {
+        let (sizes, tables) = group(sample());
+        let axes: Vec<&Axes> = tables.iter().map(|t| &t.axes).collect();
+        let variance: Vec<f64> = tables.iter().map(|t| t.variance).collect();
+        let layout = layout::Layout::new(&sizes, &axes);
+        let mut sum_sq = vec![vec![0.0; 0]; tables.len()];
+        for (j, t) in tables.iter().enumerate() {
+            sum_sq[j] = vec![0.0; t.noisy.len()];
+        }
+        for (p_table, t) in tables.iter().enumerate() {
+            for p_cell in 0..t.noisy.len() {
+                let y: Vec<Vec<f64>> = tables
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| {
+                        (0..t.noisy.len())
+                            .map(|c| f64::from(u8::from(j == p_table && c == p_cell)))
+                            .collect()
+                    })
+                    .collect();
+                let x = gls::fit(&sizes, &axes, &y, &variance, false).unwrap();
+                for (k, sums) in sum_sq.iter_mut().enumerate() {
+                    for (c, h) in layout.marginal(k, &x).iter().enumerate() {
+                        sums[c] += h * h * variance[p_table];
+                    }
+                }
+            }
+        }
+        let measured: Vec<(&Axes, f64)> = axes.iter().copied().zip(variance).collect();
+        for (k, sums) in sum_sq.iter().enumerate() {
+            let closed = cell_variance(&sizes, &measured, k);
+            for &v in sums {
+                assert!(
+                    (v - closed).abs() < 1e-4 * closed,
+                    "table {k}: {v} vs {closed}"
+                );
+            }
+            // Estimating together never loses accuracy against the table alone.
+            assert!(closed <= tables[k].variance + 1e-9);
+        }
+    }
+
+    #[test]
+    fn margin_of_error_is_the_normal_quantile_plus_the_shift() {
+        // sd 10: 1.96 * 10 = 19.6, plus 0.5 -> 20.1 -> 21.
+        assert_eq!(margin_of_error(100.0, 0.95, 0.5), 21);
+        assert_eq!(margin_of_error(100.0, 0.95, 0.0), 20);
+    }
+}
