@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::policy::{self, Plan};
 use crate::privacy::short_number;
-use crate::protect::{self, NoiseMechanism, dp};
+use crate::protect::{self, NoiseMechanism, consistency, dp};
 
 /// `safestat plan POLICY`: per table the mechanism, scale, cost and margin of error, and what
 /// the release would charge; reads no data.
@@ -23,10 +23,11 @@ pub fn run(policy: &Path, ledger: Option<PathBuf>) -> Result<(), Error> {
         plan.release_id, plan.dataset, plan.privacy_unit
     );
     r.push_str(&tables(&plan, &mechs)?);
+    r.push_str(&groups(&plan, &mechs));
     r.push_str(&budget(&plan, &mechs, ledger)?);
     let _ = writeln!(
         r,
-        "margin: the published value is within ± this of the bounded exact value with the stated probability (before clamping at 0 and suppression)"
+        "margin: the published value is within ± this of the bounded exact value with the stated probability (before clamping at 0 and suppression); for tables estimated together, a normal approximation that counts the rounding"
     );
     print(&r)
 }
@@ -77,6 +78,44 @@ fn tables(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error> {
         dp::compose(&refs)?
     );
     Ok(r)
+}
+
+/// The groups of tables estimated together, and each table's margin once estimated (assuming a
+/// controlled rounding): the margins `release` will publish.
+fn groups(plan: &Plan, mechs: &[NoiseMechanism]) -> String {
+    let mut r = String::new();
+    for g in consistency::groups(plan) {
+        let names: Vec<&str> = g
+            .tables
+            .iter()
+            .map(|&t| plan.tables[t].name.as_str())
+            .collect();
+        if let Some(reason) = g.too_large() {
+            let _ = writeln!(
+                r,
+                "warning: {} measure the same quantity but will be published as drawn: {reason}",
+                names.join(", ")
+            );
+            continue;
+        }
+        let _ = writeln!(
+            r,
+            "consistent: {} will be estimated together as one {}-cell table; margins then:",
+            names.join(", "),
+            g.union_cells.unwrap_or(0)
+        );
+        for (t, moe) in consistency::planned_margins(plan, &g, mechs) {
+            let spec = &plan.tables[t];
+            let _ = writeln!(
+                r,
+                "  {:<28} ±{moe} ({}%), drawn alone ±{}",
+                spec.name,
+                spec.confidence * 100.0,
+                mechs[t].margin_of_error(spec.confidence).unwrap_or(-1)
+            );
+        }
+    }
+    r
 }
 
 /// What this release would charge against the dataset's budget, and what the ledger has left.

@@ -131,12 +131,14 @@ pub fn marginal(sizes: &[usize], axes: &Axes, union: &[i64]) -> Vec<i64> {
 }
 
 /// The half-width of a `confidence` interval for a cell of an estimated table: `z` times the
-/// closed-form standard deviation, plus the table's rounding shift, rounded up.
+/// closed-form standard deviation, plus the table's largest rounding shift, rounded down (the
+/// error is an integer at most the least-squares error plus the shift, so when the former is
+/// within `z sd` the whole error is within `floor(z sd + shift)`).
 pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
     let z = Normal::new(0.0, 1.0)
         .expect("the standard normal")
         .inverse_cdf(0.5 + confidence / 2.0);
-    (z * variance.sqrt() + shift).ceil() as i64
+    (z * variance.sqrt() + shift).floor() as i64
 }
 
 /// Tables that measure the same quantity, as the plan declares them (no data needed).
@@ -234,7 +236,7 @@ pub fn groups(plan: &Plan) -> Vec<Group> {
 }
 
 /// Each table's margin of error once its group is estimated, assuming a controlled rounding
-/// (shift below 1): what `plan` shows before any data is read.
+/// (a shift of at most 1): what `plan` shows before any data is read.
 pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[NoiseMechanism]) -> Vec<(usize, i64)> {
     let axes = group.axes(plan);
     let sizes = group.sizes(plan);
@@ -448,8 +450,8 @@ mod tests {
 
     #[test]
     fn margin_of_error_is_the_normal_quantile_plus_the_shift() {
-        // sd 10: 1.96 * 10 = 19.6, plus 0.5 -> 20.1 -> 21.
-        assert_eq!(margin_of_error(100.0, 0.95, 0.5), 21);
-        assert_eq!(margin_of_error(100.0, 0.95, 0.0), 20);
+        // sd 10: 1.96 * 10 = 19.6, plus 0.5 -> 20.1 -> 20.
+        assert_eq!(margin_of_error(100.0, 0.95, 0.5), 20);
+        assert_eq!(margin_of_error(100.0, 0.95, 0.0), 19);
     }
 }
