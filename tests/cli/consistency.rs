@@ -165,6 +165,6 @@ fn plan_shows_the_group_and_its_margins_before_any_data_is_read() {
     std::fs::remove_dir_all(s.path("data")).unwrap();
     s.run(&["plan", SAMPLE_POLICY]).expect_code(0).stdout_has(&[
         "consistent: victims_by_gender_age, victims_by_gender, victims_by_age, victims_by_region, victims_by_region_age will be estimated together as one 238-cell table",
-        "victims_by_age               ±8 (95%), drawn alone ±10",
+        "victims_by_age               ±7 (95%), drawn alone ±10",
     ]);
 }
