@@ -245,13 +245,26 @@ pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[NoiseMechanism]) -> 
         .zip(&group.tables)
         .map(|(a, &t)| (a, mechs[t].variance()))
         .collect();
+    let margins = group_margins(plan, group, &sizes, &measured, |_| 1.0);
+    group.tables.iter().copied().zip(margins).collect()
+}
+
+/// Each table's margin of error in a group of tables `(axes, noise variance)`, given each table's
+/// rounding shift.
+fn group_margins(
+    plan: &Plan,
+    group: &Group,
+    sizes: &[usize],
+    measured: &[(&Axes, f64)],
+    shift: impl Fn(usize) -> f64,
+) -> Vec<i64> {
     group
         .tables
         .iter()
         .enumerate()
         .map(|(k, &t)| {
-            let var = cell_variance(&sizes, &measured, k);
-            (t, margin_of_error(var, plan.tables[t].confidence, 1.0))
+            let var = cell_variance(sizes, measured, k);
+            margin_of_error(var, plan.tables[t].confidence, shift(k))
         })
         .collect()
 }
@@ -310,14 +323,8 @@ fn estimate_group(
     let non_negative = plan.tables[g.tables[0]].statistic.is_non_negative();
     let est = estimate(&sizes, &measured, non_negative)?;
     let variances: Vec<(&Axes, f64)> = measured.iter().map(|m| (&m.axes, m.variance)).collect();
-    let mut margins = Vec::with_capacity(g.tables.len());
-    for (k, (&t, table)) in g.tables.iter().zip(est.tables).enumerate() {
-        let var = cell_variance(&sizes, &variances, k);
-        margins.push(margin_of_error(
-            var,
-            plan.tables[t].confidence,
-            est.shift[k],
-        ));
+    let margins = group_margins(plan, g, &sizes, &variances, |k| est.shift[k]);
+    for (&t, table) in g.tables.iter().zip(est.tables) {
         noisy[t] = table;
     }
     Ok((est.tolerance, margins))

@@ -56,11 +56,13 @@ fn floor_ceil(v: f64) -> (f64, f64) {
 
 /// Rounds the fitted union table `x`, given every table of the group fitted (`fitted[j]`).
 pub(super) fn round(layout: &Layout, x: &[f64], fitted: &[Vec<f64>]) -> Rounded {
-    let base: Vec<f64> = x.iter().map(|&v| floor_ceil(v).0).collect();
-    let open: Vec<bool> = x
+    let (base, open): (Vec<f64>, Vec<bool>) = x
         .iter()
-        .map(|&v| floor_ceil(v).0 != floor_ceil(v).1)
-        .collect();
+        .map(|&v| {
+            let (lo, hi) = floor_ceil(v);
+            (lo, lo != hi)
+        })
+        .unzip();
     // Every constraint: the union cells it adds, its fitted value, and whether it may widen (the
     // grand total never does).
     let mut sums: Vec<(Vec<usize>, f64, bool)> = Vec::new();
