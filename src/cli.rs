@@ -51,6 +51,12 @@ pub enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// Print the SQL statements a release would send to each SQL input's server, for review by
+    /// the database's owners; connects to nothing.
+    Sql {
+        /// The release policy (TOML).
+        policy: PathBuf,
+    },
     /// Show spent and remaining budget per dataset.
     Budget {
         /// A ledger file [default: every ledger/*.jsonl]

@@ -45,7 +45,7 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             r,
             "  {:<12} {}: {} rows, {kind}; every value valid",
             spec.name,
-            spec.path.display(),
+            spec.location(),
             res.rows
         );
     }

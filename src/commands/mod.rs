@@ -9,6 +9,7 @@ mod check;
 mod describe;
 mod plan;
 mod release;
+mod sql;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             new_version,
             read: read.options(),
         }),
+        Command::Sql { policy } => sql::run(&policy),
         Command::Budget { ledger, json } => budget::run(ledger, json),
         Command::Audit {
             ledger,

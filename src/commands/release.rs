@@ -13,8 +13,8 @@ use crate::console::{self, print};
 use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::input::{self, InputData, ReadOptions};
-use crate::ledger::TableCharge;
 use crate::ledger::transaction::{self, Begun, Charged, Request};
+use crate::ledger::{SourceRead, TableCharge};
 use crate::output::{
     self, Bounds, ConsistencyGroup, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger,
     ManifestRelease, PolicyEntry, PublishedTable, RngInfo, SensitivityEntry, Suppression,
@@ -39,6 +39,8 @@ pub struct ReleaseArgs {
 
 /// Where contribution bounding's random choices come from.
 const BOUNDING_RNG: &str = "rand StdRng (ChaCha12) seeded from the operating system: row priorities, and the secret 128-bit keys of the keyed mix (SplitMix64 finaliser) that gives count_units cell priorities";
+/// How an SQL input's contributions are bounded (see `input::sql`'s statements).
+const SQL_BOUNDING: &str = "the PostgreSQL server, in one read-only REPEATABLE READ transaction: window functions partitioned by the privacy unit keep the rows (or cells) of lowest priority, each priority the SHA-256 of a fresh secret 32-byte key and the row's content (or the unit and cell); only per-cell aggregates are returned";
 const COMPOSITION: &str = "opendp CompositionMeasure::compose (basic sequential composition); pure-DP tables cast to zCDP with make_pureDP_to_zCDP when any table is zCDP";
 
 /// `safestat release`: the pipeline. Nothing is drawn before the charge is on disk.
@@ -53,6 +55,19 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let request = Request {
         plan: &plan,
         inputs: exact.fingerprints(&plan),
+        sources: exact
+            .sql_reads(&plan)
+            .into_iter()
+            .map(|(name, r)| {
+                let read = SourceRead {
+                    engine: r.engine,
+                    relation: r.relation,
+                    snapshot: r.snapshot,
+                    statements_sha256: r.statements,
+                };
+                (name, read)
+            })
+            .collect(),
         tables,
         cost,
         new_version: args.new_version,
@@ -402,6 +417,7 @@ fn build_manifest(
                     InputKind::Aggregated { .. } => "declared",
                 }
                 .into(),
+                bounded_in: spec.sql.as_ref().map(|_| SQL_BOUNDING.to_string()),
             })
             .collect(),
         tables,

@@ -12,6 +12,7 @@ use crate::policy::Plan;
 
 mod csv;
 mod decode;
+pub mod sql;
 
 use csv::read_pass;
 use decode::transcode;
@@ -58,6 +59,14 @@ pub enum InputError {
     /// Every bad row found, grouped by kind (see `report_rows`).
     #[error("{message}")]
     BadRows { message: String },
+    /// An SQL input's problem: connection, authentication, the relation, its columns or values,
+    /// or the server going away. Never shows the connection string or its password.
+    #[error("input `{input}` ({location}): {message}")]
+    Sql {
+        input: String,
+        location: String,
+        message: String,
+    },
     #[error("{path}:{line}: field `{field}`: {message}")]
     Value {
         path: PathBuf,
@@ -115,6 +124,7 @@ impl InputError {
                 line,
                 message,
             },
+            Sql { .. } => self,
             BadRows { message } => BadRows {
                 message: message.replace(&from.display().to_string(), &to.display().to_string()),
             },
@@ -144,6 +154,8 @@ pub struct InputResult {
     pub rows: u64,
     /// Distinct privacy units (microdata only; same caveat).
     pub units: Option<u64>,
+    /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
+    pub sql: Option<sql::SqlRead>,
 }
 
 /// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
@@ -207,6 +219,9 @@ pub fn read_input_with(
     options: ReadOptions,
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
+    if spec.sql.is_some() {
+        return sql::read_sql(plan, input, tables);
+    }
     let Some(encoding) = spec.encoding else {
         return read_pass(plan, input, tables, options, false);
     };
@@ -265,6 +280,15 @@ impl InputData {
             .iter()
             .zip(&self.results)
             .map(|(spec, r)| (spec.name.clone(), r.sha256.clone()))
+            .collect()
+    }
+
+    /// How each SQL input was read, by name (private, for the ledger).
+    pub fn sql_reads(&self, plan: &Plan) -> std::collections::BTreeMap<String, sql::SqlRead> {
+        plan.inputs
+            .iter()
+            .zip(&self.results)
+            .filter_map(|(spec, r)| Some((spec.name.clone(), r.sql.clone()?)))
             .collect()
     }
 

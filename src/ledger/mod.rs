@@ -134,6 +134,10 @@ pub struct Charge {
     pub plan_sha256: String,
     /// SHA-256 of each input's bytes (private: exact functions of the data).
     pub inputs: BTreeMap<String, String>,
+    /// How each SQL input was read: the engine, the relation, the snapshot and every statement
+    /// sent (private, like the fingerprints; absent when every input is a file).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, SourceRead>,
     /// 256 secret random bits, so that this line's SHA-256 (which the public manifest carries)
     /// reveals nothing about the input fingerprints above.
     pub nonce: String,
@@ -147,6 +151,19 @@ pub struct Charge {
     pub total_after: f64,
     /// The release folder, relative to the ledger file's folder (see [`Ledger::record`]).
     pub out_dir: String,
+}
+
+/// What the ledger records of an SQL input's read. Never the connection string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRead {
+    /// The server's `version()`.
+    pub engine: String,
+    /// The table or query, as the policy states it.
+    pub relation: String,
+    /// `txid_current_snapshot()`: the snapshot every statement of the read saw.
+    pub snapshot: String,
+    /// SHA-256 of every statement sent, in order (`safestat sql` prints them).
+    pub statements_sha256: Vec<String>,
 }
 
 /// The release's outputs are in place.

@@ -20,6 +20,8 @@ pub struct Request<'a> {
     pub plan: &'a Plan,
     /// Each input's fingerprint (SHA-256 of its bytes).
     pub inputs: BTreeMap<String, String>,
+    /// How each SQL input was read (see [`super::SourceRead`]).
+    pub sources: BTreeMap<String, super::SourceRead>,
     /// Each table's cost, as opendp maps it and in the ledger's unit.
     pub tables: Vec<TableCharge>,
     /// The release's cost, composed by opendp.
@@ -388,6 +390,7 @@ fn charge(
         policy_sha256: plan.policy_sha256.clone(),
         plan_sha256: plan.plan_sha256.clone(),
         inputs: request.inputs,
+        sources: request.sources,
         nonce: nonce(),
         accounting: acc.name().to_string(),
         budget: plan.budget,

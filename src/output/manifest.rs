@@ -102,6 +102,10 @@ pub struct InputEntry {
     pub kind: String,
     /// `enforced` (microdata: safestat bounds each unit) or `declared` (pre-counted input).
     pub contribution_bounds: String,
+    /// Where an SQL input's rows were bounded and counted (absent for a file, which safestat
+    /// reads itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounded_in: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -77,7 +77,10 @@ pub struct DatasetSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
-    pub path: PathBuf,
+    /// A CSV file; exactly one of `path` and `sql`.
+    pub path: Option<PathBuf>,
+    /// A PostgreSQL table or query, read over the wire with bounding and counting pushed down.
+    pub sql: Option<SqlSection>,
     #[serde(default)]
     pub aggregated: bool,
     pub count_column: Option<String>,
@@ -89,6 +92,18 @@ pub struct InputSection {
     pub multiline: bool,
     /// Aggregated input: what two rows for the same cell mean: `error` (default) or `add`.
     pub duplicates: Option<String>,
+}
+
+/// `sql = { url_env = "...", table = "..." }` (or `query = "SELECT ..."`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSection {
+    /// The environment variable holding the connection string (never the string itself).
+    pub url_env: String,
+    pub table: Option<String>,
+    pub query: Option<String>,
+    /// Each statement's time limit, in seconds (default 3600).
+    pub timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -14,7 +14,7 @@ mod validate;
 
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
-pub use plan::{CostSource, Dimension, InputKind, Plan, TableSpec};
+pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};
 pub use statistic::{Bound, Statistic};
 pub use validate::load;
 #[cfg(test)]

@@ -48,6 +48,36 @@ pub struct InputSpec {
     pub encoding: Option<&'static encoding_rs::Encoding>,
     /// Whether a quoted field may hold a line break.
     pub multiline: bool,
+    /// Where the rows are when they are in a database (then `path` is empty).
+    pub sql: Option<SqlSource>,
+}
+
+/// A PostgreSQL input: which relation, and how to reach the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlSource {
+    /// The environment variable that holds the connection string.
+    pub url_env: String,
+    pub relation: Relation,
+    /// Each statement's time limit.
+    pub timeout_seconds: u64,
+}
+
+/// What an SQL input reads: a table (or view), possibly schema-qualified, or a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// The name's parts (`schema.table` is two), each quoted as an identifier when sent.
+    Table(Vec<String>),
+    Query(String),
+}
+
+impl Relation {
+    /// As the policy wrote it, for messages and the ledger.
+    pub fn describe(&self) -> String {
+        match self {
+            Relation::Table(parts) => format!("table {}", parts.join(".")),
+            Relation::Query(q) => format!("query `{q}`"),
+        }
+    }
 }
 
 impl InputSpec {
@@ -60,13 +90,30 @@ impl InputSpec {
                 add_duplicates,
             } => (Some(count_column), *add_duplicates),
         };
-        serde_json::json!({
+        let mut identity = serde_json::json!({
             "name": self.name,
             "count_column": count_column,
             "add_duplicates": add_duplicates,
             "encoding": self.encoding.map(|e| e.name()),
             "multiline": self.multiline,
-        })
+        });
+        // Only SQL inputs carry the key, so that the identity of every file policy is unchanged.
+        if let Some(sql) = &self.sql {
+            identity["sql"] = match &sql.relation {
+                Relation::Table(parts) => serde_json::json!({ "table": parts }),
+                Relation::Query(q) => serde_json::json!({ "query": q }),
+            };
+        }
+        identity
+    }
+
+    /// Where the input is, for messages: its path, or its relation and the variable naming the
+    /// server (never the connection string).
+    pub fn location(&self) -> String {
+        match &self.sql {
+            None => self.path.display().to_string(),
+            Some(s) => format!("{}, server in ${}", s.relation.describe(), s.url_env),
+        }
     }
 }
 

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 
 use super::file::{
     CostSection, DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile,
-    ReleaseSection,
+    ReleaseSection, SqlSection,
 };
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
-use super::plan::{CostSource, Dimension, InputKind, InputSpec, Plan, TableSpec};
+use super::plan::{
+    CostSource, Dimension, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
+};
 use super::table::{self, TableContext};
 use crate::hash::sha256_hex;
 use crate::privacy::{Accounting, Budget, Cost, Mechanism, positive_finite};
@@ -221,6 +223,7 @@ fn input_section(
 ) -> InputSpec {
     let InputSection {
         path: declared_path,
+        sql,
         aggregated,
         count_column,
         encoding,
@@ -228,8 +231,45 @@ fn input_section(
         duplicates,
     } = section;
     let at = |field: &str| format!("[inputs.{name}] field `{field}`");
-    if declared_path.as_os_str().is_empty() {
-        problems.add(&at("path"), "must not be empty".to_string());
+    let sql = sql.map(|s| sql_section(s, &at("sql"), problems));
+    let declared_path = match (declared_path, &sql) {
+        (Some(p), None) => {
+            if p.as_os_str().is_empty() {
+                problems.add(&at("path"), "must not be empty".to_string());
+            }
+            p
+        }
+        (None, Some(_)) => PathBuf::new(),
+        (Some(_), Some(_)) => {
+            problems.add(
+                &format!("[inputs.{name}]"),
+                "has both `path` and `sql`; an input is either a CSV file or a database relation"
+                    .to_string(),
+            );
+            PathBuf::new()
+        }
+        (None, None) => {
+            problems.add(
+                &format!("[inputs.{name}]"),
+                "needs `path` (a CSV file) or `sql = { url_env = \"...\", table = \"...\" }` (a PostgreSQL table or query)".to_string(),
+            );
+            PathBuf::new()
+        }
+    };
+    if sql.is_some() {
+        if aggregated {
+            problems.add(
+                &at("aggregated"),
+                "an SQL input holds records (microdata); a breakdown counted elsewhere is read from a CSV file".to_string(),
+            );
+        }
+        if encoding.is_some() || multiline {
+            problems.add(
+                &at(if multiline { "multiline" } else { "encoding" }),
+                "only applies to a CSV file; the database sends text in its own encoding"
+                    .to_string(),
+            );
+        }
     }
     let add_duplicates = match duplicates.as_deref() {
         None | Some("error") => false,
@@ -284,12 +324,83 @@ fn input_section(
         }
     };
     InputSpec {
-        path: base.join(&declared_path),
+        path: if sql.is_some() {
+            PathBuf::new()
+        } else {
+            base.join(&declared_path)
+        },
         name,
         declared_path,
         kind,
         encoding,
         multiline,
+        sql,
+    }
+}
+
+/// Default time limit of one SQL statement.
+const SQL_TIMEOUT_SECONDS: u64 = 3600;
+
+/// `sql = { url_env, table | query, timeout_seconds }`.
+fn sql_section(section: SqlSection, at: &str, problems: &mut Problems) -> SqlSource {
+    let SqlSection {
+        url_env,
+        table,
+        query,
+        timeout_seconds,
+    } = section;
+    let valid_env = !url_env.is_empty()
+        && !url_env.starts_with(|c: char| c.is_ascii_digit())
+        && url_env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_env {
+        problems.add(
+            at,
+            format!("`url_env` must name an environment variable (letters, digits, `_`), not `{url_env}`; the connection string itself never goes in the policy"),
+        );
+    }
+    let relation = match (table, query) {
+        (Some(t), None) => {
+            let parts: Vec<String> = t.split('.').map(|p| p.trim().to_string()).collect();
+            if parts.iter().any(String::is_empty) || parts.len() > 3 {
+                problems.add(
+                    at,
+                    format!("`table` must be a table or view name, optionally schema-qualified (`schema.table`), not `{t}`"),
+                );
+            }
+            Relation::Table(parts)
+        }
+        (None, Some(q)) => {
+            let q = q
+                .trim()
+                .trim_end_matches([';', ' ', '\n', '\t'])
+                .trim()
+                .to_string();
+            if q.is_empty() {
+                problems.add(at, "`query` must not be empty".to_string());
+            }
+            Relation::Query(q)
+        }
+        (Some(_), Some(_)) => {
+            problems.add(at, "give `table` or `query`, not both".to_string());
+            Relation::Query(String::new())
+        }
+        (None, None) => {
+            problems.add(
+                at,
+                "needs `table = \"...\"` or `query = \"SELECT ...\"`".to_string(),
+            );
+            Relation::Query(String::new())
+        }
+    };
+    if timeout_seconds == Some(0) {
+        problems.add(at, "`timeout_seconds` must be at least 1".to_string());
+    }
+    SqlSource {
+        url_env,
+        relation,
+        timeout_seconds: timeout_seconds.unwrap_or(SQL_TIMEOUT_SECONDS),
     }
 }
 

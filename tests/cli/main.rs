@@ -11,3 +11,4 @@ mod crash;
 mod ledger;
 mod noise;
 mod release;
+mod sql;

@@ -6,7 +6,7 @@ use super::*;
 /// Looks up a category value's code, applying the dimension's catch-all. Runs for every
 /// dimension of every row, so values of up to [`CATEGORY_KEY`] bytes are found as five integers
 /// ([`category_words`]) in a small open-addressing table, with no string hashing or comparison.
-pub(super) struct CategoryIndex {
+pub(in crate::input) struct CategoryIndex {
     /// At most a quarter full, a power of two long; `None` is empty.
     pub(super) short: Vec<Option<([u64; 5], u32)>>,
     /// Values longer than [`CATEGORY_KEY`] bytes.
@@ -33,7 +33,7 @@ pub(super) fn category_words(value: &[u8]) -> [u64; 5] {
 }
 
 impl CategoryIndex {
-    pub(super) fn new(dim: &Dimension) -> CategoryIndex {
+    pub(in crate::input) fn new(dim: &Dimension) -> CategoryIndex {
         let size = (dim.categories.len() * 4).next_power_of_two().max(8);
         let mut index = CategoryIndex {
             short: vec![None; size],
@@ -69,7 +69,7 @@ impl CategoryIndex {
     /// else the catch-all. Bytes that are not UTF-8 are never a category, not even the
     /// catch-all: they are text in another encoding, read wrongly.
     #[inline]
-    pub(super) fn lookup(&self, value: &[u8]) -> Result<u32, BadValue> {
+    pub(in crate::input) fn lookup(&self, value: &[u8]) -> Result<u32, BadValue> {
         match self.exact(value) {
             Some(code) => Ok(code),
             None => self.lookup_undeclared(value),
@@ -121,7 +121,7 @@ impl CategoryIndex {
         &self.labels[code as usize]
     }
 
-    pub(super) fn undeclared(&self, value: &[u8]) -> String {
+    pub(in crate::input) fn undeclared(&self, value: &[u8]) -> String {
         let value = String::from_utf8_lossy(value);
         format!(
             "value `{value}` is not a declared category of `{}` (declared: {}){}; declare it, fix the data, or map undeclared values with [catch_all]",
@@ -133,7 +133,7 @@ impl CategoryIndex {
 }
 
 /// Why a value is no category.
-pub(super) enum BadValue {
+pub(in crate::input) enum BadValue {
     /// Not UTF-8: byte `offset` of the value (`byte`) starts no valid sequence.
     NotUtf8 { offset: usize, byte: u8 },
     /// Valid text, but neither declared nor mapped to a catch-all.

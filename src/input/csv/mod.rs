@@ -35,6 +35,7 @@ mod tests;
 
 use chunk::*;
 use keys::*;
+pub(super) use layout::CategoryIndex;
 use layout::*;
 use progress::*;
 use scan::*;
@@ -191,6 +192,7 @@ pub(super) fn read_pass(
         sha256,
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),
+        sql: None,
     })
 }
 

@@ -9,6 +9,9 @@ pub use std::process::{Command, Output};
 
 pub use sha2::{Digest, Sha256};
 
+#[path = "../../support/pg.rs"]
+pub mod pg;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_safestat");
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -37,12 +40,23 @@ impl Scratch {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN)
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
+        self.run_with(args, &[])
+    }
+
+    /// [`Scratch::run`] with environment variables set (`SAFESTAT_DB_URL` for SQL inputs).
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self.command(args, env).output().unwrap();
         Run(out)
+    }
+
+    /// The executable's command in this folder, to run or spawn.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(self.dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Files and folders directly in the scratch folder.

@@ -1,0 +1,51 @@
+//! `safestat sql POLICY`: the statements a release would send to each SQL input's server, for
+//! review by the database's owners. Connects to nothing, reads no data, spends nothing.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::console::print;
+use crate::error::Error;
+use crate::hash::sha256_hex;
+use crate::input::sql;
+use crate::policy;
+
+pub fn run(policy: &Path) -> Result<(), Error> {
+    let plan = policy::load(policy)?;
+    let mut r = String::new();
+    let mut any = false;
+    for (input, spec) in plan.inputs.iter().enumerate() {
+        let Some(source) = &spec.sql else { continue };
+        any = true;
+        let tables: Vec<usize> = (0..plan.tables.len())
+            .filter(|&t| plan.tables[t].input == input)
+            .collect();
+        let _ = writeln!(
+            r,
+            "-- input `{}`: {}, server named by ${}",
+            spec.name,
+            source.relation.describe(),
+            source.url_env
+        );
+        let _ = writeln!(
+            r,
+            "-- one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; then, in order:"
+        );
+        for (i, sent) in sql::script(&plan, input, &tables).iter().enumerate() {
+            let _ = writeln!(r, "\n-- [{}] {}", i + 1, sent.purpose);
+            let _ = writeln!(r, "-- sha256 {}", sha256_hex(sent.sql.as_bytes()));
+            for p in &sent.parameters {
+                let _ = writeln!(r, "--   {p}");
+            }
+            let _ = writeln!(r, "{};", sent.sql);
+        }
+        let _ = writeln!(r, "\n-- COMMIT\n");
+    }
+    if !any {
+        return Err(Error::Usage(format!(
+            "policy `{}` has no SQL input (`sql = {{ url_env = \"...\", table = \"...\" }}`); nothing would be sent to a database",
+            policy.display()
+        )));
+    }
+    print(&r)
+}

@@ -1,0 +1,525 @@
+//! SQL inputs: the records stay in PostgreSQL (or an engine that speaks its protocol); bounding
+//! and counting run there, and only per-cell aggregates come back.
+//!
+//! Owns the connection (the `postgres` crate; the connection string comes from the environment
+//! variable the policy names and never appears in a message: its password is masked), the one
+//! read-only REPEATABLE READ transaction that every statement of an input runs in (one
+//! snapshot), the checks that run before any aggregate is computed (columns and types, undeclared
+//! category values, empty units, NULL values), and turning the aggregates into exact cells.
+//! The SQL text itself is [`statements`]'s.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use rand::RngCore;
+
+use super::csv::CategoryIndex;
+use super::{InputError, InputResult};
+use crate::hash::sha256_hex;
+use crate::policy::{Plan, Statistic};
+
+mod statements;
+
+pub use statements::{InputStatements, MAX_UNDECLARED};
+
+/// What the ledger (private) records of one SQL input's read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlRead {
+    /// `version()`, as the server reports it.
+    pub engine: String,
+    /// The relation or query, as the policy states it.
+    pub relation: String,
+    /// `txid_current_snapshot()`: the snapshot every statement saw.
+    pub snapshot: String,
+    /// SHA-256 of every statement sent, in order.
+    pub statements: Vec<String>,
+}
+
+/// The statements that set up the transaction, before [`InputStatements`]'s.
+fn setup_statements(timeout_seconds: u64) -> [String; 3] {
+    [
+        format!("SET LOCAL statement_timeout = {}", timeout_seconds * 1000),
+        "SELECT version()".to_string(),
+        "SELECT txid_current_snapshot()::text".to_string(),
+    ]
+}
+
+/// One statement as `safestat sql` shows it: what it is for, its text and its parameters.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub purpose: String,
+    pub sql: String,
+    pub parameters: Vec<String>,
+}
+
+/// Every statement a read of SQL input `input` sends, in order, exactly as [`read_sql`] sends
+/// it (the ledger records their SHA-256).
+pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
+    let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
+    let st = InputStatements::new(plan, input, tables);
+    let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
+    let plain = |purpose: &str, sql: String| Sent {
+        purpose: purpose.to_string(),
+        sql,
+        parameters: Vec::new(),
+    };
+    let mut out = vec![
+        plain("the time limit of each statement", timeout),
+        plain(
+            "the engine and its version (recorded in the ledger)",
+            version,
+        ),
+        plain(
+            "the snapshot every statement sees (recorded in the ledger)",
+            snapshot,
+        ),
+        plain(
+            "the relation's columns and types (prepared, never executed: reads no row)",
+            st.probe.clone(),
+        ),
+    ];
+    let dim_name = |d: usize| plan.dimensions[d].name.as_str();
+    if let Some(domain) = &st.domain {
+        out.push(Sent {
+            purpose: format!(
+                "values of the dimension columns that are NULL or not declared categories (at most {}), checked before anything is counted",
+                MAX_UNDECLARED + 1
+            ),
+            sql: domain.clone(),
+            parameters: st
+                .dims
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| format!("${} = the declared categories of `{}` (text[])", i + 1, dim_name(d)))
+                .collect(),
+        });
+    }
+    out.push(plain(
+        "rows, distinct units, empty units, NULL summed values, and a fingerprint of the content (recorded in the ledger, private)",
+        st.totals.clone(),
+    ));
+    for ts in &st.tables {
+        let table = &plan.tables[ts.table];
+        let mut parameters = vec![if ts.shared_key {
+            "$1 = the input's secret key for row priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+        } else {
+            "$1 = this table's secret key for cell priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+        }];
+        for (j, &d) in table.dims.iter().enumerate() {
+            parameters.push(format!(
+                "${} = the values of `{}`: its declared categories, then the undeclared values the check found (text[])",
+                3 * j + 2,
+                dim_name(d)
+            ));
+            parameters.push(format!(
+                "${} = their category codes, 0-based in declared order (int4[])",
+                3 * j + 3
+            ));
+            parameters.push(format!(
+                "${} = the code of a NULL: the catch-all's, else NULL (int4)",
+                3 * j + 4
+            ));
+        }
+        out.push(Sent {
+            purpose: format!(
+                "table `{}`: bounded per privacy unit, then counted per cell (only these aggregates come back)",
+                table.name
+            ),
+            sql: ts.sql.clone(),
+            parameters,
+        });
+    }
+    out
+}
+
+/// Reads SQL input `input` of `plan` for `tables` (indices into `plan.tables`).
+pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResult, InputError> {
+    let spec = &plan.inputs[input];
+    let sql = spec.sql.as_ref().expect("an SQL input");
+    let fail = |message: String| InputError::Sql {
+        input: spec.name.clone(),
+        location: spec.location(),
+        message,
+    };
+    let url = std::env::var(&sql.url_env).map_err(|_| {
+        fail(format!(
+            "environment variable `{}` is not set; it must hold the connection string, e.g. `postgresql://officer@db.example/registers`",
+            sql.url_env
+        ))
+    })?;
+    let mut masker = Masker::new(&url);
+    let mut config = Config::from_str(&url).map_err(|e| {
+        fail(masker.mask(&format!(
+            "`{}` is not a valid connection string: {e}",
+            sql.url_env
+        )))
+    })?;
+    if let Some(password) = config.get_password() {
+        masker
+            .secrets
+            .push(String::from_utf8_lossy(password).into_owned());
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(30));
+    }
+    config.application_name("safestat");
+    let pg = |e: postgres::Error| fail(masker.mask(&describe(&e)));
+    let mut client: Client = config.connect(NoTls).map_err(pg)?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(pg)?;
+    let statements = InputStatements::new(plan, input, tables);
+    let mut sent = Vec::new();
+    let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
+    tx.batch_execute(&timeout).map_err(pg)?;
+    sent.push(sha256_hex(timeout.as_bytes()));
+    let engine: String = one_value(&mut tx, &version, &mut sent).map_err(pg)?;
+    let snapshot: String = one_value(&mut tx, &snapshot, &mut sent).map_err(pg)?;
+
+    // Columns and types: prepared, never executed.
+    let probe = tx.prepare(&statements.probe).map_err(pg)?;
+    sent.push(sha256_hex(statements.probe.as_bytes()));
+    check_columns(plan, &statements, probe.columns()).map_err(fail)?;
+
+    let indexes: Vec<CategoryIndex> = statements
+        .dims
+        .iter()
+        .map(|&d| CategoryIndex::new(&plan.dimensions[d]))
+        .collect();
+    let mut mappings: Vec<Mapping> = statements
+        .dims
+        .iter()
+        .map(|&d| Mapping::declared(&plan.dimensions[d].categories, plan.dimensions[d].catch_all))
+        .collect();
+    if let Some(domain) = &statements.domain {
+        let declared: Vec<Vec<String>> = statements
+            .dims
+            .iter()
+            .map(|&d| plan.dimensions[d].categories.clone())
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            declared.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let rows = tx.query(domain, &params).map_err(pg)?;
+        sent.push(sha256_hex(domain.as_bytes()));
+        let found = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<_, i32>(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<(i32, Option<String>, i64)>, postgres::Error>>()
+            .map_err(pg)?;
+        map_undeclared(plan, &statements, &indexes, &mut mappings, found).map_err(fail)?;
+    }
+
+    let totals = tx.query_one(&statements.totals, &[]).map_err(pg)?;
+    sent.push(sha256_hex(statements.totals.as_bytes()));
+    let rows: i64 = totals.try_get(0).map_err(pg)?;
+    let units: i64 = totals.try_get(1).map_err(pg)?;
+    let empty_units: i64 = totals.try_get(2).map_err(pg)?;
+    if empty_units > 0 {
+        return Err(fail(format!(
+            "column `{}`: {empty_units} rows have an empty or NULL privacy unit; every record must name its unit",
+            plan.privacy_unit
+        )));
+    }
+    for (i, column) in statements.sum_columns.iter().enumerate() {
+        let nulls: i64 = totals.try_get(3 + i).map_err(pg)?;
+        if nulls > 0 {
+            return Err(fail(format!(
+                "column `{column}`: {nulls} rows hold NULL, which is not an integer"
+            )));
+        }
+    }
+    let digest: String = totals
+        .try_get(3 + statements.sum_columns.len())
+        .map_err(pg)?;
+
+    let shared_key = fresh_key();
+    let mut exact = Vec::new();
+    for ts in &statements.tables {
+        let table = &plan.tables[ts.table];
+        let key = if ts.shared_key {
+            shared_key.clone()
+        } else {
+            fresh_key()
+        };
+        let mut owned: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(key)];
+        for &d in &table.dims {
+            let m = &mappings[statements.dims.iter().position(|&x| x == d).expect("used")];
+            owned.push(Box::new(m.values.clone()));
+            owned.push(Box::new(m.codes.clone()));
+            owned.push(Box::new(m.null_code));
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+        let result = tx.query(&ts.sql, &params).map_err(pg)?;
+        sent.push(sha256_hex(ts.sql.as_bytes()));
+        let cells = fill_cells(plan, ts.table, &result).map_err(|e| match e {
+            Filled::Db(e) => pg(e),
+            Filled::Bad(m) => fail(format!("table `{}`: {m}", table.name)),
+        })?;
+        exact.push(cells);
+    }
+    tx.commit().map_err(pg)?;
+    let relation = sql.relation.describe();
+    Ok(InputResult {
+        exact,
+        sha256: sha256_hex(format!("postgres\n{relation}\n{rows}\n{digest}").as_bytes()),
+        rows: rows as u64,
+        units: Some(units as u64),
+        sql: Some(SqlRead {
+            engine,
+            relation,
+            snapshot,
+            statements: sent,
+        }),
+    })
+}
+
+/// Runs a statement that returns one text value.
+fn one_value(
+    tx: &mut Transaction<'_>,
+    statement: &str,
+    sent: &mut Vec<String>,
+) -> Result<String, postgres::Error> {
+    let row = tx.query_one(statement, &[])?;
+    sent.push(sha256_hex(statement.as_bytes()));
+    row.try_get(0)
+}
+
+/// 32 fresh random bytes from the operating system: a key for the row priorities.
+fn fresh_key() -> Vec<u8> {
+    let mut key = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// How a dimension's values become codes in SQL: the values, their codes, and the code of a
+/// NULL (the catch-all, if any).
+#[derive(Debug, Clone)]
+struct Mapping {
+    values: Vec<String>,
+    codes: Vec<i32>,
+    null_code: Option<i32>,
+}
+
+impl Mapping {
+    fn declared(categories: &[String], catch_all: Option<u32>) -> Mapping {
+        Mapping {
+            values: categories.to_vec(),
+            codes: (0..categories.len() as i32).collect(),
+            null_code: catch_all.map(|c| c as i32),
+        }
+    }
+}
+
+/// Maps every undeclared value the domain statement found as the CSV path does (a declared
+/// category after Unicode NFC, else the catch-all), or refuses them all in one message.
+fn map_undeclared(
+    plan: &Plan,
+    statements: &InputStatements,
+    indexes: &[CategoryIndex],
+    mappings: &mut [Mapping],
+    found: Vec<(i32, Option<String>, i64)>,
+) -> Result<(), String> {
+    if found.len() > MAX_UNDECLARED {
+        return Err(format!(
+            "the dimension columns hold more than {MAX_UNDECLARED} distinct values that are not declared categories; map them to categories in a `query`"
+        ));
+    }
+    let mut problems = Vec::new();
+    for (dim, value, rows) in found {
+        let i = usize::try_from(dim)
+            .ok()
+            .filter(|&i| i < indexes.len())
+            .ok_or("the server answered a dimension that was not asked for")?;
+        let name = &plan.dimensions[statements.dims[i]].name;
+        match value {
+            None if mappings[i].null_code.is_some() => {}
+            None => problems.push(format!(
+                "column `{name}`: {rows} rows hold NULL, which is not a declared category; fix the data or map undeclared values with [catch_all]"
+            )),
+            Some(v) => match indexes[i].lookup(v.as_bytes()) {
+                Ok(code) => {
+                    mappings[i].values.push(v);
+                    mappings[i].codes.push(code as i32);
+                }
+                Err(_) => problems.push(format!(
+                    "column `{name}`: {rows} rows: {}",
+                    indexes[i].undeclared(v.as_bytes())
+                )),
+            },
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Refuses a relation that lacks a column the tables read, or whose summed column is not an
+/// integer.
+fn check_columns(
+    plan: &Plan,
+    statements: &InputStatements,
+    columns: &[postgres::Column],
+) -> Result<(), String> {
+    let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+    let mut wanted: Vec<(&str, String)> = vec![(&plan.privacy_unit, "the privacy unit".into())];
+    for &d in &statements.dims {
+        wanted.push((&plan.dimensions[d].name, "a dimension".into()));
+    }
+    for c in &statements.sum_columns {
+        wanted.push((c, "a summed column".into()));
+    }
+    let mut problems = Vec::new();
+    for (column, role) in &wanted {
+        if !names.contains(column) {
+            problems.push(format!(
+                "no column `{column}` ({role}); columns are: {}{}",
+                names.join(", "),
+                crate::policy::did_you_mean(column, names.iter().copied())
+            ));
+        }
+    }
+    for c in &statements.sum_columns {
+        if let Some(col) = columns.iter().find(|x| x.name() == c)
+            && ![Type::INT2, Type::INT4, Type::INT8].contains(col.type_())
+        {
+            problems.push(format!(
+                "column `{c}` is of type {}, but a sum needs an integer column (smallint, integer or bigint); cast it in a `query` if its values are whole numbers",
+                col.type_()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+enum Filled {
+    Db(postgres::Error),
+    Bad(String),
+}
+
+impl From<postgres::Error> for Filled {
+    fn from(e: postgres::Error) -> Filled {
+        Filled::Db(e)
+    }
+}
+
+/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum)`: a cell the server
+/// did not return is a zero (and still gets noise).
+fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Vec<i128>, Filled> {
+    let table = &plan.tables[t];
+    let radix: Vec<usize> = table
+        .dims
+        .iter()
+        .map(|&d| plan.dimensions[d].categories.len())
+        .collect();
+    let mut cells = vec![0i128; plan.table_cells(table)];
+    for row in rows {
+        let mut cell = 0usize;
+        for (j, &n) in radix.iter().enumerate() {
+            let code: Option<i32> = row.try_get(j)?;
+            let code = code
+                .and_then(|c| usize::try_from(c).ok())
+                .filter(|&c| c < n)
+                .ok_or_else(|| {
+                    Filled::Bad(format!(
+                        "the server returned a cell outside the declared categories of `{}` (the data changed under a snapshot?)",
+                        plan.dimensions[table.dims[j]].name
+                    ))
+                })?;
+            cell = cell * n + code;
+        }
+        let value = match &table.statistic {
+            Statistic::Sum { .. } => {
+                let sum: Option<String> = row.try_get(radix.len() + 1)?;
+                let sum = sum.unwrap_or_default();
+                sum.parse::<i128>()
+                    .map_err(|_| Filled::Bad(format!("the server returned `{sum}` as a sum")))?
+            }
+            _ => i128::from(row.try_get::<_, i64>(radix.len())?),
+        };
+        cells[cell] += value;
+    }
+    Ok(cells)
+}
+
+/// A server or connection error in words: the server's message, detail and hint, or the
+/// client's chain of causes.
+fn describe(e: &postgres::Error) -> String {
+    let mut m = match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("the server said: {} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!("; {d}"));
+            }
+            if let Some(h) = db.hint() {
+                m.push_str(&format!("; hint: {h}"));
+            }
+            m
+        }
+        None => {
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                m.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            m
+        }
+    };
+    // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
+    // terminated backend), or a connection the client saw close.
+    let class = e.code().map(|c| &c.code()[..2]);
+    if e.is_closed() || matches!(class, Some("08" | "57")) || m.contains("connection closed") {
+        m.push_str(" (the connection to the server was lost; nothing was charged)");
+    }
+    m
+}
+
+/// Hides secrets (the password, the connection string) in messages.
+struct Masker {
+    secrets: Vec<String>,
+}
+
+impl Masker {
+    fn new(url: &str) -> Masker {
+        let mut secrets = vec![url.to_string()];
+        // A URL's password, before the config parses it (an unparseable URL still has one).
+        if let Some(rest) = url.split("://").nth(1)
+            && let Some((userinfo, _)) = rest.split_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            secrets.push(password.to_string());
+        }
+        for part in url.split_whitespace() {
+            if let Some(p) = part.strip_prefix("password=") {
+                secrets.push(p.trim_matches('\'').to_string());
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        Masker { secrets }
+    }
+
+    fn mask(&self, message: &str) -> String {
+        let mut m = message.to_string();
+        // Longest first, so the URL is hidden whole before its password is.
+        let mut secrets: Vec<&String> = self.secrets.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in secrets {
+            m = m.replace(s.as_str(), "***");
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests;

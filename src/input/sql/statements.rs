@@ -1,0 +1,293 @@
+//! The SQL text an SQL input sends: written once here, from the plan alone, so that `safestat sql`
+//! prints exactly what `release` sends and the ledger can record each statement's SHA-256.
+//!
+//! Nothing data-dependent is ever spliced into a statement: identifiers are quoted, numbers come
+//! from the validated plan, and everything else (the secret key, the category arrays) travels as
+//! bind parameters.
+//!
+//! ## Bounding in SQL: the CSV path's contract, restated
+//! [`crate::bounding`] keeps, per privacy unit, a uniform random subset of its contributions,
+//! chosen by *bottom-k priorities*; the statements below compute the same thing with window
+//! functions partitioned by the unit, so a distributed engine runs them where the unit's rows
+//! live.
+//! - `count_rows` / `sum` (`k` rows per unit, `m` per cell): every row gets the priority
+//!   `sha256(key || identity)`; a unit keeps its `k` lowest-priority rows, and of those each cell
+//!   keeps its `m` lowest. Sums add each kept row's value clamped to `[lo, hi]`.
+//! - `count_units` (`c` cells per unit): every distinct (unit, cell) gets the priority
+//!   `sha256(key || unit || cell)`; a unit is counted in its `c` lowest-priority cells.
+//!
+//! The key is 32 fresh random bytes per statement of `count_units` and per input for the rows
+//! tables (which then keep the same rows when they have the same `k`, as in the CSV path), sent
+//! as a bind parameter and never stored. SHA-256 under a secret key prefix is a pseudo-random
+//! function of the identity, so the priorities are independent and uniform and nobody who lacks
+//! the key can predict or steer them; the engine's `random()` is never used.
+//!
+//! A row's *identity* is its content: the text of every column the input's tables read (unit,
+//! dimensions, summed columns, each `quote_nullable`d and joined by commas), followed by its
+//! occurrence number among the unit's rows with the same content (`row_number()` over that
+//! content). It is a function of the snapshot's data only (no physical row address such as
+//! `ctid`, which a query has not got and a distributed engine does not keep unique), so it is
+//! stable for the whole REPEATABLE READ transaction. Rows with identical content are
+//! interchangeable, so how the engine numbers them cannot change any result, and the occurrence
+//! number still gives each its own priority (without it, two identical rows would be kept or
+//! dropped together and the choice would not be uniform).
+
+use crate::policy::{Plan, Relation, Statistic};
+
+/// Undeclared values of one dimension beyond this many are refused (map them in a `query`).
+pub const MAX_UNDECLARED: usize = 10_000;
+
+/// Every statement one SQL input's read sends, in order.
+#[derive(Debug, Clone)]
+pub struct InputStatements {
+    /// `LIMIT 0`: the relation's columns and types, without reading a row.
+    pub probe: String,
+    /// Values of each dimension column that are not declared categories (and NULLs), per
+    /// dimension, with their row counts. `None` when no table has a dimension.
+    pub domain: Option<String>,
+    /// Rows, distinct units, empty units, NULL summed values and a content fingerprint.
+    pub totals: String,
+    pub tables: Vec<TableStatement>,
+    /// The plan's dimension indices this input's tables use, in the order of the domain
+    /// statement's parameters.
+    pub dims: Vec<usize>,
+    /// The summed columns, in the order of the totals statement's NULL counts.
+    pub sum_columns: Vec<String>,
+}
+
+/// One table's bounded aggregation.
+#[derive(Debug, Clone)]
+pub struct TableStatement {
+    /// Index into `plan.tables`.
+    pub table: usize,
+    pub sql: String,
+    /// Whether `$1` is the input's shared row key (rows tables) or the table's own key
+    /// (`count_units`).
+    pub shared_key: bool,
+}
+
+/// An identifier as SQL quotes it.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The `WITH src AS (...)` that every statement starts from.
+fn source(relation: &Relation) -> String {
+    match relation {
+        Relation::Table(parts) => {
+            let name: Vec<String> = parts.iter().map(|p| ident(p)).collect();
+            format!("WITH src AS (SELECT * FROM {})", name.join("."))
+        }
+        Relation::Query(q) => format!("WITH src AS (\n{q}\n)"),
+    }
+}
+
+/// `s."column"::text`.
+fn text(column: &str) -> String {
+    format!("s.{}::text", ident(column))
+}
+
+impl InputStatements {
+    /// The statements for input `input` of `plan` and its tables `tables` (indices into
+    /// `plan.tables`). The input must be an SQL input.
+    pub fn new(plan: &Plan, input: usize, tables: &[usize]) -> InputStatements {
+        let relation = &plan.inputs[input]
+            .sql
+            .as_ref()
+            .expect("an SQL input")
+            .relation;
+        let src = source(relation);
+        let mut dims: Vec<usize> = Vec::new();
+        let mut sum_columns: Vec<String> = Vec::new();
+        for &t in tables {
+            for &d in &plan.tables[t].dims {
+                if !dims.contains(&d) {
+                    dims.push(d);
+                }
+            }
+            if let Statistic::Sum { column, .. } = &plan.tables[t].statistic
+                && !sum_columns.contains(column)
+            {
+                sum_columns.push(column.clone());
+            }
+        }
+        let unit = &plan.privacy_unit;
+        let dim_names: Vec<&str> = dims
+            .iter()
+            .map(|&d| plan.dimensions[d].name.as_str())
+            .collect();
+        // The identity's columns: unit, dimensions, summed columns.
+        let mut identity_columns: Vec<&str> = vec![unit.as_str()];
+        identity_columns.extend(&dim_names);
+        identity_columns.extend(sum_columns.iter().map(String::as_str));
+        let identity = format!(
+            "concat_ws(',', {})",
+            identity_columns
+                .iter()
+                .map(|c| format!("quote_nullable({})", text(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let probe = format!("{src}\nSELECT * FROM src s LIMIT 0");
+        let domain = (!dims.is_empty()).then(|| domain_statement(&src, &dim_names));
+        let totals = totals_statement(&src, unit, &sum_columns);
+        let tables = tables
+            .iter()
+            .map(|&t| table_statement(plan, t, &src, &identity))
+            .collect();
+        InputStatements {
+            probe,
+            domain,
+            totals,
+            tables,
+            dims,
+            sum_columns,
+        }
+    }
+}
+
+/// `(dim, value, rows)` for every value of a dimension column that is NULL or not declared
+/// (`$i` is dimension `i`'s declared categories), in one scan with grouping sets.
+fn domain_statement(src: &str, dims: &[&str]) -> String {
+    let grouped = |i: usize| format!("GROUPING(s.{}) = 0", ident(dims[i]));
+    let dim = (0..dims.len())
+        .map(|i| format!("WHEN {} THEN {i}", grouped(i)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let value = (0..dims.len())
+        .map(|i| format!("WHEN {} THEN {}", grouped(i), text(dims[i])))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let sets = dims
+        .iter()
+        .map(|d| format!("(s.{})", ident(d)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let undeclared = (0..dims.len())
+        .map(|i| {
+            format!(
+                "({} AND (s.{} IS NULL OR {} <> ALL(${}::text[])))",
+                grouped(i),
+                ident(dims[i]),
+                text(dims[i]),
+                i + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n    OR ");
+    format!(
+        "{src}\nSELECT (CASE {dim} END)::int4 AS dim, (CASE {value} END) AS value, count(*)::int8 AS rows\nFROM src s\nGROUP BY GROUPING SETS ({sets})\nHAVING {undeclared}\nLIMIT {}",
+        MAX_UNDECLARED + 1
+    )
+}
+
+/// One row: rows, distinct units, rows with an empty or NULL unit, NULLs per summed column, and
+/// the content fingerprint (the sum of each row's MD5 as a signed 64-bit number: order-free, so
+/// the same rows in any physical order give the same fingerprint).
+fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
+    let mut columns = vec![
+        "count(*)::int8".to_string(),
+        format!("count(DISTINCT {})::int8", text(unit)),
+        format!(
+            "count(*) FILTER (WHERE s.{} IS NULL OR {} = '')::int8",
+            ident(unit),
+            text(unit)
+        ),
+    ];
+    for c in sums {
+        columns.push(format!(
+            "count(*) FILTER (WHERE s.{} IS NULL)::int8",
+            ident(c)
+        ));
+    }
+    columns.push(
+        "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8::numeric), 0)::text"
+            .to_string(),
+    );
+    format!("{src}\nSELECT {}\nFROM src s", columns.join(",\n       "))
+}
+
+/// Table `t`'s bounded aggregation: `(code per dimension..., count, sum)` per non-empty cell.
+/// Parameters: `$1` the key (bytea); per dimension `j` of the table, `$(3j+2)` the values
+/// (text[]), `$(3j+3)` their codes (int4[]) and `$(3j+4)` the code of a NULL (int4, the
+/// catch-all or NULL).
+fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableStatement {
+    let table = &plan.tables[t];
+    let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
+    let mut select = vec![format!("{} AS u", text(&plan.privacy_unit))];
+    let mut joins = String::new();
+    for (j, &d) in table.dims.iter().enumerate() {
+        let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
+        select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
+        joins.push_str(&format!(
+            "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {}",
+            text(&plan.dimensions[d].name)
+        ));
+    }
+    let cells = codes.join(", ");
+    let with_cells = |prefix: &str| {
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}{cells}")
+        }
+    };
+    let group_by = with_cells("\nGROUP BY ");
+    let leading = if codes.is_empty() {
+        String::new()
+    } else {
+        format!("{cells}, ")
+    };
+    let (sql, shared_key) = match &table.statistic {
+        Statistic::CountUnits { max_cells_per_unit } => {
+            let cell_text = codes
+                .iter()
+                .map(|c| format!(" || ',' || {c}"))
+                .collect::<String>();
+            (
+                format!(
+                    "{src},\nr AS (\n  SELECT {}\n  FROM src s{joins}\n),\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))) AS ru\n  FROM d\n)\nSELECT {}count(*)::int8, NULL::text\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
+                    select.join(",\n         "),
+                    with_cells(", "),
+                    leading,
+                ),
+                false,
+            )
+        }
+        Statistic::CountRows {
+            max_rows_per_unit,
+            max_rows_per_cell,
+        }
+        | Statistic::Sum {
+            max_rows_per_unit,
+            max_rows_per_cell,
+            ..
+        } => {
+            let sum = match &table.statistic {
+                Statistic::Sum { column, lo, hi, .. } => {
+                    select.push(format!(
+                        "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8) AS v",
+                        ident(column)
+                    ));
+                    "sum(v)::text"
+                }
+                _ => "NULL::text",
+            };
+            select.push(format!("{identity} AS id"));
+            (
+                format!(
+                    "{src},\nr AS (\n  SELECT {}\n  FROM src s{joins}\n),\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p),\nm AS (\n  SELECT k.*, row_number() OVER (PARTITION BY u{} ORDER BY prio) AS rc\n  FROM k\n  WHERE ru <= {max_rows_per_unit}\n)\nSELECT {}count(*)::int8, {sum}\nFROM m\nWHERE rc <= {max_rows_per_cell}{group_by}",
+                    select.join(",\n         "),
+                    with_cells(", "),
+                    leading,
+                ),
+                true,
+            )
+        }
+    };
+    TableStatement {
+        table: t,
+        sql,
+        shared_key,
+    }
+}

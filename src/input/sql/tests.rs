@@ -1,0 +1,298 @@
+//! Tests of the SQL source against a real PostgreSQL server (a throwaway cluster of the tests'
+//! own, `tests/support/pg.rs`). These reach the exact cells, which only a test may see: nothing
+//! here goes through a release.
+
+use super::*;
+use crate::input::{ReadOptions, read_input_with};
+use crate::policy::{PolicyFile, validate};
+
+#[path = "../../../tests/support/pg.rs"]
+mod pg;
+
+/// A plan whose input `in` is `path = "in.csv"` or the SQL table `t` (the server in
+/// `SAFESTAT_TEST_DB_<db>`), with `body` (categories and tables) appended.
+fn plan(dir: &Path, sql_db: Option<&str>, body: &str) -> Plan {
+    plan_by(dir, sql_db, body, "id")
+}
+
+/// [`plan`] with privacy unit column `unit`.
+fn plan_by(dir: &Path, sql_db: Option<&str>, body: &str, unit: &str) -> Plan {
+    let input = match sql_db {
+        Some(db) => {
+            // Each database its own variable, so that tests running at once never mix them.
+            let var = format!("SAFESTAT_TEST_DB_{db}");
+            // SAFETY: every test sets only its own variable, before reading it.
+            unsafe { std::env::set_var(&var, pg::cluster().admin_url(db)) };
+            format!("sql = {{ url_env = \"{var}\", table = \"t\" }}")
+        }
+        None => "path = \"in.csv\"".to_string(),
+    };
+    let text = format!(
+        "[release]\nid = \"r\"\n[dataset]\nname = \"d\"\nprivacy_unit = \"{unit}\"\nbudget = {{ rho = 1.0 }}\n[inputs.in]\n{input}\n{body}"
+    );
+    let path = dir.join("p.toml");
+    validate(PolicyFile::parse(&text, &path).unwrap(), &path).unwrap()
+}
+
+use std::path::Path;
+
+/// Reads every table of input 0.
+fn read(plan: &Plan) -> InputResult {
+    let tables: Vec<usize> = (0..plan.tables.len()).collect();
+    let options = ReadOptions {
+        threads: 2,
+        min_chunk_bytes: 1 << 20,
+        memory_limit: u64::MAX,
+        progress: false,
+    };
+    read_input_with(plan, 0, &tables, options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `data` as `in.csv` in `dir` and as table `t` of a fresh database; returns the database.
+fn load(dir: &Path, data: &str, integers: &[&str]) -> String {
+    std::fs::write(dir.join("in.csv"), data).unwrap();
+    let c = pg::cluster();
+    let db = c.fresh_database();
+    c.load_csv(&db, "t", &dir.join("in.csv"), integers);
+    db
+}
+
+/// With bounds that bind nobody, every table's exact cells from SQL equal the CSV path's: on the
+/// sample data, and on values that only match a category after Unicode NFC or fall to the
+/// catch-all.
+#[test]
+fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/disung_2024_victims.csv"),
+    )
+    .unwrap();
+    let db = load(dir.path(), &sample, &["services"]);
+    let body = r#"
+        [categories]
+        gender = ["female", "male"]
+        age_group = ["under_10", "10s", "20s", "30s", "40s", "50_plus", "unknown"]
+        victim_type = ["distribution_fear", "illegal_filming", "distribution", "distribution_threat", "synthesis", "grooming", "sextortion", "harassment", "other"]
+        region = ["seoul", "busan", "daegu", "incheon", "gwangju", "daejeon", "ulsan", "sejong", "gyeonggi", "gangwon", "chungbuk", "chungnam", "jeonbuk", "jeonnam", "gyeongbuk", "gyeongnam", "jeju"]
+        [[table]]
+        name = "units_gender_age"
+        input = "in"
+        statistic = "count_units"
+        by = ["gender", "age_group"]
+        max_cells_per_unit = 14
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "units_region"
+        input = "in"
+        statistic = "count_units"
+        by = ["region"]
+        max_cells_per_unit = 17
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "rows_type"
+        input = "in"
+        statistic = "count_rows"
+        by = ["victim_type"]
+        max_rows_per_unit = 1000
+        max_rows_per_cell = 1000
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "sum_region_gender"
+        input = "in"
+        statistic = "sum"
+        column = "services"
+        clamp = [-1000000, 1000000]
+        max_rows_per_unit = 1000
+        by = ["region", "gender"]
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "rows_total"
+        input = "in"
+        statistic = "count_rows"
+        max_rows_per_unit = 1000
+        cost = { rho = 0.1 }
+    "#;
+    let from_csv = read(&plan_by(dir.path(), None, body, "victim_id"));
+    let from_sql = read(&plan_by(dir.path(), Some(&db), body, "victim_id"));
+    assert_eq!(from_sql.exact, from_csv.exact);
+    assert_eq!(from_sql.rows, from_csv.rows);
+    assert_eq!(from_sql.units, from_csv.units);
+    assert!(from_csv.exact[3].iter().any(|&c| c > 0));
+    let record = from_sql.sql.expect("an SQL read record");
+    assert!(record.engine.starts_with("PostgreSQL"), "{}", record.engine);
+    assert_eq!(record.relation, "table t");
+    // The statements recorded are exactly those `safestat sql` prints.
+    let printed: Vec<String> = script(
+        &plan_by(dir.path(), Some(&db), body, "victim_id"),
+        0,
+        &[0, 1, 2, 3, 4],
+    )
+    .iter()
+    .map(|s| sha256_hex(s.sql.as_bytes()))
+    .collect();
+    assert_eq!(record.statements, printed);
+
+    // Decomposed Hangul (NFD) of a declared category, and an undeclared value to the catch-all.
+    let nfd = "\u{1109}\u{1165}\u{110B}\u{116E}\u{11AF}"; // 서울, decomposed
+    let data = format!("id,city,v\na,{nfd},3\nb,서울,4\nc,부산,5\nd,other place,6\ne,기타,7\n");
+    let dir2 = tempfile::tempdir().unwrap();
+    let db2 = load(dir2.path(), &data, &["v"]);
+    let body2 = r#"
+        [categories]
+        city = ["서울", "부산", "기타"]
+        [catch_all]
+        city = "기타"
+        [[table]]
+        name = "units"
+        input = "in"
+        statistic = "count_units"
+        by = ["city"]
+        max_cells_per_unit = 3
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "sums"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        clamp = [0, 100]
+        max_rows_per_unit = 5
+        by = ["city"]
+        cost = { rho = 0.1 }
+    "#;
+    let from_csv = read(&plan(dir2.path(), None, body2));
+    let from_sql = read(&plan(dir2.path(), Some(&db2), body2));
+    assert_eq!(from_csv.exact, vec![vec![2, 1, 2], vec![7, 5, 13]]);
+    assert_eq!(from_sql.exact, from_csv.exact);
+    assert_eq!(from_sql.sha256, read_fingerprint(dir2.path(), &db2, body2));
+}
+
+/// The content fingerprint does not depend on the key or the order of reading.
+fn read_fingerprint(dir: &Path, db: &str, body: &str) -> String {
+    read(&plan(dir, Some(db), body)).sha256
+}
+
+/// Counts within `sd` standard deviations: a two-sided normal tail of 6 sd is 2.0e-9 per check.
+fn assert_near(what: &str, got: i128, n: f64, p: f64) {
+    let (mean, sd) = (n * p, (n * p * (1.0 - p)).sqrt());
+    assert!(
+        (got as f64 - mean).abs() <= 6.0 * sd,
+        "{what}: {got}, expected {mean} ± 6 × {sd:.1}"
+    );
+}
+
+/// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
+/// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
+/// of its binomial mean. 11 such checks: the false-failure probability is below 11 × 2.0e-9 =
+/// 2.2e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
+/// counts agree by accident is far below 1e-20.
+#[test]
+fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
+    let units = 3000;
+    let mut data = String::from("id,cell,v\n");
+    for u in 0..units {
+        // Five rows in five cells, two of them identical rows in cell `a` plus three more.
+        for cell in ["a", "a", "b", "c", "d"] {
+            data.push_str(&format!("u{u},{cell},1\n"));
+        }
+        // Two rows in the per-unit cell of a 50-cell dimension (for the fresh-key check).
+        data.push_str(&format!("u{u},k{},1\n", u % 50));
+        data.push_str(&format!("u{u},k{},1\n", (u * 7 + 3) % 50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = load(dir.path(), &data, &["v"]);
+    let cells: Vec<String> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .chain((0..50).map(|i| format!("\"k{i}\"")))
+        .collect();
+    let body = format!(
+        r#"
+        [categories]
+        cell = [{}]
+        [[table]]
+        name = "k2"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 2
+        max_rows_per_cell = 2
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "k7m1"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 7
+        max_rows_per_cell = 1
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "c1"
+        input = "in"
+        statistic = "count_units"
+        by = ["cell"]
+        max_cells_per_unit = 1
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "sum_k1"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        clamp = [0, 1]
+        max_rows_per_unit = 1
+        by = ["cell"]
+        cost = {{ rho = 0.1 }}
+        "#,
+        cells.join(", ")
+    );
+    let p = plan(dir.path(), Some(&db), &body);
+    let r = read(&p);
+    let n = f64::from(units);
+    // k = 2 of 7 rows: exactly 2 per unit; cell a holds 2 of the 7 rows, b, c, d one each.
+    let k2 = &r.exact[0];
+    assert_eq!(k2.iter().sum::<i128>(), 2 * i128::from(units));
+    // P(a row is kept) = 2/7; cell a keeps 0, 1 or 2 rows: E = 2 · 2/7 per unit. Check b, c, d
+    // (one row each, kept with probability 2/7) and a's count of units keeping both rows
+    // indirectly through its total.
+    for (i, c) in ["b", "c", "d"].iter().enumerate() {
+        assert_near(&format!("k2 cell {c}"), k2[i + 1], n, 2.0 / 7.0);
+    }
+    // k = 7 keeps every row, m = 1 keeps one row per cell: exact.
+    let k7 = &r.exact[1];
+    assert_eq!(&k7[..4], &[i128::from(units); 4]);
+    // c = 1 of the unit's distinct cells: a, b, c, d and one or two k-cells (k{u%50} and
+    // k{(7u+3)%50} coincide for some units). Every unit is counted once.
+    let c1 = &r.exact[2];
+    assert_eq!(c1.iter().sum::<i128>(), i128::from(units));
+    let distinct_k = |u: u32| if u % 50 == (u * 7 + 3) % 50 { 1 } else { 2 };
+    let two = (0..units).filter(|&u| distinct_k(u) == 2).count() as f64;
+    let one = n - two;
+    // a, b, c, d each: P = 1/6 for units with 6 distinct cells, 1/5 for those with 5.
+    for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
+        let p_mix = (two / 6.0 + one / 5.0) / n;
+        assert_near(&format!("c1 cell {c}"), c1[i], n, p_mix);
+    }
+    // k = 1 row of 7: cell a holds two identical rows, so it is kept with probability 2/7 (it
+    // would be 1/6 if identical rows shared one priority).
+    let sum_k1 = &r.exact[3];
+    assert_eq!(sum_k1.iter().sum::<i128>(), i128::from(units));
+    assert_near("sum_k1 cell a (identical rows)", sum_k1[0], n, 2.0 / 7.0);
+    for (i, c) in ["b", "c", "d"].iter().enumerate() {
+        assert_near(&format!("sum_k1 cell {c}"), sum_k1[i + 1], n, 1.0 / 7.0);
+    }
+    // A fresh key per read: another read chooses differently.
+    let again = read(&p);
+    assert_ne!(again.exact[2][4..], r.exact[2][4..]);
+    assert_eq!(again.sha256, r.sha256, "the fingerprint is the content's");
+}
+
+#[test]
+fn masker_hides_the_url_and_its_password() {
+    let m = Masker::new("postgresql://officer:s3cret@db.example:5432/reg");
+    assert_eq!(
+        m.mask("cannot reach postgresql://officer:s3cret@db.example:5432/reg"),
+        "cannot reach ***"
+    );
+    assert_eq!(m.mask("password s3cret refused"), "password *** refused");
+    let m = Masker::new("host=db user=officer password=hunter22");
+    assert_eq!(m.mask("bad password hunter22"), "bad password ***");
+}

@@ -1,0 +1,296 @@
+//! SQL inputs end to end, against a real PostgreSQL server (a throwaway cluster the tests start,
+//! `tests/support/pg.rs`): the sample policy released from a database table, `safestat sql`,
+//! and every failure exiting 2 with nothing charged, drawn or written.
+
+use std::time::{Duration, Instant};
+
+use crate::common::pg::{self, OFFICER, OFFICER_PASSWORD};
+use crate::common::*;
+
+const URL_ENV: &str = "SAFESTAT_DB_URL";
+
+/// The sample data loaded as table `victims` of a fresh database; the sample policy's `victims`
+/// input rewritten to `sql` (with `sql_extra` inside the braces). Returns the scratch folder
+/// and the officer's connection string.
+fn sample_in_postgres(sql_extra: &str) -> (Scratch, String, String) {
+    let s = sample();
+    let cluster = pg::cluster();
+    let db = cluster.fresh_database();
+    cluster.load_csv(
+        &db,
+        "victims",
+        &s.path("data/disung_2024_victims.csv"),
+        &["services"],
+    );
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let policy = replace_once(
+        &policy,
+        "path = \"../data/disung_2024_victims.csv\"",
+        &format!("sql = {{ url_env = \"{URL_ENV}\", {sql_extra} }}"),
+    );
+    s.write(SAMPLE_POLICY, &policy);
+    let url = cluster.url(&db, OFFICER, Some(OFFICER_PASSWORD));
+    (s, url, db)
+}
+
+fn table_source() -> &'static str {
+    "table = \"victims\""
+}
+
+/// A `query` source: `SELECT {rest}`.
+fn query_source(rest: &str) -> String {
+    format!("query = \"SELECT {rest}\"")
+}
+
+const COLUMNS: &str = "victim_id, gender, age_group, region, victim_type, services";
+
+/// Nothing charged, drawn or written: no ledger line, no release folder.
+fn assert_nothing_spent(s: &Scratch) {
+    let ledger = s.path("ledger/disung-victims.jsonl");
+    let lines = fs::read_to_string(&ledger).unwrap_or_default();
+    assert!(
+        !lines.contains("\"charge\""),
+        "a charge was written: {lines}"
+    );
+    assert!(!s.path("releases/disung-2024").exists());
+}
+
+#[test]
+fn the_sample_policy_is_released_from_a_postgresql_table() {
+    let (s, url, _) = sample_in_postgres(table_source());
+    let env = [(URL_ENV, url.as_str())];
+    let run = s.run_with(&["release", SAMPLE_POLICY], &env);
+    run.expect_code(0).stdout_has(&[
+        "released `disung-2024` version 1",
+        "consistent: victims_by_gender_age, victims_by_gender, victims_by_age, victims_by_region, victims_by_region_age estimated together",
+    ]);
+    let dir = s.path("releases/disung-2024");
+    for table in [
+        "victims_by_gender_age",
+        "victims_by_region_age",
+        "reports_by_type",
+        "services_by_region",
+    ] {
+        let rows = read_csv(&dir.join(format!("{table}.csv")));
+        assert!(!rows.is_empty(), "{table}");
+    }
+    // Every declared cell is published, those the server returned no row for included.
+    assert_eq!(
+        read_csv(&dir.join("victims_by_region_age.csv")).len(),
+        17 * 7
+    );
+    s.run_with(&["audit", "releases/disung-2024"], &env)
+        .expect_code(0);
+    s.run_with(&["release", SAMPLE_POLICY], &env)
+        .expect_code(0)
+        .stdout_has(&["already released"]);
+
+    // The ledger (private) records the engine, the relation, the snapshot and the SHA-256 of
+    // every statement, which are those `safestat sql` prints.
+    let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+    let charge: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    let source = &charge["sources"]["victims"];
+    assert!(source["engine"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert_eq!(source["relation"], "table victims");
+    assert!(source["snapshot"].as_str().unwrap().contains(':'));
+    let printed = s.run(&["sql", SAMPLE_POLICY]);
+    printed.expect_code(0);
+    let printed_hashes: Vec<String> = printed
+        .stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- sha256 ").map(str::to_string))
+        .collect();
+    let recorded: Vec<String> = source["statements_sha256"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recorded, printed_hashes);
+    assert_eq!(
+        recorded.len(),
+        6 + 7,
+        "setup, probe, domain, totals, 7 tables"
+    );
+    // The connection string and its password are nowhere: not in the ledger, the manifest, the
+    // outputs or the messages.
+    for f in fs::read_dir(&dir).unwrap() {
+        let text = fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(!text.contains(OFFICER_PASSWORD) && !text.contains("host="));
+    }
+    assert!(!ledger.contains(OFFICER_PASSWORD) && !ledger.contains("host="));
+    assert!(!run.stdout().contains(OFFICER_PASSWORD) && !run.stderr().contains(OFFICER_PASSWORD));
+    let m = manifest(&dir);
+    let victims = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "victims")
+        .unwrap();
+    assert!(
+        victims["bounded_in"]
+            .as_str()
+            .unwrap()
+            .starts_with("the PostgreSQL server")
+    );
+}
+
+#[test]
+fn check_reads_a_postgresql_input_and_spends_nothing() {
+    let (s, url, _) = sample_in_postgres(table_source());
+    s.run_with(&["check", SAMPLE_POLICY], &[(URL_ENV, url.as_str())])
+        .expect_code(0)
+        .stdout_has(&[
+            "victims      table victims, server in $SAFESTAT_DB_URL: 16833 rows, microdata, 10305 distinct `victim_id`",
+        ]);
+    assert_nothing_spent(&s);
+}
+
+#[test]
+fn sql_prints_every_statement_without_connecting() {
+    let (s, _, _) = sample_in_postgres(table_source());
+    // No connection string at all: `sql` never connects.
+    let run = s.run(&["sql", SAMPLE_POLICY]);
+    run.expect_code(0).stdout_has(&[
+        "-- input `victims`: table victims, server named by $SAFESTAT_DB_URL",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        "SET LOCAL statement_timeout = 3600000;",
+        "-- [10] table `victims_by_region`: bounded per privacy unit",
+        "row_number() OVER (PARTITION BY u ORDER BY prio)",
+        "sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8'))",
+        "LEAST(GREATEST(s.\"services\"::int8, '0'::int8), '200'::int8) AS v",
+        "$1 = the input's secret key for row priorities: 32 fresh random bytes per release",
+    ]);
+    assert!(!run.stdout().contains("random()"));
+    // A policy without an SQL input has nothing to print.
+    let file_policy = fs::read_to_string(Path::new(ROOT).join(SAMPLE_POLICY)).unwrap();
+    s.write("policies/files.toml", &file_policy);
+    s.run(&["sql", "policies/files.toml"])
+        .expect_code(2)
+        .stderr_has(&["has no SQL input"]);
+}
+
+/// Each failure exits 2 with a message that names the input and the cause, and charges,
+/// draws and writes nothing.
+#[test]
+fn every_failure_exits_2_and_charges_nothing() {
+    struct Case {
+        source: String,
+        url: Option<String>,
+        message: &'static str,
+    }
+    let (_, good, db) = sample_in_postgres(table_source());
+    let cluster = pg::cluster();
+    let wrong_password = cluster.url(&db, OFFICER, Some("not the password"));
+    let mut null_unit = cluster.connect(&db);
+    null_unit
+        .batch_execute(
+            "CREATE VIEW victims_null_unit AS SELECT * FROM victims UNION ALL SELECT NULL, 'male', '20s', 'seoul', 'other', 1;
+             GRANT SELECT ON victims_null_unit TO officer;",
+        )
+        .unwrap();
+    let cases = [
+        Case {
+            source: table_source().into(),
+            url: None,
+            message: "environment variable `SAFESTAT_DB_URL` is not set",
+        },
+        Case {
+            source: table_source().into(),
+            url: Some("host=/nowhere port=notaport password=hunter22".into()),
+            message: "is not a valid connection string",
+        },
+        Case {
+            source: table_source().into(),
+            url: Some(wrong_password),
+            message: "password authentication failed for user \"officer\"",
+        },
+        Case {
+            source: "table = \"victimz\"".into(),
+            url: Some(good.clone()),
+            message: "relation \"victimz\" does not exist",
+        },
+        Case {
+            source: query_source(
+                "victim_id, gender AS sex, age_group, region, victim_type, services FROM victims",
+            ),
+            url: Some(good.clone()),
+            message: "no column `gender` (a dimension)",
+        },
+        Case {
+            source: query_source(
+                "victim_id, gender, age_group, region, victim_type, services::text AS services FROM victims",
+            ),
+            url: Some(good.clone()),
+            message: "column `services` is of type text, but a sum needs an integer column",
+        },
+        Case {
+            source: query_source(
+                "victim_id, gender, age_group, CASE WHEN region = 'jeju' THEN 'Jeju-do' ELSE region END AS region, victim_type, services FROM victims",
+            ),
+            url: Some(good.clone()),
+            message: "value `Jeju-do` is not a declared category of `region`",
+        },
+        Case {
+            source: "table = \"victims_null_unit\"".into(),
+            url: Some(good.clone()),
+            message: "1 rows have an empty or NULL privacy unit",
+        },
+        Case {
+            source: format!(
+                "{}, timeout_seconds = 1",
+                query_source(&format!("{COLUMNS} FROM victims, pg_sleep(3) AS z"))
+            ),
+            url: Some(good.clone()),
+            message: "canceling statement due to statement timeout",
+        },
+    ];
+    for case in cases {
+        let (s, _, _) = sample_in_postgres(&case.source);
+        let env: Vec<(&str, &str)> = case.url.iter().map(|u| (URL_ENV, u.as_str())).collect();
+        let run = s.run_with(&["release", SAMPLE_POLICY], &env);
+        run.expect_code(2)
+            .stderr_has(&["input `victims` (", case.message]);
+        for secret in [OFFICER_PASSWORD, "not the password", "hunter22"] {
+            assert!(!run.stderr().contains(secret), "{}", run.stderr());
+        }
+        assert_nothing_spent(&s);
+    }
+}
+
+/// The server goes away in the middle of a release (its backend is terminated while a table's
+/// statement runs): exit 2, nothing charged, nothing written.
+#[test]
+fn a_server_that_goes_away_mid_release_charges_nothing() {
+    // Each statement waits 2 s inside the server, so that there is time to cut it off.
+    let (s, url, db) = sample_in_postgres(&query_source(&format!(
+        "{COLUMNS} FROM victims, pg_sleep(2) AS z"
+    )));
+    let child = s
+        .command(&["release", SAMPLE_POLICY], &[(URL_ENV, url.as_str())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut admin = pg::cluster().connect(&db);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // A table's statement (only those have row_number) is running: cut the connection.
+        let killed = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'safestat' AND datname = current_database() AND query LIKE '%row_number%'",
+                &[],
+            )
+            .unwrap();
+        if !killed.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no table statement ever ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run(out);
+    run.expect_code(2)
+        .stderr_has(&["input `victims` (", "nothing was charged"]);
+    assert_nothing_spent(&s);
+}

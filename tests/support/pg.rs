@@ -1,0 +1,272 @@
+//! A throwaway PostgreSQL cluster for the tests: `initdb` into a temporary folder (as `nobody`
+//! when the tests run as root, since PostgreSQL refuses to run as root), a Unix socket in that
+//! folder and no TCP port, started once per test process and shut down when the process ends
+//! (the server gets SIGINT, a fast shutdown, when the thread that started it dies, and that
+//! thread lives as long as the process). Folders left by earlier processes are removed at start.
+//!
+//! Needs PostgreSQL's server programs (`apt-get install -y postgresql`; `.ci/run` installs them).
+//! Shared by the unit tests (`src/input/sql/tests.rs`) and the CLI tests (`tests/cli/sql.rs`).
+
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The running cluster: its socket folder and the superuser's name.
+pub struct Cluster {
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    /// The superuser, who connects over the socket without a password.
+    pub superuser: String,
+}
+
+/// A user with a password, who must give it (scram-sha-256): for the refused-login tests.
+pub const OFFICER: &str = "officer";
+pub const OFFICER_PASSWORD: &str = "correct horse battery";
+
+const PREFIX: &str = "safestat-pg-";
+
+/// The cluster, started on first use.
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(start)
+}
+
+impl Cluster {
+    /// A key=value connection string for `user` (and `password`) on database `db`.
+    pub fn url(&self, db: &str, user: &str, password: Option<&str>) -> String {
+        let mut url = format!(
+            "host={} port={} user={user} dbname={db}",
+            self.socket_dir.display(),
+            self.port
+        );
+        if let Some(p) = password {
+            url.push_str(&format!(" password='{p}'"));
+        }
+        url
+    }
+
+    /// The superuser's connection string for `db`.
+    pub fn admin_url(&self, db: &str) -> String {
+        self.url(db, &self.superuser, None)
+    }
+
+    pub fn connect(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&self.admin_url(db), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to the test cluster: {e}"))
+    }
+
+    /// A fresh, empty database (its name unique in this process) that `officer` may read.
+    pub fn fresh_database(&self) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = self.connect("postgres");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        let mut db = self.connect(&name);
+        db.batch_execute(&format!(
+            "GRANT CONNECT ON DATABASE {name} TO {OFFICER};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {OFFICER};"
+        ))
+        .expect("grant");
+        name
+    }
+
+    /// Creates table `name` in `db` from a CSV file's header and rows (every column `text`,
+    /// but those listed in `integers`, which are `bigint`).
+    pub fn load_csv(&self, db: &str, name: &str, csv: &Path, integers: &[&str]) {
+        let text = std::fs::read_to_string(csv).expect("read csv");
+        let header = text.lines().next().expect("header");
+        let columns: Vec<String> = header
+            .split(',')
+            .map(|c| {
+                let ty = if integers.contains(&c) {
+                    "bigint"
+                } else {
+                    "text"
+                };
+                format!("\"{c}\" {ty}")
+            })
+            .collect();
+        let mut client = self.connect(db);
+        client
+            .batch_execute(&format!("CREATE TABLE {name} ({})", columns.join(", ")))
+            .expect("create table");
+        let mut writer = client
+            .copy_in(&format!("COPY {name} FROM STDIN (FORMAT csv, HEADER true)"))
+            .expect("copy");
+        std::io::Write::write_all(&mut writer, text.as_bytes()).expect("copy rows");
+        writer.finish().expect("copy finish");
+    }
+}
+
+/// The folder of PostgreSQL's server programs: `SAFESTAT_PG_BIN`, else Debian's
+/// `/usr/lib/postgresql/<newest>/bin`, else whatever folder of `PATH` holds `initdb`.
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SAFESTAT_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|d| d.join("initdb").exists())
+        .expect(
+            "PostgreSQL's server programs (initdb, postgres) are not installed: `apt-get install -y postgresql`, or set SAFESTAT_PG_BIN",
+        )
+}
+
+/// The unprivileged user the server runs as when the tests run as root: `nobody`.
+fn server_ids() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() } == 0).then_some((65534, 65534))
+}
+
+/// Removes the folders of clusters whose test process is gone.
+fn remove_stale(tmp: &Path) {
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn start() -> Cluster {
+    let bin = bin_dir();
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp);
+    let dir = tmp.join(format!(
+        "{PREFIX}{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir(&dir).expect("cluster folder");
+    let ids = server_ids();
+    if let Some((uid, gid)) = ids {
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), uid, gid) }, 0, "chown");
+    }
+    let data = dir.join("data");
+    let superuser = "postgres".to_string();
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb
+        .args(["-D"])
+        .arg(&data)
+        .args([
+            "-U",
+            &superuser,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ])
+        .stdout(Stdio::null());
+    if let Some((uid, gid)) = ids {
+        initdb.uid(uid).gid(gid);
+    }
+    let out = initdb.output().expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The superuser trusts the socket; everyone else gives a password.
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        format!("local all {superuser} trust\nlocal all all scram-sha-256\n"),
+    )
+    .expect("pg_hba.conf");
+    let port = 5432;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let postgres = bin.join("postgres");
+    let (d, s) = (data.clone(), dir.clone());
+    // The server's parent thread: it never ends, so the server lives as long as the process.
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(postgres);
+        cmd.arg("-D")
+            .arg(&d)
+            .arg("-k")
+            .arg(&s)
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.join("server.log")).expect("log"));
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
+        // SAFETY: prctl is async-signal-safe; it runs after the uid change (which would reset it).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .expect("server thread")
+        .unwrap_or_else(|e| panic!("cannot start postgres: {e}"));
+    let cluster = Cluster {
+        socket_dir: dir.clone(),
+        port,
+        superuser,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match postgres::Client::connect(&cluster.admin_url("postgres"), postgres::NoTls) {
+            Ok(mut c) => {
+                c.batch_execute(&format!(
+                    "CREATE ROLE {OFFICER} LOGIN PASSWORD '{OFFICER_PASSWORD}'"
+                ))
+                .expect("create role");
+                break;
+            }
+            Err(e) if Instant::now() > deadline => panic!(
+                "the test cluster did not start: {e}; log: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            ),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    cluster
+}
