@@ -71,14 +71,15 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The `WITH src AS (...)` that every statement starts from.
+/// What every statement reads `FROM`: the quoted table name, or the query as a subquery (not a
+/// CTE, which PostgreSQL before 12 materialises, and which a second reference materialises).
 fn source(relation: &Relation) -> String {
     match relation {
         Relation::Table(parts) => {
             let name: Vec<String> = parts.iter().map(|p| ident(p)).collect();
-            format!("WITH src AS (SELECT * FROM {})", name.join("."))
+            name.join(".")
         }
-        Relation::Query(q) => format!("WITH src AS (\n{q}\n)"),
+        Relation::Query(q) => format!("(\n{q}\n)"),
     }
 }
 
@@ -128,7 +129,7 @@ impl InputStatements {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let probe = format!("{src}\nSELECT * FROM src s LIMIT 0");
+        let probe = format!("SELECT * FROM {src} s LIMIT 0");
         let domain = (!dims.is_empty()).then(|| domain_statement(&src, &dim_names));
         let totals = totals_statement(&src, unit, &sum_columns);
         let tables = tables
@@ -176,7 +177,7 @@ fn domain_statement(src: &str, dims: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join("\n    OR ");
     format!(
-        "{src}\nSELECT (CASE {dim} END)::int4 AS dim, (CASE {value} END) AS value, count(*)::int8 AS rows\nFROM src s\nGROUP BY GROUPING SETS ({sets})\nHAVING {undeclared}\nLIMIT {}",
+        "SELECT (CASE {dim} END)::int4 AS dim, (CASE {value} END) AS value, count(*)::int8 AS rows\nFROM {src} s\nGROUP BY GROUPING SETS ({sets})\nHAVING {undeclared}\nLIMIT {}",
         MAX_UNDECLARED + 1
     )
 }
@@ -184,27 +185,34 @@ fn domain_statement(src: &str, dims: &[&str]) -> String {
 /// One row: rows, distinct units, rows with an empty or NULL unit, NULLs per summed column, and
 /// the content fingerprint (the sum of each row's MD5 as a signed 64-bit number: order-free, so
 /// the same rows in any physical order give the same fingerprint).
+/// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
 fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
     let mut columns = vec![
-        "count(*)::int8".to_string(),
-        format!("count(DISTINCT {})::int8", text(unit)),
+        "count(*)::int8 AS n".to_string(),
         format!(
-            "count(*) FILTER (WHERE s.{} IS NULL OR {} = '')::int8",
+            "count(*) FILTER (WHERE s.{} IS NULL OR {} = '')::int8 AS empty_units",
             ident(unit),
             text(unit)
         ),
     ];
-    for c in sums {
+    let mut out = vec!["t.n".to_string(), "u.units".into(), "t.empty_units".into()];
+    for (i, c) in sums.iter().enumerate() {
         columns.push(format!(
-            "count(*) FILTER (WHERE s.{} IS NULL)::int8",
+            "count(*) FILTER (WHERE s.{} IS NULL)::int8 AS null{i}",
             ident(c)
         ));
+        out.push(format!("t.null{i}"));
     }
     columns.push(
-        "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8::numeric), 0)::text"
-            .to_string(),
+        "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h".to_string(),
     );
-    format!("{src}\nSELECT {}\nFROM src s", columns.join(",\n       "))
+    out.push("t.h::text".into());
+    format!(
+        "SELECT {2}\nFROM (\n  SELECT {0}\n  FROM {src} s\n) t,\n(\n  SELECT count(*)::int8 AS units\n  FROM (SELECT {1} COLLATE \"C\" AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
+        columns.join(",\n         "),
+        text(unit),
+        out.join(", ")
+    )
 }
 
 /// Table `t`'s bounded aggregation: `(code per dimension..., count, sum)` per non-empty cell.
@@ -214,7 +222,9 @@ fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
 fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableStatement {
     let table = &plan.tables[t];
     let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
-    let mut select = vec![format!("{} AS u", text(&plan.privacy_unit))];
+    // The unit and the identity are only partitioned and hashed, never shown in order: byte
+    // order (`COLLATE "C"`) sorts them fastest and the same on every server.
+    let mut select = vec![format!("{} COLLATE \"C\" AS u", text(&plan.privacy_unit))];
     let mut joins = String::new();
     for (j, &d) in table.dims.iter().enumerate() {
         let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
@@ -244,15 +254,26 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 .iter()
                 .map(|c| format!(" || ',' || {c}"))
                 .collect::<String>();
-            (
+            let prio =
+                format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
+            let r = format!(
+                "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n)",
+                select.join(",\n         ")
+            );
+            let sql = if *max_cells_per_unit == 1 {
+                // One cell per unit: the unit's lowest-priority row names it (rows of one cell
+                // share its priority), one sort instead of a DISTINCT and a window.
                 format!(
-                    "{src},\nr AS (\n  SELECT {}\n  FROM src s{joins}\n),\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))) AS ru\n  FROM d\n)\nSELECT {}count(*)::int8, NULL::text\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
-                    select.join(",\n         "),
+                    "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text\nFROM k{group_by}",
                     with_cells(", "),
-                    leading,
-                ),
-                false,
-            )
+                )
+            } else {
+                format!(
+                    "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
+                    with_cells(", "),
+                )
+            };
+            (sql, false)
         }
         Statistic::CountRows {
             max_rows_per_unit,
@@ -273,12 +294,26 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 }
                 _ => "NULL::text",
             };
-            select.push(format!("{identity} AS id"));
+            select.push(format!("{identity} COLLATE \"C\" AS id"));
+            // The per-cell cap binds only when it is below the per-unit one.
+            let (m_window, m_filter) = if max_rows_per_cell < max_rows_per_unit {
+                (
+                    format!(
+                        ",\nm AS (\n  SELECT k.*, row_number() OVER (PARTITION BY u{} ORDER BY prio) AS rc\n  FROM k\n  WHERE ru <= {max_rows_per_unit}\n)",
+                        with_cells(", ")
+                    ),
+                    format!("FROM m\nWHERE rc <= {max_rows_per_cell}"),
+                )
+            } else {
+                (
+                    String::new(),
+                    format!("FROM k\nWHERE ru <= {max_rows_per_unit}"),
+                )
+            };
             (
                 format!(
-                    "{src},\nr AS (\n  SELECT {}\n  FROM src s{joins}\n),\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p),\nm AS (\n  SELECT k.*, row_number() OVER (PARTITION BY u{} ORDER BY prio) AS rc\n  FROM k\n  WHERE ru <= {max_rows_per_unit}\n)\nSELECT {}count(*)::int8, {sum}\nFROM m\nWHERE rc <= {max_rows_per_cell}{group_by}",
+                    "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n),\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}\nSELECT {}count(*)::int8, {sum}\n{m_filter}{group_by}",
                     select.join(",\n         "),
-                    with_cells(", "),
                     leading,
                 ),
                 true,

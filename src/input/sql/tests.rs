@@ -182,8 +182,8 @@ fn assert_near(what: &str, got: i128, n: f64, p: f64) {
 
 /// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
 /// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
-/// of its binomial mean. 11 such checks: the false-failure probability is below 11 × 2.0e-9 =
-/// 2.2e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
+/// of its binomial mean. 15 such checks: the false-failure probability is below 15 × 2.0e-9 =
+/// 3.0e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
 /// counts agree by accident is far below 1e-20.
 #[test]
 fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
@@ -233,6 +233,13 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         max_cells_per_unit = 1
         cost = {{ rho = 0.1 }}
         [[table]]
+        name = "c2"
+        input = "in"
+        statistic = "count_units"
+        by = ["cell"]
+        max_cells_per_unit = 2
+        cost = {{ rho = 0.1 }}
+        [[table]]
         name = "sum_k1"
         input = "in"
         statistic = "sum"
@@ -271,9 +278,16 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         let p_mix = (two / 6.0 + one / 5.0) / n;
         assert_near(&format!("c1 cell {c}"), c1[i], n, p_mix);
     }
+    // c = 2 of 5 or 6 distinct cells (the window path; c = 1 takes DISTINCT ON).
+    let c2 = &r.exact[3];
+    assert_eq!(c2.iter().sum::<i128>(), 2 * i128::from(units));
+    for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
+        let p_mix = (two * 2.0 / 6.0 + one * 2.0 / 5.0) / n;
+        assert_near(&format!("c2 cell {c}"), c2[i], n, p_mix);
+    }
     // k = 1 row of 7: cell a holds two identical rows, so it is kept with probability 2/7 (it
     // would be 1/6 if identical rows shared one priority).
-    let sum_k1 = &r.exact[3];
+    let sum_k1 = &r.exact[4];
     assert_eq!(sum_k1.iter().sum::<i128>(), i128::from(units));
     assert_near("sum_k1 cell a (identical rows)", sum_k1[0], n, 2.0 / 7.0);
     for (i, c) in ["b", "c", "d"].iter().enumerate() {
