@@ -340,6 +340,8 @@ fn input_section(
 
 /// Default time limit of one SQL statement.
 const SQL_TIMEOUT_SECONDS: u64 = 3600;
+/// The longest: PostgreSQL's `statement_timeout` is at most 2^31 - 1 milliseconds.
+const MAX_SQL_TIMEOUT_SECONDS: u64 = 2_147_483;
 
 /// `sql = { url_env, table | query, timeout_seconds }`.
 fn sql_section(section: SqlSection, at: &str, problems: &mut Problems) -> SqlSource {
@@ -394,8 +396,14 @@ fn sql_section(section: SqlSection, at: &str, problems: &mut Problems) -> SqlSou
             Relation::Query(String::new())
         }
     };
-    if timeout_seconds == Some(0) {
-        problems.add(at, "`timeout_seconds` must be at least 1".to_string());
+    // PostgreSQL's statement_timeout is an int of milliseconds.
+    if let Some(t) = timeout_seconds
+        && !(1..=MAX_SQL_TIMEOUT_SECONDS).contains(&t)
+    {
+        problems.add(
+            at,
+            format!("`timeout_seconds` must be between 1 and {MAX_SQL_TIMEOUT_SECONDS} (24 days), not {t}"),
+        );
     }
     SqlSource {
         url_env,
@@ -633,6 +641,87 @@ mod tests {
         assert!(
             (a - 0.2).abs() < 1e-12 && (b - 0.1).abs() < 1e-12,
             "{a} {b}"
+        );
+    }
+
+    #[test]
+    fn an_sql_input_names_a_variable_and_a_table_or_query() {
+        let sql = |inner: &str| SAMPLE.replace("path = \"m.csv\"", &format!("sql = {{ {inner} }}"));
+        let plan = validate_str(&sql("url_env = \"DB\", table = \"reg.victims\"")).unwrap();
+        let source = plan.inputs[0].sql.as_ref().unwrap();
+        assert_eq!(
+            source.relation,
+            Relation::Table(vec!["reg".into(), "victims".into()])
+        );
+        assert_eq!(source.timeout_seconds, 3600);
+        assert_eq!(
+            plan.inputs[0].location(),
+            "table reg.victims, server in $DB"
+        );
+        let plan = validate_str(&sql("url_env = \"DB\", query = \"SELECT 1;\"")).unwrap();
+        assert_eq!(
+            plan.inputs[0].sql.as_ref().unwrap().relation,
+            Relation::Query("SELECT 1".into())
+        );
+        // The relation is part of what a release means; the variable's name is not.
+        let a = validate_str(&sql("url_env = \"DB\", table = \"a\"")).unwrap();
+        let b = validate_str(&sql("url_env = \"OTHER\", table = \"a\"")).unwrap();
+        let c = validate_str(&sql("url_env = \"DB\", table = \"b\"")).unwrap();
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(a.identity(), c.identity());
+        // File inputs keep the identity they had before SQL inputs existed.
+        assert!(
+            validate_str(SAMPLE).unwrap().identity()["inputs"][0]
+                .get("sql")
+                .is_none()
+        );
+
+        for (inner, problem) in [
+            (
+                "url_env = \"postgresql://u:pw@h/db\", table = \"t\"",
+                "must name an environment variable",
+            ),
+            ("url_env = \"DB\"", "needs `table"),
+            (
+                "url_env = \"DB\", table = \"t\", query = \"SELECT 1\"",
+                "not both",
+            ),
+            (
+                "url_env = \"DB\", table = \"a..b\"",
+                "must be a table or view name",
+            ),
+            (
+                "url_env = \"DB\", query = \" ; \"",
+                "`query` must not be empty",
+            ),
+            (
+                "url_env = \"DB\", table = \"t\", timeout_seconds = 0",
+                "between 1 and 2147483",
+            ),
+        ] {
+            let err = validate_str(&sql(inner)).unwrap_err();
+            assert!(err.contains("[inputs.m] field `sql`"), "{err}");
+            assert!(err.contains(problem), "{inner}: {err}");
+        }
+        let both = SAMPLE.replace(
+            "path = \"m.csv\"",
+            "path = \"m.csv\"\nsql = { url_env = \"DB\", table = \"t\" }",
+        );
+        assert!(
+            validate_str(&both)
+                .unwrap_err()
+                .contains("has both `path` and `sql`")
+        );
+        let neither = SAMPLE.replace("path = \"m.csv\"", "");
+        assert!(validate_str(&neither).unwrap_err().contains("needs `path`"));
+        let aggregated = sql("url_env = \"DB\", table = \"t\"").replace(
+            "[inputs.m]",
+            "[inputs.m]\naggregated = true\ncount_column = \"n\"",
+        );
+        assert!(
+            validate_str(&aggregated)
+                .unwrap_err()
+                .contains("holds records (microdata)")
         );
     }
 
