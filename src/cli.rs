@@ -31,6 +31,13 @@ pub enum Command {
         /// The budget ledger to report against [default: as for `release`]
         #[arg(long, env = "SAFESTAT_LEDGER")]
         ledger: Option<PathBuf>,
+        /// A margin of error to plan for: `N` for every table, `TABLE=N` for one (repeatable);
+        /// shows the cost each table needs for it and whether the release then fits the budget.
+        #[arg(long = "target-moe", value_name = "[TABLE=]N")]
+        target_moe: Vec<String>,
+        /// Show zCDP costs also as (epsilon, delta) at this delta [default: the budget's delta]
+        #[arg(long)]
+        delta: Option<f64>,
     },
     /// Compute, protect and write the release: one CSV per table and a manifest.
     Release {

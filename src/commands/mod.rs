@@ -17,7 +17,17 @@ use crate::error::Error;
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Check { policy, read } => check::run(&policy, &read.options()),
-        Command::Plan { policy, ledger } => plan::run(&policy, ledger),
+        Command::Plan {
+            policy,
+            ledger,
+            target_moe,
+            delta,
+        } => plan::run(plan::PlanArgs {
+            policy,
+            ledger,
+            target_moe,
+            delta,
+        }),
         Command::Release {
             policy,
             out,

@@ -3,28 +3,57 @@
 //! Reads no data and spends nothing.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::describe;
 use crate::console::print;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::policy::{self, Plan};
-use crate::privacy::short_number;
+use crate::privacy::{Cost, epsilon_at, short_number};
 use crate::protect::{self, NoiseMechanism, consistency, dp};
 
+/// What `plan` was asked, as the command line says it.
+pub struct PlanArgs {
+    pub policy: PathBuf,
+    pub ledger: Option<PathBuf>,
+    /// `N` or `TABLE=N`, as typed.
+    pub target_moe: Vec<String>,
+    pub delta: Option<f64>,
+}
+
 /// `safestat plan POLICY`: per table the mechanism, scale, cost and margin of error, and what
-/// the release would charge; reads no data.
-pub fn run(policy: &Path, ledger: Option<PathBuf>) -> Result<(), Error> {
-    let plan = policy::load(policy)?;
+/// the release would charge; with targets, the cost each table needs; reads no data.
+pub fn run(args: PlanArgs) -> Result<(), Error> {
+    let plan = policy::load(&args.policy)?;
     let mechs = protect::calibrate(&plan)?;
+    let delta = match args.delta {
+        Some(d) if !(d > 0.0 && d < 1.0) => {
+            return Err(Error::Usage(format!(
+                "--delta must be strictly between 0 and 1, got {d}"
+            )));
+        }
+        Some(d) => Some(d),
+        None => plan.accounting.delta(),
+    };
+    let targets = parse_targets(&plan, &args.target_moe)?;
     let mut r = format!(
         "plan for release `{}` (dataset `{}`, privacy unit `{}`); no data read\n",
         plan.release_id, plan.dataset, plan.privacy_unit
     );
-    r.push_str(&tables(&plan, &mechs)?);
+    r.push_str(&tables(&plan, &mechs, delta)?);
     r.push_str(&groups(&plan, &mechs));
-    r.push_str(&budget(&plan, &mechs, ledger)?);
+    r.push_str(&budget(&plan, &mechs, args.ledger.clone())?);
+    r.push_str(&expected_sizes(&plan, &mechs)?);
+    if targets.iter().any(Option::is_some) {
+        r.push_str(&planned_for_targets(
+            &plan,
+            &mechs,
+            &targets,
+            delta,
+            args.ledger,
+        )?);
+    }
     let _ = writeln!(
         r,
         "margin: the published value is within ± this of the bounded exact value with the stated probability (before clamping at 0 and suppression); for tables estimated together, a normal approximation that counts the rounding"
@@ -32,8 +61,139 @@ pub fn run(policy: &Path, ledger: Option<PathBuf>) -> Result<(), Error> {
     print(&r)
 }
 
+/// Per table, the margin of error asked for (`--target-moe N` for all, `TABLE=N` for one; a
+/// table's own target wins over the one for all).
+fn parse_targets(plan: &Plan, given: &[String]) -> Result<Vec<Option<i64>>, Error> {
+    let mut all = None;
+    let mut per_table = vec![None; plan.tables.len()];
+    for g in given {
+        let (table, n) = match g.rsplit_once('=') {
+            Some((t, n)) => (Some(t.trim()), n),
+            None => (None, g.as_str()),
+        };
+        let n: i64 = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+            Error::Usage(format!(
+                "--target-moe `{g}`: the margin must be a whole number of at least 1, as `5` or `victims_by_age=5`"
+            ))
+        })?;
+        match table {
+            None => all = Some(n),
+            Some(name) => {
+                let t = plan
+                    .tables
+                    .iter()
+                    .position(|t| t.name == name)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--target-moe `{g}`: no table `{name}` in the policy{}",
+                            policy::did_you_mean(name, plan.tables.iter().map(|t| t.name.as_str()))
+                        ))
+                    })?;
+                per_table[t] = Some(n);
+            }
+        }
+    }
+    Ok(per_table.into_iter().map(|t| t.or(all)).collect())
+}
+
+/// A cost as (epsilon, delta) at `delta`: a pure-DP cost is its own epsilon (delta 0); a zCDP
+/// cost is converted by opendp.
+fn as_approx(cost: Cost, delta: f64) -> Result<String, Error> {
+    Ok(match cost {
+        Cost::Epsilon(e) => format!("ε={} (pure)", short_number(e)),
+        Cost::Rho(rho) => format!("ε={} at δ={delta:e}", short_number(epsilon_at(rho, delta)?)),
+    })
+}
+
+/// A cost as it would be written in the policy, every digit shown (`rho = 0.06284`).
+fn declarable(cost: Cost) -> String {
+    match cost {
+        Cost::Epsilon(e) => format!("epsilon={e}"),
+        Cost::Rho(r) => format!("rho={r}"),
+    }
+}
+
+/// Warnings where a table's margin is larger than the cell size the officer expects.
+fn expected_sizes(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error> {
+    let mut r = String::new();
+    for (t, m) in plan.tables.iter().zip(mechs) {
+        let Some(size) = t.expected_cell_size else {
+            continue;
+        };
+        let moe = m.margin_of_error(t.confidence)?;
+        if moe as u64 > size {
+            let _ = writeln!(
+                r,
+                "warning: `{}`: its margin of error ±{moe} is larger than the cell size you expect ({size}): a typical cell will be mostly noise; raise its cost, coarsen its categories, or plan for a margin with --target-moe {}={}",
+                t.name,
+                t.name,
+                (size / 2).max(1)
+            );
+        }
+    }
+    Ok(r)
+}
+
+/// The cost each targeted table needs for its margin (opendp's accuracy functions), the release's
+/// cost with those, and whether it fits the remaining budget.
+fn planned_for_targets(
+    plan: &Plan,
+    mechs: &[NoiseMechanism],
+    targets: &[Option<i64>],
+    delta: Option<f64>,
+    ledger: Option<PathBuf>,
+) -> Result<String, Error> {
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "for the margins asked (each table drawn alone; estimated together, a group's margins are smaller still):"
+    );
+    let _ = writeln!(
+        r,
+        "  {:<28} {:>12}  {:<44} cost now (margin)",
+        "table", "target", "cost it needs (opendp)"
+    );
+    let mut planned = Vec::with_capacity(mechs.len());
+    for ((t, m), target) in plan.tables.iter().zip(mechs).zip(targets) {
+        let Some(target) = *target else {
+            planned.push(m.clone());
+            continue;
+        };
+        let zcdp = matches!(t.cost, Cost::Rho(_));
+        let (cost, needed) = NoiseMechanism::for_margin(
+            t.mechanism,
+            zcdp,
+            t.statistic.sensitivity(),
+            target,
+            t.confidence,
+        )?;
+        let approx = match (delta, cost) {
+            (Some(d), Cost::Rho(_)) => format!(" ({})", as_approx(cost, d)?),
+            _ => String::new(),
+        };
+        let target_text = format!("±{target} ({}%)", t.confidence * 100.0);
+        let needs = format!("{}{approx}", declarable(cost));
+        let _ = writeln!(
+            r,
+            "  {:<28} {target_text:>12}  {needs:<44} {} (±{})",
+            t.name,
+            m.cost()?,
+            m.margin_of_error(t.confidence)?
+        );
+        planned.push(needed);
+    }
+    let refs: Vec<&NoiseMechanism> = planned.iter().collect();
+    let total = dp::compose(&refs)?;
+    let _ = writeln!(
+        r,
+        "  the release would then cost {total} (composed by opendp)"
+    );
+    r.push_str(&budget(plan, &planned, ledger)?.replace("budget: ", "  budget: "));
+    Ok(r)
+}
+
 /// One line per table, and the release's total cost.
-fn tables(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error> {
+fn tables(plan: &Plan, mechs: &[NoiseMechanism], delta: Option<f64>) -> Result<String, Error> {
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -70,13 +230,20 @@ fn tables(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error> {
                 t.confidence * 100.0
             ),
         );
+        if let Some(d) = delta {
+            // The same cost as (ε, δ), at the end of the row.
+            r.pop();
+            let _ = writeln!(r, "  {}", as_approx(m.cost()?, d)?);
+        }
     }
     let refs: Vec<&NoiseMechanism> = mechs.iter().collect();
-    let _ = writeln!(
-        r,
-        "total cost: {} (composed by opendp)",
-        dp::compose(&refs)?
-    );
+    let total = dp::compose(&refs)?;
+    let approx = match delta {
+        Some(d) => format!("; as (ε, δ): {}", as_approx(total, d)?),
+        None if matches!(total, Cost::Rho(_)) => "; add --delta D to see it as (ε, δ)".to_string(),
+        None => String::new(),
+    };
+    let _ = writeln!(r, "total cost: {total} (composed by opendp){approx}");
     Ok(r)
 }
 

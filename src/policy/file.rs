@@ -144,6 +144,9 @@ pub struct TableSection {
     pub confidence: Option<f64>,
     /// `false` leaves this table out of consistent estimation: it is published as drawn.
     pub consistent: Option<bool>,
+    /// A public prior: the size the officer expects a typical cell to have (never read from the
+    /// data); `plan` warns when the margin of error is larger.
+    pub expected_cell_size: Option<u64>,
 }
 
 impl PolicyFile {

@@ -155,6 +155,9 @@ pub struct TableSpec {
     /// Whether the table may be estimated together with the tables that measure the same
     /// quantity (`protect::consistency`); `false` publishes it as drawn.
     pub consistent: bool,
+    /// The officer's public prior of a typical cell's size, for `plan`'s warning only (it
+    /// changes no output, so it is not part of the plan's identity).
+    pub expected_cell_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

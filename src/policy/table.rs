@@ -139,7 +139,14 @@ fn table(
         suppress_below,
         confidence,
         consistent,
+        expected_cell_size,
     } = section;
+    if expected_cell_size == Some(0) {
+        at.fail(
+            "expected_cell_size",
+            "must be at least 1 (the size you expect a typical cell to have)".to_string(),
+        );
+    }
     let by: Vec<String> = by.into_iter().map(nfc).collect();
     let column = column.map(nfc);
     check_name(&name, names, at);
@@ -171,6 +178,7 @@ fn table(
                 suppress_below,
                 confidence,
                 consistent: consistent.or(context.defaults.consistent).unwrap_or(true),
+                expected_cell_size,
             })
         }
         _ => None,

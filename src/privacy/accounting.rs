@@ -187,19 +187,31 @@ impl Accounting {
     /// For (epsilon, delta) accounting, the epsilon a rho total amounts to at the budget's delta.
     pub fn approx_epsilon(&self, total: f64) -> Result<Option<f64>, AccountingError> {
         match *self {
-            Accounting::Approx { delta, .. } => Ok(Some(
-                ZeroConcentratedDivergence::convert(total)
-                    .map_err(opendp_msg)?
-                    .epsilon(delta)
-                    .map_err(opendp_msg)?,
-            )),
+            Accounting::Approx { delta, .. } => epsilon_at(total, delta).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// The budget's own delta, if it has one.
+    pub fn delta(&self) -> Option<f64> {
+        match *self {
+            Accounting::Approx { delta, .. } => Some(delta),
+            _ => None,
         }
     }
 
     pub fn amount(&self, x: f64) -> String {
         format!("{}={}", self.unit(), short_number(x))
     }
+}
+
+/// The epsilon that a rho-zCDP cost amounts to at `delta`, by opendp's conversion
+/// (`ZeroConcentratedDivergence::convert`, the map of `make_zCDP_to_approxDP`).
+pub fn epsilon_at(rho: f64, delta: f64) -> Result<f64, AccountingError> {
+    ZeroConcentratedDivergence::convert(rho)
+        .map_err(opendp_msg)?
+        .epsilon(delta)
+        .map_err(opendp_msg)
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@
 //! * [Mir12 On Significance of the Least Significant Bits for Differential Privacy](https://www.microsoft.com/en-us/research/wp-content/uploads/2012/10/lsbs.pdf)
 //!   (why the noise is integer)
 
-use opendp::accuracy::{discrete_gaussian_scale_to_accuracy, discrete_laplacian_scale_to_accuracy};
+use opendp::accuracy::{
+    accuracy_to_discrete_gaussian_scale, accuracy_to_discrete_laplacian_scale,
+    discrete_gaussian_scale_to_accuracy, discrete_laplacian_scale_to_accuracy,
+};
 use opendp::combinators::{CompositionMeasure, make_pureDP_to_zCDP};
 use opendp::core::Measurement;
 use opendp::domains::{AtomDomain, VectorDomain};
@@ -62,12 +65,14 @@ fn opendp_err(action: &'static str) -> impl Fn(opendp::error::Error) -> Mechanis
 
 type Cells = VectorDomain<AtomDomain<i64>>;
 
+#[derive(Clone)]
 enum Inner {
     Laplace(Measurement<Cells, L1Distance<f64>, MaxDivergence, Vec<i64>>),
     Gaussian(Measurement<Cells, L2Distance<f64>, ZeroConcentratedDivergence, Vec<i64>>),
 }
 
 /// A calibrated opendp measurement for one table.
+#[derive(Clone)]
 pub struct NoiseMechanism {
     inner: Inner,
     /// Cast to zCDP: the cost is charged in rho.
@@ -233,6 +238,61 @@ impl NoiseMechanism {
         }
     }
 
+    /// The cost to declare for a margin of error of at most `margin` (at least 1) at
+    /// `confidence`, and the mechanism that cost calibrates to. The scale comes from opendp's
+    /// inverse accuracy functions (`accuracy_to_discrete_*_scale` at accuracy `margin + 1`, since
+    /// a margin of `w` means `P(|noise| >= w + 1) <= 1 - confidence`), checked with the forward
+    /// functions; its cost (opendp's map) is rounded up to 4 significant digits, so that the
+    /// number a user copies into the policy meets the margin, and then checked once more by
+    /// calibrating to it as `release` will. `zcdp` keeps a Laplace table's cost in rho.
+    pub fn for_margin(
+        mechanism: Mechanism,
+        zcdp: bool,
+        sensitivity: Sensitivity,
+        margin: i64,
+        confidence: f64,
+    ) -> Result<(Cost, NoiseMechanism), MechanismError> {
+        let alpha = 1.0 - confidence;
+        let accuracy = (margin.max(1) + 1) as f64;
+        let d_in = sensitivity.in_norm(mechanism.norm());
+        let mut scale = match mechanism {
+            Mechanism::Laplace => accuracy_to_discrete_laplacian_scale(accuracy, alpha),
+            Mechanism::Gaussian => accuracy_to_discrete_gaussian_scale(accuracy, alpha),
+        }
+        .map_err(opendp_err("compute the scale for a margin of error"))?;
+        let fail = || MechanismError::OpenDp {
+            action: "find the cost for a margin of error",
+            variant: "FailedFunction".into(),
+            message: format!("no cost gives ±{margin} at confidence {confidence}"),
+        };
+        let mut found = None;
+        for _ in 0..200 {
+            let m = NoiseMechanism::build(mechanism, zcdp, scale, d_in)?;
+            if m.margin_of_error(confidence)? <= margin {
+                found = Some(m);
+                break;
+            }
+            scale *= 1.0 - 1e-13;
+        }
+        let exact = found.ok_or_else(fail)?.cost()?;
+        let (value, of) = match exact {
+            Cost::Epsilon(e) => (e, Cost::Epsilon as fn(f64) -> Cost),
+            Cost::Rho(r) => (r, Cost::Rho as fn(f64) -> Cost),
+        };
+        // `k` units of 10^e, k of 4 digits; parsed from its decimal text, so that the number is
+        // exactly the one a user types.
+        let e = value.log10().floor() as i32 - 3;
+        let first = (value / 10f64.powi(e)).ceil() as u64;
+        for k in first..first + 10 {
+            let declared: f64 = format!("{k}e{e}").parse().map_err(|_| fail())?;
+            let m = NoiseMechanism::calibrate(mechanism, sensitivity, of(declared))?;
+            if m.margin_of_error(confidence)? <= margin {
+                return Ok((of(declared), m));
+            }
+        }
+        Err(fail())
+    }
+
     /// The half-width `w` of a `confidence` interval: `P(|noise| <= w) >= confidence`, from
     /// opendp's accuracy functions (which return `a` with `P(|noise| >= a) <= 1 - confidence`;
     /// for integer noise, `w = ceil(a) - 1`).
@@ -374,6 +434,45 @@ mod tests {
             panic!()
         };
         assert!((r - 0.225).abs() < 1e-9, "{r}");
+    }
+
+    #[test]
+    fn for_margin_finds_the_cheapest_cost_that_meets_a_margin() {
+        for (mechanism, zcdp, d_in) in [
+            (Mechanism::Gaussian, true, 1.0),
+            (Mechanism::Gaussian, true, 2.0),
+            (Mechanism::Laplace, false, 1.0),
+            (Mechanism::Laplace, true, 4.0),
+        ] {
+            for margin in [1, 3, 6, 40] {
+                for confidence in [0.9, 0.95, 0.99] {
+                    let sensitivity = Sensitivity { l1: d_in, l2: d_in };
+                    let (cost, m) = NoiseMechanism::for_margin(
+                        mechanism,
+                        zcdp,
+                        sensitivity,
+                        margin,
+                        confidence,
+                    )
+                    .unwrap();
+                    assert!(m.margin_of_error(confidence).unwrap() <= margin);
+                    assert_eq!(matches!(cost, Cost::Rho(_)), zcdp);
+                    // Calibrated to the cost it reports, the table meets the margin; 2% cheaper,
+                    // it does not: the cost is (near) the least that meets it.
+                    let again = NoiseMechanism::calibrate(mechanism, sensitivity, cost).unwrap();
+                    assert!(again.margin_of_error(confidence).unwrap() <= margin);
+                    let cheaper = match cost {
+                        Cost::Epsilon(e) => Cost::Epsilon(e * 0.98),
+                        Cost::Rho(r) => Cost::Rho(r * 0.98),
+                    };
+                    let worse = NoiseMechanism::calibrate(mechanism, sensitivity, cheaper).unwrap();
+                    assert!(
+                        worse.margin_of_error(confidence).unwrap() > margin,
+                        "{mechanism:?} d_in {d_in} ±{margin} at {confidence}: {cost} is not the least"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

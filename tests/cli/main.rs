@@ -10,5 +10,6 @@ mod consistency;
 mod crash;
 mod ledger;
 mod noise;
+mod plan;
 mod release;
 mod sql;
