@@ -64,6 +64,15 @@ pub enum Command {
         /// The release policy (TOML).
         policy: PathBuf,
     },
+    /// Make the workbook (`<release>.xlsx`) and `report.html` again from a published release
+    /// folder (its manifest and table files; never the raw data).
+    Report {
+        /// The release folder.
+        release_dir: PathBuf,
+        /// Write them here instead of into the release folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show spent and remaining budget per dataset.
     Budget {
         /// A ledger file [default: every ledger/*.jsonl]

@@ -10,6 +10,7 @@ use crate::output::OutputError;
 use crate::policy::PolicyError;
 use crate::privacy::AccountingError;
 use crate::protect::MechanismError;
+use crate::report::ReportError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +26,8 @@ pub enum Error {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Accounting(#[from] AccountingError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("audit: {0}")]
@@ -51,6 +54,7 @@ impl Error {
             Error::Ledger(LedgerError::Output(OutputError::Io { .. })) => 1,
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
             Error::Ledger(_) | Error::Accounting(_) => 2,
+            Error::Report(_) => 2,
             Error::Usage(_) => 2,
             Error::AuditFailed(_) => 4,
             Error::Stdout(_) => 1,

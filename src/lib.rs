@@ -19,6 +19,7 @@ mod output;
 mod policy;
 pub mod privacy;
 pub mod protect;
+mod report;
 pub mod synth;
 
 use std::ffi::OsString;

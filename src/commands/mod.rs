@@ -9,6 +9,7 @@ mod check;
 mod describe;
 mod plan;
 mod release;
+mod report;
 mod sql;
 
 use crate::cli::{Cli, Command};
@@ -44,6 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             read: read.options(),
         }),
         Command::Sql { policy } => sql::run(&policy),
+        Command::Report { release_dir, out } => report::run(&release_dir, out),
         Command::Budget { ledger, json } => budget::run(ledger, json),
         Command::Audit {
             ledger,

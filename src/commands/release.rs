@@ -26,6 +26,7 @@ use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
 use crate::protect::postprocess::finish_cells;
 use crate::protect::{self, NoiseMechanism, dp};
+use crate::report;
 
 /// What `release` was asked, as the command line says it.
 pub struct ReleaseArgs {
@@ -101,6 +102,24 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.entries,
         summary.groups,
     )?;
+    // The workbook and the report, from the files about to be written (never the data).
+    let mut manifest = manifest;
+    let made = {
+        let tables = report::read_tables(&manifest, &|name| {
+            files
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.clone())
+        })?;
+        report::render(&manifest, &tables)?
+    };
+    for (name, bytes) in made {
+        manifest.outputs.push(FileHash {
+            path: name.clone(),
+            sha256: sha256_hex(&bytes),
+        });
+        files.push((name, bytes));
+    }
     let outputs = manifest.outputs.clone();
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialising to memory");
     manifest_bytes.push(b'\n');
@@ -263,7 +282,11 @@ fn draw_tables(
             confidence: t.confidence,
         };
         let mut names = vec![format!("{}.csv", t.name)];
-        files.push((names[0].clone(), table.to_csv()));
+        let mut csv = table.to_csv();
+        if plan.presentation.csv_bom {
+            csv.splice(0..0, "\u{feff}".bytes());
+        }
+        files.push((names[0].clone(), csv));
         if json {
             names.push(format!("{}.json", t.name));
             files.push((names[1].clone(), table.to_json()));
@@ -432,6 +455,7 @@ fn build_manifest(
             charged: paid.cost,
             total_after: paid.total_after,
         },
+        presentation: plan.presentation.clone(),
         outputs: files
             .iter()
             .map(|(name, bytes)| FileHash {

@@ -16,8 +16,10 @@ use crate::privacy::{Budget, Cost, Mechanism};
 
 /// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
 /// private data) and marks declared bounds in each table's guarantee; 3 adds the groups of tables
-/// estimated together (`consistency`) and each table's `margin_of_error_method`.
-pub const MANIFEST_FORMAT: u32 = 3;
+/// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the
+/// `presentation` (labels, titles, units, language) that the workbook and the report are made
+/// with, and `inputs[].bounded_in`.
+pub const MANIFEST_FORMAT: u32 = 4;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -39,6 +41,9 @@ pub struct Manifest {
     #[serde(default)]
     pub consistency: Vec<ConsistencyGroup>,
     pub ledger: ManifestLedger,
+    /// How the tables are presented to readers (format 4; display only).
+    #[serde(default)]
+    pub presentation: crate::policy::Presentation,
     /// Every file of the release folder except this manifest.
     pub outputs: Vec<FileHash>,
 }

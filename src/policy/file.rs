@@ -47,8 +47,32 @@ pub struct PolicyFile {
     pub catch_all: BTreeMap<String, String>,
     #[serde(default)]
     pub defaults: DefaultsSection,
+    /// How the tables are presented (display only).
+    #[serde(default)]
+    pub publication: PublicationSection,
+    /// Per dimension, display labels for it and its categories.
+    #[serde(default)]
+    pub labels: BTreeMap<String, LabelSection>,
     #[serde(default, rename = "table")]
     pub tables: Vec<TableSection>,
+}
+
+/// `[publication]`: the report's language, the suppressed marker, a byte-order mark on CSVs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicationSection {
+    pub language: Option<String>,
+    pub suppressed_marker: Option<String>,
+    pub csv_bom: Option<bool>,
+}
+
+/// `[labels.<dimension>]`: `label = "..."` and `categories = { code = "label", ... }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSection {
+    pub label: Option<String>,
+    #[serde(default)]
+    pub categories: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +168,9 @@ pub struct TableSection {
     pub confidence: Option<f64>,
     /// `false` leaves this table out of consistent estimation: it is published as drawn.
     pub consistent: Option<bool>,
+    /// The table's title and unit (e.g. "명") for readers: display only.
+    pub title: Option<String>,
+    pub unit: Option<String>,
     /// A public prior: the size the officer expects a typical cell to have (never read from the
     /// data); `plan` warns when the margin of error is larger.
     pub expected_cell_size: Option<u64>,

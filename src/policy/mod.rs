@@ -8,6 +8,7 @@
 mod file;
 mod names;
 mod plan;
+mod presentation;
 mod statistic;
 mod table;
 mod validate;
@@ -15,6 +16,7 @@ mod validate;
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
 pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};
+pub use presentation::Presentation;
 pub use statistic::{Bound, Statistic};
 pub use validate::load;
 #[cfg(test)]

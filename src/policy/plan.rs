@@ -34,6 +34,9 @@ pub struct Plan {
     pub inputs: Vec<InputSpec>,
     pub dimensions: Vec<Dimension>,
     pub tables: Vec<TableSpec>,
+    /// How the release is presented (labels, titles, units, language): display only, so not
+    /// part of [`Plan::identity`].
+    pub presentation: super::Presentation,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +195,7 @@ impl Plan {
             inputs,
             dimensions,
             tables,
+            presentation: _,
         } = self;
         let inputs: Vec<_> = inputs.iter().map(InputSpec::identity).collect();
         let dimensions: Vec<_> = dimensions

@@ -16,6 +16,7 @@ use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encodi
 use super::plan::{
     CostSource, Dimension, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
 };
+use super::presentation::{self, TableLabels};
 use super::table::{self, TableContext};
 use crate::hash::sha256_hex;
 use crate::privacy::{Accounting, Budget, Cost, Mechanism, positive_finite};
@@ -66,6 +67,8 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         categories,
         catch_all,
         defaults,
+        publication,
+        labels,
         tables,
     } = file;
     let mut problems = Problems::default();
@@ -75,6 +78,17 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let inputs = input_sections(inputs, base, &mut problems);
     let dimensions = category_sections(categories, catch_all, &mut problems);
     let defaults = defaults_section(defaults, &mut problems);
+    let mut presentation =
+        presentation::presentation_sections(publication, labels, &dimensions, &mut problems);
+    for t in &tables {
+        if t.title.is_some() || t.unit.is_some() {
+            let labels = TableLabels {
+                title: t.title.clone(),
+                unit: t.unit.clone(),
+            };
+            presentation.tables.insert(t.name.clone(), labels);
+        }
+    }
     let used_inputs: HashSet<String> = tables.iter().map(|t| t.input.clone()).collect();
     let context = TableContext {
         inputs: &inputs,
@@ -116,6 +130,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         inputs,
         dimensions,
         tables,
+        presentation,
     })
 }
 

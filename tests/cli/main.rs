@@ -12,4 +12,5 @@ mod ledger;
 mod noise;
 mod plan;
 mod release;
+mod report;
 mod sql;

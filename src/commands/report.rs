@@ -1,0 +1,53 @@
+//! `safestat report RELEASE_DIR`: the workbook and `report.html` again, from a published folder's
+//! manifest and table CSVs (never the raw data). Into the release folder itself, a file the
+//! manifest lists must come out byte for byte as published (a missing one is restored); `--out`
+//! writes them anywhere else.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::console::print;
+use crate::error::Error;
+use crate::hash::sha256_hex;
+use crate::output::Manifest;
+use crate::report;
+
+pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<(), Error> {
+    let path = dir.join("manifest.json");
+    let bytes = std::fs::read(&path)
+        .map_err(|e| Error::Usage(format!("cannot read `{}`: {e}", path.display())))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Usage(format!(
+            "`{}` is not a safestat manifest: {e}",
+            path.display()
+        ))
+    })?;
+    let tables = report::read_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
+    let made = report::render(&manifest, &tables)?;
+    let target = out.clone().unwrap_or_else(|| dir.to_path_buf());
+    let io =
+        |p: &Path, e: std::io::Error| Error::Usage(format!("cannot write `{}`: {e}", p.display()));
+    std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+    let mut r = String::new();
+    for (name, bytes) in made {
+        let file = target.join(&name);
+        let listed = manifest.outputs.iter().find(|o| o.path == name);
+        if out.is_none()
+            && let Some(o) = listed
+        {
+            let made_sha = sha256_hex(&bytes);
+            if made_sha != o.sha256 {
+                return Err(Error::Usage(format!(
+                    "`{name}` made from this folder would differ from the one its manifest lists (made by another version of safestat?); nothing written: use --out DIR to write it elsewhere"
+                )));
+            }
+            if std::fs::read(&file).map(|b| sha256_hex(&b)).ok() == Some(made_sha) {
+                let _ = writeln!(r, "{}: unchanged (matches the manifest)", file.display());
+                continue;
+            }
+        }
+        std::fs::write(&file, &bytes).map_err(|e| io(&file, e))?;
+        let _ = writeln!(r, "{}: written", file.display());
+    }
+    print(&r)
+}

@@ -1,0 +1,169 @@
+//! How a release is presented to readers: labels for dimensions and categories (Hangul included),
+//! each table's title and unit, the language of the words around the numbers, the marker for a
+//! suppressed cell, and whether CSV files carry a UTF-8 byte-order mark.
+//!
+//! Display only: nothing here changes a number, so none of it is part of the plan's identity
+//! (a relabelled policy is the same release), and a published folder can be presented again
+//! (`safestat report`) without drawing anything.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::file::{LabelSection, PublicationSection};
+use super::names::{did_you_mean, nfc};
+use super::plan::Dimension;
+use super::validate::Problems;
+
+/// The languages the report and the workbook are written in.
+pub const LANGUAGES: [&str; 2] = ["ko", "en"];
+
+/// How the release is presented; recorded in the manifest (it is public: it comes from the
+/// policy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presentation {
+    /// `ko` or `en`.
+    pub language: String,
+    /// What a suppressed cell shows in the workbook and the report (default `x`).
+    pub suppressed_marker: String,
+    /// Whether the CSV files start with a UTF-8 byte-order mark (for Excel).
+    pub csv_bom: bool,
+    /// Per dimension (by column name), its label and its categories' labels.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, DimensionLabels>,
+    /// Per table (by name), its title and unit.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableLabels>,
+}
+
+impl Default for Presentation {
+    fn default() -> Self {
+        Presentation {
+            language: "en".to_string(),
+            suppressed_marker: "x".to_string(),
+            csv_bom: false,
+            dimensions: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DimensionLabels {
+    pub label: Option<String>,
+    #[serde(default)]
+    pub categories: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableLabels {
+    pub title: Option<String>,
+    pub unit: Option<String>,
+}
+
+impl Presentation {
+    /// A dimension's label, or its column name.
+    pub fn dimension<'a>(&'a self, name: &'a str) -> &'a str {
+        self.dimensions
+            .get(name)
+            .and_then(|d| d.label.as_deref())
+            .unwrap_or(name)
+    }
+
+    /// A category's label, or the category as declared.
+    pub fn category<'a>(&'a self, dimension: &str, category: &'a str) -> &'a str {
+        self.dimensions
+            .get(dimension)
+            .and_then(|d| d.categories.get(category))
+            .map_or(category, String::as_str)
+    }
+
+    pub fn title<'a>(&'a self, table: &'a str) -> &'a str {
+        self.tables
+            .get(table)
+            .and_then(|t| t.title.as_deref())
+            .unwrap_or(table)
+    }
+
+    pub fn unit(&self, table: &str) -> Option<&str> {
+        self.tables.get(table).and_then(|t| t.unit.as_deref())
+    }
+
+    pub fn korean(&self) -> bool {
+        self.language == "ko"
+    }
+}
+
+/// `[publication]` and `[labels]`; table titles and units are added by the table sections.
+pub(super) fn presentation_sections(
+    publication: PublicationSection,
+    labels: BTreeMap<String, LabelSection>,
+    dimensions: &[Dimension],
+    problems: &mut Problems,
+) -> Presentation {
+    let PublicationSection {
+        language,
+        suppressed_marker,
+        csv_bom,
+    } = publication;
+    let mut p = Presentation::default();
+    if let Some(l) = language {
+        if LANGUAGES.contains(&l.as_str()) {
+            p.language = l;
+        } else {
+            problems.add(
+                "[publication] field `language`",
+                format!(
+                    "`{l}` is not a language safestat writes; use `ko` or `en`{}",
+                    did_you_mean(&l, LANGUAGES)
+                ),
+            );
+        }
+    }
+    if let Some(m) = suppressed_marker {
+        if m.trim().is_empty() || m.parse::<f64>().is_ok() {
+            problems.add(
+                "[publication] field `suppressed_marker`",
+                format!("`{m}` must be visible text that cannot be read as a number (e.g. `x`, `-`, `…`)"),
+            );
+        } else {
+            p.suppressed_marker = m;
+        }
+    }
+    p.csv_bom = csv_bom.unwrap_or(false);
+    for (name, section) in labels {
+        let name = nfc(name);
+        let at = format!("[labels.{name}]");
+        let Some(dim) = dimensions.iter().find(|d| d.name == name) else {
+            problems.add(
+                &at,
+                format!(
+                    "`{name}` is not a dimension with declared [categories]{}",
+                    did_you_mean(&name, dimensions.iter().map(|d| d.name.as_str()))
+                ),
+            );
+            continue;
+        };
+        let LabelSection { label, categories } = section;
+        let mut labels = DimensionLabels {
+            label,
+            categories: BTreeMap::new(),
+        };
+        for (category, text) in categories {
+            let category = nfc(category);
+            if !dim.categories.contains(&category) {
+                problems.add(
+                    &format!("{at} field `categories`"),
+                    format!(
+                        "`{category}` is not a declared category of `{name}`{}",
+                        did_you_mean(&category, dim.categories.iter().map(String::as_str))
+                    ),
+                );
+                continue;
+            }
+            labels.categories.insert(category, text);
+        }
+        p.dimensions.insert(name, labels);
+    }
+    p
+}

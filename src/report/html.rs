@@ -1,0 +1,242 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, nothing fetched), per
+//! table a bar chart with the margins of error (suppressed cells shown as such), the cross-table
+//! and its notes; then the methodology, from the manifest.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{Cross, Table, View};
+
+/// Text for HTML, escaped.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(v: i64) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0 { format!("-{out}") } else { out }
+}
+
+const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v{text-align:right}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
+
+pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec<u8> {
+    let m = v.manifest;
+    let w = v.w;
+    let title = m
+        .release
+        .title
+        .clone()
+        .unwrap_or_else(|| m.release.id.clone());
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p class=\"note\">{} {} v{} · {}</p>\n",
+        if w.korean { "ko" } else { "en" },
+        esc(&title),
+        esc(&title),
+        w.release,
+        esc(&m.release.id),
+        m.release.version,
+        esc(&m.created_at),
+    );
+    for t in tables {
+        let cross = &crosses[t.entry.name.as_str()];
+        let _ = write!(
+            h,
+            "<section class=\"table\" id=\"{}\">\n<h2>{}</h2>\n<p>{}: {} · {}: {}</p>\n",
+            esc(&t.entry.name),
+            esc(&v.title(t.entry)),
+            w.unit,
+            esc(&v.unit(t.entry)),
+            w.margin,
+            esc(&v.margin(t.entry))
+        );
+        h.push_str(&chart(v, t));
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
+        h.push_str(&cross_table(v, t, cross));
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{}</p>",
+            esc(&w.suppressed_text(&v.p.suppressed_marker))
+        );
+        if cross.row_totals.is_some()
+            || cross.column_totals.is_some()
+            || cross.grand_total.is_some()
+        {
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", w.totals_note);
+        }
+        h.push_str("</section>\n");
+    }
+    let _ = write!(
+        h,
+        "<section id=\"methodology\">\n<h2>{}</h2>\n<dl class=\"method\">\n",
+        w.methodology
+    );
+    for (k, text) in v.methodology() {
+        let _ = writeln!(h, "<dt>{}</dt><dd>{}</dd>", esc(&k), esc(&text));
+    }
+    h.push_str("</dl>\n</section>\n</body>\n</html>\n");
+    h.into_bytes()
+}
+
+/// A horizontal bar per cell, with its margin of error as a line; a suppressed cell shows the
+/// marker and no bar.
+fn chart(v: &View, t: &Table) -> String {
+    let moe = t.entry.margin_of_error;
+    // In floats: a value near i64::MAX plus its margin must not overflow.
+    let moe_f = moe as f64;
+    let max = t
+        .values
+        .iter()
+        .flatten()
+        .map(|&x| x as f64 + moe_f)
+        .fold(1.0, f64::max);
+    let (label_w, bar_w, row_h) = (260.0, 560.0, 20.0);
+    let height = 10.0 + row_h * t.values.len() as f64;
+    let mut s = format!(
+        "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\">\n",
+        label_w + bar_w + 80.0,
+        label_w + bar_w + 80.0
+    );
+    let x = |value: f64| label_w + bar_w * value.max(0.0) / max;
+    for (i, value) in t.values.iter().enumerate() {
+        let y = 5.0 + row_h * i as f64;
+        let labels: Vec<String> = t
+            .labels(i)
+            .iter()
+            .zip(&t.entry.dimensions)
+            .map(|(c, d)| v.category(d, c))
+            .collect();
+        let name = if labels.is_empty() {
+            v.w.total.to_string()
+        } else {
+            labels.join(" · ")
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            label_w - 6.0,
+            y + 14.0,
+            esc(&name)
+        );
+        match value {
+            Some(val) => {
+                let _ = writeln!(
+                    s,
+                    "<rect class=\"bar\" data-value=\"{val}\" x=\"{label_w}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#2b5797\"/><line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"#d9534f\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{}\">{}</text>",
+                    y + 3.0,
+                    x(*val as f64) - label_w,
+                    row_h - 6.0,
+                    x(*val as f64 - moe_f),
+                    x(*val as f64 + moe_f),
+                    y + row_h / 2.0,
+                    y + row_h / 2.0,
+                    x(*val as f64 + moe_f) + 4.0,
+                    y + 14.0,
+                    thousands(*val)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "<rect class=\"bar suppressed\" x=\"{label_w}\" y=\"{}\" width=\"40\" height=\"{}\" fill=\"none\" stroke=\"#999\" stroke-dasharray=\"3 2\"/><text class=\"suppressed\" x=\"{}\" y=\"{}\">{}</text>",
+                    y + 3.0,
+                    row_h - 6.0,
+                    label_w + 14.0,
+                    y + 14.0,
+                    esc(&v.p.suppressed_marker)
+                );
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
+    let dims = &t.entry.dimensions;
+    let n = dims.len();
+    let cell = |value: Option<i64>, class: &str| match value {
+        Some(x) => format!(
+            "<td class=\"v{class}\" data-value=\"{x}\">{}</td>",
+            thousands(x)
+        ),
+        None => format!(
+            "<td class=\"v suppressed{class}\" data-value=\"\">{}</td>",
+            esc(&v.p.suppressed_marker)
+        ),
+    };
+    let mut s = String::from("<table class=\"cross\">\n<thead><tr>");
+    let row_dims: Vec<&String> = if n == 1 {
+        vec![&dims[0]]
+    } else {
+        dims.iter().take(n.saturating_sub(1)).collect()
+    };
+    if row_dims.is_empty() {
+        s.push_str("<th></th>");
+    }
+    for d in &row_dims {
+        let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
+    }
+    let col_dim = (n >= 2).then(|| dims[n - 1].as_str());
+    for c in &cross.columns {
+        let text = match col_dim {
+            Some(d) => v.category(d, c),
+            None => v.unit(t.entry),
+        };
+        let _ = write!(s, "<th>{}</th>", esc(&text));
+    }
+    if cross.row_totals.is_some() {
+        let _ = write!(s, "<th>{}</th>", v.w.total);
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for (i, row) in cross.rows.iter().enumerate() {
+        s.push_str("<tr>");
+        if row.is_empty() {
+            let _ = write!(s, "<th>{}</th>", v.w.total);
+        }
+        for (k, c) in row.iter().enumerate() {
+            let _ = write!(s, "<th>{}</th>", esc(&v.category(&dims[k], c)));
+        }
+        for value in &cross.values[i] {
+            s.push_str(&cell(*value, ""));
+        }
+        if let Some(totals) = &cross.row_totals {
+            s.push_str(&cell(totals[i], " total"));
+        }
+        s.push_str("</tr>\n");
+    }
+    if cross.column_totals.is_some() || (n == 1 && cross.grand_total.is_some()) {
+        let _ = write!(
+            s,
+            "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
+            row_dims.len().max(1),
+            v.w.total
+        );
+        match &cross.column_totals {
+            Some(totals) => {
+                for value in totals {
+                    s.push_str(&cell(*value, " total"));
+                }
+                if let Some(g) = cross.grand_total {
+                    s.push_str(&cell(g, " total"));
+                }
+            }
+            None => s.push_str(&cell(cross.grand_total.flatten(), " total")),
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table>\n");
+    s
+}

@@ -1,0 +1,385 @@
+//! What a reader gets: the workbook (`<release>.xlsx`, one labelled cross-table per sheet and a
+//! methodology sheet) and `report.html` (charts, cross-tables, methodology), made from a release
+//! folder's published files only, the manifest and the table CSVs, never from the raw data: it is
+//! post-processing, and costs no privacy.
+//!
+//! `release` makes them from the files it is about to write; `safestat report DIR` makes the same
+//! bytes again from the folder (so a deleted or doubted file can be restored and checked).
+//! Nothing here may depend on anything but the published values and the manifest.
+
+use std::collections::BTreeMap;
+
+use crate::output::{Manifest, TableEntry};
+use crate::policy::Presentation;
+
+mod html;
+mod words;
+mod workbook;
+
+pub use words::Words;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("the release folder has no `{0}`, which its manifest lists")]
+    Missing(String),
+    #[error("`{file}` is not a table as safestat publishes it: {message}")]
+    Malformed { file: String, message: String },
+    #[error("cannot write the workbook: {0}")]
+    Workbook(String),
+}
+
+/// One published table, read back from its CSV: each cell's categories and value (`None`:
+/// suppressed), in the file's order (first dimension slowest).
+#[derive(Debug, Clone)]
+pub struct Table<'a> {
+    pub entry: &'a TableEntry,
+    /// Each dimension's categories, in declared order.
+    pub categories: Vec<Vec<String>>,
+    pub values: Vec<Option<i64>>,
+}
+
+impl Table<'_> {
+    /// Cell `i`'s category of every dimension.
+    pub fn labels(&self, i: usize) -> Vec<&str> {
+        let mut out = vec![""; self.categories.len()];
+        let mut rest = i;
+        for (k, cats) in self.categories.iter().enumerate().rev() {
+            out[k] = &cats[rest % cats.len()];
+            rest /= cats.len();
+        }
+        out
+    }
+
+    /// The value at these categories (one per dimension), if the table has that cell.
+    fn at(&self, cats: &[&str]) -> Option<Option<i64>> {
+        let mut i = 0;
+        for (k, c) in cats.iter().enumerate() {
+            let pos = self.categories[k].iter().position(|x| x == c)?;
+            i = i * self.categories[k].len() + pos;
+        }
+        self.values.get(i).copied()
+    }
+}
+
+/// Reads table `entry` from its CSV bytes (a byte-order mark is skipped).
+fn read_table<'a>(
+    entry: &'a TableEntry,
+    file: &str,
+    bytes: &[u8],
+) -> Result<Table<'a>, ReportError> {
+    let bad = |message: String| ReportError::Malformed {
+        file: file.to_string(),
+        message,
+    };
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let dims = entry.dimensions.len();
+    if header.len() != dims + 3 || header.get(dims) != Some("value") {
+        return Err(bad(format!(
+            "its header is not `{}value,status,moe..`",
+            entry
+                .dimensions
+                .iter()
+                .map(|d| format!("{d},"))
+                .collect::<String>()
+        )));
+    }
+    let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
+    let mut values = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        for (k, cats) in categories.iter_mut().enumerate() {
+            let c = &record[k];
+            if !cats.iter().any(|x| x == c) {
+                cats.push(c.to_string());
+            }
+        }
+        let value = match (&record[dims], &record[dims + 1]) {
+            ("", "suppressed") => None,
+            (v, "published") => Some(
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("line {}: `{v}` is not a whole number", n + 2)))?,
+            ),
+            (v, s) => {
+                return Err(bad(format!(
+                    "line {}: value `{v}` with status `{s}`",
+                    n + 2
+                )));
+            }
+        };
+        values.push(value);
+    }
+    let cells: usize = categories.iter().map(Vec::len).product();
+    if cells != values.len() || cells != entry.cells {
+        return Err(bad(format!(
+            "it has {} rows, but its categories make {cells} cells and the manifest says {}",
+            values.len(),
+            entry.cells
+        )));
+    }
+    Ok(Table {
+        entry,
+        categories,
+        values,
+    })
+}
+
+/// The release's tables, read from `file(name)` (the folder's files, or those about to be
+/// written).
+pub fn read_tables<'a>(
+    manifest: &'a Manifest,
+    file: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<Table<'a>>, ReportError> {
+    manifest
+        .tables
+        .iter()
+        .map(|entry| {
+            let name = entry
+                .files
+                .iter()
+                .find(|f| f.ends_with(".csv"))
+                .ok_or_else(|| ReportError::Missing(format!("{}.csv", entry.name)))?;
+            let bytes = file(name).ok_or_else(|| ReportError::Missing(name.clone()))?;
+            read_table(entry, name, &bytes)
+        })
+        .collect()
+}
+
+/// A table as a cross-table: rows are the categories of every dimension but the last, columns
+/// the last dimension's; totals (계) from the tables of the same consistency group that are its
+/// margins (they add up exactly with its cells, suppression aside).
+#[derive(Debug)]
+pub struct Cross {
+    /// Per row, its categories (of every dimension but the last).
+    pub rows: Vec<Vec<String>>,
+    /// The last dimension's categories (one unnamed column for a table with one dimension or
+    /// none).
+    pub columns: Vec<String>,
+    pub values: Vec<Vec<Option<i64>>>,
+    /// The total of each row (the margin without the last dimension), if published.
+    pub row_totals: Option<Vec<Option<i64>>>,
+    /// The total of each column, and the grand total, if published.
+    pub column_totals: Option<Vec<Option<i64>>>,
+    pub grand_total: Option<Option<i64>>,
+}
+
+/// The release's table over `dims` that is in `group` (the margin of a grouped table).
+fn margin<'a>(
+    tables: &'a [Table<'a>],
+    group: Option<usize>,
+    dims: &[&str],
+) -> Option<&'a Table<'a>> {
+    let group = group?;
+    tables.iter().find(|t| {
+        t.entry.consistency_group == Some(group)
+            && t.entry.dimensions.len() == dims.len()
+            && t.entry.dimensions.iter().zip(dims).all(|(a, b)| a == b)
+    })
+}
+
+impl Cross {
+    pub fn of(table: &Table, tables: &[Table]) -> Cross {
+        let dims: Vec<&str> = table.entry.dimensions.iter().map(String::as_str).collect();
+        let group = table.entry.consistency_group;
+        let n = dims.len();
+        let (row_cats, columns): (Vec<Vec<String>>, Vec<String>) = if n == 0 {
+            (vec![Vec::new()], vec![String::new()])
+        } else if n == 1 {
+            (
+                table.categories[0]
+                    .iter()
+                    .map(|c| vec![c.clone()])
+                    .collect(),
+                vec![String::new()],
+            )
+        } else {
+            let mut rows: Vec<Vec<String>> = vec![Vec::new()];
+            for cats in &table.categories[..n - 1] {
+                rows = rows
+                    .iter()
+                    .flat_map(|r| {
+                        cats.iter().map(move |c| {
+                            let mut r = r.clone();
+                            r.push(c.clone());
+                            r
+                        })
+                    })
+                    .collect();
+            }
+            (rows, table.categories[n - 1].clone())
+        };
+        let ncol = columns.len();
+        let values: Vec<Vec<Option<i64>>> = (0..row_cats.len())
+            .map(|r| (0..ncol).map(|c| table.values[r * ncol + c]).collect())
+            .collect();
+        let (mut row_totals, mut column_totals, mut grand_total) = (None, None, None);
+        if n >= 1 {
+            let whole = margin(tables, group, &[]).map(|t| t.values[0]);
+            if n == 1 {
+                // One column: its total is the grand total.
+                grand_total = whole;
+            } else {
+                row_totals = margin(tables, group, &dims[..n - 1]).map(|m| {
+                    row_cats
+                        .iter()
+                        .map(|r| {
+                            let cats: Vec<&str> = r.iter().map(String::as_str).collect();
+                            m.at(&cats).flatten()
+                        })
+                        .collect()
+                });
+                column_totals = margin(tables, group, &dims[n - 1..]).map(|m| m.values.clone());
+                grand_total = whole;
+            }
+        }
+        Cross {
+            rows: row_cats,
+            columns,
+            values,
+            row_totals,
+            column_totals,
+            grand_total,
+        }
+    }
+}
+
+/// The presentation's words for a release: its language's, and its labels.
+pub struct View<'a> {
+    pub manifest: &'a Manifest,
+    pub p: &'a Presentation,
+    pub w: &'static Words,
+}
+
+impl<'a> View<'a> {
+    pub fn new(manifest: &'a Manifest) -> View<'a> {
+        let p = &manifest.presentation;
+        View {
+            manifest,
+            p,
+            w: Words::of(p),
+        }
+    }
+
+    /// A table's title, as labelled.
+    pub fn title(&self, t: &TableEntry) -> String {
+        self.p.title(&t.name).to_string()
+    }
+
+    /// The unit of a table's values, or the statistic's word.
+    pub fn unit(&self, t: &TableEntry) -> String {
+        self.p
+            .unit(&t.name)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.w.statistic_unit(&t.statistic).to_string())
+    }
+
+    /// The margin of error in words: `±6 (95%)`.
+    pub fn margin(&self, t: &TableEntry) -> String {
+        format!("±{} ({}%)", t.margin_of_error, t.confidence * 100.0)
+    }
+
+    pub fn category(&self, dim: &str, c: &str) -> String {
+        self.p.category(dim, c).to_string()
+    }
+
+    /// Methodology lines, from the manifest alone.
+    pub fn methodology(&self) -> Vec<(String, String)> {
+        methodology(self)
+    }
+}
+
+/// What was done, in the reader's language, from the manifest: the privacy unit, each table's
+/// bounds (and whether enforced), clamping, mechanism and cost (in rho and in (epsilon, delta)),
+/// what a margin of error and a suppressed cell mean, and the dataset's budget.
+fn methodology(v: &View) -> Vec<(String, String)> {
+    let m = v.manifest;
+    let w = v.w;
+    let mut out = vec![
+        (
+            w.release.to_string(),
+            format!("{} v{}", m.release.id, m.release.version),
+        ),
+        (w.privacy_unit.to_string(), m.privacy_unit.clone()),
+        (w.method.to_string(), w.method_text.to_string()),
+        (w.margin_meaning.to_string(), w.margin_text.to_string()),
+        (
+            w.suppressed_meaning.to_string(),
+            w.suppressed_text(&v.p.suppressed_marker),
+        ),
+    ];
+    for t in &m.tables {
+        let b = &t.contribution_bounds;
+        let bounds = match (
+            b.max_cells_per_unit,
+            b.max_rows_per_unit,
+            b.max_rows_per_cell,
+        ) {
+            (Some(c), _, _) => w.cells_per_unit(c),
+            (_, Some(r), Some(c)) => w.rows_per_unit(r, c),
+            _ => String::new(),
+        };
+        let clamp = t
+            .clamp
+            .map(|[lo, hi]| w.clamped(lo, hi))
+            .unwrap_or_default();
+        let cost = &t.privacy_cost;
+        let cost_text = match (cost.rho, cost.epsilon) {
+            (Some(rho), eps) => format!(
+                "rho = {rho:.4}{}",
+                eps.map(|e| format!(" (ε = {e:.4}, δ = {:e})", cost.delta))
+                    .unwrap_or_default()
+            ),
+            (None, Some(e)) => format!("ε = {e:.4} (δ = 0)"),
+            (None, None) => String::new(),
+        };
+        out.push((
+            v.title(t),
+            format!(
+                "{}; {bounds} ({}){clamp}; {}: {}; {}: {cost_text}; {}: {}",
+                w.statistic_name(&t.statistic),
+                w.bounds_status(&b.status),
+                w.mechanism,
+                w.mechanism_name(&t.mechanism.to_string()),
+                w.cost,
+                w.margin,
+                v.margin(t),
+            ),
+        ));
+    }
+    let l = &m.ledger;
+    out.push((
+        w.budget.to_string(),
+        w.budget_text(&l.unit, l.charged, l.total_after, &l.budget),
+    ));
+    out
+}
+
+/// The workbook's and the report's file names, and their bytes.
+pub fn render(
+    manifest: &Manifest,
+    tables: &[Table],
+) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
+    let view = View::new(manifest);
+    let crosses: BTreeMap<&str, Cross> = tables
+        .iter()
+        .map(|t| (t.entry.name.as_str(), Cross::of(t, tables)))
+        .collect();
+    Ok(vec![
+        (
+            workbook_name(manifest),
+            workbook::write(&view, tables, &crosses)?,
+        ),
+        (
+            REPORT_HTML.to_string(),
+            html::write(&view, tables, &crosses),
+        ),
+    ])
+}
+
+pub const REPORT_HTML: &str = "report.html";
+
+/// `<release id>.xlsx`.
+pub fn workbook_name(manifest: &Manifest) -> String {
+    format!("{}.xlsx", manifest.release.id)
+}

@@ -1,0 +1,180 @@
+//! The words around the numbers, in Korean and English.
+
+use crate::policy::Presentation;
+use crate::privacy::Budget;
+
+pub struct Words {
+    pub korean: bool,
+    pub total: &'static str,
+    pub unit: &'static str,
+    pub margin: &'static str,
+    pub methodology: &'static str,
+    pub release: &'static str,
+    pub privacy_unit: &'static str,
+    pub method: &'static str,
+    pub method_text: &'static str,
+    pub margin_meaning: &'static str,
+    pub margin_text: &'static str,
+    pub suppressed_meaning: &'static str,
+    pub mechanism: &'static str,
+    pub cost: &'static str,
+    pub budget: &'static str,
+    pub item: &'static str,
+    pub content: &'static str,
+    pub chart_note: &'static str,
+    pub totals_note: &'static str,
+    pub excel_sum_note: &'static str,
+}
+
+const KO: Words = Words {
+    korean: true,
+    total: "계",
+    unit: "단위",
+    margin: "오차 범위",
+    methodology: "작성 방법",
+    release: "공표",
+    privacy_unit: "보호 단위",
+    method: "보호 방법",
+    method_text: "차분 프라이버시(differential privacy): 각 보호 단위의 기여를 제한한 뒤 OpenDP의 잡음을 더했습니다. 한 사람이 자료에 있든 없든 공표 결과가 거의 달라지지 않도록 보장합니다.",
+    margin_meaning: "오차 범위의 뜻",
+    margin_text: "공표 값은 표시된 확률로 (기여 제한 후의) 실제 값에서 ± 오차 범위 안에 있습니다. 작은 값일수록 상대 오차가 큽니다.",
+    suppressed_meaning: "비공개 표시의 뜻",
+    mechanism: "잡음",
+    cost: "프라이버시 비용",
+    budget: "프라이버시 예산",
+    item: "항목",
+    content: "내용",
+    chart_note: "막대는 공표 값, 선은 오차 범위입니다.",
+    totals_note: "계는 같은 자료에서 함께 추정한 표의 공표 값으로, 공표된 칸의 합과 일치합니다(비공개 칸 제외).",
+    excel_sum_note: "비공개 칸은 문자로 표시되어 엑셀 합계에 들어가지 않습니다.",
+};
+
+const EN: Words = Words {
+    korean: false,
+    total: "Total",
+    unit: "Unit",
+    margin: "Margin of error",
+    methodology: "Methodology",
+    release: "Release",
+    privacy_unit: "Privacy unit",
+    method: "Protection",
+    method_text: "Differential privacy: each privacy unit's contribution is bounded, then OpenDP's noise is added, so that the published values hardly change whether or not any one person is in the data.",
+    margin_meaning: "What a margin of error means",
+    margin_text: "With the stated probability, a published value is within ± the margin of the true (bounded) value. The smaller the value, the larger the error relative to it.",
+    suppressed_meaning: "What the suppressed marker means",
+    mechanism: "Noise",
+    cost: "Privacy cost",
+    budget: "Privacy budget",
+    item: "Item",
+    content: "Content",
+    chart_note: "Bars are the published values; lines show the margin of error.",
+    totals_note: "Totals are the published values of tables estimated together from the same data; they equal the sum of the published cells (suppressed cells aside).",
+    excel_sum_note: "Suppressed cells are text, so Excel's SUM leaves them out.",
+};
+
+impl Words {
+    pub fn of(p: &Presentation) -> &'static Words {
+        if p.korean() { &KO } else { &EN }
+    }
+
+    pub fn suppressed_text(&self, marker: &str) -> String {
+        if self.korean {
+            format!(
+                "{marker}: 잡음을 더한 값이 공표 기준보다 작아 공개하지 않은 칸입니다. 실제 값이 작다는 뜻만은 아닙니다."
+            )
+        } else {
+            format!(
+                "{marker}: the noisy value was below the publication threshold, so the cell is not shown; it does not by itself mean that the true value is small."
+            )
+        }
+    }
+
+    pub fn statistic_name(&self, s: &str) -> &'static str {
+        match (self.korean, s) {
+            (true, "count_units") => "보호 단위 수",
+            (true, "count_rows") => "건수",
+            (true, "sum") => "합계",
+            (false, "count_units") => "count of privacy units",
+            (false, "count_rows") => "count of records",
+            (false, "sum") => "sum",
+            _ => "",
+        }
+    }
+
+    pub fn statistic_unit(&self, s: &str) -> &'static str {
+        match (self.korean, s) {
+            (true, "count_units") => "명",
+            (true, "count_rows") => "건",
+            (true, _) => "",
+            (false, "count_units") => "persons",
+            (false, "count_rows") => "records",
+            (false, _) => "",
+        }
+    }
+
+    pub fn mechanism_name(&self, m: &str) -> String {
+        match (self.korean, m) {
+            (true, "discrete gaussian") => "이산 가우스 잡음".into(),
+            (true, "discrete laplace") => "이산 라플라스 잡음".into(),
+            _ => m.to_string(),
+        }
+    }
+
+    pub fn cells_per_unit(&self, c: u32) -> String {
+        if self.korean {
+            format!("보호 단위당 최대 {c}칸")
+        } else {
+            format!("at most {c} cell(s) per unit")
+        }
+    }
+
+    pub fn rows_per_unit(&self, r: u32, c: u32) -> String {
+        if self.korean {
+            format!("보호 단위당 최대 {r}건, 칸당 {c}건")
+        } else {
+            format!("at most {r} record(s) per unit, {c} per cell")
+        }
+    }
+
+    pub fn bounds_status(&self, status: &str) -> &'static str {
+        match (self.korean, status) {
+            (true, "enforced") => "자료에서 강제함",
+            (true, _) => "신고된 값: 집계 자료라 강제할 수 없음",
+            (false, "enforced") => "enforced on the records",
+            (false, _) => "declared: pre-counted input, not enforced",
+        }
+    }
+
+    pub fn clamped(&self, lo: i64, hi: i64) -> String {
+        if self.korean {
+            format!("; 각 값은 [{lo}, {hi}]로 제한")
+        } else {
+            format!("; each value clamped to [{lo}, {hi}]")
+        }
+    }
+
+    pub fn budget_text(
+        &self,
+        unit: &str,
+        charged: f64,
+        total_after: f64,
+        budget: &Budget,
+    ) -> String {
+        let total = match unit {
+            "rho" => budget.rho,
+            _ => budget.epsilon,
+        };
+        let remaining = total.map(|t| (t - total_after).max(0.0));
+        let cap = total.map_or("?".to_string(), |t| format!("{t}"));
+        let rem = remaining.map_or("?".to_string(), |r| format!("{r:.4}"));
+        if self.korean {
+            format!(
+                "이번 공표 {unit} = {charged:.4}; 이 자료의 누적 사용 {total_after:.4} / 전체 {cap}; 남은 예산 {rem}"
+            )
+        } else {
+            format!(
+                "this release {unit} = {charged:.4}; spent on this dataset {total_after:.4} of {cap}; remaining {rem}"
+            )
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The workbook: one sheet per table as a labelled cross-table (totals where the release has
+//! them), the unit and the margin of error above it, the suppressed marker's footnote below it,
+//! and a methodology sheet. Values are numbers, so Excel can add them; a suppressed cell is the
+//! marker (text), which Excel's SUM leaves out rather than reading as 0.
+//!
+//! The same release gives the same bytes: the document's creation time is the manifest's.
+
+use std::collections::BTreeMap;
+
+use rust_xlsxwriter::{
+    DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError,
+};
+
+use super::{Cross, ReportError, Table, View};
+
+fn err(e: XlsxError) -> ReportError {
+    ReportError::Workbook(e.to_string())
+}
+
+/// Excel's sheet name for a table: at most 31 characters, none of `[]:*?/\`, unique.
+fn sheet_name(name: &str, used: &mut Vec<String>) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
+        .take(31)
+        .collect();
+    let mut candidate = clean.clone();
+    let mut n = 2;
+    while used.iter().any(|u| u.eq_ignore_ascii_case(&candidate)) {
+        let suffix = format!("~{n}");
+        candidate = clean.chars().take(31 - suffix.len()).collect::<String>() + &suffix;
+        n += 1;
+    }
+    used.push(candidate.clone());
+    candidate
+}
+
+/// `2026-11-26T08:57:47Z` as Excel's date and time.
+fn created(at: &str) -> Option<ExcelDateTime> {
+    let n = |r: std::ops::Range<usize>| at.get(r)?.parse::<u16>().ok();
+    ExcelDateTime::from_ymd(n(0..4)?, n(5..7)? as u8, n(8..10)? as u8)
+        .ok()?
+        .and_hms(n(11..13)?, n(14..16)? as u8, n(17..19)?)
+        .ok()
+}
+
+pub fn write(
+    v: &View,
+    tables: &[Table],
+    crosses: &BTreeMap<&str, Cross>,
+) -> Result<Vec<u8>, ReportError> {
+    let mut wb = Workbook::new();
+    let mut props = DocProperties::new()
+        .set_title(
+            v.manifest
+                .release
+                .title
+                .as_deref()
+                .unwrap_or(&v.manifest.release.id),
+        )
+        .set_author("safestat");
+    if let Some(t) = created(&v.manifest.created_at) {
+        props = props.set_creation_datetime(&t);
+    }
+    wb.set_properties(&props);
+    let mut used = Vec::new();
+    for t in tables {
+        let ws = wb.add_worksheet();
+        ws.set_name(sheet_name(&t.entry.name, &mut used))
+            .map_err(err)?;
+        sheet(ws, v, t, &crosses[t.entry.name.as_str()]).map_err(err)?;
+    }
+    let ws = wb.add_worksheet();
+    ws.set_name(sheet_name(v.w.methodology, &mut used))
+        .map_err(err)?;
+    methodology(ws, v).map_err(err)?;
+    wb.save_to_buffer().map_err(err)
+}
+
+fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), XlsxError> {
+    let bold = Format::new().set_bold();
+    let title = Format::new().set_bold().set_font_size(13);
+    let head = Format::new()
+        .set_bold()
+        .set_align(FormatAlign::Center)
+        .set_border(FormatBorder::Thin)
+        .set_background_color("#E8EEF7");
+    let num = Format::new()
+        .set_num_format("#,##0")
+        .set_border(FormatBorder::Thin);
+    let total = num.clone().set_bold().set_background_color("#F3F3F3");
+    let marker = Format::new()
+        .set_align(FormatAlign::Right)
+        .set_border(FormatBorder::Thin);
+    let label = Format::new().set_border(FormatBorder::Thin);
+    let w = v.w;
+    let dims = &t.entry.dimensions;
+    let n = dims.len();
+    ws.write_string_with_format(0, 0, v.title(t.entry), &title)?;
+    ws.write_string(
+        1,
+        0,
+        format!(
+            "{}: {}    {}: {}",
+            w.unit,
+            v.unit(t.entry),
+            w.margin,
+            v.margin(t.entry)
+        ),
+    )?;
+    let top = 3u32;
+    // Header: the row dimensions' labels, then the columns' categories (or the unit).
+    let row_dims = n.saturating_sub(1).max(usize::from(n == 1));
+    let row_dim_names: Vec<&String> = if n == 1 {
+        vec![&dims[0]]
+    } else {
+        dims.iter().take(n.saturating_sub(1)).collect()
+    };
+    for (k, d) in row_dim_names.iter().enumerate() {
+        ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
+    }
+    let first_col = row_dims.max(1) as u16;
+    let col_dim = (n >= 2).then(|| dims[n - 1].as_str());
+    for (c, cat) in cross.columns.iter().enumerate() {
+        let text = match col_dim {
+            Some(d) => v.category(d, cat),
+            None => v.unit(t.entry),
+        };
+        ws.write_string_with_format(top, first_col + c as u16, text, &head)?;
+    }
+    let total_col = first_col + cross.columns.len() as u16;
+    if cross.row_totals.is_some() {
+        ws.write_string_with_format(top, total_col, w.total, &head)?;
+    }
+    let put = |ws: &mut Worksheet, r: u32, c: u16, value: Option<i64>, f: &Format| match value {
+        Some(x) => ws.write_number_with_format(r, c, x as f64, f).map(|_| ()),
+        None => ws
+            .write_string_with_format(r, c, &v.p.suppressed_marker, &marker)
+            .map(|_| ()),
+    };
+    let mut r = top + 1;
+    for (i, row) in cross.rows.iter().enumerate() {
+        if n == 0 {
+            ws.write_string_with_format(r, 0, w.total, &label)?;
+        }
+        for (k, cat) in row.iter().enumerate() {
+            ws.write_string_with_format(r, k as u16, v.category(&dims[k], cat), &label)?;
+        }
+        for (c, value) in cross.values[i].iter().enumerate() {
+            put(ws, r, first_col + c as u16, *value, &num)?;
+        }
+        if let Some(totals) = &cross.row_totals {
+            put(ws, r, total_col, totals[i], &total)?;
+        }
+        r += 1;
+    }
+    if cross.column_totals.is_some() || (n == 1 && cross.grand_total.is_some()) {
+        ws.write_string_with_format(r, 0, w.total, &head)?;
+        for k in 1..first_col {
+            ws.write_string_with_format(r, k, "", &head)?;
+        }
+        if let Some(totals) = &cross.column_totals {
+            for (c, value) in totals.iter().enumerate() {
+                put(ws, r, first_col + c as u16, *value, &total)?;
+            }
+            if let Some(g) = cross.grand_total {
+                put(ws, r, total_col, g, &total)?;
+            }
+        } else if let Some(g) = cross.grand_total {
+            put(ws, r, first_col, g, &total)?;
+        }
+        r += 1;
+    }
+    r += 1;
+    ws.write_string(r, 0, w.suppressed_text(&v.p.suppressed_marker))?;
+    ws.write_string(r + 1, 0, w.excel_sum_note)?;
+    if cross.row_totals.is_some() || cross.column_totals.is_some() || cross.grand_total.is_some() {
+        ws.write_string(r + 2, 0, w.totals_note)?;
+    }
+    ws.write_string_with_format(r + 4, 0, v.w.methodology, &bold)?;
+    ws.write_string(r + 5, 0, w.margin_text)?;
+    for k in 0..first_col {
+        ws.set_column_width(k, 16)?;
+    }
+    for c in 0..=cross.columns.len() as u16 {
+        ws.set_column_width(first_col + c, 11)?;
+    }
+    ws.set_freeze_panes(top + 1, first_col)?;
+    Ok(())
+}
+
+fn methodology(ws: &mut Worksheet, v: &View) -> Result<(), XlsxError> {
+    let head = Format::new()
+        .set_bold()
+        .set_border(FormatBorder::Thin)
+        .set_background_color("#E8EEF7");
+    let wrap = Format::new().set_text_wrap().set_border(FormatBorder::Thin);
+    let title = Format::new().set_bold().set_font_size(13);
+    ws.write_string_with_format(0, 0, v.w.methodology, &title)?;
+    ws.write_string_with_format(2, 0, v.w.item, &head)?;
+    ws.write_string_with_format(2, 1, v.w.content, &head)?;
+    for (i, (k, text)) in v.methodology().iter().enumerate() {
+        let r = 3 + i as u32;
+        ws.write_string_with_format(r, 0, k, &wrap)?;
+        ws.write_string_with_format(r, 1, text, &wrap)?;
+    }
+    ws.set_column_width(0, 28)?;
+    ws.set_column_width(1, 100)?;
+    Ok(())
+}

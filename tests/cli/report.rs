@@ -1,0 +1,313 @@
+//! The reader's outputs: the workbook (read back with calamine), `report.html` (rendered by
+//! headless Chromium and compared with the CSV files), `safestat report`, the byte-order mark,
+//! and the labels' validation.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+
+use crate::common::*;
+
+const DIR: &str = "releases/disung-2024";
+
+fn released() -> Scratch {
+    let s = sample();
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    s
+}
+
+/// A table's CSV values by its category labels joined with `|` (`None`: suppressed).
+fn csv_values(s: &Scratch, table: &str) -> Vec<(Vec<String>, Option<i64>)> {
+    let path = s.path(&format!("{DIR}/{table}.csv"));
+    let text = fs::read_to_string(&path).unwrap();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let n = r.headers().unwrap().len() - 3;
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let cats = (0..n).map(|i| rec[i].to_string()).collect();
+            (cats, rec[n].parse().ok())
+        })
+        .collect()
+}
+
+/// A sheet as text cells, by row and column.
+fn sheet(s: &Scratch, name: &str) -> Vec<Vec<String>> {
+    let bytes = fs::read(s.path(&format!("{DIR}/disung-2024.xlsx"))).unwrap();
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let range = wb.worksheet_range(name).unwrap();
+    range
+        .rows()
+        .map(|row| {
+            row.iter()
+                .map(|c| match c {
+                    Data::Float(f) => format!("{}", *f as i64),
+                    Data::Int(i) => i.to_string(),
+                    Data::String(s) => s.clone(),
+                    Data::Empty => String::new(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
+    let s = released();
+    let m = manifest(&s.path(DIR));
+    let outputs: Vec<&str> = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert!(outputs.contains(&"disung-2024.xlsx") && outputs.contains(&"report.html"));
+    assert_eq!(m["manifest_format"], 4);
+    assert_eq!(m["presentation"]["language"], "ko");
+    s.run(&["audit", DIR]).expect_code(0);
+
+    let bytes = fs::read(s.path(&format!("{DIR}/disung-2024.xlsx"))).unwrap();
+    let wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let names = wb.sheet_names();
+    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names[8], "작성 방법");
+
+    // gender x age: Hangul labels round-trip; rows are genders, columns ages, totals (계)
+    // from the gender and age tables of the same group.
+    let g = sheet(&s, "victims_by_gender_age");
+    assert_eq!(g[0][0], "성별·연령대별 피해자 수");
+    assert!(
+        g[1][0].contains("단위: 명") && g[1][0].contains("±"),
+        "{:?}",
+        g[1]
+    );
+    assert_eq!(
+        g[3],
+        [
+            "성별",
+            "10세 미만",
+            "10대",
+            "20대",
+            "30대",
+            "40대",
+            "50대 이상",
+            "미상",
+            "계"
+        ]
+    );
+    let values = csv_values(&s, "victims_by_gender_age");
+    let ages = ["under_10", "10s", "20s", "30s", "40s", "50_plus", "unknown"];
+    for (r, (gender, label)) in [("female", "여성"), ("male", "남성")].iter().enumerate() {
+        let row = &g[4 + r];
+        assert_eq!(row[0], *label);
+        for (c, age) in ages.iter().enumerate() {
+            let v = values
+                .iter()
+                .find(|(k, _)| k[0] == *gender && k[1] == *age)
+                .unwrap()
+                .1;
+            assert_eq!(row[1 + c], v.map_or("x".to_string(), |v| v.to_string()));
+        }
+    }
+    let by_gender = csv_values(&s, "victims_by_gender");
+    assert_eq!(g[4][8], by_gender[0].1.unwrap().to_string());
+    assert_eq!(g[5][8], by_gender[1].1.unwrap().to_string());
+    assert_eq!(g[6][0], "계");
+    let by_age = csv_values(&s, "victims_by_age");
+    for (c, (_, v)) in by_age.iter().enumerate() {
+        assert_eq!(g[6][1 + c], v.unwrap().to_string());
+    }
+
+    // region x age has suppressed cells: the marker, never a number or an empty cell.
+    let ra = sheet(&s, "victims_by_region_age");
+    let values = csv_values(&s, "victims_by_region_age");
+    let suppressed = values.iter().filter(|(_, v)| v.is_none()).count();
+    assert!(suppressed > 0);
+    let markers: usize = ra[4..4 + 17]
+        .iter()
+        .map(|row| row[1..8].iter().filter(|c| *c == "x").count())
+        .sum();
+    assert_eq!(markers, suppressed);
+    assert!(
+        ra.iter()
+            .flatten()
+            .any(|c| c.starts_with("x: 잡음을 더한 값이"))
+    );
+
+    // The methodology sheet, from the manifest.
+    let method = sheet(&s, "작성 방법");
+    let text: String = method
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    for part in [
+        "보호 단위",
+        "victim_id",
+        "차분 프라이버시",
+        "오차 범위의 뜻",
+        "보호 단위당 최대 4건, 칸당 1건",
+        "각 값은 [0, 200]로 제한",
+        "자료에서 강제함",
+        "신고된 값",
+        "프라이버시 예산",
+        "남은 예산 0.6150",
+    ] {
+        assert!(text.contains(part), "lacks {part}: {text}");
+    }
+}
+
+#[test]
+fn report_remakes_the_same_bytes_from_the_folder_alone() {
+    let s = released();
+    // Without the raw data: `report` reads only the folder.
+    fs::remove_dir_all(s.path("data")).unwrap();
+    let html = s.path(&format!("{DIR}/report.html"));
+    let xlsx = s.path(&format!("{DIR}/disung-2024.xlsx"));
+    let (html_sha, xlsx_sha) = (sha256(&html), sha256(&xlsx));
+    s.run(&["report", DIR])
+        .expect_code(0)
+        .stdout_has(&["report.html: unchanged (matches the manifest)"]);
+    fs::remove_file(&html).unwrap();
+    fs::remove_file(&xlsx).unwrap();
+    s.run(&["report", DIR])
+        .expect_code(0)
+        .stdout_has(&["report.html: written", "disung-2024.xlsx: written"]);
+    assert_eq!((sha256(&html), sha256(&xlsx)), (html_sha.clone(), xlsx_sha));
+    s.run(&["audit", DIR]).expect_code(0);
+    // Elsewhere, with --out.
+    s.run(&["report", DIR, "--out", "copy"]).expect_code(0);
+    assert_eq!(sha256(&s.path("copy/report.html")), html_sha);
+    // A table edited after publication: what it would make differs from what was published.
+    let csv = s.path(&format!("{DIR}/victims_by_gender.csv"));
+    let text = fs::read_to_string(&csv).unwrap();
+    let edited = text.replacen(",published,", "1,published,", 1);
+    fs::write(&csv, edited).unwrap();
+    s.run(&["report", DIR])
+        .expect_code(2)
+        .stderr_has(&["would differ from the one its manifest lists"]);
+    s.run(&["report", "nowhere"]).expect_code(2);
+}
+
+#[test]
+fn csv_bom_writes_a_byte_order_mark_and_nothing_else_changes() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(&policy, "# csv_bom = true ", "csv_bom = true   "),
+    );
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let bytes = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFgender,value,status,moe95\n"));
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["report", DIR]).expect_code(0);
+}
+
+#[test]
+fn labels_and_publication_fields_are_validated() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let bad = replace_once(&policy, "language = \"ko\"", "language = \"kr\"");
+    let bad = replace_once(&bad, "[labels.region]", "[labels.regoin]");
+    let bad = replace_once(&bad, "seoul = \"서울\"", "soul = \"서울\"");
+    let bad = replace_once(
+        &bad,
+        "suppressed_marker = \"x\"",
+        "suppressed_marker = \"0\"",
+    );
+    s.write(SAMPLE_POLICY, &bad);
+    s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
+        "[publication] field `language`: `kr` is not a language safestat writes; use `ko` or `en`",
+        "[labels.regoin]: `regoin` is not a dimension with declared [categories]; did you mean `region`?",
+        "[publication] field `suppressed_marker`: `0` must be visible text",
+    ]);
+    let bad = replace_once(&policy, "seoul = \"서울\"", "soul = \"서울\"");
+    s.write(SAMPLE_POLICY, &bad);
+    s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
+        "[labels.region] field `categories`: `soul` is not a declared category of `region`; did you mean `seoul`?",
+    ]);
+}
+
+/// Headless Chromium (Debian's `chromium`; `.ci/run` installs it) with a fresh profile.
+fn chromium(args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("Debian's `chromium` is needed for this test: apt-get install -y chromium (.ci/run installs it)")
+}
+
+#[test]
+fn the_report_renders_in_a_browser_with_the_csvs_numbers() {
+    let s = released();
+    let url = format!("file://{}", s.path(&format!("{DIR}/report.html")).display());
+    let dom = chromium(&["--dump-dom", &url]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    let m = manifest(&s.path(DIR));
+    for table in m["tables"].as_array().unwrap() {
+        let name = table["name"].as_str().unwrap();
+        let start = dom
+            .find(&format!("<section class=\"table\" id=\"{name}\">"))
+            .unwrap_or_else(|| panic!("no section for {name}"));
+        let section = &dom[start..start + dom[start..].find("</section>").unwrap()];
+        // One chart per table, one bar or marker per cell.
+        assert_eq!(section.matches("<svg").count(), 1, "{name}");
+        let values = csv_values(&s, name);
+        assert_eq!(
+            section.matches("class=\"bar").count(),
+            values.len(),
+            "{name}"
+        );
+        // The cross-table's cells, in order, are the CSV's values (totals aside).
+        let table_html = &section[section.find("<table class=\"cross\">").unwrap()..];
+        let cells: Vec<Option<i64>> = table_html
+            .split("<td class=\"v")
+            .skip(1)
+            .filter(|c| !c.starts_with(" total") && !c.starts_with(" suppressed total"))
+            .map(|c| {
+                let at = c.find("data-value=\"").unwrap() + 12;
+                c[at..at + c[at..].find('"').unwrap()].parse().ok()
+            })
+            .collect();
+        let expected: Vec<Option<i64>> = values.iter().map(|(_, v)| *v).collect();
+        assert_eq!(cells, expected, "{name}");
+    }
+    assert!(dom.contains("<h2>작성 방법</h2>") && dom.contains("남은 예산"));
+    // And a screenshot of it.
+    let shot = s.path("report.png");
+    let out = chromium(&[
+        "--window-size=1000,1400",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}
