@@ -17,8 +17,8 @@ use crate::ledger::transaction::{self, Begun, Charged, Request};
 use crate::ledger::{SourceRead, TableCharge};
 use crate::output::{
     self, Bounds, ConsistencyGroup, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger,
-    ManifestRelease, PolicyEntry, PublishedTable, RngInfo, SensitivityEntry, Suppression,
-    TableEntry, ToolInfo, TotalCost,
+    ManifestRelease, PolicyEntry, PublishedTable, Reliability, RngInfo, SensitivityEntry,
+    Suppression, TableEntry, ToolInfo, TotalCost,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
@@ -280,7 +280,33 @@ fn draw_tables(
             cells: &cells,
             margin_of_error: moe,
             confidence: t.confidence,
+            // A sum's flag must come from a noisy count of its contributors, never from the
+            // noisy sum alone; that count is not measured, so sums are not flagged.
+            unreliable_above: match t.statistic {
+                Statistic::Sum { .. } => None,
+                _ => Some(plan.presentation.unreliable_above),
+            },
         };
+        let reliability = Reliability {
+            rule: match table.unreliable_above {
+                Some(share) => format!(
+                    "a published cell whose margin of error is above {share} times its value is flagged `unreliable`"
+                ),
+                None => "not flagged: a sum's reliability must be judged on a noisy count of its contributors, which this release does not measure".into(),
+            },
+            unreliable_above: table.unreliable_above,
+            cells_flagged: table.flagged(),
+            cells_published: cells.len() - suppressed,
+        };
+        if reliability.cells_flagged > 0 {
+            summary.notes.push(format!(
+                "reliability: `{}`: {} of {} published cells have a margin of error (±{moe}) above {}% of their value; flagged `unreliable` in every output",
+                t.name,
+                reliability.cells_flagged,
+                reliability.cells_published,
+                plan.presentation.unreliable_above * 100.0
+            ));
+        }
         let mut names = vec![format!("{}.csv", t.name)];
         let mut csv = table.to_csv();
         if plan.presentation.csv_bom {
@@ -308,7 +334,7 @@ fn draw_tables(
                 t.name
             ));
         }
-        summary.entries.push(table_entry(
+        let mut entry = table_entry(
             plan,
             t,
             m,
@@ -317,7 +343,9 @@ fn draw_tables(
             (cells.len(), suppressed),
             moe,
             group,
-        ));
+        );
+        entry.reliability = Some(reliability);
+        summary.entries.push(entry);
     }
     for a in &applied {
         let names: Vec<&str> = a
@@ -553,6 +581,7 @@ fn table_entry(
             decided_on: "noisy values".into(),
             cells_suppressed: suppressed,
         },
+        reliability: None,
     }
 }
 

@@ -144,6 +144,19 @@ pub struct TableEntry {
     pub consistency_group: Option<usize>,
     pub post_processing: Vec<String>,
     pub suppression: Suppression,
+    /// Which published cells are flagged `unreliable`, and how many (format 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reliability: Option<Reliability>,
+}
+
+/// The reliability flag of a table's cells.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reliability {
+    pub rule: String,
+    /// `None` for a sum: its flags need a noisy count of contributors, which is not measured.
+    pub unreliable_above: Option<f64>,
+    pub cells_flagged: usize,
+    pub cells_published: usize,
 }
 
 /// Tables of the same input, statistic and bounds, estimated as one integer union table (or

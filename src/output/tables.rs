@@ -14,6 +14,15 @@ pub struct PublishedTable<'a> {
     pub cells: &'a [Cell],
     pub margin_of_error: i64,
     pub confidence: f64,
+    /// Flag a cell `unreliable` when the margin is above this share of its published value;
+    /// `None` flags nothing (sums, whose flags need a noisy count of contributors).
+    pub unreliable_above: Option<f64>,
+}
+
+/// Whether a published `value` with margin of error `moe` is unreliable at `share`: its margin is
+/// above that share of it. A function of published numbers only.
+pub fn unreliable(value: i64, moe: i64, share: f64) -> bool {
+    moe as f64 > share * value as f64
 }
 
 /// The margin-of-error column's name for a confidence: `moe95` for 0.95, `moe97.5` for 0.975.
@@ -24,17 +33,38 @@ pub fn moe_column(confidence: f64) -> String {
 }
 
 impl PublishedTable<'_> {
-    /// `<dims...>,value,status,moeNN`; one row per declared cell in category order.
+    /// `unreliable` for a flagged cell, else empty.
+    pub fn flag(&self, cell: &Cell) -> &'static str {
+        match (cell.value, self.unreliable_above) {
+            (Some(v), Some(share)) if unreliable(v, self.margin_of_error, share) => "unreliable",
+            _ => "",
+        }
+    }
+
+    /// How many published cells are flagged.
+    pub fn flagged(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|c| !self.flag(c).is_empty())
+            .count()
+    }
+
+    /// `<dims...>,value,status,moeNN,flag`; one row per declared cell in category order.
     pub fn to_csv(&self) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
         let moe = self.margin_of_error.to_string();
         let mut header: Vec<String> = self.dimensions.iter().map(|d| d.to_string()).collect();
-        header.extend(["value".into(), "status".into(), moe_column(self.confidence)]);
+        header.extend([
+            "value".into(),
+            "status".into(),
+            moe_column(self.confidence),
+            "flag".into(),
+        ]);
         w.write_record(&header).expect("writing to memory");
         for (i, cell) in self.cells.iter().enumerate() {
             let value = cell.value.map(|v| v.to_string()).unwrap_or_default();
             let mut row = self.labels(i);
-            row.extend([value.as_str(), cell.status(), moe.as_str()]);
+            row.extend([value.as_str(), cell.status(), moe.as_str(), self.flag(cell)]);
             w.write_record(&row).expect("writing to memory");
         }
         w.into_inner().expect("writing to memory")
@@ -56,7 +86,7 @@ impl PublishedTable<'_> {
     pub fn to_json(&self) -> Vec<u8> {
         let moe_name = moe_column(self.confidence);
         let mut columns: Vec<&str> = self.dimensions.clone();
-        columns.extend(["value", "status", &moe_name]);
+        columns.extend(["value", "status", &moe_name, "flag"]);
         let rows: Vec<serde_json::Value> = self
             .cells
             .iter()
@@ -67,6 +97,7 @@ impl PublishedTable<'_> {
                 row.push(cell.value.map_or(serde_json::Value::Null, Into::into));
                 row.push(cell.status().into());
                 row.push(self.margin_of_error.into());
+                row.push(self.flag(cell).into());
                 serde_json::Value::Array(row)
             })
             .collect();
@@ -104,17 +135,18 @@ mod tests {
             cells: &cells,
             margin_of_error: 7,
             confidence: 0.95,
+            unreliable_above: Some(0.5),
         };
         let text = String::from_utf8(t.to_csv()).unwrap();
         assert_eq!(
             text,
-            "a,b,value,status,moe95\nf,x,0,published,7\nf,y,10,published,7\nf,z,20,published,7\n\
-             m,x,30,published,7\nm,y,,suppressed,7\nm,z,50,published,7\n"
+            "a,b,value,status,moe95,flag\nf,x,0,published,7,unreliable\nf,y,10,published,7,unreliable\n\
+             f,z,20,published,7,\nm,x,30,published,7,\nm,y,,suppressed,7,\nm,z,50,published,7,\n"
         );
         let json: serde_json::Value = serde_json::from_slice(&t.to_json()).unwrap();
         assert_eq!(
             json["rows"][4],
-            serde_json::json!(["m", "y", null, "suppressed", 7])
+            serde_json::json!(["m", "y", null, "suppressed", 7, ""])
         );
     }
 }

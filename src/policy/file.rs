@@ -64,6 +64,8 @@ pub struct PublicationSection {
     pub language: Option<String>,
     pub suppressed_marker: Option<String>,
     pub csv_bom: Option<bool>,
+    /// Flag a count's cell when its margin of error is above this share of its value.
+    pub unreliable_above: Option<f64>,
 }
 
 /// `[labels.<dimension>]`: `label = "..."` and `categories = { code = "label", ... }`.

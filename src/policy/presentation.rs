@@ -28,6 +28,10 @@ pub struct Presentation {
     pub suppressed_marker: String,
     /// Whether the CSV files start with a UTF-8 byte-order mark (for Excel).
     pub csv_bom: bool,
+    /// A count's cell is flagged `unreliable` when its margin of error is above this share of
+    /// its published value (default 0.5).
+    #[serde(default = "default_unreliable_above")]
+    pub unreliable_above: f64,
     /// Per dimension (by column name), its label and its categories' labels.
     #[serde(default)]
     pub dimensions: BTreeMap<String, DimensionLabels>,
@@ -42,10 +46,15 @@ impl Default for Presentation {
             language: "en".to_string(),
             suppressed_marker: "x".to_string(),
             csv_bom: false,
+            unreliable_above: default_unreliable_above(),
             dimensions: BTreeMap::new(),
             tables: BTreeMap::new(),
         }
     }
+}
+
+fn default_unreliable_above() -> f64 {
+    0.5
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,6 +114,7 @@ pub(super) fn presentation_sections(
         language,
         suppressed_marker,
         csv_bom,
+        unreliable_above,
     } = publication;
     let mut p = Presentation::default();
     if let Some(l) = language {
@@ -131,6 +141,14 @@ pub(super) fn presentation_sections(
         }
     }
     p.csv_bom = csv_bom.unwrap_or(false);
+    match unreliable_above {
+        Some(share) if !(share.is_finite() && share > 0.0) => problems.add(
+            "[publication] field `unreliable_above`",
+            format!("must be a positive share of the value (0.5 flags a margin above half the value), not `{share}`"),
+        ),
+        Some(share) => p.unreliable_above = share,
+        None => {}
+    }
     for (name, section) in labels {
         let name = nfc(name);
         let at = format!("[labels.{name}]");

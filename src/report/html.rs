@@ -28,7 +28,7 @@ pub fn thousands(v: i64) -> String {
     if v < 0 { format!("-{out}") } else { out }
 }
 
-const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v{text-align:right}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
+const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
 
 pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec<u8> {
     let m = v.manifest;
@@ -65,6 +65,13 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
         h.push_str(&chart(v, t));
         let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
         h.push_str(&cross_table(v, t, cross));
+        if t.flags.iter().any(|&f| f) {
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">{}</p>",
+                esc(&w.unreliable_text("†", v.p.unreliable_above))
+            );
+        }
         let _ = writeln!(
             h,
             "<p class=\"note\">{}</p>",
@@ -168,6 +175,10 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
     let dims = &t.entry.dimensions;
     let n = dims.len();
     let cell = |value: Option<i64>, class: &str| match value {
+        Some(x) if class == " unreliable" => format!(
+            "<td class=\"v unreliable\" data-value=\"{x}\">{}<sup>†</sup></td>",
+            thousands(x)
+        ),
         Some(x) => format!(
             "<td class=\"v{class}\" data-value=\"{x}\">{}</td>",
             thousands(x)
@@ -209,8 +220,8 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
         for (k, c) in row.iter().enumerate() {
             let _ = write!(s, "<th>{}</th>", esc(&v.category(&dims[k], c)));
         }
-        for value in &cross.values[i] {
-            s.push_str(&cell(*value, ""));
+        for (value, &flag) in cross.values[i].iter().zip(&cross.flags[i]) {
+            s.push_str(&cell(*value, if flag { " unreliable" } else { "" }));
         }
         if let Some(totals) = &cross.row_totals {
             s.push_str(&cell(totals[i], " total"));

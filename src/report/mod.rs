@@ -36,6 +36,8 @@ pub struct Table<'a> {
     /// Each dimension's categories, in declared order.
     pub categories: Vec<Vec<String>>,
     pub values: Vec<Option<i64>>,
+    /// Per cell, whether the release flagged it `unreliable` (its `flag` column).
+    pub flags: Vec<bool>,
 }
 
 impl Table<'_> {
@@ -75,9 +77,11 @@ fn read_table<'a>(
     let mut reader = csv::Reader::from_reader(bytes);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let dims = entry.dimensions.len();
-    if header.len() != dims + 3 || header.get(dims) != Some("value") {
+    // Format 4 adds the `flag` column.
+    let has_flag = header.len() == dims + 4 && header.get(dims + 3) == Some("flag");
+    if !(header.len() == dims + 3 || has_flag) || header.get(dims) != Some("value") {
         return Err(bad(format!(
-            "its header is not `{}value,status,moe..`",
+            "its header is not `{}value,status,moe..,flag`",
             entry
                 .dimensions
                 .iter()
@@ -87,6 +91,7 @@ fn read_table<'a>(
     }
     let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
     let mut values = Vec::new();
+    let mut flags = Vec::new();
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(e.to_string()))?;
         for (k, cats) in categories.iter_mut().enumerate() {
@@ -109,6 +114,7 @@ fn read_table<'a>(
             }
         };
         values.push(value);
+        flags.push(has_flag && &record[dims + 3] == "unreliable");
     }
     let cells: usize = categories.iter().map(Vec::len).product();
     if cells != values.len() || cells != entry.cells {
@@ -122,6 +128,7 @@ fn read_table<'a>(
         entry,
         categories,
         values,
+        flags,
     })
 }
 
@@ -157,6 +164,8 @@ pub struct Cross {
     /// none).
     pub columns: Vec<String>,
     pub values: Vec<Vec<Option<i64>>>,
+    /// Per cell, whether it is flagged `unreliable`.
+    pub flags: Vec<Vec<bool>>,
     /// The total of each row (the margin without the last dimension), if published.
     pub row_totals: Option<Vec<Option<i64>>>,
     /// The total of each column, and the grand total, if published.
@@ -213,6 +222,9 @@ impl Cross {
         let values: Vec<Vec<Option<i64>>> = (0..row_cats.len())
             .map(|r| (0..ncol).map(|c| table.values[r * ncol + c]).collect())
             .collect();
+        let flags: Vec<Vec<bool>> = (0..row_cats.len())
+            .map(|r| (0..ncol).map(|c| table.flags[r * ncol + c]).collect())
+            .collect();
         let (mut row_totals, mut column_totals, mut grand_total) = (None, None, None);
         if n >= 1 {
             let whole = margin(tables, group, &[]).map(|t| t.values[0]);
@@ -237,6 +249,7 @@ impl Cross {
             rows: row_cats,
             columns,
             values,
+            flags,
             row_totals,
             column_totals,
             grand_total,

@@ -77,6 +77,19 @@ impl Words {
         if p.korean() { &KO } else { &EN }
     }
 
+    pub fn unreliable_text(&self, mark: &str, share: f64) -> String {
+        let pct = share * 100.0;
+        if self.korean {
+            format!(
+                "{mark}: 오차 범위가 공표 값의 {pct}%보다 커서 신뢰도가 낮은 값입니다. 해석에 주의하십시오."
+            )
+        } else {
+            format!(
+                "{mark}: the margin of error is above {pct}% of the published value: read with care."
+            )
+        }
+    }
+
     pub fn suppressed_text(&self, marker: &str) -> String {
         if self.korean {
             format!(

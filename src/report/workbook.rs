@@ -89,6 +89,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         .set_num_format("#,##0")
         .set_border(FormatBorder::Thin);
     let total = num.clone().set_bold().set_background_color("#F3F3F3");
+    let flagged = num.clone().set_italic().set_background_color("#FFF2CC");
     let marker = Format::new()
         .set_align(FormatAlign::Right)
         .set_border(FormatBorder::Thin);
@@ -147,7 +148,8 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
             ws.write_string_with_format(r, k as u16, v.category(&dims[k], cat), &label)?;
         }
         for (c, value) in cross.values[i].iter().enumerate() {
-            put(ws, r, first_col + c as u16, *value, &num)?;
+            let f = if cross.flags[i][c] { &flagged } else { &num };
+            put(ws, r, first_col + c as u16, *value, f)?;
         }
         if let Some(totals) = &cross.row_totals {
             put(ws, r, total_col, totals[i], &total)?;
@@ -174,11 +176,22 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     r += 1;
     ws.write_string(r, 0, w.suppressed_text(&v.p.suppressed_marker))?;
     ws.write_string(r + 1, 0, w.excel_sum_note)?;
-    if cross.row_totals.is_some() || cross.column_totals.is_some() || cross.grand_total.is_some() {
-        ws.write_string(r + 2, 0, w.totals_note)?;
+    r += 2;
+    if cross.flags.iter().flatten().any(|&f| f) {
+        let mark = if w.korean {
+            "노란 기울임 칸"
+        } else {
+            "Yellow italic cells"
+        };
+        ws.write_string(r, 0, w.unreliable_text(mark, v.p.unreliable_above))?;
+        r += 1;
     }
-    ws.write_string_with_format(r + 4, 0, v.w.methodology, &bold)?;
-    ws.write_string(r + 5, 0, w.margin_text)?;
+    if cross.row_totals.is_some() || cross.column_totals.is_some() || cross.grand_total.is_some() {
+        ws.write_string(r, 0, w.totals_note)?;
+        r += 1;
+    }
+    ws.write_string_with_format(r + 1, 0, v.w.methodology, &bold)?;
+    ws.write_string(r + 2, 0, w.margin_text)?;
     for k in 0..first_col {
         ws.set_column_width(k, 16)?;
     }

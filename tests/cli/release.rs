@@ -170,7 +170,7 @@ fn json_output_on_request() {
         serde_json::from_slice(&fs::read(s.path("rel/by_kind.json")).unwrap()).unwrap();
     assert_eq!(
         doc["columns"],
-        serde_json::json!(["kind", "value", "status", "moe95"])
+        serde_json::json!(["kind", "value", "status", "moe95", "flag"])
     );
     assert_eq!(doc["rows"].as_array().unwrap().len(), 3);
     assert_eq!(

@@ -22,7 +22,7 @@ fn csv_values(s: &Scratch, table: &str) -> Vec<(Vec<String>, Option<i64>)> {
     let text = fs::read_to_string(&path).unwrap();
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut r = csv::Reader::from_reader(text.as_bytes());
-    let n = r.headers().unwrap().len() - 3;
+    let n = r.headers().unwrap().len() - 4;
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
@@ -202,7 +202,7 @@ fn csv_bom_writes_a_byte_order_mark_and_nothing_else_changes() {
     );
     s.run(&["release", SAMPLE_POLICY]).expect_code(0);
     let bytes = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
-    assert!(bytes.starts_with(b"\xEF\xBB\xBFgender,value,status,moe95\n"));
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFgender,value,status,moe95,flag\n"));
     s.run(&["audit", DIR]).expect_code(0);
     s.run(&["report", DIR]).expect_code(0);
 }
@@ -310,4 +310,91 @@ fn the_report_renders_in_a_browser_with_the_csvs_numbers() {
         "{} bytes",
         png.len()
     );
+}
+
+#[test]
+fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output() {
+    let s = sample();
+    let run = s.run(&["release", SAMPLE_POLICY, "--json"]);
+    run.expect_code(0);
+    let m = manifest(&s.path(DIR));
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let mut flagged_total = 0;
+    for table in m["tables"].as_array().unwrap() {
+        let name = table["name"].as_str().unwrap();
+        let moe = table["margin_of_error"].as_i64().unwrap();
+        let rows = read_csv(&s.path(&format!("{DIR}/{name}.csv")));
+        let sum = table["statistic"] == "sum";
+        let mut flagged = 0;
+        for row in &rows {
+            // The flag is a function of the published value and margin only (never of an
+            // exact value), and sums are never flagged on their noisy value alone.
+            let expect = match row["value"].parse::<i64>() {
+                Ok(v) if !sum => (moe as f64) > 0.5 * v as f64,
+                _ => false,
+            };
+            assert_eq!(row["flag"] == "unreliable", expect, "{name} {row:?}");
+            flagged += usize::from(expect);
+        }
+        let r = &table["reliability"];
+        assert_eq!(r["cells_flagged"], flagged, "{name}");
+        if sum {
+            assert!(r["unreliable_above"].is_null());
+            assert!(
+                r["rule"]
+                    .as_str()
+                    .unwrap()
+                    .contains("noisy count of its contributors")
+            );
+        }
+        // The JSON carries the same flags.
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(s.path(&format!("{DIR}/{name}.json"))).unwrap())
+                .unwrap();
+        let json_flags = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r.as_array().unwrap().last().unwrap() == "unreliable")
+            .count();
+        assert_eq!(json_flags, flagged, "{name}");
+        // The report marks them, in that table's section.
+        let start = html.find(&format!("id=\"{name}\"")).unwrap();
+        let section = &html[start..start + html[start..].find("</section>").unwrap()];
+        assert_eq!(
+            section.matches("class=\"v unreliable\"").count(),
+            flagged,
+            "{name}"
+        );
+        if flagged > 0 {
+            run.stdout_has(&[&format!(
+                "reliability: `{name}`: {flagged} of {} published cells have a margin of error",
+                table["cells"].as_u64().unwrap()
+                    - table["suppression"]["cells_suppressed"].as_u64().unwrap()
+            )]);
+            assert!(section.contains("오차 범위가 공표 값의 50%보다 커서"));
+        }
+        flagged_total += flagged;
+    }
+    // With margins of ±6 and suppression below 10, the small region x age cells are flagged.
+    assert!(flagged_total > 0);
+    let ra = sheet(&s, "victims_by_region_age");
+    assert!(
+        ra.iter()
+            .flatten()
+            .any(|c| c.starts_with("노란 기울임 칸: 오차 범위가"))
+    );
+    // The share is validated.
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(
+            &policy,
+            "suppressed_marker = \"x\"",
+            "unreliable_above = -1",
+        ),
+    );
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["[publication] field `unreliable_above`: must be a positive share"]);
 }
