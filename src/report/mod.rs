@@ -337,12 +337,13 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             .map(|[lo, hi]| w.clamped(lo, hi))
             .unwrap_or_default();
         let cost = &t.privacy_cost;
+        // A zCDP cost also as (ε, δ), by opendp's conversion, at the budget's δ or 10^-6.
+        let delta = m.ledger.budget.delta.unwrap_or(REPORT_DELTA);
         let cost_text = match (cost.rho, cost.epsilon) {
-            (Some(rho), eps) => format!(
-                "rho = {rho:.4}{}",
-                eps.map(|e| format!(" (ε = {e:.4}, δ = {:e})", cost.delta))
-                    .unwrap_or_default()
-            ),
+            (Some(rho), _) => match crate::privacy::epsilon_at(rho, delta) {
+                Ok(e) => format!("rho = {rho:.4} (ε = {e:.4}, δ = {delta:e})"),
+                Err(_) => format!("rho = {rho:.4}"),
+            },
             (None, Some(e)) => format!("ε = {e:.4} (δ = 0)"),
             (None, None) => String::new(),
         };
@@ -391,6 +392,9 @@ pub fn render(
 }
 
 pub const REPORT_HTML: &str = "report.html";
+
+/// The δ at which zCDP costs are also shown as (ε, δ) when the budget states none.
+pub const REPORT_DELTA: f64 = 1e-6;
 
 /// `<release id>.xlsx`.
 pub fn workbook_name(manifest: &Manifest) -> String {

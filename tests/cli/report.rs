@@ -155,6 +155,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         "신고된 값",
         "프라이버시 예산",
         "남은 예산 0.6150",
+        "rho = 0.0500 (ε = 1.4716, δ = 1e-6)",
     ] {
         assert!(text.contains(part), "lacks {part}: {text}");
     }
