@@ -32,6 +32,13 @@ pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<(), Error> {
     for (name, bytes) in made {
         let file = target.join(&name);
         let listed = manifest.outputs.iter().find(|o| o.path == name);
+        if out.is_none() && listed.is_none() {
+            // An older release: a file its manifest does not list would fail its audit.
+            return Err(Error::Usage(format!(
+                "the manifest of `{}` does not list `{name}` (a release made before workbooks and reports); nothing written: use --out DIR to write them elsewhere",
+                dir.display()
+            )));
+        }
         if out.is_none()
             && let Some(o) = listed
         {

@@ -19,6 +19,19 @@ pub struct PublishedTable<'a> {
     pub unreliable_above: Option<f64>,
 }
 
+/// The category of every dimension of cell `i`, cells stored first dimension slowest (the
+/// order of a table's CSV rows).
+pub fn cell_labels<C: AsRef<[String]>>(categories: &[C], i: usize) -> Vec<&str> {
+    let mut labels = vec![""; categories.len()];
+    let mut rest = i;
+    for (k, cats) in categories.iter().enumerate().rev() {
+        let cats = cats.as_ref();
+        labels[k] = &cats[rest % cats.len()];
+        rest /= cats.len();
+    }
+    labels
+}
+
 /// Whether a published `value` with margin of error `moe` is unreliable at `share`: its margin is
 /// above that share of it. A function of published numbers only.
 pub fn unreliable(value: i64, moe: i64, share: f64) -> bool {
@@ -70,15 +83,9 @@ impl PublishedTable<'_> {
         w.into_inner().expect("writing to memory")
     }
 
-    /// The category labels of cell `i` (cells are stored first dimension slowest).
+    /// The category labels of cell `i`.
     fn labels(&self, i: usize) -> Vec<&str> {
-        let mut labels = vec![""; self.categories.len()];
-        let mut rest = i;
-        for (k, cats) in self.categories.iter().enumerate().rev() {
-            labels[k] = &cats[rest % cats.len()];
-            rest /= cats.len();
-        }
-        labels
+        cell_labels(&self.categories, i)
     }
 
     /// The same table as JSON: `{"table", "columns", "rows": [[...], ...]}` with numbers as

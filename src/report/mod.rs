@@ -43,13 +43,7 @@ pub struct Table<'a> {
 impl Table<'_> {
     /// Cell `i`'s category of every dimension.
     pub fn labels(&self, i: usize) -> Vec<&str> {
-        let mut out = vec![""; self.categories.len()];
-        let mut rest = i;
-        for (k, cats) in self.categories.iter().enumerate().rev() {
-            out[k] = &cats[rest % cats.len()];
-            rest /= cats.len();
-        }
-        out
+        crate::output::cell_labels(&self.categories, i)
     }
 
     /// The value at these categories (one per dimension), if the table has that cell.

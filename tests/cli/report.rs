@@ -191,6 +191,23 @@ fn report_remakes_the_same_bytes_from_the_folder_alone() {
         .expect_code(2)
         .stderr_has(&["would differ from the one its manifest lists"]);
     s.run(&["report", "nowhere"]).expect_code(2);
+    // A release from before workbooks: its manifest lists neither file, so `report` will not
+    // put unlisted files into it (its audit would fail), but writes them elsewhere.
+    let m_path = s.path(&format!("{DIR}/manifest.json"));
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&m_path).unwrap()).unwrap();
+    fs::write(&csv, text).unwrap();
+    m["outputs"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["path"] != "report.html" && o["path"] != "disung-2024.xlsx");
+    fs::write(&m_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    fs::remove_file(&html).unwrap();
+    s.run(&["report", DIR])
+        .expect_code(2)
+        .stderr_has(&["does not list `disung-2024.xlsx`", "use --out DIR"]);
+    assert!(!html.exists());
+    s.run(&["report", DIR, "--out", "old"]).expect_code(0);
+    assert_eq!(sha256(&s.path("old/report.html")), html_sha);
 }
 
 #[test]

@@ -32,7 +32,7 @@
 //! number still gives each its own priority (without it, two identical rows would be kept or
 //! dropped together and the choice would not be uniform).
 
-use crate::policy::{Plan, Relation, Statistic};
+use crate::policy::{Bound, Plan, Relation, Statistic};
 
 /// Undeclared values of one dimension beyond this many are refused (map them in a `query`).
 pub const MAX_UNDECLARED: usize = 10_000;
@@ -248,8 +248,8 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
     } else {
         format!("{cells}, ")
     };
-    let (sql, shared_key) = match &table.statistic {
-        Statistic::CountUnits { max_cells_per_unit } => {
+    let (sql, shared_key) = match table.statistic.bound() {
+        Bound::Cells(max_cells_per_unit) => {
             let cell_text = codes
                 .iter()
                 .map(|c| format!(" || ',' || {c}"))
@@ -260,7 +260,7 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n)",
                 select.join(",\n         ")
             );
-            let sql = if *max_cells_per_unit == 1 {
+            let sql = if max_cells_per_unit == 1 {
                 // One cell per unit: the unit's lowest-priority row names it (rows of one cell
                 // share its priority), one sort instead of a DISTINCT and a window.
                 format!(
@@ -275,14 +275,9 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
             };
             (sql, false)
         }
-        Statistic::CountRows {
-            max_rows_per_unit,
-            max_rows_per_cell,
-        }
-        | Statistic::Sum {
-            max_rows_per_unit,
-            max_rows_per_cell,
-            ..
+        Bound::Rows {
+            per_unit: max_rows_per_unit,
+            per_cell: max_rows_per_cell,
         } => {
             let sum = match &table.statistic {
                 Statistic::Sum { column, lo, hi, .. } => {
