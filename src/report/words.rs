@@ -173,21 +173,60 @@ impl Words {
         total_after: f64,
         budget: &Budget,
     ) -> String {
-        let total = match unit {
-            "rho" => budget.rho,
-            _ => budget.epsilon,
+        // The budget in its own unit; an (ε, δ) budget is spent in rho and stated as it is
+        // written, without a remainder in rho (the ledger and `safestat budget` give it).
+        let (cap, remaining) = match (unit, budget.rho, budget.epsilon, budget.delta) {
+            ("rho", Some(r), _, _) => (format!("rho = {r}"), Some(r - total_after)),
+            ("rho", None, Some(e), Some(d)) => (format!("ε = {e}, δ = {d:e}"), None),
+            (_, _, Some(e), _) => (format!("ε = {e}"), Some(e - total_after)),
+            _ => ("?".to_string(), None),
         };
-        let remaining = total.map(|t| (t - total_after).max(0.0));
-        let cap = total.map_or("?".to_string(), |t| format!("{t}"));
-        let rem = remaining.map_or("?".to_string(), |r| format!("{r:.4}"));
+        let rem = remaining.map(|r| format!("{:.4}", r.max(0.0)));
         if self.korean {
+            let rem = rem.map(|r| format!("; 남은 예산 {r}")).unwrap_or_default();
             format!(
-                "이번 공표 {unit} = {charged:.4}; 이 자료의 누적 사용 {total_after:.4} / 전체 {cap}; 남은 예산 {rem}"
+                "이번 공표 {unit} = {charged:.4}; 이 자료의 누적 사용 {unit} = {total_after:.4} / 전체 {cap}{rem}"
             )
         } else {
+            let rem = rem.map(|r| format!("; remaining {r}")).unwrap_or_default();
             format!(
-                "this release {unit} = {charged:.4}; spent on this dataset {total_after:.4} of {cap}; remaining {rem}"
+                "this release {unit} = {charged:.4}; spent on this dataset {unit} = {total_after:.4} of {cap}{rem}"
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(epsilon: Option<f64>, rho: Option<f64>, delta: Option<f64>) -> Budget {
+        Budget {
+            epsilon,
+            rho,
+            delta,
+        }
+    }
+
+    #[test]
+    fn the_budget_is_stated_in_its_own_unit() {
+        let en = &EN;
+        assert_eq!(
+            en.budget_text("rho", 0.385, 0.385, &budget(None, Some(1.0), None)),
+            "this release rho = 0.3850; spent on this dataset rho = 0.3850 of rho = 1; remaining 0.6150"
+        );
+        assert_eq!(
+            en.budget_text("epsilon", 0.5, 2.5, &budget(Some(3.0), None, None)),
+            "this release epsilon = 0.5000; spent on this dataset epsilon = 2.5000 of ε = 3; remaining 0.5000"
+        );
+        // An (ε, δ) budget is spent in rho: no remainder in a unit the budget is not written in.
+        assert_eq!(
+            en.budget_text("rho", 0.1, 0.1, &budget(Some(4.0), None, Some(1e-7))),
+            "this release rho = 0.1000; spent on this dataset rho = 0.1000 of ε = 4, δ = 1e-7"
+        );
+        assert!(
+            KO.budget_text("rho", 0.1, 0.4, &budget(None, Some(1.0), None))
+                .ends_with("남은 예산 0.6000")
+        );
     }
 }
