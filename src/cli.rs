@@ -72,6 +72,10 @@ pub enum Command {
         /// Write them here instead of into the release folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Take the labels, titles, units and language from this policy of the same release
+        /// (needs --out).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Show spent and remaining budget per dataset.
     Budget {

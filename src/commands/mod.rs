@@ -45,7 +45,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             read: read.options(),
         }),
         Command::Sql { policy } => sql::run(&policy),
-        Command::Report { release_dir, out } => report::run(&release_dir, out),
+        Command::Report {
+            release_dir,
+            out,
+            policy,
+        } => report::run(&release_dir, out, policy),
         Command::Budget { ledger, json } => budget::run(ledger, json),
         Command::Audit {
             ledger,

@@ -1,7 +1,8 @@
 //! `safestat report RELEASE_DIR`: the workbook and `report.html` again, from a published folder's
 //! manifest and table CSVs (never the raw data). Into the release folder itself, a file the
 //! manifest lists must come out byte for byte as published (a missing one is restored); `--out`
-//! writes them anywhere else.
+//! writes them anywhere else, and `--policy` takes the labels, titles, units and language from a
+//! policy of the same release (to fix a label after publication; nothing is drawn or charged).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,18 +11,39 @@ use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::output::Manifest;
+use crate::policy;
 use crate::report;
 
-pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<(), Error> {
+pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result<(), Error> {
     let path = dir.join("manifest.json");
     let bytes = std::fs::read(&path)
         .map_err(|e| Error::Usage(format!("cannot read `{}`: {e}", path.display())))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Usage(format!(
             "`{}` is not a safestat manifest: {e}",
             path.display()
         ))
     })?;
+    if let Some(policy) = relabel {
+        // Labels, titles, units and language from a policy of the same release: display only.
+        if out.is_none() {
+            return Err(Error::Usage(
+                "--policy presents the release differently from its manifest, so its files cannot go into the release folder; add --out DIR".into(),
+            ));
+        }
+        let plan = policy::load(&policy)?;
+        if plan.release_id != manifest.release.id || plan.dataset != manifest.dataset {
+            return Err(Error::Usage(format!(
+                "policy `{}` is for release `{}` of `{}`, but the folder holds `{}` of `{}`",
+                policy.display(),
+                plan.release_id,
+                plan.dataset,
+                manifest.release.id,
+                manifest.dataset
+            )));
+        }
+        manifest.presentation = plan.presentation;
+    }
     let tables = report::read_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
     let made = report::render(&manifest, &tables)?;
     let target = out.clone().unwrap_or_else(|| dir.to_path_buf());

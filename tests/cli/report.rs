@@ -416,3 +416,49 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
         .expect_code(2)
         .stderr_has(&["[publication] field `unreliable_above`: must be a positive share"]);
 }
+
+#[test]
+fn a_label_fixed_after_publication_is_presented_without_a_new_release() {
+    let s = released();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(&policy, "unknown = \"미상\"", "unknown = \"연령 미상\""),
+    );
+    // The same release: nothing to draw, nothing to charge.
+    s.run(&["release", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["already released"]);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["add --out DIR"]);
+    s.run(&[
+        "report",
+        DIR,
+        "--policy",
+        SAMPLE_POLICY,
+        "--out",
+        "relabelled",
+    ])
+    .expect_code(0);
+    let html = fs::read_to_string(s.path("relabelled/report.html")).unwrap();
+    assert!(html.contains("연령 미상"));
+    let published = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    assert!(!published.contains("연령 미상"));
+    s.run(&["audit", DIR]).expect_code(0);
+    // A policy of another release is refused.
+    s.write(
+        "policies/other.toml",
+        &replace_once(&policy, "id = \"disung-2024\"", "id = \"disung-2025\""),
+    );
+    s.run(&[
+        "report",
+        DIR,
+        "--policy",
+        "policies/other.toml",
+        "--out",
+        "x",
+    ])
+    .expect_code(2)
+    .stderr_has(&["is for release `disung-2025`"]);
+}
