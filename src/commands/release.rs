@@ -91,7 +91,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     };
     console::notes(&charged.notes);
     // Only now, with the charge on disk: noise, then post-processing on noisy values only.
-    let (mut files, summary) = draw_tables(&plan, &mechanisms, &mut exact, args.json)?;
+    let (mut files, mut summary) = draw_tables(&plan, &mechanisms, &mut exact, args.json)?;
     drop(exact);
     let manifest = build_manifest(
         &plan,
@@ -102,17 +102,22 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.entries,
         summary.groups,
     )?;
-    // The workbook and the report, from the files about to be written (never the data).
+    // The workbook and the report, from the files about to be written (never the data). The
+    // release is paid for: if they cannot be made, the tables are published without them.
     let mut manifest = manifest;
-    let made = {
-        let tables = report::read_tables(&manifest, &|name| {
-            files
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| b.clone())
-        })?;
-        report::render(&manifest, &tables)?
-    };
+    let made = report::read_tables(&manifest, &|name| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+    })
+    .and_then(|tables| report::render(&manifest, &tables))
+    .unwrap_or_else(|e| {
+        summary.notes.push(format!(
+            "warning: the workbook and report.html could not be made ({e}); the tables are published without them"
+        ));
+        Vec::new()
+    });
     for (name, bytes) in made {
         manifest.outputs.push(FileHash {
             path: name.clone(),

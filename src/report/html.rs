@@ -28,6 +28,11 @@ pub fn thousands(v: i64) -> String {
     if v < 0 { format!("-{out}") } else { out }
 }
 
+/// Tables with more cells get no chart (a bar per cell would be unreadable), and with more than
+/// [`MAX_PAGE_CELLS`] no cross-table either: the page points to the CSV.
+pub const MAX_CHART_CELLS: usize = 2_000;
+pub const MAX_PAGE_CELLS: usize = 20_000;
+
 const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
 
 pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec<u8> {
@@ -62,9 +67,19 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
             w.margin,
             esc(&v.margin(t.entry))
         );
-        h.push_str(&chart(v, t));
-        let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
-        h.push_str(&cross_table(v, t, cross));
+        if t.values.len() <= MAX_CHART_CELLS {
+            h.push_str(&chart(v, t));
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
+        }
+        if t.values.len() <= MAX_PAGE_CELLS {
+            h.push_str(&cross_table(v, t, cross));
+        } else {
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">{}</p>",
+                esc(&w.too_large(&format!("{}.csv", t.entry.name)))
+            );
+        }
         if t.flags.iter().any(|&f| f) {
             let _ = writeln!(
                 h,

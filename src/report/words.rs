@@ -77,6 +77,14 @@ impl Words {
         if p.korean() { &KO } else { &EN }
     }
 
+    pub fn too_large(&self, csv: &str) -> String {
+        if self.korean {
+            format!("칸이 너무 많아 여기에 싣지 않았습니다. 전체 값은 {csv}에 있습니다.")
+        } else {
+            format!("This table has too many cells to show here; every value is in {csv}.")
+        }
+    }
+
     pub fn unreliable_text(&self, mark: &str, share: f64) -> String {
         let pct = share * 100.0;
         if self.korean {

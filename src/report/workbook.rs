@@ -77,7 +77,16 @@ pub fn write(
     wb.save_to_buffer().map_err(err)
 }
 
+/// Excel's limits, less room for the title, the notes and the totals.
+const MAX_COLUMNS: usize = 16_384 - 64;
+const MAX_ROWS: usize = 1_048_576 - 64;
+
 fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), XlsxError> {
+    if cross.columns.len() + t.entry.dimensions.len() > MAX_COLUMNS || cross.rows.len() > MAX_ROWS {
+        ws.write_string(0, 0, v.title(t.entry))?;
+        ws.write_string(1, 0, v.w.too_large(&format!("{}.csv", t.entry.name)))?;
+        return Ok(());
+    }
     let bold = Format::new().set_bold();
     let title = Format::new().set_bold().set_font_size(13);
     let head = Format::new()

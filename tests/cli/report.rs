@@ -462,3 +462,79 @@ fn a_label_fixed_after_publication_is_presented_without_a_new_release() {
     .expect_code(2)
     .stderr_has(&["is for release `disung-2025`"]);
 }
+
+#[test]
+fn a_table_too_large_for_a_sheet_or_a_page_points_to_its_csv() {
+    let s = Scratch::new();
+    let wide: Vec<String> = (0..16_400).map(|i| format!("\"c{i}\"")).collect();
+    s.write("in.csv", "id,g,k\n1,a,c0\n2,b,c16399\n");
+    s.write(
+        "p.toml",
+        &format!(
+            r#"
+            [release]
+            id = "wide"
+            [dataset]
+            name = "d"
+            privacy_unit = "id"
+            budget = {{ rho = 1.0 }}
+            [inputs.in]
+            path = "in.csv"
+            [categories]
+            g = ["a", "b"]
+            k = [{}]
+            [[table]]
+            name = "g_by_k"
+            input = "in"
+            statistic = "count_units"
+            by = ["g", "k"]
+            max_cells_per_unit = 1
+            cost = {{ rho = 0.5 }}
+            "#,
+            wide.join(", ")
+        ),
+    );
+    s.run(&["release", "p.toml"]).expect_code(0);
+    let dir = "releases/wide";
+    // 16,400 columns do not fit a sheet (Excel has 16,384): the sheet says where the values are.
+    let bytes = fs::read(s.path(&format!("{dir}/wide.xlsx"))).unwrap();
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let range = wb.worksheet_range("g_by_k").unwrap();
+    let cells: Vec<String> = range.cells().map(|(_, _, c)| c.to_string()).collect();
+    assert!(
+        cells
+            .iter()
+            .any(|c| c.contains("every value is in g_by_k.csv")),
+        "{cells:?}"
+    );
+    // 32,800 cells: no chart and no cross-table on the page, the same pointer instead.
+    let html = fs::read_to_string(s.path(&format!("{dir}/report.html"))).unwrap();
+    assert!(!html.contains("<svg") && !html.contains("<table class=\"cross\">"));
+    assert!(html.contains("every value is in g_by_k.csv"));
+    s.run(&["audit", dir]).expect_code(0);
+}
+
+#[test]
+fn a_paid_release_is_published_even_when_its_workbook_cannot_be_made() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    // Excel refuses a cell of more than 32,767 characters.
+    let long = "가".repeat(40_000);
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(
+            &policy,
+            "title = \"성별 피해자 수\"",
+            &format!("title = \"{long}\""),
+        ),
+    );
+    let run = s.run(&["release", SAMPLE_POLICY]);
+    run.expect_code(0).stdout_has(&[
+        "warning: the workbook and report.html could not be made",
+        "the tables are published without them",
+    ]);
+    assert!(!s.path(&format!("{DIR}/disung-2024.xlsx")).exists());
+    assert!(!s.path(&format!("{DIR}/report.html")).exists());
+    assert!(s.path(&format!("{DIR}/victims_by_gender.csv")).exists());
+    s.run(&["audit", DIR]).expect_code(0);
+}
