@@ -113,6 +113,23 @@ pub fn short_number(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// An integer with thousands separators: `3459` as `3,459`, `-1234567` as `-1,234,567`.
+pub fn thousands(n: impl Into<i128>) -> String {
+    let n: i128 = n.into();
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `v` when it is a positive finite number, else the message saying so for the field `name`.
 pub fn positive_finite(name: &str, v: f64) -> Result<f64, String> {
     if v.is_finite() && v > 0.0 {
@@ -121,5 +138,20 @@ pub fn positive_finite(name: &str, v: f64) -> Result<f64, String> {
         Err(format!(
             "`{name}` must be a positive finite number, got `{v}`"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits_by_three() {
+        assert_eq!(thousands(0u64), "0");
+        assert_eq!(thousands(999i64), "999");
+        assert_eq!(thousands(3459u64), "3,459");
+        assert_eq!(thousands(-1234567i64), "-1,234,567");
+        assert_eq!(thousands(i64::MIN), "-9,223,372,036,854,775,808");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
     }
 }

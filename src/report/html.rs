@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{Cross, Table, View};
+use crate::privacy::thousands;
 
 /// Text for HTML, escaped.
 fn esc(s: &str) -> String {
@@ -13,19 +14,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// `1234567` as `1,234,567`.
-pub fn thousands(v: i64) -> String {
-    let digits = v.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if v < 0 { format!("-{out}") } else { out }
 }
 
 /// Tables with more cells get no chart (a bar per cell would be unreadable), and with more than
@@ -92,10 +80,7 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
             "<p class=\"note\">{}</p>",
             esc(&w.suppressed_text(&v.p.suppressed_marker))
         );
-        if cross.row_totals.is_some()
-            || cross.column_totals.is_some()
-            || cross.grand_total.is_some()
-        {
+        if cross.has_totals() {
             let _ = writeln!(h, "<p class=\"note\">{}</p>", w.totals_note);
         }
         h.push_str("</section>\n");
@@ -188,7 +173,6 @@ fn chart(v: &View, t: &Table) -> String {
 
 fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
     let dims = &t.entry.dimensions;
-    let n = dims.len();
     let cell = |value: Option<i64>, class: &str| match value {
         Some(x) if class == " unreliable" => format!(
             "<td class=\"v unreliable\" data-value=\"{x}\">{}<sup>†</sup></td>",
@@ -204,24 +188,14 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
         ),
     };
     let mut s = String::from("<table class=\"cross\">\n<thead><tr>");
-    let row_dims: Vec<&String> = if n == 1 {
-        vec![&dims[0]]
-    } else {
-        dims.iter().take(n.saturating_sub(1)).collect()
-    };
-    if row_dims.is_empty() {
+    if cross.row_dims.is_empty() {
         s.push_str("<th></th>");
     }
-    for d in &row_dims {
+    for d in &cross.row_dims {
         let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
     }
-    let col_dim = (n >= 2).then(|| dims[n - 1].as_str());
     for c in &cross.columns {
-        let text = match col_dim {
-            Some(d) => v.category(d, c),
-            None => v.unit(t.entry),
-        };
-        let _ = write!(s, "<th>{}</th>", esc(&text));
+        let _ = write!(s, "<th>{}</th>", esc(&v.column_header(cross, t.entry, c)));
     }
     if cross.row_totals.is_some() {
         let _ = write!(s, "<th>{}</th>", v.w.total);
@@ -243,11 +217,11 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
         }
         s.push_str("</tr>\n");
     }
-    if cross.column_totals.is_some() || (n == 1 && cross.grand_total.is_some()) {
+    if cross.has_total_row() {
         let _ = write!(
             s,
             "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
-            row_dims.len().max(1),
+            cross.row_dims.len().max(1),
             v.w.total
         );
         match &cross.column_totals {

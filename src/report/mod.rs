@@ -152,6 +152,11 @@ pub fn read_tables<'a>(
 /// margins (they add up exactly with its cells, suppression aside).
 #[derive(Debug)]
 pub struct Cross {
+    /// The dimensions that label the rows: every one but the last (the only one of a table with
+    /// one dimension; none for a table with none).
+    pub row_dims: Vec<String>,
+    /// The dimension whose categories are the columns (tables with two dimensions or more).
+    pub column_dim: Option<String>,
     /// Per row, its categories (of every dimension but the last).
     pub rows: Vec<Vec<String>>,
     /// The last dimension's categories (one unnamed column for a table with one dimension or
@@ -239,7 +244,17 @@ impl Cross {
                 grand_total = whole;
             }
         }
+        let (row_dims, column_dim) = match n {
+            0 => (Vec::new(), None),
+            1 => (vec![dims[0].to_string()], None),
+            _ => (
+                dims[..n - 1].iter().map(|d| d.to_string()).collect(),
+                Some(dims[n - 1].to_string()),
+            ),
+        };
         Cross {
+            row_dims,
+            column_dim,
             rows: row_cats,
             columns,
             values,
@@ -248,6 +263,18 @@ impl Cross {
             column_totals,
             grand_total,
         }
+    }
+}
+
+impl Cross {
+    /// Whether any total (계) is shown.
+    pub fn has_totals(&self) -> bool {
+        self.row_totals.is_some() || self.column_totals.is_some() || self.grand_total.is_some()
+    }
+
+    /// Whether a total row is shown: the column totals, or a one-dimensional table's grand total.
+    pub fn has_total_row(&self) -> bool {
+        self.column_totals.is_some() || (self.column_dim.is_none() && self.grand_total.is_some())
     }
 }
 
@@ -288,6 +315,14 @@ impl<'a> View<'a> {
 
     pub fn category(&self, dim: &str, c: &str) -> String {
         self.p.category(dim, c).to_string()
+    }
+
+    /// A column's header: its category's label, or the unit when the table has one column.
+    pub fn column_header(&self, cross: &Cross, t: &TableEntry, c: &str) -> String {
+        match &cross.column_dim {
+            Some(d) => self.category(d, c),
+            None => self.unit(t),
+        }
     }
 
     /// Methodology lines, from the manifest alone.

@@ -105,7 +105,6 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     let label = Format::new().set_border(FormatBorder::Thin);
     let w = v.w;
     let dims = &t.entry.dimensions;
-    let n = dims.len();
     ws.write_string_with_format(0, 0, v.title(t.entry), &title)?;
     ws.write_string(
         1,
@@ -120,22 +119,12 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     )?;
     let top = 3u32;
     // Header: the row dimensions' labels, then the columns' categories (or the unit).
-    let row_dims = n.saturating_sub(1).max(usize::from(n == 1));
-    let row_dim_names: Vec<&String> = if n == 1 {
-        vec![&dims[0]]
-    } else {
-        dims.iter().take(n.saturating_sub(1)).collect()
-    };
-    for (k, d) in row_dim_names.iter().enumerate() {
+    for (k, d) in cross.row_dims.iter().enumerate() {
         ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
     }
-    let first_col = row_dims.max(1) as u16;
-    let col_dim = (n >= 2).then(|| dims[n - 1].as_str());
+    let first_col = cross.row_dims.len().max(1) as u16;
     for (c, cat) in cross.columns.iter().enumerate() {
-        let text = match col_dim {
-            Some(d) => v.category(d, cat),
-            None => v.unit(t.entry),
-        };
+        let text = v.column_header(cross, t.entry, cat);
         ws.write_string_with_format(top, first_col + c as u16, text, &head)?;
     }
     let total_col = first_col + cross.columns.len() as u16;
@@ -150,7 +139,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     };
     let mut r = top + 1;
     for (i, row) in cross.rows.iter().enumerate() {
-        if n == 0 {
+        if cross.row_dims.is_empty() {
             ws.write_string_with_format(r, 0, w.total, &label)?;
         }
         for (k, cat) in row.iter().enumerate() {
@@ -165,7 +154,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         }
         r += 1;
     }
-    if cross.column_totals.is_some() || (n == 1 && cross.grand_total.is_some()) {
+    if cross.has_total_row() {
         ws.write_string_with_format(r, 0, w.total, &head)?;
         for k in 1..first_col {
             ws.write_string_with_format(r, k, "", &head)?;
@@ -195,7 +184,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         ws.write_string(r, 0, w.unreliable_text(mark, v.p.unreliable_above))?;
         r += 1;
     }
-    if cross.row_totals.is_some() || cross.column_totals.is_some() || cross.grand_total.is_some() {
+    if cross.has_totals() {
         ws.write_string(r, 0, w.totals_note)?;
         r += 1;
     }

@@ -2,6 +2,7 @@
 //! kind, for one report.
 
 use super::*;
+use crate::privacy::thousands;
 
 /// One validated row, as the scanner hands it to a sink.
 pub(super) struct Row<'a> {
@@ -369,19 +370,6 @@ pub(super) fn report_rows(path: &Path, layout: &Layout, problems: Problems) -> I
         ));
     }
     InputError::BadRows { message }
-}
-
-/// `3459` as `3,459`.
-pub(super) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// An integer as Rust's `i64::from_str` reads it (an optional sign, then ASCII digits, within
