@@ -43,15 +43,13 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
     );
     r.push_str(&tables(&plan, &mechs, delta)?);
     r.push_str(&groups(&plan, &mechs));
-    r.push_str(&budget(&plan, &mechs, args.ledger.clone())?);
+    // Read once: the plan as declared and the plan for the targets are measured against it.
+    let ledger = Ledger::read(&args.ledger.unwrap_or_else(|| plan.ledger.clone()))?;
+    r.push_str(&budget(&plan, &mechs, &ledger)?);
     r.push_str(&expected_sizes(&plan, &mechs)?);
     if targets.iter().any(Option::is_some) {
         r.push_str(&planned_for_targets(
-            &plan,
-            &mechs,
-            &targets,
-            delta,
-            args.ledger,
+            &plan, &mechs, &targets, delta, &ledger,
         )?);
     }
     let _ = writeln!(
@@ -141,7 +139,7 @@ fn planned_for_targets(
     mechs: &[NoiseMechanism],
     targets: &[Option<i64>],
     delta: Option<f64>,
-    ledger: Option<PathBuf>,
+    ledger: &Ledger,
 ) -> Result<String, Error> {
     let mut r = String::new();
     let _ = writeln!(
@@ -286,15 +284,14 @@ fn groups(plan: &Plan, mechs: &[NoiseMechanism]) -> String {
 }
 
 /// What this release would charge against the dataset's budget, and what the ledger has left.
-fn budget(plan: &Plan, mechs: &[NoiseMechanism], ledger: Option<PathBuf>) -> Result<String, Error> {
+fn budget(plan: &Plan, mechs: &[NoiseMechanism], ledger: &Ledger) -> Result<String, Error> {
     let acc = plan.accounting;
     let charged = mechs
         .iter()
         .map(|m| m.charge(&acc))
         .collect::<Result<Vec<_>, _>>()?;
     let cost = acc.compose(charged)?;
-    let ledger_file = ledger.unwrap_or_else(|| plan.ledger.clone());
-    let ledger = Ledger::read(&ledger_file)?;
+    let ledger_file = &ledger.path;
     let spent = ledger.spent(&acc)?;
     let capacity = acc.capacity()?;
     let enough = acc.fits(acc.compose(vec![spent, cost])?)?;
