@@ -325,13 +325,26 @@ impl Bounder {
     }
 
     /// Applies the per-cell caps and adds every unit's kept contributions into exact cells, one
-    /// vector per table. Cells are `i128`: a sum of up to 2^64 clamped `i64` values cannot wrap.
+    /// vector per table, then one per `sum` table (in table order) counting each cell's
+    /// contributors: the distinct units among its kept rows. Cells are `i128`: a sum of up to
+    /// 2^64 clamped `i64` values cannot wrap.
     pub fn finish(self) -> Vec<Vec<i128>> {
         let mut out: Vec<Vec<i128>> = self.tables.iter().map(|t| vec![0; t.cells]).collect();
+        let sums: Vec<usize> = (0..self.tables.len())
+            .filter(|&t| !matches!(self.tables[t].values, Values::Ones))
+            .collect();
+        let mut contributors: Vec<Vec<i128>> = sums
+            .iter()
+            .map(|&t| vec![0; self.tables[t].cells])
+            .collect();
+        // Per table, its contributor vector (sums only).
+        let contributor_of: Vec<Option<usize>> = (0..self.tables.len())
+            .map(|t| sums.iter().position(|&s| s == t))
+            .collect();
         let mut kept: Vec<(u64, u32, i128)> = Vec::new();
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
-            for (table, out) in self.tables.iter().zip(out.iter_mut()) {
+            for (t, (table, out)) in self.tables.iter().zip(out.iter_mut()).enumerate() {
                 let Kind::Rows { per_cell: m } = table.kind else {
                     for i in 0..table.slots {
                         match table.cell(rec, i) {
@@ -354,31 +367,56 @@ impl Bounder {
                     };
                     kept.push((rec[table.prio_at + i], code - 1, v));
                 }
+                per_cell.clear();
                 if kept.len() <= m as usize {
                     for &(_, c, v) in &kept {
                         out[c as usize] += v;
                     }
-                    continue;
-                }
-                // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
-                kept.sort_unstable_by_key(|&(p, _, _)| p);
-                per_cell.clear();
-                for &(_, c, v) in &kept {
-                    let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
-                        Some(slot) => slot,
-                        None => {
-                            per_cell.push((c, 0));
-                            per_cell.last_mut().expect("just pushed")
+                    if contributor_of[t].is_some() {
+                        for &(_, c, _) in &kept {
+                            if !per_cell.iter().any(|(cell, _)| *cell == c) {
+                                per_cell.push((c, 1));
+                            }
                         }
-                    };
-                    if slot.1 < m {
-                        slot.1 += 1;
-                        out[c as usize] += v;
+                    }
+                } else {
+                    // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
+                    kept.sort_unstable_by_key(|&(p, _, _)| p);
+                    keep_per_cell(&kept, m, &mut per_cell, out);
+                }
+                // The cells this unit still contributes to (each listed cell kept a row).
+                if let Some(j) = contributor_of[t] {
+                    for &(c, _) in &per_cell {
+                        contributors[j][c as usize] += 1;
                     }
                 }
             }
         }
+        out.extend(contributors);
         out
+    }
+}
+
+/// Adds a unit's `kept` rows (sorted by priority) into `out`, at most `m` per cell; `per_cell`
+/// lists each cell and how many rows it kept.
+fn keep_per_cell(
+    kept: &[(u64, u32, i128)],
+    m: u32,
+    per_cell: &mut Vec<(u32, u32)>,
+    out: &mut [i128],
+) {
+    for &(_, c, v) in kept {
+        let slot = match per_cell.iter_mut().find(|(cell, _)| *cell == c) {
+            Some(slot) => slot,
+            None => {
+                per_cell.push((c, 0));
+                per_cell.last_mut().expect("just pushed")
+            }
+        };
+        if slot.1 < m {
+            slot.1 += 1;
+            out[c as usize] += v;
+        }
     }
 }
 
@@ -518,7 +556,36 @@ mod tests {
         b.observe_row(u, 9, &[1, 2, 0], &[100, 1, 1]); // highest priority: dropped by the sum
         assert_eq!((b.unit_hash(u), b.head(u)), (5, &[17, 19][..]));
         let out = b.finish();
-        assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2]]);
+        // Then the sum's contributors: the unit kept a row in each of its cells.
+        assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2], vec![1, 1]]);
+    }
+
+    /// A sum's contributors count each unit once in every cell where it kept a row, after both
+    /// caps: never its rows, and never a cell whose rows were all dropped.
+    #[test]
+    fn contributors_count_units_not_rows_after_the_caps() {
+        let sum = Statistic::Sum {
+            column: "x".into(),
+            lo: 0,
+            hi: 10,
+            max_rows_per_unit: 3,
+            max_rows_per_cell: 2,
+        };
+        let mut b = one(sum, 4);
+        let (u, v, w) = (b.add_unit(1, &[]), b.add_unit(2, &[]), b.add_unit(3, &[]));
+        // u: three rows in cell 0 (the cap keeps 2) and one in cell 1 (kept: the 3 lowest
+        // priorities are 1, 2, 3, cell 1's row among them).
+        for (prio, cell) in [(1, 0), (2, 0), (3, 1), (4, 0)] {
+            feed(&mut b, u, prio, cell, 5);
+        }
+        // v: one row in cell 1; w: its row in cell 3 loses to three better rows in cell 2.
+        feed(&mut b, v, 1, 1, 7);
+        for (prio, cell) in [(1, 2), (2, 2), (3, 2), (9, 3)] {
+            feed(&mut b, w, prio, cell, 1);
+        }
+        let out = b.finish();
+        assert_eq!(out[0], [10, 12, 2, 0]);
+        assert_eq!(out[1], [1, 2, 1, 0]);
     }
 
     /// Values whose clamp does not fit in 32 bits are kept whole, negative ones included.

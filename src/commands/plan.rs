@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::policy::{self, Plan};
 use crate::privacy::{Cost, epsilon_at, short_number};
-use crate::protect::{self, NoiseMechanism, consistency, dp};
+use crate::protect::{self, NoiseMechanism, TableNoise, consistency, dp};
 
 /// What `plan` was asked, as the command line says it.
 pub struct PlanArgs {
@@ -112,13 +112,13 @@ fn declarable(cost: Cost) -> String {
 }
 
 /// Warnings where a table's margin is larger than the cell size the officer expects.
-fn expected_sizes(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error> {
+fn expected_sizes(plan: &Plan, mechs: &[TableNoise]) -> Result<String, Error> {
     let mut r = String::new();
     for (t, m) in plan.tables.iter().zip(mechs) {
         let Some(size) = t.expected_cell_size else {
             continue;
         };
-        let moe = m.margin_of_error(t.confidence)?;
+        let moe = m.values.margin_of_error(t.confidence)?;
         if moe as u64 > size {
             let _ = writeln!(
                 r,
@@ -136,7 +136,7 @@ fn expected_sizes(plan: &Plan, mechs: &[NoiseMechanism]) -> Result<String, Error
 /// cost with those, and whether it fits the remaining budget.
 fn planned_for_targets(
     plan: &Plan,
-    mechs: &[NoiseMechanism],
+    mechs: &[TableNoise],
     targets: &[Option<i64>],
     delta: Option<f64>,
     ledger: &Ledger,
@@ -157,6 +157,8 @@ fn planned_for_targets(
             planned.push(m.clone());
             continue;
         };
+        let contributors = m.contributors.clone();
+        let m = &m.values;
         let zcdp = matches!(t.cost, Cost::Rho(_));
         let (cost, needed) = NoiseMechanism::for_margin(
             t.mechanism,
@@ -178,10 +180,12 @@ fn planned_for_targets(
             m.cost()?,
             m.margin_of_error(t.confidence)?
         );
-        planned.push(needed);
+        planned.push(TableNoise {
+            values: needed,
+            contributors,
+        });
     }
-    let refs: Vec<&NoiseMechanism> = planned.iter().collect();
-    let total = dp::compose(&refs)?;
+    let total = dp::compose(&protect::measurements(&planned))?;
     let _ = writeln!(
         r,
         "  the release would then cost {total} (composed by opendp)"
@@ -191,7 +195,7 @@ fn planned_for_targets(
 }
 
 /// One line per table, and the release's total cost.
-fn tables(plan: &Plan, mechs: &[NoiseMechanism], delta: Option<f64>) -> Result<String, Error> {
+fn tables(plan: &Plan, mechs: &[TableNoise], delta: Option<f64>) -> Result<String, Error> {
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -206,36 +210,46 @@ fn tables(plan: &Plan, mechs: &[NoiseMechanism], delta: Option<f64>) -> Result<S
         "cost (opendp)",
         "margin"
     );
-    for (t, m) in plan.tables.iter().zip(mechs) {
-        let _ = writeln!(
-            r,
-            "{:<28} {:<24} {:>6}  {:<30} {:<18} {:>12} {:>10.3}  {:<16} {:>10}",
-            t.name,
-            describe::statistic(t),
-            plan.table_cells(t),
-            describe::bounds(plan, t),
-            t.mechanism.to_string(),
-            format!(
-                "{}={}",
-                t.mechanism.norm().name().to_uppercase(),
-                short_number(m.d_in)
-            ),
-            m.scale,
-            m.cost()?.to_string(),
-            format!(
-                "±{} ({}%)",
-                m.margin_of_error(t.confidence)?,
-                t.confidence * 100.0
-            ),
+    for (t, noise) in plan.tables.iter().zip(mechs) {
+        let rows = std::iter::once((t.name.clone(), describe::statistic(t), &noise.values)).chain(
+            noise.contributors.as_ref().map(|c| {
+                (
+                    "  contributors".to_string(),
+                    "count of units".to_string(),
+                    c,
+                )
+            }),
         );
-        if let Some(d) = delta {
-            // The same cost as (ε, δ), at the end of the row.
-            r.pop();
-            let _ = writeln!(r, "  {}", as_approx(m.cost()?, d)?);
+        for (name, statistic, m) in rows {
+            let _ = writeln!(
+                r,
+                "{:<28} {:<24} {:>6}  {:<30} {:<18} {:>12} {:>10.3}  {:<16} {:>10}",
+                name,
+                statistic,
+                plan.table_cells(t),
+                describe::bounds(plan, t),
+                t.mechanism.to_string(),
+                format!(
+                    "{}={}",
+                    t.mechanism.norm().name().to_uppercase(),
+                    short_number(m.d_in)
+                ),
+                m.scale,
+                m.cost()?.to_string(),
+                format!(
+                    "±{} ({}%)",
+                    m.margin_of_error(t.confidence)?,
+                    t.confidence * 100.0
+                ),
+            );
+            if let Some(d) = delta {
+                // The same cost as (ε, δ), at the end of the row.
+                r.pop();
+                let _ = writeln!(r, "  {}", as_approx(m.cost()?, d)?);
+            }
         }
     }
-    let refs: Vec<&NoiseMechanism> = mechs.iter().collect();
-    let total = dp::compose(&refs)?;
+    let total = dp::compose(&protect::measurements(mechs))?;
     let approx = match delta {
         Some(d) => format!("; as (ε, δ): {}", as_approx(total, d)?),
         None if matches!(total, Cost::Rho(_)) => "; add --delta D to see it as (ε, δ)".to_string(),
@@ -247,7 +261,7 @@ fn tables(plan: &Plan, mechs: &[NoiseMechanism], delta: Option<f64>) -> Result<S
 
 /// The groups of tables estimated together, and each table's margin once estimated (assuming a
 /// controlled rounding): the margins `release` will publish.
-fn groups(plan: &Plan, mechs: &[NoiseMechanism]) -> String {
+fn groups(plan: &Plan, mechs: &[TableNoise]) -> String {
     let mut r = String::new();
     for g in consistency::groups(plan) {
         let names: Vec<&str> = g
@@ -276,7 +290,10 @@ fn groups(plan: &Plan, mechs: &[NoiseMechanism]) -> String {
                 "  {:<28} ±{moe} ({}%), drawn alone ±{}",
                 spec.name,
                 spec.confidence * 100.0,
-                mechs[t].margin_of_error(spec.confidence).unwrap_or(-1)
+                mechs[t]
+                    .values
+                    .margin_of_error(spec.confidence)
+                    .unwrap_or(-1)
             );
         }
     }
@@ -284,7 +301,7 @@ fn groups(plan: &Plan, mechs: &[NoiseMechanism]) -> String {
 }
 
 /// What this release would charge against the dataset's budget, and what the ledger has left.
-fn budget(plan: &Plan, mechs: &[NoiseMechanism], ledger: &Ledger) -> Result<String, Error> {
+fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<String, Error> {
     let acc = plan.accounting;
     let charged = mechs
         .iter()

@@ -16,16 +16,16 @@ use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::transaction::{self, Begun, Charged, Request};
 use crate::ledger::{SourceRead, TableCharge};
 use crate::output::{
-    self, Bounds, ConsistencyGroup, CostEntry, FileHash, InputEntry, Manifest, ManifestLedger,
-    ManifestRelease, PolicyEntry, PublishedTable, Reliability, RngInfo, SensitivityEntry,
-    Suppression, TableEntry, ToolInfo, TotalCost,
+    self, Bounds, ConsistencyGroup, Contributors, ContributorsEntry, CostEntry, FileHash,
+    InputEntry, Manifest, ManifestLedger, ManifestRelease, PolicyEntry, PublishedTable,
+    Reliability, RngInfo, SensitivityEntry, Suppression, TableEntry, ToolInfo, TotalCost,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
-use crate::protect::postprocess::finish_cells;
-use crate::protect::{self, NoiseMechanism, dp};
+use crate::protect::postprocess::{finish_cells, finish_sum_cells};
+use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
 
 /// What `release` was asked, as the command line says it.
@@ -144,7 +144,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
 }
 
 /// Each table's cost (as opendp maps it, and in the ledger's unit) and the release's, composed.
-fn charges(plan: &Plan, mechanisms: &[NoiseMechanism]) -> Result<(Vec<TableCharge>, f64), Error> {
+fn charges(plan: &Plan, mechanisms: &[TableNoise]) -> Result<(Vec<TableCharge>, f64), Error> {
     let acc = plan.accounting;
     let tables = plan
         .tables
@@ -165,7 +165,7 @@ fn charges(plan: &Plan, mechanisms: &[NoiseMechanism]) -> Result<(Vec<TableCharg
 /// The summary printed once the release is written.
 fn report(
     plan: &Plan,
-    mechanisms: &[NoiseMechanism],
+    mechanisms: &[TableNoise],
     charged: &Charged,
     ledger_file: &Path,
     table_lines: &str,
@@ -186,7 +186,7 @@ fn report(
         "table", "cells", "suppressed", "mechanism", "cost", "margin"
     );
     r.push_str(table_lines);
-    let total = dp::compose(&mechanisms.iter().collect::<Vec<_>>())?;
+    let total = dp::compose(&protect::measurements(mechanisms))?;
     let paid = if charged.resumed {
         format!(
             "paid {} at ledger line {} by the interrupted run; charged nothing now",
@@ -226,7 +226,7 @@ struct Summary {
 /// the noisy values and formats the files.
 fn draw_tables(
     plan: &Plan,
-    mechs: &[NoiseMechanism],
+    mechs: &[TableNoise],
     data: &mut InputData,
     json: bool,
 ) -> Result<(output::Files, Summary), Error> {
@@ -248,9 +248,17 @@ fn draw_tables(
     // Every table's noise first (each table's exact cells dropped as soon as it is added), then
     // the groups of tables that measure the same quantity estimated together, on noisy values.
     let mut noisy = Vec::with_capacity(plan.tables.len());
+    let mut noisy_contributors = Vec::with_capacity(plan.tables.len());
     for (i, m) in mechs.iter().enumerate() {
         let exact = data.take_exact(i);
-        noisy.push(m.invoke(&exact)?);
+        noisy.push(m.values.invoke(&exact)?);
+        drop(exact);
+        // A sum's contributors, noised when the policy measures them (dropped otherwise).
+        let counted = data.take_contributors(i);
+        noisy_contributors.push(match (&m.contributors, counted) {
+            (Some(c), Some(exact)) => Some(c.invoke(&exact)?),
+            _ => None,
+        });
     }
     let groups = consistency::groups(plan);
     let applied = consistency::apply(plan, mechs, &groups, &mut noisy);
@@ -263,12 +271,33 @@ fn draw_tables(
         }
     }
     for (i, ((t, m), noisy)) in plan.tables.iter().zip(mechs).zip(noisy).enumerate() {
-        let (cells, suppressed) =
-            finish_cells(noisy, t.statistic.is_non_negative(), t.suppress_below);
+        let non_negative = t.statistic.is_non_negative();
+        let is_sum = matches!(t.statistic, Statistic::Sum { .. });
+        let contributors_moe = match &m.contributors {
+            Some(c) => Some(c.margin_of_error(t.confidence)?),
+            None => None,
+        };
+        let (cells, counts, suppressed) = match noisy_contributors[i].take() {
+            Some(n) => {
+                let (cells, counts, suppressed) =
+                    finish_sum_cells(noisy, non_negative, n, t.suppress_below);
+                (cells, Some(counts), suppressed)
+            }
+            // A sum without its count of contributors suppresses nothing (the policy requires
+            // `suppress_below = 0` then): its noisy value must never decide.
+            None if is_sum => {
+                let (cells, suppressed) = finish_cells(noisy, non_negative, i64::MIN);
+                (cells, None, suppressed)
+            }
+            None => {
+                let (cells, suppressed) = finish_cells(noisy, non_negative, t.suppress_below);
+                (cells, None, suppressed)
+            }
+        };
         let group = estimated_moe[i].map(|(g, _)| g);
         let moe = match estimated_moe[i] {
             Some((_, moe)) => moe,
-            None => m.margin_of_error(t.confidence)?,
+            None => m.values.margin_of_error(t.confidence)?,
         };
         let table = PublishedTable {
             name: &t.name,
@@ -285,31 +314,45 @@ fn draw_tables(
             cells: &cells,
             margin_of_error: moe,
             confidence: t.confidence,
-            // A sum's flag must come from a noisy count of its contributors, never from the
-            // noisy sum alone; that count is not measured, so sums are not flagged.
-            unreliable_above: match t.statistic {
-                Statistic::Sum { .. } => None,
-                _ => Some(plan.presentation.unreliable_above),
-            },
+            // A sum's flag needs a noisy count of its contributors, never its noisy value alone.
+            unreliable_above: (!is_sum || counts.is_some())
+                .then_some(plan.presentation.unreliable_above),
+            contributors: counts
+                .as_deref()
+                .zip(contributors_moe)
+                .map(|(counts, moe)| Contributors {
+                    counts,
+                    margin_of_error: moe,
+                }),
         };
+        let share = plan.presentation.unreliable_above;
         let reliability = Reliability {
-            rule: match table.unreliable_above {
-                Some(share) => format!(
+            rule: match (table.unreliable_above, &table.contributors) {
+                (Some(_), Some(c)) => format!(
+                    "a published cell is flagged `unreliable` when the margin of error of its count of contributors (±{}) is above {share} times that count, or its own margin is above {share} times its value",
+                    c.margin_of_error
+                ),
+                (Some(_), None) => format!(
                     "a published cell whose margin of error is above {share} times its value is flagged `unreliable`"
                 ),
-                None => "not flagged: a sum's reliability must be judged on a noisy count of its contributors, which this release does not measure".into(),
+                (None, _) => "not flagged: a sum's reliability must be judged with a noisy count of its contributors, which this table does not measure (`contributors_cost`)".into(),
             },
             unreliable_above: table.unreliable_above,
             cells_flagged: table.flagged(),
             cells_published: cells.len() - suppressed,
         };
         if reliability.cells_flagged > 0 {
+            let pct = share * 100.0;
+            let of = match &table.contributors {
+                Some(c) => format!(
+                    "above {pct}% of their value, or one of ±{} above {pct}% of their count of contributors",
+                    c.margin_of_error
+                ),
+                None => format!("above {pct}% of their value"),
+            };
             summary.notes.push(format!(
-                "reliability: `{}`: {} of {} published cells have a margin of error (±{moe}) above {}% of their value; flagged `unreliable` in every output",
-                t.name,
-                reliability.cells_flagged,
-                reliability.cells_published,
-                plan.presentation.unreliable_above * 100.0
+                "reliability: `{}`: {} of {} published cells have a margin of error (±{moe}) {of}; flagged `unreliable` in every output",
+                t.name, reliability.cells_flagged, reliability.cells_published,
             ));
         }
         let mut names = vec![format!("{}.csv", t.name)];
@@ -342,14 +385,26 @@ fn draw_tables(
         let mut entry = table_entry(
             plan,
             t,
-            m,
-            cost,
+            &m.values,
+            (cost, m.values.cost()?),
             names,
             (cells.len(), suppressed),
             moe,
             group,
         );
         entry.reliability = Some(reliability);
+        if let (Some(c), Some(moe)) = (&m.contributors, contributors_moe) {
+            entry.contributors = Some(contributors_entry(t, c, moe)?);
+            entry.suppression.rule = format!(
+                "a cell whose noisy count of contributors is below {} is shown as suppressed, its count of contributors too",
+                t.suppress_below
+            );
+            entry.suppression.decided_on = "noisy counts of contributors".into();
+        } else if is_sum {
+            entry.suppression.rule =
+                "nothing is suppressed: a sum is suppressed only on a noisy count of its contributors, which this table does not measure".into();
+            entry.suppression.decided_on = "nothing".into();
+        }
         summary.entries.push(entry);
     }
     for a in &applied {
@@ -423,14 +478,14 @@ fn group_entry(plan: &Plan, a: &consistency::Applied) -> ConsistencyGroup {
 fn build_manifest(
     plan: &Plan,
     policy: &Path,
-    mechs: &[NoiseMechanism],
+    mechs: &[TableNoise],
     paid: &Charged,
     files: &[(String, Vec<u8>)],
     tables: Vec<TableEntry>,
     consistency: Vec<ConsistencyGroup>,
 ) -> Result<Manifest, Error> {
     let acc = plan.accounting;
-    let total = dp::compose(&mechs.iter().collect::<Vec<_>>())?;
+    let total = dp::compose(&protect::measurements(mechs))?;
     Ok(Manifest {
         manifest_format: output::MANIFEST_FORMAT,
         release: ManifestRelease {
@@ -515,7 +570,8 @@ fn table_entry(
     plan: &Plan,
     t: &TableSpec,
     m: &NoiseMechanism,
-    cost: Cost,
+    // The table's cost (every measurement composed), and its values' alone.
+    (cost, values_cost): (Cost, Cost),
     files: Vec<String>,
     (cells, suppressed): (usize, usize),
     moe: i64,
@@ -525,13 +581,7 @@ fn table_entry(
         Statistic::Sum { column, lo, hi, .. } => (Some(column.clone()), Some([*lo, *hi])),
         _ => (None, None),
     };
-    let computed_by = match (t.mechanism, cost) {
-        (Mechanism::Laplace, Cost::Epsilon(_)) => "opendp make_laplace privacy map",
-        (Mechanism::Laplace, Cost::Rho(_)) => {
-            "opendp make_pureDP_to_zCDP(make_laplace) privacy map"
-        }
-        (Mechanism::Gaussian, _) => "opendp make_gaussian privacy map",
-    };
+    let computed_by = computed_by(t.mechanism, values_cost);
     let (protection, guarantee) = guarantee(plan, t, cost);
     let mut post_processing = Vec::new();
     let margin_of_error_method = match group {
@@ -571,7 +621,7 @@ fn table_entry(
             value: m.d_in,
         },
         noise_scale: m.scale,
-        privacy_cost: CostEntry::new(cost, t.cost, t.cost_source, computed_by),
+        privacy_cost: CostEntry::new(values_cost, t.cost, t.cost_source, computed_by),
         confidence: t.confidence,
         margin_of_error: moe,
         margin_of_error_method,
@@ -587,6 +637,43 @@ fn table_entry(
             cells_suppressed: suppressed,
         },
         reliability: None,
+        contributors: None,
+        shares: None,
+    }
+}
+
+/// A sum's count of contributors in the manifest.
+fn contributors_entry(
+    t: &TableSpec,
+    m: &NoiseMechanism,
+    moe: i64,
+) -> Result<ContributorsEntry, Error> {
+    let cost = m.cost()?;
+    let declared = t.contributors_cost.unwrap_or(cost);
+    Ok(ContributorsEntry {
+        counts: "distinct privacy units among the cell's kept rows (a unit keeps at most max_rows_per_unit rows, so it counts in at most that many cells)".into(),
+        columns: vec![
+            "contributors".into(),
+            format!("contributors_{}", output::moe_column(t.confidence)),
+        ],
+        sensitivity: SensitivityEntry {
+            norm: t.mechanism.norm().name().into(),
+            value: m.d_in,
+        },
+        noise_scale: m.scale,
+        privacy_cost: CostEntry::new(cost, declared, policy::CostSource::Declared, computed_by(t.mechanism, cost)),
+        margin_of_error: moe,
+    })
+}
+
+/// Which opendp map a measurement's cost comes from.
+fn computed_by(mechanism: Mechanism, cost: Cost) -> &'static str {
+    match (mechanism, cost) {
+        (Mechanism::Laplace, Cost::Epsilon(_)) => "opendp make_laplace privacy map",
+        (Mechanism::Laplace, Cost::Rho(_)) => {
+            "opendp make_pureDP_to_zCDP(make_laplace) privacy map"
+        }
+        (Mechanism::Gaussian, _) => "opendp make_gaussian privacy map",
     }
 }
 

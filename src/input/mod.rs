@@ -146,8 +146,10 @@ impl InputError {
 /// What reading one input produced.
 #[derive(Debug)]
 pub struct InputResult {
-    /// Exact cells per table, in the order of the `tables` argument. Never written anywhere.
-    /// Wider than the noise's `i64` so that no sum can wrap (see [`saturate`]).
+    /// Exact cells per table, in the order of the `tables` argument, then the contributors of
+    /// each `sum` among them (distinct units among a cell's kept rows), in the same order. Never
+    /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
+    /// [`saturate`]).
     pub exact: Vec<Vec<i128>>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
@@ -271,6 +273,8 @@ pub struct InputData {
     pub results: Vec<InputResult>,
     /// Per table, `(input, position in that input's exact cells)`.
     slot: Vec<(usize, usize)>,
+    /// Per sum table, the position of its contributors in its input's exact cells.
+    contributors: Vec<Option<usize>>,
 }
 
 impl InputData {
@@ -298,12 +302,22 @@ impl InputData {
         let (input, pos) = self.slot[t];
         crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
     }
+
+    /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
+    pub fn take_contributors(&mut self, t: usize) -> Option<Vec<i64>> {
+        let pos = self.contributors[t]?;
+        let input = self.slot[t].0;
+        Some(crate::input::saturate(std::mem::take(
+            &mut self.results[input].exact[pos],
+        )))
+    }
 }
 
 /// Reads every input once, computing the exact cells of all the tables that use it.
 pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
     let mut results = Vec::new();
     let mut slot = vec![(0, 0); plan.tables.len()];
+    let mut contributors = vec![None; plan.tables.len()];
     for input in 0..plan.inputs.len() {
         let tables: Vec<usize> = (0..plan.tables.len())
             .filter(|&t| plan.tables[t].input == input)
@@ -311,7 +325,20 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         for (pos, &t) in tables.iter().enumerate() {
             slot[t] = (input, pos);
         }
+        let sums = tables.iter().filter(|&&t| {
+            matches!(
+                plan.tables[t].statistic,
+                crate::policy::Statistic::Sum { .. }
+            )
+        });
+        for (j, &t) in sums.enumerate() {
+            contributors[t] = Some(tables.len() + j);
+        }
         results.push(read_input_with(plan, input, &tables, *options)?);
     }
-    Ok(InputData { results, slot })
+    Ok(InputData {
+        results,
+        slot,
+        contributors,
+    })
 }

@@ -18,8 +18,9 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// private data) and marks declared bounds in each table's guarantee; 3 adds the groups of tables
 /// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the
 /// `presentation` (labels, titles, units, language) that the workbook and the report are made
-/// with, and `inputs[].bounded_in`.
-pub const MANIFEST_FORMAT: u32 = 4;
+/// with, and `inputs[].bounded_in`; 5 adds a sum's count of contributors (`tables[].contributors`)
+/// and published shares (`tables[].shares`).
+pub const MANIFEST_FORMAT: u32 = 5;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -147,6 +148,36 @@ pub struct TableEntry {
     /// Which published cells are flagged `unreliable`, and how many (format 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reliability: Option<Reliability>,
+    /// A sum's second measurement: the noisy count of each cell's contributors, which decides its
+    /// suppression and flags (format 5). The table's cost is both measurements composed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributors: Option<ContributorsEntry>,
+    /// Each cell's share of the table's total, if published (format 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<SharesEntry>,
+}
+
+/// The noisy count of a sum's contributors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContributorsEntry {
+    /// What is counted, in words.
+    pub counts: String,
+    pub columns: Vec<String>,
+    pub sensitivity: SensitivityEntry,
+    pub noise_scale: f64,
+    pub privacy_cost: CostEntry,
+    pub margin_of_error: i64,
+}
+
+/// How a table's shares were computed from its published values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharesEntry {
+    pub columns: Vec<String>,
+    /// The total the shares are of (noisy, post-processed) and its margin of error.
+    pub total: i64,
+    pub total_margin_of_error: i64,
+    pub total_from: String,
+    pub margin_of_error_method: String,
 }
 
 /// The reliability flag of a table's cells.

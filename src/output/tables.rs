@@ -15,8 +15,16 @@ pub struct PublishedTable<'a> {
     pub margin_of_error: i64,
     pub confidence: f64,
     /// Flag a cell `unreliable` when the margin is above this share of its published value;
-    /// `None` flags nothing (sums, whose flags need a noisy count of contributors).
+    /// `None` flags nothing (a sum that does not measure its contributors).
     pub unreliable_above: Option<f64>,
+    /// A sum's noisy count of contributors per cell (`None` where suppressed) and its margin.
+    pub contributors: Option<Contributors<'a>>,
+}
+
+/// The noisy number of privacy units behind each cell of a sum.
+pub struct Contributors<'a> {
+    pub counts: &'a [Option<i64>],
+    pub margin_of_error: i64,
 }
 
 /// The category of every dimension of cell `i`, cells stored first dimension slowest (the
@@ -46,26 +54,34 @@ pub fn moe_column(confidence: f64) -> String {
 }
 
 impl PublishedTable<'_> {
-    /// `unreliable` for a flagged cell, else empty.
-    pub fn flag(&self, cell: &Cell) -> &'static str {
-        match (cell.value, self.unreliable_above) {
-            (Some(v), Some(share)) if unreliable(v, self.margin_of_error, share) => "unreliable",
-            _ => "",
-        }
+    /// `unreliable` for a flagged cell `i`, else empty. A sum's cell is flagged when its count of
+    /// contributors is unreliable, or when its own margin is above the share of its value (it is
+    /// then published, having enough contributors, but says little); a sum without a count of
+    /// contributors is never flagged.
+    pub fn flag(&self, i: usize) -> &'static str {
+        let (Some(v), Some(share)) = (self.cells[i].value, self.unreliable_above) else {
+            return "";
+        };
+        let by_value = || unreliable(v.saturating_abs(), self.margin_of_error, share);
+        let flagged = match &self.contributors {
+            Some(c) => {
+                c.counts[i].is_some_and(|n| unreliable(n, c.margin_of_error, share)) || by_value()
+            }
+            None => by_value(),
+        };
+        if flagged { "unreliable" } else { "" }
     }
 
     /// How many published cells are flagged.
     pub fn flagged(&self) -> usize {
-        self.cells
-            .iter()
-            .filter(|c| !self.flag(c).is_empty())
+        (0..self.cells.len())
+            .filter(|&i| !self.flag(i).is_empty())
             .count()
     }
 
-    /// `<dims...>,value,status,moeNN,flag`; one row per declared cell in category order.
-    pub fn to_csv(&self) -> Vec<u8> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let moe = self.margin_of_error.to_string();
+    /// The column names: `<dims...>,value,status,moeNN,flag`, then for a sum that counts them
+    /// `contributors,contributors_moeNN`.
+    fn columns(&self) -> Vec<String> {
         let mut header: Vec<String> = self.dimensions.iter().map(|d| d.to_string()).collect();
         header.extend([
             "value".into(),
@@ -73,11 +89,31 @@ impl PublishedTable<'_> {
             moe_column(self.confidence),
             "flag".into(),
         ]);
-        w.write_record(&header).expect("writing to memory");
+        if self.contributors.is_some() {
+            header.push("contributors".into());
+            header.push(format!("contributors_{}", moe_column(self.confidence)));
+        }
+        header
+    }
+
+    /// One row per declared cell in category order.
+    pub fn to_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let moe = self.margin_of_error.to_string();
+        w.write_record(self.columns()).expect("writing to memory");
         for (i, cell) in self.cells.iter().enumerate() {
             let value = cell.value.map(|v| v.to_string()).unwrap_or_default();
-            let mut row = self.labels(i);
-            row.extend([value.as_str(), cell.status(), moe.as_str(), self.flag(cell)]);
+            let mut row: Vec<String> = self.labels(i).into_iter().map(String::from).collect();
+            row.extend([
+                value,
+                cell.status().into(),
+                moe.clone(),
+                self.flag(i).into(),
+            ]);
+            if let Some(c) = &self.contributors {
+                row.push(c.counts[i].map(|n| n.to_string()).unwrap_or_default());
+                row.push(c.margin_of_error.to_string());
+            }
             w.write_record(&row).expect("writing to memory");
         }
         w.into_inner().expect("writing to memory")
@@ -91,9 +127,7 @@ impl PublishedTable<'_> {
     /// The same table as JSON: `{"table", "columns", "rows": [[...], ...]}` with numbers as
     /// numbers and suppressed values as `null`.
     pub fn to_json(&self) -> Vec<u8> {
-        let moe_name = moe_column(self.confidence);
-        let mut columns: Vec<&str> = self.dimensions.clone();
-        columns.extend(["value", "status", &moe_name, "flag"]);
+        let columns = self.columns();
         let rows: Vec<serde_json::Value> = self
             .cells
             .iter()
@@ -104,7 +138,11 @@ impl PublishedTable<'_> {
                 row.push(cell.value.map_or(serde_json::Value::Null, Into::into));
                 row.push(cell.status().into());
                 row.push(self.margin_of_error.into());
-                row.push(self.flag(cell).into());
+                row.push(self.flag(i).into());
+                if let Some(c) = &self.contributors {
+                    row.push(c.counts[i].map_or(serde_json::Value::Null, Into::into));
+                    row.push(c.margin_of_error.into());
+                }
                 serde_json::Value::Array(row)
             })
             .collect();
@@ -143,6 +181,7 @@ mod tests {
             margin_of_error: 7,
             confidence: 0.95,
             unreliable_above: Some(0.5),
+            contributors: None,
         };
         let text = String::from_utf8(t.to_csv()).unwrap();
         assert_eq!(

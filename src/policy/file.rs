@@ -165,6 +165,9 @@ pub struct TableSection {
     pub max_rows_per_cell: Option<u32>,
     pub cost: Option<CostSection>,
     pub weight: Option<f64>,
+    /// `sum`: the cost of the noisy count of each cell's contributors (privacy units), on which
+    /// the sum's suppression and reliability flags are decided; charged on top of `cost`.
+    pub contributors_cost: Option<CostSection>,
     pub mechanism: Option<String>,
     pub suppress_below: Option<i64>,
     pub confidence: Option<f64>,
@@ -173,6 +176,9 @@ pub struct TableSection {
     /// The table's title and unit (e.g. "명") for readers: display only.
     pub title: Option<String>,
     pub unit: Option<String>,
+    /// Publish each cell's share of the table's total (percent) with its margin of error:
+    /// post-processing of the noisy values, display only.
+    pub shares: Option<bool>,
     /// A public prior: the size the officer expects a typical cell to have (never read from the
     /// data); `plan` warns when the margin of error is larger.
     pub expected_cell_size: Option<u64>,

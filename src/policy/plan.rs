@@ -153,6 +153,9 @@ pub struct TableSpec {
     pub cost: Cost,
     /// Where the cost came from: the table's own `cost`, or its `weight` share of the release.
     pub cost_source: CostSource,
+    /// `sum` only: the cost of the noisy count of each cell's contributors, which decides the
+    /// sum's suppression and flags (`None`: not measured; the table then suppresses nothing).
+    pub contributors_cost: Option<Cost>,
     pub suppress_below: i64,
     pub confidence: f64,
     /// Whether the table may be estimated together with the tables that measure the same
@@ -228,7 +231,7 @@ impl Plan {
             Bound::Cells(c) => (Some(c), None, None),
             Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
         };
-        serde_json::json!({
+        let mut identity = serde_json::json!({
             "name": t.name,
             "input": self.inputs[t.input].name,
             "statistic": t.statistic.name(),
@@ -244,7 +247,13 @@ impl Plan {
             "suppress_below": t.suppress_below,
             "confidence": t.confidence,
             "consistent": t.consistent,
-        })
+        });
+        // Only sums that measure their contributors carry the key, so that the identity of every
+        // other table is unchanged.
+        if let Some(c) = t.contributors_cost {
+            identity["contributors_cost"] = serde_json::json!(c);
+        }
+        identity
     }
 
     pub fn table_cells(&self, table: &TableSpec) -> usize {

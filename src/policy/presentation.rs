@@ -35,7 +35,7 @@ pub struct Presentation {
     /// Per dimension (by column name), its label and its categories' labels.
     #[serde(default)]
     pub dimensions: BTreeMap<String, DimensionLabels>,
-    /// Per table (by name), its title and unit.
+    /// Per table (by name), its title, its unit and whether it publishes shares.
     #[serde(default)]
     pub tables: BTreeMap<String, TableLabels>,
 }
@@ -68,6 +68,9 @@ pub struct DimensionLabels {
 pub struct TableLabels {
     pub title: Option<String>,
     pub unit: Option<String>,
+    /// Whether the table publishes each cell's share of its total (`shares = true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shares: bool,
 }
 
 impl Presentation {
@@ -96,6 +99,11 @@ impl Presentation {
 
     pub fn unit(&self, table: &str) -> Option<&str> {
         self.tables.get(table).and_then(|t| t.unit.as_deref())
+    }
+
+    /// Whether table `table` publishes shares of its total.
+    pub fn shares(&self, table: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| t.shares)
     }
 
     pub fn korean(&self) -> bool {

@@ -106,6 +106,20 @@ impl Statistic {
         }
     }
 
+    /// For a sum, the statistic of its contributors: the distinct units among each cell's kept
+    /// rows. A unit keeps at most `max_rows_per_unit` rows, so it is a contributor of at most that
+    /// many cells, once each: the sensitivity of `count_units` with that many cells per unit.
+    pub fn contributors(&self) -> Option<Statistic> {
+        match *self {
+            Statistic::Sum {
+                max_rows_per_unit, ..
+            } => Some(Statistic::CountUnits {
+                max_cells_per_unit: max_rows_per_unit,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether a published value of this statistic can never be negative, so that negative noisy
     /// values may be clamped to zero.
     pub fn is_non_negative(&self) -> bool {

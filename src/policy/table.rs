@@ -135,6 +135,7 @@ fn table(
         max_rows_per_cell,
         cost,
         weight,
+        contributors_cost,
         mechanism,
         suppress_below,
         confidence,
@@ -142,6 +143,7 @@ fn table(
         expected_cell_size,
         title: _,
         unit: _,
+        shares: _,
     } = section;
     if expected_cell_size == Some(0) {
         at.fail(
@@ -167,6 +169,13 @@ fn table(
     let mechanism = mechanism_of(mechanism.as_deref(), cost, context.defaults.mechanism, at);
     let (suppress_below, confidence) =
         thresholds(suppress_below, confidence, &context.defaults, at);
+    let contributors_cost = contributors_of(
+        contributors_cost,
+        statistic.as_ref(),
+        mechanism,
+        suppress_below,
+        at,
+    );
     match (at.ok, input, statistic, cost, mechanism) {
         (true, Some(input), Some(statistic), Some((cost, cost_source)), Some(mechanism)) => {
             Some(TableSpec {
@@ -177,6 +186,7 @@ fn table(
                 mechanism,
                 cost,
                 cost_source,
+                contributors_cost,
                 suppress_below,
                 confidence,
                 consistent: consistent.or(context.defaults.consistent).unwrap_or(true),
@@ -530,6 +540,55 @@ fn mechanism_of(
         );
     }
     mechanism
+}
+
+/// A sum's `contributors_cost`: the noisy count of each cell's contributors decides its
+/// suppression (never the noisy sum: noise can push a large sum under the threshold), so a sum
+/// that suppresses must measure it.
+fn contributors_of(
+    section: Option<CostSection>,
+    statistic: Option<&Statistic>,
+    mechanism: Option<Mechanism>,
+    suppress_below: i64,
+    at: &mut TableProblems,
+) -> Option<Cost> {
+    let Some(statistic) = statistic else {
+        return None;
+    };
+    let is_sum = matches!(statistic, Statistic::Sum { .. });
+    let Some(section) = section else {
+        if is_sum && suppress_below > 0 {
+            at.fail(
+                "contributors_cost",
+                format!(
+                    "a sum is suppressed on the noisy number of its contributors, never on its noisy value: give `contributors_cost = {{ rho = 0.01 }}` (or `{{ epsilon = 0.1 }}`), charged on top of `cost`, or `suppress_below = 0` to publish every cell (now {suppress_below})"
+                ),
+            );
+        }
+        return None;
+    };
+    if !is_sum {
+        at.forbid(
+            "contributors_cost",
+            true,
+            "only a sum measures the count of its contributors (a count is its own count)",
+        );
+        return None;
+    }
+    match cost_from_section(&section) {
+        Ok(Cost::Epsilon(_)) if mechanism == Some(Mechanism::Gaussian) => {
+            at.fail(
+                "contributors_cost",
+                "the discrete Gaussian cannot satisfy pure DP (a cost in epsilon); give it in `rho`, or use `mechanism = \"laplace\"`".to_string(),
+            );
+            None
+        }
+        Ok(c) => Some(c),
+        Err(msg) => {
+            at.fail("contributors_cost", msg);
+            None
+        }
+    }
 }
 
 /// `suppress_below` and `confidence`, from the table or the defaults.

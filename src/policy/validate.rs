@@ -81,10 +81,11 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let mut presentation =
         presentation::presentation_sections(publication, labels, &dimensions, &mut problems);
     for t in &tables {
-        if t.title.is_some() || t.unit.is_some() {
+        if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) {
             let labels = TableLabels {
                 title: t.title.clone(),
                 unit: t.unit.clone(),
+                shares: t.shares == Some(true),
             };
             presentation.tables.insert(t.name.clone(), labels);
         }
@@ -657,6 +658,58 @@ mod tests {
             (a - 0.2).abs() < 1e-12 && (b - 0.1).abs() < 1e-12,
             "{a} {b}"
         );
+    }
+
+    #[test]
+    fn a_sum_that_suppresses_measures_its_contributors() {
+        let sum = |extra: &str| {
+            SAMPLE.replace(
+                "statistic = \"count_rows\"",
+                &format!("statistic = \"sum\"\ncolumn = \"v\"\nclamp = [0, 9]\n{extra}"),
+            )
+        };
+        // Suppression (the default threshold of 10) without a count of contributors is refused.
+        let err = validate_str(&sum("")).unwrap_err();
+        assert!(
+            err.contains("table `t`, field `contributors_cost`")
+                && err.contains("never on its noisy value")
+                && err.contains("suppress_below = 0"),
+            "{err}"
+        );
+        let plan = validate_str(&sum("suppress_below = 0")).unwrap();
+        assert_eq!(plan.tables[0].contributors_cost, None);
+        let plan = validate_str(&sum("contributors_cost = { rho = 0.01 }")).unwrap();
+        assert_eq!(plan.tables[0].contributors_cost, Some(Cost::Rho(0.01)));
+        // It is part of what the release means; other tables' identity is unchanged.
+        let with = plan.identity();
+        assert_eq!(with["tables"][0]["contributors_cost"]["rho"], 0.01);
+        let without = validate_str(&sum("suppress_below = 0")).unwrap().identity();
+        assert!(without["tables"][0].get("contributors_cost").is_none());
+        assert!(
+            validate_str(SAMPLE).unwrap().identity()["tables"][0]
+                .get("contributors_cost")
+                .is_none()
+        );
+        for (text, problem) in [
+            (
+                sum("contributors_cost = { epsilon = 0.1 }"),
+                "discrete Gaussian cannot satisfy pure DP",
+            ),
+            (
+                sum("contributors_cost = { rho = -1 }"),
+                "field `contributors_cost`",
+            ),
+            (
+                SAMPLE.replace(
+                    "cost = { rho = 0.5 }",
+                    "cost = { rho = 0.5 }\ncontributors_cost = { rho = 0.1 }",
+                ),
+                "only a sum measures the count of its contributors",
+            ),
+        ] {
+            let err = validate_str(&text).unwrap_err();
+            assert!(err.contains(problem), "{problem}: {err}");
+        }
     }
 
     #[test]

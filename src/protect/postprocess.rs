@@ -44,9 +44,48 @@ pub fn finish_cells(
     (cells, suppressed)
 }
 
+/// A sum's cells, suppressed on the noisy count of their contributors (clamped at zero), never
+/// on the noisy sum: noise can push a large sum below any threshold, and a reader takes a
+/// suppressed cell for a small one. Returns the cells, each published cell's count of
+/// contributors, and how many cells were suppressed.
+pub fn finish_sum_cells(
+    noisy: Vec<i64>,
+    non_negative: bool,
+    contributors: Vec<i64>,
+    suppress_below: i64,
+) -> (Vec<Cell>, Vec<Option<i64>>, usize) {
+    let mut suppressed = 0;
+    let (cells, counts) = noisy
+        .into_iter()
+        .zip(contributors)
+        .map(|(v, n)| {
+            let v = if non_negative { v.max(0) } else { v };
+            let n = n.max(0);
+            if n < suppress_below {
+                suppressed += 1;
+                (Cell { value: None }, None)
+            } else {
+                (Cell { value: Some(v) }, Some(n))
+            }
+        })
+        .unzip();
+    (cells, counts, suppressed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_are_suppressed_on_their_contributors_only() {
+        // A sum of 3 with 40 contributors is published; a sum of 9,000 with 4 is not.
+        let (cells, counts, n) =
+            finish_sum_cells(vec![3, 9_000, -5, 500], true, vec![40, 4, 12, -2], 10);
+        let values: Vec<_> = cells.iter().map(|c| c.value).collect();
+        assert_eq!(values, [Some(3), None, Some(0), None]);
+        assert_eq!(counts, [Some(40), None, Some(12), None]);
+        assert_eq!(n, 2);
+    }
 
     #[test]
     fn suppresses_below_threshold_and_clamps_negatives() {

@@ -72,13 +72,13 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
             let _ = writeln!(
                 h,
                 "<p class=\"note\">{}</p>",
-                esc(&w.unreliable_text("†", v.p.unreliable_above))
+                esc(&w.unreliable_text("†", v.p.unreliable_above, t.entry.contributors.is_some()))
             );
         }
         let _ = writeln!(
             h,
             "<p class=\"note\">{}</p>",
-            esc(&w.suppressed_text(&v.p.suppressed_marker))
+            esc(&w.suppressed_text(&v.p.suppressed_marker, t.entry.contributors.is_some()))
         );
         if cross.has_totals() {
             let _ = writeln!(h, "<p class=\"note\">{}</p>", w.totals_note);

@@ -71,8 +71,8 @@ fn read_table<'a>(
     let mut reader = csv::Reader::from_reader(bytes);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let dims = entry.dimensions.len();
-    // Format 4 adds the `flag` column.
-    let has_flag = header.len() == dims + 4 && header.get(dims + 3) == Some("flag");
+    // Format 4 adds the `flag` column; format 5 a sum's contributors and the shares after it.
+    let has_flag = header.get(dims + 3) == Some("flag");
     if !(header.len() == dims + 3 || has_flag) || header.get(dims) != Some("value") {
         return Err(bad(format!(
             "its header is not `{}value,status,moe..,flag`",
@@ -347,7 +347,7 @@ fn methodology(v: &View) -> Vec<(String, String)> {
         (w.margin_meaning.to_string(), w.margin_text.to_string()),
         (
             w.suppressed_meaning.to_string(),
-            w.suppressed_text(&v.p.suppressed_marker),
+            w.suppressed_text(&v.p.suppressed_marker, false),
         ),
     ];
     for t in &m.tables {
@@ -365,10 +365,9 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             .clamp
             .map(|[lo, hi]| w.clamped(lo, hi))
             .unwrap_or_default();
-        let cost = &t.privacy_cost;
         // A zCDP cost also as (ε, δ), by opendp's conversion, at the budget's δ or 10^-6.
         let delta = m.ledger.budget.delta.unwrap_or(REPORT_DELTA);
-        let cost_text = match (cost.rho, cost.epsilon) {
+        let cost_text = |cost: &crate::output::CostEntry| match (cost.rho, cost.epsilon) {
             (Some(rho), _) => match crate::privacy::epsilon_at(rho, delta) {
                 Ok(e) => format!("rho = {rho:.4} (ε = {e:.4}, δ = {delta:e})"),
                 Err(_) => format!("rho = {rho:.4}"),
@@ -376,15 +375,30 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             (None, Some(e)) => format!("ε = {e:.4} (δ = 0)"),
             (None, None) => String::new(),
         };
+        let contributors = t
+            .contributors
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "; {}",
+                    w.contributors_text(
+                        &cost_text(&c.privacy_cost),
+                        c.margin_of_error,
+                        t.suppression.threshold
+                    )
+                )
+            })
+            .unwrap_or_default();
         out.push((
             v.title(t),
             format!(
-                "{}; {bounds} ({}){clamp}; {}: {}; {}: {cost_text}; {}: {}",
+                "{}; {bounds} ({}){clamp}; {}: {}; {}: {}; {}: {}{contributors}",
                 w.statistic_name(&t.statistic),
                 w.bounds_status(&b.status),
                 w.mechanism,
                 w.mechanism_name(&t.mechanism.to_string()),
                 w.cost,
+                cost_text(&t.privacy_cost),
                 w.margin,
                 v.margin(t),
             ),

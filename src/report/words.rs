@@ -85,27 +85,54 @@ impl Words {
         }
     }
 
-    pub fn unreliable_text(&self, mark: &str, share: f64) -> String {
+    /// The flag's footnote; `contributors`: the table is a sum flagged on its count of
+    /// contributors too.
+    pub fn unreliable_text(&self, mark: &str, share: f64, contributors: bool) -> String {
         let pct = share * 100.0;
-        if self.korean {
-            format!(
+        match (self.korean, contributors) {
+            (true, false) => format!(
                 "{mark}: 오차 범위가 공표 값의 {pct}%보다 커서 신뢰도가 낮은 값입니다. 해석에 주의하십시오."
-            )
-        } else {
-            format!(
+            ),
+            (true, true) => format!(
+                "{mark}: 오차 범위가 공표 값의 {pct}%보다 크거나, 기여자 수의 오차 범위가 기여자 수의 {pct}%보다 커서 신뢰도가 낮은 값입니다. 해석에 주의하십시오."
+            ),
+            (false, false) => format!(
                 "{mark}: the margin of error is above {pct}% of the published value: read with care."
-            )
+            ),
+            (false, true) => format!(
+                "{mark}: the margin of error is above {pct}% of the published value, or that of its number of contributors is above {pct}% of that number: read with care."
+            ),
         }
     }
 
-    pub fn suppressed_text(&self, marker: &str) -> String {
+    /// The suppressed marker's footnote; `contributors`: the table is a sum, suppressed on its
+    /// count of contributors.
+    pub fn suppressed_text(&self, marker: &str, contributors: bool) -> String {
+        match (self.korean, contributors) {
+            (true, false) => format!(
+                "{marker}: 잡음을 더한 값이 공표 기준보다 작아 공개하지 않은 칸입니다. 실제 값이 작다는 뜻만은 아닙니다."
+            ),
+            (true, true) => format!(
+                "{marker}: 잡음을 더한 기여자 수가 공표 기준보다 작아 공개하지 않은 칸입니다. 합계가 작다는 뜻이 아닙니다."
+            ),
+            (false, false) => format!(
+                "{marker}: the noisy value was below the publication threshold, so the cell is not shown; it does not by itself mean that the true value is small."
+            ),
+            (false, true) => format!(
+                "{marker}: the noisy number of contributors was below the publication threshold, so the cell is not shown; it does not mean that the sum is small."
+            ),
+        }
+    }
+
+    /// A sum's count of contributors: its cost, margin and threshold.
+    pub fn contributors_text(&self, cost: &str, moe: i64, threshold: i64) -> String {
         if self.korean {
             format!(
-                "{marker}: 잡음을 더한 값이 공표 기준보다 작아 공개하지 않은 칸입니다. 실제 값이 작다는 뜻만은 아닙니다."
+                "기여자 수(합계에 기여한 보호 단위 수)도 잡음을 더해 측정했습니다({cost}, 오차 범위 ±{moe}). 기여자 수가 {threshold}보다 작은 칸은 공개하지 않으며, 합계 값으로는 결정하지 않습니다"
             )
         } else {
             format!(
-                "{marker}: the noisy value was below the publication threshold, so the cell is not shown; it does not by itself mean that the true value is small."
+                "the number of contributors (privacy units behind each sum) is measured with noise too ({cost}, margin ±{moe}); a cell with fewer than {threshold} is suppressed, never decided on the noisy sum"
             )
         }
     }

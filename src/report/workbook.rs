@@ -172,7 +172,11 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         r += 1;
     }
     r += 1;
-    ws.write_string(r, 0, w.suppressed_text(&v.p.suppressed_marker))?;
+    ws.write_string(
+        r,
+        0,
+        w.suppressed_text(&v.p.suppressed_marker, t.entry.contributors.is_some()),
+    )?;
     ws.write_string(r + 1, 0, w.excel_sum_note)?;
     r += 2;
     if cross.flags.iter().flatten().any(|&f| f) {
@@ -181,7 +185,11 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         } else {
             "Yellow italic cells"
         };
-        ws.write_string(r, 0, w.unreliable_text(mark, v.p.unreliable_above))?;
+        ws.write_string(
+            r,
+            0,
+            w.unreliable_text(mark, v.p.unreliable_above, t.entry.contributors.is_some()),
+        )?;
         r += 1;
     }
     if cross.has_totals() {

@@ -179,6 +179,7 @@ clamp = [0, 4503599627370496]
 max_rows_per_unit = 1
 by = ["kind"]
 cost = { epsilon = 1e12 }
+suppress_below = 0
 "#;
     s.write(
         "policy.toml",

@@ -14,3 +14,4 @@ mod plan;
 mod release;
 mod report;
 mod sql;
+mod sums;

@@ -97,7 +97,9 @@ fn zcdp_costs_are_shown_as_epsilon_delta_at_a_stated_delta() {
     run.expect_code(0).stdout_has(&[
         "rho=0.05           ±6 (95%)  ε=1.471595 at δ=1e-6",
         "epsilon=0.5      ±4793 (95%)  ε=0.5 (pure)",
-        "total cost: rho=0.385 (composed by opendp); as (ε, δ): ε=4.5067",
+        // A sum's count of contributors has its own row, and counts in the total.
+        "  contributors               count of units               17  4 rows/unit (enforced)         discrete laplace           L1=4     40.000  epsilon=0.1      ±120 (95%)  ε=0.1 (pure)",
+        "total cost: rho=0.39 (composed by opendp); as (ε, δ): ε=4.53945",
     ]);
     // Without a delta (a zCDP budget has none), the plan says how to see it.
     s.run(&["plan", SAMPLE_POLICY])

@@ -22,7 +22,12 @@ fn csv_values(s: &Scratch, table: &str) -> Vec<(Vec<String>, Option<i64>)> {
     let text = fs::read_to_string(&path).unwrap();
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut r = csv::Reader::from_reader(text.as_bytes());
-    let n = r.headers().unwrap().len() - 4;
+    let n = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "value")
+        .unwrap();
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
@@ -64,7 +69,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         .map(|o| o["path"].as_str().unwrap())
         .collect();
     assert!(outputs.contains(&"disung-2024.xlsx") && outputs.contains(&"report.html"));
-    assert_eq!(m["manifest_format"], 4);
+    assert_eq!(m["manifest_format"], 5);
     assert_eq!(m["presentation"]["language"], "ko");
     s.run(&["audit", DIR]).expect_code(0);
 
@@ -154,7 +159,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         "자료에서 강제함",
         "신고된 값",
         "프라이버시 예산",
-        "남은 예산 0.6150",
+        "남은 예산 0.6100",
         "rho = 0.0500 (ε = 1.4716, δ = 1e-6)",
     ] {
         assert!(text.contains(part), "lacks {part}: {text}");
@@ -343,13 +348,25 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
         let moe = table["margin_of_error"].as_i64().unwrap();
         let rows = read_csv(&s.path(&format!("{DIR}/{name}.csv")));
         let sum = table["statistic"] == "sum";
+        let share = 0.5;
         let mut flagged = 0;
         for row in &rows {
-            // The flag is a function of the published value and margin only (never of an
-            // exact value), and sums are never flagged on their noisy value alone.
-            let expect = match row["value"].parse::<i64>() {
-                Ok(v) if !sum => (moe as f64) > 0.5 * v as f64,
-                _ => false,
+            // The flag is a function of published values and margins only (never of an exact
+            // value); a sum's also of its noisy count of contributors, never of its value alone.
+            let over = |v: &str, moe: i64| {
+                v.parse::<i64>()
+                    .is_ok_and(|v| moe as f64 > share * v.abs() as f64)
+            };
+            let expect = if row["value"].is_empty() {
+                false
+            } else if sum {
+                let c = &table["contributors"];
+                assert!(c.is_object(), "the sample's sum counts its contributors");
+                let c_moe = c["margin_of_error"].as_i64().unwrap();
+                assert_eq!(row["contributors_moe95"], c_moe.to_string());
+                over(&row["contributors"], c_moe) || over(&row["value"], moe)
+            } else {
+                over(&row["value"], moe)
             };
             assert_eq!(row["flag"] == "unreliable", expect, "{name} {row:?}");
             flagged += usize::from(expect);
@@ -357,13 +374,25 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
         let r = &table["reliability"];
         assert_eq!(r["cells_flagged"], flagged, "{name}");
         if sum {
-            assert!(r["unreliable_above"].is_null());
+            assert_eq!(r["unreliable_above"], share);
             assert!(
                 r["rule"]
                     .as_str()
                     .unwrap()
-                    .contains("noisy count of its contributors")
+                    .contains("count of contributors")
             );
+            assert_eq!(
+                table["suppression"]["decided_on"],
+                "noisy counts of contributors"
+            );
+            // A suppressed sum hides its count too; a published one shows it.
+            for row in &rows {
+                assert_eq!(
+                    row["value"].is_empty(),
+                    row["contributors"].is_empty(),
+                    "{row:?}"
+                );
+            }
         }
         // The JSON carries the same flags.
         let json: serde_json::Value =
@@ -373,7 +402,7 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r.as_array().unwrap().last().unwrap() == "unreliable")
+            .filter(|r| r.as_array().unwrap().contains(&"unreliable".into()))
             .count();
         assert_eq!(json_flags, flagged, "{name}");
         // The report marks them, in that table's section.
@@ -390,7 +419,14 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
                 table["cells"].as_u64().unwrap()
                     - table["suppression"]["cells_suppressed"].as_u64().unwrap()
             )]);
-            assert!(section.contains("오차 범위가 공표 값의 50%보다 커서"));
+            assert!(section.contains(if sum {
+                "기여자 수의 오차 범위가 기여자 수의 50%보다 커서"
+            } else {
+                "오차 범위가 공표 값의 50%보다 커서"
+            }));
+            if sum {
+                assert!(section.contains("잡음을 더한 기여자 수가 공표 기준보다 작아"));
+            }
         }
         flagged_total += flagged;
     }

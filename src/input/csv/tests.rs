@@ -43,6 +43,7 @@ fn plan_for(data: &str) -> (tempfile::TempDir, Plan) {
         name = "sums"
         input = "in"
         statistic = "sum"
+        contributors_cost = {{ rho = 0.01 }}
         column = "v"
         clamp = [0, 10]
         max_rows_per_unit = 4

@@ -239,6 +239,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
 
     let shared_key = fresh_key();
     let mut exact = Vec::new();
+    let mut contributors = Vec::new();
     for ts in &statements.tables {
         let table = &plan.tables[ts.table];
         let key = if ts.shared_key {
@@ -256,12 +257,15 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
         let result = tx.query(&ts.sql, &params).map_err(pg)?;
         sent.push(sha256_hex(ts.sql.as_bytes()));
-        let cells = fill_cells(plan, ts.table, &result).map_err(|e| match e {
+        let (cells, counted) = fill_cells(plan, ts.table, &result).map_err(|e| match e {
             Filled::Db(e) => pg(e),
             Filled::Bad(m) => fail(format!("table `{}`: {m}", table.name)),
         })?;
         exact.push(cells);
+        contributors.extend(counted);
     }
+    // As the file reader gives them: every table's cells, then each sum's contributors.
+    exact.extend(contributors);
     tx.commit().map_err(pg)?;
     let relation = sql.relation.describe();
     Ok(InputResult {
@@ -413,9 +417,14 @@ impl From<postgres::Error> for Filled {
     }
 }
 
-/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum)`: a cell the server
-/// did not return is a zero (and still gets noise).
-fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Vec<i128>, Filled> {
+/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)`, and a
+/// sum's contributors per cell: a cell the server did not return is a zero (and still gets
+/// noise).
+fn fill_cells(
+    plan: &Plan,
+    t: usize,
+    rows: &[postgres::Row],
+) -> Result<(Vec<i128>, Option<Vec<i128>>), Filled> {
     let table = &plan.tables[t];
     let radix: Vec<usize> = table
         .dims
@@ -423,6 +432,8 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Vec<i128>
         .map(|&d| plan.dimensions[d].categories.len())
         .collect();
     let mut cells = vec![0i128; plan.table_cells(table)];
+    let is_sum = matches!(table.statistic, Statistic::Sum { .. });
+    let mut contributors = is_sum.then(|| vec![0i128; cells.len()]);
     for row in rows {
         let mut cell = 0usize;
         for (j, &n) in radix.iter().enumerate() {
@@ -438,18 +449,20 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Vec<i128>
                 })?;
             cell = cell * n + code;
         }
-        let value = match &table.statistic {
-            Statistic::Sum { .. } => {
-                let sum: Option<String> = row.try_get(radix.len() + 1)?;
-                let sum = sum.unwrap_or_default();
-                sum.parse::<i128>()
-                    .map_err(|_| Filled::Bad(format!("the server returned `{sum}` as a sum")))?
-            }
-            _ => i128::from(row.try_get::<_, i64>(radix.len())?),
+        let value = if is_sum {
+            let sum: Option<String> = row.try_get(radix.len() + 1)?;
+            let sum = sum.unwrap_or_default();
+            sum.parse::<i128>()
+                .map_err(|_| Filled::Bad(format!("the server returned `{sum}` as a sum")))?
+        } else {
+            i128::from(row.try_get::<_, i64>(radix.len())?)
         };
         cells[cell] += value;
+        if let Some(c) = contributors.as_mut() {
+            c[cell] += i128::from(row.try_get::<_, i64>(radix.len() + 2)?);
+        }
     }
-    Ok(cells)
+    Ok((cells, contributors))
 }
 
 /// A server or connection error in words: the server's message, detail and hint, or the

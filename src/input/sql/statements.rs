@@ -215,7 +215,8 @@ fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
     )
 }
 
-/// Table `t`'s bounded aggregation: `(code per dimension..., count, sum)` per non-empty cell.
+/// Table `t`'s bounded aggregation: `(code per dimension..., count, sum, contributors)` per
+/// non-empty cell (a sum's contributors: the distinct units among the cell's kept rows).
 /// Parameters: `$1` the key (bytea); per dimension `j` of the table, `$(3j+2)` the values
 /// (text[]), `$(3j+3)` their codes (int4[]) and `$(3j+4)` the code of a NULL (int4, the
 /// catch-all or NULL).
@@ -264,12 +265,12 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 // One cell per unit: the unit's lowest-priority row names it (rows of one cell
                 // share its priority), one sort instead of a DISTINCT and a window.
                 format!(
-                    "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text\nFROM k{group_by}",
+                    "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k{group_by}",
                     with_cells(", "),
                 )
             } else {
                 format!(
-                    "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
+                    "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
                     with_cells(", "),
                 )
             };
@@ -285,9 +286,9 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                         "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8) AS v",
                         ident(column)
                     ));
-                    "sum(v)::text"
+                    "sum(v)::text, count(DISTINCT u)::int8"
                 }
-                _ => "NULL::text",
+                _ => "NULL::text, NULL::int8",
             };
             select.push(format!("{identity} COLLATE \"C\" AS id"));
             // The per-cell cap binds only when it is below the per-unit one.

@@ -100,6 +100,7 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
         name = "sum_region_gender"
         input = "in"
         statistic = "sum"
+        contributors_cost = { rho = 0.01 }
         column = "services"
         clamp = [-1000000, 1000000]
         max_rows_per_unit = 1000
@@ -153,6 +154,7 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
         name = "sums"
         input = "in"
         statistic = "sum"
+        contributors_cost = { rho = 0.01 }
         column = "v"
         clamp = [0, 100]
         max_rows_per_unit = 5
@@ -161,7 +163,11 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     "#;
     let from_csv = read(&plan(dir2.path(), None, body2));
     let from_sql = read(&plan(dir2.path(), Some(&db2), body2));
-    assert_eq!(from_csv.exact, vec![vec![2, 1, 2], vec![7, 5, 13]]);
+    // Then the sum's contributors: one unit per row here.
+    assert_eq!(
+        from_csv.exact,
+        vec![vec![2, 1, 2], vec![7, 5, 13], vec![2, 1, 2]]
+    );
     assert_eq!(from_sql.exact, from_csv.exact);
     assert_eq!(from_sql.sha256, read_fingerprint(dir2.path(), &db2, body2));
 }
@@ -243,6 +249,7 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         name = "sum_k1"
         input = "in"
         statistic = "sum"
+        contributors_cost = {{ rho = 0.01 }}
         column = "v"
         clamp = [0, 1]
         max_rows_per_unit = 1
@@ -293,6 +300,9 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     for (i, c) in ["b", "c", "d"].iter().enumerate() {
         assert_near(&format!("sum_k1 cell {c}"), sum_k1[i + 1], n, 1.0 / 7.0);
     }
+    // Its contributors: every unit kept one row, so it contributes to exactly one cell, the one
+    // its value went to (each row's value is 1).
+    assert_eq!(r.exact[5], *sum_k1);
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
     assert_ne!(again.exact[2][4..], r.exact[2][4..]);

@@ -36,7 +36,7 @@ pub use layout::Axes;
 pub use rounding::{NODE_LIMIT, Tolerance};
 pub use variance::cell_variance;
 
-use super::NoiseMechanism;
+use super::TableNoise;
 use crate::policy::{Plan, Statistic};
 
 /// The largest union table estimated. The 17 x 9 x 7 x 2 = 2,142-cell group of BENCHMARKS.md
@@ -237,13 +237,13 @@ pub fn groups(plan: &Plan) -> Vec<Group> {
 
 /// Each table's margin of error once its group is estimated, assuming a controlled rounding
 /// (a shift of at most 1): what `plan` shows before any data is read.
-pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[NoiseMechanism]) -> Vec<(usize, i64)> {
+pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[TableNoise]) -> Vec<(usize, i64)> {
     let axes = group.axes(plan);
     let sizes = group.sizes(plan);
     let measured: Vec<(&Axes, f64)> = axes
         .iter()
         .zip(&group.tables)
-        .map(|(a, &t)| (a, mechs[t].variance()))
+        .map(|(a, &t)| (a, mechs[t].values.variance()))
         .collect();
     let margins = group_margins(plan, group, &sizes, &measured, |_| 1.0);
     group.tables.iter().copied().zip(margins).collect()
@@ -282,7 +282,7 @@ pub struct Applied {
 /// plan table). Reads noisy values only.
 pub fn apply(
     plan: &Plan,
-    mechs: &[NoiseMechanism],
+    mechs: &[TableNoise],
     groups: &[Group],
     noisy: &mut [Vec<i64>],
 ) -> Vec<Applied> {
@@ -305,7 +305,7 @@ pub fn apply(
 
 fn estimate_group(
     plan: &Plan,
-    mechs: &[NoiseMechanism],
+    mechs: &[TableNoise],
     g: &Group,
     noisy: &mut [Vec<i64>],
 ) -> Result<(Tolerance, Vec<i64>), String> {
@@ -317,7 +317,7 @@ fn estimate_group(
         .map(|(axes, &t)| Measured {
             axes,
             noisy: noisy[t].clone(),
-            variance: mechs[t].variance(),
+            variance: mechs[t].values.variance(),
         })
         .collect();
     let non_negative = plan.tables[g.tables[0]].statistic.is_non_negative();

@@ -305,6 +305,7 @@ clamp = [0, 100]
 max_rows_per_unit = 2
 by = ["kind"]
 cost = { epsilon = 0.5 }
+suppress_below = 0
 "#;
 
 pub fn budget_json(s: &Scratch) -> serde_json::Value {
