@@ -6,12 +6,13 @@
 //! False failures: every check compares an average over R = 3000 independent releases with a
 //! bound at least 6 standard errors away from what the closed-form variance predicts. For a mean
 //! of 3000 near-Gaussian errors a 6-standard-error deviation has probability 2e-9; over the 68
-//! cells checked for bias and the 24 table-level checks the chance that any fails by accident is
-//! below 2e-7.
+//! cells checked for bias and the 29 table-level checks (5 of them the coverage of the shares of
+//! each table's total) the chance that any fails by accident is below 2e-7.
 
 use safestat::privacy::{Cost, Mechanism, Sensitivity};
 use safestat::protect::NoiseMechanism;
-use safestat::protect::consistency::{self, Axes, Measured};
+use safestat::protect::consistency::{self, Axes, Measured, Tolerance};
+use safestat::protect::postprocess::{ErrorModel, shares};
 
 const REPS: usize = 3000;
 
@@ -50,6 +51,9 @@ fn estimates_are_unbiased_more_accurate_and_their_margins_hold() {
     let mut sum_err: Vec<Vec<f64>> = exact.iter().map(|e| vec![0.0; e.len()]).collect();
     let (mut sq_raw, mut sq_est) = (vec![0.0; n], vec![0.0; n]);
     let mut within = vec![0usize; n];
+    let mut shares_within = vec![0usize; n];
+    let total_variance = consistency::total_variance(&sizes, &with_var);
+    let grand_total: i64 = truth.iter().sum();
     for _ in 0..REPS {
         let measured: Vec<Measured> = axes
             .iter()
@@ -72,6 +76,22 @@ fn estimates_are_unbiased_more_accurate_and_their_margins_hold() {
                 sq_raw[j] += raw * raw;
                 sq_est[j] += err * err;
                 within[j] += usize::from(err.abs() <= moe as f64);
+            }
+            // Each cell's share of the table's total (the grand total), as a release computes it.
+            let error = ErrorModel {
+                cell_variance: var,
+                total_variance,
+                shift: est.shift[j],
+                total_shift: match est.tolerance {
+                    Tolerance::Within(0) | Tolerance::Cumulative => 1.0,
+                    Tolerance::Within(_) => est.shift[j] * exact[j].len() as f64,
+                },
+                cell_margin: None,
+            };
+            let s = shares(&est.tables[j], error, 0.95).unwrap();
+            for (&(p, margin), &e) in s.cells.iter().zip(&exact[j]) {
+                let truth_share = e as f64 / grand_total as f64;
+                shares_within[j] += usize::from((p - truth_share).abs() <= margin);
             }
         }
     }
@@ -126,8 +146,16 @@ fn estimates_are_unbiased_more_accurate_and_their_margins_hold() {
             coverage >= floor,
             "table {j}: {coverage} of cells within the margin, below {floor}"
         );
+        // So do the shares' (the total's own share, 100%, is exact).
+        let share_coverage = shares_within[j] as f64 / samples;
+        if j < n - 1 {
+            assert!(
+                share_coverage >= floor,
+                "table {j}: {share_coverage} of shares within their margin, below {floor}"
+            );
+        }
         eprintln!(
-            "table {j}: cells {cells} var raw {var_raw:.2} predicted {var_est:.2}; mse raw {mse_raw:.2} estimated {mse_est:.2}; coverage {coverage:.4}"
+            "table {j}: cells {cells} var raw {var_raw:.2} predicted {var_est:.2}; mse raw {mse_raw:.2} estimated {mse_est:.2}; coverage {coverage:.4}; shares {share_coverage:.4}"
         );
     }
 }

@@ -18,13 +18,14 @@ use crate::ledger::{SourceRead, TableCharge};
 use crate::output::{
     self, Bounds, ConsistencyGroup, Contributors, ContributorsEntry, CostEntry, FileHash,
     InputEntry, Manifest, ManifestLedger, ManifestRelease, PolicyEntry, PublishedTable,
-    Reliability, RngInfo, SensitivityEntry, Suppression, TableEntry, ToolInfo, TotalCost,
+    Reliability, RngInfo, SensitivityEntry, SharesEntry, Suppression, TableEntry, ToolInfo,
+    TotalCost,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
-use crate::protect::postprocess::{finish_cells, finish_sum_cells};
+use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cells};
 use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
 
@@ -262,11 +263,12 @@ fn draw_tables(
     }
     let groups = consistency::groups(plan);
     let applied = consistency::apply(plan, mechs, &groups, &mut noisy);
-    let mut estimated_moe: Vec<Option<(usize, i64)>> = vec![None; plan.tables.len()];
+    // Per table estimated with its group: the group, its margin and how its cells err.
+    let mut estimated_moe: Vec<Option<(usize, i64, ErrorModel)>> = vec![None; plan.tables.len()];
     for (g, a) in applied.iter().enumerate() {
-        if let Ok((_, margins)) = &a.outcome {
-            for (&t, &moe) in a.group.tables.iter().zip(margins) {
-                estimated_moe[t] = Some((g, moe));
+        if let Ok(e) = &a.outcome {
+            for ((&t, &moe), &error) in a.group.tables.iter().zip(&e.margins).zip(&e.errors) {
+                estimated_moe[t] = Some((g, moe, error));
             }
         }
     }
@@ -277,6 +279,25 @@ fn draw_tables(
             Some(c) => Some(c.margin_of_error(t.confidence)?),
             None => None,
         };
+        let error = match estimated_moe[i] {
+            Some((_, _, error)) => error,
+            None => ErrorModel::drawn(
+                m.values.variance(),
+                noisy.len(),
+                m.values.margin_of_error(t.confidence)?,
+            ),
+        };
+        let shares = plan
+            .presentation
+            .shares(&t.name)
+            .then(|| {
+                let values: Vec<i64> = noisy
+                    .iter()
+                    .map(|&v| if non_negative { v.max(0) } else { v })
+                    .collect();
+                postprocess::shares(&values, error, t.confidence)
+            })
+            .flatten();
         let (cells, counts, suppressed) = match noisy_contributors[i].take() {
             Some(n) => {
                 let (cells, counts, suppressed) =
@@ -294,11 +315,19 @@ fn draw_tables(
                 (cells, None, suppressed)
             }
         };
-        let group = estimated_moe[i].map(|(g, _)| g);
+        let group = estimated_moe[i].map(|(g, _, _)| g);
         let moe = match estimated_moe[i] {
-            Some((_, moe)) => moe,
+            Some((_, moe, _)) => moe,
             None => m.values.margin_of_error(t.confidence)?,
         };
+        // A suppressed cell's share is not shown either (it would give its value back).
+        let published_shares: Option<Vec<Option<(f64, f64)>>> = shares.as_ref().map(|s| {
+            s.cells
+                .iter()
+                .zip(&cells)
+                .map(|(&share, cell)| cell.value.map(|_| share))
+                .collect()
+        });
         let table = PublishedTable {
             name: &t.name,
             dimensions: t
@@ -324,6 +353,7 @@ fn draw_tables(
                     counts,
                     margin_of_error: moe,
                 }),
+            shares: published_shares.as_deref(),
         };
         let share = plan.presentation.unreliable_above;
         let reliability = Reliability {
@@ -393,6 +423,15 @@ fn draw_tables(
             group,
         );
         entry.reliability = Some(reliability);
+        if plan.presentation.shares(&t.name) {
+            entry.shares = Some(shares_entry(t, shares.as_ref(), group.is_some()));
+            if shares.is_none() {
+                summary.notes.push(format!(
+                    "warning: `{}`: its published total is not positive, so no shares are given",
+                    t.name
+                ));
+            }
+        }
         if let (Some(c), Some(moe)) = (&m.contributors, contributors_moe) {
             entry.contributors = Some(contributors_entry(t, c, moe)?);
             entry.suppression.rule = format!(
@@ -415,7 +454,7 @@ fn draw_tables(
             .map(|&t| plan.tables[t].name.as_str())
             .collect();
         summary.notes.push(match &a.outcome {
-            Ok((tolerance, _)) => format!(
+            Ok(consistency::Estimated { tolerance, .. }) => format!(
                 "consistent: {} estimated together as one {}-cell table ({}; {:.2} s)",
                 names.join(", "),
                 a.group.union_cells.unwrap_or(0),
@@ -439,7 +478,7 @@ fn draw_tables(
 /// A group's manifest entry.
 fn group_entry(plan: &Plan, a: &consistency::Applied) -> ConsistencyGroup {
     let (status, reason, rounding) = match &a.outcome {
-        Ok((tolerance, _)) => (
+        Ok(consistency::Estimated { tolerance, .. }) => (
             "estimated",
             None,
             Some(match tolerance {
@@ -664,6 +703,24 @@ fn contributors_entry(
         privacy_cost: CostEntry::new(cost, declared, policy::CostSource::Declared, computed_by(t.mechanism, cost)),
         margin_of_error: moe,
     })
+}
+
+/// How a table's shares were computed, for the manifest.
+fn shares_entry(t: &TableSpec, shares: Option<&postprocess::Shares>, grouped: bool) -> SharesEntry {
+    SharesEntry {
+        columns: vec![
+            "share_pct".into(),
+            format!("share_pct_{}", output::moe_column(t.confidence)),
+        ],
+        total: shares.map(|s| s.total),
+        total_margin_of_error: shares.map(|s| s.total_margin),
+        total_from: if grouped {
+            "the sum of the table's published values before suppression: the grand total of its consistency group, equal to every grouped table's sum".into()
+        } else {
+            "the sum of the table's published values before suppression (negative noisy values clamped to 0 first)".into()
+        },
+        margin_of_error_method: "delta method: Var(share error) = [Var(cell) + Var(total) (p^2 - 2p/n)] / total^2, from the closed-form noise variances, normal approximation, plus the rounding shifts of the cell and the total; suppressed cells show no share".into(),
+    }
 }
 
 /// Which opendp map a measurement's cost comes from.

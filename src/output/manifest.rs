@@ -173,9 +173,10 @@ pub struct ContributorsEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SharesEntry {
     pub columns: Vec<String>,
-    /// The total the shares are of (noisy, post-processed) and its margin of error.
-    pub total: i64,
-    pub total_margin_of_error: i64,
+    /// The total the shares are of (noisy, post-processed) and its margin of error; `None` when
+    /// it is not positive (no shares are given).
+    pub total: Option<i64>,
+    pub total_margin_of_error: Option<i64>,
     pub total_from: String,
     pub margin_of_error_method: String,
 }

@@ -19,6 +19,19 @@ pub struct PublishedTable<'a> {
     pub unreliable_above: Option<f64>,
     /// A sum's noisy count of contributors per cell (`None` where suppressed) and its margin.
     pub contributors: Option<Contributors<'a>>,
+    /// Each cell's `(share, margin)` of the table's total as fractions (`None` where suppressed
+    /// or undefined), when the table publishes shares.
+    pub shares: Option<&'a [Option<(f64, f64)>]>,
+}
+
+/// A share as a percentage with one decimal (`12.3`).
+pub fn percent(share: f64) -> String {
+    format!("{:.1}", share * 100.0)
+}
+
+/// A share's margin as a percentage, rounded up to one decimal so that it is never understated.
+pub fn percent_margin(margin: f64) -> String {
+    format!("{:.1}", (margin * 1000.0 - 1e-9).ceil().max(0.0) / 10.0)
 }
 
 /// The noisy number of privacy units behind each cell of a sum.
@@ -93,6 +106,10 @@ impl PublishedTable<'_> {
             header.push("contributors".into());
             header.push(format!("contributors_{}", moe_column(self.confidence)));
         }
+        if self.shares.is_some() {
+            header.push("share_pct".into());
+            header.push(format!("share_pct_{}", moe_column(self.confidence)));
+        }
         header
     }
 
@@ -113,6 +130,12 @@ impl PublishedTable<'_> {
             if let Some(c) = &self.contributors {
                 row.push(c.counts[i].map(|n| n.to_string()).unwrap_or_default());
                 row.push(c.margin_of_error.to_string());
+            }
+            if let Some(shares) = self.shares {
+                let (p, m) = shares[i].map_or((String::new(), String::new()), |(p, m)| {
+                    (percent(p), percent_margin(m))
+                });
+                row.extend([p, m]);
             }
             w.write_record(&row).expect("writing to memory");
         }
@@ -142,6 +165,17 @@ impl PublishedTable<'_> {
                 if let Some(c) = &self.contributors {
                     row.push(c.counts[i].map_or(serde_json::Value::Null, Into::into));
                     row.push(c.margin_of_error.into());
+                }
+                if let Some(shares) = self.shares {
+                    let number =
+                        |s: String| serde_json::Value::from(s.parse::<f64>().unwrap_or(0.0));
+                    match shares[i] {
+                        Some((p, m)) => {
+                            row.push(number(percent(p)));
+                            row.push(number(percent_margin(m)));
+                        }
+                        None => row.extend([serde_json::Value::Null, serde_json::Value::Null]),
+                    }
                 }
                 serde_json::Value::Array(row)
             })
@@ -182,6 +216,7 @@ mod tests {
             confidence: 0.95,
             unreliable_above: Some(0.5),
             contributors: None,
+            shares: None,
         };
         let text = String::from_utf8(t.to_csv()).unwrap();
         assert_eq!(

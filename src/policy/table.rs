@@ -143,7 +143,7 @@ fn table(
         expected_cell_size,
         title: _,
         unit: _,
-        shares: _,
+        shares,
     } = section;
     if expected_cell_size == Some(0) {
         at.fail(
@@ -165,6 +165,12 @@ fn table(
     let statistic = statistic_of(
         &statistic, column, clamp, bounds, &by, input_kind, context, at,
     );
+    if shares == Some(true) && statistic.as_ref().is_some_and(|s| !s.is_non_negative()) {
+        at.fail(
+            "shares",
+            "a share of the total needs values that cannot be negative; this sum's `clamp` lets rows be below 0".to_string(),
+        );
+    }
     let cost = cost_of(cost, weight, context.release_cost, total_weight, at);
     let mechanism = mechanism_of(mechanism.as_deref(), cost, context.defaults.mechanism, at);
     let (suppress_below, confidence) =

@@ -21,7 +21,7 @@ fn esc(s: &str) -> String {
 pub const MAX_CHART_CELLS: usize = 2_000;
 pub const MAX_PAGE_CELLS: usize = 20_000;
 
-const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
+const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v,table.cross td.share,table.cross td.share-moe{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
 
 pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec<u8> {
     let m = v.manifest;
@@ -67,6 +67,11 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
                 "<p class=\"note\">{}</p>",
                 esc(&w.too_large(&format!("{}.csv", t.entry.name)))
             );
+        }
+        if let Some(shares) = &t.shares
+            && t.values.len() <= MAX_PAGE_CELLS
+        {
+            h.push_str(&share_table(v, t, shares));
         }
         if t.flags.iter().any(|&f| f) {
             let _ = writeln!(
@@ -168,6 +173,55 @@ fn chart(v: &View, t: &Table) -> String {
         }
     }
     s.push_str("</svg>\n");
+    s
+}
+
+/// The shares of the table's total, one row per cell: its labels, the share and its margin in
+/// percent, as published.
+fn share_table(v: &View, t: &Table, shares: &[Option<(f64, f64)>]) -> String {
+    let dims = &t.entry.dimensions;
+    let mut s = String::from("<table class=\"cross shares\">\n<thead><tr>");
+    for d in dims {
+        let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
+    }
+    if dims.is_empty() {
+        s.push_str("<th></th>");
+    }
+    let _ = write!(
+        s,
+        "<th>{}</th><th>{}</th></tr></thead>\n<tbody>\n",
+        v.w.share, v.w.share_margin
+    );
+    for (i, share) in shares.iter().enumerate() {
+        s.push_str("<tr>");
+        for (k, c) in t.labels(i).iter().enumerate() {
+            let _ = write!(s, "<th>{}</th>", esc(&v.category(&dims[k], c)));
+        }
+        if dims.is_empty() {
+            let _ = write!(s, "<th>{}</th>", v.w.total);
+        }
+        match share {
+            Some((p, m)) => {
+                let _ = write!(
+                    s,
+                    "<td class=\"share\" data-share=\"{p:.1}\">{p:.1}</td><td class=\"share-moe\">±{m:.1}</td>"
+                );
+            }
+            None => {
+                let marker = esc(&v.p.suppressed_marker);
+                let _ = write!(
+                    s,
+                    "<td class=\"share suppressed\" data-share=\"\">{marker}</td><td class=\"suppressed\">{marker}</td>"
+                );
+            }
+        }
+        s.push_str("</tr>\n");
+    }
+    let _ = write!(
+        s,
+        "</tbody>\n</table>\n<p class=\"note\">{}</p>\n",
+        esc(v.w.share_note)
+    );
     s
 }
 

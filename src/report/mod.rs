@@ -38,6 +38,9 @@ pub struct Table<'a> {
     pub values: Vec<Option<i64>>,
     /// Per cell, whether the release flagged it `unreliable` (its `flag` column).
     pub flags: Vec<bool>,
+    /// Per cell, its share of the table's total and that share's margin, in percent as published
+    /// (`None`: suppressed), when the table publishes shares.
+    pub shares: Option<Vec<Option<(f64, f64)>>>,
 }
 
 impl Table<'_> {
@@ -86,6 +89,9 @@ fn read_table<'a>(
     let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
     let mut values = Vec::new();
     let mut flags = Vec::new();
+    // Format 5: the shares' columns, by name.
+    let share_at = header.iter().position(|h| h == "share_pct");
+    let mut shares = share_at.map(|_| Vec::new());
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(e.to_string()))?;
         for (k, cats) in categories.iter_mut().enumerate() {
@@ -109,6 +115,20 @@ fn read_table<'a>(
         };
         values.push(value);
         flags.push(has_flag && &record[dims + 3] == "unreliable");
+        if let (Some(at), Some(shares)) = (share_at, shares.as_mut()) {
+            let number = |i: usize| record.get(i).and_then(|v| v.parse::<f64>().ok());
+            let share = match (value, number(at), number(at + 1)) {
+                (None, _, _) => None,
+                (Some(_), Some(p), Some(m)) => Some((p, m)),
+                _ => {
+                    return Err(bad(format!(
+                        "line {}: a published cell without its share and margin",
+                        n + 2
+                    )));
+                }
+            };
+            shares.push(share);
+        }
     }
     let cells: usize = categories.iter().map(Vec::len).product();
     if cells != values.len() || cells != entry.cells {
@@ -123,6 +143,7 @@ fn read_table<'a>(
         categories,
         values,
         flags,
+        shares,
     })
 }
 

@@ -24,6 +24,9 @@ pub struct Words {
     pub chart_note: &'static str,
     pub totals_note: &'static str,
     pub excel_sum_note: &'static str,
+    pub share: &'static str,
+    pub share_margin: &'static str,
+    pub share_note: &'static str,
 }
 
 const KO: Words = Words {
@@ -47,6 +50,9 @@ const KO: Words = Words {
     chart_note: "막대는 공표 값, 선은 오차 범위입니다.",
     totals_note: "계는 같은 자료에서 함께 추정한 표의 공표 값으로, 공표된 칸의 합과 일치합니다(비공개 칸 제외).",
     excel_sum_note: "비공개 칸은 문자로 표시되어 엑셀 합계에 들어가지 않습니다.",
+    share: "구성비(%)",
+    share_margin: "오차 범위(%p)",
+    share_note: "구성비는 공표된 표 전체 합계(비공개 칸 포함)에 대한 비율이며, 오차 범위는 칸과 합계의 잡음을 함께 고려한 값입니다.",
 };
 
 const EN: Words = Words {
@@ -70,6 +76,9 @@ const EN: Words = Words {
     chart_note: "Bars are the published values; lines show the margin of error.",
     totals_note: "Totals are the published values of tables estimated together from the same data; they equal the sum of the published cells (suppressed cells aside).",
     excel_sum_note: "Suppressed cells are text, so Excel's SUM leaves them out.",
+    share: "Share (%)",
+    share_margin: "Margin (points)",
+    share_note: "A share is of the table's published total (suppressed cells included); its margin counts the noise of both the cell and the total.",
 };
 
 impl Words {

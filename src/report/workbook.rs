@@ -196,6 +196,9 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         ws.write_string(r, 0, w.totals_note)?;
         r += 1;
     }
+    if let Some(shares) = &t.shares {
+        r = share_block(ws, v, t, shares, r + 1, (&head, &label, &marker))?;
+    }
     ws.write_string_with_format(r + 1, 0, v.w.methodology, &bold)?;
     ws.write_string(r + 2, 0, w.margin_text)?;
     for k in 0..first_col {
@@ -206,6 +209,53 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     }
     ws.set_freeze_panes(top + 1, first_col)?;
     Ok(())
+}
+
+/// The shares of the table's total from row `r` on, one row per cell (its labels, the share and
+/// its margin in percent, as published); returns the next free row.
+fn share_block(
+    ws: &mut Worksheet,
+    v: &View,
+    t: &Table,
+    shares: &[Option<(f64, f64)>],
+    mut r: u32,
+    (head, label, marker): (&Format, &Format, &Format),
+) -> Result<u32, XlsxError> {
+    let pct = Format::new()
+        .set_num_format("0.0")
+        .set_border(FormatBorder::Thin);
+    let dims = &t.entry.dimensions;
+    let n = dims.len().max(1) as u16;
+    for (k, d) in dims.iter().enumerate() {
+        ws.write_string_with_format(r, k as u16, v.p.dimension(d), head)?;
+    }
+    if dims.is_empty() {
+        ws.write_string_with_format(r, 0, "", head)?;
+    }
+    ws.write_string_with_format(r, n, v.w.share, head)?;
+    ws.write_string_with_format(r, n + 1, v.w.share_margin, head)?;
+    r += 1;
+    for (i, share) in shares.iter().enumerate() {
+        for (k, c) in t.labels(i).iter().enumerate() {
+            ws.write_string_with_format(r, k as u16, v.category(&dims[k], c), label)?;
+        }
+        if dims.is_empty() {
+            ws.write_string_with_format(r, 0, v.w.total, label)?;
+        }
+        match share {
+            Some((p, m)) => {
+                ws.write_number_with_format(r, n, *p, &pct)?;
+                ws.write_number_with_format(r, n + 1, *m, &pct)?;
+            }
+            None => {
+                ws.write_string_with_format(r, n, &v.p.suppressed_marker, marker)?;
+                ws.write_string_with_format(r, n + 1, &v.p.suppressed_marker, marker)?;
+            }
+        }
+        r += 1;
+    }
+    ws.write_string(r, 0, v.w.share_note)?;
+    Ok(r + 1)
 }
 
 fn methodology(ws: &mut Worksheet, v: &View) -> Result<(), XlsxError> {

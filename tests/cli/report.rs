@@ -574,3 +574,98 @@ fn a_paid_release_is_published_even_when_its_workbook_cannot_be_made() {
     assert!(s.path(&format!("{DIR}/victims_by_gender.csv")).exists());
     s.run(&["audit", DIR]).expect_code(0);
 }
+
+/// Shares of a table's total, with their margins, in the CSV, the JSON, the workbook and the
+/// page: computed from the published values only, suppressed cells showing none.
+#[test]
+fn shares_of_the_total_are_published_with_margins_in_every_output() {
+    let s = sample();
+    s.run(&["release", SAMPLE_POLICY, "--json"]).expect_code(0);
+    let m = manifest(&s.path(DIR));
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let bytes = fs::read(s.path(&format!("{DIR}/disung-2024.xlsx"))).unwrap();
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    for name in ["victims_by_age", "reports_by_type"] {
+        let entry = m["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap();
+        let total = entry["shares"]["total"].as_i64().unwrap();
+        let rows = read_csv(&s.path(&format!("{DIR}/{name}.csv")));
+        // The total is the table's: the sum of its published values (none is suppressed here).
+        let values: Vec<i64> = rows.iter().map(|r| r["value"].parse().unwrap()).collect();
+        assert_eq!(values.iter().sum::<i64>(), total, "{name}");
+        let mut shares = Vec::new();
+        for (row, v) in rows.iter().zip(&values) {
+            let p: f64 = row["share_pct"].parse().unwrap();
+            let margin: f64 = row["share_pct_moe95"].parse().unwrap();
+            assert!(
+                (p - 100.0 * *v as f64 / total as f64).abs() <= 0.05 + 1e-9,
+                "{name} {row:?}"
+            );
+            // A margin in points, at least the cell's own noise relative to the total.
+            let own = entry["margin_of_error"].as_f64().unwrap() / total as f64 * 100.0;
+            assert!(margin > 0.0 && margin + 0.1 >= own * 0.5, "{name} {row:?}");
+            shares.push((p, margin));
+        }
+        let sum: f64 = shares.iter().map(|s| s.0).sum();
+        assert!(
+            (sum - 100.0).abs() <= 0.05 * rows.len() as f64,
+            "{name}: {sum}"
+        );
+        // The JSON's last two columns.
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(s.path(&format!("{DIR}/{name}.json"))).unwrap())
+                .unwrap();
+        for (row, (p, margin)) in json["rows"].as_array().unwrap().iter().zip(&shares) {
+            let row = row.as_array().unwrap();
+            assert_eq!(row[row.len() - 2].as_f64().unwrap(), *p);
+            assert_eq!(row[row.len() - 1].as_f64().unwrap(), *margin);
+        }
+        // The workbook: a block headed 구성비(%), its numbers the CSV's.
+        let range = wb.worksheet_range(name).unwrap();
+        let cells: Vec<Vec<Data>> = range.rows().map(|r| r.to_vec()).collect();
+        let head = cells
+            .iter()
+            .position(|r| r.iter().any(|c| c.to_string() == "구성비(%)"))
+            .unwrap_or_else(|| panic!("{name}: no share block"));
+        for (i, (p, margin)) in shares.iter().enumerate() {
+            let row = &cells[head + 1 + i];
+            assert_eq!(row[1], Data::Float(*p), "{name} {row:?}");
+            assert_eq!(row[2], Data::Float(*margin), "{name} {row:?}");
+        }
+        // The page: the share table's cells, in order.
+        let start = html.find(&format!("id=\"{name}\"")).unwrap();
+        let section = &html[start..start + html[start..].find("</section>").unwrap()];
+        let page: Vec<f64> = section
+            .split("data-share=\"")
+            .skip(1)
+            .map(|c| c[..c.find('"').unwrap()].parse().unwrap())
+            .collect();
+        assert_eq!(
+            page,
+            shares.iter().map(|s| s.0).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+    // A table without `shares` has no share columns.
+    assert!(
+        !read_csv(&s.path(&format!("{DIR}/victims_by_region.csv")))[0].contains_key("share_pct")
+    );
+    // Shares need values that cannot be negative.
+    s.write(
+        "policy.toml",
+        &ledger_policy(
+            "r",
+            "{ rho = 1 }",
+            &LAPLACE_TABLE
+                .replace("clamp = [0, 100]", "clamp = [-5, 100]")
+                .replace("suppress_below = 0", "suppress_below = 0\nshares = true"),
+        ),
+    );
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["table `amount`, field `shares`", "cannot be negative"]);
+}

@@ -31,6 +31,7 @@ by = ["kind"]
 cost = { rho = 1e6 }
 contributors_cost = { rho = 1e6 }
 suppress_below = 10
+shares = true
 "#;
 
 /// Costs this large leave almost no noise: sigma = 200 / sqrt(2e6) = 0.14 for the sum and
@@ -67,6 +68,14 @@ fn a_large_sum_with_few_contributors_is_suppressed_and_a_zero_sum_with_many_is_n
     assert!(near(&rows[1]["contributors"], 200, c_moe), "{:?}", rows[1]);
     assert!(near(&rows[2]["value"], 500, moe) && near(&rows[2]["contributors"], 50, c_moe));
     assert_eq!(rows[1]["contributors_moe95"], c_moe.to_string());
+    // Shares are of the table's whole total, the suppressed cell's value included (it adds up
+    // with the published cells), and a suppressed cell shows none.
+    assert_eq!(rows[0]["share_pct"], "");
+    let total = t["shares"]["total"].as_i64().unwrap();
+    assert!((total - 1100).abs() <= 3 * moe.max(1), "{total}");
+    let share: f64 = rows[2]["share_pct"].parse().unwrap();
+    let value: f64 = rows[2]["value"].parse().unwrap();
+    assert!((share - 100.0 * value / total as f64).abs() <= 0.05 + 1e-9);
     // The manifest says what decided, and what the count costs.
     assert_eq!(
         t["suppression"]["decided_on"],

@@ -34,9 +34,10 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 pub use layout::Axes;
 pub use rounding::{NODE_LIMIT, Tolerance};
-pub use variance::cell_variance;
+pub use variance::{cell_variance, total_variance};
 
 use super::TableNoise;
+use super::postprocess::ErrorModel;
 use crate::policy::{Plan, Statistic};
 
 /// The largest union table estimated. The 17 x 9 x 7 x 2 = 2,142-cell group of BENCHMARKS.md
@@ -135,10 +136,14 @@ pub fn marginal(sizes: &[usize], axes: &Axes, union: &[i64]) -> Vec<i64> {
 /// error is an integer at most the least-squares error plus the shift, so when the former is
 /// within `z sd` the whole error is within `floor(z sd + shift)`).
 pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
-    let z = Normal::new(0.0, 1.0)
+    (z(confidence) * variance.sqrt() + shift).floor() as i64
+}
+
+/// The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95).
+pub fn z(confidence: f64) -> f64 {
+    Normal::new(0.0, 1.0)
         .expect("the standard normal")
-        .inverse_cdf(0.5 + confidence / 2.0);
-    (z * variance.sqrt() + shift).floor() as i64
+        .inverse_cdf(0.5 + confidence / 2.0)
 }
 
 /// Tables that measure the same quantity, as the plan declares them (no data needed).
@@ -272,10 +277,17 @@ fn group_margins(
 /// What happened to one group in a release.
 pub struct Applied {
     pub group: Group,
-    /// The estimate's rounding tolerance and each table's margin of error, or why the group was
-    /// published as drawn.
-    pub outcome: Result<(Tolerance, Vec<i64>), String>,
+    /// The estimate, or why the group was published as drawn.
+    pub outcome: Result<Estimated, String>,
     pub elapsed: Duration,
+}
+
+/// A group's estimate as published: the rounding tolerance, and per table its margin of error and
+/// how its cells err.
+pub struct Estimated {
+    pub tolerance: Tolerance,
+    pub margins: Vec<i64>,
+    pub errors: Vec<ErrorModel>,
 }
 
 /// Estimates every group that fits, replacing its tables' noisy values in `noisy` (one entry per
@@ -308,7 +320,7 @@ fn estimate_group(
     mechs: &[TableNoise],
     g: &Group,
     noisy: &mut [Vec<i64>],
-) -> Result<(Tolerance, Vec<i64>), String> {
+) -> Result<Estimated, String> {
     let sizes = g.sizes(plan);
     let measured: Vec<Measured> = g
         .axes(plan)
@@ -324,10 +336,29 @@ fn estimate_group(
     let est = estimate(&sizes, &measured, non_negative)?;
     let variances: Vec<(&Axes, f64)> = measured.iter().map(|m| (&m.axes, m.variance)).collect();
     let margins = group_margins(plan, g, &sizes, &variances, |k| est.shift[k]);
+    let total = total_variance(&sizes, &variances);
+    let errors = (0..g.tables.len())
+        .map(|k| ErrorModel {
+            cell_variance: cell_variance(&sizes, &variances, k),
+            total_variance: total,
+            shift: est.shift[k],
+            // Controlled and cumulative rounding keep the grand total within 1; otherwise each
+            // of the table's cells may carry its shift into it.
+            total_shift: match est.tolerance {
+                Tolerance::Within(0) | Tolerance::Cumulative => 1.0,
+                Tolerance::Within(_) => est.shift[k] * noisy[g.tables[k]].len() as f64,
+            },
+            cell_margin: None,
+        })
+        .collect();
     for (&t, table) in g.tables.iter().zip(est.tables) {
         noisy[t] = table;
     }
-    Ok((est.tolerance, margins))
+    Ok(Estimated {
+        tolerance: est.tolerance,
+        margins,
+        errors,
+    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,18 @@ pub fn cell_variance(sizes: &[usize], tables: &[(&Axes, f64)], k: usize) -> f64 
     total
 }
 
+/// The variance of the estimated grand total (the same for every table of the group: each is
+/// summed from one union table): only the constant subspace `V_∅` survives the sum, so it is
+/// `union cells * v_∅`, with `v_∅ = 1 / sum_j (m_j / var_j)` over every table.
+pub fn total_variance(sizes: &[usize], tables: &[(&Axes, f64)]) -> f64 {
+    let union: f64 = sizes.iter().map(|&n| n as f64).product();
+    let precision: f64 = tables
+        .iter()
+        .map(|(axes, var)| union / axes.0.iter().map(|&d| sizes[d] as f64).product::<f64>() / var)
+        .sum();
+    union / precision
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +78,18 @@ mod tests {
         let t = Axes(vec![1, 0]);
         let v = cell_variance(&[3, 5, 2], &[(&t, 7.5)], 0);
         assert!((v - 7.5).abs() < 1e-12, "{v}");
+    }
+
+    #[test]
+    fn the_total_of_a_table_alone_adds_its_cells_variances() {
+        let t = Axes(vec![1, 0]);
+        let v = total_variance(&[3, 5, 2], &[(&t, 7.5)]);
+        assert!((v - 15.0 * 7.5).abs() < 1e-9, "{v}");
+        // With the total also measured (variance 4), the inverse-variance mean.
+        let total = Axes(vec![]);
+        let v = total_variance(&[3, 5, 2], &[(&t, 7.5), (&total, 4.0)]);
+        let want = 1.0 / (1.0 / 4.0 + 1.0 / (15.0 * 7.5));
+        assert!((v - want).abs() < 1e-9, "{v} vs {want}");
     }
 
     #[test]
