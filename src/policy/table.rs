@@ -558,9 +558,7 @@ fn contributors_of(
     suppress_below: i64,
     at: &mut TableProblems,
 ) -> Option<Cost> {
-    let Some(statistic) = statistic else {
-        return None;
-    };
+    let statistic = statistic?;
     let is_sum = matches!(statistic, Statistic::Sum { .. });
     let Some(section) = section else {
         if is_sum && suppress_below > 0 {

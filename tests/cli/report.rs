@@ -629,7 +629,7 @@ fn shares_of_the_total_are_published_with_margins_in_every_output() {
         let cells: Vec<Vec<Data>> = range.rows().map(|r| r.to_vec()).collect();
         let head = cells
             .iter()
-            .position(|r| r.iter().any(|c| c.to_string() == "구성비(%)"))
+            .position(|r| r.iter().any(|c| *c == "구성비(%)"))
             .unwrap_or_else(|| panic!("{name}: no share block"));
         for (i, (p, margin)) in shares.iter().enumerate() {
             let row = &cells[head + 1 + i];
