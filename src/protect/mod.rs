@@ -5,6 +5,7 @@
 pub mod consistency;
 pub mod dp;
 pub mod postprocess;
+pub mod sdc;
 
 pub use dp::{MechanismError, NoiseMechanism};
 

@@ -1,0 +1,176 @@
+//! Exact tables protected by cell suppression (statistical disclosure control), the one
+//! protection that is not differential privacy: exact values are published, the risky ones are
+//! hidden, and every pattern is proven by an attacker's audit before it is written.
+//!
+//! 1. [`structure`]: the cells of linked tables (inner cells and every margin) and the equations
+//!    between them, as the attacker knows them.
+//! 2. Primary suppression ([`primary`]): a cell counted from fewer than `min_frequency` privacy
+//!    units (and more than none; zeros only when the policy says so) is hidden, and must keep an
+//!    attacker's interval reaching its protection levels ([`levels`]).
+//! 3. Secondary suppression ([`secondary`]): further cells hidden so that subtraction, margins
+//!    and linked tables cannot narrow a primary cell's interval below its levels.
+//! 4. The attacker's audit ([`attack`]): for every hidden cell, the smallest and largest value
+//!    consistent with everything published, whole numbers and non-negativity included. A pattern
+//!    in which a primary cell's interval falls short is never returned: [`protect`] raises the
+//!    levels and suppresses again, and errs if it cannot.
+
+pub mod attack;
+pub mod secondary;
+pub mod structure;
+
+pub use attack::{Interval, attack};
+pub use secondary::{Levels, Objective, protects};
+pub use structure::{Key, Structure};
+
+/// The primary rule and the protection asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// A cell of fewer privacy units than this (and more than none) is hidden.
+    pub min_frequency: i64,
+    /// Whether a zero cell is primary too (by default it is not: a zero is published).
+    pub zeros_primary: bool,
+    /// The attacker's interval for a primary cell of value `v` must reach `v + U` and `v - L`
+    /// with `U = max(1, ceil(v * interval_percent / 100))` and `L = min(v, U)`.
+    pub interval_percent: f64,
+    pub objective: Objective,
+}
+
+/// Whether a cell counted from `frequency` units is primary under `rules`.
+pub fn primary(frequency: i64, rules: &Rules) -> bool {
+    if frequency == 0 {
+        rules.zeros_primary
+    } else {
+        frequency < rules.min_frequency
+    }
+}
+
+/// A primary cell's protection levels (see [`Rules::interval_percent`]).
+pub fn levels(value: i64, rules: &Rules) -> Levels {
+    let up = ((value as f64 * rules.interval_percent / 100.0).ceil() as i64).max(1);
+    Levels {
+        up,
+        down: value.min(up),
+    }
+}
+
+/// A protected structure: which cells are hidden (primary or secondary) and what the attacker
+/// can infer about each hidden cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protected {
+    pub primary: Vec<bool>,
+    pub hidden: Vec<bool>,
+    /// Per hidden cell, in cell order, its attacker's interval.
+    pub intervals: Vec<(usize, Interval)>,
+    /// Rounds of secondary suppression it took (1 unless whole numbers narrowed an interval).
+    pub rounds: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdcError {
+    #[error(transparent)]
+    Attack(#[from] attack::AttackError),
+    #[error(transparent)]
+    Secondary(#[from] secondary::SecondaryError),
+    /// A primary cell an earlier release already published exactly: hiding it now protects
+    /// nothing.
+    #[error("cell {cell} is primary but an earlier release published it")]
+    AlreadyPublished { cell: usize },
+    /// A bug, never an input problem: the pattern found leaves a primary cell short.
+    #[error(
+        "the suppression pattern leaves cell {cell} exposed: the attacker's interval is {lo}..{hi} around its value"
+    )]
+    Exposed { cell: usize, lo: i64, hi: String },
+}
+
+/// The most rounds of raised levels before [`protect`] gives up (a bug if ever reached).
+const MAX_ROUNDS: usize = 8;
+
+/// Chooses the pattern for `values` (every cell of `structure`; `frequencies`: the privacy units
+/// behind each) and proves it with the attacker's audit.
+pub fn protect(
+    structure: &Structure,
+    values: &[i64],
+    frequencies: &[i64],
+    rules: &Rules,
+) -> Result<Protected, SdcError> {
+    let published = vec![false; values.len()];
+    protect_with(structure, values, frequencies, &published, rules)
+}
+
+/// [`protect`], where the cells `published` by earlier releases are facts: never hidden, known to
+/// the attacker.
+pub fn protect_with(
+    structure: &Structure,
+    values: &[i64],
+    frequencies: &[i64],
+    published: &[bool],
+    rules: &Rules,
+) -> Result<Protected, SdcError> {
+    let primary: Vec<bool> = frequencies.iter().map(|&f| primary(f, rules)).collect();
+    if let Some(cell) = (0..values.len()).find(|&c| primary[c] && published[c]) {
+        return Err(SdcError::AlreadyPublished { cell });
+    }
+    let mut hidden = primary.clone();
+    let mut wanted: Vec<(usize, Levels)> = (0..values.len())
+        .filter(|&c| primary[c])
+        .map(|c| (c, levels(values[c], rules)))
+        .collect();
+    for round in 1..=MAX_ROUNDS {
+        secondary::suppress(
+            structure,
+            values,
+            published,
+            &mut hidden,
+            &wanted,
+            rules.objective,
+        )?;
+        let targets: Vec<usize> = (0..values.len()).filter(|&c| hidden[c]).collect();
+        let found = attack(structure, values, &hidden, &targets)?;
+        let intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
+        // Whole numbers may narrow what the LP allowed: raise those levels by the shortfall.
+        let mut short = Vec::new();
+        for &(c, levels) in &wanted {
+            let i = intervals[intervals.binary_search_by_key(&c, |x| x.0).expect("hidden")].1;
+            if !protects(i, values[c], levels) {
+                let up = i.hi.map_or(0, |hi| (values[c] + levels.up - hi).max(0));
+                let down = (i.lo - (values[c] - levels.down)).max(0);
+                short.push((
+                    c,
+                    Levels {
+                        up: levels.up + up,
+                        down: (levels.down + down).min(values[c]),
+                    },
+                    i,
+                ));
+            }
+        }
+        if short.is_empty() {
+            return Ok(Protected {
+                primary,
+                hidden,
+                intervals,
+                rounds: round,
+            });
+        }
+        if round == MAX_ROUNDS {
+            let (cell, _, i) = short[0];
+            return Err(SdcError::Exposed {
+                cell,
+                lo: i.lo,
+                hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
+            });
+        }
+        for (c, mut raised, _) in short {
+            // The continuous attacker may already reach a level whole numbers cannot: ask more
+            // each round, so that the LP must hide more.
+            raised.up += round as i64;
+            if let Some(w) = wanted.iter_mut().find(|w| w.0 == c) {
+                w.1 = raised;
+            }
+        }
+    }
+    unreachable!("the last round returns")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! The linear structure an attacker knows: every published cell of a set of linked tables (their
+//! inner cells and their margins) and the equations that tie a margin to the cells it adds up.
+//!
+//! A cell is named by the categories of the dimensions it does not sum over (a margin drops the
+//! dimensions it adds up), so the same quantity in two tables is one cell: region x age's
+//! `(seoul, total)` and region x gender's `(seoul, total)` are both `{region: seoul}`. Tables of
+//! one release that share a margin are therefore linked by construction, and so are a table and
+//! last year's table of the same cells once their values are fixed (see [`super::attack`]).
+
+use std::collections::{BTreeSet, HashMap};
+
+/// A cell's name: `(dimension, category)` for every dimension it does not sum over, by dimension.
+pub type Key = Vec<(usize, u32)>;
+
+/// One equation: `total` is the sum of `parts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Equation {
+    pub total: usize,
+    pub parts: Vec<usize>,
+}
+
+/// The cells of linked tables and their equations.
+#[derive(Debug, Clone, Default)]
+pub struct Structure {
+    keys: Vec<Key>,
+    index: HashMap<Key, usize>,
+    equations: BTreeSet<Equation>,
+}
+
+impl Structure {
+    pub fn new() -> Structure {
+        Structure::default()
+    }
+
+    /// The cell named `key`, added if new.
+    fn cell(&mut self, key: Key) -> usize {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.keys.push(key.clone());
+        self.index.insert(key, self.keys.len() - 1);
+        self.keys.len() - 1
+    }
+
+    /// Adds a table over `dims` (dimension ids) with `sizes[j]` categories each, and all its
+    /// margins: every combination of categories and totals. Returns the cell of each point of
+    /// its grid, which has `sizes[j] + 1` positions per dimension (the last is the total),
+    /// first dimension slowest.
+    pub fn add_table(&mut self, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
+        assert_eq!(dims.len(), sizes.len());
+        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
+        let points: usize = extent.iter().product();
+        let mut grid = Vec::with_capacity(points);
+        for p in 0..points {
+            let coords = unravel(p, &extent);
+            let mut key: Key = dims
+                .iter()
+                .zip(&coords)
+                .zip(sizes)
+                .filter(|((_, c), n)| **c < **n)
+                .map(|((d, c), _)| (*d, *c as u32))
+                .collect();
+            key.sort_unstable();
+            grid.push(self.cell(key));
+        }
+        // Along each dimension, the total position is the sum of the category positions.
+        for (j, &n) in sizes.iter().enumerate() {
+            for (p, &total) in grid.iter().enumerate() {
+                let coords = unravel(p, &extent);
+                if coords[j] != n {
+                    continue;
+                }
+                let parts = (0..n)
+                    .map(|c| {
+                        let mut q = coords.clone();
+                        q[j] = c;
+                        grid[ravel(&q, &extent)]
+                    })
+                    .collect();
+                self.equations.insert(Equation { total, parts });
+            }
+        }
+        grid
+    }
+
+    pub fn cells(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn key(&self, cell: usize) -> &Key {
+        &self.keys[cell]
+    }
+
+    /// The cell named `key`, if the structure has it.
+    pub fn find(&self, key: &Key) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// Every equation, in a fixed order (sorted): the same structure gives the same order.
+    pub fn equations(&self) -> impl Iterator<Item = &Equation> {
+        self.equations.iter()
+    }
+
+    /// Whether a cell is an inner cell of some table (not a margin): it names every dimension
+    /// of the table. Inner cells are those no equation has as its total.
+    pub fn is_total(&self, cell: usize) -> bool {
+        self.equations.iter().any(|e| e.total == cell)
+    }
+}
+
+/// Point `p`'s coordinates in a grid of `extent`, first dimension slowest.
+fn unravel(mut p: usize, extent: &[usize]) -> Vec<usize> {
+    let mut coords = vec![0; extent.len()];
+    for j in (0..extent.len()).rev() {
+        coords[j] = p % extent[j];
+        p /= extent[j];
+    }
+    coords
+}
+
+fn ravel(coords: &[usize], extent: &[usize]) -> usize {
+    coords.iter().zip(extent).fold(0, |p, (c, n)| p * n + c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_two_way_table_has_its_margins_and_their_equations() {
+        let mut s = Structure::new();
+        let grid = s.add_table(&[0, 1], &[2, 3]);
+        // 3 x 4 grid points, all distinct cells.
+        assert_eq!(grid.len(), 12);
+        assert_eq!(s.cells(), 12);
+        // Down the first dimension: each of the 4 columns (3 and the row totals) sums its 2 rows;
+        // along the second: each of the 3 rows (2 and the column totals) sums its 3 columns.
+        assert_eq!(s.equations().count(), 7);
+        assert!(
+            s.equations()
+                .any(|e| e.total == grid[11] && e.parts.len() == 3)
+        );
+        assert!(
+            s.equations()
+                .any(|e| e.total == grid[11] && e.parts.len() == 2)
+        );
+    }
+
+    #[test]
+    fn linked_tables_share_their_common_margins() {
+        let mut s = Structure::new();
+        let ra = s.add_table(&[0, 1], &[2, 3]); // region x age
+        let rg = s.add_table(&[0, 2], &[2, 2]); // region x gender
+        // The region totals and the grand total are the same cells.
+        assert_eq!(ra[3], rg[2]); // (region 0, total)
+        assert_eq!(ra[11], rg[8]); // grand total
+        // 12 + 9 - 3 shared.
+        assert_eq!(s.cells(), 18);
+        // The equation "grand total = sum of regions" is stated once.
+        let region_totals = vec![ra[3], ra[7]];
+        let regions: Vec<_> = s
+            .equations()
+            .filter(|e| e.total == ra[11] && e.parts == region_totals)
+            .collect();
+        assert_eq!(regions.len(), 1);
+    }
+}
