@@ -182,6 +182,27 @@ pub struct TableSection {
     /// A public prior: the size the officer expects a typical cell to have (never read from the
     /// data); `plan` warns when the margin of error is larger.
     pub expected_cell_size: Option<u64>,
+    /// `dp` (the default: differential privacy) or `suppression` (exact values protected by cell
+    /// suppression; not differentially private).
+    pub protection: Option<String>,
+    /// Exact tables: publish every margin (default `true`).
+    pub margins: Option<bool>,
+    /// Exact tables: the primary suppression rule.
+    pub primary: Option<PrimarySection>,
+    /// Exact tables: how far an attacker's interval for a primary cell must reach, in percent of
+    /// its value.
+    pub interval_percent: Option<f64>,
+    /// Exact tables: what secondary suppression minimises, `cells` (default) or `value`.
+    pub secondary: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimarySection {
+    /// A cell counted from fewer privacy units than this (and more than none) is hidden.
+    pub min_frequency: Option<i64>,
+    /// Whether a zero cell is hidden too (default `false`).
+    pub zeros: Option<bool>,
 }
 
 impl PolicyFile {

@@ -33,7 +33,10 @@ pub struct Plan {
     pub releases: PathBuf,
     pub inputs: Vec<InputSpec>,
     pub dimensions: Vec<Dimension>,
+    /// The differentially private tables.
     pub tables: Vec<TableSpec>,
+    /// The exact tables, protected by cell suppression (not differentially private).
+    pub exact_tables: Vec<super::ExactTableSpec>,
     /// How the release is presented (labels, titles, units, language): display only, so not
     /// part of [`Plan::identity`].
     pub presentation: super::Presentation,
@@ -198,6 +201,7 @@ impl Plan {
             inputs,
             dimensions,
             tables,
+            exact_tables,
             presentation: _,
         } = self;
         let inputs: Vec<_> = inputs.iter().map(InputSpec::identity).collect();
@@ -208,7 +212,21 @@ impl Plan {
             )
             .collect();
         let tables: Vec<_> = tables.iter().map(|t| self.table_identity(t)).collect();
-        json!({
+        let exact: Vec<_> = exact_tables
+            .iter()
+            .map(|t| {
+                let mut v = json!(t);
+                v["input"] = json!(self.inputs[t.input].name);
+                v["by"] = json!(
+                    t.dims
+                        .iter()
+                        .map(|&d| &self.dimensions[d].name)
+                        .collect::<Vec<_>>()
+                );
+                v
+            })
+            .collect();
+        let mut identity = json!({
             "identity_format": 1,
             "release_id": release_id,
             "title": title,
@@ -218,7 +236,13 @@ impl Plan {
             "inputs": inputs,
             "dimensions": dimensions,
             "tables": tables,
-        })
+        });
+        // Only plans with exact tables carry the key, so that every other plan's identity is
+        // unchanged.
+        if !exact.is_empty() {
+            identity["exact_tables"] = json!(exact);
+        }
+        identity
     }
 
     /// A table's part of [`Plan::identity`].

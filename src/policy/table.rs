@@ -81,9 +81,6 @@ pub(super) fn tables(
     context: &TableContext,
     problems: &mut Problems,
 ) -> Vec<TableSpec> {
-    if sections.is_empty() {
-        problems.add("[[table]]", "the policy declares no tables".to_string());
-    }
     let total_weight: f64 = sections
         .iter()
         .filter_map(|t| t.weight)
@@ -144,7 +141,25 @@ fn table(
         title: _,
         unit: _,
         shares,
+        // `protection = "suppression"` tables are validated by `exact`; these are theirs.
+        protection: _,
+        margins,
+        primary,
+        interval_percent,
+        secondary,
     } = section;
+    for (field, present) in [
+        ("margins", margins.is_some()),
+        ("primary", primary.is_some()),
+        ("interval_percent", interval_percent.is_some()),
+        ("secondary", secondary.is_some()),
+    ] {
+        at.forbid(
+            field,
+            present,
+            "only exact tables (`protection = \"suppression\"`) have suppression rules; a DP table's cells are suppressed on noisy values (`suppress_below`)",
+        );
+    }
     if expected_cell_size == Some(0) {
         at.fail(
             "expected_cell_size",

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::exact::{self, ExactTableSpec};
 use super::file::{
     CostSection, DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile,
     ReleaseSection, SqlSection,
@@ -91,6 +92,38 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         }
     }
     let used_inputs: HashSet<String> = tables.iter().map(|t| t.input.clone()).collect();
+    if tables.is_empty() {
+        problems.add("[[table]]", "the policy declares no tables".to_string());
+    }
+    // Exact tables (`protection = "suppression"`) are validated on their own: they spend nothing.
+    let (exact_sections, tables): (Vec<_>, Vec<_>) = tables
+        .into_iter()
+        .partition(|t| t.protection.as_deref() == Some("suppression"));
+    for t in &tables {
+        if let Some(p) = t.protection.as_deref().filter(|p| *p != "dp") {
+            problems.add(
+                &format!("table `{}`, field `protection`", t.name),
+                format!(
+                    "`{p}`: use `dp` (differential privacy, the default) or `suppression` (exact values, cell suppression){}",
+                    did_you_mean(p, ["dp", "suppression"])
+                ),
+            );
+        }
+    }
+    let mut exact_names = std::collections::BTreeSet::new();
+    let exact_tables: Vec<ExactTableSpec> = exact_sections
+        .into_iter()
+        .filter_map(|t| {
+            exact::exact_table(
+                t,
+                &inputs,
+                &dimensions,
+                &dataset.privacy_unit,
+                &mut exact_names,
+                &mut problems,
+            )
+        })
+        .collect();
     let context = TableContext {
         inputs: &inputs,
         dimensions: &dimensions,
@@ -99,6 +132,14 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         defaults,
     };
     let tables = table::tables(tables, &context, &mut problems);
+    for t in &tables {
+        if exact_names.contains(&t.name.to_ascii_lowercase()) {
+            problems.add(
+                &format!("table `{}`, field `name`", t.name),
+                format!("the table name `{}` is used twice", t.name),
+            );
+        }
+    }
     check_across_sections(
         &inputs,
         &used_inputs,
@@ -131,6 +172,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         inputs,
         dimensions,
         tables,
+        exact_tables,
         presentation,
     })
 }
@@ -528,6 +570,7 @@ fn check_across_sections(
     release_cost: Option<Cost>,
     problems: &mut Problems,
 ) {
+    // (A release of exact tables only charges nothing; one with DP tables is checked below.)
     for input in inputs {
         if !used_inputs.contains(&input.name) {
             problems.add(

@@ -6,8 +6,7 @@
 //! re-runs from the published files, so it never trusts how the pattern was chosen.
 
 use good_lp::{
-    Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, microlp,
-    variable,
+    Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, variable,
 };
 
 use super::structure::Structure;
@@ -173,7 +172,7 @@ impl Components {
             } else {
                 vars.minimise(objective)
             };
-            let mut model = problem.using(microlp);
+            let mut model = problem.using(super::SOLVER);
             for e in &equations {
                 // total - sum(parts) = 0, the published cells moved to the right-hand side.
                 let mut lhs = Expression::from(0.0);

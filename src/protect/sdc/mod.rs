@@ -14,6 +14,13 @@
 //!    in which a primary cell's interval falls short is never returned: [`protect`] raises the
 //!    levels and suppresses again, and errs if it cannot.
 
+/// The attacker's LPs and integer programs: HiGHS with the `highs` feature (built from source:
+/// needs cmake and libclang), else good_lp's pure-Rust microlp (see BENCHMARKS.md for both).
+#[cfg(feature = "highs")]
+use good_lp::highs as SOLVER;
+#[cfg(not(feature = "highs"))]
+use good_lp::microlp as SOLVER;
+
 pub mod attack;
 pub mod secondary;
 pub mod structure;

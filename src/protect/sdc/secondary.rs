@@ -19,9 +19,11 @@
 //!
 //! Deterministic: the LPs are built in a fixed order from the structure's sorted equations and
 //! the same input gives the same pattern; ties between equally cheap changes are broken by a
-//! weight that grows by one part in 10^7 with the cell's index (the earlier cell is preferred).
+//! weight that grows by one part in 10^7 with the cell's index (the earlier cell is preferred);
+//! counting cells, a cell's weight also grows by up to 1% with its value, so that among patterns
+//! of as many cells the one hiding less is preferred.
 
-use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, microlp, variable};
+use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, variable};
 
 use super::attack::{Components, Interval};
 use super::structure::Structure;
@@ -121,6 +123,7 @@ fn cheapest_change(
     objective: Objective,
 ) -> Result<Vec<bool>, SecondaryError> {
     let n = structure.cells();
+    let largest = values.iter().copied().max().unwrap_or(0).max(0) as f64 + 1.0;
     let mut vars = ProblemVariables::new();
     // y = up - down for every cell; a visible zero cannot move.
     let (mut up, mut down): (Vec<Variable>, Vec<Variable>) =
@@ -133,8 +136,9 @@ fn cheapest_change(
         let u = vars.add(variable().min(0.0).max(max_up));
         let d = vars.add(variable().min(0.0).max(max_down));
         if !hidden[c] {
+            // Counting cells, a smaller cell is preferred among as many (by at most 1%).
             let base = match objective {
-                Objective::Cells => 1.0,
+                Objective::Cells => 1.0 + 0.01 * values[c] as f64 / largest,
                 Objective::Value => values[c] as f64 + 1.0,
             };
             let w = base * (1.0 + 1e-7 * c as f64 / n as f64);
@@ -143,7 +147,9 @@ fn cheapest_change(
         up.push(u);
         down.push(d);
     }
-    let mut model = vars.minimise(cost).using(microlp);
+    // microlp: on these LPs (thousands of columns, a few hundred equations, a warm-free start)
+    // it solves in about a millisecond where HiGHS through good_lp takes 0.4 s (BENCHMARKS.md).
+    let mut model = vars.minimise(cost).using(good_lp::microlp);
     for e in structure.equations() {
         let mut lhs: Expression = up[e.total] - down[e.total];
         for &q in &e.parts {

@@ -1,0 +1,245 @@
+//! Validation of exact tables: `[[table]]` sections with `protection = "suppression"`, published
+//! with their exact values and protected by primary and secondary cell suppression (not
+//! differentially private). They spend no budget, so every field of a DP table's privacy
+//! (cost, mechanism, bounds, thresholds) is refused here, with the reason.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::file::{PrimarySection, TableSection};
+use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc};
+use super::plan::{Dimension, InputKind, InputSpec};
+use super::validate::Problems;
+
+/// What secondary suppression minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondaryObjective {
+    Cells,
+    Value,
+}
+
+/// A validated exact table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExactTableSpec {
+    pub name: String,
+    /// Index into the plan's inputs.
+    #[serde(skip)]
+    pub input: usize,
+    /// Indices into the plan's dimensions, in `by` order.
+    #[serde(skip)]
+    pub dims: Vec<usize>,
+    /// Publish every margin (a `total` row for each combination).
+    pub margins: bool,
+    /// A cell of fewer privacy units than this (and more than none) is primary.
+    pub min_frequency: i64,
+    pub zeros_primary: bool,
+    pub interval_percent: f64,
+    pub secondary: SecondaryObjective,
+}
+
+/// Validates one exact table's section; `None` when it has problems (all reported).
+pub(super) fn exact_table(
+    section: TableSection,
+    inputs: &[InputSpec],
+    dimensions: &[Dimension],
+    privacy_unit: &str,
+    names: &mut BTreeSet<String>,
+    problems: &mut Problems,
+) -> Option<ExactTableSpec> {
+    let at = if section.name.is_empty() {
+        "[[table]] (exact)".to_string()
+    } else {
+        format!("table `{}`", section.name)
+    };
+    let mut ok = true;
+    let mut fail = |field: &str, message: String| {
+        ok = false;
+        problems.add(&format!("{at}, field `{field}`"), message);
+    };
+    let TableSection {
+        name,
+        input,
+        statistic,
+        by,
+        column,
+        clamp,
+        max_cells_per_unit,
+        max_rows_per_unit,
+        max_rows_per_cell,
+        cost,
+        weight,
+        contributors_cost,
+        mechanism,
+        suppress_below,
+        confidence,
+        consistent,
+        expected_cell_size,
+        title: _,
+        unit: _,
+        shares,
+        protection: _,
+        margins,
+        primary,
+        interval_percent,
+        secondary,
+    } = section;
+    let not_here = |present: bool| present;
+    for (field, present) in [
+        ("cost", cost.is_some()),
+        ("weight", weight.is_some()),
+        ("contributors_cost", contributors_cost.is_some()),
+        ("mechanism", mechanism.is_some()),
+        ("suppress_below", suppress_below.is_some()),
+        ("confidence", confidence.is_some()),
+        ("consistent", consistent.is_some()),
+        ("expected_cell_size", expected_cell_size.is_some()),
+        ("shares", shares.is_some()),
+        ("max_cells_per_unit", max_cells_per_unit.is_some()),
+        ("max_rows_per_unit", max_rows_per_unit.is_some()),
+        ("max_rows_per_cell", max_rows_per_cell.is_some()),
+        ("column", column.is_some()),
+        ("clamp", clamp.is_some()),
+    ] {
+        if not_here(present) {
+            fail(
+                field,
+                "does not apply to an exact table (`protection = \"suppression\"`): it draws no noise and spends no budget; its cells are counted exactly and protected by suppression".to_string(),
+            );
+        }
+    }
+    if !is_safe_name(&name) {
+        fail(
+            "name",
+            format!("`{name}` cannot name an output file; {SAFE_NAME_RULE}"),
+        );
+    } else if !names.insert(name.to_ascii_lowercase()) {
+        fail("name", format!("the table name `{name}` is used twice"));
+    }
+    let input_index = inputs.iter().position(|i| i.name == input);
+    if input_index.is_none() {
+        fail(
+            "input",
+            format!(
+                "unknown input `{input}`{}",
+                did_you_mean(&input, inputs.iter().map(|i| i.name.as_str()))
+            ),
+        );
+    }
+    if statistic != "count_units" {
+        fail(
+            "statistic",
+            format!(
+                "an exact table counts privacy units (`count_units`); `{statistic}` is not supported with suppression yet (the frequency rule needs each cell's units, and sums need the dominance rules)"
+            ),
+        );
+    }
+    let mut dims = Vec::new();
+    for b in by.into_iter().map(nfc) {
+        if b == privacy_unit {
+            fail("by", format!("`{b}` is the privacy unit"));
+            continue;
+        }
+        if let Some(InputKind::Aggregated { count_column, .. }) =
+            input_index.map(|i| &inputs[i].kind)
+            && b == *count_column
+        {
+            fail("by", format!("`{b}` is the input's count column"));
+            continue;
+        }
+        match dimensions.iter().position(|d| d.name == b) {
+            Some(d) if dims.contains(&d) => fail("by", format!("column `{b}` is listed twice")),
+            Some(d) => dims.push(d),
+            None => fail(
+                "by",
+                format!(
+                    "column `{b}` has no declared categories; add `{b} = [...]` under [categories]{}",
+                    did_you_mean(&b, dimensions.iter().map(|d| d.name.as_str()))
+                ),
+            ),
+        }
+    }
+    if dims.is_empty() {
+        fail(
+            "by",
+            "an exact table needs at least one dimension (a grand total alone is one cell)"
+                .to_string(),
+        );
+    }
+    let (min_frequency, zeros_primary) = match primary {
+        Some(PrimarySection {
+            min_frequency: Some(n),
+            zeros,
+        }) if n >= 2 => (n, zeros.unwrap_or(false)),
+        Some(PrimarySection {
+            min_frequency: Some(n),
+            ..
+        }) => {
+            fail(
+                "primary",
+                format!(
+                    "`min_frequency = {n}` protects nobody; give 2 or more (3 and 5 are common)"
+                ),
+            );
+            (0, false)
+        }
+        _ => {
+            fail(
+                "primary",
+                "an exact table needs its primary rule: `primary = { min_frequency = 5 }` (a cell of fewer privacy units is hidden; add `zeros = true` to hide zero cells too)".to_string(),
+            );
+            (0, false)
+        }
+    };
+    let interval_percent = match interval_percent {
+        Some(p) if p.is_finite() && (0.0..=100.0).contains(&p) => p,
+        Some(p) => {
+            fail(
+                "interval_percent",
+                format!("must be between 0 and 100, got `{p}`"),
+            );
+            0.0
+        }
+        None => {
+            fail(
+                "interval_percent",
+                "say how far an attacker's interval for a hidden small cell must reach, in percent of its value: `interval_percent = 20` (at least 1 either way whatever the percentage)".to_string(),
+            );
+            0.0
+        }
+    };
+    let secondary = match secondary.as_deref() {
+        None | Some("cells") => SecondaryObjective::Cells,
+        Some("value") => SecondaryObjective::Value,
+        Some(other) => {
+            fail(
+                "secondary",
+                format!(
+                    "`{other}`: secondary suppression minimises `cells` (how many are hidden) or `value` (the total hidden){}",
+                    did_you_mean(other, ["cells", "value"])
+                ),
+            );
+            SecondaryObjective::Cells
+        }
+    };
+    if margins == Some(false) {
+        fail(
+            "margins",
+            "exact tables are published with all their margins for now (`margins = true`); a table without them is protected by the same pattern, so publishing them costs nothing".to_string(),
+        );
+    }
+    match (ok, input_index) {
+        (true, Some(input)) => Some(ExactTableSpec {
+            name,
+            input,
+            dims,
+            margins: true,
+            min_frequency,
+            zeros_primary,
+            interval_percent,
+            secondary,
+        }),
+        _ => None,
+    }
+}
