@@ -10,6 +10,7 @@ use crate::output::OutputError;
 use crate::policy::PolicyError;
 use crate::privacy::AccountingError;
 use crate::protect::MechanismError;
+use crate::protect::sdc::SdcError;
 use crate::report::ReportError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum Error {
     Accounting(#[from] AccountingError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("exact tables: {0}")]
+    Sdc(#[from] SdcError),
     #[error("{0}")]
     Usage(String),
     #[error("audit: {0}")]
@@ -55,6 +58,8 @@ impl Error {
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
             Error::Ledger(_) | Error::Accounting(_) => 2,
             Error::Report(_) => 2,
+            Error::Sdc(e) if e.is_input() => 2,
+            Error::Sdc(_) => 1,
             Error::Usage(_) => 2,
             Error::AuditFailed(_) => 4,
             Error::Stdout(_) => 1,

@@ -18,6 +18,7 @@ use crate::hash::sha256_hex;
 use crate::ledger::{ChargeAt, Ledger};
 use crate::output::{self, Manifest};
 use crate::privacy::short_number;
+use crate::protect::sdc;
 
 /// One thing an audit found wrong.
 #[derive(Debug, Serialize)]
@@ -222,6 +223,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         return out;
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
+    out.extend(exact_tables(dir, &m));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
         out.push((file, format!("does not match its own manifest: {why}")));
@@ -257,6 +259,14 @@ fn manifest_against_charge(
         .eq(charge.tables.iter().map(|t| &t.name))
     {
         differs.push("the list of tables");
+    }
+    if !m
+        .exact_tables
+        .iter()
+        .map(|t| &t.name)
+        .eq(charge.exact_tables.iter())
+    {
+        differs.push("the list of exact tables");
     }
     differs
         .into_iter()
@@ -298,4 +308,209 @@ fn files_against_publication(
         }
     }
     out
+}
+
+/// The exact tables, checked from the published files alone: each CSV is a whole grid of
+/// categories and totals, every margin whose cells are all published adds up, and the attacker's
+/// audit re-run on the published values finds for every suppressed cell the interval the manifest
+/// states, none of them a single value.
+fn exact_tables(dir: &Path, m: &Manifest) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let mut shapes = Vec::new();
+    let mut published = Vec::new();
+    let mut categories = Vec::new();
+    for t in &m.exact_tables {
+        let file = format!("{}.csv", t.name);
+        match read_exact(&dir.join(&file), t) {
+            Ok((cats, values)) => {
+                let sizes: Vec<usize> = cats.iter().map(Vec::len).collect();
+                categories.push(cats);
+                let dims = t
+                    .dimensions
+                    .iter()
+                    .map(|d| {
+                        let key = (t.input.clone(), d.clone());
+                        ids.iter().position(|k| *k == key).unwrap_or_else(|| {
+                            ids.push(key);
+                            ids.len() - 1
+                        })
+                    })
+                    .collect();
+                shapes.push((dims, sizes));
+                published.push(values);
+            }
+            Err(why) => {
+                out.push((Some(file), why));
+                return out;
+            }
+        }
+    }
+    if shapes.is_empty() {
+        return out;
+    }
+    let linked = sdc::tables::link(shapes);
+    let (structure, grids) = &linked;
+    // Arithmetic: a margin whose cells are all published is their sum.
+    let mut value = vec![None; structure.cells()];
+    for (grid, values) in grids.iter().zip(&published) {
+        for (&c, v) in grid.iter().zip(values) {
+            value[c] = *v;
+        }
+    }
+    for e in structure.equations() {
+        if let (Some(total), Some(parts)) = (
+            value[e.total],
+            e.parts
+                .iter()
+                .map(|&p| value[p])
+                .collect::<Option<Vec<i64>>>(),
+        ) && total != parts.iter().sum::<i64>()
+        {
+            out.push((
+                None,
+                format!(
+                    "an exact table's margin {total} is not the sum of its published cells ({})",
+                    parts.iter().sum::<i64>()
+                ),
+            ));
+        }
+    }
+    let found = match sdc::tables::attack_published(&linked, &published) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push((
+                None,
+                format!("the attacker's audit could not be re-run: {e}"),
+            ));
+            return out;
+        }
+    };
+    for (((t, intervals), values), cats) in m
+        .exact_tables
+        .iter()
+        .zip(&found)
+        .zip(&published)
+        .zip(&categories)
+    {
+        let file = format!("{}.csv", t.name);
+        let table = output::ExactPublished {
+            dimensions: t.dimensions.iter().map(String::as_str).collect(),
+            categories: cats.iter().map(Vec::as_slice).collect(),
+            values,
+        };
+        let mut stated = t.intervals.iter();
+        for (i, iv) in intervals.iter().enumerate() {
+            let Some(iv) = iv else { continue };
+            let cell: Vec<String> = table.labels(i).into_iter().map(String::from).collect();
+            if iv.hi == Some(iv.lo) {
+                out.push((
+                    Some(file.clone()),
+                    format!(
+                        "suppressed cell ({}) is disclosed: the published cells fix it at {}",
+                        cell.join(", "),
+                        iv.lo
+                    ),
+                ));
+            }
+            match stated.next() {
+                Some(s) if s.cell == cell && s.lo == iv.lo && s.hi == iv.hi => {}
+                Some(s) => out.push((
+                    Some("manifest.json".into()),
+                    format!(
+                        "exact table `{}`: the manifest states {}..{} for cell ({}), the attacker's audit finds {}..{}",
+                        t.name,
+                        s.lo,
+                        s.hi.map_or("unbounded".into(), |h| h.to_string()),
+                        s.cell.join(", "),
+                        iv.lo,
+                        iv.hi.map_or("unbounded".into(), |h| h.to_string())
+                    ),
+                )),
+                None => out.push((
+                    Some("manifest.json".into()),
+                    format!("exact table `{}`: suppressed cell ({}) has no interval in the manifest", t.name, cell.join(", ")),
+                )),
+            }
+        }
+        if stated.next().is_some() {
+            out.push((
+                Some("manifest.json".into()),
+                format!(
+                    "exact table `{}`: the manifest states intervals for cells that are published",
+                    t.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// An exact table as read back: each dimension's categories, and every grid point's value.
+type ExactRead = (Vec<Vec<String>>, Vec<Option<i64>>);
+
+/// An exact table's CSV: each dimension's categories (in order, `total` aside) and every grid
+/// point's value (`None`: suppressed), checked to be the whole grid in order.
+fn read_exact(path: &Path, t: &crate::output::ExactTableEntry) -> Result<ExactRead, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().map_err(|e| e.to_string())?.clone();
+    let dims = t.dimensions.len();
+    let want: Vec<&str> = t
+        .dimensions
+        .iter()
+        .map(String::as_str)
+        .chain(["value", "status"])
+        .collect();
+    if header.iter().ne(want.iter().copied()) {
+        return Err(format!("its header is not `{}`", want.join(",")));
+    }
+    let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| e.to_string())?;
+        for (k, cats) in categories.iter_mut().enumerate() {
+            let c = &record[k];
+            if c != t.total_label && !cats.iter().any(|x| x == c) {
+                cats.push(c.to_string());
+            }
+        }
+        let value = match (&record[dims], &record[dims + 1]) {
+            ("", "suppressed") => None,
+            (v, "published") => Some(
+                v.parse::<i64>()
+                    .map_err(|_| format!("line {}: `{v}` is not a whole number", n + 2))?,
+            ),
+            (v, s) => return Err(format!("line {}: value `{v}` with status `{s}`", n + 2)),
+        };
+        rows.push((
+            record
+                .iter()
+                .take(dims)
+                .map(String::from)
+                .collect::<Vec<_>>(),
+            value,
+        ));
+    }
+    // The rows are the whole grid, in order: categories then the total, first dimension slowest.
+    let view = output::ExactPublished {
+        dimensions: t.dimensions.iter().map(String::as_str).collect(),
+        categories: categories.iter().map(Vec::as_slice).collect(),
+        values: &[],
+    };
+    let points: usize = categories.iter().map(|c| c.len() + 1).product();
+    if rows.len() != points || points != t.cells {
+        return Err(format!(
+            "it has {} rows; its categories and totals make {points} and the manifest says {}",
+            rows.len(),
+            t.cells
+        ));
+    }
+    for (i, (labels, _)) in rows.iter().enumerate() {
+        if view.labels(i) != labels.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(format!("line {}: not the grid's next cell", i + 2));
+        }
+    }
+    Ok((categories, rows.into_iter().map(|(_, v)| v).collect()))
 }

@@ -47,6 +47,9 @@ pub(super) struct ReleaseLine {
     line: usize,
     cost: f64,
     published: bool,
+    /// Exact tables (cell suppression, not differentially private; charged nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exact_tables: Vec<String>,
 }
 
 /// One ledger's figures, as `budget --json` and `audit --json` print them.
@@ -76,6 +79,7 @@ pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError
             line: c.line,
             cost: c.charge.cost,
             published: ledger.publication_of(c.seq).is_some(),
+            exact_tables: c.charge.exact_tables.clone(),
         })
         .collect();
     let mut report = BudgetReport {
@@ -168,6 +172,13 @@ fn text(b: &BudgetReport) -> String {
                 "charged, never published"
             }
         );
+        if !rel.exact_tables.is_empty() {
+            let _ = writeln!(
+                r,
+                "      and exact tables, not differentially private, charged nothing: {}",
+                rel.exact_tables.join(", ")
+            );
+        }
     }
     if !b.verified {
         let _ = writeln!(

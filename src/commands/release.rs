@@ -29,6 +29,8 @@ use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cel
 use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
 
+mod exact;
+
 /// What `release` was asked, as the command line says it.
 pub struct ReleaseArgs {
     pub policy: PathBuf,
@@ -53,6 +55,8 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     // Read (and fingerprint) the inputs before the ledger is locked: no noise yet, and the
     // fingerprints decide whether this is a re-run.
     let mut exact = input::read_all(&plan, &args.read)?;
+    // Exact tables are protected (and their pattern proven) before anything is charged.
+    let exact_tables = exact::protect(&plan, &mut exact)?;
     let ledger_file = args.ledger.unwrap_or_else(|| plan.ledger.clone());
     let request = Request {
         plan: &plan,
@@ -71,6 +75,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             })
             .collect(),
         tables,
+        exact_tables: plan.exact_tables.iter().map(|t| t.name.clone()).collect(),
         cost,
         new_version: args.new_version,
         out: args.out.as_deref(),
@@ -94,7 +99,20 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     // Only now, with the charge on disk: noise, then post-processing on noisy values only.
     let (mut files, mut summary) = draw_tables(&plan, &mechanisms, &mut exact, args.json)?;
     drop(exact);
-    let manifest = build_manifest(
+    let (exact_files, exact_entries, exact_lines) = exact::publish(&plan, &exact_tables, args.json);
+    files.extend(exact_files);
+    summary.text.push_str(&exact_lines);
+    if !plan.exact_tables.is_empty() && !plan.tables.is_empty() {
+        summary.notes.push(format!(
+            "note: exact tables ({}) are published with exact values and are not differentially private; the differential privacy of the other tables holds only relative to what the exact tables reveal",
+            plan.exact_tables
+                .iter()
+                .map(|t| format!("`{}`", t.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut manifest = build_manifest(
         &plan,
         &args.policy,
         &mechanisms,
@@ -103,9 +121,9 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.entries,
         summary.groups,
     )?;
+    manifest.exact_tables = exact_entries;
     // The workbook and the report, from the files about to be written (never the data). The
     // release is paid for: if they cannot be made, the tables are published without them.
-    let mut manifest = manifest;
     let made = report::read_tables(&manifest, &|name| {
         files
             .iter()
@@ -571,6 +589,7 @@ fn build_manifest(
             })
             .collect(),
         tables,
+        exact_tables: Vec::new(),
         total_cost: total_cost(total),
         consistency,
         ledger: ManifestLedger {

@@ -67,6 +67,10 @@ pub enum InputError {
         location: String,
         message: String,
     },
+    /// An exact `count_units` table counts each privacy unit in one cell, so that its margins
+    /// are the sums of its cells; some units are in several (the message says which table).
+    #[error("{0}")]
+    UnitsInSeveralCells(String),
     #[error("{path}:{line}: field `{field}`: {message}")]
     Value {
         path: PathBuf,
@@ -124,7 +128,7 @@ impl InputError {
                 line,
                 message,
             },
-            Sql { .. } => self,
+            Sql { .. } | UnitsInSeveralCells(_) => self,
             BadRows { message } => BadRows {
                 message: message.replace(&from.display().to_string(), &to.display().to_string()),
             },
@@ -267,6 +271,9 @@ pub(crate) fn ensure_unchanged(path: &Path, before: &std::fs::Metadata) -> Resul
     Ok(())
 }
 
+/// Where a table's cells are: `(input, position in that input's exact cells)`.
+type Slot = (usize, usize);
+
 /// Everything read from the inputs: per input its hash and exact cells, and where each table's
 /// exact cells are.
 pub struct InputData {
@@ -275,6 +282,9 @@ pub struct InputData {
     slot: Vec<(usize, usize)>,
     /// Per sum table, the position of its contributors in its input's exact cells.
     contributors: Vec<Option<usize>>,
+    /// Per exact table, the positions of its counts (each unit in one cell) and, for microdata,
+    /// of the same count allowing two cells per unit (they differ when a unit is in several).
+    exact_tables: Vec<(Slot, Option<Slot>)>,
 }
 
 impl InputData {
@@ -303,6 +313,34 @@ impl InputData {
         crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
     }
 
+    /// Moves exact table `e`'s counts out (privacy units per inner cell, first dimension
+    /// slowest), refusing a table in which some unit is in several cells.
+    pub fn take_exact_table(&mut self, plan: &Plan, e: usize) -> Result<Vec<i64>, InputError> {
+        let ((input, pos), check) = self.exact_tables[e];
+        let counts = std::mem::take(&mut self.results[input].exact[pos]);
+        if let Some((input2, pos2)) = check {
+            let two = std::mem::take(&mut self.results[input2].exact[pos2]);
+            let extra: i128 = two.iter().sum::<i128>() - counts.iter().sum::<i128>();
+            if extra > 0 {
+                let t = &plan.exact_tables[e];
+                let spec = &plan.inputs[t.input];
+                let by = t
+                    .dims
+                    .iter()
+                    .map(|&d| format!("`{}`", plan.dimensions[d].name))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                return Err(InputError::UnitsInSeveralCells(format!(
+                    "input `{}` ({}): {extra} privacy unit(s) in more than one cell of exact table `{}` (their {by} differ between rows); an exact count of units needs each unit in one cell: correct the data, or publish the table with differential privacy (`max_cells_per_unit`)",
+                    spec.name,
+                    spec.location(),
+                    t.name
+                )));
+            }
+        }
+        Ok(crate::input::saturate(counts))
+    }
+
     /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
     pub fn take_contributors(&mut self, t: usize) -> Option<Vec<i64>> {
         let pos = self.contributors[t]?;
@@ -313,32 +351,82 @@ impl InputData {
     }
 }
 
-/// Reads every input once, computing the exact cells of all the tables that use it.
+/// Reads every input once, computing the exact cells of all the tables that use it (the DP
+/// tables' and the exact tables').
 pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
+    let reading = reading_plan(plan);
     let mut results = Vec::new();
-    let mut slot = vec![(0, 0); plan.tables.len()];
+    let mut slot = vec![(0, 0); reading.tables.len()];
     let mut contributors = vec![None; plan.tables.len()];
-    for input in 0..plan.inputs.len() {
-        let tables: Vec<usize> = (0..plan.tables.len())
-            .filter(|&t| plan.tables[t].input == input)
+    for input in 0..reading.inputs.len() {
+        let tables: Vec<usize> = (0..reading.tables.len())
+            .filter(|&t| reading.tables[t].input == input)
             .collect();
         for (pos, &t) in tables.iter().enumerate() {
             slot[t] = (input, pos);
         }
         let sums = tables.iter().filter(|&&t| {
             matches!(
-                plan.tables[t].statistic,
+                reading.tables[t].statistic,
                 crate::policy::Statistic::Sum { .. }
             )
         });
         for (j, &t) in sums.enumerate() {
             contributors[t] = Some(tables.len() + j);
         }
-        results.push(read_input_with(plan, input, &tables, *options)?);
+        results.push(read_input_with(&reading, input, &tables, *options)?);
     }
+    // The exact tables' counts follow the DP tables in the reading plan.
+    let mut next = plan.tables.len();
+    let exact_tables = plan
+        .exact_tables
+        .iter()
+        .map(|t| {
+            let counts = slot[next];
+            next += 1;
+            let check =
+                (plan.inputs[t.input].kind == crate::policy::InputKind::Microdata).then(|| {
+                    next += 1;
+                    slot[next - 1]
+                });
+            (counts, check)
+        })
+        .collect();
+    slot.truncate(plan.tables.len());
     Ok(InputData {
         results,
         slot,
         contributors,
+        exact_tables,
     })
+}
+
+/// The plan the inputs are read with: the DP tables, then for each exact table its count of units
+/// with one cell per unit and, from microdata, the same with two (every unit in a single cell
+/// gives the same total; a unit in several gives more). Neither is ever noised: they are counted
+/// like a DP table's cells, so that both sources (files and SQL) serve exact tables unchanged.
+pub fn reading_plan(plan: &Plan) -> Plan {
+    let mut reading = plan.clone();
+    for t in &plan.exact_tables {
+        let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
+        for c in if microdata { &[1, 2][..] } else { &[1][..] } {
+            reading.tables.push(crate::policy::TableSpec {
+                name: t.name.clone(),
+                input: t.input,
+                statistic: crate::policy::Statistic::CountUnits {
+                    max_cells_per_unit: *c,
+                },
+                dims: t.dims.clone(),
+                mechanism: crate::privacy::Mechanism::Gaussian,
+                cost: crate::privacy::Cost::Rho(1.0),
+                cost_source: crate::policy::CostSource::Declared,
+                contributors_cost: None,
+                suppress_below: 0,
+                confidence: 0.95,
+                consistent: false,
+                expected_cell_size: None,
+            });
+        }
+    }
+    reading
 }

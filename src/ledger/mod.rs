@@ -116,7 +116,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Body {
-    Charge(Charge),
+    /// Boxed: a charge is far larger than the other entries.
+    Charge(Box<Charge>),
     Published(Publication),
     Repair(Repair),
 }
@@ -145,6 +146,10 @@ pub struct Charge {
     pub budget: Budget,
     pub unit: String,
     pub tables: Vec<TableCharge>,
+    /// The release's exact tables (cell suppression, not differentially private): recorded,
+    /// charged nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_tables: Vec<String>,
     /// The release's cost: the opendp composition of its tables' `charged`.
     pub cost: f64,
     /// The opendp composition of every charge's `cost` up to and including this one.
@@ -394,8 +399,11 @@ impl Ledger {
         let mut roots: Vec<PathBuf> = self
             .entries()
             .filter_map(|e| match &e.body {
-                Body::Charge(Charge { out_dir, .. })
-                | Body::Published(Publication { out_dir, .. }) => {
+                Body::Charge(charge) => self
+                    .resolve(&charge.out_dir)
+                    .parent()
+                    .map(Path::to_path_buf),
+                Body::Published(Publication { out_dir, .. }) => {
                     self.resolve(out_dir).parent().map(Path::to_path_buf)
                 }
                 Body::Repair(_) => None,

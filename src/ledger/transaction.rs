@@ -24,6 +24,8 @@ pub struct Request<'a> {
     pub sources: BTreeMap<String, super::SourceRead>,
     /// Each table's cost, as opendp maps it and in the ledger's unit.
     pub tables: Vec<TableCharge>,
+    /// The exact tables' names (charged nothing).
+    pub exact_tables: Vec<String>,
     /// The release's cost, composed by opendp.
     pub cost: f64,
     pub new_version: bool,
@@ -383,7 +385,7 @@ fn charge(
             source,
         })?;
     }
-    let entry = locked.append(Body::Charge(Charge {
+    let entry = locked.append(Body::Charge(Box::new(Charge {
         dataset: plan.dataset.clone(),
         release_id: plan.release_id.clone(),
         version,
@@ -396,10 +398,11 @@ fn charge(
         budget: plan.budget,
         unit: acc.unit().to_string(),
         tables: request.tables,
+        exact_tables: request.exact_tables,
         cost: request.cost,
         total_after,
         out_dir: locked.ledger.record(&out_dir),
-    }))?;
+    })))?;
     let charge_sha256 = locked.last_line_sha256();
     Ok(Charged {
         locked,

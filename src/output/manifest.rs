@@ -19,7 +19,7 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the
 /// `presentation` (labels, titles, units, language) that the workbook and the report are made
 /// with, and `inputs[].bounded_in`; 5 adds a sum's count of contributors (`tables[].contributors`)
-/// and published shares (`tables[].shares`).
+/// and published shares (`tables[].shares`), and the exact tables (`exact_tables`).
 pub const MANIFEST_FORMAT: u32 = 5;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
@@ -37,6 +37,9 @@ pub struct Manifest {
     pub policy: PolicyEntry,
     pub inputs: Vec<InputEntry>,
     pub tables: Vec<TableEntry>,
+    /// Exact tables protected by cell suppression, not differentially private (format 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_tables: Vec<ExactTableEntry>,
     pub total_cost: TotalCost,
     /// The groups of tables that measure the same quantity, estimated together (format 3).
     #[serde(default)]
@@ -155,6 +158,50 @@ pub struct TableEntry {
     /// Each cell's share of the table's total, if published (format 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shares: Option<SharesEntry>,
+}
+
+/// An exact table: published with exact values, protected by cell suppression. Not
+/// differentially private.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExactTableEntry {
+    pub name: String,
+    pub files: Vec<String>,
+    pub input: String,
+    pub statistic: String,
+    pub dimensions: Vec<String>,
+    /// Grid points published: every combination of categories and totals.
+    pub cells: usize,
+    /// `cell_suppression`.
+    pub protection: String,
+    /// In words, that it is not differentially private and what protects it.
+    pub guarantee: String,
+    pub total_label: String,
+    pub primary_rule: PrimaryRule,
+    /// The attacker's interval of a primary cell must reach this percent of its value above and
+    /// below it (at least 1).
+    pub interval_percent: f64,
+    pub secondary_objective: String,
+    pub secondary_method: String,
+    pub cells_suppressed: usize,
+    /// How the intervals below were found.
+    pub audit: String,
+    /// Every suppressed cell and what an attacker can infer about it from everything published.
+    pub intervals: Vec<CellInterval>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrimaryRule {
+    /// A cell of fewer privacy units than this (and more than none) is suppressed.
+    pub min_frequency: i64,
+    pub zeros_suppressed: bool,
+}
+
+/// A suppressed cell's labels and the attacker's interval for it (`hi` null: unbounded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellInterval {
+    pub cell: Vec<String>,
+    pub lo: i64,
+    pub hi: Option<i64>,
 }
 
 /// The noisy count of a sum's contributors.

@@ -12,7 +12,7 @@ mod tables;
 
 pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
 pub use manifest::*;
-pub use tables::{Contributors, PublishedTable, cell_labels, moe_column};
+pub use tables::{Contributors, ExactPublished, PublishedTable, TOTAL, cell_labels, moe_column};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

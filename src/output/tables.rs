@@ -187,6 +187,52 @@ impl PublishedTable<'_> {
     }
 }
 
+/// An exact table as published: every point of its grid (each dimension's categories, then
+/// `total`), first dimension slowest, its exact value or empty where suppressed.
+pub struct ExactPublished<'a> {
+    pub dimensions: Vec<&'a str>,
+    pub categories: Vec<&'a [String]>,
+    pub values: &'a [Option<i64>],
+}
+
+/// The label of a margin's dimension in an exact table's rows.
+pub const TOTAL: &str = "total";
+
+impl ExactPublished<'_> {
+    /// The labels of grid point `i`: a category, or [`TOTAL`].
+    pub fn labels(&self, i: usize) -> Vec<&str> {
+        let mut labels = vec![""; self.categories.len()];
+        let mut rest = i;
+        for (k, cats) in self.categories.iter().enumerate().rev() {
+            let n = cats.len() + 1;
+            let c = rest % n;
+            labels[k] = if c == cats.len() { TOTAL } else { &cats[c] };
+            rest /= n;
+        }
+        labels
+    }
+
+    /// `<dims...>,value,status`, one row per grid point.
+    pub fn to_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<&str> = self.dimensions.clone();
+        header.extend(["value", "status"]);
+        w.write_record(&header).expect("writing to memory");
+        for (i, v) in self.values.iter().enumerate() {
+            let value = v.map(|v| v.to_string()).unwrap_or_default();
+            let mut row: Vec<&str> = self.labels(i);
+            row.push(&value);
+            row.push(if v.is_some() {
+                "published"
+            } else {
+                "suppressed"
+            });
+            w.write_record(&row).expect("writing to memory");
+        }
+        w.into_inner().expect("writing to memory")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,5 +13,6 @@ mod noise;
 mod plan;
 mod release;
 mod report;
+mod sdc;
 mod sql;
 mod sums;

@@ -24,6 +24,7 @@ use good_lp::microlp as SOLVER;
 pub mod attack;
 pub mod secondary;
 pub mod structure;
+pub mod tables;
 
 pub use attack::{Interval, attack};
 pub use secondary::{Levels, Objective, protects};
@@ -87,13 +88,24 @@ pub enum SdcError {
         "the suppression pattern leaves cell {cell} exposed: the attacker's interval is {lo}..{hi} around its value"
     )]
     Exposed { cell: usize, lo: i64, hi: String },
+    /// One of the above, its cell named by its categories.
+    #[error("{0}")]
+    Described(String),
+}
+
+impl SdcError {
+    /// Whether the policy or data is at fault (a primary cell published before); otherwise the
+    /// error is safestat's or its solver's.
+    pub fn is_input(&self) -> bool {
+        matches!(self, SdcError::AlreadyPublished { .. })
+    }
 }
 
 /// The most rounds of raised levels before [`protect`] gives up (a bug if ever reached).
 const MAX_ROUNDS: usize = 8;
 
 /// Chooses the pattern for `values` (every cell of `structure`; `frequencies`: the privacy units
-/// behind each) and proves it with the attacker's audit.
+/// behind each) under one set of `rules`, and proves it with the attacker's audit.
 pub fn protect(
     structure: &Structure,
     values: &[i64],
@@ -113,15 +125,31 @@ pub fn protect_with(
     published: &[bool],
     rules: &Rules,
 ) -> Result<Protected, SdcError> {
-    let primary: Vec<bool> = frequencies.iter().map(|&f| primary(f, rules)).collect();
-    if let Some(cell) = (0..values.len()).find(|&c| primary[c] && published[c]) {
-        return Err(SdcError::AlreadyPublished { cell });
-    }
-    let mut hidden = primary.clone();
-    let mut wanted: Vec<(usize, Levels)> = (0..values.len())
-        .filter(|&c| primary[c])
+    let wanted: Vec<(usize, Levels)> = (0..values.len())
+        .filter(|&c| primary(frequencies[c], rules))
         .map(|c| (c, levels(values[c], rules)))
         .collect();
+    protect_cells(structure, values, &wanted, published, rules.objective)
+}
+
+/// The pattern that hides the primary cells `wanted` (each with its levels) and protects them,
+/// proven by the attacker's audit; cells `published` before are never hidden.
+pub fn protect_cells(
+    structure: &Structure,
+    values: &[i64],
+    wanted: &[(usize, Levels)],
+    published: &[bool],
+    objective: Objective,
+) -> Result<Protected, SdcError> {
+    let mut primary = vec![false; values.len()];
+    for &(c, _) in wanted {
+        primary[c] = true;
+    }
+    if let Some(&(cell, _)) = wanted.iter().find(|(c, _)| published[*c]) {
+        return Err(SdcError::AlreadyPublished { cell });
+    }
+    let mut wanted = wanted.to_vec();
+    let mut hidden = primary.clone();
     for round in 1..=MAX_ROUNDS {
         secondary::suppress(
             structure,
@@ -129,7 +157,7 @@ pub fn protect_with(
             published,
             &mut hidden,
             &wanted,
-            rules.objective,
+            objective,
         )?;
         let targets: Vec<usize> = (0..values.len()).filter(|&c| hidden[c]).collect();
         let found = attack(structure, values, &hidden, &targets)?;

@@ -1,0 +1,200 @@
+//! A release's exact tables, protected together: every exact table with all its margins in one
+//! [`Structure`] (tables of the same input share their common margins, so a pattern must hold
+//! against every combination of them), each table's primary rule applied to its own cells (a
+//! shared cell keeps the strictest levels), one secondary suppression, one audit.
+
+use super::{Interval, Levels, Objective, Protected, SdcError, Structure, levels, primary};
+use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
+
+/// One exact table as published: every point of its grid (inner cells and margins, each
+/// dimension's categories then its total, first dimension slowest) with its value, `None` where
+/// hidden, and the attacker's interval of each hidden point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactTable {
+    pub values: Vec<Option<i64>>,
+    pub intervals: Vec<Option<Interval>>,
+    /// The grid's extent: each dimension's categories plus its total.
+    pub extent: Vec<usize>,
+}
+
+/// The structure of a plan's exact tables: per table, the cell of each grid point. Dimensions
+/// are told apart by input, so that tables of different inputs (which may count different
+/// people) are never linked.
+pub fn structure(plan: &Plan) -> (Structure, Vec<Vec<usize>>) {
+    let n = plan.dimensions.len();
+    link(
+        plan.exact_tables
+            .iter()
+            .map(|t| {
+                (
+                    t.dims.iter().map(|&d| t.input * n + d).collect(),
+                    sizes(plan, t),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Tables `(dimension ids, categories per dimension)` with all their margins in one structure
+/// (the same id is the same dimension); per table, the cell of each grid point.
+pub fn link(tables: Vec<(Vec<usize>, Vec<usize>)>) -> (Structure, Vec<Vec<usize>>) {
+    let mut s = Structure::new();
+    let grids = tables
+        .iter()
+        .map(|(dims, sizes)| s.add_table(dims, sizes))
+        .collect();
+    (s, grids)
+}
+
+fn sizes(plan: &Plan, t: &ExactTableSpec) -> Vec<usize> {
+    t.dims
+        .iter()
+        .map(|&d| plan.dimensions[d].categories.len())
+        .collect()
+}
+
+/// Protects the plan's exact tables from their inner `counts` (privacy units per inner cell,
+/// first dimension slowest, one vector per exact table).
+pub fn protect_tables(plan: &Plan, counts: &[Vec<i64>]) -> Result<Vec<ExactTable>, SdcError> {
+    let (structure, grids) = structure(plan);
+    let mut values = vec![0i64; structure.cells()];
+    for ((t, grid), inner) in plan.exact_tables.iter().zip(&grids).zip(counts) {
+        let sizes = sizes(plan, t);
+        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
+        // Each grid point's value: the inner cells under it (margins are sums of units, each in
+        // one cell; `input` refuses a table where a unit is in several).
+        let mut grid_values = vec![0i64; grid.len()];
+        for (i, &v) in inner.iter().enumerate() {
+            let coords = unravel(i, &sizes);
+            for mask in 0..(1usize << sizes.len()) {
+                let p = coords.iter().enumerate().fold(0, |p, (j, &c)| {
+                    p * extent[j] + if mask >> j & 1 == 1 { sizes[j] } else { c }
+                });
+                grid_values[p] += v;
+            }
+        }
+        for (&cell, &v) in grid.iter().zip(&grid_values) {
+            values[cell] = v;
+        }
+    }
+    // Each table's rule on its own cells; a cell two tables share keeps the higher levels.
+    let mut wanted: Vec<Option<Levels>> = vec![None; structure.cells()];
+    for (t, grid) in plan.exact_tables.iter().zip(&grids) {
+        let rules = super::Rules {
+            min_frequency: t.min_frequency,
+            zeros_primary: t.zeros_primary,
+            interval_percent: t.interval_percent,
+            objective: Objective::Cells,
+        };
+        for &cell in grid {
+            // count_units: a cell's value is its number of privacy units.
+            if primary(values[cell], &rules) {
+                let l = levels(values[cell], &rules);
+                let w = wanted[cell].get_or_insert(l);
+                w.up = w.up.max(l.up);
+                w.down = w.down.max(l.down);
+            }
+        }
+    }
+    let wanted: Vec<(usize, Levels)> = wanted
+        .iter()
+        .enumerate()
+        .filter_map(|(c, l)| l.map(|l| (c, l)))
+        .collect();
+    let objective = match plan.exact_tables.first().map(|t| t.secondary) {
+        Some(SecondaryObjective::Value) => Objective::Value,
+        _ => Objective::Cells,
+    };
+    let published = vec![false; structure.cells()];
+    let Protected {
+        hidden, intervals, ..
+    } = super::protect_cells(&structure, &values, &wanted, &published, objective)
+        .map_err(|e| describe(plan, &structure, e))?;
+    Ok(plan
+        .exact_tables
+        .iter()
+        .zip(&grids)
+        .map(|(t, grid)| ExactTable {
+            values: grid
+                .iter()
+                .map(|&c| (!hidden[c]).then_some(values[c]))
+                .collect(),
+            intervals: grid
+                .iter()
+                .map(|&c| {
+                    intervals
+                        .binary_search_by_key(&c, |x| x.0)
+                        .ok()
+                        .map(|i| intervals[i].1)
+                })
+                .collect(),
+            extent: sizes(plan, t).iter().map(|n| n + 1).collect(),
+        })
+        .collect())
+}
+
+/// The attacker's interval of every hidden grid point of the plan's exact tables, from their
+/// published values alone (`None` where hidden): what `audit` re-runs from a release folder.
+pub fn attack_published(
+    plan_structure: &(Structure, Vec<Vec<usize>>),
+    published: &[Vec<Option<i64>>],
+) -> Result<Vec<Vec<Option<Interval>>>, SdcError> {
+    let (structure, grids) = plan_structure;
+    let mut values = vec![0i64; structure.cells()];
+    let mut hidden = vec![false; structure.cells()];
+    for (grid, table) in grids.iter().zip(published) {
+        for (&cell, v) in grid.iter().zip(table) {
+            match v {
+                Some(v) => values[cell] = *v,
+                None => hidden[cell] = true,
+            }
+        }
+    }
+    let targets: Vec<usize> = (0..structure.cells()).filter(|&c| hidden[c]).collect();
+    let found = super::attack(structure, &values, &hidden, &targets)?;
+    Ok(grids
+        .iter()
+        .map(|grid| {
+            grid.iter()
+                .map(|&c| targets.binary_search(&c).ok().map(|i| found[i]))
+                .collect()
+        })
+        .collect())
+}
+
+/// The error with its cell named by its categories (`region=seoul, age_group=total`).
+fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
+    let cell = match &e {
+        SdcError::Exposed { cell, .. } | SdcError::AlreadyPublished { cell } => *cell,
+        SdcError::Attack(a) => a.cell,
+        SdcError::Secondary(s) => s.cell,
+        SdcError::Described(_) => return e,
+    };
+    let n = plan.dimensions.len();
+    let key = structure.key(cell);
+    let name = if key.is_empty() {
+        "the grand total".to_string()
+    } else {
+        key.iter()
+            .map(|&(d, c)| {
+                let dim = &plan.dimensions[d % n];
+                format!("{}={}", dim.name, dim.categories[c as usize])
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    SdcError::Described(
+        e.to_string()
+            .replace(&format!("cell {cell}"), &format!("cell ({name})")),
+    )
+}
+
+/// Point `i`'s coordinates in a grid of `sizes`, first dimension slowest.
+pub fn unravel(mut i: usize, sizes: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; sizes.len()];
+    for j in (0..sizes.len()).rev() {
+        c[j] = i % sizes[j];
+        i /= sizes[j];
+    }
+    c
+}

@@ -1,0 +1,298 @@
+//! Exact tables (`protection = "suppression"`): exact counts with every margin, small cells and
+//! the cells that would give them back suppressed, the attacker's interval of every suppressed
+//! cell in the manifest, re-checked by `audit` from the published files; marked not
+//! differentially private and charged nothing.
+
+use crate::common::*;
+
+/// region (4) x gender (2) counts, one row per person: `r1,f` has 2 people and `r3,m` 3, every
+/// other cell at least 20.
+const COUNTS: [(&str, &str, usize); 8] = [
+    ("r1", "f", 2),
+    ("r1", "m", 30),
+    ("r2", "f", 25),
+    ("r2", "m", 40),
+    ("r3", "f", 22),
+    ("r3", "m", 3),
+    ("r4", "f", 50),
+    ("r4", "m", 45),
+];
+
+fn people(extra: &str) -> String {
+    let mut rows = String::from("pid,region,gender,age\n");
+    let mut id = 0;
+    for (r, g, n) in COUNTS {
+        for _ in 0..n {
+            id += 1;
+            let age = if id % 2 == 0 { "young" } else { "old" };
+            rows.push_str(&format!("p{id},{r},{g},{age}\n"));
+        }
+    }
+    rows.push_str(extra);
+    rows
+}
+
+fn policy(tables: &str) -> String {
+    format!(
+        r#"
+[release]
+id = "exact"
+[dataset]
+name = "people"
+privacy_unit = "pid"
+budget = {{ rho = 1 }}
+[inputs.people]
+path = "people.csv"
+[categories]
+region = ["r1", "r2", "r3", "r4"]
+gender = ["f", "m"]
+age = ["young", "old"]
+{tables}
+"#
+    )
+}
+
+const REGION_GENDER: &str = r#"
+[[table]]
+name = "by_region_gender"
+input = "people"
+statistic = "count_units"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 5 }
+interval_percent = 20
+"#;
+
+const DIR: &str = "releases/exact";
+
+fn count(r: &str, g: &str) -> i64 {
+    COUNTS
+        .iter()
+        .filter(|(a, b, _)| (r == "total" || *a == r) && (g == "total" || *b == g))
+        .map(|x| x.2 as i64)
+        .sum()
+}
+
+#[test]
+fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    let run = s.run(&["release", "policy.toml", "--json"]);
+    run.expect_code(0)
+        .stdout_has(&["by_region_gender", "cell suppression", "none (not DP)"]);
+    let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    // The whole grid: 5 x 3 rows, margins labelled `total`.
+    assert_eq!(rows.len(), 15);
+    assert_eq!(
+        (rows[2]["region"].as_str(), rows[2]["gender"].as_str()),
+        ("r1", "total")
+    );
+    assert_eq!(
+        (rows[14]["region"].as_str(), rows[14]["gender"].as_str()),
+        ("total", "total")
+    );
+    let mut suppressed = Vec::new();
+    for row in &rows {
+        let (r, g) = (row["region"].as_str(), row["gender"].as_str());
+        match row["status"].as_str() {
+            // A published cell is exact.
+            "published" => assert_eq!(row["value"], count(r, g).to_string(), "{row:?}"),
+            "suppressed" => {
+                assert_eq!(row["value"], "");
+                suppressed.push((r.to_string(), g.to_string()));
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    // Both small cells, and at least enough others that neither comes back by subtraction.
+    assert!(suppressed.contains(&("r1".into(), "f".into())));
+    assert!(suppressed.contains(&("r3".into(), "m".into())));
+    assert!(suppressed.len() >= 4, "{suppressed:?}");
+    // The manifest: not DP, every suppressed cell with the attacker's interval, which holds the
+    // true value and, for a small cell, reaches 20% (at least 1) above and below it.
+    let m = manifest(&s.path(DIR));
+    let t = &m["exact_tables"][0];
+    assert_eq!(t["protection"], "cell_suppression");
+    assert!(
+        t["guarantee"]
+            .as_str()
+            .unwrap()
+            .starts_with("not differentially private")
+    );
+    assert_eq!(t["cells_suppressed"], suppressed.len());
+    let intervals = t["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), suppressed.len());
+    for iv in intervals {
+        let cell: Vec<&str> = iv["cell"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let v = count(cell[0], cell[1]);
+        let lo = iv["lo"].as_i64().unwrap();
+        let hi = iv["hi"].as_i64();
+        assert!(lo <= v && hi.is_none_or(|h| h >= v), "{iv}");
+        assert!(hi.is_none_or(|h| h > lo), "disclosed: {iv}");
+        if v < 5 {
+            assert!(lo < v && hi.is_none_or(|h| h > v), "{iv}");
+        }
+    }
+    // Charged nothing; the ledger records the exact table.
+    let b = budget_json(&s);
+    assert_eq!(b["spent"], 0.0);
+    assert_eq!(b["releases"][0]["exact_tables"][0], "by_region_gender");
+    s.run(&["budget", "--ledger", "ledger/people.jsonl"])
+        .expect_code(0)
+        .stdout_has(&[
+            "exact tables, not differentially private, charged nothing: by_region_gender",
+        ]);
+    // The audit re-runs the attacker's problem from the published files and agrees.
+    s.run(&["audit", DIR]).expect_code(0);
+    // The JSON has the same rows.
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.path(&format!("{DIR}/by_region_gender.json"))).unwrap())
+            .unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 15);
+
+    // A suppressed cell published after all is caught, by its hash and by the attacker's audit.
+    let csv_path = s.path(&format!("{DIR}/by_region_gender.csv"));
+    let text = fs::read_to_string(&csv_path).unwrap();
+    fs::write(
+        &csv_path,
+        text.replacen("r1,f,,suppressed", "r1,f,2,published", 1),
+    )
+    .unwrap();
+    s.run(&["audit", DIR]).expect_code(4).stdout_has(&[
+        "by_region_gender.csv",
+        "altered",
+        "the attacker's audit finds",
+    ]);
+}
+
+#[test]
+fn the_same_data_gives_the_same_pattern_byte_for_byte() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let first = fs::read(s.path(&format!("{DIR}/by_region_gender.csv"))).unwrap();
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(0);
+    let second = fs::read(s.path("releases/exact.v2/by_region_gender.csv")).unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn linked_exact_tables_are_protected_together_and_mixed_releases_say_so() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let by_age = REGION_GENDER
+        .replace("by_region_gender", "by_region_age")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+    let dp = r#"
+[[table]]
+name = "dp_by_region"
+input = "people"
+statistic = "count_units"
+by = ["region"]
+max_cells_per_unit = 1
+cost = { rho = 0.1 }
+"#;
+    s.write(
+        "policy.toml",
+        &policy(&format!("{REGION_GENDER}{by_age}{dp}")),
+    );
+    s.run(&["release", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&[
+            "not differentially private",
+            "holds only relative to what the exact tables reveal",
+        ]);
+    // Both tables publish the same region totals, or hide the same ones.
+    let a = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    let b = read_csv(&s.path(&format!("{DIR}/by_region_age.csv")));
+    for r in ["r1", "r2", "r3", "r4"] {
+        let total = |rows: &[HashMap<String, String>], dim: &str| {
+            rows.iter()
+                .find(|x| x["region"] == r && x[dim] == "total")
+                .unwrap()["value"]
+                .clone()
+        };
+        assert_eq!(total(&a, "gender"), total(&b, "age"), "region {r}");
+    }
+    s.run(&["audit", DIR]).expect_code(0);
+    let m = manifest(&s.path(DIR));
+    assert_eq!(m["exact_tables"].as_array().unwrap().len(), 2);
+    assert_eq!(m["tables"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_person_in_two_cells_is_refused_with_nothing_charged() {
+    let s = Scratch::new();
+    // p1 is in r1 f; a second row puts them in r2.
+    s.write("people.csv", &people("p1,r2,f,old\n"));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "1 privacy unit(s) in more than one cell of exact table `by_region_gender`",
+            "`region` or `gender`",
+        ]);
+    assert!(!s.path(DIR).exists());
+    assert!(!s.path("ledger/people.jsonl").exists());
+}
+
+#[test]
+fn exact_table_fields_are_validated() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    for (edit, problem) in [
+        (
+            (
+                "interval_percent = 20",
+                "interval_percent = 20\ncost = { rho = 0.1 }",
+            ),
+            "field `cost`: does not apply to an exact table",
+        ),
+        (
+            ("primary = { min_frequency = 5 }\n", ""),
+            "field `primary`: an exact table needs its primary rule",
+        ),
+        (
+            (
+                "primary = { min_frequency = 5 }",
+                "primary = { min_frequency = 1 }",
+            ),
+            "protects nobody",
+        ),
+        (("interval_percent = 20\n", ""), "field `interval_percent`"),
+        (
+            ("statistic = \"count_units\"", "statistic = \"count_rows\""),
+            "not supported with suppression yet",
+        ),
+        (
+            (
+                "protection = \"suppression\"",
+                "protection = \"supression\"",
+            ),
+            "did you mean `suppression`",
+        ),
+    ] {
+        assert_eq!(REGION_GENDER.matches(edit.0).count(), 1, "{}", edit.0);
+        s.write(
+            "policy.toml",
+            &policy(&REGION_GENDER.replace(edit.0, edit.1)),
+        );
+        s.run(&["check", "policy.toml"])
+            .expect_code(2)
+            .stderr_has(&[problem]);
+    }
+    // DP tables do not take suppression rules.
+    let dp = "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = { rho = 0.1 }\ninterval_percent = 20\n";
+    s.write("policy.toml", &policy(dp));
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["table `d`, field `interval_percent`: does not apply here"]);
+}
