@@ -322,7 +322,10 @@ fn exact_tables(dir: &Path, m: &Manifest) -> Vec<(Option<String>, String)> {
     let mut categories = Vec::new();
     for t in &m.exact_tables {
         let file = format!("{}.csv", t.name);
-        match read_exact(&dir.join(&file), t) {
+        let read = std::fs::read(dir.join(&file))
+            .map_err(|e| format!("cannot read it: {e}"))
+            .and_then(|bytes| output::read_exact(&bytes, t));
+        match read {
             Ok((cats, values)) => {
                 let sizes: Vec<usize> = cats.iter().map(Vec::len).collect();
                 categories.push(cats);
@@ -444,73 +447,4 @@ fn exact_tables(dir: &Path, m: &Manifest) -> Vec<(Option<String>, String)> {
         }
     }
     out
-}
-
-/// An exact table as read back: each dimension's categories, and every grid point's value.
-type ExactRead = (Vec<Vec<String>>, Vec<Option<i64>>);
-
-/// An exact table's CSV: each dimension's categories (in order, `total` aside) and every grid
-/// point's value (`None`: suppressed), checked to be the whole grid in order.
-fn read_exact(path: &Path, t: &crate::output::ExactTableEntry) -> Result<ExactRead, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let mut reader = csv::Reader::from_reader(bytes);
-    let header = reader.headers().map_err(|e| e.to_string())?.clone();
-    let dims = t.dimensions.len();
-    let want: Vec<&str> = t
-        .dimensions
-        .iter()
-        .map(String::as_str)
-        .chain(["value", "status"])
-        .collect();
-    if header.iter().ne(want.iter().copied()) {
-        return Err(format!("its header is not `{}`", want.join(",")));
-    }
-    let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
-    let mut rows = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| e.to_string())?;
-        for (k, cats) in categories.iter_mut().enumerate() {
-            let c = &record[k];
-            if c != t.total_label && !cats.iter().any(|x| x == c) {
-                cats.push(c.to_string());
-            }
-        }
-        let value = match (&record[dims], &record[dims + 1]) {
-            ("", "suppressed") => None,
-            (v, "published") => Some(
-                v.parse::<i64>()
-                    .map_err(|_| format!("line {}: `{v}` is not a whole number", n + 2))?,
-            ),
-            (v, s) => return Err(format!("line {}: value `{v}` with status `{s}`", n + 2)),
-        };
-        rows.push((
-            record
-                .iter()
-                .take(dims)
-                .map(String::from)
-                .collect::<Vec<_>>(),
-            value,
-        ));
-    }
-    // The rows are the whole grid, in order: categories then the total, first dimension slowest.
-    let view = output::ExactPublished {
-        dimensions: t.dimensions.iter().map(String::as_str).collect(),
-        categories: categories.iter().map(Vec::as_slice).collect(),
-        values: &[],
-    };
-    let points: usize = categories.iter().map(|c| c.len() + 1).product();
-    if rows.len() != points || points != t.cells {
-        return Err(format!(
-            "it has {} rows; its categories and totals make {points} and the manifest says {}",
-            rows.len(),
-            t.cells
-        ));
-    }
-    for (i, (labels, _)) in rows.iter().enumerate() {
-        if view.labels(i) != labels.iter().map(String::as_str).collect::<Vec<_>>() {
-            return Err(format!("line {}: not the grid's next cell", i + 2));
-        }
-    }
-    Ok((categories, rows.into_iter().map(|(_, v)| v).collect()))
 }

@@ -130,7 +130,15 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.clone())
     })
-    .and_then(|tables| report::render(&manifest, &tables))
+    .and_then(|tables| {
+        let exact = report::read_exact_tables(&manifest, &|name| {
+            files
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.clone())
+        })?;
+        report::render(&manifest, &tables, &exact)
+    })
     .unwrap_or_else(|e| {
         summary.notes.push(format!(
             "warning: the workbook and report.html could not be made ({e}); the tables are published without them"

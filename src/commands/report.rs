@@ -45,7 +45,8 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         manifest.presentation = plan.presentation;
     }
     let tables = report::read_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
-    let made = report::render(&manifest, &tables)?;
+    let exact = report::read_exact_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
+    let made = report::render(&manifest, &tables, &exact)?;
     let target = out.clone().unwrap_or_else(|| dir.to_path_buf());
     let io =
         |p: &Path, e: std::io::Error| Error::Usage(format!("cannot write `{}`: {e}", p.display()));

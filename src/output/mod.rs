@@ -12,7 +12,10 @@ mod tables;
 
 pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
 pub use manifest::*;
-pub use tables::{Contributors, ExactPublished, PublishedTable, TOTAL, cell_labels, moe_column};
+pub use tables::{
+    Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL, cell_labels, moe_column,
+    read_exact,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

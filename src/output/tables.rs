@@ -2,6 +2,7 @@
 //!
 //! Formats [`Cell`]s, which hold noisy, post-processed values only: never an exact cell.
 
+use super::ExactTableEntry;
 use crate::protect::postprocess::Cell;
 
 /// One published table, ready to format.
@@ -198,25 +199,30 @@ pub struct ExactPublished<'a> {
 /// The label of a margin's dimension in an exact table's rows.
 pub const TOTAL: &str = "total";
 
-impl ExactPublished<'_> {
+/// Every row of an exact table says what it is, so that the file alone is never taken for a
+/// differentially private table.
+pub const EXACT_PROTECTION: &str = "exact values, cell suppression (not differentially private)";
+
+impl<'a> ExactPublished<'a> {
     /// The labels of grid point `i`: a category, or [`TOTAL`].
-    pub fn labels(&self, i: usize) -> Vec<&str> {
+    pub fn labels(&self, i: usize) -> Vec<&'a str> {
         let mut labels = vec![""; self.categories.len()];
         let mut rest = i;
         for (k, cats) in self.categories.iter().enumerate().rev() {
             let n = cats.len() + 1;
             let c = rest % n;
+            let cats: &'a [String] = cats;
             labels[k] = if c == cats.len() { TOTAL } else { &cats[c] };
             rest /= n;
         }
         labels
     }
 
-    /// `<dims...>,value,status`, one row per grid point.
+    /// `<dims...>,value,status,protection`, one row per grid point.
     pub fn to_csv(&self) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header: Vec<&str> = self.dimensions.clone();
-        header.extend(["value", "status"]);
+        header.extend(["value", "status", "protection"]);
         w.write_record(&header).expect("writing to memory");
         for (i, v) in self.values.iter().enumerate() {
             let value = v.map(|v| v.to_string()).unwrap_or_default();
@@ -227,10 +233,79 @@ impl ExactPublished<'_> {
             } else {
                 "suppressed"
             });
+            row.push(EXACT_PROTECTION);
             w.write_record(&row).expect("writing to memory");
         }
         w.into_inner().expect("writing to memory")
     }
+}
+
+/// An exact table as read back: each dimension's categories, and every grid point's value.
+pub type ExactRead = (Vec<Vec<String>>, Vec<Option<i64>>);
+
+/// An exact table's CSV: each dimension's categories (in order, `total` aside) and every grid
+/// point's value (`None`: suppressed), checked to be the whole grid in order.
+pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String> {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().map_err(|e| e.to_string())?.clone();
+    let dims = t.dimensions.len();
+    let want: Vec<&str> = t
+        .dimensions
+        .iter()
+        .map(String::as_str)
+        .chain(["value", "status", "protection"])
+        .collect();
+    if header.iter().ne(want.iter().copied()) {
+        return Err(format!("its header is not `{}`", want.join(",")));
+    }
+    let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| e.to_string())?;
+        for (k, cats) in categories.iter_mut().enumerate() {
+            let c = &record[k];
+            if c != t.total_label && !cats.iter().any(|x| x == c) {
+                cats.push(c.to_string());
+            }
+        }
+        let value = match (&record[dims], &record[dims + 1]) {
+            ("", "suppressed") => None,
+            (v, "published") => Some(
+                v.parse::<i64>()
+                    .map_err(|_| format!("line {}: `{v}` is not a whole number", n + 2))?,
+            ),
+            (v, s) => return Err(format!("line {}: value `{v}` with status `{s}`", n + 2)),
+        };
+        rows.push((
+            record
+                .iter()
+                .take(dims)
+                .map(String::from)
+                .collect::<Vec<_>>(),
+            value,
+        ));
+    }
+    // The rows are the whole grid, in order: categories then the total, first dimension slowest.
+    let view = ExactPublished {
+        dimensions: t.dimensions.iter().map(String::as_str).collect(),
+        categories: categories.iter().map(Vec::as_slice).collect(),
+        values: &[],
+    };
+    let points: usize = categories.iter().map(|c| c.len() + 1).product();
+    if rows.len() != points || points != t.cells {
+        return Err(format!(
+            "it has {} rows; its categories and totals make {points} and the manifest says {}",
+            rows.len(),
+            t.cells
+        ));
+    }
+    for (i, (labels, _)) in rows.iter().enumerate() {
+        if view.labels(i) != labels.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(format!("line {}: not the grid's next cell", i + 2));
+        }
+    }
+    Ok((categories, rows.into_iter().map(|(_, v)| v).collect()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Cross, Table, View};
+use super::{Cross, ExactTable, Table, View};
 use crate::privacy::thousands;
 
 /// Text for HTML, escaped.
@@ -23,7 +23,12 @@ pub const MAX_PAGE_CELLS: usize = 20_000;
 
 const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v,table.cross td.share,table.cross td.share-moe{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
 
-pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec<u8> {
+pub fn write(
+    v: &View,
+    tables: &[Table],
+    crosses: &BTreeMap<&str, Cross>,
+    exact: &[ExactTable],
+) -> Vec<u8> {
     let m = v.manifest;
     let w = v.w;
     let title = m
@@ -90,6 +95,9 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
         }
         h.push_str("</section>\n");
     }
+    for t in exact {
+        h.push_str(&exact_section(v, t));
+    }
     let _ = write!(
         h,
         "<section id=\"methodology\">\n<h2>{}</h2>\n<dl class=\"method\">\n",
@@ -100,6 +108,75 @@ pub fn write(v: &View, tables: &[Table], crosses: &BTreeMap<&str, Cross>) -> Vec
     }
     h.push_str("</dl>\n</section>\n</body>\n</html>\n");
     h.into_bytes()
+}
+
+/// An exact table: its cross-table with every margin (the marker where suppressed) and the note
+/// that its values are exact and not differentially private.
+fn exact_section(v: &View, t: &ExactTable) -> String {
+    let (rows, cols) = t.shape();
+    let dims = &t.entry.dimensions;
+    let row_dims = if dims.len() == 1 { 1 } else { dims.len() - 1 };
+    let name = |d: &str, c: &str| {
+        if c == crate::output::TOTAL {
+            v.w.total.to_string()
+        } else {
+            v.category(d, c)
+        }
+    };
+    let mut s = format!(
+        "<section class=\"table exact\" id=\"{}\">\n<h2>{}</h2>\n<p class=\"note\"><strong>{}</strong></p>\n",
+        esc(&t.entry.name),
+        esc(v.p.title(&t.entry.name)),
+        esc(v.w.exact_note)
+    );
+    if t.values.len() > MAX_PAGE_CELLS {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">{}</p>\n</section>",
+            esc(&v.w.too_large(&format!("{}.csv", t.entry.name)))
+        );
+        return s;
+    }
+    s.push_str("<table class=\"cross\">\n<thead><tr>");
+    for d in dims.iter().take(row_dims) {
+        let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
+    }
+    for c in 0..cols {
+        let text = if dims.len() == 1 {
+            v.p.unit(&t.entry.name).unwrap_or(v.w.total).to_string()
+        } else {
+            name(&dims[dims.len() - 1], t.column_label(c))
+        };
+        let _ = write!(s, "<th>{}</th>", esc(&text));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for r in 0..rows {
+        s.push_str("<tr>");
+        for (k, c) in t.row_labels(r).iter().enumerate() {
+            let _ = write!(s, "<th>{}</th>", esc(&name(&dims[k], c)));
+        }
+        for c in 0..cols {
+            match t.values[r * cols + c] {
+                Some(x) => {
+                    let _ = write!(
+                        s,
+                        "<td class=\"v\" data-value=\"{x}\">{}</td>",
+                        thousands(x)
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        s,
+                        "<td class=\"v suppressed\" data-value=\"\">{}</td>",
+                        esc(&v.p.suppressed_marker)
+                    );
+                }
+            }
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+    s
 }
 
 /// A horizontal bar per cell, with its margin of error as a line; a suppressed cell shows the

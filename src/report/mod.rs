@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::output::{Manifest, TableEntry};
+use crate::output::{ExactTableEntry, Manifest, TOTAL, TableEntry};
 use crate::policy::Presentation;
 
 mod html;
@@ -164,6 +164,86 @@ pub fn read_tables<'a>(
                 .ok_or_else(|| ReportError::Missing(format!("{}.csv", entry.name)))?;
             let bytes = file(name).ok_or_else(|| ReportError::Missing(name.clone()))?;
             read_table(entry, name, &bytes)
+        })
+        .collect()
+}
+
+/// An exact table read back from its CSV: the categories of each dimension and every grid
+/// point's value (`None`: suppressed), first dimension slowest, each dimension's total last.
+#[derive(Debug, Clone)]
+pub struct ExactTable<'a> {
+    pub entry: &'a ExactTableEntry,
+    pub categories: Vec<Vec<String>>,
+    pub values: Vec<Option<i64>>,
+}
+
+impl ExactTable<'_> {
+    /// Grid points per row of the cross-table: the last dimension's categories and its total.
+    pub fn columns(&self) -> usize {
+        self.categories.last().map_or(1, |c| c.len() + 1)
+    }
+
+    /// The labels of the row dimensions (all but the last; the only one of a one-dimensional
+    /// table) of row `r`, and of column `c` (the last dimension's; empty for one dimension).
+    pub fn row_labels(&self, r: usize) -> Vec<&str> {
+        let labels = self.labels(r * self.columns());
+        let keep = if self.categories.len() == 1 {
+            1
+        } else {
+            labels.len() - 1
+        };
+        labels[..keep].to_vec()
+    }
+
+    pub fn column_label(&self, c: usize) -> &str {
+        match self.categories.last() {
+            Some(cats) if self.categories.len() > 1 => cats.get(c).map_or(TOTAL, String::as_str),
+            _ => "",
+        }
+    }
+
+    fn labels(&self, i: usize) -> Vec<&str> {
+        crate::output::ExactPublished {
+            dimensions: Vec::new(),
+            categories: self.categories.iter().map(Vec::as_slice).collect(),
+            values: &[],
+        }
+        .labels(i)
+    }
+
+    /// Rows and columns of the cross-table (a one-dimensional table is one column).
+    pub fn shape(&self) -> (usize, usize) {
+        if self.categories.len() == 1 {
+            (self.values.len(), 1)
+        } else {
+            (self.values.len() / self.columns(), self.columns())
+        }
+    }
+}
+
+/// The release's exact tables, read from `file(name)`.
+pub fn read_exact_tables<'a>(
+    manifest: &'a Manifest,
+    file: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<ExactTable<'a>>, ReportError> {
+    manifest
+        .exact_tables
+        .iter()
+        .map(|entry| {
+            let name = format!("{}.csv", entry.name);
+            let bytes = file(&name).ok_or_else(|| ReportError::Missing(name.clone()))?;
+            let (categories, values) =
+                crate::output::read_exact(&bytes, entry).map_err(|message| {
+                    ReportError::Malformed {
+                        file: name.clone(),
+                        message,
+                    }
+                })?;
+            Ok(ExactTable {
+                entry,
+                categories,
+                values,
+            })
         })
         .collect()
 }
@@ -437,6 +517,7 @@ fn methodology(v: &View) -> Vec<(String, String)> {
 pub fn render(
     manifest: &Manifest,
     tables: &[Table],
+    exact: &[ExactTable],
 ) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
     let view = View::new(manifest);
     let crosses: BTreeMap<&str, Cross> = tables
@@ -446,11 +527,11 @@ pub fn render(
     Ok(vec![
         (
             workbook_name(manifest),
-            workbook::write(&view, tables, &crosses)?,
+            workbook::write(&view, tables, &crosses, exact)?,
         ),
         (
             REPORT_HTML.to_string(),
-            html::write(&view, tables, &crosses),
+            html::write(&view, tables, &crosses, exact),
         ),
     ])
 }

@@ -27,6 +27,7 @@ pub struct Words {
     pub share: &'static str,
     pub share_margin: &'static str,
     pub share_note: &'static str,
+    pub exact_note: &'static str,
 }
 
 const KO: Words = Words {
@@ -53,6 +54,7 @@ const KO: Words = Words {
     share: "구성비(%)",
     share_margin: "오차 범위(%p)",
     share_note: "구성비는 공표된 표 전체 합계(비공개 칸 포함)에 대한 비율이며, 오차 범위는 칸과 합계의 잡음을 함께 고려한 값입니다.",
+    exact_note: "정확한 값이며 차분 프라이버시로 보호된 표가 아닙니다. 작은 칸과, 공표된 다른 칸으로 그 값을 좁혀 알아낼 수 있게 하는 칸을 비공개로 처리했습니다.",
 };
 
 const EN: Words = Words {
@@ -79,6 +81,7 @@ const EN: Words = Words {
     share: "Share (%)",
     share_margin: "Margin (points)",
     share_note: "A share is of the table's published total (suppressed cells included); its margin counts the noise of both the cell and the total.",
+    exact_note: "Exact values, not differentially private: small cells, and the cells from which the published ones would narrow them down, are suppressed.",
 };
 
 impl Words {

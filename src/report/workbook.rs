@@ -11,7 +11,7 @@ use rust_xlsxwriter::{
     DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError,
 };
 
-use super::{Cross, ReportError, Table, View};
+use super::{Cross, ExactTable, ReportError, Table, View};
 
 fn err(e: XlsxError) -> ReportError {
     ReportError::Workbook(e.to_string())
@@ -48,6 +48,7 @@ pub fn write(
     v: &View,
     tables: &[Table],
     crosses: &BTreeMap<&str, Cross>,
+    exact: &[ExactTable],
 ) -> Result<Vec<u8>, ReportError> {
     let mut wb = Workbook::new();
     let mut props = DocProperties::new()
@@ -69,6 +70,12 @@ pub fn write(
         ws.set_name(sheet_name(&t.entry.name, &mut used))
             .map_err(err)?;
         sheet(ws, v, t, &crosses[t.entry.name.as_str()]).map_err(err)?;
+    }
+    for t in exact {
+        let ws = wb.add_worksheet();
+        ws.set_name(sheet_name(&t.entry.name, &mut used))
+            .map_err(err)?;
+        exact_sheet(ws, v, t).map_err(err)?;
     }
     let ws = wb.add_worksheet();
     ws.set_name(sheet_name(v.w.methodology, &mut used))
@@ -256,6 +263,76 @@ fn share_block(
     }
     ws.write_string(r, 0, v.w.share_note)?;
     Ok(r + 1)
+}
+
+/// An exact table's sheet: its cross-table with every margin (계), the marker where suppressed,
+/// and the note that its values are exact and not differentially private.
+fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxError> {
+    let (rows, cols) = t.shape();
+    let dims = &t.entry.dimensions;
+    let row_dims = if dims.len() == 1 { 1 } else { dims.len() - 1 };
+    if rows + 8 > MAX_ROWS || cols + row_dims > MAX_COLUMNS {
+        ws.write_string(0, 0, v.p.title(&t.entry.name))?;
+        ws.write_string(1, 0, v.w.too_large(&format!("{}.csv", t.entry.name)))?;
+        return Ok(());
+    }
+    let title = Format::new().set_bold().set_font_size(13);
+    let head = Format::new()
+        .set_bold()
+        .set_align(FormatAlign::Center)
+        .set_border(FormatBorder::Thin)
+        .set_background_color("#E8EEF7");
+    let num = Format::new()
+        .set_num_format("#,##0")
+        .set_border(FormatBorder::Thin);
+    let marker = Format::new()
+        .set_align(FormatAlign::Right)
+        .set_border(FormatBorder::Thin);
+    let label = Format::new().set_border(FormatBorder::Thin);
+    let name = |d: &str, c: &str| {
+        if c == crate::output::TOTAL {
+            v.w.total.to_string()
+        } else {
+            v.category(d, c)
+        }
+    };
+    ws.write_string_with_format(0, 0, v.p.title(&t.entry.name), &title)?;
+    ws.write_string(1, 0, v.w.exact_note)?;
+    let top = 3u32;
+    for (k, d) in dims.iter().take(row_dims).enumerate() {
+        ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
+    }
+    for c in 0..cols {
+        let text = if dims.len() == 1 {
+            v.p.unit(&t.entry.name).unwrap_or(v.w.total).to_string()
+        } else {
+            name(&dims[dims.len() - 1], t.column_label(c))
+        };
+        ws.write_string_with_format(top, (row_dims + c) as u16, text, &head)?;
+    }
+    for r in 0..rows {
+        let at = top + 1 + r as u32;
+        for (k, c) in t.row_labels(r).iter().enumerate() {
+            ws.write_string_with_format(at, k as u16, name(&dims[k], c), &label)?;
+        }
+        for c in 0..cols {
+            let col = (row_dims + c) as u16;
+            match t.values[r * cols + c] {
+                Some(x) => ws.write_number_with_format(at, col, x as f64, &num)?,
+                None => ws.write_string_with_format(at, col, &v.p.suppressed_marker, &marker)?,
+            };
+        }
+    }
+    let below = top + 2 + rows as u32;
+    ws.write_string(
+        below,
+        0,
+        format!("{}: {}", v.p.suppressed_marker, v.w.exact_note),
+    )?;
+    for k in 0..row_dims as u16 {
+        ws.set_column_width(k, 16)?;
+    }
+    Ok(())
 }
 
 fn methodology(ws: &mut Worksheet, v: &View) -> Result<(), XlsxError> {

@@ -82,8 +82,13 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
     run.expect_code(0)
         .stdout_has(&["by_region_gender", "cell suppression", "none (not DP)"]);
     let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
-    // The whole grid: 5 x 3 rows, margins labelled `total`.
+    // The whole grid: 5 x 3 rows, margins labelled `total`, each row saying it is exact.
     assert_eq!(rows.len(), 15);
+    assert!(
+        rows.iter()
+            .all(|r| r["protection"]
+                == "exact values, cell suppression (not differentially private)")
+    );
     assert_eq!(
         (rows[2]["region"].as_str(), rows[2]["gender"].as_str()),
         ("r1", "total")
@@ -155,6 +160,28 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
         serde_json::from_slice(&fs::read(s.path(&format!("{DIR}/by_region_gender.json"))).unwrap())
             .unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 15);
+
+    // The workbook has the table's sheet (values where published, the marker where not) and the
+    // page its cross-table, both saying the values are exact and not differentially private.
+    let bytes = fs::read(s.path(&format!("{DIR}/exact.xlsx"))).unwrap();
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader;
+    let range = wb.worksheet_range("by_region_gender").unwrap();
+    let cells: Vec<String> = range.rows().flatten().map(|c| c.to_string()).collect();
+    assert!(cells.iter().any(|c| c.contains("not differentially private")));
+    assert_eq!(cells.iter().filter(|c| *c == "x").count(), suppressed.len());
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let start = html.find("id=\"by_region_gender\"").unwrap();
+    let section = &html[start..start + html[start..].find("</section>").unwrap()];
+    assert!(section.contains("not differentially private"));
+    let page: Vec<String> = section
+        .split("data-value=\"")
+        .skip(1)
+        .map(|c| c[..c.find('"').unwrap()].to_string())
+        .collect();
+    let csv_values: Vec<String> = rows.iter().map(|r| r["value"].clone()).collect();
+    assert_eq!(page, csv_values);
 
     // A suppressed cell published after all is caught, by its hash and by the attacker's audit.
     let csv_path = s.path(&format!("{DIR}/by_region_gender.csv"));

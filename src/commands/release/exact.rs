@@ -115,7 +115,7 @@ pub fn publish(
 /// `{"table", "columns", "rows"}` as the DP tables' JSON, suppressed values `null`.
 fn exact_json(name: &str, t: &ExactPublished) -> Vec<u8> {
     let mut columns: Vec<&str> = t.dimensions.clone();
-    columns.extend(["value", "status"]);
+    columns.extend(["value", "status", "protection"]);
     let rows: Vec<serde_json::Value> = t
         .values
         .iter()
@@ -131,6 +131,7 @@ fn exact_json(name: &str, t: &ExactPublished) -> Vec<u8> {
                 }
                 .into(),
             );
+            row.push(crate::output::EXACT_PROTECTION.into());
             serde_json::Value::Array(row)
         })
         .collect();
