@@ -273,13 +273,10 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
         let inner = skewed(sizes.iter().product(), mu, sigma, seed);
         let mut csv = String::new();
         for (i, v) in inner.iter().enumerate() {
-            let mut rest = i;
-            let mut coords = vec![0; sizes.len()];
-            for j in (0..sizes.len()).rev() {
-                coords[j] = rest % sizes[j];
-                rest /= sizes[j];
-            }
-            let coords: Vec<String> = coords.iter().map(|c| format!("c{c}")).collect();
+            let coords: Vec<String> = sdc::tables::unravel(i, &sizes)
+                .iter()
+                .map(|c| format!("c{c}"))
+                .collect();
             csv.push_str(&format!("{},{v}\n", coords.join(",")));
         }
         let path = dir.join(format!("sdc_{name}.csv"));
@@ -291,22 +288,9 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
         let dims: Vec<usize> = (0..sizes.len()).collect();
         let grid = structure.add_table(&dims, &sizes);
         // Every grid point's value: the sum of the inner cells under it.
-        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
         let mut values = vec![0i64; structure.cells()];
-        for (i, v) in inner.iter().enumerate() {
-            let mut rest = i;
-            let mut coords = vec![0; sizes.len()];
-            for j in (0..sizes.len()).rev() {
-                coords[j] = rest % sizes[j];
-                rest /= sizes[j];
-            }
-            for mask in 0..(1usize << sizes.len()) {
-                let p = coords.iter().enumerate().fold(0, |p, (j, &c)| {
-                    let c = if mask >> j & 1 == 1 { sizes[j] } else { c };
-                    p * extent[j] + c
-                });
-                values[grid[p]] += v;
-            }
+        for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(&sizes, &inner)) {
+            values[cell] = v;
         }
         for objective in [Objective::Cells, Objective::Value] {
             let rules = Rules {

@@ -356,16 +356,8 @@ fn draw_tables(
         });
         let table = PublishedTable {
             name: &t.name,
-            dimensions: t
-                .dims
-                .iter()
-                .map(|&d| plan.dimensions[d].name.as_str())
-                .collect(),
-            categories: t
-                .dims
-                .iter()
-                .map(|&d| plan.dimensions[d].categories.as_slice())
-                .collect(),
+            dimensions: plan.dimension_names(&t.dims),
+            categories: plan.dimension_categories(&t.dims),
             cells: &cells,
             margin_of_error: moe,
             confidence: t.confidence,

@@ -280,6 +280,20 @@ impl Plan {
         identity
     }
 
+    /// The names of dimensions `dims` (indices into [`Plan::dimensions`]).
+    pub fn dimension_names(&self, dims: &[usize]) -> Vec<&str> {
+        dims.iter()
+            .map(|&d| self.dimensions[d].name.as_str())
+            .collect()
+    }
+
+    /// The declared categories of dimensions `dims`.
+    pub fn dimension_categories(&self, dims: &[usize]) -> Vec<&[String]> {
+        dims.iter()
+            .map(|&d| self.dimensions[d].categories.as_slice())
+            .collect()
+    }
+
     pub fn table_cells(&self, table: &TableSpec) -> usize {
         table
             .dims

@@ -84,6 +84,35 @@ pub fn write(
     wb.save_to_buffer().map_err(err)
 }
 
+/// The cell formats every table's sheet uses.
+struct Styles {
+    title: Format,
+    head: Format,
+    num: Format,
+    marker: Format,
+    label: Format,
+}
+
+impl Styles {
+    fn new() -> Styles {
+        Styles {
+            title: Format::new().set_bold().set_font_size(13),
+            head: Format::new()
+                .set_bold()
+                .set_align(FormatAlign::Center)
+                .set_border(FormatBorder::Thin)
+                .set_background_color("#E8EEF7"),
+            num: Format::new()
+                .set_num_format("#,##0")
+                .set_border(FormatBorder::Thin),
+            marker: Format::new()
+                .set_align(FormatAlign::Right)
+                .set_border(FormatBorder::Thin),
+            label: Format::new().set_border(FormatBorder::Thin),
+        }
+    }
+}
+
 /// Excel's limits, less room for the title, the notes and the totals.
 const MAX_COLUMNS: usize = 16_384 - 64;
 const MAX_ROWS: usize = 1_048_576 - 64;
@@ -95,21 +124,15 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         return Ok(());
     }
     let bold = Format::new().set_bold();
-    let title = Format::new().set_bold().set_font_size(13);
-    let head = Format::new()
-        .set_bold()
-        .set_align(FormatAlign::Center)
-        .set_border(FormatBorder::Thin)
-        .set_background_color("#E8EEF7");
-    let num = Format::new()
-        .set_num_format("#,##0")
-        .set_border(FormatBorder::Thin);
+    let Styles {
+        title,
+        head,
+        num,
+        marker,
+        label,
+    } = Styles::new();
     let total = num.clone().set_bold().set_background_color("#F3F3F3");
     let flagged = num.clone().set_italic().set_background_color("#FFF2CC");
-    let marker = Format::new()
-        .set_align(FormatAlign::Right)
-        .set_border(FormatBorder::Thin);
-    let label = Format::new().set_border(FormatBorder::Thin);
     let w = v.w;
     let dims = &t.entry.dimensions;
     ws.write_string_with_format(0, 0, v.title(t.entry), &title)?;
@@ -276,19 +299,13 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
         ws.write_string(1, 0, v.w.too_large(&format!("{}.csv", t.entry.name)))?;
         return Ok(());
     }
-    let title = Format::new().set_bold().set_font_size(13);
-    let head = Format::new()
-        .set_bold()
-        .set_align(FormatAlign::Center)
-        .set_border(FormatBorder::Thin)
-        .set_background_color("#E8EEF7");
-    let num = Format::new()
-        .set_num_format("#,##0")
-        .set_border(FormatBorder::Thin);
-    let marker = Format::new()
-        .set_align(FormatAlign::Right)
-        .set_border(FormatBorder::Thin);
-    let label = Format::new().set_border(FormatBorder::Thin);
+    let Styles {
+        title,
+        head,
+        num,
+        marker,
+        label,
+    } = Styles::new();
     let name = |d: &str, c: &str| {
         if c == crate::output::TOTAL {
             v.w.total.to_string()

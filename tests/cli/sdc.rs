@@ -169,7 +169,11 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
     use calamine::Reader;
     let range = wb.worksheet_range("by_region_gender").unwrap();
     let cells: Vec<String> = range.rows().flatten().map(|c| c.to_string()).collect();
-    assert!(cells.iter().any(|c| c.contains("not differentially private")));
+    assert!(
+        cells
+            .iter()
+            .any(|c| c.contains("not differentially private"))
+    );
     assert_eq!(cells.iter().filter(|c| *c == "x").count(), suppressed.len());
     let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
     let start = html.find("id=\"by_region_gender\"").unwrap();

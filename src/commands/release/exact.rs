@@ -35,16 +35,8 @@ pub fn publish(
     let mut lines = String::new();
     for (t, table) in plan.exact_tables.iter().zip(protected) {
         let published = ExactPublished {
-            dimensions: t
-                .dims
-                .iter()
-                .map(|&d| plan.dimensions[d].name.as_str())
-                .collect(),
-            categories: t
-                .dims
-                .iter()
-                .map(|&d| plan.dimensions[d].categories.as_slice())
-                .collect(),
+            dimensions: plan.dimension_names(&t.dims),
+            categories: plan.dimension_categories(&t.dims),
             values: &table.values,
         };
         let mut names = vec![format!("{}.csv", t.name)];

@@ -59,20 +59,7 @@ pub fn protect_tables(plan: &Plan, counts: &[Vec<i64>]) -> Result<Vec<ExactTable
     let (structure, grids) = structure(plan);
     let mut values = vec![0i64; structure.cells()];
     for ((t, grid), inner) in plan.exact_tables.iter().zip(&grids).zip(counts) {
-        let sizes = sizes(plan, t);
-        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
-        // Each grid point's value: the inner cells under it (margins are sums of units, each in
-        // one cell; `input` refuses a table where a unit is in several).
-        let mut grid_values = vec![0i64; grid.len()];
-        for (i, &v) in inner.iter().enumerate() {
-            let coords = unravel(i, &sizes);
-            for mask in 0..(1usize << sizes.len()) {
-                let p = coords.iter().enumerate().fold(0, |p, (j, &c)| {
-                    p * extent[j] + if mask >> j & 1 == 1 { sizes[j] } else { c }
-                });
-                grid_values[p] += v;
-            }
-        }
+        let grid_values = grid_values(&sizes(plan, t), inner);
         for (&cell, &v) in grid.iter().zip(&grid_values) {
             values[cell] = v;
         }
@@ -187,6 +174,23 @@ fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
         e.to_string()
             .replace(&format!("cell {cell}"), &format!("cell ({name})")),
     )
+}
+
+/// Every grid point's value (each dimension's categories then its total, first dimension
+/// slowest) from a table's `inner` values: the sum of the inner cells under it.
+pub fn grid_values(sizes: &[usize], inner: &[i64]) -> Vec<i64> {
+    let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
+    let mut values = vec![0i64; extent.iter().product()];
+    for (i, &v) in inner.iter().enumerate() {
+        let coords = unravel(i, sizes);
+        for mask in 0..(1usize << sizes.len()) {
+            let p = coords.iter().enumerate().fold(0, |p, (j, &c)| {
+                p * extent[j] + if mask >> j & 1 == 1 { sizes[j] } else { c }
+            });
+            values[p] += v;
+        }
+    }
+    values
 }
 
 /// Point `i`'s coordinates in a grid of `sizes`, first dimension slowest.
