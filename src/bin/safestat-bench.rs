@@ -14,6 +14,9 @@
 //!   and by value; prints time (the attacker's audit of every hidden cell included), primary and
 //!   secondary cells and the value hidden, and writes each table's inner cells to
 //!   `DIR/sdc_<name>.csv` for the peers in R.
+//! - `safestat-bench sdc-audit DIR`: safestat's attacker's audit of the peers' patterns
+//!   (`DIR/gauss_<name>.csv`, written by `bench/sdc_peers.R`): how many primary cells an attacker
+//!   pins, or narrows below the 20% protection interval safestat requires.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -90,9 +93,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["sdc", dir] => sdc_bench(std::path::Path::new(dir)),
+        ["sdc-audit", dir] => sdc_audit(std::path::Path::new(dir)),
         _ => {
             eprintln!(
-                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR"
+                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR | safestat-bench sdc-audit DIR"
             );
             ExitCode::from(2)
         }
@@ -319,6 +323,82 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
                 secondary.len()
             );
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The attacker's audit of a peer's patterns: per table, primary cells disclosed exactly and
+/// primary cells whose interval falls short of safestat's levels (20%, at least 1).
+fn sdc_audit(dir: &std::path::Path) -> ExitCode {
+    use safestat::protect::sdc::{self, Objective, Rules, Structure};
+    let rules = Rules {
+        min_frequency: 5,
+        zeros_primary: false,
+        interval_percent: 20.0,
+        objective: Objective::Cells,
+    };
+    println!(
+        "| table | peer's hidden cells | primary | primary disclosed exactly | primary short of the 20% interval | seconds |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (name, sizes) in [
+        ("17x7", vec![17, 7]),
+        ("17x7x2", vec![17, 7, 2]),
+        ("250x20", vec![250, 20]),
+    ] {
+        let path = dir.join(format!("gauss_{name}.csv"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!(
+                "safestat-bench: no `{}` (run bench/sdc_peers.R first)",
+                path.display()
+            );
+            return ExitCode::from(1);
+        };
+        let mut structure = Structure::new();
+        let dims: Vec<usize> = (0..sizes.len()).collect();
+        let grid = structure.add_table(&dims, &sizes);
+        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
+        let mut values = vec![0i64; structure.cells()];
+        let mut hidden = vec![false; structure.cells()];
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let k = sizes.len();
+            let p = (0..k).fold(0, |p, j| {
+                let c = f[j]
+                    .strip_prefix('c')
+                    .and_then(|c| c.parse::<usize>().ok())
+                    .unwrap_or(sizes[j]);
+                p * extent[j] + c
+            });
+            values[grid[p]] = f[k].parse().unwrap_or(0);
+            hidden[grid[p]] = f[k + 1] == "TRUE";
+        }
+        let start = Instant::now();
+        let targets: Vec<usize> = (0..values.len()).filter(|&c| hidden[c]).collect();
+        let found = match sdc::attack(&structure, &values, &hidden, &targets) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("safestat-bench: {name}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (mut primary, mut exact, mut short) = (0, 0, 0);
+        for (&c, i) in targets.iter().zip(&found) {
+            if !sdc::primary(values[c], &rules) {
+                continue;
+            }
+            primary += 1;
+            if i.hi == Some(i.lo) {
+                exact += 1;
+            } else if !sdc::protects(*i, values[c], sdc::levels(values[c], &rules)) {
+                short += 1;
+            }
+        }
+        println!(
+            "| {name} | {} | {primary} | {exact} | {short} | {:.3} |",
+            targets.len(),
+            start.elapsed().as_secs_f64()
+        );
     }
     ExitCode::SUCCESS
 }
