@@ -223,7 +223,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         return out;
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
-    out.extend(exact_tables(dir, &m));
+    out.extend(exact_tables(dir, &m, ledger));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
         out.push((file, format!("does not match its own manifest: {why}")));
@@ -314,13 +314,28 @@ fn files_against_publication(
 /// categories and totals, every margin whose cells are all published adds up, and the attacker's
 /// audit re-run on the published values finds for every suppressed cell the interval the manifest
 /// states, none of them a single value.
-fn exact_tables(dir: &Path, m: &Manifest) -> Vec<(Option<String>, String)> {
+fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();
+    // This release's exact tables, then those of earlier releases it was protected with.
+    let mut sources: Vec<(output::ExactTableEntry, PathBuf)> = m
+        .exact_tables
+        .iter()
+        .map(|t| (t.clone(), dir.to_path_buf()))
+        .collect();
+    for link in &m.exact_links {
+        match linked_source(ledger, link) {
+            Ok(source) => sources.push(source),
+            Err(why) => {
+                out.push((Some("manifest.json".into()), why));
+                return out;
+            }
+        }
+    }
     let mut ids: Vec<(String, String)> = Vec::new();
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
-    for t in &m.exact_tables {
+    for (t, dir) in &sources {
         let file = format!("{}.csv", t.name);
         let read = std::fs::read(dir.join(&file))
             .map_err(|e| format!("cannot read it: {e}"))
@@ -447,4 +462,32 @@ fn exact_tables(dir: &Path, m: &Manifest) -> Vec<(Option<String>, String)> {
         }
     }
     out
+}
+
+/// An earlier release's exact table that a release was protected with, found through the ledger.
+fn linked_source(
+    ledger: &Ledger,
+    link: &output::LinkedTable,
+) -> Result<(output::ExactTableEntry, PathBuf), String> {
+    let what = format!(
+        "exact table `{}` of release `{}` version {}, which this release was protected with",
+        link.table, link.release_id, link.version
+    );
+    let charge = ledger
+        .charges()
+        .find(|c| c.charge.release_id == link.release_id && c.charge.version == link.version)
+        .ok_or_else(|| format!("the ledger has no charge for the {what}"))?;
+    let publication = ledger
+        .publication_of(charge.seq)
+        .ok_or_else(|| format!("the ledger records no publication of the {what}"))?;
+    let dir = ledger.resolve(&publication.out_dir);
+    let earlier = output::read_published(&dir)
+        .map_err(|(_, why)| format!("the {what} cannot be read in `{}`: {why}", dir.display()))?;
+    let entry = earlier
+        .manifest
+        .exact_tables
+        .into_iter()
+        .find(|t| t.name == link.table)
+        .ok_or_else(|| format!("the {what} is not in its release's manifest"))?;
+    Ok((entry, dir))
 }

@@ -55,9 +55,11 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     // Read (and fingerprint) the inputs before the ledger is locked: no noise yet, and the
     // fingerprints decide whether this is a re-run.
     let mut exact = input::read_all(&plan, &args.read)?;
-    // Exact tables are protected (and their pattern proven) before anything is charged.
-    let exact_tables = exact::protect(&plan, &mut exact)?;
     let ledger_file = args.ledger.unwrap_or_else(|| plan.ledger.clone());
+    // Exact tables are protected (and their pattern proven) before anything is charged, together
+    // with the exact tables earlier releases published from the same data.
+    let linked = exact::linked(&plan, &ledger_file, &exact.fingerprints(&plan), &args.read)?;
+    let exact_tables = exact::protect(&plan, &mut exact, &linked)?;
     let request = Request {
         plan: &plan,
         inputs: exact.fingerprints(&plan),
@@ -122,6 +124,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.groups,
     )?;
     manifest.exact_tables = exact_entries;
+    manifest.exact_links = linked.into_iter().map(|(link, _)| link).collect();
     // The workbook and the report, from the files about to be written (never the data). The
     // release is paid for: if they cannot be made, the tables are published without them.
     let made = report::read_tables(&manifest, &|name| {
@@ -590,6 +593,7 @@ fn build_manifest(
             .collect(),
         tables,
         exact_tables: Vec::new(),
+        exact_links: Vec::new(),
         total_cost: total_cost(total),
         consistency,
         ledger: ManifestLedger {

@@ -327,3 +327,66 @@ fn exact_table_fields_are_validated() {
         .expect_code(2)
         .stderr_has(&["table `d`, field `interval_percent`: does not apply here"]);
 }
+
+/// A later release of exact tables from the same data is protected together with the earlier
+/// one's: what it published is a fact, what it hid stays hidden, and `audit` re-proves the pair.
+#[test]
+fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let first = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    // A second release (another id) of region x age shares the region totals and the grand total.
+    let by_age = REGION_GENDER
+        .replace("by_region_gender", "by_region_age")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+    s.write(
+        "second.toml",
+        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
+    );
+    s.run(&["release", "second.toml"]).expect_code(0);
+    let m = manifest(&s.path("releases/second"));
+    assert_eq!(
+        m["exact_links"],
+        serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender" }])
+    );
+    let second = read_csv(&s.path("releases/second/by_region_age.csv"));
+    for r in ["r1", "r2", "r3", "r4", "total"] {
+        let total = |rows: &[HashMap<String, String>], dim: &str| {
+            let row = rows
+                .iter()
+                .find(|x| x["region"] == r && x[dim] == "total")
+                .unwrap();
+            (row["status"].clone(), row["value"].clone())
+        };
+        assert_eq!(total(&first, "gender"), total(&second, "age"), "region {r}");
+    }
+    s.run(&["audit", "releases/second", DIR]).expect_code(0);
+    // Other data (one more person) is not linked: its fingerprint differs.
+    s.write("people.csv", &people("p999,r4,m,old\n"));
+    s.write(
+        "third.toml",
+        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "third""#),
+    );
+    s.run(&["release", "third.toml"]).expect_code(0);
+    assert!(
+        manifest(&s.path("releases/third"))
+            .get("exact_links")
+            .is_none()
+    );
+    // An earlier folder that cannot be read stops a release that must be protected with it.
+    s.write("people.csv", &people(""));
+    fs::remove_dir_all(s.path(DIR)).unwrap();
+    s.write(
+        "fourth.toml",
+        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "fourth""#),
+    );
+    s.run(&["release", "fourth.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "release `exact` version 1 published exact tables of the same data",
+            "cannot be read",
+        ]);
+    assert!(!s.path("releases/fourth").exists());
+}

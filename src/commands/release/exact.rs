@@ -3,25 +3,150 @@
 //! published as CSV rows with every margin, and described in the manifest with the attacker's
 //! interval of every suppressed cell.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use crate::error::Error;
-use crate::input::InputData;
-use crate::output::{CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule, TOTAL};
-use crate::policy::{Plan, SecondaryObjective};
-use crate::protect::sdc::tables::{self, ExactTable};
+use crate::input::{self, InputData, ReadOptions};
+use crate::ledger::Ledger;
+use crate::output::{
+    self, CellInterval, ExactPublished, ExactTableEntry, Files, LinkedTable, PrimaryRule, TOTAL,
+};
+use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
+use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
 /// What the manifest says about the attacker's audit.
 pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional";
 /// What the manifest says about secondary suppression.
 pub const SECONDARY: &str = "per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 
-/// Counts and protects the plan's exact tables (before any charge).
-pub fn protect(plan: &Plan, data: &mut InputData) -> Result<Vec<ExactTable>, Error> {
+/// Counts and protects the plan's exact tables (before any charge), with those `linked` from
+/// earlier releases.
+pub fn protect(
+    plan: &Plan,
+    data: &mut InputData,
+    linked: &[(LinkedTable, Linked)],
+) -> Result<Vec<ExactTable>, Error> {
     let counts = (0..plan.exact_tables.len())
         .map(|e| data.take_exact_table(plan, e))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(tables::protect_tables(plan, &counts)?)
+    let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
+    Ok(tables::protect_tables(plan, &counts, &linked)?)
+}
+
+/// The exact tables that earlier releases of this dataset published from the same data (the
+/// same input fingerprint in their ledger charge), read from their folders, and counted again on
+/// this read's inputs (a second pass, only when there are any): a new pattern must keep their
+/// published cells, keep their hidden cells hidden and keep their small cells protected.
+pub fn linked(
+    plan: &Plan,
+    ledger_file: &Path,
+    fingerprints: &BTreeMap<String, String>,
+    options: &ReadOptions,
+) -> Result<Vec<(LinkedTable, Linked)>, Error> {
+    if plan.exact_tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ledger = Ledger::read(ledger_file)?;
+    let mut found: Vec<(LinkedTable, ExactTableSpec, Vec<Option<i64>>)> = Vec::new();
+    for c in ledger.charges() {
+        let charge = c.charge;
+        // A re-run of this very release is decided by the ledger, not linked to itself.
+        let itself = charge.release_id == plan.release_id && charge.plan_sha256 == plan.plan_sha256;
+        if charge.exact_tables.is_empty() || charge.dataset != plan.dataset || itself {
+            continue;
+        }
+        let same_data = |input: &str| {
+            charge.inputs.contains_key(input) && charge.inputs.get(input) == fingerprints.get(input)
+        };
+        if !plan
+            .exact_tables
+            .iter()
+            .any(|t| same_data(&plan.inputs[t.input].name))
+        {
+            continue;
+        }
+        let Some(publication) = ledger.publication_of(c.seq) else {
+            continue; // charged, never published: nothing of it is public
+        };
+        let dir = ledger.resolve(&publication.out_dir);
+        let cannot = |why: String| {
+            Error::Usage(format!(
+                "exact tables: release `{}` version {} published exact tables of the same data, and this release must be protected together with them, but its folder `{}` cannot be read ({why}); restore it from the ledger's records",
+                charge.release_id,
+                charge.version,
+                dir.display()
+            ))
+        };
+        let earlier = output::read_published(&dir).map_err(|(_, why)| cannot(why))?;
+        for entry in &earlier.manifest.exact_tables {
+            let Some(input) = plan.inputs.iter().position(|i| i.name == entry.input) else {
+                continue;
+            };
+            if !same_data(&entry.input) {
+                continue;
+            }
+            let bytes = std::fs::read(dir.join(format!("{}.csv", entry.name)))
+                .map_err(|e| cannot(e.to_string()))?;
+            let (categories, values) = output::read_exact(&bytes, entry).map_err(&cannot)?;
+            let dims = entry
+                .dimensions
+                .iter()
+                .zip(&categories)
+                .map(|(name, cats)| {
+                    plan.dimensions
+                        .iter()
+                        .position(|d| d.name == *name && d.categories == *cats)
+                })
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    cannot(format!(
+                        "its table `{}` has dimensions or categories this policy does not declare",
+                        entry.name
+                    ))
+                })?;
+            let link = LinkedTable {
+                release_id: charge.release_id.clone(),
+                version: charge.version,
+                table: entry.name.clone(),
+            };
+            let spec = ExactTableSpec {
+                name: format!("{}/{}", charge.release_id, entry.name),
+                input,
+                dims,
+                margins: true,
+                min_frequency: entry.primary_rule.min_frequency,
+                zeros_primary: entry.primary_rule.zeros_suppressed,
+                interval_percent: entry.interval_percent,
+                secondary: SecondaryObjective::Cells,
+            };
+            found.push((link, spec, values));
+        }
+    }
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Their cells counted on this data: the earlier tables as this plan's exact tables.
+    let mut counting = plan.clone();
+    counting.tables.clear();
+    counting.exact_tables = found.iter().map(|(_, spec, _)| spec.clone()).collect();
+    let mut data = input::read_all(&counting, options)?;
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(e, (link, spec, published))| {
+            let counts = data.take_exact_table(&counting, e)?;
+            Ok((
+                link,
+                Linked {
+                    spec,
+                    counts,
+                    published,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The exact tables' files, manifest entries and summary lines.

@@ -129,16 +129,26 @@ pub fn protect_with(
         .filter(|&c| primary(frequencies[c], rules))
         .map(|c| (c, levels(values[c], rules)))
         .collect();
-    protect_cells(structure, values, &wanted, published, rules.objective)
+    let none = vec![false; values.len()];
+    protect_cells(
+        structure,
+        values,
+        &wanted,
+        published,
+        &none,
+        rules.objective,
+    )
 }
 
 /// The pattern that hides the primary cells `wanted` (each with its levels) and protects them,
-/// proven by the attacker's audit; cells `published` before are never hidden.
+/// proven by the attacker's audit; cells `published` before are never hidden, cells hidden
+/// before stay hidden.
 pub fn protect_cells(
     structure: &Structure,
     values: &[i64],
     wanted: &[(usize, Levels)],
     published: &[bool],
+    hidden_before: &[bool],
     objective: Objective,
 ) -> Result<Protected, SdcError> {
     let mut primary = vec![false; values.len()];
@@ -149,7 +159,11 @@ pub fn protect_cells(
         return Err(SdcError::AlreadyPublished { cell });
     }
     let mut wanted = wanted.to_vec();
-    let mut hidden = primary.clone();
+    let mut hidden: Vec<bool> = primary
+        .iter()
+        .zip(hidden_before)
+        .map(|(&p, &h)| p || h)
+        .collect();
     for round in 1..=MAX_ROUNDS {
         secondary::suppress(
             structure,

@@ -17,13 +17,24 @@ pub struct ExactTable {
     pub extent: Vec<usize>,
 }
 
-/// The structure of a plan's exact tables: per table, the cell of each grid point. Dimensions
-/// are told apart by input, so that tables of different inputs (which may count different
-/// people) are never linked.
-pub fn structure(plan: &Plan) -> (Structure, Vec<Vec<usize>>) {
+/// An exact table that an earlier release published from the same data: its specification in
+/// this plan's terms (dimensions, rules), its inner counts from this read, and its published grid
+/// (`None` where it was hidden). Its published cells are facts; its hidden cells stay hidden; its
+/// primary cells must stay protected.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub spec: ExactTableSpec,
+    pub counts: Vec<i64>,
+    pub published: Vec<Option<i64>>,
+}
+
+/// The structure of exact tables `specs` (a plan's, and those linked from earlier releases): per
+/// table, the cell of each grid point. Dimensions are told apart by input, so that tables of
+/// different inputs (which may count different people) are never linked.
+pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<usize>>) {
     let n = plan.dimensions.len();
     link(
-        plan.exact_tables
+        specs
             .iter()
             .map(|t| {
                 (
@@ -54,19 +65,52 @@ fn sizes(plan: &Plan, t: &ExactTableSpec) -> Vec<usize> {
 }
 
 /// Protects the plan's exact tables from their inner `counts` (privacy units per inner cell,
-/// first dimension slowest, one vector per exact table).
-pub fn protect_tables(plan: &Plan, counts: &[Vec<i64>]) -> Result<Vec<ExactTable>, SdcError> {
-    let (structure, grids) = structure(plan);
+/// first dimension slowest, one vector per exact table), together with the tables `linked` from
+/// earlier releases of the same data.
+pub fn protect_tables(
+    plan: &Plan,
+    counts: &[Vec<i64>],
+    linked: &[Linked],
+) -> Result<Vec<ExactTable>, SdcError> {
+    let specs: Vec<&ExactTableSpec> = plan
+        .exact_tables
+        .iter()
+        .chain(linked.iter().map(|l| &l.spec))
+        .collect();
+    let (structure, grids) = structure(plan, &specs);
+    let all_counts = counts.iter().chain(linked.iter().map(|l| &l.counts));
     let mut values = vec![0i64; structure.cells()];
-    for ((t, grid), inner) in plan.exact_tables.iter().zip(&grids).zip(counts) {
+    for ((t, grid), inner) in specs.iter().zip(&grids).zip(all_counts) {
         let grid_values = grid_values(&sizes(plan, t), inner);
         for (&cell, &v) in grid.iter().zip(&grid_values) {
             values[cell] = v;
         }
     }
-    // Each table's rule on its own cells; a cell two tables share keeps the higher levels.
+    // What the earlier releases published is a fact, and what they hid stays hidden.
+    let mut published = vec![false; structure.cells()];
+    let mut hidden_before = vec![false; structure.cells()];
+    for (l, grid) in linked.iter().zip(&grids[plan.exact_tables.len()..]) {
+        for (&cell, v) in grid.iter().zip(&l.published) {
+            match v {
+                Some(v) if *v != values[cell] => {
+                    return Err(describe(
+                        plan,
+                        &structure,
+                        SdcError::Described(format!(
+                            "cell {cell}: the earlier table `{}` published {v}, and the same data counts {}",
+                            l.spec.name, values[cell]
+                        )),
+                    ));
+                }
+                Some(_) => published[cell] = true,
+                None => hidden_before[cell] = true,
+            }
+        }
+    }
+    // Each table's rule on its own cells (the earlier tables' too: their small cells must stay
+    // protected); a cell two tables share keeps the higher levels.
     let mut wanted: Vec<Option<Levels>> = vec![None; structure.cells()];
-    for (t, grid) in plan.exact_tables.iter().zip(&grids) {
+    for (t, grid) in specs.iter().zip(&grids) {
         let rules = super::Rules {
             min_frequency: t.min_frequency,
             zeros_primary: t.zeros_primary,
@@ -92,11 +136,17 @@ pub fn protect_tables(plan: &Plan, counts: &[Vec<i64>]) -> Result<Vec<ExactTable
         Some(SecondaryObjective::Value) => Objective::Value,
         _ => Objective::Cells,
     };
-    let published = vec![false; structure.cells()];
     let Protected {
         hidden, intervals, ..
-    } = super::protect_cells(&structure, &values, &wanted, &published, objective)
-        .map_err(|e| describe(plan, &structure, e))?;
+    } = super::protect_cells(
+        &structure,
+        &values,
+        &wanted,
+        &published,
+        &hidden_before,
+        objective,
+    )
+    .map_err(|e| describe(plan, &structure, e))?;
     Ok(plan
         .exact_tables
         .iter()
@@ -155,7 +205,14 @@ fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
         SdcError::Exposed { cell, .. } | SdcError::AlreadyPublished { cell } => *cell,
         SdcError::Attack(a) => a.cell,
         SdcError::Secondary(s) => s.cell,
-        SdcError::Described(_) => return e,
+        SdcError::Described(m) => match m
+            .strip_prefix("cell ")
+            .and_then(|r| r.split(':').next())
+            .and_then(|c| c.parse::<usize>().ok())
+        {
+            Some(c) => c,
+            None => return e,
+        },
     };
     let n = plan.dimensions.len();
     let key = structure.key(cell);

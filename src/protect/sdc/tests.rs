@@ -276,3 +276,22 @@ fn the_attack_equals_brute_force() {
     }
     assert!(checked > 300, "{checked}");
 }
+
+#[test]
+fn a_cell_hidden_before_stays_hidden_and_its_small_cells_stay_protected() {
+    // An earlier release hid a rectangle around (0,0); a new pattern over the same cells, with
+    // no new primary, keeps all four hidden and their intervals wide.
+    let (s, values, inner) = table(&[3, 3], &[2, 30, 40, 25, 35, 45, 50, 60, 70]);
+    let mut before = vec![false; s.cells()];
+    for i in [0, 1, 3, 4] {
+        before[inner[i]] = true;
+    }
+    let published = vec![false; s.cells()];
+    let wanted = [(inner[0], levels(2, &RULES))];
+    let p = protect_cells(&s, &values, &wanted, &published, &before, Objective::Cells).unwrap();
+    for i in [0, 1, 3, 4] {
+        assert!(p.hidden[inner[i]]);
+    }
+    assert_eq!(p.hidden.iter().filter(|&&h| h).count(), 4);
+    assert_safe(&s, &values, &p);
+}
