@@ -17,7 +17,12 @@ use crate::protect;
 pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     let plan = policy::load(policy)?;
     protect::calibrate(&plan)?;
-    let results = input::read_all(&plan, options)?.results;
+    let mut data = input::read_all(&plan, options)?;
+    // An exact table needs each unit in one cell: refused here as `release` would refuse it.
+    for e in 0..plan.exact_tables.len() {
+        data.take_exact_table(&plan, e)?;
+    }
+    let results = data.results;
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -64,6 +69,16 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             dims.join(", "),
             plan.table_cells(t),
             describe::bounds(&plan, t)
+        );
+    }
+    for t in &plan.exact_tables {
+        let _ = writeln!(
+            r,
+            "  {:<28} {:<26} by [{}], with every margin: exact values, cell suppression below {} units (not differentially private)",
+            t.name,
+            "count_units (exact)",
+            plan.dimension_names(&t.dims).join(", "),
+            t.min_frequency
         );
     }
     let _ = writeln!(

@@ -42,6 +42,16 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
         plan.release_id, plan.dataset, plan.privacy_unit
     );
     r.push_str(&tables(&plan, &mechs, delta)?);
+    for t in &plan.exact_tables {
+        let _ = writeln!(
+            r,
+            "exact table `{}` by [{}], with every margin: exact values, cell suppression below {} units, an attacker's interval of at least {}% (not differentially private; costs no budget)",
+            t.name,
+            plan.dimension_names(&t.dims).join(", "),
+            t.min_frequency,
+            t.interval_percent
+        );
+    }
     r.push_str(&groups(&plan, &mechs));
     // Read once: the plan as declared and the plan for the targets are measured against it.
     let ledger = Ledger::read(&args.ledger.unwrap_or_else(|| plan.ledger.clone()))?;

@@ -78,6 +78,16 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
     s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&[
+            "by_region_gender",
+            "exact values, cell suppression below 5 units (not differentially private)",
+        ]);
+    s.run(&["plan", "policy.toml"]).expect_code(0).stdout_has(&[
+        "exact table `by_region_gender` by [region, gender]",
+        "not differentially private; costs no budget",
+    ]);
     let run = s.run(&["release", "policy.toml", "--json"]);
     run.expect_code(0)
         .stdout_has(&["by_region_gender", "cell suppression", "none (not DP)"]);
@@ -265,6 +275,10 @@ fn a_person_in_two_cells_is_refused_with_nothing_charged() {
     // p1 is in r1 f; a second row puts them in r2.
     s.write("people.csv", &people("p1,r2,f,old\n"));
     s.write("policy.toml", &policy(REGION_GENDER));
+    // `check` finds it before any release.
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["1 privacy unit(s) in more than one cell"]);
     s.run(&["release", "policy.toml"])
         .expect_code(2)
         .stderr_has(&[
