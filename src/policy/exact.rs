@@ -12,6 +12,11 @@ use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc};
 use super::plan::{Dimension, InputKind, InputSpec};
 use super::validate::Problems;
 
+/// The most cells (with margins) an exact table may have: secondary suppression and the
+/// attacker's audit solve LPs over all of them (a 250 x 20 table, 5,271 cells, takes about 9 s;
+/// BENCHMARKS.md), so a larger table is refused rather than left running for hours.
+pub const MAX_EXACT_CELLS: usize = 20_000;
+
 /// What secondary suppression minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,6 +170,18 @@ pub(super) fn exact_table(
             "by",
             "an exact table needs at least one dimension (a grand total alone is one cell)"
                 .to_string(),
+        );
+    }
+    let cells = dims.iter().try_fold(1usize, |n, &d| {
+        n.checked_mul(dimensions[d].categories.len() + 1)
+    });
+    if cells.is_none_or(|n| n > MAX_EXACT_CELLS) {
+        fail(
+            "by",
+            format!(
+                "with its margins the table would have {} cells, more than the {MAX_EXACT_CELLS} an exact table may have (cell suppression solves LPs over every cell); split it or coarsen its categories",
+                cells.map_or("too many".to_string(), |n| n.to_string())
+            ),
         );
     }
     let (min_frequency, zeros_primary) = match primary {

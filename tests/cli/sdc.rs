@@ -334,6 +334,27 @@ fn exact_table_fields_are_validated() {
             .expect_code(2)
             .stderr_has(&[problem]);
     }
+    // Too many cells for the solvers.
+    let mut big = policy(REGION_GENDER);
+    big = big.replace(
+        r#"age = ["young", "old"]"#,
+        &format!(
+            "age = [\"young\", \"old\"]\nid2 = [{}]\nid3 = [{}]",
+            (0..200)
+                .map(|i| format!("\"a{i}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (0..200)
+                .map(|i| format!("\"b{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    big = big.replace(r#"by = ["region", "gender"]"#, r#"by = ["id2", "id3"]"#);
+    s.write("policy.toml", &big);
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["40401 cells, more than the 20000 an exact table may have"]);
     // DP tables do not take suppression rules.
     let dp = "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = { rho = 0.1 }\ninterval_percent = 20\n";
     s.write("policy.toml", &policy(dp));
