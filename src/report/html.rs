@@ -116,13 +116,6 @@ fn exact_section(v: &View, t: &ExactTable) -> String {
     let (rows, cols) = t.shape();
     let dims = &t.entry.dimensions;
     let row_dims = if dims.len() == 1 { 1 } else { dims.len() - 1 };
-    let name = |d: &str, c: &str| {
-        if c == crate::output::TOTAL {
-            v.w.total.to_string()
-        } else {
-            v.category(d, c)
-        }
-    };
     let mut s = format!(
         "<section class=\"table exact\" id=\"{}\">\n<h2>{}</h2>\n<p class=\"note\"><strong>{}</strong></p>\n",
         esc(&t.entry.name),
@@ -142,18 +135,14 @@ fn exact_section(v: &View, t: &ExactTable) -> String {
         let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
     }
     for c in 0..cols {
-        let text = if dims.len() == 1 {
-            v.p.unit(&t.entry.name).unwrap_or(v.w.total).to_string()
-        } else {
-            name(&dims[dims.len() - 1], t.column_label(c))
-        };
+        let text = v.exact_column(t, c);
         let _ = write!(s, "<th>{}</th>", esc(&text));
     }
     s.push_str("</tr></thead>\n<tbody>\n");
     for r in 0..rows {
         s.push_str("<tr>");
         for (k, c) in t.row_labels(r).iter().enumerate() {
-            let _ = write!(s, "<th>{}</th>", esc(&name(&dims[k], c)));
+            let _ = write!(s, "<th>{}</th>", esc(&v.grid_label(&dims[k], c)));
         }
         for c in 0..cols {
             match t.values[r * cols + c] {

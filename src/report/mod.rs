@@ -418,6 +418,29 @@ impl<'a> View<'a> {
         self.p.category(dim, c).to_string()
     }
 
+    /// A label of an exact table's grid: a category's label, or 계 / Total for a margin.
+    pub fn grid_label(&self, dim: &str, c: &str) -> String {
+        if c == TOTAL {
+            self.w.total.to_string()
+        } else {
+            self.category(dim, c)
+        }
+    }
+
+    /// The header of an exact table's column `c`: the last dimension's category (or total), or
+    /// the unit when the table has one dimension.
+    pub fn exact_column(&self, t: &ExactTable, c: usize) -> String {
+        let dims = &t.entry.dimensions;
+        if dims.len() == 1 {
+            self.p
+                .unit(&t.entry.name)
+                .unwrap_or(self.w.total)
+                .to_string()
+        } else {
+            self.grid_label(&dims[dims.len() - 1], t.column_label(c))
+        }
+    }
+
     /// A column's header: its category's label, or the unit when the table has one column.
     pub fn column_header(&self, cross: &Cross, t: &TableEntry, c: &str) -> String {
         match &cross.column_dim {

@@ -306,13 +306,6 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
         marker,
         label,
     } = Styles::new();
-    let name = |d: &str, c: &str| {
-        if c == crate::output::TOTAL {
-            v.w.total.to_string()
-        } else {
-            v.category(d, c)
-        }
-    };
     ws.write_string_with_format(0, 0, v.p.title(&t.entry.name), &title)?;
     ws.write_string(1, 0, v.w.exact_note)?;
     let top = 3u32;
@@ -320,17 +313,13 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
         ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
     }
     for c in 0..cols {
-        let text = if dims.len() == 1 {
-            v.p.unit(&t.entry.name).unwrap_or(v.w.total).to_string()
-        } else {
-            name(&dims[dims.len() - 1], t.column_label(c))
-        };
+        let text = v.exact_column(t, c);
         ws.write_string_with_format(top, (row_dims + c) as u16, text, &head)?;
     }
     for r in 0..rows {
         let at = top + 1 + r as u32;
         for (k, c) in t.row_labels(r).iter().enumerate() {
-            ws.write_string_with_format(at, k as u16, name(&dims[k], c), &label)?;
+            ws.write_string_with_format(at, k as u16, v.grid_label(&dims[k], c), &label)?;
         }
         for c in 0..cols {
             let col = (row_dims + c) as u16;
