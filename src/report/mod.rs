@@ -186,7 +186,7 @@ impl ExactTable<'_> {
     /// The labels of the row dimensions (all but the last; the only one of a one-dimensional
     /// table) of row `r`, and of column `c` (the last dimension's; empty for one dimension).
     pub fn row_labels(&self, r: usize) -> Vec<&str> {
-        let labels = self.labels(r * self.columns());
+        let labels = self.labels(r * self.shape().1);
         let keep = if self.categories.len() == 1 {
             1
         } else {

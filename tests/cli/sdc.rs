@@ -266,6 +266,29 @@ cost = { rho = 0.1 }
     s.run(&["audit", DIR]).expect_code(0);
     let m = manifest(&s.path(DIR));
     assert_eq!(m["exact_tables"].as_array().unwrap().len(), 2);
+    // A one-dimensional exact table on the page: each row its region's label and value.
+    let by_region = REGION_GENDER
+        .replace("by_region_gender", "by_region")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
+    s.write(
+        "one.toml",
+        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "one""#),
+    );
+    s.run(&["release", "one.toml"]).expect_code(0);
+    let html = fs::read_to_string(s.path("releases/one/report.html")).unwrap();
+    let section = &html[html.find("id=\"by_region\"").unwrap()..];
+    for (r, want) in [("r2", count("r2", "total")), ("r4", count("r4", "total"))] {
+        assert!(
+            section.contains(&format!(
+                "<tr><th>{r}</th><td class=\"v\" data-value=\"{want}\">"
+            )),
+            "{r}"
+        );
+    }
+    assert!(section.contains(&format!(
+        "<tr><th>Total</th><td class=\"v\" data-value=\"{}\">",
+        count("total", "total")
+    )));
     assert_eq!(m["tables"].as_array().unwrap().len(), 1);
 }
 
