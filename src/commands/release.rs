@@ -226,9 +226,15 @@ fn report(
     } else {
         format!("charged {}", acc.amount(charged.cost))
     };
+    // A release of exact tables only draws no noise: its cost is none, not a zero epsilon.
+    let total = if plan.tables.is_empty() {
+        "none (exact tables only, not differentially private)".to_string()
+    } else {
+        format!("{total} (composed by opendp)")
+    };
     let _ = writeln!(
         r,
-        "total cost: {total} (composed by opendp); {paid} to `{}`, {} spent of {}",
+        "total cost: {total}; {paid} to `{}`, {} spent of {}",
         ledger_file.display(),
         acc.amount(charged.total_after),
         acc.describe()

@@ -89,8 +89,12 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
         "not differentially private; costs no budget",
     ]);
     let run = s.run(&["release", "policy.toml", "--json"]);
-    run.expect_code(0)
-        .stdout_has(&["by_region_gender", "cell suppression", "none (not DP)"]);
+    run.expect_code(0).stdout_has(&[
+        "by_region_gender",
+        "cell suppression",
+        "none (not DP)",
+        "total cost: none (exact tables only, not differentially private); charged rho=0",
+    ]);
     let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
     // The whole grid: 5 x 3 rows, margins labelled `total`, each row saying it is exact.
     assert_eq!(rows.len(), 15);
