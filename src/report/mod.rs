@@ -528,6 +528,16 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             ),
         ));
     }
+    for t in &m.exact_tables {
+        out.push((
+            v.p.title(&t.name).to_string(),
+            w.exact_method(
+                t.primary_rule.min_frequency,
+                t.interval_percent,
+                t.cells_suppressed,
+            ),
+        ));
+    }
     let l = &m.ledger;
     out.push((
         w.budget.to_string(),

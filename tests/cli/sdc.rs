@@ -193,6 +193,12 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
     let start = html.find("id=\"by_region_gender\"").unwrap();
     let section = &html[start..start + html[start..].find("</section>").unwrap()];
     assert!(section.contains("not differentially private"));
+    // The methodology states the rule and the audit.
+    let method = &html[html.find("id=\"methodology\"").unwrap()..];
+    assert!(
+        method.contains("cells of fewer than 5 privacy units")
+            && method.contains("20% (at least 1)")
+    );
     let page: Vec<String> = section
         .split("data-value=\"")
         .skip(1)
