@@ -355,7 +355,7 @@ fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String
                         })
                     })
                     .collect();
-                shapes.push((dims, sizes));
+                shapes.push((dims, sizes, t.margins));
                 published.push(values);
             }
             Err(why) => {
@@ -415,6 +415,7 @@ fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String
         let table = output::ExactPublished {
             dimensions: t.dimensions.iter().map(String::as_str).collect(),
             categories: cats.iter().map(Vec::as_slice).collect(),
+            margins: t.margins,
             values,
         };
         let mut stated = t.intervals.iter();

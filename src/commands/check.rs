@@ -74,10 +74,15 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     for t in &plan.exact_tables {
         let _ = writeln!(
             r,
-            "  {:<28} {:<26} by [{}], with every margin: exact values, cell suppression below {} units (not differentially private)",
+            "  {:<28} {:<26} by [{}], {}: exact values, cell suppression below {} units (not differentially private)",
             t.name,
             "count_units (exact)",
             plan.dimension_names(&t.dims).join(", "),
+            if t.margins {
+                "with every margin"
+            } else {
+                "without margins"
+            },
             t.min_frequency
         );
     }

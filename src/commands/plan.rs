@@ -45,9 +45,14 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
     for t in &plan.exact_tables {
         let _ = writeln!(
             r,
-            "exact table `{}` by [{}], with every margin: exact values, cell suppression below {} units, an attacker's interval of at least {}% (not differentially private; costs no budget)",
+            "exact table `{}` by [{}], {}: exact values, cell suppression below {} units, an attacker's interval of at least {}% (not differentially private; costs no budget)",
             t.name,
             plan.dimension_names(&t.dims).join(", "),
+            if t.margins {
+                "with every margin"
+            } else {
+                "without margins"
+            },
             t.min_frequency,
             t.interval_percent
         );

@@ -173,8 +173,11 @@ pub struct ExactTableEntry {
     pub input: String,
     pub statistic: String,
     pub dimensions: Vec<String>,
-    /// Grid points published: every combination of categories and totals.
+    /// Grid points published: every combination of categories (and totals, with margins).
     pub cells: usize,
+    /// Whether every margin is published (format 5; `true` when absent).
+    #[serde(default = "yes")]
+    pub margins: bool,
     /// `cell_suppression`.
     pub protection: String,
     /// In words, that it is not differentially private and what protects it.
@@ -191,6 +194,10 @@ pub struct ExactTableEntry {
     pub audit: String,
     /// Every suppressed cell and what an attacker can infer about it from everything published.
     pub intervals: Vec<CellInterval>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

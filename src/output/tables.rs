@@ -193,6 +193,8 @@ impl PublishedTable<'_> {
 pub struct ExactPublished<'a> {
     pub dimensions: Vec<&'a str>,
     pub categories: Vec<&'a [String]>,
+    /// Whether the grid has each dimension's total after its categories.
+    pub margins: bool,
     pub values: &'a [Option<i64>],
 }
 
@@ -209,7 +211,7 @@ impl<'a> ExactPublished<'a> {
         let mut labels = vec![""; self.categories.len()];
         let mut rest = i;
         for (k, cats) in self.categories.iter().enumerate().rev() {
-            let n = cats.len() + 1;
+            let n = cats.len() + usize::from(self.margins);
             let c = rest % n;
             let cats: &'a [String] = cats;
             labels[k] = if c == cats.len() { TOTAL } else { &cats[c] };
@@ -290,9 +292,13 @@ pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String
     let view = ExactPublished {
         dimensions: t.dimensions.iter().map(String::as_str).collect(),
         categories: categories.iter().map(Vec::as_slice).collect(),
+        margins: t.margins,
         values: &[],
     };
-    let points: usize = categories.iter().map(|c| c.len() + 1).product();
+    let points: usize = categories
+        .iter()
+        .map(|c| c.len() + usize::from(t.margins))
+        .product();
     if rows.len() != points || points != t.cells {
         return Err(format!(
             "it has {} rows; its categories and totals make {points} and the manifest says {}",

@@ -240,18 +240,12 @@ pub(super) fn exact_table(
             SecondaryObjective::Cells
         }
     };
-    if margins == Some(false) {
-        fail(
-            "margins",
-            "exact tables are published with all their margins for now (`margins = true`); a table without them is protected by the same pattern, so publishing them costs nothing".to_string(),
-        );
-    }
     match (ok, input_index) {
         (true, Some(input)) => Some(ExactTableSpec {
             name,
             input,
             dims,
-            margins: true,
+            margins: margins.unwrap_or(true),
             min_frequency,
             zeros_primary,
             interval_percent,

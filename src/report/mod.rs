@@ -178,9 +178,12 @@ pub struct ExactTable<'a> {
 }
 
 impl ExactTable<'_> {
-    /// Grid points per row of the cross-table: the last dimension's categories and its total.
+    /// Grid points per row of the cross-table: the last dimension's categories and its total
+    /// (with margins).
     pub fn columns(&self) -> usize {
-        self.categories.last().map_or(1, |c| c.len() + 1)
+        self.categories
+            .last()
+            .map_or(1, |c| c.len() + usize::from(self.entry.margins))
     }
 
     /// The labels of the row dimensions (all but the last; the only one of a one-dimensional
@@ -206,6 +209,7 @@ impl ExactTable<'_> {
         crate::output::ExactPublished {
             dimensions: Vec::new(),
             categories: self.categories.iter().map(Vec::as_slice).collect(),
+            margins: self.entry.margins,
             values: &[],
         }
         .labels(i)
@@ -535,6 +539,7 @@ fn methodology(v: &View) -> Vec<(String, String)> {
                 t.primary_rule.min_frequency,
                 t.interval_percent,
                 t.cells_suppressed,
+                t.margins,
             ),
         ));
     }

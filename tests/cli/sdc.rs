@@ -458,3 +458,47 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
         ]);
     assert!(!s.path("releases/fourth").exists());
 }
+
+/// `margins = false`: the inner cells alone; with no total to subtract from, only the small cells
+/// are suppressed, and the attacker can bound them by nothing but zero.
+#[test]
+fn a_table_without_margins_hides_only_its_small_cells() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let table = REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\nmargins = false",
+    );
+    s.write("policy.toml", &policy(&table));
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["by_region_gender", "without margins"]);
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    assert_eq!(rows.len(), 8);
+    assert!(
+        rows.iter()
+            .all(|r| r["region"] != "total" && r["gender"] != "total")
+    );
+    let hidden: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["status"] == "suppressed")
+        .map(|r| (r["region"].as_str(), r["gender"].as_str()))
+        .collect();
+    assert_eq!(hidden, [("r1", "f"), ("r3", "m")]);
+    let m = manifest(&s.path(DIR));
+    let t = &m["exact_tables"][0];
+    assert_eq!(t["margins"], false);
+    for iv in t["intervals"].as_array().unwrap() {
+        assert_eq!(
+            (iv["lo"].as_i64(), iv["hi"].as_i64()),
+            (Some(0), None),
+            "{iv}"
+        );
+    }
+    s.run(&["audit", DIR]).expect_code(0);
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let section = &html[html.find("id=\"by_region_gender\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert_eq!(section.matches("data-value=").count(), 8);
+}

@@ -115,7 +115,7 @@ pub fn linked(
                 name: format!("{}/{}", charge.release_id, entry.name),
                 input,
                 dims,
-                margins: true,
+                margins: entry.margins,
                 min_frequency: entry.primary_rule.min_frequency,
                 zeros_primary: entry.primary_rule.zeros_suppressed,
                 interval_percent: entry.interval_percent,
@@ -162,6 +162,7 @@ pub fn publish(
         let published = ExactPublished {
             dimensions: plan.dimension_names(&t.dims),
             categories: plan.dimension_categories(&t.dims),
+            margins: t.margins,
             values: &table.values,
         };
         let mut names = vec![format!("{}.csv", t.name)];
@@ -204,10 +205,13 @@ pub fn publish(
             statistic: "count_units".into(),
             dimensions: published.dimensions.iter().map(|d| d.to_string()).collect(),
             cells: table.values.len(),
+            margins: t.margins,
             protection: "cell_suppression".into(),
             guarantee: format!(
-                "not differentially private: exact counts of {} with every margin; a cell of fewer than {} is suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
-                plan.privacy_unit, t.min_frequency
+                "not differentially private: exact counts of {} {}; a cell of fewer than {} is suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
+                plan.privacy_unit,
+                if t.margins { "with every margin" } else { "without margins" },
+                t.min_frequency
             ),
             total_label: TOTAL.into(),
             primary_rule: PrimaryRule {

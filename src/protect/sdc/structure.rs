@@ -83,6 +83,23 @@ impl Structure {
         grid
     }
 
+    /// Adds a table over `dims` without its margins: its inner cells only, which no equation
+    /// ties together (first dimension slowest).
+    pub fn add_inner(&mut self, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
+        let points: usize = sizes.iter().product();
+        (0..points)
+            .map(|p| {
+                let mut key: Key = dims
+                    .iter()
+                    .zip(unravel(p, sizes))
+                    .map(|(&d, c)| (d, c as u32))
+                    .collect();
+                key.sort_unstable();
+                self.cell(key)
+            })
+            .collect()
+    }
+
     pub fn cells(&self) -> usize {
         self.keys.len()
     }

@@ -13,7 +13,7 @@ use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
 pub struct ExactTable {
     pub values: Vec<Option<i64>>,
     pub intervals: Vec<Option<Interval>>,
-    /// The grid's extent: each dimension's categories plus its total.
+    /// The grid's extent: each dimension's categories, plus its total when the table has margins.
     pub extent: Vec<usize>,
 }
 
@@ -40,19 +40,26 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
                 (
                     t.dims.iter().map(|&d| t.input * n + d).collect(),
                     sizes(plan, t),
+                    t.margins,
                 )
             })
             .collect(),
     )
 }
 
-/// Tables `(dimension ids, categories per dimension)` with all their margins in one structure
-/// (the same id is the same dimension); per table, the cell of each grid point.
-pub fn link(tables: Vec<(Vec<usize>, Vec<usize>)>) -> (Structure, Vec<Vec<usize>>) {
+/// Tables `(dimension ids, categories per dimension, with margins)` in one structure (the same
+/// id is the same dimension); per table, the cell of each grid point.
+pub fn link(tables: Vec<(Vec<usize>, Vec<usize>, bool)>) -> (Structure, Vec<Vec<usize>>) {
     let mut s = Structure::new();
     let grids = tables
         .iter()
-        .map(|(dims, sizes)| s.add_table(dims, sizes))
+        .map(|(dims, sizes, margins)| {
+            if *margins {
+                s.add_table(dims, sizes)
+            } else {
+                s.add_inner(dims, sizes)
+            }
+        })
         .collect();
     (s, grids)
 }
@@ -81,7 +88,11 @@ pub fn protect_tables(
     let all_counts = counts.iter().chain(linked.iter().map(|l| &l.counts));
     let mut values = vec![0i64; structure.cells()];
     for ((t, grid), inner) in specs.iter().zip(&grids).zip(all_counts) {
-        let grid_values = grid_values(&sizes(plan, t), inner);
+        let grid_values = if t.margins {
+            grid_values(&sizes(plan, t), inner)
+        } else {
+            inner.clone()
+        };
         for (&cell, &v) in grid.iter().zip(&grid_values) {
             values[cell] = v;
         }
@@ -165,7 +176,10 @@ pub fn protect_tables(
                         .map(|i| intervals[i].1)
                 })
                 .collect(),
-            extent: sizes(plan, t).iter().map(|n| n + 1).collect(),
+            extent: sizes(plan, t)
+                .iter()
+                .map(|n| n + usize::from(t.margins))
+                .collect(),
         })
         .collect())
 }
