@@ -212,6 +212,10 @@ fn planned_for_targets(
 /// One line per table, and the release's total cost.
 fn tables(plan: &Plan, mechs: &[TableNoise], delta: Option<f64>) -> Result<String, Error> {
     let mut r = String::new();
+    if plan.tables.is_empty() {
+        r.push_str("no differentially private tables: total cost none\n");
+        return Ok(r);
+    }
     let _ = writeln!(
         r,
         "{:<28} {:<24} {:>6}  {:<30} {:<18} {:>12} {:>10}  {:<16} {:>10}",

@@ -85,6 +85,7 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
             "exact values, cell suppression below 5 units (not differentially private)",
         ]);
     s.run(&["plan", "policy.toml"]).expect_code(0).stdout_has(&[
+        "no differentially private tables: total cost none",
         "exact table `by_region_gender` by [region, gender]",
         "not differentially private; costs no budget",
     ]);
