@@ -78,11 +78,7 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             t.name,
             "count_units (exact)",
             plan.dimension_names(&t.dims).join(", "),
-            if t.margins {
-                "with every margin"
-            } else {
-                "without margins"
-            },
+            t.margins_phrase(),
             t.min_frequency
         );
     }

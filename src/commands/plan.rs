@@ -48,11 +48,7 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
             "exact table `{}` by [{}], {}: exact values, cell suppression below {} units, an attacker's interval of at least {}% (not differentially private; costs no budget)",
             t.name,
             plan.dimension_names(&t.dims).join(", "),
-            if t.margins {
-                "with every margin"
-            } else {
-                "without margins"
-            },
+            t.margins_phrase(),
             t.min_frequency,
             t.interval_percent
         );

@@ -58,11 +58,12 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let ledger_file = args.ledger.unwrap_or_else(|| plan.ledger.clone());
     // Exact tables are protected (and their pattern proven) before anything is charged, together
     // with the exact tables earlier releases published from the same data.
-    let linked = exact::linked(&plan, &ledger_file, &exact.fingerprints(&plan), &args.read)?;
+    let fingerprints = exact.fingerprints(&plan);
+    let linked = exact::linked(&plan, &ledger_file, &fingerprints, &args.read)?;
     let exact_tables = exact::protect(&plan, &mut exact, &linked)?;
     let request = Request {
         plan: &plan,
-        inputs: exact.fingerprints(&plan),
+        inputs: fingerprints,
         sources: exact
             .sql_reads(&plan)
             .into_iter()
@@ -127,21 +128,17 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     manifest.exact_links = linked.into_iter().map(|(link, _)| link).collect();
     // The workbook and the report, from the files about to be written (never the data). The
     // release is paid for: if they cannot be made, the tables are published without them.
-    let made = report::read_tables(&manifest, &|name| {
+    let file = |name: &str| {
         files
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.clone())
-    })
-    .and_then(|tables| {
-        let exact = report::read_exact_tables(&manifest, &|name| {
-            files
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| b.clone())
-        })?;
-        report::render(&manifest, &tables, &exact)
-    })
+    };
+    let made = report::read_tables(&manifest, &file)
+        .and_then(|tables| {
+            let exact = report::read_exact_tables(&manifest, &file)?;
+            report::render(&manifest, &tables, &exact)
+        })
     .unwrap_or_else(|e| {
         summary.notes.push(format!(
             "warning: the workbook and report.html could not be made ({e}); the tables are published without them"

@@ -44,8 +44,9 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         }
         manifest.presentation = plan.presentation;
     }
-    let tables = report::read_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
-    let exact = report::read_exact_tables(&manifest, &|name| std::fs::read(dir.join(name)).ok())?;
+    let file = |name: &str| std::fs::read(dir.join(name)).ok();
+    let tables = report::read_tables(&manifest, &file)?;
+    let exact = report::read_exact_tables(&manifest, &file)?;
     let made = report::render(&manifest, &tables, &exact)?;
     let target = out.clone().unwrap_or_else(|| dir.to_path_buf());
     let io =

@@ -44,6 +44,17 @@ pub struct ExactTableSpec {
     pub secondary: SecondaryObjective,
 }
 
+impl ExactTableSpec {
+    /// `with every margin` or `without margins`, as the summaries say it.
+    pub fn margins_phrase(&self) -> &'static str {
+        if self.margins {
+            "with every margin"
+        } else {
+            "without margins"
+        }
+    }
+}
+
 /// Validates one exact table's section; `None` when it has problems (all reported).
 pub(super) fn exact_table(
     section: TableSection,

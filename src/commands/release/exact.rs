@@ -210,7 +210,7 @@ pub fn publish(
             guarantee: format!(
                 "not differentially private: exact counts of {} {}; a cell of fewer than {} is suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
                 plan.privacy_unit,
-                if t.margins { "with every margin" } else { "without margins" },
+                t.margins_phrase(),
                 t.min_frequency
             ),
             total_label: TOTAL.into(),

@@ -117,12 +117,6 @@ impl Structure {
     pub fn equations(&self) -> impl Iterator<Item = &Equation> {
         self.equations.iter()
     }
-
-    /// Whether a cell is an inner cell of some table (not a margin): it names every dimension
-    /// of the table. Inner cells are those no equation has as its total.
-    pub fn is_total(&self, cell: usize) -> bool {
-        self.equations.iter().any(|e| e.total == cell)
-    }
 }
 
 /// Point `p`'s coordinates in a grid of `extent`, first dimension slowest.

@@ -13,8 +13,6 @@ use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
 pub struct ExactTable {
     pub values: Vec<Option<i64>>,
     pub intervals: Vec<Option<Interval>>,
-    /// The grid's extent: each dimension's categories, plus its total when the table has margins.
-    pub extent: Vec<usize>,
 }
 
 /// An exact table that an earlier release published from the same data: its specification in
@@ -104,14 +102,12 @@ pub fn protect_tables(
         for (&cell, v) in grid.iter().zip(&l.published) {
             match v {
                 Some(v) if *v != values[cell] => {
-                    return Err(describe(
-                        plan,
-                        &structure,
-                        SdcError::Described(format!(
-                            "cell {cell}: the earlier table `{}` published {v}, and the same data counts {}",
-                            l.spec.name, values[cell]
-                        )),
-                    ));
+                    return Err(SdcError::Described(format!(
+                        "cell ({}): the earlier table `{}` published {v}, and the same data counts {}",
+                        cell_name(plan, &structure, cell),
+                        l.spec.name,
+                        values[cell]
+                    )));
                 }
                 Some(_) => published[cell] = true,
                 None => hidden_before[cell] = true,
@@ -158,11 +154,10 @@ pub fn protect_tables(
         objective,
     )
     .map_err(|e| describe(plan, &structure, e))?;
-    Ok(plan
-        .exact_tables
+    // The plan's tables come first in the structure; the linked ones are not published again.
+    Ok(grids[..plan.exact_tables.len()]
         .iter()
-        .zip(&grids)
-        .map(|(t, grid)| ExactTable {
+        .map(|grid| ExactTable {
             values: grid
                 .iter()
                 .map(|&c| (!hidden[c]).then_some(values[c]))
@@ -175,10 +170,6 @@ pub fn protect_tables(
                         .ok()
                         .map(|i| intervals[i].1)
                 })
-                .collect(),
-            extent: sizes(plan, t)
-                .iter()
-                .map(|n| n + usize::from(t.margins))
                 .collect(),
         })
         .collect())
@@ -219,32 +210,28 @@ fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
         SdcError::Exposed { cell, .. } | SdcError::AlreadyPublished { cell } => *cell,
         SdcError::Attack(a) => a.cell,
         SdcError::Secondary(s) => s.cell,
-        SdcError::Described(m) => match m
-            .strip_prefix("cell ")
-            .and_then(|r| r.split(':').next())
-            .and_then(|c| c.parse::<usize>().ok())
-        {
-            Some(c) => c,
-            None => return e,
-        },
+        SdcError::Described(_) => return e,
     };
+    SdcError::Described(e.to_string().replace(
+        &format!("cell {cell}"),
+        &format!("cell ({})", cell_name(plan, structure, cell)),
+    ))
+}
+
+/// A cell by its categories: `region=seoul, age_group=20s`, or the grand total.
+fn cell_name(plan: &Plan, structure: &Structure, cell: usize) -> String {
     let n = plan.dimensions.len();
     let key = structure.key(cell);
-    let name = if key.is_empty() {
-        "the grand total".to_string()
-    } else {
-        key.iter()
-            .map(|&(d, c)| {
-                let dim = &plan.dimensions[d % n];
-                format!("{}={}", dim.name, dim.categories[c as usize])
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    SdcError::Described(
-        e.to_string()
-            .replace(&format!("cell {cell}"), &format!("cell ({name})")),
-    )
+    if key.is_empty() {
+        return "the grand total".to_string();
+    }
+    key.iter()
+        .map(|&(d, c)| {
+            let dim = &plan.dimensions[d % n];
+            format!("{}={}", dim.name, dim.categories[c as usize])
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every grid point's value (each dimension's categories then its total, first dimension
