@@ -15,7 +15,7 @@ use super::budget::{BudgetReport, budget_report, ledger_files};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::ledger::{ChargeAt, Ledger};
+use crate::ledger::{ChargeAt, Ledger, LinkedTable};
 use crate::output::{self, Manifest};
 use crate::privacy::short_number;
 use crate::protect::sdc;
@@ -223,7 +223,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         return out;
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
-    out.extend(exact_tables(dir, &m, ledger));
+    out.extend(exact_tables(dir, &m, ledger, &charge.charge.exact_links));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
         out.push((file, format!("does not match its own manifest: {why}")));
@@ -314,7 +314,12 @@ fn files_against_publication(
 /// categories and totals, every margin whose cells are all published adds up, and the attacker's
 /// audit re-run on the published values finds for every suppressed cell the interval the manifest
 /// states, none of them a single value.
-fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String>, String)> {
+fn exact_tables(
+    dir: &Path,
+    m: &Manifest,
+    ledger: &Ledger,
+    links: &[LinkedTable],
+) -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();
     // This release's exact tables, then those of earlier releases it was protected with.
     let mut sources: Vec<(output::ExactTableEntry, PathBuf)> = m
@@ -322,7 +327,7 @@ fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String
         .iter()
         .map(|t| (t.clone(), dir.to_path_buf()))
         .collect();
-    for link in &m.exact_links {
+    for link in links {
         match linked_source(ledger, link) {
             Ok(source) => sources.push(source),
             Err(why) => {
@@ -468,10 +473,10 @@ fn exact_tables(dir: &Path, m: &Manifest, ledger: &Ledger) -> Vec<(Option<String
 /// An earlier release's exact table that a release was protected with, found through the ledger.
 fn linked_source(
     ledger: &Ledger,
-    link: &output::LinkedTable,
+    link: &LinkedTable,
 ) -> Result<(output::ExactTableEntry, PathBuf), String> {
     let what = format!(
-        "exact table `{}` of release `{}` version {}, which this release was protected with",
+        "exact table `{}` of release `{}` version {} (which this release was protected with)",
         link.table, link.release_id, link.version
     );
     let charge = ledger

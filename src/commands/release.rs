@@ -79,6 +79,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             .collect(),
         tables,
         exact_tables: plan.exact_tables.iter().map(|t| t.name.clone()).collect(),
+        exact_links: linked.iter().map(|(link, _)| link.clone()).collect(),
         cost,
         new_version: args.new_version,
         out: args.out.as_deref(),
@@ -125,7 +126,6 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.groups,
     )?;
     manifest.exact_tables = exact_entries;
-    manifest.exact_links = linked.into_iter().map(|(link, _)| link).collect();
     // The workbook and the report, from the files about to be written (never the data). The
     // release is paid for: if they cannot be made, the tables are published without them.
     let file = |name: &str| {
@@ -596,7 +596,6 @@ fn build_manifest(
             .collect(),
         tables,
         exact_tables: Vec::new(),
-        exact_links: Vec::new(),
         total_cost: total_cost(total),
         consistency,
         ledger: ManifestLedger {

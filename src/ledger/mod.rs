@@ -150,12 +150,25 @@ pub struct Charge {
     /// charged nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exact_tables: Vec<String>,
+    /// The exact tables of earlier releases of the same data that these were protected together
+    /// with. Private like the fingerprints: that two releases were read from the same data is a
+    /// fact about the data (a change confined to hidden cells would show as a missing link).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_links: Vec<LinkedTable>,
     /// The release's cost: the opendp composition of its tables' `charged`.
     pub cost: f64,
     /// The opendp composition of every charge's `cost` up to and including this one.
     pub total_after: f64,
     /// The release folder, relative to the ledger file's folder (see [`Ledger::record`]).
     pub out_dir: String,
+}
+
+/// An exact table of an earlier release that a release was protected together with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedTable {
+    pub release_id: String,
+    pub version: u32,
+    pub table: String,
 }
 
 /// What the ledger records of an SQL input's read. Never the connection string.

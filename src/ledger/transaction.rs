@@ -26,6 +26,8 @@ pub struct Request<'a> {
     pub tables: Vec<TableCharge>,
     /// The exact tables' names (charged nothing).
     pub exact_tables: Vec<String>,
+    /// The earlier releases' exact tables they were protected with.
+    pub exact_links: Vec<super::LinkedTable>,
     /// The release's cost, composed by opendp.
     pub cost: f64,
     pub new_version: bool,
@@ -399,6 +401,7 @@ fn charge(
         unit: acc.unit().to_string(),
         tables: request.tables,
         exact_tables: request.exact_tables,
+        exact_links: request.exact_links,
         cost: request.cost,
         total_after,
         out_dir: locked.ledger.record(&out_dir),

@@ -40,10 +40,6 @@ pub struct Manifest {
     /// Exact tables protected by cell suppression, not differentially private (format 5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exact_tables: Vec<ExactTableEntry>,
-    /// Exact tables of earlier releases of the same data, protected together with these: their
-    /// published cells were facts and their hidden cells stayed hidden.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exact_links: Vec<LinkedTable>,
     pub total_cost: TotalCost,
     /// The groups of tables that measure the same quantity, estimated together (format 3).
     #[serde(default)]
@@ -207,13 +203,6 @@ pub struct PrimaryRule {
     pub zeros_suppressed: bool,
 }
 
-/// An exact table of an earlier release that a release was protected together with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkedTable {
-    pub release_id: String,
-    pub version: u32,
-    pub table: String,
-}
 
 /// A suppressed cell's labels and the attacker's interval for it (`hi` null: unbounded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -415,11 +415,23 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
         &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
     );
     s.run(&["release", "second.toml"]).expect_code(0);
-    let m = manifest(&s.path("releases/second"));
+    // The link is in the (private) ledger, never in the public manifest: that two releases were
+    // read from the same data is a fact about the data.
+    let charge = |id: &str| {
+        fs::read_to_string(s.path("ledger/people.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["kind"] == "charge" && l["release_id"] == id)
+            .unwrap()
+    };
     assert_eq!(
-        m["exact_links"],
+        charge("second")["exact_links"],
         serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender" }])
     );
+    assert!(charge("exact").get("exact_links").is_none());
+    let m = fs::read_to_string(s.path("releases/second/manifest.json")).unwrap();
+    assert!(!m.contains("exact_links") && !m.contains("by_region_gender"), "{m}");
     let second = read_csv(&s.path("releases/second/by_region_age.csv"));
     for r in ["r1", "r2", "r3", "r4", "total"] {
         let total = |rows: &[HashMap<String, String>], dim: &str| {
@@ -439,11 +451,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
         &policy(&by_age).replace(r#"id = "exact""#, r#"id = "third""#),
     );
     s.run(&["release", "third.toml"]).expect_code(0);
-    assert!(
-        manifest(&s.path("releases/third"))
-            .get("exact_links")
-            .is_none()
-    );
+    assert!(charge("third").get("exact_links").is_none());
     // An earlier folder that cannot be read stops a release that must be protected with it.
     s.write("people.csv", &people(""));
     fs::remove_dir_all(s.path(DIR)).unwrap();
@@ -451,6 +459,10 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
         "fourth.toml",
         &policy(&by_age).replace(r#"id = "exact""#, r#"id = "fourth""#),
     );
+    // The audit of the second release, which leaned on the first, cannot be re-run without it.
+    s.run(&["audit", "releases/second"])
+        .expect_code(4)
+        .stdout_has(&["exact table `by_region_gender` of release `exact` version 1"]);
     s.run(&["release", "fourth.toml"])
         .expect_code(2)
         .stderr_has(&[

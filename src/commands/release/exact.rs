@@ -9,10 +9,8 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::input::{self, InputData, ReadOptions};
-use crate::ledger::Ledger;
-use crate::output::{
-    self, CellInterval, ExactPublished, ExactTableEntry, Files, LinkedTable, PrimaryRule, TOTAL,
-};
+use crate::ledger::{Ledger, LinkedTable};
+use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule, TOTAL};
 use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
