@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rerunnable benchmark of exact tables (issue 13) for BENCHMARKS.md: cell suppression of three
-# skewed synthetic tables with every margin (17 x 7, 17 x 7 x 2, 250 x 20), by safestat (the
+# Rerunnable benchmark of exact tables (issue 13) for BENCHMARKS.md: cell suppression of four
+# skewed synthetic tables with every margin (17 x 7, 17 x 7 x 2, 250 x 20, 40 x 12 x 4), by safestat (the
 # attacker's audit of every hidden cell included in the time), then by GaussSuppression on the
 # same tables when R has it. Usage: bench/sdc.sh   (HIGHS=1 also times the `--features highs` build)
 # The peer, never installed by CI: Debian's r-base-core r-cran-matrix r-cran-mass r-cran-rlang

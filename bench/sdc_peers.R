@@ -1,4 +1,4 @@
-# The peers of `safestat-bench sdc` (BENCHMARKS.md, issue 13): GaussSuppression on the same three
+# The peers of `safestat-bench sdc` (BENCHMARKS.md, issue 13): GaussSuppression on the same four
 # tables, written by `safestat-bench sdc DIR`. Usage: Rscript bench/sdc_peers.R DIR
 # Primary: 0 < n <= 4 (maxN = 4), zeros never suppressed (protectZeros = FALSE), every margin
 # published, no singleton handling (safestat has none; GaussSuppression's default adds some).
@@ -9,7 +9,7 @@ args <- commandArgs(trailingOnly = TRUE)
 dir <- if (length(args)) args[1] else "bench/out/sdc"
 cat("| table | method | primary | secondary | value hidden by secondaries | seconds |\n")
 cat("| --- | --- | ---: | ---: | ---: | ---: |\n")
-for (name in c("17x7", "17x7x2", "250x20")) {
+for (name in c("17x7", "17x7x2", "250x20", "40x12x4")) {
   d <- read.csv(file.path(dir, paste0("sdc_", name, ".csv")), header = FALSE, colClasses = "character")
   k <- ncol(d) - 1
   names(d) <- c(paste0("d", seq_len(k)), "freq")

@@ -9,10 +9,10 @@
 //!   through opendp's noise and `protect::consistency::estimate`; prints the time of an estimate
 //!   and, per table, the root-mean-square error, the mean error and the share of cells within
 //!   their margin of error, of the noisy and of the estimated tables.
-//! - `safestat-bench sdc DIR`: cell suppression of three skewed synthetic tables with all their
-//!   margins (17 x 7, 17 x 7 x 2, 250 x 20; primary: 0 < n < 5, zeros never hidden), by cells
-//!   and by value; prints time (the attacker's audit of every hidden cell included), primary and
-//!   secondary cells and the value hidden, and writes each table's inner cells to
+//! - `safestat-bench sdc DIR`: cell suppression of four skewed synthetic tables with all their
+//!   margins (17 x 7, 17 x 7 x 2, 250 x 20, 40 x 12 x 4; primary: 0 < n < 5, zeros never hidden),
+//!   by cells and by value; prints time (the attacker's audit of every hidden cell included),
+//!   primary and secondary cells, the value hidden and the method that chose them, and writes each table's inner cells to
 //!   `DIR/sdc_<name>.csv` for the peers in R.
 //! - `safestat-bench sdc-audit DIR`: safestat's attacker's audit of the peers' patterns
 //!   (`DIR/gauss_<name>.csv`, written by `bench/sdc_peers.R`): how many primary cells an attacker
@@ -260,19 +260,20 @@ fn skewed(cells: usize, mu: f64, sigma: f64, seed: u64) -> Vec<i64> {
 
 fn sdc_bench(dir: &std::path::Path) -> ExitCode {
     use safestat::protect::sdc::{self, Objective, Rules, Structure};
-    let tables: [(&str, Vec<usize>, f64, f64, u64); 3] = [
+    let tables: [(&str, Vec<usize>, f64, f64, u64); 4] = [
         ("17x7", vec![17, 7], 1.75, 1.4, 1),
         ("17x7x2", vec![17, 7, 2], 2.0, 1.4, 2),
         ("250x20", vec![250, 20], 3.28, 1.3, 3),
+        ("40x12x4", vec![40, 12, 4], 2.4, 1.4, 4),
     ];
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("safestat-bench: cannot create `{}`: {e}", dir.display());
         return ExitCode::from(1);
     }
     println!(
-        "| table | objective | cells (with margins) | primary | secondary | value hidden (secondary) | seconds |"
+        "| table | objective | cells (with margins) | primary | secondary | value hidden (secondary) | method | seconds |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |");
     for (name, sizes, mu, sigma, seed) in tables {
         let inner = skewed(sizes.iter().product(), mu, sigma, seed);
         let mut csv = String::new();
@@ -318,9 +319,10 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
                 .collect();
             let value: i64 = secondary.iter().map(|&c| values[c]).sum();
             println!(
-                "| {name} | {objective:?} | {} | {primary} | {} | {value} | {seconds:.3} |",
+                "| {name} | {objective:?} | {} | {primary} | {} | {value} | {:?} | {seconds:.3} |",
                 values.len(),
-                secondary.len()
+                secondary.len(),
+                p.method
             );
         }
     }
@@ -345,6 +347,7 @@ fn sdc_audit(dir: &std::path::Path) -> ExitCode {
         ("17x7", vec![17, 7]),
         ("17x7x2", vec![17, 7, 2]),
         ("250x20", vec![250, 20]),
+        ("40x12x4", vec![40, 12, 4]),
     ] {
         let path = dir.join(format!("gauss_{name}.csv"));
         let Ok(text) = std::fs::read_to_string(&path) else {

@@ -203,7 +203,6 @@ pub struct PrimaryRule {
     pub zeros_suppressed: bool,
 }
 
-
 /// A suppressed cell's labels and the attacker's interval for it (`hi` null: unbounded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellInterval {

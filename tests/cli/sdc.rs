@@ -141,6 +141,15 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
             .starts_with("not differentially private")
     );
     assert_eq!(t["cells_suppressed"], suppressed.len());
+    // A small table: the exact method finds the minimum.
+    assert!(
+        t["secondary_method"]
+            .as_str()
+            .unwrap()
+            .starts_with("the exact minimum"),
+        "{}",
+        t["secondary_method"]
+    );
     let intervals = t["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), suppressed.len());
     for iv in intervals {
@@ -431,7 +440,10 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     );
     assert!(charge("exact").get("exact_links").is_none());
     let m = fs::read_to_string(s.path("releases/second/manifest.json")).unwrap();
-    assert!(!m.contains("exact_links") && !m.contains("by_region_gender"), "{m}");
+    assert!(
+        !m.contains("exact_links") && !m.contains("by_region_gender"),
+        "{m}"
+    );
     let second = read_csv(&s.path("releases/second/by_region_age.csv"));
     for r in ["r1", "r2", "r3", "r4", "total"] {
         let total = |rows: &[HashMap<String, String>], dim: &str| {

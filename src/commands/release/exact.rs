@@ -10,14 +10,22 @@ use std::path::Path;
 use crate::error::Error;
 use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
-use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule, TOTAL};
+use crate::output::{
+    self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule, TOTAL,
+};
 use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
+use crate::protect::sdc::Method;
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
 /// What the manifest says about the attacker's audit.
 pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional";
-/// What the manifest says about secondary suppression.
-pub const SECONDARY: &str = "per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
+/// What the manifest says about secondary suppression by the exact method.
+pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
+/// What the manifest says about a pattern the exact method could not finish in its rounds.
+pub const COMPLETED: &str = "the last pattern of the exact method's rounds of cuts (see the exact method), which left some small cell short, completed by the heuristic";
+/// What the manifest says about secondary suppression by the heuristic (tables beyond the exact
+/// method's limits).
+pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact method's limits: per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 
 /// Counts and protects the plan's exact tables (before any charge), with those `linked` from
 /// earlier releases.
@@ -222,7 +230,17 @@ pub fn publish(
                 SecondaryObjective::Value => "value",
             }
             .into(),
-            secondary_method: SECONDARY.into(),
+            secondary_method: match table.method {
+                Method::Optimal => OPTIMAL.into(),
+                Method::Completed { at_least } => format!(
+                    "{COMPLETED} (no pattern that protects every small cell hides fewer than {at_least} {})",
+                    match t.secondary {
+                        SecondaryObjective::Cells => "secondary cells",
+                        SecondaryObjective::Value => "in secondary cells' value",
+                    }
+                ),
+                Method::Heuristic => HEURISTIC.into(),
+            },
             cells_suppressed: suppressed,
             audit: AUDIT.into(),
             intervals,

@@ -106,24 +106,47 @@ pub fn attack(
     hidden: &[bool],
     targets: &[usize],
 ) -> Result<Vec<Interval>, AttackError> {
+    let found = bounds(structure, values, hidden, targets, true)?;
+    Ok(found.into_iter().map(|(i, _)| i).collect())
+}
+
+/// The continuous attacker's interval for each of `targets` (LPs only, rounded inwards to whole
+/// numbers), and whether each LP's optimum was a whole-number table, in which case the interval is
+/// also the attacker's with whole numbers ([`attack`]'s).
+pub fn continuous(
+    structure: &Structure,
+    values: &[i64],
+    hidden: &[bool],
+    targets: &[usize],
+) -> Result<Vec<(Interval, bool)>, AttackError> {
+    bounds(structure, values, hidden, targets, false)
+}
+
+fn bounds(
+    structure: &Structure,
+    values: &[i64],
+    hidden: &[bool],
+    targets: &[usize],
+    whole_numbers: bool,
+) -> Result<Vec<(Interval, bool)>, AttackError> {
     let components = Components::new(structure, hidden);
-    let one = |t: usize| -> Result<Interval, AttackError> {
-        let whole = |maximise| -> Result<Option<i64>, AttackError> {
-            Ok(components
-                .bound(structure, values, hidden, t, maximise, true)?
-                .map(|v| {
-                    if maximise {
-                        (v + 1e-6).floor() as i64
-                    } else {
-                        (v - 1e-6).ceil() as i64
-                    }
-                }))
+    let one = |t: usize| -> Result<(Interval, bool), AttackError> {
+        let side = |maximise| -> Result<(Option<i64>, bool), AttackError> {
+            let (v, whole) =
+                components.bound_whole(structure, values, hidden, t, maximise, whole_numbers)?;
+            let v = v.map(|v| {
+                if maximise {
+                    (v + 1e-6).floor() as i64
+                } else {
+                    (v - 1e-6).ceil() as i64
+                }
+            });
+            Ok((v, whole))
         };
-        let lo = whole(false)?.expect("a count is bounded below by 0");
-        Ok(Interval {
-            lo,
-            hi: whole(true)?,
-        })
+        let (lo, whole_lo) = side(false)?;
+        let (hi, whole_hi) = side(true)?;
+        let lo = lo.expect("a count is bounded below by 0");
+        Ok((Interval { lo, hi }, whole_lo && whole_hi))
     };
     // The problems are independent: one slice of the targets per core, results in target order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -144,6 +167,13 @@ pub fn attack(
 }
 
 impl Components {
+    /// The hidden cells linked to hidden cell `c` (sorted) and the equations involving them (as
+    /// indices into [`Structure::equations`]'s order).
+    pub fn of(&self, c: usize) -> (&[usize], &[usize]) {
+        let k = self.of[c].expect("a hidden cell");
+        (&self.members[k], &self.equations[k])
+    }
+
     /// The least (or, with `maximise`, the largest) value of hidden cell `target` over tables
     /// that agree with every published cell, `None` when unbounded; with `whole_numbers`, over
     /// whole-number tables (an integer program where the LP's solution is fractional).
@@ -156,6 +186,21 @@ impl Components {
         maximise: bool,
         whole_numbers: bool,
     ) -> Result<Option<f64>, AttackError> {
+        self.bound_whole(structure, values, hidden, target, maximise, whole_numbers)
+            .map(|(v, _)| v)
+    }
+
+    /// [`Components::bound`], and whether the optimum found is a whole-number table (always with
+    /// `whole_numbers`; unbounded counts as whole: whole numbers cannot bound it either).
+    pub fn bound_whole(
+        &self,
+        structure: &Structure,
+        values: &[i64],
+        hidden: &[bool],
+        target: usize,
+        maximise: bool,
+        whole_numbers: bool,
+    ) -> Result<(Option<f64>, bool), AttackError> {
         let fail = |message: String| AttackError {
             cell: target,
             message,
@@ -203,7 +248,7 @@ impl Components {
             }
             let solution = match model.solve() {
                 Ok(s) => s,
-                Err(ResolutionError::Unbounded) => return Ok(None),
+                Err(ResolutionError::Unbounded) => return Ok((None, true)),
                 Err(e) => return Err(fail(e.to_string())),
             };
             let value = solution.value(at(target).expect("in"));
@@ -211,7 +256,7 @@ impl Components {
                 .iter()
                 .all(|&v| (solution.value(v) - solution.value(v).round()).abs() < 1e-6);
             if whole || integer || !whole_numbers {
-                return Ok(Some(value));
+                return Ok((Some(value), whole || integer));
             }
         }
         unreachable!("the integer pass returns")

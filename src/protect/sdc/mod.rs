@@ -22,11 +22,13 @@ use good_lp::highs as SOLVER;
 use good_lp::microlp as SOLVER;
 
 pub mod attack;
+pub mod optimal;
 pub mod secondary;
 pub mod structure;
 pub mod tables;
 
 pub use attack::{Interval, attack};
+use optimal::Exact;
 pub use secondary::{Levels, Objective, protects};
 pub use structure::{Key, Structure};
 
@@ -71,6 +73,21 @@ pub struct Protected {
     pub intervals: Vec<(usize, Interval)>,
     /// Rounds of secondary suppression it took (1 unless whole numbers narrowed an interval).
     pub rounds: usize,
+    /// How the secondary cells were chosen.
+    pub method: Method,
+}
+
+/// How a pattern's secondary cells were chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The exact minimum ([`optimal`]).
+    Optimal,
+    /// The exact method's last pattern, out of rounds, completed by the heuristic: any pattern
+    /// that protects the primary cells has at least `at_least` secondary cells (or that much
+    /// value hidden, as the objective says).
+    Completed { at_least: i64 },
+    /// The LP heuristic ([`secondary`]), for structures beyond the exact method's limits.
+    Heuristic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,23 +176,65 @@ pub fn protect_cells(
         return Err(SdcError::AlreadyPublished { cell });
     }
     let mut wanted = wanted.to_vec();
-    let mut hidden: Vec<bool> = primary
+    let base: Vec<bool> = primary
         .iter()
         .zip(hidden_before)
         .map(|(&p, &h)| p || h)
         .collect();
+    let mut hidden = base.clone();
+    let mut method = Method::Optimal;
     for round in 1..=MAX_ROUNDS {
-        secondary::suppress(
-            structure,
-            values,
-            published,
-            &mut hidden,
-            &wanted,
-            objective,
-        )?;
-        let targets: Vec<usize> = (0..values.len()).filter(|&c| hidden[c]).collect();
+        // The exact minimum for the levels asked this round, from the primary cells; once
+        // beyond its limits, the heuristic, which adds to the pattern round after round.
+        let mut pattern = base.clone();
+        let mut known = Vec::new();
+        let exact = match method {
+            Method::Optimal => optimal::suppress(
+                structure,
+                values,
+                published,
+                &mut pattern,
+                &wanted,
+                objective,
+            )?,
+            _ => Exact::Beyond,
+        };
+        match exact {
+            Exact::Minimum(found) => {
+                hidden = pattern;
+                known = found;
+                known.sort_unstable_by_key(|k| k.0);
+            }
+            Exact::Bound { at_least, short } => {
+                // Only the cells it leaves short need the heuristic: hiding more cells never
+                // undoes a protection.
+                hidden = pattern;
+                method = Method::Completed { at_least };
+                secondary::suppress(structure, values, published, &mut hidden, &short, objective)?;
+            }
+            Exact::Beyond => {
+                if method == Method::Optimal {
+                    method = Method::Heuristic;
+                }
+                secondary::suppress(
+                    structure,
+                    values,
+                    published,
+                    &mut hidden,
+                    &wanted,
+                    objective,
+                )?;
+            }
+        }
+        // The attacker's audit of every hidden cell (those the exact method audited already are
+        // not audited twice).
+        let targets: Vec<usize> = (0..values.len())
+            .filter(|&c| hidden[c] && known.binary_search_by_key(&c, |k| k.0).is_err())
+            .collect();
         let found = attack(structure, values, &hidden, &targets)?;
-        let intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
+        let mut intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
+        intervals.extend(known);
+        intervals.sort_unstable_by_key(|k| k.0);
         // Whole numbers may narrow what the LP allowed: raise those levels by the shortfall.
         let mut short = Vec::new();
         for &(c, levels) in &wanted {
@@ -199,6 +258,7 @@ pub fn protect_cells(
                 hidden,
                 intervals,
                 rounds: round,
+                method,
             });
         }
         if round == MAX_ROUNDS {

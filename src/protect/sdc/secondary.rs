@@ -70,7 +70,19 @@ pub fn suppress(
 ) -> Result<(), SecondaryError> {
     for &(p, levels) in primary {
         for (direction, need) in [(1.0, levels.up), (-1.0, levels.down)] {
-            if need <= 0 || reaches(structure, values, hidden, p, direction, need) {
+            if need <= 0 {
+                continue;
+            }
+            let components = Components::new(structure, hidden);
+            if reaches(
+                &components,
+                structure,
+                values,
+                hidden,
+                p,
+                direction > 0.0,
+                need,
+            ) {
                 continue;
             }
             let change = cheapest_change(
@@ -92,21 +104,21 @@ pub fn suppress(
     Ok(())
 }
 
-/// Whether the continuous attacker can move `p` by `need` in `direction` in the current pattern:
-/// one LP over `p`'s component.
-fn reaches(
+/// Whether the continuous attacker can move `p` by `need` up (or down) in the pattern `hidden`
+/// (whose `components` these are): one LP over `p`'s component.
+pub(super) fn reaches(
+    components: &Components,
     structure: &Structure,
     values: &[i64],
     hidden: &[bool],
     p: usize,
-    direction: f64,
+    up: bool,
     need: i64,
 ) -> bool {
-    let components = Components::new(structure, hidden);
-    match components.bound(structure, values, hidden, p, direction > 0.0, false) {
-        Ok(Some(v)) if direction > 0.0 => v >= (values[p] + need) as f64 - 1e-6,
+    match components.bound(structure, values, hidden, p, up, false) {
+        Ok(Some(v)) if up => v >= (values[p] + need) as f64 - 1e-6,
         Ok(Some(v)) => v <= (values[p] - need) as f64 + 1e-6,
-        Ok(None) => direction > 0.0,
+        Ok(None) => up,
         Err(_) => false,
     }
 }

@@ -13,6 +13,8 @@ use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
 pub struct ExactTable {
     pub values: Vec<Option<i64>>,
     pub intervals: Vec<Option<Interval>>,
+    /// How the secondary cells were chosen (one method for a release's linked tables).
+    pub method: super::Method,
 }
 
 /// An exact table that an earlier release published from the same data: its specification in
@@ -144,7 +146,10 @@ pub fn protect_tables(
         _ => Objective::Cells,
     };
     let Protected {
-        hidden, intervals, ..
+        hidden,
+        intervals,
+        method,
+        ..
     } = super::protect_cells(
         &structure,
         &values,
@@ -171,6 +176,7 @@ pub fn protect_tables(
                         .map(|i| intervals[i].1)
                 })
                 .collect(),
+            method,
         })
         .collect())
 }

@@ -1,0 +1,352 @@
+//! Secondary suppression at its exact minimum: Fischetti and Salazar's integer program, solved by
+//! cut generation (Fischetti, M. and Salazar González, J.-J. (2000), "Models and algorithms for
+//! optimizing cell suppression in tabular data with linear constraints", JASA 95).
+//!
+//! One 0/1 variable `x_c` per cell that may become a secondary (visible, not published before,
+//! not zero); the primary cells and those hidden before are hidden. Minimise the cells hidden (or
+//! the value, as the policy says) subject to: for every primary cell `p` and direction, the
+//! attacker's linear program over the hidden cells moves `p` by its protection level. That
+//! program, `max ±y_p` subject to `M y = 0` and `-a_c x_c <= y_c <= B x_c` (a hidden cell may fall
+//! to zero or rise by up to `B`, the largest value plus one; a visible one is fixed), reaches the
+//! level `need` exactly when every solution `(g, alpha, beta >= 0)` of its dual,
+//! `M' g + alpha - beta = ±e_p`, has `sum_c (B alpha_c + a_c beta_c) x_c >= need`. Those are the
+//! cuts. The master problem starts with the cuts every equation through a primary cell gives (one
+//! more of its cells must be hidden), and each round solves it, asks the attacker about every
+//! primary cell in the pattern found, and adds the dual's cut for every cell still short (its
+//! coefficients capped at `need`). A pattern that satisfies every cut met so far and protects every
+//! primary cell is the minimum: the cuts are valid for every pattern that protects them.
+//!
+//! Bounding a hidden cell's rise by `B` only makes the modelled attacker stronger than the real
+//! one, whose intervals are unbounded above: a pattern protected here is protected there. Whole
+//! numbers are left to the audit, as for the heuristic ([`super::protect_cells`] raises a level
+//! where they narrow an interval and solves again).
+//!
+//! Each round asks the continuous attacker (LPs, in parallel) about every primary cell; where an
+//! LP's optimum is a whole-number table (always in two-way tables) its interval is the audit's, so
+//! the release's audit does not solve it again.
+//!
+//! Deterministic: no time limit ever decides the result. The method is tried only on structures
+//! of at most [`MAX_CANDIDATES`] candidate cells and [`MAX_PRIMARY`] primary cells, for at most
+//! [`MAX_ROUNDS`] rounds of at most [`NODE_LIMIT`] branch-and-bound nodes each; out of rounds, its
+//! last pattern (a lower bound on any protecting pattern's cost) is completed by
+//! [`super::secondary`]'s heuristic for the cells it leaves short; beyond the limits the heuristic
+//! chooses the whole pattern; the manifest says which happened. The master problem is solved by
+//! microlp in every build, so the pattern does not depend on the build. Among patterns of as many
+//! cells the one hiding less value is preferred (tie-break weights of under one cell in total);
+//! ties left after that are the solver's deterministic choice.
+
+use std::collections::BTreeMap;
+
+use good_lp::{Expression, ProblemVariables, Solution, SolverModel, variable};
+
+use super::SdcError;
+use super::attack::{Components, Interval, continuous};
+use super::secondary::{Levels, Objective, SecondaryError};
+use super::structure::{Equation, Structure};
+
+/// The most cells that may become secondaries for the exact method.
+pub const MAX_CANDIDATES: usize = 20_000;
+/// The most primary cells for the exact method.
+pub const MAX_PRIMARY: usize = 2_000;
+/// The most rounds of cuts before the exact method's last pattern is completed by the heuristic.
+pub const MAX_ROUNDS: usize = 6;
+/// The most branch-and-bound nodes of one master problem before the exact method gives way to
+/// the heuristic (a deterministic limit, unlike a time limit).
+pub const NODE_LIMIT: u64 = 2_000;
+
+/// A dual's weight on cells the pattern leaves visible: small, so that among the attacker's
+/// dual solutions the one with the smallest coefficients on cells not yet hidden (the strongest
+/// cut) is chosen.
+const VISIBLE: f64 = 1e-4;
+
+/// One cut: `sum(coefficient * x[candidate]) >= rhs`.
+#[derive(Debug, Clone)]
+struct Cut {
+    terms: Vec<(usize, f64)>,
+    rhs: f64,
+}
+
+/// Hides the fewest cells (or the least value) besides `hidden`'s (the primary ones and those
+/// hidden before; modified in place) so that every primary cell `(cell, levels)` is protected in
+/// both directions by the continuous attacker; cells `published` before and zeros are never
+/// hidden. Returns the primary cells whose interval in the pattern is already the attacker's with
+/// whole numbers (as [`super::attack()`] would find it), with their intervals, for the audit not
+/// to solve again; the others may still fall short where only whole numbers narrow their
+/// interval. When the rounds run out, `hidden` holds the last round's pattern, which satisfies
+/// every cut met: no pattern that protects every primary cell costs less.
+pub fn suppress(
+    structure: &Structure,
+    values: &[i64],
+    published: &[bool],
+    hidden: &mut [bool],
+    primary: &[(usize, Levels)],
+    objective: Objective,
+) -> Result<Exact, SdcError> {
+    suppress_in(
+        structure, values, published, hidden, primary, objective, MAX_ROUNDS,
+    )
+}
+
+/// [`suppress`] in at most `rounds` rounds of cuts.
+pub(super) fn suppress_in(
+    structure: &Structure,
+    values: &[i64],
+    published: &[bool],
+    hidden: &mut [bool],
+    primary: &[(usize, Levels)],
+    objective: Objective,
+    rounds: usize,
+) -> Result<Exact, SdcError> {
+    let n = structure.cells();
+    let candidate: Vec<bool> = (0..n)
+        .map(|c| !hidden[c] && !published[c] && values[c] != 0)
+        .collect();
+    let candidates = candidate.iter().filter(|&&c| c).count();
+    if candidates > MAX_CANDIDATES || primary.len() > MAX_PRIMARY {
+        return Ok(Exact::Beyond);
+    }
+    let equations: Vec<&Equation> = structure.equations().collect();
+    let big = values.iter().copied().max().unwrap_or(0).max(0) as f64 + 1.0;
+    let mut cuts = Vec::new();
+    // Every equation through a primary cell needs another hidden cell, or it gives the cell away.
+    for &(p, _) in primary {
+        for e in equations.iter().filter(|e| cells(e).any(|(c, _)| c == p)) {
+            if cells(e).any(|(c, _)| c != p && hidden[c]) {
+                continue;
+            }
+            let terms: Vec<(usize, f64)> = cells(e)
+                .filter(|&(c, _)| candidate[c])
+                .map(|(c, _)| (c, 1.0))
+                .collect();
+            if terms.is_empty() {
+                return Ok(Exact::Beyond); // the heuristic names the cell that cannot be protected
+            }
+            cuts.push(Cut { terms, rhs: 1.0 });
+        }
+    }
+    let mut last = None;
+    for _ in 0..rounds {
+        let Some(chosen) = master(values, &cuts, objective)? else {
+            break; // beyond the node limit
+        };
+        let mut pattern = hidden.to_vec();
+        for &c in &chosen {
+            pattern[c] = true;
+        }
+        // The continuous attacker on the primary cells: a cell short of its levels gets the cut
+        // its dual gives.
+        let cells: Vec<usize> = primary.iter().map(|&(p, _)| p).collect();
+        let intervals = continuous(structure, values, &pattern, &cells)?;
+        let components = Components::new(structure, &pattern);
+        let mut found = Vec::new();
+        let mut short_cells = Vec::new();
+        for (&(p, levels), &(interval, _)) in primary.iter().zip(&intervals) {
+            let short = [
+                (
+                    true,
+                    levels.up,
+                    interval.hi.is_some_and(|hi| hi < values[p] + levels.up),
+                ),
+                (false, levels.down, interval.lo > values[p] - levels.down),
+            ];
+            if short.iter().any(|s| s.2) {
+                short_cells.push((p, levels));
+            }
+            for (up, need, _) in short.into_iter().filter(|s| s.2) {
+                found.push(cut(
+                    &equations,
+                    values,
+                    &components,
+                    &pattern,
+                    &candidate,
+                    (p, up, need),
+                    big,
+                )?);
+            }
+        }
+        if found.is_empty() {
+            hidden.copy_from_slice(&pattern);
+            // Where the LP's optimum was a whole-number table, its interval is the audit's.
+            return Ok(Exact::Minimum(
+                cells
+                    .into_iter()
+                    .zip(intervals)
+                    .filter(|(_, (_, whole))| *whole)
+                    .map(|(c, (i, _))| (c, i))
+                    .collect(),
+            ));
+        }
+        cuts.extend(found);
+        last = Some((pattern, chosen, short_cells));
+    }
+    // Out of rounds (or nodes): the last pattern is a bound, for the heuristic to complete.
+    let Some((pattern, chosen, short)) = last else {
+        return Ok(Exact::Beyond);
+    };
+    hidden.copy_from_slice(&pattern);
+    let at_least = match objective {
+        Objective::Cells => chosen.len() as i64,
+        Objective::Value => chosen.iter().map(|&c| values[c]).sum(),
+    };
+    Ok(Exact::Bound { at_least, short })
+}
+
+/// What the exact method found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exact {
+    /// The minimum, with the primary cells whose intervals the audit need not solve again.
+    Minimum(Vec<(usize, Interval)>),
+    /// Out of rounds: the pattern of the last round, short for some primary cell, whose
+    /// secondary cells are a lower bound (their number, or value, as the objective says) on
+    /// those of any pattern that protects every primary cell. `short`: the primary cells that
+    /// pattern leaves short (hiding more cells protects the others still).
+    Bound {
+        at_least: i64,
+        short: Vec<(usize, Levels)>,
+    },
+    /// Beyond the method's limits; nothing chosen.
+    Beyond,
+}
+
+/// An equation's cells with their signs (`total - sum(parts) = 0`).
+fn cells(e: &Equation) -> impl Iterator<Item = (usize, f64)> + '_ {
+    std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&c| (c, -1.0)))
+}
+
+/// The master problem: the cheapest candidates to hide that satisfy every cut so far, `None`
+/// when its branch and bound needs more than [`NODE_LIMIT`] nodes. On microlp in every build (also
+/// with HiGHS for the attacker), so that a pattern never depends on how safestat was built.
+fn master(
+    values: &[i64],
+    cuts: &[Cut],
+    objective: Objective,
+) -> Result<Option<Vec<usize>>, SecondaryError> {
+    use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOptions};
+    // Only the candidates some cut names can be worth hiding.
+    let mut named: BTreeMap<usize, Option<microlp::Variable>> = BTreeMap::new();
+    for cut in cuts {
+        for &(c, _) in &cut.terms {
+            named.insert(c, None);
+        }
+    }
+    let largest = named.keys().map(|&c| values[c]).max().unwrap_or(0).max(1) as f64;
+    let share = 1.0 / (named.len() as f64 + 1.0);
+    let mut problem = Problem::new(OptimizationDirection::Minimize);
+    for (&c, x) in named.iter_mut() {
+        // The tie-breaks of all cells together weigh less than one cell (or one unit of value).
+        let w = match objective {
+            Objective::Cells => 1.0 + share * values[c] as f64 / largest,
+            Objective::Value => values[c] as f64 + share,
+        };
+        *x = Some(problem.add_binary_var(w));
+    }
+    for cut in cuts {
+        let mut lhs = LinearExpr::empty();
+        for &(c, k) in &cut.terms {
+            lhs.add(named[&c].expect("added"), k);
+        }
+        problem.add_constraint(lhs, ComparisonOp::Ge, cut.rhs);
+    }
+    let mut options = SolveOptions::default();
+    options.node_limit = Some(NODE_LIMIT);
+    let outcome = problem.solve_with(options).map_err(|e| SecondaryError {
+        cell: cuts.first().map_or(0, |c| c.terms[0].0),
+        message: format!("the integer program for the fewest secondary cells failed: {e}"),
+    })?;
+    if !outcome.is_optimal() {
+        return Ok(None);
+    }
+    let Some(solution) = outcome.solution() else {
+        return Ok(None);
+    };
+    Ok(Some(
+        named
+            .iter()
+            .filter(|(_, x)| solution.var_value(x.expect("added")) > 0.5)
+            .map(|(&c, _)| c)
+            .collect(),
+    ))
+}
+
+/// The cut that primary cell `p`, short of `need` in direction `up` in `pattern`, asks for: from
+/// the attacker's dual over `p`'s component (see the module's documentation).
+fn cut(
+    equations: &[&Equation],
+    values: &[i64],
+    components: &Components,
+    pattern: &[bool],
+    candidate: &[bool],
+    (p, up, need): (usize, bool, i64),
+    big: f64,
+) -> Result<Cut, SecondaryError> {
+    let (members, involved) = components.of(p);
+    let mut vars = ProblemVariables::new();
+    // Per cell that can move (hidden, or a candidate), the dual's column: sum of g over its
+    // equations with their signs.
+    let mut column: BTreeMap<usize, Expression> = BTreeMap::new();
+    for &k in involved {
+        let g = vars.add(variable());
+        for (c, sign) in cells(equations[k]) {
+            if pattern[c] || candidate[c] {
+                *column.entry(c).or_default() += sign * g;
+            }
+        }
+    }
+    let mut cost = Expression::from(0.0);
+    let mut bounds = Vec::with_capacity(column.len());
+    for &c in column.keys() {
+        let (a, b) = (vars.add(variable().min(0.0)), vars.add(variable().min(0.0)));
+        let w = if pattern[c] { 1.0 } else { VISIBLE };
+        cost += w * (big * a + values[c] as f64 * b);
+        bounds.push((c, a, b));
+    }
+    let mut model = vars.minimise(cost).using(good_lp::microlp);
+    for ((&c, g), &(_, a, b)) in column.iter().zip(&bounds) {
+        let rhs = match (c == p, up) {
+            (false, _) => 0.0,
+            (true, true) => 1.0,
+            (true, false) => -1.0,
+        };
+        model = model.with((g.clone() + a - b).eq(rhs));
+    }
+    let solution = model.solve().map_err(|e| SecondaryError {
+        cell: p,
+        message: format!("the attacker's dual could not be solved: {e}"),
+    })?;
+    let need = need as f64;
+    let mut terms = Vec::new();
+    let (mut rhs, mut at_pattern) = (need, 0.0);
+    for (c, a, b) in bounds {
+        let k = (big * solution.value(a) + values[c] as f64 * solution.value(b)).min(need);
+        if k < 1e-9 {
+            continue;
+        }
+        if pattern[c] {
+            at_pattern += k;
+        }
+        if candidate[c] {
+            terms.push((c, k));
+        } else {
+            rhs -= k; // hidden in every pattern
+        }
+    }
+    if at_pattern < need - 1e-6 && rhs > 1e-9 {
+        return Ok(Cut { terms, rhs });
+    }
+    // The dual's numbers did not separate the pattern: the combinatorial cut, that some cell of
+    // the component must change (a visible one of its equations hidden, or a hidden one shown).
+    let mut terms: Vec<(usize, f64)> = Vec::new();
+    let mut rhs = 1.0;
+    for &k in involved {
+        for (c, _) in cells(equations[k]) {
+            if candidate[c] && !pattern[c] && !terms.iter().any(|t| t.0 == c) {
+                terms.push((c, 1.0));
+            }
+        }
+    }
+    for &c in members.iter().filter(|&&c| candidate[c]) {
+        terms.push((c, -1.0));
+        rhs -= 1.0;
+    }
+    Ok(Cut { terms, rhs })
+}
