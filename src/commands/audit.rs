@@ -418,6 +418,7 @@ fn exact_tables(
     {
         let file = format!("{}.csv", t.name);
         let table = output::ExactPublished {
+            total: &t.total_label,
             dimensions: t.dimensions.iter().map(String::as_str).collect(),
             categories: cats.iter().map(Vec::as_slice).collect(),
             margins: t.margins,

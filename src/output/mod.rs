@@ -13,7 +13,7 @@ mod tables;
 pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
 pub use manifest::*;
 pub use tables::{
-    Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL, cell_labels, moe_column,
+    Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, cell_labels, moe_column,
     read_exact,
 };
 

@@ -195,18 +195,17 @@ pub struct ExactPublished<'a> {
     pub categories: Vec<&'a [String]>,
     /// Whether the grid has each dimension's total after its categories.
     pub margins: bool,
+    /// The label of a margin's dimension (`total` unless the policy names another).
+    pub total: &'a str,
     pub values: &'a [Option<i64>],
 }
-
-/// The label of a margin's dimension in an exact table's rows.
-pub const TOTAL: &str = "total";
 
 /// Every row of an exact table says what it is, so that the file alone is never taken for a
 /// differentially private table.
 pub const EXACT_PROTECTION: &str = "exact values, cell suppression (not differentially private)";
 
 impl<'a> ExactPublished<'a> {
-    /// The labels of grid point `i`: a category, or [`TOTAL`].
+    /// The labels of grid point `i`: a category, or the total's label.
     pub fn labels(&self, i: usize) -> Vec<&'a str> {
         let mut labels = vec![""; self.categories.len()];
         let mut rest = i;
@@ -214,7 +213,11 @@ impl<'a> ExactPublished<'a> {
             let n = cats.len() + usize::from(self.margins);
             let c = rest % n;
             let cats: &'a [String] = cats;
-            labels[k] = if c == cats.len() { TOTAL } else { &cats[c] };
+            labels[k] = if c == cats.len() {
+                self.total
+            } else {
+                &cats[c]
+            };
             rest /= n;
         }
         labels
@@ -293,6 +296,7 @@ pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String
         dimensions: t.dimensions.iter().map(String::as_str).collect(),
         categories: categories.iter().map(Vec::as_slice).collect(),
         margins: t.margins,
+        total: &t.total_label,
         values: &[],
     };
     let points: usize = categories

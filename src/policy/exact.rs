@@ -13,8 +13,8 @@ use super::plan::{Dimension, InputKind, InputSpec};
 use super::validate::Problems;
 
 /// The most cells (with margins) an exact table may have: secondary suppression and the
-/// attacker's audit solve LPs over all of them (a 250 x 20 table, 5,271 cells, takes about 9 s;
-/// BENCHMARKS.md), so a larger table is refused rather than left running for hours.
+/// attacker's audit solve LPs over all of them (a 250 x 20 table, 5,271 cells, takes about 3 s;
+/// a three-way 40 x 12 x 4, 2,665 cells, minutes; BENCHMARKS.md), so a larger table is refused rather than left running for hours.
 pub const MAX_EXACT_CELLS: usize = 20_000;
 
 /// What secondary suppression minimises.
@@ -42,6 +42,17 @@ pub struct ExactTableSpec {
     pub zeros_primary: bool,
     pub interval_percent: f64,
     pub secondary: SecondaryObjective,
+    /// The label of a margin's dimension in the published rows (`seoul,total`). Part of the
+    /// plan's identity only when it is not the default, so that earlier plans keep their hash.
+    #[serde(skip_serializing_if = "is_default_total")]
+    pub total_label: String,
+}
+
+/// The label of a margin's dimension unless the policy names another.
+pub const DEFAULT_TOTAL: &str = "total";
+
+fn is_default_total(label: &String) -> bool {
+    label == DEFAULT_TOTAL
 }
 
 impl ExactTableSpec {
@@ -100,6 +111,7 @@ pub(super) fn exact_table(
         primary,
         interval_percent,
         secondary,
+        total_label,
     } = section;
     let not_here = |present: bool| present;
     for (field, present) in [
@@ -251,6 +263,31 @@ pub(super) fn exact_table(
             SecondaryObjective::Cells
         }
     };
+    let total_label = total_label.map_or_else(|| DEFAULT_TOTAL.to_string(), nfc);
+    if total_label.trim().is_empty() || total_label.trim() != total_label {
+        fail(
+            "total_label",
+            format!(
+                "`{total_label}` cannot label a margin: give a word such as `total` or `계`, without surrounding spaces"
+            ),
+        );
+    } else if let Some(d) = dims
+        .iter()
+        .find(|&&d| dimensions[d].categories.contains(&total_label))
+    {
+        fail(
+            "total_label",
+            format!(
+                "`{total_label}` is a category of `{}`: a margin's rows could not be told from that category's; choose another label",
+                dimensions[*d].name
+            ),
+        );
+    } else if !margins.unwrap_or(true) && total_label != DEFAULT_TOTAL {
+        fail(
+            "total_label",
+            "labels the margins, and this table publishes none (`margins = false`)".to_string(),
+        );
+    }
     match (ok, input_index) {
         (true, Some(input)) => Some(ExactTableSpec {
             name,
@@ -261,6 +298,7 @@ pub(super) fn exact_table(
             zeros_primary,
             interval_percent,
             secondary,
+            total_label,
         }),
         _ => None,
     }

@@ -194,6 +194,8 @@ pub struct TableSection {
     pub interval_percent: Option<f64>,
     /// Exact tables: what secondary suppression minimises, `cells` (default) or `value`.
     pub secondary: Option<String>,
+    /// Exact tables: the label of a margin's dimension in the published rows (default `total`).
+    pub total_label: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

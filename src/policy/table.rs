@@ -147,8 +147,10 @@ fn table(
         primary,
         interval_percent,
         secondary,
+        total_label,
     } = section;
     for (field, present) in [
+        ("total_label", total_label.is_some()),
         ("margins", margins.is_some()),
         ("primary", primary.is_some()),
         ("interval_percent", interval_percent.is_some()),

@@ -142,7 +142,11 @@ fn exact_section(v: &View, t: &ExactTable) -> String {
     for r in 0..rows {
         s.push_str("<tr>");
         for (k, c) in t.row_labels(r).iter().enumerate() {
-            let _ = write!(s, "<th>{}</th>", esc(&v.grid_label(&dims[k], c)));
+            let _ = write!(
+                s,
+                "<th>{}</th>",
+                esc(&v.grid_label(&dims[k], c, &t.entry.total_label))
+            );
         }
         for c in 0..cols {
             match t.values[r * cols + c] {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::output::{ExactTableEntry, Manifest, TOTAL, TableEntry};
+use crate::output::{ExactTableEntry, Manifest, TableEntry};
 use crate::policy::Presentation;
 
 mod html;
@@ -200,7 +200,9 @@ impl ExactTable<'_> {
 
     pub fn column_label(&self, c: usize) -> &str {
         match self.categories.last() {
-            Some(cats) if self.categories.len() > 1 => cats.get(c).map_or(TOTAL, String::as_str),
+            Some(cats) if self.categories.len() > 1 => cats
+                .get(c)
+                .map_or(self.entry.total_label.as_str(), String::as_str),
             _ => "",
         }
     }
@@ -210,6 +212,7 @@ impl ExactTable<'_> {
             dimensions: Vec::new(),
             categories: self.categories.iter().map(Vec::as_slice).collect(),
             margins: self.entry.margins,
+            total: &self.entry.total_label,
             values: &[],
         }
         .labels(i)
@@ -422,9 +425,10 @@ impl<'a> View<'a> {
         self.p.category(dim, c).to_string()
     }
 
-    /// A label of an exact table's grid: a category's label, or 계 / Total for a margin.
-    pub fn grid_label(&self, dim: &str, c: &str) -> String {
-        if c == TOTAL {
+    /// A label of an exact table's grid: a category's label, or 계 / Total for a margin (whose
+    /// label in the table's rows is `total`).
+    pub fn grid_label(&self, dim: &str, c: &str, total: &str) -> String {
+        if c == total {
             self.w.total.to_string()
         } else {
             self.category(dim, c)
@@ -441,7 +445,11 @@ impl<'a> View<'a> {
                 .unwrap_or(self.w.total)
                 .to_string()
         } else {
-            self.grid_label(&dims[dims.len() - 1], t.column_label(c))
+            self.grid_label(
+                &dims[dims.len() - 1],
+                t.column_label(c),
+                &t.entry.total_label,
+            )
         }
     }
 

@@ -319,7 +319,12 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
     for r in 0..rows {
         let at = top + 1 + r as u32;
         for (k, c) in t.row_labels(r).iter().enumerate() {
-            ws.write_string_with_format(at, k as u16, v.grid_label(&dims[k], c), &label)?;
+            ws.write_string_with_format(
+                at,
+                k as u16,
+                v.grid_label(&dims[k], c, &t.entry.total_label),
+                &label,
+            )?;
         }
         for c in 0..cols {
             let col = (row_dims + c) as u16;

@@ -367,6 +367,27 @@ fn exact_table_fields_are_validated() {
             ),
             "did you mean `suppression`",
         ),
+        (
+            (
+                "interval_percent = 20",
+                "interval_percent = 20\ntotal_label = \"r2\"",
+            ),
+            "field `total_label`: `r2` is a category of `region`",
+        ),
+        (
+            (
+                "interval_percent = 20",
+                "interval_percent = 20\ntotal_label = \" \"",
+            ),
+            "field `total_label`: ` ` cannot label a margin",
+        ),
+        (
+            (
+                "interval_percent = 20",
+                "interval_percent = 20\ntotal_label = \"all\"\nmargins = false",
+            ),
+            "field `total_label`: labels the margins, and this table publishes none",
+        ),
     ] {
         assert_eq!(REGION_GENDER.matches(edit.0).count(), 1, "{}", edit.0);
         s.write(
@@ -526,4 +547,47 @@ fn a_table_without_margins_hides_only_its_small_cells() {
     let section = &html[html.find("id=\"by_region_gender\"").unwrap()..];
     let section = &section[..section.find("</section>").unwrap()];
     assert_eq!(section.matches("data-value=").count(), 8);
+}
+
+/// The margins' label is the policy's (`total_label`): the rows, the manifest, the audit and the
+/// report all use it; a DP table refuses the field.
+#[test]
+fn the_margins_label_is_configurable() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let table = REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\ntotal_label = \"계\"",
+    );
+    s.write("policy.toml", &policy(&table));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    let labelled = |r: &str, g: &str| {
+        rows.iter()
+            .filter(|x| x["region"] == r && x["gender"] == g)
+            .count()
+    };
+    assert_eq!(labelled("계", "계"), 1);
+    assert_eq!(labelled("r4", "계"), 1);
+    assert!(
+        rows.iter()
+            .all(|x| x["region"] != "total" && x["gender"] != "total")
+    );
+    let grand = rows
+        .iter()
+        .find(|x| x["region"] == "계" && x["gender"] == "계")
+        .unwrap();
+    assert_eq!(grand["value"], count("total", "total").to_string());
+    assert_eq!(
+        manifest(&s.path(DIR))["exact_tables"][0]["total_label"],
+        "계"
+    );
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["report", DIR]).expect_code(0);
+    // A DP table has no margins rows to label.
+    let dp = "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = { rho = 0.1 }\ntotal_label = \"all\"\n";
+    s.write("policy.toml", &policy(dp));
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["table `d`, field `total_label`: does not apply here: only exact tables"]);
 }

@@ -10,9 +10,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
-use crate::output::{
-    self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule, TOTAL,
-};
+use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule};
 use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
 use crate::protect::sdc::Method;
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
@@ -126,6 +124,7 @@ pub fn linked(
                 zeros_primary: entry.primary_rule.zeros_suppressed,
                 interval_percent: entry.interval_percent,
                 secondary: SecondaryObjective::Cells,
+                total_label: entry.total_label.clone(),
             };
             found.push((link, spec, values));
         }
@@ -169,6 +168,7 @@ pub fn publish(
             dimensions: plan.dimension_names(&t.dims),
             categories: plan.dimension_categories(&t.dims),
             margins: t.margins,
+            total: &t.total_label,
             values: &table.values,
         };
         let mut names = vec![format!("{}.csv", t.name)];
@@ -219,7 +219,7 @@ pub fn publish(
                 t.margins_phrase(),
                 t.min_frequency
             ),
-            total_label: TOTAL.into(),
+            total_label: t.total_label.clone(),
             primary_rule: PrimaryRule {
                 min_frequency: t.min_frequency,
                 zeros_suppressed: t.zeros_primary,
