@@ -347,7 +347,24 @@ fn exact_tables(
             .and_then(|bytes| output::read_exact(&bytes, t));
         match read {
             Ok((cats, values)) => {
-                let sizes: Vec<usize> = cats.iter().map(Vec::len).collect();
+                let layouts = cats
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| {
+                        let groups = t.groups.get(k).map_or(&[][..], Vec::as_slice);
+                        sdc::tables::layout(c, groups)
+                    })
+                    .collect::<Option<Vec<_>>>();
+                let Some(layouts) = layouts else {
+                    out.push((
+                        Some("manifest.json".into()),
+                        format!(
+                            "exact table `{}`: a group names a category its file does not have",
+                            t.name
+                        ),
+                    ));
+                    return out;
+                };
                 categories.push(cats);
                 let dims = t
                     .dimensions
@@ -360,7 +377,7 @@ fn exact_tables(
                         })
                     })
                     .collect();
-                shapes.push((dims, sizes, t.margins));
+                shapes.push((dims, layouts, t.margins));
                 published.push(values);
             }
             Err(why) => {
@@ -419,6 +436,7 @@ fn exact_tables(
         let file = format!("{}.csv", t.name);
         let table = output::ExactPublished {
             total: &t.total_label,
+            groups: t.group_names(),
             dimensions: t.dimensions.iter().map(String::as_str).collect(),
             categories: cats.iter().map(Vec::as_slice).collect(),
             margins: t.margins,

@@ -179,6 +179,10 @@ pub struct ExactTableEntry {
     /// In words, that it is not differentially private and what protects it.
     pub guarantee: String,
     pub total_label: String,
+    /// Per dimension, its groups of categories, whose subtotals are published after its
+    /// categories (absent: none).
+    #[serde(default, skip_serializing_if = "crate::policy::no_groups")]
+    pub groups: Vec<Vec<crate::policy::Group>>,
     pub primary_rule: PrimaryRule,
     /// The attacker's interval of a primary cell must reach this percent of its value above and
     /// below it (at least 1).
@@ -194,6 +198,19 @@ pub struct ExactTableEntry {
 
 fn yes() -> bool {
     true
+}
+
+impl ExactTableEntry {
+    /// Per dimension, its groups' names (empty where it has none).
+    pub fn group_names(&self) -> Vec<Vec<&str>> {
+        (0..self.dimensions.len())
+            .map(|k| {
+                self.groups
+                    .get(k)
+                    .map_or(Vec::new(), |g| g.iter().map(|g| g.name.as_str()).collect())
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

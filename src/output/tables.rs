@@ -197,6 +197,8 @@ pub struct ExactPublished<'a> {
     pub margins: bool,
     /// The label of a margin's dimension (`total` unless the policy names another).
     pub total: &'a str,
+    /// Per dimension, its groups' names (their subtotals follow its categories).
+    pub groups: Vec<Vec<&'a str>>,
     pub values: &'a [Option<i64>],
 }
 
@@ -205,19 +207,34 @@ pub struct ExactPublished<'a> {
 pub const EXACT_PROTECTION: &str = "exact values, cell suppression (not differentially private)";
 
 impl<'a> ExactPublished<'a> {
-    /// The labels of grid point `i`: a category, or the total's label.
+    /// Grid positions of dimension `k`: its categories, then (with margins) its groups and total.
+    pub fn positions(&self, k: usize) -> usize {
+        self.categories[k].len()
+            + if self.margins {
+                self.groups.get(k).map_or(0, Vec::len) + 1
+            } else {
+                0
+            }
+    }
+
+    /// The label of position `c` of dimension `k`: a category, a group, or the total's label.
+    pub fn label(&self, k: usize, c: usize) -> &'a str {
+        let cats: &'a [String] = self.categories[k];
+        let groups = self.groups.get(k).map_or(&[][..], Vec::as_slice);
+        match c.checked_sub(cats.len()) {
+            None => &cats[c],
+            Some(g) if g < groups.len() => groups[g],
+            Some(_) => self.total,
+        }
+    }
+
+    /// The labels of grid point `i`: a category, a group, or the total's label.
     pub fn labels(&self, i: usize) -> Vec<&'a str> {
         let mut labels = vec![""; self.categories.len()];
         let mut rest = i;
-        for (k, cats) in self.categories.iter().enumerate().rev() {
-            let n = cats.len() + usize::from(self.margins);
-            let c = rest % n;
-            let cats: &'a [String] = cats;
-            labels[k] = if c == cats.len() {
-                self.total
-            } else {
-                &cats[c]
-            };
+        for k in (0..self.categories.len()).rev() {
+            let n = self.positions(k);
+            labels[k] = self.label(k, rest % n);
             rest /= n;
         }
         labels
@@ -265,12 +282,14 @@ pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String
         return Err(format!("its header is not `{}`", want.join(",")));
     }
     let mut categories: Vec<Vec<String>> = vec![Vec::new(); dims];
+    let groups = t.group_names();
     let mut rows = Vec::new();
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| e.to_string())?;
         for (k, cats) in categories.iter_mut().enumerate() {
             let c = &record[k];
-            if c != t.total_label && !cats.iter().any(|x| x == c) {
+            let margin = c == t.total_label || groups.get(k).is_some_and(|g| g.contains(&c));
+            if !margin && !cats.iter().any(|x| x == c) {
                 cats.push(c.to_string());
             }
         }
@@ -297,15 +316,13 @@ pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String
         categories: categories.iter().map(Vec::as_slice).collect(),
         margins: t.margins,
         total: &t.total_label,
+        groups,
         values: &[],
     };
-    let points: usize = categories
-        .iter()
-        .map(|c| c.len() + usize::from(t.margins))
-        .product();
+    let points: usize = (0..dims).map(|k| view.positions(k)).product();
     if rows.len() != points || points != t.cells {
         return Err(format!(
-            "it has {} rows; its categories and totals make {points} and the manifest says {}",
+            "it has {} rows; its categories, groups and totals make {points} and the manifest says {}",
             rows.len(),
             t.cells
         ));

@@ -46,6 +46,22 @@ pub struct ExactTableSpec {
     /// plan's identity only when it is not the default, so that earlier plans keep their hash.
     #[serde(skip_serializing_if = "is_default_total")]
     pub total_label: String,
+    /// Per dimension (in `by` order), its groups of categories, whose subtotals are published
+    /// after its categories and before its total. In the identity only when there are any.
+    #[serde(skip_serializing_if = "no_groups")]
+    pub groups: Vec<Vec<Group>>,
+}
+
+/// A group of a dimension's categories, published as a subtotal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    pub categories: Vec<String>,
+}
+
+/// Whether no dimension has groups.
+pub fn no_groups(groups: &[Vec<Group>]) -> bool {
+    groups.iter().all(Vec::is_empty)
 }
 
 /// The label of a margin's dimension unless the policy names another.
@@ -56,12 +72,25 @@ fn is_default_total(label: &String) -> bool {
 }
 
 impl ExactTableSpec {
-    /// `with every margin` or `without margins`, as the summaries say it.
-    pub fn margins_phrase(&self) -> &'static str {
-        if self.margins {
-            "with every margin"
+    /// `with every margin` (and its groups' subtotals) or `without margins`, as the summaries
+    /// say it.
+    pub fn margins_phrase(&self) -> String {
+        if !self.margins {
+            return "without margins".into();
+        }
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .flatten()
+            .map(|g| format!("`{}`", g.name))
+            .collect();
+        if groups.is_empty() {
+            "with every margin".into()
         } else {
-            "without margins"
+            format!(
+                "with every margin and the subtotals of {}",
+                groups.join(", ")
+            )
         }
     }
 }
@@ -112,6 +141,7 @@ pub(super) fn exact_table(
         interval_percent,
         secondary,
         total_label,
+        groups,
     } = section;
     let not_here = |present: bool| present;
     for (field, present) in [
@@ -288,6 +318,82 @@ pub(super) fn exact_table(
             "labels the margins, and this table publishes none (`margins = false`)".to_string(),
         );
     }
+    let mut grouped: Vec<Vec<Group>> = vec![Vec::new(); dims.len()];
+    for (k, g) in groups.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("groups[{k}]");
+        let name = nfc(g.name);
+        let Some(j) = dims
+            .iter()
+            .position(|&d| dimensions[d].name == nfc(g.dimension.clone()))
+        else {
+            fail(
+                &at,
+                format!(
+                    "`{}` is not one of this table's dimensions (`by`)",
+                    g.dimension
+                ),
+            );
+            continue;
+        };
+        let dim = &dimensions[dims[j]];
+        let members: Vec<String> = g.categories.into_iter().map(nfc).collect();
+        if name.trim().is_empty() || name.trim() != name {
+            fail(
+                &at,
+                format!("`{name}` cannot name a group: give a word, without surrounding spaces"),
+            );
+        } else if name == total_label || dim.categories.contains(&name) {
+            fail(
+                &at,
+                format!(
+                    "`{name}` is already a category or the total's label of `{}`: its rows could not be told apart",
+                    dim.name
+                ),
+            );
+        } else if grouped[j].iter().any(|x| x.name == name) {
+            fail(&at, format!("`{}` has two groups named `{name}`", dim.name));
+        }
+        if members.is_empty() {
+            fail(&at, format!("group `{name}` has no categories"));
+        }
+        for (i, m) in members.iter().enumerate() {
+            if !dim.categories.contains(m) {
+                fail(
+                    &at,
+                    format!(
+                        "`{m}` is not a category of `{}`{}",
+                        dim.name,
+                        did_you_mean(m, dim.categories.iter().map(String::as_str))
+                    ),
+                );
+            } else if members[..i].contains(m) {
+                fail(&at, format!("group `{name}` lists `{m}` twice"));
+            }
+        }
+        grouped[j].push(Group {
+            name,
+            categories: members,
+        });
+    }
+    let with_groups = dims.iter().zip(&grouped).try_fold(1usize, |n, (&d, g)| {
+        n.checked_mul(dimensions[d].categories.len() + g.len() + 1)
+    });
+    if !no_groups(&grouped) && with_groups.is_none_or(|n| n > MAX_EXACT_CELLS) {
+        fail(
+            "groups",
+            format!(
+                "with its margins and subtotals the table would have {} cells, more than the {MAX_EXACT_CELLS} an exact table may have",
+                with_groups.map_or("too many".to_string(), |n| n.to_string())
+            ),
+        );
+    }
+    if !no_groups(&grouped) && !margins.unwrap_or(true) {
+        fail(
+            "groups",
+            "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
+                .to_string(),
+        );
+    }
     match (ok, input_index) {
         (true, Some(input)) => Some(ExactTableSpec {
             name,
@@ -299,6 +405,7 @@ pub(super) fn exact_table(
             interval_percent,
             secondary,
             total_label,
+            groups: grouped,
         }),
         _ => None,
     }

@@ -196,6 +196,17 @@ pub struct TableSection {
     pub secondary: Option<String>,
     /// Exact tables: the label of a margin's dimension in the published rows (default `total`).
     pub total_label: Option<String>,
+    /// Exact tables: groups of a dimension's categories whose subtotals are published too.
+    pub groups: Option<Vec<GroupSection>>,
+}
+
+/// `{ dimension = "region", name = "capital", categories = ["seoul", "incheon"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub dimension: String,
+    pub name: String,
+    pub categories: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

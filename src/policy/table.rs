@@ -148,9 +148,11 @@ fn table(
         interval_percent,
         secondary,
         total_label,
+        groups,
     } = section;
     for (field, present) in [
         ("total_label", total_label.is_some()),
+        ("groups", groups.is_some()),
         ("margins", margins.is_some()),
         ("primary", primary.is_some()),
         ("interval_percent", interval_percent.is_some()),

@@ -178,12 +178,13 @@ pub struct ExactTable<'a> {
 }
 
 impl ExactTable<'_> {
-    /// Grid points per row of the cross-table: the last dimension's categories and its total
-    /// (with margins).
+    /// Grid points per row of the cross-table: the last dimension's categories, then (with
+    /// margins) its groups and total.
     pub fn columns(&self) -> usize {
-        self.categories
-            .last()
-            .map_or(1, |c| c.len() + usize::from(self.entry.margins))
+        match self.categories.len() {
+            0 => 1,
+            k => self.view().positions(k - 1),
+        }
     }
 
     /// The labels of the row dimensions (all but the last; the only one of a one-dimensional
@@ -199,23 +200,25 @@ impl ExactTable<'_> {
     }
 
     pub fn column_label(&self, c: usize) -> &str {
-        match self.categories.last() {
-            Some(cats) if self.categories.len() > 1 => cats
-                .get(c)
-                .map_or(self.entry.total_label.as_str(), String::as_str),
+        match self.categories.len() {
+            k if k > 1 => self.view().label(k - 1, c),
             _ => "",
         }
     }
 
     fn labels(&self, i: usize) -> Vec<&str> {
+        self.view().labels(i)
+    }
+
+    fn view(&self) -> crate::output::ExactPublished<'_> {
         crate::output::ExactPublished {
             dimensions: Vec::new(),
             categories: self.categories.iter().map(Vec::as_slice).collect(),
             margins: self.entry.margins,
             total: &self.entry.total_label,
+            groups: self.entry.group_names(),
             values: &[],
         }
-        .labels(i)
     }
 
     /// Rows and columns of the cross-table (a one-dimensional table is one column).

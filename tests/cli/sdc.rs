@@ -591,3 +591,106 @@ fn the_margins_label_is_configurable() {
         .expect_code(2)
         .stderr_has(&["table `d`, field `total_label`: does not apply here: only exact tables"]);
 }
+
+/// A dimension's groups publish their subtotals (after its categories, before its total), are
+/// protected like every margin, and are read back by `audit` and `report` from the manifest.
+#[test]
+fn groups_publish_protected_subtotals() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let table = REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\ngroups = [{ dimension = \"region\", name = \"north\", categories = [\"r1\", \"r3\"] }]",
+    );
+    s.write("policy.toml", &policy(&table));
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["with every margin and the subtotals of `north`"]);
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    // 4 regions, north, total x 2 genders, total.
+    assert_eq!(rows.len(), 6 * 3);
+    let order: Vec<&str> = rows
+        .iter()
+        .step_by(3)
+        .map(|r| r["region"].as_str())
+        .collect();
+    assert_eq!(order, ["r1", "r2", "r3", "r4", "north", "total"]);
+    let cell = |r: &str, g: &str| {
+        rows.iter()
+            .find(|x| x["region"] == r && x["gender"] == g)
+            .unwrap()
+    };
+    // north = r1 + r3: 2 + 22 women, 30 + 3 men. Each is either published exactly or hidden.
+    for (g, want) in [("f", 24), ("m", 33), ("total", 57)] {
+        let row = cell("north", g);
+        if row["status"] == "published" {
+            assert_eq!(row["value"], want.to_string(), "north, {g}");
+        }
+    }
+    // r1,f (2) and r3,m (3) are hidden; north's columns cannot give them back: with r1,f
+    // hidden, north,f or r3,f is hidden too (north,f - r3,f = r1,f).
+    assert_eq!(cell("r1", "f")["status"], "suppressed");
+    assert!(
+        cell("north", "f")["status"] == "suppressed" || cell("r3", "f")["status"] == "suppressed"
+    );
+    assert!(
+        cell("north", "m")["status"] == "suppressed" || cell("r1", "m")["status"] == "suppressed"
+    );
+    let m = manifest(&s.path(DIR));
+    assert_eq!(m["exact_tables"][0]["groups"][0][0]["name"], "north");
+    assert_eq!(m["exact_tables"][0]["cells"], 18);
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["report", DIR]).expect_code(0);
+    // The audit notices a subtotal that gives a hidden cell away: publish the hidden one of
+    // north,f and r3,f, and north,f - r3,f pins r1,f at 2.
+    let path = s.path(&format!("{DIR}/by_region_gender.csv"));
+    let text = fs::read_to_string(&path).unwrap();
+    let (from, to) = if cell("north", "f")["status"] == "suppressed" {
+        ("north,f,,suppressed", "north,f,24,published")
+    } else {
+        ("r3,f,,suppressed", "r3,f,22,published")
+    };
+    let edited = text.replace(from, to);
+    assert_ne!(edited, text);
+    fs::write(&path, edited).unwrap();
+    s.run(&["audit", DIR])
+        .expect_code(4)
+        .stdout_has(&["suppressed cell (r1, f) is disclosed: the published cells fix it at 2"]);
+    // Validation.
+    for (groups, problem) in [
+        (
+            r#"[{ dimension = "region", name = "north", categories = ["r1", "r9"] }]"#,
+            "`r9` is not a category of `region`",
+        ),
+        (
+            r#"[{ dimension = "region", name = "r2", categories = ["r1"] }]"#,
+            "`r2` is already a category or the total's label of `region`",
+        ),
+        (
+            r#"[{ dimension = "age", name = "x", categories = ["young"] }]"#,
+            "`age` is not one of this table's dimensions",
+        ),
+        (
+            r#"[{ dimension = "region", name = "x", categories = [] }]"#,
+            "group `x` has no categories",
+        ),
+    ] {
+        let t = REGION_GENDER.replace(
+            "interval_percent = 20",
+            &format!("interval_percent = 20\ngroups = {groups}"),
+        );
+        s.write("policy.toml", &policy(&t));
+        s.run(&["check", "policy.toml"])
+            .expect_code(2)
+            .stderr_has(&[problem]);
+    }
+    let t = REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\nmargins = false\ngroups = [{ dimension = \"region\", name = \"n\", categories = [\"r1\"] }]",
+    );
+    s.write("policy.toml", &policy(&t));
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["field `groups`: a group's subtotal is a margin"]);
+}

@@ -125,6 +125,11 @@ pub fn linked(
                 interval_percent: entry.interval_percent,
                 secondary: SecondaryObjective::Cells,
                 total_label: entry.total_label.clone(),
+                groups: if entry.groups.is_empty() {
+                    vec![Vec::new(); entry.dimensions.len()]
+                } else {
+                    entry.groups.clone()
+                },
             };
             found.push((link, spec, values));
         }
@@ -169,6 +174,11 @@ pub fn publish(
             categories: plan.dimension_categories(&t.dims),
             margins: t.margins,
             total: &t.total_label,
+            groups: t
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|g| g.name.as_str()).collect())
+                .collect(),
             values: &table.values,
         };
         let mut names = vec![format!("{}.csv", t.name)];
@@ -220,6 +230,11 @@ pub fn publish(
                 t.min_frequency
             ),
             total_label: t.total_label.clone(),
+            groups: if crate::policy::no_groups(&t.groups) {
+                Vec::new()
+            } else {
+                t.groups.clone()
+            },
             primary_rule: PrimaryRule {
                 min_frequency: t.min_frequency,
                 zeros_suppressed: t.zeros_primary,

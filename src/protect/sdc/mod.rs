@@ -30,7 +30,7 @@ pub mod tables;
 pub use attack::{Interval, attack};
 use optimal::Exact;
 pub use secondary::{Levels, Objective, protects};
-pub use structure::{Key, Structure};
+pub use structure::{Key, Layout, Structure};
 
 /// The primary rule and the protection asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]

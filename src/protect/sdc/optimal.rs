@@ -48,8 +48,12 @@ use super::structure::{Equation, Structure};
 pub const MAX_CANDIDATES: usize = 20_000;
 /// The most primary cells for the exact method.
 pub const MAX_PRIMARY: usize = 2_000;
-/// The most rounds of cuts before the exact method's last pattern is completed by the heuristic.
-pub const MAX_ROUNDS: usize = 6;
+/// The most master problems (rounds of cuts) before the exact method's last pattern is completed
+/// by the heuristic.
+pub const MAX_ROUNDS: usize = 40;
+/// The most checks of every primary cell (a round checks only the cells short in the last one
+/// until those are protected).
+pub const MAX_FULL_CHECKS: usize = 6;
 /// The most branch-and-bound nodes of one master problem before the exact method gives way to
 /// the heuristic (a deterministic limit, unlike a time limit).
 pub const NODE_LIMIT: u64 = 2_000;
@@ -124,23 +128,16 @@ pub(super) fn suppress_in(
             cuts.push(Cut { terms, rhs: 1.0 });
         }
     }
-    let mut last = None;
-    for _ in 0..rounds {
-        let Some(chosen) = master(values, &cuts, objective)? else {
-            break; // beyond the node limit
-        };
-        let mut pattern = hidden.to_vec();
-        for &c in &chosen {
-            pattern[c] = true;
-        }
-        // The continuous attacker on the primary cells: a cell short of its levels gets the cut
-        // its dual gives.
-        let cells: Vec<usize> = primary.iter().map(|&(p, _)| p).collect();
-        let intervals = continuous(structure, values, &pattern, &cells)?;
-        let components = Components::new(structure, &pattern);
-        let mut found = Vec::new();
-        let mut short_cells = Vec::new();
-        for (&(p, levels), &(interval, _)) in primary.iter().zip(&intervals) {
+    // Each round checks first the primary cells the last check found short, and every primary
+    // cell only once those are protected: a new pattern mostly fails where the last one did.
+    let everyone: Vec<usize> = (0..primary.len()).collect();
+    let check = |pattern: &[bool], which: &[usize]| -> Result<Check, SdcError> {
+        let cells: Vec<usize> = which.iter().map(|&i| primary[i].0).collect();
+        let intervals = continuous(structure, values, pattern, &cells)?;
+        let components = Components::new(structure, pattern);
+        let mut found = Check::default();
+        for (&i, &(interval, whole)) in which.iter().zip(&intervals) {
+            let (p, levels) = primary[i];
             let short = [
                 (
                     true,
@@ -150,45 +147,89 @@ pub(super) fn suppress_in(
                 (false, levels.down, interval.lo > values[p] - levels.down),
             ];
             if short.iter().any(|s| s.2) {
-                short_cells.push((p, levels));
+                found.short.push(i);
+            } else if whole {
+                found.known.push((p, interval));
             }
             for (up, need, _) in short.into_iter().filter(|s| s.2) {
-                found.push(cut(
+                found.cuts.push(cut(
                     &equations,
                     values,
                     &components,
-                    &pattern,
+                    pattern,
                     &candidate,
                     (p, up, need),
                     big,
                 )?);
             }
         }
-        if found.is_empty() {
-            hidden.copy_from_slice(&pattern);
-            // Where the LP's optimum was a whole-number table, its interval is the audit's.
-            return Ok(Exact::Minimum(
-                cells
-                    .into_iter()
-                    .zip(intervals)
-                    .filter(|(_, (_, whole))| *whole)
-                    .map(|(c, (i, _))| (c, i))
-                    .collect(),
-            ));
+        Ok(found)
+    };
+    let mut current: Option<(Vec<bool>, Vec<usize>)> = None;
+    let mut last = None;
+    let mut suspects = everyone.clone();
+    let (mut masters, mut full_checks) = (0, 0);
+    loop {
+        if current.is_none() {
+            if masters == rounds {
+                break;
+            }
+            masters += 1;
+            let Some(chosen) = master(values, &cuts, objective)? else {
+                break; // beyond the node limit
+            };
+            let mut pattern = hidden.to_vec();
+            for &c in &chosen {
+                pattern[c] = true;
+            }
+            current = Some((pattern, chosen));
         }
-        cuts.extend(found);
-        last = Some((pattern, chosen, short_cells));
+        let (pattern, _) = current.as_ref().expect("solved above");
+        let full = suspects.len() == everyone.len();
+        if full {
+            if full_checks == MAX_FULL_CHECKS {
+                break;
+            }
+            full_checks += 1;
+        }
+        let found = check(pattern, &suspects)?;
+        if found.short.is_empty() {
+            if full {
+                hidden.copy_from_slice(pattern);
+                return Ok(Exact::Minimum(found.known));
+            }
+            suspects = everyone.clone(); // the same pattern, every cell
+            continue;
+        }
+        cuts.extend(found.cuts);
+        suspects = found.short;
+        last = current.take();
     }
-    // Out of rounds (or nodes): the last pattern is a bound, for the heuristic to complete.
-    let Some((pattern, chosen, short)) = last else {
+    // Out of rounds (or nodes): the latest pattern is a bound, for the heuristic to complete on
+    // the cells it leaves short.
+    let Some((pattern, chosen)) = current.or(last) else {
         return Ok(Exact::Beyond);
     };
+    let found = check(&pattern, &everyone)?;
     hidden.copy_from_slice(&pattern);
+    if found.short.is_empty() {
+        return Ok(Exact::Minimum(found.known));
+    }
     let at_least = match objective {
         Objective::Cells => chosen.len() as i64,
         Objective::Value => chosen.iter().map(|&c| values[c]).sum(),
     };
+    let short = found.short.iter().map(|&i| primary[i]).collect();
     Ok(Exact::Bound { at_least, short })
+}
+
+/// What one check of a pattern found: the primary cells short (indices into the primary list),
+/// the cuts they ask for, and the others' intervals where they are the audit's.
+#[derive(Default)]
+struct Check {
+    short: Vec<usize>,
+    cuts: Vec<Cut>,
+    known: Vec<(usize, Interval)>,
 }
 
 /// What the exact method found.

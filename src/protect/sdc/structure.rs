@@ -7,10 +7,37 @@
 //! one release that share a margin are therefore linked by construction, and so are a table and
 //! last year's table of the same cells once their values are fixed (see [`super::attack`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// A cell's name: `(dimension, category)` for every dimension it does not sum over, by dimension.
+/// A cell's name: `(dimension, category)` for every dimension it does not sum over, by dimension;
+/// a group of categories is `GROUP` plus its number.
 pub type Key = Vec<(usize, u32)>;
+
+/// Where groups' numbers start in a [`Key`].
+pub const GROUP: u32 = 1 << 31;
+
+/// One dimension of a table with margins: its number of categories and its groups of them (each
+/// a list of category positions), published after the categories and before the total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub categories: usize,
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl Layout {
+    /// A dimension of `n` categories without groups.
+    pub fn flat(n: usize) -> Layout {
+        Layout {
+            categories: n,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Grid positions with margins: categories, groups, total.
+    pub fn positions(&self) -> usize {
+        self.categories + self.groups.len() + 1
+    }
+}
 
 /// One equation: `total` is the sum of `parts`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,6 +52,8 @@ pub struct Structure {
     keys: Vec<Key>,
     index: HashMap<Key, usize>,
     equations: BTreeSet<Equation>,
+    /// Each group of categories, by dimension and members, and its number.
+    groups: BTreeMap<(usize, Vec<usize>), u32>,
 }
 
 impl Structure {
@@ -42,36 +71,64 @@ impl Structure {
         self.keys.len() - 1
     }
 
-    /// Adds a table over `dims` (dimension ids) with `sizes[j]` categories each, and all its
-    /// margins: every combination of categories and totals. Returns the cell of each point of
-    /// its grid, which has `sizes[j] + 1` positions per dimension (the last is the total),
-    /// first dimension slowest.
-    pub fn add_table(&mut self, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
-        assert_eq!(dims.len(), sizes.len());
-        let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
+    /// A group of `dim`'s categories `members` as a cell key's category: the same group (the
+    /// same members) is the same in every table.
+    fn group(&mut self, dim: usize, members: &[usize]) -> u32 {
+        let next = self.groups.len() as u32;
+        GROUP + *self.groups.entry((dim, members.to_vec())).or_insert(next)
+    }
+
+    /// The categories of a group key's category `c` of `dim` (`None` for a category).
+    pub fn group_members(&self, dim: usize, c: u32) -> Option<&[usize]> {
+        let id = c.checked_sub(GROUP)?;
+        self.groups
+            .iter()
+            .find(|(k, g)| k.0 == dim && **g == id)
+            .map(|((_, m), _)| m.as_slice())
+    }
+
+    /// Adds a table over `dims` (dimension ids) laid out as `layouts` (each dimension's
+    /// categories and groups), and all its margins: every combination of categories, groups and
+    /// totals. Returns the cell of each point of its grid, which has each dimension's
+    /// categories, then its groups, then its total, first dimension slowest.
+    pub fn add_table(&mut self, dims: &[usize], layouts: &[Layout]) -> Vec<usize> {
+        assert_eq!(dims.len(), layouts.len());
+        let extent: Vec<usize> = layouts.iter().map(Layout::positions).collect();
+        let group_ids: Vec<Vec<u32>> = dims
+            .iter()
+            .zip(layouts)
+            .map(|(&d, l)| l.groups.iter().map(|g| self.group(d, g)).collect())
+            .collect();
         let points: usize = extent.iter().product();
         let mut grid = Vec::with_capacity(points);
         for p in 0..points {
             let coords = unravel(p, &extent);
-            let mut key: Key = dims
-                .iter()
-                .zip(&coords)
-                .zip(sizes)
-                .filter(|((_, c), n)| **c < **n)
-                .map(|((d, c), _)| (*d, *c as u32))
-                .collect();
+            let mut key: Key = Vec::new();
+            for (j, (&d, l)) in dims.iter().zip(layouts).enumerate() {
+                let c = coords[j];
+                if c < l.categories {
+                    key.push((d, c as u32));
+                } else if c < l.categories + l.groups.len() {
+                    key.push((d, group_ids[j][c - l.categories]));
+                }
+            }
             key.sort_unstable();
             grid.push(self.cell(key));
         }
-        // Along each dimension, the total position is the sum of the category positions.
-        for (j, &n) in sizes.iter().enumerate() {
+        // Along each dimension, the total position is the sum of the category positions, and
+        // each group's position the sum of its categories'.
+        for (j, l) in layouts.iter().enumerate() {
+            let all: Vec<usize> = (0..l.categories).collect();
             for (p, &total) in grid.iter().enumerate() {
                 let coords = unravel(p, &extent);
-                if coords[j] != n {
-                    continue;
-                }
-                let parts = (0..n)
-                    .map(|c| {
+                let members = match coords[j].checked_sub(l.categories) {
+                    None => continue,
+                    Some(g) if g < l.groups.len() => &l.groups[g],
+                    Some(_) => &all,
+                };
+                let parts = members
+                    .iter()
+                    .map(|&c| {
                         let mut q = coords.clone();
                         q[j] = c;
                         grid[ravel(&q, &extent)]
@@ -133,6 +190,11 @@ fn ravel(coords: &[usize], extent: &[usize]) -> usize {
     coords.iter().zip(extent).fold(0, |p, (c, n)| p * n + c)
 }
 
+/// Layouts without groups, for `sizes` categories.
+pub fn flat(sizes: &[usize]) -> Vec<Layout> {
+    sizes.iter().map(|&n| Layout::flat(n)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,7 +202,7 @@ mod tests {
     #[test]
     fn a_two_way_table_has_its_margins_and_their_equations() {
         let mut s = Structure::new();
-        let grid = s.add_table(&[0, 1], &[2, 3]);
+        let grid = s.add_table(&[0, 1], &flat(&[2, 3]));
         // 3 x 4 grid points, all distinct cells.
         assert_eq!(grid.len(), 12);
         assert_eq!(s.cells(), 12);
@@ -160,8 +222,8 @@ mod tests {
     #[test]
     fn linked_tables_share_their_common_margins() {
         let mut s = Structure::new();
-        let ra = s.add_table(&[0, 1], &[2, 3]); // region x age
-        let rg = s.add_table(&[0, 2], &[2, 2]); // region x gender
+        let ra = s.add_table(&[0, 1], &flat(&[2, 3])); // region x age
+        let rg = s.add_table(&[0, 2], &flat(&[2, 2])); // region x gender
         // The region totals and the grand total are the same cells.
         assert_eq!(ra[3], rg[2]); // (region 0, total)
         assert_eq!(ra[11], rg[8]); // grand total

@@ -3,8 +3,9 @@
 //! against every combination of them), each table's primary rule applied to its own cells (a
 //! shared cell keeps the strictest levels), one secondary suppression, one audit.
 
+use super::structure::Layout;
 use super::{Interval, Levels, Objective, Protected, SdcError, Structure, levels, primary};
-use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
+use crate::policy::{ExactTableSpec, Group, Plan, SecondaryObjective};
 
 /// One exact table as published: every point of its grid (inner cells and margins, each
 /// dimension's categories then its total, first dimension slowest) with its value, `None` where
@@ -39,7 +40,7 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
             .map(|t| {
                 (
                     t.dims.iter().map(|&d| t.input * n + d).collect(),
-                    sizes(plan, t),
+                    layouts(plan, t),
                     t.margins,
                 )
             })
@@ -47,28 +48,53 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
     )
 }
 
-/// Tables `(dimension ids, categories per dimension, with margins)` in one structure (the same
-/// id is the same dimension); per table, the cell of each grid point.
-pub fn link(tables: Vec<(Vec<usize>, Vec<usize>, bool)>) -> (Structure, Vec<Vec<usize>>) {
+/// Tables `(dimension ids, layout per dimension, with margins)` in one structure (the same id is
+/// the same dimension); per table, the cell of each grid point.
+pub fn link(tables: Vec<(Vec<usize>, Vec<Layout>, bool)>) -> (Structure, Vec<Vec<usize>>) {
     let mut s = Structure::new();
     let grids = tables
         .iter()
-        .map(|(dims, sizes, margins)| {
+        .map(|(dims, layouts, margins)| {
             if *margins {
-                s.add_table(dims, sizes)
+                s.add_table(dims, layouts)
             } else {
-                s.add_inner(dims, sizes)
+                let sizes: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
+                s.add_inner(dims, &sizes)
             }
         })
         .collect();
     (s, grids)
 }
 
-fn sizes(plan: &Plan, t: &ExactTableSpec) -> Vec<usize> {
+/// Each dimension's layout in exact table `t`: its categories and groups.
+fn layouts(plan: &Plan, t: &ExactTableSpec) -> Vec<Layout> {
     t.dims
         .iter()
-        .map(|&d| plan.dimensions[d].categories.len())
+        .enumerate()
+        .map(|(k, &d)| {
+            let groups = t.groups.get(k).map_or(&[][..], Vec::as_slice);
+            let categories = &plan.dimensions[d].categories;
+            layout(categories, groups).expect("validated: groups name their dimension's categories")
+        })
         .collect()
+}
+
+/// A dimension's layout from its `categories` and `groups` (`None` if a group names a category
+/// it does not have).
+pub fn layout(categories: &[String], groups: &[Group]) -> Option<Layout> {
+    let groups = groups
+        .iter()
+        .map(|g| {
+            g.categories
+                .iter()
+                .map(|m| categories.iter().position(|c| c == m))
+                .collect::<Option<Vec<usize>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Layout {
+        categories: categories.len(),
+        groups,
+    })
 }
 
 /// Protects the plan's exact tables from their inner `counts` (privacy units per inner cell,
@@ -89,7 +115,7 @@ pub fn protect_tables(
     let mut values = vec![0i64; structure.cells()];
     for ((t, grid), inner) in specs.iter().zip(&grids).zip(all_counts) {
         let grid_values = if t.margins {
-            grid_values(&sizes(plan, t), inner)
+            grid_values(&layouts(plan, t), inner)
         } else {
             inner.clone()
         };
@@ -234,25 +260,51 @@ fn cell_name(plan: &Plan, structure: &Structure, cell: usize) -> String {
     key.iter()
         .map(|&(d, c)| {
             let dim = &plan.dimensions[d % n];
-            format!("{}={}", dim.name, dim.categories[c as usize])
+            match structure.group_members(d, c) {
+                Some(members) => format!(
+                    "{}=({})",
+                    dim.name,
+                    members
+                        .iter()
+                        .map(|&m| dim.categories[m].as_str())
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
+                None => format!("{}={}", dim.name, dim.categories[c as usize]),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Every grid point's value (each dimension's categories then its total, first dimension
-/// slowest) from a table's `inner` values: the sum of the inner cells under it.
-pub fn grid_values(sizes: &[usize], inner: &[i64]) -> Vec<i64> {
-    let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
-    let mut values = vec![0i64; extent.iter().product()];
-    for (i, &v) in inner.iter().enumerate() {
-        let coords = unravel(i, sizes);
-        for mask in 0..(1usize << sizes.len()) {
-            let p = coords.iter().enumerate().fold(0, |p, (j, &c)| {
-                p * extent[j] + if mask >> j & 1 == 1 { sizes[j] } else { c }
-            });
-            values[p] += v;
+/// Every grid point's value (each dimension's categories, then its groups, then its total,
+/// first dimension slowest) from a table's `inner` values: the sum of the inner cells under it.
+/// One dimension at a time, each position summing the positions it covers.
+pub fn grid_values(layouts: &[Layout], inner: &[i64]) -> Vec<i64> {
+    let mut extent: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
+    let mut values = inner.to_vec();
+    for (j, l) in layouts.iter().enumerate() {
+        let all: Vec<usize> = (0..l.categories).collect();
+        let mut wider = extent.clone();
+        wider[j] = l.positions();
+        let mut out = vec![0i64; wider.iter().product()];
+        for (p, v) in out.iter_mut().enumerate() {
+            let mut coords = unravel(p, &wider);
+            let members = match coords[j].checked_sub(l.categories) {
+                None => std::slice::from_ref(&coords[j]).to_vec(),
+                Some(g) if g < l.groups.len() => l.groups[g].clone(),
+                Some(_) => all.clone(),
+            };
+            *v = members
+                .iter()
+                .map(|&c| {
+                    coords[j] = c;
+                    values[coords.iter().zip(&extent).fold(0, |q, (c, n)| q * n + c)]
+                })
+                .sum();
         }
+        values = out;
+        extent = wider;
     }
     values
 }
