@@ -153,6 +153,14 @@ fn table(
     for (field, present) in [
         ("total_label", total_label.is_some()),
         ("groups", groups.is_some()),
+    ] {
+        at.forbid(
+            field,
+            present,
+            "only exact tables (`protection = \"suppression\"`) publish margin rows and subtotals; a DP table's totals are tables of their own (`by` fewer dimensions)",
+        );
+    }
+    for (field, present) in [
         ("margins", margins.is_some()),
         ("primary", primary.is_some()),
         ("interval_percent", interval_percent.is_some()),

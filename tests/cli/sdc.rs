@@ -419,12 +419,23 @@ fn exact_table_fields_are_validated() {
     s.run(&["check", "policy.toml"])
         .expect_code(2)
         .stderr_has(&["40401 cells, more than the 20000 an exact table may have"]);
-    // DP tables do not take suppression rules.
-    let dp = "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = { rho = 0.1 }\ninterval_percent = 20\n";
-    s.write("policy.toml", &policy(dp));
-    s.run(&["check", "policy.toml"])
-        .expect_code(2)
-        .stderr_has(&["table `d`, field `interval_percent`: does not apply here"]);
+    // DP tables do not take suppression rules, margin labels or groups.
+    for (line, field) in [
+        ("interval_percent = 20", "interval_percent"),
+        ("total_label = \"all\"", "total_label"),
+        (
+            "groups = [{ dimension = \"region\", name = \"n\", categories = [\"r1\"] }]",
+            "groups",
+        ),
+    ] {
+        let dp = format!(
+            "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = {{ rho = 0.1 }}\n{line}\n"
+        );
+        s.write("policy.toml", &policy(&dp));
+        s.run(&["check", "policy.toml"])
+            .expect_code(2)
+            .stderr_has(&[&format!("table `d`, field `{field}`: does not apply here")]);
+    }
 }
 
 /// A later release of exact tables from the same data is protected together with the earlier
@@ -550,7 +561,7 @@ fn a_table_without_margins_hides_only_its_small_cells() {
 }
 
 /// The margins' label is the policy's (`total_label`): the rows, the manifest, the audit and the
-/// report all use it; a DP table refuses the field.
+/// report all use it.
 #[test]
 fn the_margins_label_is_configurable() {
     let s = Scratch::new();
@@ -584,12 +595,6 @@ fn the_margins_label_is_configurable() {
     );
     s.run(&["audit", DIR]).expect_code(0);
     s.run(&["report", DIR]).expect_code(0);
-    // A DP table has no margins rows to label.
-    let dp = "[[table]]\nname = \"d\"\ninput = \"people\"\nstatistic = \"count_units\"\nby = [\"region\"]\nmax_cells_per_unit = 1\ncost = { rho = 0.1 }\ntotal_label = \"all\"\n";
-    s.write("policy.toml", &policy(dp));
-    s.run(&["check", "policy.toml"])
-        .expect_code(2)
-        .stderr_has(&["table `d`, field `total_label`: does not apply here: only exact tables"]);
 }
 
 /// A dimension's groups publish their subtotals (after its categories, before its total), are

@@ -133,7 +133,7 @@ fn bounds(
     let one = |t: usize| -> Result<(Interval, bool), AttackError> {
         let side = |maximise| -> Result<(Option<i64>, bool), AttackError> {
             let (v, whole) =
-                components.bound_whole(structure, values, hidden, t, maximise, whole_numbers)?;
+                components.bound(structure, values, hidden, t, maximise, whole_numbers)?;
             let v = v.map(|v| {
                 if maximise {
                     (v + 1e-6).floor() as i64
@@ -176,23 +176,10 @@ impl Components {
 
     /// The least (or, with `maximise`, the largest) value of hidden cell `target` over tables
     /// that agree with every published cell, `None` when unbounded; with `whole_numbers`, over
-    /// whole-number tables (an integer program where the LP's solution is fractional).
+    /// whole-number tables (an integer program where the LP's solution is fractional). And
+    /// whether the optimum found is a whole-number table (always with `whole_numbers`; unbounded
+    /// counts as whole: whole numbers cannot bound it either).
     pub fn bound(
-        &self,
-        structure: &Structure,
-        values: &[i64],
-        hidden: &[bool],
-        target: usize,
-        maximise: bool,
-        whole_numbers: bool,
-    ) -> Result<Option<f64>, AttackError> {
-        self.bound_whole(structure, values, hidden, target, maximise, whole_numbers)
-            .map(|(v, _)| v)
-    }
-
-    /// [`Components::bound`], and whether the optimum found is a whole-number table (always with
-    /// `whole_numbers`; unbounded counts as whole: whole numbers cannot bound it either).
-    pub fn bound_whole(
         &self,
         structure: &Structure,
         values: &[i64],

@@ -116,9 +116,9 @@ pub(super) fn reaches(
     need: i64,
 ) -> bool {
     match components.bound(structure, values, hidden, p, up, false) {
-        Ok(Some(v)) if up => v >= (values[p] + need) as f64 - 1e-6,
-        Ok(Some(v)) => v <= (values[p] - need) as f64 + 1e-6,
-        Ok(None) => up,
+        Ok((Some(v), _)) if up => v >= (values[p] + need) as f64 - 1e-6,
+        Ok((Some(v), _)) => v <= (values[p] - need) as f64 + 1e-6,
+        Ok((None, _)) => up,
         Err(_) => false,
     }
 }
