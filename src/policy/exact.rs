@@ -25,6 +25,16 @@ pub enum SecondaryObjective {
     Value,
 }
 
+impl SecondaryObjective {
+    /// Its name in the policy and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecondaryObjective::Cells => "cells",
+            SecondaryObjective::Value => "value",
+        }
+    }
+}
+
 /// A validated exact table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExactTableSpec {

@@ -124,6 +124,24 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             )
         })
         .collect();
+    // One secondary suppression protects every exact table of the release together, and it
+    // minimises one thing.
+    if let Some(first) = exact_tables.first() {
+        for t in exact_tables
+            .iter()
+            .filter(|t| t.secondary != first.secondary)
+        {
+            problems.add(
+                &format!("table `{}`, field `secondary`", t.name),
+                format!(
+                    "`{}`, but exact table `{}` says `{}`: a release's exact tables are protected together by one secondary suppression, which minimises one thing; give them the same `secondary`",
+                    t.secondary.name(),
+                    first.name,
+                    first.secondary.name()
+                ),
+            );
+        }
+    }
     let context = TableContext {
         inputs: &inputs,
         dimensions: &dimensions,

@@ -286,6 +286,20 @@ cost = { rho = 0.1 }
     s.run(&["audit", DIR]).expect_code(0);
     let m = manifest(&s.path(DIR));
     assert_eq!(m["exact_tables"].as_array().unwrap().len(), 2);
+    // One secondary suppression for both: one objective.
+    let both = format!("{REGION_GENDER}{by_age}");
+    let value = both.replacen(
+        "interval_percent = 20",
+        "interval_percent = 20\nsecondary = \"value\"",
+        1,
+    );
+    s.write(
+        "other.toml",
+        &policy(&value).replace(r#"id = "exact""#, r#"id = "other""#),
+    );
+    s.run(&["check", "other.toml"]).expect_code(2).stderr_has(&[
+        "field `secondary`: `cells`, but exact table `by_region_gender` says `value`",
+    ]);
     // A one-dimensional exact table on the page: each row its region's label and value.
     let by_region = REGION_GENDER
         .replace("by_region_gender", "by_region")

@@ -240,11 +240,7 @@ pub fn publish(
                 zeros_suppressed: t.zeros_primary,
             },
             interval_percent: t.interval_percent,
-            secondary_objective: match t.secondary {
-                SecondaryObjective::Cells => "cells",
-                SecondaryObjective::Value => "value",
-            }
-            .into(),
+            secondary_objective: t.secondary.name().into(),
             secondary_method: match table.method {
                 Method::Optimal => OPTIMAL.into(),
                 Method::Completed { at_least } => format!(

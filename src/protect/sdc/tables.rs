@@ -167,6 +167,7 @@ pub fn protect_tables(
         .enumerate()
         .filter_map(|(c, l)| l.map(|l| (c, l)))
         .collect();
+    // One objective for the release (validation refuses exact tables that differ).
     let objective = match plan.exact_tables.first().map(|t| t.secondary) {
         Some(SecondaryObjective::Value) => Objective::Value,
         _ => Objective::Cells,
