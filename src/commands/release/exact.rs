@@ -20,7 +20,7 @@ pub const AUDIT: &str = "for every suppressed cell, the least and greatest value
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 /// What the manifest says about a pattern the exact method could not finish in its rounds.
-pub const COMPLETED: &str = "the last pattern of the exact method's rounds of cuts (see the exact method), which left some small cell short, completed by the heuristic";
+pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) ran out of rounds, and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level) completed its last pattern; checked by the attacker's audit";
 /// What the manifest says about secondary suppression by the heuristic (tables beyond the exact
 /// method's limits).
 pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact method's limits: per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
@@ -214,6 +214,16 @@ pub fn publish(
             "none (not DP)",
             "exact"
         );
+        // How far from the minimum, for the officer only: the bound is the cost of a set of
+        // hidden cells (with `secondary = "value"`, a sum of their values), never published.
+        if let Method::Completed { at_least } = table.method {
+            let _ = writeln!(
+                lines,
+                "    {}: not proven minimal (the exact method ran out of rounds); no pattern hides less than {at_least} {} in secondary cells (not published)",
+                t.name,
+                t.secondary.name()
+            );
+        }
         entries.push(ExactTableEntry {
             name: t.name.clone(),
             files: names,
@@ -243,13 +253,7 @@ pub fn publish(
             secondary_objective: t.secondary.name().into(),
             secondary_method: match table.method {
                 Method::Optimal => OPTIMAL.into(),
-                Method::Completed { at_least } => format!(
-                    "{COMPLETED} (no pattern that protects every small cell hides fewer than {at_least} {})",
-                    match t.secondary {
-                        SecondaryObjective::Cells => "secondary cells",
-                        SecondaryObjective::Value => "in secondary cells' value",
-                    }
-                ),
+                Method::Completed { .. } => COMPLETED.into(),
                 Method::Heuristic => HEURISTIC.into(),
             },
             cells_suppressed: suppressed,

@@ -84,7 +84,7 @@ pub enum Method {
     Optimal,
     /// The exact method's last pattern, out of rounds, completed by the heuristic: any pattern
     /// that protects the primary cells has at least `at_least` secondary cells (or that much
-    /// value hidden, as the objective says).
+    /// value hidden, as the objective says). A sum of hidden values: never published.
     Completed { at_least: i64 },
     /// The LP heuristic ([`secondary`]), for structures beyond the exact method's limits.
     Heuristic,
