@@ -112,10 +112,13 @@ impl Presentation {
 }
 
 /// `[publication]` and `[labels]`; table titles and units are added by the table sections.
+/// `groups`: `(dimension, name)` of every group an exact table declares, whose subtotals may be
+/// labelled like categories.
 pub(super) fn presentation_sections(
     publication: PublicationSection,
     labels: BTreeMap<String, LabelSection>,
     dimensions: &[Dimension],
+    groups: &std::collections::BTreeSet<(String, String)>,
     problems: &mut Problems,
 ) -> Presentation {
     let PublicationSection {
@@ -177,7 +180,8 @@ pub(super) fn presentation_sections(
         };
         for (category, text) in categories {
             let category = nfc(category);
-            if !dim.categories.contains(&category) {
+            let group = groups.contains(&(name.clone(), category.clone()));
+            if !dim.categories.contains(&category) && !group {
                 problems.add(
                     &format!("{at} field `categories`"),
                     format!(

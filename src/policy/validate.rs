@@ -79,8 +79,24 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let inputs = input_sections(inputs, base, &mut problems);
     let dimensions = category_sections(categories, catch_all, &mut problems);
     let defaults = defaults_section(defaults, &mut problems);
-    let mut presentation =
-        presentation::presentation_sections(publication, labels, &dimensions, &mut problems);
+    // Groups' subtotals may be labelled like categories.
+    let groups: std::collections::BTreeSet<(String, String)> = tables
+        .iter()
+        .flat_map(|t| t.groups.iter().flatten())
+        .map(|g| {
+            (
+                super::names::nfc(g.dimension.clone()),
+                super::names::nfc(g.name.clone()),
+            )
+        })
+        .collect();
+    let mut presentation = presentation::presentation_sections(
+        publication,
+        labels,
+        &dimensions,
+        &groups,
+        &mut problems,
+    );
     for t in &tables {
         if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) {
             let labels = TableLabels {

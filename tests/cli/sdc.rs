@@ -661,6 +661,20 @@ fn groups_publish_protected_subtotals() {
     assert_eq!(m["exact_tables"][0]["cells"], 18);
     s.run(&["audit", DIR]).expect_code(0);
     s.run(&["report", DIR]).expect_code(0);
+    // A group's subtotal is labelled like a category (another release of the same data).
+    s.write(
+        "labelled.toml",
+        &format!(
+            "{}\n[labels.region]\ncategories = {{ r1 = \"일\", north = \"북부\" }}\n",
+            policy(&table).replace(r#"id = "exact""#, r#"id = "labelled""#)
+        ),
+    );
+    s.run(&["release", "labelled.toml"]).expect_code(0);
+    let page = fs::read_to_string(s.path("releases/labelled/report.html")).unwrap();
+    assert!(
+        page.contains("<th>북부</th>") && page.contains("<th>일</th>"),
+        "{page}"
+    );
     // The audit notices a subtotal that gives a hidden cell away: publish the hidden one of
     // north,f and r3,f, and north,f - r3,f pins r1,f at 2.
     let path = s.path(&format!("{DIR}/by_region_gender.csv"));
