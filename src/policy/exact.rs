@@ -380,6 +380,21 @@ pub(super) fn exact_table(
                 fail(&at, format!("group `{name}` lists `{m}` twice"));
             }
         }
+        let mut sorted = members.clone();
+        sorted.sort_unstable();
+        if let Some(same) = grouped[j].iter().find(|x| {
+            let mut theirs = x.categories.clone();
+            theirs.sort_unstable();
+            theirs == sorted
+        }) {
+            fail(
+                &at,
+                format!(
+                    "group `{name}` has the same categories as group `{}`: one subtotal, published twice",
+                    same.name
+                ),
+            );
+        }
         grouped[j].push(Group {
             name,
             categories: members,

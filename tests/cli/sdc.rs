@@ -708,6 +708,10 @@ fn groups_publish_protected_subtotals() {
             r#"[{ dimension = "region", name = "x", categories = [] }]"#,
             "group `x` has no categories",
         ),
+        (
+            r#"[{ dimension = "region", name = "a", categories = ["r1", "r2"] }, { dimension = "region", name = "b", categories = ["r2", "r1"] }]"#,
+            "group `b` has the same categories as group `a`",
+        ),
     ] {
         let t = REGION_GENDER.replace(
             "interval_percent = 20",

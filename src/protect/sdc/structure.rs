@@ -72,10 +72,12 @@ impl Structure {
     }
 
     /// A group of `dim`'s categories `members` as a cell key's category: the same group (the
-    /// same members) is the same in every table.
+    /// same members, in any order) is the same in every table.
     fn group(&mut self, dim: usize, members: &[usize]) -> u32 {
         let next = self.groups.len() as u32;
-        GROUP + *self.groups.entry((dim, members.to_vec())).or_insert(next)
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        GROUP + *self.groups.entry((dim, members)).or_insert(next)
     }
 
     /// The categories of a group key's category `c` of `dim` (`None` for a category).

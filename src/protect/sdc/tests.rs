@@ -543,4 +543,13 @@ fn tables_with_the_same_group_share_its_subtotals() {
     );
     assert_ne!(c[3], a[3 * 3 + 2]);
     assert_eq!(c[4], a[4 * 3 + 2]); // the grand total
+    // The same categories in another order are the same group.
+    let d = s.add_table(
+        &[0],
+        &[Layout {
+            categories: 3,
+            groups: vec![vec![2, 0]],
+        }],
+    );
+    assert_eq!(d[3], a[3 * 3 + 2]);
 }
