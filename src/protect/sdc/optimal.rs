@@ -175,8 +175,8 @@ pub(super) fn suppress_in(
                 break;
             }
             masters += 1;
-            let Some(chosen) = master(values, &cuts, objective)? else {
-                break; // beyond the node limit
+            let Some(chosen) = master(values, &cuts, objective) else {
+                break; // beyond the node limit, or infeasible
             };
             let mut pattern = hidden.to_vec();
             for &c in &chosen {
@@ -255,13 +255,10 @@ fn cells(e: &Equation) -> impl Iterator<Item = (usize, f64)> + '_ {
 }
 
 /// The master problem: the cheapest candidates to hide that satisfy every cut so far, `None`
-/// when its branch and bound needs more than [`NODE_LIMIT`] nodes. On microlp in every build (also
-/// with HiGHS for the attacker), so that a pattern never depends on how safestat was built.
-fn master(
-    values: &[i64],
-    cuts: &[Cut],
-    objective: Objective,
-) -> Result<Option<Vec<usize>>, SecondaryError> {
+/// when its branch and bound needs more than [`NODE_LIMIT`] nodes or no pattern satisfies them.
+/// On microlp in every build (also with HiGHS for the attacker), so that a pattern never depends
+/// on how safestat was built.
+fn master(values: &[i64], cuts: &[Cut], objective: Objective) -> Option<Vec<usize>> {
     use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOptions};
     // Only the candidates some cut names can be worth hiding.
     let mut named: BTreeMap<usize, Option<microlp::Variable>> = BTreeMap::new();
@@ -290,23 +287,22 @@ fn master(
     }
     let mut options = SolveOptions::default();
     options.node_limit = Some(NODE_LIMIT);
-    let outcome = problem.solve_with(options).map_err(|e| SecondaryError {
-        cell: cuts.first().map_or(0, |c| c.terms[0].0),
-        message: format!("the integer program for the fewest secondary cells failed: {e}"),
-    })?;
-    if !outcome.is_optimal() {
-        return Ok(None);
-    }
-    let Some(solution) = outcome.solution() else {
-        return Ok(None);
+    // Infeasible cuts (no pattern protects some cell: its neighbours were published before) or a
+    // solver failure: the heuristic takes over and names the cell it cannot protect.
+    let Ok(outcome) = problem.solve_with(options) else {
+        return None;
     };
-    Ok(Some(
+    if !outcome.is_optimal() {
+        return None;
+    }
+    let solution = outcome.solution()?;
+    Some(
         named
             .iter()
             .filter(|(_, x)| solution.var_value(x.expect("added")) > 0.5)
             .map(|(&c, _)| c)
             .collect(),
-    ))
+    )
 }
 
 /// The cut that primary cell `p`, short of `need` in direction `up` in `pattern`, asks for: from
