@@ -731,3 +731,58 @@ fn groups_publish_protected_subtotals() {
         .expect_code(2)
         .stderr_has(&["field `groups`: a group's subtotal is a margin"]);
 }
+
+/// An exact table of a pre-counted breakdown: its counts are published as given (the frequency
+/// rule on them), small cells and those that would give them back hidden, proven by the audit.
+#[test]
+fn an_exact_table_of_a_pre_counted_breakdown() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    s.write(
+        SAMPLE_POLICY,
+        &format!(
+            "{policy}{}",
+            r#"
+[[table]]
+name = "exact_gender_age"
+input = "breakdown"
+statistic = "count_units"
+by = ["gender", "age_group"]
+protection = "suppression"
+primary = { min_frequency = 100 }    # male 50_plus (41), under_10 (47) and unknown (73)
+interval_percent = 20
+"#
+        ),
+    );
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let dir = s.path("releases/disung-2024");
+    let rows = read_csv(&dir.join("exact_gender_age.csv"));
+    assert_eq!(rows.len(), 3 * 8);
+    let breakdown = read_csv(&s.path("data/disung_2024_breakdown.csv"));
+    for b in &breakdown {
+        let row = rows
+            .iter()
+            .find(|r| r["gender"] == b["gender"] && r["age_group"] == b["age_group"])
+            .unwrap();
+        let n: i64 = b["victims"].parse().unwrap();
+        if n < 100 {
+            assert_eq!(row["status"], "suppressed", "{b:?}");
+        } else if row["status"] == "published" {
+            assert_eq!(row["value"], b["victims"], "{b:?}");
+        }
+    }
+    // The grand total, where published, is the breakdown's sum; the audit proves every hidden
+    // cell's interval from the published values.
+    let grand = rows
+        .iter()
+        .find(|r| r["gender"] == "total" && r["age_group"] == "total")
+        .unwrap();
+    if grand["status"] == "published" {
+        let sum: i64 = breakdown
+            .iter()
+            .map(|b| b["victims"].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(grand["value"], sum.to_string());
+    }
+    s.run(&["audit", "releases/disung-2024"]).expect_code(0);
+}
