@@ -59,7 +59,13 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     // Exact tables are protected (and their pattern proven) before anything is charged, together
     // with the exact tables earlier releases published from the same data.
     let fingerprints = exact.fingerprints(&plan);
-    let linked = exact::linked(&plan, &ledger_file, &fingerprints, &args.read)?;
+    let linked = exact::linked(
+        &plan,
+        &ledger_file,
+        &fingerprints,
+        &args.read,
+        args.new_version,
+    )?;
     let exact_tables = exact::protect(&plan, &mut exact, &linked)?;
     let request = Request {
         plan: &plan,

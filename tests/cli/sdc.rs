@@ -243,6 +243,23 @@ fn the_same_data_gives_the_same_pattern_byte_for_byte() {
         .expect_code(0);
     let second = fs::read(s.path("releases/exact.v2/by_region_gender.csv")).unwrap();
     assert_eq!(first, second);
+    // Version 1 stays public, so version 2 was protected with it (the ledger says so) and the
+    // audit re-proves the pair.
+    let ledger = fs::read_to_string(s.path("ledger/people.jsonl")).unwrap();
+    let v2: serde_json::Value = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["kind"] == "charge" && l["version"] == 2)
+        .unwrap();
+    assert_eq!(
+        v2["exact_links"],
+        serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender" }])
+    );
+    s.run(&["audit", "releases/exact.v2"]).expect_code(0);
+    // A plain re-run is the ledger's to decide: already released, not linked to itself.
+    s.run(&["release", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["already released"]);
 }
 
 #[test]

@@ -42,12 +42,14 @@ pub fn protect(
 /// The exact tables that earlier releases of this dataset published from the same data (the
 /// same input fingerprint in their ledger charge), read from their folders, and counted again on
 /// this read's inputs (a second pass, only when there are any): a new pattern must keep their
-/// published cells, keep their hidden cells hidden and keep their small cells protected.
+/// published cells, keep their hidden cells hidden and keep their small cells protected. With
+/// `new_version`, the earlier versions of this very release are among them (they stay public).
 pub fn linked(
     plan: &Plan,
     ledger_file: &Path,
     fingerprints: &BTreeMap<String, String>,
     options: &ReadOptions,
+    new_version: bool,
 ) -> Result<Vec<(LinkedTable, Linked)>, Error> {
     if plan.exact_tables.is_empty() {
         return Ok(Vec::new());
@@ -56,8 +58,11 @@ pub fn linked(
     let mut found: Vec<(LinkedTable, ExactTableSpec, Vec<Option<i64>>)> = Vec::new();
     for c in ledger.charges() {
         let charge = c.charge;
-        // A re-run of this very release is decided by the ledger, not linked to itself.
-        let itself = charge.release_id == plan.release_id && charge.plan_sha256 == plan.plan_sha256;
+        // A re-run of this very release is decided by the ledger, not linked to itself; a new
+        // version is published beside the earlier ones, so it is protected with them.
+        let itself = !new_version
+            && charge.release_id == plan.release_id
+            && charge.plan_sha256 == plan.plan_sha256;
         if charge.exact_tables.is_empty() || charge.dataset != plan.dataset || itself {
             continue;
         }
