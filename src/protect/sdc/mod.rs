@@ -196,6 +196,7 @@ pub fn protect_cells(
                 &mut pattern,
                 &wanted,
                 objective,
+                optimal::MAX_ROUNDS,
             )?,
             _ => Exact::Beyond,
         };

@@ -77,22 +77,9 @@ struct Cut {
 /// whole numbers (as [`super::attack()`] would find it), with their intervals, for the audit not
 /// to solve again; the others may still fall short where only whole numbers narrow their
 /// interval. When the rounds run out, `hidden` holds the last round's pattern, which satisfies
-/// every cut met: no pattern that protects every primary cell costs less.
+/// every cut met: no pattern that protects every primary cell costs less. At most `rounds`
+/// master problems ([`MAX_ROUNDS`] for a release).
 pub fn suppress(
-    structure: &Structure,
-    values: &[i64],
-    published: &[bool],
-    hidden: &mut [bool],
-    primary: &[(usize, Levels)],
-    objective: Objective,
-) -> Result<Exact, SdcError> {
-    suppress_in(
-        structure, values, published, hidden, primary, objective, MAX_ROUNDS,
-    )
-}
-
-/// [`suppress`] in at most `rounds` rounds of cuts.
-pub(super) fn suppress_in(
     structure: &Structure,
     values: &[i64],
     published: &[bool],

@@ -440,7 +440,7 @@ fn out_of_rounds_the_last_pattern_is_a_bound_the_heuristic_completes() {
             base[c] = true;
         }
         let mut hidden = base.clone();
-        let found = optimal::suppress_in(
+        let found = optimal::suppress(
             &s,
             &values,
             &none,
@@ -457,8 +457,16 @@ fn out_of_rounds_the_last_pattern_is_a_bound_the_heuristic_completes() {
         let secondaries = |h: &[bool]| (h.iter().filter(|&&h| h).count() - wanted.len()) as i64;
         assert_eq!(at_least, secondaries(&hidden));
         let mut minimum = base.clone();
-        let found =
-            optimal::suppress(&s, &values, &none, &mut minimum, &wanted, Objective::Cells).unwrap();
+        let found = optimal::suppress(
+            &s,
+            &values,
+            &none,
+            &mut minimum,
+            &wanted,
+            Objective::Cells,
+            optimal::MAX_ROUNDS,
+        )
+        .unwrap();
         if matches!(found, Exact::Minimum(_)) {
             assert!(at_least <= secondaries(&minimum), "{inner:?}");
         }
