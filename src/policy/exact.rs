@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::file::{PrimarySection, TableSection};
-use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc};
+use super::names::{did_you_mean, nfc};
 use super::plan::{Dimension, InputKind, InputSpec};
+use super::table::{TableProblems, check_name, input_of};
 use super::validate::Problems;
 
 /// The most cells (with margins) an exact table may have: secondary suppression and the
@@ -114,15 +115,15 @@ pub(super) fn exact_table(
     names: &mut BTreeSet<String>,
     problems: &mut Problems,
 ) -> Option<ExactTableSpec> {
-    let at = if section.name.is_empty() {
+    let label = if section.name.is_empty() {
         "[[table]] (exact)".to_string()
     } else {
         format!("table `{}`", section.name)
     };
-    let mut ok = true;
-    let mut fail = |field: &str, message: String| {
-        ok = false;
-        problems.add(&format!("{at}, field `{field}`"), message);
+    let mut at = TableProblems {
+        problems,
+        label,
+        ok: true,
     };
     let TableSection {
         name,
@@ -153,7 +154,6 @@ pub(super) fn exact_table(
         total_label,
         groups,
     } = section;
-    let not_here = |present: bool| present;
     for (field, present) in [
         ("cost", cost.is_some()),
         ("weight", weight.is_some()),
@@ -170,33 +170,17 @@ pub(super) fn exact_table(
         ("column", column.is_some()),
         ("clamp", clamp.is_some()),
     ] {
-        if not_here(present) {
-            fail(
+        if present {
+            at.fail(
                 field,
                 "does not apply to an exact table (`protection = \"suppression\"`): it draws no noise and spends no budget; its cells are counted exactly and protected by suppression".to_string(),
             );
         }
     }
-    if !is_safe_name(&name) {
-        fail(
-            "name",
-            format!("`{name}` cannot name an output file; {SAFE_NAME_RULE}"),
-        );
-    } else if !names.insert(name.to_ascii_lowercase()) {
-        fail("name", format!("the table name `{name}` is used twice"));
-    }
-    let input_index = inputs.iter().position(|i| i.name == input);
-    if input_index.is_none() {
-        fail(
-            "input",
-            format!(
-                "unknown input `{input}`{}",
-                did_you_mean(&input, inputs.iter().map(|i| i.name.as_str()))
-            ),
-        );
-    }
+    check_name(&name, names, &mut at);
+    let input_index = input_of(&input, inputs, &mut at);
     if statistic != "count_units" {
-        fail(
+        at.fail(
             "statistic",
             format!(
                 "an exact table counts privacy units (`count_units`); `{statistic}` is not supported with suppression yet (the frequency rule needs each cell's units, and sums need the dominance rules)"
@@ -206,20 +190,20 @@ pub(super) fn exact_table(
     let mut dims = Vec::new();
     for b in by.into_iter().map(nfc) {
         if b == privacy_unit {
-            fail("by", format!("`{b}` is the privacy unit"));
+            at.fail("by", format!("`{b}` is the privacy unit"));
             continue;
         }
         if let Some(InputKind::Aggregated { count_column, .. }) =
             input_index.map(|i| &inputs[i].kind)
             && b == *count_column
         {
-            fail("by", format!("`{b}` is the input's count column"));
+            at.fail("by", format!("`{b}` is the input's count column"));
             continue;
         }
         match dimensions.iter().position(|d| d.name == b) {
-            Some(d) if dims.contains(&d) => fail("by", format!("column `{b}` is listed twice")),
+            Some(d) if dims.contains(&d) => at.fail("by", format!("column `{b}` is listed twice")),
             Some(d) => dims.push(d),
-            None => fail(
+            None => at.fail(
                 "by",
                 format!(
                     "column `{b}` has no declared categories; add `{b} = [...]` under [categories]{}",
@@ -229,7 +213,7 @@ pub(super) fn exact_table(
         }
     }
     if dims.is_empty() {
-        fail(
+        at.fail(
             "by",
             "an exact table needs at least one dimension (a grand total alone is one cell)"
                 .to_string(),
@@ -239,7 +223,7 @@ pub(super) fn exact_table(
         n.checked_mul(dimensions[d].categories.len() + 1)
     });
     if cells.is_none_or(|n| n > MAX_EXACT_CELLS) {
-        fail(
+        at.fail(
             "by",
             format!(
                 "with its margins the table would have {} cells, more than the {MAX_EXACT_CELLS} an exact table may have (cell suppression solves LPs over every cell); split it or coarsen its categories",
@@ -256,7 +240,7 @@ pub(super) fn exact_table(
             min_frequency: Some(n),
             ..
         }) => {
-            fail(
+            at.fail(
                 "primary",
                 format!(
                     "`min_frequency = {n}` protects nobody; give 2 or more (3 and 5 are common)"
@@ -265,7 +249,7 @@ pub(super) fn exact_table(
             (0, false)
         }
         _ => {
-            fail(
+            at.fail(
                 "primary",
                 "an exact table needs its primary rule: `primary = { min_frequency = 5 }` (a cell of fewer privacy units is hidden; add `zeros = true` to hide zero cells too)".to_string(),
             );
@@ -275,14 +259,14 @@ pub(super) fn exact_table(
     let interval_percent = match interval_percent {
         Some(p) if p.is_finite() && (0.0..=100.0).contains(&p) => p,
         Some(p) => {
-            fail(
+            at.fail(
                 "interval_percent",
                 format!("must be between 0 and 100, got `{p}`"),
             );
             0.0
         }
         None => {
-            fail(
+            at.fail(
                 "interval_percent",
                 "say how far an attacker's interval for a hidden small cell must reach, in percent of its value: `interval_percent = 20` (at least 1 either way whatever the percentage)".to_string(),
             );
@@ -293,7 +277,7 @@ pub(super) fn exact_table(
         None | Some("cells") => SecondaryObjective::Cells,
         Some("value") => SecondaryObjective::Value,
         Some(other) => {
-            fail(
+            at.fail(
                 "secondary",
                 format!(
                     "`{other}`: secondary suppression minimises `cells` (how many are hidden) or `value` (the total hidden){}",
@@ -305,7 +289,7 @@ pub(super) fn exact_table(
     };
     let total_label = total_label.map_or_else(|| DEFAULT_TOTAL.to_string(), nfc);
     if total_label.trim().is_empty() || total_label.trim() != total_label {
-        fail(
+        at.fail(
             "total_label",
             format!(
                 "`{total_label}` cannot label a margin: give a word such as `total` or `계`, without surrounding spaces"
@@ -315,7 +299,7 @@ pub(super) fn exact_table(
         .iter()
         .find(|&&d| dimensions[d].categories.contains(&total_label))
     {
-        fail(
+        at.fail(
             "total_label",
             format!(
                 "`{total_label}` is a category of `{}`: a margin's rows could not be told from that category's; choose another label",
@@ -323,21 +307,21 @@ pub(super) fn exact_table(
             ),
         );
     } else if !margins.unwrap_or(true) && total_label != DEFAULT_TOTAL {
-        fail(
+        at.fail(
             "total_label",
             "labels the margins, and this table publishes none (`margins = false`)".to_string(),
         );
     }
     let mut grouped: Vec<Vec<Group>> = vec![Vec::new(); dims.len()];
     for (k, g) in groups.unwrap_or_default().into_iter().enumerate() {
-        let at = format!("groups[{k}]");
+        let field = format!("groups[{k}]");
         let name = nfc(g.name);
         let Some(j) = dims
             .iter()
             .position(|&d| dimensions[d].name == nfc(g.dimension.clone()))
         else {
-            fail(
-                &at,
+            at.fail(
+                &field,
                 format!(
                     "`{}` is not one of this table's dimensions (`by`)",
                     g.dimension
@@ -348,28 +332,31 @@ pub(super) fn exact_table(
         let dim = &dimensions[dims[j]];
         let members: Vec<String> = g.categories.into_iter().map(nfc).collect();
         if name.trim().is_empty() || name.trim() != name {
-            fail(
-                &at,
+            at.fail(
+                &field,
                 format!("`{name}` cannot name a group: give a word, without surrounding spaces"),
             );
         } else if name == total_label || dim.categories.contains(&name) {
-            fail(
-                &at,
+            at.fail(
+                &field,
                 format!(
                     "`{name}` is already a category or the total's label of `{}`: its rows could not be told apart",
                     dim.name
                 ),
             );
         } else if grouped[j].iter().any(|x| x.name == name) {
-            fail(&at, format!("`{}` has two groups named `{name}`", dim.name));
+            at.fail(
+                &field,
+                format!("`{}` has two groups named `{name}`", dim.name),
+            );
         }
         if members.is_empty() {
-            fail(&at, format!("group `{name}` has no categories"));
+            at.fail(&field, format!("group `{name}` has no categories"));
         }
         for (i, m) in members.iter().enumerate() {
             if !dim.categories.contains(m) {
-                fail(
-                    &at,
+                at.fail(
+                    &field,
                     format!(
                         "`{m}` is not a category of `{}`{}",
                         dim.name,
@@ -377,7 +364,7 @@ pub(super) fn exact_table(
                     ),
                 );
             } else if members[..i].contains(m) {
-                fail(&at, format!("group `{name}` lists `{m}` twice"));
+                at.fail(&field, format!("group `{name}` lists `{m}` twice"));
             }
         }
         let mut sorted = members.clone();
@@ -387,8 +374,8 @@ pub(super) fn exact_table(
             theirs.sort_unstable();
             theirs == sorted
         }) {
-            fail(
-                &at,
+            at.fail(
+                &field,
                 format!(
                     "group `{name}` has the same categories as group `{}`: one subtotal, published twice",
                     same.name
@@ -404,7 +391,7 @@ pub(super) fn exact_table(
         n.checked_mul(dimensions[d].categories.len() + g.len() + 1)
     });
     if !no_groups(&grouped) && with_groups.is_none_or(|n| n > MAX_EXACT_CELLS) {
-        fail(
+        at.fail(
             "groups",
             format!(
                 "with its margins and subtotals the table would have {} cells, more than the {MAX_EXACT_CELLS} an exact table may have",
@@ -413,13 +400,13 @@ pub(super) fn exact_table(
         );
     }
     if !no_groups(&grouped) && !margins.unwrap_or(true) {
-        fail(
+        at.fail(
             "groups",
             "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
                 .to_string(),
         );
     }
-    match (ok, input_index) {
+    match (at.ok, input_index) {
         (true, Some(input)) => Some(ExactTableSpec {
             name,
             input,

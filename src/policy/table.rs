@@ -25,14 +25,14 @@ pub(super) struct TableContext<'a> {
 
 /// The problems of one table: each is placed at `table `name`, field `f``, and any of them
 /// makes the table invalid.
-struct TableProblems<'a> {
-    problems: &'a mut Problems,
-    label: String,
-    ok: bool,
+pub(super) struct TableProblems<'a> {
+    pub(super) problems: &'a mut Problems,
+    pub(super) label: String,
+    pub(super) ok: bool,
 }
 
 impl TableProblems<'_> {
-    fn fail(&mut self, field: &str, message: String) {
+    pub(super) fn fail(&mut self, field: &str, message: String) {
         self.ok = false;
         let at = if field.is_empty() {
             self.label.clone()
@@ -230,7 +230,7 @@ fn table(
     }
 }
 
-fn check_name(name: &str, names: &mut BTreeSet<String>, at: &mut TableProblems) {
+pub(super) fn check_name(name: &str, names: &mut BTreeSet<String>, at: &mut TableProblems) {
     if !is_safe_name(name) {
         at.fail(
             "name",
@@ -241,7 +241,7 @@ fn check_name(name: &str, names: &mut BTreeSet<String>, at: &mut TableProblems) 
     }
 }
 
-fn input_of(input: &str, inputs: &[InputSpec], at: &mut TableProblems) -> Option<usize> {
+pub(super) fn input_of(input: &str, inputs: &[InputSpec], at: &mut TableProblems) -> Option<usize> {
     let index = inputs.iter().position(|i| i.name == input);
     if index.is_none() {
         let known: Vec<_> = inputs.iter().map(|i| format!("`{}`", i.name)).collect();
