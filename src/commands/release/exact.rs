@@ -130,11 +130,7 @@ pub fn linked(
                 interval_percent: entry.interval_percent,
                 secondary: SecondaryObjective::Cells,
                 total_label: entry.total_label.clone(),
-                groups: if entry.groups.is_empty() {
-                    vec![Vec::new(); entry.dimensions.len()]
-                } else {
-                    entry.groups.clone()
-                },
+                groups: entry.groups.clone(),
             };
             found.push((link, spec, values));
         }
@@ -245,11 +241,7 @@ pub fn publish(
                 t.min_frequency
             ),
             total_label: t.total_label.clone(),
-            groups: if crate::policy::no_groups(&t.groups) {
-                Vec::new()
-            } else {
-                t.groups.clone()
-            },
+            groups: t.groups.clone(), // absent from the JSON when there are none
             primary_rule: PrimaryRule {
                 min_frequency: t.min_frequency,
                 zeros_suppressed: t.zeros_primary,
