@@ -28,6 +28,9 @@ enum Kind {
     Units,
     /// `count_rows` / `sum`: keep `slots` rows per unit, at most `per_cell` of them in one cell.
     Rows { per_cell: u32 },
+    /// An exact table's sum ([`Statistic::Total`]): the unit's cell (its first; exact tables
+    /// refuse units in several cells, counted apart) and the sum of all its rows.
+    Whole { largest: usize },
 }
 
 /// Where a `sum` table keeps its rows' values.
@@ -39,6 +42,8 @@ enum Values {
     Narrow(usize),
     /// Words from this word on.
     Wide(usize),
+    /// The unit's whole sum, an `i128` in the two words from this word on.
+    Total(usize),
 }
 
 /// One table's place in the unit records.
@@ -133,6 +138,8 @@ pub struct Bounder {
     tables: Vec<TableSlots>,
     /// The `count_units` tables.
     units_tables: Vec<usize>,
+    /// The exact tables' sums ([`Statistic::Total`]).
+    whole_tables: Vec<usize>,
     groups: Vec<Group>,
     /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
     /// values, then half-words (narrow values, cells of very large tables), then quarter-words
@@ -157,6 +164,13 @@ impl Bounder {
                 let (kind, slots) = match statistic.bound() {
                     Bound::Cells(c) => (Kind::Units, c),
                     Bound::Rows { per_unit, per_cell } => (Kind::Rows { per_cell }, per_unit),
+                    Bound::Whole => {
+                        let largest = match statistic {
+                            Statistic::Total { largest, .. } => *largest as usize,
+                            _ => 0,
+                        };
+                        (Kind::Whole { largest }, 1)
+                    }
                 };
                 let values = match statistic {
                     Statistic::Sum { lo, hi, .. }
@@ -165,6 +179,7 @@ impl Bounder {
                         Values::Narrow(0)
                     }
                     Statistic::Sum { .. } => Values::Wide(0),
+                    Statistic::Total { .. } => Values::Total(0),
                     _ => Values::Ones,
                 };
                 TableSlots {
@@ -183,7 +198,7 @@ impl Bounder {
         let mut word = 1 + head;
         let mut groups: Vec<Group> = Vec::new();
         for (t, table) in tables.iter_mut().enumerate() {
-            if table.kind == Kind::Units {
+            if !matches!(table.kind, Kind::Rows { .. }) {
                 continue;
             }
             let group = match groups.iter_mut().find(|g| g.slots == table.slots) {
@@ -202,9 +217,16 @@ impl Bounder {
             table.prio_at = group.prio_at;
         }
         for table in &mut tables {
-            if let Values::Wide(at) = &mut table.values {
-                *at = word;
-                word += table.slots;
+            match &mut table.values {
+                Values::Wide(at) => {
+                    *at = word;
+                    word += table.slots;
+                }
+                Values::Total(at) => {
+                    *at = word;
+                    word += 2;
+                }
+                _ => {}
             }
         }
         // Half-words: narrow values, then the cells of tables with more than 65,535 cells; then
@@ -228,9 +250,13 @@ impl Bounder {
         let units_tables = (0..tables.len())
             .filter(|&t| tables[t].kind == Kind::Units)
             .collect();
+        let whole_tables = (0..tables.len())
+            .filter(|&t| matches!(tables[t].kind, Kind::Whole { .. }))
+            .collect();
         Bounder {
             tables,
             units_tables,
+            whole_tables,
             groups,
             stride: q.div_ceil(4),
             head,
@@ -293,6 +319,17 @@ impl Bounder {
         for &t in &self.units_tables {
             observe_cell(rec, &self.tables[t], cells[t]);
         }
+        for &t in &self.whole_tables {
+            let table = &self.tables[t];
+            if table.cell(rec, 0) == 0 {
+                table.set_cell(rec, 0, cells[t] + 1);
+            }
+            if let Values::Total(at) = table.values {
+                let sum = total(rec, at) + i128::from(values[t]);
+                rec[at] = sum as u64;
+                rec[at + 1] = (sum >> 64) as u64;
+            }
+        }
         for group in &self.groups {
             // The group's tables fill and replace their slots together.
             let first = &self.tables[group.tables[0]];
@@ -316,12 +353,35 @@ impl Bounder {
                 let table = &self.tables[t];
                 table.set_cell(rec, slot, cells[t] + 1);
                 match table.values {
-                    Values::Ones => {}
+                    Values::Ones | Values::Total(_) => {}
                     Values::Narrow(at) => set_half(rec, at + slot, values[t] as i32 as u32),
                     Values::Wide(at) => rec[at + slot] = values[t] as u64,
                 }
             }
         }
+    }
+
+    /// Per exact sum table ([`Statistic::Total`], in table order), per cell, its largest units'
+    /// sums, largest first (as many as the statistic's `largest`; fewer when the cell has fewer
+    /// units). Ties keep equal values, so the lists do not depend on the order of the units.
+    pub fn largest(&self) -> Vec<Vec<Vec<i128>>> {
+        self.whole_tables
+            .iter()
+            .map(|&t| {
+                let table = &self.tables[t];
+                let (Kind::Whole { largest: k }, Values::Total(at)) = (table.kind, table.values)
+                else {
+                    return Vec::new();
+                };
+                let mut cells: Vec<Vec<i128>> = vec![Vec::new(); table.cells];
+                for rec in self.words.chunks_exact(self.stride) {
+                    if let code @ 1.. = table.cell(rec, 0) {
+                        keep_largest(&mut cells[code as usize - 1], total(rec, at), k);
+                    }
+                }
+                cells
+            })
+            .collect()
     }
 
     /// Applies the per-cell caps and adds every unit's kept contributions into exact cells, one
@@ -331,7 +391,7 @@ impl Bounder {
     pub fn finish(self) -> Vec<Vec<i128>> {
         let mut out: Vec<Vec<i128>> = self.tables.iter().map(|t| vec![0; t.cells]).collect();
         let sums: Vec<usize> = (0..self.tables.len())
-            .filter(|&t| !matches!(self.tables[t].values, Values::Ones))
+            .filter(|&t| matches!(self.tables[t].values, Values::Narrow(_) | Values::Wide(_)))
             .collect();
         let mut contributors: Vec<Vec<i128>> = sums
             .iter()
@@ -345,6 +405,10 @@ impl Bounder {
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
             for (t, (table, out)) in self.tables.iter().zip(out.iter_mut()).enumerate() {
+                if let (Values::Total(at), code @ 1..) = (table.values, table.cell(rec, 0)) {
+                    out[code as usize - 1] += total(rec, at);
+                    continue;
+                }
                 let Kind::Rows { per_cell: m } = table.kind else {
                     for i in 0..table.slots {
                         match table.cell(rec, i) {
@@ -361,7 +425,7 @@ impl Bounder {
                         break;
                     }
                     let v = match table.values {
-                        Values::Ones => 1,
+                        Values::Ones | Values::Total(_) => 1,
                         Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
                         Values::Wide(at) => i128::from(rec[at + i] as i64),
                     };
@@ -395,6 +459,20 @@ impl Bounder {
         out.extend(contributors);
         out
     }
+}
+
+/// Adds `v` to `list` (largest first) if it is among the `k` largest.
+pub fn keep_largest(list: &mut Vec<i128>, v: i128, k: usize) {
+    let at = list.partition_point(|&x| x >= v);
+    if at < k {
+        list.insert(at, v);
+        list.truncate(k);
+    }
+}
+
+/// The `i128` in the two words of `rec` from `at` on.
+fn total(rec: &[u64], at: usize) -> i128 {
+    i128::from(rec[at]) | (i128::from(rec[at + 1] as i64) << 64)
 }
 
 /// Adds a unit's `kept` rows (sorted by priority) into `out`, at most `m` per cell; `per_cell`

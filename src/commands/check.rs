@@ -74,12 +74,17 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     for t in &plan.exact_tables {
         let _ = writeln!(
             r,
-            "  {:<28} {:<26} by [{}], {}: exact values, cell suppression below {} units (not differentially private)",
+            "  {:<28} {:<26} by [{}], {}: exact values, cell suppression of {} (not differentially private)",
             t.name,
-            "count_units (exact)",
+            t.sum
+                .as_ref()
+                .map_or("count_units (exact)".to_string(), |s| format!(
+                    "sum({}) (exact)",
+                    s.column
+                )),
             plan.dimension_names(&t.dims).join(", "),
             t.margins_phrase(),
-            t.min_frequency
+            t.rules_phrase(&plan.privacy_unit)
         );
     }
     let _ = writeln!(

@@ -9,6 +9,7 @@ pub(super) fn bounds(plan: &Plan, table: &TableSpec) -> String {
             format!("{per_unit} rows/unit, {per_cell}/cell")
         }
         Bound::Rows { per_unit, .. } => format!("{per_unit} rows/unit"),
+        Bound::Whole => "every row".to_string(),
     };
     format!("{b} ({})", plan.bounds_status(table))
 }

@@ -45,11 +45,12 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
     for t in &plan.exact_tables {
         let _ = writeln!(
             r,
-            "exact table `{}` by [{}], {}: exact values, cell suppression below {} units, an attacker's interval of at least {}% (not differentially private; costs no budget)",
+            "exact table `{}` by [{}], {}: {}, cell suppression of {}, an attacker's interval of at least {}% (not differentially private; costs no budget)",
             t.name,
             plan.dimension_names(&t.dims).join(", "),
             t.margins_phrase(),
-            t.min_frequency,
+            t.values_phrase(&plan.privacy_unit),
+            t.rules_phrase(&plan.privacy_unit),
             t.interval_percent
         );
     }

@@ -782,6 +782,12 @@ fn bounds_entry(plan: &Plan, t: &TableSpec) -> Bounds {
             max_rows_per_unit: Some(per_unit),
             max_rows_per_cell: Some(per_cell),
         },
+        Bound::Whole => Bounds {
+            status,
+            max_cells_per_unit: None,
+            max_rows_per_unit: None,
+            max_rows_per_cell: None,
+        },
     }
 }
 

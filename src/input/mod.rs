@@ -9,6 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::policy::Plan;
+use crate::protect::sdc::tables::Counts;
 
 mod csv;
 mod decode;
@@ -155,6 +156,9 @@ pub struct InputResult {
     /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
     /// [`saturate`]).
     pub exact: Vec<Vec<i128>>,
+    /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
+    /// per cell, its largest units' sums, largest first. Never written anywhere.
+    pub largest: Vec<Vec<Vec<i128>>>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
@@ -283,8 +287,17 @@ pub struct InputData {
     /// Per sum table, the position of its contributors in its input's exact cells.
     contributors: Vec<Option<usize>>,
     /// Per exact table, the positions of its counts (each unit in one cell) and, for microdata,
-    /// of the same count allowing two cells per unit (they differ when a unit is in several).
-    exact_tables: Vec<(Slot, Option<Slot>)>,
+    /// of the same count allowing two cells per unit (they differ when a unit is in several),
+    /// and of a sum's values and largest contributions (its position in the input's `largest`).
+    exact_tables: Vec<ExactSlots>,
+}
+
+/// Where an exact table's cells are (see [`InputData::take_exact_table`]).
+#[derive(Debug, Clone, Copy)]
+struct ExactSlots {
+    units: Slot,
+    check: Option<Slot>,
+    sum: Option<(Slot, usize)>,
 }
 
 impl InputData {
@@ -313,10 +326,15 @@ impl InputData {
         crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
     }
 
-    /// Moves exact table `e`'s counts out (privacy units per inner cell, first dimension
-    /// slowest), refusing a table in which some unit is in several cells.
-    pub fn take_exact_table(&mut self, plan: &Plan, e: usize) -> Result<Vec<i64>, InputError> {
-        let ((input, pos), check) = self.exact_tables[e];
+    /// Moves exact table `e`'s inner cells out (first dimension slowest): the privacy units per
+    /// cell and, for a sum, its values and largest contributions; refuses a table in which some
+    /// unit is in several cells.
+    pub fn take_exact_table(&mut self, plan: &Plan, e: usize) -> Result<Counts, InputError> {
+        let ExactSlots {
+            units: (input, pos),
+            check,
+            sum,
+        } = self.exact_tables[e];
         let counts = std::mem::take(&mut self.results[input].exact[pos]);
         if let Some((input2, pos2)) = check {
             let two = std::mem::take(&mut self.results[input2].exact[pos2]);
@@ -338,7 +356,28 @@ impl InputData {
                 )));
             }
         }
-        Ok(crate::input::saturate(counts))
+        let frequencies = saturate(counts);
+        let Some(((input, pos), at)) = sum else {
+            return Ok(Counts {
+                values: frequencies.clone(),
+                frequencies,
+                largest: Vec::new(),
+            });
+        };
+        let values = saturate(std::mem::take(&mut self.results[input].exact[pos]));
+        let k = plan.exact_tables[e].sum.as_ref().map_or(0, |s| s.largest()) as usize;
+        let largest = std::mem::take(&mut self.results[input].largest[at])
+            .into_iter()
+            .map(|mut list| {
+                list.truncate(k);
+                saturate(list)
+            })
+            .collect();
+        Ok(Counts {
+            values,
+            frequencies,
+            largest,
+        })
     }
 
     /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
@@ -358,12 +397,22 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
     let mut results = Vec::new();
     let mut slot = vec![(0, 0); reading.tables.len()];
     let mut contributors = vec![None; plan.tables.len()];
+    let mut largest = vec![0; reading.tables.len()];
     for input in 0..reading.inputs.len() {
         let tables: Vec<usize> = (0..reading.tables.len())
             .filter(|&t| reading.tables[t].input == input)
             .collect();
         for (pos, &t) in tables.iter().enumerate() {
             slot[t] = (input, pos);
+        }
+        let totals = tables.iter().filter(|&&t| {
+            matches!(
+                reading.tables[t].statistic,
+                crate::policy::Statistic::Total { .. }
+            )
+        });
+        for (j, &t) in totals.enumerate() {
+            largest[t] = j;
         }
         let sums = tables.iter().filter(|&&t| {
             matches!(
@@ -378,18 +427,22 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
     }
     // The exact tables' counts follow the DP tables in the reading plan.
     let mut next = plan.tables.len();
+    let mut take = || {
+        next += 1;
+        next - 1
+    };
     let exact_tables = plan
         .exact_tables
         .iter()
         .map(|t| {
-            let counts = slot[next];
-            next += 1;
-            let check =
-                (plan.inputs[t.input].kind == crate::policy::InputKind::Microdata).then(|| {
-                    next += 1;
-                    slot[next - 1]
-                });
-            (counts, check)
+            let units = slot[take()];
+            let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
+            let check = microdata.then(|| slot[take()]);
+            let sum = t.sum.as_ref().map(|_| {
+                let t = take();
+                (slot[t], largest[t])
+            });
+            ExactSlots { units, check, sum }
         })
         .collect();
     slot.truncate(plan.tables.len());
@@ -402,20 +455,29 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
 }
 
 /// The plan the inputs are read with: the DP tables, then for each exact table its count of units
-/// with one cell per unit and, from microdata, the same with two (every unit in a single cell
-/// gives the same total; a unit in several gives more). Neither is ever noised: they are counted
-/// like a DP table's cells, so that both sources (files and SQL) serve exact tables unchanged.
+/// with one cell per unit, from microdata the same with two (every unit in a single cell
+/// gives the same total; a unit in several gives more), and for a sum its exact values with each
+/// cell's largest contributions. None is ever noised: they are counted like a DP table's cells,
+/// so that both sources (files and SQL) serve exact tables unchanged.
 pub fn reading_plan(plan: &Plan) -> Plan {
+    use crate::policy::Statistic;
     let mut reading = plan.clone();
     for t in &plan.exact_tables {
         let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
-        for c in if microdata { &[1, 2][..] } else { &[1][..] } {
+        let mut statistics: Vec<Statistic> = (1..=if microdata { 2 } else { 1 })
+            .map(|c| Statistic::CountUnits {
+                max_cells_per_unit: c,
+            })
+            .collect();
+        statistics.extend(t.sum.as_ref().map(|s| Statistic::Total {
+            column: s.column.clone(),
+            largest: s.largest(),
+        }));
+        for statistic in statistics {
             reading.tables.push(crate::policy::TableSpec {
                 name: t.name.clone(),
                 input: t.input,
-                statistic: crate::policy::Statistic::CountUnits {
-                    max_cells_per_unit: *c,
-                },
+                statistic,
                 dims: t.dims.clone(),
                 mechanism: crate::privacy::Mechanism::Gaussian,
                 cost: crate::privacy::Cost::Rho(1.0),

@@ -167,7 +167,11 @@ pub struct ExactTableEntry {
     pub name: String,
     pub files: Vec<String>,
     pub input: String,
+    /// `count_units` or `sum`.
     pub statistic: String,
+    /// A sum's column (absent for a count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     pub dimensions: Vec<String>,
     /// Grid points published: every combination of categories (and totals, with margins).
     pub cells: usize,
@@ -218,6 +222,12 @@ pub struct PrimaryRule {
     /// A cell of fewer privacy units than this (and more than none) is suppressed.
     pub min_frequency: i64,
     pub zeros_suppressed: bool,
+    /// A sum's (n,k)-dominance rule (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominance: Option<crate::policy::Dominance>,
+    /// A sum's p% rule (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_percent: Option<u32>,
 }
 
 /// A suppressed cell's labels and the attacker's interval for it (`hi` null: unbounded).

@@ -36,6 +36,38 @@ impl SecondaryObjective {
     }
 }
 
+/// An exact table's sum and the sensitivity rules that need each unit's contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExactSum {
+    /// The summed column (whole numbers, 0 or more).
+    pub column: String,
+    /// The (n,k)-dominance rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominance: Option<Dominance>,
+    /// The p% rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_percent: Option<u32>,
+}
+
+/// The (n,k)-dominance rule: a cell whose `n` largest units make more than `k` percent of its
+/// value is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dominance {
+    pub n: u32,
+    pub k: u32,
+}
+
+/// The largest `n` of the dominance rule.
+pub const MAX_DOMINANCE_N: i64 = 10;
+
+impl ExactSum {
+    /// How many of each cell's largest contributions the rules read.
+    pub fn largest(&self) -> u32 {
+        let p = if self.p_percent.is_some() { 2 } else { 0 };
+        self.dominance.map_or(0, |d| d.n).max(p)
+    }
+}
+
 /// A validated exact table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExactTableSpec {
@@ -48,6 +80,10 @@ pub struct ExactTableSpec {
     pub dims: Vec<usize>,
     /// Publish every margin (a `total` row for each combination).
     pub margins: bool,
+    /// The exact sum of a column (`None`: the table counts privacy units), with its rules. In
+    /// the identity only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<ExactSum>,
     /// A cell of fewer privacy units than this (and more than none) is primary.
     pub min_frequency: i64,
     pub zeros_primary: bool,
@@ -83,6 +119,37 @@ fn is_default_total(label: &String) -> bool {
 }
 
 impl ExactTableSpec {
+    /// What its values are, in words: `exact counts of victim_id` or `exact sums of amount`.
+    pub fn values_phrase(&self, unit: &str) -> String {
+        match &self.sum {
+            None => format!("exact counts of {unit}"),
+            Some(s) => format!("exact sums of {}", s.column),
+        }
+    }
+
+    /// Its primary rules in words: `cells of fewer than 5 victim_id, or whose largest victim_id
+    /// makes more than 80% of the cell`.
+    pub fn rules_phrase(&self, unit: &str) -> String {
+        let mut rules = vec![format!("cells of fewer than {} {unit}", self.min_frequency)];
+        if let Some(s) = &self.sum {
+            if let Some(d) = s.dominance {
+                rules.push(match d.n {
+                    1 => format!("whose largest {unit} makes more than {}% of the cell", d.k),
+                    n => format!(
+                        "whose {n} largest {unit} make more than {}% of the cell",
+                        d.k
+                    ),
+                });
+            }
+            if let Some(p) = s.p_percent {
+                rules.push(format!(
+                    "in which the second largest {unit} could estimate the largest's contribution within {p}%"
+                ));
+            }
+        }
+        rules.join(", or ")
+    }
+
     /// `with every margin` (and its groups' subtotals) or `without margins`, as the summaries
     /// say it.
     pub fn margins_phrase(&self) -> String {
@@ -167,7 +234,6 @@ pub(super) fn exact_table(
         ("max_cells_per_unit", max_cells_per_unit.is_some()),
         ("max_rows_per_unit", max_rows_per_unit.is_some()),
         ("max_rows_per_cell", max_rows_per_cell.is_some()),
-        ("column", column.is_some()),
         ("clamp", clamp.is_some()),
     ] {
         if present {
@@ -179,12 +245,47 @@ pub(super) fn exact_table(
     }
     check_name(&name, names, &mut at);
     let input_index = input_of(&input, inputs, &mut at);
-    if statistic != "count_units" {
+    let breakdown = input_index.is_some_and(|i| inputs[i].kind != InputKind::Microdata);
+    let summing = match statistic.as_str() {
+        "count_units" => false,
+        "sum" => true,
+        other => {
+            at.fail(
+                "statistic",
+                format!(
+                    "an exact table counts privacy units (`count_units`) or sums a column of theirs (`sum`); `{other}` is not supported with suppression (rows are not what the frequency rule counts){}",
+                    did_you_mean(other, ["count_units", "sum"])
+                ),
+            );
+            false
+        }
+    };
+    let column = column.map(nfc);
+    if summing && breakdown {
         at.fail(
             "statistic",
-            format!(
-                "an exact table counts privacy units (`count_units`); `{statistic}` is not supported with suppression yet (the frequency rule needs each cell's units, and sums need the dominance rules)"
-            ),
+            "a pre-counted breakdown has no unit's contributions to sum: an exact table of it counts (`count_units`), protected by the frequency rule alone".to_string(),
+        );
+    } else if summing && column.is_none() {
+        at.fail(
+            "column",
+            "an exact sum needs its column: `column = \"amount\"` (whole numbers, 0 or more)"
+                .to_string(),
+        );
+    } else if !summing && column.is_some() {
+        at.fail(
+            "column",
+            "a count of privacy units sums no column; use `statistic = \"sum\"` to sum it"
+                .to_string(),
+        );
+    }
+    if let Some(c) = column
+        .as_ref()
+        .filter(|c| **c == privacy_unit || by.contains(c))
+    {
+        at.fail(
+            "column",
+            format!("`{c}` is the privacy unit or a dimension; sum a column of values"),
         );
     }
     let mut dims = Vec::new();
@@ -231,10 +332,14 @@ pub(super) fn exact_table(
             ),
         );
     }
+    let (dominance, p_percent) = primary.as_ref().map_or((None, None), |p| {
+        sensitivity_rules(p, summing, breakdown, &mut at)
+    });
     let (min_frequency, zeros_primary) = match primary {
         Some(PrimarySection {
             min_frequency: Some(n),
             zeros,
+            ..
         }) if n >= 2 => (n, zeros.unwrap_or(false)),
         Some(PrimarySection {
             min_frequency: Some(n),
@@ -412,6 +517,11 @@ pub(super) fn exact_table(
             input,
             dims,
             margins: margins.unwrap_or(true),
+            sum: column.filter(|_| summing).map(|column| ExactSum {
+                column,
+                dominance,
+                p_percent,
+            }),
             min_frequency,
             zeros_primary,
             interval_percent,
@@ -421,4 +531,56 @@ pub(super) fn exact_table(
         }),
         _ => None,
     }
+}
+
+/// The primary rules of a sum that need each unit's contribution: (n,k)-dominance and p%.
+fn sensitivity_rules(
+    primary: &PrimarySection,
+    summing: bool,
+    breakdown: bool,
+    at: &mut TableProblems,
+) -> (Option<Dominance>, Option<u32>) {
+    if primary.dominance.is_none() && primary.p_percent.is_none() {
+        return (None, None);
+    }
+    if breakdown || !summing {
+        let why = if breakdown {
+            "a pre-counted breakdown has no unit's contributions: only the frequency rule (`min_frequency`) applies"
+        } else {
+            "the dominance and p% rules are for sums (`statistic = \"sum\"`); a count is protected by `min_frequency`"
+        };
+        at.fail("primary", why.to_string());
+        return (None, None);
+    }
+    let dominance = primary.dominance.as_ref().and_then(|d| match (d.n, d.k) {
+        (Some(n), Some(k)) if (1..=MAX_DOMINANCE_N).contains(&n) && (1..=99).contains(&k) => {
+            Some(Dominance {
+                n: n as u32,
+                k: k as u32,
+            })
+        }
+        (n, k) => {
+            at.fail(
+                "primary",
+                format!(
+                    "`dominance` needs `n` from 1 to {MAX_DOMINANCE_N} units and `k` from 1 to 99 percent (`{{ n = 1, k = 80 }}`: hidden when the largest unit makes more than 80% of the cell), got n = {}, k = {}",
+                    n.map_or("none".into(), |n| n.to_string()),
+                    k.map_or("none".into(), |k| k.to_string())
+                ),
+            );
+            None
+        }
+    });
+    let p_percent = primary.p_percent.and_then(|p| {
+        if (1..=100).contains(&p) {
+            Some(p as u32)
+        } else {
+            at.fail(
+                "primary",
+                format!("`p_percent` must be from 1 to 100, got {p} (10 is common)"),
+            );
+            None
+        }
+    });
+    (dominance, p_percent)
 }

@@ -216,6 +216,19 @@ pub struct PrimarySection {
     pub min_frequency: Option<i64>,
     /// Whether a zero cell is hidden too (default `false`).
     pub zeros: Option<bool>,
+    /// Sums: the (n,k)-dominance rule, `{ n = 1, k = 80 }`.
+    pub dominance: Option<DominanceSection>,
+    /// Sums: the p% rule.
+    pub p_percent: Option<i64>,
+}
+
+/// `dominance = { n = 1, k = 80 }`: a cell whose `n` largest units make more than `k` percent
+/// of it is hidden.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DominanceSection {
+    pub n: Option<i64>,
+    pub k: Option<i64>,
 }
 
 impl PolicyFile {

@@ -14,7 +14,7 @@ mod statistic;
 mod table;
 mod validate;
 
-pub use exact::{ExactTableSpec, Group, SecondaryObjective, no_groups};
+pub use exact::{Dominance, ExactSum, ExactTableSpec, Group, SecondaryObjective, no_groups};
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
 pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};

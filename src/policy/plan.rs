@@ -254,6 +254,7 @@ impl Plan {
         let (cells, rows, per_cell) = match t.statistic.bound() {
             Bound::Cells(c) => (Some(c), None, None),
             Bound::Rows { per_unit, per_cell } => (None, Some(per_unit), Some(per_cell)),
+            Bound::Whole => (None, None, None),
         };
         let mut identity = serde_json::json!({
             "name": t.name,

@@ -36,13 +36,22 @@ pub enum Statistic {
         max_rows_per_unit: u32,
         max_rows_per_cell: u32,
     },
+    /// The exact sum of `column` over every row, unbounded and never noised: an exact table's
+    /// (cell suppression) values. Each unit's whole contribution is kept, so that every cell's
+    /// `largest` contributions are known to the dominance and p% rules.
+    Total { column: String, largest: u32 },
 }
 
 /// A statistic's contribution bounds: cells per unit, or rows per unit and per cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     Cells(u32),
-    Rows { per_unit: u32, per_cell: u32 },
+    Rows {
+        per_unit: u32,
+        per_cell: u32,
+    },
+    /// Every row of a unit counts (an exact table's sum, [`Statistic::Total`]).
+    Whole,
 }
 
 impl Statistic {
@@ -61,6 +70,7 @@ impl Statistic {
                 per_unit: max_rows_per_unit,
                 per_cell: max_rows_per_cell,
             },
+            Statistic::Total { .. } => Bound::Whole,
         }
     }
 
@@ -68,7 +78,7 @@ impl Statistic {
         match self {
             Statistic::CountUnits { .. } => "count_units",
             Statistic::CountRows { .. } => "count_rows",
-            Statistic::Sum { .. } => "sum",
+            Statistic::Sum { .. } | Statistic::Total { .. } => "sum",
         }
     }
 
@@ -103,6 +113,11 @@ impl Statistic {
                     l2: sqrt_upper(b * b * row_l2_squared(max_rows_per_unit, max_rows_per_cell)),
                 }
             }
+            // Unbounded: an exact table's sum is never noised.
+            Statistic::Total { .. } => Sensitivity {
+                l1: f64::INFINITY,
+                l2: f64::INFINITY,
+            },
         }
     }
 
@@ -126,6 +141,8 @@ impl Statistic {
         match self {
             Statistic::CountUnits { .. } | Statistic::CountRows { .. } => true,
             Statistic::Sum { lo, .. } => *lo >= 0,
+            // Negative values are refused when read.
+            Statistic::Total { .. } => true,
         }
     }
 }

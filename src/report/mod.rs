@@ -547,7 +547,7 @@ fn methodology(v: &View) -> Vec<(String, String)> {
         out.push((
             v.p.title(&t.name).to_string(),
             w.exact_method(
-                t.primary_rule.min_frequency,
+                &t.primary_rule,
                 t.interval_percent,
                 t.cells_suppressed,
                 t.margins,

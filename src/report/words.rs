@@ -152,19 +152,29 @@ impl Words {
     /// An exact table's protection in the methodology.
     pub fn exact_method(
         &self,
-        min_frequency: i64,
+        rule: &crate::output::PrimaryRule,
         interval_percent: f64,
         hidden: usize,
         margins: bool,
     ) -> String {
+        let min_frequency = rule.min_frequency;
         if self.korean {
             let margins = if margins {
                 "모든 소계·합계 포함"
             } else {
                 "소계·합계 없음"
             };
+            let mut rules = format!("보호 단위 {min_frequency} 미만인 칸");
+            if let Some(d) = rule.dominance {
+                rules.push_str(&format!(", 상위 {}개 단위가 값의 {}%를 넘는 칸", d.n, d.k));
+            }
+            if let Some(p) = rule.p_percent {
+                rules.push_str(&format!(
+                    ", 두 번째로 큰 기여자가 가장 큰 기여를 {p}% 이내로 추정할 수 있는 칸"
+                ));
+            }
             format!(
-                "정확한 값(차분 프라이버시 아님), {margins}; 보호 단위 {min_frequency} 미만인 칸과 그 값을 좁혀 알아낼 수 있게 하는 칸을 비공개({hidden}칸); 공표된 값으로 추론할 수 있는 비공개 칸의 범위가 값의 {interval_percent}%(최소 1) 이상 위아래로 열려 있음을 공격자 분석으로 확인"
+                "정확한 값(차분 프라이버시 아님), {margins}; {rules}과 그 값을 좁혀 알아낼 수 있게 하는 칸을 비공개({hidden}칸); 공표된 값으로 추론할 수 있는 비공개 칸의 범위가 값의 {interval_percent}%(최소 1) 이상 위아래로 열려 있음을 공격자 분석으로 확인"
             )
         } else {
             let margins = if margins {
@@ -172,8 +182,20 @@ impl Words {
             } else {
                 "without margins"
             };
+            let mut rules = format!("cells of fewer than {min_frequency} privacy units");
+            if let Some(d) = rule.dominance {
+                rules.push_str(&format!(
+                    ", cells whose {} largest units make more than {}% of them",
+                    d.n, d.k
+                ));
+            }
+            if let Some(p) = rule.p_percent {
+                rules.push_str(&format!(
+                    ", cells in which the second largest contributor could estimate the largest's contribution within {p}%"
+                ));
+            }
             format!(
-                "exact values (not differentially private) {margins}; cells of fewer than {min_frequency} privacy units, and the cells that would narrow them down, are suppressed ({hidden} cells); an attacker's analysis of everything published confirms each small cell's range stays open by {interval_percent}% (at least 1) above and below it"
+                "exact values (not differentially private) {margins}; {rules}, and the cells that would narrow them down, are suppressed ({hidden} cells); an attacker's analysis of everything published confirms each small cell's range stays open by {interval_percent}% (at least 1) above and below it"
             )
         }
     }

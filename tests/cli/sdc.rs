@@ -82,7 +82,7 @@ fn small_cells_and_the_cells_that_give_them_back_are_suppressed_and_proven() {
         .expect_code(0)
         .stdout_has(&[
             "by_region_gender",
-            "exact values, cell suppression below 5 units (not differentially private)",
+            "exact values, cell suppression of cells of fewer than 5 pid (not differentially private)",
         ]);
     s.run(&["plan", "policy.toml"]).expect_code(0).stdout_has(&[
         "no differentially private tables: total cost none",
@@ -389,7 +389,46 @@ fn exact_table_fields_are_validated() {
         (("interval_percent = 20\n", ""), "field `interval_percent`"),
         (
             ("statistic = \"count_units\"", "statistic = \"count_rows\""),
-            "not supported with suppression yet",
+            "`count_rows` is not supported with suppression",
+        ),
+        (
+            ("statistic = \"count_units\"", "statistic = \"sum\""),
+            "field `column`: an exact sum needs its column",
+        ),
+        (
+            (
+                "statistic = \"count_units\"",
+                "statistic = \"count_units\"\ncolumn = \"age\"",
+            ),
+            "field `column`: a count of privacy units sums no column",
+        ),
+        (
+            (
+                "primary = { min_frequency = 5 }",
+                "primary = { min_frequency = 5, dominance = { n = 1, k = 80 } }",
+            ),
+            "field `primary`: the dominance and p% rules are for sums",
+        ),
+        (
+            (
+                "statistic = \"count_units\"",
+                "statistic = \"sum\"\ncolumn = \"region\"",
+            ),
+            "field `column`: `region` is the privacy unit or a dimension",
+        ),
+        (
+            (
+                "statistic = \"count_units\"\nby = [\"region\", \"gender\"]\nprotection = \"suppression\"\nprimary = { min_frequency = 5 }",
+                "statistic = \"sum\"\ncolumn = \"age\"\nby = [\"region\", \"gender\"]\nprotection = \"suppression\"\nprimary = { min_frequency = 5, dominance = { n = 1, k = 100 }, p_percent = 0 }",
+            ),
+            "`k` from 1 to 99 percent",
+        ),
+        (
+            (
+                "statistic = \"count_units\"\nby = [\"region\", \"gender\"]\nprotection = \"suppression\"\nprimary = { min_frequency = 5 }",
+                "statistic = \"sum\"\ncolumn = \"age\"\nby = [\"region\", \"gender\"]\nprotection = \"suppression\"\nprimary = { min_frequency = 5, p_percent = 0 }",
+            ),
+            "`p_percent` must be from 1 to 100, got 0",
         ),
         (
             (
@@ -802,4 +841,181 @@ interval_percent = 20
         assert_eq!(grand["value"], sum.to_string());
     }
     s.run(&["audit", "releases/disung-2024"]).expect_code(0);
+    // A breakdown has no unit's contributions: no sums, no dominance or p% rules.
+    for (from, to, problem) in [
+        (
+            "statistic = \"count_units\"\nby = [\"gender\", \"age_group\"]\nprotection",
+            "statistic = \"sum\"\ncolumn = \"victims\"\nby = [\"gender\", \"age_group\"]\nprotection",
+            "a pre-counted breakdown has no unit's contributions to sum",
+        ),
+        (
+            "primary = { min_frequency = 100 }",
+            "primary = { min_frequency = 100, p_percent = 10 }",
+            "a pre-counted breakdown has no unit's contributions: only the frequency rule",
+        ),
+    ] {
+        let text = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+        s.write("other.toml", &replace_once(&text, from, to));
+        s.run(&["check", "other.toml"])
+            .expect_code(2)
+            .stderr_has(&[problem]);
+    }
+}
+
+/// region x gender sums of `amount`, one row per person (amount 10 each) except: in `r2,f` one
+/// person has 5000 (dominant: 5000 of 5240), and so does the margin `r2` (5000 of 5640) and the
+/// margin `f` (5000 of 5980); in `r4,m` two have 2000 and 1500 and the other 43 have 1 each (the
+/// second largest would estimate the largest within 10%: the rest, 43, is under 200). `r1,f` and
+/// `r3,m` are small (2 and 3 people).
+fn amounts(negative: bool) -> String {
+    let mut rows = String::from("pid,region,gender,age,amount\n");
+    let mut id = 0;
+    for (r, g, n) in COUNTS {
+        for i in 0..n {
+            id += 1;
+            let amount = match (r, g, i) {
+                ("r2", "f", 0) => 5000,
+                ("r4", "m", 0) => 2000,
+                ("r4", "m", 1) => 1500,
+                ("r4", "m", _) => 1,
+                _ => 10,
+            };
+            // A second row of the same person and cell adds to the person's contribution.
+            let (first, second) = if negative && id == 7 {
+                (amount, -3)
+            } else {
+                (amount - amount / 2, amount / 2)
+            };
+            rows.push_str(&format!("p{id},{r},{g},young,{first}\n"));
+            rows.push_str(&format!("p{id},{r},{g},young,{second}\n"));
+        }
+    }
+    rows
+}
+
+const REGION_GENDER_SUM: &str = r#"
+[[table]]
+name = "amount_by_region_gender"
+input = "people"
+statistic = "sum"
+column = "amount"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 5, dominance = { n = 1, k = 80 }, p_percent = 10 }
+interval_percent = 1
+"#;
+
+/// An exact sum: cells of few people, cells one person dominates and cells whose largest
+/// contribution the second largest could estimate are hidden (margins too), each with an
+/// attacker's interval reaching its rule's protection level, proven by `audit`; published cells
+/// are the exact sums of every row.
+#[test]
+fn exact_sums_hide_dominated_cells() {
+    let s = Scratch::new();
+    s.write("people.csv", &amounts(false));
+    s.write("policy.toml", &policy(REGION_GENDER_SUM));
+    s.run(&["check", "policy.toml"]).expect_code(0).stdout_has(&[
+        "sum(amount) (exact)",
+        "cells of fewer than 5 pid, or whose largest pid makes more than 80% of the cell, or in which the second largest pid could estimate the largest's contribution within 10%",
+    ]);
+    s.run(&["plan", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["exact sums of amount"]);
+    s.run(&["release", "policy.toml", "--json"]).expect_code(0);
+    let sum = |r: &str, g: &str| -> i64 {
+        let mut total = 0;
+        for (rr, gg, n) in COUNTS {
+            if (r == "total" || r == rr) && (g == "total" || g == gg) {
+                total += (0..n)
+                    .map(|i| match (rr, gg, i) {
+                        ("r2", "f", 0) => 5000,
+                        ("r4", "m", 0) => 2000,
+                        ("r4", "m", 1) => 1500,
+                        ("r4", "m", _) => 1,
+                        _ => 10,
+                    })
+                    .sum::<i64>();
+            }
+        }
+        total
+    };
+    let rows = read_csv(&s.path(&format!("{DIR}/amount_by_region_gender.csv")));
+    assert_eq!(rows.len(), 15);
+    let mut hidden = Vec::new();
+    for row in &rows {
+        let (r, g) = (row["region"].as_str(), row["gender"].as_str());
+        if row["status"] == "published" {
+            assert_eq!(row["value"], sum(r, g).to_string(), "{row:?}");
+        } else {
+            hidden.push((r, g));
+        }
+    }
+    // Frequency (r1,f and r3,m), dominance (r2,f and the margins r2 and f) and p% (r4,m).
+    for cell in [
+        ("r1", "f"),
+        ("r3", "m"),
+        ("r2", "f"),
+        ("r2", "total"),
+        ("total", "f"),
+        ("r4", "m"),
+    ] {
+        assert!(hidden.contains(&cell), "{cell:?} published: {hidden:?}");
+    }
+    let m = manifest(&s.path(DIR));
+    let t = &m["exact_tables"][0];
+    assert_eq!(t["statistic"], "sum");
+    assert_eq!(t["column"], "amount");
+    assert_eq!(t["primary_rule"]["dominance"]["n"], 1);
+    assert_eq!(t["primary_rule"]["dominance"]["k"], 80);
+    assert_eq!(t["primary_rule"]["p_percent"], 10);
+    assert!(
+        t["guarantee"]
+            .as_str()
+            .unwrap()
+            .contains("exact sums of amount"),
+        "{}",
+        t["guarantee"]
+    );
+    // The rules' protection levels (interval_percent = 1 asks far less): the dominance level
+    // of r2,f is 100 * 5000 / 80 - 5240 = 1010, the p% level of r4,m is 10% of 2000 less the
+    // rest, 200 - 43 = 157.
+    let interval = |cell: [&str; 2]| {
+        let iv = t["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|iv| iv["cell"] == serde_json::json!(cell))
+            .unwrap_or_else(|| panic!("{cell:?}"));
+        (iv["lo"].as_i64().unwrap(), iv["hi"].as_i64())
+    };
+    let (lo, hi) = interval(["r2", "f"]);
+    assert!(
+        lo <= 5240 - 1010 && hi.is_none_or(|h| h >= 5240 + 1010),
+        "{lo} {hi:?}"
+    );
+    let (lo, hi) = interval(["r4", "m"]);
+    assert!(
+        lo <= 3543 - 157 && hi.is_none_or(|h| h >= 3543 + 157),
+        "{lo} {hi:?}"
+    );
+    s.run(&["audit", DIR]).expect_code(0);
+    let report = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    assert!(
+        report.contains("largest units make more than 80%"),
+        "report"
+    );
+}
+
+/// A negative value in an exact sum's column is refused, naming the file, line and field;
+/// nothing is written and nothing charged.
+#[test]
+fn an_exact_sum_refuses_negative_values() {
+    let s = Scratch::new();
+    s.write("people.csv", &amounts(true));
+    s.write("policy.toml", &policy(REGION_GENDER_SUM));
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["people.csv:15", "amount", "`-3` is negative"]);
+    assert!(!s.path(DIR).exists());
+    assert!(!s.path("ledger/people.jsonl").exists());
 }

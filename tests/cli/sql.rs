@@ -338,6 +338,54 @@ fn an_exact_table_is_counted_in_postgresql_as_from_the_file() {
     s.run_with(&["audit", "releases/disung-2024"], &env)
         .expect_code(0);
 
+    // An exact sum of services: every row of a victim counts, and each cell's largest victims'
+    // sums are the file's (daejeon's women are dominated by one victim: more than 10%).
+    let sums = EXACT_REGION_GENDER
+        .replace("exact_region_gender", "exact_services")
+        .replace(
+            "statistic = \"count_units\"",
+            "statistic = \"sum\"\ncolumn = \"services\"",
+        )
+        .replace(
+            "primary = { min_frequency = 40 }",
+            "primary = { min_frequency = 30, dominance = { n = 1, k = 10 }, p_percent = 10 }",
+        );
+    let file = sample();
+    with_exact(&file, &sums);
+    file.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let from_file =
+        fs::read_to_string(file.path("releases/disung-2024/exact_services.csv")).unwrap();
+    let (s, url, _) = sample_in_postgres(table_source());
+    let env = [(URL_ENV, url.as_str())];
+    with_exact(&s, &sums);
+    s.run(&["sql", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["an empty key (bytea): an exact table's sum keeps every row"]);
+    s.run_with(&["release", SAMPLE_POLICY], &env).expect_code(0);
+    let from_sql = fs::read_to_string(s.path("releases/disung-2024/exact_services.csv")).unwrap();
+    assert_eq!(from_sql, from_file);
+    let rows = read_csv(&s.path("releases/disung-2024/exact_services.csv"));
+    let daejeon = rows
+        .iter()
+        .find(|r| r["region"] == "daejeon" && r["gender"] == "female")
+        .unwrap();
+    assert_eq!(daejeon["status"], "suppressed");
+    s.run_with(&["audit", "releases/disung-2024"], &env)
+        .expect_code(0);
+    // A negative value is refused there as in a file, with nothing charged.
+    let (s, url, _) = sample_in_postgres(&query_source(
+        "victim_id, gender, age_group, region, victim_type, services - 100 AS services FROM victims",
+    ));
+    let env = [(URL_ENV, url.as_str())];
+    with_exact(&s, &sums);
+    s.run_with(&["release", SAMPLE_POLICY], &env)
+        .expect_code(2)
+        .stderr_has(&[
+            "table `exact_services`",
+            "column `services` holds a negative value",
+        ]);
+    assert_nothing_spent(&s);
+
     // Region x age: the sample's victim V004750 is in two age groups; the server's count finds
     // it as the file's does, and nothing is charged.
     let (s, url, _) = sample_in_postgres(table_source());

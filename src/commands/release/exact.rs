@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
 use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule};
-use crate::policy::{ExactTableSpec, Plan, SecondaryObjective};
+use crate::policy::{ExactSum, ExactTableSpec, Plan, SecondaryObjective};
 use crate::protect::sdc::Method;
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
@@ -125,6 +125,11 @@ pub fn linked(
                 input,
                 dims,
                 margins: entry.margins,
+                sum: entry.column.clone().map(|column| ExactSum {
+                    column,
+                    dominance: entry.primary_rule.dominance,
+                    p_percent: entry.primary_rule.p_percent,
+                }),
                 min_frequency: entry.primary_rule.min_frequency,
                 zeros_primary: entry.primary_rule.zeros_suppressed,
                 interval_percent: entry.interval_percent,
@@ -229,22 +234,25 @@ pub fn publish(
             name: t.name.clone(),
             files: names,
             input: plan.inputs[t.input].name.clone(),
-            statistic: "count_units".into(),
+            statistic: if t.sum.is_some() { "sum" } else { "count_units" }.into(),
+            column: t.sum.as_ref().map(|s| s.column.clone()),
             dimensions: published.dimensions.iter().map(|d| d.to_string()).collect(),
             cells: table.values.len(),
             margins: t.margins,
             protection: "cell_suppression".into(),
             guarantee: format!(
-                "not differentially private: exact counts of {} {}; a cell of fewer than {} is suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
-                plan.privacy_unit,
+                "not differentially private: {} {}; {} are suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
+                t.values_phrase(&plan.privacy_unit),
                 t.margins_phrase(),
-                t.min_frequency
+                t.rules_phrase(&plan.privacy_unit)
             ),
             total_label: t.total_label.clone(),
             groups: t.groups.clone(), // absent from the JSON when there are none
             primary_rule: PrimaryRule {
                 min_frequency: t.min_frequency,
                 zeros_suppressed: t.zeros_primary,
+                dominance: t.sum.as_ref().and_then(|s| s.dominance),
+                p_percent: t.sum.as_ref().and_then(|s| s.p_percent),
             },
             interval_percent: t.interval_percent,
             secondary_objective: t.secondary.name().into(),

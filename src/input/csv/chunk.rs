@@ -134,6 +134,7 @@ pub(super) fn read_chunk(
     }
     Ok(Counted {
         units: units.len() as u64,
+        largest: units.bounder.largest(),
         exact: units.bounder.finish(),
         rows,
     })
@@ -181,6 +182,7 @@ pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counte
     }
     Ok(Counted {
         exact,
+        largest: Vec::new(),
         rows,
         units: 0,
     })

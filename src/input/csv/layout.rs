@@ -165,6 +165,8 @@ pub(super) struct TableLayout {
     pub(super) dims: Vec<(usize, u32)>,
     /// Column index and clamp of a summed column.
     pub(super) sum: Option<(usize, i64, i64)>,
+    /// An exact table's sum: a negative value is an error, not clamped.
+    pub(super) non_negative: bool,
     pub(super) statistic: Statistic,
     pub(super) cells: usize,
 }
@@ -309,11 +311,13 @@ fn table_layout(
         Statistic::Sum {
             column: c, lo, hi, ..
         } => Some((columns.get(c, &needed_by)?, *lo, *hi)),
+        Statistic::Total { column: c, .. } => Some((columns.get(c, &needed_by)?, 0, i64::MAX)),
         _ => None,
     };
     Ok(TableLayout {
         dims: tdims,
         sum,
+        non_negative: matches!(table.statistic, Statistic::Total { .. }),
         statistic: table.statistic.clone(),
         cells: plan.table_cells(table),
     })

@@ -62,6 +62,8 @@ struct Pass<'a> {
 /// Exact cells per table, with the row and unit counts.
 struct Counted {
     pub(super) exact: Vec<Vec<i128>>,
+    /// Per exact table's sum, per cell, its largest units' sums (see [`InputResult::largest`]).
+    pub(super) largest: Vec<Vec<Vec<i128>>>,
     pub(super) rows: u64,
     pub(super) units: u64,
 }
@@ -76,6 +78,15 @@ impl Counted {
         for (cells, add) in total.exact.iter_mut().zip(&other.exact) {
             for (c, v) in cells.iter_mut().zip(add) {
                 *c += *v;
+            }
+        }
+        // Each reader's lists hold its own units' largest; merged, they hold the largest of
+        // all (longer than needed: the rules read the first few).
+        for (cells, add) in total.largest.iter_mut().zip(&other.largest) {
+            for (list, more) in cells.iter_mut().zip(add) {
+                for &v in more {
+                    crate::bounding::keep_largest(list, v, usize::MAX);
+                }
             }
         }
         total.rows += other.rows;
@@ -189,6 +200,7 @@ pub(super) fn read_pass(
     };
     Ok(InputResult {
         exact: counted.exact,
+        largest: counted.largest,
         sha256,
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),

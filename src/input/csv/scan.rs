@@ -156,7 +156,7 @@ fn cells_and_values<'a>(
     (cells, values): (&mut [u32], &mut [i64]),
     problems: &mut Problems,
 ) -> Option<i64> {
-    let mut integer = |col: usize| match parse_i64(field(col)) {
+    let integer = |col: usize, problems: &mut Problems| match parse_i64(field(col)) {
         Ok(n) => Some(n),
         Err(message) => {
             problems.add(byte, Some(col), format!("integer {col}"), || message);
@@ -170,12 +170,20 @@ fn cells_and_values<'a>(
         }
         cells[t] = cell;
         values[t] = match table.sum {
-            Some((col, lo, hi)) => integer(col).map_or(0, |n| n.clamp(lo, hi)),
+            Some((col, lo, hi)) => match integer(col, problems) {
+                Some(n) if n < 0 && table.non_negative => {
+                    problems.add(byte, Some(col), format!("negative sum {col}"), || {
+                        format!("`{n}` is negative; an exact table's sum needs values of 0 or more (the dominance rules and the attacker's audit take every contribution as non-negative)")
+                    });
+                    0
+                }
+                n => n.map_or(0, |n| n.clamp(lo, hi)),
+            },
             None => 1,
         };
     }
     let col = layout.count_column?;
-    let n = integer(col);
+    let n = integer(col, problems);
     if let Some(n) = n.filter(|&n| n < 0) {
         problems.add(byte, Some(col), format!("negative {col}"), || {
             format!("count `{n}` is negative")

@@ -111,6 +111,7 @@ fn bound_partition(path: &Path, layout: &Layout, keys: &[[u64; 2]]) -> Result<Co
     units.absorb(&batch)?;
     Ok(Counted {
         units: units.len() as u64,
+        largest: units.bounder.largest(),
         exact: units.bounder.finish(),
         rows: 0,
     })

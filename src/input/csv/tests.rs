@@ -479,3 +479,81 @@ fn integers_parse_as_rust_parses_them() {
         );
     }
 }
+
+/// An exact table's sum: every row of a unit counts, whole, into its cell; each cell's largest
+/// units' sums (largest first) are those of its units, however the reading is split (in chunks
+/// that cut a unit's rows apart, or spilled by unit).
+#[test]
+fn exact_sums_keep_every_row_and_each_cells_largest_units() {
+    let mut data = String::from("id,cell,v\n");
+    let mut expected_sum = [0i128; 51];
+    let mut per_unit: std::collections::BTreeMap<usize, (usize, i128)> = Default::default();
+    for i in 0..4000usize {
+        let unit = (i * 7919) % 1301;
+        let cell = unit % 50;
+        let v = ((i * 31) % 1000) as i128 * if unit % 97 == 0 { 1000 } else { 1 };
+        data += &format!("u{unit},c{cell},{v}\n");
+        expected_sum[cell] += v;
+        per_unit.entry(unit).or_insert((cell, 0)).1 += v;
+    }
+    let mut expected_largest: Vec<Vec<i128>> = vec![Vec::new(); 51];
+    for &(cell, total) in per_unit.values() {
+        expected_largest[cell].push(total);
+    }
+    for list in &mut expected_largest {
+        list.sort_unstable_by(|a, b| b.cmp(a));
+        list.truncate(3);
+    }
+    let (dir, _) = plan_for("id,cell,v\n");
+    std::fs::write(dir.path().join("in.csv"), &data).unwrap();
+    let cells: Vec<String> = (0..50)
+        .map(|i| format!("\"c{i}\""))
+        .chain(["\"x\"".into()])
+        .collect();
+    let text = format!(
+        r#"
+        [release]
+        id = "t"
+        [dataset]
+        name = "d"
+        privacy_unit = "id"
+        budget = {{ rho = 1.0 }}
+        [inputs.in]
+        path = "in.csv"
+        [categories]
+        cell = [{}]
+        [[table]]
+        name = "sums"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        by = ["cell"]
+        protection = "suppression"
+        primary = {{ min_frequency = 3, dominance = {{ n = 3, k = 90 }}, p_percent = 10 }}
+        interval_percent = 10
+        "#,
+        cells.join(", ")
+    );
+    let path = dir.path().join("p.toml");
+    let plan = validate(PolicyFile::parse(&text, &path).unwrap(), &path).unwrap();
+    let reading = crate::input::reading_plan(&plan);
+    // Units, units with two cells each, and the sum.
+    assert_eq!(reading.tables.len(), 3);
+    for options in [in_memory(), tiny_chunks(), spilling()] {
+        let r = read_input_with(&reading, 0, &[0, 1, 2], options).unwrap();
+        assert_eq!(r.exact[2], expected_sum);
+        assert_eq!(r.exact[0], r.exact[1], "every unit in one cell");
+        let got: Vec<Vec<i128>> = r.largest[0]
+            .iter()
+            .map(|l| l.iter().copied().take(3).collect())
+            .collect();
+        assert_eq!(got, expected_largest);
+    }
+    // A negative value is an error naming its line and field.
+    std::fs::write(dir.path().join("in.csv"), "id,cell,v\nu1,c1,5\nu2,c2,-1\n").unwrap();
+    let err = read_input_with(&reading, 0, &[0, 1, 2], in_memory())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in.csv:3") && err.contains("`v`"), "{err}");
+    assert!(err.contains("`-1` is negative"), "{err}");
+}

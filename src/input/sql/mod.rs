@@ -102,7 +102,11 @@ pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
     ));
     for ts in &st.tables {
         let table = &plan.tables[ts.table];
-        let mut parameters = vec![if ts.shared_key {
+        let whole = matches!(table.statistic, Statistic::Total { .. });
+        let mut parameters = vec![if whole {
+            "$1 = an empty key (bytea): an exact table's sum keeps every row, so nothing is drawn"
+                .to_string()
+        } else if ts.shared_key {
             "$1 = the input's secret key for row priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
         } else {
             "$1 = this table's secret key for cell priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
@@ -240,9 +244,12 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     let shared_key = fresh_key();
     let mut exact = Vec::new();
     let mut contributors = Vec::new();
+    let mut largest = Vec::new();
     for ts in &statements.tables {
         let table = &plan.tables[ts.table];
-        let key = if ts.shared_key {
+        let key = if matches!(table.statistic, Statistic::Total { .. }) {
+            Vec::new()
+        } else if ts.shared_key {
             shared_key.clone()
         } else {
             fresh_key()
@@ -257,12 +264,13 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
         let result = tx.query(&ts.sql, &params).map_err(pg)?;
         sent.push(sha256_hex(ts.sql.as_bytes()));
-        let (cells, counted) = fill_cells(plan, ts.table, &result).map_err(|e| match e {
+        let (cells, counted, top) = fill_cells(plan, ts.table, &result).map_err(|e| match e {
             Filled::Db(e) => pg(e),
             Filled::Bad(m) => fail(format!("table `{}`: {m}", table.name)),
         })?;
         exact.push(cells);
         contributors.extend(counted);
+        largest.extend(top);
     }
     // As the file reader gives them: every table's cells, then each sum's contributors.
     exact.extend(contributors);
@@ -270,6 +278,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     let relation = sql.relation.describe();
     Ok(InputResult {
         exact,
+        largest,
         sha256: sha256_hex(format!("postgres\n{relation}\n{rows}\n{digest}").as_bytes()),
         rows: rows as u64,
         units: Some(units as u64),
@@ -417,14 +426,14 @@ impl From<postgres::Error> for Filled {
     }
 }
 
-/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)`, and a
-/// sum's contributors per cell: a cell the server did not return is a zero (and still gets
-/// noise).
-fn fill_cells(
-    plan: &Plan,
-    t: usize,
-    rows: &[postgres::Row],
-) -> Result<(Vec<i128>, Option<Vec<i128>>), Filled> {
+/// A table's exact cells, a sum's contributors per cell, and an exact sum's largest
+/// contributions per cell.
+type Filling = (Vec<i128>, Option<Vec<i128>>, Option<Vec<Vec<i128>>>);
+
+/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
+/// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
+/// per cell: a cell the server did not return is a zero (and still gets noise).
+fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, Filled> {
     let table = &plan.tables[t];
     let radix: Vec<usize> = table
         .dims
@@ -432,8 +441,15 @@ fn fill_cells(
         .map(|&d| plan.dimensions[d].categories.len())
         .collect();
     let mut cells = vec![0i128; plan.table_cells(table)];
-    let is_sum = matches!(table.statistic, Statistic::Sum { .. });
-    let mut contributors = is_sum.then(|| vec![0i128; cells.len()]);
+    let whole = match &table.statistic {
+        Statistic::Total { column, .. } => Some(column),
+        _ => None,
+    };
+    // An exact sum's contributors are its count of units, read apart.
+    let mut contributors =
+        matches!(table.statistic, Statistic::Sum { .. }).then(|| vec![0i128; cells.len()]);
+    let is_sum = whole.is_some() || contributors.is_some();
+    let mut largest = whole.map(|_| vec![Vec::new(); cells.len()]);
     for row in rows {
         let mut cell = 0usize;
         for (j, &n) in radix.iter().enumerate() {
@@ -461,8 +477,27 @@ fn fill_cells(
         if let Some(c) = contributors.as_mut() {
             c[cell] += i128::from(row.try_get::<_, i64>(radix.len() + 2)?);
         }
+        if let (Some(top), Some(column)) = (largest.as_mut(), whole) {
+            let lowest: i64 = row.try_get(radix.len() + 4)?;
+            if lowest < 0 {
+                return Err(Filled::Bad(format!(
+                    "column `{column}` holds a negative value ({lowest}); an exact table's sum needs values of 0 or more (the dominance rules and the attacker's audit take every contribution as non-negative)"
+                )));
+            }
+            let list: Option<String> = row.try_get(radix.len() + 3)?;
+            for v in list
+                .unwrap_or_default()
+                .split(',')
+                .filter(|v| !v.is_empty())
+            {
+                let v = v.parse::<i128>().map_err(|_| {
+                    Filled::Bad(format!("the server returned `{v}` as a unit's sum"))
+                })?;
+                top[cell].push(v);
+            }
+        }
     }
-    Ok((cells, contributors))
+    Ok((cells, contributors, largest))
 }
 
 /// A server or connection error in words: the server's message, detail and hint, or the

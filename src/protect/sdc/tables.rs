@@ -18,14 +18,35 @@ pub struct ExactTable {
     pub method: super::Method,
 }
 
+/// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
+/// or sums), the privacy units behind each, and a sum's largest contributions per cell (each
+/// unit's sum, largest first; empty for a count).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Counts {
+    pub values: Vec<i64>,
+    pub frequencies: Vec<i64>,
+    pub largest: Vec<Vec<i64>>,
+}
+
+impl Counts {
+    /// A count's cells: each value is its number of privacy units.
+    pub fn units(counts: Vec<i64>) -> Counts {
+        Counts {
+            values: counts.clone(),
+            frequencies: counts,
+            largest: Vec::new(),
+        }
+    }
+}
+
 /// An exact table that an earlier release published from the same data: its specification in
-/// this plan's terms (dimensions, rules), its inner counts from this read, and its published grid
+/// this plan's terms (dimensions, rules), its inner cells from this read, and its published grid
 /// (`None` where it was hidden). Its published cells are facts; its hidden cells stay hidden; its
 /// primary cells must stay protected.
 #[derive(Debug, Clone)]
 pub struct Linked {
     pub spec: ExactTableSpec,
-    pub counts: Vec<i64>,
+    pub counts: Counts,
     pub published: Vec<Option<i64>>,
 }
 
@@ -97,12 +118,11 @@ pub fn layout(categories: &[String], groups: &[Group]) -> Option<Layout> {
     })
 }
 
-/// Protects the plan's exact tables from their inner `counts` (privacy units per inner cell,
-/// first dimension slowest, one vector per exact table), together with the tables `linked` from
-/// earlier releases of the same data.
+/// Protects the plan's exact tables from their inner cells `counts` (one per exact table),
+/// together with the tables `linked` from earlier releases of the same data.
 pub fn protect_tables(
     plan: &Plan,
-    counts: &[Vec<i64>],
+    counts: &[Counts],
     linked: &[Linked],
 ) -> Result<Vec<ExactTable>, SdcError> {
     let specs: Vec<&ExactTableSpec> = plan
@@ -111,16 +131,47 @@ pub fn protect_tables(
         .chain(linked.iter().map(|l| &l.spec))
         .collect();
     let (structure, grids) = structure(plan, &specs);
-    let all_counts = counts.iter().chain(linked.iter().map(|l| &l.counts));
+    let all_counts: Vec<&Counts> = counts
+        .iter()
+        .chain(linked.iter().map(|l| &l.counts))
+        .collect();
+    // Every grid point's value, units and largest contributions (a margin's: its cells', each
+    // unit being in one cell).
     let mut values = vec![0i64; structure.cells()];
-    for ((t, grid), inner) in specs.iter().zip(&grids).zip(all_counts) {
-        let grid_values = if t.margins {
-            grid_values(&layouts(plan, t), inner)
-        } else {
-            inner.clone()
+    let mut frequencies = vec![0i64; structure.cells()];
+    let mut largest: Vec<Vec<i64>> = vec![Vec::new(); structure.cells()];
+    for ((t, grid), inner) in specs.iter().zip(&grids).zip(&all_counts) {
+        let on_grid = |cells: &[i64]| {
+            if t.margins {
+                grid_values(&layouts(plan, t), cells)
+            } else {
+                cells.to_vec()
+            }
         };
-        for (&cell, &v) in grid.iter().zip(&grid_values) {
+        for ((&cell, v), f) in grid
+            .iter()
+            .zip(on_grid(&inner.values))
+            .zip(on_grid(&inner.frequencies))
+        {
             values[cell] = v;
+            frequencies[cell] = f;
+        }
+        if let Some(sum) = &t.sum {
+            let k = sum.largest() as usize;
+            let merged = if t.margins {
+                grid_fold(&layouts(plan, t), &inner.largest, |a: &mut Vec<i64>, b| {
+                    for &v in b {
+                        let at = a.partition_point(|&x| x >= v);
+                        a.insert(at, v);
+                    }
+                    a.truncate(k);
+                })
+            } else {
+                inner.largest.clone()
+            };
+            for (&cell, list) in grid.iter().zip(merged) {
+                largest[cell] = list;
+            }
         }
     }
     // What the earlier releases published is a fact, and what they hid stays hidden.
@@ -153,9 +204,20 @@ pub fn protect_tables(
             objective: Objective::Cells,
         };
         for &cell in grid {
-            // count_units: a cell's value is its number of privacy units.
-            if primary(values[cell], &rules) {
-                let l = levels(values[cell], &rules);
+            let value = values[cell];
+            let mut l = primary(frequencies[cell], &rules).then(|| levels(value, &rules));
+            if let Some(up) = t
+                .sum
+                .as_ref()
+                .and_then(|s| super::sensitive(value, &largest[cell], s))
+            {
+                let asked = levels(value, &rules);
+                l = Some(Levels {
+                    up: asked.up.max(up),
+                    down: value.min(asked.down.max(up)),
+                });
+            }
+            if let Some(l) = l {
                 let w = wanted[cell].get_or_insert(l);
                 w.up = w.up.max(l.up);
                 w.down = w.down.max(l.down);
@@ -282,13 +344,23 @@ fn cell_name(plan: &Plan, structure: &Structure, cell: usize) -> String {
 /// first dimension slowest) from a table's `inner` values: the sum of the inner cells under it.
 /// One dimension at a time, each position summing the positions it covers.
 pub fn grid_values(layouts: &[Layout], inner: &[i64]) -> Vec<i64> {
+    grid_fold(layouts, inner, |a, b| *a += b)
+}
+
+/// [`grid_values`] for any cell type: each grid point gathers the inner cells under it with
+/// `add`, from the type's default.
+pub fn grid_fold<T: Clone + Default>(
+    layouts: &[Layout],
+    inner: &[T],
+    add: impl Fn(&mut T, &T),
+) -> Vec<T> {
     let mut extent: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
     let mut values = inner.to_vec();
     for (j, l) in layouts.iter().enumerate() {
         let all: Vec<usize> = (0..l.categories).collect();
         let mut wider = extent.clone();
         wider[j] = l.positions();
-        let mut out = vec![0i64; wider.iter().product()];
+        let mut out = vec![T::default(); wider.iter().product()];
         for (p, v) in out.iter_mut().enumerate() {
             let mut coords = unravel(p, &wider);
             let members = match coords[j].checked_sub(l.categories) {
@@ -296,13 +368,13 @@ pub fn grid_values(layouts: &[Layout], inner: &[i64]) -> Vec<i64> {
                 Some(g) if g < l.groups.len() => l.groups[g].clone(),
                 Some(_) => all.clone(),
             };
-            *v = members
-                .iter()
-                .map(|&c| {
-                    coords[j] = c;
-                    values[coords.iter().zip(&extent).fold(0, |q, (c, n)| q * n + c)]
-                })
-                .sum();
+            for &c in &members {
+                coords[j] = c;
+                add(
+                    v,
+                    &values[coords.iter().zip(&extent).fold(0, |q, (c, n)| q * n + c)],
+                );
+            }
         }
         values = out;
         extent = wider;

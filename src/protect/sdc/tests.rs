@@ -561,3 +561,76 @@ fn tables_with_the_same_group_share_its_subtotals() {
     );
     assert_eq!(d[3], a[3 * 3 + 2]);
 }
+
+/// The sensitivity rules of an exact sum, on hand-worked cells, and their levels against brute
+/// force: the level is the least rise of the attacker's upper bound at which the rule holds.
+#[test]
+fn dominance_and_p_percent_levels_are_the_least_that_satisfy_the_rules() {
+    use crate::policy::{Dominance, ExactSum};
+    let rule = |n: u32, k: u32, p: Option<u32>| ExactSum {
+        column: "v".into(),
+        dominance: (n > 0).then_some(Dominance { n, k }),
+        p_percent: p,
+    };
+    // (1,80): 90 of 100 is dominant; safe once the bound reaches 9000 / 80 = 112.5, so 113.
+    assert_eq!(
+        super::sensitive(100, &[90, 5], &rule(1, 80, None)),
+        Some(13)
+    );
+    assert_eq!(super::sensitive(100, &[80, 20], &rule(1, 80, None)), None);
+    // (2,90): 95 of 100; 9500 / 90 = 105.6, so 106.
+    assert_eq!(
+        super::sensitive(100, &[50, 45], &rule(2, 90, None)),
+        Some(6)
+    );
+    // p = 10: the rest (5) is under 10% of 60; 6 - 5 = 1.
+    assert_eq!(
+        super::sensitive(100, &[60, 35], &rule(0, 0, Some(10))),
+        Some(1)
+    );
+    assert_eq!(
+        super::sensitive(100, &[50, 40], &rule(0, 0, Some(10))),
+        None
+    );
+    // One contributor: p% asks p% of it; zero cells are never sensitive.
+    assert_eq!(super::sensitive(40, &[40], &rule(0, 0, Some(10))), Some(4));
+    assert_eq!(super::sensitive(0, &[0, 0], &rule(1, 50, Some(10))), None);
+    // Both rules: the larger level.
+    assert_eq!(
+        super::sensitive(100, &[90, 5], &rule(1, 80, Some(50))),
+        Some(40)
+    );
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    for _ in 0..2000 {
+        let mut largest: Vec<i64> = (0..3).map(|_| rng.gen_range(0..200)).collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        let rest = rng.gen_range(0..100);
+        let x = largest.iter().sum::<i64>() + rest;
+        let (n, k, p) = (
+            rng.gen_range(1..=3u32),
+            rng.gen_range(1..=99u32),
+            rng.gen_range(1..=100u32),
+        );
+        let rest2 = x - largest[0] - largest[1];
+        // The rule at an upper bound of `x + l`.
+        let dominated =
+            |l: i64| 100 * largest[..n as usize].iter().sum::<i64>() > i64::from(k) * (x + l);
+        let estimated = |l: i64| 100 * (rest2 + l) < i64::from(p) * largest[0];
+        for (sum, unsafe_at) in [
+            (rule(n, k, None), &dominated as &dyn Fn(i64) -> bool),
+            (rule(0, 0, Some(p)), &estimated),
+        ] {
+            let want = if x == 0 || !unsafe_at(0) {
+                None
+            } else {
+                (1..).find(|&l| !unsafe_at(l))
+            };
+            assert_eq!(
+                super::sensitive(x, &largest, &sum),
+                want,
+                "{x} {largest:?} {sum:?}"
+            );
+        }
+    }
+}
