@@ -291,7 +291,7 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
         }
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
-        let grid = structure.add_table(&dims, &sdc::structure::flat(&sizes));
+        let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
         // Every grid point's value: the sum of the inner cells under it.
         let mut values = vec![0i64; structure.cells()];
         for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(
@@ -362,7 +362,7 @@ fn sdc_audit(dir: &std::path::Path) -> ExitCode {
         };
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
-        let grid = structure.add_table(&dims, &sdc::structure::flat(&sizes));
+        let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
         let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
         let mut values = vec![0i64; structure.cells()];
         let mut hidden = vec![false; structure.cells()];

@@ -336,7 +336,10 @@ fn exact_tables(
             }
         }
     }
-    let mut ids: Vec<(String, String)> = Vec::new();
+    // A dimension of one input and one quantity (a count, or a sum of a column): tables of
+    // different inputs or quantities are never linked.
+    let mut ids: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut spaces: Vec<(String, Option<String>)> = Vec::new();
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
@@ -370,14 +373,22 @@ fn exact_tables(
                     .dimensions
                     .iter()
                     .map(|d| {
-                        let key = (t.input.clone(), d.clone());
+                        let key = (t.input.clone(), t.column.clone(), d.clone());
                         ids.iter().position(|k| *k == key).unwrap_or_else(|| {
                             ids.push(key);
                             ids.len() - 1
                         })
                     })
                     .collect();
-                shapes.push((dims, layouts, t.margins));
+                let quantity = (t.input.clone(), t.column.clone());
+                let space = spaces
+                    .iter()
+                    .position(|q| *q == quantity)
+                    .unwrap_or_else(|| {
+                        spaces.push(quantity);
+                        spaces.len() - 1
+                    });
+                shapes.push((space as u32, dims, layouts, t.margins));
                 published.push(values);
             }
             Err(why) => {

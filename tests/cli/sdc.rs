@@ -807,8 +807,23 @@ by = ["gender", "age_group"]
 protection = "suppression"
 primary = { min_frequency = 100 }    # male 50_plus (41), under_10 (47) and unknown (73)
 interval_percent = 20
+
+[[table]]
+name = "exact_gender"                # another input: other people, so no cell is shared
+input = "victims"
+statistic = "count_units"
+by = ["gender"]
+protection = "suppression"
+primary = { min_frequency = 5 }
+interval_percent = 20
 "#
         ),
+    );
+    // One more in the breakdown than in the microdata, so that the two grand totals differ.
+    let breakdown = fs::read_to_string(s.path("data/disung_2024_breakdown.csv")).unwrap();
+    s.write(
+        "data/disung_2024_breakdown.csv",
+        &replace_once(&breakdown, "female,10s,2054", "female,10s,2055"),
     );
     s.run(&["release", SAMPLE_POLICY]).expect_code(0);
     let dir = s.path("releases/disung-2024");
@@ -833,13 +848,20 @@ interval_percent = 20
         .iter()
         .find(|r| r["gender"] == "total" && r["age_group"] == "total")
         .unwrap();
-    if grand["status"] == "published" {
-        let sum: i64 = breakdown
-            .iter()
-            .map(|b| b["victims"].parse::<i64>().unwrap())
-            .sum();
-        assert_eq!(grand["value"], sum.to_string());
-    }
+    let sum: i64 = breakdown
+        .iter()
+        .map(|b| b["victims"].parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(grand["value"], sum.to_string());
+    // The microdata's table has its own grand total: its distinct victims.
+    let victims: std::collections::BTreeSet<String> =
+        read_csv(&s.path("data/disung_2024_victims.csv"))
+            .into_iter()
+            .map(|r| r["victim_id"].clone())
+            .collect();
+    let by_gender = read_csv(&dir.join("exact_gender.csv"));
+    let grand = by_gender.iter().find(|r| r["gender"] == "total").unwrap();
+    assert_eq!(grand["value"], victims.len().to_string());
     s.run(&["audit", "releases/disung-2024"]).expect_code(0);
     // A breakdown has no unit's contributions: no sums, no dominance or p% rules.
     for (from, to, problem) in [
@@ -913,7 +935,11 @@ interval_percent = 1
 fn exact_sums_hide_dominated_cells() {
     let s = Scratch::new();
     s.write("people.csv", &amounts(false));
-    s.write("policy.toml", &policy(REGION_GENDER_SUM));
+    // With a count of the same dimensions: another quantity, never linked to the sum's cells.
+    s.write(
+        "policy.toml",
+        &policy(&format!("{REGION_GENDER}{REGION_GENDER_SUM}")),
+    );
     s.run(&["check", "policy.toml"]).expect_code(0).stdout_has(&[
         "sum(amount) (exact)",
         "cells of fewer than 5 pid, or whose largest pid makes more than 80% of the cell, or in which the second largest pid could estimate the largest's contribution within 10%",
@@ -961,8 +987,16 @@ fn exact_sums_hide_dominated_cells() {
     ] {
         assert!(hidden.contains(&cell), "{cell:?} published: {hidden:?}");
     }
+    // The count's published cells are counts of people.
+    for row in read_csv(&s.path(&format!("{DIR}/by_region_gender.csv"))) {
+        if row["status"] == "published" {
+            let (r, g) = (row["region"].as_str(), row["gender"].as_str());
+            assert_eq!(row["value"], count(r, g).to_string(), "{row:?}");
+        }
+    }
     let m = manifest(&s.path(DIR));
-    let t = &m["exact_tables"][0];
+    let t = &m["exact_tables"][1];
+    assert_eq!(m["exact_tables"][0]["statistic"], "count_units");
     assert_eq!(t["statistic"], "sum");
     assert_eq!(t["column"], "amount");
     assert_eq!(t["primary_rule"]["dominance"]["n"], 1);

@@ -16,6 +16,11 @@ pub type Key = Vec<(usize, u32)>;
 /// Where groups' numbers start in a [`Key`].
 pub const GROUP: u32 = 1 << 31;
 
+/// The last entry of every stored key, `(SPACE, space)`, names the table's quantity (its input,
+/// and what is counted or summed): tables in different spaces share no cell, not even the grand
+/// total, whose key is otherwise empty. [`Structure::key`] leaves it out.
+const SPACE: usize = usize::MAX;
+
 /// One dimension of a table with margins: its number of categories and its groups of them (each
 /// a list of category positions), published after the categories and before the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +98,7 @@ impl Structure {
     /// categories and groups), and all its margins: every combination of categories, groups and
     /// totals. Returns the cell of each point of its grid, which has each dimension's
     /// categories, then its groups, then its total, first dimension slowest.
-    pub fn add_table(&mut self, dims: &[usize], layouts: &[Layout]) -> Vec<usize> {
+    pub fn add_table(&mut self, space: u32, dims: &[usize], layouts: &[Layout]) -> Vec<usize> {
         assert_eq!(dims.len(), layouts.len());
         let extent: Vec<usize> = layouts.iter().map(Layout::positions).collect();
         let group_ids: Vec<Vec<u32>> = dims
@@ -115,6 +120,7 @@ impl Structure {
                 }
             }
             key.sort_unstable();
+            key.push((SPACE, space));
             grid.push(self.cell(key));
         }
         // Along each dimension, the total position is the sum of the category positions, and
@@ -144,7 +150,7 @@ impl Structure {
 
     /// Adds a table over `dims` without its margins: its inner cells only, which no equation
     /// ties together (first dimension slowest).
-    pub fn add_inner(&mut self, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
+    pub fn add_inner(&mut self, space: u32, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
         let points: usize = sizes.iter().product();
         (0..points)
             .map(|p| {
@@ -154,6 +160,7 @@ impl Structure {
                     .map(|(&d, c)| (d, c as u32))
                     .collect();
                 key.sort_unstable();
+                key.push((SPACE, space));
                 self.cell(key)
             })
             .collect()
@@ -163,13 +170,17 @@ impl Structure {
         self.keys.len()
     }
 
-    pub fn key(&self, cell: usize) -> &Key {
-        &self.keys[cell]
+    /// The categories naming `cell` (empty: a grand total), its space left out.
+    pub fn key(&self, cell: usize) -> &[(usize, u32)] {
+        let key = &self.keys[cell];
+        &key[..key.len() - 1]
     }
 
-    /// The cell named `key`, if the structure has it.
-    pub fn find(&self, key: &Key) -> Option<usize> {
-        self.index.get(key).copied()
+    /// The cell of `space` named `key`, if the structure has it.
+    pub fn find(&self, space: u32, key: &[(usize, u32)]) -> Option<usize> {
+        let mut key = key.to_vec();
+        key.push((SPACE, space));
+        self.index.get(&key).copied()
     }
 
     /// Every equation, in a fixed order (sorted): the same structure gives the same order.
@@ -204,7 +215,7 @@ mod tests {
     #[test]
     fn a_two_way_table_has_its_margins_and_their_equations() {
         let mut s = Structure::new();
-        let grid = s.add_table(&[0, 1], &flat(&[2, 3]));
+        let grid = s.add_table(0, &[0, 1], &flat(&[2, 3]));
         // 3 x 4 grid points, all distinct cells.
         assert_eq!(grid.len(), 12);
         assert_eq!(s.cells(), 12);
@@ -222,10 +233,22 @@ mod tests {
     }
 
     #[test]
+    fn tables_of_different_quantities_share_no_cell() {
+        let mut s = Structure::new();
+        let counts = s.add_table(0, &[0, 1], &flat(&[2, 3]));
+        let sums = s.add_table(1, &[0, 1], &flat(&[2, 3]));
+        assert_eq!(s.cells(), 24);
+        // Not even the grand total, whose categories are none in both.
+        assert!(s.key(counts[11]).is_empty() && s.key(sums[11]).is_empty());
+        assert_ne!(counts[11], sums[11]);
+        assert_eq!(s.find(1, &[]), Some(sums[11]));
+    }
+
+    #[test]
     fn linked_tables_share_their_common_margins() {
         let mut s = Structure::new();
-        let ra = s.add_table(&[0, 1], &flat(&[2, 3])); // region x age
-        let rg = s.add_table(&[0, 2], &flat(&[2, 2])); // region x gender
+        let ra = s.add_table(0, &[0, 1], &flat(&[2, 3])); // region x age
+        let rg = s.add_table(0, &[0, 2], &flat(&[2, 2])); // region x gender
         // The region totals and the grand total are the same cells.
         assert_eq!(ra[3], rg[2]); // (region 0, total)
         assert_eq!(ra[11], rg[8]); // grand total

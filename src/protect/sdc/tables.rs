@@ -51,16 +51,28 @@ pub struct Linked {
 }
 
 /// The structure of exact tables `specs` (a plan's, and those linked from earlier releases): per
-/// table, the cell of each grid point. Dimensions are told apart by input, so that tables of
-/// different inputs (which may count different people) are never linked.
+/// table, the cell of each grid point. Dimensions are told apart by input and by what is counted
+/// or summed, so that tables of different inputs (which may count different people) or of
+/// different quantities (a count and a sum of the same cells) are never linked.
 pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<usize>>) {
     let n = plan.dimensions.len();
+    // Counts are measure 0, each summed column the next.
+    let mut measures: Vec<Option<String>> = vec![None];
+    let mut measure = |t: &ExactTableSpec| {
+        let m = t.sum.as_ref().map(|s| s.column.clone());
+        measures.iter().position(|x| *x == m).unwrap_or_else(|| {
+            measures.push(m);
+            measures.len() - 1
+        })
+    };
     link(
         specs
             .iter()
             .map(|t| {
+                let space = measure(t) * plan.inputs.len() + t.input;
                 (
-                    t.dims.iter().map(|&d| t.input * n + d).collect(),
+                    space as u32,
+                    t.dims.iter().map(|&d| space * n + d).collect(),
                     layouts(plan, t),
                     t.margins,
                 )
@@ -69,18 +81,19 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
     )
 }
 
-/// Tables `(dimension ids, layout per dimension, with margins)` in one structure (the same id is
-/// the same dimension); per table, the cell of each grid point.
-pub fn link(tables: Vec<(Vec<usize>, Vec<Layout>, bool)>) -> (Structure, Vec<Vec<usize>>) {
+/// Tables `(space, dimension ids, layout per dimension, with margins)` in one structure (the
+/// same id is the same dimension; tables share cells only within a space: one input's count, or
+/// its sum of one column); per table, the cell of each grid point.
+pub fn link(tables: Vec<(u32, Vec<usize>, Vec<Layout>, bool)>) -> (Structure, Vec<Vec<usize>>) {
     let mut s = Structure::new();
     let grids = tables
         .iter()
-        .map(|(dims, layouts, margins)| {
+        .map(|(space, dims, layouts, margins)| {
             if *margins {
-                s.add_table(dims, layouts)
+                s.add_table(*space, dims, layouts)
             } else {
                 let sizes: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
-                s.add_inner(dims, &sizes)
+                s.add_inner(*space, dims, &sizes)
             }
         })
         .collect();

@@ -15,7 +15,7 @@ const RULES: Rules = Rules {
 fn table(sizes: &[usize], inner: &[i64]) -> (Structure, Vec<i64>, Vec<usize>) {
     let mut s = Structure::new();
     let dims: Vec<usize> = (0..sizes.len()).collect();
-    s.add_table(&dims, &structure::flat(sizes));
+    s.add_table(0, &dims, &structure::flat(sizes));
     let values = fill(&s, &dims, sizes, inner);
     let ids = inner_ids(&s, &dims, sizes);
     (s, values, ids)
@@ -65,7 +65,7 @@ fn inner_ids(s: &Structure, dims: &[usize], sizes: &[usize]) -> Vec<usize> {
                 .map(|(&d, c)| (d, c as u32))
                 .collect();
             key.sort_unstable();
-            s.find(&key).unwrap()
+            s.find(0, &key).unwrap()
         })
         .collect()
 }
@@ -156,8 +156,8 @@ fn linked_tables_are_protected_together() {
     // region x age alone by a rectangle that uses the region margins would come back through
     // region x gender if those margins were visible there; in one structure they are one cell.
     let mut s = Structure::new();
-    s.add_table(&[0, 1], &structure::flat(&[3, 3]));
-    s.add_table(&[0, 2], &structure::flat(&[3, 2]));
+    s.add_table(0, &[0, 1], &structure::flat(&[3, 3]));
+    s.add_table(0, &[0, 2], &structure::flat(&[3, 2]));
     let ra: [i64; 9] = [2, 30, 40, 25, 35, 45, 50, 60, 70];
     let rg: [i64; 6] = [32, 40, 50, 55, 80, 100];
     // The same region totals: 72, 105, 180.
@@ -497,7 +497,7 @@ fn a_subtotal_that_gives_a_cell_away_is_protected() {
         Layout::flat(2),
     ];
     let mut s = Structure::new();
-    let grid = s.add_table(&[0, 1], &layouts);
+    let grid = s.add_table(0, &[0, 1], &layouts);
     let inner = [2, 30, 25, 40, 22, 31, 50, 45];
     let values_of_grid = tables::grid_values(&layouts, &inner);
     let mut values = vec![0; s.cells()];
@@ -537,12 +537,13 @@ fn tables_with_the_same_group_share_its_subtotals() {
         groups: vec![vec![0, 2]],
     };
     let mut s = Structure::new();
-    let a = s.add_table(&[0, 1], &[grouped.clone(), Layout::flat(2)]);
-    let b = s.add_table(&[0, 2], &[grouped, Layout::flat(3)]);
+    let a = s.add_table(0, &[0, 1], &[grouped.clone(), Layout::flat(2)]);
+    let b = s.add_table(0, &[0, 2], &[grouped, Layout::flat(3)]);
     // (group, total) is one cell in both: row 3 of region, the last column.
     assert_eq!(a[3 * 3 + 2], b[3 * 4 + 3]);
     // A different group of the same dimension is another cell.
     let c = s.add_table(
+        0,
         &[0],
         &[Layout {
             categories: 3,
@@ -553,6 +554,7 @@ fn tables_with_the_same_group_share_its_subtotals() {
     assert_eq!(c[4], a[4 * 3 + 2]); // the grand total
     // The same categories in another order are the same group.
     let d = s.add_table(
+        0,
         &[0],
         &[Layout {
             categories: 3,
