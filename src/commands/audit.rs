@@ -338,8 +338,8 @@ fn exact_tables(
     }
     // A dimension of one input and one quantity (a count, or a sum of a column): tables of
     // different inputs or quantities are never linked.
-    let mut ids: Vec<(String, Option<String>, String)> = Vec::new();
-    let mut spaces: Vec<(String, Option<String>)> = Vec::new();
+    let mut ids: Vec<(String, String, Option<String>, String)> = Vec::new();
+    let mut spaces: Vec<(String, String, Option<String>)> = Vec::new();
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
@@ -373,14 +373,19 @@ fn exact_tables(
                     .dimensions
                     .iter()
                     .map(|d| {
-                        let key = (t.input.clone(), t.column.clone(), d.clone());
+                        let key = (
+                            t.input.clone(),
+                            t.statistic.clone(),
+                            t.column.clone(),
+                            d.clone(),
+                        );
                         ids.iter().position(|k| *k == key).unwrap_or_else(|| {
                             ids.push(key);
                             ids.len() - 1
                         })
                     })
                     .collect();
-                let quantity = (t.input.clone(), t.column.clone());
+                let quantity = (t.input.clone(), t.statistic.clone(), t.column.clone());
                 let space = spaces
                     .iter()
                     .position(|q| *q == quantity)

@@ -76,12 +76,10 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             r,
             "  {:<28} {:<26} by [{}], {}: exact values, cell suppression of {} (not differentially private)",
             t.name,
-            t.sum
-                .as_ref()
-                .map_or("count_units (exact)".to_string(), |s| format!(
-                    "sum({}) (exact)",
-                    s.column
-                )),
+            match t.sum.as_ref().and_then(|s| s.column.as_ref()) {
+                Some(column) => format!("sum({column}) (exact)"),
+                None => format!("{} (exact)", t.statistic()),
+            },
             plan.dimension_names(&t.dims).join(", "),
             t.margins_phrase(),
             t.rules_phrase(&plan.privacy_unit)

@@ -36,11 +36,12 @@ impl SecondaryObjective {
     }
 }
 
-/// An exact table's sum and the sensitivity rules that need each unit's contribution.
+/// An exact table's sum (of a column, or of 1 per row: `count_rows`) and the sensitivity rules
+/// that need each unit's contribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExactSum {
-    /// The summed column (whole numbers, 0 or more).
-    pub column: String,
+    /// The summed column (whole numbers, 0 or more); `None`: each row counts 1.
+    pub column: Option<String>,
     /// The (n,k)-dominance rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dominance: Option<Dominance>,
@@ -119,11 +120,22 @@ fn is_default_total(label: &String) -> bool {
 }
 
 impl ExactTableSpec {
-    /// What its values are, in words: `exact counts of victim_id` or `exact sums of amount`.
+    /// What its values are, in words: `exact counts of victim_id`, `exact counts of rows` or
+    /// `exact sums of amount`.
     pub fn values_phrase(&self, unit: &str) -> String {
-        match &self.sum {
+        match self.sum.as_ref().map(|s| s.column.as_deref()) {
             None => format!("exact counts of {unit}"),
-            Some(s) => format!("exact sums of {}", s.column),
+            Some(None) => "exact counts of rows".to_string(),
+            Some(Some(column)) => format!("exact sums of {column}"),
+        }
+    }
+
+    /// Its statistic's name in the policy and the manifest.
+    pub fn statistic(&self) -> &'static str {
+        match self.sum.as_ref().map(|s| s.column.is_some()) {
+            None => "count_units",
+            Some(false) => "count_rows",
+            Some(true) => "sum",
         }
     }
 
@@ -246,37 +258,38 @@ pub(super) fn exact_table(
     check_name(&name, names, &mut at);
     let input_index = input_of(&input, inputs, &mut at);
     let breakdown = input_index.is_some_and(|i| inputs[i].kind != InputKind::Microdata);
-    let summing = match statistic.as_str() {
-        "count_units" => false,
-        "sum" => true,
+    // `count_rows` sums 1 per row, `sum` a column: both need each unit's rows.
+    let (summing, rows) = match statistic.as_str() {
+        "count_units" => (false, false),
+        "count_rows" => (true, true),
+        "sum" => (true, false),
         other => {
             at.fail(
                 "statistic",
                 format!(
-                    "an exact table counts privacy units (`count_units`) or sums a column of theirs (`sum`); `{other}` is not supported with suppression (rows are not what the frequency rule counts){}",
-                    did_you_mean(other, ["count_units", "sum"])
+                    "an exact table counts privacy units (`count_units`) or rows (`count_rows`), or sums a column (`sum`); `{other}` is none of them{}",
+                    did_you_mean(other, ["count_units", "count_rows", "sum"])
                 ),
             );
-            false
+            (false, false)
         }
     };
     let column = column.map(nfc);
     if summing && breakdown {
         at.fail(
             "statistic",
-            "a pre-counted breakdown has no unit's contributions to sum: an exact table of it counts (`count_units`), protected by the frequency rule alone".to_string(),
+            format!("a pre-counted breakdown has no unit's rows or contributions (`{statistic}`): an exact table of it counts (`count_units`), protected by the frequency rule alone"),
         );
-    } else if summing && column.is_none() {
+    } else if summing && !rows && column.is_none() {
         at.fail(
             "column",
             "an exact sum needs its column: `column = \"amount\"` (whole numbers, 0 or more)"
                 .to_string(),
         );
-    } else if !summing && column.is_some() {
+    } else if (!summing || rows) && column.is_some() {
         at.fail(
             "column",
-            "a count of privacy units sums no column; use `statistic = \"sum\"` to sum it"
-                .to_string(),
+            format!("a count (`{statistic}`) sums no column; use `statistic = \"sum\"` to sum it"),
         );
     }
     if let Some(c) = column
@@ -517,7 +530,7 @@ pub(super) fn exact_table(
             input,
             dims,
             margins: margins.unwrap_or(true),
-            sum: column.filter(|_| summing).map(|column| ExactSum {
+            sum: summing.then_some(ExactSum {
                 column,
                 dominance,
                 p_percent,
@@ -547,7 +560,7 @@ fn sensitivity_rules(
         let why = if breakdown {
             "a pre-counted breakdown has no unit's contributions: only the frequency rule (`min_frequency`) applies"
         } else {
-            "the dominance and p% rules are for sums (`statistic = \"sum\"`); a count is protected by `min_frequency`"
+            "the dominance and p% rules are for sums and counts of rows (`statistic = \"sum\"` or `\"count_rows\"`); a count of units is protected by `min_frequency`"
         };
         at.fail("primary", why.to_string());
         return (None, None);

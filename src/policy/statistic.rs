@@ -36,10 +36,14 @@ pub enum Statistic {
         max_rows_per_unit: u32,
         max_rows_per_cell: u32,
     },
-    /// The exact sum of `column` over every row, unbounded and never noised: an exact table's
-    /// (cell suppression) values. Each unit's whole contribution is kept, so that every cell's
-    /// `largest` contributions are known to the dominance and p% rules.
-    Total { column: String, largest: u32 },
+    /// The exact sum of `column` (of 1 per row when `None`: a count of rows) over every row,
+    /// unbounded and never noised: an exact table's (cell suppression) values. Each unit's whole
+    /// contribution is kept, so that every cell's `largest` contributions are known to the
+    /// dominance and p% rules.
+    Total {
+        column: Option<String>,
+        largest: u32,
+    },
 }
 
 /// A statistic's contribution bounds: cells per unit, or rows per unit and per cell.
@@ -78,7 +82,11 @@ impl Statistic {
         match self {
             Statistic::CountUnits { .. } => "count_units",
             Statistic::CountRows { .. } => "count_rows",
-            Statistic::Sum { .. } | Statistic::Total { .. } => "sum",
+            Statistic::Sum { .. }
+            | Statistic::Total {
+                column: Some(_), ..
+            } => "sum",
+            Statistic::Total { column: None, .. } => "count_rows",
         }
     }
 

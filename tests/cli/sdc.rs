@@ -388,8 +388,8 @@ fn exact_table_fields_are_validated() {
         ),
         (("interval_percent = 20\n", ""), "field `interval_percent`"),
         (
-            ("statistic = \"count_units\"", "statistic = \"count_rows\""),
-            "`count_rows` is not supported with suppression",
+            ("statistic = \"count_units\"", "statistic = \"count_row\""),
+            "`count_row` is none of them; did you mean `count_rows`",
         ),
         (
             ("statistic = \"count_units\"", "statistic = \"sum\""),
@@ -400,14 +400,14 @@ fn exact_table_fields_are_validated() {
                 "statistic = \"count_units\"",
                 "statistic = \"count_units\"\ncolumn = \"age\"",
             ),
-            "field `column`: a count of privacy units sums no column",
+            "field `column`: a count (`count_units`) sums no column",
         ),
         (
             (
                 "primary = { min_frequency = 5 }",
                 "primary = { min_frequency = 5, dominance = { n = 1, k = 80 } }",
             ),
-            "field `primary`: the dominance and p% rules are for sums",
+            "field `primary`: the dominance and p% rules are for sums and counts of rows",
         ),
         (
             (
@@ -868,7 +868,7 @@ interval_percent = 20
         (
             "statistic = \"count_units\"\nby = [\"gender\", \"age_group\"]\nprotection",
             "statistic = \"sum\"\ncolumn = \"victims\"\nby = [\"gender\", \"age_group\"]\nprotection",
-            "a pre-counted breakdown has no unit's contributions to sum",
+            "a pre-counted breakdown has no unit's rows or contributions (`sum`)",
         ),
         (
             "primary = { min_frequency = 100 }",
@@ -1052,4 +1052,72 @@ fn an_exact_sum_refuses_negative_values() {
         .stderr_has(&["people.csv:15", "amount", "`-3` is negative"]);
     assert!(!s.path(DIR).exists());
     assert!(!s.path("ledger/people.jsonl").exists());
+}
+
+/// An exact count of rows: each row counts 1, the frequency rule counts people, and the
+/// dominance rule sees each person's rows (one person with 100 rows dominates `r4,f`).
+#[test]
+fn an_exact_count_of_rows_counts_every_row() {
+    let s = Scratch::new();
+    // Two rows per person (`amounts`), and 100 more for the first person of r4,f.
+    let mut data = amounts(false);
+    let first_r4f = (COUNTS
+        .iter()
+        .take_while(|c| c.0 != "r4")
+        .map(|c| c.2)
+        .sum::<usize>())
+        + 1;
+    for _ in 0..100 {
+        data.push_str(&format!("p{first_r4f},r4,f,young,0\n"));
+    }
+    s.write("people.csv", &data);
+    let table = r#"
+[[table]]
+name = "rows_by_region_gender"
+input = "people"
+statistic = "count_rows"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 5, dominance = { n = 1, k = 50 } }
+interval_percent = 10
+"#;
+    s.write("policy.toml", &policy(table));
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["count_rows (exact)"]);
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let rows = read_csv(&s.path(&format!("{DIR}/rows_by_region_gender.csv")));
+    let mut hidden = Vec::new();
+    for row in &rows {
+        let (r, g) = (row["region"].as_str(), row["gender"].as_str());
+        let extra = if (r == "r4" || r == "total") && (g == "f" || g == "total") {
+            100
+        } else {
+            0
+        };
+        if row["status"] == "published" {
+            assert_eq!(
+                row["value"],
+                (2 * count(r, g) + extra).to_string(),
+                "{row:?}"
+            );
+        } else {
+            hidden.push((r, g));
+        }
+    }
+    // 102 of r4,f's 200 rows are one person's: more than 50%.
+    for cell in [("r1", "f"), ("r3", "m"), ("r4", "f")] {
+        assert!(hidden.contains(&cell), "{cell:?} published: {hidden:?}");
+    }
+    let m = manifest(&s.path(DIR));
+    let t = &m["exact_tables"][0];
+    assert_eq!(t["statistic"], "count_rows");
+    assert!(t.get("column").is_none());
+    assert!(
+        t["guarantee"]
+            .as_str()
+            .unwrap()
+            .contains("exact counts of rows")
+    );
+    s.run(&["audit", DIR]).expect_code(0);
 }

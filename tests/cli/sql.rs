@@ -372,6 +372,22 @@ fn an_exact_table_is_counted_in_postgresql_as_from_the_file() {
     assert_eq!(daejeon["status"], "suppressed");
     s.run_with(&["audit", "releases/disung-2024"], &env)
         .expect_code(0);
+    // An exact count of rows: 1 per row, on the server as in the file.
+    let rows = sums.replace("exact_services", "exact_rows").replace(
+        "statistic = \"sum\"\ncolumn = \"services\"",
+        "statistic = \"count_rows\"",
+    );
+    let file = sample();
+    with_exact(&file, &rows);
+    file.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let from_file = fs::read_to_string(file.path("releases/disung-2024/exact_rows.csv")).unwrap();
+    let (s, url, _) = sample_in_postgres(table_source());
+    let env = [(URL_ENV, url.as_str())];
+    with_exact(&s, &rows);
+    s.run_with(&["release", SAMPLE_POLICY], &env).expect_code(0);
+    let from_sql = fs::read_to_string(s.path("releases/disung-2024/exact_rows.csv")).unwrap();
+    assert_eq!(from_sql, from_file);
+    assert!(from_sql.contains("suppressed"));
     // A negative value is refused there as in a file, with nothing charged.
     let (s, url, _) = sample_in_postgres(&query_source(
         "victim_id, gender, age_group, region, victim_type, services - 100 AS services FROM victims",

@@ -125,8 +125,8 @@ pub fn linked(
                 input,
                 dims,
                 margins: entry.margins,
-                sum: entry.column.clone().map(|column| ExactSum {
-                    column,
+                sum: (entry.statistic != "count_units").then(|| ExactSum {
+                    column: entry.column.clone(),
                     dominance: entry.primary_rule.dominance,
                     p_percent: entry.primary_rule.p_percent,
                 }),
@@ -234,8 +234,8 @@ pub fn publish(
             name: t.name.clone(),
             files: names,
             input: plan.inputs[t.input].name.clone(),
-            statistic: if t.sum.is_some() { "sum" } else { "count_units" }.into(),
-            column: t.sum.as_ref().map(|s| s.column.clone()),
+            statistic: t.statistic().into(),
+            column: t.sum.as_ref().and_then(|s| s.column.clone()),
             dimensions: published.dimensions.iter().map(|d| d.to_string()).collect(),
             cells: table.values.len(),
             margins: t.margins,

@@ -311,7 +311,9 @@ fn table_layout(
         Statistic::Sum {
             column: c, lo, hi, ..
         } => Some((columns.get(c, &needed_by)?, *lo, *hi)),
-        Statistic::Total { column: c, .. } => Some((columns.get(c, &needed_by)?, 0, i64::MAX)),
+        Statistic::Total {
+            column: Some(c), ..
+        } => Some((columns.get(c, &needed_by)?, 0, i64::MAX)),
         _ => None,
     };
     Ok(TableLayout {

@@ -442,7 +442,7 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
         .collect();
     let mut cells = vec![0i128; plan.table_cells(table)];
     let whole = match &table.statistic {
-        Statistic::Total { column, .. } => Some(column),
+        Statistic::Total { column, .. } => Some(column.as_deref().unwrap_or("1 per row")),
         _ => None,
     };
     // An exact sum's contributors are its count of units, read apart.

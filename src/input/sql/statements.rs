@@ -106,8 +106,11 @@ impl InputStatements {
                     dims.push(d);
                 }
             }
-            if let Statistic::Sum { column, .. } | Statistic::Total { column, .. } =
-                &plan.tables[t].statistic
+            if let Statistic::Sum { column, .. }
+            | Statistic::Total {
+                column: Some(column),
+                ..
+            } = &plan.tables[t].statistic
                 && !sum_columns.contains(column)
             {
                 sum_columns.push(column.clone());
@@ -256,7 +259,10 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 Statistic::Total { column, largest } => (column, *largest),
                 _ => unreachable!("only an exact sum keeps every row"),
             };
-            select.push(format!("s.{}::int8 AS v", ident(column)));
+            select.push(match column {
+                Some(column) => format!("s.{}::int8 AS v", ident(column)),
+                None => "1::int8 AS v".to_string(),
+            });
             // Every row counts: the key is not used (an empty one is sent).
             let sql = format!(
                 "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n  WHERE length($1::bytea) = 0\n),\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{})\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC))[1:{largest}], ','), min(lowest)::int8\nFROM w{group_by}",

@@ -56,8 +56,8 @@ pub struct Linked {
 /// different quantities (a count and a sum of the same cells) are never linked.
 pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<usize>>) {
     let n = plan.dimensions.len();
-    // Counts are measure 0, each summed column the next.
-    let mut measures: Vec<Option<String>> = vec![None];
+    // Counts of units are measure 0, counts of rows and each summed column the next.
+    let mut measures: Vec<Option<Option<String>>> = vec![None];
     let mut measure = |t: &ExactTableSpec| {
         let m = t.sum.as_ref().map(|s| s.column.clone());
         measures.iter().position(|x| *x == m).unwrap_or_else(|| {

@@ -570,7 +570,7 @@ fn tables_with_the_same_group_share_its_subtotals() {
 fn dominance_and_p_percent_levels_are_the_least_that_satisfy_the_rules() {
     use crate::policy::{Dominance, ExactSum};
     let rule = |n: u32, k: u32, p: Option<u32>| ExactSum {
-        column: "v".into(),
+        column: Some("v".into()),
         dominance: (n > 0).then_some(Dominance { n, k }),
         p_percent: p,
     };
