@@ -528,14 +528,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     s.run(&["release", "second.toml"]).expect_code(0);
     // The link is in the (private) ledger, never in the public manifest: that two releases were
     // read from the same data is a fact about the data.
-    let charge = |id: &str| {
-        fs::read_to_string(s.path("ledger/people.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|l| l["kind"] == "charge" && l["release_id"] == id)
-            .unwrap()
-    };
+    let charge = |id: &str| charge_of(&s, id);
     assert_eq!(
         charge("second")["exact_links"],
         serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender" }])
@@ -547,16 +540,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
         "{m}"
     );
     let second = read_csv(&s.path("releases/second/by_region_age.csv"));
-    for r in ["r1", "r2", "r3", "r4", "total"] {
-        let total = |rows: &[HashMap<String, String>], dim: &str| {
-            let row = rows
-                .iter()
-                .find(|x| x["region"] == r && x[dim] == "total")
-                .unwrap();
-            (row["status"].clone(), row["value"].clone())
-        };
-        assert_eq!(total(&first, "gender"), total(&second, "age"), "region {r}");
-    }
+    assert_region_totals_agree(&first, &second);
     s.run(&["audit", "releases/second", DIR]).expect_code(0);
     // Other data (one more person) is not linked: its fingerprint differs.
     s.write("people.csv", &people("p999,r4,m,old\n"));
@@ -1139,19 +1123,38 @@ fn a_later_sum_is_protected_with_the_earlier_one() {
         &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
     );
     s.run(&["release", "second.toml"]).expect_code(0);
-    let ledger = fs::read_to_string(s.path("ledger/people.jsonl")).unwrap();
-    let second: serde_json::Value = ledger
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l["kind"] == "charge" && l["release_id"] == "second")
-        .unwrap();
     assert_eq!(
-        second["exact_links"],
+        charge_of(&s, "second")["exact_links"],
         serde_json::json!([{ "release_id": "exact", "version": 1, "table": "amount_by_region_gender" }])
     );
     let first = read_csv(&s.path(&format!("{DIR}/amount_by_region_gender.csv")));
     let later = read_csv(&s.path("releases/second/amount_by_region_age.csv"));
     // r2's total is dominated (5000 of 5640): hidden in both; every region total agrees.
+    assert_region_totals_agree(&first, &later);
+    let r2 = later
+        .iter()
+        .find(|x| x["region"] == "r2" && x["age"] == "total")
+        .unwrap();
+    assert_eq!(r2["status"], "suppressed");
+    s.run(&["audit", "releases/second", DIR]).expect_code(0);
+}
+
+/// Release `id`'s charge in the ledger.
+fn charge_of(s: &Scratch, id: &str) -> serde_json::Value {
+    fs::read_to_string(s.path("ledger/people.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["kind"] == "charge" && l["release_id"] == id)
+        .unwrap()
+}
+
+/// A region x gender table and a region x age table publish (or hide) every region total, and
+/// the grand total, alike.
+fn assert_region_totals_agree(
+    by_gender: &[HashMap<String, String>],
+    by_age: &[HashMap<String, String>],
+) {
     for r in ["r1", "r2", "r3", "r4", "total"] {
         let total = |rows: &[HashMap<String, String>], dim: &str| {
             let row = rows
@@ -1160,12 +1163,10 @@ fn a_later_sum_is_protected_with_the_earlier_one() {
                 .unwrap();
             (row["status"].clone(), row["value"].clone())
         };
-        assert_eq!(total(&first, "gender"), total(&later, "age"), "region {r}");
+        assert_eq!(
+            total(by_gender, "gender"),
+            total(by_age, "age"),
+            "region {r}"
+        );
     }
-    let r2 = later
-        .iter()
-        .find(|x| x["region"] == "r2" && x["age"] == "total")
-        .unwrap();
-    assert_eq!(r2["status"], "suppressed");
-    s.run(&["audit", "releases/second", DIR]).expect_code(0);
 }

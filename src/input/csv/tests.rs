@@ -7,6 +7,40 @@ use crate::policy::{PolicyFile, validate};
 /// A plan over `data` (written to a temporary `in.csv`) with a `count_rows` table (k = 4),
 /// a `count_units` table (c = 2) and a `sum` table, all by `cell` in `c0..c49, x`.
 fn plan_for(data: &str) -> (tempfile::TempDir, Plan) {
+    plan_with(
+        data,
+        r#"
+        [[table]]
+        name = "rows"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 4
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "units"
+        input = "in"
+        statistic = "count_units"
+        by = ["cell"]
+        max_cells_per_unit = 2
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "sums"
+        input = "in"
+        statistic = "sum"
+        contributors_cost = { rho = 0.01 }
+        column = "v"
+        clamp = [0, 10]
+        max_rows_per_unit = 4
+        by = ["cell"]
+        cost = { rho = 0.1 }
+        "#,
+    )
+}
+
+/// A plan over `data` (written to a temporary `in.csv`) with `tables`, by `cell` in
+/// `c0..c49, x`.
+fn plan_with(data: &str, tables: &str) -> (tempfile::TempDir, Plan) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), data).unwrap();
     let cells: Vec<String> = (0..50)
@@ -25,30 +59,7 @@ fn plan_for(data: &str) -> (tempfile::TempDir, Plan) {
         path = "in.csv"
         [categories]
         cell = [{}]
-        [[table]]
-        name = "rows"
-        input = "in"
-        statistic = "count_rows"
-        by = ["cell"]
-        max_rows_per_unit = 4
-        cost = {{ rho = 0.1 }}
-        [[table]]
-        name = "units"
-        input = "in"
-        statistic = "count_units"
-        by = ["cell"]
-        max_cells_per_unit = 2
-        cost = {{ rho = 0.1 }}
-        [[table]]
-        name = "sums"
-        input = "in"
-        statistic = "sum"
-        contributors_cost = {{ rho = 0.01 }}
-        column = "v"
-        clamp = [0, 10]
-        max_rows_per_unit = 4
-        by = ["cell"]
-        cost = {{ rho = 0.1 }}
+        {tables}
         "#,
         cells.join(", ")
     );
@@ -504,24 +515,9 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
         list.sort_unstable_by(|a, b| b.cmp(a));
         list.truncate(3);
     }
-    let (dir, _) = plan_for("id,cell,v\n");
-    std::fs::write(dir.path().join("in.csv"), &data).unwrap();
-    let cells: Vec<String> = (0..50)
-        .map(|i| format!("\"c{i}\""))
-        .chain(["\"x\"".into()])
-        .collect();
-    let text = format!(
+    let (dir, plan) = plan_with(
+        &data,
         r#"
-        [release]
-        id = "t"
-        [dataset]
-        name = "d"
-        privacy_unit = "id"
-        budget = {{ rho = 1.0 }}
-        [inputs.in]
-        path = "in.csv"
-        [categories]
-        cell = [{}]
         [[table]]
         name = "sums"
         input = "in"
@@ -529,13 +525,10 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
         column = "v"
         by = ["cell"]
         protection = "suppression"
-        primary = {{ min_frequency = 3, dominance = {{ n = 3, k = 90 }}, p_percent = 10 }}
+        primary = { min_frequency = 3, dominance = { n = 3, k = 90 }, p_percent = 10 }
         interval_percent = 10
         "#,
-        cells.join(", ")
     );
-    let path = dir.path().join("p.toml");
-    let plan = validate(PolicyFile::parse(&text, &path).unwrap(), &path).unwrap();
     let reading = crate::input::reading_plan(&plan);
     // Units, units with two cells each, and the sum.
     assert_eq!(reading.tables.len(), 3);
