@@ -183,11 +183,16 @@ impl Words {
                 "without margins"
             };
             let mut rules = format!("cells of fewer than {min_frequency} privacy units");
-            if let Some(d) = rule.dominance {
-                rules.push_str(&format!(
+            match rule.dominance {
+                Some(d) if d.n == 1 => rules.push_str(&format!(
+                    ", cells whose largest unit makes more than {}% of them",
+                    d.k
+                )),
+                Some(d) => rules.push_str(&format!(
                     ", cells whose {} largest units make more than {}% of them",
                     d.n, d.k
-                ));
+                )),
+                None => {}
             }
             if let Some(p) = rule.p_percent {
                 rules.push_str(&format!(

@@ -1019,7 +1019,7 @@ fn exact_sums_hide_dominated_cells() {
     s.run(&["audit", DIR]).expect_code(0);
     let report = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
     assert!(
-        report.contains("largest units make more than 80%"),
+        report.contains("largest unit makes more than 80%"),
         "report"
     );
 }
