@@ -92,11 +92,11 @@ fn main() -> ExitCode {
             consistency_bench(reps);
             ExitCode::SUCCESS
         }
-        ["sdc", dir] => sdc_bench(std::path::Path::new(dir)),
+        ["sdc", dir, only @ ..] => sdc_bench(std::path::Path::new(dir), only),
         ["sdc-audit", dir] => sdc_audit(std::path::Path::new(dir)),
         _ => {
             eprintln!(
-                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR | safestat-bench sdc-audit DIR"
+                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR [TABLE...] | safestat-bench sdc-audit DIR"
             );
             ExitCode::from(2)
         }
@@ -258,7 +258,9 @@ fn skewed(cells: usize, mu: f64, sigma: f64, seed: u64) -> Vec<i64> {
         .collect()
 }
 
-fn sdc_bench(dir: &std::path::Path) -> ExitCode {
+/// Secondary suppression of the four synthetic tables (or those named in `only`, e.g.
+/// `17x7x2`), timed, with the tables written to `dir` for the peers.
+fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
     use safestat::protect::sdc::{self, Objective, Rules, Structure};
     let tables: [(&str, Vec<usize>, f64, f64, u64); 4] = [
         ("17x7", vec![17, 7], 1.75, 1.4, 1),
@@ -275,6 +277,9 @@ fn sdc_bench(dir: &std::path::Path) -> ExitCode {
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |");
     for (name, sizes, mu, sigma, seed) in tables {
+        if !only.is_empty() && !only.contains(&name) {
+            continue;
+        }
         let inner = skewed(sizes.iter().product(), mu, sigma, seed);
         let mut csv = String::new();
         for (i, v) in inner.iter().enumerate() {
