@@ -17,8 +17,10 @@
 //! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
 //! kept cell in a quarter of a word (half a word for tables of more than 65,535 cells), a kept
 //! row's priority in a word (shared by the rows tables with the same `k`, which keep the same
-//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise. One record per unit keeps a row's lookup and its updates for all
-//! tables within a few cache lines.
+//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise; an
+//! exact table's sum or count of rows ([`Statistic::Total`], never noised) keeps no sample but
+//! the unit's cell and the sum of all its rows, in two words. One record per unit keeps a row's
+//! lookup and its updates for all tables within a few cache lines.
 
 use crate::policy::{Bound, Statistic};
 
