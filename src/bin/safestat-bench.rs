@@ -93,10 +93,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["sdc", dir, only @ ..] => sdc_bench(std::path::Path::new(dir), only),
-        ["sdc-audit", dir] => sdc_audit(std::path::Path::new(dir)),
+        ["sdc-audit", dir] => sdc_audit(std::path::Path::new(dir), "gauss"),
+        ["sdc-audit", dir, peer] => sdc_audit(std::path::Path::new(dir), peer),
         _ => {
             eprintln!(
-                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR [TABLE...] | safestat-bench sdc-audit DIR"
+                "usage: safestat-bench parse-floor FILE | safestat-bench noise CELLS | safestat-bench consistency REPS | safestat-bench sdc DIR [TABLE...] | safestat-bench sdc-audit DIR [PEER]"
             );
             ExitCode::from(2)
         }
@@ -259,7 +260,8 @@ fn skewed(cells: usize, mu: f64, sigma: f64, seed: u64) -> Vec<i64> {
 }
 
 /// Secondary suppression of the four synthetic tables (or those named in `only`, e.g.
-/// `17x7x2`), timed, with the tables written to `dir` for the peers.
+/// `17x7x2`), timed, with the tables written to `dir` for the peers. Levels of 20% (at least 1),
+/// or `SDC_INTERVAL_PERCENT`.
 fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
     use safestat::protect::sdc::{self, Objective, Rules, Structure};
     let tables: [(&str, Vec<usize>, f64, f64, u64); 4] = [
@@ -276,6 +278,11 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
         "| table | objective | cells (with margins) | primary | secondary | value hidden (secondary) | method | seconds |"
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |");
+    // SDC_INTERVAL_PERCENT=0 asks what sdcTable's default levels ask (1 either way).
+    let interval_percent = std::env::var("SDC_INTERVAL_PERCENT")
+        .ok()
+        .and_then(|p| p.parse::<f64>().ok())
+        .unwrap_or(20.0);
     for (name, sizes, mu, sigma, seed) in tables {
         if !only.is_empty() && !only.contains(&name) {
             continue;
@@ -309,7 +316,7 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
             let rules = Rules {
                 min_frequency: 5,
                 zeros_primary: false,
-                interval_percent: 20.0,
+                interval_percent,
                 objective,
             };
             let start = Instant::now();
@@ -337,9 +344,11 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The attacker's audit of a peer's patterns: per table, primary cells disclosed exactly and
-/// primary cells whose interval falls short of safestat's levels (20%, at least 1).
-fn sdc_audit(dir: &std::path::Path) -> ExitCode {
+/// The attacker's audit of a peer's patterns (`{peer}_{table}.csv`: `gauss` from
+/// bench/sdc_peers.R, `sdctable-opt` or `sdctable-hitas` from bench/sdc_peers_sdctable.R; tables
+/// without a pattern are skipped): per table, primary cells disclosed exactly and primary cells
+/// whose interval falls short of safestat's levels (20%, at least 1).
+fn sdc_audit(dir: &std::path::Path, peer: &str) -> ExitCode {
     use safestat::protect::sdc::{self, Objective, Rules, Structure};
     let rules = Rules {
         min_frequency: 5,
@@ -357,13 +366,13 @@ fn sdc_audit(dir: &std::path::Path) -> ExitCode {
         ("250x20", vec![250, 20]),
         ("40x12x4", vec![40, 12, 4]),
     ] {
-        let path = dir.join(format!("gauss_{name}.csv"));
+        let path = dir.join(format!("{peer}_{name}.csv"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!(
-                "safestat-bench: no `{}` (run bench/sdc_peers.R first)",
+                "safestat-bench: no `{}` (run bench/sdc_peers.R or bench/sdc_peers_sdctable.R first)",
                 path.display()
             );
-            return ExitCode::from(1);
+            continue;
         };
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
