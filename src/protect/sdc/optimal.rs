@@ -58,9 +58,13 @@ pub const MAX_FULL_CHECKS: usize = 6;
 /// the heuristic (a deterministic limit, unlike a time limit).
 pub const NODE_LIMIT: u64 = 2_000;
 
-/// A dual's weight on cells the pattern leaves visible: small, so that among the attacker's
-/// dual solutions the one with the smallest coefficients on cells not yet hidden (the strongest
-/// cut) is chosen.
+/// A dual's weight on cells the pattern leaves visible, divided by `B`: small, so that among the
+/// attacker's dual solutions the one with the smallest coefficients on cells not yet hidden (the
+/// strongest cut) is chosen. The weighted dual is the attacker's where a visible cell may move
+/// by the weight times its bounds, so the weight must keep that move far below one: with a
+/// weight of 1e-4 undivided, a visible cell could rise by `1e-4 B` (2 on a table whose grand
+/// total is 20,000), the weighted attacker reached levels the real one did not, and its cuts no
+/// longer separated the pattern (every round fell back to the combinatorial cut).
 const VISIBLE: f64 = 1e-4;
 
 /// One cut: `sum(coefficient * x[candidate]) >= rhs`.
@@ -320,7 +324,7 @@ fn cut(
     let mut bounds = Vec::with_capacity(column.len());
     for &c in column.keys() {
         let (a, b) = (vars.add(variable().min(0.0)), vars.add(variable().min(0.0)));
-        let w = if pattern[c] { 1.0 } else { VISIBLE };
+        let w = if pattern[c] { 1.0 } else { VISIBLE / big };
         cost += w * (big * a + values[c] as f64 * b);
         bounds.push((c, a, b));
     }
