@@ -62,9 +62,10 @@ pub const NODE_LIMIT: u64 = 2_000;
 /// attacker's dual solutions the one with the smallest coefficients on cells not yet hidden (the
 /// strongest cut) is chosen. The weighted dual is the attacker's where a visible cell may move
 /// by the weight times its bounds, so the weight must keep that move far below one: with a
-/// weight of 1e-4 undivided, a visible cell could rise by `1e-4 B` (2 on a table whose grand
-/// total is 20,000), the weighted attacker reached levels the real one did not, and its cuts no
-/// longer separated the pattern (every round fell back to the combinatorial cut).
+/// weight of 1e-4 undivided, a visible cell could rise by `1e-4 B` (5.4 on the benchmark's
+/// 40 x 12 x 4, whose grand total is 53,999), the weighted attacker reached levels the real one
+/// did not, and its cuts no longer separated the pattern (every round fell back to the
+/// combinatorial cut).
 const VISIBLE: f64 = 1e-4;
 
 /// One cut: `sum(coefficient * x[candidate]) >= rhs`.
