@@ -9,7 +9,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::policy::Plan;
-use crate::protect::sdc::tables::Counts;
 
 mod csv;
 mod decode;
@@ -166,6 +165,27 @@ pub struct InputResult {
     pub units: Option<u64>,
     /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
     pub sql: Option<sql::SqlRead>,
+}
+
+/// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
+/// or sums), the privacy units behind each, and a sum's largest contributions per cell (each
+/// unit's sum, largest first; empty for a count).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Counts {
+    pub values: Vec<i64>,
+    pub frequencies: Vec<i64>,
+    pub largest: Vec<Vec<i64>>,
+}
+
+impl Counts {
+    /// A count's cells: each value is its number of privacy units.
+    pub fn units(counts: Vec<i64>) -> Counts {
+        Counts {
+            values: counts.clone(),
+            frequencies: counts,
+            largest: Vec::new(),
+        }
+    }
 }
 
 /// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
@@ -358,11 +378,7 @@ impl InputData {
         }
         let frequencies = saturate(counts);
         let Some(((input, pos), at)) = sum else {
-            return Ok(Counts {
-                values: frequencies.clone(),
-                frequencies,
-                largest: Vec::new(),
-            });
+            return Ok(Counts::units(frequencies));
         };
         let values = saturate(std::mem::take(&mut self.results[input].exact[pos]));
         let k = plan.exact_tables[e].sum.as_ref().map_or(0, |s| s.largest()) as usize;

@@ -5,6 +5,7 @@
 
 use super::structure::Layout;
 use super::{Interval, Levels, Objective, Protected, SdcError, Structure, levels, primary};
+use crate::input::Counts;
 use crate::policy::{ExactTableSpec, Group, Plan, SecondaryObjective};
 
 /// One exact table as published: every point of its grid (inner cells and margins, each
@@ -16,27 +17,6 @@ pub struct ExactTable {
     pub intervals: Vec<Option<Interval>>,
     /// How the secondary cells were chosen (one method for a release's linked tables).
     pub method: super::Method,
-}
-
-/// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
-/// or sums), the privacy units behind each, and a sum's largest contributions per cell (each
-/// unit's sum, largest first; empty for a count).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Counts {
-    pub values: Vec<i64>,
-    pub frequencies: Vec<i64>,
-    pub largest: Vec<Vec<i64>>,
-}
-
-impl Counts {
-    /// A count's cells: each value is its number of privacy units.
-    pub fn units(counts: Vec<i64>) -> Counts {
-        Counts {
-            values: counts.clone(),
-            frequencies: counts,
-            largest: Vec::new(),
-        }
-    }
 }
 
 /// An exact table that an earlier release published from the same data: its specification in
