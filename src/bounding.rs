@@ -464,7 +464,7 @@ impl Bounder {
 }
 
 /// Adds `v` to `list` (largest first) if it is among the `k` largest.
-pub fn keep_largest(list: &mut Vec<i128>, v: i128, k: usize) {
+pub fn keep_largest<T: Ord + Copy>(list: &mut Vec<T>, v: T, k: usize) {
     let at = list.partition_point(|&x| x >= v);
     if at < k {
         list.insert(at, v);

@@ -134,9 +134,10 @@ pub fn protect_tables(
     let mut frequencies = vec![0i64; structure.cells()];
     let mut largest: Vec<Vec<i64>> = vec![Vec::new(); structure.cells()];
     for ((t, grid), inner) in specs.iter().zip(&grids).zip(&all_counts) {
+        let layouts = layouts(plan, t);
         let on_grid = |cells: &[i64]| {
             if t.margins {
-                grid_values(&layouts(plan, t), cells)
+                grid_values(&layouts, cells)
             } else {
                 cells.to_vec()
             }
@@ -152,12 +153,10 @@ pub fn protect_tables(
         if let Some(sum) = &t.sum {
             let k = sum.largest() as usize;
             let merged = if t.margins {
-                grid_fold(&layouts(plan, t), &inner.largest, |a: &mut Vec<i64>, b| {
+                grid_fold(&layouts, &inner.largest, |a: &mut Vec<i64>, b| {
                     for &v in b {
-                        let at = a.partition_point(|&x| x >= v);
-                        a.insert(at, v);
+                        crate::bounding::keep_largest(a, v, k);
                     }
-                    a.truncate(k);
                 })
             } else {
                 inner.largest.clone()
