@@ -47,6 +47,20 @@ fn fill(s: &Structure, dims: &[usize], sizes: &[usize], inner: &[i64]) -> Vec<i6
         .collect()
 }
 
+/// The primary cells of `values` under [`RULES`] with their levels, and the pattern that hides
+/// just them.
+fn primaries(values: &[i64]) -> (Vec<(usize, Levels)>, Vec<bool>) {
+    let wanted: Vec<(usize, Levels)> = (0..values.len())
+        .filter(|&c| primary(values[c], &RULES))
+        .map(|c| (c, levels(values[c], &RULES)))
+        .collect();
+    let mut hidden = vec![false; values.len()];
+    for &(c, _) in &wanted {
+        hidden[c] = true;
+    }
+    (wanted, hidden)
+}
+
 fn coords(mut i: usize, sizes: &[usize]) -> Vec<usize> {
     let mut c = vec![0; sizes.len()];
     for j in (0..sizes.len()).rev() {
@@ -319,10 +333,7 @@ fn the_exact_method_hides_the_fewest_cells() {
             })
             .collect();
         let (s, values, _) = table(&[3, 3], &inner);
-        let wanted: Vec<(usize, Levels)> = (0..s.cells())
-            .filter(|&c| primary(values[c], &RULES))
-            .map(|c| (c, levels(values[c], &RULES)))
-            .collect();
+        let (wanted, _) = primaries(&values);
         if wanted.is_empty() {
             continue;
         }
@@ -430,15 +441,8 @@ fn out_of_rounds_the_last_pattern_is_a_bound_the_heuristic_completes() {
             })
             .collect();
         let (s, values, _) = table(&[3, 4, 3], &inner);
-        let wanted: Vec<(usize, Levels)> = (0..s.cells())
-            .filter(|&c| primary(values[c], &RULES))
-            .map(|c| (c, levels(values[c], &RULES)))
-            .collect();
+        let (wanted, base) = primaries(&values);
         let none = vec![false; s.cells()];
-        let mut base = none.clone();
-        for &(c, _) in &wanted {
-            base[c] = true;
-        }
         let mut hidden = base.clone();
         let found = optimal::suppress(
             &s,
@@ -657,15 +661,8 @@ fn large_values_keep_the_cuts_separating() {
             })
             .collect();
         let (s, values, _) = table(&[3, 4, 3], &inner);
-        let wanted: Vec<(usize, Levels)> = (0..s.cells())
-            .filter(|&c| primary(values[c], &RULES))
-            .map(|c| (c, levels(values[c], &RULES)))
-            .collect();
+        let (wanted, mut hidden) = primaries(&values);
         let none = vec![false; s.cells()];
-        let mut hidden = none.clone();
-        for &(c, _) in &wanted {
-            hidden[c] = true;
-        }
         let found = optimal::suppress(
             &s,
             &values,
