@@ -25,7 +25,7 @@
 
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, variable};
 
-use super::attack::{Components, Interval};
+use super::attack::{Components, Interval, Seen};
 use super::structure::Structure;
 
 /// What secondary suppression minimises.
@@ -115,7 +115,8 @@ pub(super) fn reaches(
     up: bool,
     need: i64,
 ) -> bool {
-    match components.bound(structure, values, hidden, p, up, false) {
+    let mut seen = Seen::new(components, structure, values, hidden);
+    match components.bound(structure, values, hidden, p, up, false, &mut seen) {
         Ok((Some(v), _)) if up => v >= (values[p] + need) as f64 - 1e-6,
         Ok((Some(v), _)) => v <= (values[p] - need) as f64 + 1e-6,
         Ok((None, _)) => up,

@@ -678,3 +678,155 @@ fn large_values_keep_the_cuts_separating() {
     }
     assert_eq!(proven, 12);
 }
+
+/// Every hidden cell's bounds solved directly, each as its own program over every hidden cell of
+/// the structure (an integer program with `integer`, else an LP rounded inwards), without
+/// components, tables met or bounds from single equations: what [`attack`] and
+/// [`attack::continuous`] must find.
+fn solved_directly(s: &Structure, values: &[i64], hidden: &[bool], integer: bool) -> Vec<Interval> {
+    raw_optima(s, values, hidden, integer)
+        .into_iter()
+        .map(|(lo, hi)| Interval {
+            lo: (lo - 1e-6).ceil() as i64,
+            hi: hi.map(|v| (v + 1e-6).floor() as i64),
+        })
+        .collect()
+}
+
+/// [`solved_directly`]'s optima before rounding.
+fn raw_optima(
+    s: &Structure,
+    values: &[i64],
+    hidden: &[bool],
+    integer: bool,
+) -> Vec<(f64, Option<f64>)> {
+    use good_lp::{Expression, ProblemVariables, ResolutionError, Solution, SolverModel, variable};
+    let cells: Vec<usize> = (0..s.cells()).filter(|&c| hidden[c]).collect();
+    let side = |t: usize, maximise: bool| -> Option<f64> {
+        let mut vars = ProblemVariables::new();
+        let x: Vec<_> = cells
+            .iter()
+            .map(|_| {
+                let v = variable().min(0.0);
+                vars.add(if integer { v.integer().max(1e6) } else { v })
+            })
+            .collect();
+        let at = |c: usize| x[cells.binary_search(&c).unwrap()];
+        let objective = Expression::from(at(t));
+        let problem = if maximise {
+            vars.maximise(objective)
+        } else {
+            vars.minimise(objective)
+        };
+        let mut model = problem.using(good_lp::microlp);
+        for e in s.equations() {
+            let mut lhs = Expression::from(0.0);
+            let mut rhs = 0.0;
+            for (c, sign) in
+                std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&p| (p, -1.0)))
+            {
+                if hidden[c] {
+                    lhs += sign * at(c);
+                } else {
+                    rhs -= sign * values[c] as f64;
+                }
+            }
+            model = model.with(lhs.eq(rhs));
+        }
+        match model.solve() {
+            Ok(solution) => Some(solution.value(at(t))),
+            Err(ResolutionError::Unbounded) => None,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    cells
+        .iter()
+        .map(|&t| (side(t, false).unwrap(), side(t, true)))
+        .collect()
+}
+
+/// On three-way tables, where the attacker's LPs can have fractional optimal tables (and
+/// optima), the intervals [`attack`] and [`attack::continuous`] find (settling some problems
+/// from tables met and bounds from single equations, and the whole-number ones from the LP's
+/// optimum where a whole-number table reaches it) are those of every problem solved directly.
+#[test]
+fn the_attack_equals_every_problem_solved_directly() {
+    use rand::{Rng, SeedableRng};
+    let same = |s: &Structure, values: &[i64], hidden: &[bool]| {
+        let targets: Vec<usize> = (0..s.cells()).filter(|&c| hidden[c]).collect();
+        let whole = attack(s, values, hidden, &targets).unwrap();
+        assert_eq!(
+            whole,
+            solved_directly(s, values, hidden, true),
+            "{hidden:?}"
+        );
+        let lp = attack::continuous(s, values, hidden, &targets).unwrap();
+        let lp: Vec<Interval> = lp.into_iter().map(|x| x.0).collect();
+        assert_eq!(lp, solved_directly(s, values, hidden, false), "{hidden:?}");
+        targets.len()
+    };
+    // A 3 x 4 x 5 table (found by a random search) whose pattern gives 15 cells a fractional LP
+    // optimum: their whole-number bounds come from integer programs told the LP's rounded bound.
+    let inner = [
+        0, 1, 2, 3, 1, 2, 1, 3, 1, 0, 0, 1, 2, 1, 1, 3, 1, 0, 1, 3, 0, 2, 0, 1, 3, 3, 3, 2, 2, 3,
+        1, 2, 3, 2, 2, 2, 1, 1, 0, 0, 1, 3, 3, 0, 2, 1, 1, 1, 1, 0, 3, 2, 3, 1, 0, 1, 3, 1, 3, 1,
+    ];
+    let (s, values, _) = table(&[3, 4, 5], &inner);
+    let mut hidden = vec![false; s.cells()];
+    for c in [
+        0, 1, 4, 6, 7, 8, 9, 10, 13, 15, 16, 18, 20, 21, 30, 32, 33, 37, 38, 40, 42, 44, 45, 48,
+        52, 54, 60, 62, 63, 66, 67, 68, 69, 70, 73, 74, 76, 80, 81, 82, 84, 92, 96, 102,
+    ] {
+        hidden[c] = true;
+    }
+    let fractional = raw_optima(&s, &values, &hidden, false)
+        .iter()
+        .filter(|(lo, hi)| {
+            (lo - lo.round()).abs() > 1e-6 || hi.is_some_and(|h| (h - h.round()).abs() > 1e-6)
+        })
+        .count();
+    assert_eq!(fractional, 15);
+    same(&s, &values, &hidden);
+    // A 4 x 4 x 4 table (also found by a search) whose pattern leaves cells that the LP puts
+    // anywhere in 0..=2 but whole numbers pin at 1: the LP's optimum is a whole number no
+    // whole-number table reaches.
+    let inner = [
+        1, 2, 2, 1, 0, 1, 1, 1, 1, 2, 2, 0, 2, 2, 2, 2, 1, 1, 1, 1, 2, 2, 1, 1, 2, 2, 1, 2, 1, 1,
+        1, 1, 1, 2, 1, 1, 2, 1, 2, 2, 2, 1, 2, 1, 2, 2, 1, 1, 0, 1, 1, 1, 2, 2, 1, 1, 1, 2, 2, 2,
+        1, 2, 1, 1,
+    ];
+    let (s, values, _) = table(&[4, 4, 4], &inner);
+    let mut hidden = vec![false; s.cells()];
+    for c in [
+        0, 2, 3, 6, 7, 10, 12, 13, 16, 17, 18, 20, 25, 26, 27, 31, 33, 35, 36, 41, 42, 43, 44, 47,
+        49, 50, 55, 57, 58, 60, 61, 62, 65, 66, 76, 77, 78, 79, 80, 81, 87, 88, 89, 90, 92, 95, 97,
+        98, 100, 108, 111, 114, 115, 117,
+    ] {
+        hidden[c] = true;
+    }
+    let whole = solved_directly(&s, &values, &hidden, true);
+    let lp = solved_directly(&s, &values, &hidden, false);
+    let pinned = whole
+        .iter()
+        .zip(&lp)
+        .filter(|(w, l)| w.width() == Some(0) && l.width() == Some(2));
+    assert!(pinned.count() >= 3);
+    same(&s, &values, &hidden);
+    // Random tables and patterns, margins hidden too.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut checked = 0;
+    for sizes in [[4usize, 4, 4], [3, 4, 5]] {
+        let n: usize = sizes.iter().product();
+        for _ in 0..15 {
+            let top = rng.gen_range(2..5);
+            let inner: Vec<i64> = (0..n).map(|_| rng.gen_range(0..top)).collect();
+            let (s, values, ids) = table(&sizes, &inner);
+            let share = rng.gen_range(0.2..0.6);
+            let hidden: Vec<bool> = (0..s.cells())
+                .map(|c| rng.gen_bool(if ids.contains(&c) { share } else { 0.1 }))
+                .collect();
+            checked += same(&s, &values, &hidden);
+        }
+    }
+    assert!(checked > 700, "{checked}");
+}
