@@ -8,15 +8,19 @@
 //!
 //! Many problems are settled without a solve, exactly: each cell's bounds from single equations
 //! ([`propagated`]) are never narrower than the attacker's, so where a table some other
-//! problem's solution met already reaches one, that bound is the optimum ([`Seen`]). Measured on
-//! the benchmark's 40 x 12 x 4 table (BENCHMARKS.md), this and the integer programs' shortcut
-//! took the release from 109 s to 16 s with the same pattern and intervals.
+//! problem's solution met already reaches one, that bound is the optimum ([`Seen`]); and the LPs
+//! of one component are solved as one [`Sweep`], each re-solved from the last one's basis. On
+//! the benchmark's 40 x 12 x 4 table (BENCHMARKS.md) the first took the release from 109 s to
+//! 16 s, the second to 5 s, with the same pattern and intervals.
 
 use good_lp::{
     Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, variable,
 };
 
-use super::structure::Structure;
+use std::collections::BTreeMap;
+
+use super::structure::{Equation, Structure};
+use super::sweep::Sweep;
 
 /// What the attacker can infer about one hidden cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +144,7 @@ fn bounds(
     // The largest values first, for every target, then the least: the tables the maximisations
     // meet have many cells at zero, which settles those cells' least values without a solve.
     let some = |part: &[usize]| -> Result<Vec<(Interval, bool)>, AttackError> {
-        let mut seen = Seen::new(&components, structure, values, hidden);
+        let mut seen = Seen::new(&components, structure, (values, hidden), part);
         let mut highs = Vec::with_capacity(part.len());
         for &t in part {
             let (hi, whole) =
@@ -165,22 +169,7 @@ fn bounds(
             .collect()
     };
     // The problems are independent: one slice of the targets per core, results in target order.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || targets.len() < 16 {
-        return some(targets);
-    }
-    let size = targets.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = targets
-            .chunks(size)
-            .map(|part| s.spawn(|| some(part)))
-            .collect();
-        let mut all = Vec::with_capacity(targets.len());
-        for h in handles {
-            all.extend(h.join().expect("an attacker's problem panicked")?);
-        }
-        Ok(all)
-    })
+    super::by_core(targets, 16, some)
 }
 
 /// The tables an attacker cannot rule out that solving has met so far (each problem's optimal
@@ -195,19 +184,55 @@ pub struct Seen {
     tables: Vec<Vec<(Vec<f64>, bool)>>,
     /// Per cell, the bounds single equations give ([`propagated`]).
     limits: Vec<(f64, f64)>,
+    /// The cells that may be asked about, and per component and direction, its LP for them
+    /// ([`Sweep`]; `None` where it could not be made).
+    targets: Vec<usize>,
+    sweeps: BTreeMap<(usize, bool), Option<Sweep>>,
 }
 
 impl Seen {
+    /// For the problems of the `targets`' cells (each component's LPs for them are solved by
+    /// one [`Sweep`]; with no targets, every LP on its own).
     pub fn new(
         components: &Components,
         structure: &Structure,
-        values: &[i64],
-        hidden: &[bool],
+        (values, hidden): (&[i64], &[bool]),
+        targets: &[usize],
     ) -> Seen {
         Seen {
             tables: vec![Vec::new(); components.members.len()],
             limits: propagated(structure, values, hidden, 50),
+            targets: targets.to_vec(),
+            sweeps: BTreeMap::new(),
         }
+    }
+
+    /// The LP optimum of the `i`th cell of component `k` and its optimal table from the
+    /// component's [`Sweep`] (made the first time), `None` where it has none.
+    fn swept(
+        &mut self,
+        components: &Components,
+        structure: &Structure,
+        (values, hidden): (&[i64], &[bool]),
+        (k, i): (usize, usize),
+        maximise: bool,
+    ) -> Option<(f64, Vec<f64>)> {
+        let (targets, limits) = (&self.targets, &self.limits);
+        self.sweeps
+            .entry((k, maximise))
+            .or_insert_with(|| {
+                let all: Vec<&Equation> = structure.equations().collect();
+                Sweep::new(
+                    &components.members[k],
+                    components.equations[k].iter().map(|&e| all[e]),
+                    (values, hidden),
+                    targets,
+                    limits,
+                    maximise,
+                )
+            })
+            .as_mut()?
+            .optimum(i)
     }
 
     /// Whether some table met has the `i`th cell of component `k` at `value`: `Some(true)` when a
@@ -305,7 +330,11 @@ impl Components {
         let solve = |integer: bool, asked: Target| {
             self.solve(structure, values, hidden, (k, i), maximise, integer, asked)
         };
-        let (lp, table) = match solve(false, Target::Free)? {
+        let swept = seen.swept(self, structure, (values, hidden), (k, i), maximise);
+        let (lp, table) = match swept.map_or_else(
+            || solve(false, Target::Free),
+            |(v, t)| Ok(Outcome::Optimum(v, t)),
+        )? {
             Outcome::Optimum(v, table) => (v, table),
             Outcome::Unbounded => return Ok((None, true)),
             Outcome::Infeasible => {

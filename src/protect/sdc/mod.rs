@@ -25,12 +25,36 @@ pub mod attack;
 pub mod optimal;
 pub mod secondary;
 pub mod structure;
+mod sweep;
 pub mod tables;
 
 pub use attack::{Interval, attack};
 use optimal::Exact;
 pub use secondary::{Levels, Objective, protects};
 pub use structure::{Key, Layout, Structure};
+
+/// `f` over `items` cut into one slice per core (a single slice when there are fewer than
+/// `at_least` items), the results in the items' order: for independent problems, each slice
+/// solved on its own thread.
+fn by_core<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    at_least: usize,
+    f: impl Fn(&[T]) -> Result<Vec<R>, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < at_least.max(2) {
+        return f(items);
+    }
+    let size = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(size).map(|part| s.spawn(|| f(part))).collect();
+        let mut all = Vec::with_capacity(items.len());
+        for h in handles {
+            all.extend(h.join().expect("a solver's thread panicked")?);
+        }
+        Ok(all)
+    })
+}
 
 /// The primary rule and the protection asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]

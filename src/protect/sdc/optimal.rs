@@ -39,10 +39,10 @@ use std::collections::BTreeMap;
 
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, variable};
 
-use super::SdcError;
 use super::attack::{Components, Interval, continuous};
 use super::secondary::{Levels, Objective, SecondaryError};
 use super::structure::{Equation, Structure};
+use super::{SdcError, by_core};
 
 /// The most cells that may become secondaries for the exact method.
 pub const MAX_CANDIDATES: usize = 20_000;
@@ -128,6 +128,7 @@ pub fn suppress(
         let intervals = continuous(structure, values, pattern, &cells)?;
         let components = Components::new(structure, pattern);
         let mut found = Check::default();
+        let mut asks = Vec::new();
         for (&i, &(interval, whole)) in which.iter().zip(&intervals) {
             let (p, levels) = primary[i];
             let short = [
@@ -143,18 +144,29 @@ pub fn suppress(
             } else if whole {
                 found.known.push((p, interval));
             }
-            for (up, need, _) in short.into_iter().filter(|s| s.2) {
-                found.cuts.push(cut(
-                    &equations,
-                    values,
-                    &components,
-                    pattern,
-                    &candidate,
-                    (p, up, need),
-                    big,
-                )?);
-            }
+            asks.extend(
+                short
+                    .into_iter()
+                    .filter(|s| s.2)
+                    .map(|(up, need, _)| (p, up, need)),
+            );
         }
+        // The cuts' duals are independent of each other, like the attacker's problems.
+        found.cuts = by_core(&asks, 2, |part| {
+            part.iter()
+                .map(|&ask| {
+                    cut(
+                        &equations,
+                        values,
+                        &components,
+                        pattern,
+                        &candidate,
+                        ask,
+                        big,
+                    )
+                })
+                .collect()
+        })?;
         Ok(found)
     };
     let mut current: Option<(Vec<bool>, Vec<usize>)> = None;
