@@ -273,6 +273,11 @@ enum Target {
 }
 
 impl Components {
+    /// The component of hidden cell `c` (its number).
+    pub fn component(&self, c: usize) -> usize {
+        self.of[c].expect("a hidden cell")
+    }
+
     /// The hidden cells linked to hidden cell `c` (sorted) and the equations involving them (as
     /// indices into [`Structure::equations`]'s order).
     pub fn of(&self, c: usize) -> (&[usize], &[usize]) {
