@@ -830,3 +830,22 @@ fn the_attack_equals_every_problem_solved_directly() {
     }
     assert!(checked > 700, "{checked}");
 }
+
+/// Published cells that contradict each other (a file altered after release): the attacker's
+/// problem has no solution, and says so without a panic.
+#[test]
+fn contradictory_published_cells_are_an_error() {
+    let (s, mut values, ids) = table(&[2, 3], &[5, 7, 9, 4, 6, 8]);
+    let mut hidden = vec![false; s.cells()];
+    for &i in &[0, 1, 3, 4] {
+        hidden[ids[i]] = true;
+    }
+    // The first row's total below its one published cell.
+    let row = (0..s.cells())
+        .find(|&c| s.key(c) == [(0, 0)])
+        .expect("the first row's total");
+    values[row] = 3;
+    let targets: Vec<usize> = (0..s.cells()).filter(|&c| hidden[c]).collect();
+    assert!(attack(&s, &values, &hidden, &targets).is_err());
+    assert!(attack::continuous(&s, &values, &hidden, &targets).is_err());
+}
