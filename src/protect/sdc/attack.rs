@@ -17,7 +17,7 @@ use good_lp::{
     Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, variable,
 };
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::structure::{Equation, Structure};
 use super::sweep::Sweep;
@@ -144,7 +144,7 @@ fn bounds(
     // The largest values first, for every target, then the least: the tables the maximisations
     // meet have many cells at zero, which settles those cells' least values without a solve.
     let some = |part: &[usize]| -> Result<Vec<(Interval, bool)>, AttackError> {
-        let mut seen = Seen::new(&components, structure, (values, hidden), part);
+        let mut seen = Seen::new(structure, (values, hidden), part);
         let mut highs = Vec::with_capacity(part.len());
         for &t in part {
             let (hi, whole) =
@@ -180,8 +180,10 @@ fn bounds(
 /// whole-number table in which a cell has the LP's optimum proves that optimum the attacker's
 /// with whole numbers. Exact either way: what they settle is the optimum a solve would find.
 pub struct Seen {
-    /// Per component, its tables (values of its cells in member order), whole or not.
-    tables: Vec<Vec<(Vec<f64>, bool)>>,
+    /// Per cell, the whole numbers it has in the tables met, and whether in a whole-number table
+    /// (the values asked about are always whole: bounds from single equations and rounded
+    /// optima; a table's fractional values are never asked about, so they are not kept).
+    met: Vec<HashMap<i64, bool>>,
     /// Per cell, the bounds single equations give ([`propagated`]).
     limits: Vec<(f64, f64)>,
     /// The cells that may be asked about, and per component and direction, its LP for them
@@ -194,13 +196,12 @@ impl Seen {
     /// For the problems of the `targets`' cells (each component's LPs for them are solved by
     /// one [`Sweep`]; with no targets, every LP on its own).
     pub fn new(
-        components: &Components,
         structure: &Structure,
         (values, hidden): (&[i64], &[bool]),
         targets: &[usize],
     ) -> Seen {
         Seen {
-            tables: vec![Vec::new(); components.members.len()],
+            met: vec![HashMap::new(); structure.cells()],
             limits: propagated(structure, values, hidden, 50),
             targets: targets.to_vec(),
             sweeps: BTreeMap::new(),
@@ -235,19 +236,21 @@ impl Seen {
             .optimum(i)
     }
 
-    /// Whether some table met has the `i`th cell of component `k` at `value`: `Some(true)` when a
-    /// whole-number one does.
-    fn attains(&self, k: usize, i: usize, value: f64) -> Option<bool> {
-        let mut found = None;
-        for (table, whole) in &self.tables[k] {
-            if (table[i] - value).abs() < 1e-6 {
-                if *whole {
-                    return Some(true);
-                }
-                found = Some(false);
+    /// Whether some table met has `cell` at `value`: `Some(true)` when a whole-number one does.
+    fn attains(&self, cell: usize, value: f64) -> Option<bool> {
+        if (value - value.round()).abs() > 1e-6 {
+            return None;
+        }
+        self.met[cell].get(&(value.round() as i64)).copied()
+    }
+
+    /// Keeps what a `table` of the cells of component `k` (in member order) shows.
+    fn meet(&mut self, components: &Components, k: usize, table: &[f64], whole: bool) {
+        for (&c, &v) in components.members[k].iter().zip(table) {
+            if (v - v.round()).abs() < 1e-6 {
+                *self.met[c].entry(v.round() as i64).or_insert(whole) |= whole;
             }
         }
-        found
     }
 }
 
@@ -325,10 +328,10 @@ impl Components {
                 } else {
                     (limit - 1e-6).ceil()
                 };
-                if seen.attains(k, i, limit) == Some(true) {
+                if seen.attains(target, limit) == Some(true) {
                     return Ok((Some(limit), true));
                 }
-            } else if let Some(whole) = seen.attains(k, i, limit) {
+            } else if let Some(whole) = seen.attains(target, limit) {
                 return Ok((Some(limit), whole));
             }
         }
@@ -347,7 +350,7 @@ impl Components {
             }
         };
         let whole = table.iter().all(|v| (v - v.round()).abs() < 1e-6);
-        seen.tables[k].push((table, whole));
+        seen.meet(self, k, &table, whole);
         if whole || !whole_numbers {
             return Ok((Some(lp), whole));
         }
@@ -358,12 +361,12 @@ impl Components {
         };
         let mut within = rounded;
         if (lp - rounded).abs() < 1e-6 {
-            if seen.attains(k, i, rounded) == Some(true) {
+            if seen.attains(target, rounded) == Some(true) {
                 return Ok((Some(rounded), true));
             }
             match solve(true, Target::At(rounded))? {
                 Outcome::Optimum(_, table) => {
-                    seen.tables[k].push((table, true));
+                    seen.meet(self, k, &table, true);
                     return Ok((Some(rounded), true));
                 }
                 // No whole-number table reaches the LP's optimum: the attacker's is inside it.
@@ -378,7 +381,7 @@ impl Components {
         }
         match solve(true, Target::Within(within))? {
             Outcome::Optimum(v, table) => {
-                seen.tables[k].push((table, true));
+                seen.meet(self, k, &table, true);
                 Ok((Some(v), true))
             }
             Outcome::Unbounded => Ok((None, true)),
