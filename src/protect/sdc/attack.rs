@@ -141,10 +141,11 @@ fn bounds(
     whole_numbers: bool,
 ) -> Result<Vec<(Interval, bool)>, AttackError> {
     let components = Components::new(structure, hidden);
+    let limits = propagated(structure, values, hidden, 50);
     // The largest values first, for every target, then the least: the tables the maximisations
     // meet have many cells at zero, which settles those cells' least values without a solve.
     let some = |part: &[usize]| -> Result<Vec<(Interval, bool)>, AttackError> {
-        let mut seen = Seen::new(structure, (values, hidden), part);
+        let mut seen = Seen::new(limits.clone(), part);
         let mut highs = Vec::with_capacity(part.len());
         for &t in part {
             let (hi, whole) =
@@ -193,19 +194,21 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// For the problems of the `targets`' cells (each component's LPs for them are solved by
-    /// one [`Sweep`]; with no targets, every LP on its own).
-    pub fn new(
-        structure: &Structure,
-        (values, hidden): (&[i64], &[bool]),
-        targets: &[usize],
-    ) -> Seen {
+    /// For the problems of the `targets`' cells, with every cell's bounds from single equations
+    /// ([`propagated`]; each component's LPs for the targets are solved by one [`Sweep`]).
+    pub fn new(limits: Vec<(f64, f64)>, targets: &[usize]) -> Seen {
         Seen {
-            met: vec![HashMap::new(); structure.cells()],
-            limits: propagated(structure, values, hidden, 50),
+            met: vec![HashMap::new(); limits.len()],
+            limits,
             targets: targets.to_vec(),
             sweeps: BTreeMap::new(),
         }
+    }
+
+    /// For one problem of a structure of `cells` cells: nothing to settle it from, solved on its
+    /// own.
+    pub fn none(cells: usize) -> Seen {
+        Seen::new(vec![(0.0, f64::INFINITY); cells], &[])
     }
 
     /// The LP optimum of the `i`th cell of component `k` and its optimal table from the

@@ -115,7 +115,7 @@ pub(super) fn reaches(
     up: bool,
     need: i64,
 ) -> bool {
-    let mut seen = Seen::new(structure, (values, hidden), &[]);
+    let mut seen = Seen::none(structure.cells());
     match components.bound(structure, values, hidden, p, up, false, &mut seen) {
         Ok((Some(v), _)) if up => v >= (values[p] + need) as f64 - 1e-6,
         Ok((Some(v), _)) => v <= (values[p] - need) as f64 + 1e-6,
