@@ -1170,3 +1170,82 @@ fn assert_region_totals_agree(
         );
     }
 }
+
+/// The benchmark's skewed 17 x 7 x 2 table (`safestat-bench sdc`), pre-counted, asked for
+/// intervals of 50%: the exact method's master problem needs more branch-and-bound nodes than it
+/// may take, the heuristic completes its last pattern, and the officer (only) is told the lower
+/// bound that pattern gives; the manifest says the pattern is not proven minimal, the audit passes.
+#[test]
+fn a_pattern_the_exact_method_could_not_finish_is_marked_and_bounded() {
+    let s = Scratch::new();
+    let bench = Command::new(env!("CARGO_BIN_EXE_safestat-bench"))
+        .args(["sdc", &s.path("bench").to_string_lossy(), "17x7x2"])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "{bench:?}");
+    let cells = fs::read_to_string(s.path("bench/sdc_17x7x2.csv")).unwrap();
+    s.write("counts.csv", &format!("a,b,c,n\n{cells}"));
+    let labels = |n: usize| {
+        let names: Vec<String> = (0..n).map(|i| format!("\"c{i}\"")).collect();
+        names.join(", ")
+    };
+    s.write(
+        "policy.toml",
+        &format!(
+            r#"
+[release]
+id = "skewed"
+[dataset]
+name = "skewed"
+privacy_unit = "person"
+budget = {{ rho = 1 }}
+[inputs.counts]
+path = "counts.csv"
+aggregated = true
+count_column = "n"
+[categories]
+a = [{}]
+b = [{}]
+c = [{}]
+[[table]]
+name = "skewed"
+input = "counts"
+statistic = "count_units"
+by = ["a", "b", "c"]
+protection = "suppression"
+primary = {{ min_frequency = 5 }}
+interval_percent = 50
+"#,
+            labels(17),
+            labels(7),
+            labels(2)
+        ),
+    );
+    let run = s.run(&["release", "policy.toml"]);
+    run.expect_code(0).stdout_has(&[
+        "skewed: not proven minimal (the exact method reached its limits); no pattern hides less than 52 cells in secondary cells (not published)",
+    ]);
+    let dir = s.path("releases/skewed");
+    let m = manifest(&dir);
+    let t = &m["exact_tables"][0];
+    assert!(
+        t["secondary_method"]
+            .as_str()
+            .unwrap()
+            .starts_with("not proven minimal"),
+        "{}",
+        t["secondary_method"]
+    );
+    // The bound is the officer's: no published file says it.
+    for f in ["manifest.json", "skewed.csv"] {
+        let text = fs::read_to_string(dir.join(f)).unwrap();
+        assert!(!text.contains("less than 52"), "{f}");
+    }
+    // The 83 small cells and at least the bound's 52 secondary cells are hidden (56; a master
+    // allowed 100 times the nodes proves 54 the minimum, in 21 s), and the audit re-derives every
+    // interval from the published cells.
+    let rows = read_csv(&dir.join("skewed.csv"));
+    let hidden = rows.iter().filter(|r| r["status"] == "suppressed").count();
+    assert!(hidden >= 83 + 52, "{hidden}");
+    s.run(&["audit", "releases/skewed"]).expect_code(0);
+}

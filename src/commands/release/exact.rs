@@ -20,7 +20,7 @@ pub const AUDIT: &str = "for every suppressed cell, the least and greatest value
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 /// What the manifest says about a pattern the exact method could not finish in its rounds.
-pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) ran out of rounds, and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level) completed its last pattern; checked by the attacker's audit";
+pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) reached its limits (rounds of cuts, or branch-and-bound nodes of a master problem), and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level) completed its last pattern; checked by the attacker's audit";
 /// What the manifest says about secondary suppression by the heuristic (tables beyond the exact
 /// method's limits).
 pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact method's limits: per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
@@ -225,7 +225,7 @@ pub fn publish(
         if let Method::Completed { at_least } = table.method {
             let _ = writeln!(
                 lines,
-                "    {}: not proven minimal (the exact method ran out of rounds); no pattern hides less than {at_least} {} in secondary cells (not published)",
+                "    {}: not proven minimal (the exact method reached its limits); no pattern hides less than {at_least} {} in secondary cells (not published)",
                 t.name,
                 t.secondary.name()
             );
