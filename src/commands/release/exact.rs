@@ -223,11 +223,16 @@ pub fn publish(
         // How far from the minimum, for the officer only: the bound is the cost of a set of
         // hidden cells (with `secondary = "value"`, a sum of their values), never published.
         if let Method::Completed { at_least } = table.method {
+            let bound = match t.secondary {
+                SecondaryObjective::Cells => format!("has at least {at_least} secondary cells"),
+                SecondaryObjective::Value => {
+                    format!("hides at least {at_least} in value in its secondary cells")
+                }
+            };
             let _ = writeln!(
                 lines,
-                "    {}: not proven minimal (the exact method reached its limits); no pattern hides less than {at_least} {} in secondary cells (not published)",
-                t.name,
-                t.secondary.name()
+                "    {}: not proven minimal (the exact method reached its limits); every pattern that protects the small cells {bound} (not published)",
+                t.name
             );
         }
         entries.push(ExactTableEntry {
