@@ -19,7 +19,7 @@ use crate::protect::sdc::tables::{self, ExactTable, Linked};
 pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional";
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
-/// What the manifest says about a pattern the exact method could not finish in its rounds.
+/// What the manifest says about a pattern the exact method could not finish within its limits.
 pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) reached its limits (rounds of cuts, or branch-and-bound nodes of a master problem), and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level) completed its last pattern; checked by the attacker's audit";
 /// What the manifest says about secondary suppression by the heuristic (tables beyond the exact
 /// method's limits).

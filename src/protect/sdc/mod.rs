@@ -154,9 +154,9 @@ pub struct Protected {
 pub enum Method {
     /// The exact minimum ([`optimal`]).
     Optimal,
-    /// The exact method's last pattern, out of rounds or nodes, completed by the heuristic: any pattern
-    /// that protects the primary cells has at least `at_least` secondary cells (or that much
-    /// value hidden, as the objective says). A sum of hidden values: never published.
+    /// The exact method's last pattern, out of rounds or nodes, completed by the heuristic: any
+    /// pattern that protects the primary cells has at least `at_least` secondary cells (or that
+    /// much value hidden, as the objective says). A sum of hidden values: never published.
     Completed { at_least: i64 },
     /// The LP heuristic ([`secondary`]), for structures beyond the exact method's limits.
     Heuristic,
