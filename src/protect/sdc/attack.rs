@@ -436,7 +436,7 @@ impl Components {
             // total - sum(parts) = 0, the published cells moved to the right-hand side.
             let mut lhs = Expression::from(0.0);
             let mut rhs = 0.0;
-            let terms = std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&p| (p, -1.0)));
+            let terms = e.terms();
             for (c, sign) in terms {
                 if hidden[c] {
                     lhs += sign * at(c).expect("hidden cells of the component");

@@ -112,11 +112,12 @@ pub fn suppress(
     let mut cuts = Vec::new();
     // Every equation through a primary cell needs another hidden cell, or it gives the cell away.
     for &(p, _) in primary {
-        for e in equations.iter().filter(|e| cells(e).any(|(c, _)| c == p)) {
-            if cells(e).any(|(c, _)| c != p && hidden[c]) {
+        for e in equations.iter().filter(|e| e.terms().any(|(c, _)| c == p)) {
+            if e.terms().any(|(c, _)| c != p && hidden[c]) {
                 continue;
             }
-            let terms: Vec<(usize, f64)> = cells(e)
+            let terms: Vec<(usize, f64)> = e
+                .terms()
                 .filter(|&(c, _)| candidate[c])
                 .map(|(c, _)| (c, 1.0))
                 .collect();
@@ -271,11 +272,6 @@ pub enum Exact {
     Beyond,
 }
 
-/// An equation's cells with their signs (`total - sum(parts) = 0`).
-fn cells(e: &Equation) -> impl Iterator<Item = (usize, f64)> + '_ {
-    std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&c| (c, -1.0)))
-}
-
 /// The master problem: the cheapest candidates to hide that satisfy every cut so far, `None`
 /// when its branch and bound needs more than [`NODE_LIMIT`] nodes or no pattern satisfies them.
 /// On microlp in every build (also with HiGHS for the attacker), so that a pattern never depends
@@ -357,7 +353,7 @@ fn dual_cuts(
     let mut column: BTreeMap<usize, LinearExpr> = BTreeMap::new();
     for &k in involved {
         let g = problem.add_var(0.0, (f64::NEG_INFINITY, f64::INFINITY));
-        for (c, sign) in cells(equations[k]) {
+        for (c, sign) in equations[k].terms() {
             if pattern[c] || candidate[c] {
                 column
                     .entry(c)
@@ -449,7 +445,7 @@ fn combinatorial(
     let mut terms: Vec<(usize, f64)> = Vec::new();
     let mut rhs = 1.0;
     for &k in involved {
-        for (c, _) in cells(equations[k]) {
+        for (c, _) in equations[k].terms() {
             if candidate[c] && !pattern[c] && !terms.iter().any(|t| t.0 == c) {
                 terms.push((c, 1.0));
             }

@@ -51,6 +51,13 @@ pub struct Equation {
     pub parts: Vec<usize>,
 }
 
+impl Equation {
+    /// Its cells with their signs in `total - sum(parts) = 0`.
+    pub fn terms(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        std::iter::once((self.total, 1.0)).chain(self.parts.iter().map(|&c| (c, -1.0)))
+    }
+}
+
 /// The cells of linked tables and their equations.
 #[derive(Debug, Clone, Default)]
 pub struct Structure {

@@ -82,9 +82,7 @@ impl Sweep {
             // total - sum(parts) = 0, the published cells moved to the right-hand side.
             let mut lhs = LinearExpr::empty();
             let mut rhs = 0.0;
-            for (c, sign) in
-                std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&p| (p, -1.0)))
-            {
+            for (c, sign) in e.terms() {
                 if hidden[c] {
                     let i = members
                         .binary_search(&c)

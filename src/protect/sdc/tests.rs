@@ -722,9 +722,7 @@ fn raw_optima(
         for e in s.equations() {
             let mut lhs = Expression::from(0.0);
             let mut rhs = 0.0;
-            for (c, sign) in
-                std::iter::once((e.total, 1.0)).chain(e.parts.iter().map(|&p| (p, -1.0)))
-            {
+            for (c, sign) in e.terms() {
                 if hidden[c] {
                     lhs += sign * at(c);
                 } else {
