@@ -340,11 +340,17 @@ fn dual_cuts(
     let Some(&(first, ..)) = asks.first() else {
         return Ok(Vec::new());
     };
-    // A solve's outcome: stopped by a limit is a failure too (there are none here).
-    let settled = |o: microlp::SolveOutcome| o.into_solution().map_err(|_| "interrupted".into());
-    let fail = |p: usize, e: String| SecondaryError {
-        cell: p,
-        message: format!("the attacker's dual could not be solved: {e}"),
+    // A solve's outcome for cell `p`'s ask: stopped by a limit is a failure too (none is set).
+    let settled = |p: usize, outcome: Result<microlp::SolveOutcome, microlp::Error>| {
+        let message = match outcome.map(microlp::SolveOutcome::into_solution) {
+            Ok(Ok(solution)) => return Ok(solution),
+            Ok(Err(_)) => "interrupted".to_string(),
+            Err(e) => e.to_string(),
+        };
+        Err(SecondaryError {
+            cell: p,
+            message: format!("the attacker's dual could not be solved: {message}"),
+        })
     };
     let (members, involved) = components.of(first);
     let mut problem = Problem::new(OptimizationDirection::Minimize);
@@ -381,26 +387,14 @@ fn dual_cuts(
         problem.add_constraint(lhs, ComparisonOp::Eq, 0.0);
         bounds.push((c, a, b));
     }
-    let mut solution = problem
-        .solve()
-        .map_err(|e| e.to_string())
-        .and_then(settled)
-        .map_err(|e| fail(first, e))?;
+    let mut solution = settled(first, problem.solve())?;
     for (&p, &z) in &sides {
-        solution = solution
-            .fix_var(z, 0.0)
-            .map_err(|e| e.to_string())
-            .and_then(settled)
-            .map_err(|e| fail(p, e))?;
+        solution = settled(p, solution.fix_var(z, 0.0))?;
     }
     let mut found = Vec::with_capacity(asks.len());
     for &(p, up, need) in asks {
         let z = sides[&p];
-        solution = solution
-            .fix_var(z, if up { 1.0 } else { -1.0 })
-            .map_err(|e| e.to_string())
-            .and_then(settled)
-            .map_err(|e| fail(p, e))?;
+        solution = settled(p, solution.fix_var(z, if up { 1.0 } else { -1.0 }))?;
         let need = need as f64;
         let mut terms = Vec::new();
         let (mut rhs, mut at_pattern) = (need, 0.0);
@@ -424,11 +418,7 @@ fn dual_cuts(
         } else {
             combinatorial(equations, members, involved, (pattern, candidate))
         });
-        solution = solution
-            .fix_var(z, 0.0)
-            .map_err(|e| e.to_string())
-            .and_then(settled)
-            .map_err(|e| fail(p, e))?;
+        solution = settled(p, solution.fix_var(z, 0.0))?;
     }
     Ok(found)
 }
