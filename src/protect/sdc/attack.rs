@@ -181,10 +181,10 @@ fn bounds(
 /// whole-number table in which a cell has the LP's optimum proves that optimum the attacker's
 /// with whole numbers. Exact either way: what they settle is the optimum a solve would find.
 pub struct Seen {
-    /// Per cell, the whole numbers it has in the tables met, and whether in a whole-number table
+    /// Each cell and whole number it has in a table met, and whether in a whole-number table
     /// (the values asked about are always whole: bounds from single equations and rounded
     /// optima; a table's fractional values are never asked about, so they are not kept).
-    met: Vec<HashMap<i64, bool>>,
+    met: HashMap<(usize, i64), bool>,
     /// Per cell, the bounds single equations give ([`propagated`]).
     limits: Vec<(f64, f64)>,
     /// The cells that may be asked about, and per component and direction, its LP for them
@@ -198,7 +198,7 @@ impl Seen {
     /// ([`propagated`]; each component's LPs for the targets are solved by one [`Sweep`]).
     pub fn new(limits: Vec<(f64, f64)>, targets: &[usize]) -> Seen {
         Seen {
-            met: vec![HashMap::new(); limits.len()],
+            met: HashMap::new(),
             limits,
             targets: targets.to_vec(),
             sweeps: BTreeMap::new(),
@@ -244,14 +244,14 @@ impl Seen {
         if (value - value.round()).abs() > 1e-6 {
             return None;
         }
-        self.met[cell].get(&(value.round() as i64)).copied()
+        self.met.get(&(cell, value.round() as i64)).copied()
     }
 
     /// Keeps what a `table` of the cells of component `k` (in member order) shows.
     fn meet(&mut self, components: &Components, k: usize, table: &[f64], whole: bool) {
         for (&c, &v) in components.members[k].iter().zip(table) {
             if (v - v.round()).abs() < 1e-6 {
-                *self.met[c].entry(v.round() as i64).or_insert(whole) |= whole;
+                *self.met.entry((c, v.round() as i64)).or_insert(whole) |= whole;
             }
         }
     }
