@@ -72,22 +72,33 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
 }
 
 /// Per table, the margin of error asked for (`--target-moe N` for all, `TABLE=N` for one; a
-/// table's own target wins over the one for all).
+/// table's own target wins over the one for all). `N%` is relative to the table's
+/// `expected_cell_size`: a sum is then priced by its own scale, not a count's.
 fn parse_targets(plan: &Plan, given: &[String]) -> Result<Vec<Option<i64>>, Error> {
     let mut all = None;
     let mut per_table = vec![None; plan.tables.len()];
     for g in given {
         let (table, n) = match g.rsplit_once('=') {
-            Some((t, n)) => (Some(t.trim()), n),
-            None => (None, g.as_str()),
+            Some((t, n)) => (Some(t.trim()), n.trim()),
+            None => (None, g.trim()),
         };
-        let n: i64 = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+        let bad = || {
             Error::Usage(format!(
-                "--target-moe `{g}`: the margin must be a whole number of at least 1, as `5` or `victims_by_age=5`"
+                "--target-moe `{g}`: the margin must be a whole number of at least 1, or a percentage of the table's expected_cell_size, as `5`, `victims_by_age=5` or `services_by_region=5%`"
             ))
-        })?;
+        };
+        let target = match n.strip_suffix('%') {
+            Some(pct) => Target::Relative(
+                pct.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| *p > 0.0 && p.is_finite())
+                    .ok_or_else(bad)?,
+            ),
+            None => Target::Absolute(n.parse().ok().filter(|&n: &i64| n >= 1).ok_or_else(bad)?),
+        };
         match table {
-            None => all = Some(n),
+            None => all = Some(target),
             Some(name) => {
                 let t = plan
                     .tables
@@ -99,11 +110,39 @@ fn parse_targets(plan: &Plan, given: &[String]) -> Result<Vec<Option<i64>>, Erro
                             policy::did_you_mean(name, plan.tables.iter().map(|t| t.name.as_str()))
                         ))
                     })?;
-                per_table[t] = Some(n);
+                per_table[t] = Some(target);
             }
         }
     }
-    Ok(per_table.into_iter().map(|t| t.or(all)).collect())
+    per_table
+        .into_iter()
+        .zip(&plan.tables)
+        .map(|(own, t)| {
+            let Some(target) = own.or(all) else {
+                return Ok(None);
+            };
+            match (target, t.expected_cell_size) {
+                (Target::Absolute(n), _) => Ok(Some(n)),
+                // Relative to a size: a margin of at least 1.
+                (Target::Relative(pct), Some(size)) => {
+                    Ok(Some(((pct / 100.0 * size as f64).floor() as i64).max(1)))
+                }
+                // A relative target for every table skips those without a size.
+                (Target::Relative(_), None) if own.is_none() => Ok(None),
+                (Target::Relative(pct), None) => Err(Error::Usage(format!(
+                    "--target-moe `{}={pct}%`: a relative margin needs the table's `expected_cell_size` (the size you expect a typical cell to have)",
+                    t.name
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// A margin asked for: in the table's unit, or a percentage of its expected cell size.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Absolute(i64),
+    Relative(f64),
 }
 
 /// A cost as (epsilon, delta) at `delta`: a pure-DP cost is its own epsilon (delta 0); a zCDP
@@ -156,15 +195,16 @@ fn planned_for_targets(
     let mut r = String::new();
     let _ = writeln!(
         r,
-        "for the margins asked (each table drawn alone; estimated together, a group's margins are smaller still):"
+        "for the margins asked, as published (a table estimated with its group is priced by its margin after estimation, the group's other tables at their costs):"
     );
+    let grouping = policy::grouping(plan);
     let _ = writeln!(
         r,
         "  {:<28} {:>12}  {:<44} cost now (margin)",
         "table", "target", "cost it needs (opendp)"
     );
     let mut planned = Vec::with_capacity(mechs.len());
-    for ((t, m), target) in plan.tables.iter().zip(mechs).zip(targets) {
+    for (i, ((t, m), target)) in plan.tables.iter().zip(mechs).zip(targets).enumerate() {
         let Some(target) = *target else {
             planned.push(m.clone());
             continue;
@@ -172,13 +212,20 @@ fn planned_for_targets(
         let contributors = m.contributors.clone();
         let m = &m.values;
         let zcdp = matches!(t.cost, Cost::Rho(_));
-        let (cost, needed) = NoiseMechanism::for_margin(
+        let (mut cost, mut needed) = NoiseMechanism::for_margin(
             t.mechanism,
             zcdp,
             t.statistic.sensitivity(),
             target,
             t.confidence,
         )?;
+        if let Some(g) = grouping.of(i) {
+            // Earlier targets' costs already planned, later ones' as declared: a later table's
+            // higher cost only narrows this one's margin.
+            let mut now: Vec<TableNoise> = planned.clone();
+            now.extend(mechs[i..].iter().cloned());
+            (cost, needed) = grouped_cost(plan, &grouping.groups[g], i, &now, target, cost)?;
+        }
         let approx = match (delta, cost) {
             (Some(d), Cost::Rho(_)) => format!(" ({})", as_approx(cost, d)?),
             _ => String::new(),
@@ -204,6 +251,65 @@ fn planned_for_targets(
     );
     r.push_str(&budget(plan, &planned, ledger)?.replace("budget: ", "  budget: "));
     Ok(r)
+}
+
+/// The least cost (four significant digits, rounded up) at which table `t`, estimated with its
+/// group and the group's other tables as in `mechs`, has a margin of at most `target` once
+/// estimated (assuming a controlled rounding), found by bisection between a millionth of
+/// `alone` (the cost it needs drawn alone) and `alone`: estimating together never loses accuracy,
+/// so the margin at `alone` is the margin alone or less, plus the rounding's 1.
+fn grouped_cost(
+    plan: &Plan,
+    group: &policy::Together,
+    t: usize,
+    mechs: &[TableNoise],
+    target: i64,
+    alone: Cost,
+) -> Result<(Cost, NoiseMechanism), Error> {
+    let spec = &plan.tables[t];
+    let k = group
+        .tables
+        .iter()
+        .position(|&u| u == t)
+        .expect("in its group");
+    let (value, of): (f64, fn(f64) -> Cost) = match alone {
+        Cost::Epsilon(e) => (e, Cost::Epsilon),
+        Cost::Rho(r) => (r, Cost::Rho),
+    };
+    let at = |v: f64| -> Result<(i64, NoiseMechanism), Error> {
+        let m = NoiseMechanism::calibrate(spec.mechanism, spec.statistic.sensitivity(), of(v))?;
+        let mut mechs = mechs.to_vec();
+        mechs[t].values = m.clone();
+        Ok((consistency::planned_margins(plan, group, &mechs)[k].1, m))
+    };
+    // The rounding's 1 may need a little more than the cost alone.
+    let mut hi = value;
+    while at(hi)?.0 > target {
+        hi *= 2.0;
+        if hi > value * 1e6 {
+            return Err(Error::Usage(format!(
+                "--target-moe: no cost gives `{}` a margin of ±{target} once estimated with its group",
+                spec.name
+            )));
+        }
+    }
+    let mut lo = hi * 1e-6;
+    for _ in 0..60 {
+        let mid = (lo * hi).sqrt();
+        if at(mid)?.0 <= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // Four significant digits, rounded up: a number the officer types, still within the target.
+    let e = hi.log10().floor() as i32 - 3;
+    let declared: f64 = format!("{}e{e}", (hi / 10f64.powi(e)).ceil() as u64)
+        .parse()
+        .expect("a decimal number");
+    let (margin, m) = at(declared)?;
+    debug_assert!(margin <= target);
+    Ok((of(declared), m))
 }
 
 /// One line per table, and the release's total cost.
@@ -276,30 +382,23 @@ fn tables(plan: &Plan, mechs: &[TableNoise], delta: Option<f64>) -> Result<Strin
 }
 
 /// The groups of tables estimated together, and each table's margin once estimated (assuming a
-/// controlled rounding): the margins `release` will publish.
+/// controlled rounding): the margins `release` will publish; then each table drawn alone, and why.
 fn groups(plan: &Plan, mechs: &[TableNoise]) -> String {
     let mut r = String::new();
-    for g in consistency::groups(plan) {
+    let grouping = policy::grouping(plan);
+    for g in &grouping.groups {
         let names: Vec<&str> = g
             .tables
             .iter()
             .map(|&t| plan.tables[t].name.as_str())
             .collect();
-        if let Some(reason) = g.too_large() {
-            let _ = writeln!(
-                r,
-                "warning: {} measure the same quantity but will be published as drawn: {reason}",
-                names.join(", ")
-            );
-            continue;
-        }
         let _ = writeln!(
             r,
-            "consistent: {} will be estimated together as one {}-cell table; margins then:",
+            "consistent: {} will be bounded once and estimated together as one {}-cell table; margins then:",
             names.join(", "),
-            g.union_cells.unwrap_or(0)
+            g.union_cells
         );
-        for (t, moe) in consistency::planned_margins(plan, &g, mechs) {
+        for (t, moe) in consistency::planned_margins(plan, g, mechs) {
             let spec = &plan.tables[t];
             let _ = writeln!(
                 r,
@@ -312,6 +411,9 @@ fn groups(plan: &Plan, mechs: &[TableNoise]) -> String {
                     .unwrap_or(-1)
             );
         }
+    }
+    for (t, reason) in &grouping.alone {
+        let _ = writeln!(r, "drawn alone: `{}`: {reason}", plan.tables[*t].name);
     }
     r
 }

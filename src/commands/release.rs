@@ -19,13 +19,14 @@ use crate::output::{
     self, Bounds, ConsistencyGroup, Contributors, ContributorsEntry, CostEntry, FileHash,
     InputEntry, Manifest, ManifestLedger, ManifestRelease, PolicyEntry, PublishedTable,
     Reliability, RngInfo, SensitivityEntry, SharesEntry, Suppression, TableEntry, ToolInfo,
-    TotalCost,
+    TotalCost, Totals, TotalsEntry,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
 use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cells};
+use crate::protect::totals;
 use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
 
@@ -299,14 +300,17 @@ fn draw_tables(
             _ => None,
         });
     }
-    let groups = consistency::groups(plan);
-    let applied = consistency::apply(plan, mechs, &groups, &mut noisy);
-    // Per table estimated with its group: the group, its margin and how its cells err.
+    let grouping = policy::grouping(plan);
+    let applied = consistency::apply(plan, mechs, &grouping.groups, &mut noisy);
+    // Per table estimated with its group: the group, its margin, how its cells err and where its
+    // margins are summed from.
     let mut estimated_moe: Vec<Option<(usize, i64, ErrorModel)>> = vec![None; plan.tables.len()];
+    let mut sources: Vec<Option<totals::Source>> = vec![None; plan.tables.len()];
     for (g, a) in applied.iter().enumerate() {
         if let Ok(e) = &a.outcome {
-            for ((&t, &moe), &error) in a.group.tables.iter().zip(&e.margins).zip(&e.errors) {
-                estimated_moe[t] = Some((g, moe, error));
+            for (k, &t) in a.group.tables.iter().enumerate() {
+                estimated_moe[t] = Some((g, e.margins[k], e.errors[k]));
+                sources[t] = Some(e.sources[k].clone());
             }
         }
     }
@@ -317,13 +321,35 @@ fn draw_tables(
             Some(c) => Some(c.margin_of_error(t.confidence)?),
             None => None,
         };
+        let cell_margin = m.values.margin_of_error(t.confidence)?;
+        // The table's margins and grand total, summed from what it publishes (before
+        // suppression): its group's union table, or its own cells.
+        let source = match sources[i].take() {
+            Some(source) => source,
+            None => totals::Source::alone(
+                plan.dimension_categories(&t.dims)
+                    .iter()
+                    .map(|c| c.len())
+                    .collect(),
+                noisy
+                    .iter()
+                    .map(|&v| if non_negative { v.max(0) } else { v })
+                    .collect(),
+                &noisy,
+                m.values.variance(),
+                cell_margin,
+            ),
+        };
+        let margins = source.margins(t.confidence);
         let error = match estimated_moe[i] {
             Some((_, _, error)) => error,
-            None => ErrorModel::drawn(
-                m.values.variance(),
-                noisy.len(),
-                m.values.margin_of_error(t.confidence)?,
-            ),
+            None => ErrorModel {
+                // The clamped cells' total, measured from the raw noisy total.
+                total_shift: margins.last().map_or(0.0, |total| {
+                    (total.values[0] as f64 - noisy.iter().map(|&v| v as f64).sum::<f64>()).abs()
+                }),
+                ..ErrorModel::drawn(m.values.variance(), noisy.len(), cell_margin)
+            },
         };
         let shares = plan
             .presentation
@@ -384,6 +410,10 @@ fn draw_tables(
                     margin_of_error: moe,
                 }),
             shares: published_shares.as_deref(),
+            totals: Some(Totals {
+                label: &t.total_label,
+                margins: &margins,
+            }),
         };
         let share = plan.presentation.unreliable_above;
         let reliability = Reliability {
@@ -453,6 +483,20 @@ fn draw_tables(
             group,
         );
         entry.reliability = Some(reliability);
+        entry.drawn_alone = grouping.reason(i).map(str::to_string);
+        entry.totals = Some(TotalsEntry {
+            label: t.total_label.clone(),
+            rows: margins.iter().map(|m| m.values.len()).sum(),
+            status: output::TOTAL_STATUS.into(),
+            from: if group.is_some() {
+                "the sums of the table's published values before suppression, summed from its consistency group's integer union table: a margin that is another table of the group equals that table's cells".into()
+            } else if non_negative {
+                "the sums of the table's published values before suppression (negative noisy values clamped to 0 first)".into()
+            } else {
+                "the sums of the table's published values before suppression".into()
+            },
+            margin_of_error_method: totals::METHOD.into(),
+        });
         if plan.presentation.shares(&t.name) {
             entry.shares = Some(shares_entry(t, shares.as_ref(), group.is_some()));
             if shares.is_none() {
@@ -487,7 +531,7 @@ fn draw_tables(
             Ok(consistency::Estimated { tolerance, .. }) => format!(
                 "consistent: {} estimated together as one {}-cell table ({}; {:.2} s)",
                 names.join(", "),
-                a.group.union_cells.unwrap_or(0),
+                a.group.union_cells,
                 match tolerance {
                     Tolerance::Within(0) => "controlled rounding".to_string(),
                     Tolerance::Within(w) => format!("rounded within {}", w + 1),
@@ -501,6 +545,11 @@ fn draw_tables(
             ),
         });
         summary.groups.push(group_entry(plan, a));
+    }
+    for (t, reason) in &grouping.alone {
+        summary
+            .notes
+            .push(format!("drawn alone: `{}`: {reason}", plan.tables[*t].name));
     }
     Ok((files, summary))
 }
@@ -535,7 +584,7 @@ fn group_entry(plan: &Plan, a: &consistency::Applied) -> ConsistencyGroup {
             .iter()
             .map(|&d| plan.dimensions[d].name.clone())
             .collect(),
-        union_cells: a.group.union_cells,
+        union_cells: Some(a.group.union_cells),
         status: status.into(),
         reason,
         method: consistency::METHOD.into(),
@@ -709,6 +758,8 @@ fn table_entry(
         reliability: None,
         contributors: None,
         shares: None,
+        drawn_alone: None,
+        totals: None,
     }
 }
 

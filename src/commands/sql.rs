@@ -12,7 +12,7 @@ use crate::policy;
 
 pub fn run(policy: &Path) -> Result<(), Error> {
     // As `release` reads: the exact tables' counts are statements too.
-    let plan = crate::input::reading_plan(&policy::load(policy)?);
+    let plan = crate::input::reading_plan(&policy::load(policy)?).plan;
     let mut r = String::new();
     let mut any = false;
     for (input, spec) in plan.inputs.iter().enumerate() {

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::policy::Plan;
+use crate::policy::{Plan, Statistic};
 
 mod csv;
 mod decode;
@@ -302,14 +302,23 @@ type Slot = (usize, usize);
 /// exact cells are.
 pub struct InputData {
     pub results: Vec<InputResult>,
-    /// Per table, `(input, position in that input's exact cells)`.
-    slot: Vec<(usize, usize)>,
-    /// Per sum table, the position of its contributors in its input's exact cells.
-    contributors: Vec<Option<usize>>,
+    /// Per DP table, where its exact cells are: read on its own, or summed from its group's one
+    /// bounded union table (then already here).
+    cells: Vec<Cells>,
+    /// Per sum table, where its contributors are in its input's exact cells.
+    contributors: Vec<Option<Slot>>,
     /// Per exact table, the positions of its counts (each unit in one cell) and, for microdata,
     /// of the same count allowing two cells per unit (they differ when a unit is in several),
     /// and of a sum's values and largest contributions (its position in the input's `largest`).
     exact_tables: Vec<ExactSlots>,
+}
+
+/// Where a DP table's exact cells are.
+#[derive(Debug)]
+enum Cells {
+    Read(Slot),
+    /// Summed from its group's bounded union table.
+    Margin(Vec<i128>),
 }
 
 /// Where an exact table's cells are (see [`InputData::take_exact_table`]).
@@ -342,8 +351,10 @@ impl InputData {
     /// Moves table `t`'s exact cells out, in the noise's domain, so they are dropped as soon as
     /// the noise is added.
     pub fn take_exact(&mut self, t: usize) -> Vec<i64> {
-        let (input, pos) = self.slot[t];
-        crate::input::saturate(std::mem::take(&mut self.results[input].exact[pos]))
+        saturate(match &mut self.cells[t] {
+            Cells::Read((input, pos)) => std::mem::take(&mut self.results[*input].exact[*pos]),
+            Cells::Margin(cells) => std::mem::take(cells),
+        })
     }
 
     /// Moves exact table `e`'s inner cells out (first dimension slowest): the privacy units per
@@ -398,51 +409,70 @@ impl InputData {
 
     /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
     pub fn take_contributors(&mut self, t: usize) -> Option<Vec<i64>> {
-        let pos = self.contributors[t]?;
-        let input = self.slot[t].0;
-        Some(crate::input::saturate(std::mem::take(
+        let (input, pos) = self.contributors[t]?;
+        Some(saturate(std::mem::take(
             &mut self.results[input].exact[pos],
         )))
     }
 }
 
 /// Reads every input once, computing the exact cells of all the tables that use it (the DP
-/// tables' and the exact tables').
+/// tables' and the exact tables'). A group of DP tables estimated together is bounded once, as
+/// its union table, and each of its tables is summed from that one bounded table.
 pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
     let reading = reading_plan(plan);
+    let tables = &reading.plan.tables;
     let mut results = Vec::new();
-    let mut slot = vec![(0, 0); reading.tables.len()];
-    let mut contributors = vec![None; plan.tables.len()];
-    let mut largest = vec![0; reading.tables.len()];
-    for input in 0..reading.inputs.len() {
-        let tables: Vec<usize> = (0..reading.tables.len())
-            .filter(|&t| reading.tables[t].input == input)
+    let mut slot = vec![(0, 0); tables.len()];
+    let mut contributors_at: Vec<Option<Slot>> = vec![None; tables.len()];
+    let mut largest = vec![0; tables.len()];
+    for input in 0..reading.plan.inputs.len() {
+        let of_input: Vec<usize> = (0..tables.len())
+            .filter(|&t| tables[t].input == input)
             .collect();
-        for (pos, &t) in tables.iter().enumerate() {
+        for (pos, &t) in of_input.iter().enumerate() {
             slot[t] = (input, pos);
         }
-        let totals = tables.iter().filter(|&&t| {
-            matches!(
-                reading.tables[t].statistic,
-                crate::policy::Statistic::Total { .. }
-            )
-        });
+        let totals = of_input
+            .iter()
+            .filter(|&&t| matches!(tables[t].statistic, Statistic::Total { .. }));
         for (j, &t) in totals.enumerate() {
             largest[t] = j;
         }
-        let sums = tables.iter().filter(|&&t| {
-            matches!(
-                reading.tables[t].statistic,
-                crate::policy::Statistic::Sum { .. }
-            )
-        });
+        // A sum's contributors follow every table of its input, in order.
+        let sums = of_input
+            .iter()
+            .filter(|&&t| matches!(tables[t].statistic, Statistic::Sum { .. }));
         for (j, &t) in sums.enumerate() {
-            contributors[t] = Some(tables.len() + j);
+            contributors_at[t] = Some((input, of_input.len() + j));
         }
-        results.push(read_input_with(&reading, input, &tables, *options)?);
+        results.push(read_input_with(&reading.plan, input, &of_input, *options)?);
     }
-    // The exact tables' counts follow the DP tables in the reading plan.
-    let mut next = plan.tables.len();
+    // Every grouped table's margin is filled in below.
+    let mut cells: Vec<Cells> = (0..plan.tables.len())
+        .map(|t| match reading.own[t] {
+            Some(r) => Cells::Read(slot[r]),
+            None => Cells::Margin(Vec::new()),
+        })
+        .collect();
+    for (g, &u) in reading.groups.groups.iter().zip(&reading.unions) {
+        let (input, pos) = slot[u];
+        let union = std::mem::take(&mut results[input].exact[pos]);
+        let sizes = g.sizes(plan);
+        for (&t, axes) in g.tables.iter().zip(g.axes(plan)) {
+            let summed = margin(&sizes, &axes, &union);
+            // A grouped sum read on its own too (for its contributors) keeps the same rows.
+            if let Cells::Read((input, pos)) = cells[t] {
+                debug_assert_eq!(results[input].exact[pos], summed, "table {t}");
+            }
+            cells[t] = Cells::Margin(summed);
+        }
+    }
+    let contributors = (0..plan.tables.len())
+        .map(|t| reading.own[t].and_then(|r| contributors_at[r]))
+        .collect();
+    // The exact tables' counts follow the DP tables' reads in the reading plan.
+    let mut next = reading.exact_from;
     let mut take = || {
         next += 1;
         next - 1
@@ -461,23 +491,94 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
             ExactSlots { units, check, sum }
         })
         .collect();
-    slot.truncate(plan.tables.len());
     Ok(InputData {
         results,
-        slot,
+        cells,
         contributors,
         exact_tables,
     })
 }
 
-/// The plan the inputs are read with: the DP tables, then for each exact table its count of units
-/// with one cell per unit, from microdata the same with two (every unit in a single cell
-/// gives the same total; a unit in several gives more), and for a sum its exact values with each
-/// cell's largest contributions. None is ever noised: they are counted like a DP table's cells,
-/// so that both sources (files and SQL) serve exact tables unchanged.
-pub fn reading_plan(plan: &Plan) -> Plan {
-    use crate::policy::Statistic;
+/// Table `axes` (positions in the union's dimensions, in the table's order) summed from a union
+/// table of dimensions with `sizes` categories, both first dimension slowest.
+pub fn margin<T: Copy + Default + std::ops::AddAssign>(
+    sizes: &[usize],
+    axes: &[usize],
+    union: &[T],
+) -> Vec<T> {
+    // The stride, in table cells, of each union dimension (0 when the table sums it out).
+    let mut stride = vec![0usize; sizes.len()];
+    let mut cells = 1usize;
+    for &a in axes.iter().rev() {
+        stride[a] = cells;
+        cells *= sizes[a];
+    }
+    let mut out = vec![T::default(); cells];
+    for (u, &v) in union.iter().enumerate() {
+        let (mut rest, mut cell) = (u, 0);
+        for d in (0..sizes.len()).rev() {
+            cell += (rest % sizes[d]) * stride[d];
+            rest /= sizes[d];
+        }
+        out[cell] += v;
+    }
+    out
+}
+
+/// What the inputs are read for: a plan whose tables are the reads, and what each is.
+pub struct Reading {
+    /// The plan the inputs are read with: first the DP tables read on their own (in plan order),
+    /// then each group's union table, then the exact tables' counts.
+    pub plan: Plan,
+    /// The plan's groups of DP tables estimated together.
+    pub groups: crate::policy::Grouping,
+    /// Per DP table, its read if it is read on its own: a table drawn alone, or a grouped sum
+    /// whose contributors are counted (its values are then the union's margin, and its own
+    /// read, keeping the same rows, gives the contributors of each of its cells).
+    own: Vec<Option<usize>>,
+    /// Per group, its union table's read.
+    unions: Vec<usize>,
+    /// The first of the exact tables' reads.
+    exact_from: usize,
+}
+
+/// The reads of a plan: each DP table drawn alone; one union table per group of tables estimated
+/// together (a grouped sum that measures its contributors is read on its own too, for them); and
+/// for each exact table its count of units with one cell per unit, from microdata the same with
+/// two (every unit in a single cell gives the same total; a unit in several gives more), and for
+/// a sum its exact values with each cell's largest contributions. None is ever noised: they are
+/// counted like a DP table's cells, so that both sources (files and SQL) serve them unchanged.
+pub fn reading_plan(plan: &Plan) -> Reading {
+    let groups = crate::policy::grouping(plan);
     let mut reading = plan.clone();
+    reading.tables.clear();
+    let mut own = vec![None; plan.tables.len()];
+    for (t, spec) in plan.tables.iter().enumerate() {
+        if groups.of(t).is_none() || spec.contributors_cost.is_some() {
+            own[t] = Some(reading.tables.len());
+            reading.tables.push(spec.clone());
+        }
+    }
+    let mut unions = Vec::new();
+    for g in &groups.groups {
+        let first = &plan.tables[g.tables[0]];
+        unions.push(reading.tables.len());
+        reading.tables.push(crate::policy::TableSpec {
+            name: format!(
+                "{} (bounded together)",
+                g.tables
+                    .iter()
+                    .map(|&t| plan.tables[t].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            dims: g.dims.clone(),
+            contributors_cost: None,
+            consistent: false,
+            ..first.clone()
+        });
+    }
+    let exact_from = reading.tables.len();
     for t in &plan.exact_tables {
         let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
         let mut statistics: Vec<Statistic> = (1..=if microdata { 2 } else { 1 })
@@ -503,8 +604,15 @@ pub fn reading_plan(plan: &Plan) -> Plan {
                 confidence: 0.95,
                 consistent: false,
                 expected_cell_size: None,
+                total_label: String::new(),
             });
         }
     }
-    reading
+    Reading {
+        plan: reading,
+        groups,
+        own,
+        unions,
+        exact_from,
+    }
 }

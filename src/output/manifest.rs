@@ -19,8 +19,10 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the
 /// `presentation` (labels, titles, units, language) that the workbook and the report are made
 /// with, and `inputs[].bounded_in`; 5 adds a sum's count of contributors (`tables[].contributors`)
-/// and published shares (`tables[].shares`), and the exact tables (`exact_tables`).
-pub const MANIFEST_FORMAT: u32 = 5;
+/// and published shares (`tables[].shares`), and the exact tables (`exact_tables`); 6 groups only
+/// tables that are margins of one bounded table, says why each other table is drawn alone
+/// (`tables[].drawn_alone`) and publishes every table's margins and grand total.
+pub const MANIFEST_FORMAT: u32 = 6;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -158,6 +160,26 @@ pub struct TableEntry {
     /// Each cell's share of the table's total, if published (format 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shares: Option<SharesEntry>,
+    /// Why the table was drawn alone, not estimated with a group of tables (format 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn_alone: Option<String>,
+    /// The table's margins and grand total, rows after its cells in its files (format 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<TotalsEntry>,
+}
+
+/// A DP table's margins and grand total, published after its cells: every combination of its
+/// dimensions with at least one summed out (`label` in its place), status `total`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotalsEntry {
+    pub label: String,
+    /// How many rows follow the cells.
+    pub rows: usize,
+    /// The status of those rows.
+    pub status: String,
+    /// What they are sums of.
+    pub from: String,
+    pub margin_of_error_method: String,
 }
 
 /// An exact table: published with exact values, protected by cell suppression. Not

@@ -13,8 +13,8 @@ mod tables;
 pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
 pub use manifest::*;
 pub use tables::{
-    Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, cell_labels, moe_column,
-    read_exact,
+    Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL_STATUS, Totals,
+    cell_labels, moe_column, read_exact,
 };
 
 #[derive(Debug, thiserror::Error)]

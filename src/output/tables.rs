@@ -4,6 +4,7 @@
 
 use super::ExactTableEntry;
 use crate::protect::postprocess::Cell;
+use crate::protect::totals::Margin;
 
 /// One published table, ready to format.
 pub struct PublishedTable<'a> {
@@ -23,7 +24,18 @@ pub struct PublishedTable<'a> {
     /// Each cell's `(share, margin)` of the table's total as fractions (`None` where suppressed
     /// or undefined), when the table publishes shares.
     pub shares: Option<&'a [Option<(f64, f64)>]>,
+    /// The table's margins and grand total, written after its cells (status `total`).
+    pub totals: Option<Totals<'a>>,
 }
+
+/// A DP table's margins: rows after its cells, `label` in each dimension summed out.
+pub struct Totals<'a> {
+    pub label: &'a str,
+    pub margins: &'a [Margin],
+}
+
+/// The status of a margin's row in a DP table's CSV.
+pub const TOTAL_STATUS: &str = "total";
 
 /// A share as a percentage with one decimal (`12.3`).
 pub fn percent(share: f64) -> String {
@@ -62,7 +74,9 @@ pub fn unreliable(value: i64, moe: i64, share: f64) -> bool {
 
 /// The margin-of-error column's name for a confidence: `moe95` for 0.95, `moe97.5` for 0.975.
 pub fn moe_column(confidence: f64) -> String {
-    let pct = format!("{:.4}", confidence * 100.0);
+    // Ten decimals: enough for 0.99999999 (`moe99.999999`), and a float's last bit is rounded
+    // away (0.95 * 100 is 95.00000000000001).
+    let pct = format!("{:.10}", confidence * 100.0);
     let pct = pct.trim_end_matches('0').trim_end_matches('.');
     format!("moe{pct}")
 }
@@ -140,7 +154,51 @@ impl PublishedTable<'_> {
             }
             w.write_record(&row).expect("writing to memory");
         }
+        let extra = self.columns().len() - self.dimensions.len() - 4;
+        for (labels, value, moe) in self.total_rows() {
+            let mut row = labels;
+            row.extend([
+                value.to_string(),
+                TOTAL_STATUS.to_string(),
+                moe.to_string(),
+                self.total_flag(value, moe).to_string(),
+            ]);
+            row.extend(std::iter::repeat_n(String::new(), extra));
+            w.write_record(&row).expect("writing to memory");
+        }
         w.into_inner().expect("writing to memory")
+    }
+
+    /// Every margin's rows: the labels (the total's label where a dimension is summed out),
+    /// the value and its margin of error.
+    fn total_rows(&self) -> Vec<(Vec<String>, i64, i64)> {
+        let Some(totals) = &self.totals else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for m in totals.margins {
+            let kept: Vec<&[String]> = m.keep.iter().map(|&k| self.categories[k]).collect();
+            for (i, &value) in m.values.iter().enumerate() {
+                let cats = cell_labels(&kept, i);
+                let labels = (0..self.dimensions.len())
+                    .map(|k| match m.keep.iter().position(|&j| j == k) {
+                        Some(p) => cats[p].to_string(),
+                        None => totals.label.to_string(),
+                    })
+                    .collect();
+                rows.push((labels, value, m.margin_of_error));
+            }
+        }
+        rows
+    }
+
+    /// A margin's flag: as a count's cell's, from its value and its margin (a sum's margins too:
+    /// they are sums of many contributors' rows, and their own margin says how well measured).
+    fn total_flag(&self, value: i64, moe: i64) -> &'static str {
+        match self.unreliable_above {
+            Some(share) if unreliable(value.saturating_abs(), moe, share) => "unreliable",
+            _ => "",
+        }
     }
 
     /// The category labels of cell `i`.
@@ -180,6 +238,15 @@ impl PublishedTable<'_> {
                 }
                 serde_json::Value::Array(row)
             })
+            .chain(self.total_rows().into_iter().map(|(labels, value, moe)| {
+                let mut row: Vec<serde_json::Value> = labels.into_iter().map(Into::into).collect();
+                row.push(value.into());
+                row.push(TOTAL_STATUS.into());
+                row.push(moe.into());
+                row.push(self.total_flag(value, moe).into());
+                row.resize(columns.len(), serde_json::Value::Null);
+                serde_json::Value::Array(row)
+            }))
             .collect();
         let doc = serde_json::json!({ "table": self.name, "columns": columns, "rows": rows });
         let mut bytes = serde_json::to_vec_pretty(&doc).expect("serialising to memory");
@@ -344,6 +411,7 @@ mod tests {
         assert_eq!(moe_column(0.95), "moe95");
         assert_eq!(moe_column(0.975), "moe97.5");
         assert_eq!(moe_column(0.9), "moe90");
+        assert_eq!(moe_column(0.99999999), "moe99.999999");
     }
 
     #[test]
@@ -365,6 +433,7 @@ mod tests {
             unreliable_above: Some(0.5),
             contributors: None,
             shares: None,
+            totals: None,
         };
         let text = String::from_utf8(t.to_csv()).unwrap();
         assert_eq!(
@@ -372,6 +441,43 @@ mod tests {
             "a,b,value,status,moe95,flag\nf,x,0,published,7,unreliable\nf,y,10,published,7,unreliable\n\
              f,z,20,published,7,\nm,x,30,published,7,\nm,y,,suppressed,7,\nm,z,50,published,7,\n"
         );
+        // Margins follow the cells, labelled where a dimension is summed out.
+        let margins = [
+            Margin {
+                keep: vec![0],
+                values: vec![30, 120],
+                margin_of_error: 9,
+            },
+            Margin {
+                keep: vec![1],
+                values: vec![30, 50, 12],
+                margin_of_error: 8,
+            },
+            Margin {
+                keep: vec![],
+                values: vec![150],
+                margin_of_error: 12,
+            },
+        ];
+        let with_totals = PublishedTable {
+            totals: Some(Totals {
+                label: "계",
+                margins: &margins,
+            }),
+            ..t
+        };
+        let text = String::from_utf8(with_totals.to_csv()).unwrap();
+        assert!(
+            text.ends_with(
+                "m,z,50,published,7,\nf,계,30,total,9,\nm,계,120,total,9,\n계,x,30,total,8,\n\
+                 계,y,50,total,8,\n계,z,12,total,8,unreliable\n계,계,150,total,12,\n"
+            ),
+            "{text}"
+        );
+        let t = PublishedTable {
+            totals: None,
+            ..with_totals
+        };
         let json: serde_json::Value = serde_json::from_slice(&t.to_json()).unwrap();
         assert_eq!(
             json["rows"][4],

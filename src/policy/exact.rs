@@ -115,6 +115,37 @@ pub fn no_groups(groups: &[Vec<Group>]) -> bool {
 /// The label of a margin's dimension unless the policy names another.
 pub const DEFAULT_TOTAL: &str = "total";
 
+/// A table's `total_label` (default [`DEFAULT_TOTAL`]): the word in a margin's rows where a
+/// dimension is summed out, so it must not be one of the table's categories.
+pub(super) fn total_label_of(
+    total_label: Option<String>,
+    dims: &[usize],
+    dimensions: &[Dimension],
+    at: &mut TableProblems,
+) -> String {
+    let total_label = total_label.map_or_else(|| DEFAULT_TOTAL.to_string(), nfc);
+    if total_label.trim().is_empty() || total_label.trim() != total_label {
+        at.fail(
+            "total_label",
+            format!(
+                "`{total_label}` cannot label a margin: give a word such as `total` or `계`, without surrounding spaces"
+            ),
+        );
+    } else if let Some(d) = dims
+        .iter()
+        .find(|&&d| dimensions[d].categories.contains(&total_label))
+    {
+        at.fail(
+            "total_label",
+            format!(
+                "`{total_label}` is a category of `{}`: a margin's rows could not be told from that category's; choose another label with `total_label`",
+                dimensions[*d].name
+            ),
+        );
+    }
+    total_label
+}
+
 fn is_default_total(label: &String) -> bool {
     label == DEFAULT_TOTAL
 }
@@ -405,26 +436,8 @@ pub(super) fn exact_table(
             SecondaryObjective::Cells
         }
     };
-    let total_label = total_label.map_or_else(|| DEFAULT_TOTAL.to_string(), nfc);
-    if total_label.trim().is_empty() || total_label.trim() != total_label {
-        at.fail(
-            "total_label",
-            format!(
-                "`{total_label}` cannot label a margin: give a word such as `total` or `계`, without surrounding spaces"
-            ),
-        );
-    } else if let Some(d) = dims
-        .iter()
-        .find(|&&d| dimensions[d].categories.contains(&total_label))
-    {
-        at.fail(
-            "total_label",
-            format!(
-                "`{total_label}` is a category of `{}`: a margin's rows could not be told from that category's; choose another label",
-                dimensions[*d].name
-            ),
-        );
-    } else if !margins.unwrap_or(true) && total_label != DEFAULT_TOTAL {
+    let total_label = total_label_of(total_label, &dims, dimensions, &mut at);
+    if !margins.unwrap_or(true) && total_label != DEFAULT_TOTAL {
         at.fail(
             "total_label",
             "labels the margins, and this table publishes none (`margins = false`)".to_string(),

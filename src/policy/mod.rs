@@ -12,6 +12,7 @@ mod plan;
 mod presentation;
 mod statistic;
 mod table;
+mod together;
 mod validate;
 
 pub use exact::{Dominance, ExactSum, ExactTableSpec, Group, SecondaryObjective, no_groups};
@@ -20,6 +21,7 @@ pub use names::{did_you_mean, nfc};
 pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};
 pub use presentation::Presentation;
 pub use statistic::{Bound, Statistic};
+pub use together::{Grouping, Together, grouping};
 pub use validate::load;
 #[cfg(test)]
 pub use {file::PolicyFile, validate::validate};

@@ -167,6 +167,8 @@ pub struct TableSpec {
     /// The officer's public prior of a typical cell's size, for `plan`'s warning only (it
     /// changes no output, so it is not part of the plan's identity).
     pub expected_cell_size: Option<u64>,
+    /// The word in a margin's rows where a dimension is summed out (`total` by default).
+    pub total_label: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -277,6 +279,11 @@ impl Plan {
         // other table is unchanged.
         if let Some(c) = t.contributors_cost {
             identity["contributors_cost"] = serde_json::json!(c);
+        }
+        // Only a label other than the default changes the identity, so that every plan before
+        // margins were published keeps its identity.
+        if t.total_label != super::exact::DEFAULT_TOTAL {
+            identity["total_label"] = serde_json::json!(t.total_label);
         }
         identity
     }

@@ -150,16 +150,11 @@ fn table(
         total_label,
         groups,
     } = section;
-    for (field, present) in [
-        ("total_label", total_label.is_some()),
-        ("groups", groups.is_some()),
-    ] {
-        at.forbid(
-            field,
-            present,
-            "only exact tables (`protection = \"suppression\"`) publish margin rows and subtotals; a DP table's totals are tables of their own (`by` fewer dimensions)",
-        );
-    }
+    at.forbid(
+        "groups",
+        groups.is_some(),
+        "only exact tables (`protection = \"suppression\"`) publish subtotals of groups of categories; a DP table's subtotals are tables of their own (`by` fewer dimensions)",
+    );
     for (field, present) in [
         ("margins", margins.is_some()),
         ("primary", primary.is_some()),
@@ -184,6 +179,7 @@ fn table(
     let input = input_of(&input, context.inputs, at);
     let input_kind = input.map(|i| &context.inputs[i].kind);
     let dims = dimensions_of(&by, input_kind, context, at);
+    let total_label = super::exact::total_label_of(total_label, &dims, context.dimensions, at);
     let bounds = BoundFields {
         max_cells_per_unit,
         max_rows_per_unit,
@@ -224,6 +220,7 @@ fn table(
                 confidence,
                 consistent: consistent.or(context.defaults.consistent).unwrap_or(true),
                 expected_cell_size,
+                total_label,
             })
         }
         _ => None,

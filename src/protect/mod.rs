@@ -6,6 +6,7 @@ pub mod consistency;
 pub mod dp;
 pub mod postprocess;
 pub mod sdc;
+pub mod totals;
 
 pub use dp::{MechanismError, NoiseMechanism};
 

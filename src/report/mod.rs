@@ -41,6 +41,9 @@ pub struct Table<'a> {
     /// Per cell, its share of the table's total and that share's margin, in percent as published
     /// (`None`: suppressed), when the table publishes shares.
     pub shares: Option<Vec<Option<(f64, f64)>>>,
+    /// The table's margins and grand total as published after its cells (format 6), by their
+    /// labels (the total's label where a dimension is summed out): value and flag.
+    pub totals: BTreeMap<Vec<String>, (i64, bool)>,
 }
 
 impl Table<'_> {
@@ -92,8 +95,25 @@ fn read_table<'a>(
     // Format 5: the shares' columns, by name.
     let share_at = header.iter().position(|h| h == "share_pct");
     let mut shares = share_at.map(|_| Vec::new());
+    let mut totals = BTreeMap::new();
+    let total_label = entry.totals.as_ref().map(|t| t.label.as_str());
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(e.to_string()))?;
+        if let (Some(label), crate::output::TOTAL_STATUS) = (total_label, &record[dims + 1]) {
+            let labels: Vec<String> = record.iter().take(dims).map(str::to_string).collect();
+            if labels.iter().all(|l| l != label) {
+                return Err(bad(format!(
+                    "line {}: a total's row sums out no dimension",
+                    n + 2
+                )));
+            }
+            let v = &record[dims];
+            let value = v
+                .parse::<i64>()
+                .map_err(|_| bad(format!("line {}: `{v}` is not a whole number", n + 2)))?;
+            totals.insert(labels, (value, &record[dims + 3] == "unreliable"));
+            continue;
+        }
         for (k, cats) in categories.iter_mut().enumerate() {
             let c = &record[k];
             if !cats.iter().any(|x| x == c) {
@@ -131,6 +151,13 @@ fn read_table<'a>(
         }
     }
     let cells: usize = categories.iter().map(Vec::len).product();
+    let rows = entry.totals.as_ref().map_or(0, |t| t.rows);
+    if totals.len() != rows {
+        return Err(bad(format!(
+            "it has {} total rows and the manifest says {rows}",
+            totals.len()
+        )));
+    }
     if cells != values.len() || cells != entry.cells {
         return Err(bad(format!(
             "it has {} rows, but its categories make {cells} cells and the manifest says {}",
@@ -144,6 +171,7 @@ fn read_table<'a>(
         values,
         flags,
         shares,
+        totals,
     })
 }
 
@@ -336,7 +364,32 @@ impl Cross {
             .map(|r| (0..ncol).map(|c| table.flags[r * ncol + c]).collect())
             .collect();
         let (mut row_totals, mut column_totals, mut grand_total) = (None, None, None);
-        if n >= 1 {
+        if let Some(label) = table.entry.totals.as_ref().map(|t| t.label.as_str()) {
+            // Format 6: the table's own margins, published after its cells.
+            let total = |cats: Vec<&str>| {
+                let key: Vec<String> = cats.into_iter().map(str::to_string).collect();
+                table.totals.get(&key).map(|&(v, _)| Some(v))
+            };
+            grand_total = total(vec![label; n]).filter(|_| n >= 1);
+            if n >= 2 {
+                row_totals = row_cats
+                    .iter()
+                    .map(|r| {
+                        let mut cats: Vec<&str> = r.iter().map(String::as_str).collect();
+                        cats.push(label);
+                        total(cats)
+                    })
+                    .collect();
+                column_totals = columns
+                    .iter()
+                    .map(|c| {
+                        let mut cats = vec![label; n - 1];
+                        cats.push(c);
+                        total(cats)
+                    })
+                    .collect();
+            }
+        } else if n >= 1 {
             let whole = margin(tables, group, &[]).map(|t| t.values[0]);
             if n == 1 {
                 // One column: its total is the grand total.

@@ -25,11 +25,17 @@ fn needed_cost(plan_out: &str, table: &str) -> String {
     cost.replace('=', " = ")
 }
 
-/// The margin `plan` prints for `table` in its table list.
+/// The margin `plan` prints for `table` as it will be published: once estimated with its group
+/// (the group's lines), else as drawn (its line in the table list).
 fn margin(plan_out: &str, table: &str) -> i64 {
     let line = plan_out
         .lines()
-        .find(|l| l.starts_with(&format!("{table} ")))
+        .find(|l| l.starts_with(&format!("  {table} ")) && l.contains("drawn alone ±"))
+        .or_else(|| {
+            plan_out
+                .lines()
+                .find(|l| l.starts_with(&format!("{table} ")))
+        })
         .unwrap();
     let at = line.find('±').unwrap();
     line[at + '±'.len_utf8()..]
@@ -61,8 +67,12 @@ fn a_target_margin_gives_the_cost_that_then_meets_it() {
     // Declaring the costs it printed, the plan's margins are the targets (or better).
     let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
     let mut edited = policy.clone();
+    // Every targeted table of the group: each was priced with the others at their new costs.
     for (table, old) in [
         ("victims_by_gender_age", "cost = { rho = 0.05 }"),
+        ("victims_by_gender", "cost = { rho = 0.02 }"),
+        ("victims_by_age", "cost = { rho = 0.02 }"),
+        ("victims_by_region", "cost = { rho = 0.02 }"),
         ("victims_by_region_age", "cost = { rho = 0.05 }"),
         ("reports_by_type", "cost = { rho = 0.05 }"),
     ] {
@@ -81,11 +91,59 @@ fn a_target_margin_gives_the_cost_that_then_meets_it() {
     let after = s.run(&["plan", SAMPLE_POLICY]);
     after.expect_code(0);
     let after = after.stdout();
-    assert!(margin(&after, "victims_by_gender_age") <= 5, "{after}");
+    for t in [
+        "victims_by_gender_age",
+        "victims_by_gender",
+        "victims_by_age",
+        "victims_by_region",
+    ] {
+        assert!(margin(&after, t) <= 5, "{t}: {after}");
+    }
     assert!(margin(&after, "victims_by_region_age") <= 3, "{after}");
     assert!(margin(&after, "reports_by_type") <= 5, "{after}");
     // And they were above before.
     assert!(margin(&out, "victims_by_region_age") > 3, "{out}");
+    // Priced by its margin once estimated, a grouped table needs less than the same table drawn
+    // alone (the pre-counted `breakdown_by_gender_age`: the same cells and sensitivity).
+    let rho = |t: &str| -> f64 {
+        needed_cost(&out, t)
+            .strip_prefix("rho = ")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        rho("victims_by_gender_age") < rho("breakdown_by_gender_age"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_target_relative_to_the_expected_cell_size_prices_a_sum_on_its_own_scale() {
+    let s = sample_without_data();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let policy = replace_once(
+        &policy,
+        "by = [\"region\"]\ncost = { epsilon = 0.5 }",
+        "by = [\"region\"]\nexpected_cell_size = 20000\ncost = { epsilon = 0.5 }",
+    );
+    s.write(SAMPLE_POLICY, &policy);
+    // 5% of 20,000 services: a margin of ±1,000, not a count's ±5.
+    let run = s.run(&[
+        "plan",
+        SAMPLE_POLICY,
+        "--target-moe",
+        "services_by_region=5%",
+    ]);
+    run.expect_code(0)
+        .stdout_has(&["services_by_region            ±1000 (95%)"]);
+    let cost = needed_cost(&run.stdout(), "services_by_region");
+    let eps: f64 = cost.strip_prefix("epsilon = ").unwrap().parse().unwrap();
+    assert!(eps > 0.5 && eps < 10.0, "{cost}");
+    // Without a size, a relative target is an error naming the field.
+    s.run(&["plan", SAMPLE_POLICY, "--target-moe", "reports_by_type=5%"])
+        .expect_code(2)
+        .stderr_has(&["relative margin needs the table's `expected_cell_size`"]);
 }
 
 #[test]

@@ -179,7 +179,13 @@ fn json_output_on_request() {
         doc["columns"],
         serde_json::json!(["kind", "value", "status", "moe95", "flag"])
     );
-    assert_eq!(doc["rows"].as_array().unwrap().len(), 3);
+    // The three cells, then the grand total.
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[3][0], "total");
+    assert_eq!(rows[3][2], "total");
+    let sum: i64 = rows[..3].iter().map(|r| r[1].as_i64().unwrap()).sum();
+    assert_eq!(rows[3][1].as_i64().unwrap(), sum);
     assert_eq!(
         manifest(&s.path("rel"))["tables"][0]["files"],
         serde_json::json!(["by_kind.csv", "by_kind.json"])

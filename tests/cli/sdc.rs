@@ -489,10 +489,9 @@ fn exact_table_fields_are_validated() {
     s.run(&["check", "policy.toml"])
         .expect_code(2)
         .stderr_has(&["40401 cells, more than the 20000 an exact table may have"]);
-    // DP tables do not take suppression rules, margin labels or groups.
+    // DP tables do not take suppression rules or groups (their margins take a label).
     for (line, field) in [
         ("interval_percent = 20", "interval_percent"),
-        ("total_label = \"all\"", "total_label"),
         (
             "groups = [{ dimension = \"region\", name = \"n\", categories = [\"r1\"] }]",
             "groups",

@@ -109,8 +109,8 @@ fn the_sample_policy_is_released_from_a_postgresql_table() {
     assert_eq!(recorded, printed_hashes);
     assert_eq!(
         recorded.len(),
-        6 + 7,
-        "setup, probe, domain, totals, 7 tables"
+        6 + 3,
+        "setup, probe, domain, totals, 2 tables drawn alone and 1 group's union table"
     );
     // The connection string and its password are nowhere: not in the ledger, the manifest, the
     // outputs or the messages.
@@ -158,7 +158,7 @@ fn sql_prints_every_statement_without_connecting() {
         "-- input `victims`: table victims, server named by $SAFESTAT_DB_URL",
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
         "SET LOCAL statement_timeout = 3600000;",
-        "-- [10] table `victims_by_region`: bounded per privacy unit",
+        "-- [9] table `victims_by_gender_age, victims_by_gender, victims_by_age, victims_by_region, victims_by_region_age (bounded together)`: bounded per privacy unit",
         "row_number() OVER (PARTITION BY u ORDER BY prio)",
         "sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8'))",
         "LEAST(GREATEST(s.\"services\"::int8, '0'::int8), '200'::int8) AS v",

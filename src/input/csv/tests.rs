@@ -529,7 +529,7 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
         interval_percent = 10
         "#,
     );
-    let reading = crate::input::reading_plan(&plan);
+    let reading = crate::input::reading_plan(&plan).plan;
     // Units, units with two cells each, and the sum.
     assert_eq!(reading.tables.len(), 3);
     for options in [in_memory(), tiny_chunks(), spilling()] {

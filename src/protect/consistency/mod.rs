@@ -2,10 +2,11 @@
 //! together as one non-negative integer table from which each of them is summed, so that every
 //! margin adds up exactly across tables.
 //!
-//! A **group** is every table (two or more) with the same input, the same statistic (with its
-//! column and clamp) and the same contribution bounds that does not opt out (`consistent =
-//! false`). Its **union table** crosses all the dimensions its tables use; each table is a
-//! marginal of it. The estimate, all of it post-processing of noisy values:
+//! A **group** ([`crate::policy::grouping`], decided from the plan alone) is two or more tables
+//! that are exact margins of one bounded **union table**, which crosses all the dimensions its
+//! tables use: the input's rows are bounded once at the union's cells and every table of the
+//! group is summed from that one bounded table, so they all measure one quantity. The estimate,
+//! all of it post-processing of noisy values:
 //!
 //! 1. [`gls`]: the union table that fits every noisy table best, each weighted by the inverse of
 //!    its noise variance (generalised least squares), non-negative when the statistic is.
@@ -20,8 +21,8 @@
 //! The margin of error of an estimated cell ([`margin_of_error`]) is the normal approximation of
 //! the unconstrained estimate's error ([`variance`]) plus the largest rounding shift of its table.
 //!
-//! A group whose union table has more than [`MAX_UNION_CELLS`] cells is published as drawn, and
-//! the summary and the manifest say so; so is a group the solver fails on.
+//! A group the solver fails on is published as drawn (each table is still the margin of the one
+//! bounded table, with its own noise), and the summary and the manifest say so.
 
 mod gls;
 mod layout;
@@ -34,15 +35,15 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 pub use layout::Axes;
 pub use rounding::{NODE_LIMIT, Tolerance};
-pub use variance::{cell_variance, total_variance};
+pub use variance::{cell_variance, marginal_variance, total_variance};
 
 use super::TableNoise;
 use super::postprocess::ErrorModel;
-use crate::policy::{Plan, Statistic};
+use super::totals::{Noise, Source};
+use crate::policy::{Plan, Together};
 
-/// The largest union table estimated. The 17 x 9 x 7 x 2 = 2,142-cell group of BENCHMARKS.md
-/// takes well under a second; a larger group is published as drawn, with a message.
-pub const MAX_UNION_CELLS: usize = 100_000;
+/// A group of tables estimated together.
+pub type Group = Together;
 
 /// The largest absolute noisy value estimated: beyond it a double no longer holds the fractional
 /// parts that rounding needs.
@@ -53,7 +54,7 @@ pub const METHOD: &str = "generalised least squares (each noisy table weighted b
 /// The solvers, by crate.
 pub const SOLVERS: &str = "clarabel 0.11 (interior-point QP, default tolerances) for the least-squares fit; microlp 0.6 (branch and bound, node limit 2000 per tolerance) for the rounding";
 /// How an estimated table's margin of error is obtained.
-pub const MOE_METHOD: &str = "normal approximation of the least-squares estimate's error, with its variance in closed form from the noise variances (an upper bound for discrete Gaussian noise), plus the table's largest rounding shift; it does not count the non-negativity step, which moves a cell towards the non-negative truth";
+pub const MOE_METHOD: &str = "normal approximation of the unconstrained least-squares estimate's error, with its variance in closed form from the noise variances (an upper bound for discrete Gaussian noise), plus the largest distance of a published value from that estimate (the rounding, and the non-negativity step where it binds), measured on the noisy values";
 
 /// One noisy table of a group.
 pub struct Measured {
@@ -63,13 +64,21 @@ pub struct Measured {
     pub variance: f64,
 }
 
-/// A group's estimate: each table summed from the integer union table, and how closely the
-/// rounding kept the fitted values.
+/// A group's estimate: each table summed from the integer union table, and how far it is from the
+/// unconstrained least-squares estimate.
 pub struct Estimate {
     pub tables: Vec<Vec<i64>>,
-    /// Per table, the largest distance of a published cell from its fitted value.
+    /// Per table, the largest distance of a published cell from its unconstrained least-squares
+    /// estimate (the rounding's shift, and the non-negativity step's where it binds).
     pub shift: Vec<f64>,
+    /// Per table, the largest distance of a published cell from its fitted value (the rounding's
+    /// alone).
+    pub rounding_shift: Vec<f64>,
     pub tolerance: Tolerance,
+    /// The integer union table every table is summed from.
+    pub union: Vec<i64>,
+    /// The unconstrained least-squares union table, whose error has the closed-form variance.
+    pub free: Vec<f64>,
 }
 
 /// Estimates a group's tables together: a union table of dimensions with `sizes` categories,
@@ -98,27 +107,42 @@ pub fn estimate(
     let x = gls::fit(sizes, &axes, &y, &variance, non_negative)?;
     let fitted: Vec<Vec<f64>> = (0..tables.len()).map(|j| layout.marginal(j, &x)).collect();
     let rounded = rounding::round(&layout, &x, &fitted);
+    // The margins of error are measured from the unconstrained estimate, whose error the closed
+    // form describes: a published value errs by at most its distance from it plus that error.
+    // Non-negativity moves each cell towards the truth but can move a sum of many cells away.
+    let free = if non_negative {
+        gls::fit(sizes, &axes, &y, &variance, false)?
+    } else {
+        x
+    };
     let mut out = Vec::with_capacity(tables.len());
     let mut shift = Vec::with_capacity(tables.len());
-    for (j, fit) in fitted.iter().enumerate() {
+    let distance = |table: &[i64], fit: &[f64]| {
+        table
+            .iter()
+            .zip(fit)
+            .map(|(&v, &f)| (v as f64 - f).abs())
+            .fold(0.0, f64::max)
+    };
+    let mut rounding_shift = Vec::with_capacity(tables.len());
+    for (j, fitted) in fitted.iter().enumerate() {
+        let fit = layout.marginal(j, &free);
         let table: Vec<i64> = layout
             .marginal_exact(j, &rounded.union)
             .into_iter()
             .map(|v| i64::try_from(v).map_err(|_| "an estimated cell overflows".to_string()))
             .collect::<Result<_, _>>()?;
-        shift.push(
-            table
-                .iter()
-                .zip(fit)
-                .map(|(&v, &f)| (v as f64 - f).abs())
-                .fold(0.0, f64::max),
-        );
+        shift.push(distance(&table, &fit));
+        rounding_shift.push(distance(&table, fitted));
         out.push(table);
     }
     Ok(Estimate {
         tables: out,
         shift,
+        rounding_shift,
         tolerance: rounded.tolerance,
+        union: rounded.union,
+        free,
     })
 }
 
@@ -146,104 +170,15 @@ pub fn z(confidence: f64) -> f64 {
         .inverse_cdf(0.5 + confidence / 2.0)
 }
 
-/// Tables that measure the same quantity, as the plan declares them (no data needed).
-#[derive(Debug, Clone)]
-pub struct Group {
-    /// Indices into [`Plan::tables`], in policy order.
-    pub tables: Vec<usize>,
-    /// Indices into [`Plan::dimensions`]: the union table's dimensions, in order of first use.
-    pub dims: Vec<usize>,
-    /// The union table's cells (`None`: beyond `usize`).
-    pub union_cells: Option<usize>,
-}
-
-impl Group {
-    /// Whether the group is small enough to estimate.
-    pub fn fits(&self) -> bool {
-        self.union_cells.is_some_and(|c| c <= MAX_UNION_CELLS)
-    }
-
-    /// Each table's dimensions as positions in the union's.
-    pub fn axes(&self, plan: &Plan) -> Vec<Axes> {
-        self.tables
-            .iter()
-            .map(|&t| {
-                Axes(
-                    plan.tables[t]
-                        .dims
-                        .iter()
-                        .map(|d| self.dims.iter().position(|u| u == d).expect("a union dim"))
-                        .collect(),
-                )
-            })
-            .collect()
-    }
-
-    pub fn sizes(&self, plan: &Plan) -> Vec<usize> {
-        self.dims
-            .iter()
-            .map(|&d| plan.dimensions[d].categories.len())
-            .collect()
-    }
-
-    /// Why a group is left as drawn, when it is.
-    pub fn too_large(&self) -> Option<String> {
-        (!self.fits()).then(|| {
-            format!(
-                "its union table has {} cells, more than the {MAX_UNION_CELLS} estimated in memory",
-                self.union_cells
-                    .map_or("more than 2^64".to_string(), |c| c.to_string())
-            )
-        })
-    }
-}
-
-/// The plan's groups: tables with the same input, statistic and bounds, two or more, in the
-/// order of their first table.
-pub fn groups(plan: &Plan) -> Vec<Group> {
-    let mut keyed: Vec<((usize, &Statistic), Group)> = Vec::new();
-    for (i, t) in plan.tables.iter().enumerate() {
-        if !t.consistent {
-            continue;
-        }
-        let key = (t.input, &t.statistic);
-        let g = match keyed.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, g)) => g,
-            None => {
-                keyed.push((
-                    key,
-                    Group {
-                        tables: Vec::new(),
-                        dims: Vec::new(),
-                        union_cells: None,
-                    },
-                ));
-                &mut keyed.last_mut().expect("just pushed").1
-            }
-        };
-        g.tables.push(i);
-        for &d in &t.dims {
-            if !g.dims.contains(&d) {
-                g.dims.push(d);
-            }
-        }
-    }
-    keyed
-        .into_iter()
-        .map(|(_, mut g)| {
-            g.union_cells = g.dims.iter().try_fold(1usize, |acc, &d| {
-                acc.checked_mul(plan.dimensions[d].categories.len())
-            });
-            g
-        })
-        .filter(|g| g.tables.len() >= 2)
-        .collect()
+/// Each table's dimensions as positions in its group's union.
+pub fn axes(plan: &Plan, group: &Group) -> Vec<Axes> {
+    group.axes(plan).into_iter().map(Axes).collect()
 }
 
 /// Each table's margin of error once its group is estimated, assuming a controlled rounding
 /// (a shift of at most 1): what `plan` shows before any data is read.
 pub fn planned_margins(plan: &Plan, group: &Group, mechs: &[TableNoise]) -> Vec<(usize, i64)> {
-    let axes = group.axes(plan);
+    let axes = axes(plan, group);
     let sizes = group.sizes(plan);
     let measured: Vec<(&Axes, f64)> = axes
         .iter()
@@ -282,12 +217,13 @@ pub struct Applied {
     pub elapsed: Duration,
 }
 
-/// A group's estimate as published: the rounding tolerance, and per table its margin of error and
-/// how its cells err.
+/// A group's estimate as published: the rounding tolerance, and per table its margin of error,
+/// how its cells err and where its margins are summed from.
 pub struct Estimated {
     pub tolerance: Tolerance,
     pub margins: Vec<i64>,
     pub errors: Vec<ErrorModel>,
+    pub sources: Vec<Source>,
 }
 
 /// Estimates every group that fits, replacing its tables' noisy values in `noisy` (one entry per
@@ -302,10 +238,7 @@ pub fn apply(
         .iter()
         .map(|g| {
             let started = Instant::now();
-            let outcome = match g.too_large() {
-                Some(reason) => Err(reason),
-                None => estimate_group(plan, mechs, g, noisy),
-            };
+            let outcome = estimate_group(plan, mechs, g, noisy);
             Applied {
                 group: g.clone(),
                 outcome,
@@ -322,8 +255,7 @@ fn estimate_group(
     noisy: &mut [Vec<i64>],
 ) -> Result<Estimated, String> {
     let sizes = g.sizes(plan);
-    let measured: Vec<Measured> = g
-        .axes(plan)
+    let measured: Vec<Measured> = axes(plan, g)
         .into_iter()
         .zip(&g.tables)
         .map(|(axes, &t)| Measured {
@@ -337,18 +269,32 @@ fn estimate_group(
     let variances: Vec<(&Axes, f64)> = measured.iter().map(|m| (&m.axes, m.variance)).collect();
     let margins = group_margins(plan, g, &sizes, &variances, |k| est.shift[k]);
     let total = total_variance(&sizes, &variances);
+    // The grand total's distance from the unconstrained estimate's, measured.
+    let total_shift =
+        (est.union.iter().map(|&v| v as f64).sum::<f64>() - est.free.iter().sum::<f64>()).abs();
     let errors = (0..g.tables.len())
         .map(|k| ErrorModel {
             cell_variance: cell_variance(&sizes, &variances, k),
             total_variance: total,
             shift: est.shift[k],
-            // Controlled and cumulative rounding keep the grand total within 1; otherwise each
-            // of the table's cells may carry its shift into it.
-            total_shift: match est.tolerance {
-                Tolerance::Within(0) | Tolerance::Cumulative => 1.0,
-                Tolerance::Within(_) => est.shift[k] * noisy[g.tables[k]].len() as f64,
-            },
+            total_shift,
             cell_margin: None,
+        })
+        .collect();
+    let noise = Noise::Group(
+        measured
+            .iter()
+            .map(|m| (m.axes.clone(), m.variance))
+            .collect(),
+    );
+    let sources = measured
+        .iter()
+        .map(|m| Source {
+            sizes: sizes.clone(),
+            axes: m.axes.0.clone(),
+            published: est.union.clone(),
+            free: est.free.clone(),
+            noise: noise.clone(),
         })
         .collect();
     for (&t, table) in g.tables.iter().zip(est.tables) {
@@ -358,6 +304,7 @@ fn estimate_group(
         tolerance: est.tolerance,
         margins,
         errors,
+        sources,
     })
 }
 
@@ -413,7 +360,11 @@ mod tests {
         }
         assert_eq!(g.iter().sum::<i64>(), r.iter().sum::<i64>());
         assert_eq!(est.tolerance, Tolerance::Within(0));
-        assert!(est.shift.iter().all(|&s| s < 1.0), "{:?}", est.shift);
+        assert!(
+            est.rounding_shift.iter().all(|&s| s < 1.0),
+            "{:?}",
+            est.rounding_shift
+        );
     }
 
     #[test]

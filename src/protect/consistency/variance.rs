@@ -26,10 +26,16 @@ use super::layout::Axes;
 /// The variance of one cell of table `k`'s unconstrained estimate, for union dimensions of
 /// `sizes` categories and tables `(axes, noise variance)`.
 pub fn cell_variance(sizes: &[usize], tables: &[(&Axes, f64)], k: usize) -> f64 {
+    marginal_variance(sizes, tables, &tables[k].0.0)
+}
+
+/// The variance of one cell of any marginal of the unconstrained estimate, over union
+/// dimensions `own` (a table's, or one of its margins': the sum of its cells over the others),
+/// for union dimensions of `sizes` categories and tables `(axes, noise variance)`.
+pub fn marginal_variance(sizes: &[usize], tables: &[(&Axes, f64)], own: &[usize]) -> f64 {
     let union: f64 = sizes.iter().map(|&n| n as f64).product();
-    let cells_per = |axes: &Axes| union / axes.0.iter().map(|&d| sizes[d] as f64).product::<f64>();
-    let own = &tables[k].0.0;
-    let m_k = cells_per(tables[k].0);
+    let cells_per = |axes: &[usize]| union / axes.iter().map(|&d| sizes[d] as f64).product::<f64>();
+    let m_k = cells_per(own);
     let mut total = 0.0;
     for mask in 0u64..(1u64 << own.len()) {
         let s: Vec<usize> = (0..own.len())
@@ -39,7 +45,7 @@ pub fn cell_variance(sizes: &[usize], tables: &[(&Axes, f64)], k: usize) -> f64 
         let precision: f64 = tables
             .iter()
             .filter(|(axes, _)| s.iter().all(|d| axes.0.contains(d)))
-            .map(|(axes, var)| cells_per(axes) / var)
+            .map(|(axes, var)| cells_per(&axes.0) / var)
             .sum();
         let shape: f64 = own
             .iter()
@@ -61,12 +67,7 @@ pub fn cell_variance(sizes: &[usize], tables: &[(&Axes, f64)], k: usize) -> f64 
 /// summed from one union table): only the constant subspace `V_∅` survives the sum, so it is
 /// `union cells * v_∅`, with `v_∅ = 1 / sum_j (m_j / var_j)` over every table.
 pub fn total_variance(sizes: &[usize], tables: &[(&Axes, f64)]) -> f64 {
-    let union: f64 = sizes.iter().map(|&n| n as f64).product();
-    let precision: f64 = tables
-        .iter()
-        .map(|(axes, var)| union / axes.0.iter().map(|&d| sizes[d] as f64).product::<f64>() / var)
-        .sum();
-    union / precision
+    marginal_variance(sizes, tables, &[])
 }
 
 #[cfg(test)]
