@@ -148,11 +148,7 @@ pub fn estimate(
 
 /// Table `axes` summed from an integer union table of dimensions with `sizes` categories.
 pub fn marginal(sizes: &[usize], axes: &Axes, union: &[i64]) -> Vec<i64> {
-    layout::Layout::new(sizes, &[axes])
-        .marginal_exact(0, union)
-        .into_iter()
-        .map(|v| v as i64)
-        .collect()
+    crate::input::margin(sizes, &axes.0, union)
 }
 
 /// The half-width of a `confidence` interval for a cell of an estimated table: `z` times the
