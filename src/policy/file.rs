@@ -66,6 +66,8 @@ pub struct PublicationSection {
     pub csv_bom: Option<bool>,
     /// Flag a count's cell when its margin of error is above this share of its value.
     pub unreliable_above: Option<f64>,
+    /// Where a cross-table's totals (계) go: `first` (the default) or `last`.
+    pub totals: Option<String>,
 }
 
 /// `[labels.<dimension>]`: `label = "..."` and `categories = { code = "label", ... }`.

@@ -32,6 +32,12 @@ pub struct Presentation {
     /// its published value (default 0.5).
     #[serde(default = "default_unreliable_above")]
     pub unreliable_above: f64,
+    /// Whether a DP table's cross-table shows its totals (계) before its categories (the total
+    /// row on top, the total column first), as Korean statistical tables print them. A policy
+    /// without `totals` gets `first`; a manifest without the field (format 5 or earlier) was
+    /// made with them last, and is presented again as it was.
+    #[serde(default)]
+    pub totals_first: bool,
     /// Per dimension (by column name), its label and its categories' labels.
     #[serde(default)]
     pub dimensions: BTreeMap<String, DimensionLabels>,
@@ -47,6 +53,7 @@ impl Default for Presentation {
             suppressed_marker: "x".to_string(),
             csv_bom: false,
             unreliable_above: default_unreliable_above(),
+            totals_first: true,
             dimensions: BTreeMap::new(),
             tables: BTreeMap::new(),
         }
@@ -126,6 +133,7 @@ pub(super) fn presentation_sections(
         suppressed_marker,
         csv_bom,
         unreliable_above,
+        totals,
     } = publication;
     let mut p = Presentation::default();
     if let Some(l) = language {
@@ -159,6 +167,17 @@ pub(super) fn presentation_sections(
         ),
         Some(share) => p.unreliable_above = share,
         None => {}
+    }
+    match totals.as_deref() {
+        None | Some("first") => p.totals_first = true,
+        Some("last") => p.totals_first = false,
+        Some(other) => problems.add(
+            "[publication] field `totals`",
+            format!(
+                "`{other}`: a cross-table's totals go `first` (before the categories, as Korean statistical tables print them) or `last`{}",
+                did_you_mean(other, ["first", "last"])
+            ),
+        ),
     }
     for (name, section) in labels {
         let name = nfc(name);

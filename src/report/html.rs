@@ -318,13 +318,47 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
     for d in &cross.row_dims {
         let _ = write!(s, "<th>{}</th>", esc(v.p.dimension(d)));
     }
+    // Totals first (계 before the categories, as Korean statistical tables print them) or last.
+    let first = v.p.totals_first;
+    let total_head = format!("<th>{}</th>", v.w.total);
+    if first && cross.row_totals.is_some() {
+        s.push_str(&total_head);
+    }
     for c in &cross.columns {
         let _ = write!(s, "<th>{}</th>", esc(&v.column_header(cross, t.entry, c)));
     }
-    if cross.row_totals.is_some() {
-        let _ = write!(s, "<th>{}</th>", v.w.total);
+    if !first && cross.row_totals.is_some() {
+        s.push_str(&total_head);
     }
     s.push_str("</tr></thead>\n<tbody>\n");
+    let mut total_row = String::new();
+    if cross.has_total_row() {
+        let _ = write!(
+            total_row,
+            "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
+            cross.row_dims.len().max(1),
+            v.w.total
+        );
+        let grand = cross.grand_total.map(|g| cell(g, " total"));
+        match &cross.column_totals {
+            Some(totals) => {
+                if first {
+                    total_row.extend(grand.clone());
+                }
+                for value in totals {
+                    total_row.push_str(&cell(*value, " total"));
+                }
+                if !first {
+                    total_row.extend(grand);
+                }
+            }
+            None => total_row.push_str(&cell(cross.grand_total.flatten(), " total")),
+        }
+        total_row.push_str("</tr>\n");
+    }
+    if first {
+        s.push_str(&total_row);
+    }
     for (i, row) in cross.rows.iter().enumerate() {
         s.push_str("<tr>");
         if row.is_empty() {
@@ -333,33 +367,20 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
         for (k, c) in row.iter().enumerate() {
             let _ = write!(s, "<th>{}</th>", esc(&v.category(&dims[k], c)));
         }
+        let row_total = cross.row_totals.as_ref().map(|t| cell(t[i], " total"));
+        if first {
+            s.extend(row_total.clone());
+        }
         for (value, &flag) in cross.values[i].iter().zip(&cross.flags[i]) {
             s.push_str(&cell(*value, if flag { " unreliable" } else { "" }));
         }
-        if let Some(totals) = &cross.row_totals {
-            s.push_str(&cell(totals[i], " total"));
+        if !first {
+            s.extend(row_total);
         }
         s.push_str("</tr>\n");
     }
-    if cross.has_total_row() {
-        let _ = write!(
-            s,
-            "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
-            cross.row_dims.len().max(1),
-            v.w.total
-        );
-        match &cross.column_totals {
-            Some(totals) => {
-                for value in totals {
-                    s.push_str(&cell(*value, " total"));
-                }
-                if let Some(g) = cross.grand_total {
-                    s.push_str(&cell(g, " total"));
-                }
-            }
-            None => s.push_str(&cell(cross.grand_total.flatten(), " total")),
-        }
-        s.push_str("</tr>\n");
+    if !first {
+        s.push_str(&total_row);
     }
     s.push_str("</tbody>\n</table>\n");
     s

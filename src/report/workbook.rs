@@ -153,11 +153,17 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
     }
     let first_col = cross.row_dims.len().max(1) as u16;
+    // Totals first (계 before the categories, as Korean statistical tables print them) or last.
+    let first = v.p.totals_first;
+    let (cat_col, total_col) = if first && cross.row_totals.is_some() {
+        (first_col + 1, first_col)
+    } else {
+        (first_col, first_col + cross.columns.len() as u16)
+    };
     for (c, cat) in cross.columns.iter().enumerate() {
         let text = v.column_header(cross, t.entry, cat);
-        ws.write_string_with_format(top, first_col + c as u16, text, &head)?;
+        ws.write_string_with_format(top, cat_col + c as u16, text, &head)?;
     }
-    let total_col = first_col + cross.columns.len() as u16;
     if cross.row_totals.is_some() {
         ws.write_string_with_format(top, total_col, w.total, &head)?;
     }
@@ -167,7 +173,28 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
             .write_string_with_format(r, c, &v.p.suppressed_marker, &marker)
             .map(|_| ()),
     };
+    let total_row = |ws: &mut Worksheet, r: u32| -> Result<(), XlsxError> {
+        ws.write_string_with_format(r, 0, w.total, &head)?;
+        for k in 1..first_col {
+            ws.write_string_with_format(r, k, "", &head)?;
+        }
+        if let Some(totals) = &cross.column_totals {
+            for (c, value) in totals.iter().enumerate() {
+                put(ws, r, cat_col + c as u16, *value, &total)?;
+            }
+            if let Some(g) = cross.grand_total {
+                put(ws, r, total_col, g, &total)?;
+            }
+        } else if let Some(g) = cross.grand_total {
+            put(ws, r, first_col, g, &total)?;
+        }
+        Ok(())
+    };
     let mut r = top + 1;
+    if first && cross.has_total_row() {
+        total_row(ws, r)?;
+        r += 1;
+    }
     for (i, row) in cross.rows.iter().enumerate() {
         if cross.row_dims.is_empty() {
             ws.write_string_with_format(r, 0, w.total, &label)?;
@@ -177,28 +204,15 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         }
         for (c, value) in cross.values[i].iter().enumerate() {
             let f = if cross.flags[i][c] { &flagged } else { &num };
-            put(ws, r, first_col + c as u16, *value, f)?;
+            put(ws, r, cat_col + c as u16, *value, f)?;
         }
         if let Some(totals) = &cross.row_totals {
             put(ws, r, total_col, totals[i], &total)?;
         }
         r += 1;
     }
-    if cross.has_total_row() {
-        ws.write_string_with_format(r, 0, w.total, &head)?;
-        for k in 1..first_col {
-            ws.write_string_with_format(r, k, "", &head)?;
-        }
-        if let Some(totals) = &cross.column_totals {
-            for (c, value) in totals.iter().enumerate() {
-                put(ws, r, first_col + c as u16, *value, &total)?;
-            }
-            if let Some(g) = cross.grand_total {
-                put(ws, r, total_col, g, &total)?;
-            }
-        } else if let Some(g) = cross.grand_total {
-            put(ws, r, first_col, g, &total)?;
-        }
+    if !first && cross.has_total_row() {
+        total_row(ws, r)?;
         r += 1;
     }
     r += 1;

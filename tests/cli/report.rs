@@ -39,6 +39,39 @@ fn csv_values(s: &Scratch, table: &str) -> Vec<(Vec<String>, Option<i64>)> {
         .collect()
 }
 
+#[test]
+fn totals_last_puts_the_total_row_and_column_after_the_categories() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let policy = replace_once(
+        &policy,
+        "language = \"ko\"                # or \"en\"",
+        "language = \"ko\"\ntotals = \"last\"  # set",
+    );
+    s.write(SAMPLE_POLICY, &policy);
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let g = sheet(&s, "victims_by_gender_age");
+    assert_eq!(g[3][0], "성별");
+    assert_eq!(g[3][1], "10세 미만");
+    assert_eq!(g[3][8], "계");
+    assert_eq!(g[4][0], "여성");
+    assert_eq!(g[6][0], "계");
+    let by_gender = csv_values(&s, "victims_by_gender");
+    assert_eq!(g[4][8], by_gender[0].1.unwrap().to_string());
+    // The report's table likewise: the total column's header after the last age.
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let start = html.find("id=\"victims_by_gender_age\"").unwrap();
+    let section = &html[start..];
+    let head = &section[section.find("<thead>").unwrap()..section.find("</thead>").unwrap()];
+    assert!(head.ends_with("<th>미상</th><th>계</th></tr>"), "{head}");
+    // A word other than first or last is refused, naming the field.
+    let policy = replace_once(&policy, "totals = \"last\"  # set", "totals = \"top\"");
+    s.write(SAMPLE_POLICY, &policy);
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["[publication] field `totals`", "`first`", "`last`"]);
+}
+
 /// A sheet as text cells, by row and column.
 fn sheet(s: &Scratch, name: &str) -> Vec<Vec<String>> {
     let bytes = fs::read(s.path(&format!("{DIR}/disung-2024.xlsx"))).unwrap();
@@ -81,8 +114,9 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
     assert_eq!(names.len(), 9, "{names:?}");
     assert_eq!(names[8], "작성 방법");
 
-    // gender x age: Hangul labels round-trip; rows are genders, columns ages, totals (계)
-    // from the gender and age tables of the same group.
+    // gender x age: Hangul labels round-trip; rows are genders, columns ages, totals (계) first,
+    // as Korean tables print them: the table's own margins, which equal the gender and age tables
+    // of the same group.
     let g = sheet(&s, "victims_by_gender_age");
     assert_eq!(g[0][0], "성별·연령대별 피해자 수");
     assert!(
@@ -94,20 +128,20 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         g[3],
         [
             "성별",
+            "계",
             "10세 미만",
             "10대",
             "20대",
             "30대",
             "40대",
             "50대 이상",
-            "미상",
-            "계"
+            "미상"
         ]
     );
     let values = csv_values(&s, "victims_by_gender_age");
     let ages = ["under_10", "10s", "20s", "30s", "40s", "50_plus", "unknown"];
     for (r, (gender, label)) in [("female", "여성"), ("male", "남성")].iter().enumerate() {
-        let row = &g[4 + r];
+        let row = &g[5 + r];
         assert_eq!(row[0], *label);
         for (c, age) in ages.iter().enumerate() {
             let v = values
@@ -115,26 +149,28 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
                 .find(|(k, _)| k[0] == *gender && k[1] == *age)
                 .unwrap()
                 .1;
-            assert_eq!(row[1 + c], v.map_or("x".to_string(), |v| v.to_string()));
+            assert_eq!(row[2 + c], v.map_or("x".to_string(), |v| v.to_string()));
         }
     }
     let by_gender = csv_values(&s, "victims_by_gender");
-    assert_eq!(g[4][8], by_gender[0].1.unwrap().to_string());
-    assert_eq!(g[5][8], by_gender[1].1.unwrap().to_string());
-    assert_eq!(g[6][0], "계");
+    assert_eq!(g[5][1], by_gender[0].1.unwrap().to_string());
+    assert_eq!(g[6][1], by_gender[1].1.unwrap().to_string());
+    assert_eq!(g[4][0], "계");
     let by_age = csv_values(&s, "victims_by_age");
     for (c, (_, v)) in by_age.iter().enumerate() {
-        assert_eq!(g[6][1 + c], v.unwrap().to_string());
+        assert_eq!(g[4][2 + c], v.unwrap().to_string());
     }
+    let grand: i64 = by_gender.iter().map(|(_, v)| v.unwrap()).sum();
+    assert_eq!(g[4][1], grand.to_string());
 
     // region x age has suppressed cells: the marker, never a number or an empty cell.
     let ra = sheet(&s, "victims_by_region_age");
     let values = csv_values(&s, "victims_by_region_age");
     let suppressed = values.iter().filter(|(_, v)| v.is_none()).count();
     assert!(suppressed > 0);
-    let markers: usize = ra[4..4 + 17]
+    let markers: usize = ra[5..5 + 17]
         .iter()
-        .map(|row| row[1..8].iter().filter(|c| *c == "x").count())
+        .map(|row| row[2..9].iter().filter(|c| *c == "x").count())
         .sum();
     assert_eq!(markers, suppressed);
     assert!(
@@ -157,7 +193,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         "차분 프라이버시",
         "오차 범위의 뜻",
         "보호 단위당 최대 4건, 칸당 1건",
-        "각 값은 [0, 200]로 제한",
+        "각 값은 [0, 60]로 제한",
         "자료에서 강제함",
         "신고된 값",
         "프라이버시 예산",

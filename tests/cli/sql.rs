@@ -161,7 +161,7 @@ fn sql_prints_every_statement_without_connecting() {
         "-- [9] table `victims_by_gender_age, victims_by_gender, victims_by_age, victims_by_region, victims_by_region_age (bounded together)`: bounded per privacy unit",
         "row_number() OVER (PARTITION BY u ORDER BY prio)",
         "sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8'))",
-        "LEAST(GREATEST(s.\"services\"::int8, '0'::int8), '200'::int8) AS v",
+        "LEAST(GREATEST(s.\"services\"::int8, '0'::int8), '60'::int8) AS v",
         "$1 = the input's secret key for row priorities: 32 fresh random bytes per release",
     ]);
     assert!(!run.stdout().contains("random()"));
