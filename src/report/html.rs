@@ -91,7 +91,18 @@ pub fn write(
             esc(&w.suppressed_text(&v.p.suppressed_marker, t.entry.contributors.is_some()))
         );
         if cross.has_totals() {
-            let _ = writeln!(h, "<p class=\"note\">{}</p>", w.totals_note);
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">{}</p>",
+                if t.entry.totals.is_some() {
+                    w.own_totals_note
+                } else {
+                    w.totals_note
+                }
+            );
+            if let Some(text) = v.total_margins(t.entry, &cross) {
+                let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&text));
+            }
         }
         h.push_str("</section>\n");
     }

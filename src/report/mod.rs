@@ -42,8 +42,9 @@ pub struct Table<'a> {
     /// (`None`: suppressed), when the table publishes shares.
     pub shares: Option<Vec<Option<(f64, f64)>>>,
     /// The table's margins and grand total as published after its cells (format 6), by their
-    /// labels (the total's label where a dimension is summed out): value and flag.
-    pub totals: BTreeMap<Vec<String>, (i64, bool)>,
+    /// labels (the total's label where a dimension is summed out): value, margin of error and
+    /// flag.
+    pub totals: BTreeMap<Vec<String>, (i64, i64, bool)>,
 }
 
 impl Table<'_> {
@@ -111,7 +112,14 @@ fn read_table<'a>(
             let value = v
                 .parse::<i64>()
                 .map_err(|_| bad(format!("line {}: `{v}` is not a whole number", n + 2)))?;
-            totals.insert(labels, (value, &record[dims + 3] == "unreliable"));
+            let moe = &record[dims + 2];
+            let moe = moe.parse::<i64>().map_err(|_| {
+                bad(format!(
+                    "line {}: margin `{moe}` is not a whole number",
+                    n + 2
+                ))
+            })?;
+            totals.insert(labels, (value, moe, &record[dims + 3] == "unreliable"));
             continue;
         }
         for (k, cats) in categories.iter_mut().enumerate() {
@@ -309,6 +317,9 @@ pub struct Cross {
     /// The total of each column, and the grand total, if published.
     pub column_totals: Option<Vec<Option<i64>>>,
     pub grand_total: Option<Option<i64>>,
+    /// The margins of error of the totals shown, when the table publishes them (format 6):
+    /// `(the dimensions they are by, margin)`, the grand total's with none.
+    pub total_margins: Vec<(Vec<String>, i64)>,
 }
 
 /// The release's table over `dims` that is in `group` (the margin of a grouped table).
@@ -364,11 +375,28 @@ impl Cross {
             .map(|r| (0..ncol).map(|c| table.flags[r * ncol + c]).collect())
             .collect();
         let (mut row_totals, mut column_totals, mut grand_total) = (None, None, None);
+        let mut total_margins = Vec::new();
         if let Some(label) = table.entry.totals.as_ref().map(|t| t.label.as_str()) {
+            // Each kind of total shown, by the dimensions it keeps: its margin (one per kind).
+            let kinds: Vec<Vec<usize>> = match n {
+                0 => Vec::new(),
+                1 => vec![vec![]],
+                _ => vec![(0..n - 1).collect(), vec![n - 1], vec![]],
+            };
+            for keep in kinds {
+                let moe = table.totals.iter().find_map(|(key, &(_, moe, _))| {
+                    let kept = (0..n).all(|k| (key[k] != label) == keep.contains(&k));
+                    kept.then_some(moe)
+                });
+                if let Some(moe) = moe {
+                    let by = keep.iter().map(|&k| dims[k].to_string()).collect();
+                    total_margins.push((by, moe));
+                }
+            }
             // Format 6: the table's own margins, published after its cells.
             let total = |cats: Vec<&str>| {
                 let key: Vec<String> = cats.into_iter().map(str::to_string).collect();
-                table.totals.get(&key).map(|&(v, _)| Some(v))
+                table.totals.get(&key).map(|&(v, _, _)| Some(v))
             };
             grand_total = total(vec![label; n]).filter(|_| n >= 1);
             if n >= 2 {
@@ -426,6 +454,7 @@ impl Cross {
             row_totals,
             column_totals,
             grand_total,
+            total_margins,
         }
     }
 }
@@ -515,6 +544,21 @@ impl<'a> View<'a> {
             Some(d) => self.category(d, c),
             None => self.unit(t),
         }
+    }
+
+    /// The margins of error of a cross-table's totals in words, when the table publishes them.
+    pub fn total_margins(&self, t: &TableEntry, cross: &Cross) -> Option<String> {
+        (!cross.total_margins.is_empty()).then(|| {
+            let margins: Vec<(String, i64)> = cross
+                .total_margins
+                .iter()
+                .map(|(by, moe)| {
+                    let labels: Vec<&str> = by.iter().map(|d| self.p.dimension(d)).collect();
+                    (labels.join("·"), *moe)
+                })
+                .collect();
+            self.w.total_margins(&margins, t.confidence)
+        })
     }
 
     /// Methodology lines, from the manifest alone.

@@ -23,6 +23,8 @@ pub struct Words {
     pub content: &'static str,
     pub chart_note: &'static str,
     pub totals_note: &'static str,
+    /// The note under a table that publishes its own margins (format 6).
+    pub own_totals_note: &'static str,
     pub excel_sum_note: &'static str,
     pub share: &'static str,
     pub share_margin: &'static str,
@@ -50,6 +52,7 @@ const KO: Words = Words {
     content: "내용",
     chart_note: "막대는 공표 값, 선은 오차 범위입니다.",
     totals_note: "계는 같은 자료에서 함께 추정한 표의 공표 값으로, 공표된 칸의 합과 일치합니다(비공개 칸 제외).",
+    own_totals_note: "계는 이 표의 값을 비공개 칸까지 더한 값이며, 오차 범위는 CSV 파일의 계 행에 있습니다. 함께 추정한 표끼리는 계가 서로 일치합니다.",
     excel_sum_note: "비공개 칸은 문자로 표시되어 엑셀 합계에 들어가지 않습니다.",
     share: "구성비(%)",
     share_margin: "오차 범위(%p)",
@@ -77,6 +80,7 @@ const EN: Words = Words {
     content: "Content",
     chart_note: "Bars are the published values; lines show the margin of error.",
     totals_note: "Totals are the published values of tables estimated together from the same data; they equal the sum of the published cells (suppressed cells aside).",
+    own_totals_note: "Totals are sums of this table's values, suppressed cells included; each has its own margin of error in the CSV's total rows. Tables estimated together agree on every total.",
     excel_sum_note: "Suppressed cells are text, so Excel's SUM leaves them out.",
     share: "Share (%)",
     share_margin: "Margin (points)",
@@ -87,6 +91,29 @@ const EN: Words = Words {
 impl Words {
     pub fn of(p: &Presentation) -> &'static Words {
         if p.korean() { &KO } else { &EN }
+    }
+
+    /// The totals' margins of error: `(dimensions' labels, margin)` per kind of total shown (an
+    /// empty label: the grand total).
+    pub fn total_margins(&self, margins: &[(String, i64)], confidence: f64) -> String {
+        let parts: Vec<String> = margins
+            .iter()
+            .map(|(by, moe)| match (self.korean, by.is_empty()) {
+                (true, true) => format!("총계 ±{moe}"),
+                (true, false) => format!("{by} 계 ±{moe}"),
+                (false, true) => format!("grand total ±{moe}"),
+                (false, false) => format!("totals by {by} ±{moe}"),
+            })
+            .collect();
+        let pct = confidence * 100.0;
+        if self.korean {
+            format!("계의 오차 범위({pct}%): {}", parts.join(", "))
+        } else {
+            format!(
+                "Margins of error of the totals ({pct}%): {}",
+                parts.join(", ")
+            )
+        }
     }
 
     pub fn too_large(&self, csv: &str) -> String {

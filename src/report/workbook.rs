@@ -237,8 +237,20 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         r += 1;
     }
     if cross.has_totals() {
-        ws.write_string(r, 0, w.totals_note)?;
+        ws.write_string(
+            r,
+            0,
+            if t.entry.totals.is_some() {
+                w.own_totals_note
+            } else {
+                w.totals_note
+            },
+        )?;
         r += 1;
+        if let Some(text) = v.total_margins(t.entry, cross) {
+            ws.write_string(r, 0, text)?;
+            r += 1;
+        }
     }
     if let Some(shares) = &t.shares {
         r = share_block(ws, v, t, shares, r + 1, (&head, &label, &marker))?;

@@ -162,6 +162,21 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
     }
     let grand: i64 = by_gender.iter().map(|(_, v)| v.unwrap()).sum();
     assert_eq!(g[4][1], grand.to_string());
+    // The totals' own margins of error, as the CSV's total rows state them.
+    let rows = read_all_rows(&s.path(&format!("{DIR}/victims_by_gender_age.csv")));
+    let moe = |gender: &str, age: &str| {
+        rows.iter()
+            .find(|r| r["gender"] == gender && r["age_group"] == age && r["status"] == "total")
+            .unwrap()["moe95"]
+            .clone()
+    };
+    let line = format!(
+        "계의 오차 범위(95%): 성별 계 ±{}, 연령대 계 ±{}, 총계 ±{}",
+        moe("female", "total"),
+        moe("total", "10s"),
+        moe("total", "total")
+    );
+    assert!(g.iter().flatten().any(|c| *c == line), "no `{line}`");
 
     // region x age has suppressed cells: the marker, never a number or an empty cell.
     let ra = sheet(&s, "victims_by_region_age");
