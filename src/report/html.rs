@@ -100,7 +100,7 @@ pub fn write(
                     w.totals_note
                 }
             );
-            if let Some(text) = v.total_margins(t.entry, &cross) {
+            if let Some(text) = v.total_margins(t.entry, cross) {
                 let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&text));
             }
         }
