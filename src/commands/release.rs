@@ -588,7 +588,7 @@ fn group_entry(plan: &Plan, a: &consistency::Applied) -> ConsistencyGroup {
         status: status.into(),
         reason,
         method: consistency::METHOD.into(),
-        solvers: consistency::SOLVERS.into(),
+        solvers: consistency::solvers(),
         rounding,
     }
 }

@@ -51,8 +51,12 @@ const MAX_VALUE: i64 = 1 << 48;
 
 /// What the manifest says about the method.
 pub const METHOD: &str = "generalised least squares (each noisy table weighted by the inverse of its noise variance) with non-negativity where the statistic cannot be negative, then controlled rounding to integers; every table of the group is summed from the one integer union table";
-/// The solvers, by crate.
-pub const SOLVERS: &str = "clarabel 0.11 (interior-point QP, default tolerances) for the least-squares fit; microlp 0.6 (branch and bound, node limit 2000 per tolerance) for the rounding";
+/// The solvers, by crate, with the rounding's node limit as the code has it.
+pub fn solvers() -> String {
+    format!(
+        "clarabel 0.11 (interior-point QP, default tolerances) for the least-squares fits; microlp 0.6 (branch and bound, node limit {NODE_LIMIT} per tolerance) for the rounding"
+    )
+}
 /// How an estimated table's margin of error is obtained.
 pub const MOE_METHOD: &str = "normal approximation of the unconstrained least-squares estimate's error, with its variance in closed form from the noise variances (an upper bound for discrete Gaussian noise), plus the largest distance of a published value from that estimate (the rounding, and the non-negativity step where it binds), measured on the noisy values";
 

@@ -240,6 +240,27 @@ pub fn protect_cells(
     hidden_before: &[bool],
     objective: Objective,
 ) -> Result<Protected, SdcError> {
+    let before = (published, hidden_before);
+    protect_within(
+        structure,
+        values,
+        wanted,
+        before,
+        objective,
+        optimal::MAX_ROUNDS,
+    )
+}
+
+/// [`protect_cells`] with at most `rounds` master problems of the exact method per round of
+/// levels (tests ask fewer, to reach the heuristic's completion on small tables).
+fn protect_within(
+    structure: &Structure,
+    values: &[i64],
+    wanted: &[(usize, Levels)],
+    (published, hidden_before): (&[bool], &[bool]),
+    objective: Objective,
+    rounds: usize,
+) -> Result<Protected, SdcError> {
     let mut primary = vec![false; values.len()];
     for &(c, _) in wanted {
         primary[c] = true;
@@ -248,7 +269,7 @@ pub fn protect_cells(
         return Err(SdcError::AlreadyPublished { cell });
     }
     let mut wanted = wanted.to_vec();
-    let base: Vec<bool> = primary
+    let mut base: Vec<bool> = primary
         .iter()
         .zip(hidden_before)
         .map(|(&p, &h)| p || h)
@@ -268,7 +289,7 @@ pub fn protect_cells(
                 &mut pattern,
                 &wanted,
                 objective,
-                optimal::MAX_ROUNDS,
+                rounds,
             )?,
             _ => Exact::Beyond,
         };
@@ -308,9 +329,26 @@ pub fn protect_cells(
         let mut intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
         intervals.extend(known);
         intervals.sort_unstable_by_key(|k| k.0);
-        // Whole numbers may narrow what the LP allowed: raise those levels by the shortfall.
+        // A secondary cell the published cells pin exactly is published in all but name, and
+        // `audit` refuses it: protect it like a primary cell (an interval of at least 1) and
+        // solve again.
+        let pinned: Vec<(usize, Interval)> = intervals
+            .iter()
+            .filter(|&&(c, i)| i.hi == Some(i.lo) && !wanted.iter().any(|w| w.0 == c))
+            .copied()
+            .collect();
         let mut short = Vec::new();
-        for &(c, levels) in &wanted {
+        for &(c, i) in &pinned {
+            let levels = Levels {
+                up: 1,
+                down: values[c].min(1),
+            };
+            wanted.push((c, levels));
+            base[c] = true;
+            short.push((c, levels, i));
+        }
+        // Whole numbers may narrow what the LP allowed: raise those levels by the shortfall.
+        for &(c, levels) in &wanted[..wanted.len() - pinned.len()] {
             let i = intervals[intervals.binary_search_by_key(&c, |x| x.0).expect("hidden")].1;
             if !protects(i, values[c], levels) {
                 let up = i.hi.map_or(0, |hi| (values[c] + levels.up - hi).max(0));

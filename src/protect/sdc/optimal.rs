@@ -54,8 +54,11 @@ pub const MAX_PRIMARY: usize = 2_000;
 /// The most master problems (rounds of cuts) before the exact method's last pattern is completed
 /// by the heuristic.
 pub const MAX_ROUNDS: usize = 40;
-/// The most checks of every primary cell (a round checks only the cells short in the last one
-/// until those are protected).
+/// The checks of every primary cell a structure is allowed, counted in checks of one cell: this
+/// many full checks of [`MAX_ROUNDS`] primary cells or more (a round checks only the cells short
+/// in the last one until those are protected). Scaled so that a small structure, whose every
+/// check is full, is never stopped before its rounds run out: a table with one small cell may need
+/// 19 rounds (a full check each) to reach its minimum of 3.
 pub const MAX_FULL_CHECKS: usize = 6;
 /// The most branch-and-bound nodes of one master problem before the exact method gives way to
 /// the heuristic (a deterministic limit, unlike a time limit).
@@ -191,7 +194,8 @@ pub fn suppress(
     let mut current: Option<(Vec<bool>, Vec<usize>)> = None;
     let mut last = None;
     let mut suspects = everyone.clone();
-    let (mut masters, mut full_checks) = (0, 0);
+    let (mut masters, mut checked) = (0, 0);
+    let check_budget = MAX_FULL_CHECKS * everyone.len().max(MAX_ROUNDS);
     loop {
         if current.is_none() {
             if masters == rounds {
@@ -210,10 +214,10 @@ pub fn suppress(
         let (pattern, _) = current.as_ref().expect("solved above");
         let full = suspects.len() == everyone.len();
         if full {
-            if full_checks == MAX_FULL_CHECKS {
+            if checked + everyone.len() > check_budget {
                 break;
             }
-            full_checks += 1;
+            checked += everyone.len();
         }
         let found = check(pattern, &suspects)?;
         if found.short.is_empty() {
