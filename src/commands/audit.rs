@@ -393,7 +393,9 @@ fn exact_tables(
                         spaces.push(quantity);
                         spaces.len() - 1
                     });
-                shapes.push((space as u32, dims, layouts, t.margins));
+                let counts = t.statistic != "sum";
+                let floor = sdc::tables::floor(counts, t.primary_rule.zeros_suppressed);
+                shapes.push((space as u32, dims, layouts, t.margins, floor));
                 published.push(values);
             }
             Err(why) => {

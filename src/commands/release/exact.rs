@@ -16,7 +16,7 @@ use crate::protect::sdc::Method;
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
 /// What the manifest says about the attacker's audit.
-pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional";
+pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity, what the rules make public (a suppressed count is at least 1 where zeros are never suppressed) and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional; every suppressed cell, small or secondary, is audited before the release is charged";
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 /// What the manifest says about a pattern the exact method could not finish within its limits.

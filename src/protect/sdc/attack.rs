@@ -1,6 +1,7 @@
 //! The attacker's problem: for a hidden cell, the smallest and the largest value consistent with
-//! everything published (every visible cell, every equation of the structure, non-negativity, and
-//! that counts are whole numbers). Solved as linear programs through good_lp; where the LP's
+//! everything published (every visible cell, every equation of the structure, non-negativity, what
+//! the rules make public: a hidden count is at least 1 where zeros are never hidden, each cell's
+//! [`Structure::floor`], and that counts are whole numbers). Solved as linear programs through good_lp; where the LP's
 //! optimal table is not whole numbers, whole numbers can only narrow the interval, and an
 //! integer program decides by how much (see [`Components::bound`]). This is what `release`
 //! checks before it writes a pattern and what `audit` re-runs from the published files, so it
@@ -164,7 +165,7 @@ fn bounds(
                     whole_numbers,
                     &mut seen,
                 )?;
-                let lo = (lo.expect("a count is bounded below by 0") - 1e-6).ceil() as i64;
+                let lo = (lo.expect("a cell is bounded below by its floor") - 1e-6).ceil() as i64;
                 Ok((Interval { lo, hi }, whole_lo && whole_hi))
             })
             .collect()
@@ -229,7 +230,7 @@ impl Seen {
                 Sweep::new(
                     &components.members[k],
                     components.equations[k].iter().map(|&e| all[e]),
-                    (values, hidden),
+                    (values, hidden, structure.floors()),
                     targets,
                     limits,
                     maximise,
@@ -412,8 +413,8 @@ impl Components {
         let mut vars = ProblemVariables::new();
         let x: Vec<Variable> = cells
             .iter()
-            .map(|_| {
-                let v = variable().min(0.0);
+            .map(|&c| {
+                let v = variable().min(structure.floor(c) as f64);
                 vars.add(if integer {
                     // microlp's integer variables need bounds within i32.
                     v.integer().max(f64::from(i32::MAX))
@@ -470,7 +471,8 @@ impl Components {
 
 /// Each cell's bounds as single equations give them, applied until they settle (at most
 /// `passes` times over every equation): wider than (or as wide as) the attacker's interval,
-/// never narrower. Published cells are fixed at their values; hidden ones start at `[0, inf)`.
+/// never narrower. Published cells are fixed at their values; hidden ones start at
+/// `[floor, inf)` (0, or 1 for a count whose zeros are never hidden).
 pub fn propagated(
     structure: &Structure,
     values: &[i64],
@@ -480,7 +482,7 @@ pub fn propagated(
     let mut b: Vec<(f64, f64)> = (0..structure.cells())
         .map(|c| {
             if hidden[c] {
-                (0.0, f64::INFINITY)
+                (structure.floor(c) as f64, f64::INFINITY)
             } else {
                 (values[c] as f64, values[c] as f64)
             }

@@ -265,10 +265,27 @@ fn protect_within(
     for &(c, _) in wanted {
         primary[c] = true;
     }
+    // Down only as far as the floors allow: a count of 1 whose zeros are never hidden is
+    // protected upwards only (the attacker knows it is at least 1), and a margin no lower than
+    // its non-zero cells at their floors, whatever is hidden (the least values single equations
+    // give with every non-zero cell hidden).
+    let all_hidden: Vec<bool> = values.iter().map(|&v| v != 0).collect();
+    let room: Vec<i64> = attack::propagated(structure, values, &all_hidden, 50)
+        .iter()
+        .zip(values)
+        .map(|(&(lo, _), &v)| (v - (lo - 1e-6).ceil() as i64).max(0))
+        .collect();
+    let wanted: Vec<(usize, Levels)> = wanted
+        .iter()
+        .map(|&(c, l)| {
+            let down = l.down.min(room[c]);
+            (c, Levels { down, ..l })
+        })
+        .collect();
     if let Some(&(cell, _)) = wanted.iter().find(|(c, _)| published[*c]) {
         return Err(SdcError::AlreadyPublished { cell });
     }
-    let mut wanted = wanted.to_vec();
+    let mut wanted = wanted;
     let mut base: Vec<bool> = primary
         .iter()
         .zip(hidden_before)
@@ -341,7 +358,7 @@ fn protect_within(
         for &(c, i) in &pinned {
             let levels = Levels {
                 up: 1,
-                down: values[c].min(1),
+                down: room[c].min(1),
             };
             wanted.push((c, levels));
             base[c] = true;
@@ -357,7 +374,7 @@ fn protect_within(
                     c,
                     Levels {
                         up: levels.up + up,
-                        down: (levels.down + down).min(values[c]),
+                        down: (levels.down + down).min(room[c]),
                     },
                     i,
                 ));

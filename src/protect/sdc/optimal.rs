@@ -177,7 +177,7 @@ pub fn suppress(
                 let asks: Vec<_> = group.iter().map(|g| g.1).collect();
                 let cuts = dual_cuts(
                     &equations,
-                    values,
+                    (values, structure.floors()),
                     &components,
                     (pattern, &candidate),
                     &asks,
@@ -334,7 +334,7 @@ fn master(values: &[i64], cuts: &[Cut], objective: Objective) -> Option<Vec<usiz
 /// re-solved from the last basis from one ask to the next (as the attacker's [`super::sweep`]).
 fn dual_cuts(
     equations: &[&Equation],
-    values: &[i64],
+    (values, floors): (&[i64], &[i64]),
     components: &Components,
     (pattern, candidate): (&[bool], &[bool]),
     asks: &[Ask],
@@ -382,7 +382,9 @@ fn dual_cuts(
     for (c, mut lhs) in column {
         let w = if pattern[c] { 1.0 } else { VISIBLE / big };
         let a = problem.add_var(w * big, (0.0, f64::INFINITY));
-        let b = problem.add_var(w * values[c] as f64, (0.0, f64::INFINITY));
+        // A hidden cell may fall to its floor (0, or 1 for a count whose zeros are never hidden).
+        let fall = (values[c] - floors[c]).max(0) as f64;
+        let b = problem.add_var(w * fall, (0.0, f64::INFINITY));
         lhs.add(a, 1.0);
         lhs.add(b, -1.0);
         if let Some(&z) = sides.get(&c) {
@@ -403,8 +405,8 @@ fn dual_cuts(
         let mut terms = Vec::new();
         let (mut rhs, mut at_pattern) = (need, 0.0);
         for &(c, a, b) in &bounds {
-            let k =
-                (big * solution.var_value(a) + values[c] as f64 * solution.var_value(b)).min(need);
+            let fall = (values[c] - floors[c]).max(0) as f64;
+            let k = (big * solution.var_value(a) + fall * solution.var_value(b)).min(need);
             if k < 1e-9 {
                 continue;
             }

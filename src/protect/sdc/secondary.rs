@@ -145,7 +145,12 @@ fn cheapest_change(
     for c in 0..n {
         let fixed = !hidden[c] && (values[c] == 0 || published[c]) && c != p;
         let max_up = if fixed { 0.0 } else { f64::INFINITY };
-        let max_down = if fixed { 0.0 } else { values[c] as f64 };
+        // Down to the cell's floor (0, or 1 for a count whose zeros are never hidden).
+        let max_down = if fixed {
+            0.0
+        } else {
+            (values[c] - structure.floor(c)).max(0) as f64
+        };
         let u = vars.add(variable().min(0.0).max(max_up));
         let d = vars.add(variable().min(0.0).max(max_down));
         if !hidden[c] {

@@ -66,6 +66,9 @@ pub struct Structure {
     equations: BTreeSet<Equation>,
     /// Each group of categories, by dimension and members, and its number.
     groups: BTreeMap<(usize, Vec<usize>), u32>,
+    /// Per cell, the least value it can have if hidden, as the rules make public (1 for a count
+    /// whose zeros are never hidden; 0 otherwise, the default).
+    floors: Vec<i64>,
 }
 
 impl Structure {
@@ -79,8 +82,25 @@ impl Structure {
             return i;
         }
         self.keys.push(key.clone());
+        self.floors.push(0);
         self.index.insert(key, self.keys.len() - 1);
         self.keys.len() - 1
+    }
+
+    /// The least value cell `c` can have if hidden, as the rules make public.
+    pub fn floor(&self, c: usize) -> i64 {
+        self.floors[c]
+    }
+
+    /// Every cell's [`Structure::floor`].
+    pub fn floors(&self) -> &[i64] {
+        &self.floors
+    }
+
+    /// Sets every cell's least value if hidden (one per cell): what the rules make public.
+    pub fn set_floors(&mut self, floors: Vec<i64>) {
+        assert_eq!(floors.len(), self.keys.len(), "one floor per cell");
+        self.floors = floors;
     }
 
     /// A group of `dim`'s categories `members` as a cell key's category: the same group (the

@@ -45,7 +45,7 @@ impl Sweep {
     pub fn new<'a>(
         members: &[usize],
         equations: impl Iterator<Item = &'a Equation>,
-        (values, hidden): (&[i64], &[bool]),
+        (values, hidden, floors): (&[i64], &[bool], &[i64]),
         targets: &[usize],
         limits: &[(f64, f64)],
         maximise: bool,
@@ -53,7 +53,7 @@ impl Sweep {
         let mut problem = Problem::new(OptimizationDirection::Maximize);
         let x: Vec<Variable> = members
             .iter()
-            .map(|_| problem.add_var(0.0, (0.0, f64::INFINITY)))
+            .map(|&c| problem.add_var(0.0, (floors[c] as f64, f64::INFINITY)))
             .collect();
         let mut selectors = vec![None; members.len()];
         for &t in targets {

@@ -50,25 +50,38 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
             .iter()
             .map(|t| {
                 let space = measure(t) * plan.inputs.len() + t.input;
+                let counts = t.sum.as_ref().is_none_or(|s| s.column.is_none());
                 (
                     space as u32,
                     t.dims.iter().map(|&d| space * n + d).collect(),
                     layouts(plan, t),
                     t.margins,
+                    floor(counts, t.zeros_primary),
                 )
             })
             .collect(),
     )
 }
 
-/// Tables `(space, dimension ids, layout per dimension, with margins)` in one structure (the
-/// same id is the same dimension; tables share cells only within a space: one input's count, or
-/// its sum of one column); per table, the cell of each grid point.
-pub fn link(tables: Vec<(u32, Vec<usize>, Vec<Layout>, bool)>) -> (Structure, Vec<Vec<usize>>) {
+/// One exact table's shape in a structure: its space, dimension ids, layout per dimension,
+/// whether it has margins, and the least value its hidden cells can have ([`floor`]).
+pub type Shape = (u32, Vec<usize>, Vec<Layout>, bool, i64);
+
+/// The least value a hidden cell of an exact table can have, as its rules make public: a count
+/// (of units or of rows) whose zeros are never hidden hides only cells of 1 or more (a cell of
+/// no unit has no row); a sum may hide a cell of 0 (units that contributed nothing).
+pub fn floor(counts: bool, zeros_hidden: bool) -> i64 {
+    i64::from(counts && !zeros_hidden)
+}
+
+/// Tables ([`Shape`]) in one structure (the same id is the same dimension; tables share cells
+/// only within a space: one input's count, or its sum of one column); per table, the cell of each
+/// grid point. A cell two tables share keeps the lower floor.
+pub fn link(tables: Vec<Shape>) -> (Structure, Vec<Vec<usize>>) {
     let mut s = Structure::new();
-    let grids = tables
+    let grids: Vec<Vec<usize>> = tables
         .iter()
-        .map(|(space, dims, layouts, margins)| {
+        .map(|(space, dims, layouts, margins, _)| {
             if *margins {
                 s.add_table(*space, dims, layouts)
             } else {
@@ -77,6 +90,13 @@ pub fn link(tables: Vec<(u32, Vec<usize>, Vec<Layout>, bool)>) -> (Structure, Ve
             }
         })
         .collect();
+    let mut floors = vec![i64::MAX; s.cells()];
+    for (grid, table) in grids.iter().zip(&tables) {
+        for &c in grid {
+            floors[c] = floors[c].min(table.4);
+        }
+    }
+    s.set_floors(floors.into_iter().map(|f| f.min(1)).collect());
     (s, grids)
 }
 

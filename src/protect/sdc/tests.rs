@@ -891,3 +891,93 @@ fn a_completed_pattern_never_pins_a_hidden_cell() {
     }
     assert!(completed >= 5, "{completed}");
 }
+
+/// The attacker who knows the rules: a count's zeros are never hidden, so every hidden cell is
+/// at least 1 (its floor). Checked against brute force over whole numbers of at least 1.
+#[test]
+fn the_attack_with_hidden_counts_of_at_least_one_equals_brute_force() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut checked = 0;
+    for _ in 0..200 {
+        let inner: Vec<i64> = (0..6).map(|_| rng.gen_range(0..5)).collect();
+        let (mut s, values, ids) = table(&[2, 3], &inner);
+        s.set_floors(vec![1; s.cells()]);
+        // Zeros are never hidden.
+        let hidden: Vec<bool> = (0..s.cells())
+            .map(|c| values[c] > 0 && rng.gen_bool(0.5))
+            .collect();
+        let targets: Vec<usize> = (0..s.cells()).filter(|&c| hidden[c]).collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let got = attack(&s, &values, &hidden, &targets).unwrap();
+        let cap = values.iter().copied().max().unwrap() + 2;
+        let free: Vec<usize> = (0..6).filter(|&i| hidden[ids[i]]).collect();
+        let (mut lo, mut hi) = (vec![i64::MAX; s.cells()], vec![i64::MIN; s.cells()]);
+        let mut candidate = inner.clone();
+        for n in 0..cap.pow(free.len() as u32) {
+            let mut k = n;
+            for &i in &free {
+                candidate[i] = 1 + k % cap;
+                k /= cap;
+            }
+            let v = fill(&s, &[0, 1], &[2, 3], &candidate);
+            let agrees = (0..s.cells()).all(|c| {
+                if hidden[c] {
+                    v[c] >= 1
+                } else {
+                    v[c] == values[c]
+                }
+            });
+            if agrees {
+                for c in 0..s.cells() {
+                    lo[c] = lo[c].min(v[c]);
+                    hi[c] = hi[c].max(v[c]);
+                }
+            }
+        }
+        for (&t, i) in targets.iter().zip(&got) {
+            assert_eq!(i.lo, lo[t], "cell {t} of {inner:?}, hidden {hidden:?}");
+            match i.hi {
+                Some(h) => assert_eq!(h, hi[t], "cell {t} of {inner:?}, hidden {hidden:?}"),
+                None => assert!(hi[t] >= cap, "cell {t} of {inner:?}, hidden {hidden:?}"),
+            }
+        }
+        checked += targets.len();
+    }
+    assert!(checked > 300, "{checked}");
+}
+
+/// Issue 24's first finding: two small cells of 1 in one row, the row total published and its
+/// other cells too. Hidden with the rest of a rectangle, each is pinned at 1 by an attacker who
+/// knows that zeros are never hidden (the hidden cells add up to 2, each is at least 1). With the
+/// floor in the model the pattern protects them upwards (a cell of 1 cannot go lower).
+#[test]
+fn two_hidden_ones_in_a_row_stay_protected_against_an_attacker_who_knows_the_rules() {
+    let inner = [1, 1, 212, 40, 35, 60, 55, 45, 70];
+    let (s0, values, ids) = table(&[3, 3], &inner);
+    let mut s1 = s0.clone();
+    s1.set_floors(vec![1; s1.cells()]);
+    let rules = RULES;
+    // The pattern chosen without the floor, attacked with it: the two ones are pinned.
+    let p0 = protect(&s0, &values, &values, &rules).unwrap();
+    let ones = [ids[0], ids[1]];
+    let pinned = attack(&s1, &values, &p0.hidden, &ones).unwrap();
+    assert!(
+        pinned.iter().all(|i| i.hi == Some(1) && i.lo == 1),
+        "{pinned:?} {:?}",
+        p0.hidden
+    );
+    // With the floor, every hidden cell keeps an interval, the ones reach 1 + their level.
+    let p1 = protect(&s1, &values, &values, &rules).unwrap();
+    for &(c, i) in &p1.intervals {
+        assert!(i.width().is_none_or(|w| w > 0), "cell {c} disclosed: {i:?}");
+        assert!(i.lo >= 1, "cell {c}: {i:?}");
+    }
+    for one in ones {
+        let i = p1.intervals[p1.intervals.binary_search_by_key(&one, |x| x.0).unwrap()].1;
+        assert!(i.hi.is_none_or(|h| h >= 2), "{i:?}");
+    }
+    assert!(secondary_count(&p1) > secondary_count(&p0));
+}
