@@ -283,6 +283,7 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
         .ok()
         .and_then(|p| p.parse::<f64>().ok())
         .unwrap_or(20.0);
+    let floor = count_floor();
     for (name, sizes, mu, sigma, seed) in tables {
         if !only.is_empty() && !only.contains(&name) {
             continue;
@@ -304,6 +305,7 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
         let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
+        structure.set_floors(vec![floor; structure.cells()]);
         // Every grid point's value: the sum of the inner cells under it.
         let mut values = vec![0i64; structure.cells()];
         for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(
@@ -344,6 +346,16 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The least value of a hidden cell of the benchmark's count tables, as the release's attacker
+/// knows it (zeros are never hidden, so 1); `SDC_FLOOR=0` gives the attacker who does not use
+/// that rule, as safestat's did before.
+fn count_floor() -> i64 {
+    std::env::var("SDC_FLOOR")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(1)
+}
+
 /// The attacker's audit of a peer's patterns (`{peer}_{table}.csv`: `gauss` from
 /// bench/sdc_peers.R, `sdctable-opt` or `sdctable-hitas` from bench/sdc_peers_sdctable.R; tables
 /// without a pattern are skipped): per table, primary cells disclosed exactly and primary cells
@@ -377,6 +389,7 @@ fn sdc_audit(dir: &std::path::Path, peer: &str) -> ExitCode {
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
         let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
+        structure.set_floors(vec![count_floor(); structure.cells()]);
         let extent: Vec<usize> = sizes.iter().map(|n| n + 1).collect();
         let mut values = vec![0i64; structure.cells()];
         let mut hidden = vec![false; structure.cells()];
