@@ -53,9 +53,18 @@ struct AuditReport {
     unpublished_charges: Vec<Unpublished>,
 }
 
-/// `safestat audit`: exit 0 when everything holds, 4 otherwise.
+/// `safestat audit`: exit 0 when everything holds, 4 otherwise. With no folder named, every
+/// folder the ledgers record as published is checked.
 pub fn run(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), Error> {
-    let mut ledgers = Vec::new();
+    let ledgers = ledger_files(flag)?
+        .iter()
+        .map(|path| Ledger::read(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dirs: Vec<PathBuf> = if dirs.is_empty() {
+        recorded_folders(&ledgers)
+    } else {
+        dirs.to_vec()
+    };
     let mut report = AuditReport {
         ok: false,
         ledgers: Vec::new(),
@@ -63,13 +72,21 @@ pub fn run(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), Er
         problems: Vec::new(),
         unpublished_charges: Vec::new(),
     };
-    for path in ledger_files(flag)? {
-        let ledger = Ledger::read(&path)?;
-        check_ledger(&ledger, dirs, &mut report);
-        report.ledgers.push(budget_report(&ledger)?);
-        ledgers.push(ledger);
+    for ledger in &ledgers {
+        check_ledger(ledger, &dirs, &mut report);
+        report.ledgers.push(budget_report(ledger)?);
     }
-    for dir in dirs {
+    for dir in &dirs {
+        if !dir.is_dir() {
+            report.problems.push(Problem {
+                scope: "release",
+                path: dir.display().to_string(),
+                line: None,
+                file: None,
+                message: "no such release folder (a folder the ledger records as published was moved or deleted)".into(),
+            });
+            continue;
+        }
         for (file, message) in check_release_dir(dir, &ledgers) {
             report.problems.push(Problem {
                 scope: "release",
@@ -96,6 +113,21 @@ pub fn run(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), Er
             report.problems.len()
         )))
     }
+}
+
+/// Every folder the ledgers record as published, once each, in ledger order: what `audit` checks
+/// when no folder is named (a folder that was moved or deleted is reported as such).
+fn recorded_folders(ledgers: &[Ledger]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for ledger in ledgers {
+        for p in ledger.publications() {
+            let dir = ledger.resolve(&p.out_dir);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
 }
 
 /// A ledger's own problems (chain, totals, budget, a torn line), the folders that prove charges

@@ -149,3 +149,44 @@ fn a_ledger_whose_tail_was_cut_is_caught_by_the_folders_it_paid_for() {
     write_ledger(&s, &lines);
     s.run(&["audit"]).expect_code(0);
 }
+
+/// Issue 29: `audit` with no folder named passed a tampered CSV of a folder its ledger records.
+/// Now it checks every folder the ledger records as published, and says when one is gone.
+#[test]
+fn audit_without_folders_checks_every_folder_the_ledger_records() {
+    let s = two_releases();
+    let run = s.run(&["audit", "--json"]);
+    run.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let checked: Vec<&str> = report["releases_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(checked.len(), 2, "{checked:?}");
+    assert!(checked[0].ends_with("releases/r") && checked[1].ends_with("releases/r.v2"));
+    // A row added to version 2's table: caught without naming the folder.
+    let csv = s.path("releases/r.v2/by_kind.csv");
+    let text = fs::read_to_string(&csv).unwrap();
+    fs::write(&csv, format!("{text}c,1,published,1,\n")).unwrap();
+    let problems = audit_problems(&s, &[]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == "by_kind.csv" && p["path"].as_str().unwrap().ends_with("r.v2")),
+        "{problems:?}"
+    );
+    fs::write(&csv, text).unwrap();
+    s.run(&["audit"]).expect_code(0);
+    // A recorded folder that is gone is a problem, named.
+    fs::rename(s.path("releases/r"), s.path("moved")).unwrap();
+    let problems = audit_problems(&s, &[]);
+    assert!(
+        problems.iter().any(|p| p["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no such release folder")),
+        "{problems:?}"
+    );
+}
