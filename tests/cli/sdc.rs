@@ -549,8 +549,37 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     );
     s.run(&["release", "third.toml"]).expect_code(0);
     assert!(charge("third").get("exact_links").is_none());
-    // An earlier folder that cannot be read stops a release that must be protected with it.
+    // An earlier folder whose manifest was edited (its tables' files untouched, so the folder
+    // still agrees with the manifest's hashes) is refused, checked against the ledger: an edited
+    // manifest once reached the linking of its tables and panicked there.
     s.write("people.csv", &people(""));
+    let manifest_path = s.path(&format!("{DIR}/manifest.json"));
+    let original = fs::read_to_string(&manifest_path).unwrap();
+    let edited = replace_once(
+        &original,
+        "\"interval_percent\": 20.0",
+        "\"interval_percent\": 21.0",
+    );
+    fs::write(&manifest_path, &edited).unwrap();
+    s.write(
+        "edited.toml",
+        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "edited""#),
+    );
+    s.run(&["release", "edited.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "release `exact` version 1 published exact tables of the same data",
+            "its manifest.json differs from the one the ledger recorded",
+        ]);
+    assert!(!s.path("releases/edited").exists());
+    assert!(
+        !fs::read_to_string(s.path("ledger/people.jsonl"))
+            .unwrap()
+            .contains("\"edited\""),
+        "nothing charged"
+    );
+    fs::write(&manifest_path, &original).unwrap();
+    // An earlier folder that cannot be read stops a release that must be protected with it.
     fs::remove_dir_all(s.path(DIR)).unwrap();
     s.write(
         "fourth.toml",

@@ -89,6 +89,14 @@ pub fn linked(
             ))
         };
         let earlier = output::read_published(&dir).map_err(|(_, why)| cannot(why))?;
+        // Its files are checked against its manifest above; the manifest against the ledger here,
+        // so an edited manifest (other rules, other cells) is refused, never trusted.
+        if earlier.manifest_sha256 != publication.manifest_sha256 {
+            return Err(cannot(
+                "its manifest.json differs from the one the ledger recorded when it was published"
+                    .into(),
+            ));
+        }
         for entry in &earlier.manifest.exact_tables {
             let Some(input) = plan.inputs.iter().position(|i| i.name == entry.input) else {
                 continue;
