@@ -1337,3 +1337,46 @@ interval_percent = 20
     }
     s.run(&["audit", "releases/ones"]).expect_code(0);
 }
+
+/// Issue 24, item 8: an exact cell (a margin included) beyond 2^53 would let `value + level`
+/// wrap and the attacker's problems lose whole units; it is refused as the input's fault (exit 2,
+/// nothing charged), naming the cell.
+#[test]
+fn an_exact_cell_beyond_two_to_the_53_is_refused() {
+    let s = Scratch::new();
+    s.write(
+        "counts.csv",
+        "a,n\nr0,4503599627370496\nr1,4503599627370497\nr2,3\n",
+    );
+    s.write(
+        "policy.toml",
+        r#"
+[release]
+id = "huge"
+[dataset]
+name = "huge"
+privacy_unit = "person"
+budget = { rho = 1 }
+[inputs.counts]
+path = "counts.csv"
+aggregated = true
+count_column = "n"
+[categories]
+a = ["r0", "r1", "r2"]
+[[table]]
+name = "huge"
+input = "counts"
+statistic = "count_units"
+by = ["a"]
+protection = "suppression"
+primary = { min_frequency = 5 }
+interval_percent = 20
+"#,
+    );
+    // The cells fit; their total, 2^53 + 4, does not.
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["cell (the grand total) is 9007199254740996, beyond 2^53"]);
+    assert!(!s.path("releases/huge").exists());
+    assert!(!s.path("ledger/huge.jsonl").exists());
+}

@@ -177,16 +177,32 @@ pub enum SdcError {
         "the suppression pattern leaves cell {cell} exposed: the attacker's interval is {lo}..{hi} around its value"
     )]
     Exposed { cell: usize, lo: i64, hi: String },
-    /// One of the above, its cell named by its categories.
-    #[error("{0}")]
-    Described(String),
+    /// A cell too large for the attacker's problems to stay exact (the input's fault: publish
+    /// it in larger units).
+    #[error(
+        "cell {cell} is {value}, beyond 2^53 = {MAX_EXACT_VALUE}, where the attacker's linear programs can no longer tell one unit from the next; publish the table in larger units"
+    )]
+    TooLarge { cell: usize, value: i64 },
+    /// One of the above, its cell named by its categories; `input` when the policy or data is at
+    /// fault.
+    #[error("{message}")]
+    Described { message: String, input: bool },
 }
+
+/// The largest value of an exact table's cell (margins included): 2^53, as for a DP sum's
+/// sensitivity, so that every value, level and bound is an exact float in the attacker's
+/// problems and `value + level` never wraps.
+pub const MAX_EXACT_VALUE: i64 = 1 << 53;
 
 impl SdcError {
     /// Whether the policy or data is at fault (a primary cell published before); otherwise the
     /// error is safestat's or its solver's.
     pub fn is_input(&self) -> bool {
-        matches!(self, SdcError::AlreadyPublished { .. })
+        match self {
+            SdcError::AlreadyPublished { .. } | SdcError::TooLarge { .. } => true,
+            SdcError::Described { input, .. } => *input,
+            SdcError::Attack(_) | SdcError::Secondary(_) | SdcError::Exposed { .. } => false,
+        }
     }
 }
 
@@ -261,6 +277,13 @@ fn protect_within(
     objective: Objective,
     rounds: usize,
 ) -> Result<Protected, SdcError> {
+    if let Some((cell, &value)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.unsigned_abs() > MAX_EXACT_VALUE as u64)
+    {
+        return Err(SdcError::TooLarge { cell, value });
+    }
     let mut primary = vec![false; values.len()];
     for &(c, _) in wanted {
         primary[c] = true;

@@ -193,12 +193,15 @@ pub fn protect_tables(
         for (&cell, v) in grid.iter().zip(&l.published) {
             match v {
                 Some(v) if *v != values[cell] => {
-                    return Err(SdcError::Described(format!(
-                        "cell ({}): the earlier table `{}` published {v}, and the same data counts {}",
-                        cell_name(plan, &structure, cell),
-                        l.spec.name,
-                        values[cell]
-                    )));
+                    return Err(SdcError::Described {
+                        input: true,
+                        message: format!(
+                            "cell ({}): the earlier table `{}` published {v}, and the same data counts {}",
+                            cell_name(plan, &structure, cell),
+                            l.spec.name,
+                            values[cell]
+                        ),
+                    });
                 }
                 Some(_) => published[cell] = true,
                 None => hidden_before[cell] = true,
@@ -314,15 +317,20 @@ pub fn attack_published(
 /// The error with its cell named by its categories (`region=seoul, age_group=total`).
 fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
     let cell = match &e {
-        SdcError::Exposed { cell, .. } | SdcError::AlreadyPublished { cell } => *cell,
+        SdcError::Exposed { cell, .. }
+        | SdcError::AlreadyPublished { cell }
+        | SdcError::TooLarge { cell, .. } => *cell,
         SdcError::Attack(a) => a.cell,
         SdcError::Secondary(s) => s.cell,
-        SdcError::Described(_) => return e,
+        SdcError::Described { .. } => return e,
     };
-    SdcError::Described(e.to_string().replace(
-        &format!("cell {cell}"),
-        &format!("cell ({})", cell_name(plan, structure, cell)),
-    ))
+    SdcError::Described {
+        input: e.is_input(),
+        message: e.to_string().replace(
+            &format!("cell {cell}"),
+            &format!("cell ({})", cell_name(plan, structure, cell)),
+        ),
+    }
 }
 
 /// A cell by its categories: `region=seoul, age_group=20s`, or the grand total.
