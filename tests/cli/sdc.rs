@@ -1178,6 +1178,49 @@ fn charge_of(s: &Scratch, id: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// A release `id` of one exact count table `id` over pre-counted `counts.csv` (the count in `n`),
+/// each dimension `(name, categories)`, small cells below 5, intervals of `interval_percent`.
+fn counted_policy(id: &str, dims: &[(&str, Vec<String>)], interval_percent: u32) -> String {
+    let quoted = |cats: &[String]| {
+        let q: Vec<String> = cats.iter().map(|c| format!("\"{c}\"")).collect();
+        q.join(", ")
+    };
+    let categories: String = dims
+        .iter()
+        .map(|(d, cats)| format!("{d} = [{}]\n", quoted(cats)))
+        .collect();
+    let by: Vec<String> = dims.iter().map(|(d, _)| format!("\"{d}\"")).collect();
+    format!(
+        r#"
+[release]
+id = "{id}"
+[dataset]
+name = "{id}"
+privacy_unit = "person"
+budget = {{ rho = 1 }}
+[inputs.counts]
+path = "counts.csv"
+aggregated = true
+count_column = "n"
+[categories]
+{categories}[[table]]
+name = "{id}"
+input = "counts"
+statistic = "count_units"
+by = [{}]
+protection = "suppression"
+primary = {{ min_frequency = 5 }}
+interval_percent = {interval_percent}
+"#,
+        by.join(", ")
+    )
+}
+
+/// Categories `{prefix}0` to `{prefix}{n - 1}`.
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
 /// A region x gender table and a region x age table publish (or hide) every region total, and
 /// the grand total, alike.
 fn assert_region_totals_agree(
@@ -1214,40 +1257,16 @@ fn a_pattern_the_exact_method_could_not_finish_is_marked_and_bounded() {
     assert!(bench.status.success(), "{bench:?}");
     let cells = fs::read_to_string(s.path("bench/sdc_17x7x2.csv")).unwrap();
     s.write("counts.csv", &format!("a,b,c,n\n{cells}"));
-    let labels = |n: usize| {
-        let names: Vec<String> = (0..n).map(|i| format!("\"c{i}\"")).collect();
-        names.join(", ")
-    };
     s.write(
         "policy.toml",
-        &format!(
-            r#"
-[release]
-id = "skewed"
-[dataset]
-name = "skewed"
-privacy_unit = "person"
-budget = {{ rho = 1 }}
-[inputs.counts]
-path = "counts.csv"
-aggregated = true
-count_column = "n"
-[categories]
-a = [{}]
-b = [{}]
-c = [{}]
-[[table]]
-name = "skewed"
-input = "counts"
-statistic = "count_units"
-by = ["a", "b", "c"]
-protection = "suppression"
-primary = {{ min_frequency = 5 }}
-interval_percent = 50
-"#,
-            labels(17),
-            labels(7),
-            labels(2)
+        &counted_policy(
+            "skewed",
+            &[
+                ("a", numbered("c", 17)),
+                ("b", numbered("c", 7)),
+                ("c", numbered("c", 2)),
+            ],
+            50,
         ),
     );
     let run = s.run(&["release", "policy.toml"]);
@@ -1293,29 +1312,11 @@ fn hidden_counts_are_at_least_one_to_the_attacker_and_the_pattern_holds() {
     s.write("counts.csv", &counts);
     s.write(
         "policy.toml",
-        r#"
-[release]
-id = "ones"
-[dataset]
-name = "ones"
-privacy_unit = "person"
-budget = { rho = 1 }
-[inputs.counts]
-path = "counts.csv"
-aggregated = true
-count_column = "n"
-[categories]
-a = ["r0", "r1", "r2"]
-b = ["c0", "c1", "c2"]
-[[table]]
-name = "ones"
-input = "counts"
-statistic = "count_units"
-by = ["a", "b"]
-protection = "suppression"
-primary = { min_frequency = 5 }
-interval_percent = 20
-"#,
+        &counted_policy(
+            "ones",
+            &[("a", numbered("r", 3)), ("b", numbered("c", 3))],
+            20,
+        ),
     );
     s.run(&["release", "policy.toml"]).expect_code(0);
     let m = manifest(&s.path("releases/ones"));
@@ -1350,28 +1351,7 @@ fn an_exact_cell_beyond_two_to_the_53_is_refused() {
     );
     s.write(
         "policy.toml",
-        r#"
-[release]
-id = "huge"
-[dataset]
-name = "huge"
-privacy_unit = "person"
-budget = { rho = 1 }
-[inputs.counts]
-path = "counts.csv"
-aggregated = true
-count_column = "n"
-[categories]
-a = ["r0", "r1", "r2"]
-[[table]]
-name = "huge"
-input = "counts"
-statistic = "count_units"
-by = ["a"]
-protection = "suppression"
-primary = { min_frequency = 5 }
-interval_percent = 20
-"#,
+        &counted_policy("huge", &[("a", numbered("r", 3))], 20),
     );
     // The cells fit; their total, 2^53 + 4, does not.
     s.run(&["release", "policy.toml"])

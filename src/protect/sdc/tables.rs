@@ -96,7 +96,13 @@ pub fn link(tables: Vec<Shape>) -> (Structure, Vec<Vec<usize>>) {
             floors[c] = floors[c].min(table.4);
         }
     }
-    s.set_floors(floors.into_iter().map(|f| f.min(1)).collect());
+    // Every cell is in some table; none would keep the untouched start.
+    s.set_floors(
+        floors
+            .into_iter()
+            .map(|f| if f == i64::MAX { 0 } else { f })
+            .collect(),
+    );
     (s, grids)
 }
 
