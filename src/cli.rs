@@ -79,9 +79,12 @@ pub enum Command {
     },
     /// Show spent and remaining budget per dataset.
     Budget {
-        /// A ledger file [default: every ledger/*.jsonl]
+        /// A ledger file [default: the ledgers of --policy, else of every policy found]
         #[arg(long, env = "SAFESTAT_LEDGER")]
         ledger: Option<PathBuf>,
+        /// Use this policy's ledger.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -89,14 +92,48 @@ pub enum Command {
     /// Verify the ledger's hash chain and totals, and release folders against it; exit 4 on any
     /// problem.
     Audit {
-        /// A ledger file [default: every ledger/*.jsonl]
+        /// A ledger file [default: the ledgers of --policy, else of every policy found]
         #[arg(long, env = "SAFESTAT_LEDGER")]
         ledger: Option<PathBuf>,
+        /// Use this policy's ledger (and the default ledger location beside it).
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Release folders to check against the ledger.
         release_dirs: Vec<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Check published release folders with nothing but the folders (no ledger, no data): the
+    /// signature, every file's hash, the workbook and report, the tables' sums, the exact
+    /// tables' suppression, and the chain of budget statements; exit 4 on any problem.
+    Verify {
+        /// Release folders (several of one dataset: their budget statements must form one chain).
+        #[arg(required = true)]
+        release_dirs: Vec<PathBuf>,
+        /// The publisher's public key (`FILE.pub` from `safestat key new`): every folder must be
+        /// signed by it.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signing keys for release folders.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Write a new signing key pair: the secret key to FILE (readable by its owner only) and the
+    /// public key to FILE.pub. Never overwrites.
+    New {
+        /// The secret key's file.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -12,6 +12,7 @@ use crate::privacy::AccountingError;
 use crate::protect::MechanismError;
 use crate::protect::sdc::SdcError;
 use crate::report::ReportError;
+use crate::sign::SignError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,6 +30,8 @@ pub enum Error {
     Accounting(#[from] AccountingError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
     #[error("exact tables: {0}")]
     Sdc(#[from] SdcError),
     #[error("{0}")]
@@ -58,6 +61,8 @@ impl Error {
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
             Error::Ledger(_) | Error::Accounting(_) => 2,
             Error::Report(_) => 2,
+            Error::Sign(SignError::Key { .. }) => 2,
+            Error::Sign(SignError::Io { .. }) => 1,
             Error::Sdc(e) if e.is_input() => 2,
             Error::Sdc(_) => 1,
             Error::Usage(_) => 2,

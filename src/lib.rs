@@ -20,6 +20,7 @@ mod policy;
 pub mod privacy;
 pub mod protect;
 mod report;
+mod sign;
 pub mod synth;
 
 use std::ffi::OsString;

@@ -19,6 +19,7 @@ use crate::ledger::{ChargeAt, Ledger, LinkedTable};
 use crate::output::{self, Manifest};
 use crate::privacy::short_number;
 use crate::protect::sdc;
+use crate::sign;
 
 /// One thing an audit found wrong.
 #[derive(Debug, Serialize)]
@@ -55,8 +56,13 @@ struct AuditReport {
 
 /// `safestat audit`: exit 0 when everything holds, 4 otherwise. With no folder named, every
 /// folder the ledgers record as published is checked.
-pub fn run(flag: Option<PathBuf>, dirs: &[PathBuf], json: bool) -> Result<(), Error> {
-    let ledgers = ledger_files(flag)?
+pub fn run(
+    flag: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    dirs: &[PathBuf],
+    json: bool,
+) -> Result<(), Error> {
+    let ledgers = ledger_files(flag, policy)?
         .iter()
         .map(|path| Ledger::read(path))
         .collect::<Result<Vec<_>, _>>()?;
@@ -255,6 +261,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
         return out;
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
+    out.extend(statement_and_signature(dir, &bytes, &m, ledger, charge));
     out.extend(exact_tables(dir, &m, ledger, &charge.charge.exact_links));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
@@ -309,6 +316,61 @@ fn manifest_against_charge(
             )
         })
         .collect()
+}
+
+/// The manifest's budget statement is the one the ledger's charges make, and its signature is
+/// by the key the charge recorded (checked with that key's public half, which the ledger holds).
+fn statement_and_signature(
+    dir: &Path,
+    manifest_bytes: &[u8],
+    m: &Manifest,
+    ledger: &Ledger,
+    charge: ChargeAt,
+) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let in_manifest = |message: String| (Some("manifest.json".to_string()), message);
+    match (&m.statement, ledger.statement_of(charge.seq)) {
+        (Some(stated), Some(made)) if *stated != made => out.push(in_manifest(format!(
+            "its budget statement (sequence {}, total after {}) is not the one the ledger's charges make (sequence {}, total after {})",
+            stated.sequence, stated.total_after, made.sequence, made.total_after
+        ))),
+        (None, _) if m.manifest_format >= 7 => {
+            out.push(in_manifest("has no budget statement".into()))
+        }
+        _ => {}
+    }
+    let signature = std::fs::read_to_string(dir.join(sign::SIGNATURE_FILE));
+    match (&charge.charge.signing_key, &m.signature) {
+        (None, None) => {}
+        (None, Some(s)) => out.push(in_manifest(format!(
+            "names signing key {}, but ledger line {} charged an unsigned release",
+            s.key_id, charge.line
+        ))),
+        (Some(key), None) => out.push(in_manifest(format!(
+            "names no signing key, but ledger line {} charged a release signed by key {}",
+            charge.line, key.id
+        ))),
+        (Some(key), Some(s)) => {
+            if s.key_id != key.id {
+                out.push(in_manifest(format!(
+                    "names signing key {}, but ledger line {} records key {}",
+                    s.key_id, charge.line, key.id
+                )));
+            }
+            let checked = signature
+                .map_err(|e| format!("cannot be read: {e}"))
+                .and_then(|sig| {
+                    sign::VerifyingKey::from_base64(&key.public_key)?.verify(manifest_bytes, &sig)
+                });
+            if let Err(why) = checked {
+                out.push((
+                    Some(sign::SIGNATURE_FILE.into()),
+                    format!("does not verify with key {} (the ledger's): {why}", key.id),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The manifest and every output are as the ledger's `published` entry recorded them.
@@ -368,6 +430,32 @@ fn exact_tables(
             }
         }
     }
+    out.extend(check_exact(&sources, m, Stated::Exactly));
+    out
+}
+
+/// How the intervals a manifest states must compare with those the attacker finds.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Stated {
+    /// Equal: the attacker knew everything the release was protected with (`audit`, with the
+    /// ledger's links to earlier releases).
+    Exactly,
+    /// Within: the attacker knows only the folder (`verify`), so it may find wider intervals than
+    /// the release, which was also protected against the exact tables of earlier releases of the
+    /// same data; never narrower ones.
+    Within,
+}
+
+/// The exact tables of `sources` (the manifest's own first), checked from their published files:
+/// each CSV is a whole grid of categories and totals, every margin whose cells are all published
+/// adds up, no suppressed cell is pinned to one value, and each interval the manifest states is
+/// the attacker's (`Stated`).
+pub(super) fn check_exact(
+    sources: &[(output::ExactTableEntry, PathBuf)],
+    m: &Manifest,
+    compare: Stated,
+) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
     // A dimension of one input and one quantity (a count, or a sum of a column): tables of
     // different inputs or quantities are never linked.
     let mut ids: Vec<(String, String, Option<String>, String)> = Vec::new();
@@ -375,7 +463,7 @@ fn exact_tables(
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
-    for (t, dir) in &sources {
+    for (t, dir) in sources {
         let file = format!("{}.csv", t.name);
         let read = std::fs::read(dir.join(&file))
             .map_err(|e| format!("cannot read it: {e}"))
@@ -506,18 +594,30 @@ fn exact_tables(
                     ),
                 ));
             }
+            let holds = |s: &output::CellInterval| match compare {
+                Stated::Exactly => s.lo == iv.lo && s.hi == iv.hi,
+                Stated::Within => {
+                    iv.lo <= s.lo
+                        && match (iv.hi, s.hi) {
+                            (None, _) => true,
+                            (Some(_), None) => false,
+                            (Some(found), Some(stated)) => found >= stated,
+                        }
+                }
+            };
             match stated.next() {
-                Some(s) if s.cell == cell && s.lo == iv.lo && s.hi == iv.hi => {}
+                Some(s) if s.cell == cell && holds(s) => {}
                 Some(s) => out.push((
                     Some("manifest.json".into()),
                     format!(
-                        "exact table `{}`: the manifest states {}..{} for cell ({}), the attacker's audit finds {}..{}",
+                        "exact table `{}`: the manifest states {}..{} for cell ({}), the attacker's audit finds {}..{}{}",
                         t.name,
                         s.lo,
                         s.hi.map_or("unbounded".into(), |h| h.to_string()),
                         s.cell.join(", "),
                         iv.lo,
-                        iv.hi.map_or("unbounded".into(), |h| h.to_string())
+                        iv.hi.map_or("unbounded".into(), |h| h.to_string()),
+                        if compare == Stated::Within { " (narrower than stated: the published values reveal more than the manifest says)" } else { "" }
                     ),
                 )),
                 None => out.push((

@@ -4,17 +4,24 @@
 //! owns what `audit` reports per ledger ([`BudgetReport`]) and which ledgers both read.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::console::print;
 use crate::error::Error;
 use crate::ledger::{Ledger, LedgerError};
+use crate::policy;
 use crate::privacy::{Budget, short_number};
 
-/// The ledgers to read: the one given, else every `ledger/*.jsonl` under the current folder.
-pub(super) fn ledger_files(flag: Option<PathBuf>) -> Result<Vec<PathBuf>, Error> {
+/// The ledgers to read: the one given (`--ledger`), else the one `--policy` uses, else every
+/// `ledger/*.jsonl` under the current folder together with the ledgers of the policies found in
+/// `policies/` and the current folder (a policy without a `ledger` line writes beside itself, in
+/// `policies/ledger/`). When none exists, says where it looked.
+pub(super) fn ledger_files(
+    flag: Option<PathBuf>,
+    policy: Option<PathBuf>,
+) -> Result<Vec<PathBuf>, Error> {
     if let Some(f) = flag {
         if !f.exists() {
             return Err(Error::Usage(format!(
@@ -24,20 +31,66 @@ pub(super) fn ledger_files(flag: Option<PathBuf>) -> Result<Vec<PathBuf>, Error>
         }
         return Ok(vec![f]);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir("ledger")
+    if let Some(p) = policy {
+        let plan = policy::load(&p)?;
+        if !plan.ledger.exists() {
+            return Err(Error::Usage(format!(
+                "policy `{}` uses ledger `{}`, which does not exist yet (no release of dataset `{}` so far)",
+                p.display(),
+                plan.ledger.display(),
+                plan.dataset
+            )));
+        }
+        return Ok(vec![plan.ledger]);
+    }
+    let mut files: Vec<PathBuf> = files_with_extension(Path::new("ledger"), "jsonl");
+    let mut of_policies = Vec::new();
+    for folder in [Path::new("policies"), Path::new(".")] {
+        for path in files_with_extension(folder, "toml") {
+            if let Ok(plan) = policy::load(&path) {
+                of_policies.push((path, plan.ledger));
+            }
+        }
+    }
+    for (_, ledger) in &of_policies {
+        if ledger.exists() {
+            files.push(ledger.clone());
+        }
+    }
+    // One ledger reached by two spellings of its path is read once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    if files.is_empty() {
+        let mut message = "no ledger found: looked in `ledger/*.jsonl`".to_string();
+        if of_policies.is_empty() {
+            message.push_str(" and found no policy in `policies/` or the current folder");
+        }
+        for (policy, ledger) in &of_policies {
+            let _ = write!(
+                message,
+                "; policy `{}` uses `{}` (not written yet)",
+                policy.display(),
+                ledger.display()
+            );
+        }
+        message.push_str("; give --ledger FILE (or SAFESTAT_LEDGER) or --policy POLICY");
+        return Err(Error::Usage(message));
+    }
+    Ok(files)
+}
+
+/// The files directly in `folder` whose name ends `.<extension>`, sorted.
+fn files_with_extension(folder: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == extension))
+                .map(|p| p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p))
                 .collect()
         })
         .unwrap_or_default();
     files.sort();
-    if files.is_empty() {
-        return Err(Error::Usage(
-            "no ledger found in `ledger/`; give one with --ledger FILE (or SAFESTAT_LEDGER)".into(),
-        ));
-    }
-    Ok(files)
+    files
 }
 
 #[derive(Debug, Serialize)]
@@ -111,9 +164,9 @@ pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError
 }
 
 /// `safestat budget`: exits 4 when a ledger fails verification (its figures cannot be trusted).
-pub fn run(flag: Option<PathBuf>, json: bool) -> Result<(), Error> {
+pub fn run(flag: Option<PathBuf>, policy: Option<PathBuf>, json: bool) -> Result<(), Error> {
     let mut reports = Vec::new();
-    for path in ledger_files(flag)? {
+    for path in ledger_files(flag, policy)? {
         reports.push(budget_report(&Ledger::read(&path)?)?);
     }
     if json {

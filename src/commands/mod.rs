@@ -7,12 +7,14 @@ mod audit;
 mod budget;
 mod check;
 mod describe;
+mod key;
 mod plan;
 mod release;
 mod report;
 mod sql;
+mod verify;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KeyAction};
 use crate::error::Error;
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
@@ -50,11 +52,24 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             out,
             policy,
         } => report::run(&release_dir, out, policy),
-        Command::Budget { ledger, json } => budget::run(ledger, json),
+        Command::Budget {
+            ledger,
+            policy,
+            json,
+        } => budget::run(ledger, policy, json),
         Command::Audit {
             ledger,
+            policy,
             release_dirs,
             json,
-        } => audit::run(ledger, &release_dirs, json),
+        } => audit::run(ledger, policy, &release_dirs, json),
+        Command::Verify {
+            release_dirs,
+            public_key,
+            json,
+        } => verify::run(&release_dirs, public_key.as_deref(), json),
+        Command::Key {
+            action: KeyAction::New { out },
+        } => key::new(&out),
     }
 }

@@ -14,12 +14,12 @@ use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::transaction::{self, Begun, Charged, Request};
-use crate::ledger::{SourceRead, TableCharge};
+use crate::ledger::{SigningRecord, SourceRead, TableCharge};
 use crate::output::{
     self, Bounds, ConsistencyGroup, Contributors, ContributorsEntry, CostEntry, FileHash,
     InputEntry, Manifest, ManifestLedger, ManifestRelease, PolicyEntry, PublishedTable,
-    Reliability, RngInfo, SensitivityEntry, SharesEntry, Suppression, TableEntry, ToolInfo,
-    TotalCost, Totals, TotalsEntry,
+    Reliability, RngInfo, SensitivityEntry, SharesEntry, SignatureEntry, Suppression, TableEntry,
+    ToolInfo, TotalCost, Totals, TotalsEntry,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
@@ -29,6 +29,7 @@ use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cel
 use crate::protect::totals;
 use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
+use crate::sign;
 
 mod exact;
 
@@ -53,6 +54,12 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let plan = policy::load(&args.policy)?;
     let mechanisms = protect::calibrate(&plan)?;
     let (tables, cost) = charges(&plan, &mechanisms)?;
+    // The signing key is read (and its permissions checked) before any data is.
+    let signing_key = plan
+        .signing_key
+        .as_deref()
+        .map(sign::SigningKey::load)
+        .transpose()?;
     // Read (and fingerprint) the inputs before the ledger is locked: no noise yet, and the
     // fingerprints decide whether this is a re-run.
     let mut exact = input::read_all(&plan, &args.read)?;
@@ -90,6 +97,10 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         cost,
         new_version: args.new_version,
         out: args.out.as_deref(),
+        signing_key: signing_key.as_ref().map(|k| SigningRecord {
+            id: k.id.clone(),
+            public_key: k.public_base64(),
+        }),
     };
     let charged = match transaction::begin(&ledger_file, request)? {
         Begun::AlreadyReleased {
@@ -133,6 +144,12 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.groups,
     )?;
     manifest.exact_tables = exact_entries;
+    manifest.statement = Some(charged.statement.clone());
+    manifest.signature = signing_key.as_ref().map(|k| SignatureEntry {
+        file: sign::SIGNATURE_FILE.into(),
+        key_id: k.id.clone(),
+        algorithm: sign::ALGORITHM.into(),
+    });
     // The workbook and the report, from the files about to be written (never the data). The
     // release is paid for: if they cannot be made, the tables are published without them.
     let file = |name: &str| {
@@ -163,6 +180,14 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialising to memory");
     manifest_bytes.push(b'\n');
     let manifest_sha256 = sha256_hex(&manifest_bytes);
+    if let Some(key) = &signing_key {
+        let comment = format!(
+            "safestat release {} version {} of dataset {}, budget statement {}",
+            plan.release_id, charged.version, plan.dataset, charged.statement.sequence
+        );
+        let signature = key.sign(&manifest_bytes, &comment);
+        files.push((sign::SIGNATURE_FILE.to_string(), signature.into_bytes()));
+    }
     files.push(("manifest.json".to_string(), manifest_bytes));
     output::write_folder_atomically(&charged.out_dir, &files)?;
     let report = report(
@@ -663,6 +688,8 @@ fn build_manifest(
             total_after: paid.total_after,
         },
         presentation: plan.presentation.clone(),
+        statement: None,
+        signature: None,
         outputs: files
             .iter()
             .map(|(name, bytes)| FileHash {

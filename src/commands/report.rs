@@ -44,6 +44,27 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         }
         manifest.presentation = plan.presentation;
     }
+    let made_here = [
+        report::workbook_name(&manifest),
+        report::REPORT_HTML.to_string(),
+    ];
+    for o in manifest
+        .outputs
+        .iter()
+        .filter(|o| !made_here.contains(&o.path))
+    {
+        let why = match std::fs::read(dir.join(&o.path)) {
+            Ok(b) if sha256_hex(&b) == o.sha256 => continue,
+            Ok(_) => "differs from the SHA-256 its manifest lists (altered after publication)",
+            Err(_) => "is missing",
+        };
+        return Err(Error::Usage(format!(
+            "`{}` in `{}` {why}; the workbook and report are made from the tables, so nothing was written (`safestat verify {}` lists every problem)",
+            o.path,
+            dir.display(),
+            dir.display()
+        )));
+    }
     let file = |name: &str| std::fs::read(dir.join(name)).ok();
     let tables = report::read_tables(&manifest, &file)?;
     let exact = report::read_exact_tables(&manifest, &file)?;
@@ -68,8 +89,17 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         {
             let made_sha = sha256_hex(&bytes);
             if made_sha != o.sha256 {
+                let made_by = &manifest.tool.version;
+                let why = if *made_by == env!("CARGO_PKG_VERSION") {
+                    "although the tables are as published and this is the safestat version that made it: the manifest was altered".to_string()
+                } else {
+                    format!(
+                        "(it was made by safestat {made_by}, this is {})",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                };
                 return Err(Error::Usage(format!(
-                    "`{name}` made from this folder would differ from the one its manifest lists (made by another version of safestat?); nothing written: use --out DIR to write it elsewhere"
+                    "`{name}` made from this folder would differ from the one its manifest lists {why}; nothing written: use --out DIR to write it elsewhere"
                 )));
             }
             if std::fs::read(&file).map(|b| sha256_hex(&b)).ok() == Some(made_sha) {

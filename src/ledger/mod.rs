@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::sha256_hex;
-use crate::output::FileHash;
+use crate::output::{BudgetStatement, FileHash};
 use crate::privacy::{Accounting, AccountingError, Budget, Cost};
 
 mod locked;
@@ -161,6 +161,19 @@ pub struct Charge {
     pub total_after: f64,
     /// The release folder, relative to the ledger file's folder (see [`Ledger::record`]).
     pub out_dir: String,
+    /// The key that signs the release's manifest (absent: unsigned). Once a dataset is signed,
+    /// every later release must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SigningRecord>,
+}
+
+/// A signing key as the ledger records it: public parts only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningRecord {
+    /// The key ID, as minisign prints it.
+    pub id: String,
+    /// The public key (minisign's base64 line), so `audit` checks the signature itself.
+    pub public_key: String,
 }
 
 /// An exact table of an earlier release that a release was protected together with.
@@ -358,6 +371,52 @@ impl Ledger {
     /// The publication of the charge at sequence number `seq`, if recorded.
     pub fn publication_of(&self, seq: u64) -> Option<&Publication> {
         self.publications().find(|p| p.charge_seq == seq)
+    }
+
+    /// Every charge's public budget statement, in ledger order, with the charge's sequence
+    /// number: a pure function of the charges, so a release's statement is the same whenever it
+    /// is computed (an interrupted run resumed later states what the first attempt would have).
+    pub fn statements(&self) -> Vec<(u64, BudgetStatement)> {
+        let mut out: Vec<(u64, BudgetStatement)> = Vec::new();
+        for (n, c) in self.charges().enumerate() {
+            let (spent_before, previous_sha256) = match out.last() {
+                Some((_, s)) => (s.total_after, s.sha256()),
+                None => (0.0, GENESIS.to_string()),
+            };
+            let charge = c.charge;
+            out.push((
+                c.seq,
+                BudgetStatement {
+                    dataset: charge.dataset.clone(),
+                    sequence: n as u64 + 1,
+                    release_id: charge.release_id.clone(),
+                    version: charge.version,
+                    accounting: charge.accounting.clone(),
+                    budget: charge.budget,
+                    unit: charge.unit.clone(),
+                    spent_before,
+                    cost: charge.cost,
+                    total_after: charge.total_after,
+                    previous_sha256,
+                },
+            ));
+        }
+        out
+    }
+
+    /// The budget statement of the charge at sequence number `seq`.
+    pub fn statement_of(&self, seq: u64) -> Option<BudgetStatement> {
+        self.statements()
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, statement)| statement)
+    }
+
+    /// The signing key of the dataset's latest signed charge, if any was signed.
+    pub fn signing_key(&self) -> Option<&SigningRecord> {
+        self.charges()
+            .filter_map(|c| c.charge.signing_key.as_ref())
+            .last()
     }
 
     /// The composed total spent so far (zero for a new ledger).

@@ -33,6 +33,8 @@ pub struct Request<'a> {
     pub new_version: bool,
     /// `--out`, when given.
     pub out: Option<&'a Path>,
+    /// The key that will sign the manifest (public parts), if the release is signed.
+    pub signing_key: Option<super::SigningRecord>,
 }
 
 /// How the transaction began.
@@ -58,6 +60,8 @@ pub struct Charged {
     pub cost: f64,
     pub total_after: f64,
     pub out_dir: PathBuf,
+    /// The release's public budget statement (see [`super::Ledger::statements`]).
+    pub statement: crate::output::BudgetStatement,
     /// Paid by an earlier, interrupted run: nothing was charged now.
     pub resumed: bool,
     /// What the transaction did before the charge (roll forward, a resumed charge), for stderr.
@@ -106,6 +110,18 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 .find(|c| c.seq == seq)
                 .map(|c| c.charge.clone())
                 .expect("decided on a charge of this ledger");
+            if charge.signing_key != request.signing_key {
+                let key = |k: &Option<super::SigningRecord>| {
+                    k.as_ref()
+                        .map_or("no key (unsigned)".to_string(), |k| format!("key {}", k.id))
+                };
+                return Err(LedgerError::Refused(format!(
+                    "`{}` version {version} was paid for at ledger line {seq} to be signed with {}, but this run signs with {}; resume it with the same signing key (nothing was charged)",
+                    plan.release_id,
+                    key(&charge.signing_key),
+                    key(&request.signing_key)
+                )));
+            }
             let out_dir = request
                 .out
                 .map_or_else(|| locked.ledger.resolve(&charge.out_dir), Path::to_path_buf);
@@ -115,6 +131,10 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 plan.release_id
             ));
             let charge_sha256 = sha256_hex(locked.ledger.line_bytes(seq).expect("present"));
+            let statement = locked
+                .ledger
+                .statement_of(seq)
+                .expect("a charge's statement");
             Ok(Begun::Charged(Charged {
                 locked,
                 version,
@@ -123,11 +143,18 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 cost: charge.cost,
                 total_after: charge.total_after,
                 out_dir,
+                statement,
                 resumed: true,
                 notes,
             }))
         }
         Decision::Fresh { version } => {
+            if let (Some(signed), None) = (locked.ledger.signing_key(), &request.signing_key) {
+                return Err(LedgerError::Refused(format!(
+                    "dataset `{}` is signed (its releases so far by key {}), so every release of it must be: name the secret key with `[dataset] signing_key` or SAFESTAT_SIGNING_KEY. Nothing was charged",
+                    plan.dataset, signed.id
+                )));
+            }
             let out_dir = request
                 .out
                 .map_or_else(|| default_out_dir(plan, version), Path::to_path_buf);
@@ -405,8 +432,13 @@ fn charge(
         cost: request.cost,
         total_after,
         out_dir: locked.ledger.record(&out_dir),
+        signing_key: request.signing_key,
     })))?;
     let charge_sha256 = locked.last_line_sha256();
+    let statement = locked
+        .ledger
+        .statement_of(entry.seq)
+        .expect("the charge just appended");
     Ok(Charged {
         locked,
         version,
@@ -415,6 +447,7 @@ fn charge(
         cost: request.cost,
         total_after,
         out_dir,
+        statement,
         resumed: false,
         notes,
     })

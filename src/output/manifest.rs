@@ -21,8 +21,9 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// with, and `inputs[].bounded_in`; 5 adds a sum's count of contributors (`tables[].contributors`)
 /// and published shares (`tables[].shares`), and the exact tables (`exact_tables`); 6 groups only
 /// tables that are margins of one bounded table, says why each other table is drawn alone
-/// (`tables[].drawn_alone`) and publishes every table's margins and grand total.
-pub const MANIFEST_FORMAT: u32 = 6;
+/// (`tables[].drawn_alone`) and publishes every table's margins and grand total; 7 adds the public
+/// budget statement (`statement`) and, for a signed dataset, the signing key (`signature`).
+pub const MANIFEST_FORMAT: u32 = 7;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -50,8 +51,64 @@ pub struct Manifest {
     /// How the tables are presented to readers (format 4; display only).
     #[serde(default)]
     pub presentation: crate::policy::Presentation,
-    /// Every file of the release folder except this manifest.
+    /// The dataset's budget as of this release, one link of a public chain (format 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<BudgetStatement>,
+    /// The key whose signature of this file is `manifest.json.minisig` (format 7; absent: the
+    /// dataset is not signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureEntry>,
+    /// Every file of the release folder except this manifest (and its signature).
     pub outputs: Vec<FileHash>,
+}
+
+/// A release's public budget statement: what its dataset had spent before it, what it cost, the
+/// total after it, and the hash of the statement of the dataset's release before it. Statement
+/// `n` is the dataset's `n`th charge, so a set of folders whose statements run 1..n without a gap
+/// or a fork, each chained to the one before, shows every charge: nothing was spent out of sight.
+/// Holds nothing private (no fingerprints, no paths): every figure is already in the manifest's
+/// `ledger` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetStatement {
+    pub dataset: String,
+    /// 1 for the dataset's first release (charge), and one more for each after it.
+    pub sequence: u64,
+    pub release_id: String,
+    pub version: u32,
+    pub accounting: String,
+    pub budget: Budget,
+    /// The unit of the three figures below (`epsilon` or `rho`).
+    pub unit: String,
+    pub spent_before: f64,
+    pub cost: f64,
+    /// opendp's composition of `spent_before` and `cost`: the dataset's total after this release.
+    pub total_after: f64,
+    /// [`BudgetStatement::sha256`] of statement `sequence - 1`; 64 zeros for the first.
+    pub previous_sha256: String,
+}
+
+impl BudgetStatement {
+    /// What the next statement names: the SHA-256 of this statement's compact JSON with its keys
+    /// sorted (as in `manifest.json`, without spaces or line breaks; Python's
+    /// `json.dumps(s, sort_keys=True, separators=(",", ":"))` gives the same bytes for the
+    /// figures safestat writes).
+    pub fn sha256(&self) -> String {
+        // A `Value`'s object keys are sorted.
+        let value = serde_json::to_value(self).expect("serialising to memory");
+        sha256_hex(&serde_json::to_vec(&value).expect("serialising to memory"))
+    }
+}
+
+/// Who signed the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureEntry {
+    /// The signature's file in the folder (`manifest.json.minisig`).
+    pub file: String,
+    /// The key ID, as minisign prints it.
+    pub key_id: String,
+    pub algorithm: String,
 }
 
 /// The ledger charge that paid for this release; `charge_sha256` is the hash of that exact line
@@ -427,7 +484,11 @@ pub fn unlisted_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "manifest.json" && !manifest.outputs.iter().any(|o| o.path == *n))
+                .filter(|n| {
+                    n != "manifest.json"
+                        && !(n == crate::sign::SIGNATURE_FILE && manifest.signature.is_some())
+                        && !manifest.outputs.iter().any(|o| o.path == *n)
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -100,6 +100,9 @@ pub struct DatasetSection {
     /// The folder that holds this dataset's release folders (default `releases` beside the
     /// policy file).
     pub releases: Option<PathBuf>,
+    /// The minisign secret key that signs every release's manifest (policy-relative;
+    /// `SAFESTAT_SIGNING_KEY` overrides it).
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

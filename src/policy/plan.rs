@@ -31,6 +31,10 @@ pub struct Plan {
     /// The folder of the dataset's release folders: the policy's `releases`, else `releases`,
     /// resolved against the policy file's folder.
     pub releases: PathBuf,
+    /// The secret key that signs the release's manifest: `SAFESTAT_SIGNING_KEY`, else the
+    /// policy's `signing_key` resolved against its folder. Where the key is kept is not what the
+    /// release means, so not part of [`Plan::identity`].
+    pub signing_key: Option<PathBuf>,
     pub inputs: Vec<InputSpec>,
     pub dimensions: Vec<Dimension>,
     /// The differentially private tables.
@@ -200,6 +204,7 @@ impl Plan {
             accounting: _,
             ledger: _,
             releases: _,
+            signing_key: _,
             inputs,
             dimensions,
             tables,

@@ -203,6 +203,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         accounting,
         ledger: dataset.ledger,
         releases: dataset.releases,
+        signing_key: dataset.signing_key,
         inputs,
         dimensions,
         tables,
@@ -242,6 +243,7 @@ struct Dataset {
     accounting: Option<Accounting>,
     ledger: PathBuf,
     releases: PathBuf,
+    signing_key: Option<PathBuf>,
 }
 
 fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems) -> Dataset {
@@ -251,6 +253,7 @@ fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems
         budget,
         ledger,
         releases,
+        signing_key,
     } = section;
     let privacy_unit = nfc(privacy_unit);
     let accounting = match budget.map(|b| b.accounting()) {
@@ -283,6 +286,11 @@ fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems
     let ledger =
         base.join(ledger.unwrap_or_else(|| PathBuf::from("ledger").join(format!("{name}.jsonl"))));
     let releases = base.join(releases.unwrap_or_else(|| PathBuf::from("releases")));
+    // The environment names the key of the machine that releases; the policy's is the default.
+    let signing_key = std::env::var_os("SAFESTAT_SIGNING_KEY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| signing_key.map(|k| base.join(k)));
     Dataset {
         name,
         privacy_unit,
@@ -290,6 +298,7 @@ fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems
         accounting,
         ledger,
         releases,
+        signing_key,
     }
 }
 

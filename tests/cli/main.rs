@@ -16,3 +16,4 @@ mod report;
 mod sdc;
 mod sql;
 mod sums;
+mod verify;

@@ -18,7 +18,7 @@ const COUNTS: [(&str, &str, usize); 8] = [
     ("r4", "m", 45),
 ];
 
-fn people(extra: &str) -> String {
+pub(crate) fn people(extra: &str) -> String {
     let mut rows = String::from("pid,region,gender,age\n");
     let mut id = 0;
     for (r, g, n) in COUNTS {
@@ -32,7 +32,7 @@ fn people(extra: &str) -> String {
     rows
 }
 
-fn policy(tables: &str) -> String {
+pub(crate) fn policy(tables: &str) -> String {
     format!(
         r#"
 [release]
@@ -52,7 +52,7 @@ age = ["young", "old"]
     )
 }
 
-const REGION_GENDER: &str = r#"
+pub(crate) const REGION_GENDER: &str = r#"
 [[table]]
 name = "by_region_gender"
 input = "people"
