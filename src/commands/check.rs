@@ -17,6 +17,13 @@ use crate::protect;
 pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     let plan = policy::load(policy)?;
     protect::calibrate(&plan)?;
+    // The signing key is refused here as `release` would refuse it (unreadable, or readable by
+    // others).
+    let key = plan
+        .signing_key
+        .as_deref()
+        .map(crate::sign::SigningKey::load)
+        .transpose()?;
     let mut data = input::read_all(&plan, options)?;
     // An exact table needs each unit in one cell: refused here as `release` would refuse it.
     for e in 0..plan.exact_tables.len() {
@@ -31,6 +38,9 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
         plan.release_id,
         plan.dataset
     );
+    if let Some(key) = &key {
+        let _ = writeln!(r, "releases are signed by key {}", key.id);
+    }
     let _ = writeln!(
         r,
         "inputs (exact counts, for your eyes only; never published):"

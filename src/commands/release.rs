@@ -115,7 +115,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
                 dir.display()
             ));
         }
-        Begun::Charged(charged) => charged,
+        Begun::Charged(charged) => *charged,
     };
     console::notes(&charged.notes);
     // Only now, with the charge on disk: noise, then post-processing on noisy values only.

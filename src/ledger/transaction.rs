@@ -46,7 +46,7 @@ pub enum Begun {
         notes: Vec<String>,
     },
     /// Paid for (now, or by an interrupted run): the caller may draw noise.
-    Charged(Charged),
+    Charged(Box<Charged>),
 }
 
 /// A release paid for, with the ledger still locked until [`Charged::publish`].
@@ -135,7 +135,7 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 .ledger
                 .statement_of(seq)
                 .expect("a charge's statement");
-            Ok(Begun::Charged(Charged {
+            Ok(Begun::Charged(Box::new(Charged {
                 locked,
                 version,
                 seq,
@@ -146,7 +146,7 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 statement,
                 resumed: true,
                 notes,
-            }))
+            })))
         }
         Decision::Fresh { version } => {
             if let (Some(signed), None) = (locked.ledger.signing_key(), &request.signing_key) {
@@ -159,7 +159,7 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 .out
                 .map_or_else(|| default_out_dir(plan, version), Path::to_path_buf);
             output::ensure_absent(&out_dir)?;
-            charge(locked, request, version, out_dir, notes).map(Begun::Charged)
+            charge(locked, request, version, out_dir, notes).map(|c| Begun::Charged(Box::new(c)))
         }
     }
 }

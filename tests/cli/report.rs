@@ -104,7 +104,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         .map(|o| o["path"].as_str().unwrap())
         .collect();
     assert!(outputs.contains(&"disung-2024.xlsx") && outputs.contains(&"report.html"));
-    assert_eq!(m["manifest_format"], 6);
+    assert_eq!(m["manifest_format"], 7);
     assert_eq!(m["presentation"]["language"], "ko");
     s.run(&["audit", DIR]).expect_code(0);
 
@@ -235,19 +235,43 @@ fn report_remakes_the_same_bytes_from_the_folder_alone() {
     s.run(&["report", DIR])
         .expect_code(0)
         .stdout_has(&["report.html: written", "disung-2024.xlsx: written"]);
-    assert_eq!((sha256(&html), sha256(&xlsx)), (html_sha.clone(), xlsx_sha));
+    assert_eq!(
+        (sha256(&html), sha256(&xlsx)),
+        (html_sha.clone(), xlsx_sha.clone())
+    );
     s.run(&["audit", DIR]).expect_code(0);
     // Elsewhere, with --out.
     s.run(&["report", DIR, "--out", "copy"]).expect_code(0);
     assert_eq!(sha256(&s.path("copy/report.html")), html_sha);
-    // A table edited after publication: what it would make differs from what was published.
+    // A table edited after publication: named, and nothing is made from it.
     let csv = s.path(&format!("{DIR}/victims_by_gender.csv"));
     let text = fs::read_to_string(&csv).unwrap();
     let edited = text.replacen(",published,", "1,published,", 1);
     fs::write(&csv, edited).unwrap();
+    s.run(&["report", DIR]).expect_code(2).stderr_has(&[
+        "`victims_by_gender.csv`",
+        "differs from the SHA-256 its manifest lists",
+    ]);
+    assert_eq!(
+        (sha256(&html), sha256(&xlsx)),
+        (html_sha.clone(), xlsx_sha.clone())
+    );
+    // The tables as published but the manifest's record of the workbook edited: this version of
+    // safestat made it, so the manifest was altered.
+    fs::write(&csv, &text).unwrap();
+    let m_path = s.path(&format!("{DIR}/manifest.json"));
+    let original = fs::read(&m_path).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    for o in m["outputs"].as_array_mut().unwrap() {
+        if o["path"] == "report.html" {
+            o["sha256"] = "0".repeat(64).into();
+        }
+    }
+    fs::write(&m_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     s.run(&["report", DIR])
         .expect_code(2)
-        .stderr_has(&["would differ from the one its manifest lists"]);
+        .stderr_has(&["`report.html`", "the manifest was altered"]);
+    fs::write(&m_path, original).unwrap();
     s.run(&["report", "nowhere"]).expect_code(2);
     // A release from before workbooks: its manifest lists neither file, so `report` will not
     // put unlisted files into it (its audit would fail), but writes them elsewhere.

@@ -114,6 +114,9 @@ fn a_signed_release_verifies_with_safestat_and_with_minisign() {
             & 0o777
     };
     assert_eq!(mode, 0o600, "the secret key is readable by its owner only");
+    s.run(&["check", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["releases are signed by key"]);
     s.run(&["release", "policy.toml"]).expect_code(0);
     assert!(s.path("releases/r/manifest.json.minisig").exists());
     let m = manifest(&s.path("releases/r"));
@@ -247,6 +250,9 @@ fn a_secret_key_others_can_read_is_refused_before_anything_is_charged() {
     s.run(&["release", "policy.toml"])
         .expect_code(2)
         .stderr_has(&["keys/office.key", "readable by others", "chmod 600"]);
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["readable by others"]);
     assert!(!s.path("ledger").exists(), "nothing may be charged");
     assert!(!s.path("releases").exists());
     // A missing key is refused the same way.
