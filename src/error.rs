@@ -38,6 +38,8 @@ pub enum Error {
     Usage(String),
     #[error("audit: {0}")]
     AuditFailed(String),
+    #[error("verify: {0}")]
+    VerifyFailed(String),
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
@@ -66,7 +68,7 @@ impl Error {
             Error::Sdc(e) if e.is_input() => 2,
             Error::Sdc(_) => 1,
             Error::Usage(_) => 2,
-            Error::AuditFailed(_) => 4,
+            Error::AuditFailed(_) | Error::VerifyFailed(_) => 4,
             Error::Stdout(_) => 1,
         }
     }

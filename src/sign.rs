@@ -118,7 +118,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
 }
 
 impl SigningKey {
-    /// Reads a secret key file made by `safestat key new` (or `minisign -G -W`). Refuses a file
+    /// Reads a secret key file made by `safestat key new`. Refuses a file
     /// that its group or others may read, and a password-protected key (nobody is there to type
     /// the password in a scheduled release).
     pub fn load(path: &Path) -> Result<SigningKey, SignError> {
@@ -128,31 +128,33 @@ impl SigningKey {
         };
         let meta =
             std::fs::metadata(path).map_err(|e| key_error(format!("cannot read it: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| key_error(format!("cannot read it: {e}")))?;
+        let boxed = SecretKeyBox::from_string(&text)
+            .map_err(|e| key_error(format!("not a minisign secret key: {e}")))?;
+        let secret = boxed.into_unencrypted_secret_key().map_err(|e| {
+            key_error(format!(
+                "not a secret key made by `safestat key new --out FILE` ({e})"
+            ))
+        })?;
+        if secret.is_encrypted() {
+            return Err(key_error(
+                "is protected by a password; safestat signs unattended releases and needs a key made by `safestat key new --out FILE`".into(),
+            ));
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(key_error(format!(
-                    "is readable by others (mode {mode:03o}); a secret key must be readable by its owner only: `chmod 600 {}`",
+                    "its group or others may use it (mode {mode:03o}); a secret key must be readable by its owner only: `chmod 600 {}`",
                     path.display()
                 )));
             }
         }
         #[cfg(not(unix))]
         let _ = meta;
-        let text =
-            std::fs::read_to_string(path).map_err(|e| key_error(format!("cannot read it: {e}")))?;
-        let boxed = SecretKeyBox::from_string(&text)
-            .map_err(|e| key_error(format!("not a minisign secret key: {e}")))?;
-        let secret = boxed
-            .into_unencrypted_secret_key()
-            .map_err(|e| key_error(format!("not a minisign secret key without a password ({e}); make one with `safestat key new --out FILE`")))?;
-        if secret.is_encrypted() {
-            return Err(key_error(
-                "is protected by a password; safestat signs unattended releases and needs a key made by `safestat key new --out FILE`".into(),
-            ));
-        }
         let public = PublicKey::from_secret_key(&secret)
             .map_err(|e| key_error(format!("not a usable secret key: {e}")))?;
         let id = key_id(public.keynum());
@@ -186,10 +188,20 @@ pub struct SignatureInfo {
     pub trusted_comment: String,
 }
 
+/// A signature file parsed, its shape checked: four lines, the last the 64-byte signature of the
+/// trusted comment in base64 (the `minisign` crate panics on a shorter one).
+fn signature_box(text: &str) -> Result<SignatureBox, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    // 64 bytes are 88 base64 characters, ending `==`.
+    if lines.len() < 4 || lines[3].trim().len() != 88 {
+        return Err("not a minisign signature: it needs four lines, the last a 64-byte signature of the trusted comment".into());
+    }
+    SignatureBox::from_string(text).map_err(|e| format!("not a minisign signature: {e}"))
+}
+
 /// Reads a signature file's key ID and trusted comment (nothing is verified).
 pub fn read_signature(text: &str) -> Result<SignatureInfo, String> {
-    let sig =
-        SignatureBox::from_string(text).map_err(|e| format!("not a minisign signature: {e}"))?;
+    let sig = signature_box(text)?;
     Ok(SignatureInfo {
         key_id: key_id(sig.keynum()),
         trusted_comment: sig.trusted_comment().unwrap_or_default(),
@@ -225,8 +237,7 @@ impl VerifyingKey {
     /// Checks that `signature` (a signature file's text) is this key's over `bytes`, its
     /// trusted comment included.
     pub fn verify(&self, bytes: &[u8], signature: &str) -> Result<(), String> {
-        let sig = SignatureBox::from_string(signature)
-            .map_err(|e| format!("not a minisign signature: {e}"))?;
+        let sig = signature_box(signature)?;
         minisign::verify(&self.key, &sig, Cursor::new(bytes), true, false, false)
             .map_err(|e| e.to_string())
     }
@@ -272,6 +283,6 @@ mod tests {
         assert_eq!(mode, 0o600);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = SigningKey::load(&path).err().unwrap().to_string();
-        assert!(err.contains("readable by others"), "{err}");
+        assert!(err.contains("group or others may use it"), "{err}");
     }
 }

@@ -15,7 +15,7 @@ use super::budget::{BudgetReport, budget_report, ledger_files};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::ledger::{ChargeAt, Ledger, LinkedTable};
+use crate::ledger::{Charge, ChargeAt, Ledger, LinkedTable};
 use crate::output::{self, Manifest};
 use crate::privacy::short_number;
 use crate::protect::sdc;
@@ -262,7 +262,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
     out.extend(statement_and_signature(dir, &bytes, &m, ledger, charge));
-    out.extend(exact_tables(dir, &m, ledger, &charge.charge.exact_links));
+    out.extend(exact_tables(dir, &m, ledger, charge.charge));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
         out.push((file, format!("does not match its own manifest: {why}")));
@@ -412,8 +412,9 @@ fn exact_tables(
     dir: &Path,
     m: &Manifest,
     ledger: &Ledger,
-    links: &[LinkedTable],
+    charge: &Charge,
 ) -> Vec<(Option<String>, String)> {
+    let links = &charge.exact_links;
     let mut out = Vec::new();
     // This release's exact tables, then those of earlier releases it was protected with.
     let mut sources: Vec<(output::ExactTableEntry, PathBuf)> = m
@@ -428,6 +429,12 @@ fn exact_tables(
                 out.push((Some("manifest.json".into()), why));
                 return out;
             }
+        }
+    }
+    // Inputs that held the same data were protected as one: their tables are of one input.
+    for (t, _) in &mut sources {
+        if let Some(same) = charge.same_data.get(&t.input) {
+            t.input = same.clone();
         }
     }
     out.extend(check_exact(&sources, m, Stated::Exactly));
@@ -658,11 +665,15 @@ fn linked_source(
     let dir = ledger.resolve(&publication.out_dir);
     let earlier = output::read_published(&dir)
         .map_err(|(_, why)| format!("the {what} cannot be read in `{}`: {why}", dir.display()))?;
-    let entry = earlier
+    let mut entry = earlier
         .manifest
         .exact_tables
         .into_iter()
         .find(|t| t.name == link.table)
         .ok_or_else(|| format!("the {what} is not in its release's manifest"))?;
+    // Counted on an input of another name, it is a table of that input's data.
+    if let Some(input) = &link.counted_on {
+        entry.input = input.clone();
+    }
     Ok((entry, dir))
 }

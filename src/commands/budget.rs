@@ -22,7 +22,8 @@ pub(super) fn ledger_files(
     flag: Option<PathBuf>,
     policy: Option<PathBuf>,
 ) -> Result<Vec<PathBuf>, Error> {
-    if let Some(f) = flag {
+    if let (Some(f), None) = (&flag, &policy) {
+        let f = f.clone();
         if !f.exists() {
             return Err(Error::Usage(format!(
                 "ledger `{}` does not exist",
@@ -32,6 +33,13 @@ pub(super) fn ledger_files(
         return Ok(vec![f]);
     }
     if let Some(p) = policy {
+        if let Some(f) = flag {
+            return Err(Error::Usage(format!(
+                "both --policy `{}` and a ledger (`{}`, from --ledger or SAFESTAT_LEDGER) were given; give one",
+                p.display(),
+                f.display()
+            )));
+        }
         let plan = policy::load(&p)?;
         if !plan.ledger.exists() {
             return Err(Error::Usage(format!(
@@ -45,10 +53,19 @@ pub(super) fn ledger_files(
     }
     let mut files: Vec<PathBuf> = files_with_extension(Path::new("ledger"), "jsonl");
     let mut of_policies = Vec::new();
+    let mut unusable = 0;
     for folder in [Path::new("policies"), Path::new(".")] {
         for path in files_with_extension(folder, "toml") {
-            if let Ok(plan) = policy::load(&path) {
-                of_policies.push((path, plan.ledger));
+            match policy::load(&path) {
+                Ok(plan) => of_policies.push((path, plan.ledger)),
+                Err(e) => {
+                    unusable += 1;
+                    crate::console::notes(&[format!(
+                        "note: policy `{}` cannot be loaded, so its ledger was not read ({}); name it with --ledger FILE",
+                        path.display(),
+                        e.to_string().lines().next().unwrap_or_default()
+                    )]);
+                }
             }
         }
     }
@@ -62,7 +79,7 @@ pub(super) fn ledger_files(
     files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     if files.is_empty() {
         let mut message = "no ledger found: looked in `ledger/*.jsonl`".to_string();
-        if of_policies.is_empty() {
+        if of_policies.is_empty() && unusable == 0 {
             message.push_str(" and found no policy in `policies/` or the current folder");
         }
         for (policy, ledger) in &of_policies {
@@ -119,12 +136,16 @@ pub(super) struct BudgetReport {
     /// The budget left in `unit` (for (epsilon, delta): the rho that still converts within it).
     remaining: Option<f64>,
     pub releases: Vec<ReleaseLine>,
+    /// How many published releases of the dataset hold exact tables (not differentially
+    /// private): the guarantee of its differentially private tables holds only relative to
+    /// what those reveal.
+    exact_publications: usize,
     verified: bool,
 }
 
 pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError> {
     let verified = ledger.verify().is_empty() && ledger.torn_finding().is_none();
-    let releases = ledger
+    let releases: Vec<ReleaseLine> = ledger
         .charges()
         .map(|c| ReleaseLine {
             release_id: c.charge.release_id.clone(),
@@ -144,6 +165,10 @@ pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError
         spent: 0.0,
         spent_epsilon_at_delta: None,
         remaining: None,
+        exact_publications: releases
+            .iter()
+            .filter(|r| r.published && !r.exact_tables.is_empty())
+            .count(),
         releases,
         verified,
     };
@@ -212,6 +237,13 @@ fn text(b: &BudgetReport) -> String {
         short_number(b.remaining.unwrap_or(0.0))
     );
     let _ = writeln!(r, "  releases    {}", b.releases.len());
+    if b.exact_publications > 0 {
+        let _ = writeln!(
+            r,
+            "  exact       {} published release(s) hold exact tables (not differentially private): the differential privacy of this dataset's tables holds only relative to what they reveal",
+            b.exact_publications
+        );
+    }
     for rel in &b.releases {
         let _ = writeln!(
             r,

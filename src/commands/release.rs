@@ -74,7 +74,8 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         &args.read,
         args.new_version,
     )?;
-    let exact_tables = exact::protect(&plan, &mut exact, &linked)?;
+    let (exact_tables, record) = exact::protect(&plan, &mut exact, &linked.tables, &fingerprints)?;
+    console::notes(&linked.notes);
     let request = Request {
         plan: &plan,
         inputs: fingerprints,
@@ -93,7 +94,9 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             .collect(),
         tables,
         exact_tables: plan.exact_tables.iter().map(|t| t.name.clone()).collect(),
-        exact_links: linked.iter().map(|(link, _)| link.clone()).collect(),
+        exact_links: linked.tables.iter().map(|(link, _)| link.clone()).collect(),
+        exact_digests: record.digests,
+        same_data: record.same_data,
         cost,
         new_version: args.new_version,
         out: args.out.as_deref(),
@@ -124,15 +127,18 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let (exact_files, exact_entries, exact_lines) = exact::publish(&plan, &exact_tables, args.json);
     files.extend(exact_files);
     summary.text.push_str(&exact_lines);
-    if !plan.exact_tables.is_empty() && !plan.tables.is_empty() {
-        summary.notes.push(format!(
-            "note: exact tables ({}) are published with exact values and are not differentially private; the differential privacy of the other tables holds only relative to what the exact tables reveal",
+    let mixing = (!plan.exact_tables.is_empty() && !plan.tables.is_empty()).then(|| {
+        format!(
+            "exact tables ({}) are published with exact values and are not differentially private; the differential privacy of the other tables holds only relative to what the exact tables reveal: an attacker who uses both learns what the exact tables give away, and beyond that at most the differentially private tables' privacy cost",
             plan.exact_tables
                 .iter()
                 .map(|t| format!("`{}`", t.name))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )
+    });
+    if let Some(text) = &mixing {
+        summary.notes.push(format!("note: {text}"));
     }
     let mut manifest = build_manifest(
         &plan,
@@ -144,6 +150,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         summary.groups,
     )?;
     manifest.exact_tables = exact_entries;
+    manifest.mixing = mixing;
     manifest.statement = Some(charged.statement.clone());
     manifest.signature = signing_key.as_ref().map(|k| SignatureEntry {
         file: sign::SIGNATURE_FILE.into(),
@@ -688,6 +695,7 @@ fn build_manifest(
             total_after: paid.total_after,
         },
         presentation: plan.presentation.clone(),
+        mixing: None,
         statement: None,
         signature: None,
         outputs: files

@@ -69,6 +69,8 @@ struct VerifyReport {
     public_key: Option<String>,
     folders: Vec<Folder>,
     chains: Vec<Chain>,
+    /// What is worth knowing but not a problem.
+    notes: Vec<String>,
     problems: Vec<Problem>,
 }
 
@@ -82,6 +84,7 @@ pub fn run(dirs: &[PathBuf], public_key: Option<&Path>, json: bool) -> Result<()
         public_key: key.as_ref().map(|k| k.id.clone()),
         folders: Vec::new(),
         chains: Vec::new(),
+        notes: Vec::new(),
         problems: Vec::new(),
     };
     let mut statements: Vec<(String, BudgetStatement)> = Vec::new();
@@ -103,6 +106,31 @@ pub fn run(dirs: &[PathBuf], public_key: Option<&Path>, json: bool) -> Result<()
     let (chains, found) = chains(statements);
     report.chains = chains;
     report.problems.extend(found);
+    // Without a key to hold them to, folders of one dataset signed by different keys are worth
+    // a look: the publisher changed keys, or someone else signed some of them.
+    if key.is_none() {
+        let mut keys: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for f in &report.folders {
+            if let (Some(d), Some(k)) = (&f.dataset, &f.key_id) {
+                let ids = keys.entry(d.as_str()).or_default();
+                if !ids.contains(&k.as_str()) {
+                    ids.push(k.as_str());
+                }
+            }
+        }
+        let mixed: Vec<String> = keys
+            .into_iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(d, ids)| {
+                format!(
+                    "note: the folders of dataset `{d}` are signed by {} different keys ({}); give --public-key to check which are the publisher's",
+                    ids.len(),
+                    ids.join(", ")
+                )
+            })
+            .collect();
+        report.notes.extend(mixed);
+    }
     report.ok = report.problems.is_empty();
     if json {
         let mut text = serde_json::to_string_pretty(&report).expect("serialising to memory");
@@ -114,8 +142,8 @@ pub fn run(dirs: &[PathBuf], public_key: Option<&Path>, json: bool) -> Result<()
     if report.ok {
         Ok(())
     } else {
-        Err(Error::AuditFailed(format!(
-            "verify: {} problem(s) found",
+        Err(Error::VerifyFailed(format!(
+            "{} problem(s) found",
             report.problems.len()
         )))
     }
@@ -216,7 +244,23 @@ fn signature(
     found: &mut Found,
 ) {
     let file = Some(sign::SIGNATURE_FILE.to_string());
-    let text = std::fs::read_to_string(dir.join(sign::SIGNATURE_FILE)).ok();
+    let path = dir.join(sign::SIGNATURE_FILE);
+    let text = match std::fs::symlink_metadata(&path) {
+        Err(_) => None,
+        Ok(meta) if !meta.is_file() => {
+            folder.signature = "invalid".into();
+            found.push((file, "is not a regular file".into()));
+            return;
+        }
+        Ok(_) => match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                folder.signature = "invalid".into();
+                found.push((file, format!("cannot be read as a signature: {e}")));
+                return;
+            }
+        },
+    };
     let Some(text) = text else {
         if let Some(s) = &m.signature {
             found.push((
@@ -290,7 +334,13 @@ fn signature(
 /// Every file the manifest lists has its hash, and the folder holds nothing else.
 fn files(dir: &Path, m: &Manifest, found: &mut Found) {
     for o in &m.outputs {
-        match std::fs::read(dir.join(&o.path)) {
+        let path = dir.join(&o.path);
+        // Only a regular file is read (a pipe would hang the check, a device exhaust memory).
+        if std::fs::symlink_metadata(&path).is_ok_and(|meta| !meta.is_file()) {
+            found.push((Some(o.path.clone()), "is not a regular file".into()));
+            continue;
+        }
+        match std::fs::read(&path) {
             Ok(b) if sha256_hex(&b) == o.sha256 => {}
             Ok(_) => found.push((
                 Some(o.path.clone()),
@@ -487,8 +537,32 @@ fn statement_holds(s: &BudgetStatement, m: &Manifest) -> Found {
     if s.dataset != m.dataset || s.release_id != m.release.id || s.version != m.release.version {
         wrong("its budget statement is about another release".into());
     }
-    if s.cost != m.ledger.charged || s.total_after != m.ledger.total_after {
-        wrong("its budget statement's cost or total differs from its `ledger` section".into());
+    if s.cost != m.ledger.charged
+        || s.total_after != m.ledger.total_after
+        || s.charge_sha256 != m.ledger.charge_sha256
+    {
+        wrong(
+            "its budget statement's cost, total or charge differs from its `ledger` section".into(),
+        );
+    }
+    // The cost the statement states is what the release's tables cost (opendp's composition,
+    // in the manifest's `total_cost`): none for a release of exact tables only.
+    let tables_cost = match s.unit.as_str() {
+        _ if m.tables.is_empty() => Some(0.0),
+        "rho" => m.total_cost.rho,
+        "epsilon" => m.total_cost.epsilon,
+        _ => None,
+    };
+    match tables_cost {
+        Some(c) if (c - s.cost).abs() <= 1e-9 * c.abs().max(1e-12) => {}
+        Some(c) => wrong(format!(
+            "its budget statement's cost ({}) is not what its tables cost ({c}, `total_cost`)",
+            s.cost
+        )),
+        None => wrong(format!(
+            "its `total_cost` is not stated in the budget's unit `{}`",
+            s.unit
+        )),
     }
     match s.budget.accounting() {
         Err(e) => wrong(format!("its budget statement's budget is not valid: {e}")),
@@ -656,6 +730,9 @@ fn text(report: &VerifyReport) -> String {
             c.unit,
             crate::privacy::short_number(c.spent)
         );
+    }
+    for n in &report.notes {
+        let _ = writeln!(r, "{n}");
     }
     for p in &report.problems {
         let at = match &p.file {

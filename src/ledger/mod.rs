@@ -155,6 +155,14 @@ pub struct Charge {
     /// fact about the data (a change confined to hidden cells would show as a missing link).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exact_links: Vec<LinkedTable>,
+    /// Per exact table, the SHA-256 of its exact cells (private, like the fingerprints): a later
+    /// release links an earlier table whose cells it counts the same, whatever its input.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exact_digests: BTreeMap<String, String>,
+    /// Inputs of the release that hold the same data as another of its inputs (the same bytes,
+    /// read alike), by name: their exact tables were protected as tables of one data. Private.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub same_data: BTreeMap<String, String>,
     /// The release's cost: the opendp composition of its tables' `charged`.
     pub cost: f64,
     /// The opendp composition of every charge's `cost` up to and including this one.
@@ -182,6 +190,10 @@ pub struct LinkedTable {
     pub release_id: String,
     pub version: u32,
     pub table: String,
+    /// The input of this release it was counted on, when not an input of its own name (its
+    /// cells showed the same data under another name, file or source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_on: Option<String>,
 }
 
 /// What the ledger records of an SQL input's read. Never the connection string.
@@ -397,6 +409,7 @@ impl Ledger {
                     spent_before,
                     cost: charge.cost,
                     total_after: charge.total_after,
+                    charge_sha256: sha256_hex(&self.lines[c.line - 1].0),
                     previous_sha256,
                 },
             ));

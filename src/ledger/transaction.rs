@@ -28,6 +28,10 @@ pub struct Request<'a> {
     pub exact_tables: Vec<String>,
     /// The earlier releases' exact tables they were protected with.
     pub exact_links: Vec<super::LinkedTable>,
+    /// Per exact table, the digest of its cells.
+    pub exact_digests: BTreeMap<String, String>,
+    /// Inputs holding the same data as another input, whose exact tables were protected as one.
+    pub same_data: BTreeMap<String, String>,
     /// The release's cost, composed by opendp.
     pub cost: f64,
     pub new_version: bool,
@@ -154,6 +158,14 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                     "dataset `{}` is signed (its releases so far by key {}), so every release of it must be: name the secret key with `[dataset] signing_key` or SAFESTAT_SIGNING_KEY. Nothing was charged",
                     plan.dataset, signed.id
                 )));
+            }
+            if let (Some(signed), Some(key)) = (locked.ledger.signing_key(), &request.signing_key)
+                && signed.id != key.id
+            {
+                notes.push(format!(
+                    "note: signing with key {}; the dataset's releases so far were signed by key {}: readers who check them with that key's public file need the new one",
+                    key.id, signed.id
+                ));
             }
             let out_dir = request
                 .out
@@ -429,6 +441,8 @@ fn charge(
         tables: request.tables,
         exact_tables: request.exact_tables,
         exact_links: request.exact_links,
+        exact_digests: request.exact_digests,
+        same_data: request.same_data,
         cost: request.cost,
         total_after,
         out_dir: locked.ledger.record(&out_dir),

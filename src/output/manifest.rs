@@ -51,6 +51,10 @@ pub struct Manifest {
     /// How the tables are presented to readers (format 4; display only).
     #[serde(default)]
     pub presentation: crate::policy::Presentation,
+    /// Set when the release publishes exact tables beside differentially private tables of the
+    /// same people: what that does to the guarantee, in words (format 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixing: Option<String>,
     /// The dataset's budget as of this release, one link of a public chain (format 7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<BudgetStatement>,
@@ -84,6 +88,10 @@ pub struct BudgetStatement {
     pub cost: f64,
     /// opendp's composition of `spent_before` and `cost`: the dataset's total after this release.
     pub total_after: f64,
+    /// The SHA-256 of the ledger line that charged this release (as in `ledger.charge_sha256`; a
+    /// hiding commitment, its line holds a secret nonce). Two runs charged from one ledger state
+    /// (a ledger restored from a backup) state different lines, so the chain shows the fork.
+    pub charge_sha256: String,
     /// [`BudgetStatement::sha256`] of statement `sequence - 1`; 64 zeros for the first.
     pub previous_sha256: String,
 }

@@ -651,6 +651,14 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             ),
         ));
     }
+    if m.mixing.is_some() {
+        let exact: Vec<String> = m
+            .exact_tables
+            .iter()
+            .map(|t| v.p.title(&t.name).to_string())
+            .collect();
+        out.push((w.mixing.to_string(), w.mixing_text(&exact)));
+    }
     let l = &m.ledger;
     out.push((
         w.budget.to_string(),

@@ -30,6 +30,8 @@ pub struct Words {
     pub share_margin: &'static str,
     pub share_note: &'static str,
     pub exact_note: &'static str,
+    /// The methodology line of a release with exact and differentially private tables.
+    pub mixing: &'static str,
 }
 
 const KO: Words = Words {
@@ -58,6 +60,7 @@ const KO: Words = Words {
     share_margin: "오차 범위(%p)",
     share_note: "구성비는 공표된 표 전체 합계(비공개 칸 포함)에 대한 비율이며, 오차 범위는 칸과 합계의 잡음을 함께 고려한 값입니다.",
     exact_note: "정확한 값이며 차분 프라이버시로 보호된 표가 아닙니다. 작은 칸과, 공표된 다른 칸으로 그 값을 좁혀 알아낼 수 있게 하는 칸을 비공개로 처리했습니다.",
+    mixing: "정확한 값의 표와 함께 공표",
 };
 
 const EN: Words = Words {
@@ -86,6 +89,7 @@ const EN: Words = Words {
     share_margin: "Margin (points)",
     share_note: "A share is of the table's published total (suppressed cells included); its margin counts the noise of both the cell and the total.",
     exact_note: "Exact values, not differentially private: small cells, and the cells from which the published ones would narrow them down, are suppressed.",
+    mixing: "Published with exact tables",
 };
 
 impl Words {
@@ -293,6 +297,21 @@ impl Words {
             format!("; 각 값은 [{lo}, {hi}]로 제한")
         } else {
             format!("; each value clamped to [{lo}, {hi}]")
+        }
+    }
+
+    /// What it means that `exact` (table titles) are published with exact values beside the
+    /// differentially private tables of the same people.
+    pub fn mixing_text(&self, exact: &[String]) -> String {
+        let names = exact.join(", ");
+        if self.korean {
+            format!(
+                "이 공표의 정확한 값의 표({names})는 차분 프라이버시로 보호된 표와 같은 사람들에 대한 것입니다. 차분 프라이버시의 보장은 정확한 값의 표가 드러내는 것에 더해서만 성립합니다. 두 가지를 함께 본 사람은 정확한 값의 표가 알려 주는 것과, 그 이상으로는 차분 프라이버시 표의 프라이버시 비용만큼만 더 알게 됩니다."
+            )
+        } else {
+            format!(
+                "The exact tables of this release ({names}) are about the same people as its differentially private tables. The differential privacy guarantee holds only on top of what the exact tables reveal: someone who uses both learns what the exact tables give away, and beyond that at most the differentially private tables' privacy cost."
+            )
         }
     }
 

@@ -303,6 +303,36 @@ cost = { rho = 0.1 }
     s.run(&["audit", DIR]).expect_code(0);
     let m = manifest(&s.path(DIR));
     assert_eq!(m["exact_tables"].as_array().unwrap().len(), 2);
+    // Issue 24, item 7: said beyond stdout, in the manifest, the methodology of the workbook and
+    // of the report, and by `budget`.
+    let mixing = m["mixing"].as_str().unwrap();
+    assert!(
+        mixing.contains("`by_region_gender`, `by_region_age`")
+            && mixing.contains("holds only relative to what the exact tables reveal"),
+        "{mixing}"
+    );
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    assert!(
+        html.contains("Published with exact tables")
+            && html.contains("The differential privacy guarantee holds only on top of what the exact tables reveal"),
+        "report.html lacks the mixing note"
+    );
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook(s.path(&format!("{DIR}/exact.xlsx"))).unwrap();
+    let mut found = false;
+    for name in calamine::Reader::sheet_names(&workbook) {
+        let range = calamine::Reader::worksheet_range(&mut workbook, &name).unwrap();
+        found |= range.rows().flatten().any(|c| {
+            c.to_string()
+                .contains("holds only on top of what the exact tables reveal")
+        });
+    }
+    assert!(found, "the workbook's methodology lacks the mixing note");
+    s.run(&["budget", "--ledger", "ledger/people.jsonl"])
+        .expect_code(0)
+        .stdout_has(&["1 published release(s) hold exact tables"]);
+    let budget = budget_json(&s);
+    assert_eq!(budget["exact_publications"], 1);
     // One secondary suppression for both: one objective.
     let both = format!("{REGION_GENDER}{by_age}");
     let value = both.replacen(
@@ -568,7 +598,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     s.run(&["release", "edited.toml"])
         .expect_code(2)
         .stderr_has(&[
-            "release `exact` version 1 published exact tables of the same data",
+            "release `exact` version 1 published exact tables of this dataset",
             "its manifest.json differs from the one the ledger recorded",
         ]);
     assert!(!s.path("releases/edited").exists());
@@ -592,7 +622,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     s.run(&["release", "fourth.toml"])
         .expect_code(2)
         .stderr_has(&[
-            "release `exact` version 1 published exact tables of the same data",
+            "release `exact` version 1 published exact tables of this dataset",
             "cannot be read",
         ]);
     assert!(!s.path("releases/fourth").exists());
@@ -1359,4 +1389,155 @@ fn an_exact_cell_beyond_two_to_the_53_is_refused() {
         .stderr_has(&["cell (the grand total) is 9007199254740996, beyond 2^53"]);
     assert!(!s.path("releases/huge").exists());
     assert!(!s.path("ledger/huge.jsonl").exists());
+}
+
+/// Issue 24, item 3: earlier exact tables are linked by their cells, not by the input's name or
+/// bytes. The same table published again without margins, from a renamed input whose rows are
+/// re-exported in another order with CRLF line ends, once gave back the first release's small
+/// cells (its published margins minus the second's published cells); now it is linked, keeps
+/// them hidden, and `audit` re-proves both folders.
+#[test]
+fn an_earlier_exact_table_is_linked_whatever_its_input_is_called_or_looks_like() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let first = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    let hidden_first: Vec<(String, String)> = first
+        .iter()
+        .filter(|r| r["status"] == "suppressed")
+        .map(|r| (r["region"].clone(), r["gender"].clone()))
+        .collect();
+    assert!(hidden_first.contains(&("r1".into(), "f".into())));
+    // The same rows, reversed, with CRLF line ends, under another input name and file.
+    let text = people("");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    lines.reverse();
+    let reexport = std::iter::once(header)
+        .chain(lines)
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>();
+    s.write("export.csv", &reexport);
+    let again = policy(&REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\nmargins = false",
+    ))
+    .replace(r#"id = "exact""#, r#"id = "again""#)
+    .replace(
+        "[inputs.people]\npath = \"people.csv\"",
+        "[inputs.export]\npath = \"export.csv\"",
+    )
+    .replace("input = \"people\"", "input = \"export\"");
+    s.write("again.toml", &again);
+    s.run(&["release", "again.toml"]).expect_code(0);
+    assert_eq!(
+        charge_of(&s, "again")["exact_links"],
+        serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender", "counted_on": "export" }])
+    );
+    let second = read_csv(&s.path("releases/again/by_region_gender.csv"));
+    for (r, g) in &hidden_first {
+        if r == "total" || g == "total" {
+            continue;
+        }
+        let row = second
+            .iter()
+            .find(|x| x["region"] == *r && x["gender"] == *g)
+            .unwrap();
+        assert_eq!(
+            row["status"], "suppressed",
+            "({r}, {g}) given back: {row:?}"
+        );
+    }
+    s.run(&["audit", "releases/again", DIR]).expect_code(0);
+}
+
+/// Issue 24, item 4: `--new-version` on corrected data (one person added) published the
+/// difference of one person and pinned a primary cell of version 1. Now it is refused with the
+/// reason, and nothing is charged; other data under another release id is not linked, and the
+/// officer is told.
+#[test]
+fn corrected_data_behind_earlier_exact_tables_is_refused() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.write("people.csv", &people("p999,r1,f,old\n"));
+    let before = fs::read_to_string(s.path("ledger/people.jsonl")).unwrap();
+    s.run(&["release", "policy.toml", "--new-version"])
+        .expect_code(2)
+        .stderr_has(&[
+            "the data behind exact table `by_region_gender` of release `exact` version 1 has changed",
+            "an earlier version of this release",
+            "Nothing was charged",
+        ]);
+    assert_eq!(
+        fs::read_to_string(s.path("ledger/people.jsonl")).unwrap(),
+        before
+    );
+    assert!(!s.path("releases/exact.v2").exists());
+    // A table without margins whose hidden cell alone changed, under another release id: every
+    // cell it published is the same, so this is a correction, refused too.
+    let no_margins = REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\nmargins = false",
+    );
+    s.write("people.csv", &people(""));
+    s.write(
+        "inner.toml",
+        &policy(&no_margins).replace(r#"id = "exact""#, r#"id = "inner""#),
+    );
+    s.run(&["release", "inner.toml"]).expect_code(0);
+    s.write("people.csv", &people("p999,r1,f,old\n"));
+    s.write(
+        "later.toml",
+        &policy(&no_margins).replace(r#"id = "exact""#, r#"id = "later""#),
+    );
+    s.run(&["release", "later.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "exact table `by_region_gender` of release `inner` version 1 has changed",
+            "a cell it hid is not",
+        ]);
+    assert!(!s.path("releases/later").exists());
+}
+
+/// Issue 24, item 3: two inputs on one file in one release count one population. The same table
+/// without margins from the second input once published the first's secondary cells, giving its
+/// small cells back through its margins; now both are protected as one, and `audit` agrees.
+#[test]
+fn two_inputs_on_one_file_are_protected_as_one() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let inner = REGION_GENDER
+        .replace("by_region_gender", "inner_cells")
+        .replace("input = \"people\"", "input = \"alias\"")
+        .replace(
+            "interval_percent = 20",
+            "interval_percent = 20\nmargins = false",
+        );
+    let both = policy(&format!("{REGION_GENDER}\n{inner}")).replace(
+        "[categories]",
+        "[inputs.alias]\npath = \"people.csv\"\n[categories]",
+    );
+    s.write("policy.toml", &both);
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let full = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    let inner = read_csv(&s.path(&format!("{DIR}/inner_cells.csv")));
+    for row in full.iter().filter(|r| r["status"] == "suppressed") {
+        if row["region"] == "total" || row["gender"] == "total" {
+            continue;
+        }
+        let twin = inner
+            .iter()
+            .find(|x| x["region"] == row["region"] && x["gender"] == row["gender"])
+            .unwrap();
+        assert_eq!(twin["status"], "suppressed", "{twin:?} gives {row:?} back");
+    }
+    // Inputs in name order: `people` holds the data `alias` does.
+    assert_eq!(
+        charge_of(&s, "exact")["same_data"],
+        serde_json::json!({ "people": "alias" })
+    );
+    s.run(&["audit", DIR]).expect_code(0);
 }

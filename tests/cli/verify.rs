@@ -249,10 +249,10 @@ fn a_secret_key_others_can_read_is_refused_before_anything_is_charged() {
     fs::set_permissions(s.path("keys/office.key"), fs::Permissions::from_mode(0o644)).unwrap();
     s.run(&["release", "policy.toml"])
         .expect_code(2)
-        .stderr_has(&["keys/office.key", "readable by others", "chmod 600"]);
+        .stderr_has(&["keys/office.key", "group or others may use it", "chmod 600"]);
     s.run(&["check", "policy.toml"])
         .expect_code(2)
-        .stderr_has(&["readable by others"]);
+        .stderr_has(&["group or others may use it"]);
     assert!(!s.path("ledger").exists(), "nothing may be charged");
     assert!(!s.path("releases").exists());
     // A missing key is refused the same way.
@@ -497,4 +497,91 @@ fn report_names_the_file_that_differs() {
         "{}",
         run.stderr()
     );
+}
+
+/// Two runs charged from one ledger state (a ledger restored from a backup between them) state
+/// the same budget figures; the charge lines they name differ, so the chain shows the fork.
+#[test]
+fn a_release_drawn_twice_from_a_restored_ledger_is_a_fork() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    let twin = Scratch::new();
+    copy_tree(s.dir.path(), twin.dir.path());
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    twin.run(&["release", "policy.toml"]).expect_code(0);
+    let other = twin.path("releases/r");
+    let report = verify_json(&s, &["releases/r", other.to_str().unwrap()], 4);
+    has_problem(&report, &["fork", "statement 1"]);
+}
+
+/// A signature file that is not one (its last line cut short) is a problem reported, never a
+/// crash, in `verify` and `audit` alike.
+#[test]
+fn a_malformed_signature_is_reported() {
+    let s = signed();
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let path = s.path("releases/r/manifest.json.minisig");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "AAAA";
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let report = verify_json(
+        &s,
+        &["releases/r", "--public-key", "keys/office.key.pub"],
+        4,
+    );
+    has_problem(
+        &report,
+        &["manifest.json.minisig", "not a minisign signature"],
+    );
+    let problems = audit_problems(&s, &[]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == "manifest.json.minisig"),
+        "{problems:?}"
+    );
+}
+
+/// A statement that understates what the release's tables cost (the `ledger` section edited to
+/// agree with it) is caught against the manifest's own `total_cost`.
+#[test]
+fn a_statement_must_state_what_the_tables_cost() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let mut m = manifest(&s.path("releases/r"));
+    for (section, field) in [
+        ("statement", "cost"),
+        ("statement", "total_after"),
+        ("ledger", "charged"),
+        ("ledger", "total_after"),
+    ] {
+        m[section][field] = 0.01.into();
+    }
+    write_manifest(&s, "releases/r", &m);
+    let report = verify_json(&s, &["releases/r"], 4);
+    has_problem(&report, &["is not what its tables cost"]);
+}
+
+#[test]
+fn budget_refuses_both_a_policy_and_a_ledger() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.run_with(
+        &["budget", "--policy", "policy.toml"],
+        &[("SAFESTAT_LEDGER", "ledger/people.jsonl")],
+    )
+    .expect_code(2)
+    .stderr_has(&["both --policy", "give one"]);
 }

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::input::{self, InputData, ReadOptions};
+use crate::hash::sha256_hex;
+use crate::input::{self, Counts, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
 use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule};
 use crate::policy::{ExactSum, ExactTableSpec, Plan, SecondaryObjective};
@@ -25,55 +26,126 @@ pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti
 /// method's limits).
 pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact method's limits: per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 
+/// What [`protect`] gives the ledger besides the tables.
+pub struct Record {
+    /// Per exact table, the digest of its exact cells ([`cells_digest`]).
+    pub digests: BTreeMap<String, String>,
+    /// Inputs that hold the same data as an earlier input of the plan ([`same_data`]), by name.
+    pub same_data: BTreeMap<String, String>,
+}
+
+/// Per input, the first input of the plan that holds the same data: the same bytes
+/// (`fingerprints`) read the same way (kind, encoding, line breaks in fields). Two inputs on one
+/// file count one population, and their exact tables must be protected as one.
+pub fn same_data(plan: &Plan, fingerprints: &BTreeMap<String, String>) -> Vec<usize> {
+    let read_alike = |i: usize, j: usize| {
+        let (a, b) = (&plan.inputs[i], &plan.inputs[j]);
+        a.kind == b.kind
+            && a.encoding == b.encoding
+            && a.multiline == b.multiline
+            && fingerprints.get(&a.name).is_some()
+            && fingerprints.get(&a.name) == fingerprints.get(&b.name)
+    };
+    (0..plan.inputs.len())
+        .map(|i| (0..i).find(|&j| read_alike(i, j)).unwrap_or(i))
+        .collect()
+}
+
 /// Counts and protects the plan's exact tables (before any charge), with those `linked` from
-/// earlier releases.
+/// earlier releases; `fingerprints` tell which inputs hold the same data. Returns them and what
+/// the ledger records of them.
 pub fn protect(
     plan: &Plan,
     data: &mut InputData,
     linked: &[(LinkedTable, Linked)],
-) -> Result<Vec<ExactTable>, Error> {
+    fingerprints: &BTreeMap<String, String>,
+) -> Result<(Vec<ExactTable>, Record), Error> {
     let counts = (0..plan.exact_tables.len())
         .map(|e| data.take_exact_table(plan, e))
         .collect::<Result<Vec<_>, _>>()?;
+    let digests = plan
+        .exact_tables
+        .iter()
+        .zip(&counts)
+        .map(|(t, c)| (t.name.clone(), cells_digest(c)))
+        .collect();
     let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
-    Ok(tables::protect_tables(plan, &counts, &linked)?)
+    let same = same_data(plan, fingerprints);
+    let record = Record {
+        digests,
+        same_data: same
+            .iter()
+            .enumerate()
+            .filter(|&(i, &j)| i != j)
+            .map(|(i, &j)| (plan.inputs[i].name.clone(), plan.inputs[j].name.clone()))
+            .collect(),
+    };
+    Ok((
+        tables::protect_tables(plan, &counts, &linked, &same)?,
+        record,
+    ))
 }
 
-/// The exact tables that earlier releases of this dataset published from the same data (the
-/// same input fingerprint in their ledger charge), read from their folders, and counted again on
-/// this read's inputs (a second pass, only when there are any): a new pattern must keep their
-/// published cells, keep their hidden cells hidden and keep their small cells protected. With
-/// `new_version`, the earlier versions of this very release are among them (they stay public).
+/// SHA-256 of an exact table's cells: values, units and largest contributions, exactly. Private
+/// (the ledger keeps it): two reads whose tables have the same digest counted the same data,
+/// whatever the files looked like (names, row order, line ends) or where the rows came from.
+pub fn cells_digest(counts: &Counts) -> String {
+    let doc = serde_json::json!([counts.values, counts.frequencies, counts.largest]);
+    sha256_hex(&serde_json::to_vec(&doc).expect("serialising to memory"))
+}
+
+/// The earlier exact tables this release is protected with, and notes for the officer.
+#[derive(Default)]
+pub struct Links {
+    pub tables: Vec<(LinkedTable, Linked)>,
+    pub notes: Vec<String>,
+}
+
+/// An earlier exact table, to be counted again on one of this release's inputs.
+struct Candidate {
+    link: LinkedTable,
+    spec: ExactTableSpec,
+    published: Vec<Option<i64>>,
+    /// The digest of its cells when it was published (charges before digests have none).
+    digest: Option<String>,
+    /// Whether it was read from an input of this name with these very bytes (how charges without
+    /// digests are linked).
+    same_bytes: bool,
+}
+
+/// The exact tables that earlier releases of this dataset published from the same data, read
+/// from their folders and counted again on this read's inputs (a second pass, only when there
+/// are any): a new pattern must keep their published cells, keep their hidden cells hidden and
+/// keep their small cells protected. "The same data" is decided by the tables' cells, not by the
+/// files: each earlier table is counted on every input of this release that can count it (the
+/// input of its name, and the input of any exact table here of the same statistic over its
+/// dimensions), and linked where its cells' digest is the one its charge recorded, whatever the
+/// input is called, how its rows are ordered or encoded, or whether they come from a file or a
+/// database. An earlier table that the data now counts differently is refused when it shows a
+/// correction of the data (an earlier version of this release, or every published cell the same
+/// but a hidden one changed): the difference would single out who changed. Otherwise it is other
+/// data (another period), said in a note. With `new_version`, the earlier versions of this very
+/// release are among them (they stay public).
 pub fn linked(
     plan: &Plan,
     ledger_file: &Path,
     fingerprints: &BTreeMap<String, String>,
     options: &ReadOptions,
     new_version: bool,
-) -> Result<Vec<(LinkedTable, Linked)>, Error> {
+) -> Result<Links, Error> {
     if plan.exact_tables.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Links::default());
     }
     let ledger = Ledger::read(ledger_file)?;
-    let mut found: Vec<(LinkedTable, ExactTableSpec, Vec<Option<i64>>)> = Vec::new();
+    let mut found: Vec<Candidate> = Vec::new();
+    let mut notes = Vec::new();
     for c in ledger.charges() {
         let charge = c.charge;
-        // A re-run of this very release is decided by the ledger, not linked to itself; a new
-        // version is published beside the earlier ones, so it is protected with them.
-        let itself = !new_version
-            && charge.release_id == plan.release_id
-            && charge.plan_sha256 == plan.plan_sha256;
+        // A re-run of this very release is decided by the ledger (the same plan and inputs, or a
+        // refusal), not linked to itself; a new version is published beside the earlier ones, so
+        // it is protected with them.
+        let itself = !new_version && charge.release_id == plan.release_id;
         if charge.exact_tables.is_empty() || charge.dataset != plan.dataset || itself {
-            continue;
-        }
-        let same_data = |input: &str| {
-            charge.inputs.contains_key(input) && charge.inputs.get(input) == fingerprints.get(input)
-        };
-        if !plan
-            .exact_tables
-            .iter()
-            .any(|t| same_data(&plan.inputs[t.input].name))
-        {
             continue;
         }
         let Some(publication) = ledger.publication_of(c.seq) else {
@@ -82,7 +154,7 @@ pub fn linked(
         let dir = ledger.resolve(&publication.out_dir);
         let cannot = |why: String| {
             Error::Usage(format!(
-                "exact tables: release `{}` version {} published exact tables of the same data, and this release must be protected together with them, but its folder `{}` cannot be read ({why}); restore it from the ledger's records",
+                "exact tables: release `{}` version {} published exact tables of this dataset, and this release must be protected together with those of them it counts from the same data, but its folder `{}` cannot be read ({why}); restore it from the ledger's records",
                 charge.release_id,
                 charge.version,
                 dir.display()
@@ -98,12 +170,10 @@ pub fn linked(
             ));
         }
         for entry in &earlier.manifest.exact_tables {
-            let Some(input) = plan.inputs.iter().position(|i| i.name == entry.input) else {
-                continue;
+            let same_bytes = |input: &str| {
+                charge.inputs.contains_key(input)
+                    && charge.inputs.get(input) == fingerprints.get(input)
             };
-            if !same_data(&entry.input) {
-                continue;
-            }
             let bytes = std::fs::read(dir.join(format!("{}.csv", entry.name)))
                 .map_err(|e| cannot(e.to_string()))?;
             let (categories, values) = output::read_exact(&bytes, entry).map_err(&cannot)?;
@@ -116,61 +186,132 @@ pub fn linked(
                         .iter()
                         .position(|d| d.name == *name && d.categories == *cats)
                 })
-                .collect::<Option<Vec<usize>>>()
-                .ok_or_else(|| {
-                    cannot(format!(
+                .collect::<Option<Vec<usize>>>();
+            let Some(dims) = dims else {
+                if same_bytes(&entry.input) {
+                    return Err(cannot(format!(
                         "its table `{}` has dimensions or categories this policy does not declare",
                         entry.name
-                    ))
-                })?;
-            let link = LinkedTable {
-                release_id: charge.release_id.clone(),
-                version: charge.version,
-                table: entry.name.clone(),
+                    )));
+                }
+                notes.push(format!(
+                    "note: exact table `{}` of release `{}` version {} was not compared with this release's data: this policy declares its dimensions or categories differently",
+                    entry.name, charge.release_id, charge.version
+                ));
+                continue;
             };
-            let spec = ExactTableSpec {
-                name: format!("{}/{}", charge.release_id, entry.name),
-                input,
-                dims,
-                margins: entry.margins,
-                sum: (entry.statistic != "count_units").then(|| ExactSum {
-                    column: entry.column.clone(),
-                    dominance: entry.primary_rule.dominance,
-                    p_percent: entry.primary_rule.p_percent,
-                }),
-                min_frequency: entry.primary_rule.min_frequency,
-                zeros_primary: entry.primary_rule.zeros_suppressed,
-                interval_percent: entry.interval_percent,
-                secondary: SecondaryObjective::Cells,
-                total_label: entry.total_label.clone(),
-                groups: entry.groups.clone(),
-            };
-            found.push((link, spec, values));
+            let sum = (entry.statistic != "count_units").then(|| ExactSum {
+                column: entry.column.clone(),
+                dominance: entry.primary_rule.dominance,
+                p_percent: entry.primary_rule.p_percent,
+            });
+            // The inputs that can count it: the one of its name, and those of this release's
+            // exact tables of the same statistic over (at least) its dimensions.
+            let mut inputs: Vec<usize> = plan
+                .inputs
+                .iter()
+                .position(|i| i.name == entry.input)
+                .into_iter()
+                .collect();
+            for t in &plan.exact_tables {
+                let column = t.sum.as_ref().and_then(|s| s.column.clone());
+                if t.statistic() == entry.statistic
+                    && column == entry.column
+                    && dims.iter().all(|d| t.dims.contains(d))
+                    && !inputs.contains(&t.input)
+                {
+                    inputs.push(t.input);
+                }
+            }
+            for input in inputs {
+                let digest = charge.exact_digests.get(&entry.name).cloned();
+                let same_bytes = plan.inputs[input].name == entry.input && same_bytes(&entry.input);
+                if digest.is_none() && !same_bytes {
+                    continue; // a charge from before digests: linked only on the same bytes
+                }
+                let own_name = plan.inputs[input].name != entry.input;
+                found.push(Candidate {
+                    link: LinkedTable {
+                        release_id: charge.release_id.clone(),
+                        version: charge.version,
+                        table: entry.name.clone(),
+                        counted_on: own_name.then(|| plan.inputs[input].name.clone()),
+                    },
+                    spec: ExactTableSpec {
+                        name: format!("{}/{}", charge.release_id, entry.name),
+                        input,
+                        dims: dims.clone(),
+                        margins: entry.margins,
+                        sum: sum.clone(),
+                        min_frequency: entry.primary_rule.min_frequency,
+                        zeros_primary: entry.primary_rule.zeros_suppressed,
+                        interval_percent: entry.interval_percent,
+                        secondary: SecondaryObjective::Cells,
+                        total_label: entry.total_label.clone(),
+                        groups: entry.groups.clone(),
+                    },
+                    published: values.clone(),
+                    digest,
+                    same_bytes,
+                });
+            }
         }
     }
     if found.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Links {
+            tables: Vec::new(),
+            notes,
+        });
     }
     // Their cells counted on this data: the earlier tables as this plan's exact tables.
     let mut counting = plan.clone();
     counting.tables.clear();
-    counting.exact_tables = found.iter().map(|(_, spec, _)| spec.clone()).collect();
+    counting.exact_tables = found.iter().map(|c| c.spec.clone()).collect();
     let mut data = input::read_all(&counting, options)?;
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(e, (link, spec, published))| {
-            let counts = data.take_exact_table(&counting, e)?;
-            Ok((
-                link,
+    let mut tables = Vec::new();
+    for (e, candidate) in found.into_iter().enumerate() {
+        let counts = data.take_exact_table(&counting, e)?;
+        let same = match &candidate.digest {
+            Some(d) => cells_digest(&counts) == *d,
+            None => candidate.same_bytes,
+        };
+        let LinkedTable {
+            release_id,
+            version,
+            table,
+            ..
+        } = &candidate.link;
+        if same {
+            tables.push((
+                candidate.link,
                 Linked {
-                    spec,
+                    spec: candidate.spec,
                     counts,
-                    published,
+                    published: candidate.published,
                 },
-            ))
-        })
-        .collect()
+            ));
+            continue;
+        }
+        let grid = tables::published_grid(plan, &candidate.spec, &counts.values);
+        let published_agree = grid
+            .iter()
+            .zip(&candidate.published)
+            .all(|(now, then)| then.is_none_or(|then| then == *now));
+        if *release_id == plan.release_id || published_agree {
+            let what = if *release_id == plan.release_id {
+                "an earlier version of this release"
+            } else {
+                "every cell it published is unchanged, but a cell it hid is not"
+            };
+            return Err(Error::Usage(format!(
+                "exact tables: the data behind exact table `{table}` of release `{release_id}` version {version} has changed since it was published ({what}): exact tables of the corrected data beside it would publish the difference, a table of the few people who changed, and could give back cells it hid. Nothing was charged. Publish the corrected figures with differential privacy, or exact tables only of data that the earlier release did not count"
+            )));
+        }
+        notes.push(format!(
+            "note: exact table `{table}` of release `{release_id}` version {version} counts differently on this data (cells it published differ): taken as other data (another period or population), not linked"
+        ));
+    }
+    Ok(Links { tables, notes })
 }
 
 /// The exact tables' files, manifest entries and summary lines.

@@ -34,7 +34,14 @@ pub struct Linked {
 /// table, the cell of each grid point. Dimensions are told apart by input and by what is counted
 /// or summed, so that tables of different inputs (which may count different people) or of
 /// different quantities (a count and a sum of the same cells) are never linked.
-pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<usize>>) {
+///
+/// `same_data[i]` is the input whose data input `i` holds (itself, or an earlier input of the same
+/// bytes read the same way): tables of such inputs are tables of one data, and are linked.
+pub fn structure(
+    plan: &Plan,
+    specs: &[&ExactTableSpec],
+    same_data: &[usize],
+) -> (Structure, Vec<Vec<usize>>) {
     let n = plan.dimensions.len();
     // Counts of units are measure 0, counts of rows and each summed column the next.
     let mut measures: Vec<Option<Option<String>>> = vec![None];
@@ -49,7 +56,8 @@ pub fn structure(plan: &Plan, specs: &[&ExactTableSpec]) -> (Structure, Vec<Vec<
         specs
             .iter()
             .map(|t| {
-                let space = measure(t) * plan.inputs.len() + t.input;
+                let input = same_data.get(t.input).copied().unwrap_or(t.input);
+                let space = measure(t) * plan.inputs.len() + input;
                 let counts = t.sum.as_ref().is_none_or(|s| s.column.is_none());
                 (
                     space as u32,
@@ -107,6 +115,16 @@ pub fn link(tables: Vec<Shape>) -> (Structure, Vec<Vec<usize>>) {
 }
 
 /// Each dimension's layout in exact table `t`: its categories and groups.
+/// Table `t`'s values as published on its grid (its cells, then margins and subtotals where it
+/// has them), from its inner cells.
+pub fn published_grid(plan: &Plan, t: &ExactTableSpec, inner: &[i64]) -> Vec<i64> {
+    if t.margins {
+        grid_values(&layouts(plan, t), inner)
+    } else {
+        inner.to_vec()
+    }
+}
+
 fn layouts(plan: &Plan, t: &ExactTableSpec) -> Vec<Layout> {
     t.dims
         .iter()
@@ -138,18 +156,20 @@ pub fn layout(categories: &[String], groups: &[Group]) -> Option<Layout> {
 }
 
 /// Protects the plan's exact tables from their inner cells `counts` (one per exact table),
-/// together with the tables `linked` from earlier releases of the same data.
+/// together with the tables `linked` from earlier releases of the same data; inputs holding the
+/// same data are `same_data` (see [`structure`]).
 pub fn protect_tables(
     plan: &Plan,
     counts: &[Counts],
     linked: &[Linked],
+    same_data: &[usize],
 ) -> Result<Vec<ExactTable>, SdcError> {
     let specs: Vec<&ExactTableSpec> = plan
         .exact_tables
         .iter()
         .chain(linked.iter().map(|l| &l.spec))
         .collect();
-    let (structure, grids) = structure(plan, &specs);
+    let (structure, grids) = structure(plan, &specs, same_data);
     let all_counts: Vec<&Counts> = counts
         .iter()
         .chain(linked.iter().map(|l| &l.counts))
@@ -159,6 +179,8 @@ pub fn protect_tables(
     let mut values = vec![0i64; structure.cells()];
     let mut frequencies = vec![0i64; structure.cells()];
     let mut largest: Vec<Vec<i64>> = vec![Vec::new(); structure.cells()];
+    // Which table gave each grid point its value: two tables that share a point must agree.
+    let mut given_by: Vec<Option<&str>> = vec![None; structure.cells()];
     for ((t, grid), inner) in specs.iter().zip(&grids).zip(&all_counts) {
         let layouts = layouts(plan, t);
         let on_grid = |cells: &[i64]| {
@@ -173,6 +195,20 @@ pub fn protect_tables(
             .zip(on_grid(&inner.values))
             .zip(on_grid(&inner.frequencies))
         {
+            if let Some(other) = given_by[cell]
+                && values[cell] != v
+            {
+                return Err(SdcError::Described {
+                    input: false,
+                    message: format!(
+                        "cell ({}): tables `{other}` and `{}` count it differently ({} and {v}), though they are taken to count the same data",
+                        cell_name(plan, &structure, cell),
+                        t.name,
+                        values[cell]
+                    ),
+                });
+            }
+            given_by[cell] = Some(&t.name);
             values[cell] = v;
             frequencies[cell] = f;
         }
