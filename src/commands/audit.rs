@@ -285,7 +285,12 @@ fn manifest_against_charge(
     if m.ledger.charge_seq != seq || m.ledger.charge_sha256 != charge_sha {
         differs.push("its ledger charge (sequence number or line hash; the charge or the manifest was edited)");
     }
-    if m.policy.plan_sha256 != charge.plan_sha256 {
+    // Format 7 publishes no plan hash (the charge line, checked above, commits to it).
+    if m.policy
+        .plan_sha256
+        .as_ref()
+        .is_some_and(|p| *p != charge.plan_sha256)
+    {
         differs.push("the plan's hash");
     }
     if m.ledger.charged != charge.cost {

@@ -660,8 +660,8 @@ fn build_manifest(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            sha256: plan.policy_sha256.clone(),
-            plan_sha256: plan.plan_sha256.clone(),
+            sha256: None,
+            plan_sha256: None,
         },
         inputs: plan
             .inputs

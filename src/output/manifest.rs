@@ -22,7 +22,9 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// and published shares (`tables[].shares`), and the exact tables (`exact_tables`); 6 groups only
 /// tables that are margins of one bounded table, says why each other table is drawn alone
 /// (`tables[].drawn_alone`) and publishes every table's margins and grand total; 7 adds the public
-/// budget statement (`statement`) and, for a signed dataset, the signing key (`signature`).
+/// budget statement (`statement`), the signing key of a signed dataset (`signature`) and what mixing
+/// exact and differentially private tables means (`mixing`), and no longer publishes the policy's
+/// hashes (the charge line commits to them).
 pub const MANIFEST_FORMAT: u32 = 7;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
@@ -134,14 +136,19 @@ pub struct ManifestLedger {
     pub total_after: f64,
 }
 
-/// The policy, by file name (its folder is private) and by the two hashes that describe it.
+/// The policy, by file name (its folder is private). Its hashes (of the file's bytes and of the
+/// plan's meaning, which holds an SQL input's query text) are not published from format 7: a plain
+/// hash of a guessable text confirms a guess. They are in the ledger's charge, which the manifest's
+/// `ledger.charge_sha256` commits to without revealing them (the line holds a secret nonce).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicyEntry {
     pub file: String,
-    /// SHA-256 of the policy file's bytes.
-    pub sha256: String,
-    /// SHA-256 of the plan's canonical meaning, what identifies the release.
-    pub plan_sha256: String,
+    /// Format 6 and earlier: SHA-256 of the policy file's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Format 6 and earlier: SHA-256 of the plan's canonical meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

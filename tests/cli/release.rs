@@ -18,8 +18,22 @@ fn sample_release_publishes_every_declared_cell_with_a_manifest() {
     assert_eq!(m["release"]["id"], "disung-2024");
     assert_eq!(m["tool"]["opendp_version"], "0.16.0");
     assert!(m["rng"]["noise"].as_str().unwrap().contains("OpenSSL"));
-    assert_eq!(m["policy"]["sha256"], sha256(Path::new(&policy)));
     assert_eq!(m["policy"]["file"], "disung-2024.toml");
+    // Issue 24, item 8: the policy's hashes are not published (a plain hash of a guessable policy
+    // or query text confirms the guess); the ledger keeps them, committed to by the charge line.
+    let text = fs::read_to_string(out.join("manifest.json")).unwrap();
+    let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+    let charge: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        charge["policy_sha256"].as_str().unwrap(),
+        sha256(Path::new(&policy))
+    );
+    for hash in [&charge["policy_sha256"], &charge["plan_sha256"]] {
+        assert!(
+            !text.contains(hash.as_str().unwrap()),
+            "{hash} is published"
+        );
+    }
     // The release folder is public: no input digest or path (exact functions of private data).
     for input in m["inputs"].as_array().unwrap() {
         let keys: Vec<&str> = input
