@@ -22,6 +22,10 @@ pub enum Command {
         policy: PathBuf,
         #[command(flatten)]
         read: ReadArgs,
+        /// Print one JSON object on stdout for a scheduler (status, exit code, figures); the
+        /// report for people goes to stderr.
+        #[arg(long)]
+        status_json: bool,
     },
     /// Show each table's mechanism, sensitivity, noise scale, privacy cost and margin of error;
     /// reads no data.
@@ -38,6 +42,10 @@ pub enum Command {
         /// Show zCDP costs also as (epsilon, delta) at this delta [default: the budget's delta]
         #[arg(long)]
         delta: Option<f64>,
+        /// Print one JSON object on stdout for a scheduler (status, exit code, figures); the
+        /// report for people goes to stderr.
+        #[arg(long)]
+        status_json: bool,
     },
     /// Compute, protect and write the release: one CSV per table and a manifest.
     Release {
@@ -55,8 +63,16 @@ pub enum Command {
         /// Publish a new version of an existing release id: fresh noise and a fresh charge.
         #[arg(long)]
         new_version: bool,
+        /// Give up (exit 5, nothing charged) when another release holds the ledger's lock this
+        /// long [default: wait as long as it takes]
+        #[arg(long, value_name = "SECONDS")]
+        lock_timeout: Option<f64>,
         #[command(flatten)]
         read: ReadArgs,
+        /// Print one JSON object on stdout for a scheduler (status, exit code, figures); the
+        /// report for people goes to stderr.
+        #[arg(long)]
+        status_json: bool,
     },
     /// Print the SQL statements a release would send to each SQL input's server, for review by
     /// the database's owners; connects to nothing.
@@ -88,6 +104,10 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Print one JSON object on stdout for a scheduler (status, exit code, figures); the
+        /// report for people goes to stderr.
+        #[arg(long)]
+        status_json: bool,
     },
     /// Verify the ledger's hash chain and totals, and release folders against it; exit 4 on any
     /// problem.
@@ -124,6 +144,19 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+}
+
+impl Command {
+    /// Whether the command was asked for `--status-json`.
+    pub fn status_json(&self) -> bool {
+        match self {
+            Command::Check { status_json, .. }
+            | Command::Plan { status_json, .. }
+            | Command::Release { status_json, .. }
+            | Command::Budget { status_json, .. } => *status_json,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,9 @@
 //! The top-level error and its exit code.
 //!
 //! Owns the mapping from what went wrong to the documented exit codes (0 ok, 1 internal or I/O
-//! failure, 2 bad usage, policy or input, 3 refused by the budget, 4 audit found a problem).
+//! failure, 2 bad usage, policy or input, 3 refused by the budget, 4 audit or verify found a
+//! problem, 5 temporary: retry later, 6 integrity: a person must look) and the status word a
+//! scheduler reads with `--status-json`.
 //! Library modules keep their own error enums; this one only gathers them.
 
 use crate::input::InputError;
@@ -40,6 +42,12 @@ pub enum Error {
     AuditFailed(String),
     #[error("verify: {0}")]
     VerifyFailed(String),
+    /// A ledger or folder whose integrity fails: a person must look.
+    #[error("{0}")]
+    Integrity(String),
+    /// `plan`: the release does not fit what the ledger has left.
+    #[error("{0}")]
+    WouldNotFit(String),
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
@@ -54,6 +62,7 @@ impl Error {
             }
             Error::Policy(_) => 2,
             Error::Input(e) if e.is_io() => 1,
+            Error::Input(e) if e.is_temporary() => 5,
             Error::Input(_) => 2,
             Error::Output(OutputError::Exists(_)) => 2,
             Error::Output(OutputError::Io { .. }) => 1,
@@ -61,6 +70,8 @@ impl Error {
             Error::Ledger(LedgerError::Io { .. }) => 1,
             Error::Ledger(LedgerError::Output(OutputError::Io { .. })) => 1,
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
+            Error::Ledger(LedgerError::Busy { .. }) => 5,
+            Error::Ledger(LedgerError::Corrupt { .. } | LedgerError::Witness { .. }) => 6,
             Error::Ledger(_) | Error::Accounting(_) => 2,
             Error::Report(_) => 2,
             Error::Sign(SignError::Key { .. }) => 2,
@@ -69,7 +80,22 @@ impl Error {
             Error::Sdc(_) => 1,
             Error::Usage(_) => 2,
             Error::AuditFailed(_) | Error::VerifyFailed(_) => 4,
+            Error::Integrity(_) => 6,
+            Error::WouldNotFit(_) => 3,
             Error::Stdout(_) => 1,
+        }
+    }
+
+    /// The status word `--status-json` gives for this error, matching its exit code.
+    pub fn status(&self) -> &'static str {
+        match self.exit_code() {
+            2 => "invalid",
+            3 => "refused_budget",
+            4 => "problems",
+            5 if matches!(self, Error::Ledger(LedgerError::Busy { .. })) => "busy",
+            5 => "unavailable",
+            6 => "integrity",
+            _ => "internal",
         }
     }
 

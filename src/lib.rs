@@ -37,5 +37,10 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = cli::Cli::try_parse_from(args)?;
-    Ok(commands::dispatch(cli))
+    if cli.command.status_json() {
+        console::status_json();
+    }
+    let result = commands::dispatch(cli);
+    console::finish(&result);
+    Ok(result)
 }

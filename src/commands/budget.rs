@@ -201,10 +201,20 @@ pub fn run(flag: Option<PathBuf>, policy: Option<PathBuf>, json: bool) -> Result
     } else {
         print(&reports.iter().map(text).collect::<String>())?;
     }
+    if let [one] = reports.as_slice() {
+        crate::console::status("unit", one.unit.clone());
+        crate::console::status("spent", one.spent);
+        crate::console::status("remaining", one.remaining);
+    }
+    crate::console::status(
+        "ledgers",
+        serde_json::to_value(&reports).expect("serialising to memory"),
+    );
     if reports.iter().all(|b| b.verified) {
+        crate::console::status("status", "valid");
         Ok(())
     } else {
-        Err(Error::AuditFailed(
+        Err(Error::Integrity(
             "a ledger fails verification; its figures cannot be trusted (run `safestat audit`)"
                 .into(),
         ))

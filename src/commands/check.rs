@@ -30,6 +30,8 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
         data.take_exact_table(&plan, e)?;
     }
     let results = data.results;
+    crate::console::status("status", "valid");
+    crate::console::status("release", plan.release_id.clone());
     let mut r = String::new();
     let _ = writeln!(
         r,

@@ -19,12 +19,13 @@ use crate::error::Error;
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Check { policy, read } => check::run(&policy, &read.options()),
+        Command::Check { policy, read, .. } => check::run(&policy, &read.options()),
         Command::Plan {
             policy,
             ledger,
             target_moe,
             delta,
+            ..
         } => plan::run(plan::PlanArgs {
             policy,
             ledger,
@@ -37,13 +38,16 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             json,
             ledger,
             new_version,
+            lock_timeout,
             read,
+            ..
         } => release::run(release::ReleaseArgs {
             policy,
             out,
             json,
             ledger,
             new_version,
+            lock_timeout,
             read: read.options(),
         }),
         Command::Sql { policy } => sql::run(&policy),
@@ -56,6 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             ledger,
             policy,
             json,
+            ..
         } => budget::run(ledger, policy, json),
         Command::Audit {
             ledger,

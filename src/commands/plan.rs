@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::describe;
-use crate::console::print;
+use crate::console::{self, print};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::policy::{self, Plan};
@@ -57,7 +57,8 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
     r.push_str(&groups(&plan, &mechs));
     // Read once: the plan as declared and the plan for the targets are measured against it.
     let ledger = Ledger::read(&args.ledger.unwrap_or_else(|| plan.ledger.clone()))?;
-    r.push_str(&budget(&plan, &mechs, &ledger)?);
+    let line = budget(&plan, &mechs, &ledger)?;
+    r.push_str(&line.text);
     r.push_str(&expected_sizes(&plan, &mechs)?);
     if targets.iter().any(Option::is_some) {
         r.push_str(&planned_for_targets(
@@ -68,7 +69,21 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
         r,
         "margin: the published value is within ± this of the bounded exact value with the stated probability (before clamping at 0 and suppression); for tables estimated together, a normal approximation that counts the rounding"
     );
-    print(&r)
+    print(&r)?;
+    console::status("release", plan.release_id.clone());
+    console::status("unit", plan.accounting.unit());
+    console::status("charged", line.cost);
+    console::status("spent", line.spent);
+    console::status("remaining", line.remaining);
+    if line.enough {
+        console::status("status", "planned");
+        Ok(())
+    } else {
+        Err(Error::WouldNotFit(format!(
+            "release `{}` does not fit what the budget of dataset `{}` has left (see above); `release` would be refused",
+            plan.release_id, plan.dataset
+        )))
+    }
 }
 
 /// Per table, the margin of error asked for (`--target-moe N` for all, `TABLE=N` for one; a
@@ -249,7 +264,11 @@ fn planned_for_targets(
         r,
         "  the release would then cost {total} (composed by opendp)"
     );
-    r.push_str(&budget(plan, &planned, ledger)?.replace("budget: ", "  budget: "));
+    r.push_str(
+        &budget(plan, &planned, ledger)?
+            .text
+            .replace("budget: ", "  budget: "),
+    );
     Ok(r)
 }
 
@@ -419,7 +438,16 @@ fn groups(plan: &Plan, mechs: &[TableNoise]) -> String {
 }
 
 /// What this release would charge against the dataset's budget, and what the ledger has left.
-fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<String, Error> {
+/// [`budget`]'s line and figures, in the budget's unit.
+struct BudgetLine {
+    text: String,
+    enough: bool,
+    cost: f64,
+    spent: f64,
+    remaining: f64,
+}
+
+fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<BudgetLine, Error> {
     let acc = plan.accounting;
     let charged = mechs
         .iter()
@@ -452,5 +480,11 @@ fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<String, 
             "; NOT ENOUGH: `release` would be refused"
         }
     );
-    Ok(r)
+    Ok(BudgetLine {
+        text: r,
+        enough,
+        cost,
+        spent,
+        remaining: (capacity - spent).max(0.0),
+    })
 }

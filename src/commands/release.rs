@@ -40,6 +40,8 @@ pub struct ReleaseArgs {
     pub json: bool,
     pub ledger: Option<PathBuf>,
     pub new_version: bool,
+    /// `--lock-timeout`, in seconds.
+    pub lock_timeout: Option<f64>,
     pub read: ReadOptions,
 }
 
@@ -51,6 +53,14 @@ const COMPOSITION: &str = "opendp CompositionMeasure::compose (basic sequential 
 
 /// `safestat release`: the pipeline. Nothing is drawn before the charge is on disk.
 pub fn run(args: ReleaseArgs) -> Result<(), Error> {
+    let lock_timeout = match args.lock_timeout {
+        Some(t) if !(t.is_finite() && t >= 0.0) => {
+            return Err(Error::Usage(format!(
+                "--lock-timeout must be a number of seconds, 0 or more; got `{t}`"
+            )));
+        }
+        t => t.map(std::time::Duration::from_secs_f64),
+    };
     let plan = policy::load(&args.policy)?;
     let mechanisms = protect::calibrate(&plan)?;
     let (tables, cost) = charges(&plan, &mechanisms)?;
@@ -104,6 +114,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             id: k.id.clone(),
             public_key: k.public_base64(),
         }),
+        lock_timeout,
     };
     let charged = match transaction::begin(&ledger_file, request)? {
         Begun::AlreadyReleased {
@@ -112,6 +123,11 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
             notes,
         } => {
             console::notes(&notes);
+            console::status("status", "already_released");
+            console::status("release", plan.release_id.clone());
+            console::status("version", version);
+            console::status("dir", dir.display().to_string());
+            console::status("charged", 0.0);
             return print(&format!(
                 "already released: `{}` version {version} is in {} and matches the ledger; nothing drawn, nothing charged\n",
                 plan.release_id,
@@ -205,6 +221,25 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         &summary.text,
         &summary.notes,
     )?;
+    let acc = plan.accounting;
+    console::status(
+        "status",
+        if charged.resumed {
+            "resumed"
+        } else {
+            "published"
+        },
+    );
+    console::status("release", plan.release_id.clone());
+    console::status("version", charged.version);
+    console::status("dir", charged.out_dir.display().to_string());
+    console::status("unit", acc.unit());
+    console::status("charged", if charged.resumed { 0.0 } else { charged.cost });
+    console::status("spent", charged.total_after);
+    console::status(
+        "remaining",
+        (acc.capacity()? - charged.total_after).max(0.0),
+    );
     charged.publish(&plan, manifest_sha256, outputs)?;
     print(&report)
 }

@@ -66,6 +66,8 @@ pub enum InputError {
         input: String,
         location: String,
         message: String,
+        /// The server could not be reached or went away: retry later (exit 5).
+        temporary: bool,
     },
     /// An exact `count_units` table counts each privacy unit in one cell, so that its margins
     /// are the sums of its cells; some units are in several (the message says which table).
@@ -84,6 +86,17 @@ impl InputError {
     /// True when the failure is the machine's (I/O), not the data's.
     pub fn is_io(&self) -> bool {
         matches!(self, InputError::Io { .. })
+    }
+
+    /// A database that cannot be reached now: the same run may succeed later.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            InputError::Sql {
+                temporary: true,
+                ..
+            }
+        )
     }
 
     /// The same error about the file at `to`, where it named `from` (a decoded copy's errors

@@ -1,8 +1,9 @@
 //! The ledger held under an exclusive lock: durable creation, torn-line repair, fsynced appends.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{Body, Entry, GENESIS, Ledger, LedgerError, Repair};
 use crate::hash::sha256_hex;
@@ -61,16 +62,81 @@ fn create_durably(path: &Path) -> std::io::Result<(File, bool, Vec<PathBuf>)> {
     Ok((file, created, synced))
 }
 
+/// The file beside a ledger in which the process holding its lock says who it is, for those
+/// waiting (its content is a courtesy: the lock itself is the ledger file's).
+pub fn holder_path(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".lock-holder");
+    PathBuf::from(name)
+}
+
+/// Who holds a ledger's lock, as its holder file says (or that it does not say).
+fn holder(ledger: &Path) -> String {
+    let record = std::fs::read_to_string(holder_path(ledger))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    match record {
+        Some(r) => format!(
+            "held by process {} since {}",
+            r["pid"],
+            r["since"].as_str().unwrap_or("?")
+        ),
+        None => "its holder has not said who it is".to_string(),
+    }
+}
+
+/// How long to wait for the lock: `None` waits as long as it takes.
+const TOLD_AFTER: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(50);
+
 impl LockedLedger {
     /// Opens (creating it and its folder if needed, durably) and exclusively locks the ledger,
-    /// then reads it. Blocks while another process holds the lock.
-    pub fn open(path: &Path) -> Result<LockedLedger, LedgerError> {
+    /// then reads it. While another process holds the lock it waits, saying on stderr after a
+    /// second who holds it; after `timeout` it gives up ([`LedgerError::Busy`]).
+    pub fn open(path: &Path, timeout: Option<Duration>) -> Result<LockedLedger, LedgerError> {
         let io = |source| LedgerError::Io {
             path: path.to_path_buf(),
             source,
         };
         let (mut file, created, _) = create_durably(path).map_err(io)?;
-        file.lock().map_err(io)?;
+        let start = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let waited = start.elapsed();
+            if let Some(limit) = timeout
+                && waited >= limit
+            {
+                return Err(LedgerError::Busy {
+                    path: path.to_path_buf(),
+                    holder: holder(path),
+                    seconds: limit.as_secs_f64(),
+                });
+            }
+            if !told && waited >= TOLD_AFTER {
+                told = true;
+                eprintln!(
+                    "safestat: waiting for the lock of ledger `{}`: {}{}",
+                    path.display(),
+                    holder(path),
+                    timeout.map_or(
+                        " (no --lock-timeout: waiting as long as it takes)".to_string(),
+                        |t| { format!(" (giving up after {} s)", t.as_secs_f64()) }
+                    )
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+        // Say who holds it now, for whoever waits next.
+        let record = serde_json::json!({
+            "pid": std::process::id(),
+            "since": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        });
+        let _ = std::fs::write(holder_path(path), record.to_string());
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut bytes).map_err(io)?;

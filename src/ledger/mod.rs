@@ -62,6 +62,15 @@ pub enum LedgerError {
         version: u32,
         seq: u64,
     },
+    /// The ledger's lock was not had within `--lock-timeout`: another release holds it.
+    #[error(
+        "ledger `{path}` is locked by another release ({holder}); gave up after {seconds} s (--lock-timeout). Nothing was charged: run again later"
+    )]
+    Busy {
+        path: PathBuf,
+        holder: String,
+        seconds: f64,
+    },
     #[error(transparent)]
     Accounting(#[from] AccountingError),
     /// Finishing an interrupted run's folder, or preparing this one's, failed.

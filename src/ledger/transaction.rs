@@ -39,6 +39,8 @@ pub struct Request<'a> {
     pub out: Option<&'a Path>,
     /// The key that will sign the manifest (public parts), if the release is signed.
     pub signing_key: Option<super::SigningRecord>,
+    /// How long to wait for the ledger's lock (`None`: as long as it takes).
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// How the transaction began.
@@ -98,7 +100,7 @@ impl Charged {
 pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError> {
     let plan = request.plan;
     let mut notes = Vec::new();
-    let mut locked = open(plan, ledger_file, &mut notes)?;
+    let mut locked = open(plan, ledger_file, request.lock_timeout, &mut notes)?;
     check_witnesses(&locked, plan, request.out)?;
     notes.extend(roll_forward(&mut locked)?);
     match decide(&locked, &request)? {
@@ -192,9 +194,10 @@ fn default_out_dir(plan: &Plan, version: u32) -> PathBuf {
 fn open(
     plan: &Plan,
     ledger_file: &Path,
+    lock_timeout: Option<std::time::Duration>,
     notes: &mut Vec<String>,
 ) -> Result<LockedLedger, LedgerError> {
-    let mut locked = LockedLedger::open(ledger_file)?;
+    let mut locked = LockedLedger::open(ledger_file, lock_timeout)?;
     if locked.created || locked.ledger.lines.is_empty() && locked.ledger.torn.is_empty() {
         notes.push(format!(
             "note: starting a new budget ledger `{}` for dataset `{}` ({}); every later release of this dataset must use this ledger",

@@ -13,6 +13,7 @@ mod noise;
 mod plan;
 mod release;
 mod report;
+mod scheduler;
 mod sdc;
 mod sql;
 mod sums;

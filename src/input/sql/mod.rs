@@ -142,11 +142,13 @@ pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
 pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     let sql = spec.sql.as_ref().expect("an SQL input");
-    let fail = |message: String| InputError::Sql {
+    let fail_as = |message: String, temporary: bool| InputError::Sql {
         input: spec.name.clone(),
         location: spec.location(),
         message,
+        temporary,
     };
+    let fail = |message: String| fail_as(message, false);
     let url = std::env::var(&sql.url_env).map_err(|_| {
         fail(format!(
             "environment variable `{}` is not set; it must hold the connection string, e.g. `postgresql://officer@db.example/registers`",
@@ -169,7 +171,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         config.connect_timeout(Duration::from_secs(30));
     }
     config.application_name("safestat");
-    let pg = |e: postgres::Error| fail(masker.mask(&describe(&e)));
+    let pg = |e: postgres::Error| fail_as(masker.mask(&describe(&e)), temporary(&e));
     let mut client: Client = config.connect(NoTls).map_err(pg)?;
     let mut tx = client
         .build_transaction()
@@ -502,6 +504,16 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
 
 /// A server or connection error in words: the server's message, detail and hint, or the
 /// client's chain of causes.
+/// Whether retrying later may succeed: the server could not be reached, or the connection was
+/// lost (SQLSTATE class 08; 57P01-57P03, a server shutting down or not yet accepting
+/// connections). A refused login, a missing table or a statement that ran out of time are not.
+fn temporary(e: &postgres::Error) -> bool {
+    match e.code().map(|c| c.code()) {
+        Some(code) => code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03"),
+        None => e.as_db_error().is_none(),
+    }
+}
+
 fn describe(e: &postgres::Error) -> String {
     let mut m = match e.as_db_error() {
         Some(db) => {
