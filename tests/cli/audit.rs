@@ -16,7 +16,7 @@ fn audit_detects_an_edited_cost() {
     assert!(problems.iter().any(|p| p["line"] == 1), "{problems:?}");
     // The release refuses to charge against a ledger that fails verification.
     s.run(&["release", "policy.toml", "--new-version"])
-        .expect_code(2)
+        .expect_code(6)
         .stderr_has(&["failed verification"]);
 }
 
@@ -143,7 +143,7 @@ fn a_ledger_whose_tail_was_cut_is_caught_by_the_folders_it_paid_for() {
         run.stdout()
     );
     s.run(&["release", "policy.toml", "--new-version"])
-        .expect_code(2)
+        .expect_code(6)
         .stderr_has(&["lacks a charge that release folder"]);
     // Restored, everything holds again.
     write_ledger(&s, &lines);

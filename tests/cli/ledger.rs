@@ -14,8 +14,9 @@ fn overspend_is_refused_before_any_noise_or_output() {
     s.run(&["release", "policy.toml", "--new-version"])
         .expect_code(0);
     let before = fs::read(s.path("ledger/people.jsonl")).unwrap();
+    // `plan` says so, and exits 3 (issue 25: a job can act on it).
     let plan = s.run(&["plan", "policy.toml"]);
-    plan.expect_code(0);
+    plan.expect_code(3);
     assert!(
         plan.stdout()
             .contains("spent rho=0.25, remaining rho=0.05; NOT ENOUGH"),
@@ -373,7 +374,7 @@ fn the_same_policy_run_from_another_folder_uses_the_same_ledger() {
     // silently in its place: the folders prove the budget it would forget.
     fs::rename(s.path("ledger"), s.path("ledger.bak")).unwrap();
     s.run(&["release", "policy.toml", "--new-version"])
-        .expect_code(2)
+        .expect_code(6)
         .stderr_has(&["lacks a charge that release folder", "releases/r", "line 1"]);
     assert!(!s.path("releases/r.v2").exists());
 }
