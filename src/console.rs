@@ -14,8 +14,8 @@ use crate::error::Error;
 /// Whether this run answers with one JSON object on stdout.
 static STATUS_JSON: AtomicBool = AtomicBool::new(false);
 /// The fields a command has stated for its JSON object, and the notes it printed.
-static STATUS: Mutex<Option<(serde_json::Map<String, serde_json::Value>, Vec<String>)>> =
-    Mutex::new(None);
+type Fields = serde_json::Map<String, serde_json::Value>;
+static STATUS: Mutex<Option<(Fields, Vec<String>)>> = Mutex::new(None);
 
 /// Writes a report to standard output (standard error under `--status-json`); a closed pipe is
 /// not an error.

@@ -1541,3 +1541,90 @@ fn two_inputs_on_one_file_are_protected_as_one() {
     );
     s.run(&["audit", DIR]).expect_code(0);
 }
+
+/// A review found a table without margins never tied to the sums of another table's cells: a
+/// region x gender x age table without margins published beside (or after) region x gender gave
+/// its small cells back (`r1,f = r1 total - r1,m,young - r1,m,old`). Until the model states those
+/// sums, such a pair is refused, in one release or across releases of the same data.
+#[test]
+fn a_table_without_margins_beside_other_dimensions_is_refused() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    let finer = REGION_GENDER
+        .replace("by_region_gender", "by_region_gender_age")
+        .replace(
+            r#"by = ["region", "gender"]"#,
+            r#"by = ["region", "gender", "age"]"#,
+        )
+        .replace(
+            "interval_percent = 20",
+            "interval_percent = 20\nmargins = false",
+        );
+    s.write("both.toml", &policy(&format!("{REGION_GENDER}{finer}")));
+    s.run(&["release", "both.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "`by_region_gender_age` (without margins, by [region, gender, age]) and `by_region_gender`",
+            "Nothing was charged",
+        ]);
+    assert!(!s.path("releases").exists());
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    s.write(
+        "later.toml",
+        &policy(&finer).replace(r#"id = "exact""#, r#"id = "later""#),
+    );
+    s.run(&["release", "later.toml"])
+        .expect_code(2)
+        .stderr_has(&["by different dimensions"]);
+    assert!(!s.path("releases/later").exists());
+    // Categories declared otherwise (another order) cannot be compared: refused, not noted.
+    let reordered = policy(&REGION_GENDER.replace(
+        "interval_percent = 20",
+        "interval_percent = 20\nmargins = false",
+    ))
+    .replace(r#"id = "exact""#, r#"id = "reordered""#)
+    .replace(r#"gender = ["f", "m"]"#, r#"gender = ["m", "f"]"#);
+    s.write("reordered.toml", &reordered);
+    s.run(&["release", "reordered.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "exact table `by_region_gender` of release `exact` version 1",
+            "declares its dimensions or their categories differently",
+        ]);
+}
+
+/// A rare event: a year whose table published nothing but a zero is not taken for a correction
+/// when the next year's data counts it differently.
+#[test]
+fn a_new_year_of_a_rare_event_is_other_data() {
+    let s = Scratch::new();
+    let rows = |counts: [usize; 4]| {
+        let mut out = String::from("pid,region,gender,age\n");
+        let mut id = 0;
+        for (r, n) in ["r1", "r2", "r3", "r4"].iter().zip(counts) {
+            for _ in 0..n {
+                id += 1;
+                out.push_str(&format!("p{id},{r},f,old\n"));
+            }
+        }
+        out
+    };
+    let by_region = REGION_GENDER
+        .replace("by_region_gender", "by_region")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
+    s.write("people.csv", &rows([1, 2, 1, 0]));
+    s.write(
+        "y2024.toml",
+        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "y2024""#),
+    );
+    s.run(&["release", "y2024.toml"]).expect_code(0);
+    s.write("people.csv", &rows([2, 1, 1, 0]));
+    s.write(
+        "y2025.toml",
+        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "y2025""#),
+    );
+    s.run(&["release", "y2025.toml"])
+        .expect_code(0)
+        .stderr_has(&["taken as other data"]);
+}

@@ -293,7 +293,8 @@ fn a_server_that_goes_away_mid_release_charges_nothing() {
     }
     let out = child.wait_with_output().unwrap();
     let run = Run(out);
-    run.expect_code(2)
+    // Issue 25: a server that went away is temporary (5), not the input's fault.
+    run.expect_code(5)
         .stderr_has(&["input `victims` (", "nothing was charged"]);
     assert_nothing_spent(&s);
 }

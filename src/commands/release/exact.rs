@@ -188,10 +188,23 @@ pub fn linked(
                 })
                 .collect::<Option<Vec<usize>>>();
             let Some(dims) = dims else {
-                if same_bytes(&entry.input) {
-                    return Err(cannot(format!(
-                        "its table `{}` has dimensions or categories this policy does not declare",
-                        entry.name
+                // It may count the same data as a table here: refused, since it cannot be
+                // compared (other categories, or in another order) and so cannot be protected.
+                let related = plan.exact_tables.iter().any(|t| {
+                    t.statistic() == entry.statistic
+                        && t.sum.as_ref().and_then(|s| s.column.clone()) == entry.column
+                        && plan
+                            .dimension_names(&t.dims)
+                            .iter()
+                            .any(|d| entry.dimensions.iter().any(|e| e == d))
+                });
+                if related || same_bytes(&entry.input) {
+                    return Err(Error::Usage(format!(
+                        "exact tables: exact table `{}` of release `{}` version {} (by [{}]) may count the same data as this release's exact tables, but this policy declares its dimensions or their categories differently (other categories, or another order), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged",
+                        entry.name,
+                        charge.release_id,
+                        charge.version,
+                        entry.dimensions.join(", ")
                     )));
                 }
                 notes.push(format!(
@@ -293,10 +306,13 @@ pub fn linked(
             continue;
         }
         let grid = tables::published_grid(plan, &candidate.spec, &counts.values);
+        // "Every published cell unchanged" means something only when it published a count:
+        // a table that published nothing but zeros (a rare event) says nothing of its data.
         let published_agree = grid
             .iter()
             .zip(&candidate.published)
-            .all(|(now, then)| then.is_none_or(|then| then == *now));
+            .all(|(now, then)| then.is_none_or(|then| then == *now))
+            && candidate.published.iter().flatten().any(|&v| v != 0);
         if *release_id == plan.release_id || published_agree {
             let what = if *release_id == plan.release_id {
                 "an earlier version of this release"

@@ -155,6 +155,44 @@ pub fn layout(categories: &[String], groups: &[Group]) -> Option<Layout> {
     })
 }
 
+/// Refuses a table without margins beside a table of other dimensions of the same data (the
+/// same input, or inputs of the same data, and the same quantity): their cells add up to each
+/// other's (`r1,m,young + r1,m,old = r1,m`), and the structure states sums only where a table
+/// publishes margins, so the attacker's model would miss what the two give away together.
+fn refuse_unlinked_inner_cells(
+    plan: &Plan,
+    specs: &[&ExactTableSpec],
+    same_data: &[usize],
+) -> Result<(), SdcError> {
+    let space = |t: &ExactTableSpec| {
+        let input = same_data.get(t.input).copied().unwrap_or(t.input);
+        (input, t.sum.as_ref().map(|s| s.column.clone()))
+    };
+    let dims = |t: &ExactTableSpec| {
+        let mut d = t.dims.clone();
+        d.sort_unstable();
+        d
+    };
+    for t in specs.iter().filter(|t| !t.margins) {
+        if let Some(u) = specs
+            .iter()
+            .find(|u| u.name != t.name && space(u) == space(t) && dims(u) != dims(t))
+        {
+            return Err(SdcError::Described {
+                input: true,
+                message: format!(
+                    "exact table `{}` (without margins, by [{}]) and `{}` (by [{}]) count the same data by different dimensions: their cells add up to each other's, which safestat cannot yet state for a table without margins, so the pair cannot be proven safe. Publish both with margins, or with the same dimensions. Nothing was charged",
+                    t.name,
+                    plan.dimension_names(&t.dims).join(", "),
+                    u.name,
+                    plan.dimension_names(&u.dims).join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Protects the plan's exact tables from their inner cells `counts` (one per exact table),
 /// together with the tables `linked` from earlier releases of the same data; inputs holding the
 /// same data are `same_data` (see [`structure`]).
@@ -169,6 +207,7 @@ pub fn protect_tables(
         .iter()
         .chain(linked.iter().map(|l| &l.spec))
         .collect();
+    refuse_unlinked_inner_cells(plan, &specs, same_data)?;
     let (structure, grids) = structure(plan, &specs, same_data);
     let all_counts: Vec<&Counts> = counts
         .iter()
