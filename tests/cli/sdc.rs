@@ -1628,3 +1628,106 @@ fn a_new_year_of_a_rare_event_is_other_data() {
         .expect_code(0)
         .stderr_has(&["taken as other data"]);
 }
+
+/// The review's case: an earlier region x gender table, then region x age from a renamed input
+/// holding the same rows (reversed, CRLF). No exact table here covers region x gender, so the
+/// earlier table is counted on the renamed input on the chance it is the same data; its digest
+/// matches and it is linked: the second release no longer publishes a region total the first
+/// hid (which with its published cells gave r1,f = 2 back).
+#[test]
+fn an_earlier_table_is_linked_on_a_renamed_input_of_other_dimensions() {
+    let s = Scratch::new();
+    let cells = [
+        ("r1", "f", "young", 1),
+        ("r1", "f", "old", 1),
+        ("r2", "f", "young", 10),
+        ("r2", "f", "old", 10),
+        ("r2", "m", "young", 10),
+        ("r2", "m", "old", 12),
+        ("r3", "f", "young", 11),
+        ("r3", "f", "old", 10),
+        ("r3", "m", "young", 10),
+        ("r3", "m", "old", 10),
+        ("r4", "f", "young", 20),
+        ("r4", "f", "old", 20),
+        ("r4", "m", "young", 20),
+        ("r4", "m", "old", 20),
+    ];
+    let mut rows = Vec::new();
+    let mut id = 0;
+    for (r, g, a, n) in cells {
+        for _ in 0..n {
+            id += 1;
+            rows.push(format!("p{id},{r},{g},{a}"));
+        }
+    }
+    let csv = |rows: &[String], eol: &str| {
+        std::iter::once("pid,region,gender,age".to_string())
+            .chain(rows.iter().cloned())
+            .map(|l| format!("{l}{eol}"))
+            .collect::<String>()
+    };
+    s.write("people.csv", &csv(&rows, "\n"));
+    rows.reverse();
+    s.write("export.csv", &csv(&rows, "\r\n"));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let first = read_all_rows(&s.path(&format!("{DIR}/by_region_gender.csv")));
+    let by_age = REGION_GENDER
+        .replace("by_region_gender", "by_region_age")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#)
+        .replace("input = \"people\"", "input = \"export\"");
+    let second = policy(&by_age)
+        .replace(r#"id = "exact""#, r#"id = "second""#)
+        .replace(
+            "[inputs.people]\npath = \"people.csv\"",
+            "[inputs.export]\npath = \"export.csv\"",
+        );
+    s.write("second.toml", &second);
+    s.run(&["release", "second.toml"]).expect_code(0);
+    assert_eq!(
+        charge_of(&s, "second")["exact_links"],
+        serde_json::json!([{ "release_id": "exact", "version": 1, "table": "by_region_gender", "counted_on": "export" }])
+    );
+    let later = read_all_rows(&s.path("releases/second/by_region_age.csv"));
+    for r in ["r1", "r2", "r3", "r4"] {
+        let total = |rows: &[HashMap<String, String>], dim: &str| {
+            rows.iter()
+                .find(|x| x["region"] == r && x[dim] == "total")
+                .unwrap()["status"]
+                .clone()
+        };
+        if total(&first, "gender") == "suppressed" {
+            assert_eq!(total(&later, "age"), "suppressed", "region {r} total given");
+        }
+    }
+    s.run(&["audit", "releases/second", DIR]).expect_code(0);
+}
+
+/// A finer table after region x gender has no room to protect r3,m within the earlier pattern
+/// (its published cells fixed, r1,f's two age cells at least 1 each): the releases together
+/// cannot be protected, the policy's matter (exit 2 with the reason), not an internal error.
+#[test]
+fn a_table_the_earlier_pattern_leaves_no_room_for_is_refused_with_the_reason() {
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let finer = REGION_GENDER
+        .replace("by_region_gender", "by_region_gender_age")
+        .replace(
+            r#"by = ["region", "gender"]"#,
+            r#"by = ["region", "gender", "age"]"#,
+        );
+    s.write(
+        "finer.toml",
+        &policy(&finer).replace(r#"id = "exact""#, r#"id = "finer""#),
+    );
+    s.run(&["release", "finer.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "no pattern of this release's tables protects this cell",
+            "Nothing was charged",
+        ]);
+    assert!(!s.path("releases/finer").exists());
+}

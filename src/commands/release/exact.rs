@@ -111,6 +111,9 @@ struct Candidate {
     /// Whether it was read from an input of this name with these very bytes (how charges without
     /// digests are linked).
     same_bytes: bool,
+    /// Counted on an input that may not be able to count it (no exact table here covers its
+    /// dimensions there): linked if the digest matches, passed over otherwise.
+    extra: bool,
 }
 
 /// The exact tables that earlier releases of this dataset published from the same data, read
@@ -236,8 +239,23 @@ pub fn linked(
                     inputs.push(t.input);
                 }
             }
-            for input in inputs {
-                let digest = charge.exact_digests.get(&entry.name).cloned();
+            let digest = charge.exact_digests.get(&entry.name).cloned();
+            // Any other file input of this release's exact tables may hold the same data under
+            // other dimensions (a renamed input whose tables share only a margin with it): tried
+            // too, linked only on the digest.
+            let extra: Vec<usize> = plan
+                .exact_tables
+                .iter()
+                .map(|t| t.input)
+                .filter(|i| !inputs.contains(i) && plan.inputs[*i].sql.is_none())
+                .filter(|_| digest.is_some())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let tried = inputs.len();
+            inputs.extend(extra);
+            for (k, input) in inputs.into_iter().enumerate() {
+                let digest = digest.clone();
                 let same_bytes = plan.inputs[input].name == entry.input && same_bytes(&entry.input);
                 if digest.is_none() && !same_bytes {
                     continue; // a charge from before digests: linked only on the same bytes
@@ -266,6 +284,7 @@ pub fn linked(
                     published: values.clone(),
                     digest,
                     same_bytes,
+                    extra: k >= tried,
                 });
             }
         }
@@ -276,14 +295,12 @@ pub fn linked(
             notes,
         });
     }
-    // Their cells counted on this data: the earlier tables as this plan's exact tables.
-    let mut counting = plan.clone();
-    counting.tables.clear();
-    counting.exact_tables = found.iter().map(|c| c.spec.clone()).collect();
-    let mut data = input::read_all(&counting, options)?;
+    let mut counted = count_again(plan, &found, options)?;
     let mut tables = Vec::new();
-    for (e, candidate) in found.into_iter().enumerate() {
-        let counts = data.take_exact_table(&counting, e)?;
+    for (candidate, counts) in found.into_iter().zip(counted.drain(..)) {
+        let Some(counts) = counts else {
+            continue; // an extra input that cannot count it: other data
+        };
         let same = match &candidate.digest {
             Some(d) => cells_digest(&counts) == *d,
             None => candidate.same_bytes,
@@ -304,6 +321,9 @@ pub fn linked(
                 },
             ));
             continue;
+        }
+        if candidate.extra {
+            continue; // tried on the chance it holds the same data; it does not
         }
         let grid = tables::published_grid(plan, &candidate.spec, &counts.values);
         // "Every published cell unchanged" means something only when it published a count:
@@ -328,6 +348,56 @@ pub fn linked(
         ));
     }
     Ok(Links { tables, notes })
+}
+
+/// The candidates' cells counted on this data: the earlier tables as this plan's exact tables,
+/// in one pass for those an input of this release can count, and one pass per input for the
+/// `extra` ones, where an input that cannot count a table (other columns or categories: other
+/// data) gives `None` instead of an error.
+fn count_again(
+    plan: &Plan,
+    found: &[Candidate],
+    options: &ReadOptions,
+) -> Result<Vec<Option<Counts>>, Error> {
+    let mut out: Vec<Option<Counts>> = (0..found.len()).map(|_| None).collect();
+    let mut passes: Vec<(Vec<usize>, bool)> = vec![(
+        (0..found.len()).filter(|&i| !found[i].extra).collect(),
+        false,
+    )];
+    let mut extra_inputs: Vec<usize> = found
+        .iter()
+        .filter(|c| c.extra)
+        .map(|c| c.spec.input)
+        .collect();
+    extra_inputs.sort_unstable();
+    extra_inputs.dedup();
+    for input in extra_inputs {
+        let members = (0..found.len())
+            .filter(|&i| found[i].extra && found[i].spec.input == input)
+            .collect();
+        passes.push((members, true));
+    }
+    for (members, tentative) in passes {
+        if members.is_empty() {
+            continue;
+        }
+        let mut counting = plan.clone();
+        counting.tables.clear();
+        counting.exact_tables = members.iter().map(|&i| found[i].spec.clone()).collect();
+        let mut data = match input::read_all(&counting, options) {
+            Ok(data) => data,
+            Err(e) if tentative && !e.is_io() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for (e, &i) in members.iter().enumerate() {
+            match data.take_exact_table(&counting, e) {
+                Ok(counts) => out[i] = Some(counts),
+                Err(_) if tentative => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The exact tables' files, manifest entries and summary lines.

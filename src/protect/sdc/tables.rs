@@ -343,7 +343,21 @@ pub fn protect_tables(
         &hidden_before,
         objective,
     )
-    .map_err(|e| describe(plan, &structure, e))?;
+    .map_err(|e| {
+        // With earlier releases' cells fixed (published, or hidden for good), a small cell may
+        // have no room left to be protected in: the releases together cannot, which is the
+        // policy's or the data's matter (exit 2), not a bug.
+        let pinned_by_earlier = !linked.is_empty() && matches!(e, SdcError::Secondary(_));
+        match describe(plan, &structure, e) {
+            SdcError::Described { message, .. } if pinned_by_earlier => SdcError::Described {
+                input: true,
+                message: format!(
+                    "{message}. The earlier releases' exact tables this release is protected with fix their published cells and keep their hidden ones hidden, and no pattern of this release's tables protects this cell within them: publish these tables with fewer dimensions or larger cells, or under differential privacy. Nothing was charged"
+                ),
+            },
+            other => other,
+        }
+    })?;
     // The plan's tables come first in the structure; the linked ones are not published again.
     Ok(grids[..plan.exact_tables.len()]
         .iter()
