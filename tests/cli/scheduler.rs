@@ -156,7 +156,8 @@ fn a_held_lock_is_named_and_given_up_on_after_the_timeout() {
     let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(v["status"], "busy");
     assert_eq!(ledger_lines(&s), before, "nothing charged");
-    // Once the lock is free, the same command goes through.
+    // Once the lock is free, the same command goes through: it replaces the stale holder record
+    // with its own, and takes that back when done.
     s.run(&[
         "release",
         "policy.toml",
@@ -165,6 +166,7 @@ fn a_held_lock_is_named_and_given_up_on_after_the_timeout() {
         "1.5",
     ])
     .expect_code(0);
+    assert!(!s.path("ledger/people.jsonl.lock-holder").exists());
 }
 
 /// A database that cannot be reached: retry later (5), nothing charged.
