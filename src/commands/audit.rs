@@ -526,8 +526,17 @@ pub(super) fn check_exact(
                         spaces.len() - 1
                     });
                 let counts = t.statistic != "sum";
-                let floor = sdc::tables::floor(counts, t.primary_rule.zeros_suppressed);
-                shapes.push((space as u32, dims, layouts, t.margins, floor));
+                let zeros_secondary = t.primary_rule.zeros_as_secondary;
+                let floor =
+                    sdc::tables::floor(counts, t.primary_rule.zeros_suppressed || zeros_secondary);
+                shapes.push((
+                    space as u32,
+                    dims,
+                    layouts,
+                    t.margins,
+                    floor,
+                    zeros_secondary,
+                ));
                 published.push(values);
             }
             Err(why) => {

@@ -211,6 +211,21 @@ impl LockedLedger {
     }
 }
 
+impl Drop for LockedLedger {
+    /// Takes back the holder record it wrote (while it still holds the lock, so nobody else has
+    /// written one since); the lock itself is released when the file closes.
+    fn drop(&mut self) {
+        let path = holder_path(&self.ledger.path);
+        let ours = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|r| r["pid"] == std::process::id());
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,20 +249,5 @@ mod tests {
         // Opening it again creates nothing and syncs nothing.
         let (_, created, synced) = create_durably(&path).unwrap();
         assert!(!created && synced.is_empty());
-    }
-}
-
-impl Drop for LockedLedger {
-    /// Takes back the holder record it wrote (while it still holds the lock, so nobody else has
-    /// written one since); the lock itself is released when the file closes.
-    fn drop(&mut self) {
-        let path = holder_path(&self.ledger.path);
-        let ours = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|r| r["pid"] == std::process::id());
-        if ours {
-            let _ = std::fs::remove_file(path);
-        }
     }
 }

@@ -316,6 +316,9 @@ pub struct PrimaryRule {
     /// A cell of fewer privacy units than this (and more than none) is suppressed.
     pub min_frequency: i64,
     pub zeros_suppressed: bool,
+    /// Zero cells may be hidden as secondary cells, so a hidden count may be 0 (absent: never).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zeros_as_secondary: bool,
     /// A sum's (n,k)-dominance rule (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dominance: Option<crate::policy::Dominance>,

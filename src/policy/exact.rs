@@ -88,6 +88,10 @@ pub struct ExactTableSpec {
     /// A cell of fewer privacy units than this (and more than none) is primary.
     pub min_frequency: i64,
     pub zeros_primary: bool,
+    /// A zero cell may be hidden as a secondary cell, so a hidden count may be 0. In the
+    /// identity only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub zeros_secondary: bool,
     pub interval_percent: f64,
     pub secondary: SecondaryObjective,
     /// The label of a margin's dimension in the published rows (`seoul,total`). Part of the
@@ -379,6 +383,10 @@ pub(super) fn exact_table(
     let (dominance, p_percent) = primary.as_ref().map_or((None, None), |p| {
         sensitivity_rules(p, summing, breakdown, &mut at)
     });
+    let zeros_secondary = primary
+        .as_ref()
+        .and_then(|p| p.zeros_as_secondary)
+        .unwrap_or(false);
     let (min_frequency, zeros_primary) = match primary {
         Some(PrimarySection {
             min_frequency: Some(n),
@@ -550,6 +558,7 @@ pub(super) fn exact_table(
             }),
             min_frequency,
             zeros_primary,
+            zeros_secondary,
             interval_percent,
             secondary,
             total_label,

@@ -221,6 +221,9 @@ pub struct PrimarySection {
     pub min_frequency: Option<i64>,
     /// Whether a zero cell is hidden too (default `false`).
     pub zeros: Option<bool>,
+    /// Whether a zero cell may be hidden as a secondary cell (default `false`): then a hidden
+    /// count may be 0, and an attacker cannot count on each being at least 1.
+    pub zeros_as_secondary: Option<bool>,
     /// Sums: the (n,k)-dominance rule, `{ n = 1, k = 80 }`.
     pub dominance: Option<DominanceSection>,
     /// Sums: the p% rule.

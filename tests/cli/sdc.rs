@@ -1731,3 +1731,57 @@ fn a_table_the_earlier_pattern_leaves_no_room_for_is_refused_with_the_reason() {
         ]);
     assert!(!s.path("releases/finer").exists());
 }
+
+/// Issue 24, item 1's other way: with `zeros_as_secondary = true` a zero may be hidden as a
+/// secondary cell, so nobody can count on a hidden count being at least 1, and two hidden 1s in
+/// a row need no third cell to stay open. Fewer cells are hidden than under the default (where
+/// hidden counts are at least 1), the manifest says so, intervals may reach 0, `audit` agrees.
+#[test]
+fn zeros_as_secondary_cells_hide_fewer_cells() {
+    let suppressed = |zeros: bool| {
+        let s = Scratch::new();
+        let mut counts = String::from("a,b,n\n");
+        for (i, n) in [1, 1, 212, 40, 35, 60, 55, 45, 70, 0, 0, 9]
+            .iter()
+            .enumerate()
+        {
+            counts.push_str(&format!("r{},c{},{n}\n", i / 3, i % 3));
+        }
+        s.write("counts.csv", &counts);
+        let mut policy = counted_policy(
+            "ones",
+            &[("a", numbered("r", 4)), ("b", numbered("c", 3))],
+            20,
+        );
+        if zeros {
+            policy = replace_once(
+                &policy,
+                "primary = { min_frequency = 5 }",
+                "primary = { min_frequency = 5, zeros_as_secondary = true }",
+            );
+        }
+        s.write("policy.toml", &policy);
+        s.run(&["release", "policy.toml"]).expect_code(0);
+        s.run(&["audit", "releases/ones"]).expect_code(0);
+        let m = manifest(&s.path("releases/ones"));
+        let t = m["exact_tables"][0].clone();
+        assert_eq!(
+            t["primary_rule"]["zeros_as_secondary"]
+                .as_bool()
+                .unwrap_or(false),
+            zeros
+        );
+        for iv in t["intervals"].as_array().unwrap() {
+            let (lo, hi) = (iv["lo"].as_i64().unwrap(), iv["hi"].as_i64());
+            assert!(lo >= if zeros { 0 } else { 1 }, "{iv}");
+            assert!(hi.is_none_or(|h| h > lo), "disclosed: {iv}");
+        }
+        t["cells_suppressed"].as_u64().unwrap()
+    };
+    let (default, with_zeros) = (suppressed(false), suppressed(true));
+    eprintln!("hidden: default {default}, zeros as secondaries {with_zeros}");
+    assert!(
+        with_zeros < default,
+        "zeros as secondaries hid {with_zeros} cells, the default {default}"
+    );
+}

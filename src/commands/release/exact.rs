@@ -276,6 +276,7 @@ pub fn linked(
                         sum: sum.clone(),
                         min_frequency: entry.primary_rule.min_frequency,
                         zeros_primary: entry.primary_rule.zeros_suppressed,
+                        zeros_secondary: entry.primary_rule.zeros_as_secondary,
                         interval_percent: entry.interval_percent,
                         secondary: SecondaryObjective::Cells,
                         total_label: entry.total_label.clone(),
@@ -481,16 +482,22 @@ pub fn publish(
             margins: t.margins,
             protection: "cell_suppression".into(),
             guarantee: format!(
-                "not differentially private: {} {}; {} are suppressed, with further cells so that no combination of the published cells narrows it below its protection interval",
+                "not differentially private: {} {}; {} are suppressed, with further cells{} so that no combination of the published cells narrows it below its protection interval",
                 t.values_phrase(&plan.privacy_unit),
                 t.margins_phrase(),
-                t.rules_phrase(&plan.privacy_unit)
+                t.rules_phrase(&plan.privacy_unit),
+                if t.zeros_secondary {
+                    " (zero cells among them, so a suppressed cell may be 0)"
+                } else {
+                    ""
+                }
             ),
             total_label: t.total_label.clone(),
             groups: t.groups.clone(), // absent from the JSON when there are none
             primary_rule: PrimaryRule {
                 min_frequency: t.min_frequency,
                 zeros_suppressed: t.zeros_primary,
+                zeros_as_secondary: t.zeros_secondary,
                 dominance: t.sum.as_ref().and_then(|s| s.dominance),
                 p_percent: t.sum.as_ref().and_then(|s| s.p_percent),
             },

@@ -86,8 +86,8 @@ struct Cut {
 
 /// Hides the fewest cells (or the least value) besides `hidden`'s (the primary ones and those
 /// hidden before; modified in place) so that every primary cell `(cell, levels)` is protected in
-/// both directions by the continuous attacker; cells `published` before and zeros are never
-/// hidden. Returns the primary cells whose interval in the pattern is already the attacker's with
+/// both directions by the continuous attacker; cells `published` before are never hidden, nor are
+/// zeros, unless the structure says a zero may be ([`Structure::zero_hideable`]). Returns the primary cells whose interval in the pattern is already the attacker's with
 /// whole numbers (as [`super::attack()`] would find it), with their intervals, for the audit not
 /// to solve again; the others may still fall short where only whole numbers narrow their
 /// interval. When the rounds run out, `hidden` holds the last round's pattern, which satisfies
@@ -104,7 +104,7 @@ pub fn suppress(
 ) -> Result<Exact, SdcError> {
     let n = structure.cells();
     let candidate: Vec<bool> = (0..n)
-        .map(|c| !hidden[c] && !published[c] && values[c] != 0)
+        .map(|c| !hidden[c] && !published[c] && (values[c] != 0 || structure.zero_hideable(c)))
         .collect();
     let candidates = candidate.iter().filter(|&&c| c).count();
     if candidates > MAX_CANDIDATES || primary.len() > MAX_PRIMARY {

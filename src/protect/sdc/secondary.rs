@@ -143,7 +143,9 @@ fn cheapest_change(
         (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut cost = Expression::from(0.0);
     for c in 0..n {
-        let fixed = !hidden[c] && (values[c] == 0 || published[c]) && c != p;
+        let fixed = !hidden[c]
+            && ((values[c] == 0 && !structure.zero_hideable(c)) || published[c])
+            && c != p;
         let max_up = if fixed { 0.0 } else { f64::INFINITY };
         // Down to the cell's floor (0, or 1 for a count whose zeros are never hidden).
         let max_down = if fixed {

@@ -69,6 +69,9 @@ pub struct Structure {
     /// Per cell, the least value it can have if hidden, as the rules make public (1 for a count
     /// whose zeros are never hidden; 0 otherwise, the default).
     floors: Vec<i64>,
+    /// Per cell, whether it may be hidden as a secondary cell when it is zero (the policy's
+    /// `zeros_as_secondary`; by default zeros are never hidden as secondaries).
+    zeros_hideable: Vec<bool>,
 }
 
 impl Structure {
@@ -83,6 +86,7 @@ impl Structure {
         }
         self.keys.push(key.clone());
         self.floors.push(0);
+        self.zeros_hideable.push(false);
         self.index.insert(key, self.keys.len() - 1);
         self.keys.len() - 1
     }
@@ -101,6 +105,17 @@ impl Structure {
     pub fn set_floors(&mut self, floors: Vec<i64>) {
         assert_eq!(floors.len(), self.keys.len(), "one floor per cell");
         self.floors = floors;
+    }
+
+    /// Whether cell `c` may be hidden as a secondary cell when it is zero.
+    pub fn zero_hideable(&self, c: usize) -> bool {
+        self.zeros_hideable[c]
+    }
+
+    /// Sets, per cell, whether a zero may be hidden as a secondary cell.
+    pub fn set_zeros_hideable(&mut self, hideable: Vec<bool>) {
+        assert_eq!(hideable.len(), self.keys.len(), "one flag per cell");
+        self.zeros_hideable = hideable;
     }
 
     /// A group of `dim`'s categories `members` as a cell key's category: the same group (the

@@ -64,7 +64,8 @@ pub fn structure(
                     t.dims.iter().map(|&d| space * n + d).collect(),
                     layouts(plan, t),
                     t.margins,
-                    floor(counts, t.zeros_primary),
+                    floor(counts, t.zeros_primary || t.zeros_secondary),
+                    t.zeros_secondary,
                 )
             })
             .collect(),
@@ -73,7 +74,8 @@ pub fn structure(
 
 /// One exact table's shape in a structure: its space, dimension ids, layout per dimension,
 /// whether it has margins, and the least value its hidden cells can have ([`floor`]).
-pub type Shape = (u32, Vec<usize>, Vec<Layout>, bool, i64);
+/// The last flag: whether its zero cells may be hidden as secondary cells.
+pub type Shape = (u32, Vec<usize>, Vec<Layout>, bool, i64, bool);
 
 /// The least value a hidden cell of an exact table can have, as its rules make public: a count
 /// (of units or of rows) whose zeros are never hidden hides only cells of 1 or more (a cell of
@@ -89,7 +91,7 @@ pub fn link(tables: Vec<Shape>) -> (Structure, Vec<Vec<usize>>) {
     let mut s = Structure::new();
     let grids: Vec<Vec<usize>> = tables
         .iter()
-        .map(|(space, dims, layouts, margins, _)| {
+        .map(|(space, dims, layouts, margins, _, _)| {
             if *margins {
                 s.add_table(*space, dims, layouts)
             } else {
@@ -99,11 +101,14 @@ pub fn link(tables: Vec<Shape>) -> (Structure, Vec<Vec<usize>>) {
         })
         .collect();
     let mut floors = vec![i64::MAX; s.cells()];
+    let mut zeros = vec![false; s.cells()];
     for (grid, table) in grids.iter().zip(&tables) {
         for &c in grid {
             floors[c] = floors[c].min(table.4);
+            zeros[c] |= table.5;
         }
     }
+    s.set_zeros_hideable(zeros);
     // Every cell is in some table; none would keep the untouched start.
     s.set_floors(
         floors
