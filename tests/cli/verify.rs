@@ -585,3 +585,18 @@ fn budget_refuses_both_a_policy_and_a_ledger() {
     .expect_code(2)
     .stderr_has(&["both --policy", "give one"]);
 }
+
+/// Pure-DP tables under a zCDP budget: `total_cost` is in epsilon, the statement in rho (each
+/// table cast); an honest folder verifies.
+#[test]
+fn a_pure_dp_release_under_a_zcdp_budget_verifies() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", LAPLACE_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let m = manifest(&s.path("releases/r"));
+    assert!(m["total_cost"]["epsilon"].is_number() && m["statement"]["unit"] == "rho");
+    s.run(&["verify", "releases/r"]).expect_code(0);
+}
