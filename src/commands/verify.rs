@@ -196,8 +196,15 @@ fn check_folder(
             m.outputs.len()
         ));
     }
-    presentation(dir, &m, &mut folder, &mut found);
-    sums(dir, &m, &mut folder, &mut found);
+    // The tables are read once, for the workbook and report and for their sums.
+    let file = |name: &str| std::fs::read(dir.join(name)).ok();
+    match report::read_tables(&m, &file) {
+        Ok(tables) => {
+            presentation(&m, &tables, &file, &mut folder, &mut found);
+            sums(&m, &tables, &mut folder, &mut found);
+        }
+        Err(e) => found.push((None, format!("the tables cannot be read back: {e}"))),
+    }
     if !m.exact_tables.is_empty() {
         let sources: Vec<_> = m
             .exact_tables
@@ -355,12 +362,15 @@ fn files(dir: &Path, m: &Manifest, found: &mut Found) {
 }
 
 /// The workbook and `report.html` are what `safestat report` makes from the folder's tables.
-fn presentation(dir: &Path, m: &Manifest, folder: &mut Folder, found: &mut Found) {
-    let file = |name: &str| std::fs::read(dir.join(name)).ok();
-    let made = report::read_tables(m, &file).and_then(|tables| {
-        let exact = report::read_exact_tables(m, &file)?;
-        report::render(m, &tables, &exact)
-    });
+fn presentation(
+    m: &Manifest,
+    tables: &[Table],
+    file: &dyn Fn(&str) -> Option<Vec<u8>>,
+    folder: &mut Folder,
+    found: &mut Found,
+) {
+    let made =
+        report::read_exact_tables(m, file).and_then(|exact| report::render(m, tables, &exact));
     let made = match made {
         Ok(made) => made,
         Err(e) => {
@@ -398,14 +408,10 @@ fn presentation(dir: &Path, m: &Manifest, folder: &mut Folder, found: &mut Found
 
 /// Each table's margins and grand total are the sums of its published cells, and the tables of
 /// a consistency group agree wherever they publish the same quantity.
-fn sums(dir: &Path, m: &Manifest, folder: &mut Folder, found: &mut Found) {
-    let file = |name: &str| std::fs::read(dir.join(name)).ok();
-    let Ok(tables) = report::read_tables(m, &file) else {
-        return;
-    };
+fn sums(m: &Manifest, tables: &[Table], folder: &mut Folder, found: &mut Found) {
     let before = found.len();
     let mut compared = 0usize;
-    for t in &tables {
+    for t in tables {
         let Some(label) = t.entry.totals.as_ref().map(|x| x.label.as_str()) else {
             continue;
         };
@@ -495,7 +501,8 @@ fn agree(small: &Table, big: &Table, found: &mut Found) -> usize {
         let other = if at.contains(&big_total) {
             big.totals.get(&at).map(|v| v.0)
         } else {
-            cell(big, &at).flatten()
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            big.at(&at).flatten()
         };
         if let Some(other) = other {
             compared += 1;
@@ -512,13 +519,6 @@ fn agree(small: &Table, big: &Table, found: &mut Found) -> usize {
         }
     }
     compared
-}
-
-/// The value of the cell at these categories (`None`: no such cell; `Some(None)`: suppressed).
-fn cell(t: &Table, labels: &[String]) -> Option<Option<i64>> {
-    (0..t.values.len())
-        .find(|&i| t.labels(i).iter().zip(labels).all(|(a, b)| a == b))
-        .map(|i| t.values[i])
 }
 
 fn csv_of(t: &Table) -> String {

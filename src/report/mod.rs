@@ -54,7 +54,7 @@ impl Table<'_> {
     }
 
     /// The value at these categories (one per dimension), if the table has that cell.
-    fn at(&self, cats: &[&str]) -> Option<Option<i64>> {
+    pub fn at(&self, cats: &[&str]) -> Option<Option<i64>> {
         let mut i = 0;
         for (k, c) in cats.iter().enumerate() {
             let pos = self.categories[k].iter().position(|x| x == c)?;

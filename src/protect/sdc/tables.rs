@@ -227,17 +227,10 @@ pub fn protect_tables(
     let mut given_by: Vec<Option<&str>> = vec![None; structure.cells()];
     for ((t, grid), inner) in specs.iter().zip(&grids).zip(&all_counts) {
         let layouts = layouts(plan, t);
-        let on_grid = |cells: &[i64]| {
-            if t.margins {
-                grid_values(&layouts, cells)
-            } else {
-                cells.to_vec()
-            }
-        };
         for ((&cell, v), f) in grid
             .iter()
-            .zip(on_grid(&inner.values))
-            .zip(on_grid(&inner.frequencies))
+            .zip(published_grid(plan, t, &inner.values))
+            .zip(published_grid(plan, t, &inner.frequencies))
         {
             if let Some(other) = given_by[cell]
                 && values[cell] != v
