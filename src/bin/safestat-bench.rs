@@ -305,7 +305,13 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
         let mut structure = Structure::new();
         let dims: Vec<usize> = (0..sizes.len()).collect();
         let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
+        // SDC_ZEROS_AS_SECONDARY=1: the policy's `zeros_as_secondary = true`, as a release runs it
+        // (zeros may be hidden, so the floor is 0, and each respondent of a hidden cell knows it
+        // holds at least 1: one insider per non-zero inner cell).
+        let zeros = std::env::var("SDC_ZEROS_AS_SECONDARY").is_ok_and(|v| v == "1");
+        let floor = if zeros { 0 } else { floor };
         structure.set_floors(vec![floor; structure.cells()]);
+        structure.set_zeros_hideable(vec![zeros; structure.cells()]);
         // Every grid point's value: the sum of the inner cells under it.
         let mut values = vec![0i64; structure.cells()];
         for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(
@@ -322,7 +328,27 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
                 objective,
             };
             let start = Instant::now();
-            let p = match sdc::protect(&structure, &values, &values, &rules) {
+            let wanted: Vec<(usize, sdc::Levels)> = (0..values.len())
+                .filter(|&c| sdc::primary(values[c], &rules))
+                .map(|c| (c, sdc::levels(values[c], &rules)))
+                .collect();
+            let insiders: Vec<sdc::Insider> = grid
+                .iter()
+                .filter(|&&c| zeros && values[c] > 0 && structure.key(c).len() == sizes.len())
+                .map(|&c| sdc::Insider {
+                    key: structure.key(c).to_vec(),
+                    knows: vec![(c, 1)],
+                })
+                .collect();
+            let none = vec![false; values.len()];
+            let p = match sdc::protect_cells(
+                &structure,
+                &values,
+                (&wanted, &insiders),
+                &none,
+                &none,
+                objective,
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("safestat-bench: {name}: {e}");

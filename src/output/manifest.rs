@@ -24,8 +24,9 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// (`tables[].drawn_alone`) and publishes every table's margins and grand total; 7 adds the public
 /// budget statement (`statement`), the signing key of a signed dataset (`signature`) and what mixing
 /// exact and differentially private tables means (`mixing`), and no longer publishes the policy's
-/// hashes (the charge line commits to them).
-pub const MANIFEST_FORMAT: u32 = 7;
+/// hashes (the charge line commits to them); 8 says who exact tables are proven against
+/// (`exact_tables[].attacker`: the outsider and each respondent knowing its own contributions).
+pub const MANIFEST_FORMAT: u32 = 8;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -288,6 +289,10 @@ pub struct ExactTableEntry {
     pub secondary_objective: String,
     pub secondary_method: String,
     pub cells_suppressed: usize,
+    /// Who the pattern is proven against, in words: the outsider, and each respondent knowing
+    /// its own contributions (format 8; absent before).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attacker: String,
     /// How the intervals below were found.
     pub audit: String,
     /// Every suppressed cell and what an attacker can infer about it from everything published.

@@ -64,8 +64,10 @@ pub const MAX_DOMINANCE_N: i64 = 10;
 impl ExactSum {
     /// How many of each cell's largest contributions the rules read.
     pub fn largest(&self) -> u32 {
-        let p = if self.p_percent.is_some() { 2 } else { 0 };
-        self.dominance.map_or(0, |d| d.n).max(p)
+        // At least the largest: a respondent who knows its own contribution (the insider the
+        // suppression is checked against) knows at most that much of a cell.
+        let p = if self.p_percent.is_some() { 2 } else { 1 };
+        self.dominance.map_or(1, |d| d.n).max(p)
     }
 }
 

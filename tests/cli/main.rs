@@ -8,6 +8,7 @@ mod bounding;
 mod common;
 mod consistency;
 mod crash;
+mod insiders;
 mod ledger;
 mod noise;
 mod plan;

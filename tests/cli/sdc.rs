@@ -1733,11 +1733,13 @@ fn a_table_the_earlier_pattern_leaves_no_room_for_is_refused_with_the_reason() {
 }
 
 /// Issue 24, item 1's other way: with `zeros_as_secondary = true` a zero may be hidden as a
-/// secondary cell, so nobody can count on a hidden count being at least 1, and two hidden 1s in
-/// a row need no third cell to stay open. Fewer cells are hidden than under the default (where
-/// hidden counts are at least 1), the manifest says so, intervals may reach 0, `audit` agrees.
+/// secondary cell, so nobody can count on a hidden count being at least 1: the manifest says so,
+/// intervals may reach 0, `audit` agrees. Against an outsider alone two hidden 1s of a row then
+/// needed no third cell (4 cells hidden against the default's 6); but each of their respondents
+/// knows its own cell holds at least 1 and would pin the other from above, so the release hides
+/// as many as the default here, and never more.
 #[test]
-fn zeros_as_secondary_cells_hide_fewer_cells() {
+fn zeros_as_secondary_cells_are_hidden_and_audited() {
     let suppressed = |zeros: bool| {
         let s = Scratch::new();
         let mut counts = String::from("a,b,n\n");
@@ -1781,7 +1783,7 @@ fn zeros_as_secondary_cells_hide_fewer_cells() {
     let (default, with_zeros) = (suppressed(false), suppressed(true));
     eprintln!("hidden: default {default}, zeros as secondaries {with_zeros}");
     assert!(
-        with_zeros < default,
+        with_zeros <= default,
         "zeros as secondaries hid {with_zeros} cells, the default {default}"
     );
 }

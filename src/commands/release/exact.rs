@@ -18,6 +18,8 @@ use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
 /// What the manifest says about the attacker's audit.
 pub const AUDIT: &str = "for every suppressed cell, the least and greatest value consistent with every published cell of the release's exact tables (each table's margins, and the margins tables of the same input share), non-negativity, what the rules make public (a suppressed count is at least 1 where zeros are never suppressed) and whole numbers: linear programs through good_lp, and integer programs where an LP's optimum is fractional; every suppressed cell, small or secondary, is audited before the release is charged";
+/// Who an exact table's pattern is proven against (the manifest's `attacker`).
+pub const ATTACKER: &str = "an outsider, who knows every cell published by this and every earlier release of the dataset, the rules (a suppressed count is at least 1 where zeros are never suppressed) and that values are whole numbers of 0 or more; and each respondent, who knows besides its own contribution to every cell it is in and subtracts it from the suppressed ones: no respondent narrows a small cell it is not in below the cell's protection levels (against its own cell's other respondents, the sensitivity rules protect). The intervals below are the outsider's; the respondents' were checked at release with the data and are never published, and `safestat audit`, which has only the published files, re-checks the outsider's";
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 /// What the manifest says about a pattern the exact method could not finish within its limits.
@@ -509,6 +511,7 @@ pub fn publish(
                 Method::Heuristic => HEURISTIC.into(),
             },
             cells_suppressed: suppressed,
+            attacker: ATTACKER.into(),
             audit: AUDIT.into(),
             intervals,
         });

@@ -177,6 +177,14 @@ pub enum SdcError {
         "the suppression pattern leaves cell {cell} exposed: the attacker's interval is {lo}..{hi} around its value"
     )]
     Exposed { cell: usize, lo: i64, hi: String },
+    /// The pattern protects every primary cell against an outsider, but a respondent who knows
+    /// its own contribution to other hidden cells narrows this one's interval, and raising its
+    /// levels did not help within the rounds allowed (the policy's or data's matter: the cell
+    /// cannot be hidden well enough among so few respondents).
+    #[error(
+        "no pattern found protects cell {cell} against a respondent who knows its own contribution to the other suppressed cells it is in: it narrows the cell to {lo}..{hi}"
+    )]
+    Insider { cell: usize, lo: i64, hi: String },
     /// A cell too large for the attacker's problems to stay exact (the input's fault: publish
     /// it in larger units).
     #[error(
@@ -199,7 +207,9 @@ impl SdcError {
     /// error is safestat's or its solver's.
     pub fn is_input(&self) -> bool {
         match self {
-            SdcError::AlreadyPublished { .. } | SdcError::TooLarge { .. } => true,
+            SdcError::AlreadyPublished { .. }
+            | SdcError::TooLarge { .. }
+            | SdcError::Insider { .. } => true,
             SdcError::Described { input, .. } => *input,
             SdcError::Attack(_) | SdcError::Secondary(_) | SdcError::Exposed { .. } => false,
         }
@@ -238,7 +248,7 @@ pub fn protect_with(
     protect_cells(
         structure,
         values,
-        &wanted,
+        (&wanted, &[]),
         published,
         &none,
         rules.objective,
@@ -246,12 +256,12 @@ pub fn protect_with(
 }
 
 /// The pattern that hides the primary cells `wanted` (each with its levels) and protects them,
-/// proven by the attacker's audit; cells `published` before are never hidden, cells hidden
-/// before stay hidden.
+/// proven by the attacker's audit, against an outsider and against each of the `insiders`;
+/// cells `published` before are never hidden, cells hidden before stay hidden.
 pub fn protect_cells(
     structure: &Structure,
     values: &[i64],
-    wanted: &[(usize, Levels)],
+    (wanted, insiders): (&[(usize, Levels)], &[Insider]),
     published: &[bool],
     hidden_before: &[bool],
     objective: Objective,
@@ -260,7 +270,7 @@ pub fn protect_cells(
     protect_within(
         structure,
         values,
-        wanted,
+        (wanted, insiders),
         before,
         objective,
         optimal::MAX_ROUNDS,
@@ -272,7 +282,7 @@ pub fn protect_cells(
 fn protect_within(
     structure: &Structure,
     values: &[i64],
-    wanted: &[(usize, Levels)],
+    (wanted, insiders): (&[(usize, Levels)], &[Insider]),
     (published, hidden_before): (&[bool], &[bool]),
     objective: Objective,
     rounds: usize,
@@ -309,6 +319,7 @@ fn protect_within(
         return Err(SdcError::AlreadyPublished { cell });
     }
     let mut wanted = wanted;
+    let primaries = wanted.len();
     let mut base: Vec<bool> = primary
         .iter()
         .zip(hidden_before)
@@ -403,6 +414,13 @@ fn protect_within(
                 ));
             }
         }
+        // Only once every cell holds against an outsider: the respondents, each knowing its own
+        // contribution to the hidden cells it is in.
+        let mut insider = false;
+        if short.is_empty() {
+            short = insiders_short(structure, values, &hidden, &wanted[..primaries], insiders)?;
+            insider = !short.is_empty();
+        }
         if short.is_empty() {
             return Ok(Protected {
                 primary,
@@ -414,6 +432,13 @@ fn protect_within(
         }
         if round == MAX_ROUNDS {
             let (cell, _, i) = short[0];
+            if insider {
+                return Err(SdcError::Insider {
+                    cell,
+                    lo: i.lo,
+                    hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
+                });
+            }
             return Err(SdcError::Exposed {
                 cell,
                 lo: i.lo,
@@ -424,12 +449,146 @@ fn protect_within(
             // The continuous attacker may already reach a level whole numbers cannot: ask more
             // each round, so that the LP must hide more.
             raised.up += round as i64;
+            raised.down = raised.down.min(room[c]);
             if let Some(w) = wanted.iter_mut().find(|w| w.0 == c) {
                 w.1 = raised;
             }
         }
     }
     unreachable!("the last round returns")
+}
+
+/// A respondent who knows its own contribution (an insider, the attacker of the p% rule taken
+/// across cells: Hundepool et al., *Statistical Disclosure Control*, 2012, 4.2.4 on singletons).
+/// It is in one cell of each table of its data, and knows that each of those cells holds at
+/// least its own contribution; subtracting it from the hidden cells it is in, it may narrow the
+/// other hidden cells. One insider stands for every respondent of its finest cell (`key`: a
+/// category of every dimension its data is tabulated by), the largest one, whose contribution is
+/// at most the least of those cells' largest contributions (what `knows` holds: only the cells
+/// where that is above the rules' floor). A cell that contains `key` (its margins) has the
+/// insider among its own respondents: its protection against them is the sensitivity rules'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insider {
+    pub key: Key,
+    pub knows: Vec<(usize, i64)>,
+}
+
+/// Whether the cell named `cell` (a key) holds the respondents of the finest cell `finest`: it
+/// names, for each of its dimensions, the same category or a group of it.
+fn contains(structure: &Structure, cell: &[(usize, u32)], finest: &[(usize, u32)]) -> bool {
+    cell.iter().all(|&(d, c)| {
+        finest.iter().any(|&(e, f)| {
+            e == d
+                && (f == c
+                    || structure
+                        .group_members(d, c)
+                        .is_some_and(|m| m.contains(&(f as usize))))
+        })
+    })
+}
+
+/// The most attacker's problems ([`attack`]'s targets, summed over the insiders) the insiders'
+/// check asks one by one; beyond it, each small cell is attacked once by all the insiders who are
+/// not among its own respondents together (a coalition, which knows more than any one of them:
+/// the pattern then holds against each, at the cost of a few more hidden cells).
+pub const MAX_INSIDER_PROBLEMS: usize = 5_000;
+
+/// The primary cells of `wanted` that an insider's attack leaves short of their levels under
+/// pattern `hidden`, each with the levels raised by its largest shortfall (as for whole numbers)
+/// and the narrowest interval an insider found. Only the insiders who know a hidden cell, and for
+/// each only the primary cells linked to what it knows and that do not contain it, are attacked;
+/// two insiders who know the same and attack the same cells are attacked once. Beyond
+/// [`MAX_INSIDER_PROBLEMS`], the coalition per small cell.
+fn insiders_short(
+    structure: &Structure,
+    values: &[i64],
+    hidden: &[bool],
+    wanted: &[(usize, Levels)],
+    insiders: &[Insider],
+) -> Result<Vec<(usize, Levels, Interval)>, SdcError> {
+    if insiders.is_empty() || wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let components = attack::Components::new(structure, hidden);
+    // Per insider who knows a hidden cell: what it knows of the hidden cells, and its targets.
+    let mut jobs: Vec<(Vec<(usize, i64)>, Vec<usize>)> = Vec::new();
+    let mut asked = std::collections::HashSet::new();
+    for insider in insiders {
+        let knows: Vec<(usize, i64)> = insider
+            .knows
+            .iter()
+            .filter(|&&(c, _)| hidden[c])
+            .copied()
+            .collect();
+        let reached: Vec<usize> = knows
+            .iter()
+            .map(|&(c, _)| components.component(c))
+            .collect();
+        let targets: Vec<usize> = wanted
+            .iter()
+            .map(|w| w.0)
+            .filter(|&p| {
+                reached.contains(&components.component(p))
+                    && !contains(structure, structure.key(p), &insider.key)
+            })
+            .collect();
+        if !targets.is_empty() && asked.insert((knows.clone(), targets.clone())) {
+            jobs.push((knows, targets));
+        }
+    }
+    if jobs.iter().map(|j| j.1.len()).sum::<usize>() > MAX_INSIDER_PROBLEMS {
+        // Per small cell, every insider not among its respondents at once.
+        let mut coalitions: std::collections::BTreeMap<usize, Vec<(usize, i64)>> =
+            Default::default();
+        for (knows, targets) in &jobs {
+            for &p in targets {
+                coalitions.entry(p).or_default().extend(knows);
+            }
+        }
+        jobs = coalitions
+            .into_iter()
+            .map(|(p, mut knows)| {
+                knows.sort_unstable_by_key(|&(c, x)| (c, std::cmp::Reverse(x)));
+                knows.dedup_by_key(|k| k.0);
+                (knows, vec![p])
+            })
+            .collect();
+    }
+    let mut known = structure.clone();
+    let mut short: std::collections::BTreeMap<usize, (Levels, Interval)> = Default::default();
+    for (knows, targets) in jobs {
+        for &(c, x) in &knows {
+            known.set_floor(c, x);
+        }
+        let found = attack(&known, values, hidden, &targets);
+        for &(c, _) in &knows {
+            known.set_floor(c, structure.floor(c));
+        }
+        for (p, i) in targets.into_iter().zip(found?) {
+            let levels = wanted
+                .iter()
+                .find(|w| w.0 == p)
+                .expect("a target is wanted")
+                .1;
+            if protects(i, values[p], levels) {
+                continue;
+            }
+            let up = i.hi.map_or(0, |hi| (values[p] + levels.up - hi).max(0));
+            let down = (i.lo - (values[p] - levels.down)).max(0);
+            let entry = short.entry(p).or_insert((levels, i));
+            entry.0.up = entry.0.up.max(levels.up + up);
+            entry.0.down = entry.0.down.max(levels.down + down);
+            let narrower = match (i.width(), entry.1.width()) {
+                (Some(a), Some(b)) => a < b,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if narrower {
+                entry.1 = i;
+            }
+        }
+    }
+    Ok(short.into_iter().map(|(c, (l, i))| (c, l, i)).collect())
 }
 
 #[cfg(test)]

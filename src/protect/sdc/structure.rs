@@ -107,6 +107,11 @@ impl Structure {
         self.floors = floors;
     }
 
+    /// Sets cell `c`'s least value if hidden (an attacker who knows more than the rules say).
+    pub fn set_floor(&mut self, c: usize, floor: i64) {
+        self.floors[c] = floor;
+    }
+
     /// Whether cell `c` may be hidden as a secondary cell when it is zero.
     pub fn zero_hideable(&self, c: usize) -> bool {
         self.zeros_hideable[c]

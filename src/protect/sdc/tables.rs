@@ -43,21 +43,11 @@ pub fn structure(
     same_data: &[usize],
 ) -> (Structure, Vec<Vec<usize>>) {
     let n = plan.dimensions.len();
-    // Counts of units are measure 0, counts of rows and each summed column the next.
-    let mut measures: Vec<Option<Option<String>>> = vec![None];
-    let mut measure = |t: &ExactTableSpec| {
-        let m = t.sum.as_ref().map(|s| s.column.clone());
-        measures.iter().position(|x| *x == m).unwrap_or_else(|| {
-            measures.push(m);
-            measures.len() - 1
-        })
-    };
     link(
         specs
             .iter()
-            .map(|t| {
-                let input = same_data.get(t.input).copied().unwrap_or(t.input);
-                let space = measure(t) * plan.inputs.len() + input;
+            .zip(spaces(plan, specs, same_data))
+            .map(|(t, space)| {
                 let counts = t.sum.as_ref().is_none_or(|s| s.column.is_none());
                 (
                     space as u32,
@@ -70,6 +60,140 @@ pub fn structure(
             })
             .collect(),
     )
+}
+
+/// Each table's space: what it counts or sums (counts of units are measure 0, counts of rows and
+/// each summed column the next) of which data (its input, or the input of the same data).
+fn spaces(plan: &Plan, specs: &[&ExactTableSpec], same_data: &[usize]) -> Vec<usize> {
+    let mut measures: Vec<Option<Option<String>>> = vec![None];
+    specs
+        .iter()
+        .map(|t| {
+            let m = t.sum.as_ref().map(|s| s.column.clone());
+            let measure = measures.iter().position(|x| *x == m).unwrap_or_else(|| {
+                measures.push(m);
+                measures.len() - 1
+            });
+            let input = same_data.get(t.input).copied().unwrap_or(t.input);
+            measure * plan.inputs.len() + input
+        })
+        .collect()
+}
+
+/// The most finest cells (a category of every dimension a data's tables are tabulated by) whose
+/// respondents are each taken as an insider ([`insiders`]).
+pub const MAX_FINEST_CELLS: usize = 1_000_000;
+
+/// The insiders of the exact tables `specs` (laid out on `grids` of `structure`), one per
+/// finest cell of each data (see [`super::Insider`]): its respondents are in one inner cell of
+/// each table, and the largest of them contributes at most the least of those cells' largest
+/// contributions (`top`, per cell: a count's unit contributes 1). Data whose insiders know
+/// nothing the rules do not already make public (a count whose zeros are never hidden: each
+/// knows its cell is at least 1) have none.
+fn insiders(
+    plan: &Plan,
+    specs: &[&ExactTableSpec],
+    (structure, grids): (&Structure, &[Vec<usize>]),
+    spaces: &[usize],
+    top: &[i64],
+) -> Result<Vec<super::Insider>, SdcError> {
+    let n = plan.dimensions.len();
+    let mut by_space: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (t, &space) in spaces.iter().enumerate() {
+        if !specs[t].dims.is_empty() {
+            by_space.entry(space).or_default().push(t);
+        }
+    }
+    let mut found = Vec::new();
+    for (space, tables) in by_space {
+        let knows_more = tables
+            .iter()
+            .any(|&t| grids[t].iter().any(|&c| top[c] > structure.floor(c)));
+        if !knows_more {
+            continue;
+        }
+        let mut dims: Vec<usize> = tables.iter().flat_map(|&t| specs[t].dims.clone()).collect();
+        dims.sort_unstable();
+        dims.dedup();
+        let sizes: Vec<usize> = dims
+            .iter()
+            .map(|&d| plan.dimensions[d].categories.len())
+            .collect();
+        let finest = sizes
+            .iter()
+            .try_fold(1usize, |p, &s| p.checked_mul(s))
+            .filter(|&p| p <= MAX_FINEST_CELLS)
+            .ok_or_else(|| SdcError::Described {
+                input: true,
+                message: format!(
+                    "exact tables {} together tabulate their data by [{}], more than {MAX_FINEST_CELLS} combinations of categories: too many for safestat to check each combination's respondents, who know their own contributions, against the suppression pattern. Publish fewer dimensions, or some of these tables with differential privacy. Nothing was charged",
+                    tables
+                        .iter()
+                        .map(|&t| format!("`{}`", specs[t].name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    plan.dimension_names(&dims).join(", ")
+                ),
+            })?;
+        // Per table, where each of `dims` sits in its grid, and its grid's extent.
+        let placed: Vec<(usize, Vec<usize>, Vec<usize>)> = tables
+            .iter()
+            .map(|&t| {
+                let spec = specs[t];
+                let at = spec
+                    .dims
+                    .iter()
+                    .map(|d| dims.binary_search(d).expect("a dimension of the space"))
+                    .collect();
+                let extent = layouts(plan, spec)
+                    .iter()
+                    .map(|l| {
+                        if spec.margins {
+                            l.positions()
+                        } else {
+                            l.categories
+                        }
+                    })
+                    .collect();
+                (t, at, extent)
+            })
+            .collect();
+        for f in 0..finest {
+            let coords = unravel(f, &sizes);
+            let mut cells: Vec<usize> = placed
+                .iter()
+                .map(|(t, at, extent)| {
+                    let p = at
+                        .iter()
+                        .zip(extent)
+                        .fold(0, |p, (&k, &e)| p * e + coords[k]);
+                    grids[*t][p]
+                })
+                .collect();
+            let x = cells.iter().map(|&c| top[c]).min().unwrap_or(0);
+            if x <= 0 {
+                continue;
+            }
+            cells.sort_unstable();
+            cells.dedup();
+            let knows: Vec<(usize, i64)> = cells
+                .into_iter()
+                .filter(|&c| x > structure.floor(c))
+                .map(|c| (c, x))
+                .collect();
+            if !knows.is_empty() {
+                found.push(super::Insider {
+                    key: dims
+                        .iter()
+                        .zip(&coords)
+                        .map(|(&d, &c)| (space * n + d, c as u32))
+                        .collect(),
+                    knows,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// One exact table's shape in a structure: its space, dimension ids, layout per dimension,
@@ -323,6 +447,18 @@ pub fn protect_tables(
         .enumerate()
         .filter_map(|(c, l)| l.map(|l| (c, l)))
         .collect();
+    // Each cell's largest single contribution: a count's unit contributes 1.
+    let top: Vec<i64> = (0..structure.cells())
+        .map(|c| {
+            if largest[c].is_empty() {
+                i64::from(values[c] > 0)
+            } else {
+                largest[c][0]
+            }
+        })
+        .collect();
+    let spaces = spaces(plan, &specs, same_data);
+    let insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &top)?;
     // One objective for the release (validation refuses exact tables that differ).
     let objective = match plan.exact_tables.first().map(|t| t.secondary) {
         Some(SecondaryObjective::Value) => Objective::Value,
@@ -336,7 +472,7 @@ pub fn protect_tables(
     } = super::protect_cells(
         &structure,
         &values,
-        &wanted,
+        (&wanted, &insiders),
         &published,
         &hidden_before,
         objective,
@@ -411,6 +547,7 @@ pub fn attack_published(
 fn describe(plan: &Plan, structure: &Structure, e: SdcError) -> SdcError {
     let cell = match &e {
         SdcError::Exposed { cell, .. }
+        | SdcError::Insider { cell, .. }
         | SdcError::AlreadyPublished { cell }
         | SdcError::TooLarge { cell, .. } => *cell,
         SdcError::Attack(a) => a.cell,

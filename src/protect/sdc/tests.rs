@@ -326,7 +326,15 @@ fn a_cell_hidden_before_stays_hidden_and_its_small_cells_stay_protected() {
     }
     let published = vec![false; s.cells()];
     let wanted = [(inner[0], levels(2, &RULES))];
-    let p = protect_cells(&s, &values, &wanted, &published, &before, Objective::Cells).unwrap();
+    let p = protect_cells(
+        &s,
+        &values,
+        (&wanted, &[]),
+        &published,
+        &before,
+        Objective::Cells,
+    )
+    .unwrap();
     for i in [0, 1, 3, 4] {
         assert!(p.hidden[inner[i]]);
     }
@@ -909,7 +917,15 @@ fn a_completed_pattern_never_pins_a_hidden_cell() {
     for (s, values) in region_gender_tables() {
         let (wanted, _) = primaries(&values);
         let none = vec![false; s.cells()];
-        let p = protect_within(&s, &values, &wanted, (&none, &none), Objective::Cells, 6).unwrap();
+        let p = protect_within(
+            &s,
+            &values,
+            (&wanted, &[]),
+            (&none, &none),
+            Objective::Cells,
+            6,
+        )
+        .unwrap();
         completed += usize::from(p.method != Method::Optimal);
         assert_safe(&s, &values, &p);
     }
@@ -947,4 +963,188 @@ fn two_hidden_ones_in_a_row_stay_protected_against_an_attacker_who_knows_the_rul
         assert!(i.hi.is_none_or(|h| h >= 2), "{i:?}");
     }
     assert!(secondary_count(&p1) > secondary_count(&p0));
+}
+
+/// Every whole-number 2 x 3 table (its inner cells) that agrees with what is published (`hidden`
+/// cells aside), each hidden inner cell from 0 to `cap`: brute force, for the insider tests.
+fn agreeing_2x3(
+    s: &Structure,
+    values: &[i64],
+    ids: &[usize],
+    hidden: &[bool],
+    cap: i64,
+) -> Vec<Vec<i64>> {
+    // The inner cells under each cell.
+    let under: Vec<Vec<usize>> = (0..s.cells())
+        .map(|c| {
+            (0..6)
+                .filter(|&i| s.key(c).iter().all(|p| s.key(ids[i]).contains(p)))
+                .collect()
+        })
+        .collect();
+    let free: Vec<usize> = (0..6).filter(|&i| hidden[ids[i]]).collect();
+    let mut inner: Vec<i64> = ids.iter().map(|&c| values[c]).collect();
+    let mut found = Vec::new();
+    for n in 0..(cap + 1).pow(free.len() as u32) {
+        let mut k = n;
+        for &i in &free {
+            inner[i] = k % (cap + 1);
+            k /= cap + 1;
+        }
+        if (0..s.cells())
+            .all(|c| hidden[c] || under[c].iter().map(|&i| inner[i]).sum::<i64>() == values[c])
+        {
+            found.push(inner.clone());
+        }
+    }
+    found
+}
+
+/// Whether some respondent, knowing its own contribution `top[i]` to the hidden inner cell `i`
+/// it is in, narrows a small inner cell other than its own below its levels: brute force over the
+/// tables that agree with the published cells and in which cell `i` is at least `top[i]`.
+fn an_insider_discloses(
+    s: &Structure,
+    values: &[i64],
+    ids: &[usize],
+    (wanted, top): (&[(usize, Levels)], &[i64]),
+    hidden: &[bool],
+) -> bool {
+    // Room for every cell to move by twice the largest level above the largest cell (a move of
+    // the tables that takes a small cell to its level moves no cell by more).
+    let up = wanted.iter().map(|w| w.1.up).max().unwrap_or(0);
+    let cap = ids.iter().map(|&c| values[c]).max().unwrap_or(0) + 2 * up;
+    let tables = agreeing_2x3(s, values, ids, hidden, cap);
+    (0..6).filter(|&i| hidden[ids[i]] && top[i] > 0).any(|i| {
+        let known: Vec<&Vec<i64>> = tables.iter().filter(|t| t[i] >= top[i]).collect();
+        wanted.iter().filter(|w| w.0 != ids[i]).any(|&(p, l)| {
+            let j = ids
+                .iter()
+                .position(|&c| c == p)
+                .expect("small cells are inner");
+            let lo = known.iter().map(|t| t[j]).min().expect("the truth agrees");
+            let hi = known.iter().map(|t| t[j]).max().expect("the truth agrees");
+            hi < values[p] + l.up || lo > values[p] - l.down
+        })
+    })
+}
+
+/// Issue 24's insider: in a sum, r1,a (one respondent, 500) and r1,b (one respondent, 300) are
+/// small; the outsider's least pattern hides them with r2,a and r2,b, and the respondent of r1,a,
+/// subtracting its own 500 from r1's a + b = 800, learns r1,b = 300 exactly. With the insiders,
+/// the pattern hides more, and neither respondent learns the other's cell.
+#[test]
+fn a_respondent_who_subtracts_its_own_contribution_learns_nothing() {
+    let inner = [500, 300, 2000, 700, 900, 1500];
+    let top = [500, 300, 400, 200, 300, 250];
+    let (s, values, ids) = table(&[2, 3], &inner);
+    let wanted: Vec<(usize, Levels)> = [0, 1]
+        .iter()
+        .map(|&i| (ids[i], levels(inner[i], &RULES)))
+        .collect();
+    let insiders: Vec<Insider> = (0..6)
+        .map(|i| Insider {
+            key: s.key(ids[i]).to_vec(),
+            knows: vec![(ids[i], top[i])],
+        })
+        .collect();
+    let none = vec![false; s.cells()];
+    let outsider =
+        protect_cells(&s, &values, (&wanted, &[]), &none, &none, RULES.objective).unwrap();
+    // The outsider's pattern: the rectangle, and the insider of r1,a pins r1,b from above.
+    assert_eq!(outsider.hidden.iter().filter(|&&h| h).count(), 4);
+    let mut known = s.clone();
+    known.set_floor(ids[0], 500);
+    let pinned = attack(&known, &values, &outsider.hidden, &[ids[1]]).unwrap();
+    assert_eq!(pinned[0].hi, Some(300));
+    let p = protect_cells(
+        &s,
+        &values,
+        (&wanted, &insiders),
+        &none,
+        &none,
+        RULES.objective,
+    )
+    .unwrap();
+    assert!(p.hidden.iter().filter(|&&h| h).count() > 4);
+    for (i, &x) in top.iter().enumerate() {
+        if !p.hidden[ids[i]] {
+            continue;
+        }
+        known = s.clone();
+        known.set_floor(ids[i], x);
+        for &(c, l) in wanted.iter().filter(|w| w.0 != ids[i]) {
+            let got = attack(&known, &values, &p.hidden, &[c]).unwrap()[0];
+            assert!(
+                protects(got, values[c], l),
+                "insider {i}, cell {c}: {got:?}"
+            );
+        }
+    }
+}
+
+/// On 150 random 2 x 3 sums of up to four respondents per cell, each contributing 1 or 2 (a cell
+/// of fewer than 3 is small), the pattern chosen with the insiders leaves no respondent able to
+/// narrow another small cell below its levels, by brute force over whole numbers; the outsider's
+/// pattern does let one in some tables (what the insiders' check is for).
+#[test]
+fn no_insider_narrows_a_small_cell_against_brute_force() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(24);
+    let (mut checked, mut opened) = (0, 0);
+    for _ in 0..150 {
+        let mut inner = [0i64; 6];
+        let mut top = [0i64; 6];
+        let mut units = [0usize; 6];
+        for i in 0..6 {
+            units[i] = rng.gen_range(0..5);
+            for _ in 0..units[i] {
+                let x = rng.gen_range(1..3);
+                inner[i] += x;
+                top[i] = top[i].max(x);
+            }
+        }
+        let (s, values, ids) = table(&[2, 3], &inner);
+        let wanted: Vec<(usize, Levels)> = (0..6)
+            .filter(|&i| (1..3).contains(&units[i]))
+            .map(|i| (ids[i], levels(inner[i], &RULES)))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let insiders: Vec<Insider> = (0..6)
+            .filter(|&i| top[i] > 0)
+            .map(|i| Insider {
+                key: s.key(ids[i]).to_vec(),
+                knows: vec![(ids[i], top[i])],
+            })
+            .collect();
+        let none = vec![false; s.cells()];
+        let with = protect_cells(
+            &s,
+            &values,
+            (&wanted, &insiders),
+            &none,
+            &none,
+            RULES.objective,
+        )
+        .unwrap();
+        assert!(
+            !an_insider_discloses(&s, &values, &ids, (&wanted, &top), &with.hidden),
+            "{inner:?} {units:?}: {:?}",
+            with.hidden
+        );
+        let without =
+            protect_cells(&s, &values, (&wanted, &[]), &none, &none, RULES.objective).unwrap();
+        opened += usize::from(an_insider_discloses(
+            &s,
+            &values,
+            &ids,
+            (&wanted, &top),
+            &without.hidden,
+        ));
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked}");
+    assert!(opened > 0, "no outsider pattern was opened by an insider");
 }
