@@ -26,7 +26,8 @@ pub struct Presentation {
     pub language: String,
     /// What a suppressed cell shows in the workbook and the report (default `x`).
     pub suppressed_marker: String,
-    /// Whether the CSV files start with a UTF-8 byte-order mark (for Excel).
+    /// Whether the CSV files start with a UTF-8 byte-order mark (for Excel; by default with
+    /// `language = "ko"` only).
     pub csv_bom: bool,
     /// A count's cell is flagged `unreliable` when its margin of error is above this share of
     /// its published value (default 0.5).
@@ -159,7 +160,9 @@ pub(super) fn presentation_sections(
             p.suppressed_marker = m;
         }
     }
-    p.csv_bom = csv_bom.unwrap_or(false);
+    // Korean Excel opens a CSV without a byte-order mark as CP949 (Hangul as mojibake): a
+    // Korean publication's CSVs carry one unless the policy says otherwise.
+    p.csv_bom = csv_bom.unwrap_or(p.language == "ko");
     match unreliable_above {
         Some(share) if !(share.is_finite() && share > 0.0) => problems.add(
             "[publication] field `unreliable_above`",

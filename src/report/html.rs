@@ -21,7 +21,7 @@ fn esc(s: &str) -> String {
 pub const MAX_CHART_CELLS: usize = 2_000;
 pub const MAX_PAGE_CELLS: usize = 20_000;
 
-const STYLE: &str = "body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v,table.cross td.share,table.cross td.share-moe{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
+const STYLE: &str = "body{font-family:'Noto Sans KR','Noto Sans CJK KR','Source Han Sans KR','NanumGothic','Nanum Gothic','UnDotum','Malgun Gothic','Apple SD Gothic Neo',sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.5}h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:2px solid #2b5797;padding-bottom:.2em}table.cross{border-collapse:collapse;margin:.8em 0}table.cross td,table.cross th{border:1px solid #bbb;padding:.2em .6em}table.cross th{background:#e8eef7}table.cross td.v,table.cross td.share,table.cross td.share-moe{text-align:right}table.cross td.unreliable{font-style:italic;background:#fff2cc}table.cross .total{font-weight:bold;background:#f3f3f3}.suppressed{color:#888;text-align:center!important}.note{color:#555;font-size:.9em}svg text{font-size:12px}dl.method dt{font-weight:bold;margin-top:.6em}";
 
 pub fn write(
     v: &View,
@@ -46,7 +46,7 @@ pub fn write(
         w.release,
         esc(&m.release.id),
         m.release.version,
-        esc(&m.created_at),
+        esc(&super::words::made_on(&m.created_at, w.korean)),
     );
     for t in tables {
         let cross = &crosses[t.entry.name.as_str()];

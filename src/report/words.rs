@@ -345,6 +345,25 @@ impl Words {
     }
 }
 
+/// When a release was made (the manifest's `created_at`, RFC 3339 in UTC), as its readers write a
+/// date: in Korean the day in Korea (KST, UTC+9), `2026년 12월 3일`; in English the UTC time as
+/// recorded. A time that does not parse is shown as it is.
+pub fn made_on(created_at: &str, korean: bool) -> String {
+    if !korean {
+        return created_at.to_string();
+    }
+    let Ok(utc) = humantime::parse_rfc3339_weak(created_at) else {
+        return created_at.to_string();
+    };
+    let kst = humantime::format_rfc3339_seconds(utc + std::time::Duration::from_secs(9 * 3600))
+        .to_string();
+    let n = |r: std::ops::Range<usize>| kst.get(r).and_then(|s| s.parse::<u32>().ok());
+    match (n(0..4), n(5..7), n(8..10)) {
+        (Some(y), Some(m), Some(d)) => format!("{y}년 {m}월 {d}일"),
+        _ => created_at.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +396,23 @@ mod tests {
             KO.budget_text("rho", 0.1, 0.4, &budget(None, Some(1.0), None))
                 .ends_with("남은 예산 0.6000")
         );
+    }
+
+    #[test]
+    fn a_korean_date_is_the_day_in_korea() {
+        assert_eq!(
+            super::made_on("2026-12-03T08:57:47Z", true),
+            "2026년 12월 3일"
+        );
+        // 20:00 UTC on the last day of the year is the next morning in Seoul.
+        assert_eq!(
+            super::made_on("2026-12-31T20:00:00Z", true),
+            "2027년 1월 1일"
+        );
+        assert_eq!(
+            super::made_on("2026-12-03T08:57:47Z", false),
+            "2026-12-03T08:57:47Z"
+        );
+        assert_eq!(super::made_on("yesterday", true), "yesterday");
     }
 }

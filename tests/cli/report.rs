@@ -292,19 +292,35 @@ fn report_remakes_the_same_bytes_from_the_folder_alone() {
     assert_eq!(sha256(&s.path("old/report.html")), html_sha);
 }
 
+/// A Korean publication's CSVs start with a byte-order mark (Korean Excel reads them as UTF-8);
+/// `csv_bom = false` leaves it out, and nothing else changes. Its report dates it in Korean.
 #[test]
-fn csv_bom_writes_a_byte_order_mark_and_nothing_else_changes() {
+fn a_korean_publication_writes_a_byte_order_mark_unless_told_not_to() {
+    let header = b"gender,value,status,moe95,flag\n";
+    let s = sample();
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let with = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
+    assert!(with.starts_with(b"\xEF\xBB\xBF") && with[3..].starts_with(header));
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["report", DIR]).expect_code(0);
+    // The report dates the release in Korean, by the day in Seoul (UTC+9).
+    let m = manifest(&s.path(DIR));
+    let utc = humantime::parse_rfc3339(m["created_at"].as_str().unwrap()).unwrap();
+    let kst = humantime::format_rfc3339(utc + std::time::Duration::from_secs(9 * 3600)).to_string();
+    let day = |r: std::ops::Range<usize>| kst[r].parse::<u32>().unwrap();
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    let date = format!("{}년 {}월 {}일", day(0..4), day(5..7), day(8..10));
+    assert!(html.contains(&date), "{date} not in the report");
     let s = sample();
     let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
     s.write(
         SAMPLE_POLICY,
-        &replace_once(&policy, "# csv_bom = true ", "csv_bom = true   "),
+        &replace_once(&policy, "# csv_bom = false ", "csv_bom = false   "),
     );
     s.run(&["release", SAMPLE_POLICY]).expect_code(0);
-    let bytes = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
-    assert!(bytes.starts_with(b"\xEF\xBB\xBFgender,value,status,moe95,flag\n"));
+    let without = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
+    assert!(without.starts_with(header));
     s.run(&["audit", DIR]).expect_code(0);
-    s.run(&["report", DIR]).expect_code(0);
 }
 
 #[test]

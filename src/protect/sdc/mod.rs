@@ -487,6 +487,9 @@ fn contains(structure: &Structure, cell: &[(usize, u32)], finest: &[(usize, u32)
     })
 }
 
+/// Hidden cells an attacker knows more of: each with its least value.
+type Knows = Vec<(usize, i64)>;
+
 /// The most attacker's problems ([`attack`]'s targets, summed over the insiders) the insiders'
 /// check asks one by one; beyond it, each small cell is attacked once by all the insiders who are
 /// not among its own respondents together (a coalition, which knows more than any one of them:
@@ -511,7 +514,7 @@ fn insiders_short(
     }
     let components = attack::Components::new(structure, hidden);
     // Per insider who knows a hidden cell: what it knows of the hidden cells, and its targets.
-    let mut jobs: Vec<(Vec<(usize, i64)>, Vec<usize>)> = Vec::new();
+    let mut jobs: Vec<(Knows, Vec<usize>)> = Vec::new();
     let mut asked = std::collections::HashSet::new();
     for insider in insiders {
         let knows: Vec<(usize, i64)> = insider
