@@ -178,9 +178,8 @@ pub enum SdcError {
     )]
     Exposed { cell: usize, lo: i64, hi: String },
     /// The pattern protects every primary cell against an outsider, but a respondent who knows
-    /// its own contribution to other hidden cells narrows this one's interval, and raising its
-    /// levels did not help within the rounds allowed (the policy's or data's matter: the cell
-    /// cannot be hidden well enough among so few respondents).
+    /// its own contribution to other hidden cells narrows this one's interval, and hiding what
+    /// the heuristic asks in its model did not help within the rounds allowed.
     #[error(
         "no pattern found protects cell {cell} against a respondent who knows its own contribution to the other suppressed cells it is in: it narrows the cell to {lo}..{hi}"
     )]
@@ -415,11 +414,57 @@ fn protect_within(
             }
         }
         // Only once every cell holds against an outsider: the respondents, each knowing its own
-        // contribution to the hidden cells it is in.
-        let mut insider = false;
+        // contribution to the hidden cells it is in. A small cell one of them narrows gets what
+        // the heuristic hides for it in that respondent's model (the cheapest change that moves
+        // it by its levels with the cells the respondent knows no lower than what it knows): those
+        // cells stay hidden in every later round, so what was fixed stays fixed.
         if short.is_empty() {
-            short = insiders_short(structure, values, &hidden, &wanted[..primaries], insiders)?;
-            insider = !short.is_empty();
+            let failing =
+                insiders_short(structure, values, &hidden, &wanted[..primaries], insiders)?;
+            if let Some((cell, i, _)) = failing.first() {
+                if round == MAX_ROUNDS {
+                    return Err(SdcError::Insider {
+                        cell: *cell,
+                        lo: i.lo,
+                        hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
+                    });
+                }
+                if method == Method::Optimal {
+                    // The outsider's minimum bounds every pattern that also holds against them.
+                    let secondary = (0..values.len()).filter(|&c| hidden[c] && !primary[c]);
+                    let at_least = match objective {
+                        Objective::Cells => secondary.count() as i64,
+                        Objective::Value => secondary.map(|c| values[c]).sum(),
+                    };
+                    method = Method::Completed { at_least };
+                }
+                let mut known = structure.clone();
+                for (p, _, knows) in &failing {
+                    for &(c, x) in knows {
+                        known.set_floor(c, x);
+                    }
+                    let levels = wanted[..primaries]
+                        .iter()
+                        .find(|w| w.0 == *p)
+                        .expect("a target is wanted")
+                        .1;
+                    secondary::suppress(
+                        &known,
+                        values,
+                        published,
+                        &mut hidden,
+                        &[(*p, levels)],
+                        objective,
+                    )?;
+                    for &(c, _) in knows {
+                        known.set_floor(c, structure.floor(c));
+                    }
+                }
+                for (b, &h) in base.iter_mut().zip(&hidden) {
+                    *b |= h;
+                }
+                continue;
+            }
         }
         if short.is_empty() {
             return Ok(Protected {
@@ -432,13 +477,6 @@ fn protect_within(
         }
         if round == MAX_ROUNDS {
             let (cell, _, i) = short[0];
-            if insider {
-                return Err(SdcError::Insider {
-                    cell,
-                    lo: i.lo,
-                    hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
-                });
-            }
             return Err(SdcError::Exposed {
                 cell,
                 lo: i.lo,
@@ -497,8 +535,7 @@ type Knows = Vec<(usize, i64)>;
 pub const MAX_INSIDER_PROBLEMS: usize = 5_000;
 
 /// The primary cells of `wanted` that an insider's attack leaves short of their levels under
-/// pattern `hidden`, each with the levels raised by its largest shortfall (as for whole numbers)
-/// and the narrowest interval an insider found. Only the insiders who know a hidden cell, and for
+/// pattern `hidden`: each with the interval it found and what it knows of the hidden cells. Only the insiders who know a hidden cell, and for
 /// each only the primary cells linked to what it knows and that do not contain it, are attacked;
 /// two insiders who know the same and attack the same cells are attacked once. Beyond
 /// [`MAX_INSIDER_PROBLEMS`], the coalition per small cell.
@@ -508,7 +545,7 @@ fn insiders_short(
     hidden: &[bool],
     wanted: &[(usize, Levels)],
     insiders: &[Insider],
-) -> Result<Vec<(usize, Levels, Interval)>, SdcError> {
+) -> Result<Vec<(usize, Interval, Knows)>, SdcError> {
     if insiders.is_empty() || wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -558,7 +595,7 @@ fn insiders_short(
             .collect();
     }
     let mut known = structure.clone();
-    let mut short: std::collections::BTreeMap<usize, (Levels, Interval)> = Default::default();
+    let mut failing = Vec::new();
     for (knows, targets) in jobs {
         for &(c, x) in &knows {
             known.set_floor(c, x);
@@ -573,25 +610,12 @@ fn insiders_short(
                 .find(|w| w.0 == p)
                 .expect("a target is wanted")
                 .1;
-            if protects(i, values[p], levels) {
-                continue;
-            }
-            let up = i.hi.map_or(0, |hi| (values[p] + levels.up - hi).max(0));
-            let down = (i.lo - (values[p] - levels.down)).max(0);
-            let entry = short.entry(p).or_insert((levels, i));
-            entry.0.up = entry.0.up.max(levels.up + up);
-            entry.0.down = entry.0.down.max(levels.down + down);
-            let narrower = match (i.width(), entry.1.width()) {
-                (Some(a), Some(b)) => a < b,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if narrower {
-                entry.1 = i;
+            if !protects(i, values[p], levels) {
+                failing.push((p, i, knows.clone()));
             }
         }
     }
-    Ok(short.into_iter().map(|(c, (l, i))| (c, l, i)).collect())
+    Ok(failing)
 }
 
 #[cfg(test)]
