@@ -103,15 +103,14 @@ impl Error {
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
         let mut source = std::error::Error::source(self);
-        // `transparent` variants share their inner error's message; skip the duplicate.
-        if let Some(s) = source
-            && s.to_string() == out
-        {
-            source = s.source();
-        }
+        // A message that already ends with its source's (a `transparent` variant, or one that
+        // prefixes it, as `exact tables: ...`) is not followed by it again.
         while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
+            let text = s.to_string();
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             source = s.source();
         }
         out

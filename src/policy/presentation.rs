@@ -45,6 +45,10 @@ pub struct Presentation {
     /// Per table (by name), its title, its unit and whether it publishes shares.
     #[serde(default)]
     pub tables: BTreeMap<String, TableLabels>,
+    /// What a privacy unit is called in the reader's words (`[labels.<privacy unit column>]`
+    /// `label = "피해자"`), for the methodology and the measure of a count of units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_unit_label: Option<String>,
 }
 
 impl Default for Presentation {
@@ -57,6 +61,7 @@ impl Default for Presentation {
             totals_first: true,
             dimensions: BTreeMap::new(),
             tables: BTreeMap::new(),
+            privacy_unit_label: None,
         }
     }
 }
@@ -125,7 +130,7 @@ impl Presentation {
 pub(super) fn presentation_sections(
     publication: PublicationSection,
     labels: BTreeMap<String, LabelSection>,
-    dimensions: &[Dimension],
+    (dimensions, privacy_unit): (&[Dimension], &str),
     groups: &std::collections::BTreeSet<(String, String)>,
     problems: &mut Problems,
 ) -> Presentation {
@@ -185,11 +190,28 @@ pub(super) fn presentation_sections(
     for (name, section) in labels {
         let name = nfc(name);
         let at = format!("[labels.{name}]");
+        if name == privacy_unit && !dimensions.iter().any(|d| d.name == name) {
+            // The privacy unit's name in the reader's words: a label, no categories.
+            match (section.label, section.categories.is_empty()) {
+                (Some(label), true) if !label.trim().is_empty() => {
+                    p.privacy_unit_label = Some(label);
+                }
+                (_, false) => problems.add(
+                    &format!("{at} field `categories`"),
+                    format!("`{name}` is the privacy unit, whose values are never published: give it a `label` only"),
+                ),
+                _ => problems.add(
+                    &format!("{at} field `label`"),
+                    format!("the privacy unit `{name}` needs a `label` to be shown by (e.g. `label = \"피해자\"`)"),
+                ),
+            }
+            continue;
+        }
         let Some(dim) = dimensions.iter().find(|d| d.name == name) else {
             problems.add(
                 &at,
                 format!(
-                    "`{name}` is not a dimension with declared [categories]{}",
+                    "`{name}` is not a dimension with declared [categories] nor the privacy unit `{privacy_unit}`{}",
                     did_you_mean(&name, dimensions.iter().map(|d| d.name.as_str()))
                 ),
             );

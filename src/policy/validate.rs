@@ -93,7 +93,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let mut presentation = presentation::presentation_sections(
         publication,
         labels,
-        &dimensions,
+        (&dimensions, &dataset.privacy_unit),
         &groups,
         &mut problems,
     );

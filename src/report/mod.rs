@@ -520,15 +520,34 @@ impl<'a> View<'a> {
         }
     }
 
+    /// What a table's values measure, with their unit, for the one column of a one-dimensional
+    /// table: `피해자 수 (명)`, `건수 (건)`, `sum of services`; a count of units says the privacy
+    /// unit's label where the policy gives one.
+    pub fn measure(&self, table: &str, statistic: &str, column: Option<&str>) -> String {
+        let what = match (statistic, &self.p.privacy_unit_label, column) {
+            ("count_units", Some(label), _) if self.w.korean => format!("{label} 수"),
+            ("count_units", Some(label), _) => format!("number of {label}"),
+            ("sum", _, Some(column)) if self.w.korean => format!("{column} 합계"),
+            ("sum", _, Some(column)) => format!("sum of {column}"),
+            _ => self.w.statistic_name(statistic).to_string(),
+        };
+        let unit = self
+            .p
+            .unit(table)
+            .unwrap_or_else(|| self.w.statistic_unit(statistic));
+        if unit.is_empty() {
+            what
+        } else {
+            format!("{what} ({unit})")
+        }
+    }
+
     /// The header of an exact table's column `c`: the last dimension's category (or total), or
-    /// the unit when the table has one dimension.
+    /// what the values measure when the table has one dimension.
     pub fn exact_column(&self, t: &ExactTable, c: usize) -> String {
         let dims = &t.entry.dimensions;
         if dims.len() == 1 {
-            self.p
-                .unit(&t.entry.name)
-                .unwrap_or(self.w.total)
-                .to_string()
+            self.measure(&t.entry.name, &t.entry.statistic, t.entry.column.as_deref())
         } else {
             self.grid_label(
                 &dims[dims.len() - 1],
@@ -538,11 +557,12 @@ impl<'a> View<'a> {
         }
     }
 
-    /// A column's header: its category's label, or the unit when the table has one column.
+    /// A column's header: its category's label, or what the values measure when the table has
+    /// one column.
     pub fn column_header(&self, cross: &Cross, t: &TableEntry, c: &str) -> String {
         match &cross.column_dim {
             Some(d) => self.category(d, c),
-            None => self.unit(t),
+            None => self.measure(&t.name, &t.statistic, t.column.as_deref()),
         }
     }
 
@@ -578,7 +598,13 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             w.release.to_string(),
             format!("{} v{}", m.release.id, m.release.version),
         ),
-        (w.privacy_unit.to_string(), m.privacy_unit.clone()),
+        (
+            w.privacy_unit.to_string(),
+            match &v.p.privacy_unit_label {
+                Some(label) => format!("{label} ({})", m.privacy_unit),
+                None => m.privacy_unit.clone(),
+            },
+        ),
         (w.method.to_string(), w.method_text.to_string()),
         (w.margin_meaning.to_string(), w.margin_text.to_string()),
         (

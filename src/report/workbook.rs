@@ -17,13 +17,20 @@ fn err(e: XlsxError) -> ReportError {
     ReportError::Workbook(e.to_string())
 }
 
-/// Excel's sheet name for a table: at most 31 characters, none of `[]:*?/\`, unique.
-fn sheet_name(name: &str, used: &mut Vec<String>) -> String {
-    let clean: String = name
+/// Excel's sheet name for a table, from its title (what a reader looks for in the tabs): at most
+/// 31 characters, none of `[]:*?/\`, no apostrophe at either end, not Excel's reserved
+/// `History`, unique (`~2`, `~3`... where two would be the same).
+fn sheet_name(title: &str, used: &mut Vec<String>) -> String {
+    let mut clean: String = title
         .chars()
         .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
         .take(31)
-        .collect();
+        .collect::<String>()
+        .trim_matches(|c: char| c == '\'' || c.is_whitespace())
+        .to_string();
+    if clean.is_empty() || clean.eq_ignore_ascii_case("history") {
+        clean = format!("{clean}_");
+    }
     let mut candidate = clean.clone();
     let mut n = 2;
     while used.iter().any(|u| u.eq_ignore_ascii_case(&candidate)) {
@@ -67,13 +74,13 @@ pub fn write(
     let mut used = Vec::new();
     for t in tables {
         let ws = wb.add_worksheet();
-        ws.set_name(sheet_name(&t.entry.name, &mut used))
+        ws.set_name(sheet_name(&v.title(t.entry), &mut used))
             .map_err(err)?;
         sheet(ws, v, t, &crosses[t.entry.name.as_str()]).map_err(err)?;
     }
     for t in exact {
         let ws = wb.add_worksheet();
-        ws.set_name(sheet_name(&t.entry.name, &mut used))
+        ws.set_name(sheet_name(v.p.title(&t.entry.name), &mut used))
             .map_err(err)?;
         exact_sheet(ws, v, t).map_err(err)?;
     }
@@ -390,4 +397,28 @@ fn methodology(ws: &mut Worksheet, v: &View) -> Result<(), XlsxError> {
     ws.set_column_width(0, 28)?;
     ws.set_column_width(1, 100)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sheet_name;
+
+    #[test]
+    fn sheet_names_come_from_titles_within_excels_rules() {
+        let mut used = Vec::new();
+        assert_eq!(sheet_name("성별 피해자 수", &mut used), "성별 피해자 수");
+        // Excel's forbidden characters, 31 characters, unique ignoring case.
+        let long = "Victims by region/gender: 2024 [final] and more";
+        let first = sheet_name(long, &mut used);
+        // The 31st character is a space, trimmed.
+        assert_eq!(first, "Victims by region_gender_ 2024");
+        let second = sheet_name(&long.to_uppercase(), &mut used);
+        assert!(
+            second.ends_with("~2") && second.chars().count() == 31,
+            "{second}"
+        );
+        assert_eq!(sheet_name("'quoted'", &mut used), "quoted");
+        assert_eq!(sheet_name("History", &mut used), "History_");
+        assert_eq!(sheet_name("   ", &mut used), "_");
+    }
 }

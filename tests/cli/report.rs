@@ -72,8 +72,21 @@ fn totals_last_puts_the_total_row_and_column_after_the_categories() {
         .stderr_has(&["[publication] field `totals`", "`first`", "`last`"]);
 }
 
-/// A sheet as text cells, by row and column.
+/// The sheet of table `name`: named by its title (the sample's are short and plain).
+fn sheet_of(m: &serde_json::Value, name: &str) -> String {
+    m["presentation"]["tables"][name]["title"]
+        .as_str()
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// A table's sheet as text cells, by row and column.
 fn sheet(s: &Scratch, name: &str) -> Vec<Vec<String>> {
+    sheet_named(s, &sheet_of(&manifest(&s.path(DIR)), name))
+}
+
+/// The sheet named `name` as text cells, by row and column.
+fn sheet_named(s: &Scratch, name: &str) -> Vec<Vec<String>> {
     let bytes = fs::read(s.path(&format!("{DIR}/disung-2024.xlsx"))).unwrap();
     let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
     let range = wb.worksheet_range(name).unwrap();
@@ -113,6 +126,25 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
     let names = wb.sheet_names();
     assert_eq!(names.len(), 9, "{names:?}");
     assert_eq!(names[8], "작성 방법");
+    // A one-dimensional table's column names what it measures, in the privacy unit's label.
+    let gender = sheet(&s, "victims_by_gender");
+    assert!(
+        gender.iter().flatten().any(|c| c == "피해자 수 (명)"),
+        "{gender:?}"
+    );
+    let method = sheet_named(&s, "작성 방법");
+    assert!(
+        method.iter().flatten().any(|c| c == "피해자 (victim_id)"),
+        "{method:?}"
+    );
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    assert!(html.contains("<th>피해자 수 (명)</th>"), "report");
+    // Sheets are named by the tables' titles, as a reader looks for them.
+    assert!(
+        names.iter().any(|n| n == "성별·연령대별 피해자 수")
+            && !names.iter().any(|n| n == "victims_by_gender_age"),
+        "{names:?}"
+    );
 
     // gender x age: Hangul labels round-trip; rows are genders, columns ages, totals (계) first,
     // as Korean tables print them: the table's own margins, which equal the gender and age tables
@@ -338,7 +370,7 @@ fn labels_and_publication_fields_are_validated() {
     s.write(SAMPLE_POLICY, &bad);
     s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
         "[publication] field `language`: `kr` is not a language safestat writes; use `ko` or `en`",
-        "[labels.regoin]: `regoin` is not a dimension with declared [categories]; did you mean `region`?",
+        "[labels.regoin]: `regoin` is not a dimension with declared [categories] nor the privacy unit `victim_id`; did you mean `region`?",
         "[publication] field `suppressed_marker`: `0` must be visible text",
     ]);
     let bad = replace_once(&policy, "seoul = \"서울\"", "soul = \"서울\"");
@@ -346,6 +378,16 @@ fn labels_and_publication_fields_are_validated() {
     s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
         "[labels.region] field `categories`: `soul` is not a declared category of `region`; did you mean `seoul`?",
     ]);
+    // The privacy unit takes a label, never categories (its values are never published).
+    let bad = replace_once(
+        &policy,
+        "label = \"피해자\"",
+        "label = \"피해자\"\ncategories = { v1 = \"someone\" }",
+    );
+    s.write(SAMPLE_POLICY, &bad);
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["[labels.victim_id] field `categories`: `victim_id` is the privacy unit"]);
 }
 
 /// Headless Chromium (Debian's `chromium`; `.ci/run` installs it) with a fresh profile.
@@ -718,7 +760,7 @@ fn shares_of_the_total_are_published_with_margins_in_every_output() {
             assert_eq!(row[row.len() - 1].as_f64().unwrap(), *margin);
         }
         // The workbook: a block headed 구성비(%), its numbers the CSV's.
-        let range = wb.worksheet_range(name).unwrap();
+        let range = wb.worksheet_range(&sheet_of(&m, name)).unwrap();
         let cells: Vec<Vec<Data>> = range.rows().map(|r| r.to_vec()).collect();
         let head = cells
             .iter()

@@ -1561,12 +1561,18 @@ fn a_table_without_margins_beside_other_dimensions_is_refused() {
             "interval_percent = 20\nmargins = false",
         );
     s.write("both.toml", &policy(&format!("{REGION_GENDER}{finer}")));
-    s.run(&["release", "both.toml"])
-        .expect_code(2)
-        .stderr_has(&[
-            "`by_region_gender_age` (without margins, by [region, gender, age]) and `by_region_gender`",
-            "Nothing was charged",
-        ]);
+    let refused = s.run(&["release", "both.toml"]);
+    refused.expect_code(2).stderr_has(&[
+        "`by_region_gender_age` (without margins, by [region, gender, age]) and `by_region_gender`",
+        "Nothing was charged",
+    ]);
+    // Said once, not once more as the error's source.
+    assert_eq!(
+        refused.stderr().matches("Nothing was charged").count(),
+        1,
+        "{}",
+        refused.stderr()
+    );
     assert!(!s.path("releases").exists());
     s.write("policy.toml", &policy(REGION_GENDER));
     s.run(&["release", "policy.toml"]).expect_code(0);
