@@ -25,7 +25,10 @@ use crate::privacy::{Budget, Cost, Mechanism};
 /// budget statement (`statement`), the signing key of a signed dataset (`signature`) and what mixing
 /// exact and differentially private tables means (`mixing`), and no longer publishes the policy's
 /// hashes (the charge line commits to them); 8 says who exact tables are proven against
-/// (`exact_tables[].attacker`: the outsider and each respondent knowing its own contributions).
+/// (`exact_tables[].attacker`: the outsider and each respondent knowing its own contributions),
+/// and the presentation gains the publication's texts (`source`, `organisation`, `contact`,
+/// `period`, `notes`), table numbers (`table_numbers`, `tables[].number`) and the privacy unit's
+/// label.
 pub const MANIFEST_FORMAT: u32 = 8;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing

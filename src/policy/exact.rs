@@ -261,6 +261,7 @@ pub(super) fn exact_table(
         expected_cell_size,
         title: _,
         unit: _,
+        number: _,
         shares,
         protection: _,
         margins,

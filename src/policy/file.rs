@@ -68,6 +68,17 @@ pub struct PublicationSection {
     pub unreliable_above: Option<f64>,
     /// Where a cross-table's totals (계) go: `first` (the default) or `last`.
     pub totals: Option<String>,
+    /// The source line under every table (`자료: ...`).
+    pub source: Option<String>,
+    /// Who publishes, and where readers ask (the methodology).
+    pub organisation: Option<String>,
+    pub contact: Option<String>,
+    /// The reference period the figures describe (e.g. `2024년`).
+    pub period: Option<String>,
+    /// Numbered footnotes under every table (`주: 1) ... 2) ...`).
+    pub notes: Option<Vec<String>>,
+    /// Whether tables are numbered (`표 1.`; default true).
+    pub table_numbers: Option<bool>,
 }
 
 /// `[labels.<dimension>]`: `label = "..."` and `categories = { code = "label", ... }`.
@@ -181,6 +192,8 @@ pub struct TableSection {
     /// The table's title and unit (e.g. "명") for readers: display only.
     pub title: Option<String>,
     pub unit: Option<String>,
+    /// The table's number in the publication (`3-1`; default: its place among the tables).
+    pub number: Option<String>,
     /// Publish each cell's share of the table's total (percent) with its margin of error:
     /// post-processing of the noisy values, display only.
     pub shares: Option<bool>,

@@ -49,6 +49,22 @@ pub struct Presentation {
     /// `label = "피해자"`), for the methodology and the measure of a count of units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy_unit_label: Option<String>,
+    /// The publication's source line, publisher, contact, reference period and footnotes
+    /// (KOSIS-style; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Whether tables are numbered (`표 1.`, or each table's `number`). A manifest without the
+    /// field (format 7 and earlier) was made without numbers.
+    #[serde(default)]
+    pub table_numbers: bool,
 }
 
 impl Default for Presentation {
@@ -62,6 +78,12 @@ impl Default for Presentation {
             dimensions: BTreeMap::new(),
             tables: BTreeMap::new(),
             privacy_unit_label: None,
+            source: None,
+            organisation: None,
+            contact: None,
+            period: None,
+            notes: Vec::new(),
+            table_numbers: true,
         }
     }
 }
@@ -84,6 +106,9 @@ pub struct TableLabels {
     /// Whether the table publishes each cell's share of its total (`shares = true`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shares: bool,
+    /// Its number in the publication, where the policy gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
 }
 
 impl Presentation {
@@ -108,6 +133,17 @@ impl Presentation {
             .get(table)
             .and_then(|t| t.title.as_deref())
             .unwrap_or(table)
+    }
+
+    /// A table's number in the publication (its own, or its place `position` among the
+    /// tables, from 1), `None` when tables are not numbered.
+    pub fn number(&self, table: &str, position: usize) -> Option<String> {
+        self.table_numbers.then(|| {
+            self.tables
+                .get(table)
+                .and_then(|t| t.number.clone())
+                .unwrap_or_else(|| position.to_string())
+        })
     }
 
     pub fn unit(&self, table: &str) -> Option<&str> {
@@ -140,6 +176,12 @@ pub(super) fn presentation_sections(
         csv_bom,
         unreliable_above,
         totals,
+        source,
+        organisation,
+        contact,
+        period,
+        notes,
+        table_numbers,
     } = publication;
     let mut p = Presentation::default();
     if let Some(l) = language {
@@ -187,6 +229,30 @@ pub(super) fn presentation_sections(
             ),
         ),
     }
+    // Free text, shown as given; an empty one is a mistake, not a wish for nothing.
+    for (field, value) in [
+        ("source", &source),
+        ("organisation", &organisation),
+        ("contact", &contact),
+        ("period", &period),
+    ] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            problems.add(
+                &format!("[publication] field `{field}`"),
+                "is empty: give the text, or leave the field out".to_string(),
+            );
+        }
+    }
+    let notes = notes.unwrap_or_default();
+    if let Some(k) = notes.iter().position(|n| n.trim().is_empty()) {
+        problems.add(
+            "[publication] field `notes`",
+            format!("note {} is empty", k + 1),
+        );
+    }
+    (p.source, p.organisation, p.contact, p.period, p.notes) =
+        (source, organisation, contact, period, notes);
+    p.table_numbers = table_numbers.unwrap_or(true);
     for (name, section) in labels {
         let name = nfc(name);
         let at = format!("[labels.{name}]");

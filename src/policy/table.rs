@@ -140,6 +140,7 @@ fn table(
         expected_cell_size,
         title: _,
         unit: _,
+        number: _,
         shares,
         // `protection = "suppression"` tables are validated by `exact`; these are theirs.
         protection: _,

@@ -98,11 +98,18 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         &mut problems,
     );
     for t in &tables {
-        if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) {
+        if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) || t.number.is_some() {
+            if t.number.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                problems.add(
+                    &format!("[[table]] `{}` field `number`", t.name),
+                    "is empty: give the table's number (e.g. \"3-1\"), or leave the field out to number tables in order".to_string(),
+                );
+            }
             let labels = TableLabels {
                 title: t.title.clone(),
                 unit: t.unit.clone(),
                 shares: t.shares == Some(true),
+                number: t.number.clone(),
             };
             presentation.tables.insert(t.name.clone(), labels);
         }

@@ -39,7 +39,7 @@ pub fn write(
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p class=\"note\">{} {} v{} · {}</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p class=\"note\">{} {} v{} · {}{}</p>\n",
         if w.korean { "ko" } else { "en" },
         esc(&title),
         esc(&title),
@@ -47,6 +47,11 @@ pub fn write(
         esc(&m.release.id),
         m.release.version,
         esc(&super::words::made_on(&m.created_at, w.korean)),
+        v.p.period.as_ref().map_or(String::new(), |p| format!(
+            " · {}: {}",
+            w.period_word,
+            esc(p)
+        )),
     );
     for t in tables {
         let cross = &crosses[t.entry.name.as_str()];
@@ -54,7 +59,7 @@ pub fn write(
             h,
             "<section class=\"table\" id=\"{}\">\n<h2>{}</h2>\n<p>{}: {} · {}: {}</p>\n",
             esc(&t.entry.name),
-            esc(&v.title(t.entry)),
+            esc(&v.caption(&t.entry.name)),
             w.unit,
             esc(&v.unit(t.entry)),
             w.margin,
@@ -104,6 +109,7 @@ pub fn write(
                 let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&text));
             }
         }
+        h.push_str(&footer(v));
         h.push_str("</section>\n");
     }
     for t in exact {
@@ -130,7 +136,7 @@ fn exact_section(v: &View, t: &ExactTable) -> String {
     let mut s = format!(
         "<section class=\"table exact\" id=\"{}\">\n<h2>{}</h2>\n<p class=\"note\"><strong>{}</strong></p>\n",
         esc(&t.entry.name),
-        esc(v.p.title(&t.entry.name)),
+        esc(&v.caption(&t.entry.name)),
         esc(v.w.exact_note)
     );
     if t.values.len() > MAX_PAGE_CELLS {
@@ -179,8 +185,18 @@ fn exact_section(v: &View, t: &ExactTable) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</tbody>\n</table>\n</section>\n");
+    s.push_str("</tbody>\n</table>\n");
+    s.push_str(&footer(v));
+    s.push_str("</section>\n");
     s
+}
+
+/// The footnotes and the source line under a table ([`View::footer`]).
+fn footer(v: &View) -> String {
+    v.footer()
+        .iter()
+        .map(|line| format!("<p class=\"note source\">{}</p>\n", esc(line)))
+        .collect()
 }
 
 /// A horizontal bar per cell, with its margin of error as a line; a suppressed cell shows the

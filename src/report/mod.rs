@@ -493,6 +493,40 @@ impl<'a> View<'a> {
         self.p.title(&t.name).to_string()
     }
 
+    /// A table's caption: its title after its number where tables are numbered (`표 3. 성별 피해자
+    /// 수`); the number is the table's own or its place among the release's tables (the
+    /// differentially private ones first, then the exact ones).
+    pub fn caption(&self, name: &str) -> String {
+        let position = self
+            .manifest
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(self.manifest.exact_tables.iter().map(|t| t.name.as_str()))
+            .position(|n| n == name)
+            .map_or(0, |i| i + 1);
+        match self.p.number(name, position) {
+            Some(n) => format!("{} {n}. {}", self.w.table_word, self.p.title(name)),
+            None => self.p.title(name).to_string(),
+        }
+    }
+
+    /// The lines under every table: the numbered footnotes (`주 1) ...`), then the source
+    /// (`자료: ...`).
+    pub fn footer(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .p
+            .notes
+            .iter()
+            .enumerate()
+            .map(|(k, n)| format!("{} {}) {n}", self.w.notes_word, k + 1))
+            .collect();
+        if let Some(source) = &self.p.source {
+            lines.push(format!("{}: {source}", self.w.source_word));
+        }
+        lines
+    }
+
     /// The unit of a table's values, or the statistic's word.
     pub fn unit(&self, t: &TableEntry) -> String {
         self.p
@@ -606,12 +640,23 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             },
         ),
         (w.method.to_string(), w.method_text.to_string()),
+    ];
+    for (word, value) in [
+        (w.period_word, &v.p.period),
+        (w.organisation_word, &v.p.organisation),
+        (w.contact_word, &v.p.contact),
+    ] {
+        if let Some(value) = value {
+            out.push((word.to_string(), value.clone()));
+        }
+    }
+    out.extend([
         (w.margin_meaning.to_string(), w.margin_text.to_string()),
         (
             w.suppressed_meaning.to_string(),
             w.suppressed_text(&v.p.suppressed_marker, false),
         ),
-    ];
+    ]);
     for t in &m.tables {
         let b = &t.contribution_bounds;
         let bounds = match (

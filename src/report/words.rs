@@ -5,6 +5,14 @@ use crate::privacy::Budget;
 
 pub struct Words {
     pub korean: bool,
+    /// A table's number (`표 1.`), a footnote's and a source line's lead, and the methodology's
+    /// reference period, publisher and contact.
+    pub table_word: &'static str,
+    pub notes_word: &'static str,
+    pub source_word: &'static str,
+    pub period_word: &'static str,
+    pub organisation_word: &'static str,
+    pub contact_word: &'static str,
     pub total: &'static str,
     pub unit: &'static str,
     pub margin: &'static str,
@@ -37,6 +45,12 @@ pub struct Words {
 const KO: Words = Words {
     korean: true,
     total: "계",
+    table_word: "표",
+    notes_word: "주",
+    source_word: "자료",
+    period_word: "기준 기간",
+    organisation_word: "작성 기관",
+    contact_word: "문의",
     unit: "단위",
     margin: "오차 범위",
     methodology: "작성 방법",
@@ -67,6 +81,12 @@ const EN: Words = Words {
     korean: false,
     total: "Total",
     unit: "Unit",
+    table_word: "Table",
+    notes_word: "Note",
+    source_word: "Source",
+    period_word: "Reference period",
+    organisation_word: "Published by",
+    contact_word: "Contact",
     margin: "Margin of error",
     methodology: "Methodology",
     release: "Release",

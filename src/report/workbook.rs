@@ -142,7 +142,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     let flagged = num.clone().set_italic().set_background_color("#FFF2CC");
     let w = v.w;
     let dims = &t.entry.dimensions;
-    ws.write_string_with_format(0, 0, v.title(t.entry), &title)?;
+    ws.write_string_with_format(0, 0, v.caption(&t.entry.name), &title)?;
     ws.write_string(
         1,
         0,
@@ -262,6 +262,10 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     if let Some(shares) = &t.shares {
         r = share_block(ws, v, t, shares, r + 1, (&head, &label, &marker))?;
     }
+    for line in v.footer() {
+        ws.write_string(r, 0, line)?;
+        r += 1;
+    }
     ws.write_string_with_format(r + 1, 0, v.w.methodology, &bold)?;
     ws.write_string(r + 2, 0, w.margin_text)?;
     for k in 0..first_col {
@@ -339,7 +343,7 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
         marker,
         label,
     } = Styles::new();
-    ws.write_string_with_format(0, 0, v.p.title(&t.entry.name), &title)?;
+    ws.write_string_with_format(0, 0, v.caption(&t.entry.name), &title)?;
     ws.write_string(1, 0, v.w.exact_note)?;
     let top = 3u32;
     for (k, d) in dims.iter().take(row_dims).enumerate() {
@@ -373,6 +377,9 @@ fn exact_sheet(ws: &mut Worksheet, v: &View, t: &ExactTable) -> Result<(), XlsxE
         0,
         format!("{}: {}", v.p.suppressed_marker, v.w.exact_note),
     )?;
+    for (k, line) in v.footer().into_iter().enumerate() {
+        ws.write_string(below + 1 + k as u32, 0, line)?;
+    }
     for k in 0..row_dims as u16 {
         ws.set_column_width(k, 16)?;
     }

@@ -48,9 +48,16 @@ fn totals_last_puts_the_total_row_and_column_after_the_categories() {
         "language = \"ko\"                # or \"en\"",
         "language = \"ko\"\ntotals = \"last\"  # set",
     );
+    // A table's own number replaces its place.
+    let policy = replace_once(
+        &policy,
+        "title = \"성별·연령대별 피해자 수\"\n",
+        "title = \"성별·연령대별 피해자 수\"\nnumber = \"2-1\"\n",
+    );
     s.write(SAMPLE_POLICY, &policy);
     s.run(&["release", SAMPLE_POLICY]).expect_code(0);
     let g = sheet(&s, "victims_by_gender_age");
+    assert_eq!(g[0][0], "표 2-1. 성별·연령대별 피해자 수");
     assert_eq!(g[3][0], "성별");
     assert_eq!(g[3][1], "10세 미만");
     assert_eq!(g[3][8], "계");
@@ -150,7 +157,25 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
     // as Korean tables print them: the table's own margins, which equal the gender and age tables
     // of the same group.
     let g = sheet(&s, "victims_by_gender_age");
-    assert_eq!(g[0][0], "성별·연령대별 피해자 수");
+    // Numbered, as a publication's tables are (표 1, 표 2...), with the footnotes and the source
+    // under the table, and the reference period, publisher and contact in the report.
+    assert_eq!(g[0][0], "표 1. 성별·연령대별 피해자 수");
+    let column: Vec<&str> = g.iter().map(|r| r[0].as_str()).collect();
+    assert!(
+        column.contains(&"주 1) 가상의 표본 자료로 만든 예시입니다.")
+            && column.contains(&"자료: 디지털성범죄피해자지원센터 연간 보고서 표본 (가상 자료)"),
+        "{column:?}"
+    );
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    for text in [
+        "기준 기간: 2024년 1월~12월",
+        "<h2>표 1. 성별·연령대별 피해자 수</h2>",
+        "<dt>작성 기관</dt><dd>예시 지원센터 통계팀</dd>",
+        "<dt>문의</dt><dd>통계팀 02-000-0000</dd>",
+        "주 2) 차분 프라이버시로 보호한 표의 값에는 잡음이 더해져 있습니다.",
+    ] {
+        assert!(html.contains(text), "report lacks {text}");
+    }
     assert!(
         g[1][0].contains("단위: 명") && g[1][0].contains("±"),
         "{:?}",
@@ -345,13 +370,14 @@ fn a_korean_publication_writes_a_byte_order_mark_unless_told_not_to() {
     assert!(html.contains(&date), "{date} not in the report");
     let s = sample();
     let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
-    s.write(
-        SAMPLE_POLICY,
-        &replace_once(&policy, "# csv_bom = false ", "csv_bom = false   "),
-    );
+    let policy = replace_once(&policy, "# csv_bom = false ", "csv_bom = false   ");
+    // Unnumbered tables keep their titles alone.
+    let policy = replace_once(&policy, "# table_numbers = false", "table_numbers = false");
+    s.write(SAMPLE_POLICY, &policy);
     s.run(&["release", SAMPLE_POLICY]).expect_code(0);
     let without = fs::read(s.path(&format!("{DIR}/victims_by_gender.csv"))).unwrap();
     assert!(without.starts_with(header));
+    assert_eq!(sheet(&s, "victims_by_gender")[0][0], "성별 피해자 수");
     s.run(&["audit", DIR]).expect_code(0);
 }
 
@@ -378,6 +404,22 @@ fn labels_and_publication_fields_are_validated() {
     s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
         "[labels.region] field `categories`: `soul` is not a declared category of `region`; did you mean `seoul`?",
     ]);
+    // Publication texts may not be empty; a table's own number neither.
+    let bad = replace_once(&policy, "period = \"2024년 1월~12월\"", "period = \" \"");
+    let bad = replace_once(&bad, "\"가상의 표본 자료로 만든 예시입니다.\"", "\"\"");
+    let bad = replace_once(
+        &bad,
+        "title = \"성별 피해자 수\"",
+        "title = \"성별 피해자 수\"\nnumber = \"\"",
+    );
+    s.write(SAMPLE_POLICY, &bad);
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&[
+            "[publication] field `period`: is empty",
+            "[publication] field `notes`: note 1 is empty",
+            "[[table]] `victims_by_gender` field `number`: is empty",
+        ]);
     // The privacy unit takes a label, never categories (its values are never published).
     let bad = replace_once(
         &policy,
