@@ -23,7 +23,7 @@ pub const ATTACKER: &str = "an outsider, who knows every cell published by this 
 /// What the manifest says about secondary suppression by the exact method.
 pub const OPTIMAL: &str = "the exact minimum (cells, or value, as the objective says) of the Fischetti-Salazar integer program, solved by cut generation: a 0/1 variable per cell that may be hidden, and for every primary cell and direction the cut the attacker's dual LP gives while the pattern leaves it short; the pattern found is then checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
 /// What the manifest says about a pattern the exact method could not finish within its limits.
-pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) reached its limits (rounds of cuts, or branch-and-bound nodes of a master problem), and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level) completed its last pattern; checked by the attacker's audit";
+pub const COMPLETED: &str = "not proven minimal: the exact method (the Fischetti-Salazar integer program by cut generation) reached its limits (rounds of cuts, or branch-and-bound nodes of a master problem), or a respondent knowing its own contributions could narrow a small cell in its pattern, and the heuristic (per short primary cell and direction, the cheapest change of the tables that moves it by its protection level, in that respondent's knowledge where one was short) completed the pattern; checked by the attacker's audit";
 /// What the manifest says about secondary suppression by the heuristic (tables beyond the exact
 /// method's limits).
 pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact method's limits: per primary cell and direction, the cheapest change of the tables that moves it by its protection level while keeping every margin and every cell non-negative (an LP; hidden cells are free, visible ones cost 1 each or their value); the visible cells it moves are suppressed; zeros are never suppressed as secondaries; checked by the attacker's audit, with levels raised where whole numbers narrow an interval";
@@ -469,7 +469,7 @@ pub fn publish(
             };
             let _ = writeln!(
                 lines,
-                "    {}: not proven minimal (the exact method reached its limits); every pattern that protects the small cells {bound} (not published)",
+                "    {}: not proven minimal (the exact method reached its limits, or the respondents' own contributions asked for more); every pattern that protects the small cells {bound} (not published)",
                 t.name
             );
         }
