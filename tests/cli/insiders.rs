@@ -68,6 +68,14 @@ primary = { min_frequency = 3 }
 interval_percent = 20
 "#;
 
+/// The inner cells (region-major) under grid point `(r, k)` of the 2 x 3 table with margins
+/// (region 2 and kind 3 are the totals).
+fn under(r: usize, k: usize) -> Vec<usize> {
+    (0..6)
+        .filter(|i| (r == 2 || i / 3 == r) && (k == 3 || i % 3 == k))
+        .collect()
+}
+
 /// The least and greatest whole-number value of inner cell `target` over every 2 x 3 table that
 /// agrees with the `published` grid (`None` where hidden; region-major with totals last) and in
 /// which inner cell `known.0` is at least `known.1` (the respondent's own contribution).
@@ -90,10 +98,7 @@ fn attack(published: &[Vec<Option<i64>>], target: usize, known: (usize, i64)) ->
         for (r, row) in published.iter().enumerate() {
             for (k, v) in row.iter().enumerate() {
                 let Some(v) = *v else { continue };
-                let cells: Vec<usize> = (0..6)
-                    .filter(|i| (r == 2 || i / 3 == r) && (k == 3 || i % 3 == k))
-                    .collect();
-                let sum: Expression = cells.iter().map(|&i| x[i]).sum();
+                let sum: Expression = under(r, k).iter().map(|&i| x[i]).sum();
                 model = model.with(sum.eq(v as f64));
             }
         }
@@ -121,9 +126,7 @@ fn a_respondent_cannot_subtract_its_way_into_another_small_cell() {
             .map(|r| {
                 (0..4)
                     .map(|k| {
-                        let cells: Vec<usize> = (0..6)
-                            .filter(|i| (r == 2 || i / 3 == r) && (k == 3 || i % 3 == k))
-                            .collect();
+                        let cells = under(r, k);
                         let single = cells.len() == 1 && hidden.contains(&cells[0]);
                         (!single).then(|| cells.iter().map(|&i| truth[i]).sum())
                     })
@@ -154,8 +157,11 @@ fn a_respondent_cannot_subtract_its_way_into_another_small_cell() {
         published[r][k] = row["value"].parse::<i64>().ok();
         if let Some(v) = published[r][k] {
             // Published values are the exact sums.
-            let cells = (0..6).filter(|i| (r == 2 || i / 3 == r) && (k == 3 || i % 3 == k));
-            assert_eq!(v, cells.map(|i| truth[i]).sum::<i64>(), "{row:?}");
+            assert_eq!(
+                v,
+                under(r, k).iter().map(|&i| truth[i]).sum::<i64>(),
+                "{row:?}"
+            );
         }
     }
     let hidden: Vec<usize> = (0..6)

@@ -421,7 +421,7 @@ fn protect_within(
         if short.is_empty() {
             let failing =
                 insiders_short(structure, values, &hidden, &wanted[..primaries], insiders)?;
-            if let Some((cell, i, _)) = failing.first() {
+            if let Some((cell, _, i, _)) = failing.first() {
                 if round == MAX_ROUNDS {
                     return Err(SdcError::Insider {
                         cell: *cell,
@@ -439,26 +439,17 @@ fn protect_within(
                     method = Method::Completed { at_least };
                 }
                 let mut known = structure.clone();
-                for (p, _, knows) in &failing {
-                    for &(c, x) in knows {
-                        known.set_floor(c, x);
-                    }
-                    let levels = wanted[..primaries]
-                        .iter()
-                        .find(|w| w.0 == *p)
-                        .expect("a target is wanted")
-                        .1;
-                    secondary::suppress(
-                        &known,
-                        values,
-                        published,
-                        &mut hidden,
-                        &[(*p, levels)],
-                        objective,
-                    )?;
-                    for &(c, _) in knows {
-                        known.set_floor(c, structure.floor(c));
-                    }
+                for (p, levels, _, knows) in &failing {
+                    knowing(&mut known, structure, knows, |known| {
+                        secondary::suppress(
+                            known,
+                            values,
+                            published,
+                            &mut hidden,
+                            &[(*p, *levels)],
+                            objective,
+                        )
+                    })?;
                 }
                 for (b, &h) in base.iter_mut().zip(&hidden) {
                     *b |= h;
@@ -535,8 +526,9 @@ type Knows = Vec<(usize, i64)>;
 pub const MAX_INSIDER_PROBLEMS: usize = 5_000;
 
 /// The primary cells of `wanted` that an insider's attack leaves short of their levels under
-/// pattern `hidden`: each with the interval it found and what it knows of the hidden cells. Only the insiders who know a hidden cell, and for
-/// each only the primary cells linked to what it knows and that do not contain it, are attacked;
+/// pattern `hidden`: each with its levels, the interval the insider found and what it knows of
+/// the hidden cells. Only the insiders who know a hidden cell, and for each only the primary
+/// cells linked to what it knows and that do not contain it, are attacked;
 /// two insiders who know the same and attack the same cells are attacked once. Beyond
 /// [`MAX_INSIDER_PROBLEMS`], the coalition per small cell.
 fn insiders_short(
@@ -545,7 +537,7 @@ fn insiders_short(
     hidden: &[bool],
     wanted: &[(usize, Levels)],
     insiders: &[Insider],
-) -> Result<Vec<(usize, Interval, Knows)>, SdcError> {
+) -> Result<Vec<(usize, Levels, Interval, Knows)>, SdcError> {
     if insiders.is_empty() || wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -597,25 +589,39 @@ fn insiders_short(
     let mut known = structure.clone();
     let mut failing = Vec::new();
     for (knows, targets) in jobs {
-        for &(c, x) in &knows {
-            known.set_floor(c, x);
-        }
-        let found = attack(&known, values, hidden, &targets);
-        for &(c, _) in &knows {
-            known.set_floor(c, structure.floor(c));
-        }
-        for (p, i) in targets.into_iter().zip(found?) {
+        let found = knowing(&mut known, structure, &knows, |known| {
+            attack(known, values, hidden, &targets)
+        })?;
+        for (p, i) in targets.into_iter().zip(found) {
             let levels = wanted
                 .iter()
                 .find(|w| w.0 == p)
                 .expect("a target is wanted")
                 .1;
             if !protects(i, values[p], levels) {
-                failing.push((p, i, knows.clone()));
+                failing.push((p, levels, i, knows.clone()));
             }
         }
     }
     Ok(failing)
+}
+
+/// `f` on `known` (a copy of `structure`) with the floors of the cells an insider `knows` raised
+/// to what it knows, and `known` restored to `structure`'s floors after.
+fn knowing<T>(
+    known: &mut Structure,
+    structure: &Structure,
+    knows: &[(usize, i64)],
+    f: impl FnOnce(&Structure) -> T,
+) -> T {
+    for &(c, x) in knows {
+        known.set_floor(c, x);
+    }
+    let result = f(known);
+    for &(c, _) in knows {
+        known.set_floor(c, structure.floor(c));
+    }
+    result
 }
 
 #[cfg(test)]

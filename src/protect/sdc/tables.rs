@@ -285,27 +285,24 @@ pub fn layout(categories: &[String], groups: &[Group]) -> Option<Layout> {
 }
 
 /// Refuses a table without margins beside a table of other dimensions of the same data (the
-/// same input, or inputs of the same data, and the same quantity): their cells add up to each
+/// same space, as [`spaces`] gives each table's): their cells add up to each
 /// other's (`r1,m,young + r1,m,old = r1,m`), and the structure states sums only where a table
 /// publishes margins, so the attacker's model would miss what the two give away together.
 fn refuse_unlinked_inner_cells(
     plan: &Plan,
     specs: &[&ExactTableSpec],
-    same_data: &[usize],
+    spaces: &[usize],
 ) -> Result<(), SdcError> {
-    let space = |t: &ExactTableSpec| {
-        let input = same_data.get(t.input).copied().unwrap_or(t.input);
-        (input, t.sum.as_ref().map(|s| s.column.clone()))
-    };
     let dims = |t: &ExactTableSpec| {
         let mut d = t.dims.clone();
         d.sort_unstable();
         d
     };
-    for t in specs.iter().filter(|t| !t.margins) {
-        if let Some(u) = specs
+    for (i, t) in specs.iter().enumerate().filter(|(_, t)| !t.margins) {
+        if let Some((_, u)) = specs
             .iter()
-            .find(|u| u.name != t.name && space(u) == space(t) && dims(u) != dims(t))
+            .enumerate()
+            .find(|&(j, u)| u.name != t.name && spaces[j] == spaces[i] && dims(u) != dims(t))
         {
             return Err(SdcError::Described {
                 input: true,
@@ -336,7 +333,8 @@ pub fn protect_tables(
         .iter()
         .chain(linked.iter().map(|l| &l.spec))
         .collect();
-    refuse_unlinked_inner_cells(plan, &specs, same_data)?;
+    let spaces = spaces(plan, &specs, same_data);
+    refuse_unlinked_inner_cells(plan, &specs, &spaces)?;
     let (structure, grids) = structure(plan, &specs, same_data);
     let all_counts: Vec<&Counts> = counts
         .iter()
@@ -457,7 +455,6 @@ pub fn protect_tables(
             }
         })
         .collect();
-    let spaces = spaces(plan, &specs, same_data);
     let insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &top)?;
     // One objective for the release (validation refuses exact tables that differ).
     let objective = match plan.exact_tables.first().map(|t| t.secondary) {

@@ -1029,6 +1029,29 @@ fn an_insider_discloses(
     })
 }
 
+/// One insider per inner cell `ids[i]` whose largest contribution `top[i]` is above 0 (a single
+/// table: each finest cell is an inner cell).
+fn cell_insiders(s: &Structure, ids: &[usize], top: &[i64]) -> Vec<Insider> {
+    (0..ids.len())
+        .filter(|&i| top[i] > 0)
+        .map(|i| Insider {
+            key: s.key(ids[i]).to_vec(),
+            knows: vec![(ids[i], top[i])],
+        })
+        .collect()
+}
+
+/// [`protect_cells`] of a release without earlier ones, against `insiders`.
+fn protect_against(
+    s: &Structure,
+    values: &[i64],
+    wanted: &[(usize, Levels)],
+    insiders: &[Insider],
+) -> Protected {
+    let none = vec![false; s.cells()];
+    protect_cells(s, values, (wanted, insiders), &none, &none, RULES.objective).unwrap()
+}
+
 /// Issue 24's insider: in a sum, r1,a (one respondent, 500) and r1,b (one respondent, 300) are
 /// small; the outsider's least pattern hides them with r2,a and r2,b, and the respondent of r1,a,
 /// subtracting its own 500 from r1's a + b = 800, learns r1,b = 300 exactly. With the insiders,
@@ -1042,30 +1065,15 @@ fn a_respondent_who_subtracts_its_own_contribution_learns_nothing() {
         .iter()
         .map(|&i| (ids[i], levels(inner[i], &RULES)))
         .collect();
-    let insiders: Vec<Insider> = (0..6)
-        .map(|i| Insider {
-            key: s.key(ids[i]).to_vec(),
-            knows: vec![(ids[i], top[i])],
-        })
-        .collect();
-    let none = vec![false; s.cells()];
-    let outsider =
-        protect_cells(&s, &values, (&wanted, &[]), &none, &none, RULES.objective).unwrap();
+    let insiders = cell_insiders(&s, &ids, &top);
+    let outsider = protect_against(&s, &values, &wanted, &[]);
     // The outsider's pattern: the rectangle, and the insider of r1,a pins r1,b from above.
     assert_eq!(outsider.hidden.iter().filter(|&&h| h).count(), 4);
     let mut known = s.clone();
     known.set_floor(ids[0], 500);
     let pinned = attack(&known, &values, &outsider.hidden, &[ids[1]]).unwrap();
     assert_eq!(pinned[0].hi, Some(300));
-    let p = protect_cells(
-        &s,
-        &values,
-        (&wanted, &insiders),
-        &none,
-        &none,
-        RULES.objective,
-    )
-    .unwrap();
+    let p = protect_against(&s, &values, &wanted, &insiders);
     assert!(p.hidden.iter().filter(|&&h| h).count() > 4);
     for (i, &x) in top.iter().enumerate() {
         if !p.hidden[ids[i]] {
@@ -1112,30 +1120,14 @@ fn no_insider_narrows_a_small_cell_against_brute_force() {
         if wanted.is_empty() {
             continue;
         }
-        let insiders: Vec<Insider> = (0..6)
-            .filter(|&i| top[i] > 0)
-            .map(|i| Insider {
-                key: s.key(ids[i]).to_vec(),
-                knows: vec![(ids[i], top[i])],
-            })
-            .collect();
-        let none = vec![false; s.cells()];
-        let with = protect_cells(
-            &s,
-            &values,
-            (&wanted, &insiders),
-            &none,
-            &none,
-            RULES.objective,
-        )
-        .unwrap();
+        let insiders = cell_insiders(&s, &ids, &top);
+        let with = protect_against(&s, &values, &wanted, &insiders);
         assert!(
             !an_insider_discloses(&s, &values, &ids, (&wanted, &top), &with.hidden),
             "{inner:?} {units:?}: {:?}",
             with.hidden
         );
-        let without =
-            protect_cells(&s, &values, (&wanted, &[]), &none, &none, RULES.objective).unwrap();
+        let without = protect_against(&s, &values, &wanted, &[]);
         opened += usize::from(an_insider_discloses(
             &s,
             &values,
