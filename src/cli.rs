@@ -88,8 +88,10 @@ pub enum Command {
         /// Write them here instead of into the release folder.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Take the labels, titles, units and language from this policy of the same release
-        /// (needs --out).
+        /// Take the labels, titles, units, texts and language from this policy of the same
+        /// release: with --out, written there; without, a presentation revision of the folder
+        /// itself (workbook, report and manifest rewritten, tables untouched, recorded in the
+        /// policy's ledger; nothing drawn or charged).
         #[arg(long)]
         policy: Option<PathBuf>,
     },

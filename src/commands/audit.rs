@@ -397,7 +397,22 @@ fn files_against_publication(
     let mut out = Vec::new();
     let altered = "altered since publication (hash differs from the ledger)";
     if publication.manifest_sha256 != sha256_hex(manifest_bytes) {
-        out.push((Some("manifest.json".into()), altered.into()));
+        // A presentation revision written but not yet recorded (its run was interrupted) says so.
+        let pending = serde_json::from_slice::<Manifest>(manifest_bytes)
+            .ok()
+            .and_then(|m| m.revisions.last().cloned())
+            .filter(|r| r.previous_manifest_sha256 == publication.manifest_sha256);
+        out.push((
+            Some("manifest.json".into()),
+            match pending {
+                Some(r) => format!(
+                    "holds presentation revision {}, which the ledger does not record (an interrupted `safestat report --policy`, or a revision made without the ledger): run `safestat report {} --policy POLICY` again with the policy that made it to record it",
+                    r.revision,
+                    dir.display()
+                ),
+                None => altered.into(),
+            },
+        ));
     }
     for o in &publication.outputs {
         match std::fs::read(dir.join(&o.path)) {

@@ -733,6 +733,7 @@ fn build_manifest(
         mixing: None,
         statement: None,
         signature: None,
+        revisions: Vec::new(),
         outputs: files
             .iter()
             .map(|(name, bytes)| FileHash {

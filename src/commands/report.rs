@@ -1,8 +1,10 @@
 //! `safestat report RELEASE_DIR`: the workbook and `report.html` again, from a published folder's
 //! manifest and table CSVs (never the raw data). Into the release folder itself, a file the
 //! manifest lists must come out byte for byte as published (a missing one is restored); `--out`
-//! writes them anywhere else, and `--policy` takes the labels, titles, units and language from a
-//! policy of the same release (to fix a label after publication; nothing is drawn or charged).
+//! writes them anywhere else, and `--policy` takes the labels, titles, units, texts and language
+//! from a policy of the same release. With `--policy` and no `--out`, the folder itself is revised:
+//! a presentation revision rewrites its workbook, report and manifest (the tables' files never),
+//! recorded in the ledger; nothing is drawn or charged.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,9 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::output::Manifest;
-use crate::policy;
+use crate::ledger::{Body, LedgerError, LockedLedger, Publication, Revision};
+use crate::output::{self, FileHash, Manifest, ReplacedFile, RevisionEntry};
+use crate::policy::{self, Plan};
 use crate::report;
+use crate::sign;
 
 pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result<(), Error> {
     let path = dir.join("manifest.json");
@@ -25,55 +29,35 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         ))
     })?;
     if let Some(policy) = relabel {
-        // Labels, titles, units and language from a policy of the same release: display only.
-        if out.is_none() {
-            return Err(Error::Usage(
-                "--policy presents the release differently from its manifest, so its files cannot go into the release folder; add --out DIR".into(),
-            ));
-        }
         let plan = policy::load(&policy)?;
-        if plan.release_id != manifest.release.id || plan.dataset != manifest.dataset {
-            return Err(Error::Usage(format!(
-                "policy `{}` is for release `{}` of `{}`, but the folder holds `{}` of `{}`",
-                policy.display(),
-                plan.release_id,
-                plan.dataset,
-                manifest.release.id,
-                manifest.dataset
-            )));
+        same_release(&plan, &policy, &manifest)?;
+        if out.is_none() {
+            return revise(dir, &bytes, manifest, &plan);
         }
+        // Labels, titles, units and language from a policy of the same release, elsewhere.
         manifest.presentation = plan.presentation;
+        manifest.release.title = plan.title;
     }
-    let made_here = [
-        report::workbook_name(&manifest),
-        report::REPORT_HTML.to_string(),
-    ];
-    for o in manifest
-        .outputs
-        .iter()
-        .filter(|o| !made_here.contains(&o.path))
-    {
-        let why = match std::fs::read(dir.join(&o.path)) {
-            Ok(b) if sha256_hex(&b) == o.sha256 => continue,
-            Ok(_) => "differs from the SHA-256 its manifest lists (altered after publication)",
-            Err(_) => "is missing",
-        };
-        return Err(Error::Usage(format!(
-            "`{}` in `{}` {why}; the workbook and report are made from the tables, so nothing was written (`safestat verify {}` lists every problem)",
-            o.path,
-            dir.display(),
-            dir.display()
-        )));
-    }
-    let file = |name: &str| std::fs::read(dir.join(name)).ok();
-    let tables = report::read_tables(&manifest, &file)?;
-    let exact = report::read_exact_tables(&manifest, &file)?;
-    let made = report::render(&manifest, &tables, &exact)?;
-    let target = out.clone().unwrap_or_else(|| dir.to_path_buf());
+    tables_as_published(dir, &manifest)?;
+    let mut r = String::new();
+    write_made(dir, out.as_deref(), &manifest, &mut r)?;
+    print(&r)
+}
+
+/// Makes the workbook and the report of `manifest` from `dir`'s tables and writes them into
+/// `out`, or into `dir` itself where each must come out as the manifest lists it (a missing one
+/// is restored); says what it did in `r`.
+fn write_made(
+    dir: &Path,
+    out: Option<&Path>,
+    manifest: &Manifest,
+    r: &mut String,
+) -> Result<(), Error> {
+    let made = render(dir, manifest)?;
+    let target = out.unwrap_or(dir);
     let io =
         |p: &Path, e: std::io::Error| Error::Usage(format!("cannot write `{}`: {e}", p.display()));
-    std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
-    let mut r = String::new();
+    std::fs::create_dir_all(target).map_err(|e| io(target, e))?;
     for (name, bytes) in made {
         let file = target.join(&name);
         let listed = manifest.outputs.iter().find(|o| o.path == name);
@@ -110,5 +94,307 @@ pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result
         std::fs::write(&file, &bytes).map_err(|e| io(&file, e))?;
         let _ = writeln!(r, "{}: written", file.display());
     }
+    Ok(())
+}
+
+/// The policy is one of the folder's release (its id and dataset).
+fn same_release(plan: &Plan, policy: &Path, manifest: &Manifest) -> Result<(), Error> {
+    if plan.release_id != manifest.release.id || plan.dataset != manifest.dataset {
+        return Err(Error::Usage(format!(
+            "policy `{}` is for release `{}` of `{}`, but the folder holds `{}` of `{}`",
+            policy.display(),
+            plan.release_id,
+            plan.dataset,
+            manifest.release.id,
+            manifest.dataset
+        )));
+    }
+    Ok(())
+}
+
+/// The files the workbook and the report are made from, and every other file the manifest
+/// lists, are as published.
+fn tables_as_published(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let made_here = made_here(manifest);
+    for o in manifest
+        .outputs
+        .iter()
+        .filter(|o| !made_here.contains(&o.path))
+    {
+        let why = match std::fs::read(dir.join(&o.path)) {
+            Ok(b) if sha256_hex(&b) == o.sha256 => continue,
+            Ok(_) => "differs from the SHA-256 its manifest lists (altered after publication)",
+            Err(_) => "is missing",
+        };
+        return Err(Error::Usage(format!(
+            "`{}` in `{}` {why}; the workbook and report are made from the tables, so nothing was written (`safestat verify {}` lists every problem)",
+            o.path,
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The files `report` makes: the workbook and `report.html`.
+fn made_here(manifest: &Manifest) -> [String; 2] {
+    [
+        report::workbook_name(manifest),
+        report::REPORT_HTML.to_string(),
+    ]
+}
+
+/// The workbook and the report of `manifest`, from the folder's tables.
+fn render(dir: &Path, manifest: &Manifest) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let file = |name: &str| std::fs::read(dir.join(name)).ok();
+    let tables = report::read_tables(manifest, &file)?;
+    let exact = report::read_exact_tables(manifest, &file)?;
+    Ok(report::render(manifest, &tables, &exact)?)
+}
+
+/// A presentation revision of the published folder `dir` with `plan`'s presentation and title:
+/// the workbook, the report and the manifest rewritten (the old bytes' hashes kept in the
+/// manifest's `revisions`), re-signed when the dataset is signed, and recorded in the ledger
+/// after the files are in place. The tables' files are never touched, so a policy that would
+/// change them, or anything but the presentation and the title, is refused. An earlier revision
+/// that was interrupted after its manifest was written, before its ledger line, is recorded when
+/// run again with the policy that made it.
+fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(), Error> {
+    let (id, version) = (&manifest.release.id, manifest.release.version);
+    if !plan.ledger.exists() {
+        return Err(Error::Usage(format!(
+            "the policy's ledger `{}` does not exist, so release `{id}` version {version} was not published from it; nothing written",
+            plan.ledger.display()
+        )));
+    }
+    let mut locked = LockedLedger::open(&plan.ledger, None)?;
+    locked.repair_torn()?;
+    let findings = locked.ledger.verify();
+    if !findings.is_empty() {
+        return Err(LedgerError::Corrupt {
+            path: plan.ledger.clone(),
+            findings,
+        }
+        .into());
+    }
+    let ledger = &locked.ledger;
+    let integrity = |why: String| {
+        Error::Integrity(format!(
+            "release `{id}` version {version} in `{}`: {why}; nothing written (`safestat audit {}` shows every problem)",
+            dir.display(),
+            dir.display()
+        ))
+    };
+    let charge = ledger
+        .charges()
+        .find(|c| {
+            c.charge.dataset == manifest.dataset
+                && c.charge.release_id == *id
+                && c.charge.version == version
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "ledger `{}` (the policy's) has no charge for release `{id}` version {version}: it was published with another ledger, or the policy names the wrong one; nothing written",
+                plan.ledger.display()
+            ))
+        })?;
+    let seq = charge.seq;
+    let state = ledger.publication_of(seq).cloned().ok_or_else(|| {
+        integrity(format!(
+            "ledger line {} charged it but no publication is recorded (`safestat release` finishes it)",
+            charge.line
+        ))
+    })?;
+    let revisions = ledger.revisions_of(seq).count() as u32;
+    let state_plan = ledger
+        .revisions_of(seq)
+        .last()
+        .map_or(&charge.charge.plan_sha256, |r| &r.plan_sha256)
+        .clone();
+    let folder_sha = sha256_hex(bytes);
+    let signed = manifest.signature.is_some();
+    let record = |locked: &mut LockedLedger, manifest: &Manifest, manifest_sha256: String| {
+        let entry = manifest.revisions.last().expect("a revision");
+        locked.append(Body::Revised(Revision {
+            publication: Publication {
+                dataset: manifest.dataset.clone(),
+                release_id: manifest.release.id.clone(),
+                version,
+                charge_seq: seq,
+                out_dir: state.out_dir.clone(),
+                manifest_sha256,
+                outputs: manifest.outputs.clone(),
+            },
+            revision: entry.revision,
+            previous_manifest_sha256: entry.previous_manifest_sha256.clone(),
+            policy_sha256: plan.policy_sha256.clone(),
+            plan_sha256: plan.plan_sha256.clone(),
+        }))
+    };
+    if folder_sha != state.manifest_sha256 {
+        // Written but never recorded: an interrupted revision, recorded now if this policy made it.
+        let pending = manifest.revisions.last().filter(|r| {
+            r.revision == revisions + 1 && r.previous_manifest_sha256 == state.manifest_sha256
+        });
+        let Some(pending) = pending else {
+            return Err(integrity(format!(
+                "its manifest.json is not the one ledger `{}` records for it (altered after publication)",
+                plan.ledger.display()
+            )));
+        };
+        if manifest.presentation != plan.presentation
+            || manifest.release.title != plan.title
+            || plan.identity_sha256(pending.previous_title.as_deref()) != state_plan
+        {
+            return Err(Error::Usage(format!(
+                "`{}` holds presentation revision {} of release `{id}` version {version}, which the ledger does not record yet (an interrupted `safestat report --policy`), and this policy did not make it: run the command again with the policy that made it; nothing written",
+                dir.display(),
+                pending.revision
+            )));
+        }
+        output::read_published(dir).map_err(|(file, why)| {
+            integrity(format!(
+                "its interrupted presentation revision is incomplete: `{}` {why}",
+                file.unwrap_or_default()
+            ))
+        })?;
+        let entry = record(&mut locked, &manifest, folder_sha)?;
+        return print(&format!(
+            "{}: presentation revision {} of release `{id}` version {version} was in place but not recorded (an interrupted run); recorded at ledger line {}. Nothing was drawn or charged\n",
+            dir.display(),
+            pending.revision,
+            entry.seq
+        ));
+    }
+    if plan.identity_sha256(manifest.release.title.as_deref()) != state_plan {
+        return Err(Error::Usage(format!(
+            "policy `{}` differs from release `{id}` version {version} in more than its presentation (its tables, categories, bounds, costs or budget); a revision only changes how the release is presented: publish a changed release with `safestat release --new-version` (fresh noise and a fresh charge); nothing written",
+            plan.policy_path.display()
+        )));
+    }
+    if let Some(what) = manifest.presentation.changes_tables(&plan.presentation) {
+        return Err(Error::Usage(format!(
+            "policy `{}` changes {what}: the tables' files are published and hashed, and a presentation revision never rewrites them; keep it as published, or publish a new version with `safestat release --new-version`; nothing written",
+            plan.policy_path.display()
+        )));
+    }
+    // The folder's files as the ledger records them: tables untouched, workbook and report made
+    // from them.
+    tables_as_published(dir, &manifest)?;
+    let mut revised = manifest.clone();
+    revised.presentation = plan.presentation.clone();
+    revised.release.title = plan.title.clone();
+    if revised.presentation == manifest.presentation
+        && revised.release.title == manifest.release.title
+    {
+        drop(locked);
+        let mut r = format!(
+            "{}: already presented with policy `{}`'s labels, titles and texts; no revision made\n",
+            dir.display(),
+            plan.policy_path.display()
+        );
+        write_made(dir, None, &manifest, &mut r)?;
+        return print(&r);
+    }
+    let key = match (&manifest.signature, &plan.signing_key) {
+        (None, _) => None,
+        (Some(entry), Some(path)) => {
+            let key = sign::SigningKey::load(path)?;
+            if key.id != entry.key_id {
+                return Err(Error::Usage(format!(
+                    "the manifest is signed by key {}, but the policy's signing key `{}` is {}; a revision is signed by the key that signed the release; nothing written",
+                    entry.key_id,
+                    path.display(),
+                    key.id
+                )));
+            }
+            Some(key)
+        }
+        (Some(entry), None) => {
+            return Err(Error::Usage(format!(
+                "the manifest is signed by key {}, and the policy names no `signing_key` to sign the revision with; nothing written",
+                entry.key_id
+            )));
+        }
+    };
+    let made = render(dir, &revised)?;
+    let mut replaced = Vec::new();
+    for (name, made_bytes) in &made {
+        let sha256 = sha256_hex(made_bytes);
+        let listed = revised.outputs.iter_mut().find(|o| o.path == *name);
+        let previous_sha256 = listed.as_ref().map(|o| o.sha256.clone());
+        if previous_sha256.as_deref() == Some(&sha256) {
+            continue;
+        }
+        match listed {
+            Some(o) => o.sha256 = sha256.clone(),
+            None => revised.outputs.push(FileHash {
+                path: name.clone(),
+                sha256: sha256.clone(),
+            }),
+        }
+        replaced.push(ReplacedFile {
+            path: name.clone(),
+            previous_sha256,
+            sha256,
+        });
+    }
+    let revision = revisions + 1;
+    revised.revisions.push(RevisionEntry {
+        revision,
+        revised_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        previous_manifest_sha256: folder_sha,
+        previous_title: manifest.release.title.clone(),
+        replaced: replaced.clone(),
+    });
+    let mut manifest_bytes = serde_json::to_vec_pretty(&revised).expect("serialising to memory");
+    manifest_bytes.push(b'\n');
+    let mut files: Vec<(String, Vec<u8>)> = made
+        .into_iter()
+        .filter(|(name, _)| replaced.iter().any(|r| r.path == *name))
+        .collect();
+    if let Some(key) = &key {
+        let comment = format!(
+            "safestat release {id} version {version} of dataset {}, presentation revision {revision}",
+            revised.dataset
+        );
+        files.push((
+            sign::SIGNATURE_FILE.to_string(),
+            key.sign(&manifest_bytes, &comment).into_bytes(),
+        ));
+    }
+    let manifest_sha256 = sha256_hex(&manifest_bytes);
+    files.push(("manifest.json".to_string(), manifest_bytes));
+    output::remove_partial_files(dir);
+    output::replace_files(dir, &files)?;
+    let entry = record(&mut locked, &revised, manifest_sha256)?;
+    let mut r = format!(
+        "{}: presentation revision {revision} of release `{id}` version {version}, with policy `{}`; nothing was drawn or charged, the tables' files are as published\n",
+        dir.display(),
+        plan.policy_path.display()
+    );
+    for f in &replaced {
+        let _ = writeln!(
+            r,
+            "  {}: {}",
+            f.path,
+            if f.previous_sha256.is_some() {
+                "rewritten"
+            } else {
+                "added"
+            }
+        );
+    }
+    let _ = writeln!(
+        r,
+        "  manifest.json: rewritten{} (the replaced files' hashes kept in its `revisions`)",
+        if signed { " and signed again" } else { "" }
+    );
+    let _ = writeln!(
+        r,
+        "recorded at ledger line {} of `{}`",
+        entry.seq,
+        plan.ledger.display()
+    );
     print(&r)
 }

@@ -129,6 +129,7 @@ pub enum Body {
     Charge(Box<Charge>),
     Published(Publication),
     Repair(Repair),
+    Revised(Revision),
 }
 
 /// Budget spent on a release, written and fsynced before any noise is drawn.
@@ -229,6 +230,25 @@ pub struct Publication {
     pub out_dir: String,
     pub manifest_sha256: String,
     pub outputs: Vec<FileHash>,
+}
+
+/// A presentation revision of a published release (`safestat report RELEASE_DIR --policy P`):
+/// its workbook and report made again with another policy's labels, titles and texts, the tables'
+/// bytes unchanged, nothing drawn or charged. Its `publication` is the folder's state from then
+/// on: the new manifest's hash and every output's; the manifest lists the bytes it replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    #[serde(flatten)]
+    pub publication: Publication,
+    /// 1 for the first revision of a publication, one more for each after it.
+    pub revision: u32,
+    /// The manifest it replaced (the publication's, or the revision's before it).
+    pub previous_manifest_sha256: String,
+    /// SHA-256 of the revising policy file's bytes (for the record).
+    pub policy_sha256: String,
+    /// The revising policy's `Plan::identity` hash: the release's own but for its title, so a
+    /// later `release` with that policy finds the release already published.
+    pub plan_sha256: String,
 }
 
 /// Incomplete bytes of a crashed write were removed (they drew no noise: a charge is only
@@ -389,9 +409,23 @@ impl Ledger {
         })
     }
 
-    /// The publication of the charge at sequence number `seq`, if recorded.
+    /// The publication of the charge at sequence number `seq`, if recorded, as its latest
+    /// presentation revision left it: the manifest and outputs its folder holds.
     pub fn publication_of(&self, seq: u64) -> Option<&Publication> {
-        self.publications().find(|p| p.charge_seq == seq)
+        let published = self.publications().find(|p| p.charge_seq == seq)?;
+        Some(
+            self.revisions_of(seq)
+                .last()
+                .map_or(published, |r| &r.publication),
+        )
+    }
+
+    /// The presentation revisions of the charge at sequence number `seq`, in ledger order.
+    pub fn revisions_of(&self, seq: u64) -> impl Iterator<Item = &Revision> {
+        self.entries().filter_map(move |e| match &e.body {
+            Body::Revised(r) if r.publication.charge_seq == seq => Some(r),
+            _ => None,
+        })
     }
 
     /// Every charge's public budget statement, in ledger order, with the charge's sequence
@@ -461,6 +495,7 @@ impl Ledger {
                     match &entry.body {
                         Body::Charge(c) => check.charge(line, entry.seq, c),
                         Body::Published(p) => check.publication(line, p),
+                        Body::Revised(r) => check.revision(line, r),
                         Body::Repair(_) => {}
                     }
                 }
@@ -497,9 +532,11 @@ impl Ledger {
                     .resolve(&charge.out_dir)
                     .parent()
                     .map(Path::to_path_buf),
-                Body::Published(Publication { out_dir, .. }) => {
-                    self.resolve(out_dir).parent().map(Path::to_path_buf)
-                }
+                Body::Published(Publication { out_dir, .. })
+                | Body::Revised(Revision {
+                    publication: Publication { out_dir, .. },
+                    ..
+                }) => self.resolve(out_dir).parent().map(Path::to_path_buf),
                 Body::Repair(_) => None,
             })
             .collect();
@@ -572,6 +609,8 @@ struct Verification {
     charged: BTreeMap<u64, (String, u32)>,
     /// Publications by charge: the line that recorded it.
     published: BTreeMap<u64, usize>,
+    /// Per published charge, its revisions so far and its folder's manifest hash.
+    states: BTreeMap<u64, (u32, String)>,
 }
 
 impl Verification {
@@ -686,6 +725,9 @@ impl Verification {
     fn publication(&mut self, line: usize, p: &Publication) {
         match self.charged.get(&p.charge_seq) {
             Some((id, v)) if *id == p.release_id && *v == p.version => {
+                self.states
+                    .entry(p.charge_seq)
+                    .or_insert_with(|| (0, p.manifest_sha256.clone()));
                 if let Some(first) = self.published.insert(p.charge_seq, line) {
                     self.find(
                         line,
@@ -703,6 +745,42 @@ impl Verification {
                     p.release_id, p.version, p.charge_seq
                 ),
             ),
+        }
+    }
+
+    /// A revision follows its charge's publication, numbered on from the one before it, and
+    /// replaces the manifest the ledger last recorded for it.
+    fn revision(&mut self, line: usize, r: &Revision) {
+        let p = &r.publication;
+        let Some((count, manifest)) = self.states.get_mut(&p.charge_seq) else {
+            return self.find(
+                line,
+                format!(
+                    "revises `{}` version {}, whose charge at sequence {} has no publication before it",
+                    p.release_id, p.version, p.charge_seq
+                ),
+            );
+        };
+        let expected = (*count + 1, manifest.clone());
+        *count = r.revision;
+        *manifest = p.manifest_sha256.clone();
+        let matches = self.charged.get(&p.charge_seq) == Some(&(p.release_id.clone(), p.version));
+        if !matches {
+            self.find(
+                line,
+                format!(
+                    "revises `{}` version {}, but the charge at sequence {} is another release's",
+                    p.release_id, p.version, p.charge_seq
+                ),
+            );
+        } else if (r.revision, &r.previous_manifest_sha256) != (expected.0, &expected.1) {
+            self.find(
+                line,
+                format!(
+                    "revision {} of `{}` version {} does not follow the ledger's last record of its folder (revision {} replacing manifest {})",
+                    r.revision, p.release_id, p.version, expected.0, expected.1
+                ),
+            );
         }
     }
 }
@@ -732,6 +810,39 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn a_revision_follows_its_publication_and_the_revision_before_it() {
+        let publication = |sha: &str| Publication {
+            dataset: "d".into(),
+            release_id: "r".into(),
+            version: 1,
+            charge_seq: 1,
+            out_dir: "o".into(),
+            manifest_sha256: sha.into(),
+            outputs: Vec::new(),
+        };
+        let revision = |n: u32, previous: &str, sha: &str| Revision {
+            publication: publication(sha),
+            revision: n,
+            previous_manifest_sha256: previous.into(),
+            policy_sha256: String::new(),
+            plan_sha256: String::new(),
+        };
+        let mut check = Verification::default();
+        check.charged.insert(1, ("r".into(), 1));
+        check.revision(2, &revision(1, "a", "b")); // before its publication
+        check.publication(3, &publication("a"));
+        check.revision(4, &revision(1, "a", "b"));
+        check.revision(5, &revision(2, "b", "c"));
+        check.revision(6, &revision(2, "c", "d")); // numbered as the one before
+        check.revision(7, &revision(4, "x", "e")); // replaces a manifest never recorded
+        let mut other = revision(1, "a", "b");
+        other.publication.release_id = "s".into();
+        check.revision(8, &other); // another release's charge
+        let lines: Vec<usize> = check.findings.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [2, 6, 7, 8], "{:?}", check.findings);
     }
 
     #[test]

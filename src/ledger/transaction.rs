@@ -352,7 +352,12 @@ fn decide(locked: &LockedLedger, request: &Request) -> Result<Decision, LedgerEr
         return Ok(Decision::Fresh { version: 1 });
     };
     let version = charge.version;
-    let same = charge.plan_sha256 == plan.plan_sha256 && charge.inputs == request.inputs;
+    // A presentation revision's policy is the release's too (it differs at most in its title).
+    let same_plan = charge.plan_sha256 == plan.plan_sha256
+        || ledger
+            .revisions_of(seq)
+            .any(|r| r.plan_sha256 == plan.plan_sha256);
+    let same = same_plan && charge.inputs == request.inputs;
     let published = ledger.publication_of(seq);
     if request.new_version {
         return Ok(match published {
@@ -366,13 +371,20 @@ fn decide(locked: &LockedLedger, request: &Request) -> Result<Decision, LedgerEr
     }
     let id = &plan.release_id;
     if !same {
-        let what = if charge.plan_sha256 != plan.plan_sha256 {
-            "a different policy (not only in comments or layout: its tables, categories, bounds, costs, budget or title)"
+        let (what, presentation) = if !same_plan {
+            (
+                "a different policy (not only in comments or layout: its tables, categories, bounds, costs, budget or title)",
+                if published.is_some() {
+                    " (if only its presentation changed, its release title, labels, table titles or notes, `safestat report RELEASE_DIR --policy POLICY` revises the published folder without a charge)"
+                } else {
+                    ""
+                },
+            )
         } else {
-            "different inputs"
+            ("different inputs", "")
         };
         return Err(LedgerError::Refused(format!(
-            "release `{id}` version {version} (ledger line {line}) was made from {what}; a changed release needs `--new-version` (fresh noise and a fresh charge)"
+            "release `{id}` version {version} (ledger line {line}) was made from {what}; a changed release needs `--new-version` (fresh noise and a fresh charge){presentation}"
         )));
     }
     let Some(publication) = published else {

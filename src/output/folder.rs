@@ -51,6 +51,51 @@ pub fn write_folder_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Resul
     Ok(())
 }
 
+/// Replaces (or adds) `files` (name, bytes) in the existing folder `dir`, one at a time and in
+/// order, each written and fsynced under a temporary name and renamed over the old one, so that
+/// every file is always whole: either its old bytes or its new ones. The folder is fsynced last.
+/// Put the file that commits the change (the manifest) last.
+pub fn replace_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, source }
+    };
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .tempfile_in(dir)
+            .map_err(io(dir))?;
+        tmp.write_all(bytes).map_err(io(&path))?;
+        // A temporary file is private (0600); the file it replaces keeps its permissions, a new
+        // one gets the folder's manifest's.
+        let permissions = fs::metadata(&path)
+            .or_else(|_| fs::metadata(dir.join("manifest.json")))
+            .map(|m| m.permissions());
+        if let Ok(p) = permissions {
+            tmp.as_file().set_permissions(p).map_err(io(&path))?;
+        }
+        tmp.as_file().sync_all().map_err(io(&path))?;
+        tmp.persist(&path).map_err(|e| OutputError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Temporary files an interrupted [`replace_files`] left in `dir`: removed.
+pub fn remove_partial_files(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".partial-") && e.path().is_file() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// The unfinished folders an interrupted [`write_folder_atomically`] of `dir` may have left.
 pub fn partial_folders(dir: &Path) -> Vec<PathBuf> {
     let (parent, leaf) = parent_and_leaf(dir);

@@ -70,6 +70,40 @@ pub struct Manifest {
     pub signature: Option<SignatureEntry>,
     /// Every file of the release folder except this manifest (and its signature).
     pub outputs: Vec<FileHash>,
+    /// The presentation revisions this folder went through (`safestat report RELEASE_DIR
+    /// --policy P`), oldest first; absent before the first. Any format may carry them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionEntry>,
+}
+
+/// One presentation revision: the workbook and report made again with another policy's labels,
+/// titles and texts. The tables' files are as published; the ledger records the revision too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionEntry {
+    /// 1 for the first, one more for each after it.
+    pub revision: u32,
+    /// When it was made (UTC, RFC 3339).
+    pub revised_at: String,
+    /// SHA-256 of the manifest it replaced.
+    pub previous_manifest_sha256: String,
+    /// The release's title before it (the title is part of what identifies a release's policy,
+    /// so a revision that changes it is checked against the title it replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_title: Option<String>,
+    /// The files it replaced or added, with the hashes they had before (absent: added).
+    pub replaced: Vec<ReplacedFile>,
+}
+
+/// A file a presentation revision rewrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplacedFile {
+    pub path: String,
+    /// Its SHA-256 before the revision; absent when the revision added it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sha256: Option<String>,
+    pub sha256: String,
 }
 
 /// A release's public budget statement: what its dataset had spent before it, what it cost, the

@@ -10,7 +10,10 @@ mod folder;
 mod manifest;
 mod tables;
 
-pub use folder::{ensure_absent, finish_partial, partial_folders, write_folder_atomically};
+pub use folder::{
+    ensure_absent, finish_partial, partial_folders, remove_partial_files, replace_files,
+    write_folder_atomically,
+};
 pub use manifest::*;
 pub use tables::{
     Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL_STATUS, Totals,

@@ -252,6 +252,15 @@ impl Plan {
         identity
     }
 
+    /// The SHA-256 of [`Plan::identity`] with the release's title `title` instead of its own:
+    /// with its own, `plan_sha256`; with a published release's, whether this policy is that
+    /// release but for its presentation.
+    pub fn identity_sha256(&self, title: Option<&str>) -> String {
+        let mut identity = self.identity();
+        identity["title"] = serde_json::json!(title);
+        crate::hash::sha256_hex(identity.to_string().as_bytes())
+    }
+
     /// A table's part of [`Plan::identity`].
     fn table_identity(&self, t: &TableSpec) -> serde_json::Value {
         let (column, clamp) = match &t.statistic {

@@ -158,6 +158,45 @@ impl Presentation {
     pub fn korean(&self) -> bool {
         self.language == "ko"
     }
+
+    /// What would change the tables' own files if the release were presented with `other`
+    /// instead (the CSVs carry the byte-order mark, the unreliability flags and the shares),
+    /// named for a refusal; `None` when only the workbook and the report would change.
+    pub fn changes_tables(&self, other: &Presentation) -> Option<String> {
+        // Destructured so that a new field must be placed on one side or the other.
+        let Presentation {
+            language: _,
+            suppressed_marker: _,
+            csv_bom,
+            unreliable_above,
+            totals_first: _,
+            dimensions: _,
+            tables,
+            privacy_unit_label: _,
+            source: _,
+            organisation: _,
+            contact: _,
+            period: _,
+            notes: _,
+            table_numbers: _,
+        } = self;
+        if *csv_bom != other.csv_bom {
+            return Some("`csv_bom` (the CSV files' first bytes)".into());
+        }
+        if *unreliable_above != other.unreliable_above {
+            return Some("`unreliable_above` (the CSV files' unreliable flags)".into());
+        }
+        let shares = |p: &BTreeMap<String, TableLabels>| -> Vec<String> {
+            p.iter()
+                .filter(|(_, t)| t.shares)
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        if shares(tables) != shares(&other.tables) {
+            return Some("a table's `shares` (its CSV's share column)".into());
+        }
+        None
+    }
 }
 
 /// `[publication]` and `[labels]`; table titles and units are added by the table sections.

@@ -54,7 +54,7 @@ pub fn load(path: &Path) -> Result<Plan, PolicyError> {
     let file = PolicyFile::parse(&text, path)?;
     let mut plan = validate(file, path)?;
     plan.policy_sha256 = sha256_hex(text.as_bytes());
-    plan.plan_sha256 = sha256_hex(plan.identity().to_string().as_bytes());
+    plan.plan_sha256 = plan.identity_sha256(plan.title.as_deref());
     Ok(plan)
 }
 

@@ -630,21 +630,39 @@ fn cells_whose_margin_is_large_against_their_value_are_flagged_in_every_output()
         .stderr_has(&["[publication] field `unreliable_above`: must be a positive share"]);
 }
 
+/// Every file of the release folder but the manifest, the workbook and the report, with its
+/// SHA-256: what a presentation revision must leave as it is.
+fn tables_bytes(s: &Scratch) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = fs::read_dir(s.path(DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .map(|p| (p.display().to_string(), sha256(&p)))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 4, "{out:?}");
+    out
+}
+
+fn sample_ledger(s: &Scratch) -> Vec<String> {
+    fs::read_to_string(s.path("ledger/disung-victims.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn a_label_fixed_after_publication_is_presented_without_a_new_release() {
     let s = released();
     let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
-    s.write(
-        SAMPLE_POLICY,
-        &replace_once(&policy, "unknown = \"미상\"", "unknown = \"연령 미상\""),
-    );
+    let relabelled = replace_once(&policy, "unknown = \"미상\"", "unknown = \"연령 미상\"");
+    s.write(SAMPLE_POLICY, &relabelled);
     // The same release: nothing to draw, nothing to charge.
     s.run(&["release", SAMPLE_POLICY])
         .expect_code(0)
         .stdout_has(&["already released"]);
-    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
-        .expect_code(2)
-        .stderr_has(&["add --out DIR"]);
+    // Elsewhere with --out: the published folder keeps its own files.
     s.run(&[
         "report",
         DIR,
@@ -674,6 +692,176 @@ fn a_label_fixed_after_publication_is_presented_without_a_new_release() {
     ])
     .expect_code(2)
     .stderr_has(&["is for release `disung-2025`"]);
+}
+
+#[test]
+fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing() {
+    let s = released();
+    let tables = tables_bytes(&s);
+    let old_manifest = fs::read(s.path(&format!("{DIR}/manifest.json"))).unwrap();
+    let old_workbook = sha256(&s.path(&format!("{DIR}/disung-2024.xlsx")));
+    let old_report = sha256(&s.path(&format!("{DIR}/report.html")));
+    let lines = sample_ledger(&s).len();
+    // The release's title in Korean, a category's label and a note: presentation only. The title
+    // is part of what identifies a release, so `release` refuses it and says how to revise.
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let revised = replace_once(
+        &replace_once(
+            &policy,
+            "title = \"Digital sex crime victim support, 2024\"",
+            "title = \"디지털성범죄 피해자 지원 현황, 2024년\"",
+        ),
+        "unknown = \"미상\"",
+        "unknown = \"연령 미상\"",
+    );
+    s.write(SAMPLE_POLICY, &revised);
+    s.run(&["release", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&[
+            "--new-version",
+            "safestat report RELEASE_DIR --policy POLICY",
+        ]);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&[
+            "presentation revision 1",
+            "nothing was drawn or charged",
+            "disung-2024.xlsx: rewritten",
+            "report.html: rewritten",
+        ]);
+    // The tables' bytes are as published; the workbook and the report show the new texts.
+    assert_eq!(tables_bytes(&s), tables);
+    let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
+    assert!(html.contains("연령 미상") && html.contains("디지털성범죄 피해자 지원 현황, 2024년"));
+    assert!(
+        sheet_named(&s, "성별·연령대별 피해자 수")
+            .iter()
+            .flatten()
+            .any(|c| c == "연령 미상")
+    );
+    // The manifest records the revision and the bytes it replaced; the ledger records it too,
+    // and nothing more was spent.
+    let m = manifest(&s.path(DIR));
+    assert_eq!(
+        m["release"]["title"],
+        "디지털성범죄 피해자 지원 현황, 2024년"
+    );
+    let r = &m["revisions"][0];
+    assert_eq!(r["revision"], 1);
+    assert_eq!(r["previous_manifest_sha256"], hex_sha256(&old_manifest));
+    assert_eq!(
+        r["previous_title"],
+        "Digital sex crime victim support, 2024"
+    );
+    let replaced: Vec<(&str, &str)> = r["replaced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap(),
+                f["previous_sha256"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replaced,
+        [
+            ("disung-2024.xlsx", old_workbook.as_str()),
+            ("report.html", old_report.as_str())
+        ]
+    );
+    let ledger = sample_ledger(&s);
+    assert_eq!(ledger.len(), lines + 1);
+    let last: serde_json::Value = serde_json::from_str(ledger.last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "revised");
+    assert_eq!(last["revision"], 1);
+    assert_eq!(
+        last["manifest_sha256"],
+        sha256(&s.path(&format!("{DIR}/manifest.json")))
+    );
+    let spent = |s: &Scratch| {
+        let run = s.run(&["budget", "--json", "--policy", SAMPLE_POLICY]);
+        run.expect_code(0);
+        serde_json::from_str::<serde_json::Value>(&run.stdout()).unwrap()[0]["spent"].clone()
+    };
+    let before = spent(&s);
+    // Auditors and anyone with the folder accept it; the revised policy is the release's own,
+    // so a scheduled re-run is "already released", and the same revision again makes none.
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["verify", DIR]).expect_code(0);
+    s.run(&["release", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["already released"]);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["no revision made"]);
+    assert_eq!(sample_ledger(&s).len(), lines + 1);
+    assert_eq!(spent(&s), before);
+
+    // What is not presentation is refused, and nothing is written: other bounds, or a
+    // presentation field that the tables' CSV files carry.
+    let manifest_now = sha256(&s.path(&format!("{DIR}/manifest.json")));
+    s.write(
+        "policies/bounds.toml",
+        &replace_once(&revised, "budget = { rho = 1.0 }", "budget = { rho = 2.0 }"),
+    );
+    s.run(&["report", DIR, "--policy", "policies/bounds.toml"])
+        .expect_code(2)
+        .stderr_has(&["in more than its presentation", "--new-version"]);
+    s.write(
+        "policies/bom.toml",
+        &replace_once(&revised, "# csv_bom = false", "csv_bom = false"),
+    );
+    s.run(&["report", DIR, "--policy", "policies/bom.toml"])
+        .expect_code(2)
+        .stderr_has(&["`csv_bom`", "never rewrites them"]);
+    assert_eq!(
+        sha256(&s.path(&format!("{DIR}/manifest.json"))),
+        manifest_now
+    );
+    assert_eq!(tables_bytes(&s), tables);
+
+    // A second revision, interrupted after its files were written and before its ledger line
+    // (the line removed by hand): audit names it, another policy cannot claim it, and running
+    // the same command again records it.
+    let second = replace_once(
+        &revised,
+        "unknown = \"연령 미상\"",
+        "unknown = \"연령 모름\"",
+    );
+    s.write(SAMPLE_POLICY, &second);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["presentation revision 2"]);
+    let ledger = sample_ledger(&s);
+    fs::write(
+        s.path("ledger/disung-victims.jsonl"),
+        ledger[..ledger.len() - 1]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    s.run(&["audit", DIR])
+        .expect_code(4)
+        .stdout_has(&["holds presentation revision 2, which the ledger does not record"]);
+    s.run(&["report", DIR, "--policy", "policies/bounds.toml"])
+        .expect_code(2)
+        .stderr_has(&["this policy did not make it"]);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["was in place but not recorded", "recorded at ledger line"]);
+    assert_eq!(sample_ledger(&s), ledger);
+    s.run(&["audit", DIR]).expect_code(0);
+
+    // A manifest edited by hand (a label swapped) is not revised from: a person must look.
+    let path = s.path(&format!("{DIR}/manifest.json"));
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, replace_once(&text, "\"연령 모름\"", "\"10세 미만\"")).unwrap();
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(6)
+        .stderr_has(&["not the one ledger", "altered after publication"]);
 }
 
 #[test]

@@ -155,6 +155,50 @@ fn a_signed_release_verifies_with_safestat_and_with_minisign() {
     s.run(&["audit"]).expect_code(0);
 }
 
+/// A presentation revision of a signed release is signed again by the release's key, so the
+/// folder verifies with safestat and with minisign; a policy without that key cannot revise it.
+#[test]
+fn a_presentation_revision_of_a_signed_release_is_signed_again() {
+    let s = signed();
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let dir = "releases/r";
+    let old_signature = fs::read(s.path(&format!("{dir}/manifest.json.minisig"))).unwrap();
+    let policy = fs::read_to_string(s.path("policy.toml")).unwrap();
+    let labelled = format!("{policy}\n[labels.kind]\nlabel = \"Kind of case\"\n");
+    // Without the key the revision cannot be signed: refused, nothing written.
+    s.write(
+        "unsigned.toml",
+        &replace_once(&labelled, "signing_key = \"keys/office.key\"\n", ""),
+    );
+    s.run(&["report", dir, "--policy", "unsigned.toml"])
+        .expect_code(2)
+        .stderr_has(&["is signed by key", "names no `signing_key`"]);
+    assert_eq!(
+        fs::read(s.path(&format!("{dir}/manifest.json.minisig"))).unwrap(),
+        old_signature
+    );
+    s.write("policy.toml", &labelled);
+    s.run(&["report", dir, "--policy", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["presentation revision 1", "signed again"]);
+    assert_ne!(
+        fs::read(s.path(&format!("{dir}/manifest.json.minisig"))).unwrap(),
+        old_signature
+    );
+    let html = fs::read_to_string(s.path(&format!("{dir}/report.html"))).unwrap();
+    assert!(html.contains("Kind of case"));
+    let out = minisign(&s, dir);
+    assert!(
+        out.status.success(),
+        "minisign: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = verify_json(&s, &[dir, "--public-key", "keys/office.key.pub"], 0);
+    assert_eq!(report["folders"][0]["signature"], "verified");
+    s.run(&["audit"]).expect_code(0);
+}
+
 /// The review's forgery: one CSV cell changed, the manifest's hashes updated, the workbook and
 /// page rebuilt with `report --out`. Every hash agrees; only the signature tells.
 #[test]
