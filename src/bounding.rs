@@ -363,6 +363,42 @@ impl Bounder {
         }
     }
 
+    /// Per table of rows (`count_rows`, `sum`): how many rows its units keep under
+    /// `max_rows_per_unit` (each unit its `k` slots, at most) and then under `max_rows_per_cell`
+    /// too (at most `m` of those in one cell); `None` for other tables. For `check`'s figures:
+    /// which rows a unit keeps is random, so the second depends on the draw when both bind.
+    pub fn kept_rows(&self) -> Vec<Option<[u64; 2]>> {
+        let mut per_cell: Vec<(u32, u32)> = Vec::new();
+        self.tables
+            .iter()
+            .map(|table| {
+                let Kind::Rows { per_cell: m } = table.kind else {
+                    return None;
+                };
+                let (mut slots, mut kept) = (0u64, 0u64);
+                for rec in self.words.chunks_exact(self.stride) {
+                    per_cell.clear();
+                    for i in 0..table.slots {
+                        let code = table.cell(rec, i);
+                        if code == 0 {
+                            break;
+                        }
+                        slots += 1;
+                        match per_cell.iter_mut().find(|(c, _)| *c == code) {
+                            Some((_, n)) => *n += 1,
+                            None => per_cell.push((code, 1)),
+                        }
+                    }
+                    kept += per_cell
+                        .iter()
+                        .map(|&(_, n)| u64::from(n.min(m)))
+                        .sum::<u64>();
+                }
+                Some([slots, kept])
+            })
+            .collect()
+    }
+
     /// Per exact sum table ([`Statistic::Total`], in table order), per cell, its largest units'
     /// sums, largest first (as many as the statistic's `largest`; fewer when the cell has fewer
     /// units). Ties keep equal values, so the lists do not depend on the order of the units.
@@ -581,6 +617,21 @@ mod tests {
         let cells = b.finish().remove(0);
         assert_eq!(cells.iter().sum::<i128>(), 5);
         assert!(cells.iter().all(|&c| c <= 2));
+    }
+
+    #[test]
+    fn kept_rows_counts_what_each_bound_leaves() {
+        // k = 10, m = 3: a unit with 50 rows in one cell keeps 10, then 3; one with 2 rows in
+        // two cells keeps both; a count of units has no rows to count.
+        let mut b = Bounder::new(&[(rows(10, 3), 4, [1, 2]), (units(1), 4, [3, 4])], 0);
+        let u = b.add_unit(1, &[]);
+        for p in 0..50 {
+            b.observe_row(u, p, &[0, 0], &[1, 1]);
+        }
+        let v = b.add_unit(2, &[]);
+        b.observe_row(v, 7, &[1, 1], &[1, 1]);
+        b.observe_row(v, 8, &[2, 2], &[1, 1]);
+        assert_eq!(b.kept_rows(), [Some([12, 5]), None]);
     }
 
     #[test]

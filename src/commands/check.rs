@@ -1,7 +1,8 @@
 //! `safestat check POLICY`: validate a policy and every value of every input it names.
 //!
 //! Spends nothing and draws nothing. Shows the officer the exact number of rows and units per
-//! input (never written into a release), and never an exact cell.
+//! input and what each table's contribution bounds drop or cut (never written into a release),
+//! and never an exact cell.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,8 +10,9 @@ use std::path::Path;
 use super::describe;
 use crate::console::print;
 use crate::error::Error;
-use crate::input::{self, ReadOptions};
-use crate::policy::{self, InputKind};
+use crate::input::{self, BoundingEffect, ReadOptions};
+use crate::policy::{self, Bound, InputKind, Statistic, TableSpec};
+use crate::privacy::thousands;
 use crate::protect;
 
 /// `safestat check POLICY`: validates the policy and every value of every input.
@@ -24,11 +26,16 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
         .as_deref()
         .map(crate::sign::SigningKey::load)
         .transpose()?;
-    let mut data = input::read_all(&plan, options)?;
+    let options = ReadOptions {
+        bounding_effect: true,
+        ..*options
+    };
+    let mut data = input::read_all(&plan, &options)?;
     // An exact table needs each unit in one cell: refused here as `release` would refuse it.
     for e in 0..plan.exact_tables.len() {
         data.take_exact_table(&plan, e)?;
     }
+    let bounding = std::mem::take(&mut data.bounding);
     let results = data.results;
     crate::console::status("status", "valid");
     crate::console::status("release", plan.release_id.clone());
@@ -97,9 +104,78 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             t.rules_phrase(&plan.privacy_unit)
         );
     }
+    let effects: Vec<(&TableSpec, BoundingEffect)> = plan
+        .tables
+        .iter()
+        .zip(&bounding)
+        .filter_map(|(t, e)| Some((t, (*e)?)))
+        .collect();
+    if !effects.is_empty() {
+        let _ = writeln!(
+            r,
+            "what the contribution bounds do in this read (exact, for your eyes only; never published):"
+        );
+        for (t, e) in effects {
+            let _ = writeln!(r, "  {:<28} {}", t.name, bounding_effect(t, &e));
+        }
+        let both = plan.tables.iter().any(|t| {
+            matches!(t.statistic.bound(), Bound::Rows { per_unit, per_cell } if per_cell < per_unit)
+        });
+        if both {
+            let _ = writeln!(
+                r,
+                "  (which rows a unit keeps is random, so what max_rows_per_cell drops after max_rows_per_unit varies a little from read to read)"
+            );
+        }
+    }
     let _ = writeln!(
         r,
         "nothing was spent; run `safestat plan` for costs and accuracy"
     );
     print(&r)
+}
+
+/// What table `t`'s bounds did in one read, in words: rows dropped by each row bound, values
+/// cut by the clamp, each with its share of the rows read.
+fn bounding_effect(t: &TableSpec, e: &BoundingEffect) -> String {
+    let of = |n: u64| match n {
+        0 => "0".to_string(),
+        n => format!(
+            "{} ({:.2}%)",
+            thousands(n),
+            100.0 * n as f64 / e.rows.max(1) as f64
+        ),
+    };
+    let mut parts = Vec::new();
+    if let (Bound::Rows { per_unit, per_cell }, Some([per_unit_kept, kept])) =
+        (t.statistic.bound(), e.kept)
+    {
+        parts.push(format!(
+            "max_rows_per_unit = {per_unit} drops {} of {} rows",
+            of(e.rows - per_unit_kept),
+            thousands(e.rows)
+        ));
+        if per_cell < per_unit {
+            parts.push(format!(
+                "max_rows_per_cell = {per_cell} drops {} more",
+                of(per_unit_kept - kept)
+            ));
+        }
+    }
+    if let (Statistic::Sum { lo, hi, .. }, Some([below, above])) = (&t.statistic, e.clamped) {
+        parts.push(format!(
+            "clamp [{lo}, {hi}] cuts {} values below {lo} and {} above {hi}",
+            of(below),
+            of(above)
+        ));
+    }
+    if parts.is_empty() {
+        return match t.statistic.bound() {
+            Bound::Cells(c) => {
+                format!("max_cells_per_unit = {c} (the cells a unit loses are not counted)")
+            }
+            _ => "nothing to bound".to_string(),
+        };
+    }
+    parts.join("; ")
 }

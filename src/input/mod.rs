@@ -178,6 +178,24 @@ pub struct InputResult {
     pub units: Option<u64>,
     /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
     pub sql: Option<sql::SqlRead>,
+    /// Per table (in the order of the `tables` argument), what its contribution bounds did in
+    /// this read (a microdata file's; empty for pre-counted and SQL inputs, bounded elsewhere).
+    /// For `check`'s eyes only, like `rows`.
+    pub bounding: Vec<BoundingEffect>,
+}
+
+/// What a table's contribution bounds did in one read of a microdata file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BoundingEffect {
+    /// Rows read.
+    pub rows: u64,
+    /// A table of rows (`count_rows`, `sum`), when counted ([`ReadOptions::bounding_effect`]):
+    /// the rows its units keep under `max_rows_per_unit`, then also under `max_rows_per_cell`.
+    /// Which rows a unit keeps is random, so the second varies a little between reads when both
+    /// bounds bind.
+    pub kept: Option<[u64; 2]>,
+    /// A sum: how many of the rows read had a value below its clamp, and above it.
+    pub clamped: Option<[u64; 2]>,
 }
 
 /// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
@@ -210,6 +228,9 @@ pub struct ReadOptions {
     pub memory_limit: u64,
     /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
     pub progress: bool,
+    /// Count what each table's row bounds keep ([`InputResult::bounding`]'s `kept`), for
+    /// `check`: one more pass over the units' records, so a release does not ask for it.
+    pub bounding_effect: bool,
 }
 
 /// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -237,6 +258,7 @@ impl Default for ReadOptions {
             min_chunk_bytes: 4 << 20,
             memory_limit: default_memory_limit(),
             progress: true,
+            bounding_effect: false,
         }
     }
 }
@@ -324,6 +346,9 @@ pub struct InputData {
     /// of the same count allowing two cells per unit (they differ when a unit is in several),
     /// and of a sum's values and largest contributions (its position in the input's `largest`).
     exact_tables: Vec<ExactSlots>,
+    /// Per DP table, what its contribution bounds did (a table estimated with others: their
+    /// union's, which they are bounded as); `None` when its input was bounded elsewhere.
+    pub bounding: Vec<Option<BoundingEffect>>,
 }
 
 /// Where a DP table's exact cells are.
@@ -468,6 +493,16 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
             None => Cells::Margin(Vec::new()),
         })
         .collect();
+    let bounding = (0..plan.tables.len())
+        .map(|t| {
+            let r = match reading.groups.of(t) {
+                Some(g) => reading.unions[g],
+                None => reading.own[t]?,
+            };
+            let (input, pos) = slot[r];
+            results[input].bounding.get(pos).copied()
+        })
+        .collect();
     for (g, &u) in reading.groups.groups.iter().zip(&reading.unions) {
         let (input, pos) = slot[u];
         let union = std::mem::take(&mut results[input].exact[pos]);
@@ -509,6 +544,7 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         cells,
         contributors,
         exact_tables,
+        bounding,
     })
 }
 

@@ -203,3 +203,84 @@ suppress_below = 0
         .expect_code(2)
         .stderr_has(&["field `clamp`", "more than 2^53"]);
 }
+
+/// `check` tells the officer what each bound drops and each clamp cuts, exactly (the figures
+/// below do not depend on which rows are kept), read in memory or spilled to disk, and writes
+/// nothing.
+#[test]
+fn check_counts_the_rows_each_bound_drops_and_the_values_each_clamp_cuts() {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,cell,x\n");
+    for i in 0..50 {
+        rows += &format!("heavy,c{i},1000\n");
+    }
+    rows += "light,c0,3\nlight,c0,-5\nlight,c0,150\n";
+    s.write("rows.csv", &rows);
+    s.write(
+        "policy.toml",
+        &near_exact_policy(
+            r#"
+[[table]]
+name = "rows"
+input = "rows"
+statistic = "count_rows"
+by = ["cell"]
+max_rows_per_unit = 4
+max_rows_per_cell = 1
+cost = { rho = 1 }
+
+[[table]]
+name = "units"
+input = "rows"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 2
+cost = { rho = 1 }
+
+[[table]]
+name = "sums"
+input = "rows"
+statistic = "sum"
+column = "x"
+clamp = [0, 200]
+max_rows_per_unit = 3
+by = ["cell"]
+cost = { rho = 1 }
+"#,
+        ),
+    );
+    for args in [
+        &["check", "policy.toml"][..],
+        &["check", "policy.toml", "--memory-limit", "0"],
+    ] {
+        let run = s.run(args);
+        run.expect_code(0);
+        let line = |table: &str| {
+            run.stdout()
+                .lines()
+                .find(|l| l.trim_start().starts_with(table) && l.contains("max_"))
+                .unwrap_or_else(|| panic!("no line for `{table}` in {}", run.stdout()))
+                .to_string()
+        };
+        // heavy keeps 4 of its 50 rows (in 4 cells), light its 3, all in c0, of which one.
+        assert!(
+            line("rows").contains(
+                "max_rows_per_unit = 4 drops 46 (86.79%) of 53 rows; max_rows_per_cell = 1 drops 2 (3.77%) more"
+            ),
+            "{}",
+            line("rows")
+        );
+        assert!(
+            line("sums").contains(
+                "max_rows_per_unit = 3 drops 47 (88.68%) of 53 rows; clamp [0, 200] cuts 1 (1.89%) values below 0 and 50 (94.34%) above 200"
+            ),
+            "{}",
+            line("sums")
+        );
+        assert!(
+            line("units")
+                .contains("max_cells_per_unit = 2 (the cells a unit loses are not counted)")
+        );
+    }
+    assert_eq!(s.entries(), ["policy.toml", "rows.csv"]);
+}

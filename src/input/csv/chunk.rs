@@ -135,6 +135,11 @@ pub(super) fn read_chunk(
     Ok(Counted {
         units: units.len() as u64,
         largest: units.bounder.largest(),
+        kept: if pass.bounding_effect {
+            units.bounder.kept_rows()
+        } else {
+            Vec::new()
+        },
         exact: units.bounder.finish(),
         rows,
     })
@@ -185,5 +190,6 @@ pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counte
         largest: Vec::new(),
         rows,
         units: 0,
+        kept: Vec::new(),
     })
 }

@@ -21,7 +21,7 @@ use crate::bounding::{Bounder, prefetch};
 use crate::policy::{Dimension, InputKind, Plan, Statistic};
 use records::{Quoted, RecordError, Records, Unquoted};
 
-use super::{InputError, InputResult, ReadOptions, ensure_unchanged, open_input};
+use super::{BoundingEffect, InputError, InputResult, ReadOptions, ensure_unchanged, open_input};
 
 mod chunk;
 mod keys;
@@ -57,6 +57,8 @@ struct Pass<'a> {
     pub(super) quoted: bool,
     /// Whether a quoted field may hold a line break (the input's `multiline`).
     pub(super) multiline: bool,
+    /// Whether to count what the row bounds keep ([`ReadOptions::bounding_effect`]).
+    pub(super) bounding_effect: bool,
 }
 
 /// Exact cells per table, with the row and unit counts.
@@ -66,6 +68,9 @@ struct Counted {
     pub(super) largest: Vec<Vec<Vec<i128>>>,
     pub(super) rows: u64,
     pub(super) units: u64,
+    /// Per table, the rows kept under its row bounds ([`Bounder::kept_rows`]); empty when not
+    /// asked for ([`ReadOptions::bounding_effect`]).
+    pub(super) kept: Vec<Option<[u64; 2]>>,
 }
 
 impl Counted {
@@ -91,6 +96,12 @@ impl Counted {
         }
         total.rows += other.rows;
         total.units += other.units;
+        for (kept, add) in total.kept.iter_mut().zip(&other.kept) {
+            if let (Some(k), Some(a)) = (kept.as_mut(), add) {
+                k[0] += a[0];
+                k[1] += a[1];
+            }
+        }
         Some(total)
     }
 }
@@ -156,7 +167,7 @@ pub(super) fn read_pass(
     let mut seed = StdRng::from_entropy();
     let hasher = foldhash::quality::RandomState::default();
     let keys: Vec<[u64; 2]> = layout.tables.iter().map(|_| seed.r#gen()).collect();
-    let counters = Counters::default();
+    let counters = Counters::new(layout.tables.len());
     let name = plan.inputs[input].name.as_str();
     let pass = Pass {
         path,
@@ -166,6 +177,7 @@ pub(super) fn read_pass(
         counters: &counters,
         quoted,
         multiline: plan.inputs[input].multiline,
+        bounding_effect: options.bounding_effect,
     };
     let (hashed, results) = with_progress(options.progress, &counters, len, name, || {
         read_chunks(pass, &chunks, len - header_end, options.memory_limit)
@@ -177,7 +189,7 @@ pub(super) fn read_pass(
     if has_quote && !quoted {
         return read_pass(plan, input, tables, options, true);
     }
-    let counted = if results
+    let (counted, clamped) = if results
         .iter()
         .any(|r| matches!(r, Err(ChunkError::OverMemory)))
     {
@@ -186,17 +198,28 @@ pub(super) fn read_pass(
             path.display(),
             options.memory_limit >> 20
         );
-        let counters = Counters::default();
+        let counters = Counters::new(layout.tables.len());
         let pass = Pass {
             counters: &counters,
             ..pass
         };
-        with_progress(options.progress, &counters, len, name, || {
+        let counted = with_progress(options.progress, &counters, len, name, || {
             read_spilled(pass, header_end, len, options.memory_limit)
         })
-        .map_err(|e| locate(path, &layout, e))?
+        .map_err(|e| locate(path, &layout, e))?;
+        (counted, counters.clamped())
     } else {
-        merge(results, path, &layout)?
+        (merge(results, path, &layout)?, counters.clamped())
+    };
+    let bounding = match plan.inputs[input].kind {
+        InputKind::Aggregated { .. } => Vec::new(),
+        InputKind::Microdata => (0..layout.tables.len())
+            .map(|t| BoundingEffect {
+                rows: counted.rows,
+                kept: counted.kept.get(t).copied().flatten(),
+                clamped: layout.tables[t].sum.map(|_| clamped[t]),
+            })
+            .collect(),
     };
     Ok(InputResult {
         exact: counted.exact,
@@ -205,6 +228,7 @@ pub(super) fn read_pass(
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),
         sql: None,
+        bounding,
     })
 }
 

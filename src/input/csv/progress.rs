@@ -1,11 +1,32 @@
 //! Progress on stderr for long reads, on a terminal only.
 
-/// Rows and bytes read so far, shared by the chunk readers and the progress display.
+/// Rows and bytes read so far, shared by the chunk readers and the progress display, and what
+/// the clamps cut.
 #[derive(Default)]
 pub(super) struct Counters {
     pub(super) rows: std::sync::atomic::AtomicU64,
     pub(super) bytes: std::sync::atomic::AtomicU64,
     pub(super) done: std::sync::atomic::AtomicBool,
+    /// Per table of the layout: values read below its clamp, and above (sums only).
+    pub(super) clamped: Vec<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+impl Counters {
+    pub(super) fn new(tables: usize) -> Counters {
+        Counters {
+            clamped: (0..tables).map(|_| Default::default()).collect(),
+            ..Counters::default()
+        }
+    }
+
+    /// What the clamps cut, per table: `[below, above]`.
+    pub(super) fn clamped(&self) -> Vec<[u64; 2]> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.clamped
+            .iter()
+            .map(|[lo, hi]| [lo.load(Relaxed), hi.load(Relaxed)])
+            .collect()
+    }
 }
 
 /// Draws progress on stderr until `counters.done` (unpark the thread after setting it), starting

@@ -57,6 +57,7 @@ pub(super) fn scan_records(
     let mut key = Vec::new();
     let mut rows: u64 = 0;
     let mut problems = Problems::default();
+    let mut clamped = vec![[0u64; 2]; layout.tables.len()];
     loop {
         let byte = match records.next_record() {
             Ok(Some(offset)) => start + offset,
@@ -84,7 +85,7 @@ pub(super) fn scan_records(
             &field,
             byte,
             &codes,
-            (&mut cells, &mut values),
+            (&mut cells, &mut values, &mut clamped),
             &mut problems,
         );
         if problems.end_row() {
@@ -112,6 +113,10 @@ pub(super) fn scan_records(
             }
             Err(e) => return Err(e),
         }
+    }
+    for (total, [lo, hi]) in counters.clamped.iter().zip(clamped) {
+        total[0].fetch_add(lo, Relaxed);
+        total[1].fetch_add(hi, Relaxed);
     }
     Ok((rows, problems))
 }
@@ -145,15 +150,16 @@ fn categories_and_unit<'a>(
     Some(id)
 }
 
-/// Per table the row's cell and what it adds (1, or the clamped summed value), and the row's
-/// count (pre-counted input); bad values go to `problems`.
+/// Per table the row's cell and what it adds (1, or the clamped summed value, counting the values
+/// its clamp cut in `clamped`), and the row's count (pre-counted input); bad values go to
+/// `problems`.
 #[inline]
 fn cells_and_values<'a>(
     layout: &Layout,
     field: &impl Fn(usize) -> &'a [u8],
     byte: u64,
     codes: &[u32],
-    (cells, values): (&mut [u32], &mut [i64]),
+    (cells, values, clamped): (&mut [u32], &mut [i64], &mut [[u64; 2]]),
     problems: &mut Problems,
 ) -> Option<i64> {
     let integer = |col: usize, problems: &mut Problems| match parse_i64(field(col)) {
@@ -177,7 +183,12 @@ fn cells_and_values<'a>(
                     });
                     0
                 }
-                n => n.map_or(0, |n| n.clamp(lo, hi)),
+                Some(n) => {
+                    clamped[t][0] += u64::from(n < lo);
+                    clamped[t][1] += u64::from(n > hi);
+                    n.clamp(lo, hi)
+                }
+                None => 0,
             },
             None => 1,
         };

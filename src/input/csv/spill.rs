@@ -15,12 +15,7 @@ pub(super) fn read_spilled(
     memory_limit: u64,
 ) -> Result<Counted, ChunkError> {
     use std::io::{BufWriter, Write};
-    let Pass {
-        layout,
-        hasher,
-        keys,
-        ..
-    } = pass;
+    let hasher = pass.hasher;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
     // their rows' bytes in memory (records, keys, table), so aim partitions at limit / 5.
     let estimate = (end - start) * 5 + 1;
@@ -65,7 +60,7 @@ pub(super) fn read_spilled(
 
     let mut total: Option<Counted> = None;
     for p in 0..partitions {
-        let part = bound_partition(&dir.path().join(format!("{p}.bin")), layout, keys)?;
+        let part = bound_partition(&dir.path().join(format!("{p}.bin")), pass)?;
         total = Counted::add(total, part);
     }
     let mut total = total.expect("at least two partitions");
@@ -74,7 +69,8 @@ pub(super) fn read_spilled(
 }
 
 /// Bounds the units of one spilled partition (all of whose rows are in it), in memory.
-fn bound_partition(path: &Path, layout: &Layout, keys: &[[u64; 2]]) -> Result<Counted, ChunkError> {
+fn bound_partition(path: &Path, pass: Pass) -> Result<Counted, ChunkError> {
+    let (layout, keys) = (pass.layout, pass.keys);
     use std::io::BufReader;
     let tables = layout.tables.len();
     let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
@@ -112,6 +108,11 @@ fn bound_partition(path: &Path, layout: &Layout, keys: &[[u64; 2]]) -> Result<Co
     Ok(Counted {
         units: units.len() as u64,
         largest: units.bounder.largest(),
+        kept: if pass.bounding_effect {
+            units.bounder.kept_rows()
+        } else {
+            Vec::new()
+        },
         exact: units.bounder.finish(),
         rows: 0,
     })

@@ -74,6 +74,7 @@ fn tiny_chunks() -> ReadOptions {
         min_chunk_bytes: 32,
         memory_limit: u64::MAX,
         progress: false,
+        bounding_effect: false,
     }
 }
 
@@ -91,6 +92,7 @@ fn in_memory() -> ReadOptions {
         min_chunk_bytes: 1 << 30,
         memory_limit: u64::MAX,
         progress: false,
+        bounding_effect: false,
     }
 }
 

@@ -290,6 +290,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
             snapshot,
             statements: sent,
         }),
+        bounding: Vec::new(),
     })
 }
 

@@ -44,6 +44,7 @@ fn read(plan: &Plan) -> InputResult {
         min_chunk_bytes: 1 << 20,
         memory_limit: u64::MAX,
         progress: false,
+        bounding_effect: false,
     };
     read_input_with(plan, 0, &tables, options).unwrap_or_else(|e| panic!("{e}"))
 }
