@@ -437,10 +437,10 @@ fn exact_tables(
     let links = &charge.exact_links;
     let mut out = Vec::new();
     // This release's exact tables, then those of earlier releases it was protected with.
-    let mut sources: Vec<(output::ExactTableEntry, PathBuf)> = m
+    let mut sources: Vec<ExactSource> = m
         .exact_tables
         .iter()
-        .map(|t| (t.clone(), dir.to_path_buf()))
+        .map(|t| (t.clone(), dir.to_path_buf(), m.presentation.clone()))
         .collect();
     for link in links {
         match linked_source(ledger, link) {
@@ -452,7 +452,7 @@ fn exact_tables(
         }
     }
     // Inputs that held the same data were protected as one: their tables are of one input.
-    for (t, _) in &mut sources {
+    for (t, _, _) in &mut sources {
         if let Some(same) = charge.same_data.get(&t.input) {
             t.input = same.clone();
         }
@@ -473,12 +473,19 @@ pub(super) enum Stated {
     Within,
 }
 
+/// An exact table, the folder it was published in and the presentation its CSV was written with.
+pub(super) type ExactSource = (
+    output::ExactTableEntry,
+    PathBuf,
+    crate::policy::Presentation,
+);
+
 /// The exact tables of `sources` (the manifest's own first), checked from their published files:
 /// each CSV is a whole grid of categories and totals, every margin whose cells are all published
 /// adds up, no suppressed cell is pinned to one value, and each interval the manifest states is
 /// the attacker's (`Stated`).
 pub(super) fn check_exact(
-    sources: &[(output::ExactTableEntry, PathBuf)],
+    sources: &[ExactSource],
     m: &Manifest,
     compare: Stated,
 ) -> Vec<(Option<String>, String)> {
@@ -490,11 +497,11 @@ pub(super) fn check_exact(
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
-    for (t, dir) in sources {
+    for (t, dir, presentation) in sources {
         let file = format!("{}.csv", t.name);
         let read = std::fs::read(dir.join(&file))
             .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|bytes| output::read_exact(&bytes, t));
+            .and_then(|bytes| output::read_exact(&bytes, t, presentation));
         match read {
             Ok((cats, values)) => {
                 let layouts = cats
@@ -676,10 +683,7 @@ pub(super) fn check_exact(
 }
 
 /// An earlier release's exact table that a release was protected with, found through the ledger.
-fn linked_source(
-    ledger: &Ledger,
-    link: &LinkedTable,
-) -> Result<(output::ExactTableEntry, PathBuf), String> {
+fn linked_source(ledger: &Ledger, link: &LinkedTable) -> Result<ExactSource, String> {
     let what = format!(
         "exact table `{}` of release `{}` version {} (which this release was protected with)",
         link.table, link.release_id, link.version
@@ -704,5 +708,5 @@ fn linked_source(
     if let Some(input) = &link.counted_on {
         entry.input = input.clone();
     }
-    Ok((entry, dir))
+    Ok((entry, dir, earlier.manifest.presentation))
 }

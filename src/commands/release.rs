@@ -513,10 +513,7 @@ fn draw_tables(
             ));
         }
         let mut names = vec![format!("{}.csv", t.name)];
-        let mut csv = table.to_csv();
-        if plan.presentation.csv_bom {
-            csv.splice(0..0, "\u{feff}".bytes());
-        }
+        let csv = output::published_csv(table.to_csv(), &table.dimensions, &plan.presentation);
         files.push((names[0].clone(), csv));
         if json {
             names.push(format!("{}.json", t.name));

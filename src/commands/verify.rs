@@ -209,7 +209,7 @@ fn check_folder(
         let sources: Vec<_> = m
             .exact_tables
             .iter()
-            .map(|t| (t.clone(), dir.to_path_buf()))
+            .map(|t| (t.clone(), dir.to_path_buf(), m.presentation.clone()))
             .collect();
         let before = found.len();
         found.extend(check_exact(&sources, &m, Stated::Within));

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 mod folder;
+mod labels;
 mod manifest;
 mod tables;
 
@@ -14,6 +15,7 @@ pub use folder::{
     ensure_absent, finish_partial, partial_folders, remove_partial_files, replace_files,
     write_folder_atomically,
 };
+pub use labels::{coded_csv, published_csv};
 pub use manifest::*;
 pub use tables::{
     Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL_STATUS, Totals,

@@ -334,9 +334,14 @@ pub type ExactRead = (Vec<Vec<String>>, Vec<Option<i64>>);
 
 /// An exact table's CSV: each dimension's categories (in order, `total` aside) and every grid
 /// point's value (`None`: suppressed), checked to be the whole grid in order.
-pub fn read_exact(bytes: &[u8], t: &ExactTableEntry) -> Result<ExactRead, String> {
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-    let mut reader = csv::Reader::from_reader(bytes);
+pub fn read_exact(
+    bytes: &[u8],
+    t: &ExactTableEntry,
+    presentation: &crate::policy::Presentation,
+) -> Result<ExactRead, String> {
+    let dimensions: Vec<&str> = t.dimensions.iter().map(String::as_str).collect();
+    let bytes = super::coded_csv(bytes, &dimensions, presentation)?;
+    let mut reader = csv::Reader::from_reader(&bytes[..]);
     let header = reader.headers().map_err(|e| e.to_string())?.clone();
     let dims = t.dimensions.len();
     let want: Vec<&str> = t

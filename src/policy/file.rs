@@ -64,6 +64,8 @@ pub struct PublicationSection {
     pub language: Option<String>,
     pub suppressed_marker: Option<String>,
     pub csv_bom: Option<bool>,
+    /// Write the CSVs' dimension headers and categories as their labels (default: codes).
+    pub csv_labels: Option<bool>,
     /// Flag a count's cell when its margin of error is above this share of its value.
     pub unreliable_above: Option<f64>,
     /// Where a cross-table's totals (계) go: `first` (the default) or `last`.

@@ -29,6 +29,11 @@ pub struct Presentation {
     /// Whether the CSV files start with a UTF-8 byte-order mark (for Excel; by default with
     /// `language = "ko"` only).
     pub csv_bom: bool,
+    /// Whether the CSV files name dimensions and categories by their labels (`csv_labels =
+    /// true`, for people who open them directly) instead of their codes (the default, for
+    /// machines). A manifest without the field was written with codes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub csv_labels: bool,
     /// A count's cell is flagged `unreliable` when its margin of error is above this share of
     /// its published value (default 0.5).
     #[serde(default = "default_unreliable_above")]
@@ -73,6 +78,7 @@ impl Default for Presentation {
             language: "en".to_string(),
             suppressed_marker: "x".to_string(),
             csv_bom: false,
+            csv_labels: false,
             unreliable_above: default_unreliable_above(),
             totals_first: true,
             dimensions: BTreeMap::new(),
@@ -168,6 +174,7 @@ impl Presentation {
             language: _,
             suppressed_marker: _,
             csv_bom,
+            csv_labels,
             unreliable_above,
             totals_first: _,
             dimensions: _,
@@ -182,6 +189,15 @@ impl Presentation {
         } = self;
         if *csv_bom != other.csv_bom {
             return Some("`csv_bom` (the CSV files' first bytes)".into());
+        }
+        if *csv_labels != other.csv_labels {
+            return Some("`csv_labels` (the CSV files' headers and categories)".into());
+        }
+        if *csv_labels && (self.dimensions != other.dimensions) {
+            return Some(
+                "a dimension's or category's label, which the CSV files show under `csv_labels = true`"
+                    .into(),
+            );
         }
         if *unreliable_above != other.unreliable_above {
             return Some("`unreliable_above` (the CSV files' unreliable flags)".into());
@@ -199,6 +215,79 @@ impl Presentation {
     }
 }
 
+/// The columns a table's CSV has besides its dimensions (the margins' and shares' columns are
+/// named after the confidence: `moe95`, `share_pct_moe95`...).
+const CSV_COLUMNS: [&str; 6] = [
+    "value",
+    "status",
+    "protection",
+    "flag",
+    "share_pct",
+    "contributors",
+];
+
+/// A table as its CSV shows it: its name, its dimensions (indices), its total's label and, per
+/// dimension, the groups whose subtotals it publishes.
+pub(super) type CsvTable<'a> = (&'a str, &'a [usize], &'a str, Vec<Vec<&'a str>>);
+
+/// With `csv_labels = true` every CSV must still read back to codes (`audit`, `verify` and
+/// `report` read them): in each table, a dimension's shown categories and groups are distinct
+/// and none is the table's total label, and its dimensions' shown names are distinct and none
+/// is another column's name.
+pub(super) fn check_csv_labels(
+    p: &Presentation,
+    dimensions: &[Dimension],
+    tables: &[CsvTable],
+    problems: &mut Problems,
+) {
+    for (name, dims, total, groups) in tables {
+        let at = format!("[publication] field `csv_labels` (table `{name}`)");
+        let mut headers: Vec<&str> = Vec::new();
+        for (k, &d) in dims.iter().enumerate() {
+            let dim = &dimensions[d];
+            let header = p.dimension(&dim.name);
+            let reserved = CSV_COLUMNS.contains(&header)
+                || header.starts_with("moe")
+                || header.contains("_moe");
+            if reserved || headers.contains(&header) {
+                problems.add(
+                    &at,
+                    format!(
+                        "dimension `{}` would be headed `{header}`, which {} in its CSV; give it another label",
+                        dim.name,
+                        if reserved { "is another column's name" } else { "heads another dimension" }
+                    ),
+                );
+            }
+            headers.push(header);
+            let mut shown: Vec<(&str, &str)> = vec![(total, total)];
+            let codes = dim
+                .categories
+                .iter()
+                .map(String::as_str)
+                .chain(groups.get(k).into_iter().flatten().copied());
+            for code in codes {
+                let label = p.category(&dim.name, code);
+                if let Some((other, _)) = shown.iter().find(|(_, l)| *l == label) {
+                    let what = if other == total {
+                        "the table's total".to_string()
+                    } else {
+                        format!("`{other}`")
+                    };
+                    problems.add(
+                        &at,
+                        format!(
+                            "`{}` category `{code}` would show as `{label}`, as {what} does; give them distinct labels",
+                            dim.name
+                        ),
+                    );
+                }
+                shown.push((code, label));
+            }
+        }
+    }
+}
+
 /// `[publication]` and `[labels]`; table titles and units are added by the table sections.
 /// `groups`: `(dimension, name)` of every group an exact table declares, whose subtotals may be
 /// labelled like categories.
@@ -213,6 +302,7 @@ pub(super) fn presentation_sections(
         language,
         suppressed_marker,
         csv_bom,
+        csv_labels,
         unreliable_above,
         totals,
         source,
@@ -249,6 +339,7 @@ pub(super) fn presentation_sections(
     // Korean Excel opens a CSV without a byte-order mark as CP949 (Hangul as mojibake): a
     // Korean publication's CSVs carry one unless the policy says otherwise.
     p.csv_bom = csv_bom.unwrap_or(p.language == "ko");
+    p.csv_labels = csv_labels.unwrap_or(false);
     match unreliable_above {
         Some(share) if !(share.is_finite() && share > 0.0) => problems.add(
             "[publication] field `unreliable_above`",

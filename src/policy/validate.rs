@@ -189,6 +189,28 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         release.cost,
         &mut problems,
     );
+    if presentation.csv_labels {
+        let shown: Vec<presentation::CsvTable> = tables
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    &t.dims[..],
+                    t.total_label.as_str(),
+                    Vec::new(),
+                )
+            })
+            .chain(exact_tables.iter().map(|t| {
+                let groups = t
+                    .groups
+                    .iter()
+                    .map(|g| g.iter().map(|g| g.name.as_str()).collect())
+                    .collect();
+                (t.name.as_str(), &t.dims[..], t.total_label.as_str(), groups)
+            }))
+            .collect();
+        presentation::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
+    }
     if !problems.0.is_empty() {
         return Err(PolicyError::Invalid {
             path: path.to_path_buf(),

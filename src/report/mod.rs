@@ -69,13 +69,15 @@ fn read_table<'a>(
     entry: &'a TableEntry,
     file: &str,
     bytes: &[u8],
+    presentation: &crate::policy::Presentation,
 ) -> Result<Table<'a>, ReportError> {
     let bad = |message: String| ReportError::Malformed {
         file: file.to_string(),
         message,
     };
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-    let mut reader = csv::Reader::from_reader(bytes);
+    let dimensions: Vec<&str> = entry.dimensions.iter().map(String::as_str).collect();
+    let bytes = crate::output::coded_csv(bytes, &dimensions, presentation).map_err(bad)?;
+    let mut reader = csv::Reader::from_reader(&bytes[..]);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let dims = entry.dimensions.len();
     // Format 4 adds the `flag` column; format 5 a sum's contributors and the shares after it.
@@ -199,7 +201,7 @@ pub fn read_tables<'a>(
                 .find(|f| f.ends_with(".csv"))
                 .ok_or_else(|| ReportError::Missing(format!("{}.csv", entry.name)))?;
             let bytes = file(name).ok_or_else(|| ReportError::Missing(name.clone()))?;
-            read_table(entry, name, &bytes)
+            read_table(entry, name, &bytes, &manifest.presentation)
         })
         .collect()
 }
@@ -279,12 +281,12 @@ pub fn read_exact_tables<'a>(
             let name = format!("{}.csv", entry.name);
             let bytes = file(&name).ok_or_else(|| ReportError::Missing(name.clone()))?;
             let (categories, values) =
-                crate::output::read_exact(&bytes, entry).map_err(|message| {
-                    ReportError::Malformed {
+                crate::output::read_exact(&bytes, entry, &manifest.presentation).map_err(
+                    |message| ReportError::Malformed {
                         file: name.clone(),
                         message,
-                    }
-                })?;
+                    },
+                )?;
             Ok(ExactTable {
                 entry,
                 categories,

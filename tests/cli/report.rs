@@ -381,6 +381,54 @@ fn a_korean_publication_writes_a_byte_order_mark_unless_told_not_to() {
     s.run(&["audit", DIR]).expect_code(0);
 }
 
+/// `csv_labels = true` on the sample: the DP tables' CSVs name dimensions and categories as the
+/// workbook does, the numbers are those the workbook shows, and every reader takes them back;
+/// a label the CSVs show cannot change in a presentation revision.
+#[test]
+fn labelled_csvs_are_what_people_read_and_what_machines_read_back() {
+    let s = sample();
+    let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let labelled = replace_once(&policy, "# csv_labels = true ", "csv_labels = true   ");
+    s.write(SAMPLE_POLICY, &labelled);
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let bytes = fs::read(s.path(&format!("{DIR}/victims_by_gender_age.csv"))).unwrap();
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+    assert!(
+        text.starts_with("성별,연령대,value,status,moe95,flag\n여성,10세 미만,"),
+        "{text}"
+    );
+    // The workbook's cross-table shows the same numbers under the same labels.
+    let sheet = sheet_named(&s, "성별·연령대별 피해자 수");
+    let rows = read_all_rows(&s.path(&format!("{DIR}/victims_by_gender_age.csv")));
+    let cell = rows
+        .iter()
+        .find(|r| r["성별"] == "남성" && r["연령대"] == "20대")
+        .unwrap();
+    let header = sheet
+        .iter()
+        .position(|r| r.iter().any(|c| c == "20대"))
+        .unwrap();
+    let column = sheet[header].iter().position(|c| c == "20대").unwrap();
+    let row = sheet
+        .iter()
+        .find(|r| r.first().is_some_and(|c| c == "남성"))
+        .unwrap();
+    assert_eq!(row[column], cell["value"]);
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["verify", DIR]).expect_code(0);
+    s.run(&["report", DIR])
+        .expect_code(0)
+        .stdout_has(&["unchanged"]);
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(&labelled, "unknown = \"미상\"", "unknown = \"연령 미상\""),
+    );
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["which the CSV files show under `csv_labels = true`"]);
+}
+
 #[test]
 fn labels_and_publication_fields_are_validated() {
     let s = sample();

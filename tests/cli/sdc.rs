@@ -1793,3 +1793,114 @@ fn zeros_as_secondary_cells_are_hidden_and_audited() {
         "zeros as secondaries hid {with_zeros} cells, the default {default}"
     );
 }
+
+/// `csv_labels = true`: the exact table's CSV names regions and genders by their labels, holds
+/// the very pattern the codes give, and every reader turns it back into codes: `audit`,
+/// `verify`, and a later release protected with it (whose own CSV has codes).
+#[test]
+fn labelled_csvs_of_exact_tables_are_read_back_by_every_reader() {
+    const LABELS: &str = r#"
+[publication]
+csv_labels = true
+[labels.region]
+label = "지역"
+categories = { r1 = "서울", r2 = "부산", r3 = "대구, 경북", r4 = "인천" }
+[labels.gender]
+label = "성별"
+categories = { f = "여성", m = "남성" }
+"#;
+    let coded = Scratch::new();
+    coded.write("people.csv", &people(""));
+    coded.write("policy.toml", &policy(REGION_GENDER));
+    coded.run(&["release", "policy.toml"]).expect_code(0);
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(&format!("{REGION_GENDER}{LABELS}")));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let text = fs::read_to_string(s.path(&format!("{DIR}/by_region_gender.csv"))).unwrap();
+    assert!(
+        text.starts_with("지역,성별,value,status,protection\n서울,여성,"),
+        "{text}"
+    );
+    assert!(text.contains("\"대구, 경북\",남성,"), "{text}");
+    // The same pattern and values as the coded release, cell for cell.
+    let code = |v: &str| -> String {
+        [
+            ("서울", "r1"),
+            ("부산", "r2"),
+            ("대구, 경북", "r3"),
+            ("인천", "r4"),
+            ("여성", "f"),
+            ("남성", "m"),
+        ]
+        .iter()
+        .find(|(l, _)| *l == v)
+        .map_or(v, |(_, c)| c)
+        .to_string()
+    };
+    let labelled: Vec<Vec<String>> = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")))
+        .iter()
+        .map(|r| {
+            vec![
+                code(&r["지역"]),
+                code(&r["성별"]),
+                r["value"].clone(),
+                r["status"].clone(),
+            ]
+        })
+        .collect();
+    let codes: Vec<Vec<String>> = read_csv(&coded.path(&format!("{DIR}/by_region_gender.csv")))
+        .iter()
+        .map(|r| {
+            ["region", "gender", "value", "status"]
+                .iter()
+                .map(|c| r[*c].clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(labelled, codes);
+    assert!(codes.iter().any(|r| r[3] == "suppressed"));
+    s.run(&["audit", DIR]).expect_code(0);
+    s.run(&["verify", DIR]).expect_code(0);
+    // A later release of the same data, with codes, is protected with the labelled one.
+    let by_age = REGION_GENDER
+        .replace("by_region_gender", "by_region_age")
+        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+    s.write(
+        "second.toml",
+        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
+    );
+    s.run(&["release", "second.toml"]).expect_code(0);
+    assert_eq!(
+        charge_of(&s, "second")["exact_links"][0]["table"],
+        "by_region_gender"
+    );
+    s.run(&["audit", "releases/second", DIR]).expect_code(0);
+
+    // Labels a reader could not turn back into codes are refused before anything is read.
+    let refused = |labels: &str, parts: &[&str]| {
+        s.write("bad.toml", &policy(&format!("{REGION_GENDER}{labels}")));
+        s.run(&["check", "bad.toml"])
+            .expect_code(2)
+            .stderr_has(parts);
+    };
+    refused(
+        &LABELS.replace("r2 = \"부산\"", "r2 = \"서울\""),
+        &[
+            "csv_labels",
+            "`region` category `r2` would show as `서울`, as `r1` does",
+        ],
+    );
+    refused(
+        &LABELS.replace("r4 = \"인천\"", "r4 = \"total\""),
+        &["`region` category `r4` would show as `total`, as the table's total does"],
+    );
+    refused(
+        &LABELS.replace("label = \"지역\"", "label = \"status\""),
+        &["dimension `region` would be headed `status`, which is another column's name"],
+    );
+    refused(
+        &LABELS.replace("label = \"지역\"", "label = \"성별\""),
+        &["dimension `gender` would be headed `성별`, which heads another dimension"],
+    );
+}

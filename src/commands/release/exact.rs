@@ -181,7 +181,9 @@ pub fn linked(
             };
             let bytes = std::fs::read(dir.join(format!("{}.csv", entry.name)))
                 .map_err(|e| cannot(e.to_string()))?;
-            let (categories, values) = output::read_exact(&bytes, entry).map_err(&cannot)?;
+            let (categories, values) =
+                output::read_exact(&bytes, entry, &earlier.manifest.presentation)
+                    .map_err(&cannot)?;
             let dims = entry
                 .dimensions
                 .iter()
@@ -426,10 +428,11 @@ pub fn publish(
             values: &table.values,
         };
         let mut names = vec![format!("{}.csv", t.name)];
-        let mut csv = published.to_csv();
-        if plan.presentation.csv_bom {
-            csv.splice(0..0, "\u{feff}".bytes());
-        }
+        let csv = output::published_csv(
+            published.to_csv(),
+            &published.dimensions,
+            &plan.presentation,
+        );
         files.push((names[0].clone(), csv));
         if json {
             names.push(format!("{}.json", t.name));
