@@ -99,9 +99,9 @@ fn the_next_release_of_the_dataset_finishes_what_an_interrupted_one_left() {
 /// Finding 9: a run killed between writing its folder and recording `published` left a folder
 /// that audited as broken for ever, and a run killed after its charge could only be redone by
 /// paying again. Real release processes are killed at random moments: 60 releases, each killed
-/// once at a time drawn uniformly over the length of a whole run. Afterwards every release
-/// completes, the ledger verifies, every folder audits clean, no unfinished folder is left, and
-/// each release was paid exactly once.
+/// once at a time drawn uniformly over its sixtieth of 1.25 whole runs (stratified, so the kills
+/// cover every moment of a run). Afterwards every release completes, the ledger verifies, every
+/// folder audits clean, no unfinished folder is left, and each release was paid exactly once.
 #[test]
 fn releases_killed_at_random_moments_are_completed_and_never_paid_twice() {
     use rand::Rng;
@@ -126,7 +126,8 @@ fn releases_killed_at_random_moments_are_completed_and_never_paid_twice() {
     let whole = start.elapsed().as_micros() as u64;
     let mut rng = rand::thread_rng();
     let mut killed = 0;
-    for id in &ids {
+    let stratum = whole * 5 / 4 / ids.len() as u64;
+    for (i, id) in ids.iter().enumerate() {
         let mut child = Command::new(BIN)
             .args(["release", &format!("{id}.toml")])
             .current_dir(s.path(""))
@@ -134,7 +135,8 @@ fn releases_killed_at_random_moments_are_completed_and_never_paid_twice() {
             .stderr(fs::File::create(s.path(&format!("{id}.err"))).unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..whole * 5 / 4)));
+        let at = i as u64 * stratum + rng.gen_range(0..stratum.max(1));
+        std::thread::sleep(Duration::from_micros(at));
         let _ = child.kill();
         let status = child.wait().unwrap();
         // A run that was not killed completed: never exit 1 or 2.
@@ -159,6 +161,22 @@ fn releases_killed_at_random_moments_are_completed_and_never_paid_twice() {
     eprintln!(
         "{killed} of {} runs killed; stderr: {recovered:#?}",
         ids.len()
+    );
+    // The kills are spread over 1.25 runs of the probe's length, so about 4 in 5 land before a
+    // run ends. A test whose kills all came too late would test nothing: at least a quarter
+    // must have been killed, which fails only if the runs were over three times faster than the
+    // probe (the probe is the slowest of them: its binary and files were cold).
+    assert!(
+        killed >= ids.len() / 4,
+        "only {killed} of {} runs were killed before they ended",
+        ids.len()
+    );
+    // And at least one was killed between its charge and its publication (resumed afterwards):
+    // most kills land there (37 of 51 killed runs, measured), so missing it with 15 kills has a
+    // probability below 0.3^15, about 1e-8.
+    assert!(
+        recovered.keys().any(|k| k.contains("resuming")),
+        "no run was killed between its charge and its publication: {recovered:#?}"
     );
     let dirs: Vec<String> = ids.iter().map(|id| format!("releases/{id}")).collect();
     let mut args = vec!["audit", "--ledger", "ledger/people.jsonl"];

@@ -292,3 +292,20 @@ fn a_header_only_input_is_released_with_a_warning() {
         .stdout_has(&["warning: input `people` has no rows"]);
     assert_eq!(read_csv(&s.path("rel/by_kind.csv")).len(), 3);
 }
+
+/// The sample policy's identity (`plan_sha256`, what tells a re-run from a changed release) is
+/// fixed: a change to how a plan is hashed (its fields, their JSON, the hash) would make every
+/// published release's re-run a "different policy". Golden: the hash the sample has had since
+/// its identity last changed on purpose.
+#[test]
+fn the_sample_policy_keeps_its_identity() {
+    let s = sample();
+    s.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+    let charge: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    assert_eq!(charge["kind"], "charge");
+    assert_eq!(
+        charge["plan_sha256"],
+        "9aa5aab2a8a241e856bdea015c6663ce8938b610d7d9a46b584d3616b7482379"
+    );
+}

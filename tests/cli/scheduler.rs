@@ -173,7 +173,7 @@ fn a_held_lock_is_named_and_given_up_on_after_the_timeout() {
 #[test]
 fn an_unreachable_database_is_temporary() {
     let s = small();
-    let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE).replace(
+    let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE).once(
         "path = \"people.csv\"",
         "sql = { url_env = \"SAFESTAT_DB_URL\", table = \"people\" }",
     );

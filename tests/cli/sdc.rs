@@ -267,8 +267,8 @@ fn linked_exact_tables_are_protected_together_and_mixed_releases_say_so() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
     let by_age = REGION_GENDER
-        .replace("by_region_gender", "by_region_age")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+        .once("by_region_gender", "by_region_age")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
     let dp = r#"
 [[table]]
 name = "dp_by_region"
@@ -342,18 +342,18 @@ cost = { rho = 0.1 }
     );
     s.write(
         "other.toml",
-        &policy(&value).replace(r#"id = "exact""#, r#"id = "other""#),
+        &policy(&value).once(r#"id = "exact""#, r#"id = "other""#),
     );
     s.run(&["check", "other.toml"]).expect_code(2).stderr_has(&[
         "field `secondary`: `cells`, but exact table `by_region_gender` says `value`",
     ]);
     // A one-dimensional exact table on the page: each row its region's label and value.
     let by_region = REGION_GENDER
-        .replace("by_region_gender", "by_region")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
+        .once("by_region_gender", "by_region")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
     s.write(
         "one.toml",
-        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "one""#),
+        &policy(&by_region).once(r#"id = "exact""#, r#"id = "one""#),
     );
     s.run(&["release", "one.toml"]).expect_code(0);
     let html = fs::read_to_string(s.path("releases/one/report.html")).unwrap();
@@ -490,17 +490,14 @@ fn exact_table_fields_are_validated() {
         ),
     ] {
         assert_eq!(REGION_GENDER.matches(edit.0).count(), 1, "{}", edit.0);
-        s.write(
-            "policy.toml",
-            &policy(&REGION_GENDER.replace(edit.0, edit.1)),
-        );
+        s.write("policy.toml", &policy(&REGION_GENDER.once(edit.0, edit.1)));
         s.run(&["check", "policy.toml"])
             .expect_code(2)
             .stderr_has(&[problem]);
     }
     // Too many cells for the solvers.
     let mut big = policy(REGION_GENDER);
-    big = big.replace(
+    big = big.once(
         r#"age = ["young", "old"]"#,
         &format!(
             "age = [\"young\", \"old\"]\nid2 = [{}]\nid3 = [{}]",
@@ -514,7 +511,7 @@ fn exact_table_fields_are_validated() {
                 .join(", ")
         ),
     );
-    big = big.replace(r#"by = ["region", "gender"]"#, r#"by = ["id2", "id3"]"#);
+    big = big.once(r#"by = ["region", "gender"]"#, r#"by = ["id2", "id3"]"#);
     s.write("policy.toml", &big);
     s.run(&["check", "policy.toml"])
         .expect_code(2)
@@ -548,11 +545,11 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     let first = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
     // A second release (another id) of region x age shares the region totals and the grand total.
     let by_age = REGION_GENDER
-        .replace("by_region_gender", "by_region_age")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+        .once("by_region_gender", "by_region_age")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
     s.write(
         "second.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
     );
     s.run(&["release", "second.toml"]).expect_code(0);
     // The link is in the (private) ledger, never in the public manifest: that two releases were
@@ -575,7 +572,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     s.write("people.csv", &people("p999,r4,m,old\n"));
     s.write(
         "third.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "third""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "third""#),
     );
     s.run(&["release", "third.toml"]).expect_code(0);
     assert!(charge("third").get("exact_links").is_none());
@@ -593,7 +590,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     fs::write(&manifest_path, &edited).unwrap();
     s.write(
         "edited.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "edited""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "edited""#),
     );
     s.run(&["release", "edited.toml"])
         .expect_code(2)
@@ -613,7 +610,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     fs::remove_dir_all(s.path(DIR)).unwrap();
     s.write(
         "fourth.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "fourth""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "fourth""#),
     );
     // The audit of the second release, which leaned on the first, cannot be re-run without it.
     s.run(&["audit", "releases/second"])
@@ -635,7 +632,7 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
 fn a_table_without_margins_hides_only_its_small_cells() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
-    let table = REGION_GENDER.replace(
+    let table = REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\nmargins = false",
     );
@@ -679,7 +676,7 @@ fn a_table_without_margins_hides_only_its_small_cells() {
 fn the_margins_label_is_configurable() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
-    let table = REGION_GENDER.replace(
+    let table = REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\ntotal_label = \"계\"",
     );
@@ -716,7 +713,7 @@ fn the_margins_label_is_configurable() {
 fn groups_publish_protected_subtotals() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
-    let table = REGION_GENDER.replace(
+    let table = REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\ngroups = [{ dimension = \"region\", name = \"north\", categories = [\"r1\", \"r3\"] }]",
     );
@@ -765,7 +762,7 @@ fn groups_publish_protected_subtotals() {
         "labelled.toml",
         &format!(
             "{}\n[labels.region]\ncategories = {{ r1 = \"일\", north = \"북부\" }}\n",
-            policy(&table).replace(r#"id = "exact""#, r#"id = "labelled""#)
+            policy(&table).once(r#"id = "exact""#, r#"id = "labelled""#)
         ),
     );
     s.run(&["release", "labelled.toml"]).expect_code(0);
@@ -783,7 +780,7 @@ fn groups_publish_protected_subtotals() {
     } else {
         ("r3,f,,suppressed", "r3,f,22,published")
     };
-    let edited = text.replace(from, to);
+    let edited = replace_once(&text, from, to);
     assert_ne!(edited, text);
     fs::write(&path, edited).unwrap();
     s.run(&["audit", DIR])
@@ -812,7 +809,7 @@ fn groups_publish_protected_subtotals() {
             "group `b` has the same categories as group `a`",
         ),
     ] {
-        let t = REGION_GENDER.replace(
+        let t = REGION_GENDER.once(
             "interval_percent = 20",
             &format!("interval_percent = 20\ngroups = {groups}"),
         );
@@ -821,7 +818,7 @@ fn groups_publish_protected_subtotals() {
             .expect_code(2)
             .stderr_has(&[problem]);
     }
-    let t = REGION_GENDER.replace(
+    let t = REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\nmargins = false\ngroups = [{ dimension = \"region\", name = \"n\", categories = [\"r1\"] }]",
     );
@@ -1175,11 +1172,11 @@ fn a_later_sum_is_protected_with_the_earlier_one() {
     s.write("policy.toml", &policy(REGION_GENDER_SUM));
     s.run(&["release", "policy.toml"]).expect_code(0);
     let by_age = REGION_GENDER_SUM
-        .replace("amount_by_region_gender", "amount_by_region_age")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+        .once("amount_by_region_gender", "amount_by_region_age")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
     s.write(
         "second.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
     );
     s.run(&["release", "second.toml"]).expect_code(0);
     assert_eq!(
@@ -1419,16 +1416,16 @@ fn an_earlier_exact_table_is_linked_whatever_its_input_is_called_or_looks_like()
         .map(|l| format!("{l}\r\n"))
         .collect::<String>();
     s.write("export.csv", &reexport);
-    let again = policy(&REGION_GENDER.replace(
+    let again = policy(&REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\nmargins = false",
     ))
-    .replace(r#"id = "exact""#, r#"id = "again""#)
-    .replace(
+    .once(r#"id = "exact""#, r#"id = "again""#)
+    .once(
         "[inputs.people]\npath = \"people.csv\"",
         "[inputs.export]\npath = \"export.csv\"",
     )
-    .replace("input = \"people\"", "input = \"export\"");
+    .once("input = \"people\"", "input = \"export\"");
     s.write("again.toml", &again);
     s.run(&["release", "again.toml"]).expect_code(0);
     assert_eq!(
@@ -1478,20 +1475,20 @@ fn corrected_data_behind_earlier_exact_tables_is_refused() {
     assert!(!s.path("releases/exact.v2").exists());
     // A table without margins whose hidden cell alone changed, under another release id: every
     // cell it published is the same, so this is a correction, refused too.
-    let no_margins = REGION_GENDER.replace(
+    let no_margins = REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\nmargins = false",
     );
     s.write("people.csv", &people(""));
     s.write(
         "inner.toml",
-        &policy(&no_margins).replace(r#"id = "exact""#, r#"id = "inner""#),
+        &policy(&no_margins).once(r#"id = "exact""#, r#"id = "inner""#),
     );
     s.run(&["release", "inner.toml"]).expect_code(0);
     s.write("people.csv", &people("p999,r1,f,old\n"));
     s.write(
         "later.toml",
-        &policy(&no_margins).replace(r#"id = "exact""#, r#"id = "later""#),
+        &policy(&no_margins).once(r#"id = "exact""#, r#"id = "later""#),
     );
     s.run(&["release", "later.toml"])
         .expect_code(2)
@@ -1510,13 +1507,13 @@ fn two_inputs_on_one_file_are_protected_as_one() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
     let inner = REGION_GENDER
-        .replace("by_region_gender", "inner_cells")
-        .replace("input = \"people\"", "input = \"alias\"")
-        .replace(
+        .once("by_region_gender", "inner_cells")
+        .once("input = \"people\"", "input = \"alias\"")
+        .once(
             "interval_percent = 20",
             "interval_percent = 20\nmargins = false",
         );
-    let both = policy(&format!("{REGION_GENDER}\n{inner}")).replace(
+    let both = policy(&format!("{REGION_GENDER}\n{inner}")).once(
         "[categories]",
         "[inputs.alias]\npath = \"people.csv\"\n[categories]",
     );
@@ -1551,12 +1548,12 @@ fn a_table_without_margins_beside_other_dimensions_is_refused() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
     let finer = REGION_GENDER
-        .replace("by_region_gender", "by_region_gender_age")
-        .replace(
+        .once("by_region_gender", "by_region_gender_age")
+        .once(
             r#"by = ["region", "gender"]"#,
             r#"by = ["region", "gender", "age"]"#,
         )
-        .replace(
+        .once(
             "interval_percent = 20",
             "interval_percent = 20\nmargins = false",
         );
@@ -1578,19 +1575,19 @@ fn a_table_without_margins_beside_other_dimensions_is_refused() {
     s.run(&["release", "policy.toml"]).expect_code(0);
     s.write(
         "later.toml",
-        &policy(&finer).replace(r#"id = "exact""#, r#"id = "later""#),
+        &policy(&finer).once(r#"id = "exact""#, r#"id = "later""#),
     );
     s.run(&["release", "later.toml"])
         .expect_code(2)
         .stderr_has(&["by different dimensions"]);
     assert!(!s.path("releases/later").exists());
     // Categories declared otherwise (another order) cannot be compared: refused, not noted.
-    let reordered = policy(&REGION_GENDER.replace(
+    let reordered = policy(&REGION_GENDER.once(
         "interval_percent = 20",
         "interval_percent = 20\nmargins = false",
     ))
-    .replace(r#"id = "exact""#, r#"id = "reordered""#)
-    .replace(r#"gender = ["f", "m"]"#, r#"gender = ["m", "f"]"#);
+    .once(r#"id = "exact""#, r#"id = "reordered""#)
+    .once(r#"gender = ["f", "m"]"#, r#"gender = ["m", "f"]"#);
     s.write("reordered.toml", &reordered);
     s.run(&["release", "reordered.toml"])
         .expect_code(2)
@@ -1617,18 +1614,18 @@ fn a_new_year_of_a_rare_event_is_other_data() {
         out
     };
     let by_region = REGION_GENDER
-        .replace("by_region_gender", "by_region")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
+        .once("by_region_gender", "by_region")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region"]"#);
     s.write("people.csv", &rows([1, 2, 1, 0]));
     s.write(
         "y2024.toml",
-        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "y2024""#),
+        &policy(&by_region).once(r#"id = "exact""#, r#"id = "y2024""#),
     );
     s.run(&["release", "y2024.toml"]).expect_code(0);
     s.write("people.csv", &rows([2, 1, 1, 0]));
     s.write(
         "y2025.toml",
-        &policy(&by_region).replace(r#"id = "exact""#, r#"id = "y2025""#),
+        &policy(&by_region).once(r#"id = "exact""#, r#"id = "y2025""#),
     );
     s.run(&["release", "y2025.toml"])
         .expect_code(0)
@@ -1680,12 +1677,12 @@ fn an_earlier_table_is_linked_on_a_renamed_input_of_other_dimensions() {
     s.run(&["release", "policy.toml"]).expect_code(0);
     let first = read_all_rows(&s.path(&format!("{DIR}/by_region_gender.csv")));
     let by_age = REGION_GENDER
-        .replace("by_region_gender", "by_region_age")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#)
-        .replace("input = \"people\"", "input = \"export\"");
+        .once("by_region_gender", "by_region_age")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#)
+        .once("input = \"people\"", "input = \"export\"");
     let second = policy(&by_age)
-        .replace(r#"id = "exact""#, r#"id = "second""#)
-        .replace(
+        .once(r#"id = "exact""#, r#"id = "second""#)
+        .once(
             "[inputs.people]\npath = \"people.csv\"",
             "[inputs.export]\npath = \"export.csv\"",
         );
@@ -1720,14 +1717,14 @@ fn a_table_the_earlier_pattern_leaves_no_room_for_is_refused_with_the_reason() {
     s.write("policy.toml", &policy(REGION_GENDER));
     s.run(&["release", "policy.toml"]).expect_code(0);
     let finer = REGION_GENDER
-        .replace("by_region_gender", "by_region_gender_age")
-        .replace(
+        .once("by_region_gender", "by_region_gender_age")
+        .once(
             r#"by = ["region", "gender"]"#,
             r#"by = ["region", "gender", "age"]"#,
         );
     s.write(
         "finer.toml",
-        &policy(&finer).replace(r#"id = "exact""#, r#"id = "finer""#),
+        &policy(&finer).once(r#"id = "exact""#, r#"id = "finer""#),
     );
     s.run(&["release", "finer.toml"])
         .expect_code(2)
@@ -1864,11 +1861,11 @@ categories = { f = "여성", m = "남성" }
     s.run(&["verify", DIR]).expect_code(0);
     // A later release of the same data, with codes, is protected with the labelled one.
     let by_age = REGION_GENDER
-        .replace("by_region_gender", "by_region_age")
-        .replace(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+        .once("by_region_gender", "by_region_age")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
     s.write(
         "second.toml",
-        &policy(&by_age).replace(r#"id = "exact""#, r#"id = "second""#),
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
     );
     s.run(&["release", "second.toml"]).expect_code(0);
     assert_eq!(
@@ -1885,22 +1882,22 @@ categories = { f = "여성", m = "남성" }
             .stderr_has(parts);
     };
     refused(
-        &LABELS.replace("r2 = \"부산\"", "r2 = \"서울\""),
+        &LABELS.once("r2 = \"부산\"", "r2 = \"서울\""),
         &[
             "csv_labels",
             "`region` category `r2` would show as `서울`, as `r1` does",
         ],
     );
     refused(
-        &LABELS.replace("r4 = \"인천\"", "r4 = \"total\""),
+        &LABELS.once("r4 = \"인천\"", "r4 = \"total\""),
         &["`region` category `r4` would show as `total`, as the table's total does"],
     );
     refused(
-        &LABELS.replace("label = \"지역\"", "label = \"status\""),
+        &LABELS.once("label = \"지역\"", "label = \"status\""),
         &["dimension `region` would be headed `status`, which is another column's name"],
     );
     refused(
-        &LABELS.replace("label = \"지역\"", "label = \"성별\""),
+        &LABELS.once("label = \"지역\"", "label = \"성별\""),
         &["dimension `gender` would be headed `성별`, which heads another dimension"],
     );
 }

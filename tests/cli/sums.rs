@@ -101,8 +101,8 @@ fn a_sum_without_its_contributors_suppresses_nothing_and_flags_nothing() {
     let s = Scratch::new();
     s.write("people.csv", &people());
     let table = SUM
-        .replace("contributors_cost = { rho = 1e6 }\n", "")
-        .replace("cost = { rho = 1e6 }", "cost = { rho = 1e-4 }");
+        .once("contributors_cost = { rho = 1e6 }\n", "")
+        .once("cost = { rho = 1e6 }", "cost = { rho = 1e-4 }");
     s.write("policy.toml", &ledger_policy("r", "{ rho = 1 }", &table));
     s.run(&["check", "policy.toml"])
         .expect_code(2)
@@ -112,7 +112,7 @@ fn a_sum_without_its_contributors_suppresses_nothing_and_flags_nothing() {
         &ledger_policy(
             "r",
             "{ rho = 1 }",
-            &table.replace("suppress_below = 10", "suppress_below = 0"),
+            &table.once("suppress_below = 10", "suppress_below = 0"),
         ),
     );
     s.run(&["release", "policy.toml"]).expect_code(0);

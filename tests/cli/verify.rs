@@ -499,7 +499,7 @@ fn verify_re_runs_the_exact_tables_attacker() {
 fn budget_and_audit_find_the_ledgers_of_the_policies() {
     let s = small();
     let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE)
-        .replace("path = \"people.csv\"", "path = \"../people.csv\"");
+        .once("path = \"people.csv\"", "path = \"../people.csv\"");
     s.write("policies/p.toml", &policy);
     s.run(&["budget"]).expect_code(2).stderr_has(&[
         "no ledger found",

@@ -255,6 +255,18 @@ cost = {{ rho = {rho} }}
 
 /// Replaces the one occurrence of `from` in `text`; a fixture edit that matched nothing (or
 /// twice) would test something else than it says.
+/// [`replace_once`] as a method, for chains of fixture edits: `t.once(a, b).once(c, d)`.
+pub trait Once {
+    fn once(&self, from: &str, to: &str) -> String;
+}
+
+impl Once for str {
+    #[track_caller]
+    fn once(&self, from: &str, to: &str) -> String {
+        replace_once(self, from, to)
+    }
+}
+
 #[track_caller]
 pub fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
