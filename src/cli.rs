@@ -1,5 +1,5 @@
 //! The command line as the user typed it (clap). Nothing here is validated beyond its syntax;
-//! the commands turn it into a [`crate::plan::Plan`] before using it.
+//! the commands turn it into a [`crate::policy::Plan`] before using it.
 
 use std::path::PathBuf;
 

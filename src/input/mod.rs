@@ -1,6 +1,8 @@
 //! Input: a source becomes exact, bounded cells per table, and a private fingerprint.
 //!
-//! Today's source is a CSV file ([`csv`]; a legacy encoding is decoded first, [`decode`]).
+//! Sources: a CSV file ([`csv`]; a legacy encoding is decoded first, [`decode`]), or a
+//! PostgreSQL table or query ([`sql`]: bounded and counted in the server, only per-cell
+//! aggregates come back).
 //! Owns what every source must give: per table the exact cells, bounded as the plan says
 //! (see [`crate::bounding`]), and each input's fingerprint for the ledger. Errors name the file,
 //! the line and the field. Exact cells never leave memory: they go to the protection only.

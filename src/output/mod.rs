@@ -1,8 +1,10 @@
 //! What leaves the building: the published tables ([`tables`]), the manifest, written and read
 //! back typed ([`manifest`]), and the atomic placement of a release folder ([`folder`]).
 //!
-//! Never receives an exact cell and never imports `input` (a check in `.ci/run` holds it to
-//! that): it formats noisy, post-processed values only.
+//! Never imports `input` (a check in `.ci/run` holds it to that): it formats what protection
+//! made publishable, the noisy, post-processed values of differentially private tables and the
+//! exact tables' values once cell suppression has hidden what the rules protect, and never an
+//! exact cell of a differentially private table.
 
 use std::path::PathBuf;
 
