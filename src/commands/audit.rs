@@ -396,23 +396,45 @@ fn files_against_publication(
     };
     let mut out = Vec::new();
     let altered = "altered since publication (hash differs from the ledger)";
-    if publication.manifest_sha256 != sha256_hex(manifest_bytes) {
-        // A presentation revision written but not yet recorded (its run was interrupted) says so.
-        let pending = serde_json::from_slice::<Manifest>(manifest_bytes)
-            .ok()
-            .and_then(|m| m.revisions.last().cloned())
-            .filter(|r| r.previous_manifest_sha256 == publication.manifest_sha256);
+    let folder_sha = sha256_hex(manifest_bytes);
+    let revisions: Vec<_> = ledger.revisions_of(charge.seq).collect();
+    if publication.manifest_sha256 != folder_sha {
+        // A presentation revision recorded whose files were not all written says so.
+        let pending = revisions
+            .last()
+            .filter(|r| r.previous_manifest_sha256 == folder_sha);
         out.push((
             Some("manifest.json".into()),
             match pending {
                 Some(r) => format!(
-                    "holds presentation revision {}, which the ledger does not record (an interrupted `safestat report --policy`, or a revision made without the ledger): run `safestat report {} --policy POLICY` again with the policy that made it to record it",
+                    "is the one presentation revision {} replaces: that revision, recorded in the ledger, was interrupted before its files were in place; run `safestat report {} --policy POLICY` again with the policy that made it",
                     r.revision,
                     dir.display()
                 ),
                 None => altered.into(),
             },
         ));
+    } else if let Ok(m) = serde_json::from_slice::<Manifest>(manifest_bytes) {
+        // The manifest lists the revisions the ledger records, each replacing the one before.
+        let listed: Vec<&str> = m
+            .revisions
+            .iter()
+            .map(|r| r.previous_manifest_sha256.as_str())
+            .collect();
+        let recorded: Vec<&str> = revisions
+            .iter()
+            .map(|r| r.previous_manifest_sha256.as_str())
+            .collect();
+        if listed != recorded {
+            out.push((
+                Some("manifest.json".into()),
+                format!(
+                    "lists {} presentation revision(s) and the ledger records {}, not the same",
+                    listed.len(),
+                    recorded.len()
+                ),
+            ));
+        }
     }
     for o in &publication.outputs {
         match std::fs::read(dir.join(&o.path)) {

@@ -19,41 +19,54 @@ use crate::report;
 use crate::sign;
 
 pub fn run(dir: &Path, out: Option<PathBuf>, relabel: Option<PathBuf>) -> Result<(), Error> {
+    let (_, manifest) = read_manifest(dir)?;
+    let Some(policy) = relabel else {
+        tables_as_published(dir, &manifest)?;
+        let mut r = String::new();
+        write_made(dir, out.as_deref(), &manifest, &manifest, &mut r)?;
+        return print(&r);
+    };
+    let plan = policy::load(&policy)?;
+    same_release(&plan, &policy, &manifest)?;
+    let Some(out) = out else {
+        return revise(dir, &plan);
+    };
+    // Labels, titles, units and language from a policy of the same release, elsewhere: the
+    // tables are read as the folder wrote them, and presented as the policy says.
+    let mut presented = manifest.clone();
+    presented.presentation = plan.presentation;
+    presented.release.title = plan.title;
+    tables_as_published(dir, &manifest)?;
+    let mut r = String::new();
+    write_made(dir, Some(&out), &manifest, &presented, &mut r)?;
+    print(&r)
+}
+
+/// The folder's manifest: its bytes and what they say.
+fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), Error> {
     let path = dir.join("manifest.json");
     let bytes = std::fs::read(&path)
         .map_err(|e| Error::Usage(format!("cannot read `{}`: {e}", path.display())))?;
-    let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+    let manifest = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Usage(format!(
             "`{}` is not a safestat manifest: {e}",
             path.display()
         ))
     })?;
-    if let Some(policy) = relabel {
-        let plan = policy::load(&policy)?;
-        same_release(&plan, &policy, &manifest)?;
-        if out.is_none() {
-            return revise(dir, &bytes, manifest, &plan);
-        }
-        // Labels, titles, units and language from a policy of the same release, elsewhere.
-        manifest.presentation = plan.presentation;
-        manifest.release.title = plan.title;
-    }
-    tables_as_published(dir, &manifest)?;
-    let mut r = String::new();
-    write_made(dir, out.as_deref(), &manifest, &mut r)?;
-    print(&r)
+    Ok((bytes, manifest))
 }
 
-/// Makes the workbook and the report of `manifest` from `dir`'s tables and writes them into
-/// `out`, or into `dir` itself where each must come out as the manifest lists it (a missing one
-/// is restored); says what it did in `r`.
+/// Makes the workbook and the report of `manifest` from `dir`'s tables, presented as
+/// `presented` says, and writes them into `out`, or into `dir` itself where each must come out
+/// as the manifest lists it (a missing one is restored); says what it did in `r`.
 fn write_made(
     dir: &Path,
     out: Option<&Path>,
     manifest: &Manifest,
+    presented: &Manifest,
     r: &mut String,
 ) -> Result<(), Error> {
-    let made = render(dir, manifest)?;
+    let made = render(dir, manifest, presented)?;
     let target = out.unwrap_or(dir);
     let io =
         |p: &Path, e: std::io::Error| Error::Usage(format!("cannot write `{}`: {e}", p.display()));
@@ -144,27 +157,32 @@ fn made_here(manifest: &Manifest) -> [String; 2] {
     ]
 }
 
-/// The workbook and the report of `manifest`, from the folder's tables.
-fn render(dir: &Path, manifest: &Manifest) -> Result<Vec<(String, Vec<u8>)>, Error> {
+/// The workbook and the report of the folder's tables, read as `manifest` wrote them (its CSVs'
+/// labels or codes) and presented as `presented` says.
+fn render(
+    dir: &Path,
+    manifest: &Manifest,
+    presented: &Manifest,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let file = |name: &str| std::fs::read(dir.join(name)).ok();
     let tables = report::read_tables(manifest, &file)?;
     let exact = report::read_exact_tables(manifest, &file)?;
-    Ok(report::render(manifest, &tables, &exact)?)
+    Ok(report::render(presented, &tables, &exact)?)
 }
 
 /// A presentation revision of the published folder `dir` with `plan`'s presentation and title:
 /// the workbook, the report and the manifest rewritten (the old bytes' hashes kept in the
-/// manifest's `revisions`), re-signed when the dataset is signed, and recorded in the ledger
-/// after the files are in place. The tables' files are never touched, so a policy that would
-/// change them, or anything but the presentation and the title, is refused. An earlier revision
-/// that was interrupted after its manifest was written, before its ledger line, is recorded when
-/// run again with the policy that made it.
-fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(), Error> {
-    let (id, version) = (&manifest.release.id, manifest.release.version);
+/// manifest's `revisions`), re-signed when the dataset is signed. The tables' files are never
+/// touched, so a policy that would change them, or anything but the presentation and the title,
+/// is refused. Under the ledger's lock, the revision is recorded first (its new manifest's hash,
+/// its time) and its files written after; a run interrupted in between is completed by the same
+/// command, which makes the same bytes again from the folder as it was.
+fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
     if !plan.ledger.exists() {
         return Err(Error::Usage(format!(
-            "the policy's ledger `{}` does not exist, so release `{id}` version {version} was not published from it; nothing written",
-            plan.ledger.display()
+            "the policy's ledger `{}` does not exist, so release `{}` was not published from it; nothing written",
+            plan.ledger.display(),
+            plan.release_id
         )));
     }
     let mut locked = LockedLedger::open(&plan.ledger, None)?;
@@ -177,6 +195,9 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
         }
         .into());
     }
+    // Read under the lock: another revision may have finished since the command began.
+    let (bytes, manifest) = read_manifest(dir)?;
+    let (id, version) = (manifest.release.id.clone(), manifest.release.version);
     let ledger = &locked.ledger;
     let integrity = |why: String| {
         Error::Integrity(format!(
@@ -189,7 +210,7 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
         .charges()
         .find(|c| {
             c.charge.dataset == manifest.dataset
-                && c.charge.release_id == *id
+                && c.charge.release_id == id
                 && c.charge.version == version
         })
         .ok_or_else(|| {
@@ -205,68 +226,40 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
             charge.line
         ))
     })?;
-    let revisions = ledger.revisions_of(seq).count() as u32;
-    let state_plan = ledger
-        .revisions_of(seq)
-        .last()
-        .map_or(&charge.charge.plan_sha256, |r| &r.plan_sha256)
-        .clone();
-    let folder_sha = sha256_hex(bytes);
-    let signed = manifest.signature.is_some();
-    let record = |locked: &mut LockedLedger, manifest: &Manifest, manifest_sha256: String| {
-        let entry = manifest.revisions.last().expect("a revision");
-        locked.append(Body::Revised(Revision {
-            publication: Publication {
-                dataset: manifest.dataset.clone(),
-                release_id: manifest.release.id.clone(),
-                version,
-                charge_seq: seq,
-                out_dir: state.out_dir.clone(),
-                manifest_sha256,
-                outputs: manifest.outputs.clone(),
-            },
-            revision: entry.revision,
-            previous_manifest_sha256: entry.previous_manifest_sha256.clone(),
-            policy_sha256: plan.policy_sha256.clone(),
-            plan_sha256: plan.plan_sha256.clone(),
-        }))
+    // The folder the ledger records, not a copy of it.
+    let recorded = ledger.resolve(&state.out_dir);
+    let same_folder = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     };
-    if folder_sha != state.manifest_sha256 {
-        // Written but never recorded: an interrupted revision, recorded now if this policy made it.
-        let pending = manifest.revisions.last().filter(|r| {
-            r.revision == revisions + 1 && r.previous_manifest_sha256 == state.manifest_sha256
-        });
-        let Some(pending) = pending else {
-            return Err(integrity(format!(
-                "its manifest.json is not the one ledger `{}` records for it (altered after publication)",
-                plan.ledger.display()
-            )));
-        };
-        if manifest.presentation != plan.presentation
-            || manifest.release.title != plan.title
-            || plan.identity_sha256(pending.previous_title.as_deref()) != state_plan
-        {
-            return Err(Error::Usage(format!(
-                "`{}` holds presentation revision {} of release `{id}` version {version}, which the ledger does not record yet (an interrupted `safestat report --policy`), and this policy did not make it: run the command again with the policy that made it; nothing written",
-                dir.display(),
-                pending.revision
-            )));
-        }
-        output::read_published(dir).map_err(|(file, why)| {
-            integrity(format!(
-                "its interrupted presentation revision is incomplete: `{}` {why}",
-                file.unwrap_or_default()
-            ))
-        })?;
-        let entry = record(&mut locked, &manifest, folder_sha)?;
-        return print(&format!(
-            "{}: presentation revision {} of release `{id}` version {version} was in place but not recorded (an interrupted run); recorded at ledger line {}. Nothing was drawn or charged\n",
-            dir.display(),
-            pending.revision,
-            entry.seq
-        ));
+    if !same_folder(&recorded, dir) {
+        return Err(Error::Usage(format!(
+            "ledger `{}` records release `{id}` version {version} in `{}`, not in `{}`: revise the published folder itself; nothing written",
+            plan.ledger.display(),
+            recorded.display(),
+            dir.display()
+        )));
     }
-    if plan.identity_sha256(manifest.release.title.as_deref()) != state_plan {
+    // The plan each state of the folder was presented with: the charge's, then each revision's.
+    let revisions: Vec<&Revision> = ledger.revisions_of(seq).collect();
+    let plans: Vec<&str> = std::iter::once(charge.charge.plan_sha256.as_str())
+        .chain(revisions.iter().map(|r| r.plan_sha256.as_str()))
+        .collect();
+    let folder_sha = sha256_hex(&bytes);
+    // A revision recorded whose files were not all written: the folder still holds the manifest
+    // it replaces.
+    let pending = revisions
+        .last()
+        .filter(|r| folder_sha != state.manifest_sha256 && r.previous_manifest_sha256 == folder_sha)
+        .map(|r| (*r).clone());
+    if folder_sha != state.manifest_sha256 && pending.is_none() {
+        return Err(integrity(format!(
+            "its manifest.json is not the one ledger `{}` records for it (altered after publication)",
+            plan.ledger.display()
+        )));
+    }
+    let before = plans[plans.len() - 1 - usize::from(pending.is_some())];
+    if plan.identity_sha256(manifest.release.title.as_deref()) != before {
         return Err(Error::Usage(format!(
             "policy `{}` differs from release `{id}` version {version} in more than its presentation (its tables, categories, bounds, costs or budget); a revision only changes how the release is presented: publish a changed release with `safestat release --new-version` (fresh noise and a fresh charge); nothing written",
             plan.policy_path.display()
@@ -278,98 +271,68 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
             plan.policy_path.display()
         )));
     }
-    // The folder's files as the ledger records them: tables untouched, workbook and report made
-    // from them.
+    // The tables are as published: the workbook and the report are made from them.
     tables_as_published(dir, &manifest)?;
-    let mut revised = manifest.clone();
-    revised.presentation = plan.presentation.clone();
-    revised.release.title = plan.title.clone();
-    if revised.presentation == manifest.presentation
-        && revised.release.title == manifest.release.title
-    {
+    let key = signing_key(&manifest, plan)?;
+    if let Some(r) = pending {
+        // The same revision again, at its recorded time: it must come out as recorded.
+        let made = revision(
+            dir,
+            &manifest,
+            &folder_sha,
+            plan,
+            (r.revision, &r.revised_at),
+        )?;
+        if made.manifest_sha256 != r.publication.manifest_sha256 {
+            return Err(Error::Usage(format!(
+                "presentation revision {} of release `{id}` version {version}, recorded in ledger `{}`, was interrupted before its files were in place, and policy `{}` does not make it again (it was made by a policy file with SHA-256 {}): run the command again with that policy; nothing written",
+                r.revision,
+                plan.ledger.display(),
+                plan.policy_path.display(),
+                r.policy_sha256
+            )));
+        }
+        write_revision(dir, made, key.as_ref(), &manifest)?;
+        return print(&format!(
+            "{}: presentation revision {} of release `{id}` version {version} was recorded but its files were not all in place (an interrupted run); written now. Nothing was drawn or charged\n",
+            dir.display(),
+            r.revision
+        ));
+    }
+    if manifest.presentation == plan.presentation && manifest.release.title == plan.title {
         drop(locked);
         let mut r = format!(
             "{}: already presented with policy `{}`'s labels, titles and texts; no revision made\n",
             dir.display(),
             plan.policy_path.display()
         );
-        write_made(dir, None, &manifest, &mut r)?;
+        write_made(dir, None, &manifest, &manifest, &mut r)?;
         return print(&r);
     }
-    let key = match (&manifest.signature, &plan.signing_key) {
-        (None, _) => None,
-        (Some(entry), Some(path)) => {
-            let key = sign::SigningKey::load(path)?;
-            if key.id != entry.key_id {
-                return Err(Error::Usage(format!(
-                    "the manifest is signed by key {}, but the policy's signing key `{}` is {}; a revision is signed by the key that signed the release; nothing written",
-                    entry.key_id,
-                    path.display(),
-                    key.id
-                )));
-            }
-            Some(key)
-        }
-        (Some(entry), None) => {
-            return Err(Error::Usage(format!(
-                "the manifest is signed by key {}, and the policy names no `signing_key` to sign the revision with; nothing written",
-                entry.key_id
-            )));
-        }
-    };
-    let made = render(dir, &revised)?;
-    let mut replaced = Vec::new();
-    for (name, made_bytes) in &made {
-        let sha256 = sha256_hex(made_bytes);
-        let listed = revised.outputs.iter_mut().find(|o| o.path == *name);
-        let previous_sha256 = listed.as_ref().map(|o| o.sha256.clone());
-        if previous_sha256.as_deref() == Some(&sha256) {
-            continue;
-        }
-        match listed {
-            Some(o) => o.sha256 = sha256.clone(),
-            None => revised.outputs.push(FileHash {
-                path: name.clone(),
-                sha256: sha256.clone(),
-            }),
-        }
-        replaced.push(ReplacedFile {
-            path: name.clone(),
-            previous_sha256,
-            sha256,
-        });
-    }
-    let revision = revisions + 1;
-    revised.revisions.push(RevisionEntry {
-        revision,
-        revised_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    let number = revisions.len() as u32 + 1;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let made = revision(dir, &manifest, &folder_sha, plan, (number, &now))?;
+    // Recorded first, then written: the ledger names every manifest the folder will ever hold.
+    let entry = locked.append(Body::Revised(Revision {
+        publication: Publication {
+            dataset: manifest.dataset.clone(),
+            release_id: id.clone(),
+            version,
+            charge_seq: seq,
+            out_dir: state.out_dir.clone(),
+            manifest_sha256: made.manifest_sha256.clone(),
+            outputs: made.manifest.outputs.clone(),
+        },
+        revision: number,
+        revised_at: now,
         previous_manifest_sha256: folder_sha,
-        previous_title: manifest.release.title.clone(),
-        replaced: replaced.clone(),
-    });
-    let mut manifest_bytes = serde_json::to_vec_pretty(&revised).expect("serialising to memory");
-    manifest_bytes.push(b'\n');
-    let mut files: Vec<(String, Vec<u8>)> = made
-        .into_iter()
-        .filter(|(name, _)| replaced.iter().any(|r| r.path == *name))
-        .collect();
-    if let Some(key) = &key {
-        let comment = format!(
-            "safestat release {id} version {version} of dataset {}, presentation revision {revision}",
-            revised.dataset
-        );
-        files.push((
-            sign::SIGNATURE_FILE.to_string(),
-            key.sign(&manifest_bytes, &comment).into_bytes(),
-        ));
-    }
-    let manifest_sha256 = sha256_hex(&manifest_bytes);
-    files.push(("manifest.json".to_string(), manifest_bytes));
-    output::remove_partial_files(dir);
-    output::replace_files(dir, &files)?;
-    let entry = record(&mut locked, &revised, manifest_sha256)?;
+        policy_sha256: plan.policy_sha256.clone(),
+        plan_sha256: plan.plan_sha256.clone(),
+    }))?;
+    let replaced = made.replaced.clone();
+    write_revision(dir, made, key.as_ref(), &manifest)?;
     let mut r = format!(
-        "{}: presentation revision {revision} of release `{id}` version {version}, with policy `{}`; nothing was drawn or charged, the tables' files are as published\n",
+        "{}: presentation revision {number} of release `{id}` version {version}, with policy `{}`; nothing was drawn or charged, the tables' files are as published\n",
         dir.display(),
         plan.policy_path.display()
     );
@@ -388,7 +351,11 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
     let _ = writeln!(
         r,
         "  manifest.json: rewritten{} (the replaced files' hashes kept in its `revisions`)",
-        if signed { " and signed again" } else { "" }
+        if key.is_some() {
+            " and signed again"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         r,
@@ -397,4 +364,122 @@ fn revise(dir: &Path, bytes: &[u8], manifest: Manifest, plan: &Plan) -> Result<(
         plan.ledger.display()
     );
     print(&r)
+}
+
+/// The key that signs a revision of a signed release: the policy's, which must be the one that
+/// signed it.
+fn signing_key(manifest: &Manifest, plan: &Plan) -> Result<Option<sign::SigningKey>, Error> {
+    match (&manifest.signature, &plan.signing_key) {
+        (None, _) => Ok(None),
+        (Some(entry), Some(path)) => {
+            let key = sign::SigningKey::load(path)?;
+            if key.id != entry.key_id {
+                return Err(Error::Usage(format!(
+                    "the manifest is signed by key {}, but the policy's signing key `{}` is {}; a revision is signed by the key that signed the release; nothing written",
+                    entry.key_id,
+                    path.display(),
+                    key.id
+                )));
+            }
+            Ok(Some(key))
+        }
+        (Some(entry), None) => Err(Error::Usage(format!(
+            "the manifest is signed by key {}, and the policy names no `signing_key` to sign the revision with; nothing written",
+            entry.key_id
+        ))),
+    }
+}
+
+/// A revision made: the new manifest, its bytes and hash, the files it rewrites.
+struct Made {
+    manifest: Manifest,
+    bytes: Vec<u8>,
+    manifest_sha256: String,
+    files: Vec<(String, Vec<u8>)>,
+    replaced: Vec<ReplacedFile>,
+}
+
+/// Revision `number` (made at `at`) of the folder `dir` whose manifest is `manifest` (SHA-256
+/// `previous`): its presentation and title `plan`'s, the workbook and the report made again,
+/// what they replace listed. A function of its arguments: made again, the same bytes.
+fn revision(
+    dir: &Path,
+    manifest: &Manifest,
+    previous: &str,
+    plan: &Plan,
+    (number, at): (u32, &str),
+) -> Result<Made, Error> {
+    let mut revised = manifest.clone();
+    revised.presentation = plan.presentation.clone();
+    revised.release.title = plan.title.clone();
+    let made = render(dir, manifest, &revised)?;
+    let mut replaced = Vec::new();
+    for (name, bytes) in &made {
+        let sha256 = sha256_hex(bytes);
+        let listed = revised.outputs.iter_mut().find(|o| o.path == *name);
+        let previous_sha256 = listed.as_ref().map(|o| o.sha256.clone());
+        if previous_sha256.as_deref() == Some(&sha256) {
+            continue;
+        }
+        match listed {
+            Some(o) => o.sha256 = sha256.clone(),
+            None => revised.outputs.push(FileHash {
+                path: name.clone(),
+                sha256: sha256.clone(),
+            }),
+        }
+        replaced.push(ReplacedFile {
+            path: name.clone(),
+            previous_sha256,
+            sha256,
+        });
+    }
+    revised.revisions.push(RevisionEntry {
+        revision: number,
+        revised_at: at.to_string(),
+        previous_manifest_sha256: previous.to_string(),
+        previous_title: manifest.release.title.clone(),
+        replaced: replaced.clone(),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&revised).expect("serialising to memory");
+    bytes.push(b'\n');
+    let files = made
+        .into_iter()
+        .filter(|(name, _)| replaced.iter().any(|r| r.path == *name))
+        .collect();
+    Ok(Made {
+        manifest_sha256: sha256_hex(&bytes),
+        manifest: revised,
+        bytes,
+        files,
+        replaced,
+    })
+}
+
+/// Writes a revision's files into the folder, each whole, the signature before the manifest and
+/// the manifest last.
+fn write_revision(
+    dir: &Path,
+    made: Made,
+    key: Option<&sign::SigningKey>,
+    before: &Manifest,
+) -> Result<(), Error> {
+    let mut files = made.files;
+    if let Some(key) = key {
+        let comment = format!(
+            "safestat release {} version {} of dataset {}, presentation revision {}",
+            before.release.id,
+            before.release.version,
+            before.dataset,
+            made.manifest.revisions.len()
+        );
+        files.push((
+            sign::SIGNATURE_FILE.to_string(),
+            key.sign(&made.bytes, &comment).into_bytes(),
+        ));
+    }
+    files.push(("manifest.json".to_string(), made.bytes));
+    output::remove_partial_files(dir);
+    output::replace_files(dir, &files)?;
+    Ok(())
 }

@@ -242,6 +242,9 @@ pub struct Revision {
     pub publication: Publication,
     /// 1 for the first revision of a publication, one more for each after it.
     pub revision: u32,
+    /// When it was made, as its manifest says (so that an interrupted revision is made again
+    /// byte for byte).
+    pub revised_at: String,
     /// The manifest it replaced (the publication's, or the revision's before it).
     pub previous_manifest_sha256: String,
     /// SHA-256 of the revising policy file's bytes (for the record).
@@ -609,8 +612,8 @@ struct Verification {
     charged: BTreeMap<u64, (String, u32)>,
     /// Publications by charge: the line that recorded it.
     published: BTreeMap<u64, usize>,
-    /// Per published charge, its revisions so far and its folder's manifest hash.
-    states: BTreeMap<u64, (u32, String)>,
+    /// Per published charge, its revisions so far, its folder's manifest hash and outputs.
+    states: BTreeMap<u64, (u32, String, Vec<FileHash>)>,
 }
 
 impl Verification {
@@ -727,7 +730,7 @@ impl Verification {
             Some((id, v)) if *id == p.release_id && *v == p.version => {
                 self.states
                     .entry(p.charge_seq)
-                    .or_insert_with(|| (0, p.manifest_sha256.clone()));
+                    .or_insert_with(|| (0, p.manifest_sha256.clone(), p.outputs.clone()));
                 if let Some(first) = self.published.insert(p.charge_seq, line) {
                     self.find(
                         line,
@@ -748,11 +751,12 @@ impl Verification {
         }
     }
 
-    /// A revision follows its charge's publication, numbered on from the one before it, and
-    /// replaces the manifest the ledger last recorded for it.
+    /// A revision follows its charge's publication, numbered on from the one before it, replaces
+    /// the manifest the ledger last recorded for it, and leaves every output but the workbook
+    /// and the report as it was.
     fn revision(&mut self, line: usize, r: &Revision) {
         let p = &r.publication;
-        let Some((count, manifest)) = self.states.get_mut(&p.charge_seq) else {
+        let Some((count, manifest, outputs)) = self.states.get_mut(&p.charge_seq) else {
             return self.find(
                 line,
                 format!(
@@ -762,8 +766,29 @@ impl Verification {
             );
         };
         let expected = (*count + 1, manifest.clone());
+        let presenting = crate::output::presentation_files(&p.release_id);
+        let tables = |o: &[FileHash]| {
+            let mut t: Vec<FileHash> = o
+                .iter()
+                .filter(|f| !presenting.contains(&f.path))
+                .cloned()
+                .collect();
+            t.sort_by(|a, b| a.path.cmp(&b.path));
+            t
+        };
+        let tables_changed = tables(outputs) != tables(&p.outputs);
         *count = r.revision;
         *manifest = p.manifest_sha256.clone();
+        *outputs = p.outputs.clone();
+        if tables_changed {
+            self.find(
+                line,
+                format!(
+                    "revision {} of `{}` version {} changes a file other than the workbook and the report (a presentation revision never does)",
+                    r.revision, p.release_id, p.version
+                ),
+            );
+        }
         let matches = self.charged.get(&p.charge_seq) == Some(&(p.release_id.clone(), p.version));
         if !matches {
             self.find(
@@ -826,6 +851,7 @@ mod tests {
         let revision = |n: u32, previous: &str, sha: &str| Revision {
             publication: publication(sha),
             revision: n,
+            revised_at: String::new(),
             previous_manifest_sha256: previous.into(),
             policy_sha256: String::new(),
             plan_sha256: String::new(),
@@ -841,8 +867,23 @@ mod tests {
         let mut other = revision(1, "a", "b");
         other.publication.release_id = "s".into();
         check.revision(8, &other); // another release's charge
+        // The workbook and the report may change; a table may not.
+        let file = |path: &str, sha: &str| FileHash {
+            path: path.into(),
+            sha256: sha.into(),
+        };
+        let mut presented = revision(5, "e", "f");
+        presented.publication.outputs = vec![file("r.xlsx", "1"), file("report.html", "2")];
+        check.revision(9, &presented);
+        let mut table = revision(6, "f", "g");
+        table.publication.outputs = vec![
+            file("r.xlsx", "1"),
+            file("report.html", "2"),
+            file("t.csv", "3"),
+        ];
+        check.revision(10, &table);
         let lines: Vec<usize> = check.findings.iter().map(|f| f.line).collect();
-        assert_eq!(lines, [2, 6, 7, 8], "{:?}", check.findings);
+        assert_eq!(lines, [2, 6, 7, 8, 10], "{:?}", check.findings);
     }
 
     #[test]

@@ -14,6 +14,15 @@ use crate::hash::sha256_hex;
 use crate::policy::CostSource;
 use crate::privacy::{Budget, Cost, Mechanism};
 
+/// The report's file in a release folder.
+pub const REPORT_HTML: &str = "report.html";
+
+/// The files of a release folder that present its tables (a presentation revision rewrites
+/// them, and nothing else but the manifest): the workbook `<release id>.xlsx` and the report.
+pub fn presentation_files(release_id: &str) -> [String; 2] {
+    [format!("{release_id}.xlsx"), REPORT_HTML.to_string()]
+}
+
 /// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
 /// private data) and marks declared bounds in each table's guarantee; 3 adds the groups of tables
 /// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the

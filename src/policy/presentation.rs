@@ -231,15 +231,41 @@ const CSV_COLUMNS: [&str; 6] = [
 pub(super) type CsvTable<'a> = (&'a str, &'a [usize], &'a str, Vec<Vec<&'a str>>);
 
 /// With `csv_labels = true` every CSV must still read back to codes (`audit`, `verify` and
-/// `report` read them): in each table, a dimension's shown categories and groups are distinct
-/// and none is the table's total label, and its dimensions' shown names are distinct and none
-/// is another column's name.
+/// `report` read them, with one label-to-code map per dimension): a dimension's shown categories
+/// and groups (of every table) are distinct, none is the total label of a table by it, and a
+/// table's dimensions' shown names are distinct and none is another column's name.
 pub(super) fn check_csv_labels(
     p: &Presentation,
     dimensions: &[Dimension],
     tables: &[CsvTable],
     problems: &mut Problems,
 ) {
+    for (d, dim) in dimensions.iter().enumerate() {
+        let mut codes: Vec<&str> = dim.categories.iter().map(String::as_str).collect();
+        for (_, dims, _, groups) in tables {
+            if let Some(k) = dims.iter().position(|&x| x == d) {
+                for &g in groups.get(k).into_iter().flatten() {
+                    if !codes.contains(&g) {
+                        codes.push(g);
+                    }
+                }
+            }
+        }
+        let mut shown: Vec<(&str, &str)> = Vec::new();
+        for code in codes {
+            let label = p.category(&dim.name, code);
+            if let Some((other, _)) = shown.iter().find(|(_, l)| *l == label) {
+                problems.add(
+                    "[publication] field `csv_labels`",
+                    format!(
+                        "`{}` category `{code}` would show as `{label}`, as `{other}` does; give them distinct labels",
+                        dim.name
+                    ),
+                );
+            }
+            shown.push((code, label));
+        }
+    }
     for (name, dims, total, groups) in tables {
         let at = format!("[publication] field `csv_labels` (table `{name}`)");
         let mut headers: Vec<&str> = Vec::new();
@@ -260,29 +286,21 @@ pub(super) fn check_csv_labels(
                 );
             }
             headers.push(header);
-            let mut shown: Vec<(&str, &str)> = vec![(total, total)];
             let codes = dim
                 .categories
                 .iter()
                 .map(String::as_str)
                 .chain(groups.get(k).into_iter().flatten().copied());
             for code in codes {
-                let label = p.category(&dim.name, code);
-                if let Some((other, _)) = shown.iter().find(|(_, l)| *l == label) {
-                    let what = if other == total {
-                        "the table's total".to_string()
-                    } else {
-                        format!("`{other}`")
-                    };
+                if p.category(&dim.name, code) == *total {
                     problems.add(
                         &at,
                         format!(
-                            "`{}` category `{code}` would show as `{label}`, as {what} does; give them distinct labels",
+                            "`{}` category `{code}` would show as `{total}`, as the table's total does; give it another label",
                             dim.name
                         ),
                     );
                 }
-                shown.push((code, label));
             }
         }
     }

@@ -763,12 +763,12 @@ pub fn render(
     ])
 }
 
-pub const REPORT_HTML: &str = "report.html";
+pub use crate::output::REPORT_HTML;
 
 /// The δ at which zCDP costs are also shown as (ε, δ) when the budget states none.
 pub const REPORT_DELTA: f64 = 1e-6;
 
 /// `<release id>.xlsx`.
 pub fn workbook_name(manifest: &Manifest) -> String {
-    format!("{}.xlsx", manifest.release.id)
+    crate::output::presentation_files(&manifest.release.id)[0].clone()
 }

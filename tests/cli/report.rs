@@ -427,6 +427,18 @@ fn labelled_csvs_are_what_people_read_and_what_machines_read_back() {
     s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
         .expect_code(2)
         .stderr_has(&["which the CSV files show under `csv_labels = true`"]);
+    // Elsewhere, the new label is shown: the CSVs are read with the folder's own labels.
+    s.run(&[
+        "report",
+        DIR,
+        "--policy",
+        SAMPLE_POLICY,
+        "--out",
+        "elsewhere",
+    ])
+    .expect_code(0);
+    let html = fs::read_to_string(s.path("elsewhere/report.html")).unwrap();
+    assert!(html.contains("연령 미상"));
 }
 
 #[test]
@@ -692,6 +704,14 @@ fn tables_bytes(s: &Scratch) -> Vec<(String, String)> {
     out
 }
 
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
 fn sample_ledger(s: &Scratch) -> Vec<String> {
     fs::read_to_string(s.path("ledger/disung-victims.jsonl"))
         .unwrap()
@@ -870,49 +890,85 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     );
     assert_eq!(tables_bytes(&s), tables);
 
-    // A second revision, interrupted after its files were written and before its ledger line
-    // (the line removed by hand): audit names it, another policy cannot claim it, and running
-    // the same command again records it.
-    let second = replace_once(
-        &revised,
-        "unknown = \"연령 미상\"",
-        "unknown = \"연령 모름\"",
-    );
+    // A second revision, interrupted after its ledger line and before its files were in place
+    // (the folder's files put back by hand): audit names it, another policy cannot make it, and
+    // the same command again writes the very bytes recorded.
+    s.write("policies/first.toml", &revised);
+    let second = revised.once("unknown = \"연령 미상\"", "unknown = \"연령 모름\"");
     s.write(SAMPLE_POLICY, &second);
+    let names = ["manifest.json", "disung-2024.xlsx", "report.html"];
+    let saved: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| fs::read(s.path(&format!("{DIR}/{n}"))).unwrap())
+        .collect();
     s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
         .expect_code(0)
         .stdout_has(&["presentation revision 2"]);
+    let done: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| fs::read(s.path(&format!("{DIR}/{n}"))).unwrap())
+        .collect();
+    for (n, bytes) in names.iter().zip(&saved) {
+        fs::write(s.path(&format!("{DIR}/{n}")), bytes).unwrap();
+    }
     let ledger = sample_ledger(&s);
+    s.run(&["audit", DIR])
+        .expect_code(4)
+        .stdout_has(&["is the one presentation revision 2 replaces", "interrupted"]);
+    s.run(&["report", DIR, "--policy", "policies/first.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "was interrupted before its files were in place",
+            "does not make it again",
+        ]);
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&[
+            "was recorded but its files were not all in place",
+            "written now",
+        ]);
+    for (n, bytes) in names.iter().zip(&done) {
+        assert_eq!(
+            &fs::read(s.path(&format!("{DIR}/{n}"))).unwrap(),
+            bytes,
+            "{n}"
+        );
+    }
+    assert_eq!(sample_ledger(&s), ledger, "nothing more recorded");
+    s.run(&["audit", DIR]).expect_code(0);
+
+    // A copy of the folder is not the published one: refused, nothing recorded.
+    copy_folder(&s.path(DIR), &s.path("copy"));
+    s.write(SAMPLE_POLICY, &revised);
+    s.run(&["report", "copy", "--policy", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["not in `copy`", "revise the published folder itself"]);
+    assert_eq!(sample_ledger(&s), ledger);
+
+    // A `revised` line written by hand that changes a table's file fails the ledger's audit.
+    let last: serde_json::Value = serde_json::from_str(ledger.last().unwrap()).unwrap();
+    let mut forged = last.clone();
+    forged["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
+    forged["revision"] = 3.into();
+    forged["previous_manifest_sha256"] = last["manifest_sha256"].clone();
+    forged["prev_sha256"] = hex_sha256(ledger.last().unwrap().as_bytes()).into();
+    forged["outputs"][0]["sha256"] = "0".repeat(64).into();
+    let mut lines = ledger.clone();
+    lines.push(forged.to_string());
     fs::write(
         s.path("ledger/disung-victims.jsonl"),
-        ledger[..ledger.len() - 1]
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect::<String>(),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
     )
     .unwrap();
     s.run(&["audit", DIR])
         .expect_code(4)
-        .stdout_has(&["holds presentation revision 2, which the ledger does not record"]);
-    s.run(&["report", DIR, "--policy", "policies/bounds.toml"])
-        .expect_code(2)
-        .stderr_has(&["this policy did not make it"]);
-    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
-        .expect_code(0)
-        .stdout_has(&["was in place but not recorded", "recorded at ledger line"]);
-    // The line recorded now is the lost one but for its time.
-    let again = sample_ledger(&s);
-    assert_eq!(again.len(), ledger.len());
-    let without_time = |line: &str| {
-        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-        v.as_object_mut().unwrap().remove("time");
-        v
-    };
-    assert_eq!(
-        without_time(again.last().unwrap()),
-        without_time(ledger.last().unwrap())
-    );
-    s.run(&["audit", DIR]).expect_code(0);
+        .stdout_has(&["changes a file other than the workbook and the report"]);
+    fs::write(
+        s.path("ledger/disung-victims.jsonl"),
+        ledger.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    s.write(SAMPLE_POLICY, &second);
 
     // A manifest edited by hand (a label swapped) is not revised from: a person must look.
     let path = s.path(&format!("{DIR}/manifest.json"));

@@ -1900,4 +1900,29 @@ categories = { f = "여성", m = "남성" }
         &LABELS.once("label = \"지역\"", "label = \"성별\""),
         &["dimension `gender` would be headed `성별`, which heads another dimension"],
     );
+    // Groups of two tables shown alike: one label, two codes (a reader has one map per
+    // dimension).
+    let grouped = |table: &str, name: &str, categories: &str| {
+        REGION_GENDER.once("by_region_gender", table).once(
+            "interval_percent = 20",
+            &format!(
+                "interval_percent = 20\ngroups = [{{ dimension = \"region\", name = \"{name}\", categories = {categories} }}]"
+            ),
+        )
+    };
+    s.write(
+        "bad.toml",
+        &policy(&format!(
+            "{}{}{}",
+            grouped("north_table", "north", r#"["r1", "r3"]"#),
+            grouped("south_table", "south", r#"["r2", "r4"]"#),
+            LABELS.once(
+                "r4 = \"인천\" }",
+                "r4 = \"인천\", north = \"권역\", south = \"권역\" }"
+            )
+        )),
+    );
+    s.run(&["check", "bad.toml"])
+        .expect_code(2)
+        .stderr_has(&["`region` category `south` would show as `권역`, as `north` does"]);
 }
