@@ -872,10 +872,11 @@ mod tests {
             path: path.into(),
             sha256: sha.into(),
         };
-        let mut presented = revision(5, "e", "f");
+        // (line 8 left the charge's state at revision 1, manifest `b`)
+        let mut presented = revision(2, "b", "f");
         presented.publication.outputs = vec![file("r.xlsx", "1"), file("report.html", "2")];
         check.revision(9, &presented);
-        let mut table = revision(6, "f", "g");
+        let mut table = revision(3, "f", "g");
         table.publication.outputs = vec![
             file("r.xlsx", "1"),
             file("report.html", "2"),
