@@ -8,6 +8,7 @@ mod bounding;
 mod common;
 mod consistency;
 mod crash;
+mod docs;
 mod insiders;
 mod ledger;
 mod noise;
