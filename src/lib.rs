@@ -5,7 +5,7 @@
 //! [`protect`] (opendp's noise, then post-processing of noisy values) -> [`output`] (tables and
 //! the manifest, written atomically). [`ledger`] keeps each dataset's budget and owns the release
 //! transaction; [`privacy`] is the field's vocabulary at the bottom; [`commands`] has one file per
-//! command. [`synth`] makes the synthetic sample and benchmark data.
+//! command. The synthetic sample and benchmark data are made by the `safestat-synth` binary.
 
 mod bounding;
 mod cli;
@@ -21,7 +21,6 @@ pub mod privacy;
 pub mod protect;
 mod report;
 mod sign;
-pub mod synth;
 
 use std::ffi::OsString;
 

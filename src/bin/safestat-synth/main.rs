@@ -1,11 +1,13 @@
 //! Synthetic data generator. `safestat-synth` re-creates the committed sample in `data/` (or the
 //! folder given) byte for byte; `safestat-synth large ROWS FILE [SEED]` streams ROWS rows with the
-//! same schema and distributions to FILE for benchmarks. See `safestat::synth`.
+//! same schema and distributions to FILE for benchmarks. See `synth.rs`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod synth;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,7 +21,7 @@ fn main() -> ExitCode {
         let seed = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
         let result = (|| -> std::io::Result<()> {
             let mut out = BufWriter::with_capacity(1 << 20, File::create(file)?);
-            safestat::synth::write_large(&mut out, rows, seed)?;
+            synth::write_large(&mut out, rows, seed)?;
             out.flush()
         })();
         return match result {
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         std::fs::create_dir_all(&dir)?;
         let mut victims = BufWriter::new(File::create(dir.join("disung_2024_victims.csv"))?);
         let mut breakdown = BufWriter::new(File::create(dir.join("disung_2024_breakdown.csv"))?);
-        safestat::synth::write_sample(&mut victims, &mut breakdown)?;
+        synth::write_sample(&mut victims, &mut breakdown)?;
         victims.flush()?;
         breakdown.flush()
     })();
