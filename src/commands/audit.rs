@@ -435,6 +435,36 @@ fn files_against_publication(
                 ),
             ));
         }
+        // What the ledger recorded of the manifest is what it says: its files, and (since
+        // revisions) everything but its presentation.
+        let sorted = |o: &[output::FileHash]| {
+            let mut o = o.to_vec();
+            o.sort_by(|a, b| a.path.cmp(&b.path));
+            o
+        };
+        if sorted(&m.outputs) != sorted(&publication.outputs) {
+            out.push((
+                Some("manifest.json".into()),
+                "lists other files than the ledger recorded".into(),
+            ));
+        }
+        if let Some(content) = &publication.content_sha256
+            && output::content_sha256(&m) != *content
+        {
+            out.push((
+                Some("manifest.json".into()),
+                "says other things than the ledger recorded when it was published (a revision may change only its presentation)".into(),
+            ));
+        }
+        for t in &m.tables {
+            let own = [format!("{}.csv", t.name), format!("{}.json", t.name)];
+            if t.files.iter().any(|f| !own.contains(f)) {
+                out.push((
+                    Some("manifest.json".into()),
+                    format!("table `{}` names files not its own: {:?}", t.name, t.files),
+                ));
+            }
+        }
     }
     for o in &publication.outputs {
         match std::fs::read(dir.join(&o.path)) {

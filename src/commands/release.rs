@@ -240,7 +240,8 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         "remaining",
         (acc.capacity()? - charged.total_after).max(0.0),
     );
-    charged.publish(&plan, manifest_sha256, outputs)?;
+    let content_sha256 = output::content_sha256(&manifest);
+    charged.publish(&plan, manifest_sha256, outputs, content_sha256)?;
     print(&report)
 }
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::ledger::{Body, LedgerError, LockedLedger, Publication, Revision};
 use crate::output::{self, FileHash, Manifest, ReplacedFile, RevisionEntry};
-use crate::policy::{self, Plan};
+use crate::policy::{self, Plan, Presentation};
 use crate::report;
 use crate::sign;
 
@@ -258,7 +258,33 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
             plan.ledger.display()
         )));
     }
-    let before = plans[plans.len() - 1 - usize::from(pending.is_some())];
+    if let Some(r) = pending {
+        // Made again from what the ledger recorded (its presentation, title and time), whatever
+        // policy is given now: it must come out as recorded.
+        tables_as_published(dir, &manifest)?;
+        let key = signing_key(&manifest, plan)?;
+        let made = revision(
+            dir,
+            &manifest,
+            &folder_sha,
+            (&r.presentation, &r.title),
+            (r.revision, &r.revised_at),
+        )?;
+        if made.manifest_sha256 != r.publication.manifest_sha256 {
+            return Err(integrity(format!(
+                "presentation revision {} recorded in ledger `{}` was interrupted before its files were in place, and made again from the ledger's record it does not come out as recorded",
+                r.revision,
+                plan.ledger.display()
+            )));
+        }
+        write_revision(dir, made, key.as_ref(), &manifest)?;
+        return print(&format!(
+            "{}: presentation revision {} of release `{id}` version {version} was recorded but its files were not all in place (an interrupted run); written now from the ledger's record. Nothing was drawn or charged\n",
+            dir.display(),
+            r.revision
+        ));
+    }
+    let before = plans[plans.len() - 1];
     if plan.identity_sha256(manifest.release.title.as_deref()) != before {
         return Err(Error::Usage(format!(
             "policy `{}` differs from release `{id}` version {version} in more than its presentation (its tables, categories, bounds, costs or budget); a revision only changes how the release is presented: publish a changed release with `safestat release --new-version` (fresh noise and a fresh charge); nothing written",
@@ -274,31 +300,6 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
     // The tables are as published: the workbook and the report are made from them.
     tables_as_published(dir, &manifest)?;
     let key = signing_key(&manifest, plan)?;
-    if let Some(r) = pending {
-        // The same revision again, at its recorded time: it must come out as recorded.
-        let made = revision(
-            dir,
-            &manifest,
-            &folder_sha,
-            plan,
-            (r.revision, &r.revised_at),
-        )?;
-        if made.manifest_sha256 != r.publication.manifest_sha256 {
-            return Err(Error::Usage(format!(
-                "presentation revision {} of release `{id}` version {version}, recorded in ledger `{}`, was interrupted before its files were in place, and policy `{}` does not make it again (it was made by a policy file with SHA-256 {}): run the command again with that policy; nothing written",
-                r.revision,
-                plan.ledger.display(),
-                plan.policy_path.display(),
-                r.policy_sha256
-            )));
-        }
-        write_revision(dir, made, key.as_ref(), &manifest)?;
-        return print(&format!(
-            "{}: presentation revision {} of release `{id}` version {version} was recorded but its files were not all in place (an interrupted run); written now. Nothing was drawn or charged\n",
-            dir.display(),
-            r.revision
-        ));
-    }
     if manifest.presentation == plan.presentation && manifest.release.title == plan.title {
         drop(locked);
         let mut r = format!(
@@ -311,9 +312,15 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
     }
     let number = revisions.len() as u32 + 1;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let made = revision(dir, &manifest, &folder_sha, plan, (number, &now))?;
+    let made = revision(
+        dir,
+        &manifest,
+        &folder_sha,
+        (&plan.presentation, &plan.title),
+        (number, &now),
+    )?;
     // Recorded first, then written: the ledger names every manifest the folder will ever hold.
-    let entry = locked.append(Body::Revised(Revision {
+    let entry = locked.append(Body::Revised(Box::new(Revision {
         publication: Publication {
             dataset: manifest.dataset.clone(),
             release_id: id.clone(),
@@ -322,13 +329,22 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
             out_dir: state.out_dir.clone(),
             manifest_sha256: made.manifest_sha256.clone(),
             outputs: made.manifest.outputs.clone(),
+            // What the folder held when the ledger recorded it (checked above): kept.
+            content_sha256: Some(
+                state
+                    .content_sha256
+                    .clone()
+                    .unwrap_or_else(|| output::content_sha256(&manifest)),
+            ),
         },
         revision: number,
         revised_at: now,
         previous_manifest_sha256: folder_sha,
         policy_sha256: plan.policy_sha256.clone(),
         plan_sha256: plan.plan_sha256.clone(),
-    }))?;
+        title: plan.title.clone(),
+        presentation: plan.presentation.clone(),
+    })))?;
     let replaced = made.replaced.clone();
     write_revision(dir, made, key.as_ref(), &manifest)?;
     let mut r = format!(
@@ -400,18 +416,18 @@ struct Made {
 }
 
 /// Revision `number` (made at `at`) of the folder `dir` whose manifest is `manifest` (SHA-256
-/// `previous`): its presentation and title `plan`'s, the workbook and the report made again,
+/// `previous`): its presentation and title those given, the workbook and the report made again,
 /// what they replace listed. A function of its arguments: made again, the same bytes.
 fn revision(
     dir: &Path,
     manifest: &Manifest,
     previous: &str,
-    plan: &Plan,
+    (presentation, title): (&Presentation, &Option<String>),
     (number, at): (u32, &str),
 ) -> Result<Made, Error> {
     let mut revised = manifest.clone();
-    revised.presentation = plan.presentation.clone();
-    revised.release.title = plan.title.clone();
+    revised.presentation = presentation.clone();
+    revised.release.title = title.clone();
     let made = render(dir, manifest, &revised)?;
     let mut replaced = Vec::new();
     for (name, bytes) in &made {

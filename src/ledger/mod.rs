@@ -129,7 +129,8 @@ pub enum Body {
     Charge(Box<Charge>),
     Published(Publication),
     Repair(Repair),
-    Revised(Revision),
+    /// Boxed, like a charge.
+    Revised(Box<Revision>),
 }
 
 /// Budget spent on a release, written and fsynced before any noise is drawn.
@@ -230,6 +231,10 @@ pub struct Publication {
     pub out_dir: String,
     pub manifest_sha256: String,
     pub outputs: Vec<FileHash>,
+    /// [`crate::output::content_sha256`] of the manifest: what its presentation revisions must
+    /// keep (absent in ledgers written before revisions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
 }
 
 /// A presentation revision of a published release (`safestat report RELEASE_DIR --policy P`):
@@ -252,6 +257,12 @@ pub struct Revision {
     /// The revising policy's `Plan::identity` hash: the release's own but for its title, so a
     /// later `release` with that policy finds the release already published.
     pub plan_sha256: String,
+    /// The release's title and presentation it gives (public, as in the manifest), so that a
+    /// revision interrupted before its files were written is completed without its policy.
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub presentation: crate::policy::Presentation,
 }
 
 /// Incomplete bytes of a crashed write were removed (they drew no noise: a charge is only
@@ -426,7 +437,7 @@ impl Ledger {
     /// The presentation revisions of the charge at sequence number `seq`, in ledger order.
     pub fn revisions_of(&self, seq: u64) -> impl Iterator<Item = &Revision> {
         self.entries().filter_map(move |e| match &e.body {
-            Body::Revised(r) if r.publication.charge_seq == seq => Some(r),
+            Body::Revised(r) if r.publication.charge_seq == seq => Some(r.as_ref()),
             _ => None,
         })
     }
@@ -535,11 +546,13 @@ impl Ledger {
                     .resolve(&charge.out_dir)
                     .parent()
                     .map(Path::to_path_buf),
-                Body::Published(Publication { out_dir, .. })
-                | Body::Revised(Revision {
-                    publication: Publication { out_dir, .. },
-                    ..
-                }) => self.resolve(out_dir).parent().map(Path::to_path_buf),
+                Body::Published(Publication { out_dir, .. }) => {
+                    self.resolve(out_dir).parent().map(Path::to_path_buf)
+                }
+                Body::Revised(r) => self
+                    .resolve(&r.publication.out_dir)
+                    .parent()
+                    .map(Path::to_path_buf),
                 Body::Repair(_) => None,
             })
             .collect();
@@ -612,8 +625,9 @@ struct Verification {
     charged: BTreeMap<u64, (String, u32)>,
     /// Publications by charge: the line that recorded it.
     published: BTreeMap<u64, usize>,
-    /// Per published charge, its revisions so far, its folder's manifest hash and outputs.
-    states: BTreeMap<u64, (u32, String, Vec<FileHash>)>,
+    /// Per published charge, its revisions so far, its folder's manifest hash and outputs, and
+    /// the content hash its revisions keep.
+    states: BTreeMap<u64, (u32, String, Vec<FileHash>, Option<String>)>,
 }
 
 impl Verification {
@@ -728,9 +742,14 @@ impl Verification {
     fn publication(&mut self, line: usize, p: &Publication) {
         match self.charged.get(&p.charge_seq) {
             Some((id, v)) if *id == p.release_id && *v == p.version => {
-                self.states
-                    .entry(p.charge_seq)
-                    .or_insert_with(|| (0, p.manifest_sha256.clone(), p.outputs.clone()));
+                self.states.entry(p.charge_seq).or_insert_with(|| {
+                    (
+                        0,
+                        p.manifest_sha256.clone(),
+                        p.outputs.clone(),
+                        p.content_sha256.clone(),
+                    )
+                });
                 if let Some(first) = self.published.insert(p.charge_seq, line) {
                     self.find(
                         line,
@@ -756,7 +775,7 @@ impl Verification {
     /// and the report as it was.
     fn revision(&mut self, line: usize, r: &Revision) {
         let p = &r.publication;
-        let Some((count, manifest, outputs)) = self.states.get_mut(&p.charge_seq) else {
+        let Some((count, manifest, outputs, content)) = self.states.get_mut(&p.charge_seq) else {
             return self.find(
                 line,
                 format!(
@@ -776,7 +795,11 @@ impl Verification {
             t.sort_by(|a, b| a.path.cmp(&b.path));
             t
         };
-        let tables_changed = tables(outputs) != tables(&p.outputs);
+        let tables_changed = tables(outputs) != tables(&p.outputs)
+            || (content.is_some() && *content != p.content_sha256);
+        if content.is_none() {
+            *content = p.content_sha256.clone();
+        }
         *count = r.revision;
         *manifest = p.manifest_sha256.clone();
         *outputs = p.outputs.clone();
@@ -784,7 +807,7 @@ impl Verification {
             self.find(
                 line,
                 format!(
-                    "revision {} of `{}` version {} changes a file other than the workbook and the report (a presentation revision never does)",
+                    "revision {} of `{}` version {} changes a file other than the workbook and the report, or the manifest's content (a presentation revision never does)",
                     r.revision, p.release_id, p.version
                 ),
             );
@@ -847,6 +870,7 @@ mod tests {
             out_dir: "o".into(),
             manifest_sha256: sha.into(),
             outputs: Vec::new(),
+            content_sha256: None,
         };
         let revision = |n: u32, previous: &str, sha: &str| Revision {
             publication: publication(sha),
@@ -855,6 +879,8 @@ mod tests {
             previous_manifest_sha256: previous.into(),
             policy_sha256: String::new(),
             plan_sha256: String::new(),
+            title: None,
+            presentation: Default::default(),
         };
         let mut check = Verification::default();
         check.charged.insert(1, ("r".into(), 1));

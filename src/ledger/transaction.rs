@@ -81,6 +81,7 @@ impl Charged {
         plan: &Plan,
         manifest_sha256: String,
         outputs: Vec<FileHash>,
+        content_sha256: String,
     ) -> Result<(), LedgerError> {
         let out_dir = self.locked.ledger.record(&self.out_dir);
         self.locked.append(Body::Published(Publication {
@@ -91,6 +92,7 @@ impl Charged {
             out_dir,
             manifest_sha256,
             outputs,
+            content_sha256: Some(content_sha256),
         }))?;
         Ok(())
     }
@@ -320,6 +322,7 @@ fn roll_forward(locked: &mut LockedLedger) -> Result<Vec<String>, LedgerError> {
                 charge_seq: seq,
                 out_dir: charge.out_dir.clone(),
                 manifest_sha256: p.manifest_sha256,
+                content_sha256: Some(crate::output::content_sha256(&p.manifest)),
                 outputs: p.manifest.outputs,
             }))?;
             notes.push(format!(

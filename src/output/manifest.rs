@@ -23,6 +23,24 @@ pub fn presentation_files(release_id: &str) -> [String; 2] {
     [format!("{release_id}.xlsx"), REPORT_HTML.to_string()]
 }
 
+/// SHA-256 of what a presentation revision never changes: the manifest without its
+/// presentation, the release's title, its revisions and the workbook's and the report's hashes
+/// (compact JSON, keys sorted). The ledger's `published` line records it, each `revised` line
+/// carries it on, and `audit` recomputes it from the folder.
+pub fn content_sha256(m: &Manifest) -> String {
+    let mut v = serde_json::to_value(m).expect("serialising to memory");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("presentation");
+        o.remove("revisions");
+    }
+    v["release"]["title"] = serde_json::Value::Null;
+    let presenting = presentation_files(&m.release.id);
+    if let Some(outputs) = v["outputs"].as_array_mut() {
+        outputs.retain(|o| !presenting.iter().any(|p| o["path"] == p.as_str()));
+    }
+    sha256_hex(&serde_json::to_vec(&v).expect("serialising to memory"))
+}
+
 /// The manifest's format; 2 dropped the inputs' digests and paths (they are exact functions of
 /// private data) and marks declared bounds in each table's guarantee; 3 adds the groups of tables
 /// estimated together (`consistency`) and each table's `margin_of_error_method`; 4 adds the

@@ -188,7 +188,10 @@ impl Presentation {
             table_numbers: _,
         } = self;
         if *csv_bom != other.csv_bom {
-            return Some("`csv_bom` (the CSV files' first bytes)".into());
+            return Some(
+                "`csv_bom` (the CSV files' first bytes; without `csv_bom` in the policy it follows `language`: state it as published)"
+                    .into(),
+            );
         }
         if *csv_labels != other.csv_labels {
             return Some("`csv_labels` (the CSV files' headers and categories)".into());
@@ -230,11 +233,10 @@ const CSV_COLUMNS: [&str; 6] = [
 /// dimension, the groups whose subtotals it publishes.
 pub(super) type CsvTable<'a> = (&'a str, &'a [usize], &'a str, Vec<Vec<&'a str>>);
 
-/// With `csv_labels = true` every CSV must still read back to codes (`audit`, `verify` and
-/// `report` read them, with one label-to-code map per dimension): a dimension's shown categories
-/// and groups (of every table) are distinct, none is the total label of a table by it, and a
-/// table's dimensions' shown names are distinct and none is another column's name.
-pub(super) fn check_csv_labels(
+/// A dimension's shown categories and groups (of every table) are distinct: two rows of a
+/// workbook, or two categories of a labelled CSV (read back with one label-to-code map per
+/// dimension), never show alike.
+pub(super) fn check_labels_distinct(
     p: &Presentation,
     dimensions: &[Dimension],
     tables: &[CsvTable],
@@ -256,7 +258,7 @@ pub(super) fn check_csv_labels(
             let label = p.category(&dim.name, code);
             if let Some((other, _)) = shown.iter().find(|(_, l)| *l == label) {
                 problems.add(
-                    "[publication] field `csv_labels`",
+                    &format!("[labels.{}]", dim.name),
                     format!(
                         "`{}` category `{code}` would show as `{label}`, as `{other}` does; give them distinct labels",
                         dim.name
@@ -266,6 +268,17 @@ pub(super) fn check_csv_labels(
             shown.push((code, label));
         }
     }
+}
+
+/// With `csv_labels = true` every CSV must still read back to codes (`audit`, `verify` and
+/// `report` read them): no category shows as the total label of a table by it, and a table's
+/// dimensions' shown names are distinct and none is another column's name.
+pub(super) fn check_csv_labels(
+    p: &Presentation,
+    dimensions: &[Dimension],
+    tables: &[CsvTable],
+    problems: &mut Problems,
+) {
     for (name, dims, total, groups) in tables {
         let at = format!("[publication] field `csv_labels` (table `{name}`)");
         let mut headers: Vec<&str> = Vec::new();
@@ -345,10 +358,10 @@ pub(super) fn presentation_sections(
         }
     }
     if let Some(m) = suppressed_marker {
-        if m.trim().is_empty() || m.parse::<f64>().is_ok() {
+        if m.trim().is_empty() || m.chars().any(char::is_numeric) {
             problems.add(
                 "[publication] field `suppressed_marker`",
-                format!("`{m}` must be visible text that cannot be read as a number (e.g. `x`, `-`, `…`)"),
+                format!("`{m}` must be visible text without a digit, which could be read as a number (e.g. `x`, `-`, `…`)"),
             );
         } else {
             p.suppressed_marker = m;

@@ -189,7 +189,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         release.cost,
         &mut problems,
     );
-    if presentation.csv_labels {
+    {
         let shown: Vec<presentation::CsvTable> = tables
             .iter()
             .map(|t| {
@@ -209,7 +209,10 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
                 (t.name.as_str(), &t.dims[..], t.total_label.as_str(), groups)
             }))
             .collect();
-        presentation::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
+        presentation::check_labels_distinct(&presentation, &dimensions, &shown, &mut problems);
+        if presentation.csv_labels {
+            presentation::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
+        }
     }
     if !problems.0.is_empty() {
         return Err(PolicyError::Invalid {

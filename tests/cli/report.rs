@@ -891,8 +891,8 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     assert_eq!(tables_bytes(&s), tables);
 
     // A second revision, interrupted after its ledger line and before its files were in place
-    // (the folder's files put back by hand): audit names it, another policy cannot make it, and
-    // the same command again writes the very bytes recorded.
+    // (the folder's files put back by hand): audit names it, and running the command again
+    // writes the very bytes recorded.
     s.write("policies/first.toml", &revised);
     let second = revised.once("unknown = \"연령 미상\"", "unknown = \"연령 모름\"");
     s.write(SAMPLE_POLICY, &second);
@@ -915,17 +915,13 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     s.run(&["audit", DIR])
         .expect_code(4)
         .stdout_has(&["is the one presentation revision 2 replaces", "interrupted"]);
+    // Even with another policy at hand (the one that made it edited or lost), the revision is
+    // made again from the ledger's record.
     s.run(&["report", DIR, "--policy", "policies/first.toml"])
-        .expect_code(2)
-        .stderr_has(&[
-            "was interrupted before its files were in place",
-            "does not make it again",
-        ]);
-    s.run(&["report", DIR, "--policy", SAMPLE_POLICY])
         .expect_code(0)
         .stdout_has(&[
             "was recorded but its files were not all in place",
-            "written now",
+            "written now from the ledger's record",
         ]);
     for (n, bytes) in names.iter().zip(&done) {
         assert_eq!(
@@ -963,11 +959,42 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     s.run(&["audit", DIR])
         .expect_code(4)
         .stdout_has(&["changes a file other than the workbook and the report"]);
+    // So does a forged revision that keeps every file but changes what the manifest says of a
+    // table (its margin of error), with a `revised` line and a `revisions` entry to match.
+    let manifest_path = s.path(&format!("{DIR}/manifest.json"));
+    let genuine = fs::read(&manifest_path).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&genuine).unwrap();
+    m["tables"][0]["margin_of_error"] = 1.into();
+    let mut entry = m["revisions"][1].clone();
+    entry["revision"] = 3.into();
+    entry["previous_manifest_sha256"] = hex_sha256(&genuine).into();
+    m["revisions"].as_array_mut().unwrap().push(entry);
+    let mut bytes = serde_json::to_vec_pretty(&m).unwrap();
+    bytes.push(b'\n');
+    fs::write(&manifest_path, &bytes).unwrap();
+    let mut forged = last.clone();
+    forged["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
+    forged["revision"] = 3.into();
+    forged["previous_manifest_sha256"] = hex_sha256(&genuine).into();
+    forged["manifest_sha256"] = hex_sha256(&bytes).into();
+    forged["prev_sha256"] = hex_sha256(ledger.last().unwrap().as_bytes()).into();
+    let mut lines = ledger.clone();
+    lines.push(forged.to_string());
+    fs::write(
+        s.path("ledger/disung-victims.jsonl"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    s.run(&["audit", DIR])
+        .expect_code(4)
+        .stdout_has(&["says other things than the ledger recorded when it was published"]);
+    fs::write(&manifest_path, &genuine).unwrap();
     fs::write(
         s.path("ledger/disung-victims.jsonl"),
         ledger.iter().map(|l| format!("{l}\n")).collect::<String>(),
     )
     .unwrap();
+    s.run(&["audit", DIR]).expect_code(0);
     s.write(SAMPLE_POLICY, &second);
 
     // A manifest edited by hand (a label swapped) is not revised from: a person must look.

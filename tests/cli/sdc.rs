@@ -1884,9 +1884,21 @@ categories = { f = "여성", m = "남성" }
     refused(
         &LABELS.once("r2 = \"부산\"", "r2 = \"서울\""),
         &[
-            "csv_labels",
+            "[labels.region]",
             "`region` category `r2` would show as `서울`, as `r1` does",
         ],
+    );
+    // Two categories shown alike are refused with codes in the CSVs too: the workbook would
+    // show two rows alike. A suppressed marker with a digit reads as a number.
+    refused(
+        &LABELS
+            .once("csv_labels = true", "")
+            .once("r2 = \"부산\"", "r2 = \"서울\""),
+        &["`region` category `r2` would show as `서울`, as `r1` does"],
+    );
+    refused(
+        &LABELS.once("csv_labels = true", "suppressed_marker = \"12명\""),
+        &["`12명` must be visible text without a digit"],
     );
     refused(
         &LABELS.once("r4 = \"인천\"", "r4 = \"total\""),
