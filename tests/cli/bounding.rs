@@ -5,46 +5,11 @@ use crate::common::*;
 
 #[test]
 fn a_unit_with_fifty_rows_contributes_only_k_random_rows() {
-    let s = Scratch::new();
-    let mut rows = String::from("pid,cell,x\n");
-    for i in 0..50 {
-        rows += &format!("heavy,c{i},1000\n");
-    }
-    rows += "light,c0,3\n";
-    s.write("rows.csv", &rows);
-    s.write(
-        "policy.toml",
-        &near_exact_policy(
-            r#"
-[[table]]
-name = "rows"
-input = "rows"
-statistic = "count_rows"
-by = ["cell"]
-max_rows_per_unit = 4
-max_rows_per_cell = 1
-cost = { rho = 1e9 }
-
-[[table]]
-name = "units"
-input = "rows"
-statistic = "count_units"
-by = ["cell"]
-max_cells_per_unit = 2
-cost = { rho = 1e9 }
-
-[[table]]
-name = "sums"
-input = "rows"
-statistic = "sum"
-column = "x"
-clamp = [0, 200]
-max_rows_per_unit = 3
-by = ["cell"]
-cost = { rho = 1e9 }
-"#,
-        ),
-    );
+    // At rho = 1e9 the noise shows the bounded exact cells: the discrete Gaussian's scale is
+    // sigma = sensitivity / sqrt(2 rho), at most 200 * sqrt(3) / sqrt(2e9) < 0.008 (the sums'),
+    // so a cell moves by 1 or more with probability below 2 exp(-1 / (2 sigma^2)) < 1e-3000; the
+    // 8 runs' 1,200 cells together fail far below 1e-6.
+    let s = heavy_and_light("light,c0,3\n", "1e9");
     let mut first_four_every_time = true;
     for run in 0..8 {
         let out = format!("r{run}");
@@ -209,46 +174,7 @@ suppress_below = 0
 /// nothing.
 #[test]
 fn check_counts_the_rows_each_bound_drops_and_the_values_each_clamp_cuts() {
-    let s = Scratch::new();
-    let mut rows = String::from("pid,cell,x\n");
-    for i in 0..50 {
-        rows += &format!("heavy,c{i},1000\n");
-    }
-    rows += "light,c0,3\nlight,c0,-5\nlight,c0,150\n";
-    s.write("rows.csv", &rows);
-    s.write(
-        "policy.toml",
-        &near_exact_policy(
-            r#"
-[[table]]
-name = "rows"
-input = "rows"
-statistic = "count_rows"
-by = ["cell"]
-max_rows_per_unit = 4
-max_rows_per_cell = 1
-cost = { rho = 1 }
-
-[[table]]
-name = "units"
-input = "rows"
-statistic = "count_units"
-by = ["cell"]
-max_cells_per_unit = 2
-cost = { rho = 1 }
-
-[[table]]
-name = "sums"
-input = "rows"
-statistic = "sum"
-column = "x"
-clamp = [0, 200]
-max_rows_per_unit = 3
-by = ["cell"]
-cost = { rho = 1 }
-"#,
-        ),
-    );
+    let s = heavy_and_light("light,c0,3\nlight,c0,-5\nlight,c0,150\n", "1");
     for args in [
         &["check", "policy.toml"][..],
         &["check", "policy.toml", "--memory-limit", "0"],
@@ -283,4 +209,49 @@ cost = { rho = 1 }
         );
     }
     assert_eq!(s.entries(), ["policy.toml", "rows.csv"]);
+}
+
+/// A unit `heavy` with 50 rows (one in each of cells c0..c49, each of 1000), then `light_rows`,
+/// in `rows.csv`; and three tables of it at cost `{ rho = cost }`: `rows` (count_rows, 4 rows
+/// a unit, 1 a cell), `units` (count_units, 2 cells a unit), `sums` (sum of x clamped to
+/// [0, 200], 3 rows a unit).
+fn heavy_and_light(light_rows: &str, cost: &str) -> Scratch {
+    let s = Scratch::new();
+    let mut rows = String::from("pid,cell,x\n");
+    for i in 0..50 {
+        rows += &format!("heavy,c{i},1000\n");
+    }
+    rows += light_rows;
+    s.write("rows.csv", &rows);
+    let tables = r#"
+[[table]]
+name = "rows"
+input = "rows"
+statistic = "count_rows"
+by = ["cell"]
+max_rows_per_unit = 4
+max_rows_per_cell = 1
+cost = { rho = COST }
+
+[[table]]
+name = "units"
+input = "rows"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 2
+cost = { rho = COST }
+
+[[table]]
+name = "sums"
+input = "rows"
+statistic = "sum"
+column = "x"
+clamp = [0, 200]
+max_rows_per_unit = 3
+by = ["cell"]
+cost = { rho = COST }
+"#
+    .replace("COST", cost);
+    s.write("policy.toml", &near_exact_policy(&tables));
+    s
 }

@@ -428,17 +428,14 @@ fn labelled_csvs_are_what_people_read_and_what_machines_read_back() {
         .expect_code(2)
         .stderr_has(&["which the CSV files show under `csv_labels = true`"]);
     // Elsewhere, the new label is shown: the CSVs are read with the folder's own labels.
-    s.run(&[
-        "report",
-        DIR,
-        "--policy",
-        SAMPLE_POLICY,
-        "--out",
-        "elsewhere",
-    ])
-    .expect_code(0);
-    let html = fs::read_to_string(s.path("elsewhere/report.html")).unwrap();
-    assert!(html.contains("연령 미상"));
+    assert!(presented_elsewhere(&s, "elsewhere").contains("연령 미상"));
+}
+
+/// `report DIR --policy SAMPLE_POLICY --out OUT`: the report it writes there.
+fn presented_elsewhere(s: &Scratch, out: &str) -> String {
+    s.run(&["report", DIR, "--policy", SAMPLE_POLICY, "--out", out])
+        .expect_code(0);
+    fs::read_to_string(s.path(&format!("{out}/report.html"))).unwrap()
 }
 
 #[test]
@@ -731,17 +728,7 @@ fn a_label_fixed_after_publication_is_presented_without_a_new_release() {
         .expect_code(0)
         .stdout_has(&["already released"]);
     // Elsewhere with --out: the published folder keeps its own files.
-    s.run(&[
-        "report",
-        DIR,
-        "--policy",
-        SAMPLE_POLICY,
-        "--out",
-        "relabelled",
-    ])
-    .expect_code(0);
-    let html = fs::read_to_string(s.path("relabelled/report.html")).unwrap();
-    assert!(html.contains("연령 미상"));
+    assert!(presented_elsewhere(&s, "relabelled").contains("연령 미상"));
     let published = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
     assert!(!published.contains("연령 미상"));
     s.run(&["audit", DIR]).expect_code(0);
