@@ -362,11 +362,8 @@ fn a_korean_publication_writes_a_byte_order_mark_unless_told_not_to() {
     s.run(&["report", DIR]).expect_code(0);
     // The report dates the release in Korean, by the day in Seoul (UTC+9).
     let m = manifest(&s.path(DIR));
-    let utc = humantime::parse_rfc3339(m["created_at"].as_str().unwrap()).unwrap();
-    let kst = humantime::format_rfc3339(utc + std::time::Duration::from_secs(9 * 3600)).to_string();
-    let day = |r: std::ops::Range<usize>| kst[r].parse::<u32>().unwrap();
     let html = fs::read_to_string(s.path(&format!("{DIR}/report.html"))).unwrap();
-    let date = format!("{}년 {}월 {}일", day(0..4), day(5..7), day(8..10));
+    let date = korean_date(&m);
     assert!(html.contains(&date), "{date} not in the report");
     let s = sample();
     let policy = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
@@ -549,6 +546,19 @@ fn the_report_renders_in_a_browser_with_the_csvs_numbers() {
         assert_eq!(cells, expected, "{name}");
     }
     assert!(dom.contains("<h2>작성 방법</h2>") && dom.contains("남은 예산"));
+    // As the browser builds the page: numbered tables, footnotes, the source, the reference
+    // period, the unit's label and the date in Korean.
+    for part in [
+        "표 1. 성별·연령대별 피해자 수",
+        "주 1)",
+        "자료: 디지털성범죄피해자지원센터 연간 보고서 표본 (가상 자료)",
+        "2024년 1월~12월",
+        "피해자 (victim_id)",
+    ] {
+        assert!(dom.contains(part), "the browser's page lacks `{part}`");
+    }
+    let date = korean_date(&m);
+    assert!(dom.contains(&date), "no `{date}` in the browser's page");
     // And a screenshot of it.
     let shot = s.path("report.png");
     let out = chromium(&[
@@ -707,6 +717,14 @@ fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
         let e = e.unwrap();
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
+}
+
+/// The day a manifest was made, in Seoul (UTC+9), as Korean writes it: `2026년 12월 4일`.
+fn korean_date(m: &serde_json::Value) -> String {
+    let utc = humantime::parse_rfc3339(m["created_at"].as_str().unwrap()).unwrap();
+    let kst = humantime::format_rfc3339(utc + std::time::Duration::from_secs(9 * 3600)).to_string();
+    let day = |r: std::ops::Range<usize>| kst[r].parse::<u32>().unwrap();
+    format!("{}년 {}월 {}일", day(0..4), day(5..7), day(8..10))
 }
 
 fn sample_ledger(s: &Scratch) -> Vec<String> {
