@@ -49,8 +49,6 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct InputSpec {
     pub name: String,
-    /// The path as the policy wrote it.
-    pub declared_path: PathBuf,
     /// The path resolved against the policy file's folder.
     pub path: PathBuf,
     pub kind: InputKind,

@@ -463,7 +463,6 @@ fn input_section(
             base.join(&declared_path)
         },
         name,
-        declared_path,
         kind,
         encoding,
         multiline,

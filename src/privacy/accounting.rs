@@ -102,18 +102,6 @@ impl Accounting {
         }
     }
 
-    pub fn composition(&self) -> &'static str {
-        match self {
-            Accounting::Pure { .. } => "opendp CompositionMeasure::compose for MaxDivergence",
-            Accounting::Zcdp { .. } => {
-                "opendp CompositionMeasure::compose for ZeroConcentratedDivergence; pure-DP tables cast with make_pureDP_to_zCDP"
-            }
-            Accounting::Approx { .. } => {
-                "opendp CompositionMeasure::compose for ZeroConcentratedDivergence, total converted with ConcentratedMeasure::convert (make_zCDP_to_approxDP)"
-            }
-        }
-    }
-
     /// What a table whose cost opendp maps to `cost` is charged in this accounting's unit;
     /// `as_rho` gives that cost cast to zCDP (called only when the accounting adds up rho).
     pub fn charge(

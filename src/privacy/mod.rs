@@ -5,4 +5,4 @@ mod accounting;
 mod cost;
 
 pub use accounting::{Accounting, AccountingError, Budget, epsilon_at};
-pub use cost::{Cost, Mechanism, Norm, Sensitivity, positive_finite, short_number, thousands};
+pub use cost::{Cost, Mechanism, Sensitivity, positive_finite, short_number, thousands};

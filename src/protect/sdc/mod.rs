@@ -31,7 +31,7 @@ pub mod tables;
 pub use attack::{Interval, attack};
 use optimal::Exact;
 pub use secondary::{Levels, Objective, protects};
-pub use structure::{Key, Layout, Structure};
+pub use structure::{Key, Structure};
 
 /// `f` over `items` cut into one slice per core (a single slice when there are fewer than
 /// `at_least` items), the results in the items' order: for independent problems, each slice

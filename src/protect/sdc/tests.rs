@@ -2,6 +2,7 @@
 //! audit itself checked against brute force.
 
 use super::*;
+use super::structure::Layout;
 
 const RULES: Rules = Rules {
     min_frequency: 5,
