@@ -1,8 +1,8 @@
 //! The known hard cases of cell suppression, each checked against the attacker's audit, and the
 //! audit itself checked against brute force.
 
-use super::*;
 use super::structure::Layout;
+use super::*;
 
 const RULES: Rules = Rules {
     min_frequency: 5,
