@@ -458,6 +458,25 @@ fn labels_and_publication_fields_are_validated() {
     s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
         "[labels.region] field `categories`: `soul` is not a declared category of `region`; did you mean `seoul`?",
     ]);
+    // The privacy unit is shown by its label alone: none, or categories, are refused.
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(&policy, "label = \"피해자\"\n", ""),
+    );
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["the privacy unit `victim_id` needs a `label` to be shown by"]);
+    s.write(
+        SAMPLE_POLICY,
+        &replace_once(
+            &policy,
+            "label = \"피해자\"\n",
+            "label = \"피해자\"\ncategories = { V000001 = \"홍길동\" }\n",
+        ),
+    );
+    s.run(&["check", SAMPLE_POLICY])
+        .expect_code(2)
+        .stderr_has(&["`victim_id` is the privacy unit, whose values are never published"]);
     // Publication texts may not be empty; a table's own number neither.
     let bad = replace_once(&policy, "period = \"2024년 1월~12월\"", "period = \" \"");
     let bad = replace_once(&bad, "\"가상의 표본 자료로 만든 예시입니다.\"", "\"\"");
