@@ -114,8 +114,8 @@ pub struct RevisionEntry {
     pub revised_at: String,
     /// SHA-256 of the manifest it replaced.
     pub previous_manifest_sha256: String,
-    /// The release's title before it (the title is part of what identifies a release's policy,
-    /// so a revision that changes it is checked against the title it replaced).
+    /// The release's title before it, for the record (a revision may change the title, which is
+    /// otherwise part of what identifies a release's policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_title: Option<String>,
     /// The files it replaced or added, with the hashes they had before (absent: added).
