@@ -746,6 +746,33 @@ fn korean_date(m: &serde_json::Value) -> String {
     format!("{}년 {}월 {}일", day(0..4), day(5..7), day(8..10))
 }
 
+fn write_sample_ledger(s: &Scratch, lines: &[String]) {
+    fs::write(
+        s.path("ledger/disung-victims.jsonl"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+/// Appends to `ledger` (the sample's lines) a hand-written `revised` line: revision 3 after the
+/// last line's, chained to it, edited by `edit`.
+fn append_forged_revision(
+    s: &Scratch,
+    ledger: &[String],
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let last: serde_json::Value = serde_json::from_str(ledger.last().unwrap()).unwrap();
+    let mut forged = last.clone();
+    forged["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
+    forged["revision"] = 3.into();
+    forged["previous_manifest_sha256"] = last["manifest_sha256"].clone();
+    forged["prev_sha256"] = hex_sha256(ledger.last().unwrap().as_bytes()).into();
+    edit(&mut forged);
+    let mut lines = ledger.to_vec();
+    lines.push(forged.to_string());
+    write_sample_ledger(s, &lines);
+}
+
 fn sample_ledger(s: &Scratch) -> Vec<String> {
     fs::read_to_string(s.path("ledger/disung-victims.jsonl"))
         .unwrap()
@@ -966,20 +993,9 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     assert_eq!(sample_ledger(&s), ledger);
 
     // A `revised` line written by hand that changes a table's file fails the ledger's audit.
-    let last: serde_json::Value = serde_json::from_str(ledger.last().unwrap()).unwrap();
-    let mut forged = last.clone();
-    forged["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
-    forged["revision"] = 3.into();
-    forged["previous_manifest_sha256"] = last["manifest_sha256"].clone();
-    forged["prev_sha256"] = hex_sha256(ledger.last().unwrap().as_bytes()).into();
-    forged["outputs"][0]["sha256"] = "0".repeat(64).into();
-    let mut lines = ledger.clone();
-    lines.push(forged.to_string());
-    fs::write(
-        s.path("ledger/disung-victims.jsonl"),
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    append_forged_revision(&s, &ledger, |forged| {
+        forged["outputs"][0]["sha256"] = "0".repeat(64).into();
+    });
     s.run(&["audit", DIR])
         .expect_code(4)
         .stdout_has(&["changes a file other than the workbook and the report"]);
@@ -996,28 +1012,14 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     let mut bytes = serde_json::to_vec_pretty(&m).unwrap();
     bytes.push(b'\n');
     fs::write(&manifest_path, &bytes).unwrap();
-    let mut forged = last.clone();
-    forged["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
-    forged["revision"] = 3.into();
-    forged["previous_manifest_sha256"] = hex_sha256(&genuine).into();
-    forged["manifest_sha256"] = hex_sha256(&bytes).into();
-    forged["prev_sha256"] = hex_sha256(ledger.last().unwrap().as_bytes()).into();
-    let mut lines = ledger.clone();
-    lines.push(forged.to_string());
-    fs::write(
-        s.path("ledger/disung-victims.jsonl"),
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    append_forged_revision(&s, &ledger, |forged| {
+        forged["manifest_sha256"] = hex_sha256(&bytes).into();
+    });
     s.run(&["audit", DIR])
         .expect_code(4)
         .stdout_has(&["says other things than the ledger recorded when it was published"]);
     fs::write(&manifest_path, &genuine).unwrap();
-    fs::write(
-        s.path("ledger/disung-victims.jsonl"),
-        ledger.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    write_sample_ledger(&s, &ledger);
     s.run(&["audit", DIR]).expect_code(0);
     s.write(SAMPLE_POLICY, &second);
 

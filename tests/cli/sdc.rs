@@ -266,9 +266,7 @@ fn the_same_data_gives_the_same_pattern_byte_for_byte() {
 fn linked_exact_tables_are_protected_together_and_mixed_releases_say_so() {
     let s = Scratch::new();
     s.write("people.csv", &people(""));
-    let by_age = REGION_GENDER
-        .once("by_region_gender", "by_region_age")
-        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+    let by_age = region_by_age(REGION_GENDER, "by_region_gender");
     let dp = r#"
 [[table]]
 name = "dp_by_region"
@@ -544,14 +542,8 @@ fn a_later_release_of_the_same_data_is_protected_with_the_earlier_one() {
     s.run(&["release", "policy.toml"]).expect_code(0);
     let first = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
     // A second release (another id) of region x age shares the region totals and the grand total.
-    let by_age = REGION_GENDER
-        .once("by_region_gender", "by_region_age")
-        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
-    s.write(
-        "second.toml",
-        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
-    );
-    s.run(&["release", "second.toml"]).expect_code(0);
+    let by_age = region_by_age(REGION_GENDER, "by_region_gender");
+    release_second_by_age(&s, REGION_GENDER, "by_region_gender");
     // The link is in the (private) ledger, never in the public manifest: that two releases were
     // read from the same data is a fact about the data.
     let charge = |id: &str| charge_of(&s, id);
@@ -1171,14 +1163,7 @@ fn a_later_sum_is_protected_with_the_earlier_one() {
     s.write("people.csv", &amounts(false));
     s.write("policy.toml", &policy(REGION_GENDER_SUM));
     s.run(&["release", "policy.toml"]).expect_code(0);
-    let by_age = REGION_GENDER_SUM
-        .once("amount_by_region_gender", "amount_by_region_age")
-        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
-    s.write(
-        "second.toml",
-        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
-    );
-    s.run(&["release", "second.toml"]).expect_code(0);
+    release_second_by_age(&s, REGION_GENDER_SUM, "amount_by_region_gender");
     assert_eq!(
         charge_of(&s, "second")["exact_links"],
         serde_json::json!([{ "release_id": "exact", "version": 1, "table": "amount_by_region_gender" }])
@@ -1860,14 +1845,7 @@ categories = { f = "여성", m = "남성" }
     s.run(&["audit", DIR]).expect_code(0);
     s.run(&["verify", DIR]).expect_code(0);
     // A later release of the same data, with codes, is protected with the labelled one.
-    let by_age = REGION_GENDER
-        .once("by_region_gender", "by_region_age")
-        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
-    s.write(
-        "second.toml",
-        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
-    );
-    s.run(&["release", "second.toml"]).expect_code(0);
+    release_second_by_age(&s, REGION_GENDER, "by_region_gender");
     assert_eq!(
         charge_of(&s, "second")["exact_links"][0]["table"],
         "by_region_gender"
@@ -1937,4 +1915,23 @@ categories = { f = "여성", m = "남성" }
     s.run(&["check", "bad.toml"])
         .expect_code(2)
         .stderr_has(&["`region` category `south` would show as `권역`, as `north` does"]);
+}
+
+/// Exact table `tables` (of region x gender, named `name`) by region x age instead, named with
+/// `age` for `gender`.
+fn region_by_age(tables: &str, name: &str) -> String {
+    tables
+        .once(name, &name.replace("gender", "age"))
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#)
+}
+
+/// Releases `second` (`second.toml`): exact table `tables` (of region x gender, named `name`)
+/// by region x age instead, under the name with `age` for `gender`, on the same data.
+fn release_second_by_age(s: &Scratch, tables: &str, name: &str) {
+    let by_age = region_by_age(tables, name);
+    s.write(
+        "second.toml",
+        &policy(&by_age).once(r#"id = "exact""#, r#"id = "second""#),
+    );
+    s.run(&["release", "second.toml"]).expect_code(0);
 }
