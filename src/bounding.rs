@@ -17,10 +17,11 @@
 //! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
 //! kept cell in a quarter of a word (half a word for tables of more than 65,535 cells), a kept
 //! row's priority in a word (shared by the rows tables with the same `k`, which keep the same
-//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise; an
-//! exact table's sum or count of rows ([`Statistic::Total`], never noised) keeps no sample but
-//! the unit's cell and the sum of all its rows, in two words. One record per unit keeps a row's
-//! lookup and its updates for all tables within a few cache lines.
+//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise. One
+//! record per unit keeps a row's lookup and its updates for all tables within a few cache lines.
+//! An exact table's sum or count of rows ([`Statistic::Total`], never noised) keeps no sample
+//! and nothing in the record: each unit's whole sum in each cell it has rows in, in a map keyed
+//! by (unit, cell), since a unit may be in any number of cells.
 
 use crate::policy::{Bound, Statistic};
 
@@ -30,8 +31,8 @@ enum Kind {
     Units,
     /// `count_rows` / `sum`: keep `slots` rows per unit, at most `per_cell` of them in one cell.
     Rows { per_cell: u32 },
-    /// An exact table's sum ([`Statistic::Total`]): the unit's cell (its first; exact tables
-    /// refuse units in several cells, counted apart) and the sum of all its rows.
+    /// An exact table's sum ([`Statistic::Total`]): the sum of the unit's rows in each cell it
+    /// is in (in [`Bounder::whole`], not in the record).
     Whole { largest: usize },
 }
 
@@ -44,8 +45,8 @@ enum Values {
     Narrow(usize),
     /// Words from this word on.
     Wide(usize),
-    /// The unit's whole sum, an `i128` in the two words from this word on.
-    Total(usize),
+    /// The unit's whole sum per cell, kept outside the record ([`Bounder::whole`]).
+    Total,
 }
 
 /// One table's place in the unit records.
@@ -142,6 +143,9 @@ pub struct Bounder {
     units_tables: Vec<usize>,
     /// The exact tables' sums ([`Statistic::Total`]).
     whole_tables: Vec<usize>,
+    /// Per table of [`Bounder::whole_tables`], each unit's sum in each cell it has rows in, by
+    /// `(unit id << 32) | cell`.
+    whole: Vec<WholeSums>,
     groups: Vec<Group>,
     /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
     /// values, then half-words (narrow values, cells of very large tables), then quarter-words
@@ -171,7 +175,7 @@ impl Bounder {
                             Statistic::Total { largest, .. } => *largest as usize,
                             _ => 0,
                         };
-                        (Kind::Whole { largest }, 1)
+                        (Kind::Whole { largest }, 0)
                     }
                 };
                 let values = match statistic {
@@ -181,7 +185,7 @@ impl Bounder {
                         Values::Narrow(0)
                     }
                     Statistic::Sum { .. } => Values::Wide(0),
-                    Statistic::Total { .. } => Values::Total(0),
+                    Statistic::Total { .. } => Values::Total,
                     _ => Values::Ones,
                 };
                 TableSlots {
@@ -219,16 +223,9 @@ impl Bounder {
             table.prio_at = group.prio_at;
         }
         for table in &mut tables {
-            match &mut table.values {
-                Values::Wide(at) => {
-                    *at = word;
-                    word += table.slots;
-                }
-                Values::Total(at) => {
-                    *at = word;
-                    word += 2;
-                }
-                _ => {}
+            if let Values::Wide(at) = &mut table.values {
+                *at = word;
+                word += table.slots;
             }
         }
         // Half-words: narrow values, then the cells of tables with more than 65,535 cells; then
@@ -252,10 +249,11 @@ impl Bounder {
         let units_tables = (0..tables.len())
             .filter(|&t| tables[t].kind == Kind::Units)
             .collect();
-        let whole_tables = (0..tables.len())
+        let whole_tables: Vec<usize> = (0..tables.len())
             .filter(|&t| matches!(tables[t].kind, Kind::Whole { .. }))
             .collect();
         Bounder {
+            whole: vec![WholeSums::default(); whole_tables.len()],
             tables,
             units_tables,
             whole_tables,
@@ -321,16 +319,10 @@ impl Bounder {
         for &t in &self.units_tables {
             observe_cell(rec, &self.tables[t], cells[t]);
         }
-        for &t in &self.whole_tables {
-            let table = &self.tables[t];
-            if table.cell(rec, 0) == 0 {
-                table.set_cell(rec, 0, cells[t] + 1);
-            }
-            if let Values::Total(at) = table.values {
-                let sum = total(rec, at) + i128::from(values[t]);
-                rec[at] = sum as u64;
-                rec[at + 1] = (sum >> 64) as u64;
-            }
+        for (&t, sums) in self.whole_tables.iter().zip(&mut self.whole) {
+            *sums
+                .entry((u64::from(unit) << 32) | u64::from(cells[t]))
+                .or_default() += i128::from(values[t]);
         }
         for group in &self.groups {
             // The group's tables fill and replace their slots together.
@@ -355,7 +347,7 @@ impl Bounder {
                 let table = &self.tables[t];
                 table.set_cell(rec, slot, cells[t] + 1);
                 match table.values {
-                    Values::Ones | Values::Total(_) => {}
+                    Values::Ones | Values::Total => {}
                     Values::Narrow(at) => set_half(rec, at + slot, values[t] as i32 as u32),
                     Values::Wide(at) => rec[at + slot] = values[t] as u64,
                 }
@@ -399,25 +391,39 @@ impl Bounder {
             .collect()
     }
 
-    /// Per exact sum table ([`Statistic::Total`], in table order), per cell, its largest units'
-    /// sums, largest first (as many as the statistic's `largest`; fewer when the cell has fewer
-    /// units). Ties keep equal values, so the lists do not depend on the order of the units.
-    pub fn largest(&self) -> Vec<Vec<Vec<i128>>> {
+    /// Per exact sum table ([`Statistic::Total`], in table order), what its units contributed
+    /// ([`Whole`]): per cell, its units and the largest sums of those in no other cell, and
+    /// each unit in several cells with its sum in each. Ties keep equal values, so the lists do
+    /// not depend on the order of the units.
+    pub fn whole(&self) -> Vec<Whole> {
         self.whole_tables
             .iter()
-            .map(|&t| {
+            .zip(&self.whole)
+            .map(|(&t, sums)| {
                 let table = &self.tables[t];
-                let (Kind::Whole { largest: k }, Values::Total(at)) = (table.kind, table.values)
-                else {
-                    return Vec::new();
+                let Kind::Whole { largest: k } = table.kind else {
+                    unreachable!("a whole table")
                 };
-                let mut cells: Vec<Vec<i128>> = vec![Vec::new(); table.cells];
-                for rec in self.words.chunks_exact(self.stride) {
-                    if let code @ 1.. = table.cell(rec, 0) {
-                        keep_largest(&mut cells[code as usize - 1], total(rec, at), k);
+                let mut entries: Vec<(u64, i128)> = sums.iter().map(|(&k, &v)| (k, v)).collect();
+                entries.sort_unstable_by_key(|e| e.0);
+                let mut out = Whole {
+                    units: vec![0; table.cells],
+                    largest: vec![Vec::new(); table.cells],
+                    spanning: Vec::new(),
+                };
+                for unit in entries.chunk_by(|a, b| a.0 >> 32 == b.0 >> 32) {
+                    let cell = |e: &(u64, i128)| (e.0 & u64::from(u32::MAX)) as u32;
+                    for e in unit {
+                        out.units[cell(e) as usize] += 1;
+                    }
+                    match unit {
+                        [one] => keep_largest(&mut out.largest[cell(one) as usize], one.1, k),
+                        _ => out
+                            .spanning
+                            .push(unit.iter().map(|e| (cell(e), e.1)).collect()),
                     }
                 }
-                cells
+                out
             })
             .collect()
     }
@@ -443,8 +449,7 @@ impl Bounder {
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
             for (t, (table, out)) in self.tables.iter().zip(out.iter_mut()).enumerate() {
-                if let (Values::Total(at), code @ 1..) = (table.values, table.cell(rec, 0)) {
-                    out[code as usize - 1] += total(rec, at);
+                if let Values::Total = table.values {
                     continue;
                 }
                 let Kind::Rows { per_cell: m } = table.kind else {
@@ -463,7 +468,7 @@ impl Bounder {
                         break;
                     }
                     let v = match table.values {
-                        Values::Ones | Values::Total(_) => 1,
+                        Values::Ones | Values::Total => 1,
                         Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
                         Values::Wide(at) => i128::from(rec[at + i] as i64),
                     };
@@ -494,8 +499,19 @@ impl Bounder {
                 }
             }
         }
+        for (&t, sums) in self.whole_tables.iter().zip(&self.whole) {
+            for (&key, &v) in sums {
+                out[t][(key & u64::from(u32::MAX)) as usize] += v;
+            }
+        }
         out.extend(contributors);
         out
+    }
+
+    /// Bytes the exact sums' maps take beyond the unit records (an estimate: a map entry of a
+    /// key, a sum and the map's overhead).
+    pub fn whole_bytes(&self) -> usize {
+        self.whole.iter().map(|m| m.capacity() * 32).sum()
     }
 }
 
@@ -508,9 +524,18 @@ pub fn keep_largest<T: Ord + Copy>(list: &mut Vec<T>, v: T, k: usize) {
     }
 }
 
-/// The `i128` in the two words of `rec` from `at` on.
-fn total(rec: &[u64], at: usize) -> i128 {
-    i128::from(rec[at]) | (i128::from(rec[at + 1] as i64) << 64)
+/// Each unit's sum per cell of one exact table, by `(unit id << 32) | cell`.
+type WholeSums = std::collections::HashMap<u64, i128, foldhash::fast::FixedState>;
+
+/// What the units of one exact sum table ([`Statistic::Total`]) contributed, cell by cell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Whole {
+    /// Per cell, the units with a row in it.
+    pub units: Vec<i128>,
+    /// Per cell, the largest sums (largest first) of the units in this cell alone.
+    pub largest: Vec<Vec<i128>>,
+    /// Each unit in several cells: its sum in each (by cell).
+    pub spanning: Vec<Vec<(u32, i128)>>,
 }
 
 /// Adds a unit's `kept` rows (sorted by priority) into `out`, at most `m` per cell; `per_cell`

@@ -336,7 +336,7 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
                 .iter()
                 .filter(|&&c| zeros && values[c] > 0 && structure.key(c).len() == sizes.len())
                 .map(|&c| sdc::Insider {
-                    key: structure.key(c).to_vec(),
+                    keys: vec![structure.key(c).to_vec()],
                     knows: vec![(c, 1)],
                 })
                 .collect();

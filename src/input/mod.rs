@@ -171,8 +171,9 @@ pub struct InputResult {
     /// [`saturate`]).
     pub exact: Vec<Vec<i128>>,
     /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
-    /// per cell, its largest units' sums, largest first. Never written anywhere.
-    pub largest: Vec<Vec<Vec<i128>>>,
+    /// what its units contributed: per cell its units and the largest sums of those in no other
+    /// cell, and each unit in several cells with its sum in each. Never written anywhere.
+    pub whole: Vec<crate::bounding::Whole>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
@@ -201,13 +202,28 @@ pub struct BoundingEffect {
 }
 
 /// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
-/// or sums), the privacy units behind each, and a sum's largest contributions per cell (each
-/// unit's sum, largest first; empty for a count).
+/// or sums), the privacy units behind each, and what a sum's units contributed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Counts {
     pub values: Vec<i64>,
+    /// Per cell, its privacy units (each counted once, however many rows it has there).
     pub frequencies: Vec<i64>,
+    /// A sum's: per cell, the largest sums (largest first) of its units that are not in
+    /// `spanning` (each in this cell alone). Empty for a count of units.
     pub largest: Vec<Vec<i64>>,
+    /// A sum's units that have rows in more than one combination of the categories its data's
+    /// exact tables are tabulated by (they may be in one cell of this table, or several): each
+    /// with an id (the same unit has the same id in every table of its data read together) and
+    /// its sum in each cell of this table it is in. Sorted, so that it does not depend on how
+    /// the input was read. Empty for a count of units.
+    pub spanning: Vec<Spanning>,
+}
+
+/// A privacy unit in several cells: its id and its sum in each cell (by cell).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Spanning {
+    pub unit: u64,
+    pub cells: Vec<(usize, i64)>,
 }
 
 impl Counts {
@@ -217,6 +233,7 @@ impl Counts {
             values: counts.clone(),
             frequencies: counts,
             largest: Vec::new(),
+            spanning: Vec::new(),
         }
     }
 }
@@ -362,11 +379,21 @@ enum Cells {
 }
 
 /// Where an exact table's cells are (see [`InputData::take_exact_table`]).
-#[derive(Debug, Clone, Copy)]
-struct ExactSlots {
-    units: Slot,
-    check: Option<Slot>,
-    sum: Option<(Slot, usize)>,
+#[derive(Debug, Clone)]
+enum ExactSlots {
+    /// A count of units: one cell per unit, and from microdata the same allowing two (they
+    /// differ when a unit is in several cells).
+    Units { units: Slot, check: Option<Slot> },
+    /// A sum or count of rows: its data's read ([`ExactRead::Sum`]), at `slot` (values) and
+    /// `whole` (its position in the input's `whole`), and where each of the table's dimensions
+    /// is among the read's.
+    Sum {
+        slot: Slot,
+        whole: usize,
+        sizes: Vec<usize>,
+        axes: Vec<usize>,
+        largest: usize,
+    },
 }
 
 impl InputData {
@@ -397,15 +424,30 @@ impl InputData {
         })
     }
 
-    /// Moves exact table `e`'s inner cells out (first dimension slowest): the privacy units per
-    /// cell and, for a sum, its values and largest contributions; refuses a table in which some
-    /// unit is in several cells.
+    /// Exact table `e`'s inner cells (first dimension slowest): the privacy units per cell
+    /// and, for a sum, its values and what its units contributed; refuses a count of units in
+    /// which some unit is in several cells.
     pub fn take_exact_table(&mut self, plan: &Plan, e: usize) -> Result<Counts, InputError> {
-        let ExactSlots {
-            units: (input, pos),
-            check,
-            sum,
-        } = self.exact_tables[e];
+        let (units, check) = match &self.exact_tables[e] {
+            &ExactSlots::Units { units, check } => (units, check),
+            ExactSlots::Sum {
+                slot: (input, pos),
+                whole,
+                sizes,
+                axes,
+                largest,
+            } => {
+                let read = &self.results[*input];
+                return Ok(sum_table(
+                    &read.exact[*pos],
+                    &read.whole[*whole],
+                    (sizes, axes),
+                    *largest,
+                    *input as u64,
+                ));
+            }
+        };
+        let (input, pos) = units;
         let counts = std::mem::take(&mut self.results[input].exact[pos]);
         if let Some((input2, pos2)) = check {
             let two = std::mem::take(&mut self.results[input2].exact[pos2]);
@@ -420,31 +462,14 @@ impl InputData {
                     .collect::<Vec<_>>()
                     .join(" or ");
                 return Err(InputError::UnitsInSeveralCells(format!(
-                    "input `{}` ({}): {extra} privacy unit(s) in more than one cell of exact table `{}` (their {by} differ between rows); an exact count of units needs each unit in one cell: correct the data, or publish the table with differential privacy (`max_cells_per_unit`)",
+                    "input `{}` ({}): {extra} privacy unit(s) in more than one cell of exact table `{}` (their {by} differ between rows); an exact count of units needs each unit in one cell, so that its margins are the sums of its cells: correct the data, count rows (`count_rows`, which lets a unit be in several cells), or publish the table with differential privacy (`max_cells_per_unit`)",
                     spec.name,
                     spec.location(),
                     t.name
                 )));
             }
         }
-        let frequencies = saturate(counts);
-        let Some(((input, pos), at)) = sum else {
-            return Ok(Counts::units(frequencies));
-        };
-        let values = saturate(std::mem::take(&mut self.results[input].exact[pos]));
-        let k = plan.exact_tables[e].sum.as_ref().map_or(0, |s| s.largest()) as usize;
-        let largest = std::mem::take(&mut self.results[input].largest[at])
-            .into_iter()
-            .map(|mut list| {
-                list.truncate(k);
-                saturate(list)
-            })
-            .collect();
-        Ok(Counts {
-            values,
-            frequencies,
-            largest,
-        })
+        Ok(Counts::units(saturate(counts)))
     }
 
     /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
@@ -454,6 +479,98 @@ impl InputData {
             &mut self.results[input].exact[pos],
         )))
     }
+}
+
+/// An exact sum table's inner cells from its data's read over finer dimensions (`sizes`, the
+/// table's dimensions at `axes` among them): its `values` per finer cell and what its units
+/// contributed (`whole`). A unit's sum in a cell of the table is its sums in the finer cells
+/// under it; a unit in several finer cells is listed in `spanning` (id: `input`, then its rank
+/// among them in a canonical order), the others in `largest` (`k` per cell).
+fn sum_table(
+    values: &[i128],
+    whole: &crate::bounding::Whole,
+    (sizes, axes): (&[usize], &[usize]),
+    k: usize,
+    input: u64,
+) -> Counts {
+    let to = cell_map(sizes, axes);
+    let cells = axes.iter().map(|&a| sizes[a]).product::<usize>();
+    let mut sums = vec![0i128; cells];
+    let mut units = vec![0i128; cells];
+    let mut largest: Vec<Vec<i128>> = vec![Vec::new(); cells];
+    for (f, &c) in to.iter().enumerate() {
+        sums[c] += values[f];
+        units[c] += whole.units[f];
+        for &v in &whole.largest[f] {
+            crate::bounding::keep_largest(&mut largest[c], v, k);
+        }
+    }
+    // Each unit in several finer cells, in a canonical order (by its sums per finer cell), so
+    // that its id does not depend on how the input was split among readers.
+    let mut finer: Vec<Vec<(u32, i128)>> = whole
+        .spanning
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            u.sort_unstable();
+            u
+        })
+        .collect();
+    finer.sort_unstable();
+    let spanning = finer
+        .iter()
+        .enumerate()
+        .map(|(i, unit)| {
+            let mut here: Vec<(usize, i128)> = Vec::new();
+            for &(f, v) in unit {
+                let c = to[f as usize];
+                match here.iter_mut().find(|h| h.0 == c) {
+                    Some(h) => {
+                        h.1 += v;
+                        units[c] -= 1; // counted once per finer cell above
+                    }
+                    None => here.push((c, v)),
+                }
+            }
+            here.sort_unstable();
+            Spanning {
+                unit: (input << 32) | i as u64,
+                cells: here.into_iter().map(|(c, v)| (c, clamp(v))).collect(),
+            }
+        })
+        .collect();
+    Counts {
+        values: saturate(sums),
+        frequencies: saturate(units),
+        largest: largest.into_iter().map(saturate).collect(),
+        spanning,
+    }
+}
+
+/// An `i128` in the noise's domain (see [`saturate`]).
+fn clamp(v: i128) -> i64 {
+    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Per cell of a table of dimensions with `sizes` categories (first slowest), the cell of its
+/// margin over `axes` (positions among them, in the margin's order) it falls in.
+pub fn cell_map(sizes: &[usize], axes: &[usize]) -> Vec<usize> {
+    let mut stride = vec![0usize; sizes.len()];
+    let mut cells = 1usize;
+    for &a in axes.iter().rev() {
+        stride[a] = cells;
+        cells *= sizes[a];
+    }
+    (0..sizes.iter().product::<usize>())
+        .map(|u| {
+            let (mut rest, mut cell) = (u, 0);
+            for d in (0..sizes.len()).rev() {
+                cell += (rest % sizes[d]) * stride[d];
+                rest /= sizes[d];
+            }
+            cell
+        })
+        .collect()
 }
 
 /// Reads every input once, computing the exact cells of all the tables that use it (the DP
@@ -521,24 +638,29 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
     let contributors = (0..plan.tables.len())
         .map(|t| reading.own[t].and_then(|r| contributors_at[r]))
         .collect();
-    // The exact tables' counts follow the DP tables' reads in the reading plan.
-    let mut next = reading.exact_from;
-    let mut take = || {
-        next += 1;
-        next - 1
-    };
     let exact_tables = plan
         .exact_tables
         .iter()
-        .map(|t| {
-            let units = slot[take()];
-            let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
-            let check = microdata.then(|| slot[take()]);
-            let sum = t.sum.as_ref().map(|_| {
-                let t = take();
-                (slot[t], largest[t])
-            });
-            ExactSlots { units, check, sum }
+        .zip(&reading.exact)
+        .map(|(t, read)| match read {
+            &ExactRead::Units { units, check } => ExactSlots::Units {
+                units: slot[units],
+                check: check.map(|c| slot[c]),
+            },
+            ExactRead::Sum { read, dims } => ExactSlots::Sum {
+                slot: slot[*read],
+                whole: largest[*read],
+                sizes: dims
+                    .iter()
+                    .map(|&d| plan.dimensions[d].categories.len())
+                    .collect(),
+                axes: t
+                    .dims
+                    .iter()
+                    .map(|d| dims.binary_search(d).expect("the read has every dimension"))
+                    .collect(),
+                largest: t.sum.as_ref().map_or(1, |s| s.largest()) as usize,
+            },
         })
         .collect();
     Ok(InputData {
@@ -557,21 +679,10 @@ pub fn margin<T: Copy + Default + std::ops::AddAssign>(
     axes: &[usize],
     union: &[T],
 ) -> Vec<T> {
-    // The stride, in table cells, of each union dimension (0 when the table sums it out).
-    let mut stride = vec![0usize; sizes.len()];
-    let mut cells = 1usize;
-    for &a in axes.iter().rev() {
-        stride[a] = cells;
-        cells *= sizes[a];
-    }
+    let cells = axes.iter().map(|&a| sizes[a]).product::<usize>();
     let mut out = vec![T::default(); cells];
-    for (u, &v) in union.iter().enumerate() {
-        let (mut rest, mut cell) = (u, 0);
-        for d in (0..sizes.len()).rev() {
-            cell += (rest % sizes[d]) * stride[d];
-            rest /= sizes[d];
-        }
-        out[cell] += v;
+    for (&c, &v) in cell_map(sizes, axes).iter().zip(union) {
+        out[c] += v;
     }
     out
 }
@@ -589,16 +700,29 @@ pub struct Reading {
     own: Vec<Option<usize>>,
     /// Per group, its union table's read.
     unions: Vec<usize>,
-    /// The first of the exact tables' reads.
-    exact_from: usize,
+    /// Per exact table, its reads.
+    exact: Vec<ExactRead>,
+}
+
+/// An exact table's reads (indices into [`Reading::plan`]'s tables).
+enum ExactRead {
+    /// A count of units: one cell per unit, and from microdata two (see [`ExactSlots::Units`]).
+    Units { units: usize, check: Option<usize> },
+    /// A sum or count of rows: the one read of its data (its input and column) by every
+    /// dimension of that data's exact tables (`dims`, in plan order), which gives each unit's
+    /// sum in each combination of them.
+    Sum { read: usize, dims: Vec<usize> },
 }
 
 /// The reads of a plan: each DP table drawn alone; one union table per group of tables estimated
-/// together (a grouped sum that measures its contributors is read on its own too, for them); and
-/// for each exact table its count of units with one cell per unit, from microdata the same with
-/// two (every unit in a single cell gives the same total; a unit in several gives more), and for
-/// a sum its exact values with each cell's largest contributions. None is ever noised: they are
-/// counted like a DP table's cells, so that both sources (files and SQL) serve them unchanged.
+/// together (a grouped sum that measures its contributors is read on its own too, for them); for
+/// each exact count of units its count with one cell per unit and, from microdata, the same with
+/// two (every unit in a single cell gives the same total; a unit in several gives more); and one
+/// read per data (input and column) of the exact sums and counts of rows, by every dimension its
+/// tables have, which gives each unit's sum in each cell: every table of that data is summed from
+/// it, its units counted once per cell, the units in several cells known as such. None is ever
+/// noised: they are counted like a DP table's cells, so that both sources (files and SQL) serve
+/// them unchanged.
 pub fn reading_plan(plan: &Plan) -> Reading {
     let groups = crate::policy::grouping(plan);
     let mut reading = plan.clone();
@@ -629,41 +753,86 @@ pub fn reading_plan(plan: &Plan) -> Reading {
             ..first.clone()
         });
     }
-    let exact_from = reading.tables.len();
-    for t in &plan.exact_tables {
-        let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
-        let mut statistics: Vec<Statistic> = (1..=if microdata { 2 } else { 1 })
-            .map(|c| Statistic::CountUnits {
-                max_cells_per_unit: c,
-            })
-            .collect();
-        statistics.extend(t.sum.as_ref().map(|s| Statistic::Total {
-            column: s.column.clone(),
-            largest: s.largest(),
-        }));
-        for statistic in statistics {
-            reading.tables.push(crate::policy::TableSpec {
-                name: t.name.clone(),
-                input: t.input,
-                statistic,
-                dims: t.dims.clone(),
-                mechanism: crate::privacy::Mechanism::Gaussian,
-                cost: crate::privacy::Cost::Rho(1.0),
-                cost_source: crate::policy::CostSource::Declared,
-                contributors_cost: None,
-                suppress_below: 0,
-                confidence: 0.95,
-                consistent: false,
-                expected_cell_size: None,
-                total_label: String::new(),
-            });
+    let counted = |name: &str, input: usize, statistic: Statistic, dims: Vec<usize>| {
+        crate::policy::TableSpec {
+            name: name.to_string(),
+            input,
+            statistic,
+            dims,
+            mechanism: crate::privacy::Mechanism::Gaussian,
+            cost: crate::privacy::Cost::Rho(1.0),
+            cost_source: crate::policy::CostSource::Declared,
+            contributors_cost: None,
+            suppress_below: 0,
+            confidence: 0.95,
+            consistent: false,
+            expected_cell_size: None,
+            total_label: String::new(),
         }
+    };
+    let mut exact = Vec::new();
+    // Per data of exact sums (input, column): its read and dimensions.
+    let mut sums: Vec<((usize, Option<String>), usize)> = Vec::new();
+    for t in &plan.exact_tables {
+        let Some(sum) = &t.sum else {
+            let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
+            let mut read = |c| {
+                let statistic = Statistic::CountUnits {
+                    max_cells_per_unit: c,
+                };
+                reading
+                    .tables
+                    .push(counted(&t.name, t.input, statistic, t.dims.clone()));
+                reading.tables.len() - 1
+            };
+            let units = read(1);
+            let check = microdata.then(|| read(2));
+            exact.push(ExactRead::Units { units, check });
+            continue;
+        };
+        let data = (t.input, sum.column.clone());
+        let read = match sums.iter().find(|s| s.0 == data) {
+            Some(&(_, read)) => read,
+            None => {
+                let of_data = plan.exact_tables.iter().filter(|u| {
+                    u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
+                });
+                let mut dims: Vec<usize> = of_data.clone().flat_map(|u| u.dims.clone()).collect();
+                dims.sort_unstable();
+                dims.dedup();
+                let largest = of_data
+                    .filter_map(|u| u.sum.as_ref().map(|s| s.largest()))
+                    .max()
+                    .unwrap_or(1);
+                let names: Vec<&str> = plan
+                    .exact_tables
+                    .iter()
+                    .filter(|u| {
+                        u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
+                    })
+                    .map(|u| u.name.as_str())
+                    .collect();
+                let statistic = Statistic::Total {
+                    column: sum.column.clone(),
+                    largest,
+                };
+                reading
+                    .tables
+                    .push(counted(&names.join(", "), t.input, statistic, dims));
+                sums.push((data, reading.tables.len() - 1));
+                reading.tables.len() - 1
+            }
+        };
+        exact.push(ExactRead::Sum {
+            read,
+            dims: reading.tables[read].dims.clone(),
+        });
     }
     Reading {
         plan: reading,
         groups,
         own,
         unions,
-        exact_from,
+        exact,
     }
 }

@@ -17,6 +17,7 @@ mod release;
 mod report;
 mod scheduler;
 mod sdc;
+mod spanning;
 mod sql;
 mod sums;
 mod verify;

@@ -391,6 +391,47 @@ fn an_exact_table_is_counted_in_postgresql_as_from_the_file() {
     let from_sql = fs::read_to_string(s.path("releases/disung-2024/exact_rows.csv")).unwrap();
     assert_eq!(from_sql, from_file);
     assert!(from_sql.contains("suppressed"));
+    // A sum by region x age beside one by region x gender: the sample's victim V004750, in two
+    // age groups, comes back from the server apart (numbered, not named), as from the file, and
+    // both tables' patterns are the file's, byte for byte.
+    let spanning = format!(
+        "{sums}{}",
+        sums.once("exact_services", "exact_services_age")
+            .once(r#"["region", "gender"]"#, r#"["region", "age_group"]"#)
+    );
+    let file = sample();
+    with_exact(&file, &spanning);
+    file.run(&["release", SAMPLE_POLICY]).expect_code(0);
+    let (s, url, _) = sample_in_postgres(table_source());
+    let env = [(URL_ENV, url.as_str())];
+    with_exact(&s, &spanning);
+    s.run(&["sql", SAMPLE_POLICY])
+        .expect_code(0)
+        .stdout_has(&["each privacy unit with rows in several cells, numbered (not named)"]);
+    s.run_with(&["release", SAMPLE_POLICY], &env).expect_code(0);
+    // The same cells, units, largest sums and units in several cells: the same digests.
+    let digests = |s: &Scratch| {
+        let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+        ledger
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|l| l.get("exact_digests").cloned())
+            .next_back()
+            .unwrap()
+    };
+    assert_eq!(digests(&s), digests(&file));
+    assert_eq!(digests(&s).as_object().unwrap().len(), 2);
+    for table in ["exact_services", "exact_services_age"] {
+        let path = format!("releases/disung-2024/{table}.csv");
+        assert_eq!(
+            fs::read_to_string(s.path(&path)).unwrap(),
+            fs::read_to_string(file.path(&path)).unwrap(),
+            "{table}"
+        );
+    }
+    s.run_with(&["audit", "releases/disung-2024"], &env)
+        .expect_code(0);
+
     // A negative value is refused there as in a file, with nothing charged.
     let (s, url, _) = sample_in_postgres(&query_source(
         "victim_id, gender, age_group, region, victim_type, services - 100 AS services FROM victims",

@@ -88,11 +88,23 @@ pub fn protect(
     ))
 }
 
-/// SHA-256 of an exact table's cells: values, units and largest contributions, exactly. Private
+/// SHA-256 of an exact table's cells: values, units, largest contributions and the units in
+/// several cells (in a canonical order), exactly. Private
 /// (the ledger keeps it): two reads whose tables have the same digest counted the same data,
 /// whatever the files looked like (names, row order, line ends) or where the rows came from.
 pub fn cells_digest(counts: &Counts) -> String {
-    let doc = serde_json::json!([counts.values, counts.frequencies, counts.largest]);
+    // Units in several cells are part of what was counted (tables read before they were
+    // allowed have none, and keep their digests).
+    let doc = if counts.spanning.is_empty() {
+        serde_json::json!([counts.values, counts.frequencies, counts.largest])
+    } else {
+        serde_json::json!([
+            counts.values,
+            counts.frequencies,
+            counts.largest,
+            counts.spanning
+        ])
+    };
     sha256_hex(&serde_json::to_vec(&doc).expect("serialising to memory"))
 }
 
@@ -461,6 +473,15 @@ pub fn publish(
             "none (not DP)",
             "exact"
         );
+        if suppressed > 0 {
+            let _ = writeln!(
+                lines,
+                "    {}: {} small or sensitive (primary) and {} secondary cells suppressed; the published files mark both alike",
+                t.name,
+                table.primary,
+                suppressed - table.primary
+            );
+        }
         // How far from the minimum, for the officer only: the bound is the cost of a set of
         // hidden cells (with `secondary = "value"`, a sum of their values), never published.
         if let Method::Completed { at_least } = table.method {

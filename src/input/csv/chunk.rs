@@ -134,7 +134,7 @@ pub(super) fn read_chunk(
     }
     Ok(Counted {
         units: units.len() as u64,
-        largest: units.bounder.largest(),
+        whole: units.bounder.whole(),
         kept: if pass.bounding_effect {
             units.bounder.kept_rows()
         } else {
@@ -187,7 +187,7 @@ pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counte
     }
     Ok(Counted {
         exact,
-        largest: Vec::new(),
+        whole: Vec::new(),
         rows,
         units: 0,
         kept: Vec::new(),

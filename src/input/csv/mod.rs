@@ -64,8 +64,8 @@ struct Pass<'a> {
 /// Exact cells per table, with the row and unit counts.
 struct Counted {
     pub(super) exact: Vec<Vec<i128>>,
-    /// Per exact table's sum, per cell, its largest units' sums (see [`InputResult::largest`]).
-    pub(super) largest: Vec<Vec<Vec<i128>>>,
+    /// Per exact table's sum, what its units contributed (see [`InputResult::whole`]).
+    pub(super) whole: Vec<crate::bounding::Whole>,
     pub(super) rows: u64,
     pub(super) units: u64,
     /// Per table, the rows kept under its row bounds ([`Bounder::kept_rows`]); empty when not
@@ -87,12 +87,16 @@ impl Counted {
         }
         // Each reader's lists hold its own units' largest; merged, they hold the largest of
         // all (longer than needed: the rules read the first few).
-        for (cells, add) in total.largest.iter_mut().zip(&other.largest) {
-            for (list, more) in cells.iter_mut().zip(add) {
+        for (whole, add) in total.whole.iter_mut().zip(other.whole) {
+            for (list, more) in whole.largest.iter_mut().zip(&add.largest) {
                 for &v in more {
                     crate::bounding::keep_largest(list, v, usize::MAX);
                 }
             }
+            for (n, m) in whole.units.iter_mut().zip(&add.units) {
+                *n += *m;
+            }
+            whole.spanning.extend(add.spanning);
         }
         total.rows += other.rows;
         total.units += other.units;
@@ -223,7 +227,7 @@ pub(super) fn read_pass(
     };
     Ok(InputResult {
         exact: counted.exact,
-        largest: counted.largest,
+        whole: counted.whole,
         sha256,
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),

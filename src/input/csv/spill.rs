@@ -107,7 +107,7 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Counted, ChunkError> {
     units.absorb(&batch)?;
     Ok(Counted {
         units: units.len() as u64,
-        largest: units.bounder.largest(),
+        whole: units.bounder.whole(),
         kept: if pass.bounding_effect {
             units.bounder.kept_rows()
         } else {

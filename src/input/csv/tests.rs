@@ -493,26 +493,49 @@ fn integers_parse_as_rust_parses_them() {
     }
 }
 
-/// An exact table's sum: every row of a unit counts, whole, into its cell; each cell's largest
-/// units' sums (largest first) are those of its units, however the reading is split (in chunks
+/// An exact table's sum: every row of a unit counts, whole, into its cell; each cell counts its
+/// units once; each cell's largest sums are those of its units in no other cell, and every unit
+/// in several cells comes back with its sum in each, however the reading is split (in chunks
 /// that cut a unit's rows apart, or spilled by unit).
 #[test]
 fn exact_sums_keep_every_row_and_each_cells_largest_units() {
     let mut data = String::from("id,cell,v\n");
     let mut expected_sum = [0i128; 51];
-    let mut per_unit: std::collections::BTreeMap<usize, (usize, i128)> = Default::default();
+    // Per unit, its sum per cell: one unit in 13 has rows in several cells.
+    let mut per_unit: std::collections::BTreeMap<usize, std::collections::BTreeMap<usize, i128>> =
+        Default::default();
     for i in 0..4000usize {
         let unit = (i * 7919) % 1301;
-        let cell = unit % 50;
+        let cell = if unit % 13 == 0 {
+            (unit + i) % 50
+        } else {
+            unit % 50
+        };
         let v = ((i * 31) % 1000) as i128 * if unit % 97 == 0 { 1000 } else { 1 };
         data += &format!("u{unit},c{cell},{v}\n");
         expected_sum[cell] += v;
-        per_unit.entry(unit).or_insert((cell, 0)).1 += v;
+        *per_unit.entry(unit).or_default().entry(cell).or_default() += v;
     }
+    let mut expected_units = [0i128; 51];
     let mut expected_largest: Vec<Vec<i128>> = vec![Vec::new(); 51];
-    for &(cell, total) in per_unit.values() {
-        expected_largest[cell].push(total);
+    let mut expected_spanning: Vec<Vec<(u32, i128)>> = Vec::new();
+    for cells in per_unit.values() {
+        for &cell in cells.keys() {
+            expected_units[cell] += 1;
+        }
+        match cells.len() {
+            1 => {
+                let (&cell, &total) = cells.iter().next().unwrap();
+                expected_largest[cell].push(total);
+            }
+            _ => expected_spanning.push(cells.iter().map(|(&c, &v)| (c as u32, v)).collect()),
+        }
     }
+    assert!(
+        expected_spanning.len() > 50,
+        "the data has units in several cells"
+    );
+    expected_spanning.sort_unstable();
     for list in &mut expected_largest {
         list.sort_unstable_by(|a, b| b.cmp(a));
         list.truncate(3);
@@ -532,21 +555,33 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
         "#,
     );
     let reading = crate::input::reading_plan(&plan).plan;
-    // Units, units with two cells each, and the sum.
-    assert_eq!(reading.tables.len(), 3);
+    // One read: each unit's sum in each cell.
+    assert_eq!(reading.tables.len(), 1);
     for options in [in_memory(), tiny_chunks(), spilling()] {
-        let r = read_input_with(&reading, 0, &[0, 1, 2], options).unwrap();
-        assert_eq!(r.exact[2], expected_sum);
-        assert_eq!(r.exact[0], r.exact[1], "every unit in one cell");
-        let got: Vec<Vec<i128>> = r.largest[0]
+        let r = read_input_with(&reading, 0, &[0], options).unwrap();
+        assert_eq!(r.exact[0], expected_sum);
+        assert_eq!(r.whole[0].units, expected_units);
+        let got: Vec<Vec<i128>> = r.whole[0]
+            .largest
             .iter()
             .map(|l| l.iter().copied().take(3).collect())
             .collect();
         assert_eq!(got, expected_largest);
+        let mut spanning: Vec<Vec<(u32, i128)>> = r.whole[0]
+            .spanning
+            .iter()
+            .map(|u| {
+                let mut u = u.clone();
+                u.sort_unstable();
+                u
+            })
+            .collect();
+        spanning.sort_unstable();
+        assert_eq!(spanning, expected_spanning);
     }
     // A negative value is an error naming its line and field.
     std::fs::write(dir.path().join("in.csv"), "id,cell,v\nu1,c1,5\nu2,c2,-1\n").unwrap();
-    let err = read_input_with(&reading, 0, &[0, 1, 2], in_memory())
+    let err = read_input_with(&reading, 0, &[0], in_memory())
         .unwrap_err()
         .to_string();
     assert!(err.contains("in.csv:3") && err.contains("`v`"), "{err}");

@@ -40,8 +40,10 @@ impl Units {
     }
 
     pub(super) fn footprint(&self) -> u64 {
-        (self.len() * self.bounder.bytes_per_unit() + self.slots.len() * 8 + self.long_keys.len())
-            as u64
+        (self.len() * self.bounder.bytes_per_unit()
+            + self.bounder.whole_bytes()
+            + self.slots.len() * 8
+            + self.long_keys.len()) as u64
     }
 
     pub(super) fn home(&self, hash: u64) -> usize {

@@ -132,8 +132,18 @@ pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
                 table.name
             ),
             sql: ts.sql.clone(),
-            parameters,
+            parameters: parameters.clone(),
         });
+        if let Some(spanning) = &ts.spanning {
+            out.push(Sent {
+                purpose: format!(
+                    "table `{}`: each privacy unit with rows in several cells, numbered (not named), with its sum in each (for the rules on margins and the respondents' check; private)",
+                    table.name
+                ),
+                sql: spanning.clone(),
+                parameters,
+            });
+        }
     }
     out
 }
@@ -246,7 +256,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     let shared_key = fresh_key();
     let mut exact = Vec::new();
     let mut contributors = Vec::new();
-    let mut largest = Vec::new();
+    let mut whole = Vec::new();
     for ts in &statements.tables {
         let table = &plan.tables[ts.table];
         let key = if matches!(table.statistic, Statistic::Total { .. }) {
@@ -266,13 +276,21 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
         let result = tx.query(&ts.sql, &params).map_err(pg)?;
         sent.push(sha256_hex(ts.sql.as_bytes()));
-        let (cells, counted, top) = fill_cells(plan, ts.table, &result).map_err(|e| match e {
+        let bad = |e| match e {
             Filled::Db(e) => pg(e),
             Filled::Bad(m) => fail(format!("table `{}`: {m}", table.name)),
-        })?;
+        };
+        let (cells, counted, top) = fill_cells(plan, ts.table, &result).map_err(bad)?;
         exact.push(cells);
         contributors.extend(counted);
-        largest.extend(top);
+        if let Some(mut top) = top {
+            if let Some(spanning) = &ts.spanning {
+                let rows = tx.query(spanning, &params).map_err(pg)?;
+                sent.push(sha256_hex(spanning.as_bytes()));
+                top.spanning = fill_spanning(plan, ts.table, &rows).map_err(bad)?;
+            }
+            whole.push(top);
+        }
     }
     // As the file reader gives them: every table's cells, then each sum's contributors.
     exact.extend(contributors);
@@ -280,7 +298,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     let relation = sql.relation.describe();
     Ok(InputResult {
         exact,
-        largest,
+        whole,
         sha256: sha256_hex(format!("postgres\n{relation}\n{rows}\n{digest}").as_bytes()),
         rows: rows as u64,
         units: Some(units as u64),
@@ -429,9 +447,9 @@ impl From<postgres::Error> for Filled {
     }
 }
 
-/// A table's exact cells, a sum's contributors per cell, and an exact sum's largest
-/// contributions per cell.
-type Filling = (Vec<i128>, Option<Vec<i128>>, Option<Vec<Vec<i128>>>);
+/// A table's exact cells, a sum's contributors per cell, and what an exact sum's units
+/// contributed (its units and largest sums per cell; the units in several cells come apart).
+type Filling = (Vec<i128>, Option<Vec<i128>>, Option<crate::bounding::Whole>);
 
 /// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
 /// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
@@ -452,22 +470,13 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
     let mut contributors =
         matches!(table.statistic, Statistic::Sum { .. }).then(|| vec![0i128; cells.len()]);
     let is_sum = whole.is_some() || contributors.is_some();
-    let mut largest = whole.map(|_| vec![Vec::new(); cells.len()]);
+    let mut largest = whole.map(|_| crate::bounding::Whole {
+        units: vec![0; cells.len()],
+        largest: vec![Vec::new(); cells.len()],
+        spanning: Vec::new(),
+    });
     for row in rows {
-        let mut cell = 0usize;
-        for (j, &n) in radix.iter().enumerate() {
-            let code: Option<i32> = row.try_get(j)?;
-            let code = code
-                .and_then(|c| usize::try_from(c).ok())
-                .filter(|&c| c < n)
-                .ok_or_else(|| {
-                    Filled::Bad(format!(
-                        "the server returned a cell outside the declared categories of `{}` (the data changed under a snapshot?)",
-                        plan.dimensions[table.dims[j]].name
-                    ))
-                })?;
-            cell = cell * n + code;
-        }
+        let cell = cell_of(plan, table, row, 0)?;
         let value = if is_sum {
             let sum: Option<String> = row.try_get(radix.len() + 1)?;
             let sum = sum.unwrap_or_default();
@@ -481,6 +490,7 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
             c[cell] += i128::from(row.try_get::<_, i64>(radix.len() + 2)?);
         }
         if let (Some(top), Some(column)) = (largest.as_mut(), whole) {
+            top.units[cell] += i128::from(row.try_get::<_, i64>(radix.len() + 2)?);
             let lowest: i64 = row.try_get(radix.len() + 4)?;
             if lowest < 0 {
                 return Err(Filled::Bad(format!(
@@ -496,11 +506,57 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
                 let v = v.parse::<i128>().map_err(|_| {
                     Filled::Bad(format!("the server returned `{v}` as a unit's sum"))
                 })?;
-                top[cell].push(v);
+                top.largest[cell].push(v);
             }
         }
     }
     Ok((cells, contributors, largest))
+}
+
+/// Table `t`'s cell named by a row's codes, from column `from` on (one per dimension).
+fn cell_of(
+    plan: &Plan,
+    table: &crate::policy::TableSpec,
+    row: &postgres::Row,
+    from: usize,
+) -> Result<usize, Filled> {
+    let mut cell = 0usize;
+    for (j, &d) in table.dims.iter().enumerate() {
+        let n = plan.dimensions[d].categories.len();
+        let code: Option<i32> = row.try_get(from + j)?;
+        let code = code
+            .and_then(|c| usize::try_from(c).ok())
+            .filter(|&c| c < n)
+            .ok_or_else(|| {
+                Filled::Bad(format!(
+                    "the server returned a cell outside the declared categories of `{}` (the data changed under a snapshot?)",
+                    plan.dimensions[d].name
+                ))
+            })?;
+        cell = cell * n + code;
+    }
+    Ok(cell)
+}
+
+/// An exact sum's units in several cells from rows `(rank, code per dimension..., sum)`: each
+/// unit's sum per cell, grouped by its rank.
+fn fill_spanning(
+    plan: &Plan,
+    t: usize,
+    rows: &[postgres::Row],
+) -> Result<Vec<Vec<(u32, i128)>>, Filled> {
+    let table = &plan.tables[t];
+    let mut by_rank: std::collections::BTreeMap<i64, Vec<(u32, i128)>> = Default::default();
+    for row in rows {
+        let rank: i64 = row.try_get(0)?;
+        let cell = cell_of(plan, table, row, 1)?;
+        let sum: String = row.try_get(1 + table.dims.len())?;
+        let sum = sum
+            .parse::<i128>()
+            .map_err(|_| Filled::Bad(format!("the server returned `{sum}` as a unit's sum")))?;
+        by_rank.entry(rank).or_default().push((cell as u32, sum));
+    }
+    Ok(by_rank.into_values().collect())
 }
 
 /// A server or connection error in words: the server's message, detail and hint, or the

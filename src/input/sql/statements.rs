@@ -64,6 +64,9 @@ pub struct TableStatement {
     /// Whether `$1` is the input's shared row key (rows tables) or the table's own key
     /// (`count_units`).
     pub shared_key: bool,
+    /// An exact sum's second statement, with the same parameters: each unit with rows in
+    /// several cells, as `(its rank among them, code per dimension..., its sum in the cell)`.
+    pub spanning: Option<String>,
 }
 
 /// An identifier as SQL quotes it.
@@ -253,6 +256,7 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
     } else {
         format!("{cells}, ")
     };
+    let mut spanning = None;
     let (sql, shared_key) = match table.statistic.bound() {
         Bound::Whole => {
             let (column, largest) = match &table.statistic {
@@ -263,13 +267,21 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
                 Some(column) => format!("s.{}::int8 AS v", ident(column)),
                 None => "1::int8 AS v".to_string(),
             });
-            // Every row counts: the key is not used (an empty one is sent).
-            let sql = format!(
-                "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n  WHERE length($1::bytea) = 0\n),\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{})\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC))[1:{largest}], ','), min(lowest)::int8\nFROM w{group_by}",
+            // Every row counts: the key is not used (an empty one is sent). Per unit and cell
+            // its sum (`w`), per unit its cells (`n`): a cell's units are all of its units, its
+            // largest sums those of the units in no other cell (the others come back apart).
+            let with = format!(
+                "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n  WHERE length($1::bytea) = 0\n),\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
                 select.join(",\n         "),
                 with_cells(", "),
                 with_cells(", "),
             );
+            let sql = format!(
+                "{with}\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC) FILTER (WHERE k = 1))[1:{largest}], ','), min(lowest)::int8\nFROM w JOIN n USING (u){group_by}"
+            );
+            spanning = Some(format!(
+                "{with}\nSELECT dense_rank() OVER (ORDER BY u)::int8, {leading}v::text\nFROM w JOIN n USING (u)\nWHERE k > 1"
+            ));
             (sql, false)
         }
         Bound::Cells(max_cells_per_unit) => {
@@ -342,5 +354,6 @@ fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableSta
         table: t,
         sql,
         shared_key,
+        spanning,
     }
 }

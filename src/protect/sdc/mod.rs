@@ -494,11 +494,13 @@ fn protect_within(
 /// other hidden cells. One insider stands for every respondent of its finest cell (`key`: a
 /// category of every dimension its data is tabulated by), the largest one, whose contribution is
 /// at most the least of those cells' largest contributions (what `knows` holds: only the cells
-/// where that is above the rules' floor). A cell that contains `key` (its margins) has the
+/// where that is above the rules' floor). A respondent whose rows fall in several finest cells
+/// is an insider of its own, `keys` naming the inner cells it is in (of every table of its data)
+/// and `knows` its exact sum in each. A cell that contains one of `keys` (its margins) has the
 /// insider among its own respondents: its protection against them is the sensitivity rules'.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insider {
-    pub key: Key,
+    pub keys: Vec<Key>,
     pub knows: Vec<(usize, i64)>,
 }
 
@@ -561,7 +563,10 @@ fn insiders_short(
             .map(|w| w.0)
             .filter(|&p| {
                 reached.contains(&components.component(p))
-                    && !contains(structure, structure.key(p), &insider.key)
+                    && !insider
+                        .keys
+                        .iter()
+                        .any(|k| contains(structure, structure.key(p), k))
             })
             .collect();
         if !targets.is_empty() && asked.insert((knows.clone(), targets.clone())) {

@@ -17,6 +17,9 @@ pub struct ExactTable {
     pub intervals: Vec<Option<Interval>>,
     /// How the secondary cells were chosen (one method for a release's linked tables).
     pub method: super::Method,
+    /// How many of its hidden grid points are primary (small or sensitive) cells, the others
+    /// being secondary. For the officer only: the published files mark both alike.
+    pub primary: usize,
 }
 
 /// An exact table that an earlier release published from the same data: its specification in
@@ -183,11 +186,12 @@ fn insiders(
                 .collect();
             if !knows.is_empty() {
                 found.push(super::Insider {
-                    key: dims
-                        .iter()
-                        .zip(&coords)
-                        .map(|(&d, &c)| (space * n + d, c as u32))
-                        .collect(),
+                    keys: vec![
+                        dims.iter()
+                            .zip(&coords)
+                            .map(|(&d, &c)| (space * n + d, c as u32))
+                            .collect(),
+                    ],
                     knows,
                 });
             }
@@ -373,7 +377,7 @@ pub fn protect_tables(
         }
         if let Some(sum) = &t.sum {
             let k = sum.largest() as usize;
-            let merged = if t.margins {
+            let mut merged = if t.margins {
                 grid_fold(&layouts, &inner.largest, |a: &mut Vec<i64>, b| {
                     for &v in b {
                         crate::bounding::keep_largest(a, v, k);
@@ -382,6 +386,14 @@ pub fn protect_tables(
             } else {
                 inner.largest.clone()
             };
+            // A unit in several cells is one contributor of each grid point over them, with its
+            // sums there together (the grid's sums above counted it once per cell).
+            for unit in &inner.spanning {
+                for (point, (sum, cells)) in unit_on_grid(&layouts, t.margins, &unit.cells) {
+                    crate::bounding::keep_largest(&mut merged[point], sum, k);
+                    frequencies[grid[point]] -= cells - 1;
+                }
+            }
             for (&cell, list) in grid.iter().zip(merged) {
                 largest[cell] = list;
             }
@@ -455,7 +467,13 @@ pub fn protect_tables(
             }
         })
         .collect();
-    let insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &top)?;
+    let mut insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &top)?;
+    insiders.extend(spanning_insiders(
+        (plan, &specs, &all_counts),
+        (&structure, &grids),
+        (&spaces, same_data),
+        linked.len(),
+    )?);
     // One objective for the release (validation refuses exact tables that differ).
     let objective = match plan.exact_tables.first().map(|t| t.secondary) {
         Some(SecondaryObjective::Value) => Objective::Value,
@@ -507,7 +525,145 @@ pub fn protect_tables(
                 })
                 .collect(),
             method,
+            primary: grid
+                .iter()
+                .filter(|&&c| wanted.binary_search_by_key(&c, |w| w.0).is_ok())
+                .count(),
         })
+        .collect())
+}
+
+/// A unit's sums in `cells` (inner cells of a table laid out as `layouts`) on the table's grid:
+/// per grid point over at least one of them (the inner cells themselves, and with `margins`
+/// every margin and subtotal over them), its sum there and how many of its cells it covers.
+fn unit_on_grid(
+    layouts: &[Layout],
+    margins: bool,
+    cells: &[(usize, i64)],
+) -> std::collections::BTreeMap<usize, (i64, i64)> {
+    let mut out: std::collections::BTreeMap<usize, (i64, i64)> = Default::default();
+    let sizes: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
+    let extent: Vec<usize> = layouts.iter().map(|l| l.positions()).collect();
+    for &(cell, v) in cells {
+        let coords = unravel(cell, &sizes);
+        // Per dimension, the positions over this category: itself, its groups, the total.
+        let covering: Vec<Vec<usize>> = if margins {
+            layouts
+                .iter()
+                .zip(&coords)
+                .map(|(l, &c)| {
+                    let mut p = vec![c];
+                    p.extend(
+                        (0..l.groups.len())
+                            .filter(|&g| l.groups[g].contains(&c))
+                            .map(|g| l.categories + g),
+                    );
+                    p.push(l.positions() - 1);
+                    p
+                })
+                .collect()
+        } else {
+            coords.iter().map(|&c| vec![c]).collect()
+        };
+        let ext = if margins { &extent } else { &sizes };
+        let mut points = vec![0usize];
+        for (p, &n) in covering.iter().zip(ext) {
+            points = points
+                .iter()
+                .flat_map(|&q| p.iter().map(move |&x| q * n + x))
+                .collect();
+        }
+        for q in points {
+            let e = out.entry(q).or_default();
+            e.0 = e.0.saturating_add(v);
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+/// Inner cell `cell`'s point on the grid of a table laid out as `layouts`.
+fn inner_point(layouts: &[Layout], margins: bool, cell: usize) -> usize {
+    if !margins {
+        return cell;
+    }
+    let sizes: Vec<usize> = layouts.iter().map(|l| l.categories).collect();
+    unravel(cell, &sizes)
+        .iter()
+        .zip(layouts)
+        .fold(0, |p, (&c, l)| p * l.positions() + c)
+}
+
+/// The respondents in several finest cells of their data, each an insider of its own (see
+/// [`super::Insider`]): in every table of its data it knows its sum in each inner cell it is
+/// in. Tables linked from earlier releases, and inputs read as the same data, were read apart,
+/// so a unit there cannot be told to be the same as one here: their units in several cells are
+/// refused (exit 2) rather than checked in part.
+fn spanning_insiders(
+    (plan, specs, counts): (&Plan, &[&ExactTableSpec], &[&Counts]),
+    (structure, grids): (&Structure, &[Vec<usize>]),
+    (spaces, same_data): (&[usize], &[usize]),
+    linked: usize,
+) -> Result<Vec<super::Insider>, SdcError> {
+    let ours = specs.len() - linked;
+    for (t, c) in specs.iter().zip(counts).skip(ours) {
+        if !c.spanning.is_empty() {
+            return Err(SdcError::Described {
+                input: true,
+                message: format!(
+                    "the earlier exact table `{}` is counted again on this data, and some of its privacy units have rows in several cells: safestat cannot yet check an earlier release's respondents together with this one's. Publish this release's tables with differential privacy, or of other data. Nothing was charged",
+                    t.name
+                ),
+            });
+        }
+    }
+    for (i, &j) in same_data.iter().enumerate().filter(|&(i, &j)| i != j) {
+        let twins: Vec<&&ExactTableSpec> = specs[..ours]
+            .iter()
+            .zip(counts)
+            .filter(|(t, c)| (t.input == i || t.input == j) && !c.spanning.is_empty())
+            .map(|(t, _)| t)
+            .collect();
+        if let Some(t) = twins.first() {
+            return Err(SdcError::Described {
+                input: true,
+                message: format!(
+                    "inputs `{}` and `{}` hold the same data, and privacy units of exact table `{}` have rows in several cells: safestat cannot yet check those respondents across two inputs. Read the tables from one input. Nothing was charged",
+                    plan.inputs[i].name, plan.inputs[j].name, t.name
+                ),
+            });
+        }
+    }
+    // Per (space, unit): the inner cells it is in, with its sum in each.
+    let mut units: std::collections::BTreeMap<(usize, u64), Vec<(usize, i64)>> = Default::default();
+    for (((t, c), grid), &space) in specs.iter().zip(counts).zip(grids).zip(spaces).take(ours) {
+        let layouts = layouts(plan, t);
+        for unit in &c.spanning {
+            let known = units.entry((space, unit.unit)).or_default();
+            known.extend(
+                unit.cells
+                    .iter()
+                    .map(|&(cell, v)| (grid[inner_point(&layouts, t.margins, cell)], v)),
+            );
+        }
+    }
+    Ok(units
+        .into_values()
+        .map(|mut cells| {
+            cells.sort_unstable();
+            cells.dedup();
+            super::Insider {
+                keys: cells
+                    .iter()
+                    .map(|&(c, _)| structure.key(c).to_vec())
+                    .collect(),
+                knows: cells
+                    .into_iter()
+                    .filter(|&(c, v)| v > structure.floor(c))
+                    .collect(),
+            }
+        })
+        .filter(|i| !i.knows.is_empty())
         .collect())
 }
 

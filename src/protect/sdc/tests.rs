@@ -1036,7 +1036,7 @@ fn cell_insiders(s: &Structure, ids: &[usize], top: &[i64]) -> Vec<Insider> {
     (0..ids.len())
         .filter(|&i| top[i] > 0)
         .map(|i| Insider {
-            key: s.key(ids[i]).to_vec(),
+            keys: vec![s.key(ids[i]).to_vec()],
             knows: vec![(ids[i], top[i])],
         })
         .collect()

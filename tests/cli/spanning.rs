@@ -1,0 +1,387 @@
+//! Exact sums and counts of rows on real case data (issue 24, item 6): a person with rows in
+//! several cells is one contributor of each cell it is in and of each margin over them, with
+//! its rows there summed; the frequency rule counts distinct persons and the dominance rule
+//! sees each person's whole contribution, in the inner cells and the margins alike. Each
+//! person in several cells is also checked as a respondent who knows its own contributions, by
+//! an integer attacker of this test's own over the finest cells of the data.
+
+use crate::common::*;
+use good_lp::{Expression, ProblemVariables, Solution, SolverModel, microlp, variable};
+use std::collections::BTreeMap;
+
+const DIR: &str = "releases/cases";
+
+fn policy(tables: &str) -> String {
+    format!(
+        r#"
+[release]
+id = "cases"
+[dataset]
+name = "cases"
+privacy_unit = "pid"
+budget = {{ rho = 1 }}
+[inputs.people]
+path = "people.csv"
+[categories]
+region = ["r1", "r2", "r3", "r4"]
+gender = ["f", "m"]
+kind = ["a", "b", "c"]
+{tables}
+"#
+    )
+}
+
+/// Rows `(person, region, gender, amount)`, kind `a`: in r1 person S has 300 in each gender
+/// (60% of each cell, and of r1's total), with four others of 50 in each; in r3 persons A and B
+/// each have two rows of 50 in each gender (two persons in each cell and in r3's total); r2
+/// and r4 have ten persons of 40 to 58 in each gender, one row each.
+fn rows() -> Vec<(String, &'static str, &'static str, i64)> {
+    let mut rows = Vec::new();
+    for g in ["f", "m"] {
+        rows.push(("S".to_string(), "r1", g, 300));
+        for i in 0..4 {
+            rows.push((format!("r1{g}{i}"), "r1", g, 50));
+        }
+        for p in ["A", "B"] {
+            rows.push((p.to_string(), "r3", g, 50));
+            rows.push((p.to_string(), "r3", g, 50));
+        }
+        for r in ["r2", "r4"] {
+            for i in 0..10 {
+                rows.push((format!("{r}{g}{i}"), r, g, 40 + 2 * i));
+            }
+        }
+    }
+    rows
+}
+
+fn csv(rows: &[(String, &str, &str, i64)]) -> String {
+    let mut out = String::from("pid,region,gender,kind,amount\n");
+    for (p, r, g, v) in rows {
+        out.push_str(&format!("{p},{r},{g},a,{v}\n"));
+    }
+    out
+}
+
+const SUM: &str = r#"
+[[table]]
+name = "amount"
+input = "people"
+statistic = "sum"
+column = "amount"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 3, dominance = { n = 1, k = 55 } }
+interval_percent = 10
+
+[[table]]
+name = "reports"
+input = "people"
+statistic = "count_rows"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 3 }
+interval_percent = 10
+"#;
+
+/// The cells of a published table by (region, gender), `None` where suppressed.
+fn published(s: &Scratch, table: &str) -> BTreeMap<(String, String), Option<i64>> {
+    read_csv(&s.path(&format!("{DIR}/{table}.csv")))
+        .into_iter()
+        .map(|r| {
+            (
+                (r["region"].clone(), r["gender"].clone()),
+                r["value"].parse::<i64>().ok(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_person_in_several_cells_is_one_contributor_of_each_margin() {
+    let s = Scratch::new();
+    let data = rows();
+    s.write("people.csv", &csv(&data));
+    s.write("policy.toml", &policy(SUM));
+    s.run(&["check", "policy.toml"]).expect_code(0);
+    let run = s.run(&["release", "policy.toml"]);
+    // The officer is told how many are small or sensitive: amount's r1,f, r1,m and r1 (S's
+    // 60%), r3,f, r3,m and r3 (two persons each); the reports' three cells of r3.
+    run.expect_code(0).stdout_has(&[
+        "amount: 6 small or sensitive (primary) and",
+        "reports: 3 small or sensitive (primary) and",
+        "secondary cells suppressed; the published files mark both alike",
+    ]);
+    let under = |r: &str, g: &str, row: &(String, &str, &str, i64)| {
+        (r == "total" || row.1 == r) && (g == "total" || row.2 == g)
+    };
+    for (table, value) in [("amount", true), ("reports", false)] {
+        let cells = published(&s, table);
+        for ((r, g), v) in &cells {
+            let truth: i64 = data
+                .iter()
+                .filter(|row| under(r, g, row))
+                .map(|row| if value { row.3 } else { 1 })
+                .sum();
+            if let Some(v) = v {
+                assert_eq!(*v, truth, "{table} ({r}, {g})");
+            }
+        }
+        // r3 has two persons in each of its cells and in its total (four by the cells, had
+        // each been counted once per cell): all three are small.
+        for g in ["f", "m", "total"] {
+            assert_eq!(cells[&("r3".into(), g.into())], None, "{table} (r3, {g})");
+        }
+    }
+    // S makes 60% of r1,f, of r1,m and of r1's total (600 of 1,000; 300 of 1,000 had its rows
+    // been taken cell by cell): all three are dominated.
+    let amount = published(&s, "amount");
+    for g in ["f", "m", "total"] {
+        assert_eq!(amount[&("r1".into(), g.into())], None, "amount (r1, {g})");
+    }
+    // r1's total is protected to the dominance level: 100 * 600 / 55 - 1,000 = 91 (rounded up).
+    let m = manifest(&s.path(DIR));
+    let iv = m["exact_tables"][0]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|iv| iv["cell"] == serde_json::json!(["r1", "total"]))
+        .unwrap()
+        .clone();
+    assert!(iv["lo"].as_i64().unwrap() <= 1000 - 91, "{iv}");
+    assert!(iv["hi"].as_i64().is_none_or(|h| h >= 1000 + 91), "{iv}");
+    s.run(&["audit", DIR]).expect_code(0);
+}
+
+/// Two tables of the same data: amount by region x kind, and by region x gender. Person S is the
+/// only respondent of r1,a (500: 250 as m and 250 as f, so two cells of the second table); T1
+/// and T2 the only ones of r1,b (150 each, as m and as f). The least pattern against an
+/// outsider hides the rectangle r1,a, r1,b, r2,a, r2,b; whoever knows of one finest cell
+/// (region, kind, gender) at most what both tables' cells over it allow (250 for r1,a,m, the
+/// most of anyone in r1,m) cannot narrow r1,b, nor can T1 or T2 narrow r1,a; S, knowing its
+/// 500 in r1,a, learns r1,b <= 300.
+fn two_tables() -> Vec<(String, &'static str, &'static str, &'static str, i64)> {
+    let mut rows = vec![
+        ("S".to_string(), "r1", "a", "m", 250),
+        ("S".to_string(), "r1", "a", "f", 250),
+        ("T1".to_string(), "r1", "b", "m", 150),
+        ("T2".to_string(), "r1", "b", "f", 150),
+    ];
+    let g = |i: usize| if i.is_multiple_of(2) { "m" } else { "f" };
+    for (r, k, n, v) in [
+        ("r1", "c", 10, 200),
+        ("r2", "a", 5, 140),
+        ("r2", "b", 6, 150),
+        ("r2", "c", 6, 250),
+    ] {
+        for i in 0..n {
+            rows.push((format!("{r}{k}{i}"), r, k, g(i), v));
+        }
+    }
+    rows
+}
+
+const TWO: &str = r#"
+[[table]]
+name = "by_kind"
+input = "people"
+statistic = "sum"
+column = "amount"
+by = ["region", "kind"]
+protection = "suppression"
+primary = { min_frequency = 3 }
+interval_percent = 20
+
+[[table]]
+name = "by_gender"
+input = "people"
+statistic = "sum"
+column = "amount"
+by = ["region", "gender"]
+protection = "suppression"
+primary = { min_frequency = 3 }
+interval_percent = 20
+"#;
+
+const REGIONS: [&str; 2] = ["r1", "r2"];
+const KINDS: [&str; 3] = ["a", "b", "c"];
+const GENDERS: [&str; 2] = ["f", "m"];
+
+/// The finest cell (region, kind, gender) of index `i` (region slowest).
+fn finest(i: usize) -> (&'static str, &'static str, &'static str) {
+    (REGIONS[i / 6], KINDS[(i / 2) % 3], GENDERS[i % 2])
+}
+
+/// Whether finest cell `i` is under the published point `(region, x)` of a table by region and
+/// `by` ("kind" or "gender"), where either may be "total".
+fn under(i: usize, region: &str, by: &str, x: &str) -> bool {
+    let (r, k, g) = finest(i);
+    (region == "total" || region == r) && (x == "total" || x == if by == "kind" { k } else { g })
+}
+
+/// The least and greatest whole-number value of r,k cell `target` of the region x kind table
+/// over every 2 x 3 x 2 table of the finest cells that agrees with the published cells of both
+/// tables and in which each finest cell is at least what the attacker knows of it.
+fn attack(
+    published: &[(&str, &str, &str, i64)],
+    target: (&str, &str),
+    knows: &BTreeMap<usize, i64>,
+) -> (i64, i64) {
+    let solve = |maximise: bool| -> i64 {
+        let mut vars = ProblemVariables::new();
+        let x: Vec<_> = (0..12)
+            .map(|i| {
+                let least = knows.get(&i).copied().unwrap_or(0);
+                vars.add(variable().integer().min(least as f64).max(1e6))
+            })
+            .collect();
+        let objective: Expression = (0..12)
+            .filter(|&i| under(i, target.0, "kind", target.1))
+            .map(|i| x[i])
+            .sum();
+        let problem = if maximise {
+            vars.maximise(objective)
+        } else {
+            vars.minimise(objective)
+        };
+        let mut model = problem.using(microlp);
+        for &(by, r, c, v) in published {
+            let sum: Expression = (0..12).filter(|&i| under(i, r, by, c)).map(|i| x[i]).sum();
+            model = model.with(sum.eq(v as f64));
+        }
+        let solution = model.solve().expect("the true table agrees");
+        let value: f64 = (0..12)
+            .filter(|&i| under(i, target.0, "kind", target.1))
+            .map(|i| solution.value(x[i]))
+            .sum();
+        value.round() as i64
+    };
+    (solve(false), solve(true))
+}
+
+#[test]
+fn a_respondent_in_several_cells_cannot_combine_its_way_into_a_small_cell() {
+    let data = two_tables();
+    let truth = |by: &str, r: &str, c: &str| -> i64 {
+        data.iter()
+            .filter(|row| {
+                (r == "total" || row.1 == r)
+                    && (c == "total" || c == if by == "kind" { row.2 } else { row.3 })
+            })
+            .map(|row| row.4)
+            .sum()
+    };
+    let finest_of = |p: &str| -> BTreeMap<usize, i64> {
+        let mut known = BTreeMap::new();
+        for row in data.iter().filter(|row| row.0 == p) {
+            let i = (0..12)
+                .find(|&i| finest(i) == (row.1, row.2, row.3))
+                .unwrap();
+            *known.entry(i).or_default() += row.4;
+        }
+        known
+    };
+    // Every cell of both tables, and which of them the outsider's least pattern hides.
+    let mut all = Vec::new();
+    for r in ["r1", "r2", "total"] {
+        for k in ["a", "b", "c", "total"] {
+            all.push(("kind", r, k));
+        }
+        for g in ["f", "m", "total"] {
+            all.push(("gender", r, g));
+        }
+    }
+    let rectangle: Vec<(&str, &str, &str, i64)> = all
+        .iter()
+        .filter(|&&(by, r, c)| {
+            !(by == "kind" && ["r1", "r2"].contains(&r) && ["a", "b"].contains(&c))
+        })
+        .map(|&(by, r, c)| (by, r, c, truth(by, r, c)))
+        .collect();
+    assert_eq!(
+        attack(&rectangle, ("r1", "b"), &finest_of("S")).1,
+        300,
+        "S pins r1,b from above in the outsider's pattern"
+    );
+    // Knowing 250 of r1,a (a finest cell's most), r1,b stays open up to 550.
+    let mut one_cell = BTreeMap::new();
+    one_cell.insert(1usize, 250i64);
+    assert!(attack(&rectangle, ("r1", "b"), &one_cell).1 >= 360);
+
+    let s = Scratch::new();
+    let mut text = String::from("pid,region,gender,kind,amount\n");
+    for (p, r, k, g, v) in &data {
+        text.push_str(&format!("{p},{r},{g},{k},{v}\n"));
+    }
+    s.write("people.csv", &text);
+    s.write(
+        "policy.toml",
+        &policy(TWO).once(
+            r#"region = ["r1", "r2", "r3", "r4"]"#,
+            r#"region = ["r1", "r2"]"#,
+        ),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let mut shown = Vec::new();
+    for (by, table) in [("kind", "by_kind"), ("gender", "by_gender")] {
+        for row in read_csv(&s.path(&format!("{DIR}/{table}.csv"))) {
+            let c = row[by].clone();
+            let r = row["region"].clone();
+            if let Ok(v) = row["value"].parse::<i64>() {
+                assert_eq!(v, truth(by, &r, &c), "{table} ({r}, {c})");
+                let r = ["r1", "r2", "total"].into_iter().find(|x| *x == r).unwrap();
+                let c = ["a", "b", "c", "f", "m", "total"]
+                    .into_iter()
+                    .find(|x| *x == c)
+                    .unwrap();
+                shown.push((by, r, c, v));
+            }
+        }
+    }
+    // The small cells at 20%: r1,a = 500 (100 each way), r1,b = 300 (60).
+    let small = [(("r1", "a"), 500, 100), (("r1", "b"), 300, 60)];
+    for (cell, v, level) in small {
+        assert!(!shown.iter().any(|x| x.0 == "kind" && (x.1, x.2) == cell));
+        for (p, own) in [("S", ("r1", "a")), ("T1", ("r1", "b")), ("T2", ("r1", "b"))] {
+            if own == cell {
+                continue;
+            }
+            let (lo, hi) = attack(&shown, cell, &finest_of(p));
+            assert!(
+                lo <= v - level && hi >= v + level,
+                "{p} narrows {cell:?} ({v}) to {lo}..{hi}"
+            );
+        }
+    }
+    s.run(&["audit", DIR]).expect_code(0);
+}
+
+/// A person in several cells of an earlier exact table, which this release's tables are
+/// protected with: the two reads cannot tell the same person apart yet, so the release is
+/// refused with the reason, nothing charged.
+#[test]
+fn an_earlier_table_with_persons_in_several_cells_is_refused_for_now() {
+    let s = Scratch::new();
+    s.write("people.csv", &csv(&rows()));
+    s.write("policy.toml", &policy(SUM));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let amount = &SUM[..SUM.find("[[table]]\nname = \"reports\"").unwrap()];
+    let by_region = amount
+        .once("name = \"amount\"", "name = \"amount_by_region\"")
+        .once("by = [\"region\", \"gender\"]", "by = [\"region\"]");
+    let second = policy(&by_region).once("id = \"cases\"", "id = \"cases-region\"");
+    s.write("second.toml", &second);
+    let before = fs::read_to_string(s.path("ledger/cases.jsonl")).unwrap();
+    s.run(&["release", "second.toml"])
+        .expect_code(2)
+        .stderr_has(&[
+            "the earlier exact table `cases/amount`",
+            "privacy units have rows in several cells",
+            "Nothing was charged",
+        ]);
+    assert_eq!(
+        fs::read_to_string(s.path("ledger/cases.jsonl")).unwrap(),
+        before
+    );
+    assert!(!s.path("releases/cases-region").exists());
+}
