@@ -3,7 +3,8 @@
 # Usage: bench/exact.sh [ROWS]  (default 10000000)
 #   RUNS=3        repetitions per measurement (medians of wall time, the largest peak RSS)
 #   BASE=PATH     another safestat binary (e.g. an earlier commit's) timed on the DP-only policy
-#                 alongside this tree's, to compare the reader with and without the change
+#                 and on the exact tables alone, alongside this tree's, to compare the reader
+#                 with and without a change
 # Runs, on the synthetic `large` file: the DP tables of bench/policy.toml.in alone; the same with
 # three exact tables of region x gender added (a count of units, a count of rows and a sum of
 # services with the dominance and p% rules); and the exact tables alone.
@@ -74,6 +75,9 @@ for round in $(seq "$RUNS"); do
   fi
   measure "DP and 3 exact tables" "$bin/safestat" release "$out/mixed.toml"
   measure "3 exact tables only" "$bin/safestat" release "$out/exact.toml"
+  if [ -n "${BASE:-}" ]; then
+    measure "3 exact tables only, BASE" "$BASE" release "$out/exact.toml"
+  fi
 done
 echo "| run ($ROWS rows, $RUNS runs) | median wall s | peak RSS MiB |"
 echo "| --- | ---: | ---: |"

@@ -17,11 +17,11 @@
 //! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
 //! kept cell in a quarter of a word (half a word for tables of more than 65,535 cells), a kept
 //! row's priority in a word (shared by the rows tables with the same `k`, which keep the same
-//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise. One
+//! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise; an
+//! exact table's sum or count of rows ([`Statistic::Total`], never noised) keeps no sample but
+//! the unit's first cell and the sum of all its rows there, in two words, and its sum in each
+//! other cell it has rows in (a unit may be in any number) in a map keyed by (unit, cell). One
 //! record per unit keeps a row's lookup and its updates for all tables within a few cache lines.
-//! An exact table's sum or count of rows ([`Statistic::Total`], never noised) keeps no sample
-//! and nothing in the record: each unit's whole sum in each cell it has rows in, in a map keyed
-//! by (unit, cell), since a unit may be in any number of cells.
 
 use crate::policy::{Bound, Statistic};
 
@@ -31,8 +31,8 @@ enum Kind {
     Units,
     /// `count_rows` / `sum`: keep `slots` rows per unit, at most `per_cell` of them in one cell.
     Rows { per_cell: u32 },
-    /// An exact table's sum ([`Statistic::Total`]): the sum of the unit's rows in each cell it
-    /// is in (in [`Bounder::whole`], not in the record).
+    /// An exact table's sum ([`Statistic::Total`]): the unit's first cell and the sum of its rows
+    /// there, its sums in other cells apart ([`Bounder::whole`]).
     Whole { largest: usize },
 }
 
@@ -45,8 +45,8 @@ enum Values {
     Narrow(usize),
     /// Words from this word on.
     Wide(usize),
-    /// The unit's whole sum per cell, kept outside the record ([`Bounder::whole`]).
-    Total,
+    /// The unit's sum in its first cell, an `i128` in the two words from this word on.
+    Total(usize),
 }
 
 /// One table's place in the unit records.
@@ -143,8 +143,8 @@ pub struct Bounder {
     units_tables: Vec<usize>,
     /// The exact tables' sums ([`Statistic::Total`]).
     whole_tables: Vec<usize>,
-    /// Per table of [`Bounder::whole_tables`], each unit's sum in each cell it has rows in, by
-    /// `(unit id << 32) | cell`.
+    /// Per table of [`Bounder::whole_tables`], each unit's sum in each cell it has rows in but
+    /// its first (in the record), by `(unit id << 32) | cell`.
     whole: Vec<WholeSums>,
     groups: Vec<Group>,
     /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
@@ -175,7 +175,7 @@ impl Bounder {
                             Statistic::Total { largest, .. } => *largest as usize,
                             _ => 0,
                         };
-                        (Kind::Whole { largest }, 0)
+                        (Kind::Whole { largest }, 1)
                     }
                 };
                 let values = match statistic {
@@ -185,7 +185,7 @@ impl Bounder {
                         Values::Narrow(0)
                     }
                     Statistic::Sum { .. } => Values::Wide(0),
-                    Statistic::Total { .. } => Values::Total,
+                    Statistic::Total { .. } => Values::Total(0),
                     _ => Values::Ones,
                 };
                 TableSlots {
@@ -223,9 +223,16 @@ impl Bounder {
             table.prio_at = group.prio_at;
         }
         for table in &mut tables {
-            if let Values::Wide(at) = &mut table.values {
-                *at = word;
-                word += table.slots;
+            match &mut table.values {
+                Values::Wide(at) => {
+                    *at = word;
+                    word += table.slots;
+                }
+                Values::Total(at) => {
+                    *at = word;
+                    word += 2;
+                }
+                _ => {}
             }
         }
         // Half-words: narrow values, then the cells of tables with more than 65,535 cells; then
@@ -319,10 +326,25 @@ impl Bounder {
         for &t in &self.units_tables {
             observe_cell(rec, &self.tables[t], cells[t]);
         }
-        for (&t, sums) in self.whole_tables.iter().zip(&mut self.whole) {
-            *sums
-                .entry((u64::from(unit) << 32) | u64::from(cells[t]))
-                .or_default() += i128::from(values[t]);
+        for (&t, others) in self.whole_tables.iter().zip(&mut self.whole) {
+            let table = &self.tables[t];
+            let Values::Total(at) = table.values else {
+                unreachable!("a whole table")
+            };
+            let v = i128::from(values[t]);
+            match table.cell(rec, 0) {
+                0 => table.set_cell(rec, 0, cells[t] + 1),
+                first if first == cells[t] + 1 => {}
+                _ => {
+                    *others
+                        .entry((u64::from(unit) << 32) | u64::from(cells[t]))
+                        .or_default() += v;
+                    continue;
+                }
+            }
+            let sum = total(rec, at) + v;
+            rec[at] = sum as u64;
+            rec[at + 1] = (sum >> 64) as u64;
         }
         for group in &self.groups {
             // The group's tables fill and replace their slots together.
@@ -347,7 +369,7 @@ impl Bounder {
                 let table = &self.tables[t];
                 table.set_cell(rec, slot, cells[t] + 1);
                 match table.values {
-                    Values::Ones | Values::Total => {}
+                    Values::Ones | Values::Total(_) => {}
                     Values::Narrow(at) => set_half(rec, at + slot, values[t] as i32 as u32),
                     Values::Wide(at) => rec[at + slot] = values[t] as u64,
                 }
@@ -399,28 +421,40 @@ impl Bounder {
         self.whole_tables
             .iter()
             .zip(&self.whole)
-            .map(|(&t, sums)| {
+            .map(|(&t, others)| {
                 let table = &self.tables[t];
-                let Kind::Whole { largest: k } = table.kind else {
+                let (Kind::Whole { largest: k }, Values::Total(at)) = (table.kind, table.values)
+                else {
                     unreachable!("a whole table")
                 };
-                let mut entries: Vec<(u64, i128)> = sums.iter().map(|(&k, &v)| (k, v)).collect();
-                entries.sort_unstable_by_key(|e| e.0);
+                // The units with other cells, in unit order, beside the records.
+                let mut more: Vec<(u64, i128)> = others.iter().map(|(&k, &v)| (k, v)).collect();
+                more.sort_unstable_by_key(|e| e.0);
+                let mut more = more.into_iter().peekable();
                 let mut out = Whole {
                     units: vec![0; table.cells],
                     largest: vec![Vec::new(); table.cells],
                     spanning: Vec::new(),
                 };
-                for unit in entries.chunk_by(|a, b| a.0 >> 32 == b.0 >> 32) {
-                    let cell = |e: &(u64, i128)| (e.0 & u64::from(u32::MAX)) as u32;
-                    for e in unit {
-                        out.units[cell(e) as usize] += 1;
+                for (unit, rec) in self.words.chunks_exact(self.stride).enumerate() {
+                    let code = table.cell(rec, 0);
+                    if code == 0 {
+                        continue;
                     }
-                    match unit {
-                        [one] => keep_largest(&mut out.largest[cell(one) as usize], one.1, k),
-                        _ => out
-                            .spanning
-                            .push(unit.iter().map(|e| (cell(e), e.1)).collect()),
+                    let (first, sum) = (code - 1, total(rec, at));
+                    out.units[first as usize] += 1;
+                    let mut cells = Vec::new();
+                    while let Some(&(key, v)) = more.peek().filter(|e| e.0 >> 32 == unit as u64) {
+                        let cell = (key & u64::from(u32::MAX)) as u32;
+                        out.units[cell as usize] += 1;
+                        cells.push((cell, v));
+                        more.next();
+                    }
+                    if cells.is_empty() {
+                        keep_largest(&mut out.largest[first as usize], sum, k);
+                    } else {
+                        cells.push((first, sum));
+                        out.spanning.push(cells);
                     }
                 }
                 out
@@ -449,7 +483,8 @@ impl Bounder {
         let mut per_cell: Vec<(u32, u32)> = Vec::new();
         for rec in self.words.chunks_exact(self.stride) {
             for (t, (table, out)) in self.tables.iter().zip(out.iter_mut()).enumerate() {
-                if let Values::Total = table.values {
+                if let (Values::Total(at), code @ 1..) = (table.values, table.cell(rec, 0)) {
+                    out[code as usize - 1] += total(rec, at);
                     continue;
                 }
                 let Kind::Rows { per_cell: m } = table.kind else {
@@ -468,7 +503,7 @@ impl Bounder {
                         break;
                     }
                     let v = match table.values {
-                        Values::Ones | Values::Total => 1,
+                        Values::Ones | Values::Total(_) => 1,
                         Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
                         Values::Wide(at) => i128::from(rec[at + i] as i64),
                     };
@@ -499,8 +534,8 @@ impl Bounder {
                 }
             }
         }
-        for (&t, sums) in self.whole_tables.iter().zip(&self.whole) {
-            for (&key, &v) in sums {
+        for (&t, others) in self.whole_tables.iter().zip(&self.whole) {
+            for (&key, &v) in others {
                 out[t][(key & u64::from(u32::MAX)) as usize] += v;
             }
         }
@@ -524,7 +559,12 @@ pub fn keep_largest<T: Ord + Copy>(list: &mut Vec<T>, v: T, k: usize) {
     }
 }
 
-/// Each unit's sum per cell of one exact table, by `(unit id << 32) | cell`.
+/// The `i128` in the two words of `rec` from `at` on.
+fn total(rec: &[u64], at: usize) -> i128 {
+    i128::from(rec[at]) | (i128::from(rec[at + 1] as i64) << 64)
+}
+
+/// Each unit's sum per cell of one exact table but its first, by `(unit id << 32) | cell`.
 type WholeSums = std::collections::HashMap<u64, i128, foldhash::fast::FixedState>;
 
 /// What the units of one exact sum table ([`Statistic::Total`]) contributed, cell by cell.
