@@ -71,6 +71,58 @@ impl ExactSum {
     }
 }
 
+/// The most finest cells (a category of every dimension a data's exact tables are tabulated by)
+/// whose respondents are each checked as an insider. The exact sums and counts of rows of one
+/// data are also read by all those dimensions at once, so a policy beyond it is refused.
+pub const MAX_FINEST_CELLS: usize = 1_000_000;
+
+/// Refuses exact sums and counts of rows of one data (input and column) whose dimensions
+/// together have more than [`MAX_FINEST_CELLS`] combinations of categories.
+pub fn check_finest_cells(
+    tables: &[ExactTableSpec],
+    dimensions: &[Dimension],
+    problems: &mut Problems,
+) {
+    let mut seen: Vec<(usize, Option<String>)> = Vec::new();
+    for t in tables {
+        let Some(sum) = &t.sum else { continue };
+        let data = (t.input, sum.column.clone());
+        if seen.contains(&data) {
+            continue;
+        }
+        let of_data: Vec<&ExactTableSpec> = tables
+            .iter()
+            .filter(|u| {
+                u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
+            })
+            .collect();
+        let mut dims: Vec<usize> = of_data.iter().flat_map(|u| u.dims.clone()).collect();
+        dims.sort_unstable();
+        dims.dedup();
+        let finest = dims.iter().try_fold(1usize, |p, &d| {
+            p.checked_mul(dimensions[d].categories.len())
+        });
+        if finest.is_none_or(|f| f > MAX_FINEST_CELLS) {
+            problems.add(
+                &format!("table `{}`", t.name),
+                format!(
+                    "exact tables {} together tabulate their data by [{}], more than {MAX_FINEST_CELLS} combinations of categories: too many for safestat to read each person's sum in each combination and check each combination's respondents, who know their own contributions, against the suppression pattern. Publish fewer dimensions, or some of these tables with differential privacy",
+                    of_data
+                        .iter()
+                        .map(|u| format!("`{}`", u.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    dims.iter()
+                        .map(|&d| dimensions[d].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        seen.push(data);
+    }
+}
+
 /// A validated exact table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExactTableSpec {

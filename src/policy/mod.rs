@@ -15,7 +15,9 @@ mod table;
 mod together;
 mod validate;
 
-pub use exact::{Dominance, ExactSum, ExactTableSpec, Group, SecondaryObjective, no_groups};
+pub use exact::{
+    Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective, no_groups,
+};
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
 pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};

@@ -165,6 +165,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             );
         }
     }
+    exact::check_finest_cells(&exact_tables, &dimensions, &mut problems);
     let context = TableContext {
         inputs: &inputs,
         dimensions: &dimensions,

@@ -385,3 +385,39 @@ fn an_earlier_table_with_persons_in_several_cells_is_refused_for_now() {
     );
     assert!(!s.path("releases/cases-region").exists());
 }
+
+/// Exact sums of one data whose dimensions together have more than a million combinations of
+/// categories (101 x 101 x 101): each person's sum in each combination cannot be read and
+/// checked, so the policy is refused before anything is read (`check`, `plan` and `release`,
+/// exit 2, nothing charged).
+#[test]
+fn exact_sums_beyond_a_million_combinations_are_refused_before_reading() {
+    let s = Scratch::new();
+    let categories: Vec<String> = (0..101).map(|i| format!("\"c{i}\"")).collect();
+    let list = categories.join(", ");
+    s.write(
+        "people.csv",
+        "pid,d1,d2,d3,amount\np1,c0,c0,c0,5\np2,c1,c1,c1,7\n",
+    );
+    let table = |name: &str, by: &str| {
+        format!(
+            "[[table]]\nname = \"{name}\"\ninput = \"people\"\nstatistic = \"sum\"\ncolumn = \"amount\"\nby = {by}\nprotection = \"suppression\"\nprimary = {{ min_frequency = 3 }}\ninterval_percent = 10\n"
+        )
+    };
+    s.write(
+        "policy.toml",
+        &format!(
+            "[release]\nid = \"wide\"\n[dataset]\nname = \"wide\"\nprivacy_unit = \"pid\"\nbudget = {{ rho = 1 }}\n[inputs.people]\npath = \"people.csv\"\n[categories]\nd1 = [{list}]\nd2 = [{list}]\nd3 = [{list}]\n{}{}",
+            table("a", r#"["d1", "d2"]"#),
+            table("b", r#"["d2", "d3"]"#)
+        ),
+    );
+    for command in ["check", "plan", "release"] {
+        s.run(&[command, "policy.toml"]).expect_code(2).stderr_has(&[
+            "policy.toml",
+            "exact tables `a`, `b` together tabulate their data by [d1, d2, d3], more than 1000000 combinations",
+        ]);
+    }
+    assert!(!s.path("ledger/wide.jsonl").exists());
+    assert!(!s.path("releases/wide").exists());
+}

@@ -83,9 +83,9 @@ fn spaces(plan: &Plan, specs: &[&ExactTableSpec], same_data: &[usize]) -> Vec<us
         .collect()
 }
 
-/// The most finest cells (a category of every dimension a data's tables are tabulated by) whose
-/// respondents are each taken as an insider ([`insiders`]).
-pub const MAX_FINEST_CELLS: usize = 1_000_000;
+/// The most finest cells whose respondents are each taken as an insider ([`insiders`]); a
+/// policy whose exact sums exceed it is refused before anything is read.
+pub use crate::policy::MAX_FINEST_CELLS;
 
 /// The insiders of the exact tables `specs` (laid out on `grids` of `structure`), one per
 /// finest cell of each data (see [`super::Insider`]): its respondents are in one inner cell of
