@@ -345,11 +345,17 @@ fn draw_tables(
         groups: Vec::new(),
         notes: Vec::new(),
     };
-    for (spec, result) in plan.inputs.iter().zip(&data.results) {
+    for (i, (spec, result)) in plan.inputs.iter().zip(&data.results).enumerate() {
         if result.rows == 0 {
+            let dp = plan.tables.iter().any(|t| t.input == i);
             summary.notes.push(format!(
-                "warning: input `{}` has no rows: its tables are noise only",
-                spec.name
+                "warning: input `{}` has no rows: {}",
+                spec.name,
+                if dp {
+                    "its DP tables are noise only"
+                } else {
+                    "its exact tables are all zeros"
+                }
             ));
         }
     }

@@ -69,7 +69,7 @@ pub fn protect(
         .exact_tables
         .iter()
         .zip(&counts)
-        .map(|(t, c)| (t.name.clone(), cells_digest(c)))
+        .map(|(t, c)| (t.name.clone(), cells_digest(c, largest_of(t))))
         .collect();
     let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
     let same = same_data(plan, fingerprints);
@@ -88,24 +88,34 @@ pub fn protect(
     ))
 }
 
-/// SHA-256 of an exact table's cells: values, units, largest contributions and the units in
-/// several cells (in a canonical order), exactly. Private
+/// SHA-256 of an exact table's cells: values, units, the `k` largest sums of the units in one of
+/// its cells, and each unit in several of its cells with its sums there (in a canonical order),
+/// exactly: what the table's own data gives, whichever other tables it was read with. Private
 /// (the ledger keeps it): two reads whose tables have the same digest counted the same data,
 /// whatever the files looked like (names, row order, line ends) or where the rows came from.
-pub fn cells_digest(counts: &Counts) -> String {
+pub fn cells_digest(counts: &Counts, k: usize) -> String {
+    let mut largest = counts.largest.clone();
+    let mut spanning: Vec<Vec<(usize, i64)>> = Vec::new();
+    for unit in &counts.spanning {
+        match unit.cells[..] {
+            [(cell, v)] => crate::bounding::keep_largest(&mut largest[cell], v, k),
+            _ => spanning.push(unit.cells.clone()),
+        }
+    }
+    spanning.sort_unstable();
     // Units in several cells are part of what was counted (tables read before they were
     // allowed have none, and keep their digests).
-    let doc = if counts.spanning.is_empty() {
-        serde_json::json!([counts.values, counts.frequencies, counts.largest])
+    let doc = if spanning.is_empty() {
+        serde_json::json!([counts.values, counts.frequencies, largest])
     } else {
-        serde_json::json!([
-            counts.values,
-            counts.frequencies,
-            counts.largest,
-            counts.spanning
-        ])
+        serde_json::json!([counts.values, counts.frequencies, largest, spanning])
     };
     sha256_hex(&serde_json::to_vec(&doc).expect("serialising to memory"))
+}
+
+/// How many of each cell's largest contributions table `t`'s rules read (none for a count).
+fn largest_of(t: &ExactTableSpec) -> usize {
+    t.sum.as_ref().map_or(0, |s| s.largest() as usize)
 }
 
 /// The earlier exact tables this release is protected with, and notes for the officer.
@@ -319,7 +329,7 @@ pub fn linked(
             continue; // an extra input that cannot count it: other data
         };
         let same = match &candidate.digest {
-            Some(d) => cells_digest(&counts) == *d,
+            Some(d) => cells_digest(&counts, largest_of(&candidate.spec)) == *d,
             None => candidate.same_bytes,
         };
         let LinkedTable {

@@ -394,8 +394,11 @@ pub fn protect_tables(
                     frequencies[grid[point]] -= cells - 1;
                 }
             }
+            // A cell two tables share keeps the longer list (each is its table's rules' few).
             for (&cell, list) in grid.iter().zip(merged) {
-                largest[cell] = list;
+                if list.len() > largest[cell].len() {
+                    largest[cell] = list;
+                }
             }
         }
     }
@@ -606,12 +609,23 @@ fn spanning_insiders(
     linked: usize,
 ) -> Result<Vec<super::Insider>, SdcError> {
     let ours = specs.len() - linked;
-    for (t, c) in specs.iter().zip(counts).skip(ours) {
-        if !c.spanning.is_empty() {
+    // An earlier table protected with this release's tables of its data (the same space), when
+    // units of that data are in several cells in either read: each read tells only its own
+    // tables' units apart, and a unit in several cells of the two together may be in one cell
+    // of each.
+    let here: std::collections::BTreeSet<usize> = spaces[..ours].iter().copied().collect();
+    let spanning_here: std::collections::BTreeSet<usize> = spaces[..ours]
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| !c.spanning.is_empty())
+        .map(|(&space, _)| space)
+        .collect();
+    for ((t, c), space) in specs.iter().zip(counts).zip(spaces).skip(ours) {
+        if here.contains(space) && (!c.spanning.is_empty() || spanning_here.contains(space)) {
             return Err(SdcError::Described {
                 input: true,
                 message: format!(
-                    "the earlier exact table `{}` is counted again on this data, and some of its privacy units have rows in several cells: safestat cannot yet check an earlier release's respondents together with this one's. Publish this release's tables with differential privacy, or of other data. Nothing was charged",
+                    "the earlier exact table `{}` is protected with this release's exact tables of the same data, and privacy units of that data have rows in several cells: safestat cannot yet check such respondents across releases (each release's tables were read apart). Publish these tables with differential privacy, or keep tables of this data in one release. Nothing was charged",
                     t.name
                 ),
             });
