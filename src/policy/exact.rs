@@ -123,6 +123,30 @@ pub fn check_finest_cells(
     }
 }
 
+/// Why a count of units and a count of rows of the same data cannot be published exactly side
+/// by side: a cell's rows are at least its units, so a published count of rows bounds a hidden
+/// count of units from above (and a cell with rows has a unit), which the attacker's model does
+/// not state.
+pub const UNITS_BESIDE_ROWS: &str = "count the same people: a cell's rows are at least its persons, so a published count of rows bounds a suppressed count of persons (and the other way), which safestat cannot yet state in the attacker's model, so the pair cannot be proven safe. Publish one of them exactly and the other with differential privacy, or from other data";
+
+/// Refuses an exact count of units beside an exact count of rows of the same input.
+pub fn check_units_beside_rows(tables: &[ExactTableSpec], problems: &mut Problems) {
+    for t in tables.iter().filter(|t| t.statistic() == "count_units") {
+        if let Some(u) = tables
+            .iter()
+            .find(|u| u.input == t.input && u.statistic() == "count_rows")
+        {
+            problems.add(
+                &format!("table `{}`", t.name),
+                format!(
+                    "exact tables `{}` (count_units) and `{}` (count_rows) {UNITS_BESIDE_ROWS}",
+                    t.name, u.name
+                ),
+            );
+        }
+    }
+}
+
 /// A validated exact table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExactTableSpec {

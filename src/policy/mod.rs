@@ -16,7 +16,8 @@ mod together;
 mod validate;
 
 pub use exact::{
-    Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective, no_groups,
+    Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective,
+    UNITS_BESIDE_ROWS, no_groups,
 };
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};

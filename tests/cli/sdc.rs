@@ -1935,3 +1935,41 @@ fn release_second_by_age(s: &Scratch, tables: &str, name: &str) {
     );
     s.run(&["release", "second.toml"]).expect_code(0);
 }
+
+/// A count of persons and a count of rows of the same people, exact: the rows published bound
+/// the persons suppressed, which the attacker's model does not state, so the pair is refused:
+/// in one release (by `check` and `release`), and across releases (the earlier table counted
+/// again on this data), nothing charged.
+#[test]
+fn a_count_of_persons_beside_a_count_of_rows_is_refused() {
+    let rows = REGION_GENDER
+        .once("name = \"by_region_gender\"", "name = \"rows_by_gender\"")
+        .once("statistic = \"count_units\"", "statistic = \"count_rows\"")
+        .once(r#"by = ["region", "gender"]"#, r#"by = ["gender"]"#);
+    let s = Scratch::new();
+    s.write("people.csv", &people(""));
+    s.write("policy.toml", &policy(&format!("{REGION_GENDER}{rows}")));
+    for command in ["check", "release"] {
+        s.run(&[command, "policy.toml"]).expect_code(2).stderr_has(&[
+            "exact tables `by_region_gender` (count_units) and `rows_by_gender` (count_rows) count the same people",
+            "Publish one of them exactly and the other with differential privacy",
+        ]);
+    }
+    assert!(!s.path(DIR).exists());
+    s.write("policy.toml", &policy(REGION_GENDER));
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let before = fs::read_to_string(s.path("ledger/people.jsonl")).unwrap();
+    s.write(
+        "rows.toml",
+        &policy(&rows).once("id = \"exact\"", "id = \"rows\""),
+    );
+    s.run(&["release", "rows.toml"]).expect_code(2).stderr_has(&[
+        "exact tables `exact/by_region_gender` (count_units) and `rows_by_gender` (count_rows) count the same people",
+        "Nothing was charged",
+    ]);
+    assert_eq!(
+        fs::read_to_string(s.path("ledger/people.jsonl")).unwrap(),
+        before
+    );
+    assert!(!s.path("releases/rows").exists());
+}

@@ -323,6 +323,38 @@ fn refuse_unlinked_inner_cells(
     Ok(())
 }
 
+/// Refuses a count of units beside a count of rows of the same data (an input holding the same
+/// data as another counts as it, and a linked earlier table as the input it was counted on), at
+/// least one of them this release's (the first `ours` of `specs`); see
+/// [`crate::policy::UNITS_BESIDE_ROWS`].
+fn refuse_units_beside_rows(
+    specs: &[&ExactTableSpec],
+    same_data: &[usize],
+    ours: usize,
+) -> Result<(), SdcError> {
+    let data = |t: &ExactTableSpec| same_data.get(t.input).copied().unwrap_or(t.input);
+    for (i, t) in specs.iter().enumerate() {
+        for (j, u) in specs.iter().enumerate() {
+            if (i < ours || j < ours)
+                && t.statistic() == "count_units"
+                && u.statistic() == "count_rows"
+                && data(t) == data(u)
+            {
+                return Err(SdcError::Described {
+                    input: true,
+                    message: format!(
+                        "exact tables `{}` (count_units) and `{}` (count_rows) {}. Nothing was charged",
+                        t.name,
+                        u.name,
+                        crate::policy::UNITS_BESIDE_ROWS
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Protects the plan's exact tables from their inner cells `counts` (one per exact table),
 /// together with the tables `linked` from earlier releases of the same data; inputs holding the
 /// same data are `same_data` (see [`structure`]).
@@ -339,6 +371,7 @@ pub fn protect_tables(
         .collect();
     let spaces = spaces(plan, &specs, same_data);
     refuse_unlinked_inner_cells(plan, &specs, &spaces)?;
+    refuse_units_beside_rows(&specs, same_data, plan.exact_tables.len())?;
     let (structure, grids) = structure(plan, &specs, same_data);
     let all_counts: Vec<&Counts> = counts
         .iter()
