@@ -147,6 +147,97 @@ pub fn check_units_beside_rows(tables: &[ExactTableSpec], problems: &mut Problem
     }
 }
 
+/// Whether tables of one data whose dimensions are `sets` can be protected by linking them
+/// through their shared margins alone: when their dimension sets form an acyclic hypergraph
+/// (Graham's reduction leaves at most one set), any tables that agree on their shared margins
+/// come from some table of every dimension, of whole numbers of 0 or more, so the attacker's model
+/// of shared margins is exact. Region x gender, region x kind and gender x kind form a cycle:
+/// the finest cells (region x gender x kind) cannot be negative, which tells an attacker more
+/// than the three tables' margins do.
+pub fn margins_suffice(sets: &[Vec<usize>]) -> bool {
+    let mut sets: Vec<Vec<usize>> = sets
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.sort_unstable();
+            s.dedup();
+            s
+        })
+        .collect();
+    loop {
+        let before: usize = sets.iter().map(Vec::len).sum::<usize>() + sets.len();
+        // A dimension in one set only goes.
+        let all: Vec<usize> = sets.iter().flatten().copied().collect();
+        for set in &mut sets {
+            set.retain(|d| all.iter().filter(|&&e| e == *d).count() > 1);
+        }
+        // A set inside another goes.
+        let mut i = 0;
+        while i < sets.len() {
+            let inside = (0..sets.len()).any(|j| {
+                j != i
+                    && sets[i].iter().all(|d| sets[j].contains(d))
+                    && (sets[i] != sets[j] || j < i)
+            });
+            if inside {
+                sets.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let after: usize = sets.iter().map(Vec::len).sum::<usize>() + sets.len();
+        if sets.len() <= 1 {
+            return true;
+        }
+        if after == before {
+            return false;
+        }
+    }
+}
+
+/// What is said of exact tables of one data whose dimensions form a cycle ([`margins_suffice`]).
+pub const CYCLE: &str = "tabulate the same data by dimensions that form a cycle (each pair shares a dimension the third lacks): whole tables of every dimension at once, whose cells cannot be negative, tell an attacker more than these tables' shared margins, which is all safestat's attacker's model links them by, so the tables cannot be proven safe together. Publish fewer of them exactly (the others with differential privacy), or one table by all their dimensions";
+
+/// Refuses the exact tables of one input and quantity whose dimensions form a cycle.
+pub fn check_cycles(tables: &[ExactTableSpec], problems: &mut Problems) {
+    let mut seen: Vec<(usize, &str, Option<&str>)> = Vec::new();
+    for t in tables {
+        let key = (
+            t.input,
+            t.statistic(),
+            t.sum.as_ref().and_then(|s| s.column.as_deref()),
+        );
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let of_data: Vec<&ExactTableSpec> = tables
+            .iter()
+            .filter(|u| {
+                (
+                    u.input,
+                    u.statistic(),
+                    u.sum.as_ref().and_then(|s| s.column.as_deref()),
+                ) == key
+            })
+            .collect();
+        let sets: Vec<Vec<usize>> = of_data.iter().map(|u| u.dims.clone()).collect();
+        if !margins_suffice(&sets) {
+            problems.add(
+                &format!("table `{}`", t.name),
+                format!(
+                    "exact tables {} {CYCLE}",
+                    of_data
+                        .iter()
+                        .map(|u| format!("`{}`", u.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+}
+
 /// A validated exact table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExactTableSpec {
@@ -697,4 +788,40 @@ fn sensitivity_rules(
         }
     });
     (dominance, p_percent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::margins_suffice;
+
+    /// Known cases: a triangle and a
+    /// square are cycles, anything a single table covers, chains and stars are not.
+    #[test]
+    fn cycles_of_dimensions_are_found() {
+        let (r, g, k, a) = (0, 1, 2, 3);
+        assert!(!margins_suffice(&[vec![r, g], vec![r, k], vec![g, k]]));
+        assert!(!margins_suffice(&[
+            vec![g, r],
+            vec![r, g],
+            vec![r, k],
+            vec![k, g]
+        ]));
+        assert!(!margins_suffice(&[
+            vec![r, g],
+            vec![g, k],
+            vec![k, a],
+            vec![a, r]
+        ]));
+        assert!(margins_suffice(&[
+            vec![r, g],
+            vec![r, k],
+            vec![g, k],
+            vec![r, g, k]
+        ]));
+        assert!(margins_suffice(&[vec![r, g], vec![g, k], vec![k, a]]));
+        assert!(margins_suffice(&[vec![r, g], vec![r, k], vec![r, a]]));
+        assert!(margins_suffice(&[vec![r], vec![r, g], vec![g]]));
+        assert!(margins_suffice(&[vec![r, g], vec![g, r]]));
+        assert!(margins_suffice(&[vec![r, g, k], vec![k, a], vec![g, k, a]]));
+    }
 }

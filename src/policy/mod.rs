@@ -16,8 +16,8 @@ mod together;
 mod validate;
 
 pub use exact::{
-    Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective,
-    UNITS_BESIDE_ROWS, no_groups,
+    CYCLE, Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective,
+    UNITS_BESIDE_ROWS, margins_suffice, no_groups,
 };
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};

@@ -167,6 +167,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     }
     exact::check_finest_cells(&exact_tables, &dimensions, &mut problems);
     exact::check_units_beside_rows(&exact_tables, &mut problems);
+    exact::check_cycles(&exact_tables, &mut problems);
     let context = TableContext {
         inputs: &inputs,
         dimensions: &dimensions,

@@ -323,6 +323,33 @@ fn refuse_unlinked_inner_cells(
     Ok(())
 }
 
+/// Refuses tables of one space (this release's and the earlier ones linked) whose dimensions
+/// form a cycle (see [`crate::policy::margins_suffice`]).
+fn refuse_cycles(specs: &[&ExactTableSpec], spaces: &[usize]) -> Result<(), SdcError> {
+    let mut by_space: std::collections::BTreeMap<usize, Vec<&ExactTableSpec>> = Default::default();
+    for (t, &space) in specs.iter().zip(spaces) {
+        by_space.entry(space).or_default().push(t);
+    }
+    for tables in by_space.values() {
+        let sets: Vec<Vec<usize>> = tables.iter().map(|t| t.dims.clone()).collect();
+        if !crate::policy::margins_suffice(&sets) {
+            return Err(SdcError::Described {
+                input: true,
+                message: format!(
+                    "exact tables {} {}. Nothing was charged",
+                    tables
+                        .iter()
+                        .map(|t| format!("`{}`", t.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    crate::policy::CYCLE
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a count of units beside a count of rows of the same data (an input holding the same
 /// data as another counts as it, and a linked earlier table as the input it was counted on), at
 /// least one of them this release's (the first `ours` of `specs`); see
@@ -372,6 +399,7 @@ pub fn protect_tables(
     let spaces = spaces(plan, &specs, same_data);
     refuse_unlinked_inner_cells(plan, &specs, &spaces)?;
     refuse_units_beside_rows(&specs, same_data, plan.exact_tables.len())?;
+    refuse_cycles(&specs, &spaces)?;
     let (structure, grids) = structure(plan, &specs, same_data);
     let all_counts: Vec<&Counts> = counts
         .iter()
