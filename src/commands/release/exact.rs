@@ -12,7 +12,7 @@ use crate::hash::sha256_hex;
 use crate::input::{self, Counts, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
 use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule};
-use crate::policy::{ExactSum, ExactTableSpec, Plan, SecondaryObjective};
+use crate::policy::{ExactSum, ExactTableSpec, MAX_FINEST_CELLS, Plan, SecondaryObjective};
 use crate::protect::sdc::Method;
 use crate::protect::sdc::tables::{self, ExactTable, Linked};
 
@@ -404,15 +404,26 @@ fn count_again(
             .collect();
         passes.push((members, true));
     }
-    for (members, tentative) in passes {
+    while let Some((members, tentative)) = passes.pop() {
         if members.is_empty() {
             continue;
         }
         let mut counting = plan.clone();
         counting.tables.clear();
         counting.exact_tables = members.iter().map(|&i| found[i].spec.clone()).collect();
+        // Sums of one data are read by all their dimensions at once: tables of many
+        // dimensions between them are counted one by one instead (each is at most 20,000 cells).
+        if members.len() > 1 && finest_cells(plan, &counting.exact_tables) > MAX_FINEST_CELLS {
+            passes.extend(members.iter().map(|&i| (vec![i], tentative)));
+            continue;
+        }
         let mut data = match input::read_all(&counting, options) {
             Ok(data) => data,
+            // One table the input cannot count (another column) says nothing of the others.
+            Err(e) if tentative && !e.is_io() && members.len() > 1 => {
+                passes.extend(members.iter().map(|&i| (vec![i], true)));
+                continue;
+            }
             Err(e) if tentative && !e.is_io() => continue,
             Err(e) => return Err(e.into()),
         };
@@ -425,6 +436,29 @@ fn count_again(
         }
     }
     Ok(out)
+}
+
+/// The most combinations of categories by which the sums of one data among `tables` are read
+/// together (see [`input::reading_plan`]).
+fn finest_cells(plan: &Plan, tables: &[ExactTableSpec]) -> usize {
+    let mut data: BTreeMap<(usize, Option<String>), Vec<usize>> = BTreeMap::new();
+    for t in tables {
+        if let Some(sum) = &t.sum {
+            data.entry((t.input, sum.column.clone()))
+                .or_default()
+                .extend(&t.dims);
+        }
+    }
+    data.into_values()
+        .map(|mut dims| {
+            dims.sort_unstable();
+            dims.dedup();
+            dims.iter().fold(1usize, |p, &d| {
+                p.saturating_mul(plan.dimensions[d].categories.len())
+            })
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The exact tables' files, manifest entries and summary lines.
