@@ -682,3 +682,43 @@ fn earlier_tables_of_many_dimensions_between_them_are_counted_one_by_one() {
         );
     }
 }
+
+/// The second review's case: after a sum of `amount` from `people`, the input of that name now
+/// holds visits without an `amount` column. The earlier table cannot be counted there, so the
+/// data is other data: a note says so, and a count of rows of the visits is released (it was
+/// refused naming the earlier table's missing column).
+#[test]
+fn an_earlier_table_the_input_of_its_name_cannot_count_is_other_data() {
+    let s = Scratch::new();
+    s.write("people.csv", CASE_ROWS);
+    s.write(
+        "one.toml",
+        &case_policy(
+            "one",
+            "ta",
+            "statistic = \"sum\"\ncolumn = \"amount\"",
+            r#"["region", "gender"]"#,
+        ),
+    );
+    s.run(&["release", "one.toml"]).expect_code(0);
+    let visits: String = CASE_ROWS
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    s.write("people.csv", &visits);
+    s.write(
+        "visits.toml",
+        &case_policy(
+            "visits",
+            "visits",
+            "statistic = \"count_rows\"",
+            r#"["gender"]"#,
+        ),
+    );
+    s.run(&["release", "visits.toml"])
+        .expect_code(0)
+        .stderr_has(&[
+            "exact table `ta` of release `one` version 1 was not compared with this release's data",
+            "taken as other data",
+        ]);
+}

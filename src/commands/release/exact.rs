@@ -322,7 +322,8 @@ pub fn linked(
             notes,
         });
     }
-    let mut counted = count_again(plan, &found, options)?;
+    let (mut counted, not_compared) = count_again(plan, &found, options)?;
+    notes.extend(not_compared);
     let mut tables = Vec::new();
     for (candidate, counts) in found.into_iter().zip(counted.drain(..)) {
         let Some(counts) = counts else {
@@ -380,12 +381,14 @@ pub fn linked(
 /// The candidates' cells counted on this data: the earlier tables as this plan's exact tables,
 /// in one pass for those an input of this release can count, and one pass per input for the
 /// `extra` ones, where an input that cannot count a table (other columns or categories: other
-/// data) gives `None` instead of an error.
+/// data) gives `None` instead of an error. An input of the table's name that lacks one of its
+/// columns holds other data too: `None`, with a note (the second list).
 fn count_again(
     plan: &Plan,
     found: &[Candidate],
     options: &ReadOptions,
-) -> Result<Vec<Option<Counts>>, Error> {
+) -> Result<(Vec<Option<Counts>>, Vec<String>), Error> {
+    let mut notes = Vec::new();
     let mut out: Vec<Option<Counts>> = (0..found.len()).map(|_| None).collect();
     let mut passes: Vec<(Vec<usize>, bool)> = vec![(
         (0..found.len()).filter(|&i| !found[i].extra).collect(),
@@ -425,6 +428,18 @@ fn count_again(
                 continue;
             }
             Err(e) if tentative && !e.is_io() => continue,
+            Err(e @ input::InputError::MissingColumn { .. }) => {
+                if members.len() > 1 {
+                    passes.extend(members.iter().map(|&i| (vec![i], false)));
+                } else {
+                    let link = &found[members[0]].link;
+                    notes.push(format!(
+                        "note: exact table `{}` of release `{}` version {} was not compared with this release's data, which cannot count it ({e}): taken as other data",
+                        link.table, link.release_id, link.version
+                    ));
+                }
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         for (e, &i) in members.iter().enumerate() {
@@ -435,7 +450,7 @@ fn count_again(
             }
         }
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 /// The most combinations of categories by which the sums of one data among `tables` are read
