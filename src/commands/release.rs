@@ -84,8 +84,10 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         &args.read,
         args.new_version,
     )?;
-    let (exact_tables, record) = exact::protect(&plan, &mut exact, &linked.tables, &fingerprints)?;
+    let (exact_tables, record) =
+        exact::protect(&plan, &mut exact, &linked.tables, &fingerprints, &args.read)?;
     console::notes(&linked.notes);
+    console::notes(&record.notes);
     let request = Request {
         plan: &plan,
         inputs: fingerprints,

@@ -75,6 +75,14 @@ pub enum InputError {
     /// are the sums of its cells; some units are in several (the message says which table).
     #[error("{0}")]
     UnitsInSeveralCells(String),
+    /// An SQL input whose relation cannot count what was asked of it: a column missing or of
+    /// another type, values that are not declared categories or not whole numbers.
+    #[error("input `{input}` ({location}): {message}")]
+    SqlData {
+        input: String,
+        location: String,
+        message: String,
+    },
     #[error("{path}:{line}: field `{field}`: {message}")]
     Value {
         path: PathBuf,
@@ -88,6 +96,24 @@ impl InputError {
     /// True when the failure is the machine's (I/O), not the data's.
     pub fn is_io(&self) -> bool {
         matches!(self, InputError::Io { .. })
+    }
+
+    /// True when the input cannot count the tables asked of it (a column missing, values that
+    /// are not categories or not whole numbers, privacy units in several cells of a count of
+    /// units): the data are not what the tables need. False for the machine's or the server's
+    /// failures, or a file changing while it is read, which say nothing of the data.
+    pub fn cannot_count(&self) -> bool {
+        use InputError::*;
+        matches!(
+            self,
+            MissingColumn { .. }
+                | DuplicateColumn { .. }
+                | Malformed { .. }
+                | BadRows { .. }
+                | SqlData { .. }
+                | UnitsInSeveralCells(_)
+                | Value { .. }
+        )
     }
 
     /// A database that cannot be reached now: the same run may succeed later.
@@ -143,7 +169,7 @@ impl InputError {
                 line,
                 message,
             },
-            Sql { .. } | UnitsInSeveralCells(_) => self,
+            Sql { .. } | SqlData { .. } | UnitsInSeveralCells(_) => self,
             BadRows { message } => BadRows {
                 message: message.replace(&from.display().to_string(), &to.display().to_string()),
             },

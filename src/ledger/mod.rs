@@ -170,8 +170,9 @@ pub struct Charge {
     /// release links an earlier table whose cells it counts the same, whatever its input.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exact_digests: BTreeMap<String, String>,
-    /// Inputs of the release that hold the same data as another of its inputs (the same bytes,
-    /// read alike), by name: their exact tables were protected as tables of one data. Private.
+    /// Inputs of the release that hold the same data as another of its inputs (the same bytes
+    /// read alike, or exact tables that agree cell for cell where they meet), by name: their
+    /// exact tables were protected as tables of one data. Private.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub same_data: BTreeMap<String, String>,
     /// The release's cost: the opendp composition of its tables' `charged`.

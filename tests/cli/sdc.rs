@@ -1486,42 +1486,115 @@ fn corrected_data_behind_earlier_exact_tables_is_refused() {
 
 /// Issue 24, item 3: two inputs on one file in one release count one population. The same table
 /// without margins from the second input once published the first's secondary cells, giving its
-/// small cells back through its margins; now both are protected as one, and `audit` agrees.
+/// small cells back through its margins; now both are protected as one, and `audit` agrees. So
+/// are two inputs of the same data in other bytes (a re-exported copy: rows in another order,
+/// CRLF line ends), which were protected apart until a review published a margin through them.
 #[test]
 fn two_inputs_on_one_file_are_protected_as_one() {
-    let s = Scratch::new();
-    s.write("people.csv", &people(""));
-    let inner = REGION_GENDER
-        .once("by_region_gender", "inner_cells")
-        .once("input = \"people\"", "input = \"alias\"")
-        .once(
-            "interval_percent = 20",
-            "interval_percent = 20\nmargins = false",
+    let rows = people("");
+    let mut lines: Vec<&str> = rows.lines().collect();
+    lines[1..].reverse();
+    let copy = lines.join("\r\n") + "\r\n";
+    for (alias, file) in [("people.csv", &rows), ("copy.csv", &copy)] {
+        let s = Scratch::new();
+        s.write("people.csv", &rows);
+        s.write("copy.csv", file);
+        let inner = REGION_GENDER
+            .once("by_region_gender", "inner_cells")
+            .once("input = \"people\"", "input = \"alias\"")
+            .once(
+                "interval_percent = 20",
+                "interval_percent = 20\nmargins = false",
+            );
+        let both = policy(&format!("{REGION_GENDER}\n{inner}")).once(
+            "[categories]",
+            &format!("[inputs.alias]\npath = \"{alias}\"\n[categories]"),
         );
-    let both = policy(&format!("{REGION_GENDER}\n{inner}")).once(
-        "[categories]",
-        "[inputs.alias]\npath = \"people.csv\"\n[categories]",
-    );
-    s.write("policy.toml", &both);
-    s.run(&["release", "policy.toml"]).expect_code(0);
-    let full = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
-    let inner = read_csv(&s.path(&format!("{DIR}/inner_cells.csv")));
-    for row in full.iter().filter(|r| r["status"] == "suppressed") {
-        if row["region"] == "total" || row["gender"] == "total" {
-            continue;
+        s.write("policy.toml", &both);
+        let run = s.run(&["release", "policy.toml"]);
+        run.expect_code(0);
+        let full = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+        let inner = read_csv(&s.path(&format!("{DIR}/inner_cells.csv")));
+        let mut hidden = 0;
+        for row in full.iter().filter(|r| r["status"] == "suppressed") {
+            if row["region"] == "total" || row["gender"] == "total" {
+                continue;
+            }
+            let twin = inner
+                .iter()
+                .find(|x| x["region"] == row["region"] && x["gender"] == row["gender"])
+                .unwrap();
+            assert_eq!(
+                twin["status"], "suppressed",
+                "{alias}: {twin:?} gives {row:?} back"
+            );
+            hidden += 1;
         }
-        let twin = inner
-            .iter()
-            .find(|x| x["region"] == row["region"] && x["gender"] == row["gender"])
-            .unwrap();
-        assert_eq!(twin["status"], "suppressed", "{twin:?} gives {row:?} back");
+        // Secondary cells of the full table too, not only its small ones.
+        let small = COUNTS.iter().filter(|c| (1..5).contains(&c.2)).count();
+        assert!(hidden > small, "{alias}: {hidden} hidden, {small} small");
+        // Inputs in name order: `people` holds the data `alias` does.
+        assert_eq!(
+            charge_of(&s, "exact")["same_data"],
+            serde_json::json!({ "people": "alias" }),
+            "{alias}"
+        );
+        if alias == "copy.csv" {
+            run.stderr_has(&[
+                "inputs `alias` and `people` hold the same data (their exact tables agree cell for cell by [region, gender])",
+            ]);
+        }
+        s.run(&["audit", DIR]).expect_code(0);
     }
-    // Inputs in name order: `people` holds the data `alias` does.
-    assert_eq!(
-        charge_of(&s, "exact")["same_data"],
-        serde_json::json!({ "people": "alias" })
-    );
-    s.run(&["audit", DIR]).expect_code(0);
+}
+
+/// A copy of the same data whose table shares only a margin with the other input's (region x
+/// gender there, region x age here) is found by that margin and protected as one; other data
+/// (another year, whose margin differs) is not linked.
+#[test]
+fn a_copy_sharing_only_a_margin_is_the_same_data_and_another_year_is_not() {
+    let rows = people("");
+    let mut lines: Vec<&str> = rows.lines().collect();
+    lines[1..].reverse();
+    let copy = lines.join("\n") + "\n";
+    let other_year = people("p900,r2,m,old\n");
+    for (file, same) in [(&copy, true), (&other_year, false)] {
+        let s = Scratch::new();
+        s.write("people.csv", &rows);
+        s.write("copy.csv", file);
+        let by_age = REGION_GENDER
+            .once("by_region_gender", "by_region_age")
+            .once("input = \"people\"", "input = \"alias\"")
+            .once(r#"by = ["region", "gender"]"#, r#"by = ["region", "age"]"#);
+        let both = policy(&format!("{REGION_GENDER}\n{by_age}")).once(
+            "[categories]",
+            "[inputs.alias]\npath = \"copy.csv\"\n[categories]",
+        );
+        s.write("policy.toml", &both);
+        s.run(&["release", "policy.toml"]).expect_code(0);
+        let recorded = &charge_of(&s, "exact")["same_data"];
+        if same {
+            assert_eq!(*recorded, serde_json::json!({ "people": "alias" }));
+            // Each region's total is published in both tables or hidden in both.
+            let full = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+            let aged = read_csv(&s.path(&format!("{DIR}/by_region_age.csv")));
+            for r in ["r1", "r2", "r3", "r4", "total"] {
+                let total = |t: &[std::collections::HashMap<String, String>], d: &str| {
+                    t.iter()
+                        .find(|x| x["region"] == r && x[d] == "total")
+                        .unwrap()["status"]
+                        .clone()
+                };
+                assert_eq!(total(&full, "gender"), total(&aged, "age"), "{r}");
+            }
+        } else {
+            assert!(
+                recorded.as_object().is_none_or(|m| m.is_empty()),
+                "{recorded}"
+            );
+        }
+        s.run(&["audit", DIR]).expect_code(0);
+    }
 }
 
 /// A review found a table without margins never tied to the sums of another table's cells: a

@@ -312,6 +312,59 @@ primary = { min_frequency = 40 }     # the sample's smallest region x gender cel
 interval_percent = 20
 "#;
 
+/// Issue 24, item 3: an earlier exact table of the file is counted again on a database input of
+/// another name whose exact table here shares only a margin with it (region x gender then, region
+/// now), and linked on its digest, so its hidden cells stay hidden. Database inputs
+/// were never tried for such a table: the link was lost.
+#[test]
+fn an_earlier_table_of_the_file_is_linked_on_a_database_input_of_another_name() {
+    let (s, url, _) = sample_in_postgres(table_source());
+    let env = [(URL_ENV, url.as_str())];
+    let from_sql = fs::read_to_string(s.path(SAMPLE_POLICY)).unwrap();
+    let from_file = replace_once(
+        &from_sql,
+        &format!("sql = {{ url_env = \"{URL_ENV}\", {} }}", table_source()),
+        "path = \"../data/disung_2024_victims.csv\"",
+    );
+    s.write(
+        "policies/first.toml",
+        &format!("{from_file}{EXACT_REGION_GENDER}"),
+    );
+    s.run(&["release", "policies/first.toml"]).expect_code(0);
+    let renamed = replace_once(&from_sql, "[inputs.victims]", "[inputs.cases]")
+        .replace("input = \"victims\"", "input = \"cases\"");
+    let renamed = replace_once(
+        &renamed,
+        "id = \"disung-2024\"",
+        "id = \"disung-2024-region\"",
+    );
+    let by_region = EXACT_REGION_GENDER
+        .once("exact_region_gender", "exact_region")
+        .once("input = \"victims\"", "input = \"cases\"")
+        .once(r#"["region", "gender"]"#, r#"["region"]"#);
+    s.write("policies/second.toml", &format!("{renamed}{by_region}"));
+    s.run_with(&["release", "policies/second.toml"], &env)
+        .expect_code(0);
+    let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+    let links = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|l| l.get("exact_links").cloned())
+        .next_back()
+        .unwrap();
+    assert_eq!(
+        links,
+        serde_json::json!([{
+            "release_id": "disung-2024",
+            "version": 1,
+            "table": "exact_region_gender",
+            "counted_on": "cases"
+        }])
+    );
+    s.run_with(&["audit", "releases/disung-2024-region"], &env)
+        .expect_code(0);
+}
+
 /// An exact table read from PostgreSQL is counted as from the file: the same counts give the
 /// same pattern, byte for byte; and a victim in two cells is refused there too.
 #[test]

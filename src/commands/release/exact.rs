@@ -32,8 +32,11 @@ pub const HEURISTIC: &str = "a heuristic, the table being beyond the exact metho
 pub struct Record {
     /// Per exact table, the digest of its exact cells ([`cells_digest`]).
     pub digests: BTreeMap<String, String>,
-    /// Inputs that hold the same data as an earlier input of the plan ([`same_data`]), by name.
+    /// Inputs that hold the same data as an earlier input of the plan ([`same_data`], and
+    /// [`same_by_cells`]), by name.
     pub same_data: BTreeMap<String, String>,
+    /// For the officer: inputs found to hold the same data by their cells.
+    pub notes: Vec<String>,
 }
 
 /// Per input, the first input of the plan that holds the same data: the same bytes
@@ -53,6 +56,97 @@ pub fn same_data(plan: &Plan, fingerprints: &BTreeMap<String, String>) -> Vec<us
         .collect()
 }
 
+/// Inputs that hold the same data in other bytes (a re-exported copy: other row order, line ends
+/// or encoding, or a database's copy of a file's rows), merged into `same` (per input, the first
+/// input of its data). An attacker links published cells by their labels, not by the bytes
+/// behind them: for every two exact tables of one quantity on inputs not known to hold the same
+/// data, with dimensions in common, the table by those dimensions is counted on both inputs, and
+/// where the two agree cell for cell (values, units, largest contributions: their digests) the
+/// inputs are taken to hold the same data, so their tables are protected as one. Data that only
+/// happen to agree there are protected together too, which costs cells, never a leak. A second
+/// pass over those inputs, only when a release has such tables. Returns a note per link.
+fn same_by_cells(
+    plan: &Plan,
+    same: &mut [usize],
+    options: &ReadOptions,
+) -> Result<Vec<String>, Error> {
+    let quantity = |t: &ExactTableSpec| (t.statistic(), t.sum.as_ref().map(|s| s.column.clone()));
+    // The tables to count, once each, and per pair of tables the two of them to compare.
+    let mut specs: Vec<ExactTableSpec> = Vec::new();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let tables = &plan.exact_tables;
+    for (i, a) in tables.iter().enumerate() {
+        for b in &tables[i + 1..] {
+            if same[a.input] == same[b.input] || quantity(a) != quantity(b) {
+                continue;
+            }
+            let common: Vec<usize> = a
+                .dims
+                .iter()
+                .copied()
+                .filter(|d| b.dims.contains(d))
+                .collect();
+            if common.is_empty() {
+                continue;
+            }
+            let mut spec_on = |input: usize| {
+                let spec = ExactTableSpec {
+                    name: format!(
+                        "{} by [{}]",
+                        plan.inputs[input].name,
+                        plan.dimension_names(&common).join(", ")
+                    ),
+                    input,
+                    dims: common.clone(),
+                    margins: true,
+                    groups: vec![Vec::new(); common.len()],
+                    ..a.clone()
+                };
+                let found = specs.iter().position(|s| {
+                    s.input == spec.input && s.dims == spec.dims && s.sum == spec.sum
+                });
+                found.unwrap_or_else(|| {
+                    specs.push(spec);
+                    specs.len() - 1
+                })
+            };
+            pairs.push((spec_on(a.input), spec_on(b.input)));
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counting = plan.clone();
+    counting.tables.clear();
+    counting.exact_tables = specs.clone();
+    let mut data = input::read_all(&counting, options)?;
+    let digests = (0..specs.len())
+        .map(|e| {
+            let counts = data.take_exact_table(&counting, e)?;
+            Ok(cells_digest(&counts, largest_of(&specs[e])))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut notes = Vec::new();
+    for (x, y) in pairs {
+        let (a, b) = (specs[x].input, specs[y].input);
+        let (ra, rb) = (same[a], same[b]);
+        if ra == rb || digests[x] != digests[y] {
+            continue;
+        }
+        let (keep, merged) = (ra.min(rb), ra.max(rb));
+        for s in same.iter_mut().filter(|s| **s == merged) {
+            *s = keep;
+        }
+        notes.push(format!(
+            "note: inputs `{}` and `{}` hold the same data (their exact tables agree cell for cell by [{}]): their exact tables are protected as one",
+            plan.inputs[a.min(b)].name,
+            plan.inputs[a.max(b)].name,
+            plan.dimension_names(&specs[x].dims).join(", ")
+        ));
+    }
+    Ok(notes)
+}
+
 /// Counts and protects the plan's exact tables (before any charge), with those `linked` from
 /// earlier releases; `fingerprints` tell which inputs hold the same data. Returns them and what
 /// the ledger records of them.
@@ -61,6 +155,7 @@ pub fn protect(
     data: &mut InputData,
     linked: &[(LinkedTable, Linked)],
     fingerprints: &BTreeMap<String, String>,
+    options: &ReadOptions,
 ) -> Result<(Vec<ExactTable>, Record), Error> {
     let counts = (0..plan.exact_tables.len())
         .map(|e| data.take_exact_table(plan, e))
@@ -72,8 +167,10 @@ pub fn protect(
         .map(|(t, c)| (t.name.clone(), cells_digest(c, largest_of(t))))
         .collect();
     let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
-    let same = same_data(plan, fingerprints);
+    let mut same = same_data(plan, fingerprints);
+    let notes = same_by_cells(plan, &mut same, options)?;
     let record = Record {
+        notes,
         digests,
         same_data: same
             .iter()
@@ -266,14 +363,14 @@ pub fn linked(
                 }
             }
             let digest = charge.exact_digests.get(&entry.name).cloned();
-            // Any other file input of this release's exact tables may hold the same data under
-            // other dimensions (a renamed input whose tables share only a margin with it): tried
-            // too, linked only on the digest.
+            // Any other input of this release's exact tables, file or database, may hold the same
+            // data under other dimensions (a renamed input whose tables share only a margin with
+            // it): tried too, linked only on the digest.
             let extra: Vec<usize> = plan
                 .exact_tables
                 .iter()
                 .map(|t| t.input)
-                .filter(|i| !inputs.contains(i) && plan.inputs[*i].sql.is_none())
+                .filter(|i| !inputs.contains(i))
                 .filter(|_| digest.is_some())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
@@ -423,11 +520,11 @@ fn count_again(
         let mut data = match input::read_all(&counting, options) {
             Ok(data) => data,
             // One table the input cannot count (another column) says nothing of the others.
-            Err(e) if tentative && !e.is_io() && members.len() > 1 => {
+            Err(e) if tentative && e.cannot_count() && members.len() > 1 => {
                 passes.extend(members.iter().map(|&i| (vec![i], true)));
                 continue;
             }
-            Err(e) if tentative && !e.is_io() => continue,
+            Err(e) if tentative && e.cannot_count() => continue,
             Err(e @ input::InputError::MissingColumn { .. }) => {
                 if members.len() > 1 {
                     passes.extend(members.iter().map(|&i| (vec![i], false)));

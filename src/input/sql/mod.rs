@@ -159,6 +159,12 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         temporary,
     };
     let fail = |message: String| fail_as(message, false);
+    // The relation cannot count what was asked of it (columns, values).
+    let cannot = |message: String| InputError::SqlData {
+        input: spec.name.clone(),
+        location: spec.location(),
+        message,
+    };
     let url = std::env::var(&sql.url_env).map_err(|_| {
         fail(format!(
             "environment variable `{}` is not set; it must hold the connection string, e.g. `postgresql://officer@db.example/registers`",
@@ -200,7 +206,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     // Columns and types: prepared, never executed.
     let probe = tx.prepare(&statements.probe).map_err(pg)?;
     sent.push(sha256_hex(statements.probe.as_bytes()));
-    check_columns(plan, &statements, probe.columns()).map_err(fail)?;
+    check_columns(plan, &statements, probe.columns()).map_err(cannot)?;
 
     let indexes: Vec<CategoryIndex> = statements
         .dims
@@ -227,7 +233,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
             .map(|r| Ok((r.try_get::<_, i32>(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect::<Result<Vec<(i32, Option<String>, i64)>, postgres::Error>>()
             .map_err(pg)?;
-        map_undeclared(plan, &statements, &indexes, &mut mappings, found).map_err(fail)?;
+        map_undeclared(plan, &statements, &indexes, &mut mappings, found).map_err(cannot)?;
     }
 
     let totals = tx.query_one(&statements.totals, &[]).map_err(pg)?;
@@ -244,7 +250,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     for (i, column) in statements.sum_columns.iter().enumerate() {
         let nulls: i64 = totals.try_get(3 + i).map_err(pg)?;
         if nulls > 0 {
-            return Err(fail(format!(
+            return Err(cannot(format!(
                 "column `{column}`: {nulls} rows hold NULL, which is not an integer"
             )));
         }
@@ -278,7 +284,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         sent.push(sha256_hex(ts.sql.as_bytes()));
         let bad = |e| match e {
             Filled::Db(e) => pg(e),
-            Filled::Bad(m) => fail(format!("table `{}`: {m}", table.name)),
+            Filled::Bad(m) => cannot(format!("table `{}`: {m}", table.name)),
         };
         let (cells, counted, top) = fill_cells(plan, ts.table, &result).map_err(bad)?;
         exact.push(cells);
