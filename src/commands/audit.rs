@@ -6,6 +6,7 @@
 //! release folder against the ledger entries that paid for and published it, file by file, its
 //! manifest read back typed. Read-only: must never write to a ledger or a folder.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -492,7 +493,7 @@ fn exact_tables(
     let mut sources: Vec<ExactSource> = m
         .exact_tables
         .iter()
-        .map(|t| (t.clone(), dir.to_path_buf(), m.presentation.clone()))
+        .map(|t| ExactSource::new(t, dir, &m.presentation))
         .collect();
     for link in links {
         match linked_source(ledger, link) {
@@ -504,9 +505,9 @@ fn exact_tables(
         }
     }
     // Inputs that held the same data were protected as one: their tables are of one input.
-    for (t, _, _) in &mut sources {
-        if let Some(same) = charge.same_data.get(&t.input) {
-            t.input = same.clone();
+    for source in &mut sources {
+        if let Some(same) = charge.same_data.get(&source.entry.input) {
+            source.entry.input = same.clone();
         }
     }
     out.extend(check_exact(&sources, m, Stated::Exactly));
@@ -526,11 +527,29 @@ pub(super) enum Stated {
 }
 
 /// An exact table, the folder it was published in and the presentation its CSV was written with.
-pub(super) type ExactSource = (
-    output::ExactTableEntry,
-    PathBuf,
-    crate::policy::Presentation,
-);
+pub(super) struct ExactSource {
+    pub entry: output::ExactTableEntry,
+    pub dir: PathBuf,
+    pub presentation: crate::policy::Presentation,
+    /// Its dimensions that the release it is checked with names otherwise (a linked earlier
+    /// table's `renamed`): earlier name to that release's.
+    pub renamed: BTreeMap<String, String>,
+}
+
+impl ExactSource {
+    pub(super) fn new(
+        entry: &output::ExactTableEntry,
+        dir: &Path,
+        presentation: &crate::policy::Presentation,
+    ) -> ExactSource {
+        ExactSource {
+            entry: entry.clone(),
+            dir: dir.to_path_buf(),
+            presentation: presentation.clone(),
+            renamed: BTreeMap::new(),
+        }
+    }
+}
 
 /// The exact tables of `sources` (the manifest's own first), checked from their published files:
 /// each CSV is a whole grid of categories and totals, every margin whose cells are all published
@@ -549,7 +568,8 @@ pub(super) fn check_exact(
     let mut shapes = Vec::new();
     let mut published = Vec::new();
     let mut categories = Vec::new();
-    for (t, dir, presentation) in sources {
+    for source in sources {
+        let (t, dir, presentation) = (&source.entry, &source.dir, &source.presentation);
         let file = format!("{}.csv", t.name);
         let read = std::fs::read(dir.join(&file))
             .map_err(|e| format!("cannot read it: {e}"))
@@ -583,7 +603,7 @@ pub(super) fn check_exact(
                             t.input.clone(),
                             t.statistic.clone(),
                             t.column.clone(),
-                            d.clone(),
+                            source.renamed.get(d).unwrap_or(d).clone(),
                         );
                         ids.iter().position(|k| *k == key).unwrap_or_else(|| {
                             ids.push(key);
@@ -760,5 +780,10 @@ fn linked_source(ledger: &Ledger, link: &LinkedTable) -> Result<ExactSource, Str
     if let Some(input) = &link.counted_on {
         entry.input = input.clone();
     }
-    Ok((entry, dir, earlier.manifest.presentation))
+    Ok(ExactSource {
+        entry,
+        dir,
+        presentation: earlier.manifest.presentation,
+        renamed: link.renamed.clone(),
+    })
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::audit::{Stated, check_exact};
+use super::audit::{ExactSource, Stated, check_exact};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
@@ -209,7 +209,7 @@ fn check_folder(
         let sources: Vec<_> = m
             .exact_tables
             .iter()
-            .map(|t| (t.clone(), dir.to_path_buf(), m.presentation.clone()))
+            .map(|t| ExactSource::new(t, dir, &m.presentation))
             .collect();
         let before = found.len();
         found.extend(check_exact(&sources, &m, Stated::Within));

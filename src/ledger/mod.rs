@@ -206,6 +206,10 @@ pub struct LinkedTable {
     /// cells showed the same data under another name, file or source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_on: Option<String>,
+    /// Its dimensions that this release names otherwise (`region` then, `area` now), matched by
+    /// their categories: earlier name to this release's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub renamed: BTreeMap<String, String>,
 }
 
 /// What the ledger records of an SQL input's read. Never the connection string.

@@ -1548,6 +1548,71 @@ fn two_inputs_on_one_file_are_protected_as_one() {
     }
 }
 
+/// Issue 24, item 3: a dimension renamed since an earlier release (the column `region` is now
+/// `area`, with the same categories) once lost the link: refused beside a dimension of its name
+/// (`gender`), or only noted as not compared without one, while `area`'s margin is `region`'s.
+/// Now the earlier table is matched by its categories, counted on this data and linked on its
+/// digest: the same table keeps its pattern, the ledger names the rename, and `audit` agrees.
+#[test]
+fn an_earlier_table_of_a_renamed_dimension_is_linked_by_its_categories() {
+    // Region x gender with cells below 26 small hides the totals of r2 and r3 (25): a table by
+    // area x age, which alone hides nothing, must keep them hidden.
+    for (by, name, small) in [
+        (r#"["area", "gender"]"#, "by_area_gender", 5),
+        (r#"["area", "age"]"#, "by_area_age", 26),
+    ] {
+        let s = Scratch::new();
+        s.write("people.csv", &people(""));
+        let first = REGION_GENDER.once("min_frequency = 5", &format!("min_frequency = {small}"));
+        s.write("policy.toml", &policy(&first));
+        s.run(&["release", "policy.toml"]).expect_code(0);
+        let first = read_csv(&s.path(&format!("{DIR}/by_region_gender.csv")));
+        s.write(
+            "people.csv",
+            &people("").replacen("pid,region,", "pid,area,", 1),
+        );
+        let renamed = REGION_GENDER
+            .once("by_region_gender", name)
+            .once(r#"by = ["region", "gender"]"#, &format!("by = {by}"));
+        let later = policy(&renamed)
+            .once(r#"id = "exact""#, r#"id = "later""#)
+            .once("region = [", "area = [");
+        s.write("later.toml", &later);
+        s.run(&["release", "later.toml"]).expect_code(0);
+        assert_eq!(
+            charge_of(&s, "later")["exact_links"],
+            serde_json::json!([{
+                "release_id": "exact",
+                "version": 1,
+                "table": "by_region_gender",
+                "renamed": { "region": "area" }
+            }]),
+            "{name}"
+        );
+        let later = read_csv(&s.path(&format!("releases/later/{name}.csv")));
+        let status = |area: &str, d: &str, c: &str| {
+            let row = later.iter().find(|x| x["area"] == area && x[d] == c);
+            row.unwrap()["status"].clone()
+        };
+        for row in &first {
+            if name == "by_area_gender" {
+                assert_eq!(
+                    status(&row["region"], "gender", &row["gender"]),
+                    row["status"],
+                    "{row:?}"
+                );
+            } else if row["gender"] == "total" && row["status"] == "suppressed" {
+                assert_eq!(
+                    status(&row["region"], "age", "total"),
+                    "suppressed",
+                    "{row:?}"
+                );
+            }
+        }
+        s.run(&["audit", "releases/later"]).expect_code(0);
+    }
+}
+
 /// A copy of the same data whose table shares only a margin with the other input's (region x
 /// gender there, region x age here) is found by that margin and protected as one; other data
 /// (another year, whose margin differs) is not linked.

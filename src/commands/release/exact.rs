@@ -303,17 +303,10 @@ pub fn linked(
             let (categories, values) =
                 output::read_exact(&bytes, entry, &earlier.manifest.presentation)
                     .map_err(&cannot)?;
-            let dims = entry
-                .dimensions
-                .iter()
-                .zip(&categories)
-                .map(|(name, cats)| {
-                    plan.dimensions
-                        .iter()
-                        .position(|d| d.name == *name && d.categories == *cats)
-                })
-                .collect::<Option<Vec<usize>>>();
-            let Some(dims) = dims else {
+            let digest = charge.exact_digests.get(&entry.name).cloned();
+            let Some((dims, renamed)) = match_dimensions(plan, &entry.dimensions, &categories)
+                .filter(|(_, renamed)| renamed.is_empty() || digest.is_some())
+            else {
                 // It may count the same data as a table here: refused, since it cannot be
                 // compared (other categories, or in another order) and so cannot be protected.
                 let related = plan.exact_tables.iter().any(|t| {
@@ -345,14 +338,16 @@ pub fn linked(
                 p_percent: entry.primary_rule.p_percent,
             });
             // The inputs that can count it: the one of its name, and those of this release's
-            // exact tables of the same statistic over (at least) its dimensions.
+            // exact tables of the same statistic over (at least) its dimensions. A table whose
+            // dimensions are named otherwise now is only tried, like the extra inputs below.
             let mut inputs: Vec<usize> = plan
                 .inputs
                 .iter()
                 .position(|i| i.name == entry.input)
                 .into_iter()
+                .filter(|_| renamed.is_empty())
                 .collect();
-            for t in &plan.exact_tables {
+            for t in plan.exact_tables.iter().filter(|_| renamed.is_empty()) {
                 let column = t.sum.as_ref().and_then(|s| s.column.clone());
                 if t.statistic() == entry.statistic
                     && column == entry.column
@@ -362,7 +357,6 @@ pub fn linked(
                     inputs.push(t.input);
                 }
             }
-            let digest = charge.exact_digests.get(&entry.name).cloned();
             // Any other input of this release's exact tables, file or database, may hold the same
             // data under other dimensions (a renamed input whose tables share only a margin with
             // it): tried too, linked only on the digest.
@@ -390,6 +384,7 @@ pub fn linked(
                         version: charge.version,
                         table: entry.name.clone(),
                         counted_on: own_name.then(|| plan.inputs[input].name.clone()),
+                        renamed: renamed.clone(),
                     },
                     spec: ExactTableSpec {
                         name: format!("{}/{}", charge.release_id, entry.name),
@@ -473,6 +468,42 @@ pub fn linked(
         ));
     }
     Ok(Links { tables, notes })
+}
+
+/// This policy's dimensions for an earlier table's (`names`, with their `categories`): each the
+/// dimension of its name and categories, or, where this policy has none of its name, the one
+/// dimension of its very categories (a column renamed since: `region` then, `area` now), which
+/// the map returned names. `None` where a dimension of its name has other categories, or none
+/// or several match.
+fn match_dimensions(
+    plan: &Plan,
+    names: &[String],
+    categories: &[Vec<String>],
+) -> Option<(Vec<usize>, BTreeMap<String, String>)> {
+    let mut dims = Vec::new();
+    let mut renamed = BTreeMap::new();
+    for (name, cats) in names.iter().zip(categories) {
+        let named = plan.dimensions.iter().position(|d| d.name == *name);
+        if let Some(d) = named {
+            if plan.dimensions[d].categories != *cats {
+                return None;
+            }
+            dims.push(d);
+            continue;
+        }
+        let alike: Vec<usize> = (0..plan.dimensions.len())
+            .filter(|&d| {
+                let dim = &plan.dimensions[d];
+                dim.categories == *cats && !names.contains(&dim.name) && !dims.contains(&d)
+            })
+            .collect();
+        let [d] = alike[..] else {
+            return None;
+        };
+        dims.push(d);
+        renamed.insert(name.clone(), plan.dimensions[d].name.clone());
+    }
+    Some((dims, renamed))
 }
 
 /// The candidates' cells counted on this data: the earlier tables as this plan's exact tables,
