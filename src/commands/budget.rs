@@ -240,12 +240,20 @@ fn text(b: &BudgetReport) -> String {
     if let (Some(e), Some(d)) = (b.spent_epsilon_at_delta, b.budget.and_then(|x| x.delta)) {
         let _ = write!(spent, " (epsilon={} at delta={d:e})", short_number(e));
     }
-    let _ = writeln!(r, "  spent       {spent}");
-    let _ = writeln!(
-        r,
-        "  remaining   {unit}={}",
-        short_number(b.remaining.unwrap_or(0.0))
-    );
+    if budget == Some(crate::privacy::Accounting::None) {
+        // Exact tables only: nothing was or can be spent until a policy gives a budget.
+        let _ = writeln!(
+            r,
+            "  spent       nothing (a release with differentially private tables sets the budget)"
+        );
+    } else {
+        let _ = writeln!(r, "  spent       {spent}");
+        let _ = writeln!(
+            r,
+            "  remaining   {unit}={}",
+            short_number(b.remaining.unwrap_or(0.0))
+        );
+    }
     let _ = writeln!(r, "  releases    {}", b.releases.len());
     if b.exact_publications > 0 {
         let _ = writeln!(

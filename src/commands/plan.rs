@@ -10,7 +10,7 @@ use crate::console::{self, print};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::policy::{self, Plan};
-use crate::privacy::{Cost, epsilon_at, short_number};
+use crate::privacy::{Accounting, Cost, epsilon_at, short_number};
 use crate::protect::{self, NoiseMechanism, TableNoise, consistency, dp};
 
 /// What `plan` was asked, as the command line says it.
@@ -448,7 +448,11 @@ struct BudgetLine {
 }
 
 fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<BudgetLine, Error> {
-    let acc = plan.accounting;
+    // A policy without a budget (exact tables only) is charged against the dataset's, if any.
+    let acc = match ledger.identity() {
+        Some((_, b)) if plan.budget.is_none() => b.accounting().unwrap_or(plan.accounting),
+        _ => plan.accounting,
+    };
     let charged = mechs
         .iter()
         .map(|m| m.charge(&acc))
@@ -466,20 +470,28 @@ fn budget(plan: &Plan, mechs: &[TableNoise], ledger: &Ledger) -> Result<BudgetLi
             ledger_file.display()
         );
     }
-    let _ = writeln!(
-        r,
-        "budget: {}; this release charges {}; ledger `{}`: spent {}, remaining {}{}",
-        acc.describe(),
-        acc.amount(cost),
-        ledger_file.display(),
-        acc.amount(spent),
-        acc.amount((capacity - spent).max(0.0)),
-        if enough {
-            ""
-        } else {
-            "; NOT ENOUGH: `release` would be refused"
-        }
-    );
+    if acc == Accounting::None {
+        let _ = writeln!(
+            r,
+            "budget: none (the dataset publishes exact tables only: nothing is charged); ledger `{}`",
+            ledger_file.display()
+        );
+    } else {
+        let _ = writeln!(
+            r,
+            "budget: {}; this release charges {}; ledger `{}`: spent {}, remaining {}{}",
+            acc.describe(),
+            acc.amount(cost),
+            ledger_file.display(),
+            acc.amount(spent),
+            acc.amount((capacity - spent).max(0.0)),
+            if enough {
+                ""
+            } else {
+                "; NOT ENOUGH: `release` would be refused"
+            }
+        );
+    }
     Ok(BudgetLine {
         text: r,
         enough,

@@ -22,7 +22,7 @@ use crate::output::{
     ToolInfo, TotalCost, Totals, TotalsEntry,
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
-use crate::privacy::{Cost, Mechanism};
+use crate::privacy::{Accounting, Cost, Mechanism};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
 use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cells};
@@ -275,7 +275,12 @@ fn report(
     table_lines: &str,
     notes: &[String],
 ) -> Result<String, Error> {
-    let acc = plan.accounting;
+    // The charge's accounting: the policy's, or the dataset's for a policy without a budget.
+    let acc = charged
+        .statement
+        .budget
+        .accounting()
+        .unwrap_or(plan.accounting);
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -306,13 +311,21 @@ fn report(
     } else {
         format!("{total} (composed by opendp)")
     };
-    let _ = writeln!(
-        r,
-        "total cost: {total}; {paid} to `{}`, {} spent of {}",
-        ledger_file.display(),
-        acc.amount(charged.total_after),
-        acc.describe()
-    );
+    if acc == Accounting::None {
+        let _ = writeln!(
+            r,
+            "total cost: {total}; recorded in `{}` (the dataset has no privacy budget: it publishes exact tables only)",
+            ledger_file.display(),
+        );
+    } else {
+        let _ = writeln!(
+            r,
+            "total cost: {total}; {paid} to `{}`, {} spent of {}",
+            ledger_file.display(),
+            acc.amount(charged.total_after),
+            acc.describe()
+        );
+    }
     for note in notes {
         let _ = writeln!(r, "{note}");
     }
@@ -675,7 +688,6 @@ fn build_manifest(
     tables: Vec<TableEntry>,
     consistency: Vec<ConsistencyGroup>,
 ) -> Result<Manifest, Error> {
-    let acc = plan.accounting;
     let total = dp::compose(&protect::measurements(mechs))?;
     Ok(Manifest {
         manifest_format: output::MANIFEST_FORMAT,
@@ -726,12 +738,13 @@ fn build_manifest(
         exact_tables: Vec::new(),
         total_cost: total_cost(total),
         consistency,
+        // The charge's budget: the policy's, or the dataset's for a policy without one.
         ledger: ManifestLedger {
-            accounting: acc.name().into(),
-            budget: plan.budget,
+            accounting: paid.statement.accounting.clone(),
+            budget: paid.statement.budget,
             charge_seq: paid.seq,
             charge_sha256: paid.charge_sha256.clone(),
-            unit: acc.unit().into(),
+            unit: paid.statement.unit.clone(),
             charged: paid.cost,
             total_after: paid.total_after,
         },

@@ -622,11 +622,19 @@ fn chains(statements: Vec<(String, BudgetStatement)>) -> (Vec<Chain>, Vec<Proble
         let mut previous: Option<&BudgetStatement> = None;
         let mut expected = 1u64;
         let mut complete = true;
-        let first = &by_sequence
+        // The dataset's budget: the first statement's, or (statements of exact tables only
+        // before it) the first one stated; a budget never changes once stated.
+        let first = by_sequence
             .values()
-            .next()
-            .expect("a dataset has a statement")[0]
-            .1;
+            .map(|folders| &folders[0].1)
+            .find(|s| !s.budget.is_none())
+            .unwrap_or(
+                &by_sequence
+                    .values()
+                    .next()
+                    .expect("a dataset has a statement")[0]
+                    .1,
+            );
         for (&sequence, folders) in &by_sequence {
             let s = &folders[0].1;
             if folders.iter().any(|(_, other)| other != s) {
@@ -648,7 +656,8 @@ fn chains(statements: Vec<(String, BudgetStatement)>) -> (Vec<Chain>, Vec<Proble
                     sequence, folders[0].0
                 ));
             }
-            if s.budget != first.budget || s.accounting != first.accounting {
+            let stated_before = s.sequence < first.sequence && s.budget.is_none();
+            if !stated_before && (s.budget != first.budget || s.accounting != first.accounting) {
                 problem(format!(
                     "statement {sequence} ({}) states another budget than statement {}",
                     folders[0].0, first.sequence

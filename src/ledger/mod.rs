@@ -394,11 +394,16 @@ impl Ledger {
         self.lines.iter().filter_map(|(_, e)| e.as_ref().ok())
     }
 
-    /// The (dataset, budget) the first charge established.
+    /// The (dataset, budget) the first charge established: the budget is the first one a charge
+    /// states ([`Budget::NONE`] while every charge was of exact tables without a budget).
     pub fn identity(&self) -> Option<(&str, &Budget)> {
-        self.charges()
-            .next()
-            .map(|c| (c.charge.dataset.as_str(), &c.charge.budget))
+        let dataset = self.charges().next()?.charge.dataset.as_str();
+        let budget = self
+            .charges()
+            .map(|c| &c.charge.budget)
+            .find(|b| !b.is_none())
+            .unwrap_or(&Budget::NONE);
+        Some((dataset, budget))
     }
 
     /// Every charge, in ledger order.
@@ -678,7 +683,11 @@ impl Verification {
                         format!("charges dataset `{}` in a ledger of `{d}`", c.dataset),
                     );
                 }
-                if b != c.budget {
+                // A dataset without a budget (exact tables only) is given one once; a budget
+                // never changes.
+                if b.is_none() {
+                    self.identity = Some((d, c.budget));
+                } else if b != c.budget {
                     self.find(line, format!("budget changed from {b:?} to {:?}", c.budget));
                 }
             }

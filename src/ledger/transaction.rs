@@ -223,7 +223,9 @@ fn open(
                 fix: "give each dataset its own ledger".into(),
             });
         }
-        if *budget != plan.budget {
+        // A policy of exact tables only may give no budget: its charge states the dataset's. A
+        // dataset that had none (exact tables only) is given the first budget a policy states.
+        if *budget != plan.budget && !budget.is_none() && !plan.budget.is_none() {
             return Err(LedgerError::Mismatch {
                 path: ledger_file.to_path_buf(),
                 what: format!(
@@ -423,7 +425,14 @@ fn charge(
     notes: Vec<String>,
 ) -> Result<Charged, LedgerError> {
     let plan = request.plan;
-    let acc = plan.accounting;
+    // The dataset's budget: the policy's, or (a policy of exact tables only, without one) the
+    // one the ledger holds.
+    let budget = match locked.ledger.identity() {
+        Some((_, b)) if plan.budget.is_none() => *b,
+        _ => plan.budget,
+    };
+    // (A verified ledger's budget is valid.)
+    let acc = budget.accounting().unwrap_or(plan.accounting);
     let spent = locked.ledger.spent(&acc)?;
     let total_after = acc.compose(vec![spent, request.cost])?;
     if !acc.fits(total_after)? {
@@ -454,7 +463,7 @@ fn charge(
         sources: request.sources,
         nonce: nonce(),
         accounting: acc.name().to_string(),
-        budget: plan.budget,
+        budget,
         unit: acc.unit().to_string(),
         tables: request.tables,
         exact_tables: request.exact_tables,

@@ -224,7 +224,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         });
     }
     let (Some(budget), Some(accounting)) = (dataset.budget, dataset.accounting) else {
-        unreachable!("a missing or invalid budget is a problem reported above");
+        unreachable!("an invalid budget is a problem reported above");
     };
     Ok(Plan {
         policy_path: path.to_path_buf(),
@@ -297,14 +297,18 @@ fn dataset_section(section: DatasetSection, base: &Path, problems: &mut Problems
             problems.add("[dataset] field `budget`", msg);
             None
         }
-        None => {
+        // Checked against the tables once they are read (see `check_budget_needed`).
+        None => Some(Accounting::None),
+    };
+    let budget = match budget {
+        Some(b) if b.is_none() => {
             problems.add(
                 "[dataset] field `budget`",
-                "every dataset needs a total privacy budget, e.g. `budget = { rho = 1.0 }`"
-                    .to_string(),
+                "give `{ epsilon = ... }` (pure DP), `{ rho = ... }` (zCDP) or `{ epsilon = ..., delta = ... }`; leave `budget` out for a dataset that publishes exact tables only".to_string(),
             );
             None
         }
+        b => Some(b.unwrap_or(Budget::NONE)),
     };
     if !is_safe_name(&name) {
         problems.add(
@@ -653,6 +657,20 @@ fn check_across_sections(
             problems.add(
                 &format!("[inputs.{}]", input.name),
                 "no table reads this input; remove it or add a table".to_string(),
+            );
+        }
+    }
+    if accounting == Some(Accounting::None) {
+        for t in tables {
+            problems.add(
+                &format!("table `{}`", t.name),
+                "a differentially private table spends a privacy budget, and `[dataset]` gives none: add one, e.g. `budget = { rho = 1.0 }` (only a dataset that publishes exact tables alone may leave it out)".to_string(),
+            );
+        }
+        if release_cost.is_some() {
+            problems.add(
+                "[release] field `cost`",
+                "the dataset has no `budget` to spend it from".to_string(),
             );
         }
     }

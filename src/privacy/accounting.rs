@@ -38,9 +38,11 @@ pub struct Budget {
     pub delta: Option<f64>,
 }
 
-/// The three accounting definitions.
+/// The three accounting definitions, and a dataset without a budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Accounting {
+    /// No budget (a dataset that publishes exact tables only): nothing can be charged.
+    None,
     /// Pure DP: only pure-DP tables; costs add up in epsilon.
     Pure { epsilon: f64 },
     /// zCDP: pure-DP costs are cast to rho; costs add up in rho.
@@ -51,10 +53,23 @@ pub enum Accounting {
 }
 
 impl Budget {
+    /// No budget: a dataset that publishes exact tables only (the policy's `[dataset]` gives
+    /// none). Written `{}`; a later release with differentially private tables sets it.
+    pub const NONE: Budget = Budget {
+        epsilon: None,
+        rho: None,
+        delta: None,
+    };
+
+    pub fn is_none(&self) -> bool {
+        *self == Budget::NONE
+    }
+
     /// Checks the combination of fields; the message names what is wrong.
     pub fn accounting(&self) -> Result<Accounting, String> {
         let pos = positive_finite;
         match (self.epsilon, self.rho, self.delta) {
+            (None, None, None) => Ok(Accounting::None),
             (Some(e), None, None) => Ok(Accounting::Pure { epsilon: pos("epsilon", e)? }),
             (None, Some(r), None) => Ok(Accounting::Zcdp { rho: pos("rho", r)? }),
             (Some(e), None, Some(d)) => {
@@ -75,6 +90,7 @@ impl Budget {
 impl Accounting {
     pub fn name(&self) -> &'static str {
         match self {
+            Accounting::None => "none",
             Accounting::Pure { .. } => "pure_dp",
             Accounting::Zcdp { .. } => "zcdp",
             Accounting::Approx { .. } => "approx_dp_via_zcdp",
@@ -91,6 +107,7 @@ impl Accounting {
 
     pub fn describe(&self) -> String {
         match *self {
+            Accounting::None => "no budget: exact tables only".to_string(),
             Accounting::Pure { epsilon } => format!("epsilon={} (pure DP)", short_number(epsilon)),
             Accounting::Zcdp { rho } => format!("rho={} (zCDP)", short_number(rho)),
             Accounting::Approx { epsilon, delta } => {
@@ -110,6 +127,9 @@ impl Accounting {
         as_rho: impl FnOnce() -> Result<f64, AccountingError>,
     ) -> Result<f64, AccountingError> {
         match (self, cost) {
+            (Accounting::None, _) => Err(AccountingError(
+                "the dataset has no privacy budget: give `[dataset]` a `budget` to publish differentially private tables".into(),
+            )),
             (Accounting::Pure { .. }, Cost::Epsilon(e)) => Ok(e),
             (Accounting::Pure { .. }, Cost::Rho(_)) => Err(AccountingError(
                 "a pure-DP budget can only be charged pure-DP tables (cost in epsilon)".into(),
@@ -131,6 +151,7 @@ impl Accounting {
     /// Whether a composed total fits the budget.
     pub fn fits(&self, total: f64) -> Result<bool, AccountingError> {
         match *self {
+            Accounting::None => Ok(total <= 0.0),
             Accounting::Pure { epsilon } => Ok(total <= epsilon),
             Accounting::Zcdp { rho } => Ok(total <= rho),
             Accounting::Approx { epsilon, delta } => Ok(ZeroConcentratedDivergence::convert(total)
@@ -145,6 +166,7 @@ impl Accounting {
     /// largest rho whose opendp conversion fits, found by bisection over `fits`.
     pub fn capacity(&self) -> Result<f64, AccountingError> {
         match *self {
+            Accounting::None => Ok(0.0),
             Accounting::Pure { epsilon } => Ok(epsilon),
             Accounting::Zcdp { rho } => Ok(rho),
             Accounting::Approx { .. } => {
@@ -228,6 +250,8 @@ mod tests {
             budget(Some(4.0), None, Some(1e-7)).accounting(),
             Ok(Accounting::Approx { .. })
         ));
+        assert_eq!(Budget::NONE.accounting(), Ok(Accounting::None));
+        assert!(budget(None, None, Some(1e-7)).accounting().is_err());
         assert!(budget(None, Some(-1.0), None).accounting().is_err());
         assert!(budget(Some(1.0), Some(1.0), None).accounting().is_err());
         assert!(budget(None, Some(1.0), Some(1e-6)).accounting().is_err());

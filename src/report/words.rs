@@ -342,6 +342,15 @@ impl Words {
         total_after: f64,
         budget: &Budget,
     ) -> String {
+        if budget.is_none() {
+            return if self.korean {
+                "이 자료에는 프라이버시 예산이 없습니다: 정확한 값의 표만 공표합니다 (예산 사용 없음)"
+                    .to_string()
+            } else {
+                "this dataset has no privacy budget: it publishes exact tables only (nothing spent)"
+                    .to_string()
+            };
+        }
         // The budget in its own unit; an (ε, δ) budget is spent in rho and stated as it is
         // written, without a remainder in rho (the ledger and `safestat budget` give it).
         let (cap, remaining) = match (unit, budget.rho, budget.epsilon, budget.delta) {

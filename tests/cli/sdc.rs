@@ -2111,3 +2111,110 @@ fn a_count_of_persons_beside_a_count_of_rows_is_refused() {
     );
     assert!(!s.path("releases/rows").exists());
 }
+
+/// Issue 24, item 8: a release of exact tables only, from a pre-counted input, needs no budget.
+/// The dataset then has none (the ledger and manifest say so, and nothing can be spent); a later
+/// release with differentially private tables sets it once, and a later policy without one is
+/// recorded against the dataset's. A differentially private table without a budget, and an empty
+/// `budget = {}`, are refused by `check`.
+#[test]
+fn a_release_of_exact_tables_only_needs_no_budget() {
+    let s = Scratch::new();
+    let cells: String = COUNTS
+        .iter()
+        .map(|(r, g, n)| format!("{r},{g},{n}\n"))
+        .collect();
+    s.write("counts.csv", &format!("region,gender,n\n{cells}"));
+    let dims = [
+        ("region", numbered("r", 5)[1..].to_vec()),
+        ("gender", vec!["f".to_string(), "m".to_string()]),
+    ];
+    let exact = counted_policy("counted", &dims, 20).once("budget = { rho = 1 }\n", "");
+    s.write("policy.toml", &exact);
+    s.run(&["check", "policy.toml"]).expect_code(0);
+    s.run(&["plan", "policy.toml"]).expect_code(0).stdout_has(&[
+        "budget: none (the dataset publishes exact tables only: nothing is charged)",
+    ]);
+    s.run(&["release", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["the dataset has no privacy budget: it publishes exact tables only"]);
+    let dir = s.path("releases/counted");
+    let ledger = &manifest(&dir)["ledger"];
+    assert_eq!(ledger["budget"], serde_json::json!({}), "{ledger}");
+    assert_eq!(ledger["accounting"], "none", "{ledger}");
+    assert!(
+        read_csv(&dir.join("counted.csv"))
+            .iter()
+            .any(|r| r["status"] == "suppressed")
+    );
+    s.run(&["audit", "releases/counted"]).expect_code(0);
+    s.run(&["verify", "releases/counted"]).expect_code(0);
+    s.run(&["budget", "--policy", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["no budget: exact tables only", "spent       nothing"]);
+
+    // Refused: a DP table without a budget, and an empty budget.
+    let dp_table = r#"
+[[table]]
+name = "dp_region"
+input = "counts"
+statistic = "count_units"
+by = ["region"]
+mechanism = "gaussian"
+cost = { rho = 0.1 }
+max_cells_per_unit = 1
+"#;
+    let dp = format!("{exact}{dp_table}").once(r#"id = "counted""#, r#"id = "dp""#);
+    s.write("dp.toml", &dp);
+    s.run(&["check", "dp.toml"]).expect_code(2).stderr_has(&[
+        "table `dp_region`",
+        "a differentially private table spends a privacy budget, and `[dataset]` gives none",
+    ]);
+    s.write(
+        "empty.toml",
+        &exact.once("privacy_unit = ", "budget = {}\nprivacy_unit = "),
+    );
+    s.run(&["check", "empty.toml"])
+        .expect_code(2)
+        .stderr_has(&["[dataset] field `budget`", "leave `budget` out"]);
+
+    // A budget set later, once; a policy without one then records the dataset's.
+    s.write(
+        "dp.toml",
+        &dp.once("privacy_unit = ", "budget = { rho = 1 }\nprivacy_unit = "),
+    );
+    s.run(&["release", "dp.toml"]).expect_code(0);
+    s.write(
+        "again.toml",
+        &exact.once(r#"id = "counted""#, r#"id = "again""#),
+    );
+    s.run(&["plan", "again.toml"])
+        .expect_code(0)
+        .stdout_has(&["budget: rho=1 (zCDP); this release charges rho=0"]);
+    s.run(&["release", "again.toml"]).expect_code(0);
+    let ledger = &manifest(&s.path("releases/again"))["ledger"];
+    assert_eq!(
+        ledger["budget"],
+        serde_json::json!({ "rho": 1.0 }),
+        "{ledger}"
+    );
+    assert!(ledger["total_after"].as_f64().unwrap() > 0.0, "{ledger}");
+    s.run(&[
+        "verify",
+        "releases/counted",
+        "releases/dp",
+        "releases/again",
+    ])
+    .expect_code(0)
+    .stdout_has(&["statements 1 to 3, no gap"]);
+    s.run(&["audit", "releases/again"]).expect_code(0);
+    // The budget, once set, never changes.
+    s.write(
+        "more.toml",
+        &dp.once(r#"id = "dp""#, r#"id = "more""#)
+            .once("privacy_unit = ", "budget = { rho = 2 }\nprivacy_unit = "),
+    );
+    s.run(&["release", "more.toml"])
+        .expect_code(2)
+        .stderr_has(&["a dataset's budget is fixed by its first charge"]);
+}
