@@ -70,7 +70,7 @@ impl Error {
             Error::Ledger(LedgerError::Io { .. }) => 1,
             Error::Ledger(LedgerError::Output(OutputError::Io { .. })) => 1,
             Error::Ledger(LedgerError::OverBudget { .. }) => 3,
-            Error::Ledger(LedgerError::Busy { .. }) => 5,
+            Error::Ledger(LedgerError::Busy { .. } | LedgerError::Moved(_)) => 5,
             Error::Ledger(LedgerError::Corrupt { .. } | LedgerError::Witness { .. }) => 6,
             Error::Ledger(_) | Error::Accounting(_) => 2,
             Error::Report(_) => 2,
@@ -92,7 +92,13 @@ impl Error {
             2 => "invalid",
             3 => "refused_budget",
             4 => "problems",
-            5 if matches!(self, Error::Ledger(LedgerError::Busy { .. })) => "busy",
+            5 if matches!(
+                self,
+                Error::Ledger(LedgerError::Busy { .. } | LedgerError::Moved(_))
+            ) =>
+            {
+                "busy"
+            }
             5 => "unavailable",
             6 => "integrity",
             _ => "internal",

@@ -107,6 +107,7 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         tables,
         exact_tables: plan.exact_tables.iter().map(|t| t.name.clone()).collect(),
         exact_links: linked.tables.iter().map(|(link, _)| link.clone()).collect(),
+        exact_seen: linked.seen.clone(),
         exact_digests: record.digests,
         same_data: record.same_data,
         cost,

@@ -79,6 +79,11 @@ pub enum LedgerError {
     /// A re-run that would draw again or change a release without `--new-version`.
     #[error("{0}")]
     Refused(String),
+    /// Exact tables of another release were published (an interrupted run rolled forward, or a
+    /// release at the same time) after this release read the ledger to protect its own with
+    /// them: run again.
+    #[error("{0}")]
+    Moved(String),
 }
 
 fn format_findings(findings: &[Finding]) -> String {
@@ -431,6 +436,21 @@ impl Ledger {
             Body::Published(p) => Some(p),
             _ => None,
         })
+    }
+
+    /// The charges of `dataset` that published exact tables, by sequence number: those a release
+    /// of exact tables must be protected with (see `commands::release::exact::linked`), but for
+    /// the charges of release `except` (a re-run of it is not protected with itself).
+    pub fn published_exact(&self, dataset: &str, except: Option<&str>) -> Vec<u64> {
+        self.charges()
+            .filter(|c| {
+                !c.charge.exact_tables.is_empty()
+                    && c.charge.dataset == dataset
+                    && Some(c.charge.release_id.as_str()) != except
+                    && self.publication_of(c.seq).is_some()
+            })
+            .map(|c| c.seq)
+            .collect()
     }
 
     /// The publication of the charge at sequence number `seq`, if recorded, as its latest

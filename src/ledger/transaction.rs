@@ -28,6 +28,9 @@ pub struct Request<'a> {
     pub exact_tables: Vec<String>,
     /// The earlier releases' exact tables they were protected with.
     pub exact_links: Vec<super::LinkedTable>,
+    /// The charges whose published exact tables the release's were protected with in mind
+    /// ([`super::Ledger::published_exact`] when it read the ledger); `None` without exact tables.
+    pub exact_seen: Option<Vec<u64>>,
     /// Per exact table, the digest of its cells.
     pub exact_digests: BTreeMap<String, String>,
     /// Inputs holding the same data as another input, whose exact tables were protected as one.
@@ -105,6 +108,24 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
     let mut locked = open(plan, ledger_file, request.lock_timeout, &mut notes)?;
     check_witnesses(&locked, plan, request.out)?;
     notes.extend(roll_forward(&mut locked)?);
+    // Exact tables published since they were read (a run rolled forward just now, or another
+    // release in the meantime) must be protected with this release's: run again.
+    if let Some(seen) = &request.exact_seen {
+        let except = (!request.new_version).then_some(plan.release_id.as_str());
+        let now = locked.ledger.published_exact(&plan.dataset, except);
+        if let Some(&seq) = now.iter().find(|s| !seen.contains(s)) {
+            let c = locked
+                .ledger
+                .charges()
+                .find(|c| c.seq == seq)
+                .map(|c| format!("`{}` version {}", c.charge.release_id, c.charge.version))
+                .unwrap_or_default();
+            return Err(LedgerError::Moved(format!(
+                "release {c} published exact tables of dataset `{}` after this release read the ledger (an interrupted run finished now, or a release ran at the same time); this release's exact tables must be protected together with them: run it again. Nothing was charged",
+                plan.dataset
+            )));
+        }
+    }
     match decide(&locked, &request)? {
         Decision::AlreadyReleased { version, dir } => Ok(Begun::AlreadyReleased {
             version,

@@ -11,6 +11,7 @@ mod crash;
 mod docs;
 mod insiders;
 mod ledger;
+mod linking;
 mod noise;
 mod plan;
 mod release;

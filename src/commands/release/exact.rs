@@ -56,50 +56,99 @@ pub fn same_data(plan: &Plan, fingerprints: &BTreeMap<String, String>) -> Vec<us
         .collect()
 }
 
+/// Merges input `b`'s data into input `a`'s in `same` (per input, the first input of its data);
+/// false when they were one data already.
+fn merge(same: &mut [usize], a: usize, b: usize) -> bool {
+    let (ra, rb) = (same[a], same[b]);
+    if ra == rb {
+        return false;
+    }
+    let (keep, merged) = (ra.min(rb), ra.max(rb));
+    for s in same.iter_mut().filter(|s| **s == merged) {
+        *s = keep;
+    }
+    true
+}
+
+/// Two inputs' tables to compare: the specs counted on each, and the dimensions the second
+/// names otherwise (empty: the same dimensions).
+struct Comparison {
+    left: usize,
+    right: usize,
+    renamed: Vec<(usize, usize)>,
+}
+
 /// Inputs that hold the same data in other bytes (a re-exported copy: other row order, line ends
 /// or encoding, or a database's copy of a file's rows), merged into `same` (per input, the first
 /// input of its data). An attacker links published cells by their labels, not by the bytes
-/// behind them: for every two exact tables of one quantity on inputs not known to hold the same
-/// data, with dimensions in common, the table by those dimensions is counted on both inputs, and
-/// where the two agree cell for cell (values, units, largest contributions: their digests) the
-/// inputs are taken to hold the same data, so their tables are protected as one. Data that only
-/// happen to agree there are protected together too, which costs cells, never a leak. A second
-/// pass over those inputs, only when a release has such tables. Returns a note per link.
+/// behind them. An earlier table `linked` on two inputs tells that they hold its data. Then, for
+/// every two exact tables on inputs not known to hold the same data, with dimensions in common,
+/// the table by those dimensions is counted on both inputs (of the tables' quantity, or, for two
+/// quantities of record-level inputs, as counts of rows with their persons), and where the two
+/// agree cell for cell (their digests) the inputs are taken to hold the same data, so their
+/// tables are protected as one (and a count of persons beside a count of rows of them is
+/// refused). Data that only happen to agree there are protected together too, which costs cells,
+/// never a leak. Dimensions of the same categories under two names (`region` in one input,
+/// `area` in the other) are compared too, and refused where they agree: the two would be
+/// protected apart. A second pass over those inputs, only when a release has such tables.
+/// Returns a note per link.
 fn same_by_cells(
     plan: &Plan,
     same: &mut [usize],
+    linked: &[(LinkedTable, Linked)],
     options: &ReadOptions,
 ) -> Result<Vec<String>, Error> {
+    let mut notes = Vec::new();
+    let mut bridged: BTreeMap<(&str, u32, &str), Vec<usize>> = BTreeMap::new();
+    for (link, l) in linked {
+        let key = (link.release_id.as_str(), link.version, link.table.as_str());
+        bridged.entry(key).or_default().push(l.spec.input);
+    }
+    for ((release, version, table), inputs) in &bridged {
+        for pair in inputs.windows(2) {
+            if merge(same, pair[0], pair[1]) {
+                notes.push(format!(
+                    "note: inputs `{}` and `{}` hold the same data (exact table `{table}` of release `{release}` version {version} counts the same on both): their exact tables are protected as one",
+                    plan.inputs[pair[0]].name, plan.inputs[pair[1]].name
+                ));
+            }
+        }
+    }
     let quantity = |t: &ExactTableSpec| (t.statistic(), t.sum.as_ref().map(|s| s.column.clone()));
-    // The tables to count, once each, and per pair of tables the two of them to compare.
+    let microdata = |i: usize| plan.inputs[i].kind == crate::policy::InputKind::Microdata;
+    let rows = ExactSum {
+        column: None,
+        dominance: None,
+        p_percent: None,
+    };
+    // The tables to count, once each, and the comparisons between them.
     let mut specs: Vec<ExactTableSpec> = Vec::new();
-    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut comparisons: Vec<Comparison> = Vec::new();
     let tables = &plan.exact_tables;
     for (i, a) in tables.iter().enumerate() {
         for b in &tables[i + 1..] {
-            if same[a.input] == same[b.input] || quantity(a) != quantity(b) {
+            if same[a.input] == same[b.input] {
                 continue;
             }
-            let common: Vec<usize> = a
-                .dims
-                .iter()
-                .copied()
-                .filter(|d| b.dims.contains(d))
-                .collect();
-            if common.is_empty() {
+            let sum = if quantity(a) == quantity(b) {
+                a.sum.clone()
+            } else if microdata(a.input) && microdata(b.input) {
+                Some(rows.clone())
+            } else {
                 continue;
-            }
-            let mut spec_on = |input: usize| {
+            };
+            let mut spec_on = |input: usize, dims: Vec<usize>| {
                 let spec = ExactTableSpec {
                     name: format!(
                         "{} by [{}]",
                         plan.inputs[input].name,
-                        plan.dimension_names(&common).join(", ")
+                        plan.dimension_names(&dims).join(", ")
                     ),
                     input,
-                    dims: common.clone(),
+                    groups: vec![Vec::new(); dims.len()],
+                    dims,
                     margins: true,
-                    groups: vec![Vec::new(); common.len()],
+                    sum: sum.clone(),
                     ..a.clone()
                 };
                 let found = specs.iter().position(|s| {
@@ -110,11 +159,52 @@ fn same_by_cells(
                     specs.len() - 1
                 })
             };
-            pairs.push((spec_on(a.input), spec_on(b.input)));
+            let common: Vec<usize> = a
+                .dims
+                .iter()
+                .copied()
+                .filter(|d| b.dims.contains(d))
+                .collect();
+            // Dimensions of the same categories under two names, each taken once.
+            let mut renamed: Vec<(usize, usize)> = Vec::new();
+            for &d in a.dims.iter().filter(|d| !b.dims.contains(d)) {
+                let alike = b.dims.iter().copied().find(|&e| {
+                    !a.dims.contains(&e)
+                        && plan.dimensions[e].categories == plan.dimensions[d].categories
+                        && renamed.iter().all(|&(_, x)| x != e)
+                });
+                if let Some(e) = alike {
+                    renamed.push((d, e));
+                }
+            }
+            if !renamed.is_empty() {
+                let left = common
+                    .iter()
+                    .copied()
+                    .chain(renamed.iter().map(|r| r.0))
+                    .collect();
+                let right = common
+                    .iter()
+                    .copied()
+                    .chain(renamed.iter().map(|r| r.1))
+                    .collect();
+                comparisons.push(Comparison {
+                    left: spec_on(a.input, left),
+                    right: spec_on(b.input, right),
+                    renamed,
+                });
+            }
+            if !common.is_empty() {
+                comparisons.push(Comparison {
+                    left: spec_on(a.input, common.clone()),
+                    right: spec_on(b.input, common),
+                    renamed: Vec::new(),
+                });
+            }
         }
     }
-    if pairs.is_empty() {
-        return Ok(Vec::new());
+    if comparisons.is_empty() {
+        return Ok(notes);
     }
     let mut counting = plan.clone();
     counting.tables.clear();
@@ -126,23 +216,31 @@ fn same_by_cells(
             Ok(cells_digest(&counts, largest_of(&specs[e])))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let mut notes = Vec::new();
-    for (x, y) in pairs {
-        let (a, b) = (specs[x].input, specs[y].input);
-        let (ra, rb) = (same[a], same[b]);
-        if ra == rb || digests[x] != digests[y] {
+    for c in comparisons {
+        if digests[c.left] != digests[c.right] {
             continue;
         }
-        let (keep, merged) = (ra.min(rb), ra.max(rb));
-        for s in same.iter_mut().filter(|s| **s == merged) {
-            *s = keep;
+        let (a, b) = (specs[c.left].input, specs[c.right].input);
+        let (a_name, b_name) = (&plan.inputs[a].name, &plan.inputs[b].name);
+        if !c.renamed.is_empty() {
+            let names = |side: fn(&(usize, usize)) -> usize| {
+                let dims: Vec<usize> = c.renamed.iter().map(side).collect();
+                plan.dimension_names(&dims).join(", ")
+            };
+            return Err(Error::Usage(format!(
+                "exact tables: inputs `{a_name}` and `{b_name}` hold the same data under other dimension names ([{}] in `{a_name}`, [{}] in `{b_name}`: their cells agree): their tables would be protected apart, and a margin one hides the other could publish. Give the columns one name in both inputs (one dimension), or read the tables from one input. Nothing was charged",
+                names(|r| r.0),
+                names(|r| r.1)
+            )));
         }
-        notes.push(format!(
-            "note: inputs `{}` and `{}` hold the same data (their exact tables agree cell for cell by [{}]): their exact tables are protected as one",
-            plan.inputs[a.min(b)].name,
-            plan.inputs[a.max(b)].name,
-            plan.dimension_names(&specs[x].dims).join(", ")
-        ));
+        if merge(same, a, b) {
+            notes.push(format!(
+                "note: inputs `{}` and `{}` hold the same data (their exact tables agree cell for cell by [{}]): their exact tables are protected as one",
+                plan.inputs[a.min(b)].name,
+                plan.inputs[a.max(b)].name,
+                plan.dimension_names(&specs[c.left].dims).join(", ")
+            ));
+        }
     }
     Ok(notes)
 }
@@ -166,9 +264,9 @@ pub fn protect(
         .zip(&counts)
         .map(|(t, c)| (t.name.clone(), cells_digest(c, largest_of(t))))
         .collect();
-    let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
     let mut same = same_data(plan, fingerprints);
-    let notes = same_by_cells(plan, &mut same, options)?;
+    let notes = same_by_cells(plan, &mut same, linked, options)?;
+    let linked: Vec<Linked> = linked.iter().map(|(_, l)| l.clone()).collect();
     let record = Record {
         notes,
         digests,
@@ -220,6 +318,9 @@ fn largest_of(t: &ExactTableSpec) -> usize {
 pub struct Links {
     pub tables: Vec<(LinkedTable, Linked)>,
     pub notes: Vec<String>,
+    /// The charges whose exact tables were considered ([`Ledger::published_exact`]); `None`
+    /// without exact tables here.
+    pub seen: Option<Vec<u64>>,
 }
 
 /// An earlier exact table, to be counted again on one of this release's inputs.
@@ -261,6 +362,8 @@ pub fn linked(
         return Ok(Links::default());
     }
     let ledger = Ledger::read(ledger_file)?;
+    let except = (!new_version).then_some(plan.release_id.as_str());
+    let seen = Some(ledger.published_exact(&plan.dataset, except));
     let mut found: Vec<Candidate> = Vec::new();
     let mut notes = Vec::new();
     for c in ledger.charges() {
@@ -304,20 +407,14 @@ pub fn linked(
                 output::read_exact(&bytes, entry, &earlier.manifest.presentation)
                     .map_err(&cannot)?;
             let digest = charge.exact_digests.get(&entry.name).cloned();
-            let Some((dims, renamed)) = match_dimensions(plan, &entry.dimensions, &categories)
+            let ways: Vec<_> = match_dimensions(plan, &entry.dimensions, &categories)
+                .into_iter()
                 .filter(|(_, renamed)| renamed.is_empty() || digest.is_some())
-            else {
+                .collect();
+            if ways.is_empty() {
                 // It may count the same data as a table here: refused, since it cannot be
                 // compared (other categories, or in another order) and so cannot be protected.
-                let related = plan.exact_tables.iter().any(|t| {
-                    t.statistic() == entry.statistic
-                        && t.sum.as_ref().and_then(|s| s.column.clone()) == entry.column
-                        && plan
-                            .dimension_names(&t.dims)
-                            .iter()
-                            .any(|d| entry.dimensions.iter().any(|e| e == d))
-                });
-                if related || same_bytes(&entry.input) {
+                if related(plan, entry, &categories) || same_bytes(&entry.input) {
                     return Err(Error::Usage(format!(
                         "exact tables: exact table `{}` of release `{}` version {} (by [{}]) may count the same data as this release's exact tables, but this policy declares its dimensions or their categories differently (other categories, or another order), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged",
                         entry.name,
@@ -331,80 +428,81 @@ pub fn linked(
                     entry.name, charge.release_id, charge.version
                 ));
                 continue;
-            };
+            }
             let sum = (entry.statistic != "count_units").then(|| ExactSum {
                 column: entry.column.clone(),
                 dominance: entry.primary_rule.dominance,
                 p_percent: entry.primary_rule.p_percent,
             });
-            // The inputs that can count it: the one of its name, and those of this release's
-            // exact tables of the same statistic over (at least) its dimensions. A table whose
-            // dimensions are named otherwise now is only tried, like the extra inputs below.
-            let mut inputs: Vec<usize> = plan
-                .inputs
-                .iter()
-                .position(|i| i.name == entry.input)
-                .into_iter()
-                .filter(|_| renamed.is_empty())
-                .collect();
-            for t in plan.exact_tables.iter().filter(|_| renamed.is_empty()) {
-                let column = t.sum.as_ref().and_then(|s| s.column.clone());
-                if t.statistic() == entry.statistic
-                    && column == entry.column
-                    && dims.iter().all(|d| t.dims.contains(d))
-                    && !inputs.contains(&t.input)
-                {
-                    inputs.push(t.input);
+            for (dims, renamed) in ways {
+                // The inputs that can count it: the one of its name, and those of this release's
+                // exact tables of the same statistic over (at least) its dimensions.
+                let mut inputs: Vec<usize> = plan
+                    .inputs
+                    .iter()
+                    .position(|i| i.name == entry.input)
+                    .into_iter()
+                    .collect();
+                for t in &plan.exact_tables {
+                    let column = t.sum.as_ref().and_then(|s| s.column.clone());
+                    if t.statistic() == entry.statistic
+                        && column == entry.column
+                        && dims.iter().all(|d| t.dims.contains(d))
+                        && !inputs.contains(&t.input)
+                    {
+                        inputs.push(t.input);
+                    }
                 }
-            }
-            // Any other input of this release's exact tables, file or database, may hold the same
-            // data under other dimensions (a renamed input whose tables share only a margin with
-            // it): tried too, linked only on the digest.
-            let extra: Vec<usize> = plan
-                .exact_tables
-                .iter()
-                .map(|t| t.input)
-                .filter(|i| !inputs.contains(i))
-                .filter(|_| digest.is_some())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let tried = inputs.len();
-            inputs.extend(extra);
-            for (k, input) in inputs.into_iter().enumerate() {
-                let digest = digest.clone();
-                let same_bytes = plan.inputs[input].name == entry.input && same_bytes(&entry.input);
-                if digest.is_none() && !same_bytes {
-                    continue; // a charge from before digests: linked only on the same bytes
+                // Any other input of this release's exact tables, file or database, may hold the
+                // same data under other dimensions (a renamed input whose tables share only a
+                // margin with it): tried too, linked only on the digest.
+                let extra: Vec<usize> = plan
+                    .exact_tables
+                    .iter()
+                    .map(|t| t.input)
+                    .filter(|i| !inputs.contains(i))
+                    .filter(|_| digest.is_some())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let tried = inputs.len();
+                inputs.extend(extra);
+                for (k, input) in inputs.into_iter().enumerate() {
+                    let digest = digest.clone();
+                    let same_bytes =
+                        plan.inputs[input].name == entry.input && same_bytes(&entry.input);
+                    if digest.is_none() && !same_bytes {
+                        continue; // a charge from before digests: linked only on the same bytes
+                    }
+                    let own_name = plan.inputs[input].name != entry.input;
+                    found.push(Candidate {
+                        link: LinkedTable {
+                            release_id: charge.release_id.clone(),
+                            version: charge.version,
+                            table: entry.name.clone(),
+                            counted_on: own_name.then(|| plan.inputs[input].name.clone()),
+                            renamed: renamed.clone(),
+                        },
+                        spec: ExactTableSpec {
+                            name: format!("{}/{}", charge.release_id, entry.name),
+                            input,
+                            dims: dims.clone(),
+                            margins: entry.margins,
+                            sum: sum.clone(),
+                            min_frequency: entry.primary_rule.min_frequency,
+                            zeros_primary: entry.primary_rule.zeros_suppressed,
+                            zeros_secondary: entry.primary_rule.zeros_as_secondary,
+                            interval_percent: entry.interval_percent,
+                            secondary: SecondaryObjective::Cells,
+                            total_label: entry.total_label.clone(),
+                            groups: entry.groups.clone(),
+                        },
+                        published: values.clone(),
+                        digest,
+                        same_bytes,
+                        extra: k >= tried,
+                    });
                 }
-                let own_name = plan.inputs[input].name != entry.input;
-                found.push(Candidate {
-                    link: LinkedTable {
-                        release_id: charge.release_id.clone(),
-                        version: charge.version,
-                        table: entry.name.clone(),
-                        counted_on: own_name.then(|| plan.inputs[input].name.clone()),
-                        renamed: renamed.clone(),
-                    },
-                    spec: ExactTableSpec {
-                        name: format!("{}/{}", charge.release_id, entry.name),
-                        input,
-                        dims: dims.clone(),
-                        margins: entry.margins,
-                        sum: sum.clone(),
-                        min_frequency: entry.primary_rule.min_frequency,
-                        zeros_primary: entry.primary_rule.zeros_suppressed,
-                        zeros_secondary: entry.primary_rule.zeros_as_secondary,
-                        interval_percent: entry.interval_percent,
-                        secondary: SecondaryObjective::Cells,
-                        total_label: entry.total_label.clone(),
-                        groups: entry.groups.clone(),
-                    },
-                    published: values.clone(),
-                    digest,
-                    same_bytes,
-                    extra: k >= tried,
-                });
             }
         }
     }
@@ -412,25 +510,33 @@ pub fn linked(
         return Ok(Links {
             tables: Vec::new(),
             notes,
+            seen,
         });
     }
     let (mut counted, not_compared) = count_again(plan, &found, options)?;
     notes.extend(not_compared);
+    let key = |l: &LinkedTable| (l.release_id.clone(), l.version, l.table.clone());
+    let same: Vec<bool> = found
+        .iter()
+        .zip(&counted)
+        .map(|(c, counts)| match (&c.digest, counts) {
+            (_, None) => false,
+            (Some(d), Some(counts)) => cells_digest(counts, largest_of(&c.spec)) == *d,
+            (None, Some(_)) => c.same_bytes,
+        })
+        .collect();
+    // Tables linked on some input (or under some reading of renamed dimensions).
+    let linked_somewhere: std::collections::BTreeSet<_> = found
+        .iter()
+        .zip(&same)
+        .filter(|(_, same)| **same)
+        .map(|(c, _)| key(&c.link))
+        .collect();
     let mut tables = Vec::new();
-    for (candidate, counts) in found.into_iter().zip(counted.drain(..)) {
+    for ((candidate, counts), same) in found.into_iter().zip(counted.drain(..)).zip(same) {
         let Some(counts) = counts else {
-            continue; // an extra input that cannot count it: other data
+            continue; // an input that cannot count it: other data
         };
-        let same = match &candidate.digest {
-            Some(d) => cells_digest(&counts, largest_of(&candidate.spec)) == *d,
-            None => candidate.same_bytes,
-        };
-        let LinkedTable {
-            release_id,
-            version,
-            table,
-            ..
-        } = &candidate.link;
         if same {
             tables.push((
                 candidate.link,
@@ -442,9 +548,12 @@ pub fn linked(
             ));
             continue;
         }
-        if candidate.extra {
-            continue; // tried on the chance it holds the same data; it does not
-        }
+        let LinkedTable {
+            release_id,
+            version,
+            table,
+            ..
+        } = &candidate.link;
         let grid = tables::published_grid(plan, &candidate.spec, &counts.values);
         // "Every published cell unchanged" means something only when it published a count:
         // a table that published nothing but zeros (a rare event) says nothing of its data.
@@ -453,6 +562,13 @@ pub fn linked(
             .zip(&candidate.published)
             .all(|(now, then)| then.is_none_or(|then| then == *now))
             && candidate.published.iter().flatten().any(|&v| v != 0);
+        // Counted elsewhere (on another input, or under another reading of renamed dimensions)
+        // as it was, or tried on the chance this input holds its data: a correction only when
+        // every cell it published is unchanged.
+        let elsewhere = candidate.extra || linked_somewhere.contains(&key(&candidate.link));
+        if elsewhere && !published_agree {
+            continue;
+        }
         if *release_id == plan.release_id || published_agree {
             let what = if *release_id == plan.release_id {
                 "an earlier version of this release"
@@ -467,43 +583,74 @@ pub fn linked(
             "note: exact table `{table}` of release `{release_id}` version {version} counts differently on this data (cells it published differ): taken as other data (another period or population), not linked"
         ));
     }
-    Ok(Links { tables, notes })
+    Ok(Links {
+        tables,
+        notes,
+        seen,
+    })
 }
 
-/// This policy's dimensions for an earlier table's (`names`, with their `categories`): each the
-/// dimension of its name and categories, or, where this policy has none of its name, the one
-/// dimension of its very categories (a column renamed since: `region` then, `area` now), which
-/// the map returned names. `None` where a dimension of its name has other categories, or none
-/// or several match.
+/// At most this many ways of reading an earlier table's renamed dimensions are tried.
+const MAX_RENAMINGS: usize = 16;
+
+/// This policy's dimensions for an earlier table's (`names`, with their `categories`), each way
+/// they can be read: each the dimension of its name (with the same categories), or, where this
+/// policy has none of its name, a dimension of its very categories under another name (a column
+/// renamed since: `region` then, `area` now), which the map names. Several dimensions of those
+/// categories give several ways (at most [`MAX_RENAMINGS`]); none where a dimension of its name
+/// has other categories, or no dimension has its categories.
 fn match_dimensions(
     plan: &Plan,
     names: &[String],
     categories: &[Vec<String>],
-) -> Option<(Vec<usize>, BTreeMap<String, String>)> {
-    let mut dims = Vec::new();
-    let mut renamed = BTreeMap::new();
+) -> Vec<(Vec<usize>, BTreeMap<String, String>)> {
+    let mut ways: Vec<(Vec<usize>, BTreeMap<String, String>)> = vec![(Vec::new(), BTreeMap::new())];
     for (name, cats) in names.iter().zip(categories) {
-        let named = plan.dimensions.iter().position(|d| d.name == *name);
-        if let Some(d) = named {
-            if plan.dimensions[d].categories != *cats {
-                return None;
-            }
-            dims.push(d);
-            continue;
-        }
-        let alike: Vec<usize> = (0..plan.dimensions.len())
-            .filter(|&d| {
-                let dim = &plan.dimensions[d];
-                dim.categories == *cats && !names.contains(&dim.name) && !dims.contains(&d)
-            })
-            .collect();
-        let [d] = alike[..] else {
-            return None;
+        let choices: Vec<usize> = match plan.dimensions.iter().position(|d| d.name == *name) {
+            Some(d) if plan.dimensions[d].categories == *cats => vec![d],
+            Some(_) => return Vec::new(),
+            None => (0..plan.dimensions.len())
+                .filter(|&d| {
+                    let dim = &plan.dimensions[d];
+                    dim.categories == *cats && !names.contains(&dim.name)
+                })
+                .collect(),
         };
-        dims.push(d);
-        renamed.insert(name.clone(), plan.dimensions[d].name.clone());
+        let mut next = Vec::new();
+        for (dims, renamed) in &ways {
+            for &d in choices.iter().filter(|d| !dims.contains(d)) {
+                let mut renamed = renamed.clone();
+                if plan.dimensions[d].name != *name {
+                    renamed.insert(name.clone(), plan.dimensions[d].name.clone());
+                }
+                let mut dims = dims.clone();
+                dims.push(d);
+                next.push((dims, renamed));
+            }
+        }
+        next.truncate(MAX_RENAMINGS);
+        ways = next;
     }
-    Some((dims, renamed))
+    ways
+}
+
+/// Whether an earlier exact table (`entry`, its dimensions' `categories`) may count the same
+/// data as an exact table here: the same quantity, and a dimension of its name or of categories
+/// that hold its, or that its hold (a dimension renamed, reordered or given a category since).
+fn related(plan: &Plan, entry: &output::ExactTableEntry, categories: &[Vec<String>]) -> bool {
+    let nested = |a: &[String], b: &[String]| a.iter().all(|c| b.contains(c));
+    plan.exact_tables.iter().any(|t| {
+        t.statistic() == entry.statistic
+            && t.sum.as_ref().and_then(|s| s.column.clone()) == entry.column
+            && t.dims.iter().any(|&d| {
+                let dim = &plan.dimensions[d];
+                entry.dimensions.iter().zip(categories).any(|(name, cats)| {
+                    dim.name == *name
+                        || nested(cats, &dim.categories)
+                        || nested(&dim.categories, cats)
+                })
+            })
+    })
 }
 
 /// The candidates' cells counted on this data: the earlier tables as this plan's exact tables,
@@ -518,20 +665,24 @@ fn count_again(
 ) -> Result<(Vec<Option<Counts>>, Vec<String>), Error> {
     let mut notes = Vec::new();
     let mut out: Vec<Option<Counts>> = (0..found.len()).map(|_| None).collect();
+    // Tried on the chance it holds the same data: an input that cannot count it is other data.
+    let tentative = |c: &Candidate| c.extra || !c.link.renamed.is_empty();
     let mut passes: Vec<(Vec<usize>, bool)> = vec![(
-        (0..found.len()).filter(|&i| !found[i].extra).collect(),
+        (0..found.len())
+            .filter(|&i| !tentative(&found[i]))
+            .collect(),
         false,
     )];
-    let mut extra_inputs: Vec<usize> = found
+    let mut tried_inputs: Vec<usize> = found
         .iter()
-        .filter(|c| c.extra)
+        .filter(|c| tentative(c))
         .map(|c| c.spec.input)
         .collect();
-    extra_inputs.sort_unstable();
-    extra_inputs.dedup();
-    for input in extra_inputs {
+    tried_inputs.sort_unstable();
+    tried_inputs.dedup();
+    for input in tried_inputs {
         let members = (0..found.len())
-            .filter(|&i| found[i].extra && found[i].spec.input == input)
+            .filter(|&i| tentative(&found[i]) && found[i].spec.input == input)
             .collect();
         passes.push((members, true));
     }
@@ -556,7 +707,12 @@ fn count_again(
                 continue;
             }
             Err(e) if tentative && e.cannot_count() => continue,
-            Err(e @ input::InputError::MissingColumn { .. }) => {
+            // A column missing, or (a count of units) persons in several cells where the
+            // earlier table had none: other data.
+            Err(
+                e @ (input::InputError::MissingColumn { .. }
+                | input::InputError::UnitsInSeveralCells(_)),
+            ) => {
                 if members.len() > 1 {
                     passes.extend(members.iter().map(|&i| (vec![i], false)));
                 } else {
@@ -574,6 +730,14 @@ fn count_again(
             match data.take_exact_table(&counting, e) {
                 Ok(counts) => out[i] = Some(counts),
                 Err(_) if tentative => {}
+                // Persons in several cells of a count of persons that had none: other data.
+                Err(err @ input::InputError::UnitsInSeveralCells(_)) => {
+                    let link = &found[i].link;
+                    notes.push(format!(
+                        "note: exact table `{}` of release `{}` version {} was not compared with this release's data, which cannot count it ({err}): taken as other data",
+                        link.table, link.release_id, link.version
+                    ));
+                }
                 Err(err) => return Err(err.into()),
             }
         }
