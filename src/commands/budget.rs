@@ -1,6 +1,6 @@
 //! `safestat budget [--ledger FILE] [--json]`: spent and remaining budget per dataset.
 //!
-//! Read-only. Exits 4 when a ledger fails verification (its figures cannot be trusted). Also
+//! Read-only. Exits 6 when a ledger fails verification (its figures cannot be trusted). Also
 //! owns what `audit` reports per ledger ([`BudgetReport`]) and which ledgers both read.
 
 use std::fmt::Write as _;
@@ -63,7 +63,13 @@ pub(super) fn ledger_files(
                     crate::console::notes(&[format!(
                         "note: policy `{}` cannot be loaded, so its ledger was not read ({}); name it with --ledger FILE",
                         path.display(),
-                        e.to_string().lines().next().unwrap_or_default()
+                        // The first problem, not only the heading above them.
+                        e.to_string()
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     )]);
                 }
             }
@@ -188,7 +194,7 @@ pub(super) fn budget_report(ledger: &Ledger) -> Result<BudgetReport, LedgerError
     Ok(report)
 }
 
-/// `safestat budget`: exits 4 when a ledger fails verification (its figures cannot be trusted).
+/// `safestat budget`: exits 6 when a ledger fails verification (its figures cannot be trusted).
 pub fn run(flag: Option<PathBuf>, policy: Option<PathBuf>, json: bool) -> Result<(), Error> {
     let mut reports = Vec::new();
     for path in ledger_files(flag, policy)? {

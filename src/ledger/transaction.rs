@@ -250,8 +250,9 @@ fn open(
             return Err(LedgerError::Mismatch {
                 path: ledger_file.to_path_buf(),
                 what: format!(
-                    "a dataset whose budget is {budget:?}, but the policy says {:?}",
-                    plan.budget
+                    "a dataset whose budget is {}, but the policy says {}",
+                    describe(budget),
+                    describe(&plan.budget)
                 ),
                 fix: "a dataset's budget is fixed by its first charge; restore the policy's budget"
                     .into(),
@@ -513,4 +514,11 @@ fn charge(
         resumed: false,
         notes,
     })
+}
+
+/// A budget as the officer reads it (`rho=1 (zCDP)`).
+fn describe(budget: &crate::privacy::Budget) -> String {
+    budget
+        .accounting()
+        .map_or_else(|_| format!("{budget:?}"), |a| a.describe())
 }

@@ -70,12 +70,10 @@ fn merge(same: &mut [usize], a: usize, b: usize) -> bool {
     true
 }
 
-/// Two inputs' tables to compare: the specs counted on each, and the dimensions the second
-/// names otherwise (empty: the same dimensions).
+/// Two inputs' tables to compare: the specs counted on each.
 struct Comparison {
     left: usize,
     right: usize,
-    renamed: Vec<(usize, usize)>,
 }
 
 /// Inputs that hold the same data in other bytes (a re-exported copy: other row order, line ends
@@ -121,13 +119,17 @@ fn same_by_cells(
         dominance: None,
         p_percent: None,
     };
-    // The tables to count, once each, and the comparisons between them.
+    let nested = |a: &[String], b: &[String]| a.iter().all(|c| b.contains(c));
+    // The tables to count, once each, and the comparisons between them; and, apart, the tables
+    // by a dimension under two names (each pair counted on its own, since an input may not be
+    // able to count the other's categories: then they are other data).
     let mut specs: Vec<ExactTableSpec> = Vec::new();
     let mut comparisons: Vec<Comparison> = Vec::new();
+    let mut renamings: Vec<(ExactTableSpec, ExactTableSpec, (usize, usize), Plan)> = Vec::new();
     let tables = &plan.exact_tables;
     for (i, a) in tables.iter().enumerate() {
         for b in &tables[i + 1..] {
-            if same[a.input] == same[b.input] {
+            if a.input == b.input {
                 continue;
             }
             let sum = if quantity(a) == quantity(b) {
@@ -137,27 +139,14 @@ fn same_by_cells(
             } else {
                 continue;
             };
-            let mut spec_on = |input: usize, dims: Vec<usize>| {
-                let spec = ExactTableSpec {
-                    name: format!(
-                        "{} by [{}]",
-                        plan.inputs[input].name,
-                        plan.dimension_names(&dims).join(", ")
-                    ),
-                    input,
-                    groups: vec![Vec::new(); dims.len()],
-                    dims,
-                    margins: true,
-                    sum: sum.clone(),
-                    ..a.clone()
-                };
-                let found = specs.iter().position(|s| {
-                    s.input == spec.input && s.dims == spec.dims && s.sum == spec.sum
-                });
-                found.unwrap_or_else(|| {
-                    specs.push(spec);
-                    specs.len() - 1
-                })
+            let spec = |input: usize, dims: Vec<usize>, names: Vec<String>| ExactTableSpec {
+                name: format!("{} by [{}]", plan.inputs[input].name, names.join(", ")),
+                input,
+                groups: vec![Vec::new(); dims.len()],
+                dims,
+                margins: true,
+                sum: sum.clone(),
+                ..a.clone()
             };
             let common: Vec<usize> = a
                 .dims
@@ -165,42 +154,87 @@ fn same_by_cells(
                 .copied()
                 .filter(|d| b.dims.contains(d))
                 .collect();
-            // Dimensions of the same categories under two names, each taken once.
-            let mut renamed: Vec<(usize, usize)> = Vec::new();
+            let names = |dims: &[usize]| -> Vec<String> {
+                dims.iter()
+                    .map(|&d| plan.dimensions[d].name.clone())
+                    .collect()
+            };
+            // A dimension under two names: every pair of a dimension of one table and one of
+            // the other whose categories are alike (the same, in another order, or one held by
+            // the other), the second read with the first's categories. Compared even for inputs
+            // known to hold one data (by an earlier table), where the two would be protected
+            // apart all the same.
             for &d in a.dims.iter().filter(|d| !b.dims.contains(d)) {
-                let alike = b.dims.iter().copied().find(|&e| {
-                    !a.dims.contains(&e)
-                        && plan.dimensions[e].categories == plan.dimensions[d].categories
-                        && renamed.iter().all(|&(_, x)| x != e)
-                });
-                if let Some(e) = alike {
-                    renamed.push((d, e));
+                for &e in b.dims.iter().filter(|e| !a.dims.contains(e)) {
+                    let (dd, de) = (&plan.dimensions[d], &plan.dimensions[e]);
+                    if !(nested(&dd.categories, &de.categories)
+                        || nested(&de.categories, &dd.categories))
+                    {
+                        continue;
+                    }
+                    let mut counting = plan.clone();
+                    counting.tables.clear();
+                    counting.dimensions.push(crate::policy::Dimension {
+                        name: de.name.clone(),
+                        categories: dd.categories.clone(),
+                        catch_all: dd.catch_all,
+                    });
+                    let read_as = counting.dimensions.len() - 1;
+                    let left: Vec<usize> = common.iter().copied().chain([d]).collect();
+                    let right: Vec<usize> = common.iter().copied().chain([read_as]).collect();
+                    let right_names = names(&common)
+                        .into_iter()
+                        .chain([de.name.clone()])
+                        .collect();
+                    renamings.push((
+                        spec(a.input, left.clone(), names(&left)),
+                        spec(b.input, right, right_names),
+                        (d, e),
+                        counting,
+                    ));
                 }
             }
-            if !renamed.is_empty() {
-                let left = common
-                    .iter()
-                    .copied()
-                    .chain(renamed.iter().map(|r| r.0))
-                    .collect();
-                let right = common
-                    .iter()
-                    .copied()
-                    .chain(renamed.iter().map(|r| r.1))
-                    .collect();
-                comparisons.push(Comparison {
-                    left: spec_on(a.input, left),
-                    right: spec_on(b.input, right),
-                    renamed,
-                });
+            if common.is_empty() || same[a.input] == same[b.input] {
+                continue;
             }
-            if !common.is_empty() {
-                comparisons.push(Comparison {
-                    left: spec_on(a.input, common.clone()),
-                    right: spec_on(b.input, common),
-                    renamed: Vec::new(),
-                });
-            }
+            let mut spec_on = |input: usize| {
+                let s = spec(input, common.clone(), names(&common));
+                let found = specs
+                    .iter()
+                    .position(|x| x.input == s.input && x.dims == s.dims && x.sum == s.sum);
+                found.unwrap_or_else(|| {
+                    specs.push(s);
+                    specs.len() - 1
+                })
+            };
+            comparisons.push(Comparison {
+                left: spec_on(a.input),
+                right: spec_on(b.input),
+            });
+        }
+    }
+    for (left, right, (d, e), mut counting) in renamings {
+        let (a_name, b_name) = (
+            &plan.inputs[left.input].name,
+            &plan.inputs[right.input].name,
+        );
+        counting.exact_tables = vec![left, right];
+        let counted = input::read_all(&counting, options).and_then(|mut data| {
+            let l = data.take_exact_table(&counting, 0)?;
+            let r = data.take_exact_table(&counting, 1)?;
+            Ok((l, r))
+        });
+        let (l, r) = match counted {
+            Ok(both) => both,
+            Err(e) if e.cannot_count() => continue, // other data
+            Err(e) => return Err(e.into()),
+        };
+        let k = largest_of(&counting.exact_tables[0]);
+        if cells_digest(&l, k) == cells_digest(&r, k) {
+            return Err(Error::Usage(format!(
+                "exact tables: inputs `{a_name}` and `{b_name}` hold the same data under other dimension names ([{}] in `{a_name}`, [{}] in `{b_name}`: their cells agree): their tables would be protected apart, and a margin one hides the other could publish. Give the columns one name and the same categories in both inputs (one dimension), or read the tables from one input. Nothing was charged",
+                plan.dimensions[d].name, plan.dimensions[e].name
+            )));
         }
     }
     if comparisons.is_empty() {
@@ -221,18 +255,6 @@ fn same_by_cells(
             continue;
         }
         let (a, b) = (specs[c.left].input, specs[c.right].input);
-        let (a_name, b_name) = (&plan.inputs[a].name, &plan.inputs[b].name);
-        if !c.renamed.is_empty() {
-            let names = |side: fn(&(usize, usize)) -> usize| {
-                let dims: Vec<usize> = c.renamed.iter().map(side).collect();
-                plan.dimension_names(&dims).join(", ")
-            };
-            return Err(Error::Usage(format!(
-                "exact tables: inputs `{a_name}` and `{b_name}` hold the same data under other dimension names ([{}] in `{a_name}`, [{}] in `{b_name}`: their cells agree): their tables would be protected apart, and a margin one hides the other could publish. Give the columns one name in both inputs (one dimension), or read the tables from one input. Nothing was charged",
-                names(|r| r.0),
-                names(|r| r.1)
-            )));
-        }
         if merge(same, a, b) {
             notes.push(format!(
                 "note: inputs `{}` and `{}` hold the same data (their exact tables agree cell for cell by [{}]): their exact tables are protected as one",
@@ -366,6 +388,8 @@ pub fn linked(
     let seen = Some(ledger.published_exact(&plan.dataset, except));
     let mut found: Vec<Candidate> = Vec::new();
     let mut notes = Vec::new();
+    // Earlier tables a dimension here may stand for under another name and other categories.
+    let mut changed = std::collections::BTreeSet::new();
     for c in ledger.charges() {
         let charge = c.charge;
         // A re-run of this very release is decided by the ledger (the same plan and inputs, or a
@@ -434,6 +458,13 @@ pub fn linked(
                 dominance: entry.primary_rule.dominance,
                 p_percent: entry.primary_rule.p_percent,
             });
+            if renamed_with_other_categories(plan, entry, &categories) {
+                changed.insert((
+                    charge.release_id.clone(),
+                    charge.version,
+                    entry.name.clone(),
+                ));
+            }
             for (dims, renamed) in ways {
                 // The inputs that can count it: the one of its name, and those of this release's
                 // exact tables of the same statistic over (at least) its dimensions.
@@ -513,6 +544,11 @@ pub fn linked(
             seen,
         });
     }
+    let refuse_changed = |(release, version, table): &(String, u32, String)| {
+        Error::Usage(format!(
+            "exact tables: exact table `{table}` of release `{release}` version {version} may count the same data as this release's exact tables under a dimension renamed since, but this policy declares that dimension's categories differently (another order, or categories added or removed), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged"
+        ))
+    };
     let (mut counted, not_compared) = count_again(plan, &found, options)?;
     notes.extend(not_compared);
     let key = |l: &LinkedTable| (l.release_id.clone(), l.version, l.table.clone());
@@ -532,6 +568,11 @@ pub fn linked(
         .filter(|(_, same)| **same)
         .map(|(c, _)| key(&c.link))
         .collect();
+    // Not linked under any reading, while a dimension here of other categories may be its own
+    // renamed: it cannot be compared, and may count the same data.
+    if let Some(key) = changed.iter().find(|k| !linked_somewhere.contains(*k)) {
+        return Err(refuse_changed(key));
+    }
     let mut tables = Vec::new();
     for ((candidate, counts), same) in found.into_iter().zip(counted.drain(..)).zip(same) {
         let Some(counts) = counts else {
@@ -632,6 +673,35 @@ fn match_dimensions(
         ways = next;
     }
     ways
+}
+
+/// Whether a dimension of an earlier exact table (`entry`, its dimensions' `categories`) that
+/// this policy does not name may be one here under another name with other categories: a
+/// dimension of an exact table of the same quantity whose categories hold its, or are held by
+/// them, without being the same list.
+fn renamed_with_other_categories(
+    plan: &Plan,
+    entry: &output::ExactTableEntry,
+    categories: &[Vec<String>],
+) -> bool {
+    let nested = |a: &[String], b: &[String]| a.iter().all(|c| b.contains(c));
+    let renamed: Vec<&Vec<String>> = entry
+        .dimensions
+        .iter()
+        .zip(categories)
+        .filter(|(name, _)| plan.dimensions.iter().all(|d| d.name != **name))
+        .map(|(_, cats)| cats)
+        .collect();
+    plan.exact_tables.iter().any(|t| {
+        t.statistic() == entry.statistic
+            && t.sum.as_ref().and_then(|s| s.column.clone()) == entry.column
+            && t.dims.iter().any(|&d| {
+                let ours = &plan.dimensions[d].categories;
+                renamed
+                    .iter()
+                    .any(|cats| *cats != ours && (nested(cats, ours) || nested(ours, cats)))
+            })
+    })
 }
 
 /// Whether an earlier exact table (`entry`, its dimensions' `categories`) may count the same
