@@ -263,7 +263,7 @@ fn check_release_dir(dir: &Path, ledgers: &[Ledger]) -> Vec<(Option<String>, Str
     };
     out.extend(manifest_against_charge(&m, ledger, charge));
     out.extend(statement_and_signature(dir, &bytes, &m, ledger, charge));
-    out.extend(exact_tables(dir, &m, ledger, charge.charge));
+    out.extend(exact_tables(dir, &m, ledger, charge.charge, charge.seq));
     out.extend(files_against_publication(dir, &bytes, ledger, charge));
     if let Err((file, why)) = output::read_published(dir) {
         out.push((file, format!("does not match its own manifest: {why}")));
@@ -486,8 +486,16 @@ fn exact_tables(
     m: &Manifest,
     ledger: &Ledger,
     charge: &Charge,
+    seq: u64,
 ) -> Vec<(Option<String>, String)> {
-    let links = &charge.exact_links;
+    // A resumed run protected with more than its charge records says so in its publication.
+    let publication = ledger.publication_of(seq);
+    let links = publication
+        .and_then(|p| p.exact_links.as_ref())
+        .unwrap_or(&charge.exact_links);
+    let same_data = publication
+        .and_then(|p| p.same_data.as_ref())
+        .unwrap_or(&charge.same_data);
     let mut out = Vec::new();
     // This release's exact tables, then those of earlier releases it was protected with.
     let mut sources: Vec<ExactSource> = m
@@ -506,7 +514,7 @@ fn exact_tables(
     }
     // Inputs that held the same data were protected as one: their tables are of one input.
     for source in &mut sources {
-        if let Some(same) = charge.same_data.get(&source.entry.input) {
+        if let Some(same) = same_data.get(&source.entry.input) {
             source.entry.input = same.clone();
         }
     }

@@ -327,6 +327,8 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
             version,
             charge_seq: seq,
             out_dir: state.out_dir.clone(),
+            exact_links: state.exact_links.clone(),
+            same_data: state.same_data.clone(),
             manifest_sha256: made.manifest_sha256.clone(),
             outputs: made.manifest.outputs.clone(),
             // What the folder held when the ledger recorded it (checked above): kept.

@@ -245,6 +245,13 @@ pub struct Publication {
     /// keep (absent in ledgers written before revisions existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_sha256: Option<String>,
+    /// A resumed run's exact tables, protected with other earlier tables (or inputs of one data)
+    /// than its charge records, because exact tables were published between the charge and the
+    /// resumed run: those it was protected with, which `audit` re-checks instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_links: Option<Vec<LinkedTable>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_data: Option<BTreeMap<String, String>>,
 }
 
 /// A presentation revision of a published release (`safestat report RELEASE_DIR --policy P`):
@@ -905,6 +912,8 @@ mod tests {
             manifest_sha256: sha.into(),
             outputs: Vec::new(),
             content_sha256: None,
+            exact_links: None,
+            same_data: None,
         };
         let revision = |n: u32, previous: &str, sha: &str| Revision {
             publication: publication(sha),

@@ -73,6 +73,9 @@ pub struct Charged {
     pub statement: crate::output::BudgetStatement,
     /// Paid by an earlier, interrupted run: nothing was charged now.
     pub resumed: bool,
+    /// Resumed with other links of its exact tables than its charge records (exact tables
+    /// published in between): recorded with its publication.
+    relinked: Option<(Vec<super::LinkedTable>, BTreeMap<String, String>)>,
     /// What the transaction did before the charge (roll forward, a resumed charge), for stderr.
     pub notes: Vec<String>,
 }
@@ -96,6 +99,8 @@ impl Charged {
             manifest_sha256,
             outputs,
             content_sha256: Some(content_sha256),
+            exact_links: self.relinked.as_ref().map(|(links, _)| links.clone()),
+            same_data: self.relinked.map(|(_, same)| same),
         }))?;
         Ok(())
     }
@@ -174,6 +179,9 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
                 out_dir,
                 statement,
                 resumed: true,
+                relinked: (charge.exact_links != request.exact_links
+                    || charge.same_data != request.same_data)
+                    .then(|| (request.exact_links.clone(), request.same_data.clone())),
                 notes,
             })))
         }
@@ -348,6 +356,8 @@ fn roll_forward(locked: &mut LockedLedger) -> Result<Vec<String>, LedgerError> {
                 manifest_sha256: p.manifest_sha256,
                 content_sha256: Some(crate::output::content_sha256(&p.manifest)),
                 outputs: p.manifest.outputs,
+                exact_links: None,
+                same_data: None,
             }))?;
             notes.push(format!(
                 "recorded the publication of `{}` version {} (charged at ledger line {line}), which an interrupted run had not",
@@ -512,6 +522,7 @@ fn charge(
         out_dir,
         statement,
         resumed: false,
+        relinked: None,
         notes,
     })
 }

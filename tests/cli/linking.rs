@@ -506,3 +506,54 @@ fn a_renamed_dimension_with_other_categories_is_refused_beside_a_decoy() {
         ]);
     assert!(!s.path("releases/rel2").exists());
 }
+
+/// A second review: a run charged and interrupted before it published, resumed after another
+/// release published exact tables of the data, is protected with those too; its charge cannot
+/// say so (it was written before), so its publication does, and `audit` re-checks those links.
+#[test]
+fn a_resumed_release_records_the_tables_published_in_between() {
+    let s = Scratch::new();
+    first_release(&s);
+    let by = |id: &str, name: &str, by: &str| {
+        policy(
+            id,
+            &[("people", "people.csv")],
+            &format!("region = {REGIONS}\n{REST}"),
+            &[(name, "people", by, "count_units", 5)],
+        )
+    };
+    s.write(
+        "rel2.toml",
+        &by("rel2", "by_region_age", r#"["region", "age"]"#),
+    );
+    s.run(&["release", "rel2.toml"]).expect_code(0);
+    // Interrupted after its charge: no folder, no `published` line.
+    let ledger = s.path("ledger/people.jsonl");
+    let lines: Vec<String> = fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(lines.last().unwrap().contains("\"kind\":\"published\""));
+    fs::write(&ledger, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    fs::remove_dir_all(s.path("releases/rel2")).unwrap();
+    s.write("rel3.toml", &by("rel3", "by_region", r#"["region"]"#));
+    s.run(&["release", "rel3.toml"]).expect_code(0);
+    s.run(&["release", "rel2.toml"])
+        .expect_code(0)
+        .stderr_has(&["resuming `rel2` version 1"]);
+    let published = fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|l| l["kind"] == "published" && l["release_id"] == "rel2")
+        .unwrap();
+    let tables: Vec<&str> = published["exact_links"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{published}"))
+        .iter()
+        .map(|l| l["release_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["rel1", "rel3"], "{published}");
+    s.run(&["audit", "releases/rel2"]).expect_code(0);
+}
