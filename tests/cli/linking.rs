@@ -95,13 +95,31 @@ fn status(rows: &[HashMap<String, String>], dim: &str, value: &str, other: &str)
         .unwrap_or_else(|| panic!("no {dim} = {value} total in {rows:?}"))
 }
 
+/// The ledger's entries, in order.
+fn entries(s: &Scratch) -> Vec<serde_json::Value> {
+    ledger_lines(s)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The last entry of `kind` of release `id`.
+fn last_entry(s: &Scratch, kind: &str, id: &str) -> Option<serde_json::Value> {
+    entries(s)
+        .into_iter()
+        .rfind(|l| l["kind"] == kind && l["release_id"] == id)
+}
+
 fn charge_of(s: &Scratch, id: &str) -> serde_json::Value {
-    fs::read_to_string(s.path("ledger/people.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .rfind(|l| l["kind"] == "charge" && l["release_id"] == id)
-        .unwrap()
+    last_entry(s, "charge", id).unwrap()
+}
+
+/// A run interrupted after its folder was in place, before the ledger recorded it: the
+/// ledger's last line, a `published` one, is gone.
+fn forget_last_publication(s: &Scratch) {
+    let mut lines = ledger_lines(s);
+    assert!(lines.pop().unwrap().contains("\"kind\":\"published\""));
+    write_ledger(s, &lines);
 }
 
 /// A release by area x age of the renamed file, with `categories`.
@@ -324,32 +342,17 @@ fn a_release_published_meanwhile_stops_this_one_until_it_runs_again() {
     let s = Scratch::new();
     first_release(&s);
     // The run was interrupted after its folder was in place, before the ledger recorded it.
-    let ledger = s.path("ledger/people.jsonl");
-    let lines: Vec<String> = fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    assert!(lines.last().unwrap().contains("\"kind\":\"published\""));
-    fs::write(&ledger, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    forget_last_publication(&s);
     let run = by_area_age(&s, &format!("area = {REGIONS}\n{REST}"));
     run.expect_code(5).stderr_has(&[
         "release `rel1` version 1 published exact tables of dataset `people` after this release read the ledger",
         "run it again. Nothing was charged",
     ]);
     assert!(!s.path("releases/rel2").exists());
-    assert!(charge_of_any(&s, "rel2").is_none());
+    assert!(last_entry(&s, "charge", "rel2").is_none());
     s.run(&["release", "rel2.toml"]).expect_code(0);
     let rows = read_csv(&s.path("releases/rel2/by_area_age.csv"));
     assert_eq!(status(&rows, "area", "r4", "age"), "suppressed");
-}
-
-fn charge_of_any(s: &Scratch, id: &str) -> Option<serde_json::Value> {
-    fs::read_to_string(s.path("ledger/people.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l["kind"] == "charge" && l["release_id"] == id)
 }
 
 /// Data where a person is now in two cells of the earlier count of persons: other data, said in
@@ -528,26 +531,14 @@ fn a_resumed_release_records_the_tables_published_in_between() {
     );
     s.run(&["release", "rel2.toml"]).expect_code(0);
     // Interrupted after its charge: no folder, no `published` line.
-    let ledger = s.path("ledger/people.jsonl");
-    let lines: Vec<String> = fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    assert!(lines.last().unwrap().contains("\"kind\":\"published\""));
-    fs::write(&ledger, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    forget_last_publication(&s);
     fs::remove_dir_all(s.path("releases/rel2")).unwrap();
     s.write("rel3.toml", &by("rel3", "by_region", r#"["region"]"#));
     s.run(&["release", "rel3.toml"]).expect_code(0);
     s.run(&["release", "rel2.toml"])
         .expect_code(0)
         .stderr_has(&["resuming `rel2` version 1"]);
-    let published = fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .rfind(|l| l["kind"] == "published" && l["release_id"] == "rel2")
-        .unwrap();
+    let published = last_entry(&s, "published", "rel2").unwrap();
     let tables: Vec<&str> = published["exact_links"]
         .as_array()
         .unwrap_or_else(|| panic!("{published}"))
