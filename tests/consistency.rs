@@ -11,8 +11,8 @@
 
 use safestat::privacy::{Cost, Mechanism, Sensitivity};
 use safestat::protect::NoiseMechanism;
+use safestat::protect::accuracy::{ErrorModel, margin_of_error, shares};
 use safestat::protect::consistency::{self, Axes, Measured, Tolerance};
-use safestat::protect::postprocess::{ErrorModel, shares};
 
 const REPS: usize = 3000;
 
@@ -68,7 +68,7 @@ fn estimates_are_unbiased_more_accurate_and_their_margins_hold() {
         let est = consistency::estimate(&sizes, &measured, true).unwrap();
         for j in 0..n {
             let var = consistency::cell_variance(&sizes, &with_var, j);
-            let moe = consistency::margin_of_error(var, 0.95, est.shift[j]);
+            let moe = margin_of_error(var, 0.95, est.shift[j]);
             for (c, &e) in exact[j].iter().enumerate() {
                 let raw = (measured[j].noisy[c] - e) as f64;
                 let err = (est.tables[j][c] - e) as f64;

@@ -10,7 +10,7 @@
 
 use safestat::privacy::{Cost, Mechanism, Sensitivity};
 use safestat::protect::NoiseMechanism;
-use safestat::protect::postprocess::{ErrorModel, shares};
+use safestat::protect::accuracy::{ErrorModel, shares};
 
 const REPS: usize = 4000;
 

@@ -208,7 +208,7 @@ fn consistency_bench(reps: usize) {
             for j in 0..n {
                 let raw_moe = mechs[j].margin_of_error(0.95).expect("moe");
                 let var = consistency::cell_variance(&sc.sizes, &measured_var, j);
-                moe_est[j] = consistency::margin_of_error(var, 0.95, est.shift[j]);
+                moe_est[j] = safestat::protect::accuracy::margin_of_error(var, 0.95, est.shift[j]);
                 for (c, &e) in exact[j].iter().enumerate() {
                     let r = (measured[j].noisy[c] - e) as f64;
                     let s = (est.tables[j][c] - e) as f64;

@@ -23,9 +23,10 @@ use crate::output::{
 };
 use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Accounting, Cost, Mechanism};
+use crate::protect::accuracy::{self, ErrorModel};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
-use crate::protect::postprocess::{self, ErrorModel, finish_cells, finish_sum_cells};
+use crate::protect::postprocess::{finish_cells, finish_sum_cells};
 use crate::protect::totals;
 use crate::protect::{self, NoiseMechanism, TableNoise, dp};
 use crate::report;
@@ -449,7 +450,7 @@ fn draw_tables(
                     .iter()
                     .map(|&v| if non_negative { v.max(0) } else { v })
                     .collect();
-                postprocess::shares(&values, error, t.confidence)
+                accuracy::shares(&values, error, t.confidence)
             })
             .flatten();
         let (cells, counts, suppressed) = match noisy_contributors[i].take() {
@@ -879,7 +880,7 @@ fn contributors_entry(
 }
 
 /// How a table's shares were computed, for the manifest.
-fn shares_entry(t: &TableSpec, shares: Option<&postprocess::Shares>, grouped: bool) -> SharesEntry {
+fn shares_entry(t: &TableSpec, shares: Option<&accuracy::Shares>, grouped: bool) -> SharesEntry {
     SharesEntry {
         columns: vec![
             "share_pct".into(),

@@ -6,7 +6,9 @@
 //! (a check in `.ci/run` holds it to that).
 
 mod exact;
+mod fields;
 mod file;
+mod labels;
 mod names;
 mod plan;
 mod presentation;
@@ -15,13 +17,13 @@ mod table;
 mod together;
 mod validate;
 
-pub use exact::{
-    CYCLE, Dominance, ExactSum, ExactTableSpec, Group, MAX_FINEST_CELLS, SecondaryObjective,
-    UNITS_BESIDE_ROWS, margins_suffice, no_groups,
-};
+pub use exact::{CYCLE, MAX_FINEST_CELLS, UNITS_BESIDE_ROWS, margins_suffice};
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
-pub use plan::{CostSource, Dimension, InputKind, Plan, Relation, TableSpec};
+pub use plan::{
+    CostSource, Dimension, Dominance, ExactSum, ExactTableSpec, Group, InputKind, Plan, Relation,
+    SecondaryObjective, TableSpec, no_groups,
+};
 pub use presentation::Presentation;
 pub use statistic::{Bound, Statistic};
 pub use together::{Grouping, Together, grouping};

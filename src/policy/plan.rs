@@ -40,7 +40,7 @@ pub struct Plan {
     /// The differentially private tables.
     pub tables: Vec<TableSpec>,
     /// The exact tables, protected by cell suppression (not differentially private).
-    pub exact_tables: Vec<super::ExactTableSpec>,
+    pub exact_tables: Vec<ExactTableSpec>,
     /// How the release is presented (labels, titles, units, language): display only, so not
     /// part of [`Plan::identity`].
     pub presentation: super::Presentation,
@@ -294,7 +294,7 @@ impl Plan {
         }
         // Only a label other than the default changes the identity, so that every plan before
         // margins were published keeps its identity.
-        if t.total_label != super::exact::DEFAULT_TOTAL {
+        if t.total_label != DEFAULT_TOTAL {
             identity["total_label"] = serde_json::json!(t.total_label);
         }
         identity
@@ -332,6 +332,179 @@ impl Plan {
             "enforced"
         } else {
             "declared"
+        }
+    }
+}
+
+/// What secondary suppression minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondaryObjective {
+    Cells,
+    Value,
+}
+
+impl SecondaryObjective {
+    /// Its name in the policy and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecondaryObjective::Cells => "cells",
+            SecondaryObjective::Value => "value",
+        }
+    }
+}
+
+/// An exact table's sum (of a column, or of 1 per row: `count_rows`) and the sensitivity rules
+/// that need each unit's contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExactSum {
+    /// The summed column (whole numbers, 0 or more); `None`: each row counts 1.
+    pub column: Option<String>,
+    /// The (n,k)-dominance rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominance: Option<Dominance>,
+    /// The p% rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_percent: Option<u32>,
+}
+
+/// The (n,k)-dominance rule: a cell whose `n` largest units make more than `k` percent of its
+/// value is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dominance {
+    pub n: u32,
+    pub k: u32,
+}
+
+/// The largest `n` of the dominance rule.
+pub const MAX_DOMINANCE_N: i64 = 10;
+
+impl ExactSum {
+    /// How many of each cell's largest contributions the rules read.
+    pub fn largest(&self) -> u32 {
+        // At least the largest: a respondent who knows its own contribution (the insider the
+        // suppression is checked against) knows at most that much of a cell.
+        let p = if self.p_percent.is_some() { 2 } else { 1 };
+        self.dominance.map_or(1, |d| d.n).max(p)
+    }
+}
+
+/// A validated exact table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExactTableSpec {
+    pub name: String,
+    /// Index into the plan's inputs.
+    #[serde(skip)]
+    pub input: usize,
+    /// Indices into the plan's dimensions, in `by` order.
+    #[serde(skip)]
+    pub dims: Vec<usize>,
+    /// Publish every margin (a `total` row for each combination).
+    pub margins: bool,
+    /// The exact sum of a column (`None`: the table counts privacy units), with its rules. In
+    /// the identity only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<ExactSum>,
+    /// A cell of fewer privacy units than this (and more than none) is primary.
+    pub min_frequency: i64,
+    pub zeros_primary: bool,
+    /// A zero cell may be hidden as a secondary cell, so a hidden count may be 0. In the
+    /// identity only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub zeros_secondary: bool,
+    pub interval_percent: f64,
+    pub secondary: SecondaryObjective,
+    /// The label of a margin's dimension in the published rows (`seoul,total`). Part of the
+    /// plan's identity only when it is not the default, so that earlier plans keep their hash.
+    #[serde(skip_serializing_if = "is_default_total")]
+    pub total_label: String,
+    /// Per dimension (in `by` order), its groups of categories, whose subtotals are published
+    /// after its categories and before its total. In the identity only when there are any.
+    #[serde(skip_serializing_if = "no_groups")]
+    pub groups: Vec<Vec<Group>>,
+}
+
+/// A group of a dimension's categories, published as a subtotal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    pub categories: Vec<String>,
+}
+
+/// Whether no dimension has groups.
+pub fn no_groups(groups: &[Vec<Group>]) -> bool {
+    groups.iter().all(Vec::is_empty)
+}
+
+/// The label of a margin's dimension unless the policy names another.
+pub const DEFAULT_TOTAL: &str = "total";
+
+fn is_default_total(label: &String) -> bool {
+    label == DEFAULT_TOTAL
+}
+
+impl ExactTableSpec {
+    /// What its values are, in words: `exact counts of victim_id`, `exact counts of rows` or
+    /// `exact sums of amount`.
+    pub fn values_phrase(&self, unit: &str) -> String {
+        match self.sum.as_ref().map(|s| s.column.as_deref()) {
+            None => format!("exact counts of {unit}"),
+            Some(None) => "exact counts of rows".to_string(),
+            Some(Some(column)) => format!("exact sums of {column}"),
+        }
+    }
+
+    /// Its statistic's name in the policy and the manifest.
+    pub fn statistic(&self) -> &'static str {
+        match self.sum.as_ref().map(|s| s.column.is_some()) {
+            None => "count_units",
+            Some(false) => "count_rows",
+            Some(true) => "sum",
+        }
+    }
+
+    /// Its primary rules in words: `cells of fewer than 5 victim_id, or whose largest victim_id
+    /// makes more than 80% of the cell`.
+    pub fn rules_phrase(&self, unit: &str) -> String {
+        let mut rules = vec![format!("cells of fewer than {} {unit}", self.min_frequency)];
+        if let Some(s) = &self.sum {
+            if let Some(d) = s.dominance {
+                rules.push(match d.n {
+                    1 => format!("whose largest {unit} makes more than {}% of the cell", d.k),
+                    n => format!(
+                        "whose {n} largest {unit} make more than {}% of the cell",
+                        d.k
+                    ),
+                });
+            }
+            if let Some(p) = s.p_percent {
+                rules.push(format!(
+                    "in which the second largest {unit} could estimate the largest's contribution within {p}%"
+                ));
+            }
+        }
+        rules.join(", or ")
+    }
+
+    /// `with every margin` (and its groups' subtotals) or `without margins`, as the summaries
+    /// say it.
+    pub fn margins_phrase(&self) -> String {
+        if !self.margins {
+            return "without margins".into();
+        }
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .flatten()
+            .map(|g| format!("`{}`", g.name))
+            .collect();
+        if groups.is_empty() {
+            "with every margin".into()
+        } else {
+            format!(
+                "with every margin and the subtotals of {}",
+                groups.join(", ")
+            )
         }
     }
 }

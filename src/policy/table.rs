@@ -6,11 +6,14 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::fields::{
+    Defaults, Problems, TableProblems, check_name, cost_from_section, input_of, parse_mechanism,
+    total_label_of,
+};
 use super::file::{CostSection, TableSection};
-use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc};
+use super::names::{did_you_mean, nfc};
 use super::plan::{CostSource, Dimension, InputKind, InputSpec, TableSpec};
 use super::statistic::{MAX_CELLS_PER_TABLE, MAX_SLOTS, MAX_UNIT_CONTRIBUTION, Statistic};
-use super::validate::{Defaults, Problems, cost_from_section, parse_mechanism};
 use crate::privacy::{Cost, Mechanism, positive_finite};
 
 /// What every table is checked against: the sections validated before the tables.
@@ -23,32 +26,7 @@ pub(super) struct TableContext<'a> {
     pub defaults: Defaults,
 }
 
-/// The problems of one table: each is placed at `table `name`, field `f``, and any of them
-/// makes the table invalid.
-pub(super) struct TableProblems<'a> {
-    pub(super) problems: &'a mut Problems,
-    pub(super) label: String,
-    pub(super) ok: bool,
-}
-
 impl TableProblems<'_> {
-    pub(super) fn fail(&mut self, field: &str, message: String) {
-        self.ok = false;
-        let at = if field.is_empty() {
-            self.label.clone()
-        } else {
-            format!("{}, field `{field}`", self.label)
-        };
-        self.problems.add(&at, message);
-    }
-
-    /// A field that must not be given for this statistic.
-    fn forbid(&mut self, field: &str, present: bool, why: &str) {
-        if present {
-            self.fail(field, format!("does not apply here: {why}"));
-        }
-    }
-
     /// A required contribution bound: at least 1 and at most [`MAX_SLOTS`].
     fn bound(&mut self, field: &str, value: Option<u32>) -> Option<u32> {
         match value {
@@ -180,7 +158,7 @@ fn table(
     let input = input_of(&input, context.inputs, at);
     let input_kind = input.map(|i| &context.inputs[i].kind);
     let dims = dimensions_of(&by, input_kind, context, at);
-    let total_label = super::exact::total_label_of(total_label, &dims, context.dimensions, at);
+    let total_label = total_label_of(total_label, &dims, context.dimensions, at);
     let bounds = BoundFields {
         max_cells_per_unit,
         max_rows_per_unit,
@@ -226,33 +204,6 @@ fn table(
         }
         _ => None,
     }
-}
-
-pub(super) fn check_name(name: &str, names: &mut BTreeSet<String>, at: &mut TableProblems) {
-    if !is_safe_name(name) {
-        at.fail(
-            "name",
-            format!("`{name}` cannot name an output file; {SAFE_NAME_RULE}"),
-        );
-    } else if !names.insert(name.to_ascii_lowercase()) {
-        at.fail("name", format!("the table name `{name}` is used twice"));
-    }
-}
-
-pub(super) fn input_of(input: &str, inputs: &[InputSpec], at: &mut TableProblems) -> Option<usize> {
-    let index = inputs.iter().position(|i| i.name == input);
-    if index.is_none() {
-        let known: Vec<_> = inputs.iter().map(|i| format!("`{}`", i.name)).collect();
-        at.fail(
-            "input",
-            format!(
-                "unknown input `{input}`; the policy declares {}{}",
-                known.join(", "),
-                did_you_mean(input, inputs.iter().map(|i| i.name.as_str()))
-            ),
-        );
-    }
-    index
 }
 
 /// The `by` columns as indices into the plan's dimensions.

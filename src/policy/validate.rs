@@ -8,38 +8,22 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::exact::{self, ExactTableSpec};
+use super::exact;
+use super::fields::{Defaults, Problems, cost_from_section, parse_mechanism};
 use super::file::{
-    CostSection, DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile,
-    ReleaseSection, SqlSection,
+    DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile, ReleaseSection,
+    SqlSection,
 };
+use super::labels;
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
+use super::plan::ExactTableSpec;
 use super::plan::{
     CostSource, Dimension, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
 };
-use super::presentation::{self, TableLabels};
+use super::presentation::TableLabels;
 use super::table::{self, TableContext};
 use crate::hash::sha256_hex;
-use crate::privacy::{Accounting, Budget, Cost, Mechanism, positive_finite};
-
-/// Problems found in a policy, each prefixed by where it is.
-#[derive(Default)]
-pub(super) struct Problems(Vec<String>);
-
-impl Problems {
-    pub(super) fn add(&mut self, at: &str, message: String) {
-        self.0.push(format!("{at}: {message}"));
-    }
-}
-
-/// `[defaults]`, as the tables fall back on them.
-#[derive(Clone, Copy)]
-pub(super) struct Defaults {
-    pub mechanism: Option<Mechanism>,
-    pub suppress_below: Option<i64>,
-    pub confidence: Option<f64>,
-    pub consistent: Option<bool>,
-}
+use crate::privacy::{Accounting, Budget, Cost};
 
 /// Reads, parses and validates the policy at `path`.
 pub fn load(path: &Path) -> Result<Plan, PolicyError> {
@@ -90,7 +74,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             )
         })
         .collect();
-    let mut presentation = presentation::presentation_sections(
+    let mut presentation = labels::presentation_sections(
         publication,
         labels,
         (&dimensions, &dataset.privacy_unit),
@@ -193,7 +177,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         &mut problems,
     );
     {
-        let shown: Vec<presentation::CsvTable> = tables
+        let shown: Vec<labels::CsvTable> = tables
             .iter()
             .map(|t| {
                 (
@@ -212,9 +196,9 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
                 (t.name.as_str(), &t.dims[..], t.total_label.as_str(), groups)
             }))
             .collect();
-        presentation::check_labels_distinct(&presentation, &dimensions, &shown, &mut problems);
+        labels::check_labels_distinct(&presentation, &dimensions, &shown, &mut problems);
         if presentation.csv_labels {
-            presentation::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
+            labels::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
         }
     }
     if !problems.0.is_empty() {
@@ -692,32 +676,10 @@ fn check_across_sections(
     }
 }
 
-pub(super) fn parse_mechanism(m: &str) -> Result<Mechanism, String> {
-    match m {
-        "laplace" => Ok(Mechanism::Laplace),
-        "gaussian" => Ok(Mechanism::Gaussian),
-        other => Err(format!(
-            "unknown mechanism `{other}`; use `laplace` (discrete Laplace, pure DP) or `gaussian` (discrete Gaussian, zCDP){}",
-            did_you_mean(other, ["laplace", "gaussian"])
-        )),
-    }
-}
-
-pub(super) fn cost_from_section(c: &CostSection) -> Result<Cost, String> {
-    let CostSection { epsilon, rho } = *c;
-    match (epsilon, rho) {
-        (Some(e), None) => positive_finite("epsilon", e).map(Cost::Epsilon),
-        (None, Some(r)) => positive_finite("rho", r).map(Cost::Rho),
-        (Some(_), Some(_)) => {
-            Err("give either `epsilon` (pure DP) or `rho` (zCDP), not both".into())
-        }
-        (None, None) => Err("give `epsilon` (pure DP) or `rho` (zCDP)".into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::privacy::Mechanism;
 
     const SAMPLE: &str = r#"
         [release]

@@ -1,10 +1,11 @@
 //! The only place exact values are transformed. Differentially private tables: noise from
 //! opendp's mechanisms ([`dp`]), then post-processing that reads noisy values only: tables of the
 //! same quantity estimated together ([`consistency`]), their margins ([`totals`]), then clamping
-//! and suppression ([`postprocess`]). Exact tables: cell suppression ([`sdc`]), the small cells
+//! and suppression ([`postprocess`]); how each published value errs ([`accuracy`]). Exact tables: cell suppression ([`sdc`]), the small cells
 //! and the cells that would give them back hidden, each proven against an attacker who knows the
 //! rules, the respondents' own contributions and the earlier releases.
 
+pub mod accuracy;
 pub mod consistency;
 pub mod dp;
 pub mod postprocess;

@@ -17,7 +17,8 @@
 //! standard deviations with the stated confidence (normal approximation). A "margin" of one cell
 //! of a table drawn alone is that cell, with opendp's exact margin.
 
-use super::consistency::{Axes, margin_of_error, marginal_variance};
+use super::accuracy::margin_of_error;
+use super::consistency::{Axes, marginal_variance};
 
 /// How a margin's margin of error is obtained, for the manifest.
 pub const METHOD: &str = "normal approximation of the error of the same sum of the unconstrained estimate (the unconstrained least-squares union table of the table's group, with its variance in closed form; or the raw noisy cells, each with the noise's variance), plus the margin's largest measured distance from that sum (rounding, and clamping at 0 where it binds); a margin of one cell of a table drawn alone has that cell's exact margin";

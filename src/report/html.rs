@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Cross, ExactTable, Table, View};
+use super::view::{Cross, ExactTable, Table, View};
 use crate::privacy::thousands;
 
 /// Text for HTML, escaped.

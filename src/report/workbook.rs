@@ -11,7 +11,7 @@ use rust_xlsxwriter::{
     DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError,
 };
 
-use super::{Cross, ExactTable, ReportError, Table, View};
+use super::view::{Cross, ExactTable, ReportError, Table, View};
 
 fn err(e: XlsxError) -> ReportError {
     ReportError::Workbook(e.to_string())

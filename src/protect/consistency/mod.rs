@@ -18,7 +18,7 @@
 //!    whose margins agree across tables.
 //!
 //! Suppression and reliability decisions then read these estimates, never the exact cells.
-//! The margin of error of an estimated cell ([`margin_of_error`]) is the normal approximation of
+//! The margin of error of an estimated cell ([`margin_of_error`](super::accuracy::margin_of_error)) is the normal approximation of
 //! the unconstrained estimate's error ([`variance`]) plus the largest rounding shift of its table.
 //!
 //! A group the solver fails on is published as drawn (each table is still the margin of the one
@@ -31,14 +31,12 @@ mod variance;
 
 use std::time::{Duration, Instant};
 
-use statrs::distribution::{ContinuousCDF, Normal};
-
 pub use layout::Axes;
 pub use rounding::{NODE_LIMIT, Tolerance};
 pub use variance::{cell_variance, marginal_variance, total_variance};
 
 use super::TableNoise;
-use super::postprocess::ErrorModel;
+use super::accuracy::{ErrorModel, margin_of_error};
 use super::totals::{Noise, Source};
 use crate::policy::{Plan, Together};
 
@@ -153,21 +151,6 @@ pub fn estimate(
 /// Table `axes` summed from an integer union table of dimensions with `sizes` categories.
 pub fn marginal(sizes: &[usize], axes: &Axes, union: &[i64]) -> Vec<i64> {
     crate::input::margin(sizes, &axes.0, union)
-}
-
-/// The half-width of a `confidence` interval for a cell of an estimated table: `z` times the
-/// closed-form standard deviation, plus the table's largest rounding shift, rounded down (the
-/// error is an integer at most the least-squares error plus the shift, so when the former is
-/// within `z sd` the whole error is within `floor(z sd + shift)`).
-pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
-    (z(confidence) * variance.sqrt() + shift).floor() as i64
-}
-
-/// The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95).
-pub fn z(confidence: f64) -> f64 {
-    Normal::new(0.0, 1.0)
-        .expect("the standard normal")
-        .inverse_cdf(0.5 + confidence / 2.0)
 }
 
 /// Each table's dimensions as positions in its group's union.
@@ -435,12 +418,5 @@ mod tests {
             // Estimating together never loses accuracy against the table alone.
             assert!(closed <= tables[k].variance + 1e-9);
         }
-    }
-
-    #[test]
-    fn margin_of_error_is_the_normal_quantile_plus_the_shift() {
-        // sd 10: 1.96 * 10 = 19.6, plus 0.5 -> 20.1 -> 20.
-        assert_eq!(margin_of_error(100.0, 0.95, 0.5), 20);
-        assert_eq!(margin_of_error(100.0, 0.95, 0.0), 19);
     }
 }
