@@ -6,7 +6,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{InputError, ensure_unchanged, open_input};
+use super::error::InputError;
+use super::file::{ensure_unchanged, open_input};
 
 /// Decodes the file at `path` from `encoding` into a new private temporary file (UTF-8),
 /// returning it and the SHA-256 of the original bytes. A byte sequence that is not valid in

@@ -7,225 +7,20 @@
 //! (see [`crate::bounding`]), and each input's fingerprint for the ledger. Errors name the file,
 //! the line and the field. Exact cells never leave memory: they go to the protection only.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-
 use crate::policy::{Plan, Statistic};
 
 mod csv;
 mod decode;
+mod error;
+mod file;
+mod request;
 pub mod sql;
+
+pub use error::InputError;
+pub use request::{BoundingEffect, InputResult, ReadOptions, SqlRead};
 
 use csv::read_pass;
 use decode::transcode;
-
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot open input `{path}`")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read input `{path}`")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}: the header has no column `{column}` (needed by {needed_by}); columns are: {available}{suggestion}"
-    )]
-    MissingColumn {
-        path: PathBuf,
-        column: String,
-        needed_by: String,
-        available: String,
-        /// `; did you mean ...?` when a column's name is close.
-        suggestion: String,
-    },
-    #[error(
-        "{path}: too many privacy units for one spill partition (at most 4,294,967,295); split the input"
-    )]
-    TooManyUnits { path: PathBuf },
-    #[error("input `{path}` changed while it was being read; run again once it is complete")]
-    Changed { path: PathBuf },
-    #[error("{path}: the header names column `{column}` twice")]
-    DuplicateColumn { path: PathBuf, column: String },
-    #[error("{path}:{line}: {message}")]
-    Malformed {
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
-    /// Every bad row found, grouped by kind (see `report_rows`).
-    #[error("{message}")]
-    BadRows { message: String },
-    /// An SQL input's problem: connection, authentication, the relation, its columns or values,
-    /// or the server going away. Never shows the connection string or its password.
-    #[error("input `{input}` ({location}): {message}")]
-    Sql {
-        input: String,
-        location: String,
-        message: String,
-        /// The server could not be reached or went away: retry later (exit 5).
-        temporary: bool,
-    },
-    /// An exact `count_units` table counts each privacy unit in one cell, so that its margins
-    /// are the sums of its cells; some units are in several (the message says which table).
-    #[error("{0}")]
-    UnitsInSeveralCells(String),
-    /// An SQL input whose relation cannot count what was asked of it: a column missing or of
-    /// another type, values that are not declared categories or not whole numbers.
-    #[error("input `{input}` ({location}): {message}")]
-    SqlData {
-        input: String,
-        location: String,
-        message: String,
-    },
-    #[error("{path}:{line}: field `{field}`: {message}")]
-    Value {
-        path: PathBuf,
-        line: u64,
-        field: String,
-        message: String,
-    },
-}
-
-impl InputError {
-    /// True when the failure is the machine's (I/O), not the data's.
-    pub fn is_io(&self) -> bool {
-        matches!(self, InputError::Io { .. })
-    }
-
-    /// True when the input cannot count the tables asked of it (a column missing, values that
-    /// are not categories or not whole numbers, privacy units in several cells of a count of
-    /// units): the data are not what the tables need. False for the machine's or the server's
-    /// failures, or a file changing while it is read, which say nothing of the data.
-    pub fn cannot_count(&self) -> bool {
-        use InputError::*;
-        matches!(
-            self,
-            MissingColumn { .. }
-                | DuplicateColumn { .. }
-                | Malformed { .. }
-                | BadRows { .. }
-                | SqlData { .. }
-                | UnitsInSeveralCells(_)
-                | Value { .. }
-        )
-    }
-
-    /// A database that cannot be reached now: the same run may succeed later.
-    pub fn is_temporary(&self) -> bool {
-        matches!(
-            self,
-            InputError::Sql {
-                temporary: true,
-                ..
-            }
-        )
-    }
-
-    /// The same error about the file at `to`, where it named `from` (a decoded copy's errors
-    /// name the original; its lines are the original's).
-    fn renamed(self, from: &Path, to: &Path) -> InputError {
-        use InputError::*;
-        let fix = |p: PathBuf| if p == from { to.to_path_buf() } else { p };
-        match self {
-            Open { path, source } => Open {
-                path: fix(path),
-                source,
-            },
-            Io { path, source } => Io {
-                path: fix(path),
-                source,
-            },
-            MissingColumn {
-                path,
-                column,
-                needed_by,
-                available,
-                suggestion,
-            } => MissingColumn {
-                path: fix(path),
-                column,
-                needed_by,
-                available,
-                suggestion,
-            },
-            TooManyUnits { path } => TooManyUnits { path: fix(path) },
-            Changed { path } => Changed { path: fix(path) },
-            DuplicateColumn { path, column } => DuplicateColumn {
-                path: fix(path),
-                column,
-            },
-            Malformed {
-                path,
-                line,
-                message,
-            } => Malformed {
-                path: fix(path),
-                line,
-                message,
-            },
-            Sql { .. } | SqlData { .. } | UnitsInSeveralCells(_) => self,
-            BadRows { message } => BadRows {
-                message: message.replace(&from.display().to_string(), &to.display().to_string()),
-            },
-            Value {
-                path,
-                line,
-                field,
-                message,
-            } => Value {
-                path: fix(path),
-                line,
-                field,
-                message,
-            },
-        }
-    }
-}
-
-/// What reading one input produced.
-#[derive(Debug)]
-pub struct InputResult {
-    /// Exact cells per table, in the order of the `tables` argument, then the contributors of
-    /// each `sum` among them (distinct units among a cell's kept rows), in the same order. Never
-    /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
-    /// [`saturate`]).
-    pub exact: Vec<Vec<i128>>,
-    /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
-    /// what its units contributed: per cell its units and the largest sums of those in no other
-    /// cell, and each unit in several cells with its sum in each. Never written anywhere.
-    pub whole: Vec<crate::bounding::Whole>,
-    pub sha256: String,
-    /// Rows read (exact; shown by `check` to the data officer only, never published).
-    pub rows: u64,
-    /// Distinct privacy units (microdata only; same caveat).
-    pub units: Option<u64>,
-    /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
-    pub sql: Option<sql::SqlRead>,
-    /// Per table (in the order of the `tables` argument), what its contribution bounds did in
-    /// this read (a microdata file's; empty for pre-counted and SQL inputs, bounded elsewhere).
-    /// For `check`'s eyes only, like `rows`.
-    pub bounding: Vec<BoundingEffect>,
-}
-
-/// What a table's contribution bounds did in one read of a microdata file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BoundingEffect {
-    /// Rows read.
-    pub rows: u64,
-    /// A table of rows (`count_rows`, `sum`), when counted ([`ReadOptions::bounding_effect`]):
-    /// the rows its units keep under `max_rows_per_unit`, then also under `max_rows_per_cell`.
-    /// Which rows a unit keeps is random, so the second varies a little between reads when both
-    /// bounds bind.
-    pub kept: Option<[u64; 2]>,
-    /// A sum: how many of the rows read had a value below its clamp, and above it.
-    pub clamped: Option<[u64; 2]>,
-}
 
 /// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
 /// or sums), the privacy units behind each, and what a sum's units contributed.
@@ -260,50 +55,6 @@ impl Counts {
             frequencies: counts,
             largest: Vec::new(),
             spanning: Vec::new(),
-        }
-    }
-}
-
-/// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadOptions {
-    pub threads: usize,
-    pub min_chunk_bytes: u64,
-    /// Bytes the units' state may take before the input is spilled to disk by unit.
-    pub memory_limit: u64,
-    /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
-    pub progress: bool,
-    /// Count what each table's row bounds keep ([`InputResult::bounding`]'s `kept`), for
-    /// `check`: one more pass over the units' records, so a release does not ask for it.
-    pub bounding_effect: bool,
-}
-
-/// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
-pub fn default_memory_limit() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(4 << 30, |kib| kib * 1024 / 2)
-}
-
-impl Default for ReadOptions {
-    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines).
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ReadOptions {
-            threads: std::env::var("SAFESTAT_THREADS")
-                .ok()
-                .and_then(|t| t.parse::<usize>().ok())
-                .filter(|&t| t > 0)
-                .unwrap_or(cores),
-            min_chunk_bytes: 4 << 20,
-            memory_limit: default_memory_limit(),
-            progress: true,
-            bounding_effect: false,
         }
     }
 }
@@ -345,34 +96,6 @@ pub fn read_input_with(
         .map_err(|e| e.renamed(copy.path(), &spec.path))?;
     result.sha256 = sha256;
     Ok(result)
-}
-
-/// Opens an input and notes its size and modification time, for [`ensure_unchanged`].
-pub(crate) fn open_input(path: &Path) -> Result<(File, std::fs::Metadata), InputError> {
-    let file = File::open(path).map_err(|source| InputError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let before = file.metadata().map_err(|source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok((file, before))
-}
-
-/// Refuses an input whose size or modification time changed since `before`: what was read of
-/// it in separate passes (the counts, the fingerprint) would describe different bytes.
-pub(crate) fn ensure_unchanged(path: &Path, before: &std::fs::Metadata) -> Result<(), InputError> {
-    let after = std::fs::metadata(path).map_err(|source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
-        return Err(InputError::Changed {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(())
 }
 
 /// Where a table's cells are: `(input, position in that input's exact cells)`.
@@ -433,7 +156,7 @@ impl InputData {
     }
 
     /// How each SQL input was read, by name (private, for the ledger).
-    pub fn sql_reads(&self, plan: &Plan) -> std::collections::BTreeMap<String, sql::SqlRead> {
+    pub fn sql_reads(&self, plan: &Plan) -> std::collections::BTreeMap<String, SqlRead> {
         plan.inputs
             .iter()
             .zip(&self.results)

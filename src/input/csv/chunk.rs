@@ -1,7 +1,18 @@
 //! One reader's work on its chunk of the file: count its own units' rows, hand the others' to
 //! their owners; and the reading of pre-counted (aggregated) input.
 
-use super::*;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::layout::describe_cell;
+use super::pass::{ChunkError, Counted, Pass};
+use super::problems::line_of;
+use super::scan::scan_rows;
+use super::units::{Batch, Units, range_of};
 
 /// Rows a reader collects for another reader's units before handing them over.
 pub(super) const HANDOVER_ROWS: usize = 4096;

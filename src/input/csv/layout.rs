@@ -1,7 +1,12 @@
 //! Where everything is in an input's rows: the columns each table reads, and category values
 //! found as small integer codes (after Unicode NFC, never from bytes that are not UTF-8).
 
-use super::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::keys::{INLINE_KEY, key_words};
+use crate::input::InputError;
+use crate::policy::{Dimension, InputKind, Plan, Statistic};
 
 /// Looks up a category value's code, applying the dimension's catch-all. Runs for every
 /// dimension of every row, so values of up to [`CATEGORY_KEY`] bytes are found as five integers

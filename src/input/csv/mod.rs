@@ -5,9 +5,7 @@
 //! Must never print, log or return a data value other than the offending one in an error
 //! message, and never the exact cells it produces.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -15,17 +13,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use crate::policy::{InputKind, Plan};
 
-use crate::bounding::{Bounder, prefetch};
-use crate::policy::{Dimension, InputKind, Plan, Statistic};
-use records::{Quoted, RecordError, Records, Unquoted};
-
-use super::{BoundingEffect, InputError, InputResult, ReadOptions, ensure_unchanged, open_input};
+use super::error::InputError;
+use super::file::{ensure_unchanged, open_input};
+use super::request::{BoundingEffect, InputResult, ReadOptions};
 
 mod chunk;
 mod keys;
 mod layout;
+mod pass;
+mod problems;
 mod progress;
 mod records;
 mod scan;
@@ -33,108 +31,15 @@ mod spill;
 #[cfg(test)]
 mod tests;
 
-use chunk::*;
-use keys::*;
-pub(super) use layout::CategoryIndex;
-use layout::*;
-use progress::*;
-use scan::*;
-use spill::*;
-use units::*;
 mod units;
 
-/// What every reader of one input shares.
-#[derive(Clone, Copy)]
-struct Pass<'a> {
-    pub(super) path: &'a Path,
-    pub(super) layout: &'a Layout,
-    /// The keyed hash of unit keys (one key for the whole input, so readers agree).
-    pub(super) hasher: &'a foldhash::quality::RandomState,
-    /// Per table, the secret key of its `count_units` priorities.
-    pub(super) keys: &'a [[u64; 2]],
-    pub(super) counters: &'a Counters,
-    /// Whether rows are split by the csv crate (the input may quote fields) or by [`Unquoted`].
-    pub(super) quoted: bool,
-    /// Whether a quoted field may hold a line break (the input's `multiline`).
-    pub(super) multiline: bool,
-    /// Whether to count what the row bounds keep ([`ReadOptions::bounding_effect`]).
-    pub(super) bounding_effect: bool,
-}
-
-/// Exact cells per table, with the row and unit counts.
-struct Counted {
-    pub(super) exact: Vec<Vec<i128>>,
-    /// Per exact table's sum, what its units contributed (see [`InputResult::whole`]).
-    pub(super) whole: Vec<crate::bounding::Whole>,
-    pub(super) rows: u64,
-    pub(super) units: u64,
-    /// Per table, the rows kept under its row bounds ([`Bounder::kept_rows`]); empty when not
-    /// asked for ([`ReadOptions::bounding_effect`]).
-    pub(super) kept: Vec<Option<[u64; 2]>>,
-}
-
-impl Counted {
-    /// Adds another reader's (or partition's) counts: its units are not this one's, so the exact
-    /// cells add up.
-    pub(super) fn add(total: Option<Counted>, other: Counted) -> Option<Counted> {
-        let Some(mut total) = total else {
-            return Some(other);
-        };
-        for (cells, add) in total.exact.iter_mut().zip(&other.exact) {
-            for (c, v) in cells.iter_mut().zip(add) {
-                *c += *v;
-            }
-        }
-        // Each reader's lists hold its own units' largest; merged, they hold the largest of
-        // all (longer than needed: the rules read the first few).
-        for (whole, add) in total.whole.iter_mut().zip(other.whole) {
-            for (list, more) in whole.largest.iter_mut().zip(&add.largest) {
-                for &v in more {
-                    crate::bounding::keep_largest(list, v, usize::MAX);
-                }
-            }
-            for (n, m) in whole.units.iter_mut().zip(&add.units) {
-                *n += *m;
-            }
-            whole.spanning.extend(add.spanning);
-        }
-        total.rows += other.rows;
-        total.units += other.units;
-        for (kept, add) in total.kept.iter_mut().zip(&other.kept) {
-            if let (Some(k), Some(a)) = (kept.as_mut(), add) {
-                k[0] += a[0];
-                k[1] += a[1];
-            }
-        }
-        Some(total)
-    }
-}
-
-/// A failure inside a chunk, located by absolute byte offset (turned into a line number only
-/// when reported, since a chunk does not know how many lines precede it).
-enum ChunkError {
-    Io(std::io::Error),
-    /// The chunk's units outgrew its share of the memory limit: spill instead.
-    OverMemory,
-    /// Another reader failed first (it reports why).
-    Aborted,
-    /// The input holds a `"`: it must be read again, in one piece, by the csv crate.
-    Quoted,
-    /// A record the parser cannot read past: reported alone.
-    At {
-        byte: u64,
-        field: Option<usize>,
-        message: String,
-    },
-    /// A sink's verdict on one row (a duplicate cell): collected with the other bad rows.
-    Row {
-        field: Option<usize>,
-        group: String,
-        message: String,
-    },
-    /// The bad rows this reader found (it read on past them, bounding nothing more).
-    Rows(Problems),
-}
+use chunk::{links, read_chunk};
+pub(super) use layout::CategoryIndex;
+use layout::Layout;
+use pass::{ChunkError, Counted, Pass};
+use problems::{Problems, column_name, line_of, report_rows};
+use progress::{Counters, with_progress};
+use spill::read_spilled;
 
 /// One pass over the input: split by [`Unquoted`] in parallel chunks, or, once a `"` has been
 /// seen (`quoted`), by the csv crate in one piece, since a quoted field may hold a newline and a
@@ -452,67 +357,6 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
         field: column_name(layout, col),
         message,
     }
-}
-
-/// The header's name for column `col`, or its number when the row has more fields than the
-/// header (a quoted field can be reported in such a row).
-fn column_name(layout: &Layout, col: usize) -> String {
-    layout.headers.get(col).map_or_else(
-        || {
-            format!(
-                "#{} (beyond the header's {} columns)",
-                col + 1,
-                layout.headers.len()
-            )
-        },
-        |h| String::from_utf8_lossy(h).into_owned(),
-    )
-}
-
-/// The lines of several records at once (see [`line_of`]), in one pass over the file.
-fn lines_of(path: &Path, bytes: &[u64]) -> Vec<u64> {
-    let mut order: Vec<usize> = (0..bytes.len()).collect();
-    order.sort_by_key(|&i| bytes[i]);
-    let mut lines = vec![0; bytes.len()];
-    let Ok(file) = File::open(path) else {
-        return lines;
-    };
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let (mut at, mut line) = (0u64, 1u64);
-    let mut next = order.iter().peekable();
-    let mut buf = [0u8; 1 << 16];
-    'read: loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &buf[..n] {
-            while let Some(&&i) = next.peek() {
-                if at >= bytes[i] && !matches!(b, b'\n' | b'\r') {
-                    lines[i] = line;
-                    next.next();
-                } else {
-                    break;
-                }
-            }
-            if next.peek().is_none() {
-                break 'read;
-            }
-            line += u64::from(b == b'\n');
-            at += 1;
-        }
-    }
-    for &i in next {
-        lines[i] = line;
-    }
-    lines
-}
-
-/// The 1-based line of the record at byte `byte` of the file. The csv crate places a record
-/// before the line ends and blank lines that precede it (so a CRLF file's records start at the
-/// previous line's `\n`): those are passed over.
-fn line_of(path: &Path, byte: u64) -> u64 {
-    lines_of(path, &[byte])[0]
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> InputError {

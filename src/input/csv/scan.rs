@@ -1,8 +1,13 @@
 //! The one place a row's values are parsed and checked, and the bad rows collected, grouped by
 //! kind, for one report.
 
-use super::*;
-use crate::privacy::thousands;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use super::layout::Layout;
+use super::pass::{ChunkError, Pass};
+use super::problems::Problems;
+use super::records::{Quoted, RecordError, Records, Unquoted};
 
 /// One validated row, as the scanner hands it to a sink.
 pub(super) struct Row<'a> {
@@ -247,148 +252,6 @@ fn encode_cell_key<'a>(
             }
         }
     }
-}
-
-/// Kinds of bad rows reported at once; rows of further kinds are only counted.
-pub(super) const MAX_PROBLEM_KINDS: usize = 20;
-/// Kinds a reader tells apart before it only counts (bounds memory on a file full of errors).
-pub(super) const MAX_TRACKED_KINDS: usize = 10_000;
-/// The bad rows a reader found, grouped by kind (a column and what is wrong with it, and for a
-/// category the value), each with its count and its first row. Reading goes on past a bad row,
-/// so that one run reports every kind of problem, not only the first.
-#[derive(Default)]
-pub(super) struct Problems {
-    pub(super) kinds: HashMap<String, ProblemKind>,
-    /// Rows with at least one problem.
-    pub(super) rows: u64,
-    /// Problems of kinds beyond [`MAX_TRACKED_KINDS`].
-    pub(super) untracked: u64,
-    /// The current row has a problem.
-    pub(super) in_row: bool,
-}
-
-pub(super) struct ProblemKind {
-    pub(super) count: u64,
-    /// The first row with it: its byte offset, the field, the message.
-    pub(super) byte: u64,
-    pub(super) field: Option<usize>,
-    pub(super) message: String,
-}
-
-impl Problems {
-    /// Records a problem of kind `group` in the row at `byte`; `message` is made only for the
-    /// first row of its kind.
-    #[cold]
-    pub(super) fn add(
-        &mut self,
-        byte: u64,
-        field: Option<usize>,
-        group: String,
-        message: impl FnOnce() -> String,
-    ) {
-        self.in_row = true;
-        if let Some(kind) = self.kinds.get_mut(&group) {
-            kind.count += 1;
-            if byte < kind.byte {
-                (kind.byte, kind.field, kind.message) = (byte, field, message());
-            }
-        } else if self.kinds.len() < MAX_TRACKED_KINDS {
-            self.kinds.insert(
-                group,
-                ProblemKind {
-                    count: 1,
-                    byte,
-                    field,
-                    message: message(),
-                },
-            );
-        } else {
-            self.untracked += 1;
-        }
-    }
-
-    /// Ends a row; true when it had a problem.
-    pub(super) fn end_row(&mut self) -> bool {
-        let bad = std::mem::take(&mut self.in_row);
-        self.rows += u64::from(bad);
-        bad
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
-    /// Adds another reader's problems.
-    pub(super) fn merge(&mut self, other: Problems) {
-        self.rows += other.rows;
-        self.untracked += other.untracked;
-        for (group, kind) in other.kinds {
-            match self.kinds.get_mut(&group) {
-                Some(mine) => {
-                    mine.count += kind.count;
-                    if kind.byte < mine.byte {
-                        (mine.byte, mine.field, mine.message) =
-                            (kind.byte, kind.field, kind.message);
-                    }
-                }
-                None => {
-                    self.kinds.insert(group, kind);
-                }
-            }
-        }
-    }
-}
-
-/// The bad rows as one error: the kinds in the order of their first row, at most
-/// [`MAX_PROBLEM_KINDS`], each at its first row with how many rows share it. A single bad row
-/// reads as it always did: `file:line: field `x`: what is wrong`.
-pub(super) fn report_rows(path: &Path, layout: &Layout, problems: Problems) -> InputError {
-    let mut kinds: Vec<ProblemKind> = problems.kinds.into_values().collect();
-    kinds.sort_by_key(|k| k.byte);
-    let shown = &kinds[..kinds.len().min(MAX_PROBLEM_KINDS)];
-    let lines = lines_of(path, &shown.iter().map(|k| k.byte).collect::<Vec<_>>());
-    let at = |k: &ProblemKind, line: u64| match k.field {
-        Some(col) => format!(
-            "{}:{line}: field `{}`: {}",
-            path.display(),
-            column_name(layout, col),
-            k.message
-        ),
-        None => format!("{}:{line}: {}", path.display(), k.message),
-    };
-    if problems.rows == 1 && kinds.len() == 1 {
-        return InputError::BadRows {
-            message: at(&kinds[0], lines[0]),
-        };
-    }
-    let mut message = format!(
-        "{}: {} rows are not valid, with {} kind(s) of problem{}:",
-        path.display(),
-        thousands(problems.rows),
-        kinds.len() + usize::from(problems.untracked > 0),
-        if kinds.len() > MAX_PROBLEM_KINDS {
-            format!("; the first {MAX_PROBLEM_KINDS} kinds are shown")
-        } else {
-            String::new()
-        }
-    );
-    for (k, &line) in shown.iter().zip(&lines) {
-        message.push_str("\n  - ");
-        message.push_str(&at(k, line));
-        if k.count > 1 {
-            message.push_str(&format!(
-                " ({} rows like this; the first is shown)",
-                thousands(k.count)
-            ));
-        }
-    }
-    if problems.untracked > 0 {
-        message.push_str(&format!(
-            "\n  - and {} more problems of other kinds",
-            thousands(problems.untracked)
-        ));
-    }
-    InputError::BadRows { message }
 }
 
 /// An integer as Rust's `i64::from_str` reads it (an optional sign, then ASCII digits, within

@@ -1,7 +1,18 @@
 //! The spill path, for inputs whose units outgrow the memory limit: rows go to temporary files
 //! by unit, then each file is bounded on its own.
 
-use super::*;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::Read;
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::chunk::HANDOVER_ROWS;
+use super::pass::{ChunkError, Counted, Pass};
+use super::scan::scan_rows;
+use super::units::{Batch, Units, range_of};
 
 /// The spill path, for inputs whose units do not fit in `memory_limit`: one pass writes every
 /// row (unit key, keyed hash, random priority, cells, values) to one of `partitions` temporary

@@ -1,8 +1,14 @@
 //! Tests of the CSV source: chunking, spilling, bad rows, keys and categories.
 
+use std::collections::HashMap;
+
+use super::keys::{INLINE_KEY, KEY_WORDS, key_words};
+use super::layout::{BadValue, CATEGORY_KEY, category_words};
+use super::scan::parse_i64;
+use super::units::Units;
 use super::*;
 use crate::input::read_input_with;
-use crate::policy::{PolicyFile, validate};
+use crate::policy::{Dimension, PolicyFile, validate};
 
 /// A plan over `data` (written to a temporary `in.csv`) with a `count_rows` table (k = 4),
 /// a `count_units` table (c = 2) and a `sum` table, all by `cell` in `c0..c49, x`.

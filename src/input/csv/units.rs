@@ -1,7 +1,10 @@
 //! The privacy units a reader owns: an open-addressing table of unit records (their bounded
 //! contributions), and the batches in which readers hand each other rows.
 
-use super::*;
+use super::keys::{EMPTY, KEY_WORDS, is_long, key_words, store_long, stored_long};
+use super::layout::Layout;
+use super::pass::ChunkError;
+use crate::bounding::{Bounder, prefetch};
 
 /// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
 /// head, found through an open-addressing table. A lookup touches the table slot and the record

@@ -16,26 +16,14 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use rand::RngCore;
 
 use super::csv::CategoryIndex;
-use super::{InputError, InputResult};
+use super::error::InputError;
+use super::request::{InputResult, SqlRead};
 use crate::hash::sha256_hex;
 use crate::policy::{Plan, Statistic};
 
 mod statements;
 
 pub use statements::{InputStatements, MAX_UNDECLARED};
-
-/// What the ledger (private) records of one SQL input's read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqlRead {
-    /// `version()`, as the server reports it.
-    pub engine: String,
-    /// The relation or query, as the policy states it.
-    pub relation: String,
-    /// `txid_current_snapshot()`: the snapshot every statement saw.
-    pub snapshot: String,
-    /// SHA-256 of every statement sent, in order.
-    pub statements: Vec<String>,
-}
 
 /// The statements that set up the transaction, before [`InputStatements`]'s.
 fn setup_statements(timeout_seconds: u64) -> [String; 3] {

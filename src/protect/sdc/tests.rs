@@ -1,6 +1,9 @@
 //! The known hard cases of cell suppression, each checked against the attacker's audit, and the
 //! audit itself checked against brute force.
 
+use super::pattern::protect_within;
+use super::secondary::exact::{self, Exact};
+use super::secondary::heuristic;
 use super::structure::Layout;
 use super::*;
 
@@ -427,7 +430,7 @@ fn the_exact_method_hides_the_fewest_cells() {
         assert!(hidden_value(&by_value) <= least, "{inner:?}");
         // The heuristic, for comparison, never hides fewer.
         let mut heuristic = p.primary.clone();
-        secondary::suppress(
+        heuristic::suppress(
             &s,
             &values,
             &vec![false; s.cells()],
@@ -483,7 +486,7 @@ fn out_of_rounds_the_last_pattern_is_a_bound_the_heuristic_completes() {
         let (wanted, base) = primaries(&values);
         let none = vec![false; s.cells()];
         let mut hidden = base.clone();
-        let found = optimal::suppress(
+        let found = exact::suppress(
             &s,
             &values,
             &none,
@@ -500,21 +503,21 @@ fn out_of_rounds_the_last_pattern_is_a_bound_the_heuristic_completes() {
         let secondaries = |h: &[bool]| (h.iter().filter(|&&h| h).count() - wanted.len()) as i64;
         assert_eq!(at_least, secondaries(&hidden));
         let mut minimum = base.clone();
-        let found = optimal::suppress(
+        let found = exact::suppress(
             &s,
             &values,
             &none,
             &mut minimum,
             &wanted,
             Objective::Cells,
-            optimal::MAX_ROUNDS,
+            exact::MAX_ROUNDS,
         )
         .unwrap();
         if matches!(found, Exact::Minimum(_)) {
             assert!(at_least <= secondaries(&minimum), "{inner:?}");
         }
         assert!(!short.is_empty());
-        secondary::suppress(&s, &values, &none, &mut hidden, &short, Objective::Cells).unwrap();
+        heuristic::suppress(&s, &values, &none, &mut hidden, &short, Objective::Cells).unwrap();
         assert!(secondaries(&hidden) >= at_least);
         let cells: Vec<usize> = wanted.iter().map(|w| w.0).collect();
         for (&(c, l), (i, _)) in wanted
@@ -702,14 +705,14 @@ fn large_values_keep_the_cuts_separating() {
         let (s, values, _) = table(&[3, 4, 3], &inner);
         let (wanted, mut hidden) = primaries(&values);
         let none = vec![false; s.cells()];
-        let found = optimal::suppress(
+        let found = exact::suppress(
             &s,
             &values,
             &none,
             &mut hidden,
             &wanted,
             Objective::Cells,
-            optimal::MAX_ROUNDS,
+            exact::MAX_ROUNDS,
         )
         .unwrap();
         assert!(matches!(found, Exact::Minimum(_)), "{inner:?}: {found:?}");

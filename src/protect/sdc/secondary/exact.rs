@@ -18,7 +18,7 @@
 //!
 //! Bounding a hidden cell's rise by `B` only makes the modelled attacker stronger than the real
 //! one, whose intervals are unbounded above: a pattern protected here is protected there. Whole
-//! numbers are left to the audit, as for the heuristic ([`super::protect_cells`] raises a level
+//! numbers are left to the audit, as for the heuristic ([`crate::protect::sdc::protect_cells`] raises a level
 //! where they narrow an interval and solves again).
 //!
 //! The duals of one check differ only in their right-hand side, so each component's are one LP
@@ -34,7 +34,7 @@
 //! of at most [`MAX_CANDIDATES`] candidate cells and [`MAX_PRIMARY`] primary cells, for at most
 //! [`MAX_ROUNDS`] rounds of at most [`NODE_LIMIT`] branch-and-bound nodes each; out of rounds, its
 //! last pattern (a lower bound on any protecting pattern's cost) is completed by
-//! [`super::secondary`]'s heuristic for the cells it leaves short; beyond the limits the heuristic
+//! [`super::heuristic`]'s heuristic for the cells it leaves short; beyond the limits the heuristic
 //! chooses the whole pattern; the manifest says which happened. The master problem is solved by
 //! microlp in every build, so the pattern does not depend on the build. Among patterns of as many
 //! cells the one hiding less value is preferred (tie-break weights of under one cell in total);
@@ -42,10 +42,11 @@
 
 use std::collections::BTreeMap;
 
-use super::attack::{Components, Interval, continuous};
-use super::secondary::{Levels, Objective, SecondaryError};
-use super::structure::{Equation, Structure};
-use super::{SdcError, by_core};
+use super::{Levels, Objective, SecondaryError};
+use crate::protect::sdc::SdcError;
+use crate::protect::sdc::attack::{Components, Interval, continuous};
+use crate::protect::sdc::solver::by_core;
+use crate::protect::sdc::structure::{Equation, Structure};
 
 /// The most cells that may become secondaries for the exact method.
 pub const MAX_CANDIDATES: usize = 20_000;
@@ -88,7 +89,7 @@ struct Cut {
 /// hidden before; modified in place) so that every primary cell `(cell, levels)` is protected in
 /// both directions by the continuous attacker; cells `published` before are never hidden, nor are
 /// zeros, unless the structure says a zero may be ([`Structure::zero_hideable`]). Returns the primary cells whose interval in the pattern is already the attacker's with
-/// whole numbers (as [`super::attack()`] would find it), with their intervals, for the audit not
+/// whole numbers (as [`crate::protect::sdc::attack()`] would find it), with their intervals, for the audit not
 /// to solve again; the others may still fall short where only whole numbers narrow their
 /// interval. When the rounds run out, `hidden` holds the last round's pattern, which satisfies
 /// every cut met: no pattern that protects every primary cell costs less. At most `rounds`
@@ -331,7 +332,7 @@ fn master(values: &[i64], cuts: &[Cut], objective: Objective) -> Option<Vec<usiz
 /// direction `up` in `pattern`: from the attacker's dual over the component (see the module's
 /// documentation). The duals differ only in `p`'s right-hand side (1 or -1), so they are one LP
 /// with a variable `z_p` on that side per asking cell, all fixed at zero but the one asking,
-/// re-solved from the last basis from one ask to the next (as the attacker's [`super::sweep`]).
+/// re-solved from the last basis from one ask to the next (as the attacker's `attack::sweep`).
 fn dual_cuts(
     equations: &[&Equation],
     (values, floors): (&[i64], &[i64]),

@@ -13,7 +13,7 @@
 //! cells are never hidden as secondaries (as the peers do by default); visible zeros stay fixed.
 //!
 //! Every pattern is then checked by the attacker's problem with whole numbers
-//! ([`super::attack`]); the LP's change may be fractional where the structure is not totally
+//! ([`crate::protect::sdc::attack`]); the LP's change may be fractional where the structure is not totally
 //! unimodular (three or more dimensions), so a primary cell still short of its levels is
 //! protected again with its level raised by the shortfall, a few rounds at most.
 //!
@@ -25,37 +25,9 @@
 
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, variable};
 
-use super::attack::{Components, Interval, Seen};
-use super::structure::Structure;
-
-/// What secondary suppression minimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Objective {
-    /// The number of hidden cells.
-    Cells,
-    /// The total value hidden.
-    Value,
-}
-
-/// How far an attacker's interval must reach on each side of a primary cell's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Levels {
-    pub up: i64,
-    pub down: i64,
-}
-
-/// Whether `interval` reaches `levels` around `value`.
-pub fn protects(interval: Interval, value: i64, levels: Levels) -> bool {
-    interval.lo <= value - levels.down && interval.hi.is_none_or(|hi| hi >= value + levels.up)
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("secondary suppression could not be computed for cell {cell}: {message}")]
-pub struct SecondaryError {
-    pub cell: usize,
-    pub message: String,
-}
+use super::{Levels, Objective, SecondaryError};
+use crate::protect::sdc::attack::{Components, Seen};
+use crate::protect::sdc::structure::Structure;
 
 /// Hides cells besides `hidden`'s (the primary ones, modified in place) until every primary cell
 /// `(cell, levels)` is protected in both directions by the continuous attacker's problem; cells

@@ -20,8 +20,11 @@ use good_lp::{
 
 use std::collections::{BTreeMap, HashMap};
 
+mod sweep;
+
+use super::solver::{SOLVER, by_core};
 use super::structure::{Equation, Structure};
-use super::sweep::Sweep;
+use sweep::Sweep;
 
 /// What the attacker can infer about one hidden cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +174,7 @@ fn bounds(
             .collect()
     };
     // The problems are independent: one slice of the targets per core, results in target order.
-    super::by_core(targets, 16, some)
+    by_core(targets, 16, some)
 }
 
 /// The tables an attacker cannot rule out that solving has met so far (each problem's optimal
@@ -430,7 +433,7 @@ impl Components {
         } else {
             vars.minimise(objective)
         };
-        let mut model = problem.using(super::SOLVER);
+        let mut model = problem.using(SOLVER);
         let all: Vec<_> = structure.equations().collect();
         for &e in &self.equations[k] {
             let e = all[e];

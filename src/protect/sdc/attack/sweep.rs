@@ -6,7 +6,7 @@
 //! time re-solving from where it was (its dual simplex). So the LP is built once, with a selector
 //! `s_c` per target cell `c`, maximising `s_1 + ... + s_n`, where `s_c <= x_c` (to maximise `x_c`)
 //! or `s_c <= u_c - x_c` (to minimise it), and `0 <= s_c <= u_c`, `u_c` being the cell's upper
-//! bound from single equations ([`super::attack::propagated`]), never below its largest value.
+//! bound from single equations ([`super::propagated`]), never below its largest value.
 //! With every selector fixed at zero but `s_t`, the optimum is `max x_t` (or `u_t - min x_t`): a
 //! fixed selector only asks `x_c >= 0` (or `x_c <= u_c`), which every table satisfies. A target
 //! without a finite `u_c` gets no selector: its LP is solved on its own (it may be unbounded).
@@ -22,7 +22,7 @@
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, Solution, Variable};
 
-use super::structure::Equation;
+use crate::protect::sdc::structure::Equation;
 
 /// One component's LP, ready to optimise any of its target cells in one direction.
 pub struct Sweep {

@@ -1,0 +1,98 @@
+//! What every source gives back for the tables read from one input ([`InputResult`]), and how
+//! an input is read ([`ReadOptions`]).
+
+/// What reading one input produced.
+#[derive(Debug)]
+pub struct InputResult {
+    /// Exact cells per table, in the order of the `tables` argument, then the contributors of
+    /// each `sum` among them (distinct units among a cell's kept rows), in the same order. Never
+    /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
+    /// [`saturate`]).
+    pub exact: Vec<Vec<i128>>,
+    /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
+    /// what its units contributed: per cell its units and the largest sums of those in no other
+    /// cell, and each unit in several cells with its sum in each. Never written anywhere.
+    pub whole: Vec<crate::bounding::Whole>,
+    pub sha256: String,
+    /// Rows read (exact; shown by `check` to the data officer only, never published).
+    pub rows: u64,
+    /// Distinct privacy units (microdata only; same caveat).
+    pub units: Option<u64>,
+    /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
+    pub sql: Option<SqlRead>,
+    /// Per table (in the order of the `tables` argument), what its contribution bounds did in
+    /// this read (a microdata file's; empty for pre-counted and SQL inputs, bounded elsewhere).
+    /// For `check`'s eyes only, like `rows`.
+    pub bounding: Vec<BoundingEffect>,
+}
+
+/// What a table's contribution bounds did in one read of a microdata file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BoundingEffect {
+    /// Rows read.
+    pub rows: u64,
+    /// A table of rows (`count_rows`, `sum`), when counted ([`ReadOptions::bounding_effect`]):
+    /// the rows its units keep under `max_rows_per_unit`, then also under `max_rows_per_cell`.
+    /// Which rows a unit keeps is random, so the second varies a little between reads when both
+    /// bounds bind.
+    pub kept: Option<[u64; 2]>,
+    /// A sum: how many of the rows read had a value below its clamp, and above it.
+    pub clamped: Option<[u64; 2]>,
+}
+
+/// What the ledger (private) records of one SQL input's read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlRead {
+    /// `version()`, as the server reports it.
+    pub engine: String,
+    /// The relation or query, as the policy states it.
+    pub relation: String,
+    /// `txid_current_snapshot()`: the snapshot every statement saw.
+    pub snapshot: String,
+    /// SHA-256 of every statement sent, in order.
+    pub statements: Vec<String>,
+}
+
+/// How an input is read: in how many parallel chunks at most, and how small a chunk may be.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub threads: usize,
+    pub min_chunk_bytes: u64,
+    /// Bytes the units' state may take before the input is spilled to disk by unit.
+    pub memory_limit: u64,
+    /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
+    pub progress: bool,
+    /// Count what each table's row bounds keep ([`InputResult::bounding`]'s `kept`), for
+    /// `check`: one more pass over the units' records, so a release does not ask for it.
+    pub bounding_effect: bool,
+}
+
+/// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
+fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kib| kib * 1024 / 2)
+}
+
+impl Default for ReadOptions {
+    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines).
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ReadOptions {
+            threads: std::env::var("SAFESTAT_THREADS")
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|&t| t > 0)
+                .unwrap_or(cores),
+            min_chunk_bytes: 4 << 20,
+            memory_limit: default_memory_limit(),
+            progress: true,
+            bounding_effect: false,
+        }
+    }
+}
