@@ -1,13 +1,12 @@
 //! safestat: a command-line publisher of privacy-safe statistics.
 //!
 //! The folders follow the data flow (ARCHITECTURE.md): [`policy`] (the file, validated into a
-//! plan; reads no data) -> [`input`] (a source becomes exact cells, bounded by [`bounding`]) ->
+//! plan; reads no data) -> [`input`] (a source becomes exact cells, bounded as the plan says) ->
 //! [`protect`] (opendp's noise, then post-processing of noisy values) -> [`output`] (tables and
 //! the manifest, written atomically). [`ledger`] keeps each dataset's budget and owns the release
 //! transaction; [`privacy`] is the field's vocabulary at the bottom; [`commands`] has one file per
 //! command. The synthetic sample and benchmark data are made by the `safestat-synth` binary.
 
-mod bounding;
 mod cli;
 mod commands;
 mod console;

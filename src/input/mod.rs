@@ -4,8 +4,9 @@
 //! PostgreSQL table or query ([`sql`]: bounded and counted in the server, only per-cell
 //! aggregates come back).
 //! Owns what every source must give: per table the exact cells, bounded as the plan says
-//! (see [`crate::bounding`]), and each input's fingerprint for the ledger. Errors name the file,
-//! the line and the field. Exact cells never leave memory: they go to the protection only.
+//! (in `csv/bounding.rs` for a file, in the server for SQL), and each input's fingerprint for the
+//! ledger. Errors name the file, the line and the field. Exact cells never leave memory: they go
+//! to the protection only.
 
 use crate::policy::{Plan, Statistic};
 
@@ -17,7 +18,7 @@ mod request;
 pub mod sql;
 
 pub use error::InputError;
-pub use request::{BoundingEffect, InputResult, ReadOptions, SqlRead};
+pub use request::{BoundingEffect, InputResult, ReadOptions, SqlRead, Whole, keep_largest};
 
 use csv::read_pass;
 use decode::transcode;
@@ -237,7 +238,7 @@ impl InputData {
 /// among them in a canonical order), the others in `largest` (`k` per cell).
 fn sum_table(
     values: &[i128],
-    whole: &crate::bounding::Whole,
+    whole: &crate::input::Whole,
     (sizes, axes): (&[usize], &[usize]),
     k: usize,
     input: u64,
@@ -251,7 +252,7 @@ fn sum_table(
         sums[c] += values[f];
         units[c] += whole.units[f];
         for &v in &whole.largest[f] {
-            crate::bounding::keep_largest(&mut largest[c], v, k);
+            crate::input::keep_largest(&mut largest[c], v, k);
         }
     }
     // Each unit in several finer cells, in a canonical order (by its sums per finer cell), so

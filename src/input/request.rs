@@ -12,7 +12,7 @@ pub struct InputResult {
     /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
     /// what its units contributed: per cell its units and the largest sums of those in no other
     /// cell, and each unit in several cells with its sum in each. Never written anywhere.
-    pub whole: Vec<crate::bounding::Whole>,
+    pub whole: Vec<Whole>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
@@ -94,5 +94,25 @@ impl Default for ReadOptions {
             progress: true,
             bounding_effect: false,
         }
+    }
+}
+
+/// What the units of one exact sum table ([`crate::policy::Statistic::Total`]) contributed, cell by cell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Whole {
+    /// Per cell, the units with a row in it.
+    pub units: Vec<i128>,
+    /// Per cell, the largest sums (largest first) of the units in this cell alone.
+    pub largest: Vec<Vec<i128>>,
+    /// Each unit in several cells: its sum in each (by cell).
+    pub spanning: Vec<Vec<(u32, i128)>>,
+}
+
+/// Adds `v` to `list` (largest first) if it is among the `k` largest.
+pub fn keep_largest<T: Ord + Copy>(list: &mut Vec<T>, v: T, k: usize) {
+    let at = list.partition_point(|&x| x >= v);
+    if at < k {
+        list.insert(at, v);
+        list.truncate(k);
     }
 }

@@ -8,11 +8,13 @@
 
 use std::path::PathBuf;
 
+mod describe;
 mod folder;
 mod labels;
 mod manifest;
 mod tables;
 
+pub use describe::{Drawn, build_manifest, dp_table_entry, group_entry};
 pub use folder::{
     ensure_absent, finish_partial, partial_folders, remove_partial_files, replace_files,
     write_folder_atomically,
@@ -21,7 +23,7 @@ pub use labels::{coded_csv, published_csv};
 pub use manifest::*;
 pub use tables::{
     Contributors, EXACT_PROTECTION, ExactPublished, PublishedTable, TOTAL_STATUS, Totals,
-    cell_labels, moe_column, read_exact,
+    cell_labels, read_exact,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -315,7 +315,7 @@ pub fn cells_digest(counts: &Counts, k: usize) -> String {
     let mut spanning: Vec<Vec<(usize, i64)>> = Vec::new();
     for unit in &counts.spanning {
         match unit.cells[..] {
-            [(cell, v)] => crate::bounding::keep_largest(&mut largest[cell], v, k),
+            [(cell, v)] => crate::input::keep_largest(&mut largest[cell], v, k),
             _ => spanning.push(unit.cells.clone()),
         }
     }

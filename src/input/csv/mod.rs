@@ -19,6 +19,7 @@ use super::error::InputError;
 use super::file::{ensure_unchanged, open_input};
 use super::request::{BoundingEffect, InputResult, ReadOptions};
 
+mod bounding;
 mod chunk;
 mod keys;
 mod layout;

@@ -29,7 +29,7 @@ pub(super) struct Pass<'a> {
 pub(super) struct Counted {
     pub(super) exact: Vec<Vec<i128>>,
     /// Per exact table's sum, what its units contributed (see [`InputResult::whole`]).
-    pub(super) whole: Vec<crate::bounding::Whole>,
+    pub(super) whole: Vec<crate::input::Whole>,
     pub(super) rows: u64,
     pub(super) units: u64,
     /// Per table, the rows kept under its row bounds ([`Bounder::kept_rows`]); empty when not
@@ -54,7 +54,7 @@ impl Counted {
         for (whole, add) in total.whole.iter_mut().zip(other.whole) {
             for (list, more) in whole.largest.iter_mut().zip(&add.largest) {
                 for &v in more {
-                    crate::bounding::keep_largest(list, v, usize::MAX);
+                    crate::input::keep_largest(list, v, usize::MAX);
                 }
             }
             for (n, m) in whole.units.iter_mut().zip(&add.units) {

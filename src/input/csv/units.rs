@@ -1,10 +1,10 @@
 //! The privacy units a reader owns: an open-addressing table of unit records (their bounded
 //! contributions), and the batches in which readers hand each other rows.
 
+use super::bounding::{Bounder, prefetch};
 use super::keys::{EMPTY, KEY_WORDS, is_long, key_words, store_long, stored_long};
 use super::layout::Layout;
 use super::pass::ChunkError;
-use crate::bounding::{Bounder, prefetch};
 
 /// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
 /// head, found through an open-addressing table. A lookup touches the table slot and the record
@@ -153,7 +153,7 @@ impl Units {
 pub(super) struct Batch {
     pub(super) tables: usize,
     pub(super) hashes: Vec<u64>,
-    /// Each row's random priority (see [`crate::bounding`]).
+    /// Each row's random priority (see `input/csv/bounding.rs`).
     pub(super) prios: Vec<u64>,
     /// Each row's unit key as [`key_words`]; a long key's first word is its offset in `long`.
     pub(super) keys: Vec<[u64; KEY_WORDS]>,

@@ -443,7 +443,7 @@ impl From<postgres::Error> for Filled {
 
 /// A table's exact cells, a sum's contributors per cell, and what an exact sum's units
 /// contributed (its units and largest sums per cell; the units in several cells come apart).
-type Filling = (Vec<i128>, Option<Vec<i128>>, Option<crate::bounding::Whole>);
+type Filling = (Vec<i128>, Option<Vec<i128>>, Option<crate::input::Whole>);
 
 /// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
 /// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
@@ -464,7 +464,7 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
     let mut contributors =
         matches!(table.statistic, Statistic::Sum { .. }).then(|| vec![0i128; cells.len()]);
     let is_sum = whole.is_some() || contributors.is_some();
-    let mut largest = whole.map(|_| crate::bounding::Whole {
+    let mut largest = whole.map(|_| crate::input::Whole {
         units: vec![0; cells.len()],
         largest: vec![Vec::new(); cells.len()],
         spanning: Vec::new(),

@@ -6,7 +6,7 @@
 //! bind parameters.
 //!
 //! ## Bounding in SQL: the CSV path's contract, restated
-//! [`crate::bounding`] keeps, per privacy unit, a uniform random subset of its contributions,
+//! `input/csv/bounding.rs` keeps, per privacy unit, a uniform random subset of its contributions,
 //! chosen by *bottom-k priorities*; the statements below compute the same thing with window
 //! functions partitioned by the unit, so a distributed engine runs them where the unit's rows
 //! live.

@@ -441,7 +441,7 @@ pub fn protect_tables(
             let mut merged = if t.margins {
                 grid_fold(&layouts, &inner.largest, |a: &mut Vec<i64>, b| {
                     for &v in b {
-                        crate::bounding::keep_largest(a, v, k);
+                        crate::input::keep_largest(a, v, k);
                     }
                 })
             } else {
@@ -451,7 +451,7 @@ pub fn protect_tables(
             // sums there together (the grid's sums above counted it once per cell).
             for unit in &inner.spanning {
                 for (point, (sum, cells)) in unit_on_grid(&layouts, t.margins, &unit.cells) {
-                    crate::bounding::keep_largest(&mut merged[point], sum, k);
+                    crate::input::keep_largest(&mut merged[point], sum, k);
                     frequencies[grid[point]] -= cells - 1;
                 }
             }

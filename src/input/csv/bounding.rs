@@ -23,6 +23,7 @@
 //! other cell it has rows in (a unit may be in any number) in a map keyed by (unit, cell). One
 //! record per unit keeps a row's lookup and its updates for all tables within a few cache lines.
 
+use crate::input::{Whole, keep_largest};
 use crate::policy::{Bound, Statistic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,15 +551,6 @@ impl Bounder {
     }
 }
 
-/// Adds `v` to `list` (largest first) if it is among the `k` largest.
-pub fn keep_largest<T: Ord + Copy>(list: &mut Vec<T>, v: T, k: usize) {
-    let at = list.partition_point(|&x| x >= v);
-    if at < k {
-        list.insert(at, v);
-        list.truncate(k);
-    }
-}
-
 /// The `i128` in the two words of `rec` from `at` on.
 fn total(rec: &[u64], at: usize) -> i128 {
     i128::from(rec[at]) | (i128::from(rec[at + 1] as i64) << 64)
@@ -566,17 +558,6 @@ fn total(rec: &[u64], at: usize) -> i128 {
 
 /// Each unit's sum per cell of one exact table but its first, by `(unit id << 32) | cell`.
 type WholeSums = std::collections::HashMap<u64, i128, foldhash::fast::FixedState>;
-
-/// What the units of one exact sum table ([`Statistic::Total`]) contributed, cell by cell.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Whole {
-    /// Per cell, the units with a row in it.
-    pub units: Vec<i128>,
-    /// Per cell, the largest sums (largest first) of the units in this cell alone.
-    pub largest: Vec<Vec<i128>>,
-    /// Each unit in several cells: its sum in each (by cell).
-    pub spanning: Vec<Vec<(u32, i128)>>,
-}
 
 /// Adds a unit's `kept` rows (sorted by priority) into `out`, at most `m` per cell; `per_cell`
 /// lists each cell and how many rows it kept.
