@@ -86,14 +86,10 @@ fn write_made(
         {
             let made_sha = sha256_hex(&bytes);
             if made_sha != o.sha256 {
-                let made_by = &manifest.tool.version;
-                let why = if *made_by == env!("CARGO_PKG_VERSION") {
-                    "although the tables are as published and this is the safestat version that made it: the manifest was altered".to_string()
+                let why = if manifest.tool.report_format == Some(output::REPORT_FORMAT) {
+                    "although the tables are as published and this safestat makes the folder's report format: the manifest was altered".to_string()
                 } else {
-                    format!(
-                        "(it was made by safestat {made_by}, this is {})",
-                        env!("CARGO_PKG_VERSION")
-                    )
+                    format!("({})", output::made_by(&manifest.tool))
                 };
                 return Err(Error::Usage(format!(
                     "`{name}` made from this folder would differ from the one its manifest lists {why}; nothing written: use --out DIR to write it elsewhere"
@@ -428,6 +424,8 @@ fn revision(
     (number, at): (u32, &str),
 ) -> Result<Made, Error> {
     let mut revised = manifest.clone();
+    // Its workbook and report are this safestat's from now on.
+    revised.tool.report_format = Some(output::REPORT_FORMAT);
     revised.presentation = presentation.clone();
     revised.release.title = title.clone();
     let made = render(dir, manifest, &revised)?;

@@ -378,7 +378,6 @@ fn presentation(
             return;
         }
     };
-    let ours = env!("CARGO_PKG_VERSION");
     let mut checked = Vec::new();
     for (name, bytes) in made {
         let Some(listed) = m.outputs.iter().find(|o| o.path == name) else {
@@ -386,10 +385,10 @@ fn presentation(
         };
         if sha256_hex(&bytes) == listed.sha256 {
             checked.push(name);
-        } else if m.tool.version != ours {
+        } else if m.tool.report_format != Some(output::REPORT_FORMAT) {
             folder.notes.push(format!(
-                "`{name}` not compared with what `report` makes: the folder was made by safestat {}, this is {ours}",
-                m.tool.version
+                "`{name}` not compared with what `report` makes: {}; its hash is checked",
+                output::made_by(&m.tool)
             ));
         } else {
             found.push((

@@ -83,6 +83,7 @@ pub fn build_manifest(
             name: "safestat".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             opendp_version: OPENDP_VERSION.into(),
+            report_format: Some(REPORT_FORMAT),
         },
         rng: RngInfo {
             noise: NOISE_RNG.into(),

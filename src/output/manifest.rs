@@ -24,8 +24,8 @@ pub fn presentation_files(release_id: &str) -> [String; 2] {
 }
 
 /// SHA-256 of what a presentation revision never changes: the manifest without its
-/// presentation, the release's title, its revisions and the workbook's and the report's hashes
-/// (compact JSON, keys sorted). The ledger's `published` line records it, each `revised` line
+/// presentation, the release's title, its revisions, the report format and the workbook's and the
+/// report's hashes (compact JSON, keys sorted). The ledger's `published` line records it, each `revised` line
 /// carries it on, and `audit` recomputes it from the folder.
 pub fn content_sha256(m: &Manifest) -> String {
     let mut v = serde_json::to_value(m).expect("serialising to memory");
@@ -34,6 +34,10 @@ pub fn content_sha256(m: &Manifest) -> String {
         o.remove("revisions");
     }
     v["release"]["title"] = serde_json::Value::Null;
+    // Which safestat made the workbook and report is theirs too: a revision remakes them.
+    if let Some(tool) = v["tool"].as_object_mut() {
+        tool.remove("report_format");
+    }
     let presenting = presentation_files(&m.release.id);
     if let Some(outputs) = v["outputs"].as_array_mut() {
         outputs.retain(|o| !presenting.iter().any(|p| o["path"] == p.as_str()));
@@ -55,8 +59,15 @@ pub fn content_sha256(m: &Manifest) -> String {
 /// (`exact_tables[].attacker`: the outsider and each respondent knowing its own contributions),
 /// and the presentation gains the publication's texts (`source`, `organisation`, `contact`,
 /// `period`, `notes`), table numbers (`table_numbers`, `tables[].number`) and the privacy unit's
-/// label.
-pub const MANIFEST_FORMAT: u32 = 8;
+/// label; 9 records which workbook and report the folder's safestat makes (`tool.report_format`).
+pub const MANIFEST_FORMAT: u32 = 9;
+
+/// What `safestat report` makes of a folder's tables and manifest, byte for byte: one more each
+/// time the workbook's or `report.html`'s bytes change for the same folder (a golden test of a
+/// fixture folder holds it). `verify` and `report` compare a folder's workbook and report with
+/// what they make only when its manifest states this format: an older safestat's are checked by
+/// their hashes alone.
+pub const REPORT_FORMAT: u32 = 1;
 
 /// `manifest.json`: what was released and exactly how. The release folder is public, so nothing
 /// here may depend on the data except through the protection: no input digest, path, row or unit
@@ -228,6 +239,10 @@ pub struct ToolInfo {
     pub name: String,
     pub version: String,
     pub opendp_version: String,
+    /// The [`REPORT_FORMAT`] of the safestat that made the workbook and report (absent before
+    /// manifest format 9: made by an earlier one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_format: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -614,4 +629,18 @@ pub fn release_folders(roots: &[PathBuf], dataset: &str) -> Vec<(PathBuf, Manife
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found
+}
+
+/// Who made a folder's workbook and report, when it is not this safestat's report format.
+pub fn made_by(tool: &ToolInfo) -> String {
+    match tool.report_format {
+        Some(f) => format!(
+            "it was made by safestat {} with report format {f}, this one makes format {REPORT_FORMAT}",
+            tool.version
+        ),
+        None => format!(
+            "it was made by safestat {} before report formats were recorded (manifest format 9), this one makes format {REPORT_FORMAT}",
+            tool.version
+        ),
+    }
 }

@@ -88,7 +88,7 @@ fn the_sample_release_publishes_margins_that_add_up_across_tables() {
     }
     // The manifest names the group, its method and solvers; tables outside it say so.
     let m = manifest(&dir);
-    assert_eq!(m["manifest_format"], 8);
+    assert_eq!(m["manifest_format"], 9);
     let groups = m["consistency"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(groups[0]["status"], "estimated");

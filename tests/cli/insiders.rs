@@ -194,7 +194,7 @@ fn a_respondent_cannot_subtract_its_way_into_another_small_cell() {
         "{}",
         m["exact_tables"][0]
     );
-    assert_eq!(m["manifest_format"], 8);
+    assert_eq!(m["manifest_format"], 9);
     s.run(&["audit", "releases/insiders"]).expect_code(0);
     s.run(&["verify", "releases/insiders"]).expect_code(0);
 }

@@ -9,6 +9,7 @@ mod common;
 mod consistency;
 mod crash;
 mod docs;
+mod formats;
 mod insiders;
 mod ledger;
 mod linking;

@@ -124,7 +124,7 @@ fn the_release_writes_a_labelled_workbook_whose_numbers_are_the_csvs() {
         .map(|o| o["path"].as_str().unwrap())
         .collect();
     assert!(outputs.contains(&"disung-2024.xlsx") && outputs.contains(&"report.html"));
-    assert_eq!(m["manifest_format"], 8);
+    assert_eq!(m["manifest_format"], 9);
     assert_eq!(m["presentation"]["language"], "ko");
     s.run(&["audit", DIR]).expect_code(0);
 

@@ -1,0 +1,148 @@
+//! Release folders made by earlier safestats (`tests/fixtures/format-6`, `format-7`: each made by
+//! the commit its `MADE.md` names, from that commit's sample policy and data): `audit`, `verify`,
+//! `report` and `budget` read them as auditors will meet them, and a golden test holds the
+//! workbook's and report's bytes to `REPORT_FORMAT`.
+
+use crate::common::*;
+
+/// A scratch copy of fixture folder `name` (its ledger, release folder, policy and public key).
+fn fixture(name: &str) -> Scratch {
+    fn copy(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let s = Scratch::new();
+    copy(
+        &Path::new(ROOT).join("tests/fixtures").join(name),
+        s.dir.path(),
+    );
+    s
+}
+
+const DIR: &str = "releases/disung-2024";
+const LEDGER: &str = "ledger/disung-victims.jsonl";
+
+#[test]
+fn audit_and_budget_read_folders_of_manifest_formats_6_and_7() {
+    for name in ["format-6", "format-7"] {
+        let s = fixture(name);
+        s.run(&["audit", "--ledger", LEDGER, DIR])
+            .expect_code(0)
+            .stdout_has(&["audit passed"]);
+        // With no folder named, the one the ledger records (a path relative to the ledger).
+        s.run(&["audit", "--ledger", LEDGER])
+            .expect_code(0)
+            .stdout_has(&["audit passed"]);
+        s.run(&["budget", "--ledger", LEDGER])
+            .expect_code(0)
+            .stdout_has(&["disung-2024", "published"]);
+    }
+}
+
+#[test]
+fn verify_checks_an_earlier_folder_and_its_workbook_by_hash_without_calling_it_altered() {
+    let s = fixture("format-7");
+    let run = s.run(&["verify", DIR, "--public-key", "keys/release.key.pub"]);
+    run.expect_code(0).stdout_has(&[
+        "signed",
+        "not compared with what `report` makes",
+        "before report formats were recorded",
+        "1 exact table(s): the attacker's audit re-run",
+    ]);
+    let s = fixture("format-6");
+    s.run(&["verify", DIR])
+        .expect_code(0)
+        .stdout_has(&["unsigned", "before report formats were recorded"]);
+}
+
+#[test]
+fn an_earlier_folder_altered_is_still_caught() {
+    for name in ["format-6", "format-7"] {
+        let s = fixture(name);
+        let csv = s.path(&format!("{DIR}/victims_by_gender.csv"));
+        let text = fs::read_to_string(&csv).unwrap();
+        fs::write(&csv, text.replacen(",published,", ",published ,", 1)).unwrap();
+        s.run(&["verify", DIR]).expect_code(4);
+        s.run(&["audit", "--ledger", LEDGER, DIR]).expect_code(4);
+        // The workbook replaced by another: its listed hash no longer holds.
+        let s = fixture(name);
+        fs::write(s.path(&format!("{DIR}/report.html")), "<html></html>").unwrap();
+        s.run(&["verify", DIR])
+            .expect_code(4)
+            .stdout_has(&["report.html"]);
+    }
+}
+
+#[test]
+fn report_remakes_an_earlier_folder_elsewhere_and_says_why_it_will_not_in_place() {
+    for name in ["format-6", "format-7"] {
+        let s = fixture(name);
+        s.run(&["report", DIR, "--out", "remade"])
+            .expect_code(0)
+            .stdout_has(&["remade/report.html: written"]);
+        let run = s.run(&["report", DIR]);
+        run.expect_code(2)
+            .stderr_has(&["before report formats were recorded", "--out"]);
+        assert!(
+            !run.stderr().contains("the manifest was altered"),
+            "{}",
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn an_earlier_folder_revised_is_this_safestats_and_still_audits() {
+    let s = fixture("format-6");
+    let policy = "policies/disung-2024.toml";
+    let text = fs::read_to_string(s.path(policy)).unwrap();
+    s.write(
+        policy,
+        &replace_once(&text, "language = \"ko\"", "language = \"en\""),
+    );
+    s.run(&["report", DIR, "--policy", policy])
+        .expect_code(0)
+        .stdout_has(&["presentation revision 1", "report.html: rewritten"]);
+    let m = manifest(&s.path(DIR));
+    assert_eq!(m["tool"]["report_format"], 1);
+    assert_eq!(m["manifest_format"], 6);
+    s.run(&["audit", "--ledger", LEDGER, DIR])
+        .expect_code(0)
+        .stdout_has(&["audit passed"]);
+    // Its workbook and report are now what this safestat makes, so they are compared again.
+    s.run(&["verify", DIR])
+        .expect_code(0)
+        .stdout_has(&["made again from the tables, byte for byte"]);
+}
+
+/// The workbook and `report.html` that this safestat makes of a fixed folder. When this test
+/// fails, what `safestat report` makes of the same folder changed: raise `REPORT_FORMAT` in
+/// `src/output/manifest.rs` (so that `verify` does not call the folders of the previous format
+/// altered) and write the new hashes here.
+#[test]
+fn the_report_format_changes_when_the_workbook_or_report_bytes_do() {
+    let s = fixture("format-7");
+    s.run(&["report", DIR, "--out", "remade"]).expect_code(0);
+    let made = [
+        sha256(&s.path("remade/disung-2024.xlsx")),
+        sha256(&s.path("remade/report.html")),
+    ];
+    let source = fs::read_to_string(Path::new(ROOT).join("src/output/manifest.rs")).unwrap();
+    assert!(source.contains("pub const REPORT_FORMAT: u32 = 1;"));
+    assert_eq!(
+        made,
+        [
+            "a428b21b5ad9daed9886bdb83b2802ccf34dd7d0f28d1df0bfe7a766282a30e2".to_string(),
+            "a3b6687b48410e59125d4fb8ab844011cfc72b4db5b58c90f63f1cc18d483782".to_string(),
+        ],
+        "the workbook or report.html of the same folder changed: raise REPORT_FORMAT and update these hashes"
+    );
+}
