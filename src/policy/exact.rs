@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::fields::{Problems, TableProblems, check_name, input_of, total_label_of};
-use super::file::{PrimarySection, TableSection};
+use super::file::{ExactTableSection, GroupSection, PrimarySection, Refused};
 use super::names::{did_you_mean, nfc};
 use super::plan::{
     DEFAULT_TOTAL, Dimension, Dominance, ExactSum, ExactTableSpec, Group, InputKind, InputSpec,
@@ -185,9 +185,10 @@ pub fn check_cycles(tables: &[ExactTableSpec], problems: &mut Problems) {
     }
 }
 
-/// Validates one exact table's section; `None` when it has problems (all reported).
+/// Validates one exact table's section (with the fields its kind refused); `None` when it has
+/// problems (all reported).
 pub(super) fn exact_table(
-    section: TableSection,
+    (section, refused): (ExactTableSection, Vec<Refused>),
     inputs: &[InputSpec],
     dimensions: &[Dimension],
     privacy_unit: &str,
@@ -204,63 +205,90 @@ pub(super) fn exact_table(
         label,
         ok: true,
     };
-    let TableSection {
+    for (field, message) in refused {
+        at.fail(field, message);
+    }
+    let ExactTableSection {
         name,
         input,
         statistic,
         by,
         column,
-        clamp,
-        max_cells_per_unit,
-        max_rows_per_unit,
-        max_rows_per_cell,
-        cost,
-        weight,
-        contributors_cost,
-        mechanism,
-        suppress_below,
-        confidence,
-        consistent,
-        expected_cell_size,
-        title: _,
-        unit: _,
-        number: _,
-        shares,
-        protection: _,
+        total_label,
         margins,
         primary,
         interval_percent,
         secondary,
-        total_label,
         groups,
     } = section;
-    for (field, present) in [
-        ("cost", cost.is_some()),
-        ("weight", weight.is_some()),
-        ("contributors_cost", contributors_cost.is_some()),
-        ("mechanism", mechanism.is_some()),
-        ("suppress_below", suppress_below.is_some()),
-        ("confidence", confidence.is_some()),
-        ("consistent", consistent.is_some()),
-        ("expected_cell_size", expected_cell_size.is_some()),
-        ("shares", shares.is_some()),
-        ("max_cells_per_unit", max_cells_per_unit.is_some()),
-        ("max_rows_per_unit", max_rows_per_unit.is_some()),
-        ("max_rows_per_cell", max_rows_per_cell.is_some()),
-        ("clamp", clamp.is_some()),
-    ] {
-        if present {
-            at.fail(
-                field,
-                "does not apply to an exact table (`protection = \"suppression\"`): it draws no noise and spends no budget; its cells are counted exactly and protected by suppression".to_string(),
-            );
-        }
-    }
     check_name(&name, names, &mut at);
     let input_index = input_of(&input, inputs, &mut at);
     let breakdown = input_index.is_some_and(|i| inputs[i].kind != InputKind::Microdata);
-    // `count_rows` sums 1 per row, `sum` a column: both need each unit's rows.
-    let (summing, rows) = match statistic.as_str() {
+    let (summing, column) = quantity(&statistic, column, (breakdown, privacy_unit, &by), &mut at);
+    let dims = exact_dimensions(
+        by,
+        input_index.map(|i| &inputs[i].kind),
+        dimensions,
+        privacy_unit,
+        &mut at,
+    );
+    let rules = primary_rules(primary, summing, breakdown, &mut at);
+    let interval_percent = interval_percent_of(interval_percent, &mut at);
+    let secondary = secondary_of(secondary.as_deref(), &mut at);
+    let margins = margins.unwrap_or(true);
+    let total_label = total_label_of(total_label, &dims, dimensions, &mut at);
+    if !margins && total_label != DEFAULT_TOTAL {
+        at.fail(
+            "total_label",
+            "labels the margins, and this table publishes none (`margins = false`)".to_string(),
+        );
+    }
+    let groups = groups_of(
+        groups.unwrap_or_default(),
+        (&dims, dimensions),
+        &total_label,
+        &mut at,
+    );
+    if !no_groups(&groups) && !margins {
+        at.fail(
+            "groups",
+            "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
+                .to_string(),
+        );
+    }
+    let (min_frequency, zeros_primary, zeros_secondary, dominance, p_percent) = rules;
+    match (at.ok, input_index) {
+        (true, Some(input)) => Some(ExactTableSpec {
+            name,
+            input,
+            dims,
+            margins,
+            sum: summing.then_some(ExactSum {
+                column,
+                dominance,
+                p_percent,
+            }),
+            min_frequency,
+            zeros_primary,
+            zeros_secondary,
+            interval_percent,
+            secondary,
+            total_label,
+            groups,
+        }),
+        _ => None,
+    }
+}
+
+/// What an exact table adds up: `(summing, column)`, a count of units (not summing), a count of
+/// rows (summing 1 per row) or a sum of a column; `count_rows` and `sum` need each unit's rows.
+fn quantity(
+    statistic: &str,
+    column: Option<String>,
+    (breakdown, privacy_unit, by): (bool, &str, &[String]),
+    at: &mut TableProblems,
+) -> (bool, Option<String>) {
+    let (summing, rows) = match statistic {
         "count_units" => (false, false),
         "count_rows" => (true, true),
         "sum" => (true, false),
@@ -295,21 +323,32 @@ pub(super) fn exact_table(
     }
     if let Some(c) = column
         .as_ref()
-        .filter(|c| **c == privacy_unit || by.contains(c))
+        .filter(|c| c.as_str() == privacy_unit || by.contains(c))
     {
         at.fail(
             "column",
             format!("`{c}` is the privacy unit or a dimension; sum a column of values"),
         );
     }
+    (summing, column)
+}
+
+/// The `by` columns as indices into the plan's dimensions, and the table's size with its margins
+/// within [`MAX_EXACT_CELLS`].
+fn exact_dimensions(
+    by: Vec<String>,
+    input_kind: Option<&InputKind>,
+    dimensions: &[Dimension],
+    privacy_unit: &str,
+    at: &mut TableProblems,
+) -> Vec<usize> {
     let mut dims = Vec::new();
     for b in by.into_iter().map(nfc) {
         if b == privacy_unit {
             at.fail("by", format!("`{b}` is the privacy unit"));
             continue;
         }
-        if let Some(InputKind::Aggregated { count_column, .. }) =
-            input_index.map(|i| &inputs[i].kind)
+        if let Some(InputKind::Aggregated { count_column, .. }) = input_kind
             && b == *count_column
         {
             at.fail("by", format!("`{b}` is the input's count column"));
@@ -346,8 +385,18 @@ pub(super) fn exact_table(
             ),
         );
     }
+    dims
+}
+
+/// The primary rules: `(min_frequency, zeros_primary, zeros_secondary, dominance, p_percent)`.
+fn primary_rules(
+    primary: Option<PrimarySection>,
+    summing: bool,
+    breakdown: bool,
+    at: &mut TableProblems,
+) -> (i64, bool, bool, Option<Dominance>, Option<u32>) {
     let (dominance, p_percent) = primary.as_ref().map_or((None, None), |p| {
-        sensitivity_rules(p, summing, breakdown, &mut at)
+        sensitivity_rules(p, summing, breakdown, at)
     });
     let zeros_secondary = primary
         .as_ref()
@@ -379,7 +428,18 @@ pub(super) fn exact_table(
             (0, false)
         }
     };
-    let interval_percent = match interval_percent {
+    (
+        min_frequency,
+        zeros_primary,
+        zeros_secondary,
+        dominance,
+        p_percent,
+    )
+}
+
+/// How far an attacker's interval for a hidden cell must reach, in percent of its value.
+fn interval_percent_of(interval_percent: Option<f64>, at: &mut TableProblems) -> f64 {
+    match interval_percent {
         Some(p) if p.is_finite() && (0.0..=100.0).contains(&p) => p,
         Some(p) => {
             at.fail(
@@ -395,8 +455,12 @@ pub(super) fn exact_table(
             );
             0.0
         }
-    };
-    let secondary = match secondary.as_deref() {
+    }
+}
+
+/// What secondary suppression minimises (default: cells).
+fn secondary_of(secondary: Option<&str>, at: &mut TableProblems) -> SecondaryObjective {
+    match secondary {
         None | Some("cells") => SecondaryObjective::Cells,
         Some("value") => SecondaryObjective::Value,
         Some(other) => {
@@ -409,16 +473,19 @@ pub(super) fn exact_table(
             );
             SecondaryObjective::Cells
         }
-    };
-    let total_label = total_label_of(total_label, &dims, dimensions, &mut at);
-    if !margins.unwrap_or(true) && total_label != DEFAULT_TOTAL {
-        at.fail(
-            "total_label",
-            "labels the margins, and this table publishes none (`margins = false`)".to_string(),
-        );
     }
+}
+
+/// Per dimension (in `by` order), its groups of categories, each checked against the dimension's
+/// categories, the total's label and the other groups, and the table's size with them.
+fn groups_of(
+    sections: Vec<GroupSection>,
+    (dims, dimensions): (&[usize], &[Dimension]),
+    total_label: &str,
+    at: &mut TableProblems,
+) -> Vec<Vec<Group>> {
     let mut grouped: Vec<Vec<Group>> = vec![Vec::new(); dims.len()];
-    for (k, g) in groups.unwrap_or_default().into_iter().enumerate() {
+    for (k, g) in sections.into_iter().enumerate() {
         let field = format!("groups[{k}]");
         let name = nfc(g.name);
         let Some(j) = dims
@@ -434,59 +501,14 @@ pub(super) fn exact_table(
             );
             continue;
         };
-        let dim = &dimensions[dims[j]];
         let members: Vec<String> = g.categories.into_iter().map(nfc).collect();
-        if name.trim().is_empty() || name.trim() != name {
-            at.fail(
-                &field,
-                format!("`{name}` cannot name a group: give a word, without surrounding spaces"),
-            );
-        } else if name == total_label || dim.categories.contains(&name) {
-            at.fail(
-                &field,
-                format!(
-                    "`{name}` is already a category or the total's label of `{}`: its rows could not be told apart",
-                    dim.name
-                ),
-            );
-        } else if grouped[j].iter().any(|x| x.name == name) {
-            at.fail(
-                &field,
-                format!("`{}` has two groups named `{name}`", dim.name),
-            );
-        }
-        if members.is_empty() {
-            at.fail(&field, format!("group `{name}` has no categories"));
-        }
-        for (i, m) in members.iter().enumerate() {
-            if !dim.categories.contains(m) {
-                at.fail(
-                    &field,
-                    format!(
-                        "`{m}` is not a category of `{}`{}",
-                        dim.name,
-                        did_you_mean(m, dim.categories.iter().map(String::as_str))
-                    ),
-                );
-            } else if members[..i].contains(m) {
-                at.fail(&field, format!("group `{name}` lists `{m}` twice"));
-            }
-        }
-        let mut sorted = members.clone();
-        sorted.sort_unstable();
-        if let Some(same) = grouped[j].iter().find(|x| {
-            let mut theirs = x.categories.clone();
-            theirs.sort_unstable();
-            theirs == sorted
-        }) {
-            at.fail(
-                &field,
-                format!(
-                    "group `{name}` has the same categories as group `{}`: one subtotal, published twice",
-                    same.name
-                ),
-            );
-        }
+        check_group(
+            &field,
+            (&name, &members),
+            &dimensions[dims[j]],
+            (total_label, &grouped[j]),
+            at,
+        );
         grouped[j].push(Group {
             name,
             categories: members,
@@ -504,33 +526,69 @@ pub(super) fn exact_table(
             ),
         );
     }
-    if !no_groups(&grouped) && !margins.unwrap_or(true) {
+    grouped
+}
+
+/// One group `(name, members)` of dimension `dim`: a name that is no category, total or other
+/// group's, members that are the dimension's categories once each, and not another group's
+/// members again.
+fn check_group(
+    field: &str,
+    (name, members): (&str, &[String]),
+    dim: &Dimension,
+    (total_label, others): (&str, &[Group]),
+    at: &mut TableProblems,
+) {
+    if name.trim().is_empty() || name.trim() != name {
         at.fail(
-            "groups",
-            "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
-                .to_string(),
+            field,
+            format!("`{name}` cannot name a group: give a word, without surrounding spaces"),
+        );
+    } else if name == total_label || dim.categories.iter().any(|c| c == name) {
+        at.fail(
+            field,
+            format!(
+                "`{name}` is already a category or the total's label of `{}`: its rows could not be told apart",
+                dim.name
+            ),
+        );
+    } else if others.iter().any(|x| x.name == name) {
+        at.fail(
+            field,
+            format!("`{}` has two groups named `{name}`", dim.name),
         );
     }
-    match (at.ok, input_index) {
-        (true, Some(input)) => Some(ExactTableSpec {
-            name,
-            input,
-            dims,
-            margins: margins.unwrap_or(true),
-            sum: summing.then_some(ExactSum {
-                column,
-                dominance,
-                p_percent,
-            }),
-            min_frequency,
-            zeros_primary,
-            zeros_secondary,
-            interval_percent,
-            secondary,
-            total_label,
-            groups: grouped,
-        }),
-        _ => None,
+    if members.is_empty() {
+        at.fail(field, format!("group `{name}` has no categories"));
+    }
+    for (i, m) in members.iter().enumerate() {
+        if !dim.categories.contains(m) {
+            at.fail(
+                field,
+                format!(
+                    "`{m}` is not a category of `{}`{}",
+                    dim.name,
+                    did_you_mean(m, dim.categories.iter().map(String::as_str))
+                ),
+            );
+        } else if members[..i].contains(m) {
+            at.fail(field, format!("group `{name}` lists `{m}` twice"));
+        }
+    }
+    let mut sorted = members.to_vec();
+    sorted.sort_unstable();
+    if let Some(same) = others.iter().find(|x| {
+        let mut theirs = x.categories.clone();
+        theirs.sort_unstable();
+        theirs == sorted
+    }) {
+        at.fail(
+            field,
+            format!(
+                "group `{name}` has the same categories as group `{}`: one subtotal, published twice",
+                same.name
+            ),
+        );
     }
 }
 

@@ -220,6 +220,182 @@ pub struct TableSection {
     pub groups: Option<Vec<GroupSection>>,
 }
 
+/// A `[[table]]` section as its kind: what a differentially private table may state, or what an
+/// exact one may. [`TableSection::into_kind`] tells them apart by `protection` and refuses, in
+/// one place and with the reason, every field the kind does not have, so the validators of each
+/// kind receive a type without the other's fields.
+pub enum TableKind {
+    Dp(DpTableSection),
+    Exact(ExactTableSection),
+}
+
+/// A differentially private table's section (`protection = "dp"`, the default).
+pub struct DpTableSection {
+    pub name: String,
+    pub input: String,
+    pub statistic: String,
+    pub by: Vec<String>,
+    pub column: Option<String>,
+    pub total_label: Option<String>,
+    pub clamp: Option<[i64; 2]>,
+    pub max_cells_per_unit: Option<u32>,
+    pub max_rows_per_unit: Option<u32>,
+    pub max_rows_per_cell: Option<u32>,
+    pub cost: Option<CostSection>,
+    pub weight: Option<f64>,
+    pub contributors_cost: Option<CostSection>,
+    pub mechanism: Option<String>,
+    pub suppress_below: Option<i64>,
+    pub confidence: Option<f64>,
+    pub consistent: Option<bool>,
+    pub shares: Option<bool>,
+    pub expected_cell_size: Option<u64>,
+}
+
+/// An exact table's section (`protection = "suppression"`): no noise, no budget.
+pub struct ExactTableSection {
+    pub name: String,
+    pub input: String,
+    pub statistic: String,
+    pub by: Vec<String>,
+    pub column: Option<String>,
+    pub total_label: Option<String>,
+    pub margins: Option<bool>,
+    pub primary: Option<PrimarySection>,
+    pub interval_percent: Option<f64>,
+    pub secondary: Option<String>,
+    pub groups: Option<Vec<GroupSection>>,
+}
+
+/// A field that does not apply to a table's kind, and why: `(field, message)`.
+pub type Refused = (&'static str, String);
+
+const NOT_EXACT: &str = "does not apply to an exact table (`protection = \"suppression\"`): it draws no noise and spends no budget; its cells are counted exactly and protected by suppression";
+const ONLY_EXACT_GROUPS: &str = "does not apply here: only exact tables (`protection = \"suppression\"`) publish subtotals of groups of categories; a DP table's subtotals are tables of their own (`by` fewer dimensions)";
+const ONLY_EXACT_RULES: &str = "does not apply here: only exact tables (`protection = \"suppression\"`) have suppression rules; a DP table's cells are suppressed on noisy values (`suppress_below`)";
+
+impl TableSection {
+    /// The section as its kind (`protection = "suppression"`: exact; `dp`, none or anything else:
+    /// differentially private), with every field given that the kind does not have, and an
+    /// unknown `protection`, refused. Its title, unit, number and shares are the presentation's,
+    /// read before.
+    pub fn into_kind(self) -> (TableKind, Vec<Refused>) {
+        let TableSection {
+            name,
+            input,
+            statistic,
+            by,
+            column,
+            clamp,
+            max_cells_per_unit,
+            max_rows_per_unit,
+            max_rows_per_cell,
+            cost,
+            weight,
+            contributors_cost,
+            mechanism,
+            suppress_below,
+            confidence,
+            consistent,
+            title: _,
+            unit: _,
+            number: _,
+            shares,
+            expected_cell_size,
+            protection,
+            margins,
+            primary,
+            interval_percent,
+            secondary,
+            total_label,
+            groups,
+        } = self;
+        let refuse = |given: &[(&'static str, bool)], why: &str| -> Vec<Refused> {
+            given
+                .iter()
+                .filter(|(_, present)| *present)
+                .map(|(field, _)| (*field, why.to_string()))
+                .collect()
+        };
+        if protection.as_deref() == Some("suppression") {
+            let refused = refuse(
+                &[
+                    ("cost", cost.is_some()),
+                    ("weight", weight.is_some()),
+                    ("contributors_cost", contributors_cost.is_some()),
+                    ("mechanism", mechanism.is_some()),
+                    ("suppress_below", suppress_below.is_some()),
+                    ("confidence", confidence.is_some()),
+                    ("consistent", consistent.is_some()),
+                    ("expected_cell_size", expected_cell_size.is_some()),
+                    ("shares", shares.is_some()),
+                    ("max_cells_per_unit", max_cells_per_unit.is_some()),
+                    ("max_rows_per_unit", max_rows_per_unit.is_some()),
+                    ("max_rows_per_cell", max_rows_per_cell.is_some()),
+                    ("clamp", clamp.is_some()),
+                ],
+                NOT_EXACT,
+            );
+            let section = ExactTableSection {
+                name,
+                input,
+                statistic,
+                by,
+                column,
+                total_label,
+                margins,
+                primary,
+                interval_percent,
+                secondary,
+                groups,
+            };
+            return (TableKind::Exact(section), refused);
+        }
+        let mut refused = Vec::new();
+        if let Some(p) = protection.as_deref().filter(|p| *p != "dp") {
+            refused.push((
+                "protection",
+                format!(
+                    "`{p}`: use `dp` (differential privacy, the default) or `suppression` (exact values, cell suppression){}",
+                    super::names::did_you_mean(p, ["dp", "suppression"])
+                ),
+            ));
+        }
+        refused.extend(refuse(&[("groups", groups.is_some())], ONLY_EXACT_GROUPS));
+        refused.extend(refuse(
+            &[
+                ("margins", margins.is_some()),
+                ("primary", primary.is_some()),
+                ("interval_percent", interval_percent.is_some()),
+                ("secondary", secondary.is_some()),
+            ],
+            ONLY_EXACT_RULES,
+        ));
+        let section = DpTableSection {
+            name,
+            input,
+            statistic,
+            by,
+            column,
+            total_label,
+            clamp,
+            max_cells_per_unit,
+            max_rows_per_unit,
+            max_rows_per_cell,
+            cost,
+            weight,
+            contributors_cost,
+            mechanism,
+            suppress_below,
+            confidence,
+            consistent,
+            shares,
+            expected_cell_size,
+        };
+        (TableKind::Dp(section), refused)
+    }
+}
+
 /// `{ dimension = "region", name = "capital", categories = ["seoul", "incheon"] }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

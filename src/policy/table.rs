@@ -1,6 +1,6 @@
 //! Validation of the `[[table]]` sections: one small function per field kind.
 //!
-//! Every field of [`TableSection`] is destructured in [`table`], so a new field cannot skip
+//! Every field of [`DpTableSection`] is destructured in [`table`], so a new field cannot skip
 //! validation; each problem is reported against the table and the field, and all of them are
 //! collected before the policy is refused.
 
@@ -10,7 +10,7 @@ use super::fields::{
     Defaults, Problems, TableProblems, check_name, cost_from_section, input_of, parse_mechanism,
     total_label_of,
 };
-use super::file::{CostSection, TableSection};
+use super::file::{CostSection, DpTableSection, Refused};
 use super::names::{did_you_mean, nfc};
 use super::plan::{CostSource, Dimension, InputKind, InputSpec, TableSpec};
 use super::statistic::{MAX_CELLS_PER_TABLE, MAX_SLOTS, MAX_UNIT_CONTRIBUTION, Statistic};
@@ -55,18 +55,18 @@ impl TableProblems<'_> {
 /// Validates every table; returns the valid ones (the policy is refused if any problem was
 /// found).
 pub(super) fn tables(
-    sections: Vec<TableSection>,
+    sections: Vec<(DpTableSection, Vec<Refused>)>,
     context: &TableContext,
     problems: &mut Problems,
 ) -> Vec<TableSpec> {
     let total_weight: f64 = sections
         .iter()
-        .filter_map(|t| t.weight)
+        .filter_map(|(t, _)| t.weight)
         .filter(|w| *w > 0.0)
         .sum();
     let mut names = BTreeSet::new();
     let mut specs = Vec::new();
-    for (i, section) in sections.into_iter().enumerate() {
+    for (i, (section, refused)) in sections.into_iter().enumerate() {
         let label = if section.name.is_empty() {
             format!("[[table]] #{}", i + 1)
         } else {
@@ -77,6 +77,9 @@ pub(super) fn tables(
             label,
             ok: true,
         };
+        for (field, message) in refused {
+            at.fail(field, message);
+        }
         if let Some(spec) = table(section, context, total_weight, &mut names, &mut at) {
             specs.push(spec);
         }
@@ -92,18 +95,19 @@ struct BoundFields {
 }
 
 fn table(
-    section: TableSection,
+    section: DpTableSection,
     context: &TableContext,
     total_weight: f64,
     names: &mut BTreeSet<String>,
     at: &mut TableProblems,
 ) -> Option<TableSpec> {
-    let TableSection {
+    let DpTableSection {
         name,
         input,
         statistic,
         by,
         column,
+        total_label,
         clamp,
         max_cells_per_unit,
         max_rows_per_unit,
@@ -115,37 +119,9 @@ fn table(
         suppress_below,
         confidence,
         consistent,
-        expected_cell_size,
-        title: _,
-        unit: _,
-        number: _,
         shares,
-        // `protection = "suppression"` tables are validated by `exact`; these are theirs.
-        protection: _,
-        margins,
-        primary,
-        interval_percent,
-        secondary,
-        total_label,
-        groups,
+        expected_cell_size,
     } = section;
-    at.forbid(
-        "groups",
-        groups.is_some(),
-        "only exact tables (`protection = \"suppression\"`) publish subtotals of groups of categories; a DP table's subtotals are tables of their own (`by` fewer dimensions)",
-    );
-    for (field, present) in [
-        ("margins", margins.is_some()),
-        ("primary", primary.is_some()),
-        ("interval_percent", interval_percent.is_some()),
-        ("secondary", secondary.is_some()),
-    ] {
-        at.forbid(
-            field,
-            present,
-            "only exact tables (`protection = \"suppression\"`) have suppression rules; a DP table's cells are suppressed on noisy values (`suppress_below`)",
-        );
-    }
     if expected_cell_size == Some(0) {
         at.fail(
             "expected_cell_size",

@@ -12,7 +12,7 @@ use super::exact;
 use super::fields::{Defaults, Problems, cost_from_section, parse_mechanism};
 use super::file::{
     DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile, ReleaseSection,
-    SqlSection,
+    SqlSection, TableKind,
 };
 use super::labels;
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
@@ -102,19 +102,13 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     if tables.is_empty() {
         problems.add("[[table]]", "the policy declares no tables".to_string());
     }
-    // Exact tables (`protection = "suppression"`) are validated on their own: they spend nothing.
-    let (exact_sections, tables): (Vec<_>, Vec<_>) = tables
-        .into_iter()
-        .partition(|t| t.protection.as_deref() == Some("suppression"));
-    for t in &tables {
-        if let Some(p) = t.protection.as_deref().filter(|p| *p != "dp") {
-            problems.add(
-                &format!("table `{}`, field `protection`", t.name),
-                format!(
-                    "`{p}`: use `dp` (differential privacy, the default) or `suppression` (exact values, cell suppression){}",
-                    did_you_mean(p, ["dp", "suppression"])
-                ),
-            );
+    // Each section as its kind: exact tables (`protection = "suppression"`) are validated on
+    // their own, they spend nothing.
+    let (mut dp_sections, mut exact_sections) = (Vec::new(), Vec::new());
+    for t in tables {
+        match t.into_kind() {
+            (TableKind::Dp(section), refused) => dp_sections.push((section, refused)),
+            (TableKind::Exact(section), refused) => exact_sections.push((section, refused)),
         }
     }
     let mut exact_names = std::collections::BTreeSet::new();
@@ -159,7 +153,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         release_cost: release.cost,
         defaults,
     };
-    let tables = table::tables(tables, &context, &mut problems);
+    let tables = table::tables(dp_sections, &context, &mut problems);
     for t in &tables {
         if exact_names.contains(&t.name.to_ascii_lowercase()) {
             problems.add(
@@ -704,6 +698,42 @@ mod tests {
     fn validate_str(text: &str) -> Result<Plan, String> {
         let file = PolicyFile::parse(text, Path::new("p.toml")).map_err(|e| e.to_string())?;
         validate(file, Path::new("dir/p.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_kind_of_table_refuses_the_other_kinds_fields_with_the_reason() {
+        // A DP table given an exact table's rules, and an unknown protection.
+        let dp = SAMPLE.replace(
+            "cost = { rho = 0.5 }",
+            "cost = { rho = 0.5 }\nprimary = { min_frequency = 5 }\ngroups = []\nprotection = \"supression\"",
+        );
+        let e = validate_str(&dp).unwrap_err();
+        for part in [
+            "table `t`, field `primary`: does not apply here: only exact tables",
+            "table `t`, field `groups`: does not apply here: only exact tables (`protection = \"suppression\"`) publish subtotals",
+            "table `t`, field `protection`: `supression`: use `dp`",
+            "did you mean `suppression`",
+        ] {
+            assert!(e.contains(part), "{part} not in {e}");
+        }
+        // An exact table given a DP table's noise and bounds.
+        let exact = SAMPLE.replace(
+            "cost = { rho = 0.5 }",
+            "cost = { rho = 0.5 }\nprotection = \"suppression\"\nprimary = { min_frequency = 5 }\ninterval_percent = 20\nconfidence = 0.9",
+        );
+        let e = validate_str(&exact).unwrap_err();
+        for field in ["cost", "max_rows_per_unit", "confidence"] {
+            let part = format!("table `t`, field `{field}`: does not apply to an exact table");
+            assert!(e.contains(&part), "{part} not in {e}");
+        }
+        assert!(!e.contains("field `primary`"), "{e}");
+        // Without them, each is valid.
+        let exact = exact
+            .replace("cost = { rho = 0.5 }\n", "")
+            .replace("max_rows_per_unit = 4\n", "")
+            .replace("confidence = 0.9", "");
+        let plan = validate_str(&exact).unwrap();
+        assert_eq!((plan.tables.len(), plan.exact_tables.len()), (0, 1));
     }
 
     #[test]
