@@ -7,19 +7,22 @@ use std::path::Path;
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::input::sql;
+use crate::input::{Count, sql};
 use crate::policy;
 
 pub fn run(policy: &Path) -> Result<(), Error> {
     // As `release` reads: the exact tables' counts are statements too.
-    let plan = crate::input::reading_plan(&policy::load(policy)?).plan;
+    let plan = policy::load(policy)?;
+    let counts = crate::input::reading_plan(&plan).counts;
     let mut r = String::new();
     let mut any = false;
     for (input, spec) in plan.inputs.iter().enumerate() {
         let Some(source) = &spec.sql else { continue };
         any = true;
-        let tables: Vec<usize> = (0..plan.tables.len())
-            .filter(|&t| plan.tables[t].input == input)
+        let of_input: Vec<Count> = counts
+            .iter()
+            .filter(|c| c.input == input)
+            .cloned()
             .collect();
         let _ = writeln!(
             r,
@@ -32,7 +35,7 @@ pub fn run(policy: &Path) -> Result<(), Error> {
             r,
             "-- one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; then, in order:"
         );
-        for (i, sent) in sql::script(&plan, input, &tables).iter().enumerate() {
+        for (i, sent) in sql::script(&plan, input, &of_input).iter().enumerate() {
             let _ = writeln!(r, "\n-- [{}] {}", i + 1, sent.purpose);
             let _ = writeln!(r, "-- sha256 {}", sha256_hex(sent.sql.as_bytes()));
             for p in &sent.parameters {

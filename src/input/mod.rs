@@ -18,7 +18,7 @@ mod request;
 pub mod sql;
 
 pub use error::InputError;
-pub use request::{BoundingEffect, InputResult, ReadOptions, SqlRead, Whole, keep_largest};
+pub use request::{BoundingEffect, Count, InputResult, ReadOptions, SqlRead, Whole, keep_largest};
 
 use csv::read_pass;
 use decode::transcode;
@@ -71,21 +71,21 @@ pub fn saturate(cells: Vec<i128>) -> Vec<i64> {
         .collect()
 }
 
-/// Reads input `input` of `plan` once and computes the exact cells of `tables` (indices into
-/// `plan.tables`, all reading this input), in parallel chunks and spilling to disk as `options`
-/// say (tests use tiny chunks to split units across them).
+/// Reads input `input` of `plan` once and computes the exact cells of `counts` (all of this
+/// input), in parallel chunks and spilling to disk as `options` say (tests use tiny chunks to
+/// split units across them).
 pub fn read_input_with(
     plan: &Plan,
     input: usize,
-    tables: &[usize],
+    counts: &[Count],
     options: ReadOptions,
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     if spec.sql.is_some() {
-        return sql::read_sql(plan, input, tables);
+        return sql::read_sql(plan, input, counts);
     }
     let Some(encoding) = spec.encoding else {
-        return read_pass(plan, input, tables, options, false);
+        return read_pass(plan, input, counts, options, false);
     };
     // A legacy encoding is decoded to a private UTF-8 copy first (lines stay where they are, so
     // errors name the original's lines); the fingerprint is the original's bytes'.
@@ -93,7 +93,7 @@ pub fn read_input_with(
     let mut decoded = plan.clone();
     decoded.inputs[input].path = copy.path().to_path_buf();
     decoded.inputs[input].encoding = None;
-    let mut result = read_pass(&decoded, input, tables, options, false)
+    let mut result = read_pass(&decoded, input, counts, options, false)
         .map_err(|e| e.renamed(copy.path(), &spec.path))?;
     result.sha256 = sha256;
     Ok(result)
@@ -328,51 +328,75 @@ pub fn cell_map(sizes: &[usize], axes: &[usize]) -> Vec<usize> {
 /// its union table, and each of its tables is summed from that one bounded table.
 pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
     let reading = reading_plan(plan);
-    let tables = &reading.plan.tables;
+    let counts = &reading.counts;
     let mut results = Vec::new();
-    let mut slot = vec![(0, 0); tables.len()];
-    let mut contributors_at: Vec<Option<Slot>> = vec![None; tables.len()];
-    let mut largest = vec![0; tables.len()];
-    for input in 0..reading.plan.inputs.len() {
-        let of_input: Vec<usize> = (0..tables.len())
-            .filter(|&t| tables[t].input == input)
+    // Where each count's cells are among its input's, its contributors' (a DP sum's, after every
+    // count of the input) and its position among the input's exact sums (`InputResult::whole`).
+    let mut slot = vec![(0, 0); counts.len()];
+    let mut contributors_at: Vec<Option<Slot>> = vec![None; counts.len()];
+    let mut largest = vec![0; counts.len()];
+    for input in 0..plan.inputs.len() {
+        let of_input: Vec<usize> = (0..counts.len())
+            .filter(|&k| counts[k].input == input)
             .collect();
-        for (pos, &t) in of_input.iter().enumerate() {
-            slot[t] = (input, pos);
+        for (pos, &k) in of_input.iter().enumerate() {
+            slot[k] = (input, pos);
         }
         let totals = of_input
             .iter()
-            .filter(|&&t| matches!(tables[t].statistic, Statistic::Total { .. }));
-        for (j, &t) in totals.enumerate() {
-            largest[t] = j;
+            .filter(|&&k| matches!(counts[k].statistic, Statistic::Total { .. }));
+        for (j, &k) in totals.enumerate() {
+            largest[k] = j;
         }
-        // A sum's contributors follow every table of its input, in order.
         let sums = of_input
             .iter()
-            .filter(|&&t| matches!(tables[t].statistic, Statistic::Sum { .. }));
-        for (j, &t) in sums.enumerate() {
-            contributors_at[t] = Some((input, of_input.len() + j));
+            .filter(|&&k| matches!(counts[k].statistic, Statistic::Sum { .. }));
+        for (j, &k) in sums.enumerate() {
+            contributors_at[k] = Some((input, of_input.len() + j));
         }
-        results.push(read_input_with(&reading.plan, input, &of_input, *options)?);
+        let asked: Vec<Count> = of_input.iter().map(|&k| counts[k].clone()).collect();
+        results.push(read_input_with(plan, input, &asked, *options)?);
+    }
+    // Each request's count, by what it is for.
+    let mut own = vec![None; plan.tables.len()];
+    let mut unions = vec![0; reading.groups.groups.len()];
+    let mut units: Vec<(Slot, Option<Slot>)> = vec![((0, 0), None); plan.exact_tables.len()];
+    let mut sums: Vec<Option<usize>> = vec![None; plan.exact_tables.len()];
+    for (k, request) in reading.requests.iter().enumerate() {
+        match request {
+            &Request::Dp(t) => own[t] = Some(k),
+            &Request::Union(g) => unions[g] = k,
+            &Request::ExactUnits {
+                table,
+                check: false,
+            } => units[table].0 = slot[k],
+            &Request::ExactUnits { table, check: true } => units[table].1 = Some(slot[k]),
+            Request::ExactSums(tables) => {
+                for &e in tables {
+                    sums[e] = Some(k);
+                }
+            }
+        }
     }
     // Every grouped table's margin is filled in below.
-    let mut cells: Vec<Cells> = (0..plan.tables.len())
-        .map(|t| match reading.own[t] {
-            Some(r) => Cells::Read(slot[r]),
+    let mut cells: Vec<Cells> = own
+        .iter()
+        .map(|read| match read {
+            Some(k) => Cells::Read(slot[*k]),
             None => Cells::Margin(Vec::new()),
         })
         .collect();
     let bounding = (0..plan.tables.len())
         .map(|t| {
-            let r = match reading.groups.of(t) {
-                Some(g) => reading.unions[g],
-                None => reading.own[t]?,
+            let k = match reading.groups.of(t) {
+                Some(g) => unions[g],
+                None => own[t]?,
             };
-            let (input, pos) = slot[r];
+            let (input, pos) = slot[k];
             results[input].bounding.get(pos).copied()
         })
         .collect();
-    for (g, &u) in reading.groups.groups.iter().zip(&reading.unions) {
+    for (g, &u) in reading.groups.groups.iter().zip(&unions) {
         let (input, pos) = slot[u];
         let union = std::mem::take(&mut results[input].exact[pos]);
         let sizes = g.sizes(plan);
@@ -385,32 +409,36 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
             cells[t] = Cells::Margin(summed);
         }
     }
-    let contributors = (0..plan.tables.len())
-        .map(|t| reading.own[t].and_then(|r| contributors_at[r]))
+    let contributors = own
+        .iter()
+        .map(|read| read.and_then(|k| contributors_at[k]))
         .collect();
     let exact_tables = plan
         .exact_tables
         .iter()
-        .zip(&reading.exact)
-        .map(|(t, read)| match read {
-            &ExactRead::Units { units, check } => ExactSlots::Units {
-                units: slot[units],
-                check: check.map(|c| slot[c]),
+        .enumerate()
+        .map(|(e, t)| match sums[e] {
+            None => ExactSlots::Units {
+                units: units[e].0,
+                check: units[e].1,
             },
-            ExactRead::Sum { read, dims } => ExactSlots::Sum {
-                slot: slot[*read],
-                whole: largest[*read],
-                sizes: dims
-                    .iter()
-                    .map(|&d| plan.dimensions[d].categories.len())
-                    .collect(),
-                axes: t
-                    .dims
-                    .iter()
-                    .map(|d| dims.binary_search(d).expect("the read has every dimension"))
-                    .collect(),
-                largest: t.sum.as_ref().map_or(1, |s| s.largest()) as usize,
-            },
+            Some(k) => {
+                let dims = &counts[k].dims;
+                ExactSlots::Sum {
+                    slot: slot[k],
+                    whole: largest[k],
+                    sizes: dims
+                        .iter()
+                        .map(|&d| plan.dimensions[d].categories.len())
+                        .collect(),
+                    axes: t
+                        .dims
+                        .iter()
+                        .map(|d| dims.binary_search(d).expect("the read has every dimension"))
+                        .collect(),
+                    largest: t.sum.as_ref().map_or(1, |s| s.largest()) as usize,
+                }
+            }
         })
         .collect();
     Ok(InputData {
@@ -437,31 +465,32 @@ pub fn margin<T: Copy + Default + std::ops::AddAssign>(
     out
 }
 
-/// What the inputs are read for: a plan whose tables are the reads, and what each is.
+/// What the inputs are read for: the counts asked of the sources, and what each is for.
 pub struct Reading {
-    /// The plan the inputs are read with: first the DP tables read on their own (in plan order),
-    /// then each group's union table, then the exact tables' counts.
-    pub plan: Plan,
+    /// In order: the DP tables read on their own (in plan order), each group's union table, then
+    /// the exact tables' counts.
+    pub counts: Vec<Count>,
+    /// Per count, what it is for.
+    requests: Vec<Request>,
     /// The plan's groups of DP tables estimated together.
     pub groups: crate::policy::Grouping,
-    /// Per DP table, its read if it is read on its own: a table drawn alone, or a grouped sum
-    /// whose contributors are counted (its values are then the union's margin, and its own
-    /// read, keeping the same rows, gives the contributors of each of its cells).
-    own: Vec<Option<usize>>,
-    /// Per group, its union table's read.
-    unions: Vec<usize>,
-    /// Per exact table, its reads.
-    exact: Vec<ExactRead>,
 }
 
-/// An exact table's reads (indices into [`Reading::plan`]'s tables).
-enum ExactRead {
-    /// A count of units: one cell per unit, and from microdata two (see [`ExactSlots::Units`]).
-    Units { units: usize, check: Option<usize> },
-    /// A sum or count of rows: the one read of its data (its input and column) by every
-    /// dimension of that data's exact tables (`dims`, in plan order), which gives each unit's
-    /// sum in each combination of them.
-    Sum { read: usize, dims: Vec<usize> },
+/// What a count is for, and so where its cells go.
+#[derive(Debug, Clone, PartialEq)]
+enum Request {
+    /// DP table `t`, read on its own: a table drawn alone, or a grouped sum whose contributors
+    /// are counted (its values are then the union's margin, and its own read, keeping the same
+    /// rows, gives the contributors of each of its cells).
+    Dp(usize),
+    /// Group `g`'s union table, bounded once: its margins are the group's tables.
+    Union(usize),
+    /// Exact count of units `table`: one cell per unit, and for `check` (microdata) the same
+    /// allowing two, which gives more when a unit is in several cells.
+    ExactUnits { table: usize, check: bool },
+    /// The exact sums and counts of rows of one data (input and column), `tables`: one read by
+    /// every dimension of those tables, which gives each unit's sum in each combination of them.
+    ExactSums(Vec<usize>),
 }
 
 /// The reads of a plan: each DP table drawn alone; one union table per group of tables estimated
@@ -470,119 +499,88 @@ enum ExactRead {
 /// two (every unit in a single cell gives the same total; a unit in several gives more); and one
 /// read per data (input and column) of the exact sums and counts of rows, by every dimension its
 /// tables have, which gives each unit's sum in each cell: every table of that data is summed from
-/// it, its units counted once per cell, the units in several cells known as such. None is ever
-/// noised: they are counted like a DP table's cells, so that both sources (files and SQL) serve
-/// them unchanged.
+/// it, its units counted once per cell, the units in several cells known as such. None is noised
+/// here: both sources (files and SQL) count what they are asked.
 pub fn reading_plan(plan: &Plan) -> Reading {
     let groups = crate::policy::grouping(plan);
-    let mut reading = plan.clone();
-    reading.tables.clear();
-    let mut own = vec![None; plan.tables.len()];
+    let mut counts = Vec::new();
+    let mut requests = Vec::new();
     for (t, spec) in plan.tables.iter().enumerate() {
         if groups.of(t).is_none() || spec.contributors_cost.is_some() {
-            own[t] = Some(reading.tables.len());
-            reading.tables.push(spec.clone());
+            counts.push(Count::of(spec));
+            requests.push(Request::Dp(t));
         }
     }
-    let mut unions = Vec::new();
-    for g in &groups.groups {
-        let first = &plan.tables[g.tables[0]];
-        unions.push(reading.tables.len());
-        reading.tables.push(crate::policy::TableSpec {
-            name: format!(
-                "{} (bounded together)",
-                g.tables
-                    .iter()
-                    .map(|&t| plan.tables[t].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            dims: g.dims.clone(),
-            contributors_cost: None,
-            consistent: false,
-            ..first.clone()
+    for (g, group) in groups.groups.iter().enumerate() {
+        let first = &plan.tables[group.tables[0]];
+        let names: Vec<&str> = group
+            .tables
+            .iter()
+            .map(|&t| plan.tables[t].name.as_str())
+            .collect();
+        counts.push(Count {
+            name: format!("{} (bounded together)", names.join(", ")),
+            dims: group.dims.clone(),
+            ..Count::of(first)
         });
+        requests.push(Request::Union(g));
     }
-    let counted = |name: &str, input: usize, statistic: Statistic, dims: Vec<usize>| {
-        crate::policy::TableSpec {
-            name: name.to_string(),
-            input,
-            statistic,
-            dims,
-            mechanism: crate::privacy::Mechanism::Gaussian,
-            cost: crate::privacy::Cost::Rho(1.0),
-            cost_source: crate::policy::CostSource::Declared,
-            contributors_cost: None,
-            suppress_below: 0,
-            confidence: 0.95,
-            consistent: false,
-            expected_cell_size: None,
-            total_label: String::new(),
-        }
-    };
-    let mut exact = Vec::new();
-    // Per data of exact sums (input, column): its read and dimensions.
-    let mut sums: Vec<((usize, Option<String>), usize)> = Vec::new();
-    for t in &plan.exact_tables {
+    // In the exact tables' order: a count of units's counts, and the read of a data's sums where
+    // its first table is.
+    for (e, t) in plan.exact_tables.iter().enumerate() {
         let Some(sum) = &t.sum else {
             let microdata = plan.inputs[t.input].kind == crate::policy::InputKind::Microdata;
-            let mut read = |c| {
-                let statistic = Statistic::CountUnits {
-                    max_cells_per_unit: c,
-                };
-                reading
-                    .tables
-                    .push(counted(&t.name, t.input, statistic, t.dims.clone()));
-                reading.tables.len() - 1
-            };
-            let units = read(1);
-            let check = microdata.then(|| read(2));
-            exact.push(ExactRead::Units { units, check });
+            for check in [false, true].into_iter().filter(|&c| !c || microdata) {
+                counts.push(Count {
+                    name: t.name.clone(),
+                    input: t.input,
+                    dims: t.dims.clone(),
+                    statistic: Statistic::CountUnits {
+                        max_cells_per_unit: if check { 2 } else { 1 },
+                    },
+                });
+                requests.push(Request::ExactUnits { table: e, check });
+            }
             continue;
         };
-        let data = (t.input, sum.column.clone());
-        let read = match sums.iter().find(|s| s.0 == data) {
-            Some(&(_, read)) => read,
-            None => {
-                let of_data = plan.exact_tables.iter().filter(|u| {
-                    u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
-                });
-                let mut dims: Vec<usize> = of_data.clone().flat_map(|u| u.dims.clone()).collect();
-                dims.sort_unstable();
-                dims.dedup();
-                let largest = of_data
-                    .filter_map(|u| u.sum.as_ref().map(|s| s.largest()))
-                    .max()
-                    .unwrap_or(1);
-                let names: Vec<&str> = plan
-                    .exact_tables
-                    .iter()
-                    .filter(|u| {
-                        u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
-                    })
-                    .map(|u| u.name.as_str())
-                    .collect();
-                let statistic = Statistic::Total {
-                    column: sum.column.clone(),
-                    largest,
-                };
-                reading
-                    .tables
-                    .push(counted(&names.join(", "), t.input, statistic, dims));
-                sums.push((data, reading.tables.len() - 1));
-                reading.tables.len() - 1
-            }
+        let same_data = |u: &crate::policy::ExactTableSpec| {
+            u.input == t.input && u.sum.as_ref().map(|s| &s.column) == Some(&sum.column)
         };
-        exact.push(ExactRead::Sum {
-            read,
-            dims: reading.tables[read].dims.clone(),
+        if plan.exact_tables[..e].iter().any(same_data) {
+            continue;
+        }
+        let of_data: Vec<usize> = (e..plan.exact_tables.len())
+            .filter(|&u| same_data(&plan.exact_tables[u]))
+            .collect();
+        let mut dims: Vec<usize> = of_data
+            .iter()
+            .flat_map(|&u| plan.exact_tables[u].dims.clone())
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        let largest = of_data
+            .iter()
+            .filter_map(|&u| plan.exact_tables[u].sum.as_ref().map(|s| s.largest()))
+            .max()
+            .unwrap_or(1);
+        let names: Vec<&str> = of_data
+            .iter()
+            .map(|&u| plan.exact_tables[u].name.as_str())
+            .collect();
+        counts.push(Count {
+            name: names.join(", "),
+            input: t.input,
+            dims,
+            statistic: Statistic::Total {
+                column: sum.column.clone(),
+                largest,
+            },
         });
+        requests.push(Request::ExactSums(of_data));
     }
     Reading {
-        plan: reading,
+        counts,
+        requests,
         groups,
-        own,
-        unions,
-        exact,
     }
 }

@@ -1,10 +1,44 @@
-//! What every source gives back for the tables read from one input ([`InputResult`]), and how
-//! an input is read ([`ReadOptions`]).
+//! What a source is asked to count ([`Count`]), what it gives back for the counts of one input
+//! ([`InputResult`]), and how an input is read ([`ReadOptions`]).
+
+use crate::policy::{Plan, Statistic, TableSpec};
+
+/// One table of exact cells a source is asked to count: `statistic` by `dims` (indices into the
+/// plan's dimensions, first slowest) from input `input`; `name` says which table(s) it serves, in
+/// errors. Nothing about noise: what a count is for (a DP table, a group's union, an exact table's
+/// units or a data's exact sums) is the reader's caller's ([`super::read_all`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Count {
+    pub name: String,
+    pub input: usize,
+    pub dims: Vec<usize>,
+    pub statistic: Statistic,
+}
+
+impl Count {
+    /// What DP table `t` counts.
+    pub fn of(t: &TableSpec) -> Count {
+        Count {
+            name: t.name.clone(),
+            input: t.input,
+            dims: t.dims.clone(),
+            statistic: t.statistic.clone(),
+        }
+    }
+
+    /// Its number of cells.
+    pub fn cells(&self, plan: &Plan) -> usize {
+        self.dims
+            .iter()
+            .map(|&d| plan.dimensions[d].categories.len())
+            .product()
+    }
+}
 
 /// What reading one input produced.
 #[derive(Debug)]
 pub struct InputResult {
-    /// Exact cells per table, in the order of the `tables` argument, then the contributors of
+    /// Exact cells per count, in the order of the `counts` argument, then the contributors of
     /// each `sum` among them (distinct units among a cell's kept rows), in the same order. Never
     /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
     /// [`saturate`]).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::keys::{INLINE_KEY, key_words};
-use crate::input::InputError;
+use crate::input::{Count, InputError};
 use crate::policy::{Dimension, InputKind, Plan, Statistic};
 
 /// Looks up a category value's code, applying the dimension's catch-all. Runs for every
@@ -246,15 +246,15 @@ impl Layout {
     pub(super) fn new(
         plan: &Plan,
         input: usize,
-        tables: &[usize],
+        counts: &[Count],
         headers: csv::ByteRecord,
         path: &Path,
     ) -> Result<Layout, InputError> {
         let columns = Columns::new(&headers, path)?;
         let mut dims: Vec<(usize, usize, CategoryIndex)> = Vec::new();
-        let table_layouts = tables
+        let table_layouts = counts
             .iter()
-            .map(|&t| table_layout(plan, t, &columns, &mut dims))
+            .map(|count| table_layout(plan, count, &columns, &mut dims))
             .collect::<Result<Vec<_>, _>>()?;
         let (unit_column, count_column, add_duplicates) = match &plan.inputs[input].kind {
             InputKind::Microdata => (
@@ -294,11 +294,10 @@ impl Layout {
 /// the tables that use it).
 fn table_layout(
     plan: &Plan,
-    t: usize,
+    table: &Count,
     columns: &Columns,
     dims: &mut Vec<(usize, usize, CategoryIndex)>,
 ) -> Result<TableLayout, InputError> {
-    let table = &plan.tables[t];
     let needed_by = format!("table `{}`", table.name);
     let mut tdims = Vec::new();
     for &d in &table.dims {
@@ -326,7 +325,7 @@ fn table_layout(
         sum,
         non_negative: matches!(table.statistic, Statistic::Total { .. }),
         statistic: table.statistic.clone(),
-        cells: plan.table_cells(table),
+        cells: table.cells(plan),
     })
 }
 

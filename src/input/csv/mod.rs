@@ -17,7 +17,7 @@ use crate::policy::{InputKind, Plan};
 
 use super::error::InputError;
 use super::file::{ensure_unchanged, open_input};
-use super::request::{BoundingEffect, InputResult, ReadOptions};
+use super::request::{BoundingEffect, Count, InputResult, ReadOptions};
 
 mod bounding;
 mod chunk;
@@ -48,7 +48,7 @@ use spill::read_spilled;
 pub(super) fn read_pass(
     plan: &Plan,
     input: usize,
-    tables: &[usize],
+    counts: &[Count],
     options: ReadOptions,
     quoted: bool,
 ) -> Result<InputResult, InputError> {
@@ -71,7 +71,7 @@ pub(super) fn read_pass(
     let (mut file, before) = open_input(path)?;
     let len = before.len();
     let (headers, header_end) = read_header(&mut file, path)?;
-    let layout = Layout::new(plan, input, tables, headers, path)?;
+    let layout = Layout::new(plan, input, counts, headers, path)?;
     let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
 
     let mut seed = StdRng::from_entropy();
@@ -97,7 +97,7 @@ pub(super) fn read_pass(
     // file did not change in between.
     ensure_unchanged(path, &before)?;
     if has_quote && !quoted {
-        return read_pass(plan, input, tables, options, true);
+        return read_pass(plan, input, counts, options, true);
     }
     let (counted, clamped) = if results
         .iter()

@@ -7,8 +7,13 @@ use super::layout::{BadValue, CATEGORY_KEY, category_words};
 use super::scan::parse_i64;
 use super::units::Units;
 use super::*;
-use crate::input::read_input_with;
-use crate::policy::{Dimension, PolicyFile, validate};
+use crate::input::{Count, read_input_with};
+use crate::policy::{Dimension, PolicyFile, Statistic, validate};
+
+/// What DP tables `tables` of `plan` count.
+fn counts(plan: &Plan, tables: &[usize]) -> Vec<Count> {
+    tables.iter().map(|&t| Count::of(&plan.tables[t])).collect()
+}
 
 /// A plan over `data` (written to a temporary `in.csv`) with a `count_rows` table (k = 4),
 /// a `count_units` table (c = 2) and a `sum` table, all by `cell` in `c0..c49, x`.
@@ -119,7 +124,7 @@ fn one_heavy_unit() -> String {
 fn a_unit_split_across_chunks_is_bounded_once() {
     let (_dir, plan) = plan_for(&one_heavy_unit());
     for _ in 0..20 {
-        let r = read_input_with(&plan, 0, &[0, 1, 2], tiny_chunks()).unwrap();
+        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), tiny_chunks()).unwrap();
         assert_eq!(r.rows, 250);
         assert_eq!(r.units, Some(201));
         let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
@@ -141,8 +146,8 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
         data += &format!("p{unit}{},c{},{}\n", "x".repeat(unit % 39), i % 50, i % 13);
     }
     let (_dir, plan) = plan_for(&data);
-    let single = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
-    let chunked = read_input_with(&plan, 0, &[0, 2], tiny_chunks()).unwrap();
+    let single = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), in_memory()).unwrap();
+    let chunked = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), tiny_chunks()).unwrap();
     assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
     assert_eq!(single.exact, chunked.exact);
     assert_eq!(single.sha256, chunked.sha256);
@@ -157,13 +162,13 @@ fn errors_in_a_later_chunk_name_the_right_line() {
     }
     data += "p9,zebra,1\n"; // line 202
     let (_dir, plan) = plan_for(&data);
-    let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+    let err = read_input_with(&plan, 0, &counts(&plan, &[0]), tiny_chunks())
         .unwrap_err()
         .to_string();
     assert!(err.ends_with("in.csv:202: field `cell`: value `zebra` is not a declared category of `cell` (declared: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49, x); declare it, fix the data, or map undeclared values with [catch_all]"), "{err}");
     let data = data.replace("p9,zebra,1\n", "p9,c1\n");
     let (_dir, plan) = plan_for(&data);
-    let err = read_input_with(&plan, 0, &[0], tiny_chunks())
+    let err = read_input_with(&plan, 0, &counts(&plan, &[0]), tiny_chunks())
         .unwrap_err()
         .to_string();
     assert!(
@@ -181,8 +186,8 @@ fn spilling_gives_the_in_memory_exact_cells() {
         data += &format!("p{},c{},{}\n", i % 997, i % 50, i % 13);
     }
     let (_dir, plan) = plan_for(&data);
-    let memory = read_input_with(&plan, 0, &[0, 2], in_memory()).unwrap();
-    let spilled = read_input_with(&plan, 0, &[0, 2], spilling()).unwrap();
+    let memory = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), in_memory()).unwrap();
+    let spilled = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), spilling()).unwrap();
     assert_eq!(memory.exact, spilled.exact);
     assert_eq!((memory.rows, memory.units), (spilled.rows, spilled.units));
     assert_eq!(memory.sha256, spilled.sha256);
@@ -192,7 +197,7 @@ fn spilling_gives_the_in_memory_exact_cells() {
 fn spilling_still_bounds_each_unit() {
     let (_dir, plan) = plan_for(&one_heavy_unit());
     for _ in 0..10 {
-        let r = read_input_with(&plan, 0, &[0, 1, 2], spilling()).unwrap();
+        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), spilling()).unwrap();
         let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
         assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
         assert_eq!((r.exact[0][50], r.units), (200, Some(201)));
@@ -207,7 +212,7 @@ fn spilling_reports_bad_rows_like_the_in_memory_path() {
     }
     data += "p9,c1,x\n";
     let (_dir, plan) = plan_for(&data);
-    let err = read_input_with(&plan, 0, &[2], spilling())
+    let err = read_input_with(&plan, 0, &counts(&plan, &[2]), spilling())
         .unwrap_err()
         .to_string();
     assert!(
@@ -307,7 +312,14 @@ fn key_words_are_one_to_one() {
 fn units_tell_keys_apart_at_every_length() {
     let (_dir, plan) = plan_for("id,cell,v\n");
     let file = File::open(&plan.inputs[0].path).unwrap();
-    let layout = Layout::new(&plan, 0, &[0], read_header_of(file), &plan.inputs[0].path).unwrap();
+    let layout = Layout::new(
+        &plan,
+        0,
+        &counts(&plan, &[0]),
+        read_header_of(file),
+        &plan.inputs[0].path,
+    )
+    .unwrap();
     let mut keys: Vec<Vec<u8>> = Vec::new();
     for len in 0..40 {
         keys.push(vec![b'a'; len]);
@@ -355,7 +367,7 @@ fn the_first_bad_row_in_the_file_is_reported() {
         ..tiny_chunks()
     };
     for _ in 0..5 {
-        let err = read_input_with(&plan, 0, &[0, 2], two)
+        let err = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), two)
             .unwrap_err()
             .to_string();
         // Every kind of bad row is reported, in file order, with its count.
@@ -384,7 +396,7 @@ fn quoted_newlines_fall_back_to_one_chunk() {
     }
     let (_dir, mut plan) = plan_for(&data);
     plan.inputs[0].multiline = true;
-    let r = read_input_with(&plan, 0, &[0], tiny_chunks()).unwrap();
+    let r = read_input_with(&plan, 0, &counts(&plan, &[0]), tiny_chunks()).unwrap();
     assert_eq!(r.rows, 200);
     assert_eq!(r.exact[0].iter().sum::<i128>(), 200);
 }
@@ -402,7 +414,7 @@ fn a_stray_quote_cannot_swallow_the_rows_after_it() {
     data += "p500\",c0,1\n";
     let (_dir, plan) = plan_for(&data);
     for options in [tiny_chunks(), in_memory(), spilling()] {
-        let err = read_input_with(&plan, 0, &[0], options)
+        let err = read_input_with(&plan, 0, &counts(&plan, &[0]), options)
             .unwrap_err()
             .to_string();
         assert!(err.contains("in.csv:3: field `id`"), "{err}");
@@ -423,7 +435,7 @@ fn crlf_and_blank_lines_name_the_right_line() {
         data += "\r\n\n\r\np9,zebra,1\r\n"; // line 105
         let (_dir, plan) = plan_for(&data);
         for options in [tiny_chunks(), in_memory(), spilling()] {
-            let err = read_input_with(&plan, 0, &[0], options)
+            let err = read_input_with(&plan, 0, &counts(&plan, &[0]), options)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("in.csv:105: field `cell`"), "{first}: {err}");
@@ -442,8 +454,8 @@ fn a_quote_anywhere_gives_the_same_counts() {
     let (_a, plain) = plan_for(&plain);
     let (_b, quoted) = plan_for(&quoted);
     for options in [tiny_chunks(), in_memory(), spilling()] {
-        let a = read_input_with(&plain, 0, &[0, 2], options).unwrap();
-        let b = read_input_with(&quoted, 0, &[0, 2], options).unwrap();
+        let a = read_input_with(&plain, 0, &counts(&plain, &[0, 2]), options).unwrap();
+        let b = read_input_with(&quoted, 0, &counts(&quoted, &[0, 2]), options).unwrap();
         assert_eq!((a.exact, a.rows, a.units), (b.exact, b.rows, b.units));
     }
 }
@@ -560,11 +572,11 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
         interval_percent = 10
         "#,
     );
-    let reading = crate::input::reading_plan(&plan).plan;
+    let reading = crate::input::reading_plan(&plan).counts;
     // One read: each unit's sum in each cell.
-    assert_eq!(reading.tables.len(), 1);
+    assert_eq!(reading.len(), 1);
     for options in [in_memory(), tiny_chunks(), spilling()] {
-        let r = read_input_with(&reading, 0, &[0], options).unwrap();
+        let r = read_input_with(&plan, 0, &reading, options).unwrap();
         assert_eq!(r.exact[0], expected_sum);
         assert_eq!(r.whole[0].units, expected_units);
         let got: Vec<Vec<i128>> = r.whole[0]
@@ -587,9 +599,86 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
     }
     // A negative value is an error naming its line and field.
     std::fs::write(dir.path().join("in.csv"), "id,cell,v\nu1,c1,5\nu2,c2,-1\n").unwrap();
-    let err = read_input_with(&reading, 0, &[0], in_memory())
+    let err = read_input_with(&plan, 0, &reading, in_memory())
         .unwrap_err()
         .to_string();
     assert!(err.contains("in.csv:3") && err.contains("`v`"), "{err}");
     assert!(err.contains("`-1` is negative"), "{err}");
+}
+
+#[test]
+fn the_reading_plan_asks_each_count_once_and_says_what_it_is_for() {
+    let (_dir, plan) = plan_with(
+        "id,cell,v\n",
+        r#"
+        [[table]]
+        name = "rows"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 4
+        cost = { rho = 0.1 }
+        [[table]]
+        name = "exact_units"
+        input = "in"
+        statistic = "count_units"
+        by = ["cell"]
+        protection = "suppression"
+        primary = { min_frequency = 3 }
+        interval_percent = 10
+        [[table]]
+        name = "exact_sums"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        by = ["cell"]
+        protection = "suppression"
+        primary = { min_frequency = 3, dominance = { n = 2, k = 90 } }
+        interval_percent = 10
+        [[table]]
+        name = "exact_sums_again"
+        input = "in"
+        statistic = "sum"
+        column = "v"
+        by = ["cell"]
+        protection = "suppression"
+        primary = { min_frequency = 3 }
+        interval_percent = 10
+        "#,
+    );
+    let reading = crate::input::reading_plan(&plan);
+    use crate::input::Request;
+    assert_eq!(
+        reading.requests,
+        [
+            Request::Dp(0),
+            Request::ExactUnits {
+                table: 0,
+                check: false
+            },
+            Request::ExactUnits {
+                table: 0,
+                check: true
+            },
+            // One read of the data's sums for both its tables.
+            Request::ExactSums(vec![1, 2]),
+        ]
+    );
+    let statistics: Vec<&Statistic> = reading.counts.iter().map(|c| &c.statistic).collect();
+    assert_eq!(
+        statistics,
+        [
+            &plan.tables[0].statistic,
+            &Statistic::CountUnits {
+                max_cells_per_unit: 1
+            },
+            &Statistic::CountUnits {
+                max_cells_per_unit: 2
+            },
+            &Statistic::Total {
+                column: Some("v".into()),
+                largest: 2
+            },
+        ]
+    );
 }

@@ -17,7 +17,7 @@ use rand::RngCore;
 
 use super::csv::CategoryIndex;
 use super::error::InputError;
-use super::request::{InputResult, SqlRead};
+use super::request::{Count, InputResult, SqlRead};
 use crate::hash::sha256_hex;
 use crate::policy::{Plan, Statistic};
 
@@ -44,9 +44,9 @@ pub struct Sent {
 
 /// Every statement a read of SQL input `input` sends, in order, exactly as [`read_sql`] sends
 /// it (the ledger records their SHA-256).
-pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
+pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
     let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
-    let st = InputStatements::new(plan, input, tables);
+    let st = InputStatements::new(plan, input, counts);
     let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
     let plain = |purpose: &str, sql: String| Sent {
         purpose: purpose.to_string(),
@@ -89,7 +89,7 @@ pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
         st.totals.clone(),
     ));
     for ts in &st.tables {
-        let table = &plan.tables[ts.table];
+        let table = &counts[ts.table];
         let whole = matches!(table.statistic, Statistic::Total { .. });
         let mut parameters = vec![if whole {
             "$1 = an empty key (bytea): an exact table's sum keeps every row, so nothing is drawn"
@@ -136,8 +136,8 @@ pub fn script(plan: &Plan, input: usize, tables: &[usize]) -> Vec<Sent> {
     out
 }
 
-/// Reads SQL input `input` of `plan` for `tables` (indices into `plan.tables`).
-pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResult, InputError> {
+/// Reads SQL input `input` of `plan` for `counts`.
+pub fn read_sql(plan: &Plan, input: usize, counts: &[Count]) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     let sql = spec.sql.as_ref().expect("an SQL input");
     let fail_as = |message: String, temporary: bool| InputError::Sql {
@@ -183,7 +183,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
         .read_only(true)
         .start()
         .map_err(pg)?;
-    let statements = InputStatements::new(plan, input, tables);
+    let statements = InputStatements::new(plan, input, counts);
     let mut sent = Vec::new();
     let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
     tx.batch_execute(&timeout).map_err(pg)?;
@@ -252,7 +252,7 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
     let mut contributors = Vec::new();
     let mut whole = Vec::new();
     for ts in &statements.tables {
-        let table = &plan.tables[ts.table];
+        let table = &counts[ts.table];
         let key = if matches!(table.statistic, Statistic::Total { .. }) {
             Vec::new()
         } else if ts.shared_key {
@@ -274,14 +274,14 @@ pub fn read_sql(plan: &Plan, input: usize, tables: &[usize]) -> Result<InputResu
             Filled::Db(e) => pg(e),
             Filled::Bad(m) => cannot(format!("table `{}`: {m}", table.name)),
         };
-        let (cells, counted, top) = fill_cells(plan, ts.table, &result).map_err(bad)?;
+        let (cells, counted, top) = fill_cells(plan, &counts[ts.table], &result).map_err(bad)?;
         exact.push(cells);
         contributors.extend(counted);
         if let Some(mut top) = top {
             if let Some(spanning) = &ts.spanning {
                 let rows = tx.query(spanning, &params).map_err(pg)?;
                 sent.push(sha256_hex(spanning.as_bytes()));
-                top.spanning = fill_spanning(plan, ts.table, &rows).map_err(bad)?;
+                top.spanning = fill_spanning(plan, &counts[ts.table], &rows).map_err(bad)?;
             }
             whole.push(top);
         }
@@ -445,17 +445,16 @@ impl From<postgres::Error> for Filled {
 /// contributed (its units and largest sums per cell; the units in several cells come apart).
 type Filling = (Vec<i128>, Option<Vec<i128>>, Option<crate::input::Whole>);
 
-/// Table `t`'s exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
+/// A count's exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
 /// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
 /// per cell: a cell the server did not return is a zero (and still gets noise).
-fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, Filled> {
-    let table = &plan.tables[t];
+fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Filling, Filled> {
     let radix: Vec<usize> = table
         .dims
         .iter()
         .map(|&d| plan.dimensions[d].categories.len())
         .collect();
-    let mut cells = vec![0i128; plan.table_cells(table)];
+    let mut cells = vec![0i128; table.cells(plan)];
     let whole = match &table.statistic {
         Statistic::Total { column, .. } => Some(column.as_deref().unwrap_or("1 per row")),
         _ => None,
@@ -507,13 +506,8 @@ fn fill_cells(plan: &Plan, t: usize, rows: &[postgres::Row]) -> Result<Filling, 
     Ok((cells, contributors, largest))
 }
 
-/// Table `t`'s cell named by a row's codes, from column `from` on (one per dimension).
-fn cell_of(
-    plan: &Plan,
-    table: &crate::policy::TableSpec,
-    row: &postgres::Row,
-    from: usize,
-) -> Result<usize, Filled> {
+/// A count's cell named by a row's codes, from column `from` on (one per dimension).
+fn cell_of(plan: &Plan, table: &Count, row: &postgres::Row, from: usize) -> Result<usize, Filled> {
     let mut cell = 0usize;
     for (j, &d) in table.dims.iter().enumerate() {
         let n = plan.dimensions[d].categories.len();
@@ -536,10 +530,9 @@ fn cell_of(
 /// unit's sum per cell, grouped by its rank.
 fn fill_spanning(
     plan: &Plan,
-    t: usize,
+    table: &Count,
     rows: &[postgres::Row],
 ) -> Result<Vec<Vec<(u32, i128)>>, Filled> {
-    let table = &plan.tables[t];
     let mut by_rank: std::collections::BTreeMap<i64, Vec<(u32, i128)>> = Default::default();
     for row in rows {
         let rank: i64 = row.try_get(0)?;

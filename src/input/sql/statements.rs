@@ -32,6 +32,7 @@
 //! number still gives each its own priority (without it, two identical rows would be kept or
 //! dropped together and the choice would not be uniform).
 
+use crate::input::Count;
 use crate::policy::{Bound, Plan, Relation, Statistic};
 
 /// Undeclared values of one dimension beyond this many are refused (map them in a `query`).
@@ -58,7 +59,7 @@ pub struct InputStatements {
 /// One table's bounded aggregation.
 #[derive(Debug, Clone)]
 pub struct TableStatement {
-    /// Index into `plan.tables`.
+    /// Index into the counts.
     pub table: usize,
     pub sql: String,
     /// Whether `$1` is the input's shared row key (rows tables) or the table's own key
@@ -92,9 +93,9 @@ fn text(column: &str) -> String {
 }
 
 impl InputStatements {
-    /// The statements for input `input` of `plan` and its tables `tables` (indices into
-    /// `plan.tables`). The input must be an SQL input.
-    pub fn new(plan: &Plan, input: usize, tables: &[usize]) -> InputStatements {
+    /// The statements for input `input` of `plan` and its `counts`. The input must be an SQL
+    /// input.
+    pub fn new(plan: &Plan, input: usize, counts: &[Count]) -> InputStatements {
         let relation = &plan.inputs[input]
             .sql
             .as_ref()
@@ -103,8 +104,8 @@ impl InputStatements {
         let src = source(relation);
         let mut dims: Vec<usize> = Vec::new();
         let mut sum_columns: Vec<String> = Vec::new();
-        for &t in tables {
-            for &d in &plan.tables[t].dims {
+        for count in counts {
+            for &d in &count.dims {
                 if !dims.contains(&d) {
                     dims.push(d);
                 }
@@ -113,7 +114,7 @@ impl InputStatements {
             | Statistic::Total {
                 column: Some(column),
                 ..
-            } = &plan.tables[t].statistic
+            } = &count.statistic
                 && !sum_columns.contains(column)
             {
                 sum_columns.push(column.clone());
@@ -139,9 +140,10 @@ impl InputStatements {
         let probe = format!("SELECT * FROM {src} s LIMIT 0");
         let domain = (!dims.is_empty()).then(|| domain_statement(&src, &dim_names));
         let totals = totals_statement(&src, unit, &sum_columns);
-        let tables = tables
+        let tables = counts
             .iter()
-            .map(|&t| table_statement(plan, t, &src, &identity))
+            .enumerate()
+            .map(|(k, count)| table_statement(plan, (k, count), &src, &identity))
             .collect();
         InputStatements {
             probe,
@@ -227,8 +229,12 @@ fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
 /// Parameters: `$1` the key (bytea); per dimension `j` of the table, `$(3j+2)` the values
 /// (text[]), `$(3j+3)` their codes (int4[]) and `$(3j+4)` the code of a NULL (int4, the
 /// catch-all or NULL).
-fn table_statement(plan: &Plan, t: usize, src: &str, identity: &str) -> TableStatement {
-    let table = &plan.tables[t];
+fn table_statement(
+    plan: &Plan,
+    (t, table): (usize, &Count),
+    src: &str,
+    identity: &str,
+) -> TableStatement {
     let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
     // The unit and the identity are only partitioned and hashed, never shown in order: byte
     // order (`COLLATE "C"`) sorts them fastest and the same on every server.

@@ -3,7 +3,7 @@
 //! here goes through a release.
 
 use super::*;
-use crate::input::{ReadOptions, read_input_with};
+use crate::input::{Count, ReadOptions, read_input_with};
 use crate::policy::{PolicyFile, validate};
 
 #[path = "../../../tests/support/pg.rs"]
@@ -38,7 +38,7 @@ use std::path::Path;
 
 /// Reads every table of input 0.
 fn read(plan: &Plan) -> InputResult {
-    let tables: Vec<usize> = (0..plan.tables.len()).collect();
+    let tables: Vec<Count> = plan.tables.iter().map(Count::of).collect();
     let options = ReadOptions {
         threads: 2,
         min_chunk_bytes: 1 << 20,
@@ -124,14 +124,12 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     assert!(record.engine.starts_with("PostgreSQL"), "{}", record.engine);
     assert_eq!(record.relation, "table t");
     // The statements recorded are exactly those `safestat sql` prints.
-    let printed: Vec<String> = script(
-        &plan_by(dir.path(), Some(&db), body, "victim_id"),
-        0,
-        &[0, 1, 2, 3, 4],
-    )
-    .iter()
-    .map(|s| sha256_hex(s.sql.as_bytes()))
-    .collect();
+    let by_id = plan_by(dir.path(), Some(&db), body, "victim_id");
+    let counts: Vec<Count> = by_id.tables.iter().map(Count::of).collect();
+    let printed: Vec<String> = script(&by_id, 0, &counts)
+        .iter()
+        .map(|s| sha256_hex(s.sql.as_bytes()))
+        .collect();
     assert_eq!(record.statements, printed);
 
     // Decomposed Hangul (NFD) of a declared category, and an undeclared value to the catch-all.
