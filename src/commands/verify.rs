@@ -379,6 +379,13 @@ fn presentation(
         }
     };
     let mut checked = Vec::new();
+    if m.manifest_format >= 9 && m.tool.report_format.is_none_or(|f| f == 0) {
+        found.push((
+            Some("manifest.json".into()),
+            "states no report format (`tool.report_format`, which every manifest of format 9 or later states), so its workbook and report could not be compared".into(),
+        ));
+        return;
+    }
     for (name, bytes) in made {
         let Some(listed) = m.outputs.iter().find(|o| o.path == name) else {
             continue;

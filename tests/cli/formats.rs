@@ -146,3 +146,41 @@ fn the_report_format_changes_when_the_workbook_or_report_bytes_do() {
         "the workbook or report.html of the same folder changed: raise REPORT_FORMAT and update these hashes"
     );
 }
+
+/// A folder of this safestat states its report format, and verify compares its workbook and
+/// report; a manifest of format 9 that states none (or 0) is a problem, not a folder of an
+/// earlier safestat to be noted.
+#[test]
+fn a_current_folder_states_its_report_format_and_cannot_drop_it() {
+    let s = small();
+    s.write(
+        "policy.toml",
+        &ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE),
+    );
+    s.run(&["release", "policy.toml"]).expect_code(0);
+    let dir = "releases/r";
+    let m = manifest(&s.path(dir));
+    assert_eq!(m["manifest_format"], 9);
+    assert_eq!(m["tool"]["report_format"], 1);
+    s.run(&["verify", dir])
+        .expect_code(0)
+        .stdout_has(&["made again from the tables, byte for byte"]);
+    let path = s.path(&format!("{dir}/manifest.json"));
+    for format in [None, Some(0)] {
+        let mut edited = m.clone();
+        match format {
+            None => edited["tool"]
+                .as_object_mut()
+                .unwrap()
+                .remove("report_format"),
+            Some(f) => edited["tool"]
+                .as_object_mut()
+                .unwrap()
+                .insert("report_format".into(), f.into()),
+        };
+        fs::write(&path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+        s.run(&["verify", dir])
+            .expect_code(4)
+            .stdout_has(&["states no report format"]);
+    }
+}
