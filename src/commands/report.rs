@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::ledger::{Body, LedgerError, LockedLedger, Publication, Revision};
+use crate::ledger::{Body, Ledger, LedgerError, LockedLedger, Publication, Revision};
 use crate::output::{self, FileHash, Manifest, ReplacedFile, RevisionEntry};
 use crate::policy::{self, Plan, Presentation};
 use crate::report;
@@ -174,6 +174,96 @@ fn render(
 /// its time) and its files written after; a run interrupted in between is completed by the same
 /// command, which makes the same bytes again from the folder as it was.
 fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
+    let mut locked = open_verified(plan)?;
+    // Read under the lock: another revision may have finished since the command began.
+    let (bytes, manifest) = read_manifest(dir)?;
+    let (id, version) = (manifest.release.id.clone(), manifest.release.version);
+    let integrity = |why: String| {
+        Error::Integrity(format!(
+            "release `{id}` version {version} in `{}`: {why}; nothing written (`safestat audit {}` shows every problem)",
+            dir.display(),
+            dir.display()
+        ))
+    };
+    let recorded = recorded_state(&locked.ledger, plan, &manifest, dir, &integrity)?;
+    let folder_sha = sha256_hex(&bytes);
+    // A revision recorded whose files were not all written: the folder still holds the manifest
+    // it replaces.
+    let pending = recorded
+        .revisions
+        .last()
+        .filter(|r| {
+            folder_sha != recorded.state.manifest_sha256 && r.previous_manifest_sha256 == folder_sha
+        })
+        .cloned();
+    if folder_sha != recorded.state.manifest_sha256 && pending.is_none() {
+        return Err(integrity(format!(
+            "its manifest.json is not the one ledger `{}` records for it (altered after publication)",
+            plan.ledger.display()
+        )));
+    }
+    if let Some(r) = pending {
+        return finish_interrupted(dir, plan, (&manifest, &folder_sha), &r, &integrity);
+    }
+    presentation_only(plan, &manifest, &recorded.plan_sha256)?;
+    // The tables are as published: the workbook and the report are made from them.
+    tables_as_published(dir, &manifest)?;
+    let key = signing_key(&manifest, plan)?;
+    if manifest.presentation == plan.presentation && manifest.release.title == plan.title {
+        drop(locked);
+        let mut r = format!(
+            "{}: already presented with policy `{}`'s labels, titles and texts; no revision made\n",
+            dir.display(),
+            plan.policy_path.display()
+        );
+        write_made(dir, None, &manifest, &manifest, &mut r)?;
+        return print(&r);
+    }
+    let number = recorded.revisions.len() as u32 + 1;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let made = revision(
+        dir,
+        &manifest,
+        &folder_sha,
+        (&plan.presentation, &plan.title),
+        (number, &now, true),
+    )?;
+    let state = &recorded.state;
+    // Recorded first, then written: the ledger names every manifest the folder will ever hold.
+    let entry = locked.append(Body::Revised(Box::new(Revision {
+        publication: Publication {
+            manifest_sha256: made.manifest_sha256.clone(),
+            outputs: made.manifest.outputs.clone(),
+            // What the folder held when the ledger recorded it (checked above): kept.
+            content_sha256: Some(
+                state
+                    .content_sha256
+                    .clone()
+                    .unwrap_or_else(|| output::content_sha256(&manifest)),
+            ),
+            ..state.clone()
+        },
+        revision: number,
+        revised_at: now,
+        previous_manifest_sha256: folder_sha,
+        policy_sha256: plan.policy_sha256.clone(),
+        plan_sha256: plan.plan_sha256.clone(),
+        title: plan.title.clone(),
+        presentation: plan.presentation.clone(),
+    })))?;
+    let replaced = made.replaced.clone();
+    write_revision(dir, made, key.as_ref(), &manifest)?;
+    print(&revised_message(
+        (dir, plan),
+        (&id, version, number),
+        &replaced,
+        key.is_some(),
+        entry.seq,
+    ))
+}
+
+/// The policy's ledger, locked, a torn last line repaired, and verified.
+fn open_verified(plan: &Plan) -> Result<LockedLedger, Error> {
     if !plan.ledger.exists() {
         return Err(Error::Usage(format!(
             "the policy's ledger `{}` does not exist, so release `{}` was not published from it; nothing written",
@@ -191,22 +281,31 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
         }
         .into());
     }
-    // Read under the lock: another revision may have finished since the command began.
-    let (bytes, manifest) = read_manifest(dir)?;
-    let (id, version) = (manifest.release.id.clone(), manifest.release.version);
-    let ledger = &locked.ledger;
-    let integrity = |why: String| {
-        Error::Integrity(format!(
-            "release `{id}` version {version} in `{}`: {why}; nothing written (`safestat audit {}` shows every problem)",
-            dir.display(),
-            dir.display()
-        ))
-    };
+    Ok(locked)
+}
+
+/// What the ledger records of the folder's release: its publication, its revisions and the plan
+/// it is presented with now (the charge's, or the last revision's).
+struct Recorded {
+    state: Publication,
+    revisions: Vec<Revision>,
+    plan_sha256: String,
+}
+
+/// The ledger's record of `manifest`'s release, published in `dir` itself (not a copy).
+fn recorded_state(
+    ledger: &Ledger,
+    plan: &Plan,
+    manifest: &Manifest,
+    dir: &Path,
+    integrity: &dyn Fn(String) -> Error,
+) -> Result<Recorded, Error> {
+    let (id, version) = (&manifest.release.id, manifest.release.version);
     let charge = ledger
         .charges()
         .find(|c| {
             c.charge.dataset == manifest.dataset
-                && c.charge.release_id == id
+                && c.charge.release_id == *id
                 && c.charge.version == version
         })
         .ok_or_else(|| {
@@ -215,14 +314,12 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
                 plan.ledger.display()
             ))
         })?;
-    let seq = charge.seq;
-    let state = ledger.publication_of(seq).cloned().ok_or_else(|| {
+    let state = ledger.publication_of(charge.seq).cloned().ok_or_else(|| {
         integrity(format!(
             "ledger line {} charged it but no publication is recorded (`safestat release` finishes it)",
             charge.line
         ))
     })?;
-    // The folder the ledger records, not a copy of it.
     let recorded = ledger.resolve(&state.out_dir);
     let same_folder = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -236,51 +333,65 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
             dir.display()
         )));
     }
-    // The plan each state of the folder was presented with: the charge's, then each revision's.
-    let revisions: Vec<&Revision> = ledger.revisions_of(seq).collect();
-    let plans: Vec<&str> = std::iter::once(charge.charge.plan_sha256.as_str())
-        .chain(revisions.iter().map(|r| r.plan_sha256.as_str()))
-        .collect();
-    let folder_sha = sha256_hex(&bytes);
-    // A revision recorded whose files were not all written: the folder still holds the manifest
-    // it replaces.
-    let pending = revisions
+    let revisions: Vec<Revision> = ledger.revisions_of(charge.seq).cloned().collect();
+    let plan_sha256 = revisions
         .last()
-        .filter(|r| folder_sha != state.manifest_sha256 && r.previous_manifest_sha256 == folder_sha)
-        .map(|r| (*r).clone());
-    if folder_sha != state.manifest_sha256 && pending.is_none() {
+        .map_or(&charge.charge.plan_sha256, |r| &r.plan_sha256)
+        .clone();
+    Ok(Recorded {
+        state,
+        revisions,
+        plan_sha256,
+    })
+}
+
+/// A revision recorded but interrupted before its files were in place, made again from the
+/// ledger's record (its presentation, title and time), whatever policy is given now: it must
+/// come out as recorded.
+fn finish_interrupted(
+    dir: &Path,
+    plan: &Plan,
+    (manifest, folder_sha): (&Manifest, &str),
+    r: &Revision,
+    integrity: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
+    tables_as_published(dir, manifest)?;
+    let key = signing_key(manifest, plan)?;
+    // Made as this safestat makes a revision (stating its report format), or, for a revision an
+    // earlier safestat recorded, keeping the manifest's: whichever the ledger recorded.
+    let remake = |stamp: bool| {
+        revision(
+            dir,
+            manifest,
+            folder_sha,
+            (&r.presentation, &r.title),
+            (r.revision, &r.revised_at, stamp),
+        )
+    };
+    let mut made = remake(true)?;
+    if made.manifest_sha256 != r.publication.manifest_sha256 {
+        made = remake(false)?;
+    }
+    if made.manifest_sha256 != r.publication.manifest_sha256 {
         return Err(integrity(format!(
-            "its manifest.json is not the one ledger `{}` records for it (altered after publication)",
+            "presentation revision {} recorded in ledger `{}` was interrupted before its files were in place, and made again from the ledger's record it does not come out as recorded",
+            r.revision,
             plan.ledger.display()
         )));
     }
-    if let Some(r) = pending {
-        // Made again from what the ledger recorded (its presentation, title and time), whatever
-        // policy is given now: it must come out as recorded.
-        tables_as_published(dir, &manifest)?;
-        let key = signing_key(&manifest, plan)?;
-        let made = revision(
-            dir,
-            &manifest,
-            &folder_sha,
-            (&r.presentation, &r.title),
-            (r.revision, &r.revised_at),
-        )?;
-        if made.manifest_sha256 != r.publication.manifest_sha256 {
-            return Err(integrity(format!(
-                "presentation revision {} recorded in ledger `{}` was interrupted before its files were in place, and made again from the ledger's record it does not come out as recorded",
-                r.revision,
-                plan.ledger.display()
-            )));
-        }
-        write_revision(dir, made, key.as_ref(), &manifest)?;
-        return print(&format!(
-            "{}: presentation revision {} of release `{id}` version {version} was recorded but its files were not all in place (an interrupted run); written now from the ledger's record. Nothing was drawn or charged\n",
-            dir.display(),
-            r.revision
-        ));
-    }
-    let before = plans[plans.len() - 1];
+    write_revision(dir, made, key.as_ref(), manifest)?;
+    print(&format!(
+        "{}: presentation revision {} of release `{}` version {} was recorded but its files were not all in place (an interrupted run); written now from the ledger's record. Nothing was drawn or charged\n",
+        dir.display(),
+        r.revision,
+        manifest.release.id,
+        manifest.release.version
+    ))
+}
+
+/// The policy may change only how the release is presented, never its tables' files.
+fn presentation_only(plan: &Plan, manifest: &Manifest, before: &str) -> Result<(), Error> {
+    let (id, version) = (&manifest.release.id, manifest.release.version);
     if plan.identity_sha256(manifest.release.title.as_deref()) != before {
         return Err(Error::Usage(format!(
             "policy `{}` differs from release `{id}` version {version} in more than its presentation (its tables, categories, bounds, costs or budget); a revision only changes how the release is presented: publish a changed release with `safestat release --new-version` (fresh noise and a fresh charge); nothing written",
@@ -293,64 +404,23 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
             plan.policy_path.display()
         )));
     }
-    // The tables are as published: the workbook and the report are made from them.
-    tables_as_published(dir, &manifest)?;
-    let key = signing_key(&manifest, plan)?;
-    if manifest.presentation == plan.presentation && manifest.release.title == plan.title {
-        drop(locked);
-        let mut r = format!(
-            "{}: already presented with policy `{}`'s labels, titles and texts; no revision made\n",
-            dir.display(),
-            plan.policy_path.display()
-        );
-        write_made(dir, None, &manifest, &manifest, &mut r)?;
-        return print(&r);
-    }
-    let number = revisions.len() as u32 + 1;
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let made = revision(
-        dir,
-        &manifest,
-        &folder_sha,
-        (&plan.presentation, &plan.title),
-        (number, &now),
-    )?;
-    // Recorded first, then written: the ledger names every manifest the folder will ever hold.
-    let entry = locked.append(Body::Revised(Box::new(Revision {
-        publication: Publication {
-            dataset: manifest.dataset.clone(),
-            release_id: id.clone(),
-            version,
-            charge_seq: seq,
-            out_dir: state.out_dir.clone(),
-            exact_links: state.exact_links.clone(),
-            same_data: state.same_data.clone(),
-            manifest_sha256: made.manifest_sha256.clone(),
-            outputs: made.manifest.outputs.clone(),
-            // What the folder held when the ledger recorded it (checked above): kept.
-            content_sha256: Some(
-                state
-                    .content_sha256
-                    .clone()
-                    .unwrap_or_else(|| output::content_sha256(&manifest)),
-            ),
-        },
-        revision: number,
-        revised_at: now,
-        previous_manifest_sha256: folder_sha,
-        policy_sha256: plan.policy_sha256.clone(),
-        plan_sha256: plan.plan_sha256.clone(),
-        title: plan.title.clone(),
-        presentation: plan.presentation.clone(),
-    })))?;
-    let replaced = made.replaced.clone();
-    write_revision(dir, made, key.as_ref(), &manifest)?;
+    Ok(())
+}
+
+/// What `report --policy` says of a revision made.
+fn revised_message(
+    (dir, plan): (&Path, &Plan),
+    (id, version, number): (&str, u32, u32),
+    replaced: &[ReplacedFile],
+    signed: bool,
+    seq: u64,
+) -> String {
     let mut r = format!(
         "{}: presentation revision {number} of release `{id}` version {version}, with policy `{}`; nothing was drawn or charged, the tables' files are as published\n",
         dir.display(),
         plan.policy_path.display()
     );
-    for f in &replaced {
+    for f in replaced {
         let _ = writeln!(
             r,
             "  {}: {}",
@@ -365,19 +435,14 @@ fn revise(dir: &Path, plan: &Plan) -> Result<(), Error> {
     let _ = writeln!(
         r,
         "  manifest.json: rewritten{} (the replaced files' hashes kept in its `revisions`)",
-        if key.is_some() {
-            " and signed again"
-        } else {
-            ""
-        }
+        if signed { " and signed again" } else { "" }
     );
     let _ = writeln!(
         r,
-        "recorded at ledger line {} of `{}`",
-        entry.seq,
+        "recorded at ledger line {seq} of `{}`",
         plan.ledger.display()
     );
-    print(&r)
+    r
 }
 
 /// The key that signs a revision of a signed release: the policy's, which must be the one that
@@ -421,11 +486,14 @@ fn revision(
     manifest: &Manifest,
     previous: &str,
     (presentation, title): (&Presentation, &Option<String>),
-    (number, at): (u32, &str),
+    (number, at, stamp): (u32, &str, bool),
 ) -> Result<Made, Error> {
     let mut revised = manifest.clone();
-    // Its workbook and report are this safestat's from now on.
-    revised.tool.report_format = Some(output::REPORT_FORMAT);
+    // Its workbook and report are this safestat's from now on (`stamp`; not when a revision an
+    // earlier safestat recorded is made again).
+    if stamp {
+        revised.tool.report_format = Some(output::REPORT_FORMAT);
+    }
     revised.presentation = presentation.clone();
     revised.release.title = title.clone();
     let made = render(dir, manifest, &revised)?;

@@ -635,11 +635,11 @@ pub fn release_folders(roots: &[PathBuf], dataset: &str) -> Vec<(PathBuf, Manife
 pub fn made_by(tool: &ToolInfo) -> String {
     match tool.report_format {
         Some(f) => format!(
-            "it was made by safestat {} with report format {f}, this one makes format {REPORT_FORMAT}",
+            "it was made by safestat {} with report format {f}; this one makes format {REPORT_FORMAT}",
             tool.version
         ),
         None => format!(
-            "it was made by safestat {} before report formats were recorded (manifest format 9), this one makes format {REPORT_FORMAT}",
+            "it was made by safestat {} before report formats were recorded, which manifest format 9 began; this one makes format {REPORT_FORMAT}",
             tool.version
         ),
     }

@@ -184,3 +184,25 @@ fn a_current_folder_states_its_report_format_and_cannot_drop_it() {
             .stdout_has(&["states no report format"]);
     }
 }
+
+/// A revision an earlier safestat recorded in the ledger but did not finish writing is finished
+/// as recorded (its manifest without a report format), and the folder then audits.
+#[test]
+fn an_earlier_safestats_interrupted_revision_is_finished_as_recorded() {
+    let s = fixture("format-8-interrupted");
+    s.run(&["audit", "--ledger", LEDGER, DIR]).expect_code(4);
+    s.run(&["report", DIR, "--policy", "policies/disung-2024.toml"])
+        .expect_code(0)
+        .stdout_has(&["was recorded but its files were not all in place"]);
+    let m = manifest(&s.path(DIR));
+    assert!(m["tool"].get("report_format").is_none(), "{}", m["tool"]);
+    assert!(
+        m["release"]["title"]
+            .as_str()
+            .unwrap()
+            .ends_with("(revised)")
+    );
+    s.run(&["audit", "--ledger", LEDGER, DIR])
+        .expect_code(0)
+        .stdout_has(&["audit passed"]);
+}

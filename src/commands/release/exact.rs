@@ -386,157 +386,22 @@ pub fn linked(
     let ledger = Ledger::read(ledger_file)?;
     let except = (!new_version).then_some(plan.release_id.as_str());
     let seen = Some(ledger.published_exact(&plan.dataset, except));
-    let mut found: Vec<Candidate> = Vec::new();
-    let mut notes = Vec::new();
-    // Earlier tables a dimension here may stand for under another name and other categories.
-    let mut changed = std::collections::BTreeSet::new();
+    let mut found = Found::default();
     for c in ledger.charges() {
-        let charge = c.charge;
         // A re-run of this very release is decided by the ledger (the same plan and inputs, or a
         // refusal), not linked to itself; a new version is published beside the earlier ones, so
         // it is protected with them.
-        let itself = !new_version && charge.release_id == plan.release_id;
-        if charge.exact_tables.is_empty() || charge.dataset != plan.dataset || itself {
+        let itself = !new_version && c.charge.release_id == plan.release_id;
+        if c.charge.exact_tables.is_empty() || c.charge.dataset != plan.dataset || itself {
             continue;
         }
-        let Some(publication) = ledger.publication_of(c.seq) else {
-            continue; // charged, never published: nothing of it is public
-        };
-        let dir = ledger.resolve(&publication.out_dir);
-        let cannot = |why: String| {
-            Error::Usage(format!(
-                "exact tables: release `{}` version {} published exact tables of this dataset, and this release must be protected together with those of them it counts from the same data, but its folder `{}` cannot be read ({why}); restore it from the ledger's records",
-                charge.release_id,
-                charge.version,
-                dir.display()
-            ))
-        };
-        let earlier = output::read_published(&dir).map_err(|(_, why)| cannot(why))?;
-        // Its files are checked against its manifest above; the manifest against the ledger here,
-        // so an edited manifest (other rules, other cells) is refused, never trusted.
-        if earlier.manifest_sha256 != publication.manifest_sha256 {
-            return Err(cannot(
-                "its manifest.json differs from the one the ledger recorded when it was published"
-                    .into(),
-            ));
-        }
-        for entry in &earlier.manifest.exact_tables {
-            let same_bytes = |input: &str| {
-                charge.inputs.contains_key(input)
-                    && charge.inputs.get(input) == fingerprints.get(input)
-            };
-            let bytes = std::fs::read(dir.join(format!("{}.csv", entry.name)))
-                .map_err(|e| cannot(e.to_string()))?;
-            let (categories, values) =
-                output::read_exact(&bytes, entry, &earlier.manifest.presentation)
-                    .map_err(&cannot)?;
-            let digest = charge.exact_digests.get(&entry.name).cloned();
-            let ways: Vec<_> = match_dimensions(plan, &entry.dimensions, &categories)
-                .into_iter()
-                .filter(|(_, renamed)| renamed.is_empty() || digest.is_some())
-                .collect();
-            if ways.is_empty() {
-                // It may count the same data as a table here: refused, since it cannot be
-                // compared (other categories, or in another order) and so cannot be protected.
-                if related(plan, entry, &categories) || same_bytes(&entry.input) {
-                    return Err(Error::Usage(format!(
-                        "exact tables: exact table `{}` of release `{}` version {} (by [{}]) may count the same data as this release's exact tables, but this policy declares its dimensions or their categories differently (other categories, or another order), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged",
-                        entry.name,
-                        charge.release_id,
-                        charge.version,
-                        entry.dimensions.join(", ")
-                    )));
-                }
-                notes.push(format!(
-                    "note: exact table `{}` of release `{}` version {} was not compared with this release's data: this policy declares its dimensions or categories differently",
-                    entry.name, charge.release_id, charge.version
-                ));
-                continue;
-            }
-            let sum = (entry.statistic != "count_units").then(|| ExactSum {
-                column: entry.column.clone(),
-                dominance: entry.primary_rule.dominance,
-                p_percent: entry.primary_rule.p_percent,
-            });
-            if renamed_with_other_categories(plan, entry, &categories) {
-                changed.insert((
-                    charge.release_id.clone(),
-                    charge.version,
-                    entry.name.clone(),
-                ));
-            }
-            for (dims, renamed) in ways {
-                // The inputs that can count it: the one of its name, and those of this release's
-                // exact tables of the same statistic over (at least) its dimensions.
-                let mut inputs: Vec<usize> = plan
-                    .inputs
-                    .iter()
-                    .position(|i| i.name == entry.input)
-                    .into_iter()
-                    .collect();
-                for t in &plan.exact_tables {
-                    let column = t.sum.as_ref().and_then(|s| s.column.clone());
-                    if t.statistic() == entry.statistic
-                        && column == entry.column
-                        && dims.iter().all(|d| t.dims.contains(d))
-                        && !inputs.contains(&t.input)
-                    {
-                        inputs.push(t.input);
-                    }
-                }
-                // Any other input of this release's exact tables, file or database, may hold the
-                // same data under other dimensions (a renamed input whose tables share only a
-                // margin with it): tried too, linked only on the digest.
-                let extra: Vec<usize> = plan
-                    .exact_tables
-                    .iter()
-                    .map(|t| t.input)
-                    .filter(|i| !inputs.contains(i))
-                    .filter(|_| digest.is_some())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let tried = inputs.len();
-                inputs.extend(extra);
-                for (k, input) in inputs.into_iter().enumerate() {
-                    let digest = digest.clone();
-                    let same_bytes =
-                        plan.inputs[input].name == entry.input && same_bytes(&entry.input);
-                    if digest.is_none() && !same_bytes {
-                        continue; // a charge from before digests: linked only on the same bytes
-                    }
-                    let own_name = plan.inputs[input].name != entry.input;
-                    found.push(Candidate {
-                        link: LinkedTable {
-                            release_id: charge.release_id.clone(),
-                            version: charge.version,
-                            table: entry.name.clone(),
-                            counted_on: own_name.then(|| plan.inputs[input].name.clone()),
-                            renamed: renamed.clone(),
-                        },
-                        spec: ExactTableSpec {
-                            name: format!("{}/{}", charge.release_id, entry.name),
-                            input,
-                            dims: dims.clone(),
-                            margins: entry.margins,
-                            sum: sum.clone(),
-                            min_frequency: entry.primary_rule.min_frequency,
-                            zeros_primary: entry.primary_rule.zeros_suppressed,
-                            zeros_secondary: entry.primary_rule.zeros_as_secondary,
-                            interval_percent: entry.interval_percent,
-                            secondary: SecondaryObjective::Cells,
-                            total_label: entry.total_label.clone(),
-                            groups: entry.groups.clone(),
-                        },
-                        published: values.clone(),
-                        digest,
-                        same_bytes,
-                        extra: k >= tried,
-                    });
-                }
-            }
-        }
+        candidates_of(plan, (&ledger, c.seq, c.charge), fingerprints, &mut found)?;
     }
+    let Found {
+        candidates: found,
+        mut notes,
+        changed,
+    } = found;
     if found.is_empty() {
         return Ok(Links {
             tables: Vec::new(),
@@ -544,13 +409,207 @@ pub fn linked(
             seen,
         });
     }
+    let (counted, not_compared) = count_again(plan, &found, options)?;
+    notes.extend(not_compared);
+    let tables = decide(plan, (found, counted), &changed, &mut notes)?;
+    Ok(Links {
+        tables,
+        notes,
+        seen,
+    })
+}
+
+/// What the earlier releases offer to link: the candidates (each earlier exact table on each
+/// input that may count it), notes, and the earlier tables a dimension here may stand for under
+/// another name and other categories.
+#[derive(Default)]
+struct Found {
+    candidates: Vec<Candidate>,
+    notes: Vec<String>,
+    changed: std::collections::BTreeSet<(String, u32, String)>,
+}
+
+/// The candidates of one earlier release's exact tables: its folder read and its manifest
+/// checked against the ledger (a charge never published has nothing public).
+fn candidates_of(
+    plan: &Plan,
+    (ledger, seq, charge): (&Ledger, u64, &crate::ledger::Charge),
+    fingerprints: &BTreeMap<String, String>,
+    found: &mut Found,
+) -> Result<(), Error> {
+    let Some(publication) = ledger.publication_of(seq) else {
+        return Ok(()); // charged, never published: nothing of it is public
+    };
+    let dir = ledger.resolve(&publication.out_dir);
+    let cannot = |why: String| {
+        Error::Usage(format!(
+            "exact tables: release `{}` version {} published exact tables of this dataset, and this release must be protected together with those of them it counts from the same data, but its folder `{}` cannot be read ({why}); restore it from the ledger's records",
+            charge.release_id,
+            charge.version,
+            dir.display()
+        ))
+    };
+    let earlier = output::read_published(&dir).map_err(|(_, why)| cannot(why))?;
+    // Its files are checked against its manifest above; the manifest against the ledger here,
+    // so an edited manifest (other rules, other cells) is refused, never trusted.
+    if earlier.manifest_sha256 != publication.manifest_sha256 {
+        return Err(cannot(
+            "its manifest.json differs from the one the ledger recorded when it was published"
+                .into(),
+        ));
+    }
+    for entry in &earlier.manifest.exact_tables {
+        let bytes = std::fs::read(dir.join(format!("{}.csv", entry.name)))
+            .map_err(|e| cannot(e.to_string()))?;
+        let (categories, values) =
+            output::read_exact(&bytes, entry, &earlier.manifest.presentation).map_err(&cannot)?;
+        entry_candidates(
+            plan,
+            charge,
+            (entry, &categories, values),
+            fingerprints,
+            found,
+        )?;
+    }
+    Ok(())
+}
+
+/// The candidates of one earlier exact table (its published `categories` and `values`): every
+/// reading of its dimensions here on every input that may count it. An earlier table that may
+/// count the same data but cannot be compared is refused; one of other data gets a note.
+fn entry_candidates(
+    plan: &Plan,
+    charge: &crate::ledger::Charge,
+    (entry, categories, values): (&ExactTableEntry, &[Vec<String>], Vec<Option<i64>>),
+    fingerprints: &BTreeMap<String, String>,
+    found: &mut Found,
+) -> Result<(), Error> {
+    let same_bytes = |input: &str| {
+        charge.inputs.contains_key(input) && charge.inputs.get(input) == fingerprints.get(input)
+    };
+    let digest = charge.exact_digests.get(&entry.name).cloned();
+    let ways: Vec<_> = match_dimensions(plan, &entry.dimensions, categories)
+        .into_iter()
+        .filter(|(_, renamed)| renamed.is_empty() || digest.is_some())
+        .collect();
+    if ways.is_empty() {
+        // It may count the same data as a table here: refused, since it cannot be
+        // compared (other categories, or in another order) and so cannot be protected.
+        if related(plan, entry, categories) || same_bytes(&entry.input) {
+            return Err(Error::Usage(format!(
+                "exact tables: exact table `{}` of release `{}` version {} (by [{}]) may count the same data as this release's exact tables, but this policy declares its dimensions or their categories differently (other categories, or another order), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged",
+                entry.name,
+                charge.release_id,
+                charge.version,
+                entry.dimensions.join(", ")
+            )));
+        }
+        found.notes.push(format!(
+            "note: exact table `{}` of release `{}` version {} was not compared with this release's data: this policy declares its dimensions or categories differently",
+            entry.name, charge.release_id, charge.version
+        ));
+        return Ok(());
+    }
+    let sum = (entry.statistic != "count_units").then(|| ExactSum {
+        column: entry.column.clone(),
+        dominance: entry.primary_rule.dominance,
+        p_percent: entry.primary_rule.p_percent,
+    });
+    if renamed_with_other_categories(plan, entry, categories) {
+        found.changed.insert((
+            charge.release_id.clone(),
+            charge.version,
+            entry.name.clone(),
+        ));
+    }
+    for (dims, renamed) in ways {
+        // The inputs that can count it: the one of its name, and those of this release's
+        // exact tables of the same statistic over (at least) its dimensions.
+        let mut inputs: Vec<usize> = plan
+            .inputs
+            .iter()
+            .position(|i| i.name == entry.input)
+            .into_iter()
+            .collect();
+        for t in &plan.exact_tables {
+            let column = t.sum.as_ref().and_then(|s| s.column.clone());
+            if t.statistic() == entry.statistic
+                && column == entry.column
+                && dims.iter().all(|d| t.dims.contains(d))
+                && !inputs.contains(&t.input)
+            {
+                inputs.push(t.input);
+            }
+        }
+        // Any other input of this release's exact tables, file or database, may hold the
+        // same data under other dimensions (a renamed input whose tables share only a
+        // margin with it): tried too, linked only on the digest.
+        let extra: Vec<usize> = plan
+            .exact_tables
+            .iter()
+            .map(|t| t.input)
+            .filter(|i| !inputs.contains(i))
+            .filter(|_| digest.is_some())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tried = inputs.len();
+        inputs.extend(extra);
+        for (k, input) in inputs.into_iter().enumerate() {
+            let digest = digest.clone();
+            let same_bytes = plan.inputs[input].name == entry.input && same_bytes(&entry.input);
+            if digest.is_none() && !same_bytes {
+                continue; // a charge from before digests: linked only on the same bytes
+            }
+            let own_name = plan.inputs[input].name != entry.input;
+            found.candidates.push(Candidate {
+                link: LinkedTable {
+                    release_id: charge.release_id.clone(),
+                    version: charge.version,
+                    table: entry.name.clone(),
+                    counted_on: own_name.then(|| plan.inputs[input].name.clone()),
+                    renamed: renamed.clone(),
+                },
+                spec: ExactTableSpec {
+                    name: format!("{}/{}", charge.release_id, entry.name),
+                    input,
+                    dims: dims.clone(),
+                    margins: entry.margins,
+                    sum: sum.clone(),
+                    min_frequency: entry.primary_rule.min_frequency,
+                    zeros_primary: entry.primary_rule.zeros_suppressed,
+                    zeros_secondary: entry.primary_rule.zeros_as_secondary,
+                    interval_percent: entry.interval_percent,
+                    secondary: SecondaryObjective::Cells,
+                    total_label: entry.total_label.clone(),
+                    groups: entry.groups.clone(),
+                },
+                published: values.clone(),
+                digest,
+                same_bytes,
+                extra: k >= tried,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Which candidates are linked: those counted here as they were published (their digest, or
+/// for a charge without digests the same bytes). A candidate that counts otherwise is other data
+/// (a note), unless every cell it published is unchanged or it is an earlier version of this
+/// release: a correction, refused; so is an earlier table that may stand for a renamed dimension
+/// here and is linked under no reading.
+fn decide(
+    plan: &Plan,
+    (found, mut counted): (Vec<Candidate>, Vec<Option<Counts>>),
+    changed: &std::collections::BTreeSet<(String, u32, String)>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(LinkedTable, Linked)>, Error> {
     let refuse_changed = |(release, version, table): &(String, u32, String)| {
         Error::Usage(format!(
             "exact tables: exact table `{table}` of release `{release}` version {version} may count the same data as this release's exact tables under a dimension renamed since, but this policy declares that dimension's categories differently (another order, or categories added or removed), so the two cannot be compared or protected together. Declare them as that release did; nothing was charged"
         ))
     };
-    let (mut counted, not_compared) = count_again(plan, &found, options)?;
-    notes.extend(not_compared);
     let key = |l: &LinkedTable| (l.release_id.clone(), l.version, l.table.clone());
     let same: Vec<bool> = found
         .iter()
@@ -624,11 +683,7 @@ pub fn linked(
             "note: exact table `{table}` of release `{release_id}` version {version} counts differently on this data (cells it published differ): taken as other data (another period or population), not linked"
         ));
     }
-    Ok(Links {
-        tables,
-        notes,
-        seen,
-    })
+    Ok(tables)
 }
 
 /// At most this many ways of reading an earlier table's renamed dimensions are tried.
