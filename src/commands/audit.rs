@@ -568,7 +568,53 @@ pub(super) fn check_exact(
     m: &Manifest,
     compare: Stated,
 ) -> Vec<(Option<String>, String)> {
-    let mut out = Vec::new();
+    let read = match read_sources(sources) {
+        Ok(read) => read,
+        Err(problem) => return vec![problem],
+    };
+    let ReadSources {
+        shapes,
+        published,
+        categories,
+    } = read;
+    if shapes.is_empty() {
+        return Vec::new();
+    }
+    let linked = sdc::tables::link(shapes);
+    let mut out = margins_add_up(&linked, &published);
+    let found = match sdc::tables::attack_published(&linked, &published) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push((
+                None,
+                format!("the attacker's audit could not be re-run: {e}"),
+            ));
+            return out;
+        }
+    };
+    for (((t, intervals), values), cats) in m
+        .exact_tables
+        .iter()
+        .zip(&found)
+        .zip(&published)
+        .zip(&categories)
+    {
+        out.extend(intervals_as_stated(t, (cats, values), intervals, compare));
+    }
+    out
+}
+
+/// The exact tables as published: each table's shape for linking (its quantity's space, its
+/// dimensions as ids shared by the tables of one input and quantity, its layouts, margins and
+/// floor), its values and its categories.
+struct ReadSources {
+    shapes: Vec<sdc::tables::Shape>,
+    published: Vec<Vec<Option<i64>>>,
+    categories: Vec<Vec<Vec<String>>>,
+}
+
+/// Reads every source's CSV; the first that cannot be read is the problem.
+fn read_sources(sources: &[ExactSource]) -> Result<ReadSources, (Option<String>, String)> {
     // A dimension of one input and one quantity (a count, or a sum of a column): tables of
     // different inputs or quantities are never linked.
     let mut ids: Vec<(String, String, Option<String>, String)> = Vec::new();
@@ -593,14 +639,13 @@ pub(super) fn check_exact(
                     })
                     .collect::<Option<Vec<_>>>();
                 let Some(layouts) = layouts else {
-                    out.push((
+                    return Err((
                         Some("manifest.json".into()),
                         format!(
                             "exact table `{}`: a group names a category its file does not have",
                             t.name
                         ),
                     ));
-                    return out;
                 };
                 categories.push(cats);
                 let dims = t
@@ -641,20 +686,24 @@ pub(super) fn check_exact(
                 ));
                 published.push(values);
             }
-            Err(why) => {
-                out.push((Some(file), why));
-                return out;
-            }
+            Err(why) => return Err((Some(file), why)),
         }
     }
-    if shapes.is_empty() {
-        return out;
-    }
-    let linked = sdc::tables::link(shapes);
-    let (structure, grids) = &linked;
-    // Arithmetic: a margin whose cells are all published is their sum.
+    Ok(ReadSources {
+        shapes,
+        published,
+        categories,
+    })
+}
+
+/// Arithmetic: a margin whose cells are all published is their sum.
+fn margins_add_up(
+    (structure, grids): &(sdc::Structure, Vec<Vec<usize>>),
+    published: &[Vec<Option<i64>>],
+) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
     let mut value = vec![None; structure.cells()];
-    for (grid, values) in grids.iter().zip(&published) {
+    for (grid, values) in grids.iter().zip(published) {
         for (&c, v) in grid.iter().zip(values) {
             value[c] = *v;
         }
@@ -677,87 +726,81 @@ pub(super) fn check_exact(
             ));
         }
     }
-    let found = match sdc::tables::attack_published(&linked, &published) {
-        Ok(f) => f,
-        Err(e) => {
-            out.push((
-                None,
-                format!("the attacker's audit could not be re-run: {e}"),
-            ));
-            return out;
-        }
+    out
+}
+
+/// One table's hidden cells: none pinned by the published cells, and each interval as the
+/// manifest states it (`compare`).
+fn intervals_as_stated(
+    t: &output::ExactTableEntry,
+    (cats, values): (&[Vec<String>], &[Option<i64>]),
+    intervals: &[Option<sdc::Interval>],
+    compare: Stated,
+) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let file = format!("{}.csv", t.name);
+    let table = output::ExactPublished {
+        total: &t.total_label,
+        groups: t.group_names(),
+        dimensions: t.dimensions.iter().map(String::as_str).collect(),
+        categories: cats.iter().map(Vec::as_slice).collect(),
+        margins: t.margins,
+        values,
     };
-    for (((t, intervals), values), cats) in m
-        .exact_tables
-        .iter()
-        .zip(&found)
-        .zip(&published)
-        .zip(&categories)
-    {
-        let file = format!("{}.csv", t.name);
-        let table = output::ExactPublished {
-            total: &t.total_label,
-            groups: t.group_names(),
-            dimensions: t.dimensions.iter().map(String::as_str).collect(),
-            categories: cats.iter().map(Vec::as_slice).collect(),
-            margins: t.margins,
-            values,
-        };
-        let mut stated = t.intervals.iter();
-        for (i, iv) in intervals.iter().enumerate() {
-            let Some(iv) = iv else { continue };
-            let cell: Vec<String> = table.labels(i).into_iter().map(String::from).collect();
-            if iv.hi == Some(iv.lo) {
-                out.push((
-                    Some(file.clone()),
-                    format!(
-                        "suppressed cell ({}) is disclosed: the published cells fix it at {}",
-                        cell.join(", "),
-                        iv.lo
-                    ),
-                ));
-            }
-            let holds = |s: &output::CellInterval| match compare {
-                Stated::Exactly => s.lo == iv.lo && s.hi == iv.hi,
-                Stated::Within => {
-                    iv.lo <= s.lo
-                        && match (iv.hi, s.hi) {
-                            (None, _) => true,
-                            (Some(_), None) => false,
-                            (Some(found), Some(stated)) => found >= stated,
-                        }
-                }
-            };
-            match stated.next() {
-                Some(s) if s.cell == cell && holds(s) => {}
-                Some(s) => out.push((
-                    Some("manifest.json".into()),
-                    format!(
-                        "exact table `{}`: the manifest states {}..{} for cell ({}), the attacker's audit finds {}..{}{}",
-                        t.name,
-                        s.lo,
-                        s.hi.map_or("unbounded".into(), |h| h.to_string()),
-                        s.cell.join(", "),
-                        iv.lo,
-                        iv.hi.map_or("unbounded".into(), |h| h.to_string()),
-                        if compare == Stated::Within { " (narrower than stated: the published values reveal more than the manifest says)" } else { "" }
-                    ),
-                )),
-                None => out.push((
-                    Some("manifest.json".into()),
-                    format!("exact table `{}`: suppressed cell ({}) has no interval in the manifest", t.name, cell.join(", ")),
-                )),
-            }
-        }
-        if stated.next().is_some() {
+    let mut stated = t.intervals.iter();
+    for (i, iv) in intervals.iter().enumerate() {
+        let Some(iv) = iv else { continue };
+        let cell: Vec<String> = table.labels(i).into_iter().map(String::from).collect();
+        if iv.hi == Some(iv.lo) {
             out.push((
-                Some("manifest.json".into()),
+                Some(file.clone()),
                 format!(
-                    "exact table `{}`: the manifest states intervals for cells that are published",
-                    t.name
+                    "suppressed cell ({}) is disclosed: the published cells fix it at {}",
+                    cell.join(", "),
+                    iv.lo
                 ),
             ));
         }
+        let holds = |s: &output::CellInterval| match compare {
+            Stated::Exactly => s.lo == iv.lo && s.hi == iv.hi,
+            Stated::Within => {
+                iv.lo <= s.lo
+                    && match (iv.hi, s.hi) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(found), Some(stated)) => found >= stated,
+                    }
+            }
+        };
+        match stated.next() {
+            Some(s) if s.cell == cell && holds(s) => {}
+            Some(s) => out.push((
+                Some("manifest.json".into()),
+                format!(
+                    "exact table `{}`: the manifest states {}..{} for cell ({}), the attacker's audit finds {}..{}{}",
+                    t.name,
+                    s.lo,
+                    s.hi.map_or("unbounded".into(), |h| h.to_string()),
+                    s.cell.join(", "),
+                    iv.lo,
+                    iv.hi.map_or("unbounded".into(), |h| h.to_string()),
+                    if compare == Stated::Within { " (narrower than stated: the published values reveal more than the manifest says)" } else { "" }
+                ),
+            )),
+            None => out.push((
+                Some("manifest.json".into()),
+                format!("exact table `{}`: suppressed cell ({}) has no interval in the manifest", t.name, cell.join(", ")),
+            )),
+        }
+    }
+    if stated.next().is_some() {
+        out.push((
+            Some("manifest.json".into()),
+            format!(
+                "exact table `{}`: the manifest states intervals for cells that are published",
+                t.name
+            ),
+        ));
     }
     out
 }
