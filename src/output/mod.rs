@@ -1,5 +1,6 @@
 //! What leaves the building: the published tables ([`tables`]), the manifest, written and read
-//! back typed ([`manifest`]), and the atomic placement of a release folder ([`folder`]).
+//! back typed ([`manifest`]) and built from the plan, the mechanisms and what post-processing made
+//! ([`describe`]), and the atomic placement of a release folder ([`folder`]).
 //!
 //! Never imports `input` (a check in `.ci/run` holds it to that): it formats what protection
 //! made publishable, the noisy, post-processed values of differentially private tables and the
