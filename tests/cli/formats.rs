@@ -7,20 +7,8 @@ use crate::common::*;
 
 /// A scratch copy of fixture folder `name` (its ledger, release folder, policy and public key).
 fn fixture(name: &str) -> Scratch {
-    fn copy(from: &Path, to: &Path) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let s = Scratch::new();
-    copy(
+    copy_tree(
         &Path::new(ROOT).join("tests/fixtures").join(name),
         s.dir.path(),
     );

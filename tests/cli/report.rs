@@ -730,14 +730,6 @@ fn tables_bytes(s: &Scratch) -> Vec<(String, String)> {
     out
 }
 
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 /// The day a manifest was made, in Seoul (UTC+9), as Korean writes it: `2026년 12월 4일`.
 fn korean_date(m: &serde_json::Value) -> String {
     let utc = humantime::parse_rfc3339(m["created_at"].as_str().unwrap()).unwrap();
@@ -985,7 +977,7 @@ fn a_presentation_revision_rewrites_the_workbook_and_report_and_charges_nothing(
     s.run(&["audit", DIR]).expect_code(0);
 
     // A copy of the folder is not the published one: refused, nothing recorded.
-    copy_folder(&s.path(DIR), &s.path("copy"));
+    copy_tree(&s.path(DIR), &s.path("copy"));
     s.write(SAMPLE_POLICY, &revised);
     s.run(&["report", "copy", "--policy", SAMPLE_POLICY])
         .expect_code(2)

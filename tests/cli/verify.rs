@@ -418,19 +418,6 @@ fn budget_statements_chain_and_a_gap_or_a_fork_is_reported() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A table of a consistency group changed (and its hash with it) no longer agrees with the
 /// tables estimated with it, nor with its own total; the workbook no longer comes out of it.
 #[test]
