@@ -135,9 +135,10 @@ def expand(tree):
 
 # `pub use` re-exports: (module, name) -> (module, path). Following them, an import of a name
 # through a `mod.rs` lands on the file that defines it.
+codes = {mod: code_of(path) for mod, path in files.items()}
 reexports, globs = {}, {}
-for mod, path in files.items():
-    for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]*);", code_of(path), re.S):
+for mod in files:
+    for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]*);", codes[mod], re.S):
         for segs in expand(m.group(1)):
             if segs[0] not in ("crate", "super", "self"):
                 segs = ["self"] + segs
@@ -177,10 +178,10 @@ def resolve(here, segs, depth=0):
 
 
 file_edges, reasons = {}, {}
-for mod, path in files.items():
+for mod in files:
     if mod == ():
         continue
-    text = re.sub(r"\bpub(?:\([^)]*\))?\s+use\s+[^;]*;", "", code_of(path))
+    text = re.sub(r"\bpub(?:\([^)]*\))?\s+use\s+[^;]*;", "", codes[mod])
     inline = [m.start() for m in re.finditer(r"\bmod\s+\w+\s*\{", text)]
 
     def inside(pos, segs):

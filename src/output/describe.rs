@@ -163,8 +163,8 @@ pub struct Drawn<'a> {
     pub reliability: Reliability,
     /// Rows of its margins and grand total.
     pub total_rows: usize,
-    /// Its shares, when the policy asks for them (`None` inside: its total is not positive).
-    pub shares: Option<Option<&'a accuracy::Shares>>,
+    /// Its shares, when the policy asks for them and its total is positive.
+    pub shares: Option<&'a accuracy::Shares>,
 }
 
 /// A differentially private table's manifest entry.
@@ -196,8 +196,8 @@ pub fn dp_table_entry(
         },
         margin_of_error_method: totals::METHOD.into(),
     });
-    if let Some(shares) = drawn.shares {
-        entry.shares = Some(shares_entry(t, shares, drawn.group.is_some()));
+    if plan.presentation.shares(&t.name) {
+        entry.shares = Some(shares_entry(t, drawn.shares, drawn.group.is_some()));
     }
     if let (Some(c), Some(moe)) = (&noise.contributors, drawn.contributors_margin) {
         entry.contributors = Some(contributors_entry(t, c, moe)?);

@@ -250,8 +250,7 @@ pub(super) fn publish_table(
             t.name
         ));
     }
-    let shares_asked = plan.presentation.shares(&t.name);
-    if shares_asked && f.shares.is_none() {
+    if plan.presentation.shares(&t.name) && f.shares.is_none() {
         summary.notes.push(format!(
             "warning: `{}`: its published total is not positive, so no shares are given",
             t.name
@@ -271,7 +270,7 @@ pub(super) fn publish_table(
             drawn_alone,
             reliability,
             total_rows: f.margins.iter().map(|m| m.values.len()).sum(),
-            shares: shares_asked.then_some(f.shares.as_ref()),
+            shares: f.shares.as_ref(),
         },
     )?);
     Ok(())
