@@ -16,7 +16,7 @@ out=bench/out
 pg="$out/pg"
 mkdir -p "$out"
 bin=target/release
-cargo build --release --bins --quiet
+cargo build --release --features postgres --bins --quiet
 file="$out/victims_$ROWS.csv"
 [ -f "$file" ] || "$bin/safestat-synth" large "$ROWS" "$file"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

@@ -3,8 +3,6 @@
 //! of a confidence, a margin of error, and the shares of a total with theirs. Reads published
 //! values and the noise's variances only.
 
-use statrs::distribution::{ContinuousCDF, Normal};
-
 /// The half-width of a `confidence` interval for a cell of an estimated table: `z` times the
 /// closed-form standard deviation, plus the table's largest rounding shift, rounded down (the
 /// error is an integer at most the least-squares error plus the shift, so when the former is
@@ -13,11 +11,12 @@ pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
     (z(confidence) * variance.sqrt() + shift).floor() as i64
 }
 
-/// The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95).
+/// The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95): opendp's
+/// accuracy of a Gaussian of scale 1 at significance `1 - confidence`, `sqrt(2) erf_inv(confidence)`
+/// (the same `erf_inv` opendp's own accuracies use, so no second statistics crate is built).
+/// `confidence` is validated to lie in (0, 1) by the policy; outside it the quantile is NaN.
 pub fn z(confidence: f64) -> f64 {
-    Normal::new(0.0, 1.0)
-        .expect("the standard normal")
-        .inverse_cdf(0.5 + confidence / 2.0)
+    opendp::accuracy::gaussian_scale_to_accuracy(1.0, 1.0 - confidence).unwrap_or(f64::NAN)
 }
 
 /// How a published table's cells err: the variance of one cell's error and of the table's total
@@ -109,6 +108,25 @@ pub fn shares(values: &[i64], error: ErrorModel, confidence: f64) -> Option<Shar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn z_is_the_two_sided_standard_normal_quantile() {
+        // Reference values of the standard normal quantile (Abramowitz and Stegun, 26.2).
+        for (confidence, want) in [
+            (0.5, 0.674_489_750_196_081_7),
+            (0.8, 1.281_551_565_544_600_5),
+            (0.9, 1.644_853_626_951_472_2),
+            (0.95, 1.959_963_984_540_054),
+            (0.99, 2.575_829_303_548_900_4),
+            (0.999, 3.290_526_731_491_893_5),
+        ] {
+            assert!(
+                (z(confidence) - want).abs() < 1e-9,
+                "{confidence}: {}",
+                z(confidence)
+            );
+        }
+    }
 
     #[test]
     fn margin_of_error_is_the_normal_quantile_plus_the_shift() {

@@ -20,6 +20,7 @@ mod report;
 mod scheduler;
 mod sdc;
 mod spanning;
+#[cfg(feature = "postgres")]
 mod sql;
 mod sums;
 mod verify;

@@ -169,9 +169,10 @@ fn a_held_lock_is_named_and_given_up_on_after_the_timeout() {
     assert!(!s.path("ledger/people.jsonl.lock-holder").exists());
 }
 
-/// A database that cannot be reached: retry later (5), nothing charged.
-#[test]
-fn an_unreachable_database_is_temporary() {
+/// A small release of a table in a database that cannot be reached (port 9), the connection
+/// string in the environment `release_from_database` passes: its status line, exit `code`
+/// expected, and that nothing was charged.
+fn release_from_database(code: i32) -> serde_json::Value {
     let s = small();
     let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE).once(
         "path = \"people.csv\"",
@@ -185,8 +186,35 @@ fn an_unreachable_database_is_temporary() {
             "SAFESTAT_DB_URL",
             "postgresql://nobody@127.0.0.1:9/none?connect_timeout=5",
         )],
-        5,
+        code,
     );
-    assert_eq!(v["status"], "unavailable");
     assert!(!s.path("ledger/people.jsonl").exists() || ledger_lines(&s).is_empty());
+    if cfg!(not(feature = "postgres")) {
+        // The statements need no client.
+        s.run(&["sql", "policy.toml"])
+            .expect_code(0)
+            .stdout_has(&["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"]);
+    }
+    v
+}
+
+/// A database that cannot be reached: retry later (5), nothing charged.
+#[cfg(feature = "postgres")]
+#[test]
+fn an_unreachable_database_is_temporary() {
+    let v = release_from_database(5);
+    assert_eq!(v["status"], "unavailable");
+}
+
+/// A build without the `postgres` feature (the README's first command) refuses an SQL input
+/// before anything is read: exit 2 (not 5: retrying cannot help), a message saying how to build
+/// it, nothing charged; `safestat sql` still shows the statements.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn an_sql_input_is_refused_by_a_build_without_the_postgres_client() {
+    let v = release_from_database(2);
+    assert!(
+        v["messages"].to_string().contains("--features postgres"),
+        "{v}"
+    );
 }

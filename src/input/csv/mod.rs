@@ -35,6 +35,7 @@ mod tests;
 mod units;
 
 use chunk::{links, read_chunk};
+#[cfg(feature = "postgres")]
 pub(super) use layout::CategoryIndex;
 use layout::Layout;
 use pass::{ChunkError, Counted, Pass};

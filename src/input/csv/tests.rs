@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::keys::{INLINE_KEY, KEY_WORDS, key_words};
-use super::layout::{BadValue, CATEGORY_KEY, category_words};
+use super::layout::{BadValue, CATEGORY_KEY, CategoryIndex, category_words};
 use super::scan::parse_i64;
 use super::units::Units;
 use super::*;

@@ -52,7 +52,9 @@ pub struct InputStatements {
     /// The plan's dimension indices this input's tables use, in the order of the domain
     /// statement's parameters.
     pub dims: Vec<usize>,
-    /// The summed columns, in the order of the totals statement's NULL counts.
+    /// The summed columns, in the order of the totals statement's NULL counts (read by the
+    /// client, which only the `postgres` feature builds).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub sum_columns: Vec<String>,
 }
 
@@ -362,4 +364,13 @@ fn table_statement(
         shared_key,
         spanning,
     }
+}
+
+/// The statements that set up the transaction, before [`InputStatements`]'s.
+pub(super) fn setup_statements(timeout_seconds: u64) -> [String; 3] {
+    [
+        format!("SET LOCAL statement_timeout = {}", timeout_seconds * 1000),
+        "SELECT version()".to_string(),
+        "SELECT txid_current_snapshot()::text".to_string(),
+    ]
 }

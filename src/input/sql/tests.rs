@@ -2,7 +2,9 @@
 //! own, `tests/support/pg.rs`). These reach the exact cells, which only a test may see: nothing
 //! here goes through a release.
 
+use super::client::Masker;
 use super::*;
+use crate::hash::sha256_hex;
 use crate::input::{Count, ReadOptions, read_input_with};
 use crate::policy::{PolicyFile, validate};
 

@@ -9,6 +9,7 @@ pub use std::process::{Command, Output};
 
 pub use sha2::{Digest, Sha256};
 
+#[cfg(feature = "postgres")]
 #[path = "../../support/pg.rs"]
 pub mod pg;
 
