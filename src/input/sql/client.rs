@@ -13,13 +13,15 @@ use rand::RngCore;
 
 use super::super::csv::CategoryIndex;
 use super::super::error::InputError;
-use super::super::request::{Count, InputResult, SqlRead};
+use super::super::request::{Count, InputResult, SqlRead, Whole};
 use super::statements::setup_statements;
 use super::{InputStatements, MAX_UNDECLARED};
 use crate::hash::sha256_hex;
 use crate::policy::{Plan, Statistic};
 
-/// Reads SQL input `input` of `plan` for `counts`.
+/// Reads SQL input `input` of `plan` for `counts`: connect, open one read-only snapshot, check
+/// the relation's columns and values, read its totals, then count each table; only aggregates
+/// come back.
 pub(super) fn read_sql(
     plan: &Plan,
     input: usize,
@@ -27,162 +29,44 @@ pub(super) fn read_sql(
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     let sql = spec.sql.as_ref().expect("an SQL input");
-    let fail_as = |message: String, temporary: bool| InputError::Sql {
-        input: spec.name.clone(),
-        location: spec.location(),
-        message,
-        temporary,
-    };
-    let fail = |message: String| fail_as(message, false);
-    // The relation cannot count what was asked of it (columns, values).
-    let cannot = |message: String| InputError::SqlData {
-        input: spec.name.clone(),
-        location: spec.location(),
-        message,
-    };
-    let url = std::env::var(&sql.url_env).map_err(|_| {
-        fail(format!(
-            "environment variable `{}` is not set; it must hold the connection string, e.g. `postgresql://officer@db.example/registers`",
-            sql.url_env
-        ))
-    })?;
-    let mut masker = Masker::new(&url);
-    let mut config = Config::from_str(&url).map_err(|e| {
-        fail(masker.mask(&format!(
-            "`{}` is not a valid connection string: {e}",
-            sql.url_env
-        )))
-    })?;
-    if let Some(password) = config.get_password() {
-        masker
-            .secrets
-            .push(String::from_utf8_lossy(password).into_owned());
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(30));
-    }
-    config.application_name("safestat");
-    let pg = |e: postgres::Error| fail_as(masker.mask(&describe(&e)), temporary(&e));
-    let mut client: Client = config.connect(NoTls).map_err(pg)?;
+    let (mut client, failing) = connect(plan, input)?;
     let mut tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
-        .map_err(pg)?;
+        .map_err(|e| failing.pg(e))?;
+    let mut read = Session {
+        tx: &mut tx,
+        sent: Vec::new(),
+        failing: &failing,
+    };
     let statements = InputStatements::new(plan, input, counts);
-    let mut sent = Vec::new();
     let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
-    tx.batch_execute(&timeout).map_err(pg)?;
-    sent.push(sha256_hex(timeout.as_bytes()));
-    let engine: String = one_value(&mut tx, &version, &mut sent).map_err(pg)?;
-    let snapshot: String = one_value(&mut tx, &snapshot, &mut sent).map_err(pg)?;
-
+    read.execute(&timeout)?;
+    let engine = read.one_value(&version)?;
+    let snapshot = read.one_value(&snapshot)?;
     // Columns and types: prepared, never executed.
-    let probe = tx.prepare(&statements.probe).map_err(pg)?;
-    sent.push(sha256_hex(statements.probe.as_bytes()));
-    check_columns(plan, &statements, probe.columns()).map_err(cannot)?;
-
-    let indexes: Vec<CategoryIndex> = statements
-        .dims
-        .iter()
-        .map(|&d| CategoryIndex::new(&plan.dimensions[d]))
-        .collect();
-    let mut mappings: Vec<Mapping> = statements
-        .dims
-        .iter()
-        .map(|&d| Mapping::declared(&plan.dimensions[d].categories, plan.dimensions[d].catch_all))
-        .collect();
-    if let Some(domain) = &statements.domain {
-        let declared: Vec<Vec<String>> = statements
-            .dims
-            .iter()
-            .map(|&d| plan.dimensions[d].categories.clone())
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            declared.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        let rows = tx.query(domain, &params).map_err(pg)?;
-        sent.push(sha256_hex(domain.as_bytes()));
-        let found = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<_, i32>(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<Vec<(i32, Option<String>, i64)>, postgres::Error>>()
-            .map_err(pg)?;
-        map_undeclared(plan, &statements, &indexes, &mut mappings, found).map_err(cannot)?;
-    }
-
-    let totals = tx.query_one(&statements.totals, &[]).map_err(pg)?;
-    sent.push(sha256_hex(statements.totals.as_bytes()));
-    let rows: i64 = totals.try_get(0).map_err(pg)?;
-    let units: i64 = totals.try_get(1).map_err(pg)?;
-    let empty_units: i64 = totals.try_get(2).map_err(pg)?;
-    if empty_units > 0 {
-        return Err(fail(format!(
-            "column `{}`: {empty_units} rows have an empty or NULL privacy unit; every record must name its unit",
-            plan.privacy_unit
-        )));
-    }
-    for (i, column) in statements.sum_columns.iter().enumerate() {
-        let nulls: i64 = totals.try_get(3 + i).map_err(pg)?;
-        if nulls > 0 {
-            return Err(cannot(format!(
-                "column `{column}`: {nulls} rows hold NULL, which is not an integer"
-            )));
-        }
-    }
-    let digest: String = totals
-        .try_get(3 + statements.sum_columns.len())
-        .map_err(pg)?;
-
-    let shared_key = fresh_key();
-    let mut exact = Vec::new();
-    let mut contributors = Vec::new();
-    let mut whole = Vec::new();
-    for ts in &statements.tables {
-        let table = &counts[ts.table];
-        let key = if matches!(table.statistic, Statistic::Total { .. }) {
-            Vec::new()
-        } else if ts.shared_key {
-            shared_key.clone()
-        } else {
-            fresh_key()
-        };
-        let mut owned: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(key)];
-        for &d in &table.dims {
-            let m = &mappings[statements.dims.iter().position(|&x| x == d).expect("used")];
-            owned.push(Box::new(m.values.clone()));
-            owned.push(Box::new(m.codes.clone()));
-            owned.push(Box::new(m.null_code));
-        }
-        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
-        let result = tx.query(&ts.sql, &params).map_err(pg)?;
-        sent.push(sha256_hex(ts.sql.as_bytes()));
-        let bad = |e| match e {
-            Filled::Db(e) => pg(e),
-            Filled::Bad(m) => cannot(format!("table `{}`: {m}", table.name)),
-        };
-        let (cells, counted, top) = fill_cells(plan, &counts[ts.table], &result).map_err(bad)?;
-        exact.push(cells);
-        contributors.extend(counted);
-        if let Some(mut top) = top {
-            if let Some(spanning) = &ts.spanning {
-                let rows = tx.query(spanning, &params).map_err(pg)?;
-                sent.push(sha256_hex(spanning.as_bytes()));
-                top.spanning = fill_spanning(plan, &counts[ts.table], &rows).map_err(bad)?;
-            }
-            whole.push(top);
-        }
-    }
-    // As the file reader gives them: every table's cells, then each sum's contributors.
-    exact.extend(contributors);
-    tx.commit().map_err(pg)?;
+    let probe = read
+        .tx
+        .prepare(&statements.probe)
+        .map_err(|e| failing.pg(e))?;
+    read.sent.push(sha256_hex(statements.probe.as_bytes()));
+    check_columns(plan, &statements, probe.columns()).map_err(|m| failing.cannot(m))?;
+    let mappings = read.mappings(plan, &statements)?;
+    let totals = read.totals(plan, &statements)?;
+    let (exact, whole) = read.count_tables(plan, counts, &statements, &mappings)?;
+    let sent = read.sent;
+    tx.commit().map_err(|e| failing.pg(e))?;
     let relation = sql.relation.describe();
     Ok(InputResult {
         exact,
         whole,
-        sha256: sha256_hex(format!("postgres\n{relation}\n{rows}\n{digest}").as_bytes()),
-        rows: rows as u64,
-        units: Some(units as u64),
+        sha256: sha256_hex(
+            format!("postgres\n{relation}\n{}\n{}", totals.rows, totals.digest).as_bytes(),
+        ),
+        rows: totals.rows as u64,
+        units: Some(totals.units as u64),
         sql: Some(SqlRead {
             engine,
             relation,
@@ -191,6 +75,242 @@ pub(super) fn read_sql(
         }),
         bounding: Vec::new(),
     })
+}
+
+/// How a read of one SQL input fails: every message names the input and where it is, with the
+/// connection string and its password masked.
+struct Failing {
+    input: String,
+    location: String,
+    masker: Masker,
+}
+
+impl Failing {
+    /// The input or its connection string is at fault: retrying will not help.
+    fn fail(&self, message: String) -> InputError {
+        self.fail_as(message, false)
+    }
+
+    fn fail_as(&self, message: String, temporary: bool) -> InputError {
+        InputError::Sql {
+            input: self.input.clone(),
+            location: self.location.clone(),
+            message: self.masker.mask(&message),
+            temporary,
+        }
+    }
+
+    /// The relation cannot count what was asked of it (columns, values).
+    fn cannot(&self, message: String) -> InputError {
+        InputError::SqlData {
+            input: self.input.clone(),
+            location: self.location.clone(),
+            message: self.masker.mask(&message),
+        }
+    }
+
+    /// The server's error, temporary when the server could not be reached or went away.
+    fn pg(&self, e: postgres::Error) -> InputError {
+        self.fail_as(describe(&e), temporary(&e))
+    }
+}
+
+/// Connects to the server of SQL input `input`, named by the environment variable the policy
+/// gives (a 30-second connect timeout unless the string sets one), as application `safestat`.
+fn connect(plan: &Plan, input: usize) -> Result<(Client, Failing), InputError> {
+    let spec = &plan.inputs[input];
+    let sql = spec.sql.as_ref().expect("an SQL input");
+    let mut failing = Failing {
+        input: spec.name.clone(),
+        location: spec.location(),
+        masker: Masker::new(""),
+    };
+    let url = std::env::var(&sql.url_env).map_err(|_| {
+        failing.fail(format!(
+            "environment variable `{}` is not set; it must hold the connection string, e.g. `postgresql://officer@db.example/registers`",
+            sql.url_env
+        ))
+    })?;
+    failing.masker = Masker::new(&url);
+    let mut config = Config::from_str(&url).map_err(|e| {
+        failing.fail(format!(
+            "`{}` is not a valid connection string: {e}",
+            sql.url_env
+        ))
+    })?;
+    if let Some(password) = config.get_password() {
+        failing
+            .masker
+            .secrets
+            .push(String::from_utf8_lossy(password).into_owned());
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(30));
+    }
+    config.application_name("safestat");
+    let client = config.connect(NoTls).map_err(|e| failing.pg(e))?;
+    Ok((client, failing))
+}
+
+/// The aggregates read from one input's snapshot so far: the transaction, the SHA-256 of every
+/// statement sent (for the ledger), and how a failure is reported.
+struct Session<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+    sent: Vec<String>,
+    failing: &'t Failing,
+}
+
+/// The relation's totals: rows, distinct units and a fingerprint of its content.
+struct Totals {
+    rows: i64,
+    units: i64,
+    digest: String,
+}
+
+impl Session<'_, '_> {
+    fn execute(&mut self, statement: &str) -> Result<(), InputError> {
+        self.tx
+            .batch_execute(statement)
+            .map_err(|e| self.failing.pg(e))?;
+        self.sent.push(sha256_hex(statement.as_bytes()));
+        Ok(())
+    }
+
+    fn one_value(&mut self, statement: &str) -> Result<String, InputError> {
+        one_value(self.tx, statement, &mut self.sent).map_err(|e| self.failing.pg(e))
+    }
+
+    /// Each dimension's values as codes: its declared categories, and the undeclared values the
+    /// domain statement finds mapped as the CSV path maps them (or all refused in one message).
+    fn mappings(
+        &mut self,
+        plan: &Plan,
+        statements: &InputStatements,
+    ) -> Result<Vec<Mapping>, InputError> {
+        let indexes: Vec<CategoryIndex> = statements
+            .dims
+            .iter()
+            .map(|&d| CategoryIndex::new(&plan.dimensions[d]))
+            .collect();
+        let mut mappings: Vec<Mapping> = statements
+            .dims
+            .iter()
+            .map(|&d| {
+                Mapping::declared(&plan.dimensions[d].categories, plan.dimensions[d].catch_all)
+            })
+            .collect();
+        if let Some(domain) = &statements.domain {
+            let declared: Vec<Vec<String>> = statements
+                .dims
+                .iter()
+                .map(|&d| plan.dimensions[d].categories.clone())
+                .collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                declared.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            let pg = |e| self.failing.pg(e);
+            let rows = self.tx.query(domain, &params).map_err(pg)?;
+            self.sent.push(sha256_hex(domain.as_bytes()));
+            let found = rows
+                .iter()
+                .map(|r| Ok((r.try_get::<_, i32>(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<Vec<(i32, Option<String>, i64)>, postgres::Error>>()
+                .map_err(|e| self.failing.pg(e))?;
+            map_undeclared(plan, statements, &indexes, &mut mappings, found)
+                .map_err(|m| self.failing.cannot(m))?;
+        }
+        Ok(mappings)
+    }
+
+    /// Rows, distinct units and the content's fingerprint; refuses empty units and NULL summed
+    /// values before anything is counted.
+    fn totals(&mut self, plan: &Plan, statements: &InputStatements) -> Result<Totals, InputError> {
+        let pg = |e| self.failing.pg(e);
+        let totals = self.tx.query_one(&statements.totals, &[]).map_err(pg)?;
+        self.sent.push(sha256_hex(statements.totals.as_bytes()));
+        let pg = |e| self.failing.pg(e);
+        let rows: i64 = totals.try_get(0).map_err(pg)?;
+        let units: i64 = totals.try_get(1).map_err(pg)?;
+        let empty_units: i64 = totals.try_get(2).map_err(pg)?;
+        if empty_units > 0 {
+            return Err(self.failing.fail(format!(
+                "column `{}`: {empty_units} rows have an empty or NULL privacy unit; every record must name its unit",
+                plan.privacy_unit
+            )));
+        }
+        for (i, column) in statements.sum_columns.iter().enumerate() {
+            let nulls: i64 = totals.try_get(3 + i).map_err(pg)?;
+            if nulls > 0 {
+                return Err(self.failing.cannot(format!(
+                    "column `{column}`: {nulls} rows hold NULL, which is not an integer"
+                )));
+            }
+        }
+        let digest: String = totals
+            .try_get(3 + statements.sum_columns.len())
+            .map_err(pg)?;
+        Ok(Totals {
+            rows,
+            units,
+            digest,
+        })
+    }
+
+    /// Each table bounded and counted in the server (row priorities keyed by fresh secret keys,
+    /// bound as parameters), its cells filled in; as the file reader gives them: every table's
+    /// cells, then each sum's contributors, and the exact tables' whole-cell records.
+    fn count_tables(
+        &mut self,
+        plan: &Plan,
+        counts: &[Count],
+        statements: &InputStatements,
+        mappings: &[Mapping],
+    ) -> Result<(Vec<Vec<i128>>, Vec<Whole>), InputError> {
+        let failing = self.failing;
+        let shared_key = fresh_key();
+        let mut exact = Vec::new();
+        let mut contributors = Vec::new();
+        let mut whole = Vec::new();
+        for ts in &statements.tables {
+            let table = &counts[ts.table];
+            let key = if matches!(table.statistic, Statistic::Total { .. }) {
+                Vec::new()
+            } else if ts.shared_key {
+                shared_key.clone()
+            } else {
+                fresh_key()
+            };
+            let mut owned: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(key)];
+            for &d in &table.dims {
+                let m = &mappings[statements.dims.iter().position(|&x| x == d).expect("used")];
+                owned.push(Box::new(m.values.clone()));
+                owned.push(Box::new(m.codes.clone()));
+                owned.push(Box::new(m.null_code));
+            }
+            let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+            let result = self.tx.query(&ts.sql, &params).map_err(|e| failing.pg(e))?;
+            self.sent.push(sha256_hex(ts.sql.as_bytes()));
+            let bad = |e| match e {
+                Filled::Db(e) => failing.pg(e),
+                Filled::Bad(m) => failing.cannot(format!("table `{}`: {m}", table.name)),
+            };
+            let (cells, counted, top) = fill_cells(plan, table, &result).map_err(bad)?;
+            exact.push(cells);
+            contributors.extend(counted);
+            if let Some(mut top) = top {
+                if let Some(spanning) = &ts.spanning {
+                    let rows = self
+                        .tx
+                        .query(spanning, &params)
+                        .map_err(|e| failing.pg(e))?;
+                    self.sent.push(sha256_hex(spanning.as_bytes()));
+                    top.spanning = fill_spanning(plan, table, &rows).map_err(bad)?;
+                }
+                whole.push(top);
+            }
+        }
+        exact.extend(contributors);
+        Ok((exact, whole))
+    }
 }
 
 /// Runs a statement that returns one text value.
@@ -330,7 +450,7 @@ impl From<postgres::Error> for Filled {
 
 /// A table's exact cells, a sum's contributors per cell, and what an exact sum's units
 /// contributed (its units and largest sums per cell; the units in several cells come apart).
-type Filling = (Vec<i128>, Option<Vec<i128>>, Option<crate::input::Whole>);
+type Filling = (Vec<i128>, Option<Vec<i128>>, Option<Whole>);
 
 /// A count's exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
 /// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
@@ -350,7 +470,7 @@ fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Fill
     let mut contributors =
         matches!(table.statistic, Statistic::Sum { .. }).then(|| vec![0i128; cells.len()]);
     let is_sum = whole.is_some() || contributors.is_some();
-    let mut largest = whole.map(|_| crate::input::Whole {
+    let mut largest = whole.map(|_| Whole {
         units: vec![0; cells.len()],
         largest: vec![Vec::new(); cells.len()],
         spanning: Vec::new(),
