@@ -55,6 +55,12 @@ pub fn run(args: PlanArgs) -> Result<(), Error> {
         );
     }
     r.push_str(&groups(&plan, &mechs));
+    if let Some(refusal) = crate::input::sql::refused_by_this_build(&plan) {
+        let _ = writeln!(
+            r,
+            "note: `release` and `check` will refuse this policy: {refusal}"
+        );
+    }
     // Read once: the plan as declared and the plan for the targets are measured against it.
     let ledger = Ledger::read(&args.ledger.unwrap_or_else(|| plan.ledger.clone()))?;
     let line = budget(&plan, &mechs, &ledger)?;

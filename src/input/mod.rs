@@ -327,6 +327,9 @@ pub fn cell_map(sizes: &[usize], axes: &[usize]) -> Vec<usize> {
 /// tables' and the exact tables'). A group of DP tables estimated together is bounded once, as
 /// its union table, and each of its tables is summed from that one bounded table.
 pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputError> {
+    if let Some(refusal) = sql::refused_by_this_build(plan) {
+        return Err(refusal);
+    }
     let reading = reading_plan(plan);
     let counts = &reading.counts;
     let mut results = Vec::new();

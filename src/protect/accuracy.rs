@@ -14,7 +14,7 @@ pub fn margin_of_error(variance: f64, confidence: f64, shift: f64) -> i64 {
 /// The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95): opendp's
 /// accuracy of a Gaussian of scale 1 at significance `1 - confidence`, `sqrt(2) erf_inv(confidence)`
 /// (the same `erf_inv` opendp's own accuracies use, so no second statistics crate is built).
-/// `confidence` is validated to lie in (0, 1) by the policy; outside it the quantile is NaN.
+/// The policy holds `confidence` strictly between 0 and 1, where opendp's check always passes.
 pub fn z(confidence: f64) -> f64 {
     opendp::accuracy::gaussian_scale_to_accuracy(1.0, 1.0 - confidence).unwrap_or(f64::NAN)
 }

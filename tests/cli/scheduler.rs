@@ -217,4 +217,27 @@ fn an_sql_input_is_refused_by_a_build_without_the_postgres_client() {
         v["messages"].to_string().contains("--features postgres"),
         "{v}"
     );
+    // Refused before any input is read: a bad CSV input listed first is not read (its error
+    // would come first otherwise), and `plan`, which reads no data, says so in advance.
+    let s = small();
+    s.write("aaa.csv", "pid,kind\n1,a\n2,no-such-kind\n");
+    let table = GAUSS_TABLE.once("name = \"by_kind\"", "name = \"by_kind_csv\"");
+    let table = table.once("input = \"people\"", "input = \"aaa\"");
+    let policy = ledger_policy("r", "{ rho = 1.0 }", &format!("{GAUSS_TABLE}{table}"))
+        .once(
+            "path = \"people.csv\"",
+            "sql = { url_env = \"SAFESTAT_DB_URL\", table = \"people\" }\n[inputs.aaa]\npath = \"aaa.csv\"",
+        );
+    s.write("policy.toml", &policy);
+    s.run(&["release", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["input `people`", "--features postgres"]);
+    s.run(&["check", "policy.toml"])
+        .expect_code(2)
+        .stderr_has(&["--features postgres"]);
+    s.run(&["plan", "policy.toml"]).expect_code(0).stdout_has(&[
+        "note: `release` and `check` will refuse this policy",
+        "--features postgres",
+    ]);
+    assert!(!s.path("ledger/people.jsonl").exists() || ledger_lines(&s).is_empty());
 }

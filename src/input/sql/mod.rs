@@ -1,15 +1,14 @@
 //! SQL inputs: the records stay in PostgreSQL (or an engine that speaks its protocol); bounding
 //! and counting run there, and only per-cell aggregates come back.
 //!
-//! Owns the connection (the `postgres` crate; the connection string comes from the environment
-//! variable the policy names and never appears in a message: its password is masked), the one
-//! read-only REPEATABLE READ transaction that every statement of an input runs in (one
-//! snapshot), the checks that run before any aggregate is computed (columns and types, undeclared
-//! category values, empty units, NULL values), and turning the aggregates into exact cells.
-//! The SQL text itself is [`statements`]'s; the connection and the checks are `client.rs`'s,
-//! built only with the `postgres` feature (the client and its async runtime are a fifth of a cold
-//! build): without it, the statements can still be shown (`safestat sql`) but an SQL input is
-//! refused before anything is read or charged.
+//! The SQL text is [`statements`]'s and the script `safestat sql` prints is [`script`]; the
+//! connection (the `postgres` crate; the connection string comes from the environment variable
+//! the policy names and never appears in a message), the one read-only REPEATABLE READ
+//! transaction every statement of an input runs in, the checks before any aggregate is computed
+//! and the aggregates turned into exact cells are `client.rs`'s, built only with the `postgres`
+//! feature (the client and its async runtime took 87 of a cold build's 1162 CPU-seconds).
+//! Without it the statements can still be shown, but a policy with an SQL input is refused
+//! before any input is read or anything charged ([`refused_by_this_build`]).
 
 use super::error::InputError;
 use super::request::{Count, InputResult};
@@ -136,9 +135,18 @@ pub fn read_sql(plan: &Plan, input: usize, _counts: &[Count]) -> Result<InputRes
     Err(not_built(plan, input))
 }
 
+/// In a build without the `postgres` feature, the refusal of the policy's first SQL input: asked
+/// before any input is read (a CSV input listed first is not read in vain) and by `plan`.
+pub fn refused_by_this_build(plan: &Plan) -> Option<InputError> {
+    if cfg!(feature = "postgres") {
+        return None;
+    }
+    let input = plan.inputs.iter().position(|spec| spec.sql.is_some())?;
+    Some(not_built(plan, input))
+}
+
 /// The refusal of an SQL input by a build without the `postgres` feature (a usage error: the
-/// input is not at fault, nor is the server).
-#[cfg_attr(feature = "postgres", allow(dead_code))]
+/// input is not at fault, nor is the server; retrying cannot help).
 fn not_built(plan: &Plan, input: usize) -> InputError {
     let spec = &plan.inputs[input];
     InputError::Sql {
