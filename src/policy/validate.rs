@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use super::exact;
 use super::fields::{Defaults, Problems, cost_from_section, parse_mechanism};
 use super::file::{
-    DatasetSection, DefaultsSection, InputSection, PolicyError, PolicyFile, ReleaseSection,
-    SqlSection, TableKind,
+    DatasetSection, DefaultsSection, ExactTableSection, InputSection, LabelSection, PolicyError,
+    PolicyFile, PublicationSection, Refused, ReleaseSection, SqlSection, TableKind, TableSection,
 };
 use super::labels;
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
@@ -20,7 +20,7 @@ use super::plan::ExactTableSpec;
 use super::plan::{
     CostSource, Dimension, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
 };
-use super::presentation::TableLabels;
+use super::presentation::{Presentation, TableLabels};
 use super::table::{self, TableContext};
 use crate::hash::sha256_hex;
 use crate::privacy::{Accounting, Budget, Cost};
@@ -63,41 +63,13 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let inputs = input_sections(inputs, base, &mut problems);
     let dimensions = category_sections(categories, catch_all, &mut problems);
     let defaults = defaults_section(defaults, &mut problems);
-    // Groups' subtotals may be labelled like categories.
-    let groups: std::collections::BTreeSet<(String, String)> = tables
-        .iter()
-        .flat_map(|t| t.groups.iter().flatten())
-        .map(|g| {
-            (
-                super::names::nfc(g.dimension.clone()),
-                super::names::nfc(g.name.clone()),
-            )
-        })
-        .collect();
-    let mut presentation = labels::presentation_sections(
+    let presentation = presentation_sections(
         publication,
         labels,
+        &tables,
         (&dimensions, &dataset.privacy_unit),
-        &groups,
         &mut problems,
     );
-    for t in &tables {
-        if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) || t.number.is_some() {
-            if t.number.as_ref().is_some_and(|n| n.trim().is_empty()) {
-                problems.add(
-                    &format!("[[table]] `{}` field `number`", t.name),
-                    "is empty: give the table's number (e.g. \"3-1\"), or leave the field out to number tables in order".to_string(),
-                );
-            }
-            let labels = TableLabels {
-                title: t.title.clone(),
-                unit: t.unit.clone(),
-                shares: t.shares == Some(true),
-                number: t.number.clone(),
-            };
-            presentation.tables.insert(t.name.clone(), labels);
-        }
-    }
     let used_inputs: HashSet<String> = tables.iter().map(|t| t.input.clone()).collect();
     if tables.is_empty() {
         problems.add("[[table]]", "the policy declares no tables".to_string());
@@ -111,41 +83,12 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
             (TableKind::Exact(section), refused) => exact_sections.push((section, refused)),
         }
     }
-    let mut exact_names = std::collections::BTreeSet::new();
-    let exact_tables: Vec<ExactTableSpec> = exact_sections
-        .into_iter()
-        .filter_map(|t| {
-            exact::exact_table(
-                t,
-                &inputs,
-                &dimensions,
-                &dataset.privacy_unit,
-                &mut exact_names,
-                &mut problems,
-            )
-        })
-        .collect();
-    // One secondary suppression protects every exact table of the release together, and it
-    // minimises one thing.
-    if let Some(first) = exact_tables.first() {
-        for t in exact_tables
-            .iter()
-            .filter(|t| t.secondary != first.secondary)
-        {
-            problems.add(
-                &format!("table `{}`, field `secondary`", t.name),
-                format!(
-                    "`{}`, but exact table `{}` says `{}`: a release's exact tables are protected together by one secondary suppression, which minimises one thing; give them the same `secondary`",
-                    t.secondary.name(),
-                    first.name,
-                    first.secondary.name()
-                ),
-            );
-        }
-    }
-    exact::check_finest_cells(&exact_tables, &dimensions, &mut problems);
-    exact::check_units_beside_rows(&exact_tables, &mut problems);
-    exact::check_cycles(&exact_tables, &mut problems);
+    let (exact_tables, exact_names) = exact_table_sections(
+        exact_sections,
+        &inputs,
+        (&dimensions, &dataset.privacy_unit),
+        &mut problems,
+    );
     let context = TableContext {
         inputs: &inputs,
         dimensions: &dimensions,
@@ -170,31 +113,13 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         release.cost,
         &mut problems,
     );
-    {
-        let shown: Vec<labels::CsvTable> = tables
-            .iter()
-            .map(|t| {
-                (
-                    t.name.as_str(),
-                    &t.dims[..],
-                    t.total_label.as_str(),
-                    Vec::new(),
-                )
-            })
-            .chain(exact_tables.iter().map(|t| {
-                let groups = t
-                    .groups
-                    .iter()
-                    .map(|g| g.iter().map(|g| g.name.as_str()).collect())
-                    .collect();
-                (t.name.as_str(), &t.dims[..], t.total_label.as_str(), groups)
-            }))
-            .collect();
-        labels::check_labels_distinct(&presentation, &dimensions, &shown, &mut problems);
-        if presentation.csv_labels {
-            labels::check_csv_labels(&presentation, &dimensions, &shown, &mut problems);
-        }
-    }
+    check_shown_labels(
+        &presentation,
+        &dimensions,
+        &tables,
+        &exact_tables,
+        &mut problems,
+    );
     if !problems.0.is_empty() {
         return Err(PolicyError::Invalid {
             path: path.to_path_buf(),
@@ -223,6 +148,125 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         exact_tables,
         presentation,
     })
+}
+
+/// The publication's presentation: its sections, and each table's own labels (title, unit,
+/// shares, number) as the tables declare them. Groups' subtotals may be labelled like
+/// categories.
+fn presentation_sections(
+    publication: PublicationSection,
+    labels: BTreeMap<String, LabelSection>,
+    tables: &[TableSection],
+    (dimensions, privacy_unit): (&[Dimension], &str),
+    problems: &mut Problems,
+) -> Presentation {
+    let groups: std::collections::BTreeSet<(String, String)> = tables
+        .iter()
+        .flat_map(|t| t.groups.iter().flatten())
+        .map(|g| {
+            (
+                super::names::nfc(g.dimension.clone()),
+                super::names::nfc(g.name.clone()),
+            )
+        })
+        .collect();
+    let mut presentation = labels::presentation_sections(
+        publication,
+        labels,
+        (dimensions, privacy_unit),
+        &groups,
+        problems,
+    );
+    for t in tables {
+        if t.title.is_some() || t.unit.is_some() || t.shares == Some(true) || t.number.is_some() {
+            if t.number.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                problems.add(
+                    &format!("[[table]] `{}` field `number`", t.name),
+                    "is empty: give the table's number (e.g. \"3-1\"), or leave the field out to number tables in order".to_string(),
+                );
+            }
+            let labels = TableLabels {
+                title: t.title.clone(),
+                unit: t.unit.clone(),
+                shares: t.shares == Some(true),
+                number: t.number.clone(),
+            };
+            presentation.tables.insert(t.name.clone(), labels);
+        }
+    }
+    presentation
+}
+
+/// The exact tables (`protection = "suppression"`), each validated, then together: one secondary
+/// suppression protects them all and minimises one thing, their finest cells, units beside
+/// rows and cycles of links. Also their names, lowercased, which no DP table may take.
+fn exact_table_sections(
+    sections: Vec<(ExactTableSection, Vec<Refused>)>,
+    inputs: &[InputSpec],
+    (dimensions, privacy_unit): (&[Dimension], &str),
+    problems: &mut Problems,
+) -> (Vec<ExactTableSpec>, std::collections::BTreeSet<String>) {
+    let mut names = std::collections::BTreeSet::new();
+    let exact_tables: Vec<ExactTableSpec> = sections
+        .into_iter()
+        .filter_map(|t| {
+            exact::exact_table(t, inputs, dimensions, privacy_unit, &mut names, problems)
+        })
+        .collect();
+    if let Some(first) = exact_tables.first() {
+        for t in exact_tables
+            .iter()
+            .filter(|t| t.secondary != first.secondary)
+        {
+            problems.add(
+                &format!("table `{}`, field `secondary`", t.name),
+                format!(
+                    "`{}`, but exact table `{}` says `{}`: a release's exact tables are protected together by one secondary suppression, which minimises one thing; give them the same `secondary`",
+                    t.secondary.name(),
+                    first.name,
+                    first.secondary.name()
+                ),
+            );
+        }
+    }
+    exact::check_finest_cells(&exact_tables, dimensions, problems);
+    exact::check_units_beside_rows(&exact_tables, problems);
+    exact::check_cycles(&exact_tables, problems);
+    (exact_tables, names)
+}
+
+/// Every table's labels as the outputs show them: distinct within a table, and, for labelled
+/// CSVs, usable as CSV values.
+fn check_shown_labels(
+    presentation: &Presentation,
+    dimensions: &[Dimension],
+    tables: &[TableSpec],
+    exact_tables: &[ExactTableSpec],
+    problems: &mut Problems,
+) {
+    let shown: Vec<labels::CsvTable> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                &t.dims[..],
+                t.total_label.as_str(),
+                Vec::new(),
+            )
+        })
+        .chain(exact_tables.iter().map(|t| {
+            let groups = t
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|g| g.name.as_str()).collect())
+                .collect();
+            (t.name.as_str(), &t.dims[..], t.total_label.as_str(), groups)
+        }))
+        .collect();
+    labels::check_labels_distinct(presentation, dimensions, &shown, problems);
+    if presentation.csv_labels {
+        labels::check_csv_labels(presentation, dimensions, &shown, problems);
+    }
 }
 
 struct Release {
