@@ -130,19 +130,52 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         ws.write_string(1, 0, v.w.too_large(&format!("{}.csv", t.entry.name)))?;
         return Ok(());
     }
+    let styles = Styles::new();
+    let grid = header(ws, v, t, cross, &styles)?;
+    let r = body(ws, v, t, cross, &grid, &styles)?;
+    let mut r = notes(ws, v, t, cross, r + 1)?;
+    if let Some(shares) = &t.shares {
+        let formats = (&styles.head, &styles.label, &styles.marker);
+        r = share_block(ws, v, t, shares, r + 1, formats)?;
+    }
+    for line in v.footer() {
+        ws.write_string(r, 0, line)?;
+        r += 1;
+    }
     let bold = Format::new().set_bold();
-    let Styles {
-        title,
-        head,
-        num,
-        marker,
-        label,
-    } = Styles::new();
-    let total = num.clone().set_bold().set_background_color("#F3F3F3");
-    let flagged = num.clone().set_italic().set_background_color("#FFF2CC");
+    ws.write_string_with_format(r + 1, 0, v.w.methodology, &bold)?;
+    ws.write_string(r + 2, 0, v.w.margin_text)?;
+    for k in 0..grid.first_col {
+        ws.set_column_width(k, 16)?;
+    }
+    for c in 0..=cross.columns.len() as u16 {
+        ws.set_column_width(grid.first_col + c, 11)?;
+    }
+    ws.set_freeze_panes(grid.top + 1, grid.first_col)?;
+    Ok(())
+}
+
+/// Where a sheet's table sits: its header row, the first column of values, the categories'
+/// first column and the totals' column (계 before the categories, as Korean statistical tables
+/// print them, or after).
+struct Grid {
+    top: u32,
+    first_col: u16,
+    cat_col: u16,
+    total_col: u16,
+}
+
+/// The caption, the unit and margin line, and the header row: the row dimensions' labels, then
+/// the columns' categories (or the unit) and the total.
+fn header(
+    ws: &mut Worksheet,
+    v: &View,
+    t: &Table,
+    cross: &Cross,
+    styles: &Styles,
+) -> Result<Grid, XlsxError> {
     let w = v.w;
-    let dims = &t.entry.dimensions;
-    ws.write_string_with_format(0, 0, v.caption(&t.entry.name), &title)?;
+    ws.write_string_with_format(0, 0, v.caption(&t.entry.name), &styles.title)?;
     ws.write_string(
         1,
         0,
@@ -155,35 +188,67 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         ),
     )?;
     let top = 3u32;
-    // Header: the row dimensions' labels, then the columns' categories (or the unit).
     for (k, d) in cross.row_dims.iter().enumerate() {
-        ws.write_string_with_format(top, k as u16, v.p.dimension(d), &head)?;
+        ws.write_string_with_format(top, k as u16, v.p.dimension(d), &styles.head)?;
     }
     let first_col = cross.row_dims.len().max(1) as u16;
-    // Totals first (계 before the categories, as Korean statistical tables print them) or last.
-    let first = v.p.totals_first;
-    let (cat_col, total_col) = if first && cross.row_totals.is_some() {
+    let (cat_col, total_col) = if v.p.totals_first && cross.row_totals.is_some() {
         (first_col + 1, first_col)
     } else {
         (first_col, first_col + cross.columns.len() as u16)
     };
     for (c, cat) in cross.columns.iter().enumerate() {
         let text = v.column_header(cross, t.entry, cat);
-        ws.write_string_with_format(top, cat_col + c as u16, text, &head)?;
+        ws.write_string_with_format(top, cat_col + c as u16, text, &styles.head)?;
     }
     if cross.row_totals.is_some() {
-        ws.write_string_with_format(top, total_col, w.total, &head)?;
+        ws.write_string_with_format(top, total_col, w.total, &styles.head)?;
     }
+    Ok(Grid {
+        top,
+        first_col,
+        cat_col,
+        total_col,
+    })
+}
+
+/// The table's rows under the header, with the total row first or last; returns the row after
+/// the last.
+fn body(
+    ws: &mut Worksheet,
+    v: &View,
+    t: &Table,
+    cross: &Cross,
+    grid: &Grid,
+    styles: &Styles,
+) -> Result<u32, XlsxError> {
+    let Styles {
+        head,
+        num,
+        marker,
+        label,
+        ..
+    } = styles;
+    let total = num.clone().set_bold().set_background_color("#F3F3F3");
+    let flagged = num.clone().set_italic().set_background_color("#FFF2CC");
+    let w = v.w;
+    let dims = &t.entry.dimensions;
+    let Grid {
+        top,
+        first_col,
+        cat_col,
+        total_col,
+    } = *grid;
     let put = |ws: &mut Worksheet, r: u32, c: u16, value: Option<i64>, f: &Format| match value {
         Some(x) => ws.write_number_with_format(r, c, x as f64, f).map(|_| ()),
         None => ws
-            .write_string_with_format(r, c, &v.p.suppressed_marker, &marker)
+            .write_string_with_format(r, c, &v.p.suppressed_marker, marker)
             .map(|_| ()),
     };
     let total_row = |ws: &mut Worksheet, r: u32| -> Result<(), XlsxError> {
-        ws.write_string_with_format(r, 0, w.total, &head)?;
+        ws.write_string_with_format(r, 0, w.total, head)?;
         for k in 1..first_col {
-            ws.write_string_with_format(r, k, "", &head)?;
+            ws.write_string_with_format(r, k, "", head)?;
         }
         if let Some(totals) = &cross.column_totals {
             for (c, value) in totals.iter().enumerate() {
@@ -197,6 +262,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         }
         Ok(())
     };
+    let first = v.p.totals_first;
     let mut r = top + 1;
     if first && cross.has_total_row() {
         total_row(ws, r)?;
@@ -204,13 +270,13 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
     }
     for (i, row) in cross.rows.iter().enumerate() {
         if cross.row_dims.is_empty() {
-            ws.write_string_with_format(r, 0, w.total, &label)?;
+            ws.write_string_with_format(r, 0, w.total, label)?;
         }
         for (k, cat) in row.iter().enumerate() {
-            ws.write_string_with_format(r, k as u16, v.category(&dims[k], cat), &label)?;
+            ws.write_string_with_format(r, k as u16, v.category(&dims[k], cat), label)?;
         }
         for (c, value) in cross.values[i].iter().enumerate() {
-            let f = if cross.flags[i][c] { &flagged } else { &num };
+            let f = if cross.flags[i][c] { &flagged } else { num };
             put(ws, r, cat_col + c as u16, *value, f)?;
         }
         if let Some(totals) = &cross.row_totals {
@@ -222,7 +288,19 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
         total_row(ws, r)?;
         r += 1;
     }
-    r += 1;
+    Ok(r)
+}
+
+/// The notes under the table from row `r` on: suppression, Excel's sums, unreliable cells and
+/// the totals' margins; returns the next free row.
+fn notes(
+    ws: &mut Worksheet,
+    v: &View,
+    t: &Table,
+    cross: &Cross,
+    mut r: u32,
+) -> Result<u32, XlsxError> {
+    let w = v.w;
     ws.write_string(
         r,
         0,
@@ -259,23 +337,7 @@ fn sheet(ws: &mut Worksheet, v: &View, t: &Table, cross: &Cross) -> Result<(), X
             r += 1;
         }
     }
-    if let Some(shares) = &t.shares {
-        r = share_block(ws, v, t, shares, r + 1, (&head, &label, &marker))?;
-    }
-    for line in v.footer() {
-        ws.write_string(r, 0, line)?;
-        r += 1;
-    }
-    ws.write_string_with_format(r + 1, 0, v.w.methodology, &bold)?;
-    ws.write_string(r + 2, 0, w.margin_text)?;
-    for k in 0..first_col {
-        ws.set_column_width(k, 16)?;
-    }
-    for c in 0..=cross.columns.len() as u16 {
-        ws.set_column_width(first_col + c, 11)?;
-    }
-    ws.set_freeze_panes(top + 1, first_col)?;
-    Ok(())
+    Ok(r)
 }
 
 /// The shares of the table's total from row `r` on, one row per cell (its labels, the share and
