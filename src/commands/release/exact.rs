@@ -96,146 +96,14 @@ fn same_by_cells(
     linked: &[(LinkedTable, Linked)],
     options: &ReadOptions,
 ) -> Result<Vec<String>, Error> {
-    let mut notes = Vec::new();
-    let mut bridged: BTreeMap<(&str, u32, &str), Vec<usize>> = BTreeMap::new();
-    for (link, l) in linked {
-        let key = (link.release_id.as_str(), link.version, link.table.as_str());
-        bridged.entry(key).or_default().push(l.spec.input);
-    }
-    for ((release, version, table), inputs) in &bridged {
-        for pair in inputs.windows(2) {
-            if merge(same, pair[0], pair[1]) {
-                notes.push(format!(
-                    "note: inputs `{}` and `{}` hold the same data (exact table `{table}` of release `{release}` version {version} counts the same on both): their exact tables are protected as one",
-                    plan.inputs[pair[0]].name, plan.inputs[pair[1]].name
-                ));
-            }
-        }
-    }
-    let quantity = |t: &ExactTableSpec| (t.statistic(), t.sum.as_ref().map(|s| s.column.clone()));
-    let microdata = |i: usize| plan.inputs[i].kind == crate::policy::InputKind::Microdata;
-    let rows = ExactSum {
-        column: None,
-        dominance: None,
-        p_percent: None,
-    };
-    let nested = |a: &[String], b: &[String]| a.iter().all(|c| b.contains(c));
-    // The tables to count, once each, and the comparisons between them; and, apart, the tables
-    // by a dimension under two names (each pair counted on its own, since an input may not be
-    // able to count the other's categories: then they are other data).
-    let mut specs: Vec<ExactTableSpec> = Vec::new();
-    let mut comparisons: Vec<Comparison> = Vec::new();
-    let mut renamings: Vec<(ExactTableSpec, ExactTableSpec, (usize, usize), Plan)> = Vec::new();
-    let tables = &plan.exact_tables;
-    for (i, a) in tables.iter().enumerate() {
-        for b in &tables[i + 1..] {
-            if a.input == b.input {
-                continue;
-            }
-            let sum = if quantity(a) == quantity(b) {
-                a.sum.clone()
-            } else if microdata(a.input) && microdata(b.input) {
-                Some(rows.clone())
-            } else {
-                continue;
-            };
-            let spec = |input: usize, dims: Vec<usize>, names: Vec<String>| ExactTableSpec {
-                name: format!("{} by [{}]", plan.inputs[input].name, names.join(", ")),
-                input,
-                groups: vec![Vec::new(); dims.len()],
-                dims,
-                margins: true,
-                sum: sum.clone(),
-                ..a.clone()
-            };
-            let common: Vec<usize> = a
-                .dims
-                .iter()
-                .copied()
-                .filter(|d| b.dims.contains(d))
-                .collect();
-            let names = |dims: &[usize]| -> Vec<String> {
-                dims.iter()
-                    .map(|&d| plan.dimensions[d].name.clone())
-                    .collect()
-            };
-            // A dimension under two names: every pair of a dimension of one table and one of
-            // the other whose categories are alike (the same, in another order, or one held by
-            // the other), the second read with the first's categories. Compared even for inputs
-            // known to hold one data (by an earlier table), where the two would be protected
-            // apart all the same.
-            for &d in a.dims.iter().filter(|d| !b.dims.contains(d)) {
-                for &e in b.dims.iter().filter(|e| !a.dims.contains(e)) {
-                    let (dd, de) = (&plan.dimensions[d], &plan.dimensions[e]);
-                    if !(nested(&dd.categories, &de.categories)
-                        || nested(&de.categories, &dd.categories))
-                    {
-                        continue;
-                    }
-                    let mut counting = plan.clone();
-                    counting.tables.clear();
-                    counting.dimensions.push(crate::policy::Dimension {
-                        name: de.name.clone(),
-                        categories: dd.categories.clone(),
-                        catch_all: dd.catch_all,
-                    });
-                    let read_as = counting.dimensions.len() - 1;
-                    let left: Vec<usize> = common.iter().copied().chain([d]).collect();
-                    let right: Vec<usize> = common.iter().copied().chain([read_as]).collect();
-                    let right_names = names(&common)
-                        .into_iter()
-                        .chain([de.name.clone()])
-                        .collect();
-                    renamings.push((
-                        spec(a.input, left.clone(), names(&left)),
-                        spec(b.input, right, right_names),
-                        (d, e),
-                        counting,
-                    ));
-                }
-            }
-            if common.is_empty() || same[a.input] == same[b.input] {
-                continue;
-            }
-            let mut spec_on = |input: usize| {
-                let s = spec(input, common.clone(), names(&common));
-                let found = specs
-                    .iter()
-                    .position(|x| x.input == s.input && x.dims == s.dims && x.sum == s.sum);
-                found.unwrap_or_else(|| {
-                    specs.push(s);
-                    specs.len() - 1
-                })
-            };
-            comparisons.push(Comparison {
-                left: spec_on(a.input),
-                right: spec_on(b.input),
-            });
-        }
-    }
-    for (left, right, (d, e), mut counting) in renamings {
-        let (a_name, b_name) = (
-            &plan.inputs[left.input].name,
-            &plan.inputs[right.input].name,
-        );
-        counting.exact_tables = vec![left, right];
-        let counted = input::read_all(&counting, options).and_then(|mut data| {
-            let l = data.take_exact_table(&counting, 0)?;
-            let r = data.take_exact_table(&counting, 1)?;
-            Ok((l, r))
-        });
-        let (l, r) = match counted {
-            Ok(both) => both,
-            Err(e) if e.cannot_count() => continue, // other data
-            Err(e) => return Err(e.into()),
-        };
-        let k = largest_of(&counting.exact_tables[0]);
-        if cells_digest(&l, k) == cells_digest(&r, k) {
-            return Err(Error::Usage(format!(
-                "exact tables: inputs `{a_name}` and `{b_name}` hold the same data under other dimension names ([{}] in `{a_name}`, [{}] in `{b_name}`: their cells agree): their tables would be protected apart, and a margin one hides the other could publish. Give the columns one name and the same categories in both inputs (one dimension), or read the tables from one input. Nothing was charged",
-                plan.dimensions[d].name, plan.dimensions[e].name
-            )));
-        }
+    let mut notes = bridged_by_earlier(plan, same, linked);
+    let ToCount {
+        specs,
+        comparisons,
+        renamings,
+    } = to_count(plan, same);
+    for renaming in renamings {
+        refuse_if_renamed(plan, renaming, options)?;
     }
     if comparisons.is_empty() {
         return Ok(notes);
@@ -265,6 +133,212 @@ fn same_by_cells(
         }
     }
     Ok(notes)
+}
+
+/// Inputs an earlier table `linked` on both holds the same data of: merged in `same`, a note
+/// each.
+fn bridged_by_earlier(
+    plan: &Plan,
+    same: &mut [usize],
+    linked: &[(LinkedTable, Linked)],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut bridged: BTreeMap<(&str, u32, &str), Vec<usize>> = BTreeMap::new();
+    for (link, l) in linked {
+        let key = (link.release_id.as_str(), link.version, link.table.as_str());
+        bridged.entry(key).or_default().push(l.spec.input);
+    }
+    for ((release, version, table), inputs) in &bridged {
+        for pair in inputs.windows(2) {
+            if merge(same, pair[0], pair[1]) {
+                notes.push(format!(
+                    "note: inputs `{}` and `{}` hold the same data (exact table `{table}` of release `{release}` version {version} counts the same on both): their exact tables are protected as one",
+                    plan.inputs[pair[0]].name, plan.inputs[pair[1]].name
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// What [`same_by_cells`] counts: the tables to count, once each, and the comparisons between
+/// them; and, apart, the tables by a dimension under two names (each pair counted on its own,
+/// since an input may not be able to count the other's categories: then they are other data).
+#[derive(Default)]
+struct ToCount {
+    specs: Vec<ExactTableSpec>,
+    comparisons: Vec<Comparison>,
+    renamings: Vec<Renaming>,
+}
+
+/// Two tables by a dimension of one input and a dimension of alike categories of another (`d`
+/// and `e`), counted in `counting`, where the second input reads `e` with `d`'s categories.
+struct Renaming {
+    left: ExactTableSpec,
+    right: ExactTableSpec,
+    dims: (usize, usize),
+    counting: Plan,
+}
+
+/// For every two exact tables on other inputs with a quantity they can both count, the tables
+/// to count and compare.
+fn to_count(plan: &Plan, same: &[usize]) -> ToCount {
+    let quantity = |t: &ExactTableSpec| (t.statistic(), t.sum.as_ref().map(|s| s.column.clone()));
+    let microdata = |i: usize| plan.inputs[i].kind == crate::policy::InputKind::Microdata;
+    let rows = ExactSum {
+        column: None,
+        dominance: None,
+        p_percent: None,
+    };
+    let mut out = ToCount::default();
+    let tables = &plan.exact_tables;
+    for (i, a) in tables.iter().enumerate() {
+        for b in &tables[i + 1..] {
+            if a.input == b.input {
+                continue;
+            }
+            let sum = if quantity(a) == quantity(b) {
+                a.sum.clone()
+            } else if microdata(a.input) && microdata(b.input) {
+                Some(rows.clone())
+            } else {
+                continue;
+            };
+            let common: Vec<usize> = a
+                .dims
+                .iter()
+                .copied()
+                .filter(|d| b.dims.contains(d))
+                .collect();
+            out.renamings.extend(renamings(plan, (a, b), &sum, &common));
+            if common.is_empty() || same[a.input] == same[b.input] {
+                continue;
+            }
+            let mut spec_on = |input: usize| {
+                let s = counted_spec(plan, a, &sum, input, common.clone(), names(plan, &common));
+                let found = out
+                    .specs
+                    .iter()
+                    .position(|x| x.input == s.input && x.dims == s.dims && x.sum == s.sum);
+                found.unwrap_or_else(|| {
+                    out.specs.push(s);
+                    out.specs.len() - 1
+                })
+            };
+            let comparison = Comparison {
+                left: spec_on(a.input),
+                right: spec_on(b.input),
+            };
+            out.comparisons.push(comparison);
+        }
+    }
+    out
+}
+
+/// The dimensions' names.
+fn names(plan: &Plan, dims: &[usize]) -> Vec<String> {
+    dims.iter()
+        .map(|&d| plan.dimensions[d].name.clone())
+        .collect()
+}
+
+/// Table `like`'s spec counted on `input` by `dims` (named `names`) with margins, of `sum`.
+fn counted_spec(
+    plan: &Plan,
+    like: &ExactTableSpec,
+    sum: &Option<ExactSum>,
+    input: usize,
+    dims: Vec<usize>,
+    names: Vec<String>,
+) -> ExactTableSpec {
+    ExactTableSpec {
+        name: format!("{} by [{}]", plan.inputs[input].name, names.join(", ")),
+        input,
+        groups: vec![Vec::new(); dims.len()],
+        dims,
+        margins: true,
+        sum: sum.clone(),
+        ..like.clone()
+    }
+}
+
+/// A dimension under two names: every pair of a dimension of table `a` and one of table `b`
+/// whose categories are alike (the same, in another order, or one held by the other), the
+/// second read with the first's categories, beside their `common` dimensions. Compared even for
+/// inputs known to hold one data (by an earlier table), where the two would be protected apart
+/// all the same.
+fn renamings(
+    plan: &Plan,
+    (a, b): (&ExactTableSpec, &ExactTableSpec),
+    sum: &Option<ExactSum>,
+    common: &[usize],
+) -> Vec<Renaming> {
+    let nested = |a: &[String], b: &[String]| a.iter().all(|c| b.contains(c));
+    let mut out = Vec::new();
+    for &d in a.dims.iter().filter(|d| !b.dims.contains(d)) {
+        for &e in b.dims.iter().filter(|e| !a.dims.contains(e)) {
+            let (dd, de) = (&plan.dimensions[d], &plan.dimensions[e]);
+            if !(nested(&dd.categories, &de.categories) || nested(&de.categories, &dd.categories)) {
+                continue;
+            }
+            let mut counting = plan.clone();
+            counting.tables.clear();
+            counting.dimensions.push(crate::policy::Dimension {
+                name: de.name.clone(),
+                categories: dd.categories.clone(),
+                catch_all: dd.catch_all,
+            });
+            let read_as = counting.dimensions.len() - 1;
+            let left: Vec<usize> = common.iter().copied().chain([d]).collect();
+            let right: Vec<usize> = common.iter().copied().chain([read_as]).collect();
+            let right_names = names(plan, common)
+                .into_iter()
+                .chain([de.name.clone()])
+                .collect();
+            out.push(Renaming {
+                left: counted_spec(plan, a, sum, a.input, left.clone(), names(plan, &left)),
+                right: counted_spec(plan, a, sum, b.input, right, right_names),
+                dims: (d, e),
+                counting,
+            });
+        }
+    }
+    out
+}
+
+/// Refuses two inputs whose tables by a dimension under two names agree cell for cell: they hold
+/// the same data, which would be protected apart. An input that cannot count the other's
+/// categories holds other data.
+fn refuse_if_renamed(plan: &Plan, renaming: Renaming, options: &ReadOptions) -> Result<(), Error> {
+    let Renaming {
+        left,
+        right,
+        dims: (d, e),
+        mut counting,
+    } = renaming;
+    let (a_name, b_name) = (
+        &plan.inputs[left.input].name,
+        &plan.inputs[right.input].name,
+    );
+    counting.exact_tables = vec![left, right];
+    let counted = input::read_all(&counting, options).and_then(|mut data| {
+        let l = data.take_exact_table(&counting, 0)?;
+        let r = data.take_exact_table(&counting, 1)?;
+        Ok((l, r))
+    });
+    let (l, r) = match counted {
+        Ok(both) => both,
+        Err(e) if e.cannot_count() => return Ok(()), // other data
+        Err(e) => return Err(e.into()),
+    };
+    let k = largest_of(&counting.exact_tables[0]);
+    if cells_digest(&l, k) == cells_digest(&r, k) {
+        return Err(Error::Usage(format!(
+            "exact tables: inputs `{a_name}` and `{b_name}` hold the same data under other dimension names ([{}] in `{a_name}`, [{}] in `{b_name}`: their cells agree): their tables would be protected apart, and a margin one hides the other could publish. Give the columns one name and the same categories in both inputs (one dimension), or read the tables from one input. Nothing was charged",
+            plan.dimensions[d].name, plan.dimensions[e].name
+        )));
+    }
+    Ok(())
 }
 
 /// Counts and protects the plan's exact tables (before any charge), with those `linked` from
