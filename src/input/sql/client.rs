@@ -553,8 +553,6 @@ fn fill_spanning(
     Ok(by_rank.into_values().collect())
 }
 
-/// A server or connection error in words: the server's message, detail and hint, or the
-/// client's chain of causes.
 /// Whether retrying later may succeed: the server could not be reached, or the connection was
 /// lost (SQLSTATE class 08; 57P01-57P03, a server shutting down or not yet accepting
 /// connections). A refused login, a missing table or a statement that ran out of time are not.
@@ -565,6 +563,8 @@ fn temporary(e: &postgres::Error) -> bool {
     }
 }
 
+/// A server or connection error in words: the server's message, detail and hint, or the
+/// client's chain of causes.
 fn describe(e: &postgres::Error) -> String {
     let mut m = match e.as_db_error() {
         Some(db) => {
