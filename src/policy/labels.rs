@@ -110,6 +110,14 @@ pub(super) fn check_csv_labels(
     }
 }
 
+/// The free text of `[publication]`: source, organisation, contact, period.
+type FreeText = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// `[publication]` and `[labels]`; table titles and units are added by the table sections.
 /// `groups`: `(dimension, name)` of every group an exact table declares, whose subtotals may be
 /// labelled like categories.
@@ -120,6 +128,22 @@ pub(super) fn presentation_sections(
     groups: &std::collections::BTreeSet<(String, String)>,
     problems: &mut Problems,
 ) -> Presentation {
+    let mut p = publication_section(publication, problems);
+    for (name, section) in labels {
+        label_section(
+            &mut p,
+            (nfc(name), section),
+            (dimensions, privacy_unit),
+            groups,
+            problems,
+        );
+    }
+    p
+}
+
+/// `[publication]`: the language, the marker of a hidden cell, the CSVs' byte-order mark and
+/// labels, the share above which a margin flags a value, where totals go, and the free text.
+fn publication_section(publication: PublicationSection, problems: &mut Problems) -> Presentation {
     let PublicationSection {
         language,
         suppressed_marker,
@@ -181,7 +205,24 @@ pub(super) fn presentation_sections(
             ),
         ),
     }
-    // Free text, shown as given; an empty one is a mistake, not a wish for nothing.
+    free_text(
+        &mut p,
+        (source, organisation, contact, period),
+        notes,
+        problems,
+    );
+    p.table_numbers = table_numbers.unwrap_or(true);
+    p
+}
+
+/// The publication's free text (source, organisation, contact, period) and notes, shown as
+/// given; an empty one is a mistake, not a wish for nothing.
+fn free_text(
+    p: &mut Presentation,
+    (source, organisation, contact, period): FreeText,
+    notes: Option<Vec<String>>,
+    problems: &mut Problems,
+) {
     for (field, value) in [
         ("source", &source),
         ("organisation", &organisation),
@@ -204,58 +245,64 @@ pub(super) fn presentation_sections(
     }
     (p.source, p.organisation, p.contact, p.period, p.notes) =
         (source, organisation, contact, period, notes);
-    p.table_numbers = table_numbers.unwrap_or(true);
-    for (name, section) in labels {
-        let name = nfc(name);
-        let at = format!("[labels.{name}]");
-        if name == privacy_unit && !dimensions.iter().any(|d| d.name == name) {
-            // The privacy unit's name in the reader's words: a label, no categories.
-            match (section.label, section.categories.is_empty()) {
-                (Some(label), true) if !label.trim().is_empty() => {
-                    p.privacy_unit_label = Some(label);
-                }
-                (_, false) => problems.add(
-                    &format!("{at} field `categories`"),
-                    format!("`{name}` is the privacy unit, whose values are never published: give it a `label` only"),
-                ),
-                _ => problems.add(
-                    &format!("{at} field `label`"),
-                    format!("the privacy unit `{name}` needs a `label` to be shown by (e.g. `label = \"피해자\"`)"),
-                ),
+}
+
+/// One `[labels.NAME]`: the privacy unit's label, or a dimension's label and its categories'
+/// (declared categories, or groups' subtotals).
+fn label_section(
+    p: &mut Presentation,
+    (name, section): (String, LabelSection),
+    (dimensions, privacy_unit): (&[Dimension], &str),
+    groups: &std::collections::BTreeSet<(String, String)>,
+    problems: &mut Problems,
+) {
+    let at = format!("[labels.{name}]");
+    if name == privacy_unit && !dimensions.iter().any(|d| d.name == name) {
+        // The privacy unit's name in the reader's words: a label, no categories.
+        match (section.label, section.categories.is_empty()) {
+            (Some(label), true) if !label.trim().is_empty() => {
+                p.privacy_unit_label = Some(label);
             }
-            continue;
+            (_, false) => problems.add(
+                &format!("{at} field `categories`"),
+                format!("`{name}` is the privacy unit, whose values are never published: give it a `label` only"),
+            ),
+            _ => problems.add(
+                &format!("{at} field `label`"),
+                format!("the privacy unit `{name}` needs a `label` to be shown by (e.g. `label = \"피해자\"`)"),
+            ),
         }
-        let Some(dim) = dimensions.iter().find(|d| d.name == name) else {
+        return;
+    }
+    let Some(dim) = dimensions.iter().find(|d| d.name == name) else {
+        problems.add(
+            &at,
+            format!(
+                "`{name}` is not a dimension with declared [categories] nor the privacy unit `{privacy_unit}`{}",
+                did_you_mean(&name, dimensions.iter().map(|d| d.name.as_str()))
+            ),
+        );
+        return;
+    };
+    let LabelSection { label, categories } = section;
+    let mut labels = DimensionLabels {
+        label,
+        categories: BTreeMap::new(),
+    };
+    for (category, text) in categories {
+        let category = nfc(category);
+        let group = groups.contains(&(name.clone(), category.clone()));
+        if !dim.categories.contains(&category) && !group {
             problems.add(
-                &at,
+                &format!("{at} field `categories`"),
                 format!(
-                    "`{name}` is not a dimension with declared [categories] nor the privacy unit `{privacy_unit}`{}",
-                    did_you_mean(&name, dimensions.iter().map(|d| d.name.as_str()))
+                    "`{category}` is not a declared category of `{name}`{}",
+                    did_you_mean(&category, dim.categories.iter().map(String::as_str))
                 ),
             );
             continue;
-        };
-        let LabelSection { label, categories } = section;
-        let mut labels = DimensionLabels {
-            label,
-            categories: BTreeMap::new(),
-        };
-        for (category, text) in categories {
-            let category = nfc(category);
-            let group = groups.contains(&(name.clone(), category.clone()));
-            if !dim.categories.contains(&category) && !group {
-                problems.add(
-                    &format!("{at} field `categories`"),
-                    format!(
-                        "`{category}` is not a declared category of `{name}`{}",
-                        did_you_mean(&category, dim.categories.iter().map(String::as_str))
-                    ),
-                );
-                continue;
-            }
-            labels.categories.insert(category, text);
         }
-        p.dimensions.insert(name, labels);
+        labels.categories.insert(category, text);
     }
-    p
+    p.dimensions.insert(name, labels);
 }

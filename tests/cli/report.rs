@@ -453,9 +453,12 @@ fn labels_and_publication_fields_are_validated() {
         "[labels.regoin]: `regoin` is not a dimension with declared [categories] nor the privacy unit `victim_id`; did you mean `region`?",
         "[publication] field `suppressed_marker`: `0` must be visible text",
     ]);
+    // Every wrong category of a section is named, not only the first.
     let bad = replace_once(&policy, "seoul = \"서울\"", "soul = \"서울\"");
+    let bad = replace_once(&bad, "busan = \"부산\"", "pusan = \"부산\"");
     s.write(SAMPLE_POLICY, &bad);
     s.run(&["check", SAMPLE_POLICY]).expect_code(2).stderr_has(&[
+        "[labels.region] field `categories`: `pusan` is not a declared category of `region`; did you mean `busan`?",
         "[labels.region] field `categories`: `soul` is not a declared category of `region`; did you mean `seoul`?",
     ]);
     // The privacy unit is shown by its label alone: none, or categories, are refused.
