@@ -10,8 +10,8 @@ use std::path::Path;
 use super::describe;
 use crate::console::print;
 use crate::error::Error;
-use crate::input::{self, BoundingEffect, ReadOptions};
-use crate::policy::{self, Bound, InputKind, Statistic, TableSpec};
+use crate::input::{self, BoundingEffect, InputResult, ReadOptions};
+use crate::policy::{self, Bound, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::thousands;
 use crate::protect;
 
@@ -50,11 +50,23 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
     if let Some(key) = &key {
         let _ = writeln!(r, "releases are signed by key {}", key.id);
     }
+    inputs_read(&mut r, &plan, &results);
+    tables_declared(&mut r, &plan);
+    bounds_effects(&mut r, &plan, &bounding);
     let _ = writeln!(
         r,
+        "nothing was spent; run `safestat plan` for costs and accuracy"
+    );
+    print(&r)
+}
+
+/// Per input, its exact rows and units (for the officer's eyes only; never published).
+fn inputs_read(r: &mut String, plan: &Plan, results: &[InputResult]) {
+    let _ = writeln!(
+        *r,
         "inputs (exact counts, for your eyes only; never published):"
     );
-    for (spec, res) in plan.inputs.iter().zip(&results) {
+    for (spec, res) in plan.inputs.iter().zip(results) {
         let kind = match &spec.kind {
             InputKind::Microdata => format!(
                 "microdata, {} distinct `{}`",
@@ -66,14 +78,18 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             }
         };
         let _ = writeln!(
-            r,
+            *r,
             "  {:<12} {}: {} rows, {kind}; every value valid",
             spec.name,
             spec.location(),
             res.rows
         );
     }
-    let _ = writeln!(r, "tables:");
+}
+
+/// Per table, what it counts, by what, its cells and bounds (or its suppression rules).
+fn tables_declared(r: &mut String, plan: &Plan) {
+    let _ = writeln!(*r, "tables:");
     for t in &plan.tables {
         let dims: Vec<&str> = t
             .dims
@@ -81,18 +97,18 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             .map(|&d| plan.dimensions[d].name.as_str())
             .collect();
         let _ = writeln!(
-            r,
+            *r,
             "  {:<28} {:<26} by [{}], {} cells, {}",
             t.name,
             describe::statistic(t),
             dims.join(", "),
             plan.table_cells(t),
-            describe::bounds(&plan, t)
+            describe::bounds(plan, t)
         );
     }
     for t in &plan.exact_tables {
         let _ = writeln!(
-            r,
+            *r,
             "  {:<28} {:<26} by [{}], {}: exact values, cell suppression of {} (not differentially private)",
             t.name,
             match t.sum.as_ref().and_then(|s| s.column.as_ref()) {
@@ -104,35 +120,35 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
             t.rules_phrase(&plan.privacy_unit)
         );
     }
+}
+
+/// What each DP table's contribution bounds dropped or cut in this read (exact, for the
+/// officer's eyes only; never published).
+fn bounds_effects(r: &mut String, plan: &Plan, bounding: &[Option<BoundingEffect>]) {
     let effects: Vec<(&TableSpec, BoundingEffect)> = plan
         .tables
         .iter()
-        .zip(&bounding)
+        .zip(bounding)
         .filter_map(|(t, e)| Some((t, (*e)?)))
         .collect();
     if !effects.is_empty() {
         let _ = writeln!(
-            r,
+            *r,
             "what the contribution bounds do in this read (exact, for your eyes only; never published):"
         );
         for (t, e) in effects {
-            let _ = writeln!(r, "  {:<28} {}", t.name, bounding_effect(t, &e));
+            let _ = writeln!(*r, "  {:<28} {}", t.name, bounding_effect(t, &e));
         }
         let both = plan.tables.iter().any(|t| {
             matches!(t.statistic.bound(), Bound::Rows { per_unit, per_cell } if per_cell < per_unit)
         });
         if both {
             let _ = writeln!(
-                r,
+                *r,
                 "  (which rows a unit keeps is random, so what max_rows_per_cell drops after max_rows_per_unit varies a little from read to read)"
             );
         }
     }
-    let _ = writeln!(
-        r,
-        "nothing was spent; run `safestat plan` for costs and accuracy"
-    );
-    print(&r)
 }
 
 /// What table `t`'s bounds did in one read, in words: rows dropped by each row bound, values
