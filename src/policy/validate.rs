@@ -63,7 +63,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let inputs = input_sections(inputs, base, &mut problems);
     let dimensions = category_sections(categories, catch_all, &mut problems);
     let defaults = defaults_section(defaults, &mut problems);
-    let presentation = presentation_sections(
+    let presentation = presentation_with_tables(
         publication,
         labels,
         &tables,
@@ -153,7 +153,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
 /// The publication's presentation: its sections, and each table's own labels (title, unit,
 /// shares, number) as the tables declare them. Groups' subtotals may be labelled like
 /// categories.
-fn presentation_sections(
+fn presentation_with_tables(
     publication: PublicationSection,
     labels: BTreeMap<String, LabelSection>,
     tables: &[TableSection],

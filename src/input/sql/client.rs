@@ -207,16 +207,16 @@ impl Session<'_, '_> {
                 .collect();
             let params: Vec<&(dyn ToSql + Sync)> =
                 declared.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let pg = |e| self.failing.pg(e);
-            let rows = self.tx.query(domain, &params).map_err(pg)?;
+            let failing = self.failing;
+            let rows = self.tx.query(domain, &params).map_err(|e| failing.pg(e))?;
             self.sent.push(sha256_hex(domain.as_bytes()));
             let found = rows
                 .iter()
                 .map(|r| Ok((r.try_get::<_, i32>(0)?, r.try_get(1)?, r.try_get(2)?)))
                 .collect::<Result<Vec<(i32, Option<String>, i64)>, postgres::Error>>()
-                .map_err(|e| self.failing.pg(e))?;
+                .map_err(|e| failing.pg(e))?;
             map_undeclared(plan, statements, &indexes, &mut mappings, found)
-                .map_err(|m| self.failing.cannot(m))?;
+                .map_err(|m| failing.cannot(m))?;
         }
         Ok(mappings)
     }
@@ -224,15 +224,15 @@ impl Session<'_, '_> {
     /// Rows, distinct units and the content's fingerprint; refuses empty units and NULL summed
     /// values before anything is counted.
     fn totals(&mut self, plan: &Plan, statements: &InputStatements) -> Result<Totals, InputError> {
-        let pg = |e| self.failing.pg(e);
+        let failing = self.failing;
+        let pg = |e| failing.pg(e);
         let totals = self.tx.query_one(&statements.totals, &[]).map_err(pg)?;
         self.sent.push(sha256_hex(statements.totals.as_bytes()));
-        let pg = |e| self.failing.pg(e);
         let rows: i64 = totals.try_get(0).map_err(pg)?;
         let units: i64 = totals.try_get(1).map_err(pg)?;
         let empty_units: i64 = totals.try_get(2).map_err(pg)?;
         if empty_units > 0 {
-            return Err(self.failing.fail(format!(
+            return Err(failing.fail(format!(
                 "column `{}`: {empty_units} rows have an empty or NULL privacy unit; every record must name its unit",
                 plan.privacy_unit
             )));
@@ -240,7 +240,7 @@ impl Session<'_, '_> {
         for (i, column) in statements.sum_columns.iter().enumerate() {
             let nulls: i64 = totals.try_get(3 + i).map_err(pg)?;
             if nulls > 0 {
-                return Err(self.failing.cannot(format!(
+                return Err(failing.cannot(format!(
                     "column `{column}`: {nulls} rows hold NULL, which is not an integer"
                 )));
             }
