@@ -18,7 +18,9 @@ mod request;
 pub mod sql;
 
 pub use error::InputError;
-pub use request::{BoundingEffect, Count, InputResult, ReadOptions, SqlRead, Whole, keep_largest};
+pub use request::{
+    BoundingEffect, Count, Counted, InputResult, ReadOptions, SqlRead, Whole, keep_largest,
+};
 
 use csv::read_pass;
 use decode::transcode;
@@ -99,21 +101,19 @@ pub fn read_input_with(
     Ok(result)
 }
 
-/// Where a table's cells are: `(input, position in that input's exact cells)`.
-type Slot = (usize, usize);
-
-/// Everything read from the inputs: per input its hash and exact cells, and where each table's
-/// exact cells are.
+/// Everything read from the inputs: per input its hash and what it was read from, and per count
+/// of the [`reading_plan`] its result, routed to the tables by what the count is for.
 pub struct InputData {
+    /// Per input, what its read found (its counts' results moved to `counted`).
     pub results: Vec<InputResult>,
-    /// Per DP table, where its exact cells are: read on its own, or summed from its group's one
+    /// Per count of the reading plan, its result (moved out as the tables take it).
+    counted: Vec<Counted>,
+    /// Per DP table, where its exact cells are: its own count, or summed from its group's one
     /// bounded union table (then already here).
     cells: Vec<Cells>,
-    /// Per sum table, where its contributors are in its input's exact cells.
-    contributors: Vec<Option<Slot>>,
-    /// Per exact table, the positions of its counts (each unit in one cell) and, for microdata,
-    /// of the same count allowing two cells per unit (they differ when a unit is in several),
-    /// and of a sum's values and largest contributions (its position in the input's `largest`).
+    /// Per sum table, the count whose contributors it publishes.
+    contributors: Vec<Option<usize>>,
+    /// Per exact table, which counts give its cells.
     exact_tables: Vec<ExactSlots>,
     /// Per DP table, what its contribution bounds did (a table estimated with others: their
     /// union's, which they are bounded as); `None` when its input was bounded elsewhere.
@@ -123,23 +123,23 @@ pub struct InputData {
 /// Where a DP table's exact cells are.
 #[derive(Debug)]
 enum Cells {
-    Read(Slot),
+    /// Count `k` of the reading plan.
+    Read(usize),
     /// Summed from its group's bounded union table.
     Margin(Vec<i128>),
 }
 
-/// Where an exact table's cells are (see [`InputData::take_exact_table`]).
+/// Which counts give an exact table's cells (see [`InputData::take_exact_table`]).
 #[derive(Debug, Clone)]
 enum ExactSlots {
     /// A count of units: one cell per unit, and from microdata the same allowing two (they
     /// differ when a unit is in several cells).
-    Units { units: Slot, check: Option<Slot> },
-    /// A sum or count of rows: its data's read ([`ExactRead::Sum`]), at `slot` (values) and
-    /// `whole` (its position in the input's `whole`), and where each of the table's dimensions
-    /// is among the read's.
+    Units { units: usize, check: Option<usize> },
+    /// A sum or count of rows: its data's read ([`Request::ExactSums`], count `count`, over
+    /// finer dimensions with `sizes` categories), where each of the table's dimensions is among
+    /// the read's (`axes`), and how many of each cell's largest contributions it keeps.
     Sum {
-        slot: Slot,
-        whole: usize,
+        count: usize,
         sizes: Vec<usize>,
         axes: Vec<usize>,
         largest: usize,
@@ -169,7 +169,7 @@ impl InputData {
     /// the noise is added.
     pub fn take_exact(&mut self, t: usize) -> Vec<i64> {
         saturate(match &mut self.cells[t] {
-            Cells::Read((input, pos)) => std::mem::take(&mut self.results[*input].exact[*pos]),
+            Cells::Read(k) => self.counted[*k].take_values(),
             Cells::Margin(cells) => std::mem::take(cells),
         })
     }
@@ -181,26 +181,26 @@ impl InputData {
         let (units, check) = match &self.exact_tables[e] {
             &ExactSlots::Units { units, check } => (units, check),
             ExactSlots::Sum {
-                slot: (input, pos),
-                whole,
+                count,
                 sizes,
                 axes,
                 largest,
             } => {
-                let read = &self.results[*input];
+                let read = &self.counted[*count];
+                let whole = read.whole().expect("an exact sums' read");
+                let input = plan.exact_tables[e].input as u64;
                 return Ok(sum_table(
-                    &read.exact[*pos],
-                    &read.whole[*whole],
+                    read.values(),
+                    whole,
                     (sizes, axes),
                     *largest,
-                    *input as u64,
+                    input,
                 ));
             }
         };
-        let (input, pos) = units;
-        let counts = std::mem::take(&mut self.results[input].exact[pos]);
-        if let Some((input2, pos2)) = check {
-            let two = std::mem::take(&mut self.results[input2].exact[pos2]);
+        let counts = self.counted[units].take_values();
+        if let Some(check) = check {
+            let two = self.counted[check].take_values();
             let extra: i128 = two.iter().sum::<i128>() - counts.iter().sum::<i128>();
             if extra > 0 {
                 let t = &plan.exact_tables[e];
@@ -224,10 +224,8 @@ impl InputData {
 
     /// Moves sum table `t`'s exact contributor counts out, as [`InputData::take_exact`] does.
     pub fn take_contributors(&mut self, t: usize) -> Option<Vec<i64>> {
-        let (input, pos) = self.contributors[t]?;
-        Some(saturate(std::mem::take(
-            &mut self.results[input].exact[pos],
-        )))
+        let k = self.contributors[t]?;
+        self.counted[k].take_contributors().map(saturate)
     }
 }
 
@@ -331,39 +329,11 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         return Err(refusal);
     }
     let reading = reading_plan(plan);
-    let counts = &reading.counts;
-    let mut results = Vec::new();
-    // Where each count's cells are among its input's, its contributors' (a DP sum's, after every
-    // count of the input) and its position among the input's exact sums (`InputResult::whole`).
-    let mut slot = vec![(0, 0); counts.len()];
-    let mut contributors_at: Vec<Option<Slot>> = vec![None; counts.len()];
-    let mut largest = vec![0; counts.len()];
-    for input in 0..plan.inputs.len() {
-        let of_input: Vec<usize> = (0..counts.len())
-            .filter(|&k| counts[k].input == input)
-            .collect();
-        for (pos, &k) in of_input.iter().enumerate() {
-            slot[k] = (input, pos);
-        }
-        let totals = of_input
-            .iter()
-            .filter(|&&k| matches!(counts[k].statistic, Statistic::Total { .. }));
-        for (j, &k) in totals.enumerate() {
-            largest[k] = j;
-        }
-        let sums = of_input
-            .iter()
-            .filter(|&&k| matches!(counts[k].statistic, Statistic::Sum { .. }));
-        for (j, &k) in sums.enumerate() {
-            contributors_at[k] = Some((input, of_input.len() + j));
-        }
-        let asked: Vec<Count> = of_input.iter().map(|&k| counts[k].clone()).collect();
-        results.push(read_input_with(plan, input, &asked, *options)?);
-    }
+    let (results, mut counted, bounded) = read_counts(plan, &reading.counts, options)?;
     // Each request's count, by what it is for.
     let mut own = vec![None; plan.tables.len()];
     let mut unions = vec![0; reading.groups.groups.len()];
-    let mut units: Vec<(Slot, Option<Slot>)> = vec![((0, 0), None); plan.exact_tables.len()];
+    let mut units: Vec<(usize, Option<usize>)> = vec![(0, None); plan.exact_tables.len()];
     let mut sums: Vec<Option<usize>> = vec![None; plan.exact_tables.len()];
     for (k, request) in reading.requests.iter().enumerate() {
         match request {
@@ -372,8 +342,8 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
             &Request::ExactUnits {
                 table,
                 check: false,
-            } => units[table].0 = slot[k],
-            &Request::ExactUnits { table, check: true } => units[table].1 = Some(slot[k]),
+            } => units[table].0 = k,
+            &Request::ExactUnits { table, check: true } => units[table].1 = Some(k),
             Request::ExactSums(tables) => {
                 for &e in tables {
                     sums[e] = Some(k);
@@ -381,40 +351,35 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
             }
         }
     }
-    // Every grouped table's margin is filled in below.
+    let bounding = (0..plan.tables.len())
+        .map(|t| match reading.groups.of(t) {
+            Some(g) => bounded[unions[g]],
+            None => bounded[own[t]?],
+        })
+        .collect();
+    // A grouped table's cells are its group's union's margin; the others', their own count's.
     let mut cells: Vec<Cells> = own
         .iter()
         .map(|read| match read {
-            Some(k) => Cells::Read(slot[*k]),
+            Some(k) => Cells::Read(*k),
             None => Cells::Margin(Vec::new()),
         })
         .collect();
-    let bounding = (0..plan.tables.len())
-        .map(|t| {
-            let k = match reading.groups.of(t) {
-                Some(g) => unions[g],
-                None => own[t]?,
-            };
-            let (input, pos) = slot[k];
-            results[input].bounding.get(pos).copied()
-        })
-        .collect();
     for (g, &u) in reading.groups.groups.iter().zip(&unions) {
-        let (input, pos) = slot[u];
-        let union = std::mem::take(&mut results[input].exact[pos]);
+        let union = counted[u].take_values();
         let sizes = g.sizes(plan);
         for (&t, axes) in g.tables.iter().zip(g.axes(plan)) {
             let summed = margin(&sizes, &axes, &union);
             // A grouped sum read on its own too (for its contributors) keeps the same rows.
-            if let Cells::Read((input, pos)) = cells[t] {
-                debug_assert_eq!(results[input].exact[pos], summed, "table {t}");
+            if let Cells::Read(k) = cells[t] {
+                debug_assert_eq!(counted[k].values(), summed, "table {t}");
             }
             cells[t] = Cells::Margin(summed);
         }
     }
     let contributors = own
         .iter()
-        .map(|read| read.and_then(|k| contributors_at[k]))
+        .map(|read| read.filter(|&k| counted[k].contributors().is_some()))
         .collect();
     let exact_tables = plan
         .exact_tables
@@ -426,10 +391,9 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
                 check: units[e].1,
             },
             Some(k) => {
-                let dims = &counts[k].dims;
+                let dims = &reading.counts[k].dims;
                 ExactSlots::Sum {
-                    slot: slot[k],
-                    whole: largest[k],
+                    count: k,
                     sizes: dims
                         .iter()
                         .map(|&d| plan.dimensions[d].categories.len())
@@ -446,11 +410,45 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         .collect();
     Ok(InputData {
         results,
+        counted,
         cells,
         contributors,
         exact_tables,
         bounding,
     })
+}
+
+/// Per input what its read found; per count its result and what its bounds did.
+type ReadCounts = (Vec<InputResult>, Vec<Counted>, Vec<Option<BoundingEffect>>);
+
+/// Reads each input once for its counts: per input what its read found, per count its result
+/// (moved out of its input's) and what its contribution bounds did (`None` when its input was
+/// bounded elsewhere).
+fn read_counts(
+    plan: &Plan,
+    counts: &[Count],
+    options: &ReadOptions,
+) -> Result<ReadCounts, InputError> {
+    let mut results = Vec::new();
+    let mut counted: Vec<Option<Counted>> = vec![None; counts.len()];
+    let mut bounded = vec![None; counts.len()];
+    for input in 0..plan.inputs.len() {
+        let of_input: Vec<usize> = (0..counts.len())
+            .filter(|&k| counts[k].input == input)
+            .collect();
+        let asked: Vec<Count> = of_input.iter().map(|&k| counts[k].clone()).collect();
+        let mut result = read_input_with(plan, input, &asked, *options)?;
+        for (pos, (&k, cells)) in of_input.iter().zip(result.counted.drain(..)).enumerate() {
+            counted[k] = Some(cells);
+            bounded[k] = result.bounding.get(pos).copied();
+        }
+        results.push(result);
+    }
+    let counted = counted
+        .into_iter()
+        .map(|c| c.expect("every count is of an input"))
+        .collect();
+    Ok((results, counted, bounded))
 }
 
 /// Table `axes` (positions in the union's dimensions, in the table's order) summed from a union

@@ -38,15 +38,9 @@ impl Count {
 /// What reading one input produced.
 #[derive(Debug)]
 pub struct InputResult {
-    /// Exact cells per count, in the order of the `counts` argument, then the contributors of
-    /// each `sum` among them (distinct units among a cell's kept rows), in the same order. Never
-    /// written anywhere. Wider than the noise's `i64` so that no sum can wrap (see
-    /// [`saturate`]).
-    pub exact: Vec<Vec<i128>>,
-    /// Per exact table's sum among the tables ([`crate::policy::Statistic::Total`], in order),
-    /// what its units contributed: per cell its units and the largest sums of those in no other
-    /// cell, and each unit in several cells with its sum in each. Never written anywhere.
-    pub whole: Vec<Whole>,
+    /// One result per count asked, in the order of the `counts` argument. Never written
+    /// anywhere.
+    pub counted: Vec<Counted>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
@@ -58,6 +52,68 @@ pub struct InputResult {
     /// this read (a microdata file's; empty for pre-counted and SQL inputs, bounded elsewhere).
     /// For `check`'s eyes only, like `rows`.
     pub bounding: Vec<BoundingEffect>,
+}
+
+/// What one [`Count`] gave back, by its statistic. Cells are first dimension slowest, and wider
+/// than the noise's `i64` so that no sum can wrap (see [`super::saturate`]). Never written
+/// anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counted {
+    /// A count of units or of rows: per cell, the count.
+    Cells(Vec<i128>),
+    /// A DP sum: per cell, its bounded sum, and its contributors (distinct units among the
+    /// cell's kept rows).
+    Sum {
+        values: Vec<i128>,
+        contributors: Vec<i128>,
+    },
+    /// An exact table's sum or count of rows ([`crate::policy::Statistic::Total`]): per cell,
+    /// the sum, and what the units contributed.
+    Total { values: Vec<i128>, whole: Whole },
+}
+
+impl Counted {
+    /// Its value per cell (a count, or a sum).
+    pub fn values(&self) -> &[i128] {
+        match self {
+            Counted::Cells(values)
+            | Counted::Sum { values, .. }
+            | Counted::Total { values, .. } => values,
+        }
+    }
+
+    /// Moves its values out (a DP table's, dropped as soon as the noise is added).
+    pub fn take_values(&mut self) -> Vec<i128> {
+        match self {
+            Counted::Cells(values)
+            | Counted::Sum { values, .. }
+            | Counted::Total { values, .. } => std::mem::take(values),
+        }
+    }
+
+    /// A DP sum's contributors per cell.
+    pub fn contributors(&self) -> Option<&[i128]> {
+        match self {
+            Counted::Sum { contributors, .. } => Some(contributors),
+            _ => None,
+        }
+    }
+
+    /// Moves a DP sum's contributors out.
+    pub fn take_contributors(&mut self) -> Option<Vec<i128>> {
+        match self {
+            Counted::Sum { contributors, .. } => Some(std::mem::take(contributors)),
+            _ => None,
+        }
+    }
+
+    /// An exact sum's contributions.
+    pub fn whole(&self) -> Option<&Whole> {
+        match self {
+            Counted::Total { whole, .. } => Some(whole),
+            _ => None,
+        }
+    }
 }
 
 /// What a table's contribution bounds did in one read of a microdata file.

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::layout::describe_cell;
-use super::pass::{ChunkError, Counted, Pass};
+use super::pass::{ChunkError, Pass, Tally};
 use super::problems::line_of;
 use super::scan::scan_rows;
 use super::units::{Batch, Units, range_of};
@@ -61,7 +61,7 @@ pub(super) fn read_chunk(
     links: Links,
     expected_units: usize,
     memory_limit: u64,
-) -> Result<Counted, ChunkError> {
+) -> Result<Tally, ChunkError> {
     let Pass {
         layout,
         hasher,
@@ -143,7 +143,7 @@ pub(super) fn read_chunk(
     for batch in inbox.expect("kept while no row was bad").iter() {
         units.absorb(&batch)?;
     }
-    Ok(Counted {
+    Ok(Tally {
         units: units.len() as u64,
         whole: units.bounder.whole(),
         kept: if pass.bounding_effect {
@@ -160,7 +160,7 @@ pub(super) fn read_chunk(
 /// rows for the same cell are an error unless the policy says they add up: a subtotal row, or a
 /// value folded into a declared cell by `[catch_all]`, would otherwise count its people twice
 /// and break the declared bound.
-pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counted, ChunkError> {
+pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Tally, ChunkError> {
     let layout = pass.layout;
     let mut exact: Vec<Vec<i128>> = layout.tables.iter().map(|t| vec![0; t.cells]).collect();
     let mut first: HashMap<Vec<u8>, u64> = HashMap::new();
@@ -196,7 +196,7 @@ pub(super) fn read_aggregated(pass: Pass, start: u64, end: u64) -> Result<Counte
     if !problems.is_empty() {
         return Err(ChunkError::Rows(problems));
     }
-    Ok(Counted {
+    Ok(Tally {
         exact,
         whole: Vec::new(),
         rows,

@@ -13,11 +13,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::policy::{InputKind, Plan};
+use crate::policy::{InputKind, Plan, Statistic};
 
 use super::error::InputError;
 use super::file::{ensure_unchanged, open_input};
-use super::request::{BoundingEffect, Count, InputResult, ReadOptions};
+use super::request::{BoundingEffect, Count, Counted, InputResult, ReadOptions, Whole};
 
 mod bounding;
 mod chunk;
@@ -38,7 +38,7 @@ use chunk::{links, read_chunk};
 #[cfg(feature = "postgres")]
 pub(super) use layout::CategoryIndex;
 use layout::Layout;
-use pass::{ChunkError, Counted, Pass};
+use pass::{ChunkError, Pass, Tally};
 use problems::{Problems, column_name, line_of, report_rows};
 use progress::{Counters, with_progress};
 use spill::read_spilled;
@@ -133,8 +133,7 @@ pub(super) fn read_pass(
             .collect(),
     };
     Ok(InputResult {
-        exact: counted.exact,
-        whole: counted.whole,
+        counted: per_count(counts, counted.exact, counted.whole),
         sha256,
         rows: counted.rows,
         units: layout.unit_column.map(|_| counted.units),
@@ -143,8 +142,34 @@ pub(super) fn read_pass(
     })
 }
 
+/// The pass's cells as one result per count: its cells hold every count's cells in order, then
+/// each `sum`'s contributors in order ([`Bounder::finish`]), and `whole` each exact sum's
+/// contributions in order ([`Bounder::whole`]).
+fn per_count(counts: &[Count], cells: Vec<Vec<i128>>, whole: Vec<Whole>) -> Vec<Counted> {
+    let mut cells = cells.into_iter();
+    let mut values: Vec<Vec<i128>> = cells.by_ref().take(counts.len()).collect();
+    let mut whole = whole.into_iter();
+    let counted = counts
+        .iter()
+        .zip(values.drain(..))
+        .map(|(count, values)| match count.statistic {
+            Statistic::Sum { .. } => Counted::Sum {
+                values,
+                contributors: cells.next().expect("a sum's contributors"),
+            },
+            Statistic::Total { .. } => Counted::Total {
+                values,
+                whole: whole.next().expect("an exact sum's contributions"),
+            },
+            _ => Counted::Cells(values),
+        })
+        .collect();
+    debug_assert!(cells.next().is_none() && whole.next().is_none());
+    counted
+}
+
 /// What each reader of a pass ended with.
-type ReaderResults = Vec<Result<Counted, ChunkError>>;
+type ReaderResults = Vec<Result<Tally, ChunkError>>;
 
 /// Reads `chunks` in parallel, one reader each, while another thread fingerprints the whole file
 /// (and notes whether it holds a `"`).
@@ -168,7 +193,7 @@ fn read_chunks(
                 s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
             })
             .collect();
-        let results: Vec<Result<Counted, ChunkError>> = workers
+        let results: Vec<Result<Tally, ChunkError>> = workers
             .into_iter()
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
@@ -179,13 +204,13 @@ fn read_chunks(
 /// The readers' results as one: a record that stopped a parser is reported alone (the first in
 /// file order); else every reader's bad rows together. A reader that stopped bounding because
 /// another found bad rows has none of its own to report.
-fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Counted, InputError> {
+fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Tally, InputError> {
     let mut total = None;
     let mut problems = Problems::default();
     let mut stopped: Option<(u64, ChunkError)> = None;
     for result in results {
         match result {
-            Ok(counted) => total = Counted::add(total, counted),
+            Ok(counted) => total = Tally::add(total, counted),
             Err(ChunkError::Aborted) => {}
             Err(ChunkError::Rows(p)) => problems.merge(p),
             Err(e @ ChunkError::At { byte, .. }) => {

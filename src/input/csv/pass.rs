@@ -1,5 +1,5 @@
 //! What the readers of one pass over a CSV input share: the pass itself ([`Pass`]), what each
-//! reader counts ([`Counted`]) and how a chunk fails ([`ChunkError`]).
+//! reader counts ([`Tally`]) and how a chunk fails ([`ChunkError`]).
 
 use std::path::Path;
 
@@ -26,9 +26,9 @@ pub(super) struct Pass<'a> {
 }
 
 /// Exact cells per table, with the row and unit counts.
-pub(super) struct Counted {
+pub(super) struct Tally {
     pub(super) exact: Vec<Vec<i128>>,
-    /// Per exact table's sum, what its units contributed (see [`InputResult::whole`]).
+    /// Per exact table's sum (in order), what its units contributed ([`Bounder::whole`]).
     pub(super) whole: Vec<crate::input::Whole>,
     pub(super) rows: u64,
     pub(super) units: u64,
@@ -37,10 +37,10 @@ pub(super) struct Counted {
     pub(super) kept: Vec<Option<[u64; 2]>>,
 }
 
-impl Counted {
+impl Tally {
     /// Adds another reader's (or partition's) counts: its units are not this one's, so the exact
     /// cells add up.
-    pub(super) fn add(total: Option<Counted>, other: Counted) -> Option<Counted> {
+    pub(super) fn add(total: Option<Tally>, other: Tally) -> Option<Tally> {
         let Some(mut total) = total else {
             return Some(other);
         };

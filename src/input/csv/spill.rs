@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::chunk::HANDOVER_ROWS;
-use super::pass::{ChunkError, Counted, Pass};
+use super::pass::{ChunkError, Pass, Tally};
 use super::scan::scan_rows;
 use super::units::{Batch, Units, range_of};
 
@@ -24,7 +24,7 @@ pub(super) fn read_spilled(
     start: u64,
     end: u64,
     memory_limit: u64,
-) -> Result<Counted, ChunkError> {
+) -> Result<Tally, ChunkError> {
     use std::io::{BufWriter, Write};
     let hasher = pass.hasher;
     // A row on disk takes at most its CSV bytes plus ~60; a partition's units need at most ~5x
@@ -69,10 +69,10 @@ pub(super) fn read_spilled(
     }
     drop(files);
 
-    let mut total: Option<Counted> = None;
+    let mut total: Option<Tally> = None;
     for p in 0..partitions {
         let part = bound_partition(&dir.path().join(format!("{p}.bin")), pass)?;
-        total = Counted::add(total, part);
+        total = Tally::add(total, part);
     }
     let mut total = total.expect("at least two partitions");
     total.rows = rows;
@@ -80,7 +80,7 @@ pub(super) fn read_spilled(
 }
 
 /// Bounds the units of one spilled partition (all of whose rows are in it), in memory.
-fn bound_partition(path: &Path, pass: Pass) -> Result<Counted, ChunkError> {
+fn bound_partition(path: &Path, pass: Pass) -> Result<Tally, ChunkError> {
     let (layout, keys) = (pass.layout, pass.keys);
     use std::io::BufReader;
     let tables = layout.tables.len();
@@ -116,7 +116,7 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Counted, ChunkError> {
         }
     }
     units.absorb(&batch)?;
-    Ok(Counted {
+    Ok(Tally {
         units: units.len() as u64,
         whole: units.bounder.whole(),
         kept: if pass.bounding_effect {

@@ -127,10 +127,19 @@ fn a_unit_split_across_chunks_is_bounded_once() {
         let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), tiny_chunks()).unwrap();
         assert_eq!(r.rows, 250);
         assert_eq!(r.units, Some(201));
-        let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
-        assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
+        let heavy = |t: usize| r.counted[t].values()[..50].iter().sum::<i128>();
         assert_eq!(
-            (r.exact[0][50], r.exact[1][50], r.exact[2][50]),
+            (heavy(0), heavy(1), heavy(2)),
+            (4, 2, 40),
+            "{:?}",
+            r.counted
+        );
+        assert_eq!(
+            (
+                r.counted[0].values()[50],
+                r.counted[1].values()[50],
+                r.counted[2].values()[50]
+            ),
             (200, 200, 600)
         );
     }
@@ -149,7 +158,7 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
     let single = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), in_memory()).unwrap();
     let chunked = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), tiny_chunks()).unwrap();
     assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
-    assert_eq!(single.exact, chunked.exact);
+    assert_eq!(single.counted, chunked.counted);
     assert_eq!(single.sha256, chunked.sha256);
     assert_eq!(single.sha256, hash_file(&plan.inputs[0].path).unwrap().0);
 }
@@ -188,7 +197,7 @@ fn spilling_gives_the_in_memory_exact_cells() {
     let (_dir, plan) = plan_for(&data);
     let memory = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), in_memory()).unwrap();
     let spilled = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), spilling()).unwrap();
-    assert_eq!(memory.exact, spilled.exact);
+    assert_eq!(memory.counted, spilled.counted);
     assert_eq!((memory.rows, memory.units), (spilled.rows, spilled.units));
     assert_eq!(memory.sha256, spilled.sha256);
 }
@@ -198,9 +207,14 @@ fn spilling_still_bounds_each_unit() {
     let (_dir, plan) = plan_for(&one_heavy_unit());
     for _ in 0..10 {
         let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), spilling()).unwrap();
-        let heavy = |t: usize| r.exact[t][..50].iter().sum::<i128>();
-        assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40), "{:?}", r.exact);
-        assert_eq!((r.exact[0][50], r.units), (200, Some(201)));
+        let heavy = |t: usize| r.counted[t].values()[..50].iter().sum::<i128>();
+        assert_eq!(
+            (heavy(0), heavy(1), heavy(2)),
+            (4, 2, 40),
+            "{:?}",
+            r.counted
+        );
+        assert_eq!((r.counted[0].values()[50], r.units), (200, Some(201)));
     }
 }
 
@@ -398,7 +412,7 @@ fn quoted_newlines_fall_back_to_one_chunk() {
     plan.inputs[0].multiline = true;
     let r = read_input_with(&plan, 0, &counts(&plan, &[0]), tiny_chunks()).unwrap();
     assert_eq!(r.rows, 200);
-    assert_eq!(r.exact[0].iter().sum::<i128>(), 200);
+    assert_eq!(r.counted[0].values().iter().sum::<i128>(), 200);
 }
 
 /// Regression: a field opening with a stray `"` and closed by a legitimate quote lines
@@ -456,7 +470,7 @@ fn a_quote_anywhere_gives_the_same_counts() {
     for options in [tiny_chunks(), in_memory(), spilling()] {
         let a = read_input_with(&plain, 0, &counts(&plain, &[0, 2]), options).unwrap();
         let b = read_input_with(&quoted, 0, &counts(&quoted, &[0, 2]), options).unwrap();
-        assert_eq!((a.exact, a.rows, a.units), (b.exact, b.rows, b.units));
+        assert_eq!((a.counted, a.rows, a.units), (b.counted, b.rows, b.units));
     }
 }
 
@@ -577,15 +591,19 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
     assert_eq!(reading.len(), 1);
     for options in [in_memory(), tiny_chunks(), spilling()] {
         let r = read_input_with(&plan, 0, &reading, options).unwrap();
-        assert_eq!(r.exact[0], expected_sum);
-        assert_eq!(r.whole[0].units, expected_units);
-        let got: Vec<Vec<i128>> = r.whole[0]
+        assert_eq!(r.counted[0].values(), expected_sum);
+        assert_eq!(r.counted[0].whole().unwrap().units, expected_units);
+        let got: Vec<Vec<i128>> = r.counted[0]
+            .whole()
+            .unwrap()
             .largest
             .iter()
             .map(|l| l.iter().copied().take(3).collect())
             .collect();
         assert_eq!(got, expected_largest);
-        let mut spanning: Vec<Vec<(u32, i128)>> = r.whole[0]
+        let mut spanning: Vec<Vec<(u32, i128)>> = r.counted[0]
+            .whole()
+            .unwrap()
             .spanning
             .iter()
             .map(|u| {

@@ -13,7 +13,7 @@ use rand::RngCore;
 
 use super::super::csv::CategoryIndex;
 use super::super::error::InputError;
-use super::super::request::{Count, InputResult, SqlRead, Whole};
+use super::super::request::{Count, Counted, InputResult, SqlRead, Whole};
 use super::statements::setup_statements;
 use super::{InputStatements, MAX_UNDECLARED};
 use crate::hash::sha256_hex;
@@ -55,13 +55,12 @@ pub(super) fn read_sql(
     check_columns(plan, &statements, probe.columns()).map_err(|m| failing.cannot(m))?;
     let mappings = read.mappings(plan, &statements)?;
     let totals = read.totals(plan, &statements)?;
-    let (exact, whole) = read.count_tables(plan, counts, &statements, &mappings)?;
+    let counted = read.count_tables(plan, counts, &statements, &mappings)?;
     let sent = read.sent;
     tx.commit().map_err(|e| failing.pg(e))?;
     let relation = sql.relation.describe();
     Ok(InputResult {
-        exact,
-        whole,
+        counted,
         sha256: sha256_hex(
             format!("postgres\n{relation}\n{}\n{}", totals.rows, totals.digest).as_bytes(),
         ),
@@ -256,20 +255,17 @@ impl Session<'_, '_> {
     }
 
     /// Each table bounded and counted in the server (row priorities keyed by fresh secret keys,
-    /// bound as parameters), its cells filled in; as the file reader gives them: every table's
-    /// cells, then each sum's contributors, and the exact tables' whole-cell records.
+    /// bound as parameters), its cells filled in: one result per count, in order.
     fn count_tables(
         &mut self,
         plan: &Plan,
         counts: &[Count],
         statements: &InputStatements,
         mappings: &[Mapping],
-    ) -> Result<(Vec<Vec<i128>>, Vec<Whole>), InputError> {
+    ) -> Result<Vec<Counted>, InputError> {
         let failing = self.failing;
         let shared_key = fresh_key();
-        let mut exact = Vec::new();
-        let mut contributors = Vec::new();
-        let mut whole = Vec::new();
+        let mut counted = Vec::new();
         for ts in &statements.tables {
             let table = &counts[ts.table];
             let key = if matches!(table.statistic, Statistic::Total { .. }) {
@@ -293,23 +289,19 @@ impl Session<'_, '_> {
                 Filled::Db(e) => failing.pg(e),
                 Filled::Bad(m) => failing.cannot(format!("table `{}`: {m}", table.name)),
             };
-            let (cells, counted, top) = fill_cells(plan, table, &result).map_err(bad)?;
-            exact.push(cells);
-            contributors.extend(counted);
-            if let Some(mut top) = top {
-                if let Some(spanning) = &ts.spanning {
-                    let rows = self
-                        .tx
-                        .query(spanning, &params)
-                        .map_err(|e| failing.pg(e))?;
-                    self.sent.push(sha256_hex(spanning.as_bytes()));
-                    top.spanning = fill_spanning(plan, table, &rows).map_err(bad)?;
-                }
-                whole.push(top);
+            debug_assert_eq!(ts.table, counted.len(), "one statement per count, in order");
+            let mut cells = fill_cells(plan, table, &result).map_err(bad)?;
+            if let (Counted::Total { whole, .. }, Some(spanning)) = (&mut cells, &ts.spanning) {
+                let rows = self
+                    .tx
+                    .query(spanning, &params)
+                    .map_err(|e| failing.pg(e))?;
+                self.sent.push(sha256_hex(spanning.as_bytes()));
+                whole.spanning = fill_spanning(plan, table, &rows).map_err(bad)?;
             }
+            counted.push(cells);
         }
-        exact.extend(contributors);
-        Ok((exact, whole))
+        Ok(counted)
     }
 }
 
@@ -448,14 +440,12 @@ impl From<postgres::Error> for Filled {
     }
 }
 
-/// A table's exact cells, a sum's contributors per cell, and what an exact sum's units
-/// contributed (its units and largest sums per cell; the units in several cells come apart).
-type Filling = (Vec<i128>, Option<Vec<i128>>, Option<Whole>);
-
 /// A count's exact cells from its aggregate rows `(code..., count, sum, contributors)` (an
-/// exact sum's add its largest units' sums and its lowest row value), and a sum's contributors
-/// per cell: a cell the server did not return is a zero (and still gets noise).
-fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Filling, Filled> {
+/// exact sum's add its largest units' sums and its lowest row value), with a sum's contributors
+/// per cell and what an exact sum's units contributed (its units and largest sums per cell; the
+/// units in several cells come apart): a cell the server did not return is a zero (and still
+/// gets noise).
+fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Counted, Filled> {
     let radix: Vec<usize> = table
         .dims
         .iter()
@@ -510,7 +500,17 @@ fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Fill
             }
         }
     }
-    Ok((cells, contributors, largest))
+    Ok(match (contributors, largest) {
+        (Some(contributors), _) => Counted::Sum {
+            values: cells,
+            contributors,
+        },
+        (None, Some(whole)) => Counted::Total {
+            values: cells,
+            whole,
+        },
+        (None, None) => Counted::Cells(cells),
+    })
 }
 
 /// A count's cell named by a row's codes, from column `from` on (one per dimension).

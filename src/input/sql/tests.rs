@@ -5,7 +5,7 @@
 use super::client::Masker;
 use super::*;
 use crate::hash::sha256_hex;
-use crate::input::{Count, ReadOptions, read_input_with};
+use crate::input::{Count, Counted, ReadOptions, read_input_with};
 use crate::policy::{PolicyFile, validate};
 
 #[path = "../../../tests/support/pg.rs"]
@@ -118,10 +118,10 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     "#;
     let from_csv = read(&plan_by(dir.path(), None, body, "victim_id"));
     let from_sql = read(&plan_by(dir.path(), Some(&db), body, "victim_id"));
-    assert_eq!(from_sql.exact, from_csv.exact);
+    assert_eq!(from_sql.counted, from_csv.counted);
     assert_eq!(from_sql.rows, from_csv.rows);
     assert_eq!(from_sql.units, from_csv.units);
-    assert!(from_csv.exact[3].iter().any(|&c| c > 0));
+    assert!(from_csv.counted[3].values().iter().any(|&c| c > 0));
     let record = from_sql.sql.expect("an SQL read record");
     assert!(record.engine.starts_with("PostgreSQL"), "{}", record.engine);
     assert_eq!(record.relation, "table t");
@@ -166,10 +166,16 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     let from_sql = read(&plan(dir2.path(), Some(&db2), body2));
     // Then the sum's contributors: one unit per row here.
     assert_eq!(
-        from_csv.exact,
-        vec![vec![2, 1, 2], vec![7, 5, 13], vec![2, 1, 2]]
+        from_csv.counted,
+        vec![
+            Counted::Cells(vec![2, 1, 2]),
+            Counted::Sum {
+                values: vec![7, 5, 13],
+                contributors: vec![2, 1, 2]
+            }
+        ]
     );
-    assert_eq!(from_sql.exact, from_csv.exact);
+    assert_eq!(from_sql.counted, from_csv.counted);
     assert_eq!(from_sql.sha256, read_fingerprint(dir2.path(), &db2, body2));
 }
 
@@ -263,7 +269,7 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     let r = read(&p);
     let n = f64::from(units);
     // k = 2 of 7 rows: exactly 2 per unit; cell a holds 2 of the 7 rows, b, c, d one each.
-    let k2 = &r.exact[0];
+    let k2 = r.counted[0].values();
     assert_eq!(k2.iter().sum::<i128>(), 2 * i128::from(units));
     // P(a row is kept) = 2/7; cell a keeps 0, 1 or 2 rows: E = 2 · 2/7 per unit. Check b, c, d
     // (one row each, kept with probability 2/7) and a's count of units keeping both rows
@@ -272,11 +278,11 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         assert_near(&format!("k2 cell {c}"), k2[i + 1], n, 2.0 / 7.0);
     }
     // k = 7 keeps every row, m = 1 keeps one row per cell: exact.
-    let k7 = &r.exact[1];
+    let k7 = r.counted[1].values();
     assert_eq!(&k7[..4], &[i128::from(units); 4]);
     // c = 1 of the unit's distinct cells: a, b, c, d and one or two k-cells (k{u%50} and
     // k{(7u+3)%50} coincide for some units). Every unit is counted once.
-    let c1 = &r.exact[2];
+    let c1 = r.counted[2].values();
     assert_eq!(c1.iter().sum::<i128>(), i128::from(units));
     let distinct_k = |u: u32| if u % 50 == (u * 7 + 3) % 50 { 1 } else { 2 };
     let two = (0..units).filter(|&u| distinct_k(u) == 2).count() as f64;
@@ -287,7 +293,7 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         assert_near(&format!("c1 cell {c}"), c1[i], n, p_mix);
     }
     // c = 2 of 5 or 6 distinct cells (the window path; c = 1 takes DISTINCT ON).
-    let c2 = &r.exact[3];
+    let c2 = r.counted[3].values();
     assert_eq!(c2.iter().sum::<i128>(), 2 * i128::from(units));
     for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
         let p_mix = (two * 2.0 / 6.0 + one * 2.0 / 5.0) / n;
@@ -295,7 +301,7 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     }
     // k = 1 row of 7: cell a holds two identical rows, so it is kept with probability 2/7 (it
     // would be 1/6 if identical rows shared one priority).
-    let sum_k1 = &r.exact[4];
+    let sum_k1 = r.counted[4].values();
     assert_eq!(sum_k1.iter().sum::<i128>(), i128::from(units));
     assert_near("sum_k1 cell a (identical rows)", sum_k1[0], n, 2.0 / 7.0);
     for (i, c) in ["b", "c", "d"].iter().enumerate() {
@@ -303,10 +309,10 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     }
     // Its contributors: every unit kept one row, so it contributes to exactly one cell, the one
     // its value went to (each row's value is 1).
-    assert_eq!(r.exact[5], *sum_k1);
+    assert_eq!(r.counted[4].contributors(), Some(sum_k1));
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
-    assert_ne!(again.exact[2][4..], r.exact[2][4..]);
+    assert_ne!(again.counted[2].values()[4..], r.counted[2].values()[4..]);
     assert_eq!(again.sha256, r.sha256, "the fingerprint is the content's");
 }
 
