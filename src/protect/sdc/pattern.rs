@@ -88,177 +88,25 @@ pub(super) fn protect_within(
     {
         return Err(SdcError::TooLarge { cell, value });
     }
-    let mut primary = vec![false; values.len()];
-    for &(c, _) in wanted {
-        primary[c] = true;
-    }
-    // Down only as far as the floors allow: a count of 1 whose zeros are never hidden is
-    // protected upwards only (the attacker knows it is at least 1), and a margin no lower than
-    // its non-zero cells at their floors, whatever is hidden (the least values single equations
-    // give with every non-zero cell hidden).
-    let all_hidden: Vec<bool> = values.iter().map(|&v| v != 0).collect();
-    let room: Vec<i64> = attack::propagated(structure, values, &all_hidden, 50)
-        .iter()
-        .zip(values)
-        .map(|(&(lo, _), &v)| (v - (lo - 1e-6).ceil() as i64).max(0))
-        .collect();
-    let wanted: Vec<(usize, Levels)> = wanted
-        .iter()
-        .map(|&(c, l)| {
-            let down = l.down.min(room[c]);
-            (c, Levels { down, ..l })
-        })
-        .collect();
     if let Some(&(cell, _)) = wanted.iter().find(|(c, _)| published[*c]) {
         return Err(SdcError::AlreadyPublished { cell });
     }
-    let mut wanted = wanted;
-    let primaries = wanted.len();
-    let mut base: Vec<bool> = primary
-        .iter()
-        .zip(hidden_before)
-        .map(|(&p, &h)| p || h)
-        .collect();
-    let mut hidden = base.clone();
-    let mut method = Method::Optimal;
+    let mut search = Search::new(structure, values, wanted, hidden_before);
     for round in 1..=MAX_ROUNDS {
-        // The exact minimum for the levels asked this round, from the primary cells; once
-        // beyond its limits, the heuristic, which adds to the pattern round after round.
-        let mut pattern = base.clone();
-        let mut known = Vec::new();
-        let exact = match method {
-            Method::Optimal => exact::suppress(
-                structure,
-                values,
-                published,
-                &mut pattern,
-                &wanted,
-                objective,
-                rounds,
-            )?,
-            _ => Exact::Beyond,
-        };
-        match exact {
-            Exact::Minimum(found) => {
-                hidden = pattern;
-                known = found;
-                known.sort_unstable_by_key(|k| k.0);
-            }
-            Exact::Bound { at_least, short } => {
-                // Only the cells it leaves short need the heuristic: hiding more cells never
-                // undoes a protection.
-                hidden = pattern;
-                method = Method::Completed { at_least };
-                heuristic::suppress(structure, values, published, &mut hidden, &short, objective)?;
-            }
-            Exact::Beyond => {
-                if method == Method::Optimal {
-                    method = Method::Heuristic;
-                }
-                heuristic::suppress(
-                    structure,
-                    values,
-                    published,
-                    &mut hidden,
-                    &wanted,
-                    objective,
-                )?;
-            }
-        }
-        // The attacker's audit of every hidden cell (those the exact method audited already are
-        // not audited twice).
-        let targets: Vec<usize> = (0..values.len())
-            .filter(|&c| hidden[c] && known.binary_search_by_key(&c, |k| k.0).is_err())
-            .collect();
-        let found = attack(structure, values, &hidden, &targets)?;
-        let mut intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
-        intervals.extend(known);
-        intervals.sort_unstable_by_key(|k| k.0);
-        // A secondary cell the published cells pin exactly is published in all but name, and
-        // `audit` refuses it: protect it like a primary cell (an interval of at least 1) and
-        // solve again.
-        let pinned: Vec<(usize, Interval)> = intervals
-            .iter()
-            .filter(|&&(c, i)| i.hi == Some(i.lo) && !wanted.iter().any(|w| w.0 == c))
-            .copied()
-            .collect();
-        let mut short = Vec::new();
-        for &(c, i) in &pinned {
-            let levels = Levels {
-                up: 1,
-                down: room[c].min(1),
-            };
-            wanted.push((c, levels));
-            base[c] = true;
-            short.push((c, levels, i));
-        }
-        // Whole numbers may narrow what the LP allowed: raise those levels by the shortfall.
-        for &(c, levels) in &wanted[..wanted.len() - pinned.len()] {
-            let i = intervals[intervals.binary_search_by_key(&c, |x| x.0).expect("hidden")].1;
-            if !protects(i, values[c], levels) {
-                let up = i.hi.map_or(0, |hi| (values[c] + levels.up - hi).max(0));
-                let down = (i.lo - (values[c] - levels.down)).max(0);
-                short.push((
-                    c,
-                    Levels {
-                        up: levels.up + up,
-                        down: (levels.down + down).min(room[c]),
-                    },
-                    i,
-                ));
-            }
-        }
-        // Only once every cell holds against an outsider: the respondents, each knowing its own
-        // contribution to the hidden cells it is in. A small cell one of them narrows gets what
-        // the heuristic hides for it in that respondent's model (the cheapest change that moves
-        // it by its levels with the cells the respondent knows no lower than what it knows): those
-        // cells stay hidden in every later round, so what was fixed stays fixed.
+        let known = search.choose(published, objective, rounds)?;
+        let intervals = search.audit(known)?;
+        let short = search.short(&intervals);
+        // Only once every cell holds against an outsider: the respondents.
         if short.is_empty() {
-            let failing =
-                insiders_short(structure, values, &hidden, &wanted[..primaries], insiders)?;
-            if let Some((cell, _, i, _)) = failing.first() {
-                if round == MAX_ROUNDS {
-                    return Err(SdcError::Insider {
-                        cell: *cell,
-                        lo: i.lo,
-                        hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
-                    });
-                }
-                if method == Method::Optimal {
-                    // The outsider's minimum bounds every pattern that also holds against them.
-                    let secondary = (0..values.len()).filter(|&c| hidden[c] && !primary[c]);
-                    let at_least = match objective {
-                        Objective::Cells => secondary.count() as i64,
-                        Objective::Value => secondary.map(|c| values[c]).sum(),
-                    };
-                    method = Method::Completed { at_least };
-                }
-                let mut known = structure.clone();
-                for (p, levels, _, knows) in &failing {
-                    knowing(&mut known, structure, knows, |known| {
-                        heuristic::suppress(
-                            known,
-                            values,
-                            published,
-                            &mut hidden,
-                            &[(*p, *levels)],
-                            objective,
-                        )
-                    })?;
-                }
-                for (b, &h) in base.iter_mut().zip(&hidden) {
-                    *b |= h;
-                }
+            if search.against_insiders(insiders, (published, objective), round)? {
                 continue;
             }
-        }
-        if short.is_empty() {
             return Ok(Protected {
-                primary,
-                hidden,
+                primary: search.primary,
+                hidden: search.hidden,
                 intervals,
                 rounds: round,
-                method,
+                method: search.method,
             });
         }
         if round == MAX_ROUNDS {
@@ -269,17 +117,251 @@ pub(super) fn protect_within(
                 hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
             });
         }
+        search.raise(short, round);
+    }
+    unreachable!("the last round returns")
+}
+
+/// A cell short of its levels in the attacker's interval: the levels it needs now, and the
+/// interval.
+type Short = (usize, Levels, Interval);
+
+/// What a pattern's search carries from round to round: the levels asked (raised where whole
+/// numbers narrowed an interval), the cells every later pattern keeps hidden, and how the
+/// secondary cells are chosen.
+struct Search<'a> {
+    structure: &'a Structure,
+    values: &'a [i64],
+    /// Per cell, how far down its levels may reach (its floor: see [`room`]).
+    room: Vec<i64>,
+    primary: Vec<bool>,
+    /// The levels asked: the primary cells' first (`primaries` of them), then secondary cells
+    /// found pinned exactly.
+    wanted: Vec<(usize, Levels)>,
+    primaries: usize,
+    /// The cells every pattern hides: the primary ones, those hidden before, those found pinned
+    /// and those hidden for a respondent.
+    base: Vec<bool>,
+    /// This round's pattern.
+    hidden: Vec<bool>,
+    method: Method,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        structure: &'a Structure,
+        values: &'a [i64],
+        wanted: &[(usize, Levels)],
+        hidden_before: &[bool],
+    ) -> Search<'a> {
+        let mut primary = vec![false; values.len()];
+        for &(c, _) in wanted {
+            primary[c] = true;
+        }
+        let room = room(structure, values);
+        let wanted: Vec<(usize, Levels)> = wanted
+            .iter()
+            .map(|&(c, l)| {
+                let down = l.down.min(room[c]);
+                (c, Levels { down, ..l })
+            })
+            .collect();
+        let base: Vec<bool> = primary
+            .iter()
+            .zip(hidden_before)
+            .map(|(&p, &h)| p || h)
+            .collect();
+        Search {
+            structure,
+            values,
+            room,
+            primary,
+            primaries: wanted.len(),
+            wanted,
+            hidden: base.clone(),
+            base,
+            method: Method::Optimal,
+        }
+    }
+
+    /// This round's pattern: the exact minimum for the levels asked, from the base; once beyond
+    /// its limits, the heuristic, which adds to the pattern round after round. Gives the
+    /// intervals the exact method proved (sorted by cell).
+    fn choose(
+        &mut self,
+        published: &[bool],
+        objective: Objective,
+        rounds: usize,
+    ) -> Result<Vec<(usize, Interval)>, SdcError> {
+        let (structure, values) = (self.structure, self.values);
+        let mut pattern = self.base.clone();
+        let exact = match self.method {
+            Method::Optimal => exact::suppress(
+                structure,
+                values,
+                published,
+                &mut pattern,
+                &self.wanted,
+                objective,
+                rounds,
+            )?,
+            _ => Exact::Beyond,
+        };
+        let mut known = Vec::new();
+        match exact {
+            Exact::Minimum(found) => {
+                self.hidden = pattern;
+                known = found;
+                known.sort_unstable_by_key(|k| k.0);
+            }
+            Exact::Bound { at_least, short } => {
+                // Only the cells it leaves short need the heuristic: hiding more cells never
+                // undoes a protection.
+                self.hidden = pattern;
+                self.method = Method::Completed { at_least };
+                let hidden = &mut self.hidden;
+                heuristic::suppress(structure, values, published, hidden, &short, objective)?;
+            }
+            Exact::Beyond => {
+                if self.method == Method::Optimal {
+                    self.method = Method::Heuristic;
+                }
+                let (hidden, wanted) = (&mut self.hidden, &self.wanted);
+                heuristic::suppress(structure, values, published, hidden, wanted, objective)?;
+            }
+        }
+        Ok(known)
+    }
+
+    /// The attacker's interval of every hidden cell, by cell (those the exact method proved,
+    /// `known`, are not audited twice).
+    fn audit(&self, known: Vec<(usize, Interval)>) -> Result<Vec<(usize, Interval)>, SdcError> {
+        let targets: Vec<usize> = (0..self.values.len())
+            .filter(|&c| self.hidden[c] && known.binary_search_by_key(&c, |k| k.0).is_err())
+            .collect();
+        let found = attack(self.structure, self.values, &self.hidden, &targets)?;
+        let mut intervals: Vec<(usize, Interval)> = targets.into_iter().zip(found).collect();
+        intervals.extend(known);
+        intervals.sort_unstable_by_key(|k| k.0);
+        Ok(intervals)
+    }
+
+    /// The cells the attacker's `intervals` leave short of their levels. A secondary cell the
+    /// published cells pin exactly is published in all but name, and `audit` refuses it: it is
+    /// protected from now on like a primary cell (an interval of at least 1, and always hidden).
+    /// Whole numbers may narrow what the LP allowed: those levels are raised by the shortfall.
+    fn short(&mut self, intervals: &[(usize, Interval)]) -> Vec<Short> {
+        let pinned: Vec<(usize, Interval)> = intervals
+            .iter()
+            .filter(|&&(c, i)| i.hi == Some(i.lo) && !self.wanted.iter().any(|w| w.0 == c))
+            .copied()
+            .collect();
+        let mut short = Vec::new();
+        for &(c, i) in &pinned {
+            let levels = Levels {
+                up: 1,
+                down: self.room[c].min(1),
+            };
+            self.wanted.push((c, levels));
+            self.base[c] = true;
+            short.push((c, levels, i));
+        }
+        let values = self.values;
+        for &(c, levels) in &self.wanted[..self.wanted.len() - pinned.len()] {
+            let i = intervals[intervals.binary_search_by_key(&c, |x| x.0).expect("hidden")].1;
+            if !protects(i, values[c], levels) {
+                let up = i.hi.map_or(0, |hi| (values[c] + levels.up - hi).max(0));
+                let down = (i.lo - (values[c] - levels.down)).max(0);
+                short.push((
+                    c,
+                    Levels {
+                        up: levels.up + up,
+                        down: (levels.down + down).min(self.room[c]),
+                    },
+                    i,
+                ));
+            }
+        }
+        short
+    }
+
+    /// The respondents, each knowing its own contribution to the hidden cells it is in: whether
+    /// one narrows a small cell, which then gets what the heuristic hides for it in that
+    /// respondent's model (the cheapest change that moves it by its levels with the cells the
+    /// respondent knows no lower than what it knows). Those cells stay hidden in every later
+    /// round, so what was fixed stays fixed. True when the search must go on.
+    fn against_insiders(
+        &mut self,
+        insiders: &[Insider],
+        (published, objective): (&[bool], Objective),
+        round: usize,
+    ) -> Result<bool, SdcError> {
+        let (structure, values) = (self.structure, self.values);
+        let primaries = &self.wanted[..self.primaries];
+        let failing = insiders_short(structure, values, &self.hidden, primaries, insiders)?;
+        let Some((cell, _, i, _)) = failing.first() else {
+            return Ok(false);
+        };
+        if round == MAX_ROUNDS {
+            return Err(SdcError::Insider {
+                cell: *cell,
+                lo: i.lo,
+                hi: i.hi.map_or("unbounded".into(), |h| h.to_string()),
+            });
+        }
+        if self.method == Method::Optimal {
+            // The outsider's minimum bounds every pattern that also holds against them.
+            let secondary = (0..values.len()).filter(|&c| self.hidden[c] && !self.primary[c]);
+            let at_least = match objective {
+                Objective::Cells => secondary.count() as i64,
+                Objective::Value => secondary.map(|c| values[c]).sum(),
+            };
+            self.method = Method::Completed { at_least };
+        }
+        let mut known = structure.clone();
+        for (p, levels, _, knows) in &failing {
+            knowing(&mut known, structure, knows, |known| {
+                let wanted = [(*p, *levels)];
+                heuristic::suppress(
+                    known,
+                    values,
+                    published,
+                    &mut self.hidden,
+                    &wanted,
+                    objective,
+                )
+            })?;
+        }
+        for (b, &h) in self.base.iter_mut().zip(&self.hidden) {
+            *b |= h;
+        }
+        Ok(true)
+    }
+
+    /// Asks the `short` cells' raised levels, and more each round: the continuous attacker may
+    /// already reach a level whole numbers cannot, so the LP must hide more.
+    fn raise(&mut self, short: Vec<Short>, round: usize) {
         for (c, mut raised, _) in short {
-            // The continuous attacker may already reach a level whole numbers cannot: ask more
-            // each round, so that the LP must hide more.
             raised.up += round as i64;
-            raised.down = raised.down.min(room[c]);
-            if let Some(w) = wanted.iter_mut().find(|w| w.0 == c) {
+            raised.down = raised.down.min(self.room[c]);
+            if let Some(w) = self.wanted.iter_mut().find(|w| w.0 == c) {
                 w.1 = raised;
             }
         }
     }
-    unreachable!("the last round returns")
+}
+
+/// Per cell, how far down its levels may reach: only as far as the floors allow. A count of 1
+/// whose zeros are never hidden is protected upwards only (the attacker knows it is at least 1),
+/// and a margin no lower than its non-zero cells at their floors, whatever is hidden (the least
+/// values single equations give with every non-zero cell hidden).
+fn room(structure: &Structure, values: &[i64]) -> Vec<i64> {
+    let all_hidden: Vec<bool> = values.iter().map(|&v| v != 0).collect();
+    attack::propagated(structure, values, &all_hidden, 50)
+        .iter()
+        .zip(values)
+        .map(|(&(lo, _), &v)| (v - (lo - 1e-6).ceil() as i64).max(0))
+        .collect()
 }
 
 /// A respondent who knows its own contribution (an insider, the attacker of the p% rule taken

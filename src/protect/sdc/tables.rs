@@ -405,133 +405,10 @@ pub fn protect_tables(
         .iter()
         .chain(linked.iter().map(|l| &l.counts))
         .collect();
-    // Every grid point's value, units and largest contributions (a margin's: its cells', each
-    // unit being in one cell).
-    let mut values = vec![0i64; structure.cells()];
-    let mut frequencies = vec![0i64; structure.cells()];
-    let mut largest: Vec<Vec<i64>> = vec![Vec::new(); structure.cells()];
-    // Which table gave each grid point its value: two tables that share a point must agree.
-    let mut given_by: Vec<Option<&str>> = vec![None; structure.cells()];
-    for ((t, grid), inner) in specs.iter().zip(&grids).zip(&all_counts) {
-        let layouts = layouts(plan, t);
-        for ((&cell, v), f) in grid
-            .iter()
-            .zip(published_grid(plan, t, &inner.values))
-            .zip(published_grid(plan, t, &inner.frequencies))
-        {
-            if let Some(other) = given_by[cell]
-                && values[cell] != v
-            {
-                return Err(SdcError::Described {
-                    input: false,
-                    message: format!(
-                        "cell ({}): tables `{other}` and `{}` count it differently ({} and {v}), though they are taken to count the same data",
-                        cell_name(plan, &structure, cell),
-                        t.name,
-                        values[cell]
-                    ),
-                });
-            }
-            given_by[cell] = Some(&t.name);
-            values[cell] = v;
-            frequencies[cell] = f;
-        }
-        if let Some(sum) = &t.sum {
-            let k = sum.largest() as usize;
-            let mut merged = if t.margins {
-                grid_fold(&layouts, &inner.largest, |a: &mut Vec<i64>, b| {
-                    for &v in b {
-                        crate::input::keep_largest(a, v, k);
-                    }
-                })
-            } else {
-                inner.largest.clone()
-            };
-            // A unit in several cells is one contributor of each grid point over them, with its
-            // sums there together (the grid's sums above counted it once per cell).
-            for unit in &inner.spanning {
-                for (point, (sum, cells)) in unit_on_grid(&layouts, t.margins, &unit.cells) {
-                    crate::input::keep_largest(&mut merged[point], sum, k);
-                    frequencies[grid[point]] -= cells - 1;
-                }
-            }
-            // A cell two tables share keeps the longer list (each is its table's rules' few).
-            for (&cell, list) in grid.iter().zip(merged) {
-                if list.len() > largest[cell].len() {
-                    largest[cell] = list;
-                }
-            }
-        }
-    }
-    // What the earlier releases published is a fact, and what they hid stays hidden.
-    let mut published = vec![false; structure.cells()];
-    let mut hidden_before = vec![false; structure.cells()];
-    for (l, grid) in linked.iter().zip(&grids[plan.exact_tables.len()..]) {
-        for (&cell, v) in grid.iter().zip(&l.published) {
-            match v {
-                Some(v) if *v != values[cell] => {
-                    return Err(SdcError::Described {
-                        input: true,
-                        message: format!(
-                            "cell ({}): the earlier table `{}` published {v}, and the same data counts {}",
-                            cell_name(plan, &structure, cell),
-                            l.spec.name,
-                            values[cell]
-                        ),
-                    });
-                }
-                Some(_) => published[cell] = true,
-                None => hidden_before[cell] = true,
-            }
-        }
-    }
-    // Each table's rule on its own cells (the earlier tables' too: their small cells must stay
-    // protected); a cell two tables share keeps the higher levels.
-    let mut wanted: Vec<Option<Levels>> = vec![None; structure.cells()];
-    for (t, grid) in specs.iter().zip(&grids) {
-        let rules = super::Rules {
-            min_frequency: t.min_frequency,
-            zeros_primary: t.zeros_primary,
-            interval_percent: t.interval_percent,
-            objective: Objective::Cells,
-        };
-        for &cell in grid {
-            let value = values[cell];
-            let mut l = primary(frequencies[cell], &rules).then(|| levels(value, &rules));
-            if let Some(up) = t
-                .sum
-                .as_ref()
-                .and_then(|s| super::sensitive(value, &largest[cell], s))
-            {
-                let asked = levels(value, &rules);
-                l = Some(Levels {
-                    up: asked.up.max(up),
-                    down: value.min(asked.down.max(up)),
-                });
-            }
-            if let Some(l) = l {
-                let w = wanted[cell].get_or_insert(l);
-                w.up = w.up.max(l.up);
-                w.down = w.down.max(l.down);
-            }
-        }
-    }
-    let wanted: Vec<(usize, Levels)> = wanted
-        .iter()
-        .enumerate()
-        .filter_map(|(c, l)| l.map(|l| (c, l)))
-        .collect();
-    // Each cell's largest single contribution: a count's unit contributes 1.
-    let top: Vec<i64> = (0..structure.cells())
-        .map(|c| {
-            if largest[c].is_empty() {
-                i64::from(values[c] > 0)
-            } else {
-                largest[c][0]
-            }
-        })
-        .collect();
-    let mut insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &top)?;
+    let points = Points::of(plan, &specs, (&structure, &grids), &all_counts)?;
+    let (published, hidden_before) = earlier_facts(plan, linked, (&structure, &grids), &points)?;
+    let wanted = points.wanted(&specs, &grids);
+    let mut insiders = insiders(plan, &specs, (&structure, &grids), &spaces, &points.top())?;
     insiders.extend(spanning_insiders(
         (plan, &specs, &all_counts),
         (&structure, &grids),
@@ -543,58 +420,241 @@ pub fn protect_tables(
         Some(SecondaryObjective::Value) => Objective::Value,
         _ => Objective::Cells,
     };
-    let Protected {
-        hidden,
-        intervals,
-        method,
-        ..
-    } = super::protect_cells(
+    let protected = super::protect_cells(
         &structure,
-        &values,
+        &points.values,
         (&wanted, &insiders),
         &published,
         &hidden_before,
         objective,
     )
-    .map_err(|e| {
-        // With earlier releases' cells fixed (published, or hidden for good), a small cell may
-        // have no room left to be protected in: the releases together cannot, which is the
-        // policy's or the data's matter (exit 2), not a bug.
-        let pinned_by_earlier = !linked.is_empty() && matches!(e, SdcError::Secondary(_));
-        match describe(plan, &structure, e) {
-            SdcError::Described { message, .. } if pinned_by_earlier => SdcError::Described {
-                input: true,
-                message: format!(
-                    "{message}. The earlier releases' exact tables this release is protected with fix their published cells and keep their hidden ones hidden, and no pattern of this release's tables protects this cell within them: publish these tables with fewer dimensions or larger cells, or under differential privacy. Nothing was charged"
-                ),
-            },
-            other => other,
-        }
-    })?;
+    .map_err(|e| pinned_by_earlier(plan, &structure, !linked.is_empty(), e))?;
     // The plan's tables come first in the structure; the linked ones are not published again.
     Ok(grids[..plan.exact_tables.len()]
         .iter()
-        .map(|grid| ExactTable {
-            values: grid
-                .iter()
-                .map(|&c| (!hidden[c]).then_some(values[c]))
-                .collect(),
-            intervals: grid
-                .iter()
-                .map(|&c| {
-                    intervals
-                        .binary_search_by_key(&c, |x| x.0)
-                        .ok()
-                        .map(|i| intervals[i].1)
-                })
-                .collect(),
-            method,
-            primary: grid
-                .iter()
-                .filter(|&&c| wanted.binary_search_by_key(&c, |w| w.0).is_ok())
-                .count(),
-        })
+        .map(|grid| as_published(grid, &points.values, &protected, &wanted))
         .collect())
+}
+
+/// Every grid point of the exact tables' structure: its value, its units and its largest
+/// contributions (a margin's: its cells', each unit being in one cell).
+struct Points {
+    values: Vec<i64>,
+    frequencies: Vec<i64>,
+    largest: Vec<Vec<i64>>,
+}
+
+impl Points {
+    /// The grid points of tables `specs` laid out on `grids`, from their inner cells `counts`;
+    /// two tables that share a point must agree on its value.
+    fn of(
+        plan: &Plan,
+        specs: &[&ExactTableSpec],
+        (structure, grids): (&Structure, &[Vec<usize>]),
+        counts: &[&Counts],
+    ) -> Result<Points, SdcError> {
+        let mut points = Points {
+            values: vec![0; structure.cells()],
+            frequencies: vec![0; structure.cells()],
+            largest: vec![Vec::new(); structure.cells()],
+        };
+        // Which table gave each grid point its value.
+        let mut given_by: Vec<Option<&str>> = vec![None; structure.cells()];
+        for ((t, grid), inner) in specs.iter().zip(grids).zip(counts) {
+            for ((&cell, v), f) in grid
+                .iter()
+                .zip(published_grid(plan, t, &inner.values))
+                .zip(published_grid(plan, t, &inner.frequencies))
+            {
+                if let Some(other) = given_by[cell]
+                    && points.values[cell] != v
+                {
+                    return Err(SdcError::Described {
+                        input: false,
+                        message: format!(
+                            "cell ({}): tables `{other}` and `{}` count it differently ({} and {v}), though they are taken to count the same data",
+                            cell_name(plan, structure, cell),
+                            t.name,
+                            points.values[cell]
+                        ),
+                    });
+                }
+                given_by[cell] = Some(&t.name);
+                points.values[cell] = v;
+                points.frequencies[cell] = f;
+            }
+            if let Some(sum) = &t.sum {
+                points.add_largest(&layouts(plan, t), t.margins, grid, inner, sum.largest());
+            }
+        }
+        Ok(points)
+    }
+
+    /// A sum table's largest contributions on its `grid` (laid out as `layouts`, with or without
+    /// `margins`), `k` per point, from its inner cells; a unit in several cells is one contributor
+    /// of each grid point over them.
+    fn add_largest(
+        &mut self,
+        layouts: &[Layout],
+        margins: bool,
+        grid: &[usize],
+        inner: &Counts,
+        k: u32,
+    ) {
+        let k = k as usize;
+        let mut merged = if margins {
+            grid_fold(layouts, &inner.largest, |a: &mut Vec<i64>, b| {
+                for &v in b {
+                    crate::input::keep_largest(a, v, k);
+                }
+            })
+        } else {
+            inner.largest.clone()
+        };
+        // A unit in several cells is one contributor of each grid point over them, with its
+        // sums there together (the grid's sums counted it once per cell).
+        for unit in &inner.spanning {
+            for (point, (sum, cells)) in unit_on_grid(layouts, margins, &unit.cells) {
+                crate::input::keep_largest(&mut merged[point], sum, k);
+                self.frequencies[grid[point]] -= cells - 1;
+            }
+        }
+        // A cell two tables share keeps the longer list (each is its table's rules' few).
+        for (&cell, list) in grid.iter().zip(merged) {
+            if list.len() > self.largest[cell].len() {
+                self.largest[cell] = list;
+            }
+        }
+    }
+
+    /// Each table's primary rule on its own cells (the earlier tables' too: their small cells
+    /// must stay protected), by grid point; a cell two tables share keeps the higher levels.
+    fn wanted(&self, specs: &[&ExactTableSpec], grids: &[Vec<usize>]) -> Vec<(usize, Levels)> {
+        let mut wanted: Vec<Option<Levels>> = vec![None; self.values.len()];
+        for (t, grid) in specs.iter().zip(grids) {
+            let rules = super::Rules {
+                min_frequency: t.min_frequency,
+                zeros_primary: t.zeros_primary,
+                interval_percent: t.interval_percent,
+                objective: Objective::Cells,
+            };
+            for &cell in grid {
+                let value = self.values[cell];
+                let mut l = primary(self.frequencies[cell], &rules).then(|| levels(value, &rules));
+                if let Some(up) = t
+                    .sum
+                    .as_ref()
+                    .and_then(|s| super::sensitive(value, &self.largest[cell], s))
+                {
+                    let asked = levels(value, &rules);
+                    l = Some(Levels {
+                        up: asked.up.max(up),
+                        down: value.min(asked.down.max(up)),
+                    });
+                }
+                if let Some(l) = l {
+                    let w = wanted[cell].get_or_insert(l);
+                    w.up = w.up.max(l.up);
+                    w.down = w.down.max(l.down);
+                }
+            }
+        }
+        wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(c, l)| l.map(|l| (c, l)))
+            .collect()
+    }
+
+    /// Each point's largest single contribution: a count's unit contributes 1.
+    fn top(&self) -> Vec<i64> {
+        self.largest
+            .iter()
+            .zip(&self.values)
+            .map(|(largest, &value)| largest.first().copied().unwrap_or(i64::from(value > 0)))
+            .collect()
+    }
+}
+
+/// What the earlier releases `linked` published is a fact, and what they hid stays hidden: per
+/// grid point, whether it was published, and whether it was hidden. A published value the same
+/// data no longer gives is refused.
+fn earlier_facts(
+    plan: &Plan,
+    linked: &[Linked],
+    (structure, grids): (&Structure, &[Vec<usize>]),
+    points: &Points,
+) -> Result<(Vec<bool>, Vec<bool>), SdcError> {
+    let values = &points.values;
+    let mut published = vec![false; structure.cells()];
+    let mut hidden_before = vec![false; structure.cells()];
+    for (l, grid) in linked.iter().zip(&grids[plan.exact_tables.len()..]) {
+        for (&cell, v) in grid.iter().zip(&l.published) {
+            match v {
+                Some(v) if *v != values[cell] => {
+                    return Err(SdcError::Described {
+                        input: true,
+                        message: format!(
+                            "cell ({}): the earlier table `{}` published {v}, and the same data counts {}",
+                            cell_name(plan, structure, cell),
+                            l.spec.name,
+                            values[cell]
+                        ),
+                    });
+                }
+                Some(_) => published[cell] = true,
+                None => hidden_before[cell] = true,
+            }
+        }
+    }
+    Ok((published, hidden_before))
+}
+
+/// A failed protection, described. With earlier releases' cells fixed (published, or hidden for
+/// good), a small cell may have no room left to be protected in: the releases together cannot,
+/// which is the policy's or the data's matter (exit 2), not a bug.
+fn pinned_by_earlier(plan: &Plan, structure: &Structure, linked: bool, e: SdcError) -> SdcError {
+    let pinned = linked && matches!(e, SdcError::Secondary(_));
+    match describe(plan, structure, e) {
+        SdcError::Described { message, .. } if pinned => SdcError::Described {
+            input: true,
+            message: format!(
+                "{message}. The earlier releases' exact tables this release is protected with fix their published cells and keep their hidden ones hidden, and no pattern of this release's tables protects this cell within them: publish these tables with fewer dimensions or larger cells, or under differential privacy. Nothing was charged"
+            ),
+        },
+        other => other,
+    }
+}
+
+/// One table as published from its `grid`: its values where not hidden, the attacker's interval
+/// of each hidden point, and how many of its points are primary (`wanted`).
+fn as_published(
+    grid: &[usize],
+    values: &[i64],
+    protected: &Protected,
+    wanted: &[(usize, Levels)],
+) -> ExactTable {
+    let intervals = &protected.intervals;
+    ExactTable {
+        values: grid
+            .iter()
+            .map(|&c| (!protected.hidden[c]).then_some(values[c]))
+            .collect(),
+        intervals: grid
+            .iter()
+            .map(|&c| {
+                intervals
+                    .binary_search_by_key(&c, |x| x.0)
+                    .ok()
+                    .map(|i| intervals[i].1)
+            })
+            .collect(),
+        method: protected.method,
+        primary: grid
+            .iter()
+            .filter(|&&c| wanted.binary_search_by_key(&c, |w| w.0).is_ok())
+            .count(),
+    }
 }
 
 /// A unit's sums in `cells` (inner cells of a table laid out as `layouts`) on the table's grid:

@@ -103,95 +103,27 @@ pub fn suppress(
     objective: Objective,
     rounds: usize,
 ) -> Result<Exact, SdcError> {
-    let n = structure.cells();
-    let candidate: Vec<bool> = (0..n)
+    let candidate: Vec<bool> = (0..structure.cells())
         .map(|c| !hidden[c] && !published[c] && (values[c] != 0 || structure.zero_hideable(c)))
         .collect();
     let candidates = candidate.iter().filter(|&&c| c).count();
     if candidates > MAX_CANDIDATES || primary.len() > MAX_PRIMARY {
         return Ok(Exact::Beyond);
     }
-    let equations: Vec<&Equation> = structure.equations().collect();
-    let big = values.iter().copied().max().unwrap_or(0).max(0) as f64 + 1.0;
-    let mut cuts = Vec::new();
-    // Every equation through a primary cell needs another hidden cell, or it gives the cell away.
-    for &(p, _) in primary {
-        for e in equations.iter().filter(|e| e.terms().any(|(c, _)| c == p)) {
-            if e.terms().any(|(c, _)| c != p && hidden[c]) {
-                continue;
-            }
-            let terms: Vec<(usize, f64)> = e
-                .terms()
-                .filter(|&(c, _)| candidate[c])
-                .map(|(c, _)| (c, 1.0))
-                .collect();
-            if terms.is_empty() {
-                return Ok(Exact::Beyond); // the heuristic names the cell that cannot be protected
-            }
-            cuts.push(Cut { terms, rhs: 1.0 });
-        }
-    }
+    let checker = Checker {
+        structure,
+        values,
+        primary,
+        equations: structure.equations().collect(),
+        candidate,
+        big: values.iter().copied().max().unwrap_or(0).max(0) as f64 + 1.0,
+    };
+    let Some(mut cuts) = checker.first_cuts(hidden) else {
+        return Ok(Exact::Beyond); // the heuristic names the cell that cannot be protected
+    };
     // Each round checks first the primary cells the last check found short, and every primary
     // cell only once those are protected: a new pattern mostly fails where the last one did.
     let everyone: Vec<usize> = (0..primary.len()).collect();
-    let check = |pattern: &[bool], which: &[usize]| -> Result<Check, SdcError> {
-        let cells: Vec<usize> = which.iter().map(|&i| primary[i].0).collect();
-        let intervals = continuous(structure, values, pattern, &cells)?;
-        let components = Components::new(structure, pattern);
-        let mut found = Check::default();
-        let mut asks = Vec::new();
-        for (&i, &(interval, whole)) in which.iter().zip(&intervals) {
-            let (p, levels) = primary[i];
-            let short = [
-                (
-                    true,
-                    levels.up,
-                    interval.hi.is_some_and(|hi| hi < values[p] + levels.up),
-                ),
-                (false, levels.down, interval.lo > values[p] - levels.down),
-            ];
-            if short.iter().any(|s| s.2) {
-                found.short.push(i);
-            } else if whole {
-                found.known.push((p, interval));
-            }
-            asks.extend(
-                short
-                    .into_iter()
-                    .filter(|s| s.2)
-                    .map(|(up, need, _)| (p, up, need)),
-            );
-        }
-        // One dual LP per component, for its asks in order; the components on both cores (each
-        // wholly on one, so that a cut never depends on how many cores there are).
-        let mut by_component: BTreeMap<usize, Vec<(usize, Ask)>> = BTreeMap::new();
-        for (n, &ask) in asks.iter().enumerate() {
-            by_component
-                .entry(components.component(ask.0))
-                .or_default()
-                .push((n, ask));
-        }
-        let groups: Vec<_> = by_component.into_values().collect();
-        let mut made: Vec<(usize, Cut)> = by_core(&groups, 2, |part| {
-            let mut made = Vec::new();
-            for group in part {
-                let asks: Vec<_> = group.iter().map(|g| g.1).collect();
-                let cuts = dual_cuts(
-                    &equations,
-                    (values, structure.floors()),
-                    &components,
-                    (pattern, &candidate),
-                    &asks,
-                    big,
-                )?;
-                made.extend(group.iter().map(|g| g.0).zip(cuts));
-            }
-            Ok::<_, SecondaryError>(made)
-        })?;
-        made.sort_by_key(|m| m.0);
-        found.cuts = made.into_iter().map(|m| m.1).collect();
-        Ok(found)
-    };
     let mut current: Option<(Vec<bool>, Vec<usize>)> = None;
     let mut last = None;
     let mut suspects = everyone.clone();
@@ -220,7 +152,7 @@ pub fn suppress(
             }
             checked += everyone.len();
         }
-        let found = check(pattern, &suspects)?;
+        let found = checker.check(pattern, &suspects)?;
         if found.short.is_empty() {
             if full {
                 hidden.copy_from_slice(pattern);
@@ -238,7 +170,7 @@ pub fn suppress(
     let Some((pattern, chosen)) = current.or(last) else {
         return Ok(Exact::Beyond);
     };
-    let found = check(&pattern, &everyone)?;
+    let found = checker.check(&pattern, &everyone)?;
     hidden.copy_from_slice(&pattern);
     if found.short.is_empty() {
         return Ok(Exact::Minimum(found.known));
@@ -258,6 +190,116 @@ struct Check {
     short: Vec<usize>,
     cuts: Vec<Cut>,
     known: Vec<(usize, Interval)>,
+}
+
+/// What checking a pattern needs: the structure and its values, the primary cells with their
+/// levels, the structure's equations, which cells may become secondaries, and `big` (the largest
+/// value plus one, how far a hidden cell may rise in the modelled attack).
+struct Checker<'a> {
+    structure: &'a Structure,
+    values: &'a [i64],
+    primary: &'a [(usize, Levels)],
+    equations: Vec<&'a Equation>,
+    candidate: Vec<bool>,
+    big: f64,
+}
+
+impl Checker<'_> {
+    /// The cuts every equation through a primary cell gives: it needs another hidden cell
+    /// besides those `hidden` already, or it gives the cell away. `None` when one has no
+    /// candidate left.
+    fn first_cuts(&self, hidden: &[bool]) -> Option<Vec<Cut>> {
+        let mut cuts = Vec::new();
+        for &(p, _) in self.primary {
+            for e in self
+                .equations
+                .iter()
+                .filter(|e| e.terms().any(|(c, _)| c == p))
+            {
+                if e.terms().any(|(c, _)| c != p && hidden[c]) {
+                    continue;
+                }
+                let terms: Vec<(usize, f64)> = e
+                    .terms()
+                    .filter(|&(c, _)| self.candidate[c])
+                    .map(|(c, _)| (c, 1.0))
+                    .collect();
+                if terms.is_empty() {
+                    return None;
+                }
+                cuts.push(Cut { terms, rhs: 1.0 });
+            }
+        }
+        Some(cuts)
+    }
+
+    /// Asks the continuous attacker about primary cells `which` (indices into the primary list)
+    /// in `pattern`: those short of a level, with the dual's cut for each short direction, and
+    /// the others' intervals where they are the audit's.
+    fn check(&self, pattern: &[bool], which: &[usize]) -> Result<Check, SdcError> {
+        let (structure, values) = (self.structure, self.values);
+        let cells: Vec<usize> = which.iter().map(|&i| self.primary[i].0).collect();
+        let intervals = continuous(structure, values, pattern, &cells)?;
+        let mut found = Check::default();
+        let mut asks = Vec::new();
+        for (&i, &(interval, whole)) in which.iter().zip(&intervals) {
+            let (p, levels) = self.primary[i];
+            let short = [
+                (
+                    true,
+                    levels.up,
+                    interval.hi.is_some_and(|hi| hi < values[p] + levels.up),
+                ),
+                (false, levels.down, interval.lo > values[p] - levels.down),
+            ];
+            if short.iter().any(|s| s.2) {
+                found.short.push(i);
+            } else if whole {
+                found.known.push((p, interval));
+            }
+            asks.extend(
+                short
+                    .into_iter()
+                    .filter(|s| s.2)
+                    .map(|(up, need, _)| (p, up, need)),
+            );
+        }
+        found.cuts = self.cuts_for(pattern, &asks)?;
+        Ok(found)
+    }
+
+    /// The dual's cut for each of `asks` in `pattern`, in order: one dual LP per component, for
+    /// its asks in order; the components on both cores (each wholly on one, so that a cut never
+    /// depends on how many cores there are).
+    fn cuts_for(&self, pattern: &[bool], asks: &[Ask]) -> Result<Vec<Cut>, SdcError> {
+        let components = Components::new(self.structure, pattern);
+        let mut by_component: BTreeMap<usize, Vec<(usize, Ask)>> = BTreeMap::new();
+        for (n, &ask) in asks.iter().enumerate() {
+            by_component
+                .entry(components.component(ask.0))
+                .or_default()
+                .push((n, ask));
+        }
+        let groups: Vec<_> = by_component.into_values().collect();
+        let mut made: Vec<(usize, Cut)> = by_core(&groups, 2, |part| {
+            let mut made = Vec::new();
+            for group in part {
+                let asks: Vec<_> = group.iter().map(|g| g.1).collect();
+                let cuts = dual_cuts(
+                    &self.equations,
+                    (self.values, self.structure.floors()),
+                    &components,
+                    (pattern, &self.candidate),
+                    &asks,
+                    self.big,
+                )?;
+                made.extend(group.iter().map(|g| g.0).zip(cuts));
+            }
+            Ok::<_, SecondaryError>(made)
+        })?;
+        made.sort_by_key(|m| m.0);
+        Ok(made.into_iter().map(|m| m.1).collect())
+    }
 }
 
 /// What the exact method found.
