@@ -82,30 +82,59 @@ fn exact_list<T: Copy, R: Rng>(counts: &[(T, usize)], rng: &mut R) -> Vec<T> {
     v
 }
 
-/// Writes both sample files.
-// Long (about 150 lines) on purpose: it is the recipe of the sample, one marginal after the
-// other, and re-creating `data/` byte for byte depends on the exact order of its random draws.
+/// Writes both sample files: the recipe of the sample, one marginal after the other. Re-creating
+/// `data/` byte for byte depends on the exact order of its random draws, so the steps below
+/// draw from one generator in this order.
 pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) -> io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let n: usize = GENDERS.iter().map(|g| g.1).sum();
-    let genders = exact_list(&GENDERS.map(|(g, c)| (g, c)), &mut rng);
+    let mut victims = draw_victims(&mut rng);
+    let row_counts = exact_list(&ROWS_PER_VICTIM, &mut rng);
+    let mut ids: Vec<usize> = (1..=victims.len()).collect();
+    ids.shuffle(&mut rng);
+    for (victim, id) in victims.iter_mut().zip(&ids) {
+        victim.id = format!("V{id:06}");
+    }
+    for (victim, region) in victims.iter_mut().zip(draw_regions(ids.len(), &mut rng)) {
+        victim.region = region;
+    }
+    draw_types(&mut victims, &row_counts, &mut rng);
+    let rows = draw_rows(&victims, &mut rng);
+    write_victims(victims_csv, &victims, &rows)?;
+    write_breakdown(breakdown_csv, &victims)
+}
+
+/// The victims' genders and age groups, with the published totals exactly (ids, regions and
+/// types come later).
+fn draw_victims(rng: &mut ChaCha8Rng) -> Vec<Victim> {
+    let genders = exact_list(&GENDERS.map(|(g, c)| (g, c)), rng);
     let ages = exact_list(
         &AGE_GROUPS
             .iter()
             .enumerate()
             .map(|(i, a)| (i, a.1))
             .collect::<Vec<_>>(),
-        &mut rng,
+        rng,
     );
-    let mut row_counts = exact_list(&ROWS_PER_VICTIM, &mut rng);
-    let region_total: u32 = REGIONS.iter().map(|r| r.1).sum();
-    let mut ids: Vec<usize> = (1..=n).collect();
-    ids.shuffle(&mut rng);
+    genders
+        .into_iter()
+        .zip(ages)
+        .map(|(gender, age)| Victim {
+            id: String::new(),
+            gender,
+            age,
+            region: "",
+            types: Vec::new(),
+        })
+        .collect()
+}
 
-    let mut victims: Vec<Victim> = (0..n)
-        .map(|i| {
+/// A region for each of `n` victims, drawn in proportion to the regions' weights.
+fn draw_regions(n: usize, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+    let region_total: u32 = REGIONS.iter().map(|r| r.1).sum();
+    (0..n)
+        .map(|_| {
             let mut pick = rng.gen_range(0..region_total);
-            let region = REGIONS
+            REGIONS
                 .iter()
                 .find(|r| {
                     if pick < r.1 {
@@ -116,20 +145,15 @@ pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) 
                     }
                 })
                 .expect("pick is below the total")
-                .0;
-            Victim {
-                id: format!("V{:06}", ids[i]),
-                gender: genders[i],
-                age: ages[i],
-                region,
-                types: Vec::new(),
-            }
+                .0
         })
-        .collect();
+        .collect()
+}
 
-    // Distinct types per victim with exact totals: most reports first, each type drawn in
-    // proportion to what remains of it.
-    let mut order: Vec<usize> = (0..n).collect();
+/// Distinct types per victim (`row_counts` of them) with exact totals: most reports first, each
+/// type drawn in proportion to what remains of it.
+fn draw_types(victims: &mut [Victim], row_counts: &[usize], rng: &mut ChaCha8Rng) {
+    let mut order: Vec<usize> = (0..victims.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(row_counts[i]));
     let mut remaining: Vec<usize> = VICTIM_TYPES.iter().map(|t| t.1).collect();
     for &i in &order {
@@ -158,19 +182,23 @@ pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) 
             victims[i].types.push(t);
         }
     }
-    row_counts.clear();
+}
 
-    // Rows, with services from a log-normal body and a few very heavy users.
-    struct Row {
-        victim: usize,
-        age: usize,
-        victim_type: usize,
-        services: i64,
-    }
+/// One row of the sample: a victim's report of one type.
+struct Row {
+    victim: usize,
+    age: usize,
+    victim_type: usize,
+    services: i64,
+}
+
+/// The rows, with services from a log-normal body and a few very heavy users, one victim whose
+/// rows disagree on age group, the published total of services met exactly, and shuffled.
+fn draw_rows(victims: &[Victim], rng: &mut ChaCha8Rng) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     for (v, victim) in victims.iter().enumerate() {
         for &t in &victim.types {
-            let z = standard_normal(&mut rng);
+            let z = standard_normal(rng);
             let mut services = (1.9 + 1.05 * z).exp().floor() as i64;
             if rng.gen_range(0..2_000) == 0 {
                 services += rng.gen_range(200..900);
@@ -206,16 +234,20 @@ pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) 
             diff += 1;
         }
     }
-    rows.shuffle(&mut rng);
+    rows.shuffle(rng);
+    rows
+}
 
+/// The microdata file: one line per row.
+fn write_victims(out: &mut dyn Write, victims: &[Victim], rows: &[Row]) -> io::Result<()> {
     writeln!(
-        victims_csv,
+        out,
         "victim_id,gender,age_group,region,victim_type,services"
     )?;
-    for r in &rows {
+    for r in rows {
         let v = &victims[r.victim];
         writeln!(
-            victims_csv,
+            out,
             "{},{},{},{},{},{}",
             v.id,
             v.gender,
@@ -225,15 +257,19 @@ pub fn write_sample(victims_csv: &mut dyn Write, breakdown_csv: &mut dyn Write) 
             r.services
         )?;
     }
+    Ok(())
+}
 
-    writeln!(breakdown_csv, "gender,age_group,victims")?;
+/// The pre-counted file: victims by gender and age group.
+fn write_breakdown(out: &mut dyn Write, victims: &[Victim]) -> io::Result<()> {
+    writeln!(out, "gender,age_group,victims")?;
     for (g, _) in GENDERS {
         for (a, (age, _)) in AGE_GROUPS.iter().enumerate() {
             let count = victims
                 .iter()
                 .filter(|v| v.gender == g && v.age == a)
                 .count();
-            writeln!(breakdown_csv, "{g},{age},{count}")?;
+            writeln!(out, "{g},{age},{count}")?;
         }
     }
     Ok(())
