@@ -237,132 +237,177 @@ fn table_statement(
     src: &str,
     identity: &str,
 ) -> TableStatement {
-    let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
-    // The unit and the identity are only partitioned and hashed, never shown in order: byte
-    // order (`COLLATE "C"`) sorts them fastest and the same on every server.
-    let mut select = vec![format!("{} COLLATE \"C\" AS u", text(&plan.privacy_unit))];
-    let mut joins = String::new();
-    for (j, &d) in table.dims.iter().enumerate() {
-        let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
-        select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
-        joins.push_str(&format!(
-            "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {}",
-            text(&plan.dimensions[d].name)
-        ));
-    }
-    let cells = codes.join(", ");
-    let with_cells = |prefix: &str| {
-        if codes.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}{cells}")
-        }
-    };
-    let group_by = with_cells("\nGROUP BY ");
-    let leading = if codes.is_empty() {
-        String::new()
-    } else {
-        format!("{cells}, ")
-    };
-    let mut spanning = None;
-    let (sql, shared_key) = match table.statistic.bound() {
+    let mut frame = Frame::new(plan, table, src);
+    let (sql, shared_key, spanning) = match table.statistic.bound() {
         Bound::Whole => {
-            let (column, largest) = match &table.statistic {
-                Statistic::Total { column, largest } => (column, *largest),
-                _ => unreachable!("only an exact sum keeps every row"),
-            };
-            select.push(match column {
-                Some(column) => format!("s.{}::int8 AS v", ident(column)),
-                None => "1::int8 AS v".to_string(),
-            });
-            // Every row counts: the key is not used (an empty one is sent). Per unit and cell
-            // its sum (`w`), per unit its cells (`n`): a cell's units are all of its units, its
-            // largest sums those of the units in no other cell (the others come back apart).
-            let with = format!(
-                "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n  WHERE length($1::bytea) = 0\n),\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
-                select.join(",\n         "),
-                with_cells(", "),
-                with_cells(", "),
-            );
-            let sql = format!(
-                "{with}\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC) FILTER (WHERE k = 1))[1:{largest}], ','), min(lowest)::int8\nFROM w JOIN n USING (u){group_by}"
-            );
-            spanning = Some(format!(
-                "{with}\nSELECT dense_rank() OVER (ORDER BY u)::int8, {leading}v::text\nFROM w JOIN n USING (u)\nWHERE k > 1"
-            ));
-            (sql, false)
+            let (sql, spanning) = frame.whole(table);
+            (sql, false, Some(spanning))
         }
-        Bound::Cells(max_cells_per_unit) => {
-            let cell_text = codes
-                .iter()
-                .map(|c| format!(" || ',' || {c}"))
-                .collect::<String>();
-            let prio =
-                format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
-            let r = format!(
-                "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n)",
-                select.join(",\n         ")
-            );
-            let sql = if max_cells_per_unit == 1 {
-                // One cell per unit: the unit's lowest-priority row names it (rows of one cell
-                // share its priority), one sort instead of a DISTINCT and a window.
-                format!(
-                    "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k{group_by}",
-                    with_cells(", "),
-                )
-            } else {
-                format!(
-                    "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
-                    with_cells(", "),
-                )
-            };
-            (sql, false)
-        }
-        Bound::Rows {
-            per_unit: max_rows_per_unit,
-            per_cell: max_rows_per_cell,
-        } => {
-            let sum = match &table.statistic {
-                Statistic::Sum { column, lo, hi, .. } => {
-                    select.push(format!(
-                        "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8) AS v",
-                        ident(column)
-                    ));
-                    "sum(v)::text, count(DISTINCT u)::int8"
-                }
-                _ => "NULL::text, NULL::int8",
-            };
-            select.push(format!("{identity} COLLATE \"C\" AS id"));
-            // The per-cell cap binds only when it is below the per-unit one.
-            let (m_window, m_filter) = if max_rows_per_cell < max_rows_per_unit {
-                (
-                    format!(
-                        ",\nm AS (\n  SELECT k.*, row_number() OVER (PARTITION BY u{} ORDER BY prio) AS rc\n  FROM k\n  WHERE ru <= {max_rows_per_unit}\n)",
-                        with_cells(", ")
-                    ),
-                    format!("FROM m\nWHERE rc <= {max_rows_per_cell}"),
-                )
-            } else {
-                (
-                    String::new(),
-                    format!("FROM k\nWHERE ru <= {max_rows_per_unit}"),
-                )
-            };
-            (
-                format!(
-                    "WITH r AS (\n  SELECT {}\n  FROM {src} s{joins}\n),\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}\nSELECT {}count(*)::int8, {sum}\n{m_filter}{group_by}",
-                    select.join(",\n         "),
-                    leading,
-                ),
-                true,
-            )
-        }
+        Bound::Cells(max_cells_per_unit) => (frame.cells(max_cells_per_unit), false, None),
+        Bound::Rows { per_unit, per_cell } => (
+            frame.rows(table, identity, (per_unit, per_cell)),
+            true,
+            None,
+        ),
     };
     TableStatement {
         table: t,
         sql,
         shared_key,
         spanning,
+    }
+}
+
+/// What every table's statement is built from: the columns its rows are read as (the unit `u`
+/// and one code `c{j}` per dimension), the joins that map values to codes, and the cells'
+/// columns in the forms the statements use.
+struct Frame {
+    select: Vec<String>,
+    joins: String,
+    src: String,
+    /// The code columns, `c0, c1, ...` (empty for a table of no dimension).
+    codes: Vec<String>,
+    /// The code columns and a comma, to lead a `SELECT`'s columns (empty without dimensions).
+    leading: String,
+    /// `GROUP BY` the code columns (empty without dimensions).
+    group_by: String,
+}
+
+impl Frame {
+    fn new(plan: &Plan, table: &Count, src: &str) -> Frame {
+        let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
+        // The unit and the identity are only partitioned and hashed, never shown in order: byte
+        // order (`COLLATE "C"`) sorts them fastest and the same on every server.
+        let mut select = vec![format!("{} COLLATE \"C\" AS u", text(&plan.privacy_unit))];
+        let mut joins = String::new();
+        for (j, &d) in table.dims.iter().enumerate() {
+            let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
+            select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
+            joins.push_str(&format!(
+                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {}",
+                text(&plan.dimensions[d].name)
+            ));
+        }
+        let mut frame = Frame {
+            select,
+            joins,
+            src: src.to_string(),
+            codes,
+            leading: String::new(),
+            group_by: String::new(),
+        };
+        frame.leading = frame.with_cells("", ", ");
+        frame.group_by = frame.with_cells("\nGROUP BY ", "");
+        frame
+    }
+
+    /// The code columns between `prefix` and `suffix`, or nothing for a table of no dimension.
+    fn with_cells(&self, prefix: &str, suffix: &str) -> String {
+        if self.codes.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}{}{suffix}", self.codes.join(", "))
+        }
+    }
+
+    /// The rows' common table expression, with `filter` (a `WHERE` clause or nothing).
+    fn rows_read(&self, filter: &str) -> String {
+        format!(
+            "WITH r AS (\n  SELECT {}\n  FROM {} s{}{filter}\n)",
+            self.select.join(",\n         "),
+            self.src,
+            self.joins
+        )
+    }
+
+    /// An exact sum or count of rows: every row counts, and the key is not used (an empty one is
+    /// sent). Per unit and cell its sum (`w`), per unit its cells (`n`): a cell's units are all
+    /// of its units, its largest sums those of the units in no other cell; the second statement
+    /// gives those apart, each unit in several cells with its sum in each.
+    fn whole(&mut self, table: &Count) -> (String, String) {
+        let (column, largest) = match &table.statistic {
+            Statistic::Total { column, largest } => (column, *largest),
+            _ => unreachable!("only an exact sum keeps every row"),
+        };
+        self.select.push(match column {
+            Some(column) => format!("s.{}::int8 AS v", ident(column)),
+            None => "1::int8 AS v".to_string(),
+        });
+        let with = format!(
+            "{},\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
+            self.rows_read("\n  WHERE length($1::bytea) = 0"),
+            self.with_cells(", ", ""),
+            self.with_cells(", ", ""),
+        );
+        let (leading, group_by) = (&self.leading, &self.group_by);
+        let sql = format!(
+            "{with}\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC) FILTER (WHERE k = 1))[1:{largest}], ','), min(lowest)::int8\nFROM w JOIN n USING (u){group_by}"
+        );
+        let spanning = format!(
+            "{with}\nSELECT dense_rank() OVER (ORDER BY u)::int8, {leading}v::text\nFROM w JOIN n USING (u)\nWHERE k > 1"
+        );
+        (sql, spanning)
+    }
+
+    /// A count of units, each kept in at most `max_cells_per_unit` of its cells, chosen by keyed
+    /// priority (rows of one cell share its priority).
+    fn cells(&self, max_cells_per_unit: u32) -> String {
+        let cell_text = self
+            .codes
+            .iter()
+            .map(|c| format!(" || ',' || {c}"))
+            .collect::<String>();
+        let prio = format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
+        let r = self.rows_read("");
+        let (leading, group_by) = (&self.leading, &self.group_by);
+        if max_cells_per_unit == 1 {
+            // One cell per unit: the unit's lowest-priority row names it, one sort instead of a
+            // DISTINCT and a window.
+            format!(
+                "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k{group_by}",
+                self.with_cells(", ", ""),
+            )
+        } else {
+            format!(
+                "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
+                self.with_cells(", ", ""),
+            )
+        }
+    }
+
+    /// A count or DP sum of rows: each unit keeps at most `per_unit` rows, and at most
+    /// `per_cell` in a cell, chosen by keyed priority of the row's identity and occurrence (so
+    /// identical rows are each kept or not on their own).
+    fn rows(&mut self, table: &Count, identity: &str, (per_unit, per_cell): (u32, u32)) -> String {
+        let sum = match &table.statistic {
+            Statistic::Sum { column, lo, hi, .. } => {
+                self.select.push(format!(
+                    "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8) AS v",
+                    ident(column)
+                ));
+                "sum(v)::text, count(DISTINCT u)::int8"
+            }
+            _ => "NULL::text, NULL::int8",
+        };
+        self.select.push(format!("{identity} COLLATE \"C\" AS id"));
+        // The per-cell cap binds only when it is below the per-unit one.
+        let (m_window, m_filter) = if per_cell < per_unit {
+            (
+                format!(
+                    ",\nm AS (\n  SELECT k.*, row_number() OVER (PARTITION BY u{} ORDER BY prio) AS rc\n  FROM k\n  WHERE ru <= {per_unit}\n)",
+                    self.with_cells(", ", "")
+                ),
+                format!("FROM m\nWHERE rc <= {per_cell}"),
+            )
+        } else {
+            (String::new(), format!("FROM k\nWHERE ru <= {per_unit}"))
+        };
+        format!(
+            "{},\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}\nSELECT {}count(*)::int8, {sum}\n{m_filter}{}",
+            self.rows_read(""),
+            self.leading,
+            self.group_by,
+        )
     }
 }
 
