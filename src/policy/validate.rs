@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use super::exact;
 use super::fields::{Defaults, Problems, cost_from_section, parse_mechanism};
 use super::file::{
-    DatasetSection, DefaultsSection, ExactTableSection, InputSection, LabelSection, PolicyError,
-    PolicyFile, PublicationSection, Refused, ReleaseSection, SqlSection, TableKind, TableSection,
+    DatasetSection, DefaultsSection, DpTableSection, ExactTableSection, InputSection, LabelSection,
+    PolicyError, PolicyFile, PublicationSection, Refused, ReleaseSection, SqlSection, TableKind,
+    TableSection,
 };
 use super::labels;
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
@@ -44,6 +45,8 @@ pub fn load(path: &Path) -> Result<Plan, PolicyError> {
 
 /// Checks every field of `file` and builds the [`Plan`]; collects all problems before failing.
 /// Relative paths resolve from `path`'s folder.
+// Over 80 lines on purpose: it reads as the policy file's sections in order, each validated by
+// a function of its own, then the checks across sections, then the plan's fields.
 pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     let PolicyFile {
         release,
@@ -74,15 +77,7 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
     if tables.is_empty() {
         problems.add("[[table]]", "the policy declares no tables".to_string());
     }
-    // Each section as its kind: exact tables (`protection = "suppression"`) are validated on
-    // their own, they spend nothing.
-    let (mut dp_sections, mut exact_sections) = (Vec::new(), Vec::new());
-    for t in tables {
-        match t.into_kind() {
-            (TableKind::Dp(section), refused) => dp_sections.push((section, refused)),
-            (TableKind::Exact(section), refused) => exact_sections.push((section, refused)),
-        }
-    }
+    let (dp_sections, exact_sections) = kinds(tables);
     let (exact_tables, exact_names) = exact_table_sections(
         exact_sections,
         &inputs,
@@ -97,13 +92,14 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         defaults,
     };
     let tables = table::tables(dp_sections, &context, &mut problems);
-    for t in &tables {
-        if exact_names.contains(&t.name.to_ascii_lowercase()) {
-            problems.add(
-                &format!("table `{}`, field `name`", t.name),
-                format!("the table name `{}` is used twice", t.name),
-            );
-        }
+    for t in tables
+        .iter()
+        .filter(|t| exact_names.contains(&t.name.to_ascii_lowercase()))
+    {
+        problems.add(
+            &format!("table `{}`, field `name`", t.name),
+            format!("the table name `{}` is used twice", t.name),
+        );
     }
     check_across_sections(
         &inputs,
@@ -148,6 +144,25 @@ pub fn validate(file: PolicyFile, path: &Path) -> Result<Plan, PolicyError> {
         exact_tables,
         presentation,
     })
+}
+
+/// The table sections as their kinds, each with the fields its kind refused: DP tables, and
+/// exact tables (`protection = "suppression"`), which are validated on their own and spend
+/// nothing.
+type Kinds = (
+    Vec<(DpTableSection, Vec<Refused>)>,
+    Vec<(ExactTableSection, Vec<Refused>)>,
+);
+
+fn kinds(tables: Vec<TableSection>) -> Kinds {
+    let (mut dp, mut exact) = (Vec::new(), Vec::new());
+    for t in tables {
+        match t.into_kind() {
+            (TableKind::Dp(section), refused) => dp.push((section, refused)),
+            (TableKind::Exact(section), refused) => exact.push((section, refused)),
+        }
+    }
+    (dp, exact)
 }
 
 /// The publication's presentation: its sections, and each table's own labels (title, unit,
@@ -394,30 +409,7 @@ fn input_section(
     } = section;
     let at = |field: &str| format!("[inputs.{name}] field `{field}`");
     let sql = sql.map(|s| sql_section(s, &at("sql"), problems));
-    let declared_path = match (declared_path, &sql) {
-        (Some(p), None) => {
-            if p.as_os_str().is_empty() {
-                problems.add(&at("path"), "must not be empty".to_string());
-            }
-            p
-        }
-        (None, Some(_)) => PathBuf::new(),
-        (Some(_), Some(_)) => {
-            problems.add(
-                &format!("[inputs.{name}]"),
-                "has both `path` and `sql`; an input is either a CSV file or a database relation"
-                    .to_string(),
-            );
-            PathBuf::new()
-        }
-        (None, None) => {
-            problems.add(
-                &format!("[inputs.{name}]"),
-                "needs `path` (a CSV file) or `sql = { url_env = \"...\", table = \"...\" }` (a PostgreSQL table or query)".to_string(),
-            );
-            PathBuf::new()
-        }
-    };
+    let declared_path = source_path(&name, declared_path, sql.is_some(), problems);
     if sql.is_some() {
         if aggregated {
             problems.add(
@@ -433,6 +425,75 @@ fn input_section(
             );
         }
     }
+    let kind = input_kind(aggregated, count_column, duplicates, &at, problems);
+    let encoding = match encoding.as_deref().map(parse_encoding) {
+        None => None,
+        Some(Ok(e)) => e,
+        Some(Err(msg)) => {
+            problems.add(&at("encoding"), msg);
+            None
+        }
+    };
+    InputSpec {
+        path: if sql.is_some() {
+            PathBuf::new()
+        } else {
+            base.join(&declared_path)
+        },
+        name,
+        kind,
+        encoding,
+        multiline,
+        sql,
+    }
+}
+
+/// An input's file: its `path`, which it must have unless it is read through `sql` (then none).
+fn source_path(
+    name: &str,
+    declared_path: Option<PathBuf>,
+    sql: bool,
+    problems: &mut Problems,
+) -> PathBuf {
+    match (declared_path, sql) {
+        (Some(p), false) => {
+            if p.as_os_str().is_empty() {
+                problems.add(
+                    &format!("[inputs.{name}] field `path`"),
+                    "must not be empty".to_string(),
+                );
+            }
+            p
+        }
+        (None, true) => PathBuf::new(),
+        (Some(_), true) => {
+            problems.add(
+                &format!("[inputs.{name}]"),
+                "has both `path` and `sql`; an input is either a CSV file or a database relation"
+                    .to_string(),
+            );
+            PathBuf::new()
+        }
+        (None, false) => {
+            problems.add(
+                &format!("[inputs.{name}]"),
+                "needs `path` (a CSV file) or `sql = { url_env = \"...\", table = \"...\" }` (a PostgreSQL table or query)".to_string(),
+            );
+            PathBuf::new()
+        }
+    }
+}
+
+/// What an input holds: records (microdata), or a breakdown counted elsewhere (`aggregated`,
+/// each row's count in `count_column`, rows for one cell refused or added up as `duplicates`
+/// says). `at` names a field of the input.
+fn input_kind(
+    aggregated: bool,
+    count_column: Option<String>,
+    duplicates: Option<String>,
+    at: &dyn Fn(&str) -> String,
+    problems: &mut Problems,
+) -> InputKind {
     let add_duplicates = match duplicates.as_deref() {
         None | Some("error") => false,
         Some("add") => true,
@@ -453,7 +514,7 @@ fn input_section(
             "only applies to an aggregated input (`aggregated = true`)".to_string(),
         );
     }
-    let kind = match (aggregated, count_column.map(nfc)) {
+    match (aggregated, count_column.map(nfc)) {
         (true, Some(c)) if !c.trim().is_empty() => InputKind::Aggregated {
             count_column: c,
             add_duplicates,
@@ -476,26 +537,6 @@ fn input_section(
             InputKind::Microdata
         }
         (false, None) => InputKind::Microdata,
-    };
-    let encoding = match encoding.as_deref().map(parse_encoding) {
-        None => None,
-        Some(Ok(e)) => e,
-        Some(Err(msg)) => {
-            problems.add(&at("encoding"), msg);
-            None
-        }
-    };
-    InputSpec {
-        path: if sql.is_some() {
-            PathBuf::new()
-        } else {
-            base.join(&declared_path)
-        },
-        name,
-        kind,
-        encoding,
-        multiline,
-        sql,
     }
 }
 

@@ -1000,97 +1000,117 @@ pub fn publish(
             names.push(format!("{}.json", t.name));
             files.push((names[1].clone(), exact_json(&t.name, &published)));
         }
-        let suppressed = table.values.iter().filter(|v| v.is_none()).count();
-        let intervals = table
-            .intervals
-            .iter()
-            .enumerate()
-            .filter_map(|(i, iv)| {
-                iv.map(|iv| CellInterval {
-                    cell: published.labels(i).iter().map(|s| s.to_string()).collect(),
-                    lo: iv.lo,
-                    hi: iv.hi,
-                })
-            })
-            .collect();
-        let _ = writeln!(
-            lines,
-            "  {:<28} {:>6} {:>11}  {:<18} {:<22} {:>8}",
-            t.name,
-            table.values.len(),
-            suppressed,
-            "cell suppression",
-            "none (not DP)",
-            "exact"
-        );
-        if suppressed > 0 {
-            let _ = writeln!(
-                lines,
-                "    {}: {} small or sensitive (primary) and {} secondary cells suppressed; the published files mark both alike",
-                t.name,
-                table.primary,
-                suppressed - table.primary
-            );
-        }
-        // How far from the minimum, for the officer only: the bound is the cost of a set of
-        // hidden cells (with `secondary = "value"`, a sum of their values), never published.
-        if let Method::Completed { at_least } = table.method {
-            let bound = match t.secondary {
-                SecondaryObjective::Cells => format!("has at least {at_least} secondary cells"),
-                SecondaryObjective::Value => {
-                    format!("hides at least {at_least} in value in its secondary cells")
-                }
-            };
-            let _ = writeln!(
-                lines,
-                "    {}: not proven minimal (the exact method reached its limits, or the respondents' own contributions asked for more); every pattern that protects the small cells {bound} (not published)",
-                t.name
-            );
-        }
-        entries.push(ExactTableEntry {
-            name: t.name.clone(),
-            files: names,
-            input: plan.inputs[t.input].name.clone(),
-            statistic: t.statistic().into(),
-            column: t.sum.as_ref().and_then(|s| s.column.clone()),
-            dimensions: published.dimensions.iter().map(|d| d.to_string()).collect(),
-            cells: table.values.len(),
-            margins: t.margins,
-            protection: "cell_suppression".into(),
-            guarantee: format!(
-                "not differentially private: {} {}; {} are suppressed, with further cells{} so that no combination of the published cells narrows it below its protection interval",
-                t.values_phrase(&plan.privacy_unit),
-                t.margins_phrase(),
-                t.rules_phrase(&plan.privacy_unit),
-                if t.zeros_secondary {
-                    " (zero cells among them, so a suppressed cell may be 0)"
-                } else {
-                    ""
-                }
-            ),
-            total_label: t.total_label.clone(),
-            groups: t.groups.clone(), // absent from the JSON when there are none
-            primary_rule: PrimaryRule {
-                min_frequency: t.min_frequency,
-                zeros_suppressed: t.zeros_primary,
-                zeros_as_secondary: t.zeros_secondary,
-                dominance: t.sum.as_ref().and_then(|s| s.dominance),
-                p_percent: t.sum.as_ref().and_then(|s| s.p_percent),
-            },
-            interval_percent: t.interval_percent,
-            secondary_objective: t.secondary.name().into(),
-            secondary_method: match table.method {
-                Method::Optimal => OPTIMAL.into(),
-                Method::Completed { .. } => COMPLETED.into(),
-                Method::Heuristic => HEURISTIC.into(),
-            },
-            cells_suppressed: suppressed,
-            attacker: ATTACKER.into(),
-            audit: AUDIT.into(),
-            intervals,
-        });
+        lines.push_str(&summary_lines(t, table));
+        entries.push(exact_entry(plan, (t, table), &published, names));
     }
     (files, entries, lines)
+}
+
+/// Exact table `t`'s lines in the release's summary: its row, how many of its cells were
+/// suppressed and why, and, when the pattern is not proven minimal, a bound on every pattern's
+/// cost (for the officer only: never published).
+fn summary_lines(t: &ExactTableSpec, table: &ExactTable) -> String {
+    let mut lines = String::new();
+    let suppressed = table.values.iter().filter(|v| v.is_none()).count();
+    let _ = writeln!(
+        lines,
+        "  {:<28} {:>6} {:>11}  {:<18} {:<22} {:>8}",
+        t.name,
+        table.values.len(),
+        suppressed,
+        "cell suppression",
+        "none (not DP)",
+        "exact"
+    );
+    if suppressed > 0 {
+        let _ = writeln!(
+            lines,
+            "    {}: {} small or sensitive (primary) and {} secondary cells suppressed; the published files mark both alike",
+            t.name,
+            table.primary,
+            suppressed - table.primary
+        );
+    }
+    // The bound is the cost of a set of hidden cells (with `secondary = "value"`, a sum of their
+    // values).
+    if let Method::Completed { at_least } = table.method {
+        let bound = match t.secondary {
+            SecondaryObjective::Cells => format!("has at least {at_least} secondary cells"),
+            SecondaryObjective::Value => {
+                format!("hides at least {at_least} in value in its secondary cells")
+            }
+        };
+        let _ = writeln!(
+            lines,
+            "    {}: not proven minimal (the exact method reached its limits, or the respondents' own contributions asked for more); every pattern that protects the small cells {bound} (not published)",
+            t.name
+        );
+    }
+    lines
+}
+
+/// Exact table `t`'s manifest entry: its files (`names`), what it counts, its rules, how its
+/// secondary cells were chosen, and the attacker's interval of each suppressed cell.
+fn exact_entry(
+    plan: &Plan,
+    (t, table): (&ExactTableSpec, &ExactTable),
+    published: &ExactPublished,
+    names: Vec<String>,
+) -> ExactTableEntry {
+    let intervals = table
+        .intervals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, iv)| {
+            iv.map(|iv| CellInterval {
+                cell: published.labels(i).iter().map(|s| s.to_string()).collect(),
+                lo: iv.lo,
+                hi: iv.hi,
+            })
+        })
+        .collect();
+    ExactTableEntry {
+        name: t.name.clone(),
+        files: names,
+        input: plan.inputs[t.input].name.clone(),
+        statistic: t.statistic().into(),
+        column: t.sum.as_ref().and_then(|s| s.column.clone()),
+        dimensions: published.dimensions.iter().map(|d| d.to_string()).collect(),
+        cells: table.values.len(),
+        margins: t.margins,
+        protection: "cell_suppression".into(),
+        guarantee: format!(
+            "not differentially private: {} {}; {} are suppressed, with further cells{} so that no combination of the published cells narrows it below its protection interval",
+            t.values_phrase(&plan.privacy_unit),
+            t.margins_phrase(),
+            t.rules_phrase(&plan.privacy_unit),
+            if t.zeros_secondary {
+                " (zero cells among them, so a suppressed cell may be 0)"
+            } else {
+                ""
+            }
+        ),
+        total_label: t.total_label.clone(),
+        groups: t.groups.clone(), // absent from the JSON when there are none
+        primary_rule: PrimaryRule {
+            min_frequency: t.min_frequency,
+            zeros_suppressed: t.zeros_primary,
+            zeros_as_secondary: t.zeros_secondary,
+            dominance: t.sum.as_ref().and_then(|s| s.dominance),
+            p_percent: t.sum.as_ref().and_then(|s| s.p_percent),
+        },
+        interval_percent: t.interval_percent,
+        secondary_objective: t.secondary.name().into(),
+        secondary_method: match table.method {
+            Method::Optimal => OPTIMAL.into(),
+            Method::Completed { .. } => COMPLETED.into(),
+            Method::Heuristic => HEURISTIC.into(),
+        },
+        cells_suppressed: table.values.iter().filter(|v| v.is_none()).count(),
+        attacker: ATTACKER.into(),
+        audit: AUDIT.into(),
+        intervals,
+    }
 }
 
 /// `{"table", "columns", "rows"}` as the DP tables' JSON, suppressed values `null`.
