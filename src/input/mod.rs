@@ -114,7 +114,7 @@ pub struct InputData {
     /// Per sum table, the count whose contributors it publishes.
     contributors: Vec<Option<usize>>,
     /// Per exact table, which counts give its cells.
-    exact_tables: Vec<ExactSlots>,
+    exact_tables: Vec<ExactCounts>,
     /// Per DP table, what its contribution bounds did (a table estimated with others: their
     /// union's, which they are bounded as); `None` when its input was bounded elsewhere.
     pub bounding: Vec<Option<BoundingEffect>>,
@@ -131,7 +131,7 @@ enum Cells {
 
 /// Which counts give an exact table's cells (see [`InputData::take_exact_table`]).
 #[derive(Debug, Clone)]
-enum ExactSlots {
+enum ExactCounts {
     /// A count of units: one cell per unit, and from microdata the same allowing two (they
     /// differ when a unit is in several cells).
     Units { units: usize, check: Option<usize> },
@@ -179,15 +179,15 @@ impl InputData {
     /// which some unit is in several cells.
     pub fn take_exact_table(&mut self, plan: &Plan, e: usize) -> Result<Counts, InputError> {
         let (units, check) = match &self.exact_tables[e] {
-            &ExactSlots::Units { units, check } => (units, check),
-            ExactSlots::Sum {
+            &ExactCounts::Units { units, check } => (units, check),
+            ExactCounts::Sum {
                 count,
                 sizes,
                 axes,
                 largest,
             } => {
                 let read = &self.counted[*count];
-                let whole = read.whole().expect("an exact sums' read");
+                let whole = read.whole().expect("an exact sum's data read");
                 let input = plan.exact_tables[e].input as u64;
                 return Ok(sum_table(
                     read.values(),
@@ -386,13 +386,13 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         .iter()
         .enumerate()
         .map(|(e, t)| match sums[e] {
-            None => ExactSlots::Units {
+            None => ExactCounts::Units {
                 units: units[e].0,
                 check: units[e].1,
             },
             Some(k) => {
                 let dims = &reading.counts[k].dims;
-                ExactSlots::Sum {
+                ExactCounts::Sum {
                     count: k,
                     sizes: dims
                         .iter()
@@ -438,6 +438,7 @@ fn read_counts(
             .collect();
         let asked: Vec<Count> = of_input.iter().map(|&k| counts[k].clone()).collect();
         let mut result = read_input_with(plan, input, &asked, *options)?;
+        assert_eq!(result.counted.len(), asked.len(), "one result per count");
         for (pos, (&k, cells)) in of_input.iter().zip(result.counted.drain(..)).enumerate() {
             counted[k] = Some(cells);
             bounded[k] = result.bounding.get(pos).copied();

@@ -38,8 +38,9 @@ impl Count {
 /// What reading one input produced.
 #[derive(Debug)]
 pub struct InputResult {
-    /// One result per count asked, in the order of the `counts` argument. Never written
-    /// anywhere.
+    /// One result per count asked, in the order of the `counts` argument (moved out by
+    /// [`super::read_all`], which keeps them by count: empty in [`super::InputData::results`]).
+    /// Never written anywhere.
     pub counted: Vec<Counted>,
     pub sha256: String,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
@@ -82,7 +83,7 @@ impl Counted {
         }
     }
 
-    /// Moves its values out (a DP table's, dropped as soon as the noise is added).
+    /// Moves its values out (a DP table's are dropped as soon as the noise is added).
     pub fn take_values(&mut self) -> Vec<i128> {
         match self {
             Counted::Cells(values)

@@ -115,6 +115,11 @@ fn draw_victims(rng: &mut ChaCha8Rng) -> Vec<Victim> {
             .collect::<Vec<_>>(),
         rng,
     );
+    assert_eq!(
+        genders.len(),
+        ages.len(),
+        "the gender and age totals differ"
+    );
     genders
         .into_iter()
         .zip(ages)

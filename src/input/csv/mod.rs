@@ -100,7 +100,7 @@ pub(super) fn read_pass(
     if has_quote && !quoted {
         return read_pass(plan, input, counts, options, true);
     }
-    let (counted, clamped) = if results
+    let (tally, clamped) = if results
         .iter()
         .any(|r| matches!(r, Err(ChunkError::OverMemory)))
     {
@@ -114,11 +114,11 @@ pub(super) fn read_pass(
             counters: &counters,
             ..pass
         };
-        let counted = with_progress(options.progress, &counters, len, name, || {
+        let tally = with_progress(options.progress, &counters, len, name, || {
             read_spilled(pass, header_end, len, options.memory_limit)
         })
         .map_err(|e| locate(path, &layout, e))?;
-        (counted, counters.clamped())
+        (tally, counters.clamped())
     } else {
         (merge(results, path, &layout)?, counters.clamped())
     };
@@ -126,36 +126,35 @@ pub(super) fn read_pass(
         InputKind::Aggregated { .. } => Vec::new(),
         InputKind::Microdata => (0..layout.tables.len())
             .map(|t| BoundingEffect {
-                rows: counted.rows,
-                kept: counted.kept.get(t).copied().flatten(),
+                rows: tally.rows,
+                kept: tally.kept.get(t).copied().flatten(),
                 clamped: layout.tables[t].sum.map(|_| clamped[t]),
             })
             .collect(),
     };
     Ok(InputResult {
-        counted: per_count(counts, counted.exact, counted.whole),
+        counted: per_count(counts, tally.exact, tally.whole),
         sha256,
-        rows: counted.rows,
-        units: layout.unit_column.map(|_| counted.units),
+        rows: tally.rows,
+        units: layout.unit_column.map(|_| tally.units),
         sql: None,
         bounding,
     })
 }
 
 /// The pass's cells as one result per count: its cells hold every count's cells in order, then
-/// each `sum`'s contributors in order ([`Bounder::finish`]), and `whole` each exact sum's
-/// contributions in order ([`Bounder::whole`]).
-fn per_count(counts: &[Count], cells: Vec<Vec<i128>>, whole: Vec<Whole>) -> Vec<Counted> {
-    let mut cells = cells.into_iter();
-    let mut values: Vec<Vec<i128>> = cells.by_ref().take(counts.len()).collect();
+/// each `sum`'s contributors in order ([`bounding::Bounder::finish`]), and `whole` each exact sum's
+/// contributions in order ([`bounding::Bounder::whole`]).
+fn per_count(counts: &[Count], mut cells: Vec<Vec<i128>>, whole: Vec<Whole>) -> Vec<Counted> {
+    let mut contributors = cells.split_off(counts.len()).into_iter();
     let mut whole = whole.into_iter();
     let counted = counts
         .iter()
-        .zip(values.drain(..))
+        .zip(cells)
         .map(|(count, values)| match count.statistic {
             Statistic::Sum { .. } => Counted::Sum {
                 values,
-                contributors: cells.next().expect("a sum's contributors"),
+                contributors: contributors.next().expect("a sum's contributors"),
             },
             Statistic::Total { .. } => Counted::Total {
                 values,
@@ -164,7 +163,7 @@ fn per_count(counts: &[Count], cells: Vec<Vec<i128>>, whole: Vec<Whole>) -> Vec<
             _ => Counted::Cells(values),
         })
         .collect();
-    debug_assert!(cells.next().is_none() && whole.next().is_none());
+    debug_assert!(contributors.next().is_none() && whole.next().is_none());
     counted
 }
 
@@ -210,7 +209,7 @@ fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Tally, 
     let mut stopped: Option<(u64, ChunkError)> = None;
     for result in results {
         match result {
-            Ok(counted) => total = Tally::add(total, counted),
+            Ok(tally) => total = Tally::add(total, tally),
             Err(ChunkError::Aborted) => {}
             Err(ChunkError::Rows(p)) => problems.merge(p),
             Err(e @ ChunkError::At { byte, .. }) => {

@@ -27,8 +27,11 @@ pub(super) struct Pass<'a> {
 
 /// Exact cells per table, with the row and unit counts.
 pub(super) struct Tally {
+    /// Every table's cells, in table order, then each `sum` table's contributors in order
+    /// ([`super::bounding::Bounder::finish`]; turned into one result per count by
+    /// [`super::per_count`]).
     pub(super) exact: Vec<Vec<i128>>,
-    /// Per exact table's sum (in order), what its units contributed ([`Bounder::whole`]).
+    /// Per exact table's sum (in order), what its units contributed ([`super::bounding::Bounder::whole`]).
     pub(super) whole: Vec<crate::input::Whole>,
     pub(super) rows: u64,
     pub(super) units: u64,

@@ -237,7 +237,7 @@ fn table_statement(
     src: &str,
     identity: &str,
 ) -> TableStatement {
-    let mut frame = Frame::new(plan, table, src);
+    let frame = Frame::new(plan, table, src);
     let (sql, shared_key, spanning) = match table.statistic.bound() {
         Bound::Whole => {
             let (sql, spanning) = frame.whole(table);
@@ -324,7 +324,7 @@ impl Frame {
     /// sent). Per unit and cell its sum (`w`), per unit its cells (`n`): a cell's units are all
     /// of its units, its largest sums those of the units in no other cell; the second statement
     /// gives those apart, each unit in several cells with its sum in each.
-    fn whole(&mut self, table: &Count) -> (String, String) {
+    fn whole(mut self, table: &Count) -> (String, String) {
         let (column, largest) = match &table.statistic {
             Statistic::Total { column, largest } => (column, *largest),
             _ => unreachable!("only an exact sum keeps every row"),
@@ -378,7 +378,7 @@ impl Frame {
     /// A count or DP sum of rows: each unit keeps at most `per_unit` rows, and at most
     /// `per_cell` in a cell, chosen by keyed priority of the row's identity and occurrence (so
     /// identical rows are each kept or not on their own).
-    fn rows(&mut self, table: &Count, identity: &str, (per_unit, per_cell): (u32, u32)) -> String {
+    fn rows(mut self, table: &Count, identity: &str, (per_unit, per_cell): (u32, u32)) -> String {
         let sum = match &table.statistic {
             Statistic::Sum { column, lo, hi, .. } => {
                 self.select.push(format!(

@@ -247,7 +247,7 @@ impl<'a> Search<'a> {
     }
 
     /// The cells the attacker's `intervals` leave short of their levels. A secondary cell the
-    /// published cells pin exactly is published in all but name, and `audit` refuses it: it is
+    /// published cells pin exactly is published in all but name, and `safestat audit` refuses it: it is
     /// protected from now on like a primary cell (an interval of at least 1, and always hidden).
     /// Whole numbers may narrow what the LP allowed: those levels are raised by the shortfall.
     fn short(&mut self, intervals: &[(usize, Interval)]) -> Vec<Short> {

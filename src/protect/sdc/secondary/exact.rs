@@ -110,7 +110,7 @@ pub fn suppress(
     if candidates > MAX_CANDIDATES || primary.len() > MAX_PRIMARY {
         return Ok(Exact::Beyond);
     }
-    let checker = Checker {
+    let separator = Separator {
         structure,
         values,
         primary,
@@ -118,7 +118,7 @@ pub fn suppress(
         candidate,
         big: values.iter().copied().max().unwrap_or(0).max(0) as f64 + 1.0,
     };
-    let Some(mut cuts) = checker.first_cuts(hidden) else {
+    let Some(mut cuts) = separator.first_cuts(hidden) else {
         return Ok(Exact::Beyond); // the heuristic names the cell that cannot be protected
     };
     // Each round checks first the primary cells the last check found short, and every primary
@@ -152,7 +152,7 @@ pub fn suppress(
             }
             checked += everyone.len();
         }
-        let found = checker.check(pattern, &suspects)?;
+        let found = separator.check(pattern, &suspects)?;
         if found.short.is_empty() {
             if full {
                 hidden.copy_from_slice(pattern);
@@ -170,7 +170,7 @@ pub fn suppress(
     let Some((pattern, chosen)) = current.or(last) else {
         return Ok(Exact::Beyond);
     };
-    let found = checker.check(&pattern, &everyone)?;
+    let found = separator.check(&pattern, &everyone)?;
     hidden.copy_from_slice(&pattern);
     if found.short.is_empty() {
         return Ok(Exact::Minimum(found.known));
@@ -192,10 +192,11 @@ struct Check {
     known: Vec<(usize, Interval)>,
 }
 
-/// What checking a pattern needs: the structure and its values, the primary cells with their
+/// The separation of the master problem's patterns (checking one, and finding the cuts it
+/// violates) and what it needs: the structure and its values, the primary cells with their
 /// levels, the structure's equations, which cells may become secondaries, and `big` (the largest
 /// value plus one, how far a hidden cell may rise in the modelled attack).
-struct Checker<'a> {
+struct Separator<'a> {
     structure: &'a Structure,
     values: &'a [i64],
     primary: &'a [(usize, Levels)],
@@ -204,7 +205,7 @@ struct Checker<'a> {
     big: f64,
 }
 
-impl Checker<'_> {
+impl Separator<'_> {
     /// The cuts every equation through a primary cell gives: it needs another hidden cell
     /// besides those `hidden` already, or it gives the cell away. `None` when one has no
     /// candidate left.
