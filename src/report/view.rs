@@ -92,26 +92,10 @@ fn read_table<'a>(
     let total_label = entry.totals.as_ref().map(|t| t.label.as_str());
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(e.to_string()))?;
+        let line = |message: String| bad(format!("line {}: {message}", n + 2));
         if let (Some(label), crate::output::TOTAL_STATUS) = (total_label, &record[dims + 1]) {
-            let labels: Vec<String> = record.iter().take(dims).map(str::to_string).collect();
-            if labels.iter().all(|l| l != label) {
-                return Err(bad(format!(
-                    "line {}: a total's row sums out no dimension",
-                    n + 2
-                )));
-            }
-            let v = &record[dims];
-            let value = v
-                .parse::<i64>()
-                .map_err(|_| bad(format!("line {}: `{v}` is not a whole number", n + 2)))?;
-            let moe = &record[dims + 2];
-            let moe = moe.parse::<i64>().map_err(|_| {
-                bad(format!(
-                    "line {}: margin `{moe}` is not a whole number",
-                    n + 2
-                ))
-            })?;
-            totals.insert(labels, (value, moe, &record[dims + 3] == "unreliable"));
+            let (labels, total) = total_row(&record, dims, label).map_err(line)?;
+            totals.insert(labels, total);
             continue;
         }
         for (k, cats) in categories.iter_mut().enumerate() {
@@ -120,34 +104,11 @@ fn read_table<'a>(
                 cats.push(c.to_string());
             }
         }
-        let value = match (&record[dims], &record[dims + 1]) {
-            ("", "suppressed") => None,
-            (v, "published") => Some(
-                v.parse::<i64>()
-                    .map_err(|_| bad(format!("line {}: `{v}` is not a whole number", n + 2)))?,
-            ),
-            (v, s) => {
-                return Err(bad(format!(
-                    "line {}: value `{v}` with status `{s}`",
-                    n + 2
-                )));
-            }
-        };
+        let value = cell_value(&record, dims).map_err(line)?;
         values.push(value);
         flags.push(has_flag && &record[dims + 3] == "unreliable");
         if let (Some(at), Some(shares)) = (share_at, shares.as_mut()) {
-            let number = |i: usize| record.get(i).and_then(|v| v.parse::<f64>().ok());
-            let share = match (value, number(at), number(at + 1)) {
-                (None, _, _) => None,
-                (Some(_), Some(p), Some(m)) => Some((p, m)),
-                _ => {
-                    return Err(bad(format!(
-                        "line {}: a published cell without its share and margin",
-                        n + 2
-                    )));
-                }
-            };
-            shares.push(share);
+            shares.push(share_of(&record, at, value).map_err(line)?);
         }
     }
     let cells: usize = categories.iter().map(Vec::len).product();
@@ -173,6 +134,57 @@ fn read_table<'a>(
         shares,
         totals,
     })
+}
+
+/// A total's labels, and its value, margin and whether it is flagged unreliable.
+type TotalRow = (Vec<String>, (i64, i64, bool));
+
+/// A total's row of a table of `dims` dimensions: its labels (one of them the total's `label`),
+/// and its value, margin and whether it is flagged unreliable.
+fn total_row(
+    record: &csv::StringRecord,
+    dims: usize,
+    label: &str,
+) -> Result<TotalRow, String> {
+    let labels: Vec<String> = record.iter().take(dims).map(str::to_string).collect();
+    if labels.iter().all(|l| l != label) {
+        return Err("a total's row sums out no dimension".to_string());
+    }
+    let v = &record[dims];
+    let value = v
+        .parse::<i64>()
+        .map_err(|_| format!("`{v}` is not a whole number"))?;
+    let moe = &record[dims + 2];
+    let moe = moe
+        .parse::<i64>()
+        .map_err(|_| format!("margin `{moe}` is not a whole number"))?;
+    Ok((labels, (value, moe, &record[dims + 3] == "unreliable")))
+}
+
+/// A cell's row's value: a number when published, `None` when suppressed.
+fn cell_value(record: &csv::StringRecord, dims: usize) -> Result<Option<i64>, String> {
+    match (&record[dims], &record[dims + 1]) {
+        ("", "suppressed") => Ok(None),
+        (v, "published") => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("`{v}` is not a whole number")),
+        (v, s) => Err(format!("value `{v}` with status `{s}`")),
+    }
+}
+
+/// A cell's share and its margin (the columns from `at` on), which a published cell has.
+fn share_of(
+    record: &csv::StringRecord,
+    at: usize,
+    value: Option<i64>,
+) -> Result<Option<(f64, f64)>, String> {
+    let number = |i: usize| record.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (value, number(at), number(at + 1)) {
+        (None, _, _) => Ok(None),
+        (Some(_), Some(p), Some(m)) => Ok(Some((p, m))),
+        _ => Err("a published cell without its share and margin".to_string()),
+    }
 }
 
 /// The release's tables, read from `file(name)` (the folder's files, or those about to be
@@ -314,6 +326,133 @@ pub struct Cross {
     pub total_margins: Vec<(Vec<String>, i64)>,
 }
 
+/// A table's rows (per row, its categories of every dimension but the last) and columns (the
+/// last dimension's categories; one unnamed column for a table with one dimension or none).
+fn rows_and_columns(categories: &[Vec<String>]) -> (Vec<Vec<String>>, Vec<String>) {
+    let n = categories.len();
+    match n {
+        0 => (vec![Vec::new()], vec![String::new()]),
+        1 => (
+            categories[0].iter().map(|c| vec![c.clone()]).collect(),
+            vec![String::new()],
+        ),
+        _ => {
+            let mut rows: Vec<Vec<String>> = vec![Vec::new()];
+            for cats in &categories[..n - 1] {
+                rows = rows
+                    .iter()
+                    .flat_map(|r| {
+                        cats.iter().map(move |c| {
+                            let mut r = r.clone();
+                            r.push(c.clone());
+                            r
+                        })
+                    })
+                    .collect();
+            }
+            (rows, categories[n - 1].clone())
+        }
+    }
+}
+
+/// The totals a cross-table shows (see [`Cross`]).
+#[derive(Default)]
+struct Totals {
+    rows: Option<Vec<Option<i64>>>,
+    columns: Option<Vec<Option<i64>>>,
+    grand: Option<Option<i64>>,
+    margins: Vec<(Vec<String>, i64)>,
+}
+
+impl Totals {
+    /// Format 6: the table's own totals (rows whose categories include `label`), published
+    /// after its cells, with their margins of error.
+    fn published(
+        table: &Table,
+        label: &str,
+        dims: &[&str],
+        (row_cats, columns): (&[Vec<String>], &[String]),
+    ) -> Totals {
+        let n = dims.len();
+        let mut totals = Totals::default();
+        // Each kind of total shown, by the dimensions it keeps: its margin (one per kind).
+        let kinds: Vec<Vec<usize>> = match n {
+            0 => Vec::new(),
+            1 => vec![vec![]],
+            _ => vec![(0..n - 1).collect(), vec![n - 1], vec![]],
+        };
+        for keep in kinds {
+            let moe = table.totals.iter().find_map(|(key, &(_, moe, _))| {
+                let kept = (0..n).all(|k| (key[k] != label) == keep.contains(&k));
+                kept.then_some(moe)
+            });
+            if let Some(moe) = moe {
+                let by = keep.iter().map(|&k| dims[k].to_string()).collect();
+                totals.margins.push((by, moe));
+            }
+        }
+        let total = |cats: Vec<&str>| {
+            let key: Vec<String> = cats.into_iter().map(str::to_string).collect();
+            table.totals.get(&key).map(|&(v, _, _)| Some(v))
+        };
+        totals.grand = total(vec![label; n]).filter(|_| n >= 1);
+        if n >= 2 {
+            totals.rows = row_cats
+                .iter()
+                .map(|r| {
+                    let mut cats: Vec<&str> = r.iter().map(String::as_str).collect();
+                    cats.push(label);
+                    total(cats)
+                })
+                .collect();
+            totals.columns = columns
+                .iter()
+                .map(|c| {
+                    let mut cats = vec![label; n - 1];
+                    cats.push(c);
+                    total(cats)
+                })
+                .collect();
+        }
+        totals
+    }
+
+    /// A grouped table's totals: its group's tables over fewer dimensions (its margins).
+    fn of_group(
+        tables: &[Table],
+        group: Option<usize>,
+        dims: &[&str],
+        row_cats: &[Vec<String>],
+    ) -> Totals {
+        let n = dims.len();
+        if n == 0 {
+            return Totals::default();
+        }
+        let whole = margin(tables, group, &[]).map(|t| t.values[0]);
+        if n == 1 {
+            // One column: its total is the grand total.
+            return Totals {
+                grand: whole,
+                ..Totals::default()
+            };
+        }
+        Totals {
+            rows: margin(tables, group, &dims[..n - 1]).map(|m| {
+                row_cats
+                    .iter()
+                    .map(|r| {
+                        let cats: Vec<&str> = r.iter().map(String::as_str).collect();
+                        m.at(&cats).flatten()
+                    })
+                    .collect()
+            }),
+            columns: margin(tables, group, &dims[n - 1..]).map(|m| m.values.clone()),
+            grand: whole,
+            margins: Vec::new(),
+        }
+    }
+}
+
 /// The release's table over `dims` that is in `group` (the margin of a grouped table).
 fn margin<'a>(
     tables: &'a [Table<'a>],
@@ -331,34 +470,8 @@ fn margin<'a>(
 impl Cross {
     pub fn of(table: &Table, tables: &[Table]) -> Cross {
         let dims: Vec<&str> = table.entry.dimensions.iter().map(String::as_str).collect();
-        let group = table.entry.consistency_group;
         let n = dims.len();
-        let (row_cats, columns): (Vec<Vec<String>>, Vec<String>) = if n == 0 {
-            (vec![Vec::new()], vec![String::new()])
-        } else if n == 1 {
-            (
-                table.categories[0]
-                    .iter()
-                    .map(|c| vec![c.clone()])
-                    .collect(),
-                vec![String::new()],
-            )
-        } else {
-            let mut rows: Vec<Vec<String>> = vec![Vec::new()];
-            for cats in &table.categories[..n - 1] {
-                rows = rows
-                    .iter()
-                    .flat_map(|r| {
-                        cats.iter().map(move |c| {
-                            let mut r = r.clone();
-                            r.push(c.clone());
-                            r
-                        })
-                    })
-                    .collect();
-            }
-            (rows, table.categories[n - 1].clone())
-        };
+        let (row_cats, columns) = rows_and_columns(&table.categories);
         let ncol = columns.len();
         let values: Vec<Vec<Option<i64>>> = (0..row_cats.len())
             .map(|r| (0..ncol).map(|c| table.values[r * ncol + c]).collect())
@@ -366,68 +479,10 @@ impl Cross {
         let flags: Vec<Vec<bool>> = (0..row_cats.len())
             .map(|r| (0..ncol).map(|c| table.flags[r * ncol + c]).collect())
             .collect();
-        let (mut row_totals, mut column_totals, mut grand_total) = (None, None, None);
-        let mut total_margins = Vec::new();
-        if let Some(label) = table.entry.totals.as_ref().map(|t| t.label.as_str()) {
-            // Each kind of total shown, by the dimensions it keeps: its margin (one per kind).
-            let kinds: Vec<Vec<usize>> = match n {
-                0 => Vec::new(),
-                1 => vec![vec![]],
-                _ => vec![(0..n - 1).collect(), vec![n - 1], vec![]],
-            };
-            for keep in kinds {
-                let moe = table.totals.iter().find_map(|(key, &(_, moe, _))| {
-                    let kept = (0..n).all(|k| (key[k] != label) == keep.contains(&k));
-                    kept.then_some(moe)
-                });
-                if let Some(moe) = moe {
-                    let by = keep.iter().map(|&k| dims[k].to_string()).collect();
-                    total_margins.push((by, moe));
-                }
-            }
-            // Format 6: the table's own margins, published after its cells.
-            let total = |cats: Vec<&str>| {
-                let key: Vec<String> = cats.into_iter().map(str::to_string).collect();
-                table.totals.get(&key).map(|&(v, _, _)| Some(v))
-            };
-            grand_total = total(vec![label; n]).filter(|_| n >= 1);
-            if n >= 2 {
-                row_totals = row_cats
-                    .iter()
-                    .map(|r| {
-                        let mut cats: Vec<&str> = r.iter().map(String::as_str).collect();
-                        cats.push(label);
-                        total(cats)
-                    })
-                    .collect();
-                column_totals = columns
-                    .iter()
-                    .map(|c| {
-                        let mut cats = vec![label; n - 1];
-                        cats.push(c);
-                        total(cats)
-                    })
-                    .collect();
-            }
-        } else if n >= 1 {
-            let whole = margin(tables, group, &[]).map(|t| t.values[0]);
-            if n == 1 {
-                // One column: its total is the grand total.
-                grand_total = whole;
-            } else {
-                row_totals = margin(tables, group, &dims[..n - 1]).map(|m| {
-                    row_cats
-                        .iter()
-                        .map(|r| {
-                            let cats: Vec<&str> = r.iter().map(String::as_str).collect();
-                            m.at(&cats).flatten()
-                        })
-                        .collect()
-                });
-                column_totals = margin(tables, group, &dims[n - 1..]).map(|m| m.values.clone());
-                grand_total = whole;
-            }
-        }
+        let totals = match table.entry.totals.as_ref() {
+            Some(t) => Totals::published(table, &t.label, &dims, (&row_cats, &columns)),
+            None => Totals::of_group(tables, table.entry.consistency_group, &dims, &row_cats),
+        };
         let (row_dims, column_dim) = match n {
             0 => (Vec::new(), None),
             1 => (vec![dims[0].to_string()], None),
@@ -443,10 +498,10 @@ impl Cross {
             columns,
             values,
             flags,
-            row_totals,
-            column_totals,
-            grand_total,
-            total_margins,
+            row_totals: totals.rows,
+            column_totals: totals.columns,
+            grand_total: totals.grand,
+            total_margins: totals.margins,
         }
     }
 }
@@ -649,60 +704,9 @@ fn methodology(v: &View) -> Vec<(String, String)> {
             w.suppressed_text(&v.p.suppressed_marker, false),
         ),
     ]);
-    for t in &m.tables {
-        let b = &t.contribution_bounds;
-        let bounds = match (
-            b.max_cells_per_unit,
-            b.max_rows_per_unit,
-            b.max_rows_per_cell,
-        ) {
-            (Some(c), _, _) => w.cells_per_unit(c),
-            (_, Some(r), Some(c)) => w.rows_per_unit(r, c),
-            _ => String::new(),
-        };
-        let clamp = t
-            .clamp
-            .map(|[lo, hi]| w.clamped(lo, hi))
-            .unwrap_or_default();
-        // A zCDP cost also as (ε, δ), by opendp's conversion, at the budget's δ or 10^-6.
-        let delta = m.ledger.budget.delta.unwrap_or(REPORT_DELTA);
-        let cost_text = |cost: &crate::output::CostEntry| match (cost.rho, cost.epsilon) {
-            (Some(rho), _) => match crate::privacy::epsilon_at(rho, delta) {
-                Ok(e) => format!("rho = {rho:.4} (ε = {e:.4}, δ = {delta:e})"),
-                Err(_) => format!("rho = {rho:.4}"),
-            },
-            (None, Some(e)) => format!("ε = {e:.4} (δ = 0)"),
-            (None, None) => String::new(),
-        };
-        let contributors = t
-            .contributors
-            .as_ref()
-            .map(|c| {
-                format!(
-                    "; {}",
-                    w.contributors_text(
-                        &cost_text(&c.privacy_cost),
-                        c.margin_of_error,
-                        t.suppression.threshold
-                    )
-                )
-            })
-            .unwrap_or_default();
-        out.push((
-            v.title(t),
-            format!(
-                "{}; {bounds} ({}){clamp}; {}: {}; {}: {}; {}: {}{contributors}",
-                w.statistic_name(&t.statistic),
-                w.bounds_status(&b.status),
-                w.mechanism,
-                w.mechanism_name(&t.mechanism.to_string()),
-                w.cost,
-                cost_text(&t.privacy_cost),
-                w.margin,
-                v.margin(t),
-            ),
-        ));
-    }
+    // A zCDP cost also as (ε, δ), at the budget's δ or 10^-6.
+    let delta = m.ledger.budget.delta.unwrap_or(REPORT_DELTA);
+    out.extend(m.tables.iter().map(|t| (v.title(t), dp_method(v, t, delta))));
     for t in &m.exact_tables {
         out.push((
             v.p.title(&t.name).to_string(),
@@ -728,6 +732,63 @@ fn methodology(v: &View) -> Vec<(String, String)> {
         w.budget_text(&l.unit, l.charged, l.total_after, &l.budget),
     ));
     out
+}
+
+/// How DP table `t` was made, in one line: its statistic, bounds (and whether enforced),
+/// clamping, mechanism, cost, margin of error, and its contributors' when it publishes them.
+fn dp_method(v: &View, t: &TableEntry, delta: f64) -> String {
+    let w = v.w;
+    let b = &t.contribution_bounds;
+    let bounds = match (
+        b.max_cells_per_unit,
+        b.max_rows_per_unit,
+        b.max_rows_per_cell,
+    ) {
+        (Some(c), _, _) => w.cells_per_unit(c),
+        (_, Some(r), Some(c)) => w.rows_per_unit(r, c),
+        _ => String::new(),
+    };
+    let clamp = t
+        .clamp
+        .map(|[lo, hi]| w.clamped(lo, hi))
+        .unwrap_or_default();
+    let contributors = t
+        .contributors
+        .as_ref()
+        .map(|c| {
+            format!(
+                "; {}",
+                w.contributors_text(
+                    &cost_text(&c.privacy_cost, delta),
+                    c.margin_of_error,
+                    t.suppression.threshold
+                )
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{}; {bounds} ({}){clamp}; {}: {}; {}: {}; {}: {}{contributors}",
+        w.statistic_name(&t.statistic),
+        w.bounds_status(&b.status),
+        w.mechanism,
+        w.mechanism_name(&t.mechanism.to_string()),
+        w.cost,
+        cost_text(&t.privacy_cost, delta),
+        w.margin,
+        v.margin(t),
+    )
+}
+
+/// A cost as charged, a zCDP one also as (ε, `delta`) by opendp's conversion.
+fn cost_text(cost: &crate::output::CostEntry, delta: f64) -> String {
+    match (cost.rho, cost.epsilon) {
+        (Some(rho), _) => match crate::privacy::epsilon_at(rho, delta) {
+            Ok(e) => format!("rho = {rho:.4} (ε = {e:.4}, δ = {delta:e})"),
+            Err(_) => format!("rho = {rho:.4}"),
+        },
+        (None, Some(e)) => format!("ε = {e:.4} (δ = 0)"),
+        (None, None) => String::new(),
+    }
 }
 
 /// The δ at which zCDP costs are also shown as (ε, δ) when the budget states none.

@@ -597,38 +597,7 @@ fn entry_candidates(
         ));
     }
     for (dims, renamed) in ways {
-        // The inputs that can count it: the one of its name, and those of this release's
-        // exact tables of the same statistic over (at least) its dimensions.
-        let mut inputs: Vec<usize> = plan
-            .inputs
-            .iter()
-            .position(|i| i.name == entry.input)
-            .into_iter()
-            .collect();
-        for t in &plan.exact_tables {
-            let column = t.sum.as_ref().and_then(|s| s.column.clone());
-            if t.statistic() == entry.statistic
-                && column == entry.column
-                && dims.iter().all(|d| t.dims.contains(d))
-                && !inputs.contains(&t.input)
-            {
-                inputs.push(t.input);
-            }
-        }
-        // Any other input of this release's exact tables, file or database, may hold the
-        // same data under other dimensions (a renamed input whose tables share only a
-        // margin with it): tried too, linked only on the digest.
-        let extra: Vec<usize> = plan
-            .exact_tables
-            .iter()
-            .map(|t| t.input)
-            .filter(|i| !inputs.contains(i))
-            .filter(|_| digest.is_some())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let tried = inputs.len();
-        inputs.extend(extra);
+        let (inputs, tried) = inputs_to_count(plan, entry, &dims, digest.is_some());
         for (k, input) in inputs.into_iter().enumerate() {
             let digest = digest.clone();
             let same_bytes = plan.inputs[input].name == entry.input && same_bytes(&entry.input);
@@ -646,17 +615,7 @@ fn entry_candidates(
                 },
                 spec: ExactTableSpec {
                     name: format!("{}/{}", charge.release_id, entry.name),
-                    input,
-                    dims: dims.clone(),
-                    margins: entry.margins,
-                    sum: sum.clone(),
-                    min_frequency: entry.primary_rule.min_frequency,
-                    zeros_primary: entry.primary_rule.zeros_suppressed,
-                    zeros_secondary: entry.primary_rule.zeros_as_secondary,
-                    interval_percent: entry.interval_percent,
-                    secondary: SecondaryObjective::Cells,
-                    total_label: entry.total_label.clone(),
-                    groups: entry.groups.clone(),
+                    ..earlier_spec(entry, input, dims.clone(), sum.clone())
                 },
                 published: values.clone(),
                 digest,
@@ -666,6 +625,72 @@ fn entry_candidates(
         }
     }
     Ok(())
+}
+
+/// The inputs that may count earlier exact table `entry` over this plan's dimensions `dims`: the
+/// one of its name, and those of this release's exact tables of the same statistic over (at
+/// least) its dimensions (the first of the list, how many of them it says); then, when the table
+/// has a digest to be linked on, any other input of this release's exact tables, file or
+/// database, which may hold the same data under other dimensions (a renamed input whose tables
+/// share only a margin with it).
+fn inputs_to_count(
+    plan: &Plan,
+    entry: &ExactTableEntry,
+    dims: &[usize],
+    digest: bool,
+) -> (Vec<usize>, usize) {
+    let mut inputs: Vec<usize> = plan
+        .inputs
+        .iter()
+        .position(|i| i.name == entry.input)
+        .into_iter()
+        .collect();
+    for t in &plan.exact_tables {
+        let column = t.sum.as_ref().and_then(|s| s.column.clone());
+        if t.statistic() == entry.statistic
+            && column == entry.column
+            && dims.iter().all(|d| t.dims.contains(d))
+            && !inputs.contains(&t.input)
+        {
+            inputs.push(t.input);
+        }
+    }
+    let extra: Vec<usize> = plan
+        .exact_tables
+        .iter()
+        .map(|t| t.input)
+        .filter(|i| !inputs.contains(i))
+        .filter(|_| digest)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let tried = inputs.len();
+    inputs.extend(extra);
+    (inputs, tried)
+}
+
+/// Earlier exact table `entry` as a table of this plan, counted from `input` over `dims`: its
+/// rules as its manifest entry states them.
+fn earlier_spec(
+    entry: &ExactTableEntry,
+    input: usize,
+    dims: Vec<usize>,
+    sum: Option<ExactSum>,
+) -> ExactTableSpec {
+    ExactTableSpec {
+        name: entry.name.clone(),
+        input,
+        dims,
+        margins: entry.margins,
+        sum,
+        min_frequency: entry.primary_rule.min_frequency,
+        zeros_primary: entry.primary_rule.zeros_suppressed,
+        zeros_secondary: entry.primary_rule.zeros_as_secondary,
+        interval_percent: entry.interval_percent,
+        secondary: SecondaryObjective::Cells,
+        total_label: entry.total_label.clone(),
+        groups: entry.groups.clone(),
+    }
 }
 
 /// Which candidates are linked: those counted here as they were published (their digest, or
