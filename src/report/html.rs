@@ -54,63 +54,7 @@ pub fn write(
         )),
     );
     for t in tables {
-        let cross = &crosses[t.entry.name.as_str()];
-        let _ = write!(
-            h,
-            "<section class=\"table\" id=\"{}\">\n<h2>{}</h2>\n<p>{}: {} · {}: {}</p>\n",
-            esc(&t.entry.name),
-            esc(&v.caption(&t.entry.name)),
-            w.unit,
-            esc(&v.unit(t.entry)),
-            w.margin,
-            esc(&v.margin(t.entry))
-        );
-        if t.values.len() <= MAX_CHART_CELLS {
-            h.push_str(&chart(v, t));
-            let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
-        }
-        if t.values.len() <= MAX_PAGE_CELLS {
-            h.push_str(&cross_table(v, t, cross));
-        } else {
-            let _ = writeln!(
-                h,
-                "<p class=\"note\">{}</p>",
-                esc(&w.too_large(&format!("{}.csv", t.entry.name)))
-            );
-        }
-        if let Some(shares) = &t.shares
-            && t.values.len() <= MAX_PAGE_CELLS
-        {
-            h.push_str(&share_table(v, t, shares));
-        }
-        if t.flags.iter().any(|&f| f) {
-            let _ = writeln!(
-                h,
-                "<p class=\"note\">{}</p>",
-                esc(&w.unreliable_text("†", v.p.unreliable_above, t.entry.contributors.is_some()))
-            );
-        }
-        let _ = writeln!(
-            h,
-            "<p class=\"note\">{}</p>",
-            esc(&w.suppressed_text(&v.p.suppressed_marker, t.entry.contributors.is_some()))
-        );
-        if cross.has_totals() {
-            let _ = writeln!(
-                h,
-                "<p class=\"note\">{}</p>",
-                if t.entry.totals.is_some() {
-                    w.own_totals_note
-                } else {
-                    w.totals_note
-                }
-            );
-            if let Some(text) = v.total_margins(t.entry, cross) {
-                let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&text));
-            }
-        }
-        h.push_str(&footer(v));
-        h.push_str("</section>\n");
+        h.push_str(&dp_section(v, t, &crosses[t.entry.name.as_str()]));
     }
     for t in exact {
         h.push_str(&exact_section(v, t));
@@ -125,6 +69,70 @@ pub fn write(
     }
     h.push_str("</dl>\n</section>\n</body>\n</html>\n");
     h.into_bytes()
+}
+
+/// A DP table: its chart (when small enough), its cross-table and shares (or a pointer to its
+/// CSV when too large), and the notes on its flags, suppressed cells and totals.
+fn dp_section(v: &View, t: &Table, cross: &Cross) -> String {
+    let w = v.w;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<section class=\"table\" id=\"{}\">\n<h2>{}</h2>\n<p>{}: {} · {}: {}</p>\n",
+        esc(&t.entry.name),
+        esc(&v.caption(&t.entry.name)),
+        w.unit,
+        esc(&v.unit(t.entry)),
+        w.margin,
+        esc(&v.margin(t.entry))
+    );
+    if t.values.len() <= MAX_CHART_CELLS {
+        h.push_str(&chart(v, t));
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", w.chart_note);
+    }
+    if t.values.len() <= MAX_PAGE_CELLS {
+        h.push_str(&cross_table(v, t, cross));
+    } else {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{}</p>",
+            esc(&w.too_large(&format!("{}.csv", t.entry.name)))
+        );
+    }
+    if let Some(shares) = &t.shares
+        && t.values.len() <= MAX_PAGE_CELLS
+    {
+        h.push_str(&share_table(v, t, shares));
+    }
+    if t.flags.iter().any(|&f| f) {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{}</p>",
+            esc(&w.unreliable_text("†", v.p.unreliable_above, t.entry.contributors.is_some()))
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">{}</p>",
+        esc(&w.suppressed_text(&v.p.suppressed_marker, t.entry.contributors.is_some()))
+    );
+    if cross.has_totals() {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{}</p>",
+            if t.entry.totals.is_some() {
+                w.own_totals_note
+            } else {
+                w.totals_note
+            }
+        );
+        if let Some(text) = v.total_margins(t.entry, cross) {
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&text));
+        }
+    }
+    h.push_str(&footer(v));
+    h.push_str("</section>\n");
+    h
 }
 
 /// An exact table: its cross-table with every margin (the marker where suppressed) and the note

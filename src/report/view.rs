@@ -141,11 +141,7 @@ type TotalRow = (Vec<String>, (i64, i64, bool));
 
 /// A total's row of a table of `dims` dimensions: its labels (one of them the total's `label`),
 /// and its value, margin and whether it is flagged unreliable.
-fn total_row(
-    record: &csv::StringRecord,
-    dims: usize,
-    label: &str,
-) -> Result<TotalRow, String> {
+fn total_row(record: &csv::StringRecord, dims: usize, label: &str) -> Result<TotalRow, String> {
     let labels: Vec<String> = record.iter().take(dims).map(str::to_string).collect();
     if labels.iter().all(|l| l != label) {
         return Err("a total's row sums out no dimension".to_string());
@@ -706,7 +702,11 @@ fn methodology(v: &View) -> Vec<(String, String)> {
     ]);
     // A zCDP cost also as (ε, δ), at the budget's δ or 10^-6.
     let delta = m.ledger.budget.delta.unwrap_or(REPORT_DELTA);
-    out.extend(m.tables.iter().map(|t| (v.title(t), dp_method(v, t, delta))));
+    out.extend(
+        m.tables
+            .iter()
+            .map(|t| (v.title(t), dp_method(v, t, delta))),
+    );
     for t in &m.exact_tables {
         out.push((
             v.p.title(&t.name).to_string(),

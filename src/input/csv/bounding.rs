@@ -157,49 +157,55 @@ pub struct Bounder {
     words: Vec<u64>,
 }
 
+impl TableSlots {
+    /// A table's slots in a unit's record, before they are placed: how it bounds (its kind and
+    /// how many slots that keeps), what values it keeps, its cells and its key.
+    fn of(statistic: &Statistic, cells: usize, key: [u64; 2]) -> TableSlots {
+        let (kind, slots) = match statistic.bound() {
+            Bound::Cells(c) => (Kind::Units, c),
+            Bound::Rows { per_unit, per_cell } => (Kind::Rows { per_cell }, per_unit),
+            Bound::Whole => {
+                let largest = match statistic {
+                    Statistic::Total { largest, .. } => *largest as usize,
+                    _ => 0,
+                };
+                (Kind::Whole { largest }, 1)
+            }
+        };
+        let values = match statistic {
+            Statistic::Sum { lo, hi, .. }
+                if i32::try_from(*lo).is_ok() && i32::try_from(*hi).is_ok() =>
+            {
+                Values::Narrow(0)
+            }
+            Statistic::Sum { .. } => Values::Wide(0),
+            Statistic::Total { .. } => Values::Total(0),
+            _ => Values::Ones,
+        };
+        TableSlots {
+            kind,
+            slots: slots as usize,
+            cells,
+            key,
+            cell_at: 0,
+            narrow_cells: cells <= usize::from(u16::MAX),
+            prio_at: 0,
+            values,
+        }
+    }
+}
+
 impl Bounder {
     /// One table per `(statistic, cells, key)` (`key`: the secret of its `count_units`
     /// priorities); every unit record also keeps `head` words for the caller (see
     /// [`Bounder::add_unit`]).
-    // Long (about 85 lines) on purpose: it lays out one record's words, half-words and
-    // quarter-words in a single pass whose offsets depend on each other; read top to bottom it
-    // is the record's map.
+    // About 75 lines on purpose: it lays out one record's words, half-words and quarter-words
+    // in a single pass whose offsets depend on each other; read top to bottom it is the
+    // record's map.
     pub fn new(tables: &[(Statistic, usize, [u64; 2])], head: usize) -> Bounder {
         let mut tables: Vec<TableSlots> = tables
             .iter()
-            .map(|(statistic, cells, key)| {
-                let (kind, slots) = match statistic.bound() {
-                    Bound::Cells(c) => (Kind::Units, c),
-                    Bound::Rows { per_unit, per_cell } => (Kind::Rows { per_cell }, per_unit),
-                    Bound::Whole => {
-                        let largest = match statistic {
-                            Statistic::Total { largest, .. } => *largest as usize,
-                            _ => 0,
-                        };
-                        (Kind::Whole { largest }, 1)
-                    }
-                };
-                let values = match statistic {
-                    Statistic::Sum { lo, hi, .. }
-                        if i32::try_from(*lo).is_ok() && i32::try_from(*hi).is_ok() =>
-                    {
-                        Values::Narrow(0)
-                    }
-                    Statistic::Sum { .. } => Values::Wide(0),
-                    Statistic::Total { .. } => Values::Total(0),
-                    _ => Values::Ones,
-                };
-                TableSlots {
-                    kind,
-                    slots: slots as usize,
-                    cells: *cells,
-                    key: *key,
-                    cell_at: 0,
-                    narrow_cells: *cells <= usize::from(u16::MAX),
-                    prio_at: 0,
-                    values,
-                }
-            })
+            .map(|(statistic, cells, key)| TableSlots::of(statistic, *cells, *key))
             .collect();
         // Words: hash, head, then priorities per group, then wide values.
         let mut word = 1 + head;

@@ -87,6 +87,65 @@ fn spaces(plan: &Plan, specs: &[&ExactTableSpec], same_data: &[usize]) -> Vec<us
 /// policy whose exact sums exceed it is refused before anything is read.
 pub use crate::policy::MAX_FINEST_CELLS;
 
+/// How many finest cells the data of exact tables `tables` has: the combinations of the
+/// categories of `dims` (every dimension they are tabulated by, with `sizes` categories), at most
+/// [`MAX_FINEST_CELLS`].
+fn finest_cells(
+    plan: &Plan,
+    specs: &[&ExactTableSpec],
+    (tables, dims): (&[usize], &[usize]),
+    sizes: &[usize],
+) -> Result<usize, SdcError> {
+    sizes
+        .iter()
+        .try_fold(1usize, |p, &s| p.checked_mul(s))
+        .filter(|&p| p <= MAX_FINEST_CELLS)
+        .ok_or_else(|| SdcError::Described {
+            input: true,
+            message: format!(
+                "exact tables {} together tabulate their data by [{}], more than {MAX_FINEST_CELLS} combinations of categories: too many for safestat to check each combination's respondents, who know their own contributions, against the suppression pattern. Publish fewer dimensions, or some of these tables with differential privacy. Nothing was charged",
+                tables
+                    .iter()
+                    .map(|&t| format!("`{}`", specs[t].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan.dimension_names(dims).join(", ")
+            ),
+        })
+}
+
+/// Per table of `tables`: the table, where each of its dimensions sits among `dims`, and its
+/// grid's extent per dimension.
+fn placed(
+    plan: &Plan,
+    specs: &[&ExactTableSpec],
+    tables: &[usize],
+    dims: &[usize],
+) -> Vec<(usize, Vec<usize>, Vec<usize>)> {
+    tables
+        .iter()
+        .map(|&t| {
+            let spec = specs[t];
+            let at = spec
+                .dims
+                .iter()
+                .map(|d| dims.binary_search(d).expect("a dimension of the space"))
+                .collect();
+            let extent = layouts(plan, spec)
+                .iter()
+                .map(|l| {
+                    if spec.margins {
+                        l.positions()
+                    } else {
+                        l.categories
+                    }
+                })
+                .collect();
+            (t, at, extent)
+        })
+        .collect()
+}
+
 /// The insiders of the exact tables `specs` (laid out on `grids` of `structure`), one per
 /// finest cell of each data (see [`super::Insider`]): its respondents are in one inner cell of
 /// each table, and the largest of them contributes at most the least of those cells' largest
@@ -122,45 +181,8 @@ fn insiders(
             .iter()
             .map(|&d| plan.dimensions[d].categories.len())
             .collect();
-        let finest = sizes
-            .iter()
-            .try_fold(1usize, |p, &s| p.checked_mul(s))
-            .filter(|&p| p <= MAX_FINEST_CELLS)
-            .ok_or_else(|| SdcError::Described {
-                input: true,
-                message: format!(
-                    "exact tables {} together tabulate their data by [{}], more than {MAX_FINEST_CELLS} combinations of categories: too many for safestat to check each combination's respondents, who know their own contributions, against the suppression pattern. Publish fewer dimensions, or some of these tables with differential privacy. Nothing was charged",
-                    tables
-                        .iter()
-                        .map(|&t| format!("`{}`", specs[t].name))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    plan.dimension_names(&dims).join(", ")
-                ),
-            })?;
-        // Per table, where each of `dims` sits in its grid, and its grid's extent.
-        let placed: Vec<(usize, Vec<usize>, Vec<usize>)> = tables
-            .iter()
-            .map(|&t| {
-                let spec = specs[t];
-                let at = spec
-                    .dims
-                    .iter()
-                    .map(|d| dims.binary_search(d).expect("a dimension of the space"))
-                    .collect();
-                let extent = layouts(plan, spec)
-                    .iter()
-                    .map(|l| {
-                        if spec.margins {
-                            l.positions()
-                        } else {
-                            l.categories
-                        }
-                    })
-                    .collect();
-                (t, at, extent)
-            })
-            .collect();
+        let finest = finest_cells(plan, specs, (&tables, &dims), &sizes)?;
+        let placed = placed(plan, specs, &tables, &dims);
         for f in 0..finest {
             let coords = unravel(f, &sizes);
             let mut cells: Vec<usize> = placed
