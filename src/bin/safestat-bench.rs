@@ -114,8 +114,9 @@ struct Scenario {
     mean: f64,
 }
 
-fn consistency_bench(reps: usize) {
-    let scenarios = [
+/// The consistency benchmark's groups: the sample policy's, and a wider one of four dimensions.
+fn scenarios() -> [Scenario; 2] {
+    [
         Scenario {
             name: "sample policy (gender 2 x age 7 x region 17)",
             sizes: vec![2, 7, 17],
@@ -144,8 +145,11 @@ fn consistency_bench(reps: usize) {
             ],
             mean: 12.0,
         },
-    ];
-    for sc in &scenarios {
+    ]
+}
+
+fn consistency_bench(reps: usize) {
+    for sc in &scenarios() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let union_cells: usize = sc.sizes.iter().product();
         // A skewed truth: a third of the cells empty, the rest exponential around `mean`.
@@ -177,17 +181,9 @@ fn consistency_bench(reps: usize) {
             .zip(&mechs)
             .map(|(a, m)| (a, m.variance()))
             .collect();
-        let n = sc.tables.len();
-        let (mut sq_raw, mut sq_est, mut sum_est, mut cover_raw, mut cover_est) = (
-            vec![0.0; n],
-            vec![0.0; n],
-            vec![0.0; n],
-            vec![0usize; n],
-            vec![0usize; n],
-        );
+        let mut scores = Scores::new(sc.tables.len());
         let mut seconds = Vec::with_capacity(reps);
         let mut widened = 0;
-        let mut moe_est = vec![0i64; n];
         for _ in 0..reps {
             let measured: Vec<Measured> = axes
                 .iter()
@@ -205,42 +201,83 @@ fn consistency_bench(reps: usize) {
             if est.tolerance != consistency::Tolerance::Within(0) {
                 widened += 1;
             }
-            for j in 0..n {
-                let raw_moe = mechs[j].margin_of_error(0.95).expect("moe");
+            for j in 0..sc.tables.len() {
                 let var = consistency::cell_variance(&sc.sizes, &measured_var, j);
-                moe_est[j] = safestat::protect::accuracy::margin_of_error(var, 0.95, est.shift[j]);
-                for (c, &e) in exact[j].iter().enumerate() {
-                    let r = (measured[j].noisy[c] - e) as f64;
-                    let s = (est.tables[j][c] - e) as f64;
-                    sq_raw[j] += r * r;
-                    sq_est[j] += s * s;
-                    sum_est[j] += s;
-                    cover_raw[j] += usize::from(r.abs() <= raw_moe as f64);
-                    cover_est[j] += usize::from(s.abs() <= moe_est[j] as f64);
-                }
+                let moe = safestat::protect::accuracy::margin_of_error(var, 0.95, est.shift[j]);
+                let raw_moe = mechs[j].margin_of_error(0.95).expect("moe");
+                scores.add(
+                    j,
+                    (&exact[j], &measured[j].noisy, &est.tables[j]),
+                    (raw_moe, moe),
+                );
             }
         }
         seconds.sort_by(f64::total_cmp);
         println!(
-            "consistency group=\"{}\" union_cells={union_cells} tables={n} reps={reps} median_seconds={:.4} max_seconds={:.4} not_controlled={widened}",
+            "consistency group=\"{}\" union_cells={union_cells} tables={} reps={reps} median_seconds={:.4} max_seconds={:.4} not_controlled={widened}",
             sc.name,
+            sc.tables.len(),
             seconds[seconds.len() / 2],
             seconds[seconds.len() - 1]
         );
-        for j in 0..n {
+        scores.print(sc, &exact, &mechs, reps);
+    }
+}
+
+/// Per table of a consistency scenario, over its repetitions: the squared errors of the raw and
+/// estimated cells, the estimated cells' summed error, how often each falls within its margin of
+/// error, and the last estimated margin.
+struct Scores {
+    sq_raw: Vec<f64>,
+    sq_est: Vec<f64>,
+    sum_est: Vec<f64>,
+    cover_raw: Vec<usize>,
+    cover_est: Vec<usize>,
+    moe_est: Vec<i64>,
+}
+
+impl Scores {
+    fn new(n: usize) -> Scores {
+        Scores {
+            sq_raw: vec![0.0; n],
+            sq_est: vec![0.0; n],
+            sum_est: vec![0.0; n],
+            cover_raw: vec![0; n],
+            cover_est: vec![0; n],
+            moe_est: vec![0; n],
+        }
+    }
+
+    /// Table `j`'s cells of one repetition: exact, raw and estimated, with their margins.
+    fn add(&mut self, j: usize, (exact, raw, est): (&[i64], &[i64], &[i64]), moes: (i64, i64)) {
+        let (raw_moe, moe) = moes;
+        self.moe_est[j] = moe;
+        for (c, &e) in exact.iter().enumerate() {
+            let r = (raw[c] - e) as f64;
+            let s = (est[c] - e) as f64;
+            self.sq_raw[j] += r * r;
+            self.sq_est[j] += s * s;
+            self.sum_est[j] += s;
+            self.cover_raw[j] += usize::from(r.abs() <= raw_moe as f64);
+            self.cover_est[j] += usize::from(s.abs() <= moe as f64);
+        }
+    }
+
+    fn print(&self, sc: &Scenario, exact: &[Vec<i64>], mechs: &[NoiseMechanism], reps: usize) {
+        for j in 0..sc.tables.len() {
             let cells = (exact[j].len() * reps) as f64;
             println!(
                 "  table={} cells={} rmse_raw={:.3} rmse_estimated={:.3} ratio={:.3} mean_error_estimated={:+.3} moe_raw={} moe_estimated={} within_moe_raw={:.4} within_moe_estimated={:.4}",
                 sc.tables[j].0,
                 exact[j].len(),
-                (sq_raw[j] / cells).sqrt(),
-                (sq_est[j] / cells).sqrt(),
-                (sq_est[j] / sq_raw[j]).sqrt(),
-                sum_est[j] / cells,
+                (self.sq_raw[j] / cells).sqrt(),
+                (self.sq_est[j] / cells).sqrt(),
+                (self.sq_est[j] / self.sq_raw[j]).sqrt(),
+                self.sum_est[j] / cells,
                 mechs[j].margin_of_error(0.95).expect("moe"),
-                moe_est[j],
-                cover_raw[j] as f64 / cells,
-                cover_est[j] as f64 / cells,
+                self.moe_est[j],
+                self.cover_raw[j] as f64 / cells,
+                self.cover_est[j] as f64 / cells,
             );
         }
     }

@@ -113,78 +113,14 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
     let mut locked = open(plan, ledger_file, request.lock_timeout, &mut notes)?;
     check_witnesses(&locked, plan, request.out)?;
     notes.extend(roll_forward(&mut locked)?);
-    // Exact tables published since they were read (a run rolled forward just now, or another
-    // release in the meantime) must be protected with this release's: run again.
-    if let Some(seen) = &request.exact_seen {
-        let except = (!request.new_version).then_some(plan.release_id.as_str());
-        let now = locked.ledger.published_exact(&plan.dataset, except);
-        if let Some(&seq) = now.iter().find(|s| !seen.contains(s)) {
-            let c = locked
-                .ledger
-                .charges()
-                .find(|c| c.seq == seq)
-                .map(|c| format!("`{}` version {}", c.charge.release_id, c.charge.version))
-                .unwrap_or_default();
-            return Err(LedgerError::Moved(format!(
-                "release {c} published exact tables of dataset `{}` after this release read the ledger (an interrupted run finished now, or a release ran at the same time); this release's exact tables must be protected together with them: run it again. Nothing was charged",
-                plan.dataset
-            )));
-        }
-    }
+    refuse_if_exact_moved(&locked, &request)?;
     match decide(&locked, &request)? {
         Decision::AlreadyReleased { version, dir } => Ok(Begun::AlreadyReleased {
             version,
             dir,
             notes,
         }),
-        Decision::Resume { version, seq } => {
-            let charge = locked
-                .ledger
-                .charges()
-                .find(|c| c.seq == seq)
-                .map(|c| c.charge.clone())
-                .expect("decided on a charge of this ledger");
-            if charge.signing_key != request.signing_key {
-                let key = |k: &Option<super::SigningRecord>| {
-                    k.as_ref()
-                        .map_or("no key (unsigned)".to_string(), |k| format!("key {}", k.id))
-                };
-                return Err(LedgerError::Refused(format!(
-                    "`{}` version {version} was paid for at ledger line {seq} to be signed with {}, but this run signs with {}; resume it with the same signing key (nothing was charged)",
-                    plan.release_id,
-                    key(&charge.signing_key),
-                    key(&request.signing_key)
-                )));
-            }
-            let out_dir = request
-                .out
-                .map_or_else(|| locked.ledger.resolve(&charge.out_dir), Path::to_path_buf);
-            output::ensure_absent(&out_dir)?;
-            notes.push(format!(
-                "resuming `{}` version {version}: it was paid for at ledger line {seq} by a run that was interrupted before publishing; drawing under that charge, charging nothing again",
-                plan.release_id
-            ));
-            let charge_sha256 = sha256_hex(locked.ledger.line_bytes(seq).expect("present"));
-            let statement = locked
-                .ledger
-                .statement_of(seq)
-                .expect("a charge's statement");
-            Ok(Begun::Charged(Box::new(Charged {
-                locked,
-                version,
-                seq,
-                charge_sha256,
-                cost: charge.cost,
-                total_after: charge.total_after,
-                out_dir,
-                statement,
-                resumed: true,
-                relinked: (charge.exact_links != request.exact_links
-                    || charge.same_data != request.same_data)
-                    .then(|| (request.exact_links.clone(), request.same_data.clone())),
-                notes,
-            })))
-        }
+        Decision::Resume { version, seq } => resume(locked, request, (version, seq), notes),
         Decision::Fresh { version } => {
             if let (Some(signed), None) = (locked.ledger.signing_key(), &request.signing_key) {
                 return Err(LedgerError::Refused(format!(
@@ -207,6 +143,88 @@ pub fn begin(ledger_file: &Path, request: Request) -> Result<Begun, LedgerError>
             charge(locked, request, version, out_dir, notes).map(|c| Begun::Charged(Box::new(c)))
         }
     }
+}
+
+/// Exact tables published since this release read the ledger (a run rolled forward just now, or
+/// another release in the meantime) must be protected with this release's: refused, to be run
+/// again.
+fn refuse_if_exact_moved(locked: &LockedLedger, request: &Request) -> Result<(), LedgerError> {
+    let Some(seen) = &request.exact_seen else {
+        return Ok(());
+    };
+    let plan = request.plan;
+    let except = (!request.new_version).then_some(plan.release_id.as_str());
+    let now = locked.ledger.published_exact(&plan.dataset, except);
+    let Some(&seq) = now.iter().find(|s| !seen.contains(s)) else {
+        return Ok(());
+    };
+    let c = locked
+        .ledger
+        .charges()
+        .find(|c| c.seq == seq)
+        .map(|c| format!("`{}` version {}", c.charge.release_id, c.charge.version))
+        .unwrap_or_default();
+    Err(LedgerError::Moved(format!(
+        "release {c} published exact tables of dataset `{}` after this release read the ledger (an interrupted run finished now, or a release ran at the same time); this release's exact tables must be protected together with them: run it again. Nothing was charged",
+        plan.dataset
+    )))
+}
+
+/// Resumes `version`, paid for at ledger line `seq` by a run interrupted before publishing: it
+/// draws under that charge (with the same signing key), charging nothing again.
+fn resume(
+    locked: LockedLedger,
+    request: Request,
+    (version, seq): (u32, u64),
+    mut notes: Vec<String>,
+) -> Result<Begun, LedgerError> {
+    let plan = request.plan;
+    let charge = locked
+        .ledger
+        .charges()
+        .find(|c| c.seq == seq)
+        .map(|c| c.charge.clone())
+        .expect("decided on a charge of this ledger");
+    if charge.signing_key != request.signing_key {
+        let key = |k: &Option<super::SigningRecord>| {
+            k.as_ref()
+                .map_or("no key (unsigned)".to_string(), |k| format!("key {}", k.id))
+        };
+        return Err(LedgerError::Refused(format!(
+            "`{}` version {version} was paid for at ledger line {seq} to be signed with {}, but this run signs with {}; resume it with the same signing key (nothing was charged)",
+            plan.release_id,
+            key(&charge.signing_key),
+            key(&request.signing_key)
+        )));
+    }
+    let out_dir = request
+        .out
+        .map_or_else(|| locked.ledger.resolve(&charge.out_dir), Path::to_path_buf);
+    output::ensure_absent(&out_dir)?;
+    notes.push(format!(
+        "resuming `{}` version {version}: it was paid for at ledger line {seq} by a run that was interrupted before publishing; drawing under that charge, charging nothing again",
+        plan.release_id
+    ));
+    let charge_sha256 = sha256_hex(locked.ledger.line_bytes(seq).expect("present"));
+    let statement = locked
+        .ledger
+        .statement_of(seq)
+        .expect("a charge's statement");
+    Ok(Begun::Charged(Box::new(Charged {
+        locked,
+        version,
+        seq,
+        charge_sha256,
+        cost: charge.cost,
+        total_after: charge.total_after,
+        out_dir,
+        statement,
+        resumed: true,
+        relinked: (charge.exact_links != request.exact_links
+            || charge.same_data != request.same_data)
+            .then(|| (request.exact_links.clone(), request.same_data.clone())),
+        notes,
+    })))
 }
 
 /// The default output folder, in the plan's releases folder: `<id>` for version 1, `<id>.v<N>`

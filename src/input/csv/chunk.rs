@@ -51,7 +51,7 @@ pub(super) fn links(n: usize) -> Vec<Links> {
 /// [`ChunkError::OverMemory`] once its units need more than `memory_limit` bytes. When another
 /// reader has failed it goes on only checking its rows, so that the error reported is the
 /// first in the file whatever the timing.
-// Long (about 90 lines) on purpose: the row sink, the hand-over batches and the inbox share
+// Long (about 100 lines) on purpose: the row sink, the hand-over batches and the inbox share
 // mutable state that the borrow checker lets one closure and its function hold; split, the
 // state would move into a struct whose every method is called once, per row, on the hot path.
 pub(super) fn read_chunk(
