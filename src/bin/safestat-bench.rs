@@ -300,7 +300,7 @@ fn skewed(cells: usize, mu: f64, sigma: f64, seed: u64) -> Vec<i64> {
 /// `17x7x2`), timed, with the tables written to `dir` for the peers. Levels of 20% (at least 1),
 /// or `SDC_INTERVAL_PERCENT`.
 fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
-    use safestat::protect::sdc::{self, Objective, Rules, Structure};
+    use safestat::protect::sdc::{self, Objective, Rules};
     let tables: [(&str, Vec<usize>, f64, f64, u64); 4] = [
         ("17x7", vec![17, 7], 1.75, 1.4, 1),
         ("17x7x2", vec![17, 7, 2], 2.0, 1.4, 2),
@@ -326,37 +326,16 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
             continue;
         }
         let inner = skewed(sizes.iter().product(), mu, sigma, seed);
-        let mut csv = String::new();
-        for (i, v) in inner.iter().enumerate() {
-            let coords: Vec<String> = sdc::tables::unravel(i, &sizes)
-                .iter()
-                .map(|c| format!("c{c}"))
-                .collect();
-            csv.push_str(&format!("{},{v}\n", coords.join(",")));
-        }
         let path = dir.join(format!("sdc_{name}.csv"));
-        if let Err(e) = std::fs::write(&path, csv) {
+        if let Err(e) = write_for_peers(&path, &sizes, &inner) {
             eprintln!("safestat-bench: cannot write `{}`: {e}", path.display());
             return ExitCode::from(1);
         }
-        let mut structure = Structure::new();
-        let dims: Vec<usize> = (0..sizes.len()).collect();
-        let grid = structure.add_table(0, &dims, &sdc::structure::flat(&sizes));
         // SDC_ZEROS_AS_SECONDARY=1: the policy's `zeros_as_secondary = true`, as a release runs it
         // (zeros may be hidden, so the floor is 0, and each respondent of a hidden cell knows it
         // holds at least 1: one insider per non-zero inner cell).
         let zeros = std::env::var("SDC_ZEROS_AS_SECONDARY").is_ok_and(|v| v == "1");
-        let floor = if zeros { 0 } else { floor };
-        structure.set_floors(vec![floor; structure.cells()]);
-        structure.set_zeros_hideable(vec![zeros; structure.cells()]);
-        // Every grid point's value: the sum of the inner cells under it.
-        let mut values = vec![0i64; structure.cells()];
-        for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(
-            &sdc::structure::flat(&sizes),
-            &inner,
-        )) {
-            values[cell] = v;
-        }
+        let (structure, grid, values) = with_margins(&sizes, &inner, floor, zeros);
         for objective in [Objective::Cells, Objective::Value] {
             let rules = Rules {
                 min_frequency: 5,
@@ -407,6 +386,43 @@ fn sdc_bench(dir: &std::path::Path, only: &[&str]) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A synthetic table's inner cells as the peers read them: `c<category>,...,value` per line.
+fn write_for_peers(path: &std::path::Path, sizes: &[usize], inner: &[i64]) -> std::io::Result<()> {
+    let mut csv = String::new();
+    for (i, v) in inner.iter().enumerate() {
+        let coords: Vec<String> = safestat::protect::sdc::tables::unravel(i, sizes)
+            .iter()
+            .map(|c| format!("c{c}"))
+            .collect();
+        csv.push_str(&format!("{},{v}\n", coords.join(",")));
+    }
+    std::fs::write(path, csv)
+}
+
+/// A synthetic table with all its margins: its structure (a hidden cell at least `floor`, or 0
+/// with zeros hideable when `zeros`), its grid, and every grid point's value (the sum of the
+/// inner cells under it).
+fn with_margins(
+    sizes: &[usize],
+    inner: &[i64],
+    floor: i64,
+    zeros: bool,
+) -> (safestat::protect::sdc::Structure, Vec<usize>, Vec<i64>) {
+    use safestat::protect::sdc::{self, Structure};
+    let mut structure = Structure::new();
+    let dims: Vec<usize> = (0..sizes.len()).collect();
+    let grid = structure.add_table(0, &dims, &sdc::structure::flat(sizes));
+    let floor = if zeros { 0 } else { floor };
+    structure.set_floors(vec![floor; structure.cells()]);
+    structure.set_zeros_hideable(vec![zeros; structure.cells()]);
+    let mut values = vec![0i64; structure.cells()];
+    let flat = sdc::structure::flat(sizes);
+    for (&cell, v) in grid.iter().zip(sdc::tables::grid_values(&flat, inner)) {
+        values[cell] = v;
+    }
+    (structure, grid, values)
 }
 
 /// The least value of a hidden cell of the benchmark's count tables, as the release's attacker

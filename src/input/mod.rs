@@ -330,27 +330,12 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
     }
     let reading = reading_plan(plan);
     let (results, mut counted, bounded) = read_counts(plan, &reading.counts, options)?;
-    // Each request's count, by what it is for.
-    let mut own = vec![None; plan.tables.len()];
-    let mut unions = vec![0; reading.groups.groups.len()];
-    let mut units: Vec<(usize, Option<usize>)> = vec![(0, None); plan.exact_tables.len()];
-    let mut sums: Vec<Option<usize>> = vec![None; plan.exact_tables.len()];
-    for (k, request) in reading.requests.iter().enumerate() {
-        match request {
-            &Request::Dp(t) => own[t] = Some(k),
-            &Request::Union(g) => unions[g] = k,
-            &Request::ExactUnits {
-                table,
-                check: false,
-            } => units[table].0 = k,
-            &Request::ExactUnits { table, check: true } => units[table].1 = Some(k),
-            Request::ExactSums(tables) => {
-                for &e in tables {
-                    sums[e] = Some(k);
-                }
-            }
-        }
-    }
+    let Routes {
+        own,
+        unions,
+        units,
+        sums,
+    } = Routes::of(plan, &reading);
     let bounding = (0..plan.tables.len())
         .map(|t| match reading.groups.of(t) {
             Some(g) => bounded[unions[g]],
@@ -416,6 +401,44 @@ pub fn read_all(plan: &Plan, options: &ReadOptions) -> Result<InputData, InputEr
         exact_tables,
         bounding,
     })
+}
+
+/// Each request's count, by what it is for: per DP table its own count (if read on its own),
+/// per group its union's, per exact count of units its count (and its check's), per exact sum
+/// or count of rows its data's read.
+struct Routes {
+    own: Vec<Option<usize>>,
+    unions: Vec<usize>,
+    units: Vec<(usize, Option<usize>)>,
+    sums: Vec<Option<usize>>,
+}
+
+impl Routes {
+    fn of(plan: &Plan, reading: &Reading) -> Routes {
+        let mut routes = Routes {
+            own: vec![None; plan.tables.len()],
+            unions: vec![0; reading.groups.groups.len()],
+            units: vec![(0, None); plan.exact_tables.len()],
+            sums: vec![None; plan.exact_tables.len()],
+        };
+        for (k, request) in reading.requests.iter().enumerate() {
+            match request {
+                &Request::Dp(t) => routes.own[t] = Some(k),
+                &Request::Union(g) => routes.unions[g] = k,
+                &Request::ExactUnits {
+                    table,
+                    check: false,
+                } => routes.units[table].0 = k,
+                &Request::ExactUnits { table, check: true } => routes.units[table].1 = Some(k),
+                Request::ExactSums(tables) => {
+                    for &e in tables {
+                        routes.sums[e] = Some(k);
+                    }
+                }
+            }
+        }
+        routes
+    }
 }
 
 /// Per input what its read found; per count its result and what its bounds did.

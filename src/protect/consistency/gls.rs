@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
-    DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus, ZeroConeT,
+    DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus,
+    SupportedConeT, ZeroConeT,
 };
 
 use super::layout::{Axes, Layout};
@@ -95,6 +96,52 @@ impl Marginals<'_> {
         }
         start
     }
+
+    /// A table's cells (in its own order, `axes`) as variables of its sorted marginal, defined
+    /// as needed.
+    fn cells_of(&mut self, axes: &Axes, eq: &mut Rows) -> Vec<usize> {
+        let mut dims = axes.0.clone();
+        dims.sort_unstable();
+        let start = self.of(&dims, eq);
+        let dim_sizes: Vec<usize> = dims.iter().map(|&d| self.sizes[d]).collect();
+        // The table's own order is a permutation of the sorted marginal's cells.
+        let own = Axes(
+            axes.0
+                .iter()
+                .map(|d| dims.iter().position(|s| s == d).expect("own dim"))
+                .collect(),
+        );
+        let perm = Layout::new(&dim_sizes, &[&own]);
+        let mut vars = vec![0usize; perm.cells[0]];
+        for (sorted, &c) in perm.cell_of[0].iter().enumerate() {
+            vars[c as usize] = start + sorted;
+        }
+        vars
+    }
+}
+
+/// Minimises `x' P x / 2` subject to `A x + s = b`, `s` in `cones`: the solution, or why there
+/// is none.
+fn solve(
+    pm: &CscMatrix<f64>,
+    a: &CscMatrix<f64>,
+    b: &[f64],
+    cones: &[SupportedConeT<f64>],
+) -> Result<Vec<f64>, String> {
+    let q = vec![0.0; pm.n];
+    let settings = DefaultSettingsBuilder::default()
+        .verbose(false)
+        .build()
+        .map_err(|e| format!("solver settings: {e:?}"))?;
+    let mut solver = DefaultSolver::new(pm, &q, a, b, cones, settings)
+        .map_err(|e| format!("the solver refused the problem: {e:?}"))?;
+    solver.solve();
+    match solver.solution.status {
+        SolverStatus::Solved | SolverStatus::AlmostSolved => Ok(solver.solution.x),
+        status => Err(format!(
+            "the solver stopped without a solution ({status:?})"
+        )),
+    }
 }
 
 /// The fitted union table. `tables[j]` gives table `j`'s axes, `y[j]` its noisy cells and
@@ -125,27 +172,10 @@ pub(super) fn fit(
         start: BTreeMap::from([((0..sizes.len()).collect(), 0)]),
         next: n,
     };
-    // Each table's cells as variables of its sorted marginal.
-    let mut cell_vars = Vec::with_capacity(tables.len());
-    for axes in tables {
-        let mut dims = axes.0.clone();
-        dims.sort_unstable();
-        let start = marginals.of(&dims, &mut eq);
-        let dim_sizes: Vec<usize> = dims.iter().map(|&d| sizes[d]).collect();
-        // The table's own order is a permutation of the sorted marginal's cells.
-        let own = Axes(
-            axes.0
-                .iter()
-                .map(|d| dims.iter().position(|s| s == d).expect("own dim"))
-                .collect(),
-        );
-        let perm = Layout::new(&dim_sizes, &[&own]);
-        let mut vars = vec![0usize; perm.cells[0]];
-        for (sorted, &c) in perm.cell_of[0].iter().enumerate() {
-            vars[c as usize] = start + sorted;
-        }
-        cell_vars.push(vars);
-    }
+    let cell_vars: Vec<Vec<usize>> = tables
+        .iter()
+        .map(|axes| marginals.cells_of(axes, &mut eq))
+        .collect();
     let residuals = marginals.next;
     let mut weights = Vec::new();
     for (j, vars) in cell_vars.iter().enumerate() {
@@ -169,23 +199,8 @@ pub(super) fn fit(
     diag_idx.extend(residuals..vars);
     let diag: Vec<f64> = std::iter::repeat_n(ridge, n).chain(weights).collect();
     let pm = CscMatrix::new_from_triplets(vars, vars, diag_idx.clone(), diag_idx, diag);
-    let q = vec![0.0; vars];
-    let settings = DefaultSettingsBuilder::default()
-        .verbose(false)
-        .build()
-        .map_err(|e| format!("solver settings: {e:?}"))?;
-    let mut solver = DefaultSolver::new(&pm, &q, &a, &eq.b, &cones, settings)
-        .map_err(|e| format!("the solver refused the problem: {e:?}"))?;
-    solver.solve();
-    match solver.solution.status {
-        SolverStatus::Solved | SolverStatus::AlmostSolved => {}
-        status => {
-            return Err(format!(
-                "the solver stopped without a solution ({status:?})"
-            ));
-        }
-    }
-    let x = &solver.solution.x[..n];
+    let solution = solve(&pm, &a, &eq.b, &cones)?;
+    let x = &solution[..n];
     if x.iter().any(|v| !v.is_finite()) {
         return Err("the solver returned a value that is not a number".into());
     }
