@@ -16,7 +16,7 @@ use super::budget::{BudgetReport, budget_report, ledger_files};
 use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::ledger::{Charge, ChargeAt, Ledger, LinkedTable};
+use crate::ledger::{Charge, ChargeAt, Ledger, LinkedTable, Publication, Revision};
 use crate::output::{self, Manifest};
 use crate::privacy::short_number;
 use crate::protect::sdc;
@@ -416,62 +416,68 @@ fn files_against_publication(
             },
         ));
     } else if let Ok(m) = serde_json::from_slice::<Manifest>(manifest_bytes) {
-        // The manifest lists the revisions the ledger records, each replacing the one before.
-        let listed: Vec<&str> = m
-            .revisions
-            .iter()
-            .map(|r| r.previous_manifest_sha256.as_str())
-            .collect();
-        let recorded: Vec<&str> = revisions
-            .iter()
-            .map(|r| r.previous_manifest_sha256.as_str())
-            .collect();
-        if listed != recorded {
-            out.push((
-                Some("manifest.json".into()),
-                format!(
-                    "lists {} presentation revision(s) and the ledger records {}, not the same",
-                    listed.len(),
-                    recorded.len()
-                ),
-            ));
-        }
-        // What the ledger recorded of the manifest is what it says: its files, and (since
-        // revisions) everything but its presentation.
-        let sorted = |o: &[output::FileHash]| {
-            let mut o = o.to_vec();
-            o.sort_by(|a, b| a.path.cmp(&b.path));
-            o
-        };
-        if sorted(&m.outputs) != sorted(&publication.outputs) {
-            out.push((
-                Some("manifest.json".into()),
-                "lists other files than the ledger recorded".into(),
-            ));
-        }
-        if let Some(content) = &publication.content_sha256
-            && output::content_sha256(&m) != *content
-        {
-            out.push((
-                Some("manifest.json".into()),
-                "says other things than the ledger recorded when it was published (a revision may change only its presentation)".into(),
-            ));
-        }
-        for t in &m.tables {
-            let own = [format!("{}.csv", t.name), format!("{}.json", t.name)];
-            if t.files.iter().any(|f| !own.contains(f)) {
-                out.push((
-                    Some("manifest.json".into()),
-                    format!("table `{}` names files not its own: {:?}", t.name, t.files),
-                ));
-            }
-        }
+        let messages = manifest_against_publication(&m, publication, &revisions);
+        out.extend(
+            messages
+                .into_iter()
+                .map(|m| (Some("manifest.json".into()), m)),
+        );
     }
     for o in &publication.outputs {
         match std::fs::read(dir.join(&o.path)) {
             Ok(b) if sha256_hex(&b) == o.sha256 => {}
             Ok(_) => out.push((Some(o.path.clone()), altered.into())),
             Err(_) => out.push((Some(o.path.clone()), "missing".into())),
+        }
+    }
+    out
+}
+
+/// What a manifest whose bytes the ledger recorded says against what the ledger recorded of its
+/// publication: the presentation revisions it lists (each replacing the one before), its files,
+/// everything but its presentation (since revisions), and each table's files its own.
+fn manifest_against_publication(
+    m: &Manifest,
+    publication: &Publication,
+    revisions: &[&Revision],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let listed: Vec<&str> = m
+        .revisions
+        .iter()
+        .map(|r| r.previous_manifest_sha256.as_str())
+        .collect();
+    let recorded: Vec<&str> = revisions
+        .iter()
+        .map(|r| r.previous_manifest_sha256.as_str())
+        .collect();
+    if listed != recorded {
+        out.push(format!(
+            "lists {} presentation revision(s) and the ledger records {}, not the same",
+            listed.len(),
+            recorded.len()
+        ));
+    }
+    let sorted = |o: &[output::FileHash]| {
+        let mut o = o.to_vec();
+        o.sort_by(|a, b| a.path.cmp(&b.path));
+        o
+    };
+    if sorted(&m.outputs) != sorted(&publication.outputs) {
+        out.push("lists other files than the ledger recorded".into());
+    }
+    if let Some(content) = &publication.content_sha256
+        && output::content_sha256(m) != *content
+    {
+        out.push("says other things than the ledger recorded when it was published (a revision may change only its presentation)".into());
+    }
+    for t in &m.tables {
+        let own = [format!("{}.csv", t.name), format!("{}.json", t.name)];
+        if t.files.iter().any(|f| !own.contains(f)) {
+            out.push(format!(
+                "table `{}` names files not its own: {:?}",
+                t.name, t.files
+            ));
         }
     }
     out

@@ -251,39 +251,30 @@ fn signature(
     found: &mut Found,
 ) {
     let file = Some(sign::SIGNATURE_FILE.to_string());
-    let path = dir.join(sign::SIGNATURE_FILE);
-    let text = match std::fs::symlink_metadata(&path) {
-        Err(_) => None,
-        Ok(meta) if !meta.is_file() => {
-            folder.signature = "invalid".into();
-            found.push((file, "is not a regular file".into()));
+    let text = match signature_text(dir) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            if let Some(s) = &m.signature {
+                found.push((
+                    file,
+                    format!(
+                        "is missing, but the manifest says key {} signed it",
+                        s.key_id
+                    ),
+                ));
+            } else if key.is_some() {
+                found.push((
+                    file,
+                    "is missing: the folder is unsigned, so nothing shows it comes from the holder of the given key".into(),
+                ));
+            }
             return;
         }
-        Ok(_) => match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            Err(e) => {
-                folder.signature = "invalid".into();
-                found.push((file, format!("cannot be read as a signature: {e}")));
-                return;
-            }
-        },
-    };
-    let Some(text) = text else {
-        if let Some(s) = &m.signature {
-            found.push((
-                file,
-                format!(
-                    "is missing, but the manifest says key {} signed it",
-                    s.key_id
-                ),
-            ));
-        } else if key.is_some() {
-            found.push((
-                file,
-                "is missing: the folder is unsigned, so nothing shows it comes from the holder of the given key".into(),
-            ));
+        Err(why) => {
+            folder.signature = "invalid".into();
+            found.push((file, why));
+            return;
         }
-        return;
     };
     let info = match sign::read_signature(&text) {
         Ok(info) => info,
@@ -335,6 +326,19 @@ fn signature(
                 info.key_id
             ));
         }
+    }
+}
+
+/// The folder's signature file's text: `None` when there is none, an error when it is not a
+/// regular file or cannot be read as text.
+fn signature_text(dir: &Path) -> Result<Option<String>, String> {
+    let path = dir.join(sign::SIGNATURE_FILE);
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => Ok(None),
+        Ok(meta) if !meta.is_file() => Err("is not a regular file".into()),
+        Ok(_) => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| format!("cannot be read as a signature: {e}")),
     }
 }
 
@@ -618,85 +622,97 @@ fn chains(statements: Vec<(String, BudgetStatement)>) -> (Vec<Chain>, Vec<Proble
     let mut chains = Vec::new();
     let mut problems = Vec::new();
     for (dataset, by_sequence) in by_dataset {
-        let mut problem = |message: String| {
-            problems.push(Problem {
-                path: format!("dataset `{dataset}`"),
-                file: None,
-                message,
-            })
-        };
-        let mut previous: Option<&BudgetStatement> = None;
-        let mut expected = 1u64;
-        let mut complete = true;
-        // The dataset's budget: the first statement's, or (statements of exact tables only
-        // before it) the first one stated; a budget never changes once stated.
-        let first = by_sequence
-            .values()
-            .map(|folders| &folders[0].1)
-            .find(|s| !s.budget.is_none())
-            .unwrap_or(
-                &by_sequence
-                    .values()
-                    .next()
-                    .expect("a dataset has a statement")[0]
-                    .1,
-            );
-        for (&sequence, folders) in &by_sequence {
-            let s = &folders[0].1;
-            if folders.iter().any(|(_, other)| other != s) {
-                let paths: Vec<&str> = folders.iter().map(|(p, _)| p.as_str()).collect();
-                problem(format!(
-                    "fork: statement {sequence} is stated differently by {} (two releases charged as one)",
-                    paths.join(" and ")
-                ));
-            }
-            if sequence > expected {
-                complete = false;
-                let missing = if sequence - 1 == expected {
-                    format!("statement {expected} is")
-                } else {
-                    format!("statements {expected} to {} are", sequence - 1)
-                };
-                problem(format!(
-                    "gap: {missing} missing before {} ({}): a release of this dataset that charged its budget is not among the folders given",
-                    sequence, folders[0].0
-                ));
-            }
-            let stated_before = s.sequence < first.sequence && s.budget.is_none();
-            if !stated_before && (s.budget != first.budget || s.accounting != first.accounting) {
-                problem(format!(
-                    "statement {sequence} ({}) states another budget than statement {}",
-                    folders[0].0, first.sequence
-                ));
-            }
-            if let Some(p) = previous.filter(|p| p.sequence + 1 == sequence) {
-                if s.previous_sha256 != p.sha256() {
-                    problem(format!(
-                        "statement {sequence} ({}) does not name statement {} by its hash: one of them was altered, or they belong to different histories",
-                        folders[0].0, p.sequence
-                    ));
-                }
-                if s.spent_before != p.total_after {
-                    problem(format!(
-                        "statement {sequence} ({}) says {} was spent before it, but statement {} ends at {}",
-                        folders[0].0, s.spent_before, p.sequence, p.total_after
-                    ));
-                }
-            }
-            previous = Some(s);
-            expected = sequence + 1;
-        }
-        let last = previous.expect("a dataset has a statement");
-        chains.push(Chain {
-            dataset: dataset.clone(),
-            sequences: by_sequence.keys().copied().collect(),
-            unit: last.unit.clone(),
-            budget: last.budget,
-            spent: last.total_after,
-            complete,
-        });
+        let (chain, messages) = chain_of(&dataset, &by_sequence);
+        chains.push(chain);
+        problems.extend(messages.into_iter().map(|message| Problem {
+            path: format!("dataset `{dataset}`"),
+            file: None,
+            message,
+        }));
     }
     (chains, problems)
+}
+
+/// One dataset's chain of budget statements, by sequence (each as stated by one or more folders,
+/// with their paths), and what is wrong with it: forks, gaps, a budget that changed, and
+/// statements that do not follow the one before (its hash, its total).
+fn chain_of(
+    dataset: &str,
+    by_sequence: &BTreeMap<u64, Vec<(String, BudgetStatement)>>,
+) -> (Chain, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut problem = |message: String| problems.push(message);
+    let mut previous: Option<&BudgetStatement> = None;
+    let mut expected = 1u64;
+    let mut complete = true;
+    // The dataset's budget: the first statement's, or (statements of exact tables only
+    // before it) the first one stated; a budget never changes once stated.
+    let first = by_sequence
+        .values()
+        .map(|folders| &folders[0].1)
+        .find(|s| !s.budget.is_none())
+        .unwrap_or(
+            &by_sequence
+                .values()
+                .next()
+                .expect("a dataset has a statement")[0]
+                .1,
+        );
+    for (&sequence, folders) in by_sequence {
+        let s = &folders[0].1;
+        if folders.iter().any(|(_, other)| other != s) {
+            let paths: Vec<&str> = folders.iter().map(|(p, _)| p.as_str()).collect();
+            problem(format!(
+                "fork: statement {sequence} is stated differently by {} (two releases charged as one)",
+                paths.join(" and ")
+            ));
+        }
+        if sequence > expected {
+            complete = false;
+            let missing = if sequence - 1 == expected {
+                format!("statement {expected} is")
+            } else {
+                format!("statements {expected} to {} are", sequence - 1)
+            };
+            problem(format!(
+                "gap: {missing} missing before {} ({}): a release of this dataset that charged its budget is not among the folders given",
+                sequence, folders[0].0
+            ));
+        }
+        let stated_before = s.sequence < first.sequence && s.budget.is_none();
+        if !stated_before && (s.budget != first.budget || s.accounting != first.accounting) {
+            problem(format!(
+                "statement {sequence} ({}) states another budget than statement {}",
+                folders[0].0, first.sequence
+            ));
+        }
+        if let Some(p) = previous.filter(|p| p.sequence + 1 == sequence) {
+            if s.previous_sha256 != p.sha256() {
+                problem(format!(
+                    "statement {sequence} ({}) does not name statement {} by its hash: one of them was altered, or they belong to different histories",
+                    folders[0].0, p.sequence
+                ));
+            }
+            if s.spent_before != p.total_after {
+                problem(format!(
+                    "statement {sequence} ({}) says {} was spent before it, but statement {} ends at {}",
+                    folders[0].0, s.spent_before, p.sequence, p.total_after
+                ));
+            }
+        }
+        previous = Some(s);
+        expected = sequence + 1;
+    }
+    let last = previous.expect("a dataset has a statement");
+    let chain = Chain {
+        dataset: dataset.to_string(),
+        sequences: by_sequence.keys().copied().collect(),
+        unit: last.unit.clone(),
+        budget: last.budget,
+        spent: last.total_after,
+        complete,
+    };
+    (chain, problems)
 }
 
 /// The report for people.
