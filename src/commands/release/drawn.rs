@@ -189,40 +189,9 @@ pub(super) fn publish_table(
     files: &mut output::Files,
     summary: &mut Summary,
 ) -> Result<(), Error> {
-    let is_sum = matches!(t.statistic, Statistic::Sum { .. });
     let moe = f.margin_of_error;
-    // A suppressed cell's share is not shown either (it would give its value back).
-    let published_shares: Option<Vec<Option<(f64, f64)>>> = f.shares.as_ref().map(|s| {
-        s.cells
-            .iter()
-            .zip(&f.cells)
-            .map(|(&share, cell)| cell.value.map(|_| share))
-            .collect()
-    });
-    let table = PublishedTable {
-        name: &t.name,
-        dimensions: plan.dimension_names(&t.dims),
-        categories: plan.dimension_categories(&t.dims),
-        cells: &f.cells,
-        margin_of_error: moe,
-        confidence: t.confidence,
-        // A sum's flag needs a noisy count of its contributors, never its noisy value alone.
-        unreliable_above: (!is_sum || f.counts.is_some())
-            .then_some(plan.presentation.unreliable_above),
-        contributors: f
-            .counts
-            .as_deref()
-            .zip(f.contributors_margin)
-            .map(|(counts, moe)| Contributors {
-                counts,
-                margin_of_error: moe,
-            }),
-        shares: published_shares.as_deref(),
-        totals: Some(Totals {
-            label: &t.total_label,
-            margins: &f.margins,
-        }),
-    };
+    let published_shares = published_shares(f);
+    let table = published_table(plan, t, f, published_shares.as_deref());
     let reliability = reliability(&table, f.cells.len() - f.suppressed);
     if let Some(note) = reliability_note(&t.name, &table, &reliability, moe) {
         summary.notes.push(note);
@@ -274,6 +243,52 @@ pub(super) fn publish_table(
         },
     )?);
     Ok(())
+}
+
+/// The shares published beside a finished table's cells: a suppressed cell's is not shown
+/// either (it would give its value back).
+fn published_shares(f: &Finished) -> Option<Vec<Option<(f64, f64)>>> {
+    f.shares.as_ref().map(|s| {
+        s.cells
+            .iter()
+            .zip(&f.cells)
+            .map(|(&share, cell)| cell.value.map(|_| share))
+            .collect()
+    })
+}
+
+/// DP table `t` as published from its finished cells, with `shares` beside them.
+fn published_table<'a>(
+    plan: &'a Plan,
+    t: &'a TableSpec,
+    f: &'a Finished,
+    shares: Option<&'a [Option<(f64, f64)>]>,
+) -> PublishedTable<'a> {
+    let is_sum = matches!(t.statistic, Statistic::Sum { .. });
+    PublishedTable {
+        name: &t.name,
+        dimensions: plan.dimension_names(&t.dims),
+        categories: plan.dimension_categories(&t.dims),
+        cells: &f.cells,
+        margin_of_error: f.margin_of_error,
+        confidence: t.confidence,
+        // A sum's flag needs a noisy count of its contributors, never its noisy value alone.
+        unreliable_above: (!is_sum || f.counts.is_some())
+            .then_some(plan.presentation.unreliable_above),
+        contributors: f
+            .counts
+            .as_deref()
+            .zip(f.contributors_margin)
+            .map(|(counts, moe)| Contributors {
+                counts,
+                margin_of_error: moe,
+            }),
+        shares,
+        totals: Some(Totals {
+            label: &t.total_label,
+            margins: &f.margins,
+        }),
+    }
 }
 
 /// How a published table's cells are flagged unreliable, and how many are.

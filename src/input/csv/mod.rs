@@ -104,21 +104,7 @@ pub(super) fn read_pass(
         .iter()
         .any(|r| matches!(r, Err(ChunkError::OverMemory)))
     {
-        eprintln!(
-            "safestat: {}: the privacy units need more than the memory limit of {} MiB; spilling to temporary files by unit",
-            path.display(),
-            options.memory_limit >> 20
-        );
-        let counters = Counters::new(layout.tables.len());
-        let pass = Pass {
-            counters: &counters,
-            ..pass
-        };
-        let tally = with_progress(options.progress, &counters, len, name, || {
-            read_spilled(pass, header_end, len, options.memory_limit)
-        })
-        .map_err(|e| locate(path, &layout, e))?;
-        (tally, counters.clamped())
+        spill(pass, (header_end, len), name, options)?
     } else {
         (merge(results, path, &layout)?, counters.clamped())
     };
@@ -140,6 +126,32 @@ pub(super) fn read_pass(
         sql: None,
         bounding,
     })
+}
+
+/// Reads the body `[header_end, len)` again, spilled to temporary files by unit, when the
+/// units outgrew the memory limit: its tally, and per table the values clamped.
+fn spill(
+    pass: Pass,
+    (header_end, len): (u64, u64),
+    name: &str,
+    options: ReadOptions,
+) -> Result<(Tally, Vec<[u64; 2]>), InputError> {
+    let path = pass.path;
+    eprintln!(
+        "safestat: {}: the privacy units need more than the memory limit of {} MiB; spilling to temporary files by unit",
+        path.display(),
+        options.memory_limit >> 20
+    );
+    let counters = Counters::new(pass.layout.tables.len());
+    let pass = Pass {
+        counters: &counters,
+        ..pass
+    };
+    let tally = with_progress(options.progress, &counters, len, name, || {
+        read_spilled(pass, header_end, len, options.memory_limit)
+    })
+    .map_err(|e| locate(path, pass.layout, e))?;
+    Ok((tally, counters.clamped()))
 }
 
 /// The pass's cells as one result per count: its cells hold every count's cells in order, then

@@ -77,30 +77,7 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
     ));
     for ts in &st.tables {
         let table = &counts[ts.table];
-        let whole = matches!(table.statistic, Statistic::Total { .. });
-        let mut parameters = vec![if whole {
-            "$1 = an empty key (bytea): an exact table's sum keeps every row, so nothing is drawn"
-                .to_string()
-        } else if ts.shared_key {
-            "$1 = the input's secret key for row priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
-        } else {
-            "$1 = this table's secret key for cell priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
-        }];
-        for (j, &d) in table.dims.iter().enumerate() {
-            parameters.push(format!(
-                "${} = the values of `{}`: its declared categories, then the undeclared values the check found (text[])",
-                3 * j + 2,
-                dim_name(d)
-            ));
-            parameters.push(format!(
-                "${} = their category codes, 0-based in declared order (int4[])",
-                3 * j + 3
-            ));
-            parameters.push(format!(
-                "${} = the code of a NULL: the catch-all's, else NULL (int4)",
-                3 * j + 4
-            ));
-        }
+        let parameters = table_parameters(plan, table, ts.shared_key);
         out.push(Sent {
             purpose: format!(
                 "table `{}`: bounded per privacy unit, then counted per cell (only these aggregates come back)",
@@ -121,6 +98,37 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
         }
     }
     out
+}
+
+/// What a table's statement is sent with: its key (an empty one for an exact sum, the input's
+/// shared key for rows, the table's own for cells), then per dimension its values, their codes
+/// and the code of a NULL.
+fn table_parameters(plan: &Plan, table: &Count, shared_key: bool) -> Vec<String> {
+    let whole = matches!(table.statistic, Statistic::Total { .. });
+    let mut parameters = vec![if whole {
+        "$1 = an empty key (bytea): an exact table's sum keeps every row, so nothing is drawn"
+            .to_string()
+    } else if shared_key {
+        "$1 = the input's secret key for row priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+    } else {
+        "$1 = this table's secret key for cell priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+    }];
+    for (j, &d) in table.dims.iter().enumerate() {
+        parameters.push(format!(
+            "${} = the values of `{}`: its declared categories, then the undeclared values the check found (text[])",
+            3 * j + 2,
+            plan.dimensions[d].name
+        ));
+        parameters.push(format!(
+            "${} = their category codes, 0-based in declared order (int4[])",
+            3 * j + 3
+        ));
+        parameters.push(format!(
+            "${} = the code of a NULL: the catch-all's, else NULL (int4)",
+            3 * j + 4
+        ));
+    }
+    parameters
 }
 
 /// Reads SQL input `input` of `plan` for `counts`.
