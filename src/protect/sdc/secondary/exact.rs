@@ -388,18 +388,6 @@ fn dual_cuts(
     let Some(&(first, ..)) = asks.first() else {
         return Ok(Vec::new());
     };
-    // A solve's outcome for cell `p`'s ask: stopped by a limit is a failure too (none is set).
-    let settled = |p: usize, outcome: Result<microlp::SolveOutcome, microlp::Error>| {
-        let message = match outcome.map(microlp::SolveOutcome::into_solution) {
-            Ok(Ok(solution)) => return Ok(solution),
-            Ok(Err(_)) => "interrupted".to_string(),
-            Err(e) => e.to_string(),
-        };
-        Err(SecondaryError {
-            cell: p,
-            message: format!("the attacker's dual could not be solved: {message}"),
-        })
-    };
     let (members, involved) = components.of(first);
     let mut problem = Problem::new(OptimizationDirection::Minimize);
     // Per cell that can move (hidden, or a candidate), the dual's column: sum of g over its
@@ -445,32 +433,63 @@ fn dual_cuts(
     for &(p, up, need) in asks {
         let z = sides[&p];
         solution = settled(p, solution.fix_var(z, if up { 1.0 } else { -1.0 }))?;
-        let need = need as f64;
-        let mut terms = Vec::new();
-        let (mut rhs, mut at_pattern) = (need, 0.0);
-        for &(c, a, b) in &bounds {
+        let bound = |c: usize, a, b| {
             let fall = (values[c] - floors[c]).max(0) as f64;
-            let k = (big * solution.var_value(a) + fall * solution.var_value(b)).min(need);
-            if k < 1e-9 {
-                continue;
-            }
-            if pattern[c] {
-                at_pattern += k;
-            }
-            if candidate[c] {
-                terms.push((c, k));
-            } else {
-                rhs -= k; // hidden in every pattern
-            }
-        }
-        found.push(if at_pattern < need - 1e-6 && rhs > 1e-9 {
-            Cut { terms, rhs }
-        } else {
-            combinatorial(equations, members, involved, (pattern, candidate))
-        });
+            big * solution.var_value(a) + fall * solution.var_value(b)
+        };
+        let dual = bounds.iter().map(|&(c, a, b)| (c, bound(c, a, b)));
+        found.push(
+            cut_from(dual, need as f64, (pattern, candidate)).unwrap_or_else(|| {
+                combinatorial(equations, members, involved, (pattern, candidate))
+            }),
+        );
         solution = settled(p, solution.fix_var(z, 0.0))?;
     }
     Ok(found)
+}
+
+/// A solve's outcome for cell `p`'s ask: stopped by a limit is a failure too (none is set).
+fn settled(
+    p: usize,
+    outcome: Result<microlp::SolveOutcome, microlp::Error>,
+) -> Result<microlp::Solution, SecondaryError> {
+    let message = match outcome.map(microlp::SolveOutcome::into_solution) {
+        Ok(Ok(solution)) => return Ok(solution),
+        Ok(Err(_)) => "interrupted".to_string(),
+        Err(e) => e.to_string(),
+    };
+    Err(SecondaryError {
+        cell: p,
+        message: format!("the attacker's dual could not be solved: {message}"),
+    })
+}
+
+/// The cut a dual solution gives for a level `need`: per cell that can move, its coefficient
+/// (`dual`: how far the attacker's bound on it reaches, capped at `need`), the cells hidden in
+/// every pattern moved to the right-hand side. `None` when it does not separate `pattern` (the
+/// pattern already meets it, or nothing is left to ask).
+fn cut_from(
+    dual: impl Iterator<Item = (usize, f64)>,
+    need: f64,
+    (pattern, candidate): (&[bool], &[bool]),
+) -> Option<Cut> {
+    let mut terms = Vec::new();
+    let (mut rhs, mut at_pattern) = (need, 0.0);
+    for (c, k) in dual {
+        let k = k.min(need);
+        if k < 1e-9 {
+            continue;
+        }
+        if pattern[c] {
+            at_pattern += k;
+        }
+        if candidate[c] {
+            terms.push((c, k));
+        } else {
+            rhs -= k; // hidden in every pattern
+        }
+    }
+    (at_pattern < need - 1e-6 && rhs > 1e-9).then_some(Cut { terms, rhs })
 }
 
 /// Where the dual's numbers do not separate the pattern: the combinatorial cut, that some cell of
