@@ -185,6 +185,24 @@ pub fn check_cycles(tables: &[ExactTableSpec], problems: &mut Problems) {
     }
 }
 
+/// A table that publishes no margins (`margins = false`) has no total to label and no group's
+/// subtotal.
+fn refuse_without_margins(total_label: &str, groups: &[Vec<Group>], at: &mut TableProblems) {
+    if total_label != DEFAULT_TOTAL {
+        at.fail(
+            "total_label",
+            "labels the margins, and this table publishes none (`margins = false`)".to_string(),
+        );
+    }
+    if !no_groups(groups) {
+        at.fail(
+            "groups",
+            "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
+                .to_string(),
+        );
+    }
+}
+
 /// Validates one exact table's section (with the fields its kind refused); `None` when it has
 /// problems (all reported).
 pub(super) fn exact_table(
@@ -237,24 +255,14 @@ pub(super) fn exact_table(
     let secondary = secondary_of(secondary.as_deref(), &mut at);
     let margins = margins.unwrap_or(true);
     let total_label = total_label_of(total_label, &dims, dimensions, &mut at);
-    if !margins && total_label != DEFAULT_TOTAL {
-        at.fail(
-            "total_label",
-            "labels the margins, and this table publishes none (`margins = false`)".to_string(),
-        );
-    }
     let groups = groups_of(
         groups.unwrap_or_default(),
         (&dims, dimensions),
         &total_label,
         &mut at,
     );
-    if !no_groups(&groups) && !margins {
-        at.fail(
-            "groups",
-            "a group's subtotal is a margin, and this table publishes none (`margins = false`)"
-                .to_string(),
-        );
+    if !margins {
+        refuse_without_margins(&total_label, &groups, &mut at);
     }
     let (min_frequency, zeros_primary, zeros_secondary, dominance, p_percent) = rules;
     match (at.ok, input_index) {
