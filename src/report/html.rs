@@ -330,9 +330,10 @@ fn share_table(v: &View, t: &Table, shares: &[Option<(f64, f64)>]) -> String {
     s
 }
 
-fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
-    let dims = &t.entry.dimensions;
-    let cell = |value: Option<i64>, class: &str| match value {
+/// A value's cell, `class` its classes after `v` (` unreliable` adds the dagger), the marker
+/// where suppressed.
+fn value_cell(v: &View, value: Option<i64>, class: &str) -> String {
+    match value {
         Some(x) if class == " unreliable" => format!(
             "<td class=\"v unreliable\" data-value=\"{x}\">{}<sup>†</sup></td>",
             thousands(x)
@@ -345,7 +346,48 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
             "<td class=\"v suppressed{class}\" data-value=\"\">{}</td>",
             esc(&v.p.suppressed_marker)
         ),
-    };
+    }
+}
+
+/// The cross-table's row of column totals and its grand total (first or last as the
+/// presentation says), or nothing when it shows none.
+fn total_row(v: &View, cross: &Cross) -> String {
+    let mut total_row = String::new();
+    if !cross.has_total_row() {
+        return total_row;
+    }
+    let first = v.p.totals_first;
+    let cell = |value: Option<i64>| value_cell(v, value, " total");
+    let _ = write!(
+        total_row,
+        "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
+        cross.row_dims.len().max(1),
+        v.w.total
+    );
+    let grand = cross.grand_total.map(cell);
+    match &cross.column_totals {
+        Some(totals) => {
+            if first {
+                total_row.extend(grand.clone());
+            }
+            for value in totals {
+                total_row.push_str(&cell(*value));
+            }
+            if !first {
+                total_row.extend(grand);
+            }
+        }
+        None => total_row.push_str(&cell(cross.grand_total.flatten())),
+    }
+    total_row.push_str("</tr>\n");
+    total_row
+}
+
+/// A DP table as a cross-table: rows by every dimension but the last, columns by the last, with
+/// its totals where shown, flagged cells with a dagger, suppressed ones with the marker.
+fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
+    let dims = &t.entry.dimensions;
+    let cell = |value: Option<i64>, class: &str| value_cell(v, value, class);
     let mut s = String::from("<table class=\"cross\">\n<thead><tr>");
     if cross.row_dims.is_empty() {
         s.push_str("<th></th>");
@@ -366,31 +408,7 @@ fn cross_table(v: &View, t: &Table, cross: &Cross) -> String {
         s.push_str(&total_head);
     }
     s.push_str("</tr></thead>\n<tbody>\n");
-    let mut total_row = String::new();
-    if cross.has_total_row() {
-        let _ = write!(
-            total_row,
-            "<tr class=\"total\"><th colspan=\"{}\">{}</th>",
-            cross.row_dims.len().max(1),
-            v.w.total
-        );
-        let grand = cross.grand_total.map(|g| cell(g, " total"));
-        match &cross.column_totals {
-            Some(totals) => {
-                if first {
-                    total_row.extend(grand.clone());
-                }
-                for value in totals {
-                    total_row.push_str(&cell(*value, " total"));
-                }
-                if !first {
-                    total_row.extend(grand);
-                }
-            }
-            None => total_row.push_str(&cell(cross.grand_total.flatten(), " total")),
-        }
-        total_row.push_str("</tr>\n");
-    }
+    let total_row = total_row(v, cross);
     if first {
         s.push_str(&total_row);
     }
