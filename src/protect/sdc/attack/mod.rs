@@ -177,6 +177,16 @@ fn bounds(
     by_core(targets, 16, some)
 }
 
+/// A bound on a cell rounded inwards to a whole number: down for its most (`maximise`), up for
+/// its least (within 1e-6 of a whole number, that number).
+fn rounded_in(v: f64, maximise: bool) -> f64 {
+    if maximise {
+        (v + 1e-6).floor()
+    } else {
+        (v - 1e-6).ceil()
+    }
+}
+
 /// The tables an attacker cannot rule out that solving has met so far (each problem's optimal
 /// table), per component, and whether each is whole numbers, with every cell's bounds from single
 /// equations. They settle problems without a solve: where a table met has a cell at one of its
@@ -206,6 +216,30 @@ impl Seen {
             limits,
             targets: targets.to_vec(),
             sweeps: BTreeMap::new(),
+        }
+    }
+
+    /// The bound single equations give for `target` (its most with `maximise`, else its
+    /// least), where a table met reaches it: then it is the optimum, and whether a whole-number
+    /// table reaches it (with `whole_numbers`, the bound rounded inwards and only a whole table
+    /// settles it).
+    fn settled_by_limit(
+        &self,
+        target: usize,
+        maximise: bool,
+        whole_numbers: bool,
+    ) -> Option<(Option<f64>, bool)> {
+        let (lo, hi) = self.limits[target];
+        let limit = if maximise { hi } else { lo };
+        if !limit.is_finite() {
+            return None;
+        }
+        if whole_numbers {
+            let limit = rounded_in(limit, maximise);
+            (self.attains(target, limit) == Some(true)).then_some((Some(limit), true))
+        } else {
+            let whole = self.attains(target, limit)?;
+            Some((Some(limit), whole))
         }
     }
 
@@ -325,22 +359,8 @@ impl Components {
         let i = self.members[k]
             .binary_search(&target)
             .expect("the target is in its component");
-        // The bound single equations give, where a table met reaches it, is the optimum.
-        let (lo, hi) = seen.limits[target];
-        let limit = if maximise { hi } else { lo };
-        if limit.is_finite() {
-            if whole_numbers {
-                let limit = if maximise {
-                    (limit + 1e-6).floor()
-                } else {
-                    (limit - 1e-6).ceil()
-                };
-                if seen.attains(target, limit) == Some(true) {
-                    return Ok((Some(limit), true));
-                }
-            } else if let Some(whole) = seen.attains(target, limit) {
-                return Ok((Some(limit), whole));
-            }
+        if let Some(settled) = seen.settled_by_limit(target, maximise, whole_numbers) {
+            return Ok(settled);
         }
         let solve = |integer: bool, asked: Target| {
             self.solve(structure, values, hidden, (k, i), maximise, integer, asked)
@@ -361,11 +381,7 @@ impl Components {
         if whole || !whole_numbers {
             return Ok((Some(lp), whole));
         }
-        let rounded = if maximise {
-            (lp + 1e-6).floor()
-        } else {
-            (lp - 1e-6).ceil()
-        };
+        let rounded = rounded_in(lp, maximise);
         let mut within = rounded;
         if (lp - rounded).abs() < 1e-6 {
             if seen.attains(target, rounded) == Some(true) {
