@@ -11,7 +11,9 @@ between the crate's top-level modules and exits 1 on a broken rule.
 - no import circles between files: a file's imports are resolved to the file that defines what
   they name (following `pub use` re-exports, which are passages, not uses), `super::` inside an
   inline `mod tests { .. }` names the file itself, and a `mod.rs` that uses a child's items must
-  not define what its children import (shared types go to a file below both).
+  not define what its children import (shared types go to a file below both);
+- no function over 90 lines (from its `fn` line to its closing brace; tests aside) without a
+  written reason: a comment saying why it is long "on purpose" just above it.
 
 An import is any `crate::<module>` path outside a comment. Usage: python3 .ci/layout.py [SRC]
 """
@@ -244,6 +246,37 @@ for circle in file_circles():
         for a in circle for b in sorted(file_edges.get(a, ())) if b in circle
     ]
     problems.append("import circle between files: " + "; ".join(links))
+
+MAX_FUNCTION_LINES = 90
+FN = re.compile(r"^(\s*)(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")
+
+
+def long_functions(path):
+    """The functions of `path` over MAX_FUNCTION_LINES lines with no reason written above them
+    (the test module at a file's end, and files named tests.rs, aside)."""
+    lines = path.read_text().split("\n")
+    end = next((i for i, l in enumerate(lines) if l.startswith("#[cfg(test)]")), len(lines))
+    found = []
+    for i, line in enumerate(lines[:end]):
+        m = FN.match(line)
+        if not m or line.rstrip().endswith(";"):
+            continue
+        indent = m.group(1)
+        j = i + 1
+        while j < len(lines) and not (
+            lines[j].startswith(indent + "}") and lines[j][len(indent) + 1 : len(indent) + 2] in ("", " ", ";", ")")
+        ):
+            j += 1
+        length = j - i + 1
+        above = " ".join(lines[max(0, i - 8) : i])
+        if length > MAX_FUNCTION_LINES and "on purpose" not in above:
+            found.append(f"{path}:{i + 1}: `{m.group(7)}` is {length} lines, with no reason written above it")
+    return found
+
+
+for path in sorted(src.rglob("*.rs")):
+    if path.name != "tests.rs":
+        problems.extend(long_functions(path))
 
 print("import graph (module -> what it imports):")
 for mod in sorted(edges):
