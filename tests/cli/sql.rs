@@ -13,8 +13,16 @@ const URL_ENV: &str = "SAFESTAT_DB_URL";
 /// input rewritten to `sql` (with `sql_extra` inside the braces). Returns the scratch folder
 /// and the officer's connection string.
 fn sample_in_postgres(sql_extra: &str) -> (Scratch, String, String) {
-    let s = sample();
     let cluster = pg::cluster();
+    let (s, db) = sample_in(cluster, sql_extra);
+    let url = cluster.url(&db, OFFICER, Some(OFFICER_PASSWORD));
+    (s, url, db)
+}
+
+/// The sample with its microdata in a fresh database of `cluster`, and its policy reading it
+/// from there (`sql_extra`: its table or query).
+fn sample_in(cluster: &pg::Cluster, sql_extra: &str) -> (Scratch, String) {
+    let s = sample();
     let db = cluster.fresh_database();
     cluster.load_csv(
         &db,
@@ -29,8 +37,7 @@ fn sample_in_postgres(sql_extra: &str) -> (Scratch, String, String) {
         &format!("sql = {{ url_env = \"{URL_ENV}\", {sql_extra} }}"),
     );
     s.write(SAMPLE_POLICY, &policy);
-    let url = cluster.url(&db, OFFICER, Some(OFFICER_PASSWORD));
-    (s, url, db)
+    (s, db)
 }
 
 fn table_source() -> &'static str {
@@ -513,4 +520,99 @@ fn an_exact_table_is_counted_in_postgresql_as_from_the_file() {
         .expect_code(2)
         .stderr_has(&["1 privacy unit(s) in more than one cell of exact table `exact_region_age`"]);
     assert_nothing_spent(&s);
+}
+
+/// Issue 28: TLS as libpq does it. `verify-full` with the CA that signed the server's
+/// certificate connects; a wrong CA, a host name the certificate does not name, and a plain-text
+/// server under `require` are refused (exit 2, a message naming the cause, nothing charged);
+/// `verify-ca` does not check the host name; `prefer` over TCP says what it does not check.
+#[test]
+fn postgresql_over_tls_verifies_as_sslmode_says() {
+    let cluster = pg::tls_cluster();
+    let certs = cluster.certs.as_ref().expect("a TLS cluster");
+    let (s, db) = sample_in(cluster, table_source());
+    let ca = certs.ca.display().to_string();
+    let url = |host: &str, extra: &str| cluster.tcp_url(host, &db, extra);
+
+    let full = url(
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert='{ca}'"),
+    );
+    s.run_with(&["release", SAMPLE_POLICY], &[(URL_ENV, full.as_str())])
+        .expect_code(0);
+    assert!(s.path("releases/disung-2024/manifest.json").exists());
+    // The server saw TLS: it logs each of safestat's connections as encrypted.
+    let authorized = |log: &str, tls: bool| {
+        log.lines()
+            .filter(|l| {
+                l.contains(&format!(
+                    "user={OFFICER} database={db} application_name=safestat"
+                ))
+            })
+            .filter(|l| l.contains("SSL enabled") == tls)
+            .count()
+    };
+    assert!(authorized(&cluster.log(), true) >= 1, "{}", cluster.log());
+    assert_eq!(authorized(&cluster.log(), false), 0, "{}", cluster.log());
+    let seen = s.run_with(&["check", SAMPLE_POLICY], &[(URL_ENV, full.as_str())]);
+    seen.expect_code(0);
+    assert!(!seen.stderr().contains("not checked"), "{}", seen.stderr());
+
+    let refused = |url: String, parts: &[&str]| {
+        let t = sample_in(cluster, table_source()).0;
+        let run = t.run_with(&["release", SAMPLE_POLICY], &[(URL_ENV, url.as_str())]);
+        run.expect_code(2).stderr_has(parts);
+        assert!(!run.stderr().contains(OFFICER_PASSWORD), "{}", run.stderr());
+        assert_nothing_spent(&t);
+    };
+    let other = certs.other_ca.display().to_string();
+    refused(
+        url(
+            "localhost",
+            &format!("sslmode=verify-full sslrootcert='{other}'"),
+        ),
+        &["TLS", "certificate verify failed", "nothing was charged"],
+    );
+    // The certificate names `localhost`, not the address.
+    refused(
+        url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full sslrootcert='{ca}'"),
+        ),
+        &["TLS", "certificate verify failed", "name the host"],
+    );
+    refused(
+        url(
+            "localhost",
+            "sslmode=verify-full sslrootcert=/nonexistent/root.pem",
+        ),
+        &["`sslrootcert` file `/nonexistent/root.pem`"],
+    );
+    // verify-ca checks the chain only.
+    let ca_only = url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca sslrootcert='{ca}'"),
+    );
+    s.run_with(&["check", SAMPLE_POLICY], &[(URL_ENV, ca_only.as_str())])
+        .expect_code(0);
+    // prefer (the default) over TCP: encrypted here, and said to be unchecked.
+    s.run_with(
+        &["check", SAMPLE_POLICY],
+        &[(URL_ENV, url("localhost", "").as_str())],
+    )
+    .expect_code(0)
+    .stderr_has(&["`sslmode=prefer` (the default)", "not checked"]);
+
+    // A server without TLS: refused under require, plain text (and said) under prefer.
+    let plain = pg::plain_tcp_cluster();
+    let (p, plain_db) = sample_in(plain, table_source());
+    let require = plain.tcp_url("localhost", &plain_db, "sslmode=require");
+    p.run_with(&["release", SAMPLE_POLICY], &[(URL_ENV, require.as_str())])
+        .expect_code(2)
+        .stderr_has(&["server does not support TLS", "nothing was charged"]);
+    assert_nothing_spent(&p);
+    let prefer = plain.tcp_url("localhost", &plain_db, "");
+    p.run_with(&["check", SAMPLE_POLICY], &[(URL_ENV, prefer.as_str())])
+        .expect_code(0)
+        .stderr_has(&["encrypted only if the server offers TLS"]);
 }

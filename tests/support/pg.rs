@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL cluster for the tests: `initdb` into a temporary folder (as `nobody`
 //! when the tests run as root, since PostgreSQL refuses to run as root), a Unix socket in that
-//! folder and no TCP port, started once per test process and shut down when the process ends
+//! folder and no TCP port ([`cluster`]; [`tls_cluster`] and [`plain_tcp_cluster`] also listen
+//! on 127.0.0.1 at a free port, with TLS from a CA made in the test or without it), each
+//! started once per test process and shut down when the process ends
 //! (the server gets SIGINT, a fast shutdown, when the thread that started it dies, and that
 //! thread lives as long as the process). Folders left by earlier processes are removed at start.
 //!
@@ -22,6 +24,24 @@ pub struct Cluster {
     pub port: u16,
     /// The superuser, who connects over the socket without a password.
     pub superuser: String,
+    /// Whether it also listens on 127.0.0.1 (at `port`), where everyone gives a password.
+    pub tcp: bool,
+    /// Its certificates, when it offers TLS.
+    pub certs: Option<Certs>,
+}
+
+/// A TLS cluster's certificates (PEM files): the authority that signed the server's
+/// certificate (which names `localhost` only), and another authority that signed nothing.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+/// How a cluster listens besides its Unix socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    SocketOnly,
+    Tcp { tls: bool },
 }
 
 /// A user with a password, who must give it (scram-sha-256): for the refused-login tests.
@@ -33,7 +53,20 @@ const PREFIX: &str = "safestat-pg-";
 /// The cluster, started on first use.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(start)
+    CLUSTER.get_or_init(|| start(Listen::SocketOnly))
+}
+
+/// A cluster that also listens on 127.0.0.1 with `ssl = on`, its certificate signed by a CA made
+/// for it ([`Certs`]), started on first use.
+pub fn tls_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| start(Listen::Tcp { tls: true }))
+}
+
+/// A cluster that also listens on 127.0.0.1 in plain text only, started on first use.
+pub fn plain_tcp_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| start(Listen::Tcp { tls: false }))
 }
 
 impl Cluster {
@@ -48,6 +81,21 @@ impl Cluster {
             url.push_str(&format!(" password='{p}'"));
         }
         url
+    }
+
+    /// A key=value connection string for `officer` on database `db` over TCP to `host` (which
+    /// reaches 127.0.0.1), with `extra` fields.
+    pub fn tcp_url(&self, host: &str, db: &str, extra: &str) -> String {
+        assert!(self.tcp, "a cluster that listens on TCP");
+        format!(
+            "host={host} port={} user={OFFICER} dbname={db} password='{OFFICER_PASSWORD}' {extra}",
+            self.port
+        )
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.socket_dir.join("server.log")).unwrap_or_default()
     }
 
     /// The superuser's connection string for `db`.
@@ -158,7 +206,7 @@ fn remove_stale(tmp: &Path) {
     }
 }
 
-fn start() -> Cluster {
+fn start(listen: Listen) -> Cluster {
     let bin = bin_dir();
     let tmp = std::env::temp_dir();
     remove_stale(&tmp);
@@ -203,13 +251,32 @@ fn start() -> Cluster {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The superuser trusts the socket; everyone else gives a password.
+    // The superuser trusts the socket; everyone else gives a password, on TCP too.
     std::fs::write(
         data.join("pg_hba.conf"),
-        format!("local all {superuser} trust\nlocal all all scram-sha-256\n"),
+        format!(
+            "local all {superuser} trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        ),
     )
     .expect("pg_hba.conf");
-    let port = 5432;
+    let (port, mut settings) = match listen {
+        Listen::SocketOnly => (5432, vec!["listen_addresses=".to_string()]),
+        Listen::Tcp { .. } => (
+            free_port(),
+            // Each connection logged, with whether it was encrypted (`SSL enabled`).
+            vec![
+                "listen_addresses=127.0.0.1".into(),
+                "log_connections=on".into(),
+            ],
+        ),
+    };
+    let certs = (listen == Listen::Tcp { tls: true }).then(|| {
+        let (certs, server) = make_certs(&dir, ids);
+        settings.push("ssl=on".into());
+        settings.push(format!("ssl_cert_file={}", server.0.display()));
+        settings.push(format!("ssl_key_file={}", server.1.display()));
+        certs
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     let postgres = bin.join("postgres");
     let (d, s) = (data.clone(), dir.clone());
@@ -221,7 +288,8 @@ fn start() -> Cluster {
             .arg("-k")
             .arg(&s)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
+            .args(settings.iter().flat_map(|c| ["-c", c.as_str()]))
+            .args(["-c", "fsync=off"])
             .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(s.join("server.log")).expect("log"));
@@ -250,6 +318,8 @@ fn start() -> Cluster {
         socket_dir: dir.clone(),
         port,
         superuser,
+        tcp: listen != Listen::SocketOnly,
+        certs,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -269,4 +339,106 @@ fn start() -> Cluster {
         }
     }
     cluster
+}
+
+/// A TCP port free on 127.0.0.1 now (the kernel's choice; the server takes it a moment later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Makes, with the `openssl` command, a CA and a server certificate it signs for `localhost`
+/// (the key readable by the server's user only), and another CA: the certificates, and the
+/// server's certificate and key files.
+fn make_certs(dir: &Path, ids: Option<(u32, u32)>) -> (Certs, (PathBuf, PathBuf)) {
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).expect("certs folder");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&certs)
+            .output()
+            .expect("run openssl (apt-get install -y openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (name, subject) in [
+        ("ca", "/CN=safestat test CA"),
+        ("other_ca", "/CN=another CA"),
+    ] {
+        let (k, c) = (format!("{name}.key"), format!("{name}.pem"));
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &key,
+                &["-keyout", &k, "-out", &c, "-days", "2", "-subj", subject],
+            ]
+            .concat(),
+        );
+    }
+    openssl(
+        &[
+            &["req"][..],
+            &key,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(certs.join("san.ext"), "subjectAltName=DNS:localhost\n").expect("san.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let server_key = certs.join("server.key");
+    std::fs::set_permissions(
+        &server_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("key mode");
+    if let Some((uid, gid)) = ids {
+        for f in ["server.key", "server.pem"] {
+            let c = std::ffi::CString::new(certs.join(f).as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), uid, gid) }, 0, "chown");
+        }
+    }
+    (
+        Certs {
+            ca: certs.join("ca.pem"),
+            other_ca: certs.join("other_ca.pem"),
+        },
+        (certs.join("server.pem"), server_key),
+    )
 }

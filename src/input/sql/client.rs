@@ -7,14 +7,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use postgres::config::Host;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, Config, IsolationLevel, Transaction};
 use rand::RngCore;
 
 use super::super::csv::CategoryIndex;
 use super::super::error::InputError;
 use super::super::request::{Count, Counted, InputResult, SqlRead, Whole};
 use super::statements::setup_statements;
+use super::tls;
 use super::{InputStatements, MAX_UNDECLARED};
 use crate::hash::sha256_hex;
 use crate::policy::{Plan, Statistic};
@@ -131,6 +133,8 @@ fn connect(plan: &Plan, input: usize) -> Result<(Client, Failing), InputError> {
         ))
     })?;
     failing.masker = Masker::new(&url);
+    let (url, tls) =
+        tls::split(&url).map_err(|m| failing.fail(format!("`{}`: {m}", sql.url_env)))?;
     let mut config = Config::from_str(&url).map_err(|e| {
         failing.fail(format!(
             "`{}` is not a valid connection string: {e}",
@@ -147,7 +151,19 @@ fn connect(plan: &Plan, input: usize) -> Result<(Client, Failing), InputError> {
         config.connect_timeout(Duration::from_secs(30));
     }
     config.application_name("safestat");
-    let client = config.connect(NoTls).map_err(|e| failing.pg(e))?;
+    // TLS over TCP only: a Unix socket is local, and the server refuses TLS there.
+    let over_tcp = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+    let mode = if over_tcp {
+        tls.mode
+    } else {
+        tls::Mode::Disable
+    };
+    config.ssl_mode(mode.as_postgres());
+    if let Some(caveat) = mode.caveat().filter(|_| over_tcp) {
+        eprintln!("safestat: note: input `{}`: {caveat}", spec.name);
+    }
+    let connector = tls::connector(&tls).map_err(|m| failing.fail(m))?;
+    let client = config.connect(connector).map_err(|e| failing.pg(e))?;
     Ok((client, failing))
 }
 
@@ -557,10 +573,18 @@ fn fill_spanning(
 /// lost (SQLSTATE class 08; 57P01-57P03, a server shutting down or not yet accepting
 /// connections). A refused login, a missing table or a statement that ran out of time are not.
 fn temporary(e: &postgres::Error) -> bool {
+    if is_tls(e) {
+        return false; // a certificate, a host name or a server without TLS: retrying won't help
+    }
     match e.code().map(|c| c.code()) {
         Some(code) => code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03"),
         None => e.as_db_error().is_none(),
     }
+}
+
+/// Whether the connection failed in its TLS handshake (the `postgres` crate's words for it).
+fn is_tls(e: &postgres::Error) -> bool {
+    e.as_db_error().is_none() && e.to_string().starts_with("error performing TLS handshake")
 }
 
 /// A server or connection error in words: the server's message, detail and hint, or the
@@ -580,13 +604,21 @@ fn describe(e: &postgres::Error) -> String {
         None => {
             let mut m = e.to_string();
             let mut source = std::error::Error::source(e);
+            // OpenSSL's errors repeat their stack in their sources: each said once.
             while let Some(s) = source {
-                m.push_str(&format!(": {s}"));
+                let text = s.to_string();
+                if !m.contains(&text) {
+                    m.push_str(&format!(": {text}"));
+                }
                 source = s.source();
             }
             m
         }
     };
+    if is_tls(e) {
+        m.push_str(" (TLS as `sslmode` asks failed: with `verify-full` the server's certificate must be signed by an authority in `sslrootcert` (or the system's store) and name the host connected to; under `require` the server must offer TLS; nothing was charged)");
+        return m;
+    }
     // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
     // terminated backend), or a connection the client saw close.
     let class = e.code().map(|c| &c.code()[..2]);

@@ -17,6 +17,8 @@ use crate::policy::{Plan, Statistic};
 #[cfg(feature = "postgres")]
 mod client;
 mod statements;
+#[cfg(feature = "postgres")]
+mod tls;
 
 use statements::setup_statements;
 pub use statements::{InputStatements, MAX_UNDECLARED};
