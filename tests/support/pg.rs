@@ -251,12 +251,17 @@ fn start(listen: Listen) -> Cluster {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The superuser trusts the socket; everyone else gives a password, on TCP too.
+    // The superuser trusts the socket; everyone else gives a password, on TCP too, where a
+    // cluster with TLS refuses every connection without it.
+    let tcp = match listen {
+        Listen::Tcp { tls: true } => {
+            "hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n"
+        }
+        _ => "host all all 127.0.0.1/32 scram-sha-256\n",
+    };
     std::fs::write(
         data.join("pg_hba.conf"),
-        format!(
-            "local all {superuser} trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        ),
+        format!("local all {superuser} trust\nlocal all all scram-sha-256\n{tcp}"),
     )
     .expect("pg_hba.conf");
     let (port, mut settings) = match listen {

@@ -151,8 +151,17 @@ fn connect(plan: &Plan, input: usize) -> Result<(Client, Failing), InputError> {
         config.connect_timeout(Duration::from_secs(30));
     }
     config.application_name("safestat");
-    // TLS over TCP only: a Unix socket is local, and the server refuses TLS there.
-    let over_tcp = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+    if config.get_ssl_mode() != postgres::config::SslMode::Prefer {
+        // The postgres crate found an `sslmode` the split above did not: never let it decide.
+        return Err(failing.fail(format!(
+            "`{}`: its `sslmode` could not be read; write the connection string as `key=value` pairs",
+            sql.url_env
+        )));
+    }
+    // TLS over TCP only: a Unix socket is local, and the server refuses TLS there. A `hostaddr`
+    // is reached over TCP whatever `host` says.
+    let over_tcp = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)))
+        || !config.get_hostaddrs().is_empty();
     let mode = if over_tcp {
         tls.mode
     } else {
@@ -582,9 +591,37 @@ fn temporary(e: &postgres::Error) -> bool {
     }
 }
 
-/// Whether the connection failed in its TLS handshake (the `postgres` crate's words for it).
+/// Whether the connection failed TLS for good: a certificate or host name that does not verify,
+/// a server without TLS under a mode that requires it, or no host name to verify (the `postgres`
+/// crate's and OpenSSL's words for them). A handshake cut short (a reset, a server restarting)
+/// is not: retrying may help.
 fn is_tls(e: &postgres::Error) -> bool {
-    e.as_db_error().is_none() && e.to_string().starts_with("error performing TLS handshake")
+    let text = describe_chain(e);
+    e.as_db_error().is_none()
+        && text.starts_with("error performing TLS handshake")
+        && [
+            "certificate verify failed",
+            "server does not support TLS",
+            "no hostname provided",
+            "weak sslmode",
+        ]
+        .iter()
+        .any(|cause| text.contains(cause))
+}
+
+/// A client error and its chain of causes, each said once (OpenSSL's errors repeat their stack
+/// in their sources).
+fn describe_chain(e: &postgres::Error) -> String {
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !m.contains(&text) {
+            m.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    m
 }
 
 /// A server or connection error in words: the server's message, detail and hint, or the
@@ -601,19 +638,7 @@ fn describe(e: &postgres::Error) -> String {
             }
             m
         }
-        None => {
-            let mut m = e.to_string();
-            let mut source = std::error::Error::source(e);
-            // OpenSSL's errors repeat their stack in their sources: each said once.
-            while let Some(s) = source {
-                let text = s.to_string();
-                if !m.contains(&text) {
-                    m.push_str(&format!(": {text}"));
-                }
-                source = s.source();
-            }
-            m
-        }
+        None => describe_chain(e),
     };
     if is_tls(e) {
         m.push_str(" (TLS as `sslmode` asks failed: with `verify-full` the server's certificate must be signed by an authority in `sslrootcert` (or the system's store) and name the host connected to; under `require` the server must offer TLS; nothing was charged)");

@@ -13,10 +13,12 @@
 //!   it stops a passive eavesdropper only. safestat says so on stderr at every connection.
 //! - `require`: always encrypted (a server without TLS is refused), the certificate not checked:
 //!   an eavesdropper is stopped, an impostor in the middle is not. Also said on stderr.
-//! - `verify-ca`: encrypted, and the server's certificate is signed by a trusted authority
-//!   (`sslrootcert`'s certificates, or the system's store when it is absent or `system`).
-//! - `verify-full`: as `verify-ca`, and the certificate names the host connected to: the only
-//!   mode that stops an impostor with a certificate of its own.
+//! - `verify-ca`: encrypted, and the server's certificate is signed by an authority of
+//!   `sslrootcert` (required: the system's public authorities sign anyone's certificate, so
+//!   without the host name they would prove nothing).
+//! - `verify-full`: the certificate is signed by an authority of `sslrootcert` (or of the system's
+//!   store when it is absent or `system`) and names the host connected to: the only mode that
+//!   stops an impostor with a certificate of its own.
 //!
 //! Over a Unix socket TLS is not used, whatever the mode (libpq ignores `sslmode` there too).
 
@@ -102,19 +104,32 @@ pub(super) fn split(url: &str) -> Result<(String, Tls), String> {
         mode: Mode::Prefer,
         root: None,
     };
+    let mut root_given = None;
     for (key, value) in fields {
         match key.as_str() {
             "sslmode" => tls.mode = Mode::parse(&value)?,
-            _ => tls.root = (value != "system").then(|| PathBuf::from(value)),
+            _ => root_given = Some(value),
         }
     }
-    if tls.root.is_some() && !matches!(tls.mode, Mode::VerifyCa | Mode::VerifyFull) {
-        // libpq reads a root certificate under `require` too (then verifies as verify-ca); a
-        // root given with a mode that would not check it is refused rather than ignored.
-        return Err(format!(
-            "`sslrootcert` is given, but `sslmode` is `{}`, which does not check the server's certificate: use `sslmode=verify-full` (or `verify-ca`)",
-            mode_name(tls.mode)
-        ));
+    match (tls.mode, root_given.as_deref()) {
+        // libpq reads a root certificate under `require` too (then verifies as verify-ca); a root
+        // given with a mode that would not check it is refused rather than ignored.
+        (Mode::Disable | Mode::Prefer | Mode::Require, Some(_)) => {
+            return Err(format!(
+                "`sslrootcert` is given, but `sslmode` is `{}`, which does not check the server's certificate: use `sslmode=verify-full`",
+                mode_name(tls.mode)
+            ));
+        }
+        // Any public authority signs certificates for anyone's domain: trusting all of them
+        // without the host name proves nothing (libpq refuses `system` here too).
+        (Mode::VerifyCa, None | Some("system")) => {
+            return Err(
+                "`sslmode=verify-ca` needs `sslrootcert`, a file of the authorities that sign your server's certificate: without the host name check, the system's public authorities would vouch for anyone's server. Use `sslmode=verify-full` with the system's store"
+                    .to_string(),
+            );
+        }
+        (_, Some(root)) if root != "system" => tls.root = Some(PathBuf::from(root)),
+        _ => {}
     }
     Ok((rest, tls))
 }
@@ -132,11 +147,18 @@ fn mode_name(mode: Mode) -> &'static str {
 /// The TLS fields safestat reads itself.
 const FIELDS: [&str; 2] = ["sslmode", "sslrootcert"];
 
-/// A URL's query without [`FIELDS`] (each percent-decoded), and those fields.
+/// A URL's query without [`FIELDS`] (each percent-decoded), and those fields. The query is found
+/// as the `postgres` crate finds it: after the user and password (up to the first `@`), from the
+/// first `?`.
 fn split_url(url: &str) -> Result<(String, Vec<(String, String)>), String> {
-    let Some((base, query)) = url.split_once('?') else {
+    let after_credentials = url.find('@').map_or(0, |at| at + 1);
+    let Some(q) = url[after_credentials..].find('?') else {
         return Ok((url.to_string(), Vec::new()));
     };
+    let (base, query) = (
+        &url[..after_credentials + q],
+        &url[after_credentials + q + 1..],
+    );
     let mut kept = Vec::new();
     let mut fields = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -179,9 +201,11 @@ fn split_pairs(text: &str) -> Result<(String, Vec<(String, String)>), String> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(format!(
-                "`{key}` in the connection string has no `=` and value"
-            ));
+            // The word is not named: it may be the tail of an unquoted password.
+            return Err(
+                "a word of the connection string has no `=` and value (quote values with spaces: `password='...'`)"
+                    .to_string(),
+            );
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -294,6 +318,11 @@ mod tests {
         assert_eq!((tls.mode, tls.root), (Mode::Prefer, None));
         let (_, tls) = split("host=db sslmode=verify-full sslrootcert=system").unwrap();
         assert_eq!((tls.mode, tls.root), (Mode::VerifyFull, None));
+        // A `?` in the password is not the query's start (the credentials end at the first `@`).
+        let (rest, tls) =
+            split("postgresql://u:pa?ss@db/x?sslmode=require&connect_timeout=5").unwrap();
+        assert_eq!(rest, "postgresql://u:pa?ss@db/x?connect_timeout=5");
+        assert_eq!(tls.mode, Mode::Require);
     }
 
     #[test]
@@ -307,5 +336,15 @@ mod tests {
         );
         let err = split("host=db password='open").unwrap_err();
         assert!(err.contains("no closing quote"), "{err}");
+        for url in [
+            "host=db sslmode=prefer sslrootcert=system",
+            "host=db sslmode=verify-ca",
+            "host=db sslmode=verify-ca sslrootcert=system",
+        ] {
+            assert!(split(url).is_err(), "{url}");
+        }
+        // An unquoted password's tail is not repeated in the message.
+        let err = split("host=db password=my secret").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
     }
 }
