@@ -242,8 +242,8 @@ fn split_pairs(text: &str) -> Result<(String, Vec<(String, String)>), String> {
 }
 
 /// The OpenSSL connector for `tls`: no check under `prefer` and `require` (libpq's meaning),
-/// the chain to `tls.root` (or the system's store) under `verify-ca`, and the host name too
-/// under `verify-full`.
+/// the chain to `tls.root` under `verify-ca`, and the chain to it (or to the system's store)
+/// with the host name under `verify-full`.
 pub(super) fn connector(tls: &Tls) -> Result<MakeTlsConnector, String> {
     let ssl = |e: openssl::error::ErrorStack| format!("OpenSSL: {e}");
     let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(ssl)?;
