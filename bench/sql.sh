@@ -19,21 +19,7 @@ bin=target/release
 cargo build --release --features postgres --bins --quiet
 file="$out/victims_$ROWS.csv"
 [ -f "$file" ] || "$bin/safestat-synth" large "$ROWS" "$file"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_server() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
-
-rm -rf "$pg" && mkdir -p "$pg" && { [ "$(id -u)" != 0 ] || chown nobody "$pg"; }
-as_server "$pgbin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 > /dev/null
-as_server "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/server.log" -w start -o \
-  "-k $PWD/$pg -c listen_addresses= -c fsync=off -c shared_preload_libraries=auto_explain" > /dev/null
-trap 'as_server "$pgbin/pg_ctl" -D "$pg/data" -m fast stop > /dev/null' EXIT
-psql_() { psql -X -q -h "$PWD/$pg" -U postgres -d postgres "$@"; }
-psql_ -c "CREATE TABLE victims (victim_id text, gender text, age_group text, region text, victim_type text, services bigint)"
-load_start=$(date +%s.%N)
-psql_ -c "\\copy victims FROM '$file' (FORMAT csv, HEADER true)"
-load_end=$(date +%s.%N)
-psql_ -c "VACUUM ANALYZE victims"
-table_mib=$(psql_ -At -c "SELECT pg_total_relation_size('victims') / 1048576")
+. bench/pg_load.sh
 
 # The two policies: the benchmark policy as is (CSV), and with its input in the database.
 sed "s|ROWS|$ROWS|g; s|out/victims_|victims_|" bench/policy.toml.in > "$out/policy-$ROWS.toml"
