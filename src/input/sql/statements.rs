@@ -16,6 +16,11 @@
 //! - `count_units` (`c` cells per unit): every distinct (unit, cell) gets the priority
 //!   `sha256(key || unit || cell)`; a unit is counted in its `c` lowest-priority cells.
 //!
+//! A unit whose rows all fall in one cell, and (where rows are capped) number at most the cap, has
+//! no choice to make: every priority order keeps the same. Such units are counted from one
+//! aggregate per unit, and only the other units' rows are ranked (`Frame::with_free_units`): the
+//! cells are the same, and the sorts and windows run on those rows alone.
+//!
 //! The key is 32 fresh random bytes per statement of `count_units` and per input for the rows
 //! tables (which then keep the same rows when they have the same `k`, as in the CSV path), sent
 //! as a bind parameter and never stored. SHA-256 under a secret key prefix is a pseudo-random
@@ -261,6 +266,9 @@ struct Frame {
     select: Vec<String>,
     joins: String,
     src: String,
+    /// The unit's column and each dimension's column, as text.
+    unit: String,
+    values: Vec<String>,
     /// The code columns, `c0, c1, ...` (empty for a table of no dimension).
     codes: Vec<String>,
     /// The code columns and a comma, to lead a `SELECT`'s columns (empty without dimensions).
@@ -288,6 +296,12 @@ impl Frame {
             select,
             joins,
             src: src.to_string(),
+            unit: text(&plan.privacy_unit),
+            values: table
+                .dims
+                .iter()
+                .map(|&d| text(&plan.dimensions[d].name))
+                .collect(),
             codes,
             leading: String::new(),
             group_by: String::new(),
@@ -306,13 +320,108 @@ impl Frame {
         }
     }
 
-    /// The rows' common table expression, with `filter` (a `WHERE` clause or nothing).
-    fn rows_read(&self, filter: &str) -> String {
+    /// The rows' common table expression `r`, after the expressions `before` (each with its
+    /// comma and line break, or nothing) and with `filter` (a `WHERE` clause or nothing).
+    fn rows_read(&self, before: &str, filter: &str) -> String {
         format!(
-            "WITH r AS (\n  SELECT {}\n  FROM {} s{}{filter}\n)",
+            "WITH {before}r AS (\n  SELECT {}\n  FROM {} s{}{filter}\n)",
             self.select.join(",\n         "),
             self.src,
             self.joins
+        )
+    }
+
+    /// A bounded table's statement in two parts: the units that have no choice to make are
+    /// counted from one aggregate per unit (`g`), and only the rows of the others go through the
+    /// ranking that `ranked` writes (given the rows' common table expression, it returns the
+    /// further expressions and the `SELECT` of the cells as `n`, `s`, `w`). A unit has no choice
+    /// when all its rows hold one value per dimension (so one cell) and, where rows are capped
+    /// (`max_rows`), when it has at most that many: it is then counted in that cell, with all its
+    /// rows, whatever the priorities, exactly as the ranking would count it. The ranking of the
+    /// other units' rows is unchanged (it partitions by unit), so the cells are the same as if
+    /// every unit were ranked, at the cost of a hash aggregate by unit instead of sorts and
+    /// windows over every row (see BENCHMARKS.md, issue 28). `value` is a sum's clamped value.
+    fn with_free_units(
+        &self,
+        max_rows: Option<u32>,
+        value: Option<&str>,
+        ranked: impl FnOnce(String) -> (String, String),
+    ) -> String {
+        let mut columns = vec![
+            format!("{} COLLATE \"C\" AS u", self.unit),
+            "count(*) AS n".to_string(),
+        ];
+        let mut one_choice: Vec<String> = Vec::new();
+        for (j, d) in self.values.iter().enumerate() {
+            let (lo, hi) = (
+                format!("min({d} COLLATE \"C\")"),
+                format!("max({d} COLLATE \"C\")"),
+            );
+            one_choice.push(format!(
+                "({lo} = {hi} AND count({d}) = count(*) OR count({d}) = 0)"
+            ));
+            columns.push(format!("{lo} AS lo{j}"));
+        }
+        if let Some(m) = max_rows {
+            one_choice.push(format!("count(*) <= {m}"));
+        }
+        if let Some(v) = value {
+            columns.push(format!("sum({v}) AS v"));
+        }
+        columns.push(if one_choice.is_empty() {
+            "true AS free".to_string()
+        } else {
+            format!("COALESCE({}, false) AS free", one_choice.join(" AND "))
+        });
+        let g = format!(
+            "g AS (\n  SELECT {}\n  FROM {} s\n  GROUP BY 1\n),\n",
+            columns.join(",\n         "),
+            self.src
+        );
+        let (ranking, heavy) = ranked(self.rows_read(
+            &g,
+            &format!(
+                "\n  WHERE {} COLLATE \"C\" IN (SELECT u FROM g WHERE NOT free)",
+                self.unit
+            ),
+        ));
+        let los: Vec<String> = (0..self.codes.len()).map(|j| format!("lo{j}")).collect();
+        let mut free_select: Vec<String> = Vec::new();
+        let mut free_joins = String::new();
+        for j in 0..self.codes.len() {
+            let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
+            free_select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
+            free_joins.push_str(&format!(
+                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = f.lo{j} COLLATE \"C\""
+            ));
+        }
+        let (n, s, w) = match (max_rows, value) {
+            (None, _) => ("f.units", "NULL::text", "NULL::int8"),
+            (Some(_), None) => ("f.rows", "NULL::text", "NULL::int8"),
+            (Some(_), Some(_)) => ("f.rows", "f.v::text", "f.units"),
+        };
+        free_select.extend([
+            format!("{n}::int8 AS n"),
+            format!("{s} AS s"),
+            format!("{w} AS w"),
+        ]);
+        let mut per_free = los.clone();
+        per_free.extend(["count(*) AS units".to_string(), "sum(n) AS rows".into()]);
+        if value.is_some() {
+            per_free.push("sum(v) AS v".into());
+        }
+        let free_group = if los.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", los.join(", "))
+        };
+        let heavy = heavy.replace('\n', "\n  ");
+        format!(
+            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM g WHERE free{free_group}) f{free_joins}\n)\nSELECT {}COALESCE(sum(n), 0)::int8, sum(s::numeric)::text, sum(w)::int8\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
+            free_select.join(",\n         "),
+            per_free.join(", "),
+            self.leading,
+            self.group_by
         )
     }
 
@@ -331,7 +440,7 @@ impl Frame {
         });
         let with = format!(
             "{},\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
-            self.rows_read("\n  WHERE length($1::bytea) = 0"),
+            self.rows_read("", "\n  WHERE length($1::bytea) = 0"),
             self.with_cells(", ", ""),
             self.with_cells(", ", ""),
         );
@@ -354,36 +463,46 @@ impl Frame {
             .map(|c| format!(" || ',' || {c}"))
             .collect::<String>();
         let prio = format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
-        let r = self.rows_read("");
-        let (leading, group_by) = (&self.leading, &self.group_by);
-        if max_cells_per_unit == 1 {
-            // One cell per unit: the unit's lowest-priority row names it, one sort instead of a
-            // DISTINCT and a window.
-            format!(
-                "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{}\n  FROM r\n  ORDER BY u, {prio}\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k{group_by}",
-                self.with_cells(", ", ""),
-            )
-        } else {
-            format!(
-                "{r},\nd AS (SELECT DISTINCT u{} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)\nSELECT {leading}count(*)::int8, NULL::text, NULL::int8\nFROM k\nWHERE ru <= {max_cells_per_unit}{group_by}",
-                self.with_cells(", ", ""),
-            )
-        }
+        let (leading, group_by, cells) = (&self.leading, &self.group_by, self.with_cells(", ", ""));
+        self.with_free_units(None, None, |r| {
+            let (ranking, kept) = if max_cells_per_unit == 1 {
+                // One cell per unit: the unit's lowest-priority row names it, one sort instead
+                // of a DISTINCT and a window.
+                (
+                    format!(
+                        "{r},\nk AS (\n  SELECT DISTINCT ON (u) u{cells}\n  FROM r\n  ORDER BY u, {prio}\n)"
+                    ),
+                    String::new(),
+                )
+            } else {
+                (
+                    format!(
+                        "{r},\nd AS (SELECT DISTINCT u{cells} FROM r),\nk AS (\n  SELECT d.*, row_number() OVER (PARTITION BY u ORDER BY {prio}) AS ru\n  FROM d\n)"
+                    ),
+                    format!("\nWHERE ru <= {max_cells_per_unit}"),
+                )
+            };
+            let counted = format!(
+                "SELECT {leading}count(*) AS n, NULL::text AS s, NULL::int8 AS w\nFROM k{kept}{group_by}"
+            );
+            (ranking, counted)
+        })
     }
 
     /// A count or DP sum of rows: each unit keeps at most `per_unit` rows, and at most
     /// `per_cell` in a cell, chosen by keyed priority of the row's identity and occurrence (so
     /// identical rows are each kept or not on their own).
     fn rows(mut self, table: &Count, identity: &str, (per_unit, per_cell): (u32, u32)) -> String {
-        let sum = match &table.statistic {
+        let (sum, value) = match &table.statistic {
             Statistic::Sum { column, lo, hi, .. } => {
-                self.select.push(format!(
-                    "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8) AS v",
+                let value = format!(
+                    "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8)",
                     ident(column)
-                ));
-                "sum(v)::text, count(DISTINCT u)::int8"
+                );
+                self.select.push(format!("{value} AS v"));
+                ("sum(v)::text AS s, count(DISTINCT u) AS w", Some(value))
             }
-            _ => "NULL::text, NULL::int8",
+            _ => ("NULL::text AS s, NULL::int8 AS w", None),
         };
         self.select.push(format!("{identity} COLLATE \"C\" AS id"));
         // The per-cell cap binds only when it is below the per-unit one.
@@ -398,12 +517,15 @@ impl Frame {
         } else {
             (String::new(), format!("FROM k\nWHERE ru <= {per_unit}"))
         };
-        format!(
-            "{},\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}\nSELECT {}count(*)::int8, {sum}\n{m_filter}{}",
-            self.rows_read(""),
-            self.leading,
-            self.group_by,
-        )
+        let (leading, group_by) = (&self.leading, &self.group_by);
+        self.with_free_units(Some(per_unit.min(per_cell)), value.as_deref(), |r| {
+            (
+                format!(
+                    "{r},\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}"
+                ),
+                format!("SELECT {leading}count(*) AS n, {sum}\n{m_filter}{group_by}"),
+            )
+        })
     }
 }
 

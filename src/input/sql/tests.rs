@@ -211,12 +211,23 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         data.push_str(&format!("u{u},k{},1\n", u % 50));
         data.push_str(&format!("u{u},k{},1\n", (u * 7 + 3) % 50));
     }
+    // Units in cell `f` only, with values above the clamp: 1,000 of one row and 1,000 of two
+    // identical rows (no choice under most bounds: counted from their aggregates) and 500 of
+    // three rows (ranked). What every bound keeps of them is certain, so `f` is checked exactly.
+    for (prefix, units, rows) in [("f", 1000, 1), ("g", 1000, 2), ("h", 500, 3)] {
+        for u in 0..units {
+            for _ in 0..rows {
+                data.push_str(&format!("{prefix}{u},f,5\n"));
+            }
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = load(dir.path(), &data, &["v"]);
     let cells: Vec<String> = ["a", "b", "c", "d"]
         .iter()
         .map(|c| format!("\"{c}\""))
         .chain((0..50).map(|i| format!("\"k{i}\"")))
+        .chain(["\"f\"".to_string()])
         .collect();
     let body = format!(
         r#"
@@ -269,7 +280,22 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     let r = read(&p);
     let n = f64::from(units);
     // k = 2 of 7 rows: exactly 2 per unit; cell a holds 2 of the 7 rows, b, c, d one each.
-    let k2 = r.counted[0].values();
+    // Cell `f` (index 54): 1 + 2 + 2 rows per unit under k = 2; 1 + 1 + 1 under m = 1 or k = 1;
+    // each of the 2,500 units once under c = 1 and c = 2; the sum's values clamped to 1.
+    let f = 54;
+    let (k2, k7, c1, c2, sum_k1) = (
+        r.counted[0].values(),
+        r.counted[1].values(),
+        r.counted[2].values(),
+        r.counted[3].values(),
+        r.counted[4].values(),
+    );
+    assert_eq!(
+        [k2[f], k7[f], c1[f], c2[f], sum_k1[f]],
+        [4000, 2500, 2500, 2500, 2500]
+    );
+    assert_eq!(r.counted[4].contributors().unwrap()[f], 2500);
+    let (k2, k7, c1, c2, sum_k1) = (&k2[..f], &k7[..f], &c1[..f], &c2[..f], &sum_k1[..f]);
     assert_eq!(k2.iter().sum::<i128>(), 2 * i128::from(units));
     // P(a row is kept) = 2/7; cell a keeps 0, 1 or 2 rows: E = 2 · 2/7 per unit. Check b, c, d
     // (one row each, kept with probability 2/7) and a's count of units keeping both rows
@@ -278,11 +304,9 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         assert_near(&format!("k2 cell {c}"), k2[i + 1], n, 2.0 / 7.0);
     }
     // k = 7 keeps every row, m = 1 keeps one row per cell: exact.
-    let k7 = r.counted[1].values();
     assert_eq!(&k7[..4], &[i128::from(units); 4]);
     // c = 1 of the unit's distinct cells: a, b, c, d and one or two k-cells (k{u%50} and
     // k{(7u+3)%50} coincide for some units). Every unit is counted once.
-    let c1 = r.counted[2].values();
     assert_eq!(c1.iter().sum::<i128>(), i128::from(units));
     let distinct_k = |u: u32| if u % 50 == (u * 7 + 3) % 50 { 1 } else { 2 };
     let two = (0..units).filter(|&u| distinct_k(u) == 2).count() as f64;
@@ -293,7 +317,6 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         assert_near(&format!("c1 cell {c}"), c1[i], n, p_mix);
     }
     // c = 2 of 5 or 6 distinct cells (the window path; c = 1 takes DISTINCT ON).
-    let c2 = r.counted[3].values();
     assert_eq!(c2.iter().sum::<i128>(), 2 * i128::from(units));
     for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
         let p_mix = (two * 2.0 / 6.0 + one * 2.0 / 5.0) / n;
@@ -301,7 +324,6 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     }
     // k = 1 row of 7: cell a holds two identical rows, so it is kept with probability 2/7 (it
     // would be 1/6 if identical rows shared one priority).
-    let sum_k1 = r.counted[4].values();
     assert_eq!(sum_k1.iter().sum::<i128>(), i128::from(units));
     assert_near("sum_k1 cell a (identical rows)", sum_k1[0], n, 2.0 / 7.0);
     for (i, c) in ["b", "c", "d"].iter().enumerate() {
@@ -309,10 +331,10 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
     }
     // Its contributors: every unit kept one row, so it contributes to exactly one cell, the one
     // its value went to (each row's value is 1).
-    assert_eq!(r.counted[4].contributors(), Some(sum_k1));
+    assert_eq!(r.counted[4].contributors().map(|c| &c[..f]), Some(sum_k1));
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
-    assert_ne!(again.counted[2].values()[4..], r.counted[2].values()[4..]);
+    assert_ne!(again.counted[2].values()[4..f], c1[4..]);
     assert_eq!(again.sha256, r.sha256, "the fingerprint is the content's");
 }
 
