@@ -493,8 +493,9 @@ fn fill_cells(plan: &Plan, table: &Count, rows: &[postgres::Row]) -> Result<Coun
     for row in rows {
         let cell = cell_of(plan, table, row, 0)?;
         let value = if is_sum {
+            // SQL's sum of no rows is NULL (a table of no dimension on an empty relation).
             let sum: Option<String> = row.try_get(radix.len() + 1)?;
-            let sum = sum.unwrap_or_default();
+            let sum = sum.unwrap_or_else(|| "0".to_string());
             sum.parse::<i128>()
                 .map_err(|_| Filled::Bad(format!("the server returned `{sum}` as a sum")))?
         } else {

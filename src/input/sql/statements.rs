@@ -16,10 +16,11 @@
 //! - `count_units` (`c` cells per unit): every distinct (unit, cell) gets the priority
 //!   `sha256(key || unit || cell)`; a unit is counted in its `c` lowest-priority cells.
 //!
-//! A unit whose rows all fall in one cell, and (where rows are capped) number at most the cap, has
-//! no choice to make: every priority order keeps the same. Such units are counted from one
-//! aggregate per unit, and only the other units' rows are ranked (`Frame::with_free_units`): the
-//! cells are the same, and the sorts and windows run on those rows alone.
+//! A unit whose rows all hold one value per dimension (byte for byte), and, for a sum, number at
+//! most the cap, has no choice to make: every priority order counts it the same. Such units are
+//! counted from one aggregate per unit, and only the other units' rows are ranked
+//! (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on those
+//! rows alone. A `query` input is therefore evaluated twice per bounded table, in one snapshot.
 //!
 //! The key is 32 fresh random bytes per statement of `count_units` and per input for the rows
 //! tables (which then keep the same rows when they have the same `k`, as in the CSV path), sent
@@ -164,7 +165,9 @@ impl InputStatements {
 }
 
 /// `(dim, value, rows)` for every value of a dimension column that is NULL or not declared
-/// (`$i` is dimension `i`'s declared categories). The rows are first counted per combination of
+/// (`$i` is dimension `i`'s declared categories), byte for byte as the CSV path compares them
+/// (`COLLATE "C"`: a column's case- or accent-insensitive collation would otherwise find `Seoul`
+/// declared as `seoul`, and every statement maps values the same way). The rows are first counted per combination of
 /// the dimensions' values, an aggregate PostgreSQL runs in parallel (grouping sets it does not:
 /// one process then hashed every row once per dimension; see BENCHMARKS.md), and then each
 /// combination's values are checked dimension by dimension.
@@ -172,7 +175,7 @@ fn domain_statement(src: &str, dims: &[&str]) -> String {
     let columns = dims
         .iter()
         .enumerate()
-        .map(|(i, d)| format!("{} AS v{i}", text(d)))
+        .map(|(i, d)| format!("{} COLLATE \"C\" AS v{i}", text(d)))
         .collect::<Vec<_>>()
         .join(", ");
     let positions = (1..=dims.len())
@@ -202,7 +205,7 @@ fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
     let mut columns = vec![
         "count(*)::int8 AS n".to_string(),
         format!(
-            "count(*) FILTER (WHERE s.{} IS NULL OR {} = '')::int8 AS empty_units",
+            "count(*) FILTER (WHERE s.{} IS NULL OR {} COLLATE \"C\" = '')::int8 AS empty_units",
             ident(unit),
             text(unit)
         ),
@@ -259,6 +262,15 @@ fn table_statement(
     }
 }
 
+/// What a bounded table keeps of a unit with no choice to make (see
+/// [`Frame::with_free_units`]): the unit once, or up to `cap` of its rows, or (a sum) its rows'
+/// clamped values, `value` being one row's.
+enum Kept {
+    Units,
+    Rows { cap: u32 },
+    Sum { cap: u32, value: String },
+}
+
 /// What every table's statement is built from: the columns its rows are read as (the unit `u`
 /// and one code `c{j}` per dimension), the joins that map values to codes, and the cells'
 /// columns in the forms the statements use.
@@ -288,7 +300,7 @@ impl Frame {
             let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
             select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
             joins.push_str(&format!(
-                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {}",
+                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {} COLLATE \"C\"",
                 text(&plan.dimensions[d].name)
             ));
         }
@@ -332,19 +344,20 @@ impl Frame {
     }
 
     /// A bounded table's statement in two parts: the units that have no choice to make are
-    /// counted from one aggregate per unit (`g`), and only the rows of the others go through the
-    /// ranking that `ranked` writes (given the rows' common table expression, it returns the
-    /// further expressions and the `SELECT` of the cells as `n`, `s`, `w`). A unit has no choice
-    /// when all its rows hold one value per dimension (so one cell) and, where rows are capped
-    /// (`max_rows`), when it has at most that many: it is then counted in that cell, with all its
-    /// rows, whatever the priorities, exactly as the ranking would count it. The ranking of the
-    /// other units' rows is unchanged (it partitions by unit), so the cells are the same as if
-    /// every unit were ranked, at the cost of a hash aggregate by unit instead of sorts and
-    /// windows over every row (see BENCHMARKS.md, issue 28). `value` is a sum's clamped value.
+    /// counted from one aggregate per unit (`safestat_units`, a name no input's relation is
+    /// expected to have: the statement reads the relation again after it, where a table of the
+    /// same name would be hidden), and only the rows of the others go through the ranking that
+    /// `ranked` writes (given the rows' common table expression, it returns the further
+    /// expressions and the `SELECT` of the cells as `n`, `s`, `w`). A unit has no choice when all
+    /// its rows hold one value per dimension, byte for byte (so one cell), and, for a sum, when it
+    /// has at most `cap` rows: it is then counted in that cell whatever the priorities, exactly
+    /// as the ranking would count it (a count of rows keeps `min(rows, cap)` of them there, a sum
+    /// all of them). The ranking of the other units' rows is unchanged (it partitions by unit),
+    /// so the cells are the same as if every unit were ranked, at the cost of an aggregate by
+    /// unit instead of sorts and windows over every row (see BENCHMARKS.md, issue 28).
     fn with_free_units(
         &self,
-        max_rows: Option<u32>,
-        value: Option<&str>,
+        kept: Kept,
         ranked: impl FnOnce(String) -> (String, String),
     ) -> String {
         let mut columns = vec![
@@ -362,26 +375,24 @@ impl Frame {
             ));
             columns.push(format!("{lo} AS lo{j}"));
         }
-        if let Some(m) = max_rows {
-            one_choice.push(format!("count(*) <= {m}"));
-        }
-        if let Some(v) = value {
-            columns.push(format!("sum({v}) AS v"));
+        if let Kept::Sum { cap, value } = &kept {
+            one_choice.push(format!("count(*) <= {cap}"));
+            columns.push(format!("sum({value}) AS v"));
         }
         columns.push(if one_choice.is_empty() {
             "true AS free".to_string()
         } else {
             format!("COALESCE({}, false) AS free", one_choice.join(" AND "))
         });
-        let g = format!(
-            "g AS (\n  SELECT {}\n  FROM {} s\n  GROUP BY 1\n),\n",
+        let units = format!(
+            "safestat_units AS (\n  SELECT {}\n  FROM {} s\n  GROUP BY 1\n),\n",
             columns.join(",\n         "),
             self.src
         );
         let (ranking, heavy) = ranked(self.rows_read(
-            &g,
+            &units,
             &format!(
-                "\n  WHERE {} COLLATE \"C\" IN (SELECT u FROM g WHERE NOT free)",
+                "\n  WHERE {} COLLATE \"C\" IN (SELECT u FROM safestat_units WHERE NOT free)",
                 self.unit
             ),
         ));
@@ -395,21 +406,24 @@ impl Frame {
                 "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = f.lo{j} COLLATE \"C\""
             ));
         }
-        let (n, s, w) = match (max_rows, value) {
-            (None, _) => ("f.units", "NULL::text", "NULL::int8"),
-            (Some(_), None) => ("f.rows", "NULL::text", "NULL::int8"),
-            (Some(_), Some(_)) => ("f.rows", "f.v::text", "f.units"),
+        let mut per_free = los.clone();
+        per_free.push("count(*) AS units".to_string());
+        let (n, s, w) = match &kept {
+            Kept::Units => ("f.units", "NULL::text", "NULL::int8"),
+            Kept::Rows { cap } => {
+                per_free.push(format!("sum(LEAST(n, {cap})) AS rows"));
+                ("f.rows", "NULL::text", "NULL::int8")
+            }
+            Kept::Sum { .. } => {
+                per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
+                ("f.rows", "f.v::text", "f.units")
+            }
         };
         free_select.extend([
             format!("{n}::int8 AS n"),
             format!("{s} AS s"),
             format!("{w} AS w"),
         ]);
-        let mut per_free = los.clone();
-        per_free.extend(["count(*) AS units".to_string(), "sum(n) AS rows".into()]);
-        if value.is_some() {
-            per_free.push("sum(v) AS v".into());
-        }
         let free_group = if los.is_empty() {
             String::new()
         } else {
@@ -417,7 +431,7 @@ impl Frame {
         };
         let heavy = heavy.replace('\n', "\n  ");
         format!(
-            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM g WHERE free{free_group}) f{free_joins}\n)\nSELECT {}COALESCE(sum(n), 0)::int8, sum(s::numeric)::text, sum(w)::int8\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
+            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\nSELECT {}COALESCE(sum(n), 0)::int8, sum(s::numeric)::text, sum(w)::int8\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
             free_select.join(",\n         "),
             per_free.join(", "),
             self.leading,
@@ -464,7 +478,7 @@ impl Frame {
             .collect::<String>();
         let prio = format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
         let (leading, group_by, cells) = (&self.leading, &self.group_by, self.with_cells(", ", ""));
-        self.with_free_units(None, None, |r| {
+        self.with_free_units(Kept::Units, |r| {
             let (ranking, kept) = if max_cells_per_unit == 1 {
                 // One cell per unit: the unit's lowest-priority row names it, one sort instead
                 // of a DISTINCT and a window.
@@ -518,7 +532,12 @@ impl Frame {
             (String::new(), format!("FROM k\nWHERE ru <= {per_unit}"))
         };
         let (leading, group_by) = (&self.leading, &self.group_by);
-        self.with_free_units(Some(per_unit.min(per_cell)), value.as_deref(), |r| {
+        let cap = per_unit.min(per_cell);
+        let kept = match value {
+            Some(value) => Kept::Sum { cap, value },
+            None => Kept::Rows { cap },
+        };
+        self.with_free_units(kept, |r| {
             (
                 format!(
                     "{r},\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}"

@@ -177,6 +177,53 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     );
     assert_eq!(from_sql.counted, from_csv.counted);
     assert_eq!(from_sql.sha256, read_fingerprint(dir2.path(), &db2, body2));
+
+    // A column whose collation ignores case (and, as ICU's do, tells NFD from NFC apart no
+    // better): values are still compared byte for byte, as the CSV path compares them. `Seoul`
+    // is not `seoul` and falls to the catch-all; NFD 서울 is found undeclared and mapped to 서울
+    // as the CSV path maps it; an empty value (NULL here) goes to the catch-all. Units of one
+    // value are counted from their aggregates (`a`, `b`, `d`, `e`, `f`, and `h` of NULLs only);
+    // `c` (two values the collation calls equal) and `g` (NULL and a value) are ranked.
+    let data = format!(
+        "id,city,v\na,seoul,1\nb,Seoul,2\nc,seoul,3\nc,SEOUL,4\nd,busan,5\ne,{nfd},6\nf,서울,7\ng,,8\ng,seoul,9\nh,,10\n"
+    );
+    let dir3 = tempfile::tempdir().unwrap();
+    let db3 = load(dir3.path(), &data, &["v"]);
+    pg::cluster()
+        .connect(&db3)
+        .batch_execute(
+            "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+             ALTER TABLE t ALTER COLUMN city TYPE text COLLATE nocase;",
+        )
+        .unwrap();
+    let body3 = body2
+        .replace(
+            "\"서울\", \"부산\", \"기타\"",
+            "\"seoul\", \"busan\", \"서울\", \"other\"",
+        )
+        .replace("city = \"기타\"", "city = \"other\"");
+    let from_csv = read(&plan(dir3.path(), None, &body3));
+    let from_sql = read(&plan(dir3.path(), Some(&db3), &body3));
+    assert_eq!(from_csv.counted[0], Counted::Cells(vec![3, 1, 2, 4]));
+    assert_eq!(from_sql.counted, from_csv.counted);
+
+    // An empty relation: a sum of no dimension is 0 (SQL's sum of no rows is NULL).
+    let dir4 = tempfile::tempdir().unwrap();
+    let db4 = load(dir4.path(), "id,v\n", &["v"]);
+    let body4 = r#"
+        [[table]]
+        name = "sum_all"
+        input = "in"
+        statistic = "sum"
+        contributors_cost = { rho = 0.01 }
+        column = "v"
+        clamp = [0, 100]
+        max_rows_per_unit = 5
+        cost = { rho = 0.1 }
+    "#;
+    let from_csv = read(&plan(dir4.path(), None, body4));
+    let from_sql = read(&plan(dir4.path(), Some(&db4), body4));
+    assert_eq!(from_sql.counted, from_csv.counted);
 }
 
 /// The content fingerprint does not depend on the key or the order of reading.
