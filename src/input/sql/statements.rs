@@ -167,10 +167,10 @@ impl InputStatements {
 /// `(dim, value, rows)` for every value of a dimension column that is NULL or not declared
 /// (`$i` is dimension `i`'s declared categories), byte for byte as the CSV path compares them
 /// (`COLLATE "C"`: a column's case- or accent-insensitive collation would otherwise find `Seoul`
-/// declared as `seoul`, and every statement maps values the same way). The rows are first counted per combination of
-/// the dimensions' values, an aggregate PostgreSQL runs in parallel (grouping sets it does not:
-/// one process then hashed every row once per dimension; see BENCHMARKS.md), and then each
-/// combination's values are checked dimension by dimension.
+/// declared as `seoul`; every statement maps values the same way). The rows are first counted
+/// per combination of the dimensions' values, an aggregate PostgreSQL runs in parallel (grouping
+/// sets it does not: one process then hashed every row once per dimension; see BENCHMARKS.md),
+/// and then each combination's values are checked dimension by dimension.
 fn domain_statement(src: &str, dims: &[&str]) -> String {
     let columns = dims
         .iter()

@@ -41,18 +41,15 @@ pub(super) enum Mode {
 
 impl Mode {
     fn parse(value: &str) -> Result<Mode, String> {
-        Ok(match value {
-            "disable" => Mode::Disable,
-            "prefer" => Mode::Prefer,
-            "require" => Mode::Require,
-            "verify-ca" => Mode::VerifyCa,
-            "verify-full" => Mode::VerifyFull,
-            other => {
-                return Err(format!(
-                    "`sslmode={other}` is not a mode: use disable, prefer, require, verify-ca or verify-full"
-                ));
-            }
-        })
+        MODES
+            .iter()
+            .find(|(name, _)| *name == value)
+            .map(|&(_, mode)| mode)
+            .ok_or_else(|| {
+                format!(
+                    "`sslmode={value}` is not a mode: use disable, prefer, require, verify-ca or verify-full"
+                )
+            })
     }
 
     /// The `postgres` crate's mode for it: the checks of the two verifying modes are the
@@ -134,14 +131,21 @@ pub(super) fn split(url: &str) -> Result<(String, Tls), String> {
     Ok((rest, tls))
 }
 
+/// Each `sslmode` by its name, as libpq spells them.
+const MODES: [(&str, Mode); 5] = [
+    ("disable", Mode::Disable),
+    ("prefer", Mode::Prefer),
+    ("require", Mode::Require),
+    ("verify-ca", Mode::VerifyCa),
+    ("verify-full", Mode::VerifyFull),
+];
+
 fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Disable => "disable",
-        Mode::Prefer => "prefer",
-        Mode::Require => "require",
-        Mode::VerifyCa => "verify-ca",
-        Mode::VerifyFull => "verify-full",
-    }
+    MODES
+        .iter()
+        .find(|&&(_, m)| m == mode)
+        .map(|&(name, _)| name)
+        .expect("every mode has its name")
 }
 
 /// The TLS fields safestat reads itself.
@@ -253,18 +257,15 @@ pub(super) fn connector(tls: &Tls) -> Result<MakeTlsConnector, String> {
     } else if let Some(root) = &tls.root {
         let pem = std::fs::read(root)
             .map_err(|e| format!("`sslrootcert` file `{}`: {e}", root.display()))?;
-        let certs = X509::stack_from_pem(&pem).map_err(|_| {
-            format!(
-                "`sslrootcert` file `{}` holds no certificate in PEM form",
-                root.display()
-            )
-        })?;
-        if certs.is_empty() {
-            return Err(format!(
-                "`sslrootcert` file `{}` holds no certificate in PEM form",
-                root.display()
-            ));
-        }
+        let certs = X509::stack_from_pem(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "`sslrootcert` file `{}` holds no certificate in PEM form",
+                    root.display()
+                )
+            })?;
         // Only the given authorities: the system's store is not consulted (as libpq).
         let mut store = X509StoreBuilder::new().map_err(ssl)?;
         for cert in certs {
