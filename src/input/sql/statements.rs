@@ -262,6 +262,18 @@ fn table_statement(
     }
 }
 
+/// Dimension `j`'s code for the text `value`, compared byte for byte: the column `c{j}` and the
+/// join to the dimension's values and codes (`$(3j+2)`, `$(3j+3)`; a NULL's code `$(3j+4)`).
+fn code_of(j: usize, value: &str) -> (String, String) {
+    let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
+    (
+        format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"),
+        format!(
+            "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {value} COLLATE \"C\""
+        ),
+    )
+}
+
 /// What a bounded table keeps of a unit with no choice to make (see
 /// [`Frame::with_free_units`]): the unit once, or up to `cap` of its rows, or (a sum) its rows'
 /// clamped values, `value` being one row's.
@@ -295,25 +307,23 @@ impl Frame {
         // The unit and the identity are only partitioned and hashed, never shown in order: byte
         // order (`COLLATE "C"`) sorts them fastest and the same on every server.
         let mut select = vec![format!("{} COLLATE \"C\" AS u", text(&plan.privacy_unit))];
+        let values: Vec<String> = table
+            .dims
+            .iter()
+            .map(|&d| text(&plan.dimensions[d].name))
+            .collect();
         let mut joins = String::new();
-        for (j, &d) in table.dims.iter().enumerate() {
-            let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
-            select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
-            joins.push_str(&format!(
-                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {} COLLATE \"C\"",
-                text(&plan.dimensions[d].name)
-            ));
+        for (j, value) in values.iter().enumerate() {
+            let (column, join) = code_of(j, value);
+            select.push(column);
+            joins.push_str(&join);
         }
         let mut frame = Frame {
             select,
             joins,
             src: src.to_string(),
             unit: text(&plan.privacy_unit),
-            values: table
-                .dims
-                .iter()
-                .map(|&d| text(&plan.dimensions[d].name))
-                .collect(),
+            values,
             codes,
             leading: String::new(),
             group_by: String::new(),
@@ -400,11 +410,9 @@ impl Frame {
         let mut free_select: Vec<String> = Vec::new();
         let mut free_joins = String::new();
         for j in 0..self.codes.len() {
-            let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
-            free_select.push(format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"));
-            free_joins.push_str(&format!(
-                "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = f.lo{j} COLLATE \"C\""
-            ));
+            let (column, join) = code_of(j, &format!("f.lo{j}"));
+            free_select.push(column);
+            free_joins.push_str(&join);
         }
         let mut per_free = los.clone();
         per_free.push("count(*) AS units".to_string());
