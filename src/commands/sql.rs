@@ -8,7 +8,7 @@ use crate::console::print;
 use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::input::{Count, sql};
-use crate::policy;
+use crate::policy::{self, Engine};
 
 pub fn run(policy: &Path) -> Result<(), Error> {
     // As `release` reads: the exact tables' counts are statements too.
@@ -24,16 +24,23 @@ pub fn run(policy: &Path) -> Result<(), Error> {
             .filter(|c| c.input == input)
             .cloned()
             .collect();
+        let spark = source.engine == Engine::Spark;
         let _ = writeln!(
             r,
-            "-- input `{}`: {}, server named by ${}",
+            "-- input `{}`{}: {}, server named by ${}",
             spec.name,
+            if spark { " (Apache Spark)" } else { "" },
             source.relation.describe(),
             source.url_env
         );
         let _ = writeln!(
             r,
-            "-- one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; then, in order:"
+            "{}",
+            if spark {
+                "-- no transaction (Spark has none): each statement reads the relation as it is then, which must not change during the release; each within `timeout_seconds`, interrupted after; in order, with named parameters sent beside the text:"
+            } else {
+                "-- one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; then, in order:"
+            }
         );
         for (i, sent) in sql::script(&plan, input, &of_input).iter().enumerate() {
             let _ = writeln!(r, "\n-- [{}] {}", i + 1, sent.purpose);
@@ -43,7 +50,7 @@ pub fn run(policy: &Path) -> Result<(), Error> {
             }
             let _ = writeln!(r, "{};", sent.sql);
         }
-        let _ = writeln!(r, "\n-- COMMIT\n");
+        let _ = writeln!(r, "\n-- {}\n", if spark { "end" } else { "COMMIT" });
     }
     if !any {
         return Err(Error::Usage(format!(

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::manifest::*;
 use super::tables::{TOTAL_STATUS, moe_column};
 use crate::hash::sha256_hex;
-use crate::policy::{Bound, CostSource, InputKind, Plan, Statistic, TableSpec};
+use crate::policy::{Bound, CostSource, Engine, InputKind, Plan, Statistic, TableSpec};
 use crate::privacy::{Cost, Mechanism};
 use crate::protect::consistency::{self, Tolerance};
 use crate::protect::dp::{NOISE_RNG, OPENDP_VERSION};
@@ -18,6 +18,7 @@ use crate::protect::{self, MechanismError, NoiseMechanism, TableNoise, accuracy,
 pub const BOUNDING_RNG: &str = "rand StdRng (ChaCha12) seeded from the operating system: row priorities, and the secret 128-bit keys of the keyed mix (SplitMix64 finaliser) that gives count_units cell priorities";
 /// How an SQL input's contributions are bounded (see `input::sql`'s statements).
 pub const SQL_BOUNDING: &str = "the PostgreSQL server, in one read-only REPEATABLE READ transaction: window functions partitioned by the privacy unit keep the rows (or cells) of lowest priority, each priority the SHA-256 of a fresh secret 32-byte key and the row's content (or the unit and cell); only per-cell aggregates are returned";
+pub const SPARK_BOUNDING: &str = "the Apache Spark server, through Spark Connect (no transaction: the relation is read by each statement): window functions partitioned by the privacy unit keep the rows (or cells) of lowest priority, each priority the SHA-256 of a fresh secret 32-byte key and the row's content (or the unit and cell); only per-cell aggregates are returned";
 pub const COMPOSITION: &str = "opendp CompositionMeasure::compose (basic sequential composition); pure-DP tables cast to zCDP with make_pureDP_to_zCDP when any table is zCDP";
 
 /// A group's manifest entry.
@@ -112,7 +113,10 @@ pub fn build_manifest(
                     InputKind::Aggregated { .. } => "declared",
                 }
                 .into(),
-                bounded_in: spec.sql.as_ref().map(|_| SQL_BOUNDING.to_string()),
+                bounded_in: spec.sql.as_ref().map(|sql| match sql.engine {
+                    Engine::Postgres => SQL_BOUNDING.to_string(),
+                    Engine::Spark => SPARK_BOUNDING.to_string(),
+                }),
             })
             .collect(),
         tables,

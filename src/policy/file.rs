@@ -121,10 +121,12 @@ pub struct DatasetSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
-    /// A CSV file; exactly one of `path` and `sql`.
+    /// A CSV file; exactly one of `path`, `sql` and `spark`.
     pub path: Option<PathBuf>,
     /// A PostgreSQL table or query, read over the wire with bounding and counting pushed down.
     pub sql: Option<SqlSection>,
+    /// An Apache Spark table or query, read through Spark Connect the same way.
+    pub spark: Option<SqlSection>,
     #[serde(default)]
     pub aggregated: bool,
     pub count_column: Option<String>,
@@ -138,7 +140,8 @@ pub struct InputSection {
     pub duplicates: Option<String>,
 }
 
-/// `sql = { url_env = "...", table = "..." }` (or `query = "SELECT ..."`).
+/// `sql = { url_env = "...", table = "..." }` (or `query = "SELECT ..."`); `spark = { ... }`
+/// alike.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSection {

@@ -21,8 +21,8 @@ pub use exact::{CYCLE, MAX_FINEST_CELLS, UNITS_BESIDE_ROWS, margins_suffice};
 pub use file::PolicyError;
 pub use names::{did_you_mean, nfc};
 pub use plan::{
-    CostSource, Dimension, Dominance, ExactSum, ExactTableSpec, Group, InputKind, Plan, Relation,
-    SecondaryObjective, TableSpec, no_groups,
+    CostSource, Dimension, Dominance, Engine, ExactSum, ExactTableSpec, Group, InputKind, Plan,
+    Relation, SecondaryObjective, TableSpec, no_groups,
 };
 pub use presentation::Presentation;
 pub use statistic::{Bound, Statistic};

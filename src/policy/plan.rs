@@ -60,14 +60,42 @@ pub struct InputSpec {
     pub sql: Option<SqlSource>,
 }
 
-/// A PostgreSQL input: which relation, and how to reach the server.
+/// A database input: which engine, which relation, and how to reach the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlSource {
+    pub engine: Engine,
     /// The environment variable that holds the connection string.
     pub url_env: String,
     pub relation: Relation,
     /// Each statement's time limit.
     pub timeout_seconds: u64,
+}
+
+/// The engine that holds a database input's rows and runs its statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// PostgreSQL (`sql = { ... }`), over its wire protocol.
+    Postgres,
+    /// Apache Spark (`spark = { ... }`), over Spark Connect.
+    Spark,
+}
+
+impl Engine {
+    /// The policy's field for an input in this engine.
+    pub fn field(self) -> &'static str {
+        match self {
+            Engine::Postgres => "sql",
+            Engine::Spark => "spark",
+        }
+    }
+
+    /// The engine's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL",
+            Engine::Spark => "Apache Spark",
+        }
+    }
 }
 
 /// What an SQL input reads: a table (or view), possibly schema-qualified, or a query.
@@ -111,6 +139,10 @@ impl InputSpec {
                 Relation::Table(parts) => serde_json::json!({ "table": parts }),
                 Relation::Query(q) => serde_json::json!({ "query": q }),
             };
+            // Only Spark inputs name their engine, so that every PostgreSQL identity is unchanged.
+            if sql.engine == Engine::Spark {
+                identity["sql"]["engine"] = "spark".into();
+            }
         }
         identity
     }

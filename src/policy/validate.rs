@@ -19,7 +19,7 @@ use super::labels;
 use super::names::{SAFE_NAME_RULE, did_you_mean, is_safe_name, nfc, parse_encoding};
 use super::plan::ExactTableSpec;
 use super::plan::{
-    CostSource, Dimension, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
+    CostSource, Dimension, Engine, InputKind, InputSpec, Plan, Relation, SqlSource, TableSpec,
 };
 use super::presentation::{Presentation, TableLabels};
 use super::table::{self, TableContext};
@@ -401,6 +401,7 @@ fn input_section(
     let InputSection {
         path: declared_path,
         sql,
+        spark,
         aggregated,
         count_column,
         encoding,
@@ -408,7 +409,18 @@ fn input_section(
         duplicates,
     } = section;
     let at = |field: &str| format!("[inputs.{name}] field `{field}`");
-    let sql = sql.map(|s| sql_section(s, &at("sql"), problems));
+    let sql = match (sql, spark) {
+        (Some(s), None) => Some(sql_section(s, Engine::Postgres, &at("sql"), problems)),
+        (None, Some(s)) => Some(sql_section(s, Engine::Spark, &at("spark"), problems)),
+        (Some(s), Some(_)) => {
+            problems.add(
+                &format!("[inputs.{name}]"),
+                "has both `sql` and `spark`; an input is read from one database".to_string(),
+            );
+            Some(sql_section(s, Engine::Postgres, &at("sql"), problems))
+        }
+        (None, None) => None,
+    };
     let declared_path = source_path(&name, declared_path, sql.is_some(), problems);
     if sql.is_some() {
         if aggregated {
@@ -469,7 +481,7 @@ fn source_path(
         (Some(_), true) => {
             problems.add(
                 &format!("[inputs.{name}]"),
-                "has both `path` and `sql`; an input is either a CSV file or a database relation"
+                "has both `path` and a database (`sql` or `spark`); an input is either a CSV file or a database relation"
                     .to_string(),
             );
             PathBuf::new()
@@ -477,7 +489,7 @@ fn source_path(
         (None, false) => {
             problems.add(
                 &format!("[inputs.{name}]"),
-                "needs `path` (a CSV file) or `sql = { url_env = \"...\", table = \"...\" }` (a PostgreSQL table or query)".to_string(),
+                "needs `path` (a CSV file), `sql = { url_env = \"...\", table = \"...\" }` (a PostgreSQL table or query) or `spark = { ... }` (an Apache Spark one)".to_string(),
             );
             PathBuf::new()
         }
@@ -545,8 +557,13 @@ const SQL_TIMEOUT_SECONDS: u64 = 3600;
 /// The longest: PostgreSQL's `statement_timeout` is at most 2^31 - 1 milliseconds.
 const MAX_SQL_TIMEOUT_SECONDS: u64 = 2_147_483;
 
-/// `sql = { url_env, table | query, timeout_seconds }`.
-fn sql_section(section: SqlSection, at: &str, problems: &mut Problems) -> SqlSource {
+/// `sql = { url_env, table | query, timeout_seconds }` (or `spark = { ... }`, `engine`'s).
+fn sql_section(
+    section: SqlSection,
+    engine: Engine,
+    at: &str,
+    problems: &mut Problems,
+) -> SqlSource {
     let SqlSection {
         url_env,
         table,
@@ -608,6 +625,7 @@ fn sql_section(section: SqlSection, at: &str, problems: &mut Problems) -> SqlSou
         );
     }
     SqlSource {
+        engine,
         url_env,
         relation,
         timeout_seconds: timeout_seconds.unwrap_or(SQL_TIMEOUT_SECONDS),
@@ -993,7 +1011,7 @@ mod tests {
         assert!(
             validate_str(&both)
                 .unwrap_err()
-                .contains("has both `path` and `sql`")
+                .contains("has both `path` and a database")
         );
         let neither = SAMPLE.replace("path = \"m.csv\"", "");
         assert!(validate_str(&neither).unwrap_err().contains("needs `path`"));

@@ -20,6 +20,8 @@ mod report;
 mod scheduler;
 mod sdc;
 mod spanning;
+#[cfg(feature = "spark")]
+mod spark;
 #[cfg(feature = "postgres")]
 mod sql;
 mod sums;

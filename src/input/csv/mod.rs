@@ -35,7 +35,7 @@ mod tests;
 mod units;
 
 use chunk::{links, read_chunk};
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "spark"))]
 pub(super) use layout::CategoryIndex;
 use layout::Layout;
 use pass::{ChunkError, Pass, Tally};

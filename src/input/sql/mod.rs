@@ -12,16 +12,20 @@
 
 use super::error::InputError;
 use super::request::{Count, InputResult};
-use crate::policy::{Plan, Statistic};
+use crate::policy::{Engine, Plan, Statistic};
 
+#[cfg(any(feature = "postgres", feature = "spark"))]
+mod answer;
 #[cfg(feature = "postgres")]
 mod client;
+#[cfg(feature = "spark")]
+mod spark;
 mod statements;
 #[cfg(feature = "postgres")]
 mod tls;
 
-use statements::setup_statements;
-pub use statements::{InputStatements, MAX_UNDECLARED};
+pub use statements::{Dialect, InputStatements, MAX_UNDECLARED};
+use statements::{Param, setup_statements, spark_version_statement};
 
 /// One statement as `safestat sql` shows it: what it is for, its text and its parameters.
 #[derive(Debug, Clone)]
@@ -36,27 +40,37 @@ pub struct Sent {
 pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
     let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
     let st = InputStatements::new(plan, input, counts);
-    let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
+    let d = st.dialect;
     let plain = |purpose: &str, sql: String| Sent {
         purpose: purpose.to_string(),
         sql,
         parameters: Vec::new(),
     };
-    let mut out = vec![
-        plain("the time limit of each statement", timeout),
-        plain(
-            "the engine and its version (recorded in the ledger)",
-            version,
-        ),
-        plain(
-            "the snapshot every statement sees (recorded in the ledger)",
-            snapshot,
-        ),
-        plain(
-            "the relation's columns and types (prepared, never executed: reads no row)",
-            st.probe.clone(),
-        ),
-    ];
+    let version_purpose = "the engine and its version (recorded in the ledger)";
+    let mut out = match d {
+        Dialect::Postgres => {
+            let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
+            vec![
+                plain("the time limit of each statement", timeout),
+                plain(version_purpose, version),
+                plain(
+                    "the snapshot every statement sees (recorded in the ledger)",
+                    snapshot,
+                ),
+                plain(
+                    "the relation's columns and types (prepared, never executed: reads no row)",
+                    st.probe.clone(),
+                ),
+            ]
+        }
+        Dialect::Spark => vec![
+            plain(version_purpose, spark_version_statement()),
+            plain(
+                "the relation's columns and types (`LIMIT 0`: reads no row)",
+                st.probe.clone(),
+            ),
+        ],
+    };
     let dim_name = |d: usize| plan.dimensions[d].name.as_str();
     if let Some(domain) = &st.domain {
         out.push(Sent {
@@ -69,7 +83,7 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
                 .dims
                 .iter()
                 .enumerate()
-                .map(|(i, &d)| format!("${} = the declared categories of `{}` (text[])", i + 1, dim_name(d)))
+                .map(|(i, &dim)| format!("{} = the declared categories of `{}` ({})", d.param(Param::Declared(i)), dim_name(dim), type_name(d, "text[]")))
                 .collect(),
         });
     }
@@ -79,7 +93,7 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
     ));
     for ts in &st.tables {
         let table = &counts[ts.table];
-        let parameters = table_parameters(plan, table, ts.shared_key);
+        let parameters = table_parameters(plan, d, table, ts.shared_key);
         out.push(Sent {
             purpose: format!(
                 "table `{}`: bounded per privacy unit, then counted per cell (only these aggregates come back)",
@@ -102,72 +116,112 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
     out
 }
 
+/// A parameter's type as `safestat sql` names it: PostgreSQL's, or Spark SQL's.
+fn type_name(d: Dialect, postgres: &'static str) -> &'static str {
+    match (d, postgres) {
+        (Dialect::Postgres, t) => t,
+        (Dialect::Spark, "bytea") => "binary",
+        (Dialect::Spark, "text[]") => "array<string>",
+        (Dialect::Spark, "int4[]") => "array<int>",
+        (Dialect::Spark, _) => "int",
+    }
+}
+
 /// What a table's statement is sent with: its key (an empty one for an exact sum, the input's
 /// shared key for rows, the table's own for cells), then per dimension its values, their codes
 /// and the code of a NULL.
-fn table_parameters(plan: &Plan, table: &Count, shared_key: bool) -> Vec<String> {
+fn table_parameters(plan: &Plan, d: Dialect, table: &Count, shared_key: bool) -> Vec<String> {
     let whole = matches!(table.statistic, Statistic::Total { .. });
+    let (key, bytes) = (d.param(Param::Key), type_name(d, "bytea"));
     let mut parameters = vec![if whole {
-        "$1 = an empty key (bytea): an exact table's sum keeps every row, so nothing is drawn"
-            .to_string()
+        format!(
+            "{key} = an empty key ({bytes}): an exact table's sum keeps every row, so nothing is drawn"
+        )
     } else if shared_key {
-        "$1 = the input's secret key for row priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+        format!(
+            "{key} = the input's secret key for row priorities: 32 fresh random bytes per release ({bytes}), never stored"
+        )
     } else {
-        "$1 = this table's secret key for cell priorities: 32 fresh random bytes per release (bytea), never stored".to_string()
+        format!(
+            "{key} = this table's secret key for cell priorities: 32 fresh random bytes per release ({bytes}), never stored"
+        )
     }];
-    for (j, &d) in table.dims.iter().enumerate() {
+    for (j, &dim) in table.dims.iter().enumerate() {
         parameters.push(format!(
-            "${} = the values of `{}`: its declared categories, then the undeclared values the check found (text[])",
-            3 * j + 2,
-            plan.dimensions[d].name
+            "{} = the values of `{}`: its declared categories, then the undeclared values the check found ({})",
+            d.param(Param::Values(j)),
+            plan.dimensions[dim].name,
+            type_name(d, "text[]")
         ));
         parameters.push(format!(
-            "${} = their category codes, 0-based in declared order (int4[])",
-            3 * j + 3
+            "{} = their category codes, 0-based in declared order ({})",
+            d.param(Param::Codes(j)),
+            type_name(d, "int4[]")
         ));
         parameters.push(format!(
-            "${} = the code of a NULL: the catch-all's, else NULL (int4)",
-            3 * j + 4
+            "{} = the code of a NULL: the catch-all's, else NULL ({})",
+            d.param(Param::Null(j)),
+            type_name(d, "int4")
         ));
     }
     parameters
 }
 
-/// Reads SQL input `input` of `plan` for `counts`.
-#[cfg(feature = "postgres")]
+/// Reads SQL input `input` of `plan` for `counts`, from its engine (refused by a build without
+/// that engine's client).
 pub fn read_sql(plan: &Plan, input: usize, counts: &[Count]) -> Result<InputResult, InputError> {
-    client::read_sql(plan, input, counts)
-}
-
-/// Refuses SQL input `input`: this build has no PostgreSQL client.
-#[cfg(not(feature = "postgres"))]
-pub fn read_sql(plan: &Plan, input: usize, _counts: &[Count]) -> Result<InputResult, InputError> {
-    Err(not_built(plan, input))
-}
-
-/// In a build without the `postgres` feature, the refusal of the policy's first SQL input: asked
-/// before any input is read (a CSV input listed first is not read in vain) and by `plan`.
-pub fn refused_by_this_build(plan: &Plan) -> Option<InputError> {
-    if cfg!(feature = "postgres") {
-        return None;
+    let engine = plan.inputs[input]
+        .sql
+        .as_ref()
+        .expect("an SQL input")
+        .engine;
+    match engine {
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => client::read_sql(plan, input, counts),
+        #[cfg(feature = "spark")]
+        Engine::Spark => spark::read_spark(plan, input, counts),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = counts;
+            Err(not_built(plan, input, engine))
+        }
     }
-    let input = plan.inputs.iter().position(|spec| spec.sql.is_some())?;
-    Some(not_built(plan, input))
 }
 
-/// The refusal of an SQL input by a build without the `postgres` feature (a usage error: the
+/// Whether this build has `engine`'s client (the `postgres` and `spark` features).
+fn built_with(engine: Engine) -> bool {
+    match engine {
+        Engine::Postgres => cfg!(feature = "postgres"),
+        Engine::Spark => cfg!(feature = "spark"),
+    }
+}
+
+/// The refusal of the policy's first database input whose engine this build has no client for:
+/// asked before any input is read (a CSV input listed first is not read in vain) and by `plan`.
+pub fn refused_by_this_build(plan: &Plan) -> Option<InputError> {
+    plan.inputs.iter().enumerate().find_map(|(input, spec)| {
+        let engine = spec.sql.as_ref()?.engine;
+        (!built_with(engine)).then(|| not_built(plan, input, engine))
+    })
+}
+
+/// The refusal of a database input by a build without its engine's client (a usage error: the
 /// input is not at fault, nor is the server; retrying cannot help).
-fn not_built(plan: &Plan, input: usize) -> InputError {
+fn not_built(plan: &Plan, input: usize, engine: Engine) -> InputError {
     let spec = &plan.inputs[input];
+    let (client, feature) = match engine {
+        Engine::Postgres => ("the PostgreSQL client", "postgres"),
+        Engine::Spark => ("the Spark Connect client", "spark"),
+    };
     InputError::Sql {
         input: spec.name.clone(),
         location: spec.location(),
-        message: "this safestat was built without the PostgreSQL client; build it with \
-                  `cargo build --release --features postgres` (nothing was read or charged)"
-            .to_string(),
+        message: format!(
+            "this safestat was built without {client}; build it with `cargo build --release --features {feature}` (nothing was read or charged)"
+        ),
         temporary: false,
     }
 }
 
-#[cfg(all(test, feature = "postgres"))]
+#[cfg(all(test, any(feature = "postgres", feature = "spark")))]
 mod tests;

@@ -39,14 +39,143 @@
 //! dropped together and the choice would not be uniform).
 
 use crate::input::Count;
-use crate::policy::{Bound, Plan, Relation, Statistic};
+use crate::policy::{Bound, Engine, Plan, Relation, Statistic};
 
 /// Undeclared values of one dimension beyond this many are refused (map them in a `query`).
 pub const MAX_UNDECLARED: usize = 10_000;
 
+/// How an engine spells the few things SQL engines write differently. PostgreSQL's text is the
+/// reference (its statements are byte for byte what they were before Spark came); Spark SQL's
+/// differs only where it must: identifiers in backticks, casts as `CAST`, named parameters, a
+/// cast to `STRING` that already compares byte for byte (`UTF8_BINARY`), `sha2` for SHA-256,
+/// map lookups instead of joins to parameter arrays, and ordered windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Spark,
+}
+
+/// A statement's parameter: the key, a dimension's declared categories (the domain check), or a
+/// table's dimension `j`'s values, their codes and the code of a NULL.
+#[derive(Debug, Clone, Copy)]
+pub enum Param {
+    Key,
+    Declared(usize),
+    Values(usize),
+    Codes(usize),
+    Null(usize),
+}
+
+/// A type a statement casts to.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    Int8,
+    Text,
+    Numeric,
+}
+
+impl Dialect {
+    pub fn of(engine: Engine) -> Dialect {
+        match engine {
+            Engine::Postgres => Dialect::Postgres,
+            Engine::Spark => Dialect::Spark,
+        }
+    }
+
+    /// An identifier as the engine quotes it.
+    pub fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+            Dialect::Spark => format!("`{}`", name.replace('`', "``")),
+        }
+    }
+
+    /// `s.column` as text.
+    fn text(self, column: &str) -> String {
+        self.cast(&format!("s.{}", self.ident(column)), Ty::Text)
+    }
+
+    /// What follows a text expression so that it compares byte for byte, as the CSV path
+    /// compares: PostgreSQL's `COLLATE "C"` (a column's case- or accent-insensitive collation
+    /// would otherwise find `Seoul` declared as `seoul`); nothing in Spark, whose cast to
+    /// `STRING` has the byte-order collation `UTF8_BINARY`.
+    fn bytewise(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " COLLATE \"C\"",
+            Dialect::Spark => "",
+        }
+    }
+
+    fn cast(self, e: &str, ty: Ty) -> String {
+        match self {
+            Dialect::Postgres => {
+                let ty = match ty {
+                    Ty::Int8 => "int8",
+                    Ty::Text => "text",
+                    Ty::Numeric => "numeric",
+                };
+                format!("{e}::{ty}")
+            }
+            Dialect::Spark => {
+                let ty = match ty {
+                    Ty::Int8 => "BIGINT",
+                    Ty::Text => "STRING",
+                    Ty::Numeric => "DECIMAL(38,0)",
+                };
+                format!("CAST({e} AS {ty})")
+            }
+        }
+    }
+
+    /// A parameter as the statement text names it: PostgreSQL's are positional (`$1` the key;
+    /// per dimension `j` of a table `$(3j+2)`, `$(3j+3)`, `$(3j+4)`; the domain check's `$(i+1)`),
+    /// Spark's named.
+    pub fn param(self, p: Param) -> String {
+        match (self, p) {
+            (Dialect::Postgres, Param::Key) => "$1".to_string(),
+            (Dialect::Postgres, Param::Declared(i)) => format!("${}", i + 1),
+            (Dialect::Postgres, Param::Values(j)) => format!("${}", 3 * j + 2),
+            (Dialect::Postgres, Param::Codes(j)) => format!("${}", 3 * j + 3),
+            (Dialect::Postgres, Param::Null(j)) => format!("${}", 3 * j + 4),
+            (Dialect::Spark, Param::Key) => ":key".to_string(),
+            (Dialect::Spark, Param::Declared(i)) => format!(":declared{i}"),
+            (Dialect::Spark, Param::Values(j)) => format!(":values{j}"),
+            (Dialect::Spark, Param::Codes(j)) => format!(":codes{j}"),
+            (Dialect::Spark, Param::Null(j)) => format!(":null{j}"),
+        }
+    }
+
+    /// The key parameter, typed where the engine needs it.
+    fn key(self) -> String {
+        match self {
+            Dialect::Postgres => "$1::bytea".to_string(),
+            Dialect::Spark => self.param(Param::Key),
+        }
+    }
+
+    /// The keyed priority of a text: SHA-256 of the key followed by the text's UTF-8 bytes
+    /// (Spark's as hexadecimal digits, which order as the bytes do).
+    fn prf(self, text: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("sha256({} || convert_to({text}, 'UTF8'))", self.key()),
+            Dialect::Spark => format!("sha2(concat({}, encode({text}, 'UTF-8')), 256)", self.key()),
+        }
+    }
+
+    /// `sum(e)` where it cannot wrap: PostgreSQL sums 64-bit integers as `numeric`; Spark would
+    /// stop at 64 bits.
+    fn wide_sum(self, e: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("sum({e})"),
+            Dialect::Spark => format!("sum({})", self.cast(e, Ty::Numeric)),
+        }
+    }
+}
+
 /// Every statement one SQL input's read sends, in order.
 #[derive(Debug, Clone)]
 pub struct InputStatements {
+    pub dialect: Dialect,
     /// `LIMIT 0`: the relation's columns and types, without reading a row.
     pub probe: String,
     /// Values of each dimension column that are not declared categories (and NULLs), per
@@ -78,38 +207,25 @@ pub struct TableStatement {
     pub spanning: Option<String>,
 }
 
-/// An identifier as SQL quotes it.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// What every statement reads `FROM`: the quoted table name, or the query as a subquery (not a
 /// CTE, which PostgreSQL before 12 materialises, and which a second reference materialises).
-fn source(relation: &Relation) -> String {
+fn source(dialect: Dialect, relation: &Relation) -> String {
     match relation {
         Relation::Table(parts) => {
-            let name: Vec<String> = parts.iter().map(|p| ident(p)).collect();
+            let name: Vec<String> = parts.iter().map(|p| dialect.ident(p)).collect();
             name.join(".")
         }
         Relation::Query(q) => format!("(\n{q}\n)"),
     }
 }
 
-/// `s."column"::text`.
-fn text(column: &str) -> String {
-    format!("s.{}::text", ident(column))
-}
-
 impl InputStatements {
     /// The statements for input `input` of `plan` and its `counts`. The input must be an SQL
     /// input.
     pub fn new(plan: &Plan, input: usize, counts: &[Count]) -> InputStatements {
-        let relation = &plan.inputs[input]
-            .sql
-            .as_ref()
-            .expect("an SQL input")
-            .relation;
-        let src = source(relation);
+        let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
+        let dialect = Dialect::of(sql.engine);
+        let src = source(dialect, &sql.relation);
         let mut dims: Vec<usize> = Vec::new();
         let mut sum_columns: Vec<String> = Vec::new();
         for count in counts {
@@ -137,23 +253,36 @@ impl InputStatements {
         let mut identity_columns: Vec<&str> = vec![unit.as_str()];
         identity_columns.extend(&dim_names);
         identity_columns.extend(sum_columns.iter().map(String::as_str));
-        let identity = format!(
-            "concat_ws(',', {})",
-            identity_columns
-                .iter()
-                .map(|c| format!("quote_nullable({})", text(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // Quoted and joined (PostgreSQL) or a JSON array (Spark): either way one text per
+        // content, NULLs apart from any text.
+        let identity = match dialect {
+            Dialect::Postgres => format!(
+                "concat_ws(',', {})",
+                identity_columns
+                    .iter()
+                    .map(|c| format!("quote_nullable({})", dialect.text(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Dialect::Spark => format!(
+                "to_json(array({}))",
+                identity_columns
+                    .iter()
+                    .map(|c| dialect.text(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let probe = format!("SELECT * FROM {src} s LIMIT 0");
-        let domain = (!dims.is_empty()).then(|| domain_statement(&src, &dim_names));
-        let totals = totals_statement(&src, unit, &sum_columns);
+        let domain = (!dims.is_empty()).then(|| domain_statement(dialect, &src, &dim_names));
+        let totals = totals_statement(dialect, &src, unit, &sum_columns);
         let tables = counts
             .iter()
             .enumerate()
-            .map(|(k, count)| table_statement(plan, (k, count), &src, &identity))
+            .map(|(k, count)| table_statement(plan, dialect, (k, count), &src, &identity))
             .collect();
         InputStatements {
+            dialect,
             probe,
             domain,
             totals,
@@ -170,18 +299,34 @@ impl InputStatements {
 /// declared as `seoul`; every statement maps values the same way). The rows are first counted
 /// per combination of the dimensions' values, an aggregate PostgreSQL runs in parallel (grouping
 /// sets it does not: one process then hashed every row once per dimension; see BENCHMARKS.md),
-/// and then each combination's values are checked dimension by dimension.
-fn domain_statement(src: &str, dims: &[&str]) -> String {
+/// and then each combination's values are checked dimension by dimension (Spark: the checks
+/// as an array of structs, `inline`d).
+fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
     let columns = dims
         .iter()
         .enumerate()
-        .map(|(i, d)| format!("{} COLLATE \"C\" AS v{i}", text(d)))
+        .map(|(i, d)| format!("{}{} AS v{i}", dialect.text(d), dialect.bytewise()))
         .collect::<Vec<_>>()
         .join(", ");
     let positions = (1..=dims.len())
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    if dialect == Dialect::Spark {
+        let checks = (0..dims.len())
+            .map(|i| {
+                format!(
+                    "named_struct('dim', {i}, 'value', c.v{i}, 'undeclared', c.v{i} IS NULL OR NOT array_contains({}, c.v{i}))",
+                    dialect.param(Param::Declared(i))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",\n  ");
+        return format!(
+            "SELECT CAST(d.dim AS INT) AS dim, d.value, CAST(sum(c.rows) AS BIGINT) AS rows\nFROM (\n  SELECT {columns}, count(*) AS rows\n  FROM {src} s\n  GROUP BY {positions}\n) c\nLATERAL VIEW inline(array(\n  {checks}\n)) d AS dim, value, undeclared\nWHERE d.undeclared\nGROUP BY d.dim, d.value\nLIMIT {}",
+            MAX_UNDECLARED + 1
+        );
+    }
     let checks = (0..dims.len())
         .map(|i| {
             format!(
@@ -201,32 +346,49 @@ fn domain_statement(src: &str, dims: &[&str]) -> String {
 /// the content fingerprint (the sum of each row's MD5 as a signed 64-bit number: order-free, so
 /// the same rows in any physical order give the same fingerprint).
 /// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
-fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
-    let mut columns = vec![
-        "count(*)::int8 AS n".to_string(),
+/// Spark's fingerprint is the sum of each row's `xxhash64` of every column, as a decimal.
+fn totals_statement(dialect: Dialect, src: &str, unit: &str, sums: &[String]) -> String {
+    let d = dialect;
+    let count_if = |condition: String, name: String| {
         format!(
-            "count(*) FILTER (WHERE s.{} IS NULL OR {} COLLATE \"C\" = '')::int8 AS empty_units",
-            ident(unit),
-            text(unit)
+            "{} AS {name}",
+            d.cast(&format!("count(*) FILTER (WHERE {condition})"), Ty::Int8)
+        )
+    };
+    let mut columns = vec![
+        format!("{} AS n", d.cast("count(*)", Ty::Int8)),
+        count_if(
+            format!(
+                "s.{} IS NULL OR {}{} = ''",
+                d.ident(unit),
+                d.text(unit),
+                d.bytewise()
+            ),
+            "empty_units".into(),
         ),
     ];
     let mut out = vec!["t.n".to_string(), "u.units".into(), "t.empty_units".into()];
     for (i, c) in sums.iter().enumerate() {
-        columns.push(format!(
-            "count(*) FILTER (WHERE s.{} IS NULL)::int8 AS null{i}",
-            ident(c)
+        columns.push(count_if(
+            format!("s.{} IS NULL", d.ident(c)),
+            format!("null{i}"),
         ));
         out.push(format!("t.null{i}"));
     }
-    columns.push(
-        "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h".to_string(),
-    );
-    out.push("t.h::text".into());
+    columns.push(match d {
+        Dialect::Postgres => {
+            "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h".to_string()
+        }
+        Dialect::Spark => "COALESCE(sum(CAST(xxhash64(*) AS DECIMAL(38,0))), 0) AS h".to_string(),
+    });
+    out.push(d.cast("t.h", Ty::Text));
     format!(
-        "SELECT {2}\nFROM (\n  SELECT {0}\n  FROM {src} s\n) t,\n(\n  SELECT count(*)::int8 AS units\n  FROM (SELECT {1} COLLATE \"C\" AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
+        "SELECT {2}\nFROM (\n  SELECT {0}\n  FROM {src} s\n) t,\n(\n  SELECT {3} AS units\n  FROM (SELECT {1}{4} AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
         columns.join(",\n         "),
-        text(unit),
-        out.join(", ")
+        d.text(unit),
+        out.join(", "),
+        d.cast("count(*)", Ty::Int8),
+        d.bytewise(),
     )
 }
 
@@ -237,11 +399,12 @@ fn totals_statement(src: &str, unit: &str, sums: &[String]) -> String {
 /// catch-all or NULL).
 fn table_statement(
     plan: &Plan,
+    dialect: Dialect,
     (t, table): (usize, &Count),
     src: &str,
     identity: &str,
 ) -> TableStatement {
-    let frame = Frame::new(plan, table, src);
+    let frame = Frame::new(plan, dialect, table, src);
     let (sql, shared_key, spanning) = match table.statistic.bound() {
         Bound::Whole => {
             let (sql, spanning) = frame.whole(table);
@@ -263,15 +426,25 @@ fn table_statement(
 }
 
 /// Dimension `j`'s code for the text `value`, compared byte for byte: the column `c{j}` and the
-/// join to the dimension's values and codes (`$(3j+2)`, `$(3j+3)`; a NULL's code `$(3j+4)`).
-fn code_of(j: usize, value: &str) -> (String, String) {
-    let (values, codes_at, null_at) = (3 * j + 2, 3 * j + 3, 3 * j + 4);
-    (
-        format!("COALESCE(m{j}.c, ${null_at}::int4) AS c{j}"),
-        format!(
-            "\n  LEFT JOIN unnest(${values}::text[], ${codes_at}::int4[]) AS m{j}(v, c) ON m{j}.v = {value} COLLATE \"C\""
+/// join to the dimension's values and codes (`$(3j+2)`, `$(3j+3)`; a NULL's code `$(3j+4)`), or
+/// in Spark a lookup in the map of values to codes (no join).
+fn code_of(dialect: Dialect, j: usize, value: &str) -> (String, String) {
+    let [values, codes, null] =
+        [Param::Values(j), Param::Codes(j), Param::Null(j)].map(|p| dialect.param(p));
+    match dialect {
+        Dialect::Postgres => (
+            format!("COALESCE(m{j}.c, {null}::int4) AS c{j}"),
+            format!(
+                "\n  LEFT JOIN unnest({values}::text[], {codes}::int4[]) AS m{j}(v, c) ON m{j}.v = {value} COLLATE \"C\""
+            ),
         ),
-    )
+        Dialect::Spark => (
+            format!(
+                "COALESCE(try_element_at(map_from_arrays({values}, {codes}), {value}), {null}) AS c{j}"
+            ),
+            String::new(),
+        ),
+    }
 }
 
 /// What a bounded table keeps of a unit with no choice to make (see
@@ -287,6 +460,7 @@ enum Kept {
 /// and one code `c{j}` per dimension), the joins that map values to codes, and the cells'
 /// columns in the forms the statements use.
 struct Frame {
+    dialect: Dialect,
     select: Vec<String>,
     joins: String,
     src: String,
@@ -302,27 +476,29 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(plan: &Plan, table: &Count, src: &str) -> Frame {
+    fn new(plan: &Plan, dialect: Dialect, table: &Count, src: &str) -> Frame {
         let codes: Vec<String> = (0..table.dims.len()).map(|j| format!("c{j}")).collect();
         // The unit and the identity are only partitioned and hashed, never shown in order: byte
         // order (`COLLATE "C"`) sorts them fastest and the same on every server.
-        let mut select = vec![format!("{} COLLATE \"C\" AS u", text(&plan.privacy_unit))];
+        let unit = dialect.text(&plan.privacy_unit);
+        let mut select = vec![format!("{unit}{} AS u", dialect.bytewise())];
         let values: Vec<String> = table
             .dims
             .iter()
-            .map(|&d| text(&plan.dimensions[d].name))
+            .map(|&d| dialect.text(&plan.dimensions[d].name))
             .collect();
         let mut joins = String::new();
         for (j, value) in values.iter().enumerate() {
-            let (column, join) = code_of(j, value);
+            let (column, join) = code_of(dialect, j, value);
             select.push(column);
             joins.push_str(&join);
         }
         let mut frame = Frame {
+            dialect,
             select,
             joins,
             src: src.to_string(),
-            unit: text(&plan.privacy_unit),
+            unit,
             values,
             codes,
             leading: String::new(),
@@ -370,39 +546,12 @@ impl Frame {
         kept: Kept,
         ranked: impl FnOnce(String) -> (String, String),
     ) -> String {
-        let mut columns = vec![
-            format!("{} COLLATE \"C\" AS u", self.unit),
-            "count(*) AS n".to_string(),
-        ];
-        let mut one_choice: Vec<String> = Vec::new();
-        for (j, d) in self.values.iter().enumerate() {
-            let (lo, hi) = (
-                format!("min({d} COLLATE \"C\")"),
-                format!("max({d} COLLATE \"C\")"),
-            );
-            one_choice.push(format!(
-                "({lo} = {hi} AND count({d}) = count(*) OR count({d}) = 0)"
-            ));
-            columns.push(format!("{lo} AS lo{j}"));
-        }
-        if let Kept::Sum { cap, value } = &kept {
-            one_choice.push(format!("count(*) <= {cap}"));
-            columns.push(format!("sum({value}) AS v"));
-        }
-        columns.push(if one_choice.is_empty() {
-            "true AS free".to_string()
-        } else {
-            format!("COALESCE({}, false) AS free", one_choice.join(" AND "))
-        });
-        let units = format!(
-            "safestat_units AS (\n  SELECT {}\n  FROM {} s\n  GROUP BY 1\n),\n",
-            columns.join(",\n         "),
-            self.src
-        );
+        let dialect = self.dialect;
+        let bytewise = dialect.bytewise();
         let (ranking, heavy) = ranked(self.rows_read(
-            &units,
+            &self.units_aggregate(&kept),
             &format!(
-                "\n  WHERE {} COLLATE \"C\" IN (SELECT u FROM safestat_units WHERE NOT free)",
+                "\n  WHERE {}{bytewise} IN (SELECT u FROM safestat_units WHERE NOT free)",
                 self.unit
             ),
         ));
@@ -410,25 +559,33 @@ impl Frame {
         let mut free_select: Vec<String> = Vec::new();
         let mut free_joins = String::new();
         for j in 0..self.codes.len() {
-            let (column, join) = code_of(j, &format!("f.lo{j}"));
+            let (column, join) = code_of(dialect, j, &format!("f.lo{j}"));
             free_select.push(column);
             free_joins.push_str(&join);
         }
         let mut per_free = los.clone();
         per_free.push("count(*) AS units".to_string());
+        let (null_text, null_int8) = (
+            dialect.cast("NULL", Ty::Text),
+            dialect.cast("NULL", Ty::Int8),
+        );
         let (n, s, w) = match &kept {
-            Kept::Units => ("f.units", "NULL::text", "NULL::int8"),
+            Kept::Units => ("f.units", null_text, null_int8),
             Kept::Rows { cap } => {
                 per_free.push(format!("sum(LEAST(n, {cap})) AS rows"));
-                ("f.rows", "NULL::text", "NULL::int8")
+                ("f.rows", null_text, null_int8)
             }
             Kept::Sum { .. } => {
                 per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
-                ("f.rows", "f.v::text", "f.units")
+                (
+                    "f.rows",
+                    dialect.cast("f.v", Ty::Text),
+                    "f.units".to_string(),
+                )
             }
         };
         free_select.extend([
-            format!("{n}::int8 AS n"),
+            format!("{} AS n", dialect.cast(n, Ty::Int8)),
             format!("{s} AS s"),
             format!("{w} AS w"),
         ]);
@@ -439,11 +596,50 @@ impl Frame {
         };
         let heavy = heavy.replace('\n', "\n  ");
         format!(
-            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\nSELECT {}COALESCE(sum(n), 0)::int8, sum(s::numeric)::text, sum(w)::int8\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
+            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\nSELECT {}{}, {}, {}\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
             free_select.join(",\n         "),
             per_free.join(", "),
             self.leading,
+            dialect.cast("COALESCE(sum(n), 0)", Ty::Int8),
+            dialect.cast(
+                &format!("sum({})", dialect.cast("s", Ty::Numeric)),
+                Ty::Text
+            ),
+            dialect.cast("sum(w)", Ty::Int8),
             self.group_by
+        )
+    }
+
+    /// The common table expression `safestat_units` of [`Frame::with_free_units`]: per unit its
+    /// rows, each dimension's smallest value (byte for byte), a sum's clamped total, and whether
+    /// it is free (one value per dimension, or only NULLs; for a sum, at most the cap of rows).
+    fn units_aggregate(&self, kept: &Kept) -> String {
+        let (dialect, bytewise) = (self.dialect, self.dialect.bytewise());
+        let mut columns = vec![
+            format!("{}{bytewise} AS u", self.unit),
+            "count(*) AS n".to_string(),
+        ];
+        let mut one_choice: Vec<String> = Vec::new();
+        for (j, d) in self.values.iter().enumerate() {
+            let (lo, hi) = (format!("min({d}{bytewise})"), format!("max({d}{bytewise})"));
+            one_choice.push(format!(
+                "({lo} = {hi} AND count({d}) = count(*) OR count({d}) = 0)"
+            ));
+            columns.push(format!("{lo} AS lo{j}"));
+        }
+        if let Kept::Sum { cap, value } = kept {
+            one_choice.push(format!("count(*) <= {cap}"));
+            columns.push(format!("{} AS v", dialect.wide_sum(value)));
+        }
+        columns.push(if one_choice.is_empty() {
+            "true AS free".to_string()
+        } else {
+            format!("COALESCE({}, false) AS free", one_choice.join(" AND "))
+        });
+        format!(
+            "safestat_units AS (\n  SELECT {}\n  FROM {} s\n  GROUP BY 1\n),\n",
+            columns.join(",\n         "),
+            self.src
         )
     }
 
@@ -456,22 +652,42 @@ impl Frame {
             Statistic::Total { column, largest } => (column, *largest),
             _ => unreachable!("only an exact sum keeps every row"),
         };
+        let d = self.dialect;
         self.select.push(match column {
-            Some(column) => format!("s.{}::int8 AS v", ident(column)),
-            None => "1::int8 AS v".to_string(),
+            Some(column) => format!(
+                "{} AS v",
+                d.cast(&format!("s.{}", d.ident(column)), Ty::Int8)
+            ),
+            None => format!("{} AS v", d.cast("1", Ty::Int8)),
         });
         let with = format!(
-            "{},\nw AS (SELECT u{}, sum(v) AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
-            self.rows_read("", "\n  WHERE length($1::bytea) = 0"),
+            "{},\nw AS (SELECT u{}, {} AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
+            self.rows_read("", &format!("\n  WHERE length({}) = 0", d.key())),
             self.with_cells(", ", ""),
+            d.wide_sum("v"),
             self.with_cells(", ", ""),
         );
         let (leading, group_by) = (&self.leading, &self.group_by);
+        // The largest sums of the units in this cell alone, largest first, joined by commas.
+        let largest = match d {
+            Dialect::Postgres => format!(
+                "array_to_string((array_agg(v ORDER BY v DESC) FILTER (WHERE k = 1))[1:{largest}], ',')"
+            ),
+            Dialect::Spark => format!(
+                "array_join(transform(slice(sort_array(collect_list(CASE WHEN k = 1 THEN v END), false), 1, {largest}), x -> CAST(x AS STRING)), ',')"
+            ),
+        };
         let sql = format!(
-            "{with}\nSELECT {leading}count(*)::int8, sum(v)::text, count(*)::int8, array_to_string((array_agg(v ORDER BY v DESC) FILTER (WHERE k = 1))[1:{largest}], ','), min(lowest)::int8\nFROM w JOIN n USING (u){group_by}"
+            "{with}\nSELECT {leading}{}, {}, {}, {largest}, {}\nFROM w JOIN n USING (u){group_by}",
+            d.cast("count(*)", Ty::Int8),
+            d.cast("sum(v)", Ty::Text),
+            d.cast("count(*)", Ty::Int8),
+            d.cast("min(lowest)", Ty::Int8),
         );
         let spanning = format!(
-            "{with}\nSELECT dense_rank() OVER (ORDER BY u)::int8, {leading}v::text\nFROM w JOIN n USING (u)\nWHERE k > 1"
+            "{with}\nSELECT {}, {leading}{}\nFROM w JOIN n USING (u)\nWHERE k > 1",
+            d.cast("dense_rank() OVER (ORDER BY u)", Ty::Int8),
+            d.cast("v", Ty::Text),
         );
         (sql, spanning)
     }
@@ -479,15 +695,29 @@ impl Frame {
     /// A count of units, each kept in at most `max_cells_per_unit` of its cells, chosen by keyed
     /// priority (rows of one cell share its priority).
     fn cells(&self, max_cells_per_unit: u32) -> String {
-        let cell_text = self
-            .codes
-            .iter()
-            .map(|c| format!(" || ',' || {c}"))
-            .collect::<String>();
-        let prio = format!("sha256($1::bytea || convert_to(quote_literal(u){cell_text}, 'UTF8'))");
+        let d = self.dialect;
+        let unit_and_cell = match d {
+            Dialect::Postgres => {
+                let cell_text = self
+                    .codes
+                    .iter()
+                    .map(|c| format!(" || ',' || {c}"))
+                    .collect::<String>();
+                format!("quote_literal(u){cell_text}")
+            }
+            // The codes are the last fields, so the unit is all that comes before them.
+            Dialect::Spark => {
+                let mut parts = vec!["u".to_string()];
+                parts.extend(self.codes.iter().map(|c| d.cast(c, Ty::Text)));
+                format!("concat_ws(',', {})", parts.join(", "))
+            }
+        };
+        let prio = d.prf(&unit_and_cell);
         let (leading, group_by, cells) = (&self.leading, &self.group_by, self.with_cells(", ", ""));
+        let (null_text, null_int8) = (d.cast("NULL", Ty::Text), d.cast("NULL", Ty::Int8));
         self.with_free_units(Kept::Units, |r| {
-            let (ranking, kept) = if max_cells_per_unit == 1 {
+            // Spark has no DISTINCT ON.
+            let (ranking, kept) = if max_cells_per_unit == 1 && d == Dialect::Postgres {
                 // One cell per unit: the unit's lowest-priority row names it, one sort instead
                 // of a DISTINCT and a window.
                 (
@@ -505,7 +735,7 @@ impl Frame {
                 )
             };
             let counted = format!(
-                "SELECT {leading}count(*) AS n, NULL::text AS s, NULL::int8 AS w\nFROM k{kept}{group_by}"
+                "SELECT {leading}count(*) AS n, {null_text} AS s, {null_int8} AS w\nFROM k{kept}{group_by}"
             );
             (ranking, counted)
         })
@@ -515,18 +745,35 @@ impl Frame {
     /// `per_cell` in a cell, chosen by keyed priority of the row's identity and occurrence (so
     /// identical rows are each kept or not on their own).
     fn rows(mut self, table: &Count, identity: &str, (per_unit, per_cell): (u32, u32)) -> String {
+        let d = self.dialect;
         let (sum, value) = match &table.statistic {
             Statistic::Sum { column, lo, hi, .. } => {
                 let value = format!(
-                    "LEAST(GREATEST(s.{}::int8, '{lo}'::int8), '{hi}'::int8)",
-                    ident(column)
+                    "LEAST(GREATEST({}, {}), {})",
+                    d.cast(&format!("s.{}", d.ident(column)), Ty::Int8),
+                    d.cast(&format!("'{lo}'"), Ty::Int8),
+                    d.cast(&format!("'{hi}'"), Ty::Int8),
                 );
                 self.select.push(format!("{value} AS v"));
-                ("sum(v)::text AS s, count(DISTINCT u) AS w", Some(value))
+                (
+                    format!(
+                        "{} AS s, count(DISTINCT u) AS w",
+                        d.cast(&d.wide_sum("v"), Ty::Text)
+                    ),
+                    Some(value),
+                )
             }
-            _ => ("NULL::text AS s, NULL::int8 AS w", None),
+            _ => (
+                format!(
+                    "{} AS s, {} AS w",
+                    d.cast("NULL", Ty::Text),
+                    d.cast("NULL", Ty::Int8)
+                ),
+                None,
+            ),
         };
-        self.select.push(format!("{identity} COLLATE \"C\" AS id"));
+        self.select
+            .push(format!("{identity}{} AS id", d.bytewise()));
         // The per-cell cap binds only when it is below the per-unit one.
         let (m_window, m_filter) = if per_cell < per_unit {
             (
@@ -545,15 +792,29 @@ impl Frame {
             Some(value) => Kept::Sum { cap, value },
             None => Kept::Rows { cap },
         };
+        // Spark numbers rows only in an ordered window; identical rows tie, in any order.
+        let (occurrence, id_occ) = match d {
+            Dialect::Postgres => ("PARTITION BY u, id", "id || ',' || occ".to_string()),
+            Dialect::Spark => (
+                "PARTITION BY u, id ORDER BY id",
+                format!("concat(id, ',', {})", d.cast("occ", Ty::Text)),
+            ),
+        };
+        let prio = d.prf(&id_occ);
         self.with_free_units(kept, |r| {
             (
                 format!(
-                    "{r},\no AS (SELECT r.*, row_number() OVER (PARTITION BY u, id) AS occ FROM r),\np AS (SELECT o.*, sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8')) AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}"
+                    "{r},\no AS (SELECT r.*, row_number() OVER ({occurrence}) AS occ FROM r),\np AS (SELECT o.*, {prio} AS prio FROM o),\nk AS (SELECT p.*, row_number() OVER (PARTITION BY u ORDER BY prio) AS ru FROM p){m_window}"
                 ),
                 format!("SELECT {leading}count(*) AS n, {sum}\n{m_filter}{group_by}"),
             )
         })
     }
+}
+
+/// The statement Spark's version is asked with (it has no snapshot nor transaction to set up).
+pub(super) fn spark_version_statement() -> String {
+    "SELECT version()".to_string()
 }
 
 /// The statements that set up the transaction, before [`InputStatements`]'s.

@@ -1,31 +1,55 @@
-//! Tests of the SQL source against a real PostgreSQL server (a throwaway cluster of the tests'
-//! own, `tests/support/pg.rs`). These reach the exact cells, which only a test may see: nothing
-//! here goes through a release.
+//! Tests of the SQL sources against real servers: a throwaway PostgreSQL cluster of the tests'
+//! own (`tests/support/pg.rs`) and a local Spark Connect server (`tests/support/spark.rs`), each
+//! test run against every engine this build has a client for. These reach the exact cells,
+//! which only a test may see: nothing here goes through a release.
 
-use super::client::Masker;
+use super::answer::Masker;
 use super::*;
 use crate::hash::sha256_hex;
 use crate::input::{Count, Counted, ReadOptions, read_input_with};
 use crate::policy::{PolicyFile, validate};
 
+#[cfg(feature = "postgres")]
 #[path = "../../../tests/support/pg.rs"]
 mod pg;
+#[cfg(feature = "spark")]
+#[path = "../../../tests/support/spark.rs"]
+mod spark_server;
 
-/// A plan whose input `in` is `path = "in.csv"` or the SQL table `t` (the server in
-/// `SAFESTAT_TEST_DB_<db>`), with `body` (categories and tables) appended.
-fn plan(dir: &Path, sql_db: Option<&str>, body: &str) -> Plan {
-    plan_by(dir, sql_db, body, "id")
+/// Where a test's rows are: a database `t` table of the PostgreSQL cluster, or a Spark query.
+enum Source {
+    #[cfg(feature = "postgres")]
+    Pg(String),
+    #[cfg(feature = "spark")]
+    Spark(String),
+}
+
+/// A plan whose input `in` is `path = "in.csv"` or `source` (the server's connection string in
+/// a variable of the test's own), with `body` (categories and tables) appended.
+fn plan(dir: &Path, source: Option<&Source>, body: &str) -> Plan {
+    plan_by(dir, source, body, "id")
 }
 
 /// [`plan`] with privacy unit column `unit`.
-fn plan_by(dir: &Path, sql_db: Option<&str>, body: &str, unit: &str) -> Plan {
-    let input = match sql_db {
-        Some(db) => {
-            // Each database its own variable, so that tests running at once never mix them.
-            let var = format!("SAFESTAT_TEST_DB_{db}");
+fn plan_by(dir: &Path, source: Option<&Source>, body: &str, unit: &str) -> Plan {
+    // Each read its own variable, so that tests running at once never mix them.
+    static VARS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let var = format!(
+        "SAFESTAT_TEST_SOURCE_{}",
+        VARS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let input = match source {
+        #[cfg(feature = "postgres")]
+        Some(Source::Pg(db)) => {
             // SAFETY: every test sets only its own variable, before reading it.
             unsafe { std::env::set_var(&var, pg::cluster().admin_url(db)) };
             format!("sql = {{ url_env = \"{var}\", table = \"t\" }}")
+        }
+        #[cfg(feature = "spark")]
+        Some(Source::Spark(query)) => {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(&var, spark_server::server().url()) };
+            format!("spark = {{ url_env = \"{var}\", query = \"{query}\" }}")
         }
         None => "path = \"in.csv\"".to_string(),
     };
@@ -51,26 +75,61 @@ fn read(plan: &Plan) -> InputResult {
     read_input_with(plan, 0, &tables, options).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `data` as `in.csv` in `dir` and as table `t` of a fresh database; returns the database.
-fn load(dir: &Path, data: &str, integers: &[&str]) -> String {
+/// `data` as `in.csv` in `dir` and in `engine`: table `t` of a fresh database, or a query
+/// over a headerless copy.
+fn load(engine: Engine, dir: &Path, data: &str, integers: &[&str]) -> Source {
     std::fs::write(dir.join("in.csv"), data).unwrap();
-    let c = pg::cluster();
-    let db = c.fresh_database();
-    c.load_csv(&db, "t", &dir.join("in.csv"), integers);
-    db
+    match engine {
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            let c = pg::cluster();
+            let db = c.fresh_database();
+            c.load_csv(&db, "t", &dir.join("in.csv"), integers);
+            Source::Pg(db)
+        }
+        #[cfg(feature = "spark")]
+        Engine::Spark => Source::Spark(spark_server::Server::csv_query(
+            dir, "spark", data, integers,
+        )),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("no client for {}", engine.name()),
+    }
 }
+
+/// Declares `$name` a test of every engine this build has a client for, each running
+/// `$body(engine)`.
+macro_rules! each_engine {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[cfg(feature = "postgres")]
+            #[test]
+            fn postgres() {
+                super::$body(crate::policy::Engine::Postgres);
+            }
+            #[cfg(feature = "spark")]
+            #[test]
+            fn spark() {
+                super::$body(crate::policy::Engine::Spark);
+            }
+        }
+    };
+}
+
+each_engine!(
+    exact_cells_equal_the_csv_path_when_bounds_bind_nobody,
+    exact_cells_equal_the_csv_path
+);
 
 /// With bounds that bind nobody, every table's exact cells from SQL equal the CSV path's: on the
 /// sample data, and on values that only match a category after Unicode NFC or fall to the
 /// catch-all.
-#[test]
-fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
+fn exact_cells_equal_the_csv_path(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let sample = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("data/disung_2024_victims.csv"),
     )
     .unwrap();
-    let db = load(dir.path(), &sample, &["services"]);
+    let db = load(engine, dir.path(), &sample, &["services"]);
     let body = r#"
         [categories]
         gender = ["female", "male"]
@@ -123,8 +182,20 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     assert_eq!(from_sql.units, from_csv.units);
     assert!(from_csv.counted[3].values().iter().any(|&c| c > 0));
     let record = from_sql.sql.expect("an SQL read record");
-    assert!(record.engine.starts_with("PostgreSQL"), "{}", record.engine);
-    assert_eq!(record.relation, "table t");
+    assert!(
+        record.engine.starts_with(engine.name()),
+        "{}",
+        record.engine
+    );
+    assert_eq!(
+        record.relation,
+        plan_by(dir.path(), Some(&db), body, "victim_id").inputs[0]
+            .sql
+            .as_ref()
+            .unwrap()
+            .relation
+            .describe()
+    );
     // The statements recorded are exactly those `safestat sql` prints.
     let by_id = plan_by(dir.path(), Some(&db), body, "victim_id");
     let counts: Vec<Count> = by_id.tables.iter().map(Count::of).collect();
@@ -138,7 +209,7 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     let nfd = "\u{1109}\u{1165}\u{110B}\u{116E}\u{11AF}"; // 서울, decomposed
     let data = format!("id,city,v\na,{nfd},3\nb,서울,4\nc,부산,5\nd,other place,6\ne,기타,7\n");
     let dir2 = tempfile::tempdir().unwrap();
-    let db2 = load(dir2.path(), &data, &["v"]);
+    let db2 = load(engine, dir2.path(), &data, &["v"]);
     let body2 = r#"
         [categories]
         city = ["서울", "부산", "기타"]
@@ -184,18 +255,24 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
     // as the CSV path maps it; an empty value (NULL here) goes to the catch-all. Units of one
     // value are counted from their aggregates (`a`, `b`, `d`, `e`, `f`, and `h` of NULLs only);
     // `c` (two values the collation calls equal) and `g` (NULL and a value) are ranked.
+    // In Spark, the column's collation is its session's default (byte order); the values are
+    // the same test.
     let data = format!(
         "id,city,v\na,seoul,1\nb,Seoul,2\nc,seoul,3\nc,SEOUL,4\nd,busan,5\ne,{nfd},6\nf,서울,7\ng,,8\ng,seoul,9\nh,,10\n"
     );
     let dir3 = tempfile::tempdir().unwrap();
-    let db3 = load(dir3.path(), &data, &["v"]);
-    pg::cluster()
-        .connect(&db3)
-        .batch_execute(
-            "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-             ALTER TABLE t ALTER COLUMN city TYPE text COLLATE nocase;",
-        )
-        .unwrap();
+    let db3 = load(engine, dir3.path(), &data, &["v"]);
+    #[cfg(feature = "postgres")]
+    #[allow(irrefutable_let_patterns)]
+    if let Source::Pg(db3) = &db3 {
+        pg::cluster()
+            .connect(db3)
+            .batch_execute(
+                "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+                 ALTER TABLE t ALTER COLUMN city TYPE text COLLATE nocase;",
+            )
+            .unwrap();
+    }
     let body3 = body2
         .replace(
             "\"서울\", \"부산\", \"기타\"",
@@ -209,7 +286,7 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
 
     // An empty relation: a sum of no dimension is 0 (SQL's sum of no rows is NULL).
     let dir4 = tempfile::tempdir().unwrap();
-    let db4 = load(dir4.path(), "id,v\n", &["v"]);
+    let db4 = load(engine, dir4.path(), "id,v\n", &["v"]);
     let body4 = r#"
         [[table]]
         name = "sum_all"
@@ -227,7 +304,7 @@ fn exact_cells_equal_the_csv_path_when_bounds_bind_nobody() {
 }
 
 /// The content fingerprint does not depend on the key or the order of reading.
-fn read_fingerprint(dir: &Path, db: &str, body: &str) -> String {
+fn read_fingerprint(dir: &Path, db: &Source, body: &str) -> String {
     read(&plan(dir, Some(db), body)).sha256
 }
 
@@ -240,13 +317,17 @@ fn assert_near(what: &str, got: i128, n: f64, p: f64) {
     );
 }
 
+each_engine!(
+    binding_bounds_keep_at_most_k_and_choose_uniformly,
+    binding_bounds_choose_uniformly
+);
+
 /// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
 /// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
 /// of its binomial mean. 15 such checks: the false-failure probability is below 15 × 2.0e-9 =
 /// 3.0e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
 /// counts agree by accident is far below 1e-20.
-#[test]
-fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
+fn binding_bounds_choose_uniformly(engine: Engine) {
     let units = 3000;
     let mut data = String::from("id,cell,v\n");
     for u in 0..units {
@@ -269,7 +350,7 @@ fn binding_bounds_keep_at_most_k_and_choose_uniformly() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let db = load(dir.path(), &data, &["v"]);
+    let db = load(engine, dir.path(), &data, &["v"]);
     let cells: Vec<String> = ["a", "b", "c", "d"]
         .iter()
         .map(|c| format!("\"{c}\""))

@@ -12,6 +12,9 @@ pub use sha2::{Digest, Sha256};
 #[cfg(feature = "postgres")]
 #[path = "../../support/pg.rs"]
 pub mod pg;
+#[cfg(feature = "spark")]
+#[path = "../../support/spark.rs"]
+pub mod spark;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_safestat");
 
