@@ -1024,6 +1024,37 @@ mod tests {
                 .unwrap_err()
                 .contains("holds records (microdata)")
         );
+        // `spark = { ... }`: the same fields, the engine named in the identity (a table of the
+        // same name in PostgreSQL is other data); one database per input.
+        let spark =
+            |inner: &str| SAMPLE.replace("path = \"m.csv\"", &format!("spark = {{ {inner} }}"));
+        let in_spark = validate_str(&spark("url_env = \"SPARK\", table = \"reg.v\"")).unwrap();
+        let source = in_spark.inputs[0].sql.as_ref().unwrap();
+        assert_eq!(source.engine, Engine::Spark);
+        assert_eq!(
+            source.relation,
+            Relation::Table(vec!["reg".into(), "v".into()])
+        );
+        let in_pg = validate_str(&sql("url_env = \"SPARK\", table = \"reg.v\"")).unwrap();
+        assert_eq!(
+            in_pg.inputs[0].sql.as_ref().unwrap().engine,
+            Engine::Postgres
+        );
+        assert_ne!(in_spark.identity(), in_pg.identity());
+        assert!(
+            validate_str(&spark("url_env = \"SPARK\""))
+                .unwrap_err()
+                .contains("[inputs.m] field `spark`")
+        );
+        let two = spark("url_env = \"SPARK\", table = \"t\"").replace(
+            "[inputs.m]",
+            "[inputs.m]\nsql = { url_env = \"DB\", table = \"t\" }",
+        );
+        assert!(
+            validate_str(&two)
+                .unwrap_err()
+                .contains("has both `sql` and `spark`")
+        );
     }
 
     #[test]

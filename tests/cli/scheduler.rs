@@ -207,7 +207,7 @@ fn an_unreachable_database_is_temporary() {
 }
 
 /// A build without the `postgres` feature (the README's first command) refuses an SQL input
-/// before anything is read: exit 2 (not 5: retrying cannot help), a message saying how to build
+/// (and without `spark`, a Spark input) before anything is read: exit 2 (not 5: retrying cannot help), a message saying how to build
 /// it, nothing charged; `safestat sql` still shows the statements.
 #[cfg(not(feature = "postgres"))]
 #[test]
@@ -239,5 +239,22 @@ fn an_sql_input_is_refused_by_a_build_without_the_postgres_client() {
         "note: `release` and `check` will refuse this policy",
         "--features postgres",
     ]);
+    assert!(!s.path("ledger/people.jsonl").exists() || ledger_lines(&s).is_empty());
+    // A Spark input alike, naming its own feature; its statements are shown all the same.
+    let s = small();
+    let policy = ledger_policy("r", "{ rho = 1.0 }", GAUSS_TABLE).once(
+        "path = \"people.csv\"",
+        "spark = { url_env = \"SAFESTAT_SPARK_URL\", table = \"people\" }",
+    );
+    s.write("policy.toml", &policy);
+    s.run_with(
+        &["release", "policy.toml"],
+        &[("SAFESTAT_SPARK_URL", "sc://127.0.0.1:9")],
+    )
+    .expect_code(2)
+    .stderr_has(&["input `people`", "--features spark"]);
+    s.run(&["sql", "policy.toml"])
+        .expect_code(0)
+        .stdout_has(&["(Apache Spark)", "sha2(concat(:key"]);
     assert!(!s.path("ledger/people.jsonl").exists() || ledger_lines(&s).is_empty());
 }

@@ -113,6 +113,12 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
             });
         }
     }
+    if d == Dialect::Spark {
+        out.push(plain(
+            "rows and the fingerprint again: a relation that changed during the read (Spark has no snapshot) is refused",
+            st.totals.clone(),
+        ));
+    }
     out
 }
 

@@ -121,6 +121,16 @@ fn read_from(
     let answer = read.answer(&statements.totals, HashMap::new())?;
     let totals = read_totals(plan, &statements, &answer, failing)?;
     let counted = count_tables(&mut read, plan, counts, &statements, &mappings, failing)?;
+    // Without a snapshot, a relation that changed during the read (or a query that does not
+    // return the same rows each time) is caught by its fingerprint, read again at the end.
+    let answer = read.answer(&statements.totals, HashMap::new())?;
+    let again = read_totals(plan, &statements, &answer, failing)?;
+    if (again.rows, &again.digest) != (totals.rows, &totals.digest) {
+        return Err(failing.cannot(format!(
+            "the relation changed during the read ({} rows at the start, {} at the end, or the same count of other rows); Spark has no snapshot, so the relation must not change during a release, and a `query` must return the same rows each time (no LIMIT without ORDER BY, no rand()): pin a table version or a partition that is no longer written; nothing was charged",
+            totals.rows, again.rows
+        )));
+    }
     let relation = sql.relation.describe();
     Ok(InputResult {
         counted,
@@ -149,13 +159,38 @@ fn connect(
     failing: &Failing,
     url_env: &str,
 ) -> Result<SparkSession, InputError> {
-    // Checked first: the builder would panic on a string it cannot read.
-    ChannelBuilder::create(url).map_err(|e| {
+    // Checked first: the client crate panics on a string it cannot read, on `use_ssl=true` (its
+    // TLS is not built in) and on a `session_id` that is not a UUID.
+    let not_a_string = |m: String| {
         failing.fail(format!(
-            "`{url_env}` is not a Spark Connect connection string (`sc://host:port`): {e}"
+            "`{url_env}` is not a Spark Connect connection string: {m}"
         ))
-    })?;
-    let builder = SparkSessionBuilder::remote(url).app_name("safestat");
+    };
+    for option in url.split(';').skip(1) {
+        let (name, value) = option.split_once('=').unwrap_or((option, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "use_ssl" if value.eq_ignore_ascii_case("true") => {
+                return Err(not_a_string(
+                    "`use_ssl=true` asks for TLS, which this build's Spark Connect client does not have; reach the server through a tunnel or a private network".to_string(),
+                ));
+            }
+            "session_id" => {
+                return Err(not_a_string(
+                    "`session_id` is safestat's to choose (a fresh session per read)".to_string(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    ChannelBuilder::create(url)
+        .map_err(|e| not_a_string(format!("{e} (the form is `sc://host:port/;option=value`)")))?;
+    // Byte-order comparison, whatever the server's default collation (Spark 4); errors instead
+    // of silent wrapping or NULLs (ANSI mode); `GROUP BY 1` meaning the first column.
+    let builder = SparkSessionBuilder::remote(url)
+        .app_name("safestat")
+        .config("spark.sql.session.collation.default", "UTF8_BINARY")
+        .config("spark.sql.ansi.enabled", "true")
+        .config("spark.sql.groupByOrdinal", "true");
     match runtime.block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await }) {
         Ok(Ok(session)) => Ok(session),
         Ok(Err(e)) => Err(spark_failure(failing, &e)),
@@ -346,15 +381,32 @@ fn type_name(t: &DataType) -> String {
 }
 
 /// A Spark error as a failure: temporary when the server could not be reached or went away (a
-/// refused connection, gRPC's UNAVAILABLE), else the input's or the policy's fault.
+/// refused connection, gRPC's UNAVAILABLE, a connection cut mid-answer, a session the server no
+/// longer knows after a restart), else the input's or the policy's fault.
 fn spark_failure(failing: &Failing, e: &SparkError) -> InputError {
-    let temporary = matches!(
-        e,
-        SparkError::InvalidConnectionUrl(_)
-            | SparkError::Unavailable(_)
-            | SparkError::IoError(..)
-            | SparkError::Aborted(_)
-    );
+    let text = e.to_string();
+    // The client crate reports a cut connection (gRPC INTERNAL or UNKNOWN from the transport)
+    // as it reports Spark's own errors; the transport's words tell them apart.
+    let cut = [
+        "transport error",
+        "h2 protocol error",
+        "broken pipe",
+        "connection reset",
+        "error reading a body from connection",
+        "stream closed",
+        "SESSION_NOT_FOUND",
+        "SESSION_CLOSED",
+    ]
+    .iter()
+    .any(|words| text.contains(words));
+    let temporary = cut
+        || matches!(
+            e,
+            SparkError::InvalidConnectionUrl(_)
+                | SparkError::Unavailable(_)
+                | SparkError::IoError(..)
+                | SparkError::Aborted(_)
+        );
     let mut message = match e {
         // The server's words, without the plan it appends after a blank line.
         SparkError::AnalysisException(m) => format!(

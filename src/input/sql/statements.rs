@@ -21,6 +21,8 @@
 //! counted from one aggregate per unit, and only the other units' rows are ranked
 //! (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on those
 //! rows alone. A `query` input is therefore evaluated twice per bounded table, in one snapshot.
+//! Spark has no snapshot, and evaluates a common table expression afresh at each use: there
+//! every unit is ranked, and each statement reads the relation once.
 //!
 //! The key is 32 fresh random bytes per statement of `count_units` and per input for the rows
 //! tables (which then keep the same rows when they have the same `k`, as in the CSV path), sent
@@ -346,7 +348,8 @@ fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
 /// the content fingerprint (the sum of each row's MD5 as a signed 64-bit number: order-free, so
 /// the same rows in any physical order give the same fingerprint).
 /// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
-/// Spark's fingerprint is the sum of each row's `xxhash64` of every column, as a decimal.
+/// Spark's fingerprint is the sum of the `xxhash64` of each row's JSON text (which names the
+/// columns that are not NULL, so a value moved between columns changes it), as a decimal.
 fn totals_statement(dialect: Dialect, src: &str, unit: &str, sums: &[String]) -> String {
     let d = dialect;
     let count_if = |condition: String, name: String| {
@@ -379,7 +382,9 @@ fn totals_statement(dialect: Dialect, src: &str, unit: &str, sums: &[String]) ->
         Dialect::Postgres => {
             "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h".to_string()
         }
-        Dialect::Spark => "COALESCE(sum(CAST(xxhash64(*) AS DECIMAL(38,0))), 0) AS h".to_string(),
+        Dialect::Spark => {
+            "COALESCE(sum(CAST(xxhash64(to_json(struct(*))) AS DECIMAL(38,0))), 0) AS h".to_string()
+        }
     });
     out.push(d.cast("t.h", Ty::Text));
     format!(
@@ -548,6 +553,27 @@ impl Frame {
     ) -> String {
         let dialect = self.dialect;
         let bytewise = dialect.bytewise();
+        let totals = format!(
+            "SELECT {}{}, {}, {}",
+            self.leading,
+            dialect.cast("COALESCE(sum(n), 0)", Ty::Int8),
+            dialect.cast(
+                &format!("sum({})", dialect.cast("s", Ty::Numeric)),
+                Ty::Text
+            ),
+            dialect.cast("sum(w)", Ty::Int8),
+        );
+        if dialect == Dialect::Spark {
+            // Spark evaluates a common table expression once per use, each a fresh read of the
+            // relation: `safestat_units` read twice could call a unit free in one read and not in
+            // the other, and count it twice. Every unit is ranked instead, from one read.
+            let (ranking, heavy) = ranked(self.rows_read("", ""));
+            let heavy = heavy.replace('\n', "\n  ");
+            return format!(
+                "{ranking},\nheavy AS (\n  {heavy}\n)\n{totals}\nFROM heavy x{}",
+                self.group_by
+            );
+        }
         let (ranking, heavy) = ranked(self.rows_read(
             &self.units_aggregate(&kept),
             &format!(
@@ -596,16 +622,9 @@ impl Frame {
         };
         let heavy = heavy.replace('\n', "\n  ");
         format!(
-            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\nSELECT {}{}, {}, {}\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
+            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\n{totals}\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
             free_select.join(",\n         "),
             per_free.join(", "),
-            self.leading,
-            dialect.cast("COALESCE(sum(n), 0)", Ty::Int8),
-            dialect.cast(
-                &format!("sum({})", dialect.cast("s", Ty::Numeric)),
-                Ty::Text
-            ),
-            dialect.cast("sum(w)", Ty::Int8),
             self.group_by
         )
     }
@@ -660,13 +679,26 @@ impl Frame {
             ),
             None => format!("{} AS v", d.cast("1", Ty::Int8)),
         });
-        let with = format!(
-            "{},\nw AS (SELECT u{}, {} AS v, min(v) AS lowest FROM r GROUP BY u{}),\nn AS (SELECT u, count(*) AS k FROM w GROUP BY u)",
+        let mut with = format!(
+            "{},\nw AS (SELECT u{}, {} AS v, min(v) AS lowest FROM r GROUP BY u{}),\n",
             self.rows_read("", &format!("\n  WHERE length({}) = 0", d.key())),
             self.with_cells(", ", ""),
             d.wide_sum("v"),
             self.with_cells(", ", ""),
         );
+        // Each unit's count of cells `k` beside its sums: PostgreSQL joins an aggregate of `w`;
+        // Spark, which would read the relation again for a second use of `w`, counts it in a
+        // window.
+        let from = match d {
+            Dialect::Postgres => {
+                with.push_str("n AS (SELECT u, count(*) AS k FROM w GROUP BY u)");
+                "w JOIN n USING (u)"
+            }
+            Dialect::Spark => {
+                with.push_str("wk AS (SELECT w.*, count(*) OVER (PARTITION BY u) AS k FROM w)");
+                "wk"
+            }
+        };
         let (leading, group_by) = (&self.leading, &self.group_by);
         // The largest sums of the units in this cell alone, largest first, joined by commas.
         let largest = match d {
@@ -678,14 +710,14 @@ impl Frame {
             ),
         };
         let sql = format!(
-            "{with}\nSELECT {leading}{}, {}, {}, {largest}, {}\nFROM w JOIN n USING (u){group_by}",
+            "{with}\nSELECT {leading}{}, {}, {}, {largest}, {}\nFROM {from}{group_by}",
             d.cast("count(*)", Ty::Int8),
             d.cast("sum(v)", Ty::Text),
             d.cast("count(*)", Ty::Int8),
             d.cast("min(lowest)", Ty::Int8),
         );
         let spanning = format!(
-            "{with}\nSELECT {}, {leading}{}\nFROM w JOIN n USING (u)\nWHERE k > 1",
+            "{with}\nSELECT {}, {leading}{}\nFROM {from}\nWHERE k > 1",
             d.cast("dense_rank() OVER (ORDER BY u)", Ty::Int8),
             d.cast("v", Ty::Text),
         );
@@ -705,11 +737,11 @@ impl Frame {
                     .collect::<String>();
                 format!("quote_literal(u){cell_text}")
             }
-            // The codes are the last fields, so the unit is all that comes before them.
+            // As the row identity: a JSON array, each NULL apart from any text.
             Dialect::Spark => {
                 let mut parts = vec!["u".to_string()];
                 parts.extend(self.codes.iter().map(|c| d.cast(c, Ty::Text)));
-                format!("concat_ws(',', {})", parts.join(", "))
+                format!("to_json(array({}))", parts.join(", "))
             }
         };
         let prio = d.prf(&unit_and_cell);
