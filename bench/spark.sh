@@ -17,7 +17,7 @@ DRIVER_MEMORY=${DRIVER_MEMORY:-4g}
 out=bench/out
 mkdir -p "$out"
 bin=target/release
-cargo build --release --features spark --bins --quiet
+cargo build --release --features postgres,spark --bins --quiet
 file="$out/victims_$ROWS.csv"
 [ -f "$file" ] || "$bin/safestat-synth" large "$ROWS" "$file"
 bash .ci/spark

@@ -89,35 +89,7 @@ fn read_from(
         },
         _ => return Err(failing.fail("`SELECT version()` did not answer one text".into())),
     };
-    // Columns and types: LIMIT 0 reads no row.
-    let probe = read.run(&statements.probe, HashMap::new())?;
-    let columns: Vec<Column> = probe
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| Column {
-            name: f.name().clone(),
-            integer: f.data_type().is_integer(),
-            type_name: type_name(f.data_type()),
-        })
-        .collect();
-    check_columns(
-        plan,
-        &statements,
-        &columns,
-        "tinyint, smallint, int or bigint",
-    )
-    .map_err(|m| failing.cannot(m))?;
-    let mut mappings = Mapping::declared(plan, &statements);
-    if let Some(domain) = &statements.domain {
-        let args = mappings
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (name(Param::Declared(i)), strings(&m.values)))
-            .collect();
-        let found = read.answer(domain, args)?;
-        map_undeclared(plan, &statements, &mut mappings, &found).map_err(|m| failing.cannot(m))?;
-    }
+    let mappings = read.checked_mappings(plan, &statements)?;
     let answer = read.answer(&statements.totals, HashMap::new())?;
     let totals = read_totals(plan, &statements, &answer, failing)?;
     let counted = count_tables(&mut read, plan, counts, &statements, &mappings, failing)?;
@@ -250,6 +222,47 @@ impl Session<'_> {
         };
         self.sent.push(sha256_hex(statement.as_bytes()));
         Ok(batch)
+    }
+
+    /// The relation's columns checked (`LIMIT 0` reads no row), then each dimension's values as
+    /// codes: its declared categories and the undeclared values the domain statement finds,
+    /// mapped as the CSV path maps them (or all refused in one message).
+    fn checked_mappings(
+        &mut self,
+        plan: &Plan,
+        statements: &InputStatements,
+    ) -> Result<Vec<Mapping>, InputError> {
+        // Columns and types: LIMIT 0 reads no row.
+        let probe = self.run(&statements.probe, HashMap::new())?;
+        let columns: Vec<Column> = probe
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                integer: f.data_type().is_integer(),
+                type_name: type_name(f.data_type()),
+            })
+            .collect();
+        check_columns(
+            plan,
+            statements,
+            &columns,
+            "tinyint, smallint, int or bigint",
+        )
+        .map_err(|m| self.failing.cannot(m))?;
+        let mut mappings = Mapping::declared(plan, statements);
+        if let Some(domain) = &statements.domain {
+            let args = mappings
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (name(Param::Declared(i)), strings(&m.values)))
+                .collect();
+            let found = self.answer(domain, args)?;
+            map_undeclared(plan, statements, &mut mappings, &found)
+                .map_err(|m| self.failing.cannot(m))?;
+        }
+        Ok(mappings)
     }
 
     /// [`Session::run`]'s answer as rows of fields.
