@@ -90,6 +90,7 @@ fn the_sample_policy_is_released_from_spark() {
         ":key = the input's secret key for row priorities: 32 fresh random bytes per release (binary)",
         ":values0 = the values of `gender`",
         "try_element_at(map_from_arrays(:values0, :codes0), CAST(s.`gender` AS STRING))",
+        "SELECT /*+ REPARTITION(u) */ CAST(s.`victim_id` AS STRING) AS u,",
     ]);
     assert!(!printed.stdout().contains("random()") && !printed.stdout().contains("$1"));
     let printed_hashes: Vec<String> = printed

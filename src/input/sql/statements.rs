@@ -525,9 +525,18 @@ impl Frame {
 
     /// The rows' common table expression `r`, after the expressions `before` (each with its
     /// comma and line break, or nothing) and with `filter` (a `WHERE` clause or nothing).
+    /// Spark's rows are sent to their unit's partition once, here: every later window and
+    /// aggregate partitions by the unit and more (by unit and identity, by unit and cell), which
+    /// that partitioning already satisfies, so each statement shuffles its rows once (it
+    /// shuffled them twice, and the `count_units` statement took 36 s instead of 47 on 10
+    /// million rows; BENCHMARKS.md, issue 28).
     fn rows_read(&self, before: &str, filter: &str) -> String {
+        let hint = match self.dialect {
+            Dialect::Postgres => "",
+            Dialect::Spark => "/*+ REPARTITION(u) */ ",
+        };
         format!(
-            "WITH {before}r AS (\n  SELECT {}\n  FROM {} s{}{filter}\n)",
+            "WITH {before}r AS (\n  SELECT {hint}{}\n  FROM {} s{}{filter}\n)",
             self.select.join(",\n         "),
             self.src,
             self.joins
