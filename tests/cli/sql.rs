@@ -102,18 +102,7 @@ fn the_sample_policy_is_released_from_a_postgresql_table() {
     assert!(source["snapshot"].as_str().unwrap().contains(':'));
     let printed = s.run(&["sql", SAMPLE_POLICY]);
     printed.expect_code(0);
-    let printed_hashes: Vec<String> = printed
-        .stdout()
-        .lines()
-        .filter_map(|l| l.strip_prefix("-- sha256 ").map(str::to_string))
-        .collect();
-    let recorded: Vec<String> = source["statements_sha256"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(recorded, printed_hashes);
+    let recorded = recorded_as_printed(source, &printed);
     assert_eq!(
         recorded.len(),
         6 + 3,

@@ -7,8 +7,9 @@ use rand::RngCore;
 
 use super::super::csv::CategoryIndex;
 use super::super::error::InputError;
-use super::super::request::{Count, Counted, Whole};
+use super::super::request::{Count, Counted, InputResult, SqlRead, Whole};
 use super::{InputStatements, MAX_UNDECLARED};
+use crate::hash::sha256_hex;
 use crate::policy::{Plan, Statistic};
 
 /// One value of an answer's row, as the statements return them: an integer, a text or NULL.
@@ -391,6 +392,31 @@ pub(super) fn read_totals(
         units,
         digest,
     })
+}
+
+/// A database input's result: its cells, and its fingerprint (what makes a re-run the same
+/// release): the SHA-256 of the engine's `tag`, the relation, the row count and the content's
+/// digest.
+pub(super) fn input_result(
+    tag: &str,
+    totals: &Totals,
+    counted: Vec<Counted>,
+    read: SqlRead,
+) -> InputResult {
+    InputResult {
+        counted,
+        sha256: sha256_hex(
+            format!(
+                "{tag}\n{}\n{}\n{}",
+                read.relation, totals.rows, totals.digest
+            )
+            .as_bytes(),
+        ),
+        rows: totals.rows as u64,
+        units: Some(totals.units as u64),
+        sql: Some(read),
+        bounding: Vec::new(),
+    }
 }
 
 /// The relation's totals: rows, distinct units and a fingerprint of its content.

@@ -16,7 +16,7 @@ use super::super::request::{Count, InputResult, SqlRead};
 use super::InputStatements;
 use super::answer::{
     Column, Failing, Field, Mapping, RunTable, check_columns, connection_string, count_tables,
-    map_undeclared, read_totals,
+    input_result, map_undeclared, read_totals,
 };
 use super::statements::setup_statements;
 use super::tls;
@@ -73,22 +73,13 @@ pub(super) fn read_sql(
     let counted = count_tables(&mut read, plan, counts, &statements, &mappings, &failing)?;
     let sent = read.sent;
     tx.commit().map_err(|e| pg(&failing, e))?;
-    let relation = sql.relation.describe();
-    Ok(InputResult {
-        counted,
-        sha256: sha256_hex(
-            format!("postgres\n{relation}\n{}\n{}", totals.rows, totals.digest).as_bytes(),
-        ),
-        rows: totals.rows as u64,
-        units: Some(totals.units as u64),
-        sql: Some(SqlRead {
-            engine,
-            relation,
-            snapshot,
-            statements: sent,
-        }),
-        bounding: Vec::new(),
-    })
+    let read = SqlRead {
+        engine,
+        relation: sql.relation.describe(),
+        snapshot,
+        statements: sent,
+    };
+    Ok(input_result("postgres", &totals, counted, read))
 }
 
 /// Connects to the server of SQL input `input`, named by the environment variable the policy

@@ -27,7 +27,7 @@ use super::super::error::InputError;
 use super::super::request::{Count, InputResult, SqlRead};
 use super::answer::{
     Column, Failing, Field, Mapping, RunTable, check_columns, connection_string, count_tables,
-    map_undeclared, read_totals,
+    input_result, map_undeclared, read_totals,
 };
 use super::statements::{Param, spark_version_statement};
 use super::{Dialect, InputStatements};
@@ -83,12 +83,13 @@ fn read_from(
     debug_assert_eq!(statements.dialect, Dialect::Spark);
     let version = read.run(&spark_version_statement(), HashMap::new())?;
     let engine = match fields(&version).map_err(|m| failing.fail(m))?.as_slice() {
-        [row] if matches!(row.as_slice(), [Field::Text(_)]) => match &row[0] {
-            Field::Text(v) => format!("Apache Spark {v}"),
-            _ => unreachable!(),
+        [row] => match row.as_slice() {
+            [Field::Text(v)] => Some(format!("Apache Spark {v}")),
+            _ => None,
         },
-        _ => return Err(failing.fail("`SELECT version()` did not answer one text".into())),
-    };
+        _ => None,
+    }
+    .ok_or_else(|| failing.fail("`SELECT version()` did not answer one text".into()))?;
     let mappings = read.checked_mappings(plan, &statements)?;
     let answer = read.answer(&statements.totals, HashMap::new())?;
     let totals = read_totals(plan, &statements, &answer, failing)?;
@@ -103,24 +104,14 @@ fn read_from(
             totals.rows, again.rows
         )));
     }
-    let relation = sql.relation.describe();
-    Ok(InputResult {
-        counted,
-        sha256: sha256_hex(
-            format!("spark\n{relation}\n{}\n{}", totals.rows, totals.digest).as_bytes(),
-        ),
-        rows: totals.rows as u64,
-        units: Some(totals.units as u64),
-        sql: Some(SqlRead {
-            engine,
-            relation,
-            snapshot:
-                "none: Spark has no transaction; each statement read the relation as it was then"
-                    .to_string(),
-            statements: read.sent,
-        }),
-        bounding: Vec::new(),
-    })
+    let read = SqlRead {
+        engine,
+        relation: sql.relation.describe(),
+        snapshot: "none: Spark has no transaction; each statement read the relation as it was then"
+            .to_string(),
+        statements: read.sent,
+    };
+    Ok(input_result("spark", &totals, counted, read))
 }
 
 /// Opens a Spark Connect session at `url` (`sc://host:port/;option=value...`) within

@@ -76,6 +76,25 @@ impl Scratch {
 
 pub struct Run(pub Output);
 
+/// The SHA-256 of every statement a database input's ledger `source` records, after asserting
+/// that they are those `safestat sql` printed (`printed`, its run), in order.
+#[cfg(any(feature = "postgres", feature = "spark"))]
+pub fn recorded_as_printed(source: &serde_json::Value, printed: &Run) -> Vec<String> {
+    let printed_hashes: Vec<String> = printed
+        .stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- sha256 ").map(str::to_string))
+        .collect();
+    let recorded: Vec<String> = source["statements_sha256"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recorded, printed_hashes);
+    recorded
+}
+
 impl Run {
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap()
