@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::process::{free_port, spawn_for_life};
+
 /// The running cluster: its socket folder and the superuser's name.
 pub struct Cluster {
     pub socket_dir: PathBuf,
@@ -282,43 +284,22 @@ fn start(listen: Listen) -> Cluster {
         settings.push(format!("ssl_key_file={}", server.1.display()));
         certs
     });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let postgres = bin.join("postgres");
-    let (d, s) = (data.clone(), dir.clone());
-    // The server's parent thread: it never ends, so the server lives as long as the process.
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(postgres);
-        cmd.arg("-D")
-            .arg(&d)
-            .arg("-k")
-            .arg(&s)
-            .args(["-p", &port.to_string()])
-            .args(settings.iter().flat_map(|c| ["-c", c.as_str()]))
-            .args(["-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.join("server.log")).expect("log"));
-        if let Some((uid, gid)) = ids {
-            cmd.uid(uid).gid(gid);
-        }
-        // SAFETY: prctl is async-signal-safe; it runs after the uid change (which would reset it).
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
-        loop {
-            std::thread::park();
-        }
-    });
-    rx.recv()
-        .expect("server thread")
-        .unwrap_or_else(|e| panic!("cannot start postgres: {e}"));
+    let mut cmd = Command::new(bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(&dir)
+        .args(["-p", &port.to_string()])
+        .args(settings.iter().flat_map(|c| ["-c", c.as_str()]))
+        .args(["-c", "fsync=off"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("log"));
+    if let Some((uid, gid)) = ids {
+        cmd.uid(uid).gid(gid);
+    }
+    // SIGINT: PostgreSQL's fast shutdown.
+    spawn_for_life(cmd, libc::SIGINT).unwrap_or_else(|e| panic!("cannot start postgres: {e}"));
     let cluster = Cluster {
         socket_dir: dir.clone(),
         port,
@@ -344,14 +325,6 @@ fn start(listen: Listen) -> Cluster {
         }
     }
     cluster
-}
-
-/// A TCP port free on 127.0.0.1 now (the kernel's choice; the server takes it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Makes, with the `openssl` command, a CA and a server certificate it signs for `localhost`

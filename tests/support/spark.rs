@@ -10,11 +10,12 @@
 
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use super::process::{free_port, spawn_for_life};
 
 /// The running server.
 pub struct Server {
@@ -92,72 +93,48 @@ fn spark_home() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn start() -> Server {
     let home = spark_home();
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("safestat-spark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("server folder");
     let log = dir.join("server.log");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (h, l, d) = (home.clone(), log.clone(), dir.clone());
-    // The server's parent thread: it never ends, so the server lives as long as the process.
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(h.join("bin/spark-submit"));
-        cmd.env("SPARK_HOME", &h)
-            .env("SPARK_LOCAL_IP", "127.0.0.1")
-            .args([
-                "--class",
-                "org.apache.spark.sql.connect.service.SparkConnectServer",
-                "--name",
-                "safestat tests",
-                "--master",
-                "local[2]",
-                "--driver-memory",
-                "1g",
-            ])
-            .args(
-                [
-                    "spark.connect.grpc.binding.address=127.0.0.1".to_string(),
-                    format!("spark.connect.grpc.binding.port={port}"),
-                    "spark.ui.enabled=false".into(),
-                    "spark.sql.shuffle.partitions=4".into(),
-                    format!("spark.local.dir={}", d.display()),
-                    format!("spark.sql.warehouse.dir={}", d.join("warehouse").display()),
-                    format!(
-                        "spark.driver.extraJavaOptions=-Dderby.system.home={}",
-                        d.display()
-                    ),
-                ]
-                .iter()
-                .flat_map(|c| ["--conf".to_string(), c.clone()]),
-            )
-            .current_dir(&d)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&l).expect("log"));
-        // SAFETY: prctl is async-signal-safe. The scripts `exec` down to java, which keeps it.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
-        loop {
-            std::thread::park();
-        }
-    });
-    rx.recv()
-        .expect("server thread")
+    let mut cmd = Command::new(home.join("bin/spark-submit"));
+    cmd.env("SPARK_HOME", &home)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .args([
+            "--class",
+            "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--name",
+            "safestat tests",
+            "--master",
+            "local[2]",
+            "--driver-memory",
+            "1g",
+        ])
+        .args(
+            [
+                "spark.connect.grpc.binding.address=127.0.0.1".to_string(),
+                format!("spark.connect.grpc.binding.port={port}"),
+                "spark.ui.enabled=false".into(),
+                "spark.sql.shuffle.partitions=4".into(),
+                format!("spark.local.dir={}", dir.display()),
+                format!(
+                    "spark.sql.warehouse.dir={}",
+                    dir.join("warehouse").display()
+                ),
+                format!(
+                    "spark.driver.extraJavaOptions=-Dderby.system.home={}",
+                    dir.display()
+                ),
+            ]
+            .iter()
+            .flat_map(|c| ["--conf".to_string(), c.clone()]),
+        )
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    spawn_for_life(cmd, libc::SIGTERM)
         .unwrap_or_else(|e| panic!("cannot start Spark at {}: {e}", home.display()));
     let server = Server { port, log };
     let deadline = Instant::now() + Duration::from_secs(180);

@@ -12,6 +12,8 @@ use crate::policy::{PolicyFile, validate};
 #[cfg(feature = "postgres")]
 #[path = "../../../tests/support/pg.rs"]
 mod pg;
+#[path = "../../../tests/support/process.rs"]
+mod process;
 #[cfg(feature = "spark")]
 #[path = "../../../tests/support/spark.rs"]
 mod spark_server;

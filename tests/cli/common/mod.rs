@@ -12,6 +12,9 @@ pub use sha2::{Digest, Sha256};
 #[cfg(feature = "postgres")]
 #[path = "../../support/pg.rs"]
 pub mod pg;
+#[cfg(any(feature = "postgres", feature = "spark"))]
+#[path = "../../support/process.rs"]
+pub mod process;
 #[cfg(feature = "spark")]
 #[path = "../../support/spark.rs"]
 pub mod spark;
