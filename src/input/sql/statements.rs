@@ -453,11 +453,11 @@ fn code_of(dialect: Dialect, j: usize, value: &str) -> (String, String) {
 }
 
 /// What a bounded table keeps of a unit with no choice to make (see
-/// [`Frame::with_free_units`]): the unit once, or up to `cap` of its rows, or (a sum) its rows'
-/// clamped values, `value` being one row's.
+/// [`Frame::with_free_units`]): the unit once, or up to `per_cell` of its rows in each cell and
+/// `per_unit` in all, or (a sum) its rows' clamped values, `value` being one row's.
 enum Kept {
     Units,
-    Rows { cap: u32 },
+    Rows { per_unit: u32, per_cell: u32 },
     Sum { cap: u32, value: String },
 }
 
@@ -551,10 +551,11 @@ impl Frame {
     /// expressions and the `SELECT` of the cells as `n`, `s`, `w`). A unit has no choice when all
     /// its rows hold one value per dimension, byte for byte (so one cell), and, for a sum, when it
     /// has at most `cap` rows: it is then counted in that cell whatever the priorities, exactly
-    /// as the ranking would count it (a count of rows keeps `min(rows, cap)` of them there, a sum
-    /// all of them). The ranking of the other units' rows is unchanged (it partitions by unit),
-    /// so the cells are the same as if every unit were ranked, at the cost of an aggregate by
-    /// unit instead of sorts and windows over every row (see BENCHMARKS.md, issue 28).
+    /// as the ranking would count it (a sum keeps all its rows). A count of rows asks more of
+    /// its units, per cell ([`Frame::free_cells`]). The ranking of the other units' rows is
+    /// unchanged (it partitions by unit), so the cells are the same as if every unit were
+    /// ranked, at the cost of an aggregate by unit instead of sorts and windows over every row
+    /// (see BENCHMARKS.md, issue 28).
     fn with_free_units(
         &self,
         kept: Kept,
@@ -583,13 +584,26 @@ impl Frame {
                 self.group_by
             );
         }
+        let (before, with_choice, free) = match kept {
+            Kept::Rows { per_unit, per_cell } => self.free_cells(per_unit, per_cell),
+            kept => self.free_units(&kept),
+        };
         let (ranking, heavy) = ranked(self.rows_read(
-            &self.units_aggregate(&kept),
-            &format!(
-                "\n  WHERE {}{bytewise} IN (SELECT u FROM safestat_units WHERE NOT free)",
-                self.unit
-            ),
+            &before,
+            &format!("\n  WHERE {}{bytewise} IN ({with_choice})", self.unit),
         ));
+        format!(
+            "{ranking},\nheavy AS (\n  {}\n),\nfree AS (\n  {free}\n)\n{totals}\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
+            heavy.replace('\n', "\n  "),
+            self.group_by
+        )
+    }
+
+    /// The units with no choice of a count of units or a sum, from one aggregate per unit
+    /// ([`Frame::units_aggregate`]): the common table expressions before the rows, the units
+    /// with a choice, and the `SELECT` of the others' cells.
+    fn free_units(&self, kept: &Kept) -> (String, String, String) {
+        let dialect = self.dialect;
         let los: Vec<String> = (0..self.codes.len()).map(|j| format!("lo{j}")).collect();
         let mut free_select: Vec<String> = Vec::new();
         let mut free_joins = String::new();
@@ -600,24 +614,19 @@ impl Frame {
         }
         let mut per_free = los.clone();
         per_free.push("count(*) AS units".to_string());
-        let (null_text, null_int8) = (
-            dialect.cast("NULL", Ty::Text),
-            dialect.cast("NULL", Ty::Int8),
-        );
-        let (n, s, w) = match &kept {
-            Kept::Units => ("f.units", null_text, null_int8),
-            Kept::Rows { cap } => {
-                per_free.push(format!("sum(LEAST(n, {cap})) AS rows"));
-                ("f.rows", null_text, null_int8)
-            }
-            Kept::Sum { .. } => {
-                per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
-                (
-                    "f.rows",
-                    dialect.cast("f.v", Ty::Text),
-                    "f.units".to_string(),
-                )
-            }
+        let (n, s, w) = if let Kept::Sum { .. } = kept {
+            per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
+            (
+                "f.rows",
+                dialect.cast("f.v", Ty::Text),
+                "f.units".to_string(),
+            )
+        } else {
+            (
+                "f.units",
+                dialect.cast("NULL", Ty::Text),
+                dialect.cast("NULL", Ty::Int8),
+            )
         };
         free_select.extend([
             format!("{} AS n", dialect.cast(n, Ty::Int8)),
@@ -629,13 +638,46 @@ impl Frame {
         } else {
             format!(" GROUP BY {}", los.join(", "))
         };
-        let heavy = heavy.replace('\n', "\n  ");
-        format!(
-            "{ranking},\nheavy AS (\n  {heavy}\n),\nfree AS (\n  SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}\n)\n{totals}\nFROM (SELECT * FROM heavy UNION ALL SELECT * FROM free) x{}",
-            free_select.join(",\n         "),
-            per_free.join(", "),
-            self.group_by
+        (
+            self.units_aggregate(kept),
+            "SELECT u FROM safestat_units WHERE NOT free".to_string(),
+            format!(
+                "SELECT {}\n  FROM (SELECT {} FROM safestat_units WHERE free{free_group}) f{free_joins}",
+                free_select.join(",\n         "),
+                per_free.join(", "),
+            ),
         )
+    }
+
+    /// A count of rows' units with no choice, per cell: the common table expressions before the
+    /// rows (`safestat_cells`: each unit's rows per cell, counted from the rows as the ranking
+    /// reads them, codes and all; `safestat_heavy`: the units with a choice), those units, and
+    /// the `SELECT` of the others' cells. The ranking keeps a unit's `per_unit` lowest rows, then at most
+    /// `per_cell` of those in each cell. So a unit has no choice when it is in one cell (it
+    /// keeps `min(rows, cap)` there), or when it has at most `per_unit` rows in all: every row
+    /// passes the first step, and each cell keeps `min(rows, per_cell)`, which is then its
+    /// `min(rows, cap)` too. Cells, not values: two values that map to one code (the
+    /// catch-all) share their cell's cap, as in the ranking. A unit of a few reports each of
+    /// another type (the sample's) is counted here, not ranked.
+    fn free_cells(&self, per_unit: u32, per_cell: u32) -> (String, String, String) {
+        let d = self.dialect;
+        let cap = per_unit.min(per_cell);
+        let cells = self.with_cells(", ", "");
+        let before = format!(
+            "safestat_cells AS (\n  SELECT u{cells}, count(*) AS n\n  FROM (SELECT {}\n        FROM {} s{}) a\n  GROUP BY u{cells}\n),\nsafestat_heavy AS (\n  SELECT u FROM safestat_cells\n  GROUP BY u\n  HAVING count(*) > 1 AND sum(n) > {per_unit}\n),\n",
+            self.select[..1 + self.codes.len()].join(", "),
+            self.src,
+            self.joins.replace('\n', "\n      "),
+        );
+        let free = format!(
+            "SELECT {}{} AS n, {} AS s, {} AS w\n  FROM safestat_cells f\n  WHERE NOT EXISTS (SELECT 1 FROM safestat_heavy h WHERE h.u = f.u){}",
+            self.leading,
+            d.cast(&format!("sum(LEAST(n, {cap}))"), Ty::Int8),
+            d.cast("NULL", Ty::Text),
+            d.cast("NULL", Ty::Int8),
+            self.group_by.replace('\n', "\n  "),
+        );
+        (before, "SELECT u FROM safestat_heavy".to_string(), free)
     }
 
     /// The common table expression `safestat_units` of [`Frame::with_free_units`]: per unit its
@@ -828,10 +870,12 @@ impl Frame {
             (String::new(), format!("FROM k\nWHERE ru <= {per_unit}"))
         };
         let (leading, group_by) = (&self.leading, &self.group_by);
-        let cap = per_unit.min(per_cell);
         let kept = match value {
-            Some(value) => Kept::Sum { cap, value },
-            None => Kept::Rows { cap },
+            Some(value) => Kept::Sum {
+                cap: per_unit.min(per_cell),
+                value,
+            },
+            None => Kept::Rows { per_unit, per_cell },
         };
         // Spark numbers rows only in an ordered window; identical rows tie, in any order.
         let (occurrence, id_occ) = match d {

@@ -326,8 +326,8 @@ each_engine!(
 
 /// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
 /// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
-/// of its binomial mean. 15 such checks: the false-failure probability is below 15 × 2.0e-9 =
-/// 3.0e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
+/// of its binomial mean. 16 such checks: the false-failure probability is below 16 × 2.0e-9 =
+/// 3.2e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
 /// counts agree by accident is far below 1e-20.
 fn binding_bounds_choose_uniformly(engine: Engine) {
     let units = 3000;
@@ -403,6 +403,14 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
         max_rows_per_unit = 1
         by = ["cell"]
         cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "k6m1"
+        input = "in"
+        statistic = "count_rows"
+        by = ["cell"]
+        max_rows_per_unit = 6
+        max_rows_per_cell = 1
+        cost = {{ rho = 0.1 }}
         "#,
         cells.join(", ")
     );
@@ -462,6 +470,13 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     // Its contributors: every unit kept one row, so it contributes to exactly one cell, the one
     // its value went to (each row's value is 1).
     assert_eq!(r.counted[4].contributors().map(|c| &c[..f]), Some(sum_k1));
+    // k = 6 of 7 rows, then m = 1 per cell: one row is dropped. A unit of 5 distinct cells
+    // keeps all 5 whatever is dropped; one of 6 keeps 6 only when the row dropped is one of
+    // cell a's two (probability 2/7), else 5. (Counting 7 rows as free would keep 6 always.)
+    let k6 = r.counted[5].values();
+    assert_eq!(k6[f], 2500);
+    let six = k6[..f].iter().sum::<i128>() - 5 * i128::from(units);
+    assert_near("k6m1 units keeping 6 cells", six, two, 2.0 / 7.0);
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
     assert_ne!(again.counted[2].values()[4..f], c1[4..]);
