@@ -159,6 +159,9 @@ fn sql_prints_every_statement_without_connecting() {
         "sha256($1::bytea || convert_to(id || ',' || occ, 'UTF8'))",
         "LEAST(GREATEST(s.\"services\"::int8, '0'::int8), '60'::int8) AS v",
         "$1 = the input's secret key for row priorities: 32 fresh random bytes per release",
+        // The count of rows ranks only the units of more than 4 rows in several cells.
+        "HAVING count(*) > 1 AND sum(n) > 4",
+        "WHERE s.\"victim_id\"::text COLLATE \"C\" IN (SELECT u FROM safestat_heavy)",
     ]);
     assert!(!run.stdout().contains("random()"));
     // A policy without an SQL input has nothing to print.

@@ -17,10 +17,11 @@
 //!   `sha256(key || unit || cell)`; a unit is counted in its `c` lowest-priority cells.
 //!
 //! A unit whose rows all hold one value per dimension (byte for byte), and, for a sum, number at
-//! most the cap, has no choice to make: every priority order counts it the same. Such units are
-//! counted from one aggregate per unit, and only the other units' rows are ranked
-//! (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on those
-//! rows alone. A `query` input is therefore evaluated twice per bounded table, in one snapshot.
+//! most the cap, has no choice to make: every priority order counts it the same. Nor has a
+//! `count_rows` unit of at most `k` rows, in any cells. Such units are counted from one
+//! aggregate per unit (per unit and cell for `count_rows`), and only the other units' rows are
+//! ranked (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on
+//! those rows alone. A `query` input is therefore evaluated twice per bounded table, in one snapshot.
 //! Spark has no snapshot, and evaluates a common table expression afresh at each use: there
 //! every unit is ranked, and each statement reads the relation once.
 //!
@@ -554,8 +555,8 @@ impl Frame {
     /// as the ranking would count it (a sum keeps all its rows). A count of rows asks more of
     /// its units, per cell ([`Frame::free_cells`]). The ranking of the other units' rows is
     /// unchanged (it partitions by unit), so the cells are the same as if every unit were
-    /// ranked, at the cost of an aggregate by unit instead of sorts and windows over every row
-    /// (see BENCHMARKS.md, issue 28).
+    /// ranked, at the cost of an aggregate by unit (or by unit and cell) instead of sorts and
+    /// windows over every row (see BENCHMARKS.md, issue 28).
     fn with_free_units(
         &self,
         kept: Kept,
@@ -614,19 +615,21 @@ impl Frame {
         }
         let mut per_free = los.clone();
         per_free.push("count(*) AS units".to_string());
-        let (n, s, w) = if let Kept::Sum { .. } = kept {
-            per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
-            (
-                "f.rows",
-                dialect.cast("f.v", Ty::Text),
-                "f.units".to_string(),
-            )
-        } else {
-            (
+        let (n, s, w) = match kept {
+            Kept::Sum { .. } => {
+                per_free.extend(["sum(n) AS rows".to_string(), "sum(v) AS v".into()]);
+                (
+                    "f.rows",
+                    dialect.cast("f.v", Ty::Text),
+                    "f.units".to_string(),
+                )
+            }
+            Kept::Units => (
                 "f.units",
                 dialect.cast("NULL", Ty::Text),
                 dialect.cast("NULL", Ty::Int8),
-            )
+            ),
+            Kept::Rows { .. } => unreachable!("a count of rows is counted per cell (free_cells)"),
         };
         free_select.extend([
             format!("{} AS n", dialect.cast(n, Ty::Int8)),

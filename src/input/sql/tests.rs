@@ -234,6 +234,14 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
         max_rows_per_unit = 5
         by = ["city"]
         cost = { rho = 0.1 }
+        [[table]]
+        name = "rows"
+        input = "in"
+        statistic = "count_rows"
+        by = ["city"]
+        max_rows_per_unit = 3
+        max_rows_per_cell = 1
+        cost = { rho = 0.1 }
     "#;
     let from_csv = read(&plan(dir2.path(), None, body2));
     let from_sql = read(&plan(dir2.path(), Some(&db2), body2));
@@ -245,7 +253,8 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
             Counted::Sum {
                 values: vec![7, 5, 13],
                 contributors: vec![2, 1, 2]
-            }
+            },
+            Counted::Cells(vec![2, 1, 2]),
         ]
     );
     assert_eq!(from_sql.counted, from_csv.counted);
@@ -256,11 +265,13 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
     // is not `seoul` and falls to the catch-all; NFD 서울 is found undeclared and mapped to 서울
     // as the CSV path maps it; an empty value (NULL here) goes to the catch-all. Units of one
     // value are counted from their aggregates (`a`, `b`, `d`, `e`, `f`, and `h` of NULLs only);
-    // `c` (two values the collation calls equal) and `g` (NULL and a value) are ranked.
+    // `c` (two values the collation calls equal), `g` (NULL and a value) and `i` are ranked,
+    // but for the count of rows, which counts every unit of at most 3 rows per cell: `i`'s two
+    // undeclared values are one cell, the catch-all, and keep one row there, not two.
     // In Spark, the column's collation is its session's default (byte order); the values are
     // the same test.
     let data = format!(
-        "id,city,v\na,seoul,1\nb,Seoul,2\nc,seoul,3\nc,SEOUL,4\nd,busan,5\ne,{nfd},6\nf,서울,7\ng,,8\ng,seoul,9\nh,,10\n"
+        "id,city,v\na,seoul,1\nb,Seoul,2\nc,seoul,3\nc,SEOUL,4\nd,busan,5\ne,{nfd},6\nf,서울,7\ng,,8\ng,seoul,9\nh,,10\ni,x1,1\ni,x2,1\ni,busan,1\n"
     );
     let dir3 = tempfile::tempdir().unwrap();
     let db3 = load(engine, dir3.path(), &data, &["v"]);
@@ -283,7 +294,8 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
         .replace("city = \"기타\"", "city = \"other\"");
     let from_csv = read(&plan(dir3.path(), None, &body3));
     let from_sql = read(&plan(dir3.path(), Some(&db3), &body3));
-    assert_eq!(from_csv.counted[0], Counted::Cells(vec![3, 1, 2, 4]));
+    assert_eq!(from_csv.counted[0], Counted::Cells(vec![3, 2, 2, 5]));
+    assert_eq!(from_csv.counted[2], Counted::Cells(vec![3, 2, 2, 5]));
     assert_eq!(from_sql.counted, from_csv.counted);
 
     // An empty relation: a sum of no dimension is 0 (SQL's sum of no rows is NULL).
@@ -310,7 +322,9 @@ fn read_fingerprint(dir: &Path, db: &Source, body: &str) -> String {
     read(&plan(dir, Some(db), body)).sha256
 }
 
-/// Counts within `sd` standard deviations: a two-sided normal tail of 6 sd is 2.0e-9 per check.
+/// Counts within 6 standard deviations of a binomial mean: the exact two-sided binomial tail
+/// beyond them is at most 3.5e-9 per check for the tests' n = 3,000 and p from 1/7 to 5/6
+/// (computed in exact rational arithmetic; a normal tail would be 2.0e-9).
 fn assert_near(what: &str, got: i128, n: f64, p: f64) {
     let (mean, sd) = (n * p, (n * p * (1.0 - p)).sqrt());
     assert!(
@@ -326,8 +340,8 @@ each_engine!(
 
 /// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
 /// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
-/// of its binomial mean. 16 such checks: the false-failure probability is below 16 × 2.0e-9 =
-/// 3.2e-8. The last check asks two reads to differ: with fresh keys, the chance that 50 cell
+/// of its binomial mean. 16 such checks: the false-failure probability is below 16 × 3.5e-9 =
+/// 5.6e-8 ([`assert_near`]). The last check asks two reads to differ: with fresh keys, the chance that 50 cell
 /// counts agree by accident is far below 1e-20.
 fn binding_bounds_choose_uniformly(engine: Engine) {
     let units = 3000;
@@ -343,7 +357,8 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     }
     // Units in cell `f` only, with values above the clamp: 1,000 of one row and 1,000 of two
     // identical rows (no choice under most bounds: counted from their aggregates) and 500 of
-    // three rows (ranked). What every bound keeps of them is certain, so `f` is checked exactly.
+    // three rows (ranked, but by the counts of rows, which count every unit of one cell). What
+    // every bound keeps of them is certain, so `f` is checked exactly.
     for (prefix, units, rows) in [("f", 1000, 1), ("g", 1000, 2), ("h", 500, 3)] {
         for u in 0..units {
             for _ in 0..rows {
@@ -351,13 +366,17 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
             }
         }
     }
+    // Units of three rows in two cells, `x`, `x`, `y`: one row over k = 2, so ranked there.
+    for u in 0..1000 {
+        data.push_str(&format!("z{u},x,1\nz{u},x,1\nz{u},y,1\n"));
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = load(engine, dir.path(), &data, &["v"]);
     let cells: Vec<String> = ["a", "b", "c", "d"]
         .iter()
         .map(|c| format!("\"{c}\""))
         .chain((0..50).map(|i| format!("\"k{i}\"")))
-        .chain(["\"f\"".to_string()])
+        .chain(["\"f\"", "\"x\"", "\"y\""].map(String::from))
         .collect();
     let body = format!(
         r#"
@@ -443,8 +462,9 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     }
     // k = 7 keeps every row, m = 1 keeps one row per cell: exact.
     assert_eq!(&k7[..4], &[i128::from(units); 4]);
-    // c = 1 of the unit's distinct cells: a, b, c, d and one or two k-cells (k{u%50} and
-    // k{(7u+3)%50} coincide for some units). Every unit is counted once.
+    // c = 1 of the unit's distinct cells: a, b, c, d and two k-cells (k{u%50} and k{(7u+3)%50}
+    // never coincide, since 6u + 3 is odd; the formulas below allow for it). Every unit is
+    // counted once.
     assert_eq!(c1.iter().sum::<i128>(), i128::from(units));
     let distinct_k = |u: u32| if u % 50 == (u * 7 + 3) % 50 { 1 } else { 2 };
     let two = (0..units).filter(|&u| distinct_k(u) == 2).count() as f64;
@@ -470,13 +490,19 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     // Its contributors: every unit kept one row, so it contributes to exactly one cell, the one
     // its value went to (each row's value is 1).
     assert_eq!(r.counted[4].contributors().map(|c| &c[..f]), Some(sum_k1));
-    // k = 6 of 7 rows, then m = 1 per cell: one row is dropped. A unit of 5 distinct cells
-    // keeps all 5 whatever is dropped; one of 6 keeps 6 only when the row dropped is one of
-    // cell a's two (probability 2/7), else 5. (Counting 7 rows as free would keep 6 always.)
+    // k = 6 of 7 rows, then m = 1 per cell: one row is dropped. Every unit has 6 distinct cells
+    // (above): it keeps 6 only when the row dropped is one of cell a's two (probability 2/7),
+    // else 5. (Counting 7 rows as free would keep 6 always.)
+    assert_eq!(one, 0.0);
     let k6 = r.counted[5].values();
     assert_eq!(k6[f], 2500);
     let six = k6[..f].iter().sum::<i128>() - 5 * i128::from(units);
     assert_near("k6m1 units keeping 6 cells", six, two, 2.0 / 7.0);
+    // `x`, `x`, `y`: k = 6 keeps all three rows, m = 1 one of the two in `x`; k = 2 (m = 2)
+    // keeps two of the three whichever they are (counting the unit as free would keep three).
+    assert_eq!((k6[f + 1], k6[f + 2]), (1000, 1000));
+    let k2 = r.counted[0].values();
+    assert_eq!(k2[f + 1] + k2[f + 2], 2000);
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
     assert_ne!(again.counted[2].values()[4..f], c1[4..]);
