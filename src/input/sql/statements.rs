@@ -21,7 +21,8 @@
 //! `count_rows` unit of at most `k` rows, in any cells. Such units are counted from one
 //! aggregate per unit (per unit and cell for `count_rows`), and only the other units' rows are
 //! ranked (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on
-//! those rows alone. A `query` input is therefore evaluated twice per bounded table, in one snapshot.
+//! those rows alone. A `query` input is therefore evaluated twice per bounded table, in one
+//! snapshot.
 //! Spark has no snapshot, and evaluates a common table expression afresh at each use: there
 //! every unit is ranked, and each statement reads the relation once.
 //!
@@ -655,11 +656,11 @@ impl Frame {
     /// A count of rows' units with no choice, per cell: the common table expressions before the
     /// rows (`safestat_cells`: each unit's rows per cell, counted from the rows as the ranking
     /// reads them, codes and all; `safestat_heavy`: the units with a choice), those units, and
-    /// the `SELECT` of the others' cells. The ranking keeps a unit's `per_unit` lowest rows, then at most
-    /// `per_cell` of those in each cell. So a unit has no choice when it is in one cell (it
-    /// keeps `min(rows, cap)` there), or when it has at most `per_unit` rows in all: every row
-    /// passes the first step, and each cell keeps `min(rows, per_cell)`, which is then its
-    /// `min(rows, cap)` too. Cells, not values: two values that map to one code (the
+    /// the `SELECT` of the others' cells. The ranking keeps a unit's `per_unit` lowest rows,
+    /// then at most `per_cell` of those in each cell. So a unit has no choice when it is in one
+    /// cell (it keeps `min(rows, cap)` there), or when it has at most `per_unit` rows in all:
+    /// every row passes the first step, and each cell keeps `min(rows, per_cell)`, which is then
+    /// its `min(rows, cap)` too. Cells, not values: two values that map to one code (the
     /// catch-all) share their cell's cap, as in the ranking. A unit of a few reports each of
     /// another type (the sample's) is counted here, not ranked.
     fn free_cells(&self, per_unit: u32, per_cell: u32) -> (String, String, String) {
