@@ -16,13 +16,14 @@
 //! - `count_units` (`c` cells per unit): every distinct (unit, cell) gets the priority
 //!   `sha256(key || unit || cell)`; a unit is counted in its `c` lowest-priority cells.
 //!
-//! A unit whose rows all hold one value per dimension (byte for byte), and, for a sum, number at
-//! most the cap, has no choice to make: every priority order counts it the same. Nor has a
-//! `count_rows` unit of at most `k` rows, in any cells. Such units are counted from one
-//! aggregate per unit (per unit and cell for `count_rows`), and only the other units' rows are
-//! ranked (`Frame::with_free_units`): the cells are the same, and the sorts and windows run on
-//! those rows alone. A `query` input is therefore evaluated twice per bounded table, in one
-//! snapshot.
+//! Many units have no choice to make, and every priority order counts them the same: a unit
+//! whose rows all hold one value per dimension (byte for byte), and, for a sum, number at most
+//! the cap; for `count_rows`, also a unit of at most `k` rows in any cells. Such units are
+//! counted from one aggregate per unit (per unit and cell for `count_rows`), and only the other
+//! units' rows are ranked (`Frame::with_free_units`): the cells are the same, and the sorts and
+//! windows run on those rows alone. A `query` input is therefore evaluated twice per bounded
+//! table, in one snapshot. (A sum's units counted per cell too, when each cell keeps all their
+//! rows, made the benchmark's sum slower: BENCHMARKS.md, issue 28.)
 //! Spark has no snapshot, and evaluates a common table expression afresh at each use: there
 //! every unit is ranked, and each statement reads the relation once.
 //!

@@ -430,6 +430,27 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
         max_rows_per_unit = 6
         max_rows_per_cell = 1
         cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "sum_k3m1"
+        input = "in"
+        statistic = "sum"
+        contributors_cost = {{ rho = 0.01 }}
+        column = "v"
+        clamp = [0, 1]
+        max_rows_per_unit = 3
+        max_rows_per_cell = 1
+        by = ["cell"]
+        cost = {{ rho = 0.1 }}
+        [[table]]
+        name = "sum_k2"
+        input = "in"
+        statistic = "sum"
+        contributors_cost = {{ rho = 0.01 }}
+        column = "v"
+        clamp = [0, 1]
+        max_rows_per_unit = 2
+        by = ["cell"]
+        cost = {{ rho = 0.1 }}
         "#,
         cells.join(", ")
     );
@@ -503,6 +524,25 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     assert_eq!((k6[f + 1], k6[f + 2]), (1000, 1000));
     let k2 = r.counted[0].values();
     assert_eq!(k2[f + 1] + k2[f + 2], 2000);
+    // A sum of k = 3, m = 1: all three rows pass k, but only one of `x`'s two is kept (summing
+    // the unit as one with no choice would add both); `f`'s units keep one row each.
+    let sum_k3 = &r.counted[6];
+    assert_eq!(
+        [
+            sum_k3.values()[f],
+            sum_k3.values()[f + 1],
+            sum_k3.values()[f + 2]
+        ],
+        [2500, 1000, 1000]
+    );
+    assert_eq!(
+        sum_k3.contributors().map(|c| [c[f], c[f + 1], c[f + 2]]),
+        Some([2500, 1000, 1000])
+    );
+    // A sum of k = 2 (m = 2): no cell of `x`, `x`, `y` is over m, but the unit is over k and
+    // keeps two of its three rows; `f`'s units keep 1, 2 and 2 rows.
+    let sum_k2 = r.counted[7].values();
+    assert_eq!((sum_k2[f], sum_k2[f + 1] + sum_k2[f + 2]), (4000, 2000));
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
     assert_ne!(again.counted[2].values()[4..f], c1[4..]);
