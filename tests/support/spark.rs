@@ -6,7 +6,7 @@
 //! Spark is found at `SPARK_HOME`, else in the virtual environment `.ci/spark` makes
 //! (`target/pyspark`). The tests' data reach it as headerless CSV files read by a `query`
 //! ([`Server::csv_query`]), so that no client is needed to load them.
-//! Shared by the unit tests (`src/input/sql/spark_tests.rs`) and the CLI tests (`tests/cli/spark.rs`).
+//! Shared by the unit tests (`src/input/sql/tests.rs`) and the CLI tests (`tests/cli/spark.rs`).
 
 #![allow(dead_code)]
 

@@ -266,8 +266,9 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
     // as the CSV path maps it; an empty value (NULL here) goes to the catch-all. Units of one
     // value are counted from their aggregates (`a`, `b`, `d`, `e`, `f`, and `h` of NULLs only);
     // `c` (two values the collation calls equal), `g` (NULL and a value) and `i` are ranked,
-    // but for the count of rows, which counts every unit of at most 3 rows per cell: `i`'s two
-    // undeclared values are one cell, the catch-all, and keep one row there, not two.
+    // but for the count of rows, which counts every unit of at most 3 rows in all from its
+    // cells: `i`'s two undeclared values are one cell, the catch-all, and keep one row there
+    // (m = 1), not two.
     // In Spark, the column's collation is its session's default (byte order); the values are
     // the same test.
     let data = format!(
@@ -341,8 +342,8 @@ each_engine!(
 /// With binding bounds, no unit keeps more than k rows (m per cell, c cells), and what it keeps
 /// is uniform: each check is a count of 3,000 independent units, within 6 standard deviations
 /// of its binomial mean. 16 such checks: the false-failure probability is below 16 × 3.5e-9 =
-/// 5.6e-8 ([`assert_near`]). The last check asks two reads to differ: with fresh keys, the chance that 50 cell
-/// counts agree by accident is far below 1e-20.
+/// 5.6e-8 ([`assert_near`]). The last check asks two reads to differ: with fresh keys, the
+/// chance that 50 cell counts agree by accident is far below 1e-20.
 fn binding_bounds_choose_uniformly(engine: Engine) {
     let units = 3000;
     let mut data = String::from("id,cell,v\n");
