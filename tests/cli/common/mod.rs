@@ -98,6 +98,28 @@ pub fn recorded_as_printed(source: &serde_json::Value, printed: &Run) -> Vec<Str
     recorded
 }
 
+/// After a release of the sample policy `policy` from a database input (`env` names its
+/// server): every declared cell of `victims_by_region_age` is published (those the server
+/// returned no row for included), the folder passes `audit`, and the same release run again is
+/// recognised as already released. Gives the ledger's (private) record of the input `victims`,
+/// from its first charge.
+#[cfg(any(feature = "postgres", feature = "spark"))]
+pub fn audited_and_rerun(s: &Scratch, policy: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let dir = s.path("releases/disung-2024");
+    assert_eq!(
+        read_csv(&dir.join("victims_by_region_age.csv")).len(),
+        17 * 7
+    );
+    s.run_with(&["audit", "releases/disung-2024"], env)
+        .expect_code(0);
+    s.run_with(&["release", policy], env)
+        .expect_code(0)
+        .stdout_has(&["already released"]);
+    let ledger = fs::read_to_string(s.path("ledger/disung-victims.jsonl")).unwrap();
+    let charge: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    charge["sources"]["victims"].clone()
+}
+
 impl Run {
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap()
