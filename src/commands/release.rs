@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::hash::sha256_hex;
 use crate::input::{self, InputData, ReadOptions};
 use crate::ledger::transaction::{self, Begun, Charged, Request};
-use crate::ledger::{SigningRecord, SourceRead, TableCharge};
+use crate::ledger::{Ledger, SigningRecord, SourceRead, TableCharge};
 use crate::output::{self, FileHash, Manifest, ManifestLedger, SignatureEntry};
 use crate::policy::{self, Plan};
 use crate::privacy::Accounting;
@@ -46,6 +46,17 @@ pub struct ReleaseArgs {
     pub read: ReadOptions,
 }
 
+/// `read` with the legacy fingerprints asked for when the ledger at `ledger_file` holds a charge
+/// fingerprinted that way that this release is compared with. The ledger is only looked at (not
+/// locked): a legacy charge written meanwhile would make this run refuse, as of other inputs.
+fn fingerprinted(plan: &Plan, ledger_file: &Path, read: ReadOptions) -> ReadOptions {
+    ReadOptions {
+        legacy_fingerprints: Ledger::read(ledger_file)
+            .is_ok_and(|l| l.wants_legacy_fingerprints(plan)),
+        ..read
+    }
+}
+
 /// `safestat release`: the pipeline. Nothing is drawn before the charge is on disk.
 pub fn run(args: ReleaseArgs) -> Result<(), Error> {
     let lock_timeout = lock_timeout(args.lock_timeout)?;
@@ -60,8 +71,8 @@ pub fn run(args: ReleaseArgs) -> Result<(), Error> {
         .transpose()?;
     // Read (and fingerprint) the inputs before the ledger is locked: no noise yet, and the
     // fingerprints decide whether this is a re-run.
-    let mut exact = input::read_all(&plan, &args.read)?;
     let ledger_file = args.ledger.unwrap_or_else(|| plan.ledger.clone());
+    let mut exact = input::read_all(&plan, &fingerprinted(&plan, &ledger_file, args.read))?;
     // Exact tables are protected (and their pattern proven) before anything is charged, together
     // with the exact tables earlier releases published from the same data.
     let fingerprints = exact.fingerprints(&plan);

@@ -14,6 +14,10 @@ pub fn run(policy: &Path) -> Result<(), Error> {
     // As `release` reads: the exact tables' counts are statements too.
     let plan = policy::load(policy)?;
     let counts = crate::input::reading_plan(&plan).counts;
+    // As `release` with the policy's ledger: its totals carry the legacy fingerprint too while
+    // the ledger holds a charge fingerprinted that way.
+    let legacy =
+        crate::ledger::Ledger::read(&plan.ledger).is_ok_and(|l| l.wants_legacy_fingerprints(&plan));
     let mut r = String::new();
     let mut any = false;
     for (input, spec) in plan.inputs.iter().enumerate() {
@@ -42,7 +46,10 @@ pub fn run(policy: &Path) -> Result<(), Error> {
                 "-- one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; then, in order:"
             }
         );
-        for (i, sent) in sql::script(&plan, input, &of_input).iter().enumerate() {
+        for (i, sent) in sql::script(&plan, input, &of_input, legacy)
+            .iter()
+            .enumerate()
+        {
             let _ = writeln!(r, "\n-- [{}] {}", i + 1, sent.purpose);
             let _ = writeln!(r, "-- sha256 {}", sha256_hex(sent.sql.as_bytes()));
             for p in &sent.parameters {

@@ -4,18 +4,19 @@
 use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::error::InputError;
 use super::file::{ensure_unchanged, open_input};
+use crate::hash::{FileHasher, Fingerprint};
 
 /// Decodes the file at `path` from `encoding` into a new private temporary file (UTF-8),
-/// returning it and the SHA-256 of the original bytes. A byte sequence that is not valid in
-/// `encoding` is an error naming its line and byte offset.
+/// returning it and the fingerprint of the original bytes (in the legacy scheme too if
+/// `legacy`). A byte sequence that is not valid in `encoding` is an error naming its line and
+/// byte offset.
 pub(super) fn transcode(
     path: &Path,
     encoding: &'static encoding_rs::Encoding,
-) -> Result<(tempfile::NamedTempFile, String), InputError> {
+    legacy: bool,
+) -> Result<(tempfile::NamedTempFile, Fingerprint), InputError> {
     use std::io::Write;
     let io = |source| InputError::Io {
         path: path.to_path_buf(),
@@ -28,7 +29,7 @@ pub(super) fn transcode(
         .map_err(io)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, copy.as_file());
     let mut decoder = encoding.new_decoder();
-    let mut hasher = Sha256::new();
+    let mut hasher = FileHasher::new(legacy);
     let mut input = vec![0u8; 1 << 16];
     let mut output = vec![
         0u8;
@@ -74,5 +75,5 @@ pub(super) fn transcode(
     out.flush().map_err(io)?;
     drop(out);
     ensure_unchanged(path, &before)?;
-    Ok((copy, hex::encode(hasher.finalize())))
+    Ok((copy, hasher.finish()))
 }

@@ -23,6 +23,8 @@ pub use request::{
 };
 
 use csv::read_pass;
+
+pub use crate::hash::Fingerprints;
 use decode::transcode;
 
 /// An exact table's inner cells as read (first dimension slowest): its values (privacy units,
@@ -84,20 +86,20 @@ pub fn read_input_with(
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     if spec.sql.is_some() {
-        return sql::read_sql(plan, input, counts);
+        return sql::read_sql(plan, input, counts, options.legacy_fingerprints);
     }
     let Some(encoding) = spec.encoding else {
         return read_pass(plan, input, counts, options, false);
     };
     // A legacy encoding is decoded to a private UTF-8 copy first (lines stay where they are, so
     // errors name the original's lines); the fingerprint is the original's bytes'.
-    let (copy, sha256) = transcode(&spec.path, encoding)?;
+    let (copy, fingerprint) = transcode(&spec.path, encoding, options.legacy_fingerprints)?;
     let mut decoded = plan.clone();
     decoded.inputs[input].path = copy.path().to_path_buf();
     decoded.inputs[input].encoding = None;
     let mut result = read_pass(&decoded, input, counts, options, false)
         .map_err(|e| e.renamed(copy.path(), &spec.path))?;
-    result.sha256 = sha256;
+    result.fingerprint = fingerprint;
     Ok(result)
 }
 
@@ -147,12 +149,12 @@ enum ExactCounts {
 }
 
 impl InputData {
-    /// Each input's fingerprint (SHA-256 of its bytes), by name: private, for the ledger.
-    pub fn fingerprints(&self, plan: &Plan) -> std::collections::BTreeMap<String, String> {
+    /// Each input's fingerprint, by name: private, for the ledger.
+    pub fn fingerprints(&self, plan: &Plan) -> Fingerprints {
         plan.inputs
             .iter()
             .zip(&self.results)
-            .map(|(spec, r)| (spec.name.clone(), r.sha256.clone()))
+            .map(|(spec, r)| (spec.name.clone(), r.fingerprint.clone()))
             .collect()
     }
 

@@ -42,7 +42,8 @@ pub struct InputResult {
     /// [`super::read_all`], which keeps them by count: empty in [`super::InputData::results`]).
     /// Never written anywhere.
     pub counted: Vec<Counted>,
-    pub sha256: String,
+    /// What identifies the input's content in the ledger (private: a function of the data).
+    pub fingerprint: crate::hash::Fingerprint,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
     /// Distinct privacy units (microdata only; same caveat).
@@ -156,6 +157,9 @@ pub struct ReadOptions {
     /// Count what each table's row bounds keep ([`InputResult::bounding`]'s `kept`), for
     /// `check`: one more pass over the units' records, so a release does not ask for it.
     pub bounding_effect: bool,
+    /// Fingerprint the inputs in the legacy scheme too ([`crate::hash::Fingerprint`]): asked
+    /// when the ledger still holds a charge fingerprinted that way.
+    pub legacy_fingerprints: bool,
 }
 
 /// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -184,6 +188,7 @@ impl Default for ReadOptions {
             memory_limit: default_memory_limit(),
             progress: true,
             bounding_effect: false,
+            legacy_fingerprints: false,
         }
     }
 }

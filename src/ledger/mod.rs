@@ -149,7 +149,8 @@ pub struct Charge {
     /// SHA-256 of the plan's canonical meaning (`Plan::identity`): with the input fingerprints,
     /// what identifies the release.
     pub plan_sha256: String,
-    /// SHA-256 of each input's bytes (private: exact functions of the data).
+    /// Each input's fingerprint ([`crate::hash::Fingerprint`]'s `now` when it was charged;
+    /// private: exact functions of the data).
     pub inputs: BTreeMap<String, String>,
     /// How each SQL input was read: the engine, the relation, the snapshot and every statement
     /// sent (private, like the fingerprints; absent when every input is a file).
@@ -419,6 +420,23 @@ impl Ledger {
     }
 
     /// Every charge, in ledger order.
+    /// Whether a release of `plan` must fingerprint its inputs in the legacy scheme too
+    /// ([`crate::hash::Fingerprint`]): a charge it is compared with (an earlier run of the same
+    /// release, or a release of the dataset's exact tables that its own may be linked with)
+    /// recorded an input of the same name in that scheme.
+    pub fn wants_legacy_fingerprints(&self, plan: &crate::policy::Plan) -> bool {
+        self.charges().any(|ChargeAt { charge, .. }| {
+            charge.dataset == plan.dataset
+                && (charge.release_id == plan.release_id || !charge.exact_tables.is_empty())
+                && plan.inputs.iter().any(|i| {
+                    charge
+                        .inputs
+                        .get(&i.name)
+                        .is_some_and(|f| crate::hash::is_legacy(f))
+                })
+        })
+    }
+
     pub fn charges(&self) -> impl Iterator<Item = ChargeAt<'_>> {
         self.lines
             .iter()

@@ -18,8 +18,9 @@ use crate::policy::Plan;
 /// What a release asks of its ledger.
 pub struct Request<'a> {
     pub plan: &'a Plan,
-    /// Each input's fingerprint (SHA-256 of its bytes).
-    pub inputs: BTreeMap<String, String>,
+    /// Each input's fingerprint, in the current scheme and (when the ledger asked for it) the
+    /// legacy one.
+    pub inputs: crate::hash::Fingerprints,
     /// How each SQL input was read (see [`super::SourceRead`]).
     pub sources: BTreeMap<String, super::SourceRead>,
     /// Each table's cost, as opendp maps it and in the ledger's unit.
@@ -412,7 +413,7 @@ fn decide(locked: &LockedLedger, request: &Request) -> Result<Decision, LedgerEr
         || ledger
             .revisions_of(seq)
             .any(|r| r.plan_sha256 == plan.plan_sha256);
-    let same = same_plan && charge.inputs == request.inputs;
+    let same = same_plan && same_inputs(&charge.inputs, &request.inputs);
     let published = ledger.publication_of(seq);
     if request.new_version {
         return Ok(match published {
@@ -465,6 +466,15 @@ fn decide(locked: &LockedLedger, request: &Request) -> Result<Decision, LedgerEr
     }
 }
 
+/// Whether a charge's recorded fingerprints are those of the inputs read: the same names, each
+/// in either scheme.
+pub fn same_inputs(recorded: &BTreeMap<String, String>, read: &crate::hash::Fingerprints) -> bool {
+    recorded.len() == read.len()
+        && recorded
+            .iter()
+            .all(|(name, f)| read.get(name).is_some_and(|r| r.matches(f)))
+}
+
 /// Checks the budget and appends the charge (fsynced) under the lock. Composing (spent, cost) is
 /// exactly the in-order composition of every charge that `Ledger::verify` recomputes.
 fn charge(
@@ -509,7 +519,11 @@ fn charge(
         version,
         policy_sha256: plan.policy_sha256.clone(),
         plan_sha256: plan.plan_sha256.clone(),
-        inputs: request.inputs,
+        inputs: request
+            .inputs
+            .into_iter()
+            .map(|(name, f)| (name, f.now))
+            .collect(),
         sources: request.sources,
         nonce: nonce(),
         accounting: acc.name().to_string(),

@@ -194,3 +194,52 @@ fn an_earlier_safestats_interrupted_revision_is_finished_as_recorded() {
         .expect_code(0)
         .stdout_has(&["audit passed"]);
 }
+
+/// A release charged by an earlier safestat, whose ledger fingerprints its inputs by SHA-256
+/// (format 6's, before fingerprints named their scheme), is still the same release to today's,
+/// which fingerprints files by BLAKE3: a re-run (a scheduled retry after an upgrade) publishes and
+/// charges nothing; one value changed is refused as different inputs; a new version records the
+/// new scheme.
+#[test]
+fn a_release_fingerprinted_in_the_legacy_scheme_is_recognised_after_an_upgrade() {
+    let s = fixture("format-6");
+    copy_tree(&Path::new(ROOT).join("data"), &s.path("data"));
+    let policy = "policies/disung-2024.toml";
+    let victims = s.path("data/disung_2024_victims.csv");
+    let lines = || -> Vec<String> {
+        let text = fs::read_to_string(s.path(LEDGER)).unwrap();
+        text.lines().map(String::from).collect()
+    };
+    let recorded: serde_json::Value = serde_json::from_str(&lines()[0]).unwrap();
+    assert_eq!(
+        recorded["inputs"]["victims"],
+        sha256(&victims),
+        "made in the legacy scheme"
+    );
+    let before = lines();
+    s.run(&["release", policy])
+        .expect_code(0)
+        .stdout_has(&["already released", "nothing charged"]);
+    assert_eq!(lines(), before);
+
+    // One service count one higher: other data.
+    let text = fs::read_to_string(&victims).unwrap();
+    let (header, rest) = text.split_once('\n').unwrap();
+    let (first, others) = rest.split_once('\n').unwrap();
+    let (head, value) = first.rsplit_once(',').unwrap();
+    let changed = format!("{head},{}", value.parse::<u32>().unwrap() + 1);
+    fs::write(&victims, format!("{header}\n{changed}\n{others}")).unwrap();
+    s.run(&["release", policy])
+        .expect_code(2)
+        .stderr_has(&["was made from different inputs", "--new-version"]);
+    assert_eq!(lines(), before);
+
+    s.run(&["release", policy, "--new-version"]).expect_code(0);
+    let charge: serde_json::Value = serde_json::from_str(&lines()[2]).unwrap();
+    assert_eq!(charge["version"], 2);
+    let bytes = fs::read(&victims).unwrap();
+    assert_eq!(
+        charge["inputs"]["victims"],
+        format!("blake3:{}", blake3::hash(&bytes).to_hex()).as_str()
+    );
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::hash::sha256_hex;
-use crate::input::{self, Counts, InputData, ReadOptions};
+use crate::input::{self, Counts, Fingerprints, InputData, ReadOptions};
 use crate::ledger::{Ledger, LinkedTable};
 use crate::output::{self, CellInterval, ExactPublished, ExactTableEntry, Files, PrimaryRule};
 use crate::policy::{ExactSum, ExactTableSpec, MAX_FINEST_CELLS, Plan, SecondaryObjective};
@@ -42,14 +42,15 @@ pub struct Record {
 /// Per input, the first input of the plan that holds the same data: the same bytes
 /// (`fingerprints`) read the same way (kind, encoding, line breaks in fields). Two inputs on one
 /// file count one population, and their exact tables must be protected as one.
-pub fn same_data(plan: &Plan, fingerprints: &BTreeMap<String, String>) -> Vec<usize> {
+pub fn same_data(plan: &Plan, fingerprints: &Fingerprints) -> Vec<usize> {
     let read_alike = |i: usize, j: usize| {
         let (a, b) = (&plan.inputs[i], &plan.inputs[j]);
         a.kind == b.kind
             && a.encoding == b.encoding
             && a.multiline == b.multiline
             && fingerprints.get(&a.name).is_some()
-            && fingerprints.get(&a.name) == fingerprints.get(&b.name)
+            && fingerprints.get(&a.name).map(|f| &f.now)
+                == fingerprints.get(&b.name).map(|f| &f.now)
     };
     (0..plan.inputs.len())
         .map(|i| (0..i).find(|&j| read_alike(i, j)).unwrap_or(i))
@@ -348,7 +349,7 @@ pub fn protect(
     plan: &Plan,
     data: &mut InputData,
     linked: &[(LinkedTable, Linked)],
-    fingerprints: &BTreeMap<String, String>,
+    fingerprints: &Fingerprints,
     options: &ReadOptions,
 ) -> Result<(Vec<ExactTable>, Record), Error> {
     let counts = (0..plan.exact_tables.len())
@@ -450,7 +451,7 @@ struct Candidate {
 pub fn linked(
     plan: &Plan,
     ledger_file: &Path,
-    fingerprints: &BTreeMap<String, String>,
+    fingerprints: &Fingerprints,
     options: &ReadOptions,
     new_version: bool,
 ) -> Result<Links, Error> {
@@ -508,7 +509,7 @@ struct Found {
 fn candidates_of(
     plan: &Plan,
     (ledger, seq, charge): (&Ledger, u64, &crate::ledger::Charge),
-    fingerprints: &BTreeMap<String, String>,
+    fingerprints: &Fingerprints,
     found: &mut Found,
 ) -> Result<(), Error> {
     let Some(publication) = ledger.publication_of(seq) else {
@@ -555,11 +556,15 @@ fn entry_candidates(
     plan: &Plan,
     charge: &crate::ledger::Charge,
     (entry, categories, values): (&ExactTableEntry, &[Vec<String>], Vec<Option<i64>>),
-    fingerprints: &BTreeMap<String, String>,
+    fingerprints: &Fingerprints,
     found: &mut Found,
 ) -> Result<(), Error> {
     let same_bytes = |input: &str| {
-        charge.inputs.contains_key(input) && charge.inputs.get(input) == fingerprints.get(input)
+        charge
+            .inputs
+            .get(input)
+            .zip(fingerprints.get(input))
+            .is_some_and(|(recorded, read)| read.matches(recorded))
     };
     let digest = charge.exact_digests.get(&entry.name).cloned();
     let ways: Vec<_> = match_dimensions(plan, &entry.dimensions, categories)

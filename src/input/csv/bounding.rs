@@ -155,6 +155,8 @@ pub struct Bounder {
     /// The caller's words per unit.
     head: usize,
     words: Vec<u64>,
+    /// Words of `words`' allocation already mapped ([`Bounder::populate_ahead`]).
+    populated: usize,
 }
 
 impl TableSlots {
@@ -275,6 +277,7 @@ impl Bounder {
             stride: q.div_ceil(4),
             head,
             words: Vec::new(),
+            populated: 0,
         }
     }
 
@@ -297,11 +300,46 @@ impl Bounder {
     pub fn add_unit(&mut self, hash: u64, head: &[u64]) -> u32 {
         debug_assert_eq!(head.len(), self.head);
         let id = self.units() as u32;
+        if self.words.len() + self.stride > self.populated.min(self.words.capacity()) {
+            self.populate_ahead();
+        }
         self.words.push(hash);
         self.words.extend_from_slice(head);
         self.words
             .resize(self.words.len() + self.stride - 1 - self.head, 0);
         id
+    }
+
+    /// Asks the kernel to map the next [`POPULATE_WORDS`] of the reserved records at once, so
+    /// that new units do not take one page fault per 4 KiB (a fifth of the release's system
+    /// time on a virtual machine, BENCHMARKS.md, issue 27). Only ever within the vector's
+    /// capacity; the pages keep their contents (zero), so the effect is only on speed.
+    fn populate_ahead(&mut self) {
+        let (from, capacity) = (self.words.len(), self.words.capacity());
+        let to = (from + POPULATE_WORDS).min(capacity);
+        self.populated = to.max(from + self.stride);
+        #[cfg(target_os = "linux")]
+        if to > from {
+            const PAGE: usize = 4096;
+            let base = self.words.as_ptr() as usize;
+            let (start, end) = (
+                (base + from * 8) / PAGE * PAGE,
+                (base + to * 8) / PAGE * PAGE,
+            );
+            if end > start {
+                // SAFETY: [start, end) lies within the vector's allocation (`to` is at most its
+                // capacity; `start` is rounded down only into the page that holds word `from`).
+                // MADV_POPULATE_WRITE only faults pages in, keeping their contents; a kernel
+                // without it (before 5.14) fails the call, which changes nothing.
+                unsafe {
+                    libc::madvise(
+                        start as *mut libc::c_void,
+                        end - start,
+                        libc::MADV_POPULATE_WRITE,
+                    );
+                }
+            }
+        }
     }
 
     pub fn unit_hash(&self, unit: u32) -> u64 {
@@ -587,6 +625,9 @@ fn keep_per_cell(
         }
     }
 }
+
+/// Words of unit records mapped at a time (8 MiB).
+const POPULATE_WORDS: usize = 1 << 20;
 
 /// Asks the CPU to start loading the cache line holding `p`. Only a hint: it never faults and
 /// never changes a result, so its only effect is on speed.

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 
+use crate::hash::{FileHasher, Fingerprint};
 use crate::policy::{InputKind, Plan, Statistic};
 
 use super::error::InputError;
@@ -91,9 +91,9 @@ pub(super) fn read_pass(
         bounding_effect: options.bounding_effect,
     };
     let (hashed, results) = with_progress(options.progress, &counters, len, name, || {
-        read_chunks(pass, &chunks, len - header_end, options.memory_limit)
+        read_chunks(pass, &chunks, len - header_end, options)
     });
-    let (sha256, has_quote) = hashed.map_err(io_err)?;
+    let (fingerprint, has_quote) = hashed.map_err(io_err)?;
     // The hash and the counts come from separate reads: they describe the same bytes only if the
     // file did not change in between.
     ensure_unchanged(path, &before)?;
@@ -120,7 +120,7 @@ pub(super) fn read_pass(
     };
     Ok(InputResult {
         counted: per_count(counts, tally.exact, tally.whole),
-        sha256,
+        fingerprint,
         rows: tally.rows,
         units: layout.unit_column.map(|_| tally.units),
         sql: None,
@@ -188,15 +188,15 @@ fn read_chunks(
     pass: Pass,
     chunks: &[(u64, u64)],
     body: u64,
-    memory_limit: u64,
-) -> (std::io::Result<(String, bool)>, ReaderResults) {
+    options: ReadOptions,
+) -> (std::io::Result<(Fingerprint, bool)>, ReaderResults) {
     let readers = chunks.len();
-    let share = memory_limit / readers as u64;
+    let share = options.memory_limit / readers as u64;
     // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
     // for that up front spares most rehashes (only the pages a unit touches are ever written).
     let expected_units = (body / 64 / readers as u64).min(share / 64) as usize;
     std::thread::scope(|s| {
-        let digest = s.spawn(|| hash_file(pass.path));
+        let digest = s.spawn(|| hash_file(pass.path, options.legacy_fingerprints));
         let workers: Vec<_> = chunks
             .iter()
             .zip(links(readers))
@@ -333,11 +333,11 @@ fn chunk_bounds(
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
 
-/// SHA-256 of the whole file, and whether it holds a quote character (which may hide a newline
-/// inside a field).
-fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
+/// The whole file's fingerprint (and in the legacy scheme if asked), and whether it holds a
+/// quote character (which may hide a newline inside a field).
+fn hash_file(path: &Path, legacy: bool) -> std::io::Result<(Fingerprint, bool)> {
     let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = FileHasher::new(legacy);
     let mut buf = vec![0u8; 1 << 20];
     let mut quote = false;
     loop {
@@ -348,7 +348,7 @@ fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
         hasher.update(&buf[..n]);
         quote = quote || buf[..n].contains(&b'"');
     }
-    Ok((hex::encode(hasher.finalize()), quote))
+    Ok((hasher.finish(), quote))
 }
 
 /// Turns a chunk's failure into an error naming file, line and field.

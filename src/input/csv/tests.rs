@@ -86,6 +86,7 @@ fn tiny_chunks() -> ReadOptions {
         memory_limit: u64::MAX,
         progress: false,
         bounding_effect: false,
+        legacy_fingerprints: false,
     }
 }
 
@@ -104,6 +105,7 @@ fn in_memory() -> ReadOptions {
         memory_limit: u64::MAX,
         progress: false,
         bounding_effect: false,
+        legacy_fingerprints: false,
     }
 }
 
@@ -159,8 +161,28 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
     let chunked = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), tiny_chunks()).unwrap();
     assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
     assert_eq!(single.counted, chunked.counted);
-    assert_eq!(single.sha256, chunked.sha256);
-    assert_eq!(single.sha256, hash_file(&plan.inputs[0].path).unwrap().0);
+    assert_eq!(single.fingerprint, chunked.fingerprint);
+    // The file's bytes, in BLAKE3; SHA-256 only when the legacy scheme is asked for.
+    let bytes = std::fs::read(&plan.inputs[0].path).unwrap();
+    let blake3 = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+    assert_eq!(
+        (&single.fingerprint.now, &single.fingerprint.legacy),
+        (&blake3, &None)
+    );
+    let legacy = read_input_with(
+        &plan,
+        0,
+        &counts(&plan, &[0, 2]),
+        ReadOptions {
+            legacy_fingerprints: true,
+            ..tiny_chunks()
+        },
+    )
+    .unwrap()
+    .fingerprint;
+    assert_eq!(legacy.now, blake3);
+    assert_eq!(legacy.legacy, Some(crate::hash::sha256_hex(&bytes)));
+    assert_eq!(hash_file(&plan.inputs[0].path, true).unwrap().0, legacy);
 }
 
 #[test]
@@ -199,7 +221,7 @@ fn spilling_gives_the_in_memory_exact_cells() {
     let spilled = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), spilling()).unwrap();
     assert_eq!(memory.counted, spilled.counted);
     assert_eq!((memory.rows, memory.units), (spilled.rows, spilled.units));
-    assert_eq!(memory.sha256, spilled.sha256);
+    assert_eq!(memory.fingerprint, spilled.fingerprint);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use rand::RngCore;
 use super::super::csv::CategoryIndex;
 use super::super::error::InputError;
 use super::super::request::{Count, Counted, InputResult, SqlRead, Whole};
-use super::{InputStatements, MAX_UNDECLARED};
-use crate::hash::sha256_hex;
+use super::{Dialect, InputStatements, MAX_UNDECLARED};
+use crate::hash::{Fingerprint, sha256_hex};
 use crate::policy::{Plan, Statistic};
 
 /// One value of an answer's row, as the statements return them: an integer, a text or NULL.
@@ -384,34 +384,54 @@ pub(super) fn read_totals(
             )));
         }
     }
-    let digest = at(row, 3 + statements.sum_columns.len())
-        .and_then(|f| Ok(f.text()?.unwrap_or("0").to_string()))
-        .map_err(bad)?;
+    let digest_at = |i: usize| {
+        at(row, i)
+            .and_then(|f| Ok(f.text()?.unwrap_or("0").to_string()))
+            .map_err(bad)
+    };
+    let digest = digest_at(3 + statements.sum_columns.len())?;
+    // Spark's scheme is unchanged: its digest is its legacy one too.
+    let legacy_digest = match statements.dialect {
+        Dialect::Spark => Some(digest.clone()),
+        Dialect::Postgres if row.len() > 4 + statements.sum_columns.len() => {
+            Some(digest_at(4 + statements.sum_columns.len())?)
+        }
+        Dialect::Postgres => None,
+    };
     Ok(Totals {
         rows,
         units,
         digest,
+        legacy_digest,
     })
 }
 
 /// A database input's result: its cells, and its fingerprint (what makes a re-run the same
 /// release): the SHA-256 of the engine's `tag`, the relation, the row count and the content's
-/// digest.
+/// digest, after the digest's scheme (`postgres-hashtext64:`, `spark-xxhash64:`); in the legacy
+/// scheme, the same over the legacy digest with no scheme named.
 pub(super) fn input_result(
-    tag: &str,
+    dialect: Dialect,
     totals: &Totals,
     counted: Vec<Counted>,
     read: SqlRead,
 ) -> InputResult {
     InputResult {
         counted,
-        sha256: sha256_hex(
-            format!(
-                "{tag}\n{}\n{}\n{}",
-                read.relation, totals.rows, totals.digest
-            )
-            .as_bytes(),
-        ),
+        fingerprint: {
+            let (tag, scheme) = match dialect {
+                Dialect::Postgres => ("postgres", "postgres-hashtext64"),
+                Dialect::Spark => ("spark", "spark-xxhash64"),
+            };
+            let of = |digest: &str| {
+                let identity = format!("{tag}\n{}\n{}\n{digest}", read.relation, totals.rows);
+                sha256_hex(identity.as_bytes())
+            };
+            Fingerprint {
+                now: format!("{scheme}:{}", of(&totals.digest)),
+                legacy: totals.legacy_digest.as_deref().map(of),
+            }
+        },
         rows: totals.rows as u64,
         units: Some(totals.units as u64),
         sql: Some(read),
@@ -424,6 +444,8 @@ pub(super) struct Totals {
     pub rows: i64,
     pub units: i64,
     pub digest: String,
+    /// The digest in the legacy scheme, when read.
+    pub legacy_digest: Option<String>,
 }
 
 /// Hides secrets (the password, the connection string, a token) in messages.

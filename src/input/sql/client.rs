@@ -13,13 +13,13 @@ use postgres::{Client, Config, IsolationLevel, Transaction};
 
 use super::super::error::InputError;
 use super::super::request::{Count, InputResult, SqlRead};
-use super::InputStatements;
 use super::answer::{
     Column, Failing, Field, Mapping, RunTable, check_columns, connection_string, count_tables,
     input_result, map_undeclared, read_totals,
 };
 use super::statements::setup_statements;
 use super::tls;
+use super::{Dialect, InputStatements};
 use crate::hash::sha256_hex;
 use crate::policy::Plan;
 
@@ -30,6 +30,7 @@ pub(super) fn read_sql(
     plan: &Plan,
     input: usize,
     counts: &[Count],
+    legacy: bool,
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     let sql = spec.sql.as_ref().expect("an SQL input");
@@ -45,7 +46,7 @@ pub(super) fn read_sql(
         sent: Vec::new(),
         failing: &failing,
     };
-    let statements = InputStatements::new(plan, input, counts);
+    let statements = InputStatements::new(plan, input, counts, legacy);
     let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
     read.execute(&timeout)?;
     let engine = read.one_value(&version)?;
@@ -79,7 +80,7 @@ pub(super) fn read_sql(
         snapshot,
         statements: sent,
     };
-    Ok(input_result("postgres", &totals, counted, read))
+    Ok(input_result(Dialect::Postgres, &totals, counted, read))
 }
 
 /// Connects to the server of SQL input `input`, named by the environment variable the policy

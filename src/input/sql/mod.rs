@@ -36,10 +36,10 @@ pub struct Sent {
 }
 
 /// Every statement a read of SQL input `input` sends, in order, exactly as [`read_sql`] sends
-/// it (the ledger records their SHA-256).
-pub fn script(plan: &Plan, input: usize, counts: &[Count]) -> Vec<Sent> {
+/// it with the same `legacy` (the ledger records their SHA-256).
+pub fn script(plan: &Plan, input: usize, counts: &[Count], legacy: bool) -> Vec<Sent> {
     let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
-    let st = InputStatements::new(plan, input, counts);
+    let st = InputStatements::new(plan, input, counts, legacy);
     let d = st.dialect;
     let plain = |purpose: &str, sql: String| Sent {
         purpose: purpose.to_string(),
@@ -174,8 +174,13 @@ fn table_parameters(plan: &Plan, d: Dialect, table: &Count, shared_key: bool) ->
 }
 
 /// Reads SQL input `input` of `plan` for `counts`, from its engine (refused by a build without
-/// that engine's client).
-pub fn read_sql(plan: &Plan, input: usize, counts: &[Count]) -> Result<InputResult, InputError> {
+/// that engine's client), fingerprinted in the legacy scheme too if `legacy`.
+pub fn read_sql(
+    plan: &Plan,
+    input: usize,
+    counts: &[Count],
+    legacy: bool,
+) -> Result<InputResult, InputError> {
     let engine = plan.inputs[input]
         .sql
         .as_ref()
@@ -183,12 +188,12 @@ pub fn read_sql(plan: &Plan, input: usize, counts: &[Count]) -> Result<InputResu
         .engine;
     match engine {
         #[cfg(feature = "postgres")]
-        Engine::Postgres => client::read_sql(plan, input, counts),
+        Engine::Postgres => client::read_sql(plan, input, counts, legacy),
         #[cfg(feature = "spark")]
         Engine::Spark => spark::read_spark(plan, input, counts),
         #[allow(unreachable_patterns)]
         _ => {
-            let _ = counts;
+            let _ = (counts, legacy);
             Err(not_built(plan, input, engine))
         }
     }

@@ -79,7 +79,7 @@ fn read_from(
         failing,
         timeout: Duration::from_secs(sql.timeout_seconds),
     };
-    let statements = InputStatements::new(plan, input, counts);
+    let statements = InputStatements::new(plan, input, counts, false);
     debug_assert_eq!(statements.dialect, Dialect::Spark);
     let version = read.run(&spark_version_statement(), HashMap::new())?;
     let engine = match fields(&version).map_err(|m| failing.fail(m))?.as_slice() {
@@ -111,7 +111,7 @@ fn read_from(
             .to_string(),
         statements: read.sent,
     };
-    Ok(input_result("spark", &totals, counted, read))
+    Ok(input_result(Dialect::Spark, &totals, counted, read))
 }
 
 /// Opens a Spark Connect session at `url` (`sc://host:port/;option=value...`) within

@@ -186,7 +186,8 @@ pub struct InputStatements {
     /// Values of each dimension column that are not declared categories (and NULLs), per
     /// dimension, with their row counts. `None` when no table has a dimension.
     pub domain: Option<String>,
-    /// Rows, distinct units, empty units, NULL summed values and a content fingerprint.
+    /// Rows, distinct units, empty units, NULL summed values and a content fingerprint (then,
+    /// when asked for, PostgreSQL's fingerprint in the legacy scheme).
     pub totals: String,
     pub tables: Vec<TableStatement>,
     /// The plan's dimension indices this input's tables use, in the order of the domain
@@ -225,9 +226,10 @@ fn source(dialect: Dialect, relation: &Relation) -> String {
 }
 
 impl InputStatements {
-    /// The statements for input `input` of `plan` and its `counts`. The input must be an SQL
+    /// The statements for input `input` of `plan` and its `counts`, the totals with the legacy
+    /// fingerprint too if `legacy` ([`crate::hash::Fingerprint`]). The input must be an SQL
     /// input.
-    pub fn new(plan: &Plan, input: usize, counts: &[Count]) -> InputStatements {
+    pub fn new(plan: &Plan, input: usize, counts: &[Count], legacy: bool) -> InputStatements {
         let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
         let dialect = Dialect::of(sql.engine);
         let src = source(dialect, &sql.relation);
@@ -280,7 +282,7 @@ impl InputStatements {
         };
         let probe = format!("SELECT * FROM {src} s LIMIT 0");
         let domain = (!dims.is_empty()).then(|| domain_statement(dialect, &src, &dim_names));
-        let totals = totals_statement(dialect, &src, unit, &sum_columns);
+        let totals = totals_statement(dialect, &src, unit, &sum_columns, legacy);
         let tables = counts
             .iter()
             .enumerate()
@@ -348,12 +350,22 @@ fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
 }
 
 /// One row: rows, distinct units, rows with an empty or NULL unit, NULLs per summed column, and
-/// the content fingerprint (the sum of each row's MD5 as a signed 64-bit number: order-free, so
-/// the same rows in any physical order give the same fingerprint).
+/// the content fingerprint: PostgreSQL's is the sum of each row's text's 64-bit
+/// `hashtextextended` (order-free, so the same rows in any physical order give the same
+/// fingerprint; its text compared byte for byte whatever the database's collation), and with
+/// `legacy` then the sum of each row's MD5 as a signed 64-bit number (the scheme before
+/// 2026-12-05, three times as slow: BENCHMARKS.md, issue 28).
 /// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
 /// Spark's fingerprint is the sum of the `xxhash64` of each row's JSON text (which names the
-/// columns that are not NULL, so a value moved between columns changes it), as a decimal.
-fn totals_statement(dialect: Dialect, src: &str, unit: &str, sums: &[String]) -> String {
+/// columns that are not NULL, so a value moved between columns changes it), as a decimal; its
+/// scheme has not changed, so it has no legacy column.
+fn totals_statement(
+    dialect: Dialect,
+    src: &str,
+    unit: &str,
+    sums: &[String],
+    legacy: bool,
+) -> String {
     let d = dialect;
     let count_if = |condition: String, name: String| {
         format!(
@@ -383,13 +395,20 @@ fn totals_statement(dialect: Dialect, src: &str, unit: &str, sums: &[String]) ->
     }
     columns.push(match d {
         Dialect::Postgres => {
-            "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h".to_string()
+            "COALESCE(sum(hashtextextended(s::text COLLATE \"C\", 0)), 0) AS h".to_string()
         }
         Dialect::Spark => {
             "COALESCE(sum(CAST(xxhash64(to_json(struct(*))) AS DECIMAL(38,0))), 0) AS h".to_string()
         }
     });
     out.push(d.cast("t.h", Ty::Text));
+    if legacy && d == Dialect::Postgres {
+        columns.push(
+            "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h_legacy"
+                .to_string(),
+        );
+        out.push(d.cast("t.h_legacy", Ty::Text));
+    }
     format!(
         "SELECT {2}\nFROM (\n  SELECT {0}\n  FROM {src} s\n) t,\n(\n  SELECT {3} AS units\n  FROM (SELECT {1}{4} AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
         columns.join(",\n         "),

@@ -5,7 +5,7 @@
 
 use super::answer::Masker;
 use super::*;
-use crate::hash::sha256_hex;
+use crate::hash::{Fingerprint, sha256_hex};
 use crate::input::{Count, Counted, ReadOptions, read_input_with};
 use crate::policy::{PolicyFile, validate};
 
@@ -66,6 +66,11 @@ use std::path::Path;
 
 /// Reads every table of input 0.
 fn read(plan: &Plan) -> InputResult {
+    read_fingerprinted(plan, false)
+}
+
+/// Reads every table of input 0, fingerprinted in the legacy scheme too if `legacy`.
+fn read_fingerprinted(plan: &Plan, legacy: bool) -> InputResult {
     let tables: Vec<Count> = plan.tables.iter().map(Count::of).collect();
     let options = ReadOptions {
         threads: 2,
@@ -73,6 +78,7 @@ fn read(plan: &Plan) -> InputResult {
         memory_limit: u64::MAX,
         progress: false,
         bounding_effect: false,
+        legacy_fingerprints: legacy,
     };
     read_input_with(plan, 0, &tables, options).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -201,7 +207,7 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
     // The statements recorded are exactly those `safestat sql` prints.
     let by_id = plan_by(dir.path(), Some(&db), body, "victim_id");
     let counts: Vec<Count> = by_id.tables.iter().map(Count::of).collect();
-    let printed: Vec<String> = script(&by_id, 0, &counts)
+    let printed: Vec<String> = script(&by_id, 0, &counts, false)
         .iter()
         .map(|s| sha256_hex(s.sql.as_bytes()))
         .collect();
@@ -258,7 +264,23 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
         ]
     );
     assert_eq!(from_sql.counted, from_csv.counted);
-    assert_eq!(from_sql.sha256, read_fingerprint(dir2.path(), &db2, body2));
+    assert_eq!(
+        from_sql.fingerprint,
+        read_fingerprint(dir2.path(), &db2, body2)
+    );
+    legacy_fingerprint_is_the_earlier_scheme(&plan(dir2.path(), Some(&db2), body2), &db2);
+    // One value changed: another fingerprint.
+    let changed = tempfile::tempdir().unwrap();
+    let db_changed = load(
+        engine,
+        changed.path(),
+        &data.replace("c,부산,5", "c,부산,6"),
+        &["v"],
+    );
+    assert_ne!(
+        read_fingerprint(changed.path(), &db_changed, body2).now,
+        from_sql.fingerprint.now
+    );
 
     // A column whose collation ignores case (and, as ICU's do, tells NFD from NFC apart no
     // better): values are still compared byte for byte, as the CSV path compares them. `Seoul`
@@ -318,9 +340,47 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
     assert_eq!(from_sql.counted, from_csv.counted);
 }
 
+/// Read in the legacy scheme too, `plan`'s input (in `db`) has the fingerprint of before
+/// 2026-12-05: PostgreSQL's SHA-256 over the relation, its rows and the MD5 digest (computed
+/// here by the formula the totals statement used; only when asked, since it costs), Spark's
+/// over its unchanged `xxhash64` digest (always); the current one is the same as without.
+fn legacy_fingerprint_is_the_earlier_scheme(plan: &Plan, db: &Source) {
+    let without = read(plan).fingerprint;
+    let with = read_fingerprinted(plan, true);
+    assert_eq!(with.fingerprint.now, without.now);
+    let (scheme, hex) = without.now.split_once(':').unwrap();
+    let relation = plan.inputs[0].sql.as_ref().unwrap().relation.describe();
+    let expected = match db {
+        #[cfg(feature = "postgres")]
+        Source::Pg(db) => {
+            assert_eq!(scheme, "postgres-hashtext64");
+            let digest: String = pg::cluster()
+                .connect(db)
+                .query_one(
+                    "SELECT COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0)::text FROM t s",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            let legacy =
+                sha256_hex(format!("postgres\n{relation}\n{}\n{digest}", with.rows).as_bytes());
+            assert_ne!(hex, legacy, "the current scheme is not the legacy one");
+            assert_eq!(without.legacy, None);
+            legacy
+        }
+        #[cfg(feature = "spark")]
+        Source::Spark(_) => {
+            assert_eq!(scheme, "spark-xxhash64");
+            assert_eq!(without.legacy.as_deref(), Some(hex));
+            hex.to_string()
+        }
+    };
+    assert_eq!(with.fingerprint.legacy, Some(expected));
+}
+
 /// The content fingerprint does not depend on the key or the order of reading.
-fn read_fingerprint(dir: &Path, db: &Source, body: &str) -> String {
-    read(&plan(dir, Some(db), body)).sha256
+fn read_fingerprint(dir: &Path, db: &Source, body: &str) -> Fingerprint {
+    read(&plan(dir, Some(db), body)).fingerprint
 }
 
 /// Counts within 6 standard deviations of a binomial mean: the exact two-sided binomial tail
@@ -547,7 +607,10 @@ fn binding_bounds_choose_uniformly(engine: Engine) {
     // A fresh key per read: another read chooses differently.
     let again = read(&p);
     assert_ne!(again.counted[2].values()[4..f], c1[4..]);
-    assert_eq!(again.sha256, r.sha256, "the fingerprint is the content's");
+    assert_eq!(
+        again.fingerprint, r.fingerprint,
+        "the fingerprint is the content's"
+    );
 }
 
 #[test]
