@@ -79,6 +79,10 @@ pub enum Command {
     Sql {
         /// The release policy (TOML).
         policy: PathBuf,
+        /// The budget ledger the release would use, which decides whether the totals carry the
+        /// legacy fingerprint too [default: the policy's `ledger`, else ledger/<dataset>.jsonl]
+        #[arg(long, env = "SAFESTAT_LEDGER")]
+        ledger: Option<PathBuf>,
     },
     /// Make the workbook (`<release>.xlsx`) and `report.html` again from a published release
     /// folder (its manifest and table files; never the raw data).

@@ -52,7 +52,7 @@ pub fn is_legacy(recorded: &str) -> bool {
     !recorded.contains(':')
 }
 
-/// A file's fingerprint, fed its bytes in order: BLAKE3 (about 2.5 times as fast as SHA-256
+/// A file's fingerprint, fed its bytes in order: BLAKE3 (about 2.6 times as fast as SHA-256
 /// here, BENCHMARKS.md, issue 27), and SHA-256 too when `legacy` is asked for.
 pub struct FileHasher {
     blake3: blake3::Hasher,

@@ -50,7 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             lock_timeout,
             read: read.options(),
         }),
-        Command::Sql { policy } => sql::run(&policy),
+        Command::Sql { policy, ledger } => sql::run(&policy, ledger.as_deref()),
         Command::Report {
             release_dir,
             out,

@@ -1,5 +1,6 @@
 //! `safestat sql POLICY`: the statements a release would send to each SQL input's server, for
-//! review by the database's owners. Connects to nothing, reads no data, spends nothing.
+//! review by the database's owners. Connects to nothing, reads no data (only the ledger, for the
+//! fingerprint schemes it holds), spends nothing.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,15 +11,32 @@ use crate::hash::sha256_hex;
 use crate::input::{Count, sql};
 use crate::policy::{self, Engine};
 
-pub fn run(policy: &Path) -> Result<(), Error> {
+pub fn run(policy: &Path, ledger: Option<&Path>) -> Result<(), Error> {
     // As `release` reads: the exact tables' counts are statements too.
     let plan = policy::load(policy)?;
     let counts = crate::input::reading_plan(&plan).counts;
-    // As `release` with the policy's ledger: its totals carry the legacy fingerprint too while
-    // the ledger holds a charge fingerprinted that way.
-    let legacy =
-        crate::ledger::Ledger::read(&plan.ledger).is_ok_and(|l| l.wants_legacy_fingerprints(&plan));
     let mut r = String::new();
+    // As `release` with the same ledger: its totals carry the legacy fingerprint too while the
+    // ledger holds a charge fingerprinted that way.
+    let ledger = ledger.unwrap_or(&plan.ledger);
+    let legacy = match crate::ledger::Ledger::read(ledger) {
+        Ok(l) => l.wants_legacy_fingerprints(&plan),
+        Err(e) => {
+            let _ = writeln!(
+                r,
+                "-- the ledger `{}` cannot be read ({e}): the totals are shown as for a ledger without charges fingerprinted before 2026-12-05\n",
+                ledger.display()
+            );
+            false
+        }
+    };
+    if legacy {
+        let _ = writeln!(
+            r,
+            "-- the ledger `{}` holds a charge this release is compared with that was fingerprinted before 2026-12-05: the totals compute that fingerprint too (PostgreSQL's `h_legacy`)\n",
+            ledger.display()
+        );
+    }
     let mut any = false;
     for (input, spec) in plan.inputs.iter().enumerate() {
         let Some(source) = &spec.sql else { continue };

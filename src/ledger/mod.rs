@@ -419,24 +419,37 @@ impl Ledger {
         Some((dataset, budget))
     }
 
-    /// Every charge, in ledger order.
     /// Whether a release of `plan` must fingerprint its inputs in the legacy scheme too
-    /// ([`crate::hash::Fingerprint`]): a charge it is compared with (an earlier run of the same
-    /// release, or a release of the dataset's exact tables that its own may be linked with)
-    /// recorded an input of the same name in that scheme.
+    /// ([`crate::hash::Fingerprint`]): a charge it is compared with recorded an input of the same
+    /// name in that scheme. Those are the last charge of its release id (what a re-run is
+    /// decided by) and, when it has exact tables, the published charges of the dataset's exact
+    /// tables (what they may be linked with); no other, so that the legacy hashes stop once
+    /// those charges are in the current scheme.
     pub fn wants_legacy_fingerprints(&self, plan: &crate::policy::Plan) -> bool {
-        self.charges().any(|ChargeAt { charge, .. }| {
-            charge.dataset == plan.dataset
-                && (charge.release_id == plan.release_id || !charge.exact_tables.is_empty())
-                && plan.inputs.iter().any(|i| {
-                    charge
-                        .inputs
-                        .get(&i.name)
-                        .is_some_and(|f| crate::hash::is_legacy(f))
+        let legacy = |charge: &Charge| {
+            plan.inputs.iter().any(|i| {
+                charge
+                    .inputs
+                    .get(&i.name)
+                    .is_some_and(|f| crate::hash::is_legacy(f))
+            })
+        };
+        let rerun = self
+            .charges()
+            .filter(|c| c.charge.release_id == plan.release_id)
+            .last()
+            .is_some_and(|c| legacy(c.charge));
+        rerun
+            || !plan.exact_tables.is_empty()
+                && self.charges().any(|c| {
+                    c.charge.dataset == plan.dataset
+                        && !c.charge.exact_tables.is_empty()
+                        && self.publication_of(c.seq).is_some()
+                        && legacy(c.charge)
                 })
-        })
     }
 
+    /// Every charge, in ledger order.
     pub fn charges(&self) -> impl Iterator<Item = ChargeAt<'_>> {
         self.lines
             .iter()

@@ -243,3 +243,26 @@ fn a_release_fingerprinted_in_the_legacy_scheme_is_recognised_after_an_upgrade()
         format!("blake3:{}", blake3::hash(&bytes).to_hex()).as_str()
     );
 }
+
+/// Another release of the same data as format 6's (whose ledger fingerprints by SHA-256 and
+/// records no digest of the exact table's cells) protects its exact table together with the one
+/// published there, found through the same bytes in the legacy scheme: otherwise the two would be
+/// protected apart, and their differences could open each other's hidden cells.
+#[test]
+fn exact_tables_are_linked_with_an_earlier_release_fingerprinted_in_the_legacy_scheme() {
+    let s = fixture("format-6");
+    copy_tree(&Path::new(ROOT).join("data"), &s.path("data"));
+    let policy = fs::read_to_string(s.path("policies/disung-2024.toml")).unwrap();
+    s.write(
+        "policies/later.toml",
+        &replace_once(&policy, "id = \"disung-2024\"", "id = \"disung-2024-b\""),
+    );
+    s.run(&["release", "policies/later.toml"]).expect_code(0);
+    let text = fs::read_to_string(s.path(LEDGER)).unwrap();
+    let charge: serde_json::Value = serde_json::from_str(text.lines().nth(2).unwrap()).unwrap();
+    assert_eq!(charge["release_id"], "disung-2024-b");
+    assert_eq!(
+        charge["exact_links"],
+        serde_json::json!([{"release_id": "disung-2024", "version": 1, "table": "victims_exact_by_gender_region"}])
+    );
+}

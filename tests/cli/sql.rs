@@ -152,6 +152,24 @@ fn sql_prints_every_statement_without_connecting() {
         "WHERE s.\"victim_id\"::text COLLATE \"C\" IN (SELECT u FROM safestat_heavy)",
     ]);
     assert!(!run.stdout().contains("random()"));
+    // The totals as the release sends them: with the fingerprint before 2026-12-05 too (MD5)
+    // only when the ledger holds this release's charge in that scheme, as format 6's does.
+    assert!(
+        run.stdout()
+            .contains("hashtextextended(ROW(s.*)::text COLLATE \"C\", 0)")
+    );
+    assert!(!run.stdout().contains("md5("));
+    fs::copy(
+        Path::new(ROOT).join("tests/fixtures/format-6/ledger/disung-victims.jsonl"),
+        s.path("old.jsonl"),
+    )
+    .unwrap();
+    s.run(&["sql", SAMPLE_POLICY, "--ledger", "old.jsonl"])
+        .expect_code(0)
+        .stdout_has(&[
+            "-- the ledger `old.jsonl` holds a charge this release is compared with that was fingerprinted before 2026-12-05",
+            "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h_legacy",
+        ]);
     // A policy without an SQL input has nothing to print.
     let file_policy = fs::read_to_string(Path::new(ROOT).join(SAMPLE_POLICY)).unwrap();
     s.write("policies/files.toml", &file_policy);

@@ -157,6 +157,8 @@ pub struct Bounder {
     words: Vec<u64>,
     /// Words of `words`' allocation already mapped ([`Bounder::populate_ahead`]).
     populated: usize,
+    /// Words mapped at a time: [`POPULATE_WORDS`], or less under a small memory limit.
+    populate_words: usize,
 }
 
 impl TableSlots {
@@ -278,6 +280,7 @@ impl Bounder {
             head,
             words: Vec::new(),
             populated: 0,
+            populate_words: POPULATE_WORDS,
         }
     }
 
@@ -310,27 +313,49 @@ impl Bounder {
         id
     }
 
-    /// Asks the kernel to map the next [`POPULATE_WORDS`] of the reserved records at once, so
-    /// that new units do not take one page fault per 4 KiB (a fifth of the release's system
-    /// time on a virtual machine, BENCHMARKS.md, issue 27). Only ever within the vector's
-    /// capacity; the pages keep their contents (zero), so the effect is only on speed.
+    /// Maps at most `bytes` of records ahead of the units (their memory limit's share).
+    pub fn limit_populate(&mut self, bytes: u64) {
+        self.populate_words = self.populate_words.min((bytes / 8) as usize);
+    }
+
+    /// Bytes of the records' allocation mapped ahead of the units ([`Bounder::populate_ahead`]):
+    /// memory the units take before they hold anything.
+    pub fn populated_ahead(&self) -> usize {
+        self.populated
+            .min(self.words.capacity())
+            .saturating_sub(self.words.len())
+            * 8
+    }
+
+    /// Asks the kernel to map the next `populate_words` of the reserved records at once, so
+    /// that new units do not take one page fault per page (the page faults were 0.34 s of the
+    /// release's 0.50 s of system time on a virtual machine; BENCHMARKS.md, issue 27). Only
+    /// ever within the vector's allocation; the pages keep their contents, so the effect is
+    /// only on speed.
     fn populate_ahead(&mut self) {
         let (from, capacity) = (self.words.len(), self.words.capacity());
-        let to = (from + POPULATE_WORDS).min(capacity);
+        let to = (from + self.populate_words).min(capacity);
         self.populated = to.max(from + self.stride);
         #[cfg(target_os = "linux")]
         if to > from {
-            const PAGE: usize = 4096;
+            // SAFETY: sysconf only reads a constant of the system.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+                .ok()
+                .filter(|p| p.is_power_of_two())
+                .unwrap_or(4096);
             let base = self.words.as_ptr() as usize;
             let (start, end) = (
-                (base + from * 8) / PAGE * PAGE,
-                (base + to * 8) / PAGE * PAGE,
+                (base + from * 8) & !(page - 1),
+                (base + to * 8) & !(page - 1),
             );
             if end > start {
-                // SAFETY: [start, end) lies within the vector's allocation (`to` is at most its
-                // capacity; `start` is rounded down only into the page that holds word `from`).
-                // MADV_POPULATE_WRITE only faults pages in, keeping their contents; a kernel
-                // without it (before 5.14) fails the call, which changes nothing.
+                // SAFETY: every page of [start, end) holds bytes of the vector's allocation:
+                // `end` is at most its end (`to` is at most its capacity), and `start` is the
+                // first byte of the page that holds word `from`, which is in it. The range may
+                // begin before the allocation, in that page, and that page may hold another
+                // allocation's bytes: MADV_POPULATE_WRITE only maps pages in, as a write would,
+                // never changing what they hold. A kernel without it (before 5.14) fails the
+                // call, which changes nothing.
                 unsafe {
                     libc::madvise(
                         start as *mut libc::c_void,

@@ -30,6 +30,8 @@ impl Units {
             .collect();
         let mut bounder = Bounder::new(&tables, KEY_WORDS);
         bounder.reserve(expected);
+        // Pages mapped ahead count against the limit: at most an eighth of it.
+        bounder.limit_populate(limit / 8);
         Units {
             slots: vec![EMPTY; (expected * 2).next_power_of_two().max(16)],
             long_keys: Vec::new(),
@@ -44,6 +46,7 @@ impl Units {
 
     pub(super) fn footprint(&self) -> u64 {
         (self.len() * self.bounder.bytes_per_unit()
+            + self.bounder.populated_ahead()
             + self.bounder.whole_bytes()
             + self.slots.len() * 8
             + self.long_keys.len()) as u64

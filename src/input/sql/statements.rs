@@ -352,9 +352,10 @@ fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
 /// One row: rows, distinct units, rows with an empty or NULL unit, NULLs per summed column, and
 /// the content fingerprint: PostgreSQL's is the sum of each row's text's 64-bit
 /// `hashtextextended` (order-free, so the same rows in any physical order give the same
-/// fingerprint; its text compared byte for byte whatever the database's collation), and with
+/// fingerprint; its text compared byte for byte whatever the database's collation; the row as
+/// `ROW(s.*)`, since a bare `s` would name a column called `s` before the row), and with
 /// `legacy` then the sum of each row's MD5 as a signed 64-bit number (the scheme before
-/// 2026-12-05, three times as slow: BENCHMARKS.md, issue 28).
+/// 2026-12-05, nearly three times as slow: BENCHMARKS.md, issue 28).
 /// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
 /// Spark's fingerprint is the sum of the `xxhash64` of each row's JSON text (which names the
 /// columns that are not NULL, so a value moved between columns changes it), as a decimal; its
@@ -395,7 +396,7 @@ fn totals_statement(
     }
     columns.push(match d {
         Dialect::Postgres => {
-            "COALESCE(sum(hashtextextended(s::text COLLATE \"C\", 0)), 0) AS h".to_string()
+            "COALESCE(sum(hashtextextended(ROW(s.*)::text COLLATE \"C\", 0)), 0) AS h".to_string()
         }
         Dialect::Spark => {
             "COALESCE(sum(CAST(xxhash64(to_json(struct(*))) AS DECIMAL(38,0))), 0) AS h".to_string()
