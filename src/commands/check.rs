@@ -28,6 +28,7 @@ pub fn run(policy: &Path, options: &ReadOptions) -> Result<(), Error> {
         .transpose()?;
     let options = ReadOptions {
         bounding_effect: true,
+        distinct_units: true,
         ..*options
     };
     let mut data = input::read_all(&plan, &options)?;

@@ -86,7 +86,11 @@ pub fn read_input_with(
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     if spec.sql.is_some() {
-        return sql::read_sql(plan, input, counts, options.legacy_fingerprints);
+        let asked = sql::Asked {
+            legacy: options.legacy_fingerprints,
+            units: options.distinct_units,
+        };
+        return sql::read_sql(plan, input, counts, asked);
     }
     let Some(encoding) = spec.encoding else {
         return read_pass(plan, input, counts, options, false);

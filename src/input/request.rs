@@ -46,7 +46,8 @@ pub struct InputResult {
     pub fingerprint: crate::hash::Fingerprint,
     /// Rows read (exact; shown by `check` to the data officer only, never published).
     pub rows: u64,
-    /// Distinct privacy units (microdata only; same caveat).
+    /// Distinct privacy units (microdata only; same caveat; a database input's only when
+    /// [`ReadOptions::distinct_units`] asks).
     pub units: Option<u64>,
     /// What an SQL input's read sent and saw, for the ledger (`None` for a file).
     pub sql: Option<SqlRead>,
@@ -160,6 +161,9 @@ pub struct ReadOptions {
     /// Fingerprint the inputs in the legacy scheme too ([`crate::hash::Fingerprint`]): asked
     /// when the ledger still holds a charge fingerprinted that way.
     pub legacy_fingerprints: bool,
+    /// Count a database input's distinct units ([`InputResult::units`]), for `check`: a grouping
+    /// of every row by unit that a release does not need. (A file's come free.)
+    pub distinct_units: bool,
 }
 
 /// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -189,6 +193,7 @@ impl Default for ReadOptions {
             progress: true,
             bounding_effect: false,
             legacy_fingerprints: false,
+            distinct_units: false,
         }
     }
 }

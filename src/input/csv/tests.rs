@@ -87,6 +87,7 @@ fn tiny_chunks() -> ReadOptions {
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: false,
+        distinct_units: false,
     }
 }
 
@@ -106,6 +107,7 @@ fn in_memory() -> ReadOptions {
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: false,
+        distinct_units: false,
     }
 }
 

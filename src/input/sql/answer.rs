@@ -369,7 +369,12 @@ pub(super) fn read_totals(
         _ => return Err(bad(format!("{} rows instead of one", rows.len()))),
     };
     let count = |i: usize| at(row, i).and_then(Field::count).map_err(bad);
-    let (rows, units, empty_units) = (count(0)?, count(1)?, count(2)?);
+    // Columns: rows, [units], empty units, a NULL count per summed column, digest, [legacy].
+    let asked = statements.asked;
+    let after_units = usize::from(asked.units);
+    let rows = count(0)?;
+    let units = if asked.units { Some(count(1)?) } else { None };
+    let empty_units = count(1 + after_units)?;
     if empty_units > 0 {
         return Err(failing.fail(format!(
             "column `{}`: {empty_units} rows have an empty or NULL privacy unit; every record must name its unit",
@@ -377,7 +382,7 @@ pub(super) fn read_totals(
         )));
     }
     for (i, column) in statements.sum_columns.iter().enumerate() {
-        let nulls = count(3 + i)?;
+        let nulls = count(2 + after_units + i)?;
         if nulls > 0 {
             return Err(failing.cannot(format!(
                 "column `{column}`: {nulls} rows hold NULL, which is not an integer"
@@ -389,13 +394,12 @@ pub(super) fn read_totals(
             .and_then(|f| Ok(f.text()?.unwrap_or("0").to_string()))
             .map_err(bad)
     };
-    let digest = digest_at(3 + statements.sum_columns.len())?;
+    let at_digest = 2 + after_units + statements.sum_columns.len();
+    let digest = digest_at(at_digest)?;
     // Spark's scheme is unchanged: its digest is its legacy one too.
     let legacy_digest = match statements.dialect {
         Dialect::Spark => Some(digest.clone()),
-        Dialect::Postgres if row.len() > 4 + statements.sum_columns.len() => {
-            Some(digest_at(4 + statements.sum_columns.len())?)
-        }
+        Dialect::Postgres if asked.legacy => Some(digest_at(at_digest + 1)?),
         Dialect::Postgres => None,
     };
     Ok(Totals {
@@ -433,7 +437,7 @@ pub(super) fn input_result(
             }
         },
         rows: totals.rows as u64,
-        units: Some(totals.units as u64),
+        units: totals.units.map(|u| u as u64),
         sql: Some(read),
         bounding: Vec::new(),
     }
@@ -442,7 +446,8 @@ pub(super) fn input_result(
 /// The relation's totals: rows, distinct units and a fingerprint of its content.
 pub(super) struct Totals {
     pub rows: i64,
-    pub units: i64,
+    /// The distinct units, when asked for ([`super::statements::Asked`]).
+    pub units: Option<i64>,
     pub digest: String,
     /// The digest in the legacy scheme, when read.
     pub legacy_digest: Option<String>,

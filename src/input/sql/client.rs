@@ -19,7 +19,7 @@ use super::answer::{
 };
 use super::statements::setup_statements;
 use super::tls;
-use super::{Dialect, InputStatements};
+use super::{Asked, Dialect, InputStatements};
 use crate::hash::sha256_hex;
 use crate::policy::Plan;
 
@@ -30,7 +30,7 @@ pub(super) fn read_sql(
     plan: &Plan,
     input: usize,
     counts: &[Count],
-    legacy: bool,
+    asked: Asked,
 ) -> Result<InputResult, InputError> {
     let spec = &plan.inputs[input];
     let sql = spec.sql.as_ref().expect("an SQL input");
@@ -46,7 +46,7 @@ pub(super) fn read_sql(
         sent: Vec::new(),
         failing: &failing,
     };
-    let statements = InputStatements::new(plan, input, counts, legacy);
+    let statements = InputStatements::new(plan, input, counts, asked);
     let [timeout, version, snapshot] = setup_statements(sql.timeout_seconds);
     read.execute(&timeout)?;
     let engine = read.one_value(&version)?;

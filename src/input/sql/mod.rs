@@ -24,7 +24,7 @@ mod statements;
 #[cfg(feature = "postgres")]
 mod tls;
 
-pub use statements::{Dialect, InputStatements, MAX_UNDECLARED};
+pub use statements::{Asked, Dialect, InputStatements, MAX_UNDECLARED};
 use statements::{Param, setup_statements, spark_version_statement};
 
 /// One statement as `safestat sql` shows it: what it is for, its text and its parameters.
@@ -36,10 +36,14 @@ pub struct Sent {
 }
 
 /// Every statement a read of SQL input `input` sends, in order, exactly as [`read_sql`] sends
-/// it with the same `legacy` (the ledger records their SHA-256).
+/// it for a release with the same `legacy` (the ledger records their SHA-256).
 pub fn script(plan: &Plan, input: usize, counts: &[Count], legacy: bool) -> Vec<Sent> {
     let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
-    let st = InputStatements::new(plan, input, counts, legacy);
+    let asked = Asked {
+        legacy,
+        units: false,
+    };
+    let st = InputStatements::new(plan, input, counts, asked);
     let d = st.dialect;
     let plain = |purpose: &str, sql: String| Sent {
         purpose: purpose.to_string(),
@@ -174,12 +178,12 @@ fn table_parameters(plan: &Plan, d: Dialect, table: &Count, shared_key: bool) ->
 }
 
 /// Reads SQL input `input` of `plan` for `counts`, from its engine (refused by a build without
-/// that engine's client), fingerprinted in the legacy scheme too if `legacy`.
+/// that engine's client), its totals with what is `asked`.
 pub fn read_sql(
     plan: &Plan,
     input: usize,
     counts: &[Count],
-    legacy: bool,
+    asked: Asked,
 ) -> Result<InputResult, InputError> {
     let engine = plan.inputs[input]
         .sql
@@ -188,12 +192,12 @@ pub fn read_sql(
         .engine;
     match engine {
         #[cfg(feature = "postgres")]
-        Engine::Postgres => client::read_sql(plan, input, counts, legacy),
+        Engine::Postgres => client::read_sql(plan, input, counts, asked),
         #[cfg(feature = "spark")]
-        Engine::Spark => spark::read_spark(plan, input, counts),
+        Engine::Spark => spark::read_spark(plan, input, counts, asked),
         #[allow(unreachable_patterns)]
         _ => {
-            let _ = (counts, legacy);
+            let _ = (counts, asked);
             Err(not_built(plan, input, engine))
         }
     }

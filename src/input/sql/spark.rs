@@ -30,7 +30,7 @@ use super::answer::{
     input_result, map_undeclared, read_totals,
 };
 use super::statements::{Param, spark_version_statement};
-use super::{Dialect, InputStatements};
+use super::{Asked, Dialect, InputStatements};
 use crate::hash::sha256_hex;
 use crate::policy::Plan;
 
@@ -43,13 +43,14 @@ pub(super) fn read_spark(
     plan: &Plan,
     input: usize,
     counts: &[Count],
+    asked: Asked,
 ) -> Result<InputResult, InputError> {
     let mut failing = Failing::new(plan, input);
     let url = connection_string(plan, input, &mut failing, "sc://spark.example:15002")?;
     // The client crate panics on a few answers it does not expect (no Arrow batch at all): a
     // panic is this input's failure, never the process's.
     let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        read_from(plan, input, counts, &url, &failing)
+        read_from(plan, (input, asked), counts, &url, &failing)
     }));
     read.unwrap_or_else(|_| {
         Err(failing.fail(
@@ -61,7 +62,7 @@ pub(super) fn read_spark(
 
 fn read_from(
     plan: &Plan,
-    input: usize,
+    (input, asked): (usize, Asked),
     counts: &[Count],
     url: &str,
     failing: &Failing,
@@ -79,7 +80,7 @@ fn read_from(
         failing,
         timeout: Duration::from_secs(sql.timeout_seconds),
     };
-    let statements = InputStatements::new(plan, input, counts, false);
+    let statements = InputStatements::new(plan, input, counts, asked);
     debug_assert_eq!(statements.dialect, Dialect::Spark);
     let version = read.run(&spark_version_statement(), HashMap::new())?;
     let engine = match fields(&version).map_err(|m| failing.fail(m))?.as_slice() {

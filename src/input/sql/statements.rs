@@ -186,9 +186,13 @@ pub struct InputStatements {
     /// Values of each dimension column that are not declared categories (and NULLs), per
     /// dimension, with their row counts. `None` when no table has a dimension.
     pub domain: Option<String>,
-    /// Rows, distinct units, empty units, NULL summed values and a content fingerprint (then,
-    /// when asked for, PostgreSQL's fingerprint in the legacy scheme).
+    /// Rows, distinct units (when asked for), empty units, NULL summed values and a content
+    /// fingerprint (then, when asked for, PostgreSQL's fingerprint in the legacy scheme).
     pub totals: String,
+    /// What the totals statement was asked for beyond what every read needs (read by the
+    /// clients, which only the `postgres` and `spark` features build).
+    #[cfg_attr(not(any(feature = "postgres", feature = "spark")), allow(dead_code))]
+    pub asked: Asked,
     pub tables: Vec<TableStatement>,
     /// The plan's dimension indices this input's tables use, in the order of the domain
     /// statement's parameters.
@@ -197,6 +201,17 @@ pub struct InputStatements {
     /// client, which only the `postgres` feature builds).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub sum_columns: Vec<String>,
+}
+
+/// What a read's totals statement counts beyond rows, empty units, NULL sums and the fingerprint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked {
+    /// The fingerprint in the legacy scheme too ([`crate::hash::Fingerprint`]; PostgreSQL: an
+    /// MD5 digest, Spark: nothing more, its scheme is unchanged).
+    pub legacy: bool,
+    /// The distinct units, for `check` (a grouping of every row by unit, which a release does
+    /// not need: BENCHMARKS.md, issue 28).
+    pub units: bool,
 }
 
 /// One table's bounded aggregation.
@@ -226,10 +241,9 @@ fn source(dialect: Dialect, relation: &Relation) -> String {
 }
 
 impl InputStatements {
-    /// The statements for input `input` of `plan` and its `counts`, the totals with the legacy
-    /// fingerprint too if `legacy` ([`crate::hash::Fingerprint`]). The input must be an SQL
-    /// input.
-    pub fn new(plan: &Plan, input: usize, counts: &[Count], legacy: bool) -> InputStatements {
+    /// The statements for input `input` of `plan` and its `counts`, the totals with what is
+    /// `asked`. The input must be an SQL input.
+    pub fn new(plan: &Plan, input: usize, counts: &[Count], asked: Asked) -> InputStatements {
         let sql = plan.inputs[input].sql.as_ref().expect("an SQL input");
         let dialect = Dialect::of(sql.engine);
         let src = source(dialect, &sql.relation);
@@ -282,7 +296,7 @@ impl InputStatements {
         };
         let probe = format!("SELECT * FROM {src} s LIMIT 0");
         let domain = (!dims.is_empty()).then(|| domain_statement(dialect, &src, &dim_names));
-        let totals = totals_statement(dialect, &src, unit, &sum_columns, legacy);
+        let totals = totals_statement(dialect, &src, unit, &sum_columns, asked);
         let tables = counts
             .iter()
             .enumerate()
@@ -293,6 +307,7 @@ impl InputStatements {
             probe,
             domain,
             totals,
+            asked,
             tables,
             dims,
             sum_columns,
@@ -349,7 +364,8 @@ fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
     )
 }
 
-/// One row: rows, distinct units, rows with an empty or NULL unit, NULLs per summed column, and
+/// One row: rows, distinct units (if asked), rows with an empty or NULL unit, NULLs per summed
+/// column, and
 /// the content fingerprint: PostgreSQL's is the sum of each row's text's 64-bit
 /// `hashtextextended` (order-free, so the same rows in any physical order give the same
 /// fingerprint; its text compared byte for byte whatever the database's collation; the row as
@@ -357,6 +373,7 @@ fn domain_statement(dialect: Dialect, src: &str, dims: &[&str]) -> String {
 /// `legacy` then the sum of each row's MD5 as a signed 64-bit number (the scheme before
 /// 2026-12-05, nearly three times as slow: BENCHMARKS.md, issue 28).
 /// The distinct units come from their own hash aggregate (no sort); the rest from one scan.
+/// Without `units`, the statement is that one scan.
 /// Spark's fingerprint is the sum of the `xxhash64` of each row's JSON text (which names the
 /// columns that are not NULL, so a value moved between columns changes it), as a decimal; its
 /// scheme has not changed, so it has no legacy column.
@@ -365,7 +382,7 @@ fn totals_statement(
     src: &str,
     unit: &str,
     sums: &[String],
-    legacy: bool,
+    asked: Asked,
 ) -> String {
     let d = dialect;
     let count_if = |condition: String, name: String| {
@@ -386,7 +403,11 @@ fn totals_statement(
             "empty_units".into(),
         ),
     ];
-    let mut out = vec!["t.n".to_string(), "u.units".into(), "t.empty_units".into()];
+    let mut out = vec!["t.n".to_string()];
+    if asked.units {
+        out.push("u.units".into());
+    }
+    out.push("t.empty_units".into());
     for (i, c) in sums.iter().enumerate() {
         columns.push(count_if(
             format!("s.{} IS NULL", d.ident(c)),
@@ -403,20 +424,27 @@ fn totals_statement(
         }
     });
     out.push(d.cast("t.h", Ty::Text));
-    if legacy && d == Dialect::Postgres {
+    if asked.legacy && d == Dialect::Postgres {
         columns.push(
             "COALESCE(sum(('x' || substr(md5(s::text), 1, 16))::bit(64)::int8), 0) AS h_legacy"
                 .to_string(),
         );
         out.push(d.cast("t.h_legacy", Ty::Text));
     }
+    let units = if asked.units {
+        format!(
+            ",\n(\n  SELECT {} AS units\n  FROM (SELECT {}{} AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
+            d.cast("count(*)", Ty::Int8),
+            d.text(unit),
+            d.bytewise(),
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "SELECT {2}\nFROM (\n  SELECT {0}\n  FROM {src} s\n) t,\n(\n  SELECT {3} AS units\n  FROM (SELECT {1}{4} AS u FROM {src} s GROUP BY 1) x\n  WHERE u IS NOT NULL AND u <> ''\n) u",
-        columns.join(",\n         "),
-        d.text(unit),
+        "SELECT {}\nFROM (\n  SELECT {}\n  FROM {src} s\n) t{units}",
         out.join(", "),
-        d.cast("count(*)", Ty::Int8),
-        d.bytewise(),
+        columns.join(",\n         "),
     )
 }
 

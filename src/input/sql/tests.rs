@@ -64,13 +64,14 @@ fn plan_by(dir: &Path, source: Option<&Source>, body: &str, unit: &str) -> Plan 
 
 use std::path::Path;
 
-/// Reads every table of input 0.
+/// Reads every table of input 0, as a release does.
 fn read(plan: &Plan) -> InputResult {
-    read_fingerprinted(plan, false)
+    read_asked(plan, false, false)
 }
 
-/// Reads every table of input 0, fingerprinted in the legacy scheme too if `legacy`.
-fn read_fingerprinted(plan: &Plan, legacy: bool) -> InputResult {
+/// Reads every table of input 0, fingerprinted in the legacy scheme too if `legacy`, counting
+/// the distinct units if `units` (as `check` does).
+fn read_asked(plan: &Plan, legacy: bool, units: bool) -> InputResult {
     let tables: Vec<Count> = plan.tables.iter().map(Count::of).collect();
     let options = ReadOptions {
         threads: 2,
@@ -79,6 +80,7 @@ fn read_fingerprinted(plan: &Plan, legacy: bool) -> InputResult {
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: legacy,
+        distinct_units: units,
     };
     read_input_with(plan, 0, &tables, options).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -187,7 +189,17 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
     let from_sql = read(&plan_by(dir.path(), Some(&db), body, "victim_id"));
     assert_eq!(from_sql.counted, from_csv.counted);
     assert_eq!(from_sql.rows, from_csv.rows);
-    assert_eq!(from_sql.units, from_csv.units);
+    // The distinct units only when asked (by `check`): a release has no use for them.
+    assert_eq!(from_sql.units, None);
+    let as_check = read_asked(
+        &plan_by(dir.path(), Some(&db), body, "victim_id"),
+        false,
+        true,
+    );
+    assert_eq!(
+        (as_check.units, as_check.counted),
+        (from_csv.units, from_csv.counted.clone())
+    );
     assert!(from_csv.counted[3].values().iter().any(|&c| c > 0));
     let record = from_sql.sql.expect("an SQL read record");
     assert!(
@@ -350,14 +362,14 @@ fn exact_cells_equal_the_csv_path(engine: Engine) {
 /// over its unchanged `xxhash64` digest (always); the current one is the same as without.
 fn legacy_fingerprint_is_the_earlier_scheme(plan: &Plan, db: &Source) {
     let without = read(plan).fingerprint;
-    let with = read_fingerprinted(plan, true);
+    let with = read_asked(plan, true, false);
     assert_eq!(with.fingerprint.now, without.now);
     let (scheme, hex) = without.now.split_once(':').unwrap();
-    let relation = plan.inputs[0].sql.as_ref().unwrap().relation.describe();
     let expected = match db {
         #[cfg(feature = "postgres")]
         Source::Pg(db) => {
             assert_eq!(scheme, "postgres-hashtext64");
+            let relation = plan.inputs[0].sql.as_ref().unwrap().relation.describe();
             let digest: String = pg::cluster()
                 .connect(db)
                 .query_one(
