@@ -92,7 +92,7 @@ pub fn script(plan: &Plan, input: usize, counts: &[Count], legacy: bool) -> Vec<
         });
     }
     out.push(plain(
-        "rows, distinct units, empty units, NULL summed values, and a fingerprint of the content (recorded in the ledger, private)",
+        "rows, empty units, NULL summed values, and a fingerprint of the content (recorded in the ledger, private; `check` also counts the distinct units)",
         st.totals.clone(),
     ));
     for ts in &st.tables {
