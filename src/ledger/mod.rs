@@ -435,9 +435,7 @@ impl Ledger {
             })
         };
         let rerun = self
-            .charges()
-            .filter(|c| c.charge.release_id == plan.release_id)
-            .last()
+            .last_charge_of(&plan.release_id)
             .is_some_and(|c| legacy(c.charge));
         rerun
             || !plan.exact_tables.is_empty()
@@ -447,6 +445,13 @@ impl Ledger {
                         && self.publication_of(c.seq).is_some()
                         && legacy(c.charge)
                 })
+    }
+
+    /// The latest charge of release `release_id`: what a re-run of it is decided by.
+    pub fn last_charge_of(&self, release_id: &str) -> Option<ChargeAt<'_>> {
+        self.charges()
+            .filter(|c| c.charge.release_id == release_id)
+            .last()
     }
 
     /// Every charge, in ledger order.

@@ -400,11 +400,7 @@ enum Decision {
 
 fn decide(locked: &LockedLedger, request: &Request) -> Result<Decision, LedgerError> {
     let (ledger, plan) = (&locked.ledger, request.plan);
-    let Some(ChargeAt { line, seq, charge }) = ledger
-        .charges()
-        .filter(|c| c.charge.release_id == plan.release_id)
-        .last()
-    else {
+    let Some(ChargeAt { line, seq, charge }) = ledger.last_charge_of(&plan.release_id) else {
         return Ok(Decision::Fresh { version: 1 });
     };
     let version = charge.version;
