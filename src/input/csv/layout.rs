@@ -12,14 +12,52 @@ use crate::policy::{Dimension, InputKind, Plan, Statistic};
 /// dimension of every row, so values of up to [`CATEGORY_KEY`] bytes are found as five integers
 /// ([`category_words`]) in a small open-addressing table, with no string hashing or comparison.
 pub(in crate::input) struct CategoryIndex {
-    /// At most a quarter full, a power of two long; `None` is empty.
-    pub(super) short: Vec<Option<([u64; 5], u32)>>,
+    /// At most a quarter full, a power of two long; an empty slot's code is [`EMPTY`].
+    short: Vec<Slot>,
+    /// The odd multiplier of [`CategoryIndex::home`], chosen so that as few categories as
+    /// possible are displaced from their home slot (usually none).
+    seed: u64,
     /// Values longer than [`CATEGORY_KEY`] bytes.
     pub(super) long: HashMap<Box<[u8]>, u32>,
     pub(super) catch_all: Option<u32>,
     pub(super) name: String,
     pub(super) declared: String,
     pub(super) labels: Vec<String>,
+}
+
+/// A slot of [`CategoryIndex`]'s table: a category's words and its code.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: [u64; 5],
+    code: u32,
+}
+
+/// The code of an empty slot.
+const EMPTY: u32 = u32::MAX;
+/// An empty slot: its words are no value's ([`category_words`] of up to [`INLINE_KEY`] bytes
+/// ends in three zero words; of more, in the length), so no lookup stops at it as found.
+const EMPTY_SLOT: Slot = Slot {
+    key: [u64::MAX; 5],
+    code: EMPTY,
+};
+
+/// The home slot of `key` in a table of `len` (a power of two) slots.
+#[inline]
+fn home(key: &[u64; 5], seed: u64, len: usize) -> usize {
+    let mixed =
+        (key[0] ^ key[1] ^ key[2].rotate_left(29) ^ key[4].rotate_left(43)).wrapping_mul(seed);
+    (mixed >> 40) as usize & (len - 1)
+}
+
+/// Puts `key` in the first free slot of `table` from its home: true if that is its home.
+fn place(table: &mut [Slot], seed: u64, key: [u64; 5], code: u32) -> bool {
+    let at = home(&key, seed, table.len());
+    let mut i = at;
+    while table[i].code != EMPTY {
+        i = (i + 1) & (table.len() - 1);
+    }
+    table[i] = Slot { key, code };
+    i == at
 }
 
 /// The longest category value [`CategoryIndex`] finds as integers.
@@ -41,33 +79,46 @@ impl CategoryIndex {
     pub(in crate::input) fn new(dim: &Dimension) -> CategoryIndex {
         let size = (dim.categories.len() * 4).next_power_of_two().max(8);
         let mut index = CategoryIndex {
-            short: vec![None; size],
+            short: Vec::new(),
+            seed: 0,
             long: HashMap::new(),
             catch_all: dim.catch_all,
             name: dim.name.clone(),
             declared: dim.categories.join(", "),
             labels: dim.categories.clone(),
         };
+        let mut short = Vec::new();
         for (code, c) in dim.categories.iter().enumerate() {
             let (value, code) = (c.as_bytes(), code as u32);
             if value.len() > CATEGORY_KEY {
                 index.long.insert(value.into(), code);
-                continue;
+            } else {
+                short.push((category_words(value), code));
             }
-            let key = category_words(value);
-            let mut i = index.home(&key);
-            while index.short[i].is_some() {
-                i = (i + 1) & (size - 1);
+        }
+        // A few multipliers tried, the first that leaves every category in its home slot kept
+        // (else the one displacing fewest): a lookup is then one probe.
+        let mut fewest = usize::MAX;
+        for attempt in 1..=16u64 {
+            let seed = attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut table = vec![EMPTY_SLOT; size];
+            let displaced = short
+                .iter()
+                .filter(|&&(key, code)| !place(&mut table, seed, key, code))
+                .count();
+            if displaced < fewest {
+                (fewest, index.short, index.seed) = (displaced, table, seed);
             }
-            index.short[i] = Some((key, code));
+            if displaced == 0 {
+                break;
+            }
         }
         index
     }
 
-    pub(super) fn home(&self, key: &[u64; 5]) -> usize {
-        let mixed = (key[0] ^ key[1] ^ key[2].rotate_left(29) ^ key[4].rotate_left(43))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 40) as usize & (self.short.len() - 1)
+    #[inline]
+    fn home(&self, key: &[u64; 5]) -> usize {
+        home(key, self.seed, self.short.len())
     }
 
     /// The code of `value`: a declared category (compared after Unicode NFC normalisation),
@@ -101,25 +152,36 @@ impl CategoryIndex {
     }
 
     /// The code of a declared category written exactly as `value`.
+    #[inline]
     pub(super) fn exact(&self, value: &[u8]) -> Option<u32> {
         if value.len() > CATEGORY_KEY {
-            return self.long.get(value).copied();
+            return self.exact_long(value);
         }
         let key = category_words(value);
         let mut i = self.home(&key);
-        while let Some((k, code)) = &self.short[i] {
-            // Word by word, from registers: comparing the arrays whole goes through the stack.
-            if k[0] == key[0]
-                && k[1] == key[1]
-                && k[2] == key[2]
-                && k[3] == key[3]
-                && k[4] == key[4]
-            {
-                return Some(*code);
+        loop {
+            let slot = &self.short[i];
+            // Word by word, from registers, with no branch between the words.
+            let differ = (slot.key[0] ^ key[0])
+                | (slot.key[1] ^ key[1])
+                | (slot.key[2] ^ key[2])
+                | (slot.key[3] ^ key[3])
+                | (slot.key[4] ^ key[4]);
+            if differ == 0 {
+                return Some(slot.code);
+            }
+            if slot.code == EMPTY {
+                return None;
             }
             i = (i + 1) & (self.short.len() - 1);
         }
-        None
+    }
+
+    /// [`CategoryIndex::exact`] for a value longer than [`CATEGORY_KEY`] bytes.
+    #[cold]
+    #[inline(never)]
+    fn exact_long(&self, value: &[u8]) -> Option<u32> {
+        self.long.get(value).copied()
     }
 
     pub(super) fn label(&self, code: u32) -> &str {
