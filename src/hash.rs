@@ -1,4 +1,5 @@
-//! The one SHA-256 helper, and the secret nonces that make a hash safe to publish.
+//! The one SHA-256 helper, the secret nonces that make a hash safe to publish, and the inputs'
+//! fingerprints (a file's: BLAKE3, from the parallel readers' pieces, [`pieces`]).
 //!
 //! Owns how bytes become a hex digest. A digest of private data (an input's bytes, a ledger line
 //! that holds input fingerprints) is an exact function of that data: it may go into the ledger,
@@ -6,6 +7,9 @@
 //! [`nonce`] (then the digest is a hiding commitment and reveals nothing).
 
 use sha2::{Digest, Sha256};
+
+mod pieces;
+pub use pieces::{Piece, PieceHasher, combine};
 
 /// SHA-256 of `bytes`, as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -38,6 +42,14 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// A file's fingerprint from its BLAKE3 hash (in the current scheme only).
+    pub fn blake3(hash: blake3::Hash) -> Fingerprint {
+        Fingerprint {
+            now: format!("blake3:{}", hash.to_hex()),
+            legacy: None,
+        }
+    }
+
     /// Whether `recorded` (from a charge) fingerprints the same content as this one.
     pub fn matches(&self, recorded: &str) -> bool {
         self.now == recorded || self.legacy.as_deref() == Some(recorded)
@@ -76,8 +88,8 @@ impl FileHasher {
 
     pub fn finish(self) -> Fingerprint {
         Fingerprint {
-            now: format!("blake3:{}", self.blake3.finalize().to_hex()),
             legacy: self.sha256.map(|s| hex::encode(s.finalize())),
+            ..Fingerprint::blake3(self.blake3.finalize())
         }
     }
 }

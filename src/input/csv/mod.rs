@@ -12,7 +12,9 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::hash::{FileHasher, Fingerprint};
+use std::sync::{Mutex, PoisonError};
+
+use crate::hash::{FileHasher, Fingerprint, PieceHasher, combine};
 use crate::policy::{InputKind, Plan, Statistic};
 
 use super::error::InputError;
@@ -71,7 +73,8 @@ pub(super) fn read_pass(
     };
     let (mut file, before) = open_input(path)?;
     let len = before.len();
-    let (headers, header_end) = read_header(&mut file, path)?;
+    let (headers, header_line) = read_header(&mut file, path)?;
+    let header_end = header_line.len() as u64;
     let layout = Layout::new(plan, input, counts, headers, path)?;
     let chunks = chunk_bounds(&mut file, header_end, len, options).map_err(io_err)?;
 
@@ -80,6 +83,14 @@ pub(super) fn read_pass(
     let keys: Vec<[u64; 2]> = layout.tables.iter().map(|_| seed.r#gen()).collect();
     let counters = Counters::new(layout.tables.len());
     let name = plan.inputs[input].name.as_str();
+    // The readers hash what they read, the header's piece being read_header's bytes; the legacy
+    // scheme (SHA-256, sequential) needs a reading of its own ([`read_chunks`]).
+    let header_piece = || {
+        let mut header = PieceHasher::new(0);
+        header.update(&header_line);
+        vec![header.finish()]
+    };
+    let pieces = Mutex::new(header_piece());
     let pass = Pass {
         path,
         layout: &layout,
@@ -89,24 +100,43 @@ pub(super) fn read_pass(
         quoted,
         multiline: plan.inputs[input].multiline,
         bounding_effect: options.bounding_effect,
+        pieces: (!options.legacy_fingerprints).then_some(&pieces),
     };
     let (hashed, results) = with_progress(options.progress, &counters, len, name, || {
         read_chunks(pass, &chunks, len - header_end, options)
     });
-    let (fingerprint, has_quote) = hashed.map_err(io_err)?;
-    // The hash and the counts come from separate reads: they describe the same bytes only if the
-    // file did not change in between.
-    ensure_unchanged(path, &before)?;
+    let hashed = hashed.transpose().map_err(io_err)?;
+    // A `"` stops the splitter of unquoted rows (and the legacy hashing notes one): the file is
+    // read again as quoted.
+    let has_quote = hashed.as_ref().is_some_and(|(_, quote)| *quote)
+        || results.iter().any(|r| matches!(r, Err(ChunkError::Quoted)));
     if has_quote && !quoted {
         return read_pass(plan, input, counts, options, true);
     }
+    // A reader reads from its own handle: the file's metadata now must be as before the reading.
+    ensure_unchanged(path, &before)?;
     let (tally, clamped) = if results
         .iter()
         .any(|r| matches!(r, Err(ChunkError::OverMemory)))
     {
+        // The spilling reads the rows again, and counts what it reads: it hashes them anew.
+        *pieces.lock().unwrap_or_else(PoisonError::into_inner) = header_piece();
         spill(pass, (header_end, len), name, options)?
     } else {
         (merge(results, path, &layout)?, counters.clamped())
+    };
+    // Every reader of a pass that counted read all its bytes (one that stops early fails the
+    // pass, or spills it); pieces that do not cover the file mean it changed under them.
+    let fingerprint = match hashed {
+        Some((fingerprint, _)) => fingerprint,
+        None => combine(
+            pieces.into_inner().unwrap_or_else(PoisonError::into_inner),
+            len,
+        )
+        .map(Fingerprint::blake3)
+        .ok_or_else(|| InputError::Changed {
+            path: path.to_path_buf(),
+        })?,
     };
     let bounding = match plan.inputs[input].kind {
         InputKind::Aggregated { .. } => Vec::new(),
@@ -182,21 +212,24 @@ fn per_count(counts: &[Count], mut cells: Vec<Vec<i128>>, whole: Vec<Whole>) -> 
 /// What each reader of a pass ended with.
 type ReaderResults = Vec<Result<Tally, ChunkError>>;
 
-/// Reads `chunks` in parallel, one reader each, while another thread fingerprints the whole file
-/// (and notes whether it holds a `"`).
+/// Reads `chunks` in parallel, one reader each (hashing what it reads, with
+/// [`Pass::pieces`]), while, for the legacy scheme, another thread fingerprints the whole file
+/// and notes whether it holds a `"`.
 fn read_chunks(
     pass: Pass,
     chunks: &[(u64, u64)],
     body: u64,
     options: ReadOptions,
-) -> (std::io::Result<(Fingerprint, bool)>, ReaderResults) {
+) -> (Option<std::io::Result<(Fingerprint, bool)>>, ReaderResults) {
     let readers = chunks.len();
     let share = options.memory_limit / readers as u64;
     // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
     // for that up front spares most rehashes (only the pages a unit touches are ever written).
     let expected_units = (body / 64 / readers as u64).min(share / 64) as usize;
     std::thread::scope(|s| {
-        let digest = s.spawn(|| hash_file(pass.path, options.legacy_fingerprints));
+        let digest = options
+            .legacy_fingerprints
+            .then(|| s.spawn(|| hash_file(pass.path, true)));
         let workers: Vec<_> = chunks
             .iter()
             .zip(links(readers))
@@ -208,7 +241,8 @@ fn read_chunks(
             .into_iter()
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
-        (digest.join().expect("hasher panicked"), results)
+        let digest = digest.map(|d| d.join().expect("hasher panicked"));
+        (digest, results)
     })
 }
 
@@ -242,24 +276,24 @@ fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Tally, 
 }
 
 /// Reads the header line (everything up to the first newline) and returns the column names and
-/// the byte offset where the rows start.
-fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, u64), InputError> {
+/// the line's bytes (the rows start after them).
+fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, Vec<u8>), InputError> {
     let mut line = Vec::new();
     let mut buf = [0u8; 1 << 16];
-    let end = loop {
+    loop {
         let n = file.read(&mut buf).map_err(|source| InputError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
             line.extend_from_slice(&buf[..=i]);
-            break line.len() as u64;
+            break;
         }
         line.extend_from_slice(&buf[..n]);
         if n == 0 {
-            break line.len() as u64;
+            break;
         }
-    };
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
@@ -294,7 +328,7 @@ fn read_header(file: &mut File, path: &Path) -> Result<(csv::ByteRecord, u64), I
         })?;
         names.push(crate::policy::nfc(name.to_string()));
     }
-    Ok((csv::ByteRecord::from(names), end))
+    Ok((csv::ByteRecord::from(names), line))
 }
 
 /// Splits the rows `[start, len)` into at most `options.threads` chunks of at least
@@ -374,7 +408,7 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
         ChunkError::Rows(problems) => return report_rows(path, layout, problems),
         ChunkError::Row { .. } => unreachable!("scan_records collects a sink's verdicts"),
         ChunkError::Aborted => unreachable!("aborted readers report nothing"),
-        // The hash found no `"` in the file, yet a reader did: the file changed under it.
+        // The spilling's second reading found a `"` the first did not: the file changed under it.
         ChunkError::Quoted => {
             return InputError::Changed {
                 path: path.to_path_buf(),

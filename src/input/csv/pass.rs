@@ -23,6 +23,9 @@ pub(super) struct Pass<'a> {
     pub(super) multiline: bool,
     /// Whether to count what the row bounds keep ([`ReadOptions::bounding_effect`]).
     pub(super) bounding_effect: bool,
+    /// Where each reader leaves the BLAKE3 piece of the bytes it read, once it has read them
+    /// all ([`crate::hash::PieceHasher`]); `None` when the pass does not fingerprint the file.
+    pub(super) pieces: Option<&'a std::sync::Mutex<Vec<crate::hash::Piece>>>,
 }
 
 /// Exact cells per table, with the row and unit counts.

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
+use crate::hash::PieceHasher;
+
 use super::layout::Layout;
 use super::pass::{ChunkError, Pass};
 use super::problems::Problems;
@@ -30,6 +32,8 @@ pub(super) struct Row<'a> {
 /// Reads and validates the rows in `[start, end)` of the file, handing each to `sink`; returns
 /// how many rows there were. The one place a row's values are parsed and checked. Splits with
 /// [`Unquoted`] unless `quoted`; it fails with [`ChunkError::Quoted`] at the first `"`.
+/// With [`Pass::pieces`], the bytes are hashed as they are read, and the piece is left there if
+/// every byte of `[start, end)` was read.
 pub(super) fn scan_rows(
     pass: Pass,
     start: u64,
@@ -38,11 +42,40 @@ pub(super) fn scan_rows(
 ) -> Result<(u64, Problems), ChunkError> {
     let mut file = File::open(pass.path).map_err(ChunkError::Io)?;
     file.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
-    let source = file.take(end - start);
-    if pass.quoted {
+    let mut piece = pass.pieces.map(|_| PieceHasher::new(start));
+    let source = Hashing {
+        source: file.take(end - start),
+        piece: piece.as_mut(),
+    };
+    let scanned = if pass.quoted {
         scan_records(Quoted::new(source, pass.multiline), start, pass, sink)
     } else {
         scan_records(Unquoted::new(source), start, pass, sink)
+    };
+    if let (Some(pieces), Some(piece)) = (pass.pieces, piece)
+        && piece.offset() == end
+    {
+        pieces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(piece.finish());
+    }
+    scanned
+}
+
+/// A source that hashes what is read from it.
+struct Hashing<'a, R> {
+    source: R,
+    piece: Option<&'a mut PieceHasher>,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.source.read(buf)?;
+        if let Some(piece) = &mut self.piece {
+            piece.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 

@@ -187,6 +187,32 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
     assert_eq!(hash_file(&plan.inputs[0].path, true).unwrap().0, legacy);
 }
 
+/// The readers hash the bytes they read, in pieces joined into one BLAKE3 hash: the
+/// fingerprint is BLAKE3 of the whole file whether it is read in one piece or in sixteen, spilled
+/// (the rows read a second time), or read again as quoted (a `"` in the last row), for files of
+/// less than one BLAKE3 chunk (1,024 bytes) and of many of its 64 KiB subtrees.
+#[test]
+fn the_fingerprint_is_blake3_of_the_file_however_it_is_read() {
+    for rows in [3, 12_000] {
+        for quote in [false, true] {
+            let mut data = String::from("id,cell,v\n");
+            for i in 0..rows {
+                data += &format!("p{},c{},{}\n", i % 997, i % 50, i % 13);
+            }
+            if quote {
+                data += "\"p1\",c1,1\n";
+            }
+            let (_dir, plan) = plan_for(&data);
+            let bytes = std::fs::read(&plan.inputs[0].path).unwrap();
+            let blake3 = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+            for options in [in_memory(), tiny_chunks(), spilling()] {
+                let read = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), options).unwrap();
+                assert_eq!(read.fingerprint.now, blake3, "{rows} rows, quote {quote}");
+            }
+        }
+    }
+}
+
 #[test]
 fn errors_in_a_later_chunk_name_the_right_line() {
     let mut data = String::from("id,cell,v\n");
