@@ -274,7 +274,9 @@ mod tests {
             3071,
             65_536,
             65_537,
+            131_072,
             131_072 + 5,
+            262_144,
         ];
         let mut lengths: Vec<usize> = edges.to_vec();
         lengths.extend((0..40).map(|_| rng.gen_range(0..data.len())));
@@ -294,6 +296,17 @@ mod tests {
                     "length {len}, cuts {cuts:?}"
                 );
             }
+            // Many pieces within one chunk (readers of a few rows each), then one long piece.
+            let from = rng.gen_range(0..=len);
+            let mut cuts: Vec<usize> = (0..12)
+                .map(|_| rng.gen_range(from..=len.min(from + 1000)))
+                .collect();
+            cuts.sort();
+            assert_eq!(
+                in_pieces(&data[..len], &cuts, &mut rng),
+                Some(whole),
+                "length {len}, cuts {cuts:?}"
+            );
         }
     }
 

@@ -119,9 +119,15 @@ pub(super) fn read_pass(
         .iter()
         .any(|r| matches!(r, Err(ChunkError::OverMemory)))
     {
-        // The spilling reads the rows again, and counts what it reads: it hashes them anew.
+        // The spilling reads the rows again, and counts what it reads: it hashes them anew. A
+        // reader over the memory limit stops early, so the first pass may not have met a `"`
+        // that the spilling meets: the file is then read again as quoted.
         *pieces.lock().unwrap_or_else(PoisonError::into_inner) = header_piece();
-        spill(pass, (header_end, len), name, options)?
+        let Some(spilled) = spill(pass, (header_end, len), name, options)? else {
+            return read_pass(plan, input, counts, options, true);
+        };
+        ensure_unchanged(path, &before)?;
+        spilled
     } else {
         (merge(results, path, &layout)?, counters.clamped())
     };
@@ -158,14 +164,18 @@ pub(super) fn read_pass(
     })
 }
 
+/// What the spilling counted, and per table the values its clamp cut.
+type Spilled = (Tally, Vec<[u64; 2]>);
+
 /// Reads the body `[header_end, len)` again, spilled to temporary files by unit, when the
-/// units outgrew the memory limit: its tally, and per table the values clamped.
+/// units outgrew the memory limit: its tally, and per table the values clamped; `None` when an
+/// unquoted reading met a `"` (the file must be read as quoted).
 fn spill(
     pass: Pass,
     (header_end, len): (u64, u64),
     name: &str,
     options: ReadOptions,
-) -> Result<(Tally, Vec<[u64; 2]>), InputError> {
+) -> Result<Option<Spilled>, InputError> {
     let path = pass.path;
     eprintln!(
         "safestat: {}: the privacy units need more than the memory limit of {} MiB; spilling to temporary files by unit",
@@ -177,11 +187,14 @@ fn spill(
         counters: &counters,
         ..pass
     };
-    let tally = with_progress(options.progress, &counters, len, name, || {
+    let tally = match with_progress(options.progress, &counters, len, name, || {
         read_spilled(pass, header_end, len, options.memory_limit)
-    })
-    .map_err(|e| locate(path, pass.layout, e))?;
-    Ok((tally, counters.clamped()))
+    }) {
+        Ok(tally) => tally,
+        Err(ChunkError::Quoted) if !pass.quoted => return Ok(None),
+        Err(e) => return Err(locate(path, pass.layout, e)),
+    };
+    Ok(Some((tally, counters.clamped())))
 }
 
 /// The pass's cells as one result per count: its cells hold every count's cells in order, then
@@ -408,7 +421,7 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
         ChunkError::Rows(problems) => return report_rows(path, layout, problems),
         ChunkError::Row { .. } => unreachable!("scan_records collects a sink's verdicts"),
         ChunkError::Aborted => unreachable!("aborted readers report nothing"),
-        // The spilling's second reading found a `"` the first did not: the file changed under it.
+        // Not expected: a `"` makes the pass read the file again as quoted (read_pass, spill).
         ChunkError::Quoted => {
             return InputError::Changed {
                 path: path.to_path_buf(),

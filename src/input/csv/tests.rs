@@ -188,25 +188,40 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
 }
 
 /// The readers hash the bytes they read, in pieces joined into one BLAKE3 hash: the
-/// fingerprint is BLAKE3 of the whole file whether it is read in one piece or in sixteen, spilled
-/// (the rows read a second time), or read again as quoted (a `"` in the last row), for files of
-/// less than one BLAKE3 chunk (1,024 bytes) and of many of its 64 KiB subtrees.
+/// fingerprint is BLAKE3 of the whole file whether it is read in one piece or in sixteen (several
+/// readers sharing one BLAKE3 chunk of 1,024 bytes), spilled (the rows read a second time), or
+/// read again as quoted (a `"` in the last row), for a header alone, files around one chunk and
+/// files of many of its 64 KiB subtrees. One reader spilling 340 KB meets the `"` only in the
+/// spilling's reading (it stopped at the memory limit within its first 256 KiB), which must read
+/// the file again as quoted, not call it changed.
 #[test]
 fn the_fingerprint_is_blake3_of_the_file_however_it_is_read() {
-    for rows in [3, 12_000] {
+    let one_spilling = ReadOptions {
+        threads: 1,
+        ..spilling()
+    };
+    for rows in [0, 3, 60, 30_000] {
         for quote in [false, true] {
+            // The last row pads the file to 1,024 or 1,025 bytes when it has 60 rows.
             let mut data = String::from("id,cell,v\n");
             for i in 0..rows {
                 data += &format!("p{},c{},{}\n", i % 997, i % 50, i % 13);
             }
-            if quote {
-                data += "\"p1\",c1,1\n";
+            let last = if quote { "\"p1\",c1,1\n" } else { "p1,c1,1\n" };
+            if rows == 60 {
+                let pad = 1024 + usize::from(quote) - data.len() - last.len();
+                data += &format!("p{},c1,1\n", "x".repeat(pad - 7));
+                assert_eq!(data.len() + last.len(), 1024 + usize::from(quote));
+            }
+            if rows > 0 {
+                data += last;
             }
             let (_dir, plan) = plan_for(&data);
             let bytes = std::fs::read(&plan.inputs[0].path).unwrap();
             let blake3 = format!("blake3:{}", blake3::hash(&bytes).to_hex());
-            for options in [in_memory(), tiny_chunks(), spilling()] {
-                let read = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), options).unwrap();
+            for options in [in_memory(), tiny_chunks(), spilling(), one_spilling] {
+                let read = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), options)
+                    .unwrap_or_else(|e| panic!("{rows} rows, quote {quote}: {e}"));
                 assert_eq!(read.fingerprint.now, blake3, "{rows} rows, quote {quote}");
             }
         }
@@ -285,27 +300,38 @@ fn spilling_reports_bad_rows_like_the_in_memory_path() {
     );
 }
 
+/// The index of `categories` (no catch-all), checked to find each with its code.
+fn index_finding_each(categories: &[String]) -> CategoryIndex {
+    let index = CategoryIndex::new(&Dimension {
+        name: "d".into(),
+        categories: categories.to_vec(),
+        catch_all: None,
+    });
+    for (code, c) in categories.iter().enumerate() {
+        assert_eq!(index.exact(c.as_bytes()), Some(code as u32), "{c}");
+    }
+    index
+}
+
 /// Category values of every length around the inline limit (found as integers up to 16
 /// bytes, through a map beyond), values that are prefixes of one another, and a value one
 /// byte off a declared one.
 #[test]
 fn category_codes_at_every_length() {
     let categories: Vec<String> = (1..=40).map(|n| "x".repeat(n)).collect();
-    let mut dim = Dimension {
-        name: "d".into(),
-        categories: categories.clone(),
-        catch_all: None,
-    };
-    let index = CategoryIndex::new(&dim);
-    for (code, c) in categories.iter().enumerate() {
-        assert_eq!(index.exact(c.as_bytes()), Some(code as u32), "{c}");
+    let index = index_finding_each(&categories);
+    for c in &categories {
         let mut off = c.clone().into_bytes();
         *off.last_mut().unwrap() = b'y';
         assert_eq!(index.exact(&off), None);
     }
     assert_eq!(index.exact(b""), None);
     assert_eq!(index.exact(&[b'x'; 41]), None);
-    dim.catch_all = Some(3);
+    let dim = Dimension {
+        name: "d".into(),
+        categories,
+        catch_all: Some(3),
+    };
     let index = CategoryIndex::new(&dim);
     assert!(matches!(index.lookup(b"zebra"), Ok(3)));
     // Bytes that are not UTF-8 (here CP949 for `서울`) never fall to the catch-all.
@@ -313,6 +339,38 @@ fn category_codes_at_every_length() {
         index.lookup(b"\xbc\xad\xbf\xef"),
         Err(BadValue::NotUtf8 { offset: 0, .. })
     ));
+}
+
+/// Categories that differ only in their last bytes (beyond the 16th), or only in the order of
+/// bytes within their words, get homes of their own: the home mixes every word, each in its
+/// place (when it left out the words holding bytes 17 to 24, all 99 of these shared one home and
+/// a lookup walked past up to 98 of them).
+#[test]
+fn categories_alike_but_for_a_few_bytes_get_homes_of_their_own() {
+    let sets: [Vec<String>; 2] = [
+        (1..=99)
+            .map(|i| format!("KR-SEOUL-GANGNAM-{i:02}"))
+            .collect(),
+        (0..60)
+            .map(|i| {
+                let mut v = *b"abcdefghij";
+                v.swap(0, i % 10);
+                v.swap(1, (i / 10) % 10);
+                String::from_utf8(v.to_vec()).unwrap()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    ];
+    for categories in sets {
+        let index = index_finding_each(&categories);
+        assert!(
+            index.displaced() * 4 <= categories.len(),
+            "{} of {} displaced",
+            index.displaced(),
+            categories.len()
+        );
+    }
 }
 
 /// Regression: a Hangul category typed on a Mac (decomposed, NFD) did not match the same
