@@ -84,7 +84,7 @@ pub(super) fn read_pass(
     let counters = Counters::new(layout.tables.len());
     let name = plan.inputs[input].name.as_str();
     // The readers hash what they read, the header's piece being read_header's bytes; the legacy
-    // scheme (SHA-256, sequential) needs a reading of its own ([`read_chunks`]).
+    // scheme (SHA-256, sequential) needs a reading of its own ([`hash_file_legacy`]).
     let header_piece = || {
         let mut header = PieceHasher::new(0);
         header.update(&header_line);
@@ -242,7 +242,7 @@ fn read_chunks(
     std::thread::scope(|s| {
         let digest = options
             .legacy_fingerprints
-            .then(|| s.spawn(|| hash_file(pass.path, true)));
+            .then(|| s.spawn(|| hash_file_legacy(pass.path)));
         let workers: Vec<_> = chunks
             .iter()
             .zip(links(readers))
@@ -380,11 +380,12 @@ fn chunk_bounds(
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
 
-/// The whole file's fingerprint (and in the legacy scheme if asked), and whether it holds a
+/// The whole file's fingerprint in both schemes, for a ledger that still holds the legacy one
+/// (SHA-256 is sequential: the readers' pieces cannot give it), and whether the file holds a
 /// quote character (which may hide a newline inside a field).
-fn hash_file(path: &Path, legacy: bool) -> std::io::Result<(Fingerprint, bool)> {
+fn hash_file_legacy(path: &Path) -> std::io::Result<(Fingerprint, bool)> {
     let mut file = File::open(path)?;
-    let mut hasher = FileHasher::new(legacy);
+    let mut hasher = FileHasher::new(true);
     let mut buf = vec![0u8; 1 << 20];
     let mut quote = false;
     loop {

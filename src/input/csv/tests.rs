@@ -184,7 +184,7 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
     .fingerprint;
     assert_eq!(legacy.now, blake3);
     assert_eq!(legacy.legacy, Some(crate::hash::sha256_hex(&bytes)));
-    assert_eq!(hash_file(&plan.inputs[0].path, true).unwrap().0, legacy);
+    assert_eq!(hash_file_legacy(&plan.inputs[0].path).unwrap().0, legacy);
 }
 
 /// The readers hash the bytes they read, in pieces joined into one BLAKE3 hash: the
