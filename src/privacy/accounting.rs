@@ -6,6 +6,8 @@
 //! module never adds privacy costs with a formula of its own. Imports nothing of the crate but
 //! [`super::cost`].
 
+use std::sync::{Mutex, PoisonError};
+
 use opendp::combinators::{CompositionMeasure, ConcentratedMeasure};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
 use serde::{Deserialize, Serialize};
@@ -216,12 +218,27 @@ impl Accounting {
 }
 
 /// The epsilon that a rho-zCDP cost amounts to at `delta`, by opendp's conversion
-/// (`ZeroConcentratedDivergence::convert`, the map of `make_zCDP_to_approxDP`).
+/// (`ZeroConcentratedDivergence::convert`, the map of `make_zCDP_to_approxDP`). The conversion
+/// is a search in arbitrary precision (milliseconds a call) and a release's report asks for the
+/// same few costs again and again (every table's, in the workbook and in the report): each
+/// answer is kept for the rest of the process, as the function depends on nothing else.
 pub fn epsilon_at(rho: f64, delta: f64) -> Result<f64, AccountingError> {
-    ZeroConcentratedDivergence::convert(rho)
+    static KNOWN: Mutex<Vec<((u64, u64), f64)>> = Mutex::new(Vec::new());
+    const KEPT: usize = 256;
+    let key = (rho.to_bits(), delta.to_bits());
+    let known = |k: &[((u64, u64), f64)]| k.iter().find(|(at, _)| *at == key).map(|&(_, e)| e);
+    if let Some(epsilon) = known(&KNOWN.lock().unwrap_or_else(PoisonError::into_inner)) {
+        return Ok(epsilon);
+    }
+    let epsilon = ZeroConcentratedDivergence::convert(rho)
         .map_err(opendp_msg)?
         .epsilon(delta)
-        .map_err(opendp_msg)
+        .map_err(opendp_msg)?;
+    let mut kept = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < KEPT {
+        kept.push((key, epsilon));
+    }
+    Ok(epsilon)
 }
 
 #[cfg(test)]
@@ -234,6 +251,25 @@ mod tests {
             rho,
             delta,
         }
+    }
+
+    /// The kept answers are opendp's own, one per (rho, delta): a second delta for the same rho
+    /// is converted again, never answered from the first.
+    #[test]
+    fn epsilon_at_keeps_opendps_answer_per_rho_and_delta() {
+        let opendp = |rho: f64, delta: f64| {
+            ZeroConcentratedDivergence::convert(rho)
+                .unwrap()
+                .epsilon(delta)
+                .unwrap()
+        };
+        for _ in 0..2 {
+            for (rho, delta) in [(0.0371, 1e-6), (0.0371, 1e-9), (0.0372, 1e-6)] {
+                assert_eq!(epsilon_at(rho, delta).unwrap(), opendp(rho, delta));
+            }
+        }
+        assert!(epsilon_at(0.0371, 1e-9).unwrap() > epsilon_at(0.0371, 1e-6).unwrap());
+        assert!(epsilon_at(-1.0, 1e-6).is_err());
     }
 
     #[test]

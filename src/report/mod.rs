@@ -29,15 +29,17 @@ pub fn render(
         .iter()
         .map(|t| (t.entry.name.as_str(), Cross::of(t, tables)))
         .collect();
+    // The two are made side by side: each takes some milliseconds, all of them after the
+    // release has been paid for.
+    let (workbook, html) = std::thread::scope(|s| {
+        let html = s.spawn(|| html::write(&view, tables, &crosses, exact));
+        let workbook = workbook::write(&view, tables, &crosses, exact);
+        (workbook, html.join())
+    });
+    let html = html.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     Ok(vec![
-        (
-            workbook_name(manifest),
-            workbook::write(&view, tables, &crosses, exact)?,
-        ),
-        (
-            REPORT_HTML.to_string(),
-            html::write(&view, tables, &crosses, exact),
-        ),
+        (workbook_name(manifest), workbook?),
+        (REPORT_HTML.to_string(), html),
     ])
 }
 

@@ -80,6 +80,14 @@ struct Group {
 }
 
 impl TableSlots {
+    /// How many of a unit's kept rows may count in one cell (its slots, when there is no cap).
+    fn per_cell(&self) -> usize {
+        match self.kind {
+            Kind::Rows { per_cell } => per_cell as usize,
+            Kind::Units | Kind::Whole { .. } => self.slots,
+        }
+    }
+
     /// Kept cell `i` (`cell + 1`, or 0 when empty).
     fn cell(&self, rec: &[u64], i: usize) -> u32 {
         if self.narrow_cells {
@@ -538,68 +546,69 @@ impl Bounder {
     /// 2^64 clamped `i64` values cannot wrap.
     pub fn finish(self) -> Vec<Vec<i128>> {
         let mut out: Vec<Vec<i128>> = self.tables.iter().map(|t| vec![0; t.cells]).collect();
-        let sums: Vec<usize> = (0..self.tables.len())
-            .filter(|&t| matches!(self.tables[t].values, Values::Narrow(_) | Values::Wide(_)))
-            .collect();
-        let mut contributors: Vec<Vec<i128>> = sums
+        // Per sum table (in table order), its contributors.
+        let mut contributors: Vec<Vec<i128>> = Vec::new();
+        let contributor_of: Vec<Option<usize>> = self
+            .tables
             .iter()
-            .map(|&t| vec![0; self.tables[t].cells])
+            .map(|t| {
+                matches!(t.values, Values::Narrow(_) | Values::Wide(_)).then(|| {
+                    contributors.push(vec![0; t.cells]);
+                    contributors.len() - 1
+                })
+            })
             .collect();
-        // Per table, its contributor vector (sums only).
-        let contributor_of: Vec<Option<usize>> = (0..self.tables.len())
-            .map(|t| sums.iter().position(|&s| s == t))
-            .collect();
-        let mut kept: Vec<(u64, u32, i128)> = Vec::new();
-        let mut per_cell: Vec<(u32, u32)> = Vec::new();
-        for rec in self.words.chunks_exact(self.stride) {
+        let mut scratch: SumScratch = Default::default();
+        // Table by table over blocks of records that stay in the cache: each table's loop then
+        // takes one path, instead of every record going through every table's branches.
+        for block in self.words.chunks(self.stride * FINISH_BLOCK) {
             for (t, (table, out)) in self.tables.iter().zip(out.iter_mut()).enumerate() {
-                if let (Values::Total(at), code @ 1..) = (table.values, table.cell(rec, 0)) {
-                    out[code as usize - 1] += total(rec, at);
-                    continue;
-                }
-                let Kind::Rows { per_cell: m } = table.kind else {
-                    for i in 0..table.slots {
-                        match table.cell(rec, i) {
-                            0 => break,
-                            code => out[code as usize - 1] += 1,
-                        }
-                    }
-                    continue;
-                };
-                kept.clear();
-                for i in 0..table.slots {
-                    let code = table.cell(rec, i);
-                    if code == 0 {
-                        break;
-                    }
-                    let v = match table.values {
-                        Values::Ones | Values::Total(_) => 1,
-                        Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
-                        Values::Wide(at) => i128::from(rec[at + i] as i64),
-                    };
-                    kept.push((rec[table.prio_at + i], code - 1, v));
-                }
-                per_cell.clear();
-                if kept.len() <= m as usize {
-                    for &(_, c, v) in &kept {
-                        out[c as usize] += v;
-                    }
-                    if contributor_of[t].is_some() {
-                        for &(_, c, _) in &kept {
-                            if !per_cell.iter().any(|(cell, _)| *cell == c) {
-                                per_cell.push((c, 1));
+                let records = block.chunks_exact(self.stride);
+                match (table.kind, table.values) {
+                    (_, Values::Total(at)) => {
+                        for rec in records {
+                            if let code @ 1.. = table.cell(rec, 0) {
+                                out[code as usize - 1] += total(rec, at);
                             }
                         }
                     }
-                } else {
-                    // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
-                    kept.sort_unstable_by_key(|&(p, _, _)| p);
-                    keep_per_cell(&kept, m, &mut per_cell, out);
-                }
-                // The cells this unit still contributes to (each listed cell kept a row).
-                if let Some(j) = contributor_of[t] {
-                    for &(c, _) in &per_cell {
-                        contributors[j][c as usize] += 1;
+                    // Every kept cell (or kept row of a count whose per-cell cap cannot bind)
+                    // adds one.
+                    (Kind::Units, _) | (Kind::Rows { .. }, Values::Ones)
+                        if table.per_cell() >= table.slots =>
+                    {
+                        for rec in records {
+                            for i in 0..table.slots {
+                                match table.cell(rec, i) {
+                                    0 => break,
+                                    code => out[code as usize - 1] += 1,
+                                }
+                            }
+                        }
+                    }
+                    // A count adds, per cell, its kept rows up to the cap: which of them are
+                    // kept does not change the count.
+                    (_, Values::Ones) => {
+                        let m = table.per_cell();
+                        for rec in records {
+                            for i in 0..table.slots {
+                                let code = table.cell(rec, i);
+                                if code == 0 {
+                                    break;
+                                }
+                                let before = (0..i).filter(|&j| table.cell(rec, j) == code).count();
+                                if before < m {
+                                    out[code as usize - 1] += 1;
+                                }
+                            }
+                        }
+                    }
+                    (_, values) => {
+                        let contributors =
+                            &mut contributors[contributor_of[t].expect("a sum has contributors")];
+                        for rec in records {
+                            finish_sum(table, values, rec, out, contributors, &mut scratch);
+                        }
                     }
                 }
             }
@@ -650,6 +659,54 @@ fn keep_per_cell(
         }
     }
 }
+
+/// Records [`Bounder::finish`] takes at a time, table by table (a block of them stays in the
+/// cache while every table reads it).
+const FINISH_BLOCK: usize = 256;
+
+/// Adds one unit's kept rows of a `sum` table (`values`: where its record keeps them) into
+/// `out`, at most `m` in a cell, the lowest-priority ones; and the unit once into
+/// `contributors` in each cell where it kept a row. `scratch` is room for the kept rows and
+/// their cells when the cap binds.
+fn finish_sum(
+    table: &TableSlots,
+    values: Values,
+    rec: &[u64],
+    out: &mut [i128],
+    contributors: &mut [i128],
+    scratch: &mut SumScratch,
+) {
+    let value = |i: usize| match values {
+        Values::Narrow(at) => i128::from(half(rec, at + i) as i32),
+        Values::Wide(at) => i128::from(rec[at + i] as i64),
+        Values::Ones | Values::Total(_) => unreachable!("a sum"),
+    };
+    let mut n = 0;
+    while n < table.slots && table.cell(rec, n) != 0 {
+        let code = table.cell(rec, n);
+        if (0..n).all(|j| table.cell(rec, j) != code) {
+            contributors[code as usize - 1] += 1;
+        }
+        n += 1;
+    }
+    let m = table.per_cell();
+    if n <= m {
+        for i in 0..n {
+            out[table.cell(rec, i) as usize - 1] += value(i);
+        }
+        return;
+    }
+    // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
+    let (kept, per_cell) = scratch;
+    kept.clear();
+    kept.extend((0..n).map(|i| (rec[table.prio_at + i], table.cell(rec, i) - 1, value(i))));
+    kept.sort_unstable_by_key(|&(p, _, _)| p);
+    per_cell.clear();
+    keep_per_cell(kept, m as u32, per_cell, out);
+}
+
+/// A unit's kept rows of a `sum` table (priority, cell, value) and, per cell, how many count.
+type SumScratch = (Vec<(u64, u32, i128)>, Vec<(u32, u32)>);
 
 /// Words of unit records mapped at a time (8 MiB).
 const POPULATE_WORDS: usize = 1 << 20;
@@ -999,6 +1056,113 @@ mod tests {
                 (freq - 0.3).abs() < 0.03,
                 "cell {cell} kept with frequency {freq}"
             );
+        }
+    }
+
+    /// Every table kind against the bounding rules applied directly to each unit's rows: a rows
+    /// table keeps the unit's `k` lowest-priority rows, then in each cell the `m` lowest of
+    /// those, and a sum's contributors are the cells among its `k` rows; a `count_units` table
+    /// keeps the unit's `c` cells of lowest [`cell_priority`]. Random units of up to 12 rows in
+    /// up to 5 cells, priorities distinct, caps that bind and caps that do not.
+    #[test]
+    fn finish_follows_the_bounding_rules_on_random_units() {
+        use rand::seq::SliceRandom;
+        /// A row: its priority, cell and value.
+        type Row = (u64, u32, i64);
+        let mut rng = StdRng::from_entropy();
+        let sum = |k, m, lo: i64, hi: i64| Statistic::Sum {
+            column: "x".into(),
+            lo,
+            hi,
+            max_rows_per_unit: k,
+            max_rows_per_cell: m,
+        };
+        let total = Statistic::Total {
+            column: None,
+            largest: 0,
+        };
+        let wide = 1i64 << 40;
+        let tables = [
+            (rows(4, 1), 5, [1, 0]),
+            (rows(4, 4), 5, [2, 0]),
+            (rows(3, 2), 5, [3, 0]),
+            (sum(4, 4, 0, 200), 5, [4, 0]),
+            (sum(4, 2, -50, 50), 5, [5, 0]),
+            (sum(3, 1, -wide, wide), 5, [6, 0]),
+            (units(1), 5, [7, 0]),
+            (units(2), 70_000, [8, 0]),
+            (total, 5, [9, 0]),
+        ];
+        for _ in 0..300 {
+            let mut b = Bounder::new(&tables, 0);
+            let n_units = rng.gen_range(1..40);
+            // Per unit: its hash and its rows.
+            let mut units_rows: Vec<(u64, Vec<Row>)> = Vec::new();
+            let mut prios: Vec<u64> = (0..n_units as u64 * 12).collect();
+            prios.shuffle(&mut rng);
+            for u in 0..n_units {
+                let hash = rng.r#gen();
+                let n = rng.gen_range(1..=12);
+                let rows = (0..n)
+                    .map(|i| {
+                        (
+                            prios[u * 12 + i],
+                            rng.gen_range(0..5),
+                            rng.gen_range(-50..=50),
+                        )
+                    })
+                    .collect();
+                units_rows.push((hash, rows));
+            }
+            let mut expected: Vec<Vec<i128>> = tables.iter().map(|t| vec![0; t.1]).collect();
+            let mut contributors = vec![vec![0i128; 5]; 3];
+            for (hash, rows) in &units_rows {
+                let unit = b.add_unit(*hash, &[]);
+                for &(p, c, v) in rows {
+                    let value = |t: usize| if t == 5 { v * (wide / 50) } else { v };
+                    let values: Vec<i64> = (0..tables.len()).map(value).collect();
+                    b.observe_row(unit, p, &[c; 9], &values);
+                }
+                let mut by_prio = rows.clone();
+                by_prio.sort_unstable();
+                for (t, (stat, _, key)) in tables.iter().enumerate() {
+                    match stat.bound() {
+                        Bound::Rows { per_unit, per_cell } => {
+                            let kept = &by_prio[..by_prio.len().min(per_unit as usize)];
+                            let mut in_cell = [0u32; 5];
+                            for &(_, c, v) in kept {
+                                in_cell[c as usize] += 1;
+                                if in_cell[c as usize] <= per_cell {
+                                    let v = if t == 5 { v * (wide / 50) } else { v };
+                                    let counted = if t < 3 { 1 } else { v };
+                                    expected[t][c as usize] += i128::from(counted);
+                                }
+                            }
+                            if t >= 3 {
+                                for c in 0..5 {
+                                    contributors[t - 3][c] += i128::from(in_cell[c] > 0);
+                                }
+                            }
+                        }
+                        Bound::Cells(c) => {
+                            let mut cells: Vec<u32> = rows.iter().map(|r| r.1).collect();
+                            cells.sort_unstable();
+                            cells.dedup();
+                            cells.sort_by_key(|&cell| cell_priority(*hash, *key, cell));
+                            for &cell in cells.iter().take(c as usize) {
+                                expected[t][cell as usize] += 1;
+                            }
+                        }
+                        Bound::Whole => {
+                            for &(_, c, v) in rows {
+                                expected[t][c as usize] += i128::from(v);
+                            }
+                        }
+                    }
+                }
+            }
+            expected.extend(contributors);
+            assert_eq!(b.finish(), expected);
         }
     }
 }
