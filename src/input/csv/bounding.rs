@@ -13,8 +13,9 @@
 //! other units' rows. The exact cells this module produces must never leave
 //! memory: they go straight to the mechanisms.
 //!
-//! Memory: every unit has one fixed-size record of 64-bit words holding its keyed hash, the
-//! caller's words for it (the reader keeps the unit's key there) and every table's kept slots: a
+//! Memory: every unit has one fixed-size record of 64-bit words holding the caller's words for
+//! it (the reader keeps the unit's key there; its keyed hash is not kept but handed in with each
+//! row) and every table's kept slots: a
 //! kept cell in a quarter of a word (half a word for tables of more than 65,535 cells), a kept
 //! row's priority in a word (shared by the rows tables with the same `k`, which keep the same
 //! rows), a kept value in half a word when the clamp fits in 32 bits and a word otherwise; an
@@ -156,7 +157,7 @@ pub struct Bounder {
     /// its first (in the record), by `(unit id << 32) | cell`.
     whole: Vec<WholeSums>,
     groups: Vec<Group>,
-    /// Words per unit record: the unit's hash, the caller's words, the groups' priorities, wide
+    /// Words per unit record: the caller's words, the groups' priorities, wide
     /// values, then half-words (narrow values, cells of very large tables), then quarter-words
     /// (the other tables' cells).
     stride: usize,
@@ -219,8 +220,8 @@ impl Bounder {
             .iter()
             .map(|(statistic, cells, key)| TableSlots::of(statistic, *cells, *key))
             .collect();
-        // Words: hash, head, then priorities per group, then wide values.
-        let mut word = 1 + head;
+        // Words: head, then priorities per group, then wide values.
+        let mut word = head;
         let mut groups: Vec<Group> = Vec::new();
         for (t, table) in tables.iter_mut().enumerate() {
             if !matches!(table.kind, Kind::Rows { .. }) {
@@ -284,7 +285,7 @@ impl Bounder {
             units_tables,
             whole_tables,
             groups,
-            stride: q.div_ceil(4),
+            stride: q.div_ceil(4).max(1),
             head,
             words: Vec::new(),
             populated: 0,
@@ -306,18 +307,17 @@ impl Bounder {
         self.words.reserve(units.saturating_mul(self.stride));
     }
 
-    /// Adds a unit with keyed hash `hash` and the caller's words `head` (as many as given to
-    /// [`Bounder::new`]); returns its id.
-    pub fn add_unit(&mut self, hash: u64, head: &[u64]) -> u32 {
+    /// Adds a unit with the caller's words `head` (as many as given to [`Bounder::new`]);
+    /// returns its id.
+    pub fn add_unit(&mut self, head: &[u64]) -> u32 {
         debug_assert_eq!(head.len(), self.head);
         let id = self.units() as u32;
         if self.words.len() + self.stride > self.populated.min(self.words.capacity()) {
             self.populate_ahead();
         }
-        self.words.push(hash);
         self.words.extend_from_slice(head);
         self.words
-            .resize(self.words.len() + self.stride - 1 - self.head, 0);
+            .resize(self.words.len() + self.stride - self.head, 0);
         id
     }
 
@@ -375,13 +375,9 @@ impl Bounder {
         }
     }
 
-    pub fn unit_hash(&self, unit: u32) -> u64 {
-        self.words[unit as usize * self.stride]
-    }
-
     /// The caller's words of `unit`.
     pub fn head(&self, unit: u32) -> &[u64] {
-        let start = unit as usize * self.stride + 1;
+        let start = unit as usize * self.stride;
         &self.words[start..start + self.head]
     }
 
@@ -396,13 +392,20 @@ impl Bounder {
         }
     }
 
-    /// Records one row of `unit`: for table `t`, a contribution of `values[t]` (1 for counts) to
-    /// `cells[t]`. `row_prio` is the row's random priority.
-    pub fn observe_row(&mut self, unit: u32, row_prio: u64, cells: &[u32], values: &[i64]) {
+    /// Records one row of `unit`, whose keyed hash is `unit_hash` (the same for all its rows):
+    /// for table `t`, a contribution of `values[t]` (1 for counts) to `cells[t]`. `row_prio` is
+    /// the row's random priority.
+    pub fn observe_row(
+        &mut self,
+        (unit, unit_hash): (u32, u64),
+        row_prio: u64,
+        cells: &[u32],
+        values: &[i64],
+    ) {
         let start = unit as usize * self.stride;
         let rec = &mut self.words[start..start + self.stride];
         for &t in &self.units_tables {
-            observe_cell(rec, &self.tables[t], cells[t]);
+            observe_cell(rec, &self.tables[t], cells[t], unit_hash);
         }
         for (&t, others) in self.whole_tables.iter().zip(&mut self.whole) {
             let table = &self.tables[t];
@@ -724,8 +727,9 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// `count_units`: keep `cell` if it is new and among the unit's `c` lowest-priority cells.
-fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
+/// `count_units`: keep `cell` if it is new and among the `c` lowest-priority cells of the unit
+/// with keyed hash `hash`.
+fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32, hash: u64) {
     let code = cell + 1;
     let mut n = 0;
     while n < table.slots {
@@ -739,7 +743,6 @@ fn observe_cell(rec: &mut [u64], table: &TableSlots, cell: u32) {
         table.set_cell(rec, n, code);
         return;
     }
-    let hash = rec[0];
     let (mut worst, mut worst_prio) = (0, 0u64);
     for i in 0..table.slots {
         let p = cell_priority(hash, table.key, table.cell(rec, i) - 1);
@@ -776,15 +779,21 @@ mod tests {
         Bounder::new(&[(stat, cells, [99, 98])], 0)
     }
 
-    fn feed(b: &mut Bounder, unit: u32, prio: u64, cell: u32, value: i64) {
+    fn feed(b: &mut Bounder, unit: (u32, u64), prio: u64, cell: u32, value: i64) {
         b.observe_row(unit, prio, &[cell], &[value]);
+    }
+
+    /// Adds a unit with keyed hash `hash`: its id and hash, as [`Bounder::observe_row`] takes
+    /// them.
+    fn add(b: &mut Bounder, hash: u64, head: &[u64]) -> (u32, u64) {
+        (b.add_unit(head), hash)
     }
 
     #[test]
     fn a_unit_with_fifty_rows_keeps_exactly_k() {
         let mut rng = StdRng::from_entropy();
         let mut b = one(rows(4, 4), 50);
-        let (u, v) = (b.add_unit(1, &[]), b.add_unit(2, &[]));
+        let (u, v) = (add(&mut b, 1, &[]), add(&mut b, 2, &[]));
         for cell in 0..50 {
             feed(&mut b, u, rng.r#gen(), cell, 1);
         }
@@ -799,11 +808,11 @@ mod tests {
         // k = 10, m = 3: a unit with 50 rows in one cell keeps 10, then 3; one with 2 rows in
         // two cells keeps both; a count of units has no rows to count.
         let mut b = Bounder::new(&[(rows(10, 3), 4, [1, 2]), (units(1), 4, [3, 4])], 0);
-        let u = b.add_unit(1, &[]);
+        let u = add(&mut b, 1, &[]);
         for p in 0..50 {
             b.observe_row(u, p, &[0, 0], &[1, 1]);
         }
-        let v = b.add_unit(2, &[]);
+        let v = add(&mut b, 2, &[]);
         b.observe_row(v, 7, &[1, 1], &[1, 1]);
         b.observe_row(v, 8, &[2, 2], &[1, 1]);
         assert_eq!(b.kept_rows(), [Some([12, 5]), None]);
@@ -813,7 +822,7 @@ mod tests {
     fn per_cell_cap_applies_after_the_row_cap() {
         let mut rng = StdRng::from_entropy();
         let mut b = one(rows(4, 1), 3);
-        let u = b.add_unit(1, &[]);
+        let u = add(&mut b, 1, &[]);
         for _ in 0..10 {
             feed(&mut b, u, rng.r#gen(), 0, 1);
         }
@@ -825,7 +834,7 @@ mod tests {
     #[test]
     fn count_units_counts_each_unit_once_per_cell_and_at_most_c_cells() {
         let mut b = one(units(2), 5);
-        let (u, v) = (b.add_unit(12345, &[]), b.add_unit(777, &[]));
+        let (u, v) = (add(&mut b, 12345, &[]), add(&mut b, 777, &[]));
         for cell in [0, 0, 1, 2, 3, 4, 0] {
             feed(&mut b, u, 0, cell, 1);
         }
@@ -853,14 +862,14 @@ mod tests {
             ],
             2,
         );
-        // Hash, head, priorities for k = 2 and k = 3, the sum's 2 narrow values in half-words,
+        // Head, priorities for k = 2 and k = 3, the sum's 2 narrow values in half-words,
         // then cells 2 + 1 + 3 in quarter-words.
-        assert_eq!(b.bytes_per_unit(), 8 * (1 + 2 + 2 + 3 + 1 + 2));
-        let u = b.add_unit(5, &[17, 19]);
+        assert_eq!(b.bytes_per_unit(), 8 * (2 + 2 + 3 + 1 + 2));
+        let u = add(&mut b, 5, &[17, 19]);
         b.observe_row(u, 5, &[0, 2, 1], &[40, 1, 1]);
         b.observe_row(u, 1, &[1, 2, 1], &[-30, 1, 1]);
         b.observe_row(u, 9, &[1, 2, 0], &[100, 1, 1]); // highest priority: dropped by the sum
-        assert_eq!((b.unit_hash(u), b.head(u)), (5, &[17, 19][..]));
+        assert_eq!(b.head(u.0), [17, 19]);
         let out = b.finish();
         // Then the sum's contributors: the unit kept a row in each of its cells.
         assert_eq!(out, [vec![40, -30], vec![0, 0, 1], vec![1, 2], vec![1, 1]]);
@@ -878,7 +887,11 @@ mod tests {
             max_rows_per_cell: 2,
         };
         let mut b = one(sum, 4);
-        let (u, v, w) = (b.add_unit(1, &[]), b.add_unit(2, &[]), b.add_unit(3, &[]));
+        let (u, v, w) = (
+            add(&mut b, 1, &[]),
+            add(&mut b, 2, &[]),
+            add(&mut b, 3, &[]),
+        );
         // u: three rows in cell 0 (the cap keeps 2) and one in cell 1 (kept: the 3 lowest
         // priorities are 1, 2, 3, cell 1's row among them).
         for (prio, cell) in [(1, 0), (2, 0), (3, 1), (4, 0)] {
@@ -905,7 +918,7 @@ mod tests {
             max_rows_per_cell: 3,
         };
         let mut b = one(sum, 2);
-        let u = b.add_unit(3, &[]);
+        let u = add(&mut b, 3, &[]);
         feed(&mut b, u, 1, 0, -(1 << 40));
         feed(&mut b, u, 2, 1, (1 << 35) + 7);
         feed(&mut b, u, 3, 1, 5);
@@ -924,7 +937,7 @@ mod tests {
             (rows(3, 3), 7, [4, 0]),
         ];
         let mut b = Bounder::new(&tables, 0);
-        let (u, v) = (b.add_unit(1, &[]), b.add_unit(2, &[]));
+        let (u, v) = (add(&mut b, 1, &[]), add(&mut b, 2, &[]));
         b.observe_row(u, 1, &[big as u32 - 1, 65_534, 65_535, 6], &[1; 4]);
         b.observe_row(u, 2, &[big as u32 - 2, 65_534, 0, 6], &[1; 4]);
         b.observe_row(v, 3, &[0, 0, 65_535, 5], &[1; 4]);
@@ -957,7 +970,7 @@ mod tests {
         };
         for _ in 0..100 {
             let mut b = Bounder::new(&[(rows(4, 4), 50, [1, 0]), (sum.clone(), 50, [2, 0])], 0);
-            let u = b.add_unit(1, &[]);
+            let u = add(&mut b, 1, &[]);
             for cell in 0..50 {
                 b.observe_row(u, rng.r#gen(), &[cell, cell], &[1, i64::from(cell) + 1]);
             }
@@ -984,10 +997,11 @@ mod tests {
         let bounded = |obs: &[(u32, u64, u32)]| {
             let mut b = Bounder::new(&tables, 1);
             for u in 0..3u64 {
-                b.add_unit(u * 0x1234_5678_9ABC, &[u]);
+                b.add_unit(&[u]);
             }
             for &(u, p, c) in obs {
-                b.observe_row(u, p, &[c, c, c], &[1, 1, 1]);
+                let hash = u64::from(u) * 0x1234_5678_9ABC;
+                b.observe_row((u, hash), p, &[c, c, c], &[1, 1, 1]);
             }
             b.finish()
         };
@@ -1013,7 +1027,7 @@ mod tests {
         let mut kept = vec![0u32; n_rows as usize];
         for _ in 0..trials {
             let mut b = one(rows(k, k), n_rows as usize);
-            let u = b.add_unit(0, &[]);
+            let u = add(&mut b, 0, &[]);
             for row in 0..n_rows {
                 feed(&mut b, u, rng.r#gen(), row, 1);
             }
@@ -1042,7 +1056,7 @@ mod tests {
         let mut kept = [0u32; 10];
         for _ in 0..trials {
             let mut b = Bounder::new(&[(units(3), 10, rng.r#gen())], 0);
-            let u = b.add_unit(rng.r#gen(), &[]);
+            let u = add(&mut b, rng.r#gen(), &[]);
             for cell in [0, 0, 0, 0].into_iter().chain(0..10) {
                 feed(&mut b, u, 0, cell, 1);
             }
@@ -1117,7 +1131,7 @@ mod tests {
             let mut expected: Vec<Vec<i128>> = tables.iter().map(|t| vec![0; t.1]).collect();
             let mut contributors = vec![vec![0i128; 5]; 3];
             for (hash, rows) in &units_rows {
-                let unit = b.add_unit(*hash, &[]);
+                let unit = add(&mut b, *hash, &[]);
                 for &(p, c, v) in rows {
                     let value = |t: usize| if t == 5 { v * (wide / 50) } else { v };
                     let values: Vec<i64> = (0..tables.len()).map(value).collect();

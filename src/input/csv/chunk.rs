@@ -2,12 +2,12 @@
 //! their owners; and the reading of pre-counted (aggregated) input.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::keys::{key_words, unit_hash};
 use super::layout::describe_cell;
 use super::pass::{ChunkError, Pass, Tally};
 use super::problems::line_of;
@@ -79,7 +79,7 @@ pub(super) fn read_chunk(
         return read_aggregated(pass, start, end);
     }
     let mut rng = StdRng::from_entropy();
-    let mut units = Units::new(layout, keys, expected_units, memory_limit);
+    let mut units = Units::new(layout, keys, (expected_units, memory_limit), hasher);
     let mut local = Batch::new(tables, LOCAL_ROWS);
     let mut outgoing: Vec<Batch> = outboxes
         .iter()
@@ -103,10 +103,11 @@ pub(super) fn read_chunk(
             return Ok(());
         }
         let id = row.unit.expect("microdata rows have a unit");
-        let hash = hasher.hash_one(id);
+        let key = key_words(id);
+        let hash = unit_hash(hasher, &key, id);
         let owner = range_of(hash, outgoing.len());
         if owner == me {
-            local.push(id, hash, rng.r#gen(), row.cells, row.values);
+            local.push((id, key, hash), rng.r#gen(), row.cells, row.values);
             if local.len() == LOCAL_ROWS {
                 units.absorb(&local)?;
                 local.clear();
@@ -116,7 +117,7 @@ pub(super) fn read_chunk(
             }
         } else {
             let batch = &mut outgoing[owner];
-            batch.push(id, hash, rng.r#gen(), row.cells, row.values);
+            batch.push((id, key, hash), rng.r#gen(), row.cells, row.values);
             if batch.len() == HANDOVER_ROWS {
                 aborted = !send(
                     owner,

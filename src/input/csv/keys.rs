@@ -1,6 +1,10 @@
 //! Privacy-unit keys as words: up to 15 bytes inline (length in the last byte), longer keys in
 //! an arena.
 
+use std::hash::BuildHasher;
+
+use foldhash::quality::RandomState;
+
 /// Bytes of a unit's key kept in its record; longer keys live in [`Units::long_keys`].
 pub(super) const INLINE_KEY: usize = 15;
 /// Words at the head of a unit's record that hold its key ([`key_words`]).
@@ -33,6 +37,18 @@ pub(super) fn key_words(id: &[u8]) -> [u64; KEY_WORDS] {
         // The second load overlaps the first by 16 - n bytes, shifted out.
         9..=INLINE_KEY => [word(0), word(n - 8) >> (8 * (16 - n)) | length],
         _ => [0, LONG_KEY | n as u64],
+    }
+}
+
+/// A unit's keyed hash, from its [`key_words`] when its key is inline (two words hashed, no
+/// loop over bytes) or from its bytes `long` when it is long. The reader that routes a row, the
+/// spilling that partitions it and the unit table that places it again when it grows all compute
+/// it so, and so agree.
+pub(super) fn unit_hash(hasher: &RandomState, key: &[u64; KEY_WORDS], long: &[u8]) -> u64 {
+    if is_long(key) {
+        hasher.hash_one(long)
+    } else {
+        hasher.hash_one((key[0], key[1]))
     }
 }
 

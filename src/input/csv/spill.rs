@@ -2,7 +2,6 @@
 //! by unit, then each file is bounded on its own.
 
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::io::Read;
 use std::path::Path;
 
@@ -10,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::chunk::HANDOVER_ROWS;
+use super::keys::{key_words, unit_hash};
 use super::pass::{ChunkError, Pass, Tally};
 use super::scan::scan_rows;
 use super::units::{Batch, Units, range_of};
@@ -48,7 +48,7 @@ pub(super) fn read_spilled(
             return Ok(());
         }
         let id = row.unit.expect("only microdata spills");
-        let hash = hasher.hash_one(id);
+        let hash = unit_hash(hasher, &key_words(id), id);
         let f = &mut files[range_of(hash, partitions)];
         let mut put = |bytes: &[u8]| f.write_all(bytes).map_err(ChunkError::Io);
         put(&(id.len() as u32).to_le_bytes())?;
@@ -87,7 +87,7 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Tally, ChunkError> {
     let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
     let mut batch = Batch::new(tables, HANDOVER_ROWS);
     let mut r = BufReader::with_capacity(1 << 16, File::open(path).map_err(ChunkError::Io)?);
-    let mut units = Units::new(layout, keys, 0, u64::MAX);
+    let mut units = Units::new(layout, keys, (0, u64::MAX), pass.hasher);
     let mut id = Vec::new();
     let mut word = [0u8; 8];
     let mut half = [0u8; 4];
@@ -109,7 +109,7 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Tally, ChunkError> {
             r.read_exact(&mut word).map_err(ChunkError::Io)?;
             values[t] = i64::from_le_bytes(word);
         }
-        batch.push(&id, hash, prio, &cells, &values);
+        batch.push((&id, key_words(&id), hash), prio, &cells, &values);
         if batch.len() == HANDOVER_ROWS {
             units.absorb(&batch)?;
             batch.clear();

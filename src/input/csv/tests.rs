@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::keys::{INLINE_KEY, KEY_WORDS, key_words};
+use super::keys::{INLINE_KEY, KEY_WORDS, key_words, unit_hash};
 use super::layout::{BadValue, CATEGORY_KEY, CategoryIndex, category_words};
 use super::scan::parse_i64;
 use super::units::Units;
@@ -429,7 +429,7 @@ fn key_words_are_one_to_one() {
 /// Keys of every length around the inline limit, keys that share their first 16 bytes, and
 /// keys that are prefixes of one another stay distinct units, also when every key has the
 /// same hash (so every lookup walks past the others' slots) and as the table grows from its
-/// smallest size.
+/// smallest size (placing every unit again by the hash of the key its record keeps).
 #[test]
 fn units_tell_keys_apart_at_every_length() {
     let (_dir, plan) = plan_for("id,cell,v\n");
@@ -449,13 +449,30 @@ fn units_tell_keys_apart_at_every_length() {
         other[len] = b'b';
         keys.push(other);
     }
-    for hash in [|_: &[u8]| 7u64, |k: &[u8]| k.len() as u64 * 0x9E37_79B9] {
-        let mut units = Units::new(&layout, &[[1, 2]], 0, u64::MAX);
+    let hasher = foldhash::quality::RandomState::default();
+    let true_hash = |k: &[u8]| unit_hash(&hasher, &key_words(k), k);
+    // Every key's hash alike, or alike by length, in a table with room for them all (a table
+    // that grows places its units again by their own hashes); then their own hashes, from the
+    // smallest table up.
+    type Hash<'a> = &'a dyn Fn(&[u8]) -> u64;
+    let cases: [(Hash, usize); 3] = [
+        (&|_| 7, keys.len()),
+        (&|k| k.len() as u64 * 0x9E37_79B9, keys.len()),
+        (&true_hash, 0),
+    ];
+    for (hash, room) in cases {
+        let mut units = Units::new(&layout, &[[1, 2]], (room, u64::MAX), &hasher);
+        let slots = units.slots.len();
         let ids: Vec<u32> = keys
             .iter()
             .map(|k| units.intern(&key_words(k), k, hash(k)).ok().unwrap())
             .collect();
         assert_eq!(units.len(), keys.len());
+        assert_eq!(
+            units.slots.len() > slots,
+            room == 0,
+            "grown only from the smallest"
+        );
         for (k, &id) in keys.iter().zip(&ids) {
             assert_eq!(units.intern(&key_words(k), k, hash(k)).ok(), Some(id));
         }

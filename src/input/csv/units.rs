@@ -1,8 +1,10 @@
 //! The privacy units a reader owns: an open-addressing table of unit records (their bounded
 //! contributions), and the batches in which readers hand each other rows.
 
+use foldhash::quality::RandomState;
+
 use super::bounding::{Bounder, prefetch};
-use super::keys::{EMPTY, KEY_WORDS, is_long, key_words, store_long, stored_long};
+use super::keys::{EMPTY, KEY_WORDS, is_long, store_long, stored_long, unit_hash};
 use super::layout::Layout;
 use super::pass::ChunkError;
 
@@ -18,10 +20,18 @@ pub(super) struct Units {
     pub(super) bounder: Bounder,
     /// Bytes the units may take (records, table, long keys) before the reader gives up.
     pub(super) limit: u64,
+    /// The keyed hash of units' keys ([`unit_hash`]): the records keep no hash, so the table
+    /// computes each unit's again when it grows.
+    hasher: RandomState,
 }
 
 impl Units {
-    pub(super) fn new(layout: &Layout, keys: &[[u64; 2]], expected: usize, limit: u64) -> Units {
+    pub(super) fn new(
+        layout: &Layout,
+        keys: &[[u64; 2]],
+        (expected, limit): (usize, u64),
+        hasher: &RandomState,
+    ) -> Units {
         let tables: Vec<_> = layout
             .tables
             .iter()
@@ -37,6 +47,7 @@ impl Units {
             long_keys: Vec::new(),
             bounder,
             limit,
+            hasher: *hasher,
         }
     }
 
@@ -98,7 +109,7 @@ impl Units {
         if is_long(key) {
             store_long(&mut head, &mut self.long_keys, long);
         }
-        let unit = self.bounder.add_unit(hash, &head);
+        let unit = self.bounder.add_unit(&head);
         self.slots[i] = Units::slot(hash, unit);
         if self.len() * 2 > self.slots.len() {
             self.grow();
@@ -110,7 +121,13 @@ impl Units {
         self.slots = vec![EMPTY; self.slots.len() * 2];
         let mask = self.slots.len() - 1;
         for unit in 0..self.len() as u32 {
-            let hash = self.bounder.unit_hash(unit);
+            let key: &[u64; KEY_WORDS] = self.bounder.head(unit).try_into().expect("key words");
+            let long = if is_long(key) {
+                stored_long(key, &self.long_keys)
+            } else {
+                &[]
+            };
+            let hash = unit_hash(&self.hasher, key, long);
             let mut i = self.home(hash);
             while self.slots[i] != EMPTY {
                 i = (i + 1) & mask;
@@ -141,7 +158,7 @@ impl Units {
                 let unit = self.intern(key, long, batch.hashes[r])?;
                 let (cells, values) = (r * t..(r + 1) * t, r * t..(r + 1) * t);
                 self.bounder.observe_row(
-                    unit,
+                    (unit, batch.hashes[r]),
                     batch.prios[r],
                     &batch.cells[cells],
                     &batch.values[values],
@@ -184,10 +201,17 @@ impl Batch {
         self.hashes.len()
     }
 
-    pub(super) fn push(&mut self, id: &[u8], hash: u64, prio: u64, cells: &[u32], values: &[i64]) {
+    /// Adds a row of the unit with key `id` ([`key_words`](super::keys::key_words) `key`) and
+    /// keyed hash `hash`.
+    pub(super) fn push(
+        &mut self,
+        (id, mut key, hash): (&[u8], [u64; KEY_WORDS], u64),
+        prio: u64,
+        cells: &[u32],
+        values: &[i64],
+    ) {
         self.hashes.push(hash);
         self.prios.push(prio);
-        let mut key = key_words(id);
         if is_long(&key) {
             store_long(&mut key, &mut self.long, id);
         }
