@@ -73,13 +73,45 @@ pub(super) fn with_progress<T>(
 ) -> T {
     std::thread::scope(|s| {
         let progress = show.then(|| s.spawn(|| show_progress(counters, total, name)));
-        let result = work();
-        counters
+        let _stop = Stop(counters, progress.as_ref().map(|p| p.thread()));
+        work()
+    })
+}
+
+/// Stops the progress display when dropped: when the work returns, and also when it panics (the
+/// scope waits for the display's thread before the panic goes on, which without this would be
+/// forever: a bug would hang an unattended run instead of ending it with its internal-error
+/// exit code).
+struct Stop<'a>(&'a Counters, Option<&'a std::thread::Thread>);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.0
             .done
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(p) = progress {
-            p.thread().unpark();
+        if let Some(thread) = self.1 {
+            thread.unpark();
         }
-        result
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a reader's panic (a bug) hung the read, the scope waiting for a display that
+    /// was only told to stop when the work returned. The panic must come through, promptly.
+    #[test]
+    fn a_panic_in_the_work_stops_the_progress_display() {
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let counters = Counters::new(0);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_progress(true, &counters, 1, "in.csv", || panic!("a bug"))
+            }));
+            sent.send(result.is_err()).unwrap();
+        });
+        let panicked = got.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(panicked, Ok(true), "the read hung or did not panic");
+    }
 }
