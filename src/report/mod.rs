@@ -30,13 +30,19 @@ pub fn render(
         .map(|t| (t.entry.name.as_str(), Cross::of(t, tables)))
         .collect();
     // The two are made side by side: each takes some milliseconds, all of them after the
-    // release has been paid for.
+    // release has been paid for (one after the other if no thread can be started).
+    let html = || html::write(&view, tables, &crosses, exact);
     let (workbook, html) = std::thread::scope(|s| {
-        let html = s.spawn(|| html::write(&view, tables, &crosses, exact));
+        let side = std::thread::Builder::new().spawn_scoped(s, html);
         let workbook = workbook::write(&view, tables, &crosses, exact);
-        (workbook, html.join())
+        let html = match side {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => html(),
+        };
+        (workbook, html)
     });
-    let html = html.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     Ok(vec![
         (workbook_name(manifest), workbook?),
         (REPORT_HTML.to_string(), html),

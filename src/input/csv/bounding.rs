@@ -594,13 +594,15 @@ impl Bounder {
                     (_, Values::Ones) => {
                         let m = table.per_cell();
                         for rec in records {
-                            for i in 0..table.slots {
+                            let n = (0..table.slots)
+                                .take_while(|&i| table.cell(rec, i) != 0)
+                                .count();
+                            for i in 0..n {
                                 let code = table.cell(rec, i);
-                                if code == 0 {
-                                    break;
-                                }
-                                let before = (0..i).filter(|&j| table.cell(rec, j) == code).count();
-                                if before < m {
+                                // Up to `m` rows the cap cannot bind.
+                                if n <= m
+                                    || (0..i).filter(|&j| table.cell(rec, j) == code).count() < m
+                                {
                                     out[code as usize - 1] += 1;
                                 }
                             }
