@@ -89,6 +89,22 @@ impl TableSlots {
         }
     }
 
+    /// The unit's kept cells (each `cell + 1`) with how many of its kept slots hold each, in
+    /// `per_cell` (cleared first); returns how many slots are kept.
+    fn kept_per_cell(&self, rec: &[u64], per_cell: &mut Vec<(u32, u32)>) -> usize {
+        per_cell.clear();
+        let mut n = 0;
+        while n < self.slots && self.cell(rec, n) != 0 {
+            let code = self.cell(rec, n);
+            match per_cell.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, k)) => *k += 1,
+                None => per_cell.push((code, 1)),
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// Kept cell `i` (`cell + 1`, or 0 when empty).
     fn cell(&self, rec: &[u64], i: usize) -> u32 {
         if self.narrow_cells {
@@ -472,18 +488,7 @@ impl Bounder {
                 };
                 let (mut slots, mut kept) = (0u64, 0u64);
                 for rec in self.words.chunks_exact(self.stride) {
-                    per_cell.clear();
-                    for i in 0..table.slots {
-                        let code = table.cell(rec, i);
-                        if code == 0 {
-                            break;
-                        }
-                        slots += 1;
-                        match per_cell.iter_mut().find(|(c, _)| *c == code) {
-                            Some((_, n)) => *n += 1,
-                            None => per_cell.push((code, 1)),
-                        }
-                    }
+                    slots += table.kept_per_cell(rec, &mut per_cell) as u64;
                     kept += per_cell
                         .iter()
                         .map(|&(_, n)| u64::from(n.min(m)))
@@ -592,19 +597,12 @@ impl Bounder {
                     // A count adds, per cell, its kept rows up to the cap: which of them are
                     // kept does not change the count.
                     (_, Values::Ones) => {
-                        let m = table.per_cell();
+                        let m = table.per_cell() as u32;
+                        let per_cell = &mut scratch.1;
                         for rec in records {
-                            let n = (0..table.slots)
-                                .take_while(|&i| table.cell(rec, i) != 0)
-                                .count();
-                            for i in 0..n {
-                                let code = table.cell(rec, i);
-                                // Up to `m` rows the cap cannot bind.
-                                if n <= m
-                                    || (0..i).filter(|&j| table.cell(rec, j) == code).count() < m
-                                {
-                                    out[code as usize - 1] += 1;
-                                }
+                            table.kept_per_cell(rec, per_cell);
+                            for &(code, n) in per_cell.iter() {
+                                out[code as usize - 1] += i128::from(n.min(m));
                             }
                         }
                     }
@@ -671,8 +669,8 @@ const FINISH_BLOCK: usize = 256;
 
 /// Adds one unit's kept rows of a `sum` table (`values`: where its record keeps them) into
 /// `out`, at most `m` in a cell, the lowest-priority ones; and the unit once into
-/// `contributors` in each cell where it kept a row. `scratch` is room for the kept rows and
-/// their cells when the cap binds.
+/// `contributors` in each cell where it kept a row. `scratch` is room for its kept cells and,
+/// when the cap binds, its kept rows.
 fn finish_sum(
     table: &TableSlots,
     values: Values,
@@ -686,13 +684,10 @@ fn finish_sum(
         Values::Wide(at) => i128::from(rec[at + i] as i64),
         Values::Ones | Values::Total(_) => unreachable!("a sum"),
     };
-    let mut n = 0;
-    while n < table.slots && table.cell(rec, n) != 0 {
-        let code = table.cell(rec, n);
-        if (0..n).all(|j| table.cell(rec, j) != code) {
-            contributors[code as usize - 1] += 1;
-        }
-        n += 1;
+    let (kept, per_cell) = scratch;
+    let n = table.kept_per_cell(rec, per_cell);
+    for &(code, _) in per_cell.iter() {
+        contributors[code as usize - 1] += 1;
     }
     let m = table.per_cell();
     if n <= m {
@@ -702,7 +697,6 @@ fn finish_sum(
         return;
     }
     // Lowest priorities first: each cell keeps a uniform m-subset of its rows.
-    let (kept, per_cell) = scratch;
     kept.clear();
     kept.extend((0..n).map(|i| (rec[table.prio_at + i], table.cell(rec, i) - 1, value(i))));
     kept.sort_unstable_by_key(|&(p, _, _)| p);
