@@ -151,8 +151,14 @@ pub struct SqlRead {
 pub struct ReadOptions {
     pub threads: usize,
     pub min_chunk_bytes: u64,
-    /// Bytes the units' state may take before the input is spilled to disk by unit.
+    /// Bytes the units' state (or the rows filed in memory) may take before the input is
+    /// spilled to disk by unit.
     pub memory_limit: u64,
+    /// Bytes the rows of a microdata input may take filed in memory, where they are bounded
+    /// partition by partition in the processor's cache (about 40 bytes a row for the sample
+    /// policy); an input whose rows need more is streamed into its units instead, as they are
+    /// read, so that memory grows with the units and never with the rows beyond this.
+    pub filing_budget: u64,
     /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
     pub progress: bool,
     /// Count what each table's row bounds keep ([`InputResult::bounding`]'s `kept`), for
@@ -179,7 +185,9 @@ fn default_memory_limit() -> u64 {
 }
 
 impl Default for ReadOptions {
-    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines).
+    /// Every core, or `SAFESTAT_THREADS` when set (for benchmarks and shared machines); rows
+    /// filed up to 1 GiB, or `SAFESTAT_FILING_MIB` MiB when set (for benchmarks: 0 streams
+    /// every input).
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ReadOptions {
@@ -190,6 +198,10 @@ impl Default for ReadOptions {
                 .unwrap_or(cores),
             min_chunk_bytes: 4 << 20,
             memory_limit: default_memory_limit(),
+            filing_budget: std::env::var("SAFESTAT_FILING_MIB")
+                .ok()
+                .and_then(|m| m.parse::<u64>().ok())
+                .map_or(1 << 30, |m| m.saturating_mul(1 << 20)),
             progress: true,
             bounding_effect: false,
             legacy_fingerprints: false,

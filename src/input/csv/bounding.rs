@@ -180,6 +180,9 @@ pub struct Bounder {
     /// The caller's words per unit.
     head: usize,
     words: Vec<u64>,
+    /// Units recorded (`words.len() / stride`, kept apart: a division on every new unit was
+    /// a visible cost).
+    count: usize,
     /// Words of `words`' allocation already mapped ([`Bounder::populate_ahead`]).
     populated: usize,
     /// Words mapped at a time: [`POPULATE_WORDS`], or less under a small memory limit.
@@ -304,6 +307,7 @@ impl Bounder {
             stride: q.div_ceil(4).max(1),
             head,
             words: Vec::new(),
+            count: 0,
             populated: 0,
             populate_words: POPULATE_WORDS,
         }
@@ -315,7 +319,7 @@ impl Bounder {
     }
 
     pub fn units(&self) -> usize {
-        self.words.len() / self.stride
+        self.count
     }
 
     /// Reserves room for `units` more units (address space only until used).
@@ -327,7 +331,8 @@ impl Bounder {
     /// returns its id.
     pub fn add_unit(&mut self, head: &[u64]) -> u32 {
         debug_assert_eq!(head.len(), self.head);
-        let id = self.units() as u32;
+        let id = self.count as u32;
+        self.count += 1;
         if self.words.len() + self.stride > self.populated.min(self.words.capacity()) {
             self.populate_ahead();
         }
@@ -553,16 +558,37 @@ impl Bounder {
     /// contributors: the distinct units among its kept rows. Cells are `i128`: a sum of up to
     /// 2^64 clamped `i64` values cannot wrap.
     pub fn finish(self) -> Vec<Vec<i128>> {
-        let mut out: Vec<Vec<i128>> = self.tables.iter().map(|t| vec![0; t.cells]).collect();
+        let mut out = self.zero_cells();
+        self.add_cells(&mut out);
+        out
+    }
+
+    /// [`Bounder::finish`]'s vectors, every cell zero.
+    pub fn zero_cells(&self) -> Vec<Vec<i128>> {
+        let contributors = self
+            .tables
+            .iter()
+            .filter(|t| matches!(t.values, Values::Narrow(_) | Values::Wide(_)));
+        self.tables
+            .iter()
+            .chain(contributors)
+            .map(|t| vec![0; t.cells])
+            .collect()
+    }
+
+    /// Adds the units' kept contributions into `out` ([`Bounder::zero_cells`]'s shape), as
+    /// [`Bounder::finish`] counts them.
+    pub fn add_cells(&self, out: &mut [Vec<i128>]) {
+        let (out, contributors) = out.split_at_mut(self.tables.len());
         // Per sum table (in table order), its contributors.
-        let mut contributors: Vec<Vec<i128>> = Vec::new();
+        let mut sums = 0;
         let contributor_of: Vec<Option<usize>> = self
             .tables
             .iter()
             .map(|t| {
                 matches!(t.values, Values::Narrow(_) | Values::Wide(_)).then(|| {
-                    contributors.push(vec![0; t.cells]);
-                    contributors.len() - 1
+                    sums += 1;
+                    sums - 1
                 })
             })
             .collect();
@@ -621,8 +647,21 @@ impl Bounder {
                 out[t][(key & u64::from(u32::MAX)) as usize] += v;
             }
         }
-        out.extend(contributors);
-        out
+    }
+
+    /// Forgets every unit, keeping the memory, and makes room for `units` units.
+    pub fn clear(&mut self, units: usize) {
+        self.words.clear();
+        self.count = 0;
+        for w in &mut self.whole {
+            w.clear();
+        }
+        let needed = units.saturating_mul(self.stride);
+        if self.words.capacity() < needed {
+            // A new allocation: none of it mapped yet.
+            self.words = Vec::with_capacity(needed);
+            self.populated = 0;
+        }
     }
 
     /// Bytes the exact sums' maps take beyond the unit records (an estimate: a map entry of a

@@ -316,6 +316,18 @@ impl<'a> Columns<'a> {
 }
 
 impl Layout {
+    /// Per exact sum table ([`Statistic::Total`], in table order), how many of each cell's
+    /// largest unit sums its rules read.
+    pub(super) fn keep_largest(&self) -> Vec<usize> {
+        self.tables
+            .iter()
+            .filter_map(|t| match t.statistic {
+                Statistic::Total { largest, .. } => Some(largest as usize),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub(super) fn new(
         plan: &Plan,
         input: usize,

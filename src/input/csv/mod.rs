@@ -1,6 +1,7 @@
 //! The CSV source: a file becomes exact, bounded cells per table, read once in parallel chunks
-//! (or in one piece when fields are quoted), checked row by row, spilling to disk by unit when the
-//! units outgrow the memory limit.
+//! (or in one piece when fields are quoted), checked row by row and filed in memory by unit
+//! (spilling to disk by unit when the rows outgrow the memory limit), then bounded partition by
+//! partition.
 //!
 //! Must never print, log or return a data value other than the offending one in an error
 //! message, and never the exact cells it produces.
@@ -12,6 +13,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Mutex, PoisonError};
 
 use crate::hash::{FileHasher, Fingerprint, PieceHasher, combine};
@@ -25,18 +27,20 @@ mod bounding;
 mod chunk;
 mod keys;
 mod layout;
+mod parts;
 mod pass;
 mod problems;
 mod progress;
 mod records;
 mod scan;
 mod spill;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 mod units;
 
-use chunk::{links, read_chunk};
+use chunk::{read_aggregated, read_chunk};
 #[cfg(any(feature = "postgres", feature = "spark"))]
 pub(super) use layout::CategoryIndex;
 use layout::Layout;
@@ -44,6 +48,7 @@ use pass::{ChunkError, Pass, Tally};
 use problems::{Problems, column_name, line_of, report_rows};
 use progress::{Counters, with_progress};
 use spill::read_spilled;
+use stream::{links, stream_chunk};
 
 /// One pass over the input: split by [`Unquoted`] in parallel chunks, or, once a `"` has been
 /// seen (`quoted`), by the csv crate in one piece, since a quoted field may hold a newline and a
@@ -102,9 +107,35 @@ pub(super) fn read_pass(
         bounding_effect: options.bounding_effect,
         pieces: (!options.legacy_fingerprints).then_some(&pieces),
     };
-    let (hashed, results) = with_progress(options.progress, &counters, len, name, || {
-        read_chunks(pass, &chunks, len - header_end, options)
+    let body = len - header_end;
+    // Rows are filed in memory when they fit the budget (by a sample of the rows), else
+    // streamed; filed rows that outgrow it after all are read again, streamed.
+    let filing = parts::fits(
+        &mut file,
+        (header_end, len),
+        (&layout, chunks.len()),
+        options.filing_budget.min(options.memory_limit),
+    )
+    .map_err(io_err)?;
+    let (mut hashed, mut results) = with_progress(options.progress, &counters, len, name, || {
+        read_chunks(pass, &chunks, body, options, filing)
     });
+    let streamed_counters;
+    let mut pass = pass;
+    if results
+        .iter()
+        .any(|r| matches!(r, Err(ChunkError::Unfiled)))
+    {
+        streamed_counters = Counters::new(layout.tables.len());
+        *pieces.lock().unwrap_or_else(PoisonError::into_inner) = header_piece();
+        pass = Pass {
+            counters: &streamed_counters,
+            ..pass
+        };
+        (hashed, results) = with_progress(options.progress, pass.counters, len, name, || {
+            read_chunks(pass, &chunks, body, options, false)
+        });
+    }
     let hashed = hashed.transpose().map_err(io_err)?;
     // A `"` stops the splitter of unquoted rows (and the legacy hashing notes one): the file is
     // read again as quoted.
@@ -129,7 +160,7 @@ pub(super) fn read_pass(
         ensure_unchanged(path, &before)?;
         spilled
     } else {
-        (merge(results, path, &layout)?, counters.clamped())
+        (merge(results, path, &layout)?, pass.counters.clamped())
     };
     // Every reader of a pass that counted read all its bytes (one that stops early fails the
     // pass, or spills it); pieces that do not cover the file mean it changed under them.
@@ -227,36 +258,105 @@ type ReaderResults = Vec<Result<Tally, ChunkError>>;
 
 /// Reads `chunks` in parallel, one reader each (hashing what it reads, with
 /// [`Pass::pieces`]), while, for the legacy scheme, another thread fingerprints the whole file
-/// and notes whether it holds a `"`.
+/// and notes whether it holds a `"`. Microdata are either `filing`: read in two steps, the
+/// readers filing every row in memory by its unit ([`read_chunk`]), then as many threads
+/// bounding the partitions, taking them in turn ([`parts::bound_parts`]); or streamed into
+/// their units as they are read ([`stream_chunk`]).
 fn read_chunks(
     pass: Pass,
     chunks: &[(u64, u64)],
     body: u64,
     options: ReadOptions,
+    filing: bool,
 ) -> (Option<std::io::Result<(Fingerprint, bool)>>, ReaderResults) {
     let readers = chunks.len();
     let share = options.memory_limit / readers as u64;
+    let budget = options.filing_budget.min(options.memory_limit) / readers as u64;
     // About one unit per 64 bytes of rows, shared out between the readers: sizing their tables
     // for that up front spares most rehashes (only the pages a unit touches are ever written).
     let expected_units = (body / 64 / readers as u64).min(share / 64) as usize;
+    let partitions = parts::partitions(body);
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let digest = options
             .legacy_fingerprints
             .then(|| s.spawn(|| hash_file_legacy(pass.path)));
+        let stop = &stop;
         let workers: Vec<_> = chunks
             .iter()
             .zip(links(readers))
             .map(|(&(start, end), links)| {
-                s.spawn(move || read_chunk(pass, start, end, links, expected_units, share))
+                s.spawn(move || {
+                    if pass.layout.unit_column.is_none() {
+                        read_aggregated(pass, start, end).map(Filed::Counted)
+                    } else if filing {
+                        read_chunk(pass, (start, end), (partitions, readers), budget, stop)
+                            .map(Filed::Parts)
+                    } else {
+                        let units = (expected_units, share);
+                        stream_chunk(pass, start, end, links, units).map(Filed::Counted)
+                    }
+                })
             })
             .collect();
-        let results: Vec<Result<Tally, ChunkError>> = workers
+        let filed: Vec<Result<Filed, ChunkError>> = workers
             .into_iter()
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
         let digest = digest.map(|d| d.join().expect("hasher panicked"));
-        (digest, results)
+        (digest, bound_filed(pass, filed, readers))
     })
+}
+
+/// What a reader of [`read_chunks`] ends with: the cells of pre-counted rows, or microdata rows
+/// filed by unit.
+enum Filed {
+    Counted(Tally),
+    Parts((u64, parts::Parts)),
+}
+
+/// The readers' results once their filed rows are bounded, on `threads` threads: the cells of
+/// pre-counted input as they are; every reader's errors as they are, the others then
+/// [`ChunkError::Aborted`].
+fn bound_filed(pass: Pass, filed: Vec<Result<Filed, ChunkError>>, threads: usize) -> ReaderResults {
+    if filed.iter().any(Result::is_err) {
+        return filed
+            .into_iter()
+            .map(|f| f.and(Err(ChunkError::Aborted)))
+            .collect();
+    }
+    let mut rows = 0;
+    let mut counted = Vec::new();
+    let mut filed_parts = Vec::new();
+    for f in filed {
+        match f {
+            Ok(Filed::Counted(tally)) => counted.push(Ok(tally)),
+            Ok(Filed::Parts((n, p))) => {
+                rows += n;
+                filed_parts.push(p);
+            }
+            Err(_) => unreachable!("errors returned above"),
+        }
+    }
+    if filed_parts.is_empty() {
+        return counted;
+    }
+    let next = AtomicUsize::new(0);
+    let (filed_parts, next) = (&filed_parts, &next);
+    let mut tallies: Vec<Result<Tally, ChunkError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| s.spawn(move || parts::bound_parts(pass, filed_parts, next)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("partition bounder panicked"))
+            .collect()
+    });
+    // The readers counted the rows; the bounders, every unit once.
+    if let Some(Ok(first)) = tallies.first_mut() {
+        first.rows = rows;
+    }
+    tallies
 }
 
 /// The readers' results as one: a record that stopped a parser is reported alone (the first in
@@ -264,11 +364,12 @@ fn read_chunks(
 /// another found bad rows has none of its own to report.
 fn merge(results: ReaderResults, path: &Path, layout: &Layout) -> Result<Tally, InputError> {
     let mut total = None;
+    let keep = layout.keep_largest();
     let mut problems = Problems::default();
     let mut stopped: Option<(u64, ChunkError)> = None;
     for result in results {
         match result {
-            Ok(tally) => total = Tally::add(total, tally),
+            Ok(tally) => total = Tally::add(total, tally, &keep),
             Err(ChunkError::Aborted) => {}
             Err(ChunkError::Rows(p)) => problems.merge(p),
             Err(e @ ChunkError::At { byte, .. }) => {
@@ -422,6 +523,7 @@ fn locate(path: &Path, layout: &Layout, e: ChunkError) -> InputError {
         ChunkError::Rows(problems) => return report_rows(path, layout, problems),
         ChunkError::Row { .. } => unreachable!("scan_records collects a sink's verdicts"),
         ChunkError::Aborted => unreachable!("aborted readers report nothing"),
+        ChunkError::Unfiled => unreachable!("rows over the filing budget are read again, streamed"),
         // Not expected: a `"` makes the pass read the file again as quoted (read_pass, spill).
         ChunkError::Quoted => {
             return InputError::Changed {

@@ -45,8 +45,9 @@ pub(super) struct Tally {
 
 impl Tally {
     /// Adds another reader's (or partition's) counts: its units are not this one's, so the exact
-    /// cells add up.
-    pub(super) fn add(total: Option<Tally>, other: Tally) -> Option<Tally> {
+    /// cells add up. `keep` is, per exact sum table, how many of each cell's largest sums its
+    /// rules read ([`Layout::keep_largest`]).
+    pub(super) fn add(total: Option<Tally>, other: Tally, keep: &[usize]) -> Option<Tally> {
         let Some(mut total) = total else {
             return Some(other);
         };
@@ -55,12 +56,11 @@ impl Tally {
                 *c += *v;
             }
         }
-        // Each reader's lists hold its own units' largest; merged, they hold the largest of
-        // all (longer than needed: the rules read the first few).
-        for (whole, add) in total.whole.iter_mut().zip(other.whole) {
+        // Each part's lists hold its own units' largest; merged, the largest of all.
+        for ((whole, add), &k) in total.whole.iter_mut().zip(other.whole).zip(keep) {
             for (list, more) in whole.largest.iter_mut().zip(&add.largest) {
                 for &v in more {
-                    crate::input::keep_largest(list, v, usize::MAX);
+                    crate::input::keep_largest(list, v, k);
                 }
             }
             for (n, m) in whole.units.iter_mut().zip(&add.units) {
@@ -86,6 +86,8 @@ pub(super) enum ChunkError {
     Io(std::io::Error),
     /// The chunk's units outgrew its share of the memory limit: spill instead.
     OverMemory,
+    /// The chunk's rows outgrew its share of the budget for rows filed in memory: stream instead.
+    Unfiled,
     /// Another reader failed first (it reports why).
     Aborted,
     /// The input holds a `"`: it must be read again, in one piece, by the csv crate.

@@ -8,11 +8,13 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::chunk::HANDOVER_ROWS;
 use super::keys::{key_words, unit_hash};
 use super::pass::{ChunkError, Pass, Tally};
 use super::scan::scan_rows;
 use super::units::{Batch, Units, range_of};
+
+/// Rows read back from a partition's file before they are counted into their units.
+const BATCH_ROWS: usize = 4096;
 
 /// The spill path, for inputs whose units do not fit in `memory_limit`: one pass writes every
 /// row (unit key, keyed hash, random priority, cells, values) to one of `partitions` temporary
@@ -70,9 +72,10 @@ pub(super) fn read_spilled(
     drop(files);
 
     let mut total: Option<Tally> = None;
+    let keep = pass.layout.keep_largest();
     for p in 0..partitions {
         let part = bound_partition(&dir.path().join(format!("{p}.bin")), pass)?;
-        total = Tally::add(total, part);
+        total = Tally::add(total, part, &keep);
     }
     let mut total = total.expect("at least two partitions");
     total.rows = rows;
@@ -85,7 +88,7 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Tally, ChunkError> {
     use std::io::BufReader;
     let tables = layout.tables.len();
     let (mut cells, mut values) = (vec![0u32; tables], vec![0i64; tables]);
-    let mut batch = Batch::new(tables, HANDOVER_ROWS);
+    let mut batch = Batch::new(tables, BATCH_ROWS);
     let mut r = BufReader::with_capacity(1 << 16, File::open(path).map_err(ChunkError::Io)?);
     let mut units = Units::new(layout, keys, (0, u64::MAX), pass.hasher);
     let mut id = Vec::new();
@@ -110,21 +113,15 @@ fn bound_partition(path: &Path, pass: Pass) -> Result<Tally, ChunkError> {
             values[t] = i64::from_le_bytes(word);
         }
         batch.push((&id, key_words(&id), hash), prio, &cells, &values);
-        if batch.len() == HANDOVER_ROWS {
+        if batch.len() == BATCH_ROWS {
             units.absorb(&batch)?;
             batch.clear();
         }
     }
     units.absorb(&batch)?;
+    let tally = units.tally(pass.bounding_effect);
     Ok(Tally {
-        units: units.len() as u64,
-        whole: units.bounder.whole(),
-        kept: if pass.bounding_effect {
-            units.bounder.kept_rows()
-        } else {
-            Vec::new()
-        },
         exact: units.bounder.finish(),
-        rows: 0,
+        ..tally
     })
 }

@@ -84,6 +84,7 @@ fn tiny_chunks() -> ReadOptions {
         threads: 16,
         min_chunk_bytes: 32,
         memory_limit: u64::MAX,
+        filing_budget: u64::MAX,
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: false,
@@ -99,11 +100,20 @@ fn spilling() -> ReadOptions {
     }
 }
 
+/// Streams every row into its unit as it is read (none filed).
+fn streaming() -> ReadOptions {
+    ReadOptions {
+        filing_budget: 0,
+        ..tiny_chunks()
+    }
+}
+
 fn in_memory() -> ReadOptions {
     ReadOptions {
         threads: 1,
         min_chunk_bytes: 1 << 30,
         memory_limit: u64::MAX,
+        filing_budget: u64::MAX,
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: false,
@@ -127,8 +137,13 @@ fn one_heavy_unit() -> String {
 #[test]
 fn a_unit_split_across_chunks_is_bounded_once() {
     let (_dir, plan) = plan_for(&one_heavy_unit());
-    for _ in 0..20 {
-        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), tiny_chunks()).unwrap();
+    for i in 0..20 {
+        let options = if i % 2 == 0 {
+            tiny_chunks()
+        } else {
+            streaming()
+        };
+        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), options).unwrap();
         assert_eq!(r.rows, 250);
         assert_eq!(r.units, Some(201));
         let heavy = |t: usize| r.counted[t].values()[..50].iter().sum::<i128>();
@@ -161,9 +176,12 @@ fn chunked_and_single_reads_agree_when_no_bound_binds() {
     let (_dir, plan) = plan_for(&data);
     let single = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), in_memory()).unwrap();
     let chunked = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), tiny_chunks()).unwrap();
+    let streamed = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), streaming()).unwrap();
     assert_eq!((single.units, chunked.units), (Some(97), Some(97)));
     assert_eq!(single.counted, chunked.counted);
     assert_eq!(single.fingerprint, chunked.fingerprint);
+    assert_eq!(streamed.units, Some(97));
+    assert_eq!(streamed.counted, chunked.counted);
     // The file's bytes, in BLAKE3; SHA-256 only when the legacy scheme is asked for.
     let bytes = std::fs::read(&plan.inputs[0].path).unwrap();
     let blake3 = format!("blake3:{}", blake3::hash(&bytes).to_hex());
@@ -219,13 +237,129 @@ fn the_fingerprint_is_blake3_of_the_file_however_it_is_read() {
             let (_dir, plan) = plan_for(&data);
             let bytes = std::fs::read(&plan.inputs[0].path).unwrap();
             let blake3 = format!("blake3:{}", blake3::hash(&bytes).to_hex());
-            for options in [in_memory(), tiny_chunks(), spilling(), one_spilling] {
+            for options in [
+                in_memory(),
+                tiny_chunks(),
+                streaming(),
+                spilling(),
+                one_spilling,
+            ] {
                 let read = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), options)
                     .unwrap_or_else(|e| panic!("{rows} rows, quote {quote}: {e}"));
                 assert_eq!(read.fingerprint.now, blake3, "{rows} rows, quote {quote}");
             }
         }
     }
+}
+
+/// Rows filed in memory are bounded in partitions and, within a partition, in groups of units
+/// (many of each here: the unit tests' partitions and groups are small): every unit's rows meet
+/// in one group, with ids of 1 to 40 bytes (inline and long keys), whether the input is read in
+/// one piece, in sixteen chunks, or streamed. No bound binds, so the cells are the rows' own.
+#[test]
+fn filed_rows_meet_their_units_in_every_partition_and_group() {
+    let mut data = String::from("id,cell,v\n");
+    let mut rows = [0i128; 51];
+    let mut sums = [0i128; 51];
+    let mut units = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..20_000usize {
+        let unit = (i * 7919) % 6007;
+        let id = format!("u{unit}{}", "y".repeat(unit % 40));
+        let cell = unit % 51;
+        let v = (i % 11) as i128;
+        let name = if cell == 50 {
+            "x".into()
+        } else {
+            format!("c{cell}")
+        };
+        data += &format!("{id},{name},{v}\n");
+        rows[cell] += 1;
+        sums[cell] += v;
+        *units.entry(id).or_default() += 1;
+    }
+    assert!(units.values().all(|&n| n <= 4), "no unit over its 4 rows");
+    let mut distinct = [0i128; 51];
+    for id in units.keys() {
+        let unit: usize = id[1..].trim_end_matches('y').parse().unwrap();
+        distinct[unit % 51] += 1;
+    }
+    let (_dir, plan) = plan_for(&data);
+    for options in [in_memory(), tiny_chunks(), streaming()] {
+        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), options).unwrap();
+        assert_eq!(r.units, Some(units.len() as u64));
+        assert_eq!(r.counted[0].values(), rows);
+        assert_eq!(r.counted[1].values(), distinct);
+        assert_eq!(r.counted[2].values(), sums);
+    }
+}
+
+/// A unit with most of the input's rows fills one partition far beyond its share: it is counted
+/// where it lies (not copied into groups), and still bounded.
+#[test]
+fn a_unit_with_most_rows_is_still_bounded_once() {
+    let mut data = String::from("id,cell,v\n");
+    for i in 0..1000 {
+        data += &format!("heavy,c{},100\nu{i},x,3\n", i % 50);
+    }
+    let (_dir, plan) = plan_for(&data);
+    for options in [in_memory(), tiny_chunks()] {
+        let r = read_input_with(&plan, 0, &counts(&plan, &[0, 1, 2]), options).unwrap();
+        let heavy = |t: usize| r.counted[t].values()[..50].iter().sum::<i128>();
+        assert_eq!((heavy(0), heavy(1), heavy(2)), (4, 2, 40));
+        assert_eq!((r.counted[0].values()[50], r.units), (1000, Some(1001)));
+    }
+}
+
+/// An input whose first rows are long looks, by its sample, as if its rows would fit the
+/// budget for filing them in memory; its many short rows after them do not. Its readers stop
+/// and it is read again, streamed, with fresh counts: the cells, and the values clamped, are
+/// those of a reading that filed them all.
+#[test]
+fn rows_filed_past_the_budget_are_read_again_streamed() {
+    let mut data = String::from("id,cell,v,note\n");
+    let note = "n".repeat(300);
+    let mut above = 0;
+    for i in 0..1000 {
+        data += &format!("long{i},c{},{},{note}\n", i % 50, i % 13);
+        above += u64::from(i % 13 > 10);
+    }
+    for i in 0..60_000usize {
+        let unit = i % 20_000;
+        data += &format!("p{unit},c{},{},\n", unit % 50, i % 13);
+        above += u64::from(i % 13 > 10);
+    }
+    let (_dir, plan) = plan_for(&data);
+    let budget = 500_000;
+    let path = &plan.inputs[0].path;
+    let mut file = File::open(path).unwrap();
+    let header = data.find('\n').unwrap() as u64 + 1;
+    let body = (header, data.len() as u64);
+    let reading = counts(&plan, &[0, 1, 2]);
+    let layout = Layout::new(
+        &plan,
+        0,
+        &reading,
+        read_header_of(File::open(path).unwrap()),
+        path,
+    )
+    .unwrap();
+    assert!(super::parts::fits(&mut file, body, (&layout, 16), budget).unwrap());
+    assert!(!super::parts::fits(&mut file, body, (&layout, 16), budget / 10).unwrap());
+    let effect = |options: ReadOptions| ReadOptions {
+        bounding_effect: true,
+        ..options
+    };
+    let filed = read_input_with(&plan, 0, &reading, effect(in_memory())).unwrap();
+    let again = ReadOptions {
+        filing_budget: budget,
+        ..effect(tiny_chunks())
+    };
+    let r = read_input_with(&plan, 0, &reading, again).unwrap();
+    assert_eq!((r.rows, r.units), (61_000, Some(21_000)));
+    assert_eq!(r.counted, filed.counted);
+    assert_eq!(r.bounding, filed.bounding);
+    assert_eq!(r.fingerprint, filed.fingerprint);
+    assert_eq!(r.bounding[2].clamped, Some([0, above]));
 }
 
 #[test]
@@ -552,7 +686,7 @@ fn a_stray_quote_cannot_swallow_the_rows_after_it() {
     }
     data += "p500\",c0,1\n";
     let (_dir, plan) = plan_for(&data);
-    for options in [tiny_chunks(), in_memory(), spilling()] {
+    for options in [tiny_chunks(), in_memory(), streaming(), spilling()] {
         let err = read_input_with(&plan, 0, &counts(&plan, &[0]), options)
             .unwrap_err()
             .to_string();
@@ -573,7 +707,7 @@ fn crlf_and_blank_lines_name_the_right_line() {
         }
         data += "\r\n\n\r\np9,zebra,1\r\n"; // line 105
         let (_dir, plan) = plan_for(&data);
-        for options in [tiny_chunks(), in_memory(), spilling()] {
+        for options in [tiny_chunks(), in_memory(), streaming(), spilling()] {
             let err = read_input_with(&plan, 0, &counts(&plan, &[0]), options)
                 .unwrap_err()
                 .to_string();
@@ -592,7 +726,7 @@ fn a_quote_anywhere_gives_the_same_counts() {
     let quoted = plain.replace("p42,", "\"p42\",");
     let (_a, plain) = plan_for(&plain);
     let (_b, quoted) = plan_for(&quoted);
-    for options in [tiny_chunks(), in_memory(), spilling()] {
+    for options in [tiny_chunks(), in_memory(), streaming(), spilling()] {
         let a = read_input_with(&plain, 0, &counts(&plain, &[0, 2]), options).unwrap();
         let b = read_input_with(&quoted, 0, &counts(&quoted, &[0, 2]), options).unwrap();
         assert_eq!((a.counted, a.rows, a.units), (b.counted, b.rows, b.units));
@@ -714,7 +848,7 @@ fn exact_sums_keep_every_row_and_each_cells_largest_units() {
     let reading = crate::input::reading_plan(&plan).counts;
     // One read: each unit's sum in each cell.
     assert_eq!(reading.len(), 1);
-    for options in [in_memory(), tiny_chunks(), spilling()] {
+    for options in [in_memory(), tiny_chunks(), streaming(), spilling()] {
         let r = read_input_with(&plan, 0, &reading, options).unwrap();
         assert_eq!(r.counted[0].values(), expected_sum);
         assert_eq!(r.counted[0].whole().unwrap().units, expected_units);

@@ -1,15 +1,16 @@
-//! The privacy units a reader owns: an open-addressing table of unit records (their bounded
-//! contributions), and the batches in which readers hand each other rows.
+//! The privacy units of a reader (streaming) or of a group of rows (filed, spilled): an
+//! open-addressing table of unit records (their bounded contributions), and the batches in which
+//! rows are handed to it.
 
 use foldhash::quality::RandomState;
 
 use super::bounding::{Bounder, prefetch};
 use super::keys::{EMPTY, KEY_WORDS, is_long, store_long, stored_long, unit_hash};
 use super::layout::Layout;
-use super::pass::ChunkError;
+use super::pass::{ChunkError, Tally};
 
-/// The privacy units one reader owns: one record each in `bounder`, with the unit's key at its
-/// head, found through an open-addressing table. A lookup touches the table slot and the record
+/// The privacy units one reader owns (or of one group of rows, every row of theirs): one record
+/// each in `bounder`, with the unit's key at its head, found through an open-addressing table. A lookup touches the table slot and the record
 /// it then updates, and nothing else (for keys of up to [`INLINE_KEY`] bytes).
 pub(super) struct Units {
     /// Linear probing, at most half full: [`EMPTY`], or the unit's hash's top 32 bits above its
@@ -18,7 +19,8 @@ pub(super) struct Units {
     pub(super) slots: Vec<u64>,
     pub(super) long_keys: Vec<u8>,
     pub(super) bounder: Bounder,
-    /// Bytes the units may take (records, table, long keys) before the reader gives up.
+    /// Bytes the units may take (records, table, long keys) before the reader gives up
+    /// (`u64::MAX`: no limit).
     pub(super) limit: u64,
     /// The keyed hash of units' keys ([`unit_hash`]): the records keep no hash, so the table
     /// computes each unit's again when it grows.
@@ -48,6 +50,35 @@ impl Units {
             bounder,
             limit,
             hasher: *hasher,
+        }
+    }
+
+    /// Forgets every unit, keeping the memory, and makes room for `expected` units.
+    pub(super) fn reset(&mut self, expected: usize) {
+        self.bounder.clear(expected);
+        self.long_keys.clear();
+        let n = (expected * 2).next_power_of_two().max(16);
+        if self.slots.len() == n {
+            self.slots.fill(EMPTY);
+        } else {
+            self.slots = vec![EMPTY; n];
+        }
+    }
+
+    /// What the units hold but their exact cells: how many they are, their exact sums'
+    /// contributions and, when `kept` is asked ([`super::pass::Pass::bounding_effect`]), the rows
+    /// their bounds keep.
+    pub(super) fn tally(&self, kept: bool) -> Tally {
+        Tally {
+            units: self.len() as u64,
+            whole: self.bounder.whole(),
+            kept: if kept {
+                self.bounder.kept_rows()
+            } else {
+                Vec::new()
+            },
+            exact: Vec::new(),
+            rows: 0,
         }
     }
 
@@ -83,7 +114,7 @@ impl Units {
 
     /// The id of the unit with key `key` ([`key_words`], and the bytes `long` of a long key) and
     /// keyed hash `hash`, adding it if new; fails with [`ChunkError::OverMemory`] when a new unit
-    /// would take the units over their limit.
+    /// would take the units over their limit, or the ids (32 bits) run out.
     pub(super) fn intern(
         &mut self,
         key: &[u64; KEY_WORDS],
@@ -100,8 +131,9 @@ impl Units {
             i = (i + 1) & mask;
         }
         // Ids are u32, and id u32::MAX under the top tag would look like an empty slot.
-        if self.footprint() + self.bounder.bytes_per_unit() as u64 > self.limit
-            || self.len() >= u32::MAX as usize
+        if self.len() >= u32::MAX as usize
+            || (self.limit != u64::MAX
+                && self.footprint() + self.bounder.bytes_per_unit() as u64 > self.limit)
         {
             return Err(ChunkError::OverMemory);
         }

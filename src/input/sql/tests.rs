@@ -77,6 +77,7 @@ fn read_asked(plan: &Plan, legacy: bool, units: bool) -> InputResult {
         threads: 2,
         min_chunk_bytes: 1 << 20,
         memory_limit: u64::MAX,
+        filing_budget: u64::MAX,
         progress: false,
         bounding_effect: false,
         legacy_fingerprints: legacy,
