@@ -151,13 +151,15 @@ pub struct SqlRead {
 pub struct ReadOptions {
     pub threads: usize,
     pub min_chunk_bytes: u64,
-    /// Bytes the units' state (or the rows filed in memory) may take before the input is
-    /// spilled to disk by unit.
+    /// Bytes a streamed input's units may take before the input is spilled to disk by unit; it
+    /// also caps [`ReadOptions::filing_budget`].
     pub memory_limit: u64,
-    /// Bytes the rows of a microdata input may take filed in memory, where they are bounded
-    /// partition by partition in the processor's cache (about 40 bytes a row for the sample
-    /// policy); an input whose rows need more is streamed into its units instead, as they are
-    /// read, so that memory grows with the units and never with the rows beyond this.
+    /// Bytes the rows of a microdata input may take filed in memory (with what bounding them
+    /// takes besides), where they are bounded partition by partition in the processor's cache
+    /// (about 40 bytes a row for the sample policy), at most `memory_limit`; an input whose rows
+    /// need more (by a sample, or a reader's share found outgrown) is streamed into its units
+    /// instead, as they are read, so that memory grows with the units and never with the rows
+    /// beyond this.
     pub filing_budget: u64,
     /// Show progress on stderr when reading takes more than a second and stderr is a terminal.
     pub progress: bool,

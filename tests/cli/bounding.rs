@@ -215,6 +215,94 @@ fn check_counts_the_rows_each_bound_drops_and_the_values_each_clamp_cuts() {
 /// in `rows.csv`; and three tables of it at cost `{ rho = cost }`: `rows` (count_rows, 4 rows
 /// a unit, 1 a cell), `units` (count_units, 2 cells a unit), `sums` (sum of x clamped to
 /// [0, 200], 3 rows a unit).
+/// An input large enough that the release files its rows in several partitions and counts each
+/// in several groups (the sizes a user gets: 400,000 rows, 5.6 MB), with every unit's rows
+/// scattered through the file: each of 100,000 units has 1 to 7 rows, in as many cells. `check`
+/// finds every unit once and drops exactly the rows beyond 4 per unit, and the near-exact
+/// release's tables add up to what the bounds keep, filed or streamed (`SAFESTAT_FILING_MIB=0`).
+/// The noise: as in `a_unit_with_fifty_rows_contributes_only_k_random_rows`, no cell of the
+/// 3 x 50 moves by 1 or more but with probability below 1e-3000.
+#[test]
+fn rows_filed_by_unit_meet_their_units_at_scale() {
+    let s = Scratch::new();
+    let units = 100_000usize;
+    let rows_of = |u: usize| 1 + u % 7;
+    let mut all: Vec<(usize, usize)> = (0..units)
+        .flat_map(|u| (0..rows_of(u)).map(move |j| (u, j)))
+        .collect();
+    // Scattered: a fixed permutation of the rows.
+    let n = all.len();
+    all = (0..n).map(|i| all[(i * 7_919) % n]).collect();
+    assert_ne!(
+        n % 7_919,
+        0,
+        "7,919 is prime: i * 7,919 mod n permutes the rows"
+    );
+    let mut data = String::from("pid,cell,x\n");
+    for &(u, j) in &all {
+        data += &format!("p{u},c{},1\n", (u + j) % 50);
+    }
+    s.write("rows.csv", &data);
+    let tables = r#"
+[[table]]
+name = "rows"
+input = "rows"
+statistic = "count_rows"
+by = ["cell"]
+max_rows_per_unit = 4
+max_rows_per_cell = 1
+cost = { rho = 1e9 }
+
+[[table]]
+name = "units"
+input = "rows"
+statistic = "count_units"
+by = ["cell"]
+max_cells_per_unit = 2
+cost = { rho = 1e9 }
+
+[[table]]
+name = "sums"
+input = "rows"
+statistic = "sum"
+column = "x"
+clamp = [0, 200]
+max_rows_per_unit = 3
+by = ["cell"]
+cost = { rho = 1e9 }
+"#;
+    s.write("policy.toml", &near_exact_policy(tables));
+    let kept = |k: usize| (0..units).map(|u| rows_of(u).min(k) as i64).sum::<i64>();
+    let dropped = n as i64 - kept(4);
+    let check = s.run(&["check", "policy.toml"]);
+    check.expect_code(0).stdout_has(&[
+        &format!("{n} rows, microdata, {units} distinct `pid`"),
+        &format!(
+            "max_rows_per_unit = 4 drops {}",
+            safestat::privacy::thousands(dropped)
+        ),
+    ]);
+    for (run, filing) in [(0, "1024"), (1, "0")] {
+        let out = format!("r{run}");
+        s.run_with(
+            &["release", "policy.toml", "--out", &out, "--new-version"],
+            &[("SAFESTAT_FILING_MIB", filing)],
+        )
+        .expect_code(0);
+        let total = |table: &str| -> i64 {
+            read_csv(&s.path(&format!("{out}/{table}.csv")))
+                .iter()
+                .map(|r| r["value"].parse::<i64>().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            (total("rows"), total("units"), total("sums")),
+            (kept(4), kept(2), kept(3)),
+            "filing budget {filing} MiB"
+        );
+    }
+}
+
 fn heavy_and_light(light_rows: &str, cost: &str) -> Scratch {
     let s = Scratch::new();
     let mut rows = String::from("pid,cell,x\n");

@@ -14,28 +14,34 @@ use super::units::range_of;
 
 /// Reads the rows in `[start, end)`, filing each in memory in the partition of its unit
 /// ([`Parts`], `partitions` of them); gives up with [`ChunkError::Unfiled`] once they and
-/// their bounding would need more than `budget` bytes (this reader's share, one of `readers`). After a bad row (here, or in another reader: `stop`) it only
-/// checks the rest, so that the error reported is the first in the file whatever the timing.
+/// their bounding would need more than `budget` bytes (this reader's share, one of `readers`),
+/// telling the others (`over`), who then give up too. After a bad row (here, or in another
+/// reader: `bad`) it only checks the rest, so that the error reported is the first in the file
+/// whatever the timing.
 pub(super) fn read_chunk(
     pass: Pass,
     (start, end): (u64, u64),
     (partitions, readers): (usize, usize),
     budget: u64,
-    stop: &AtomicBool,
+    (bad, over): (&AtomicBool, &AtomicBool),
 ) -> Result<(u64, Parts), ChunkError> {
     let Pass { layout, hasher, .. } = pass;
     let mut parts = Parts::new(layout, partitions);
     let limit = parts.filing_limit(budget, readers);
     let mut stopped = false;
     let (rows, problems) = scan_rows(pass, start, end, |row| {
+        if over.load(Ordering::Relaxed) {
+            // Another reader's rows outgrew the budget: the file is read again, streamed.
+            return Err(ChunkError::Unfiled);
+        }
         if stopped {
             return Ok(());
         }
-        if !row.clean || stop.load(Ordering::Relaxed) {
+        if !row.clean || bad.load(Ordering::Relaxed) {
             // A bad row: nothing will be released, so stop filing (and tell the other
             // readers); only check the rest.
             stopped = true;
-            stop.store(true, Ordering::Relaxed);
+            bad.store(true, Ordering::Relaxed);
             return Ok(());
         }
         let id = row.unit.expect("microdata rows have a unit");
@@ -43,7 +49,7 @@ pub(super) fn read_chunk(
         let hash = unit_hash(hasher, &key, id);
         parts.push(range_of(hash, partitions), (id, key), row.cells, row.values);
         if parts.bytes() > limit {
-            stop.store(true, Ordering::Relaxed);
+            over.store(true, Ordering::Relaxed);
             return Err(ChunkError::Unfiled);
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! The CSV source: a file becomes exact, bounded cells per table, read once in parallel chunks
-//! (or in one piece when fields are quoted), checked row by row and filed in memory by unit
-//! (spilling to disk by unit when the rows outgrow the memory limit), then bounded partition by
-//! partition.
+//! (or in one piece when fields are quoted), checked row by row and filed in memory by unit, then
+//! bounded partition by partition; or, when the rows would outgrow the filing budget, streamed
+//! into their units as they are read (spilling to disk by unit when those outgrow the memory
+//! limit).
 //!
 //! Must never print, log or return a data value other than the offending one in an error
 //! message, and never the exact cells it produces.
@@ -276,12 +277,12 @@ fn read_chunks(
     // for that up front spares most rehashes (only the pages a unit touches are ever written).
     let expected_units = (body / 64 / readers as u64).min(share / 64) as usize;
     let partitions = parts::partitions(body);
-    let stop = AtomicBool::new(false);
+    let (bad, over) = (AtomicBool::new(false), AtomicBool::new(false));
     std::thread::scope(|s| {
         let digest = options
             .legacy_fingerprints
             .then(|| s.spawn(|| hash_file_legacy(pass.path)));
-        let stop = &stop;
+        let signals = (&bad, &over);
         let workers: Vec<_> = chunks
             .iter()
             .zip(links(readers))
@@ -290,7 +291,7 @@ fn read_chunks(
                     if pass.layout.unit_column.is_none() {
                         read_aggregated(pass, start, end).map(Filed::Counted)
                     } else if filing {
-                        read_chunk(pass, (start, end), (partitions, readers), budget, stop)
+                        read_chunk(pass, (start, end), (partitions, readers), budget, signals)
                             .map(Filed::Parts)
                     } else {
                         let units = (expected_units, share);

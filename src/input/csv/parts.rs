@@ -121,11 +121,12 @@ impl Parts {
 
     /// The bytes of rows a reader may file within `share`, its part of the memory limit, when
     /// `readers` readers file alike: bounding then takes, on each of as many threads, a copy of
-    /// one partition's rows (every reader's) and their hashes besides.
+    /// at most 9/8 of one partition's rows (every reader's, and their hashes: [`bound_parts`]
+    /// counts a larger partition where it lies).
     pub(super) fn filing_limit(&self, share: u64, readers: usize) -> u64 {
         let (p, w, r) = (self.rows.len() as u128, self.width as u128, readers as u128);
-        // bytes + bytes * r / p * (w + 2) / w <= share
-        (u128::from(share) * p * w / (p * w + r * (w + 2))) as u64
+        // bytes + bytes * r / p * 9/8 * (w + 2) / w <= share
+        (u128::from(share) * 8 * p * w / (8 * p * w + 9 * r * (w + 2))) as u64
     }
 
     /// Files a row of the unit with key `id` ([`key_words`](super::keys::key_words) `key`) in
@@ -200,9 +201,9 @@ pub(super) fn bound_parts(
         .iter()
         .map(|r| r.rows.iter().map(Vec::len).sum::<usize>())
         .sum();
-    // A partition of more than four times its share (a few units with very many rows) is
-    // counted as it lies: its copy in groups could take too much memory.
-    let most_sorted = 4 * (rows / first.width).div_ceil(partitions) + GROUP_ROWS;
+    // A partition of more than 9/8 of its share (one with a unit of very many rows) is counted
+    // where it lies: a copy in groups could take more memory than the filing left for it.
+    let most_sorted = (rows / first.width).div_ceil(partitions) * 9 / 8 + GROUP_ROWS;
     let mut sorted = Sorted::default();
     loop {
         let p = next.fetch_add(1, Ordering::Relaxed);
@@ -215,18 +216,18 @@ pub(super) fn bound_parts(
                 r.rows[p].chunks_exact(r.width).map(move |row| (row, long))
             })
         };
-        sorted.hashes.clear();
-        sorted.hashes.extend(rows().map(|(row, long)| {
+        let hash = |row: &[u64], long: &[u8]| {
             let (key, id) = Parts::key(row, long);
             unit_hash(pass.hasher, &key, id)
-        }));
-        let n = sorted.hashes.len();
+        };
+        let n: usize = parts.iter().map(|r| r.rows[p].len() / r.width).sum();
         let groups = n.div_ceil(GROUP_ROWS).next_power_of_two();
         if groups == 1 || n > most_sorted {
-            let hashes = &sorted.hashes;
-            counter.count(first, rows().zip(hashes).map(|((r, l), &h)| (h, r, l)))?;
+            counter.count(first, rows().map(|(r, l)| (hash(r, l), r, l)))?;
             continue;
         }
+        sorted.hashes.clear();
+        sorted.hashes.extend(rows().map(|(r, l)| hash(r, l)));
         // Groups from the hash bits just below those that chose the partition (a unit's rows
         // are all in one partition, and in one group of it).
         sorted.sort(

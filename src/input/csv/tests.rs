@@ -345,6 +345,31 @@ fn rows_filed_past_the_budget_are_read_again_streamed() {
     .unwrap();
     assert!(super::parts::fits(&mut file, body, (&layout, 16), budget).unwrap());
     assert!(!super::parts::fits(&mut file, body, (&layout, 16), budget / 10).unwrap());
+    // One reader filing the whole body: past the budget, it gives up and tells the others.
+    let counters = Counters::new(layout.tables.len());
+    let (hasher, keys) = (Default::default(), vec![[1, 2]; layout.tables.len()]);
+    let pass = Pass {
+        path,
+        layout: &layout,
+        hasher: &hasher,
+        keys: &keys,
+        counters: &counters,
+        quoted: false,
+        multiline: false,
+        bounding_effect: false,
+        pieces: None,
+    };
+    let partitions = super::parts::partitions(body.1 - body.0);
+    let file_with = |budget| {
+        let (bad, over) = (AtomicBool::new(false), AtomicBool::new(false));
+        let filed = super::chunk::read_chunk(pass, body, (partitions, 1), budget, (&bad, &over));
+        (filed.map(|(rows, _)| rows), over.into_inner())
+    };
+    assert!(matches!(
+        file_with(budget),
+        (Err(ChunkError::Unfiled), true)
+    ));
+    assert!(matches!(file_with(budget * 10), (Ok(61_000), false)));
     let effect = |options: ReadOptions| ReadOptions {
         bounding_effect: true,
         ..options
@@ -370,7 +395,7 @@ fn errors_in_a_later_chunk_name_the_right_line() {
     }
     data += "p9,zebra,1\n"; // line 202
     let (_dir, plan) = plan_for(&data);
-    let err = read_input_with(&plan, 0, &counts(&plan, &[0]), tiny_chunks())
+    let err = read_input_with(&plan, 0, &counts(&plan, &[0]), streaming())
         .unwrap_err()
         .to_string();
     assert!(err.ends_with("in.csv:202: field `cell`: value `zebra` is not a declared category of `cell` (declared: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49, x); declare it, fix the data, or map undeclared values with [catch_all]"), "{err}");
@@ -635,11 +660,16 @@ fn the_first_bad_row_in_the_file_is_reported() {
         }
     }
     let (_dir, plan) = plan_for(&data);
-    let two = ReadOptions {
-        threads: 2,
-        ..tiny_chunks()
-    };
-    for _ in 0..5 {
+    for i in 0..10 {
+        // Filed, then streamed (the readers handing each other rows).
+        let two = ReadOptions {
+            threads: 2,
+            ..if i % 2 == 0 {
+                tiny_chunks()
+            } else {
+                streaming()
+            }
+        };
         let err = read_input_with(&plan, 0, &counts(&plan, &[0, 2]), two)
             .unwrap_err()
             .to_string();
