@@ -43,9 +43,9 @@ pub(super) fn links(n: usize) -> Vec<Links> {
         .collect()
 }
 
-/// Reads the rows in `[start, end)`, streaming them into their units. Every reader owns the units in one hash range
-/// ([`range_of`]): it counts its own units' rows and hands the others' over, in batches, to their
-/// owners, counting what it is handed in between. So each unit is bounded by exactly one reader,
+/// Reads the rows in `[start, end)`, streaming them into their units. Every reader owns the
+/// units in one hash range ([`range_of`]): it counts its own units' rows and hands the others'
+/// over, in batches, to their owners, counting what it is handed in between. So each unit is bounded by exactly one reader,
 /// with no merging afterwards, and a reader's table holds only its own units. Gives up with
 /// [`ChunkError::OverMemory`] once its units need more than `memory_limit` bytes. When another
 /// reader has failed it goes on only checking its rows, so that the error reported is the
