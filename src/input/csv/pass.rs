@@ -57,6 +57,7 @@ impl Tally {
             }
         }
         // Each part's lists hold its own units' largest; merged, the largest of all.
+        debug_assert_eq!(keep.len(), total.whole.len(), "a k per exact sum table");
         for ((whole, add), &k) in total.whole.iter_mut().zip(other.whole).zip(keep) {
             for (list, more) in whole.largest.iter_mut().zip(&add.largest) {
                 for &v in more {

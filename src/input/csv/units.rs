@@ -10,8 +10,9 @@ use super::layout::Layout;
 use super::pass::{ChunkError, Tally};
 
 /// The privacy units one reader owns (or of one group of rows, every row of theirs): one record
-/// each in `bounder`, with the unit's key at its head, found through an open-addressing table. A lookup touches the table slot and the record
-/// it then updates, and nothing else (for keys of up to [`INLINE_KEY`] bytes).
+/// each in `bounder`, with the unit's key at its head, found through an open-addressing table.
+/// A lookup touches the table slot and the record it then updates, and nothing else (for keys
+/// of up to [`INLINE_KEY`] bytes).
 pub(super) struct Units {
     /// Linear probing, at most half full: [`EMPTY`], or the unit's hash's top 32 bits above its
     /// id. (Filled with a non-zero value so that its pages are written, never first mapped to
