@@ -14,20 +14,21 @@ use super::units::range_of;
 
 /// Reads the rows in `[start, end)`, filing each in memory in the partition of its unit
 /// ([`Parts`], `partitions` of them); gives up with [`ChunkError::Unfiled`] once they and
-/// their bounding would need more than `budget` bytes (this reader's share, one of `readers`),
+/// their bounding on `bounders` threads would need more than `budget` bytes (this reader's
+/// share),
 /// telling the others (`over`), who then give up too. After a bad row (here, or in another
 /// reader: `bad`) it only checks the rest, so that the error reported is the first in the file
 /// whatever the timing.
 pub(super) fn read_chunk(
     pass: Pass,
     (start, end): (u64, u64),
-    (partitions, readers): (usize, usize),
+    (partitions, bounders): (usize, usize),
     budget: u64,
     (bad, over): (&AtomicBool, &AtomicBool),
 ) -> Result<(u64, Parts), ChunkError> {
     let Pass { layout, hasher, .. } = pass;
     let mut parts = Parts::new(layout, partitions);
-    let limit = parts.filing_limit(budget, readers);
+    let limit = parts.filing_limit(budget, bounders);
     let mut stopped = false;
     let (rows, problems) = scan_rows(pass, start, end, |row| {
         if over.load(Ordering::Relaxed) {

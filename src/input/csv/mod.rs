@@ -64,6 +64,8 @@ pub(super) fn read_pass(
     // One reader for a quoted file (below), and for a pre-counted one, whose duplicate cells are
     // found across the whole file (it has at most one row per cell, so it is small).
     let aggregated = matches!(plan.inputs[input].kind, InputKind::Aggregated { .. });
+    // Filed rows are bounded on every thread, however many readers filed them.
+    let bounders = options.threads.max(1);
     let options = if quoted || aggregated {
         ReadOptions {
             threads: 1,
@@ -114,12 +116,12 @@ pub(super) fn read_pass(
     let filing = parts::fits(
         &mut file,
         (header_end, len),
-        (&layout, chunks.len()),
+        (&layout, chunks.len(), bounders),
         options.filing_budget.min(options.memory_limit),
     )
     .map_err(io_err)?;
     let (mut hashed, mut results) = with_progress(options.progress, &counters, len, name, || {
-        read_chunks(pass, &chunks, body, options, filing)
+        read_chunks(pass, (&chunks, body), options, (filing, bounders))
     });
     let streamed_counters;
     let mut pass = pass;
@@ -134,7 +136,7 @@ pub(super) fn read_pass(
             ..pass
         };
         (hashed, results) = with_progress(options.progress, pass.counters, len, name, || {
-            read_chunks(pass, &chunks, body, options, false)
+            read_chunks(pass, (&chunks, body), options, (false, bounders))
         });
     }
     let hashed = hashed.transpose().map_err(io_err)?;
@@ -260,15 +262,14 @@ type ReaderResults = Vec<Result<Tally, ChunkError>>;
 /// Reads `chunks` in parallel, one reader each (hashing what it reads, with
 /// [`Pass::pieces`]), while, for the legacy scheme, another thread fingerprints the whole file
 /// and notes whether it holds a `"`. Microdata are either `filing`: read in two steps, the
-/// readers filing every row in memory by its unit ([`read_chunk`]), then as many threads
+/// readers filing every row in memory by its unit ([`read_chunk`]), then `bounders` threads
 /// bounding the partitions, taking them in turn ([`parts::bound_parts`]); or streamed into
-/// their units as they are read ([`stream_chunk`]).
+/// their units as they are read ([`stream_chunk`]). `body` is the bytes of rows.
 fn read_chunks(
     pass: Pass,
-    chunks: &[(u64, u64)],
-    body: u64,
+    (chunks, body): (&[(u64, u64)], u64),
     options: ReadOptions,
-    filing: bool,
+    (filing, bounders): (bool, usize),
 ) -> (Option<std::io::Result<(Fingerprint, bool)>>, ReaderResults) {
     let readers = chunks.len();
     let share = options.memory_limit / readers as u64;
@@ -291,7 +292,7 @@ fn read_chunks(
                     if pass.layout.unit_column.is_none() {
                         read_aggregated(pass, start, end).map(Filed::Counted)
                     } else if filing {
-                        read_chunk(pass, (start, end), (partitions, readers), budget, signals)
+                        read_chunk(pass, (start, end), (partitions, bounders), budget, signals)
                             .map(Filed::Parts)
                     } else {
                         let units = (expected_units, share);
@@ -305,7 +306,7 @@ fn read_chunks(
             .map(|w| w.join().expect("chunk reader panicked"))
             .collect();
         let digest = digest.map(|d| d.join().expect("hasher panicked"));
-        (digest, bound_filed(pass, filed, readers))
+        (digest, bound_filed(pass, filed, bounders))
     })
 }
 

@@ -32,14 +32,15 @@ const GROUP_ROWS: usize = if cfg!(test) { 64 } else { 1 << 12 };
 const SAMPLE_BYTES: usize = 1 << 18;
 
 /// Whether the rows in `[start, end)` of `file` would fit `budget` bytes filed in memory by
-/// `readers` readers ([`Parts`], with what bounding them takes besides), judged by the rows in
+/// `readers` readers ([`Parts`], with what bounding them on `bounders` threads takes besides),
+/// judged by the rows in
 /// the first [`SAMPLE_BYTES`] bytes: how many there are, and their unit keys' bytes beyond the
 /// inline ones. An input whose later rows are much shorter can fit in the judgement and not in
 /// fact: its readers then stop, and it is read again, streamed ([`ChunkError::Unfiled`]).
 pub(super) fn fits(
     file: &mut std::fs::File,
     (start, end): (u64, u64),
-    (layout, readers): (&Layout, usize),
+    (layout, readers, bounders): (&Layout, usize, usize),
     budget: u64,
 ) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -65,7 +66,8 @@ pub(super) fn fits(
     let sample_rows = rows.max(1);
     let filed = (u128::from(body) * u128::from(sample_rows * (parts.width * 8) as u64 + long))
         / u128::from((sample.len() as u64).max(1));
-    Ok(filed <= u128::from(parts.filing_limit(budget / readers as u64, readers)) * readers as u128)
+    let share = parts.filing_limit(budget / readers as u64, bounders);
+    Ok(filed <= u128::from(share) * readers as u128)
 }
 
 /// How many partitions a pass over `body` bytes of rows files them in.
@@ -120,13 +122,18 @@ impl Parts {
     }
 
     /// The bytes of rows a reader may file within `share`, its part of the memory limit, when
-    /// `readers` readers file alike: bounding then takes, on each of as many threads, a copy of
-    /// at most 9/8 of one partition's rows (every reader's, and their hashes: [`bound_parts`]
-    /// counts a larger partition where it lies).
-    pub(super) fn filing_limit(&self, share: u64, readers: usize) -> u64 {
-        let (p, w, r) = (self.rows.len() as u128, self.width as u128, readers as u128);
-        // bytes + bytes * r / p * 9/8 * (w + 2) / w <= share
-        (u128::from(share) * 8 * p * w / (8 * p * w + 9 * r * (w + 2))) as u64
+    /// the readers file alike: bounding then takes, on each of `bounders` threads, a copy of at
+    /// most 9/8 of one partition's rows (every reader's, and their hashes: [`bound_parts`]
+    /// counts a larger partition where it lies), a reader's part of which is this reader's
+    /// bytes / partitions * bounders * 9/8 * (width + 2) / width.
+    pub(super) fn filing_limit(&self, share: u64, bounders: usize) -> u64 {
+        let (p, w, t) = (
+            self.rows.len() as u128,
+            self.width as u128,
+            bounders as u128,
+        );
+        // bytes + bytes * t / p * 9/8 * (w + 2) / w <= share
+        (u128::from(share) * 8 * p * w / (8 * p * w + 9 * t * (w + 2))) as u64
     }
 
     /// Files a row of the unit with key `id` ([`key_words`](super::keys::key_words) `key`) in

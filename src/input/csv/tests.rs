@@ -343,8 +343,8 @@ fn rows_filed_past_the_budget_are_read_again_streamed() {
         path,
     )
     .unwrap();
-    assert!(super::parts::fits(&mut file, body, (&layout, 16), budget).unwrap());
-    assert!(!super::parts::fits(&mut file, body, (&layout, 16), budget / 10).unwrap());
+    assert!(super::parts::fits(&mut file, body, (&layout, 16, 16), budget).unwrap());
+    assert!(!super::parts::fits(&mut file, body, (&layout, 16, 16), budget / 10).unwrap());
     // One reader filing the whole body: past the budget, it gives up and tells the others.
     let counters = Counters::new(layout.tables.len());
     let (hasher, keys) = (Default::default(), vec![[1, 2]; layout.tables.len()]);
