@@ -15,10 +15,9 @@ use super::units::range_of;
 /// Reads the rows in `[start, end)`, filing each in memory in the partition of its unit
 /// ([`Parts`], `partitions` of them); gives up with [`ChunkError::Unfiled`] once they and
 /// their bounding on `bounders` threads would need more than `budget` bytes (this reader's
-/// share),
-/// telling the others (`over`), who then give up too. After a bad row (here, or in another
-/// reader: `bad`) it only checks the rest, so that the error reported is the first in the file
-/// whatever the timing.
+/// share), telling the others (`over`), who then give up too. After a bad row (here, or in
+/// another reader: `bad`) it only checks the rest, so that the error reported is the first in
+/// the file whatever the timing.
 pub(super) fn read_chunk(
     pass: Pass,
     (start, end): (u64, u64),

@@ -33,10 +33,10 @@ const SAMPLE_BYTES: usize = 1 << 18;
 
 /// Whether the rows in `[start, end)` of `file` would fit `budget` bytes filed in memory by
 /// `readers` readers ([`Parts`], with what bounding them on `bounders` threads takes besides),
-/// judged by the rows in
-/// the first [`SAMPLE_BYTES`] bytes: how many there are, and their unit keys' bytes beyond the
-/// inline ones. An input whose later rows are much shorter can fit in the judgement and not in
-/// fact: its readers then stop, and it is read again, streamed ([`ChunkError::Unfiled`]).
+/// judged by the rows in the first [`SAMPLE_BYTES`] bytes: how many there are, and their unit
+/// keys' bytes beyond the inline ones. An input whose later rows are much shorter can fit in
+/// the judgement and not in fact: its readers then stop, and it is read again, streamed
+/// ([`ChunkError::Unfiled`]).
 pub(super) fn fits(
     file: &mut std::fs::File,
     (start, end): (u64, u64),
