@@ -211,10 +211,6 @@ fn check_counts_the_rows_each_bound_drops_and_the_values_each_clamp_cuts() {
     assert_eq!(s.entries(), ["policy.toml", "rows.csv"]);
 }
 
-/// A unit `heavy` with 50 rows (one in each of cells c0..c49, each of 1000), then `light_rows`,
-/// in `rows.csv`; and three tables of it at cost `{ rho = cost }`: `rows` (count_rows, 4 rows
-/// a unit, 1 a cell), `units` (count_units, 2 cells a unit), `sums` (sum of x clamped to
-/// [0, 200], 3 rows a unit).
 /// An input large enough that the release files its rows in several partitions and counts each
 /// in several groups (the sizes a user gets: 400,000 rows, 5.6 MB), with every unit's rows
 /// scattered through the file: each of 100,000 units has 1 to 7 rows, in as many cells. `check`
@@ -243,35 +239,7 @@ fn rows_filed_by_unit_meet_their_units_at_scale() {
         data += &format!("p{u},c{},1\n", (u + j) % 50);
     }
     s.write("rows.csv", &data);
-    let tables = r#"
-[[table]]
-name = "rows"
-input = "rows"
-statistic = "count_rows"
-by = ["cell"]
-max_rows_per_unit = 4
-max_rows_per_cell = 1
-cost = { rho = 1e9 }
-
-[[table]]
-name = "units"
-input = "rows"
-statistic = "count_units"
-by = ["cell"]
-max_cells_per_unit = 2
-cost = { rho = 1e9 }
-
-[[table]]
-name = "sums"
-input = "rows"
-statistic = "sum"
-column = "x"
-clamp = [0, 200]
-max_rows_per_unit = 3
-by = ["cell"]
-cost = { rho = 1e9 }
-"#;
-    s.write("policy.toml", &near_exact_policy(tables));
+    s.write("policy.toml", &near_exact_policy(&three_tables("1e9")));
     let kept = |k: usize| (0..units).map(|u| rows_of(u).min(k) as i64).sum::<i64>();
     let dropped = n as i64 - kept(4);
     let check = s.run(&["check", "policy.toml"]);
@@ -303,6 +271,8 @@ cost = { rho = 1e9 }
     }
 }
 
+/// A unit `heavy` with 50 rows (one in each of cells c0..c49, each of 1000), then `light_rows`,
+/// in `rows.csv`; and [`three_tables`] of it at cost `{ rho = cost }`.
 fn heavy_and_light(light_rows: &str, cost: &str) -> Scratch {
     let s = Scratch::new();
     let mut rows = String::from("pid,cell,x\n");
@@ -311,7 +281,15 @@ fn heavy_and_light(light_rows: &str, cost: &str) -> Scratch {
     }
     rows += light_rows;
     s.write("rows.csv", &rows);
-    let tables = r#"
+    s.write("policy.toml", &near_exact_policy(&three_tables(cost)));
+    s
+}
+
+/// Three tables by `cell` of the input `rows` (unit `pid`), each at cost `{ rho = cost }`:
+/// `rows` (count_rows, 4 rows a unit, 1 a cell), `units` (count_units, 2 cells a unit), `sums`
+/// (sum of x clamped to [0, 200], 3 rows a unit).
+fn three_tables(cost: &str) -> String {
+    r#"
 [[table]]
 name = "rows"
 input = "rows"
@@ -339,7 +317,5 @@ max_rows_per_unit = 3
 by = ["cell"]
 cost = { rho = COST }
 "#
-    .replace("COST", cost);
-    s.write("policy.toml", &near_exact_policy(&tables));
-    s
+    .replace("COST", cost)
 }
